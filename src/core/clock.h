@@ -1,0 +1,34 @@
+/* clock.h: the clock interface. Code that waits or reads time takes a clock, so tests drive time
+ * by hand (hs_fake_clock) and never sleep. */
+#ifndef HS_CORE_CLOCK_H
+#define HS_CORE_CLOCK_H
+
+#include <stdint.h>
+
+struct hs_clock {
+    /* Monotonic milliseconds, for intervals and deadlines. */
+    int64_t (*mono_ms)(const struct hs_clock *c);
+    /* Wall-clock unix milliseconds, for token expiry and timestamps. */
+    int64_t (*wall_ms)(const struct hs_clock *c);
+    void (*sleep_ms)(const struct hs_clock *c, int64_t ms);
+    /* A uniform random number in [0, 1), for jitter. */
+    double (*random01)(const struct hs_clock *c);
+    void *ctx;
+};
+
+/* The process's real clock (a static object). */
+const struct hs_clock *hs_clock_system(void);
+
+/* A clock for tests: time moves only when sleep_ms or hs_fake_clock_advance is called, and
+ * random01 returns `random` (settable). */
+struct hs_fake_clock {
+    struct hs_clock clock;
+    int64_t mono, wall;
+    int64_t slept_total;
+    int sleeps;
+    double random;
+};
+void hs_fake_clock_init(struct hs_fake_clock *fc, int64_t wall_ms);
+void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms);
+
+#endif
