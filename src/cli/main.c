@@ -1,1 +1,225 @@
-int main(void) { return 0; }
+/* main.c: the `hoversync` command line: global options, command dispatch and the exit-code
+ * convention (0 ok, 1 failure with a one-line reason on stderr, 2 usage error). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/str.h"
+
+struct command {
+    const char *name;
+    int (*run)(struct cli *c, int argc, char **argv);
+    bool needs_client;
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"search", cmd_search, true, "search Hover jobs by name, address or user"},
+    {"show", cmd_show, true, "show one job with its models and their artifacts"},
+    {"config", cmd_config, false, "print the effective configuration (secrets redacted)"},
+};
+
+static void usage(FILE *out)
+{
+    fputs("Usage: hoversync [GLOBAL OPTIONS] COMMAND [ARGS]\n\n"
+          "Brings Hover jobs, models and measurements into a CRM's store.\n\n"
+          "Commands:\n",
+          out);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("  help CMD   the help of one command (or: hoversync CMD --help)\n"
+          "  version    print the version\n\n",
+          out);
+    hs_config_print_help(out);
+    fputs("\nExit status: 0 success, 1 failure (reason on stderr), 2 usage error.\n", out);
+}
+
+int cli_open(struct cli *c)
+{
+    struct hs_error err = {0};
+    int rc = hs_store_open_sqlite(hs_config_str(&c->cfg, CFG_DB), &c->store, &err);
+    if (rc)
+        return cli_report("cannot open the store", rc, &err);
+    struct hs_client_config cc = {
+        .base_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
+        .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
+        .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),
+        .credential_key = hs_config_str(&c->cfg, CFG_CONNECTION),
+        .initial_access_token = hs_config_str(&c->cfg, CFG_ACCESS_TOKEN),
+        .initial_refresh_token = hs_config_str(&c->cfg, CFG_REFRESH_TOKEN),
+        .as_user_email = hs_config_str(&c->cfg, CFG_AS_USER),
+        .as_user_id = hs_config_int(&c->cfg, CFG_AS_USER_ID),
+        .max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS),
+        .timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000,
+        .rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT),
+    };
+    rc = hs_client_new(&cc, c->store, NULL, NULL, &c->client, &err);
+    if (rc)
+        return cli_report("cannot start the Hover client", rc, &err);
+    return EXIT_OK;
+}
+
+void cli_close(struct cli *c)
+{
+    hs_client_free(c->client);
+    c->client = NULL;
+    hs_store_close(c->store);
+    c->store = NULL;
+}
+
+int cli_report(const char *what, int rc, const struct hs_error *err)
+{
+    const char *reason = err && err->msg[0] ? err->msg : hs_err_name(rc);
+    switch (rc) {
+    case HS_ERR_NO_CREDENTIALS:
+        fprintf(stderr,
+                "hoversync: %s: no Hover credentials (%s); set HOVER_ACCESS_TOKEN and "
+                "HOVER_REFRESH_TOKEN, with HOVER_CLIENT_ID and HOVER_CLIENT_SECRET\n",
+                what, reason);
+        break;
+    case HS_ERR_INVALID_GRANT:
+        fprintf(stderr, "hoversync: %s: Hover refused the stored grant (%s); reconnect the org\n",
+                what, reason);
+        break;
+    default:
+        fprintf(stderr, "hoversync: %s: %s\n", what, reason);
+    }
+    return rc == HS_ERR_INVALID ? EXIT_USAGE : EXIT_FAIL;
+}
+
+bool cli_is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+bool cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value,
+                   bool *bad)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return false;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return true;
+    }
+    if (arg[n] != '\0')
+        return false;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "hoversync: %s needs a value\n", name);
+        *bad = true;
+        return true;
+    }
+    *value = argv[++*i];
+    return true;
+}
+
+int cli_int_arg(const char *name, const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (hs_parse_i64_range(s, min, max, out) != 0) {
+        fprintf(stderr, "hoversync: %s must be a whole number from %lld to %lld, not '%s'\n", name,
+                (long long)min, (long long)max, s);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_config(struct cli *c, int argc, char **argv)
+{
+    if (argc >= 2 && cli_is_help(argv[1])) {
+        puts("Usage: hoversync config [show]\n\nPrints every setting, its value and where it "
+             "came from (default, env, flag).\nSecrets are never printed.");
+        return EXIT_OK;
+    }
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "show") != 0)) {
+        fprintf(stderr, "hoversync: config: unknown argument '%s'\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    hs_config_show(&c->cfg, stdout);
+    return EXIT_OK;
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    hs_config_init(&c.cfg);
+    c.stdout_tty = isatty(STDOUT_FILENO);
+
+    /* Global options may stand anywhere; what remains is the command and its arguments. */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        abort();
+    int nrest = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < argc)
+                rest[nrest++] = argv[i++];
+            break;
+        }
+        int t = hs_config_take_flag(&c.cfg, argc, argv, &i);
+        if (t < 0) {
+            free(rest);
+            return EXIT_USAGE;
+        }
+        if (t == 0)
+            rest[nrest++] = argv[i];
+    }
+    int rc = EXIT_USAGE;
+    if (nrest == 0 || cli_is_help(rest[0])) {
+        usage(nrest == 0 ? stderr : stdout);
+        rc = nrest == 0 ? EXIT_USAGE : EXIT_OK;
+        goto out;
+    }
+    if (strcmp(rest[0], "version") == 0 || strcmp(rest[0], "--version") == 0) {
+        printf("hoversync %s\n", HOVERSYNC_VERSION);
+        rc = EXIT_OK;
+        goto out;
+    }
+    char *help_argv[3];
+    if (strcmp(rest[0], "help") == 0) {
+        if (nrest < 2) {
+            usage(stdout);
+            rc = EXIT_OK;
+            goto out;
+        }
+        help_argv[0] = rest[1];
+        help_argv[1] = (char *)"--help";
+        help_argv[2] = NULL;
+        rest = memcpy(rest, help_argv, sizeof help_argv);
+        nrest = 2;
+    }
+    const struct command *cmd = find_command(rest[0]);
+    if (!cmd) {
+        fprintf(stderr, "hoversync: unknown command '%s' (see hoversync --help)\n", rest[0]);
+        goto out;
+    }
+    if (hs_config_validate(&c.cfg) != 0)
+        goto out;
+    hs_log_set_level(hs_log_level_parse(hs_config_str(&c.cfg, CFG_LOG_LEVEL)));
+    bool wants_help = false;
+    for (int i = 1; i < nrest; i++)
+        wants_help |= cli_is_help(rest[i]);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (cmd->needs_client && !wants_help && (rc = cli_open(&c)) != EXIT_OK)
+        goto out_curl;
+    rc = cmd->run(&c, nrest, rest);
+out_curl:
+    cli_close(&c);
+    curl_global_cleanup();
+out:
+    free(rest);
+    return rc;
+}

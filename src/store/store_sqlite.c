@@ -1,0 +1,302 @@
+/* store_sqlite.c: the SQLite back-end of the storage interface (the default).
+ *
+ * One connection per store object, WAL mode, synchronous=FULL so that a committed row survives a
+ * power cut. A mutex serialises the threads that share a store; a token refresh holds a
+ * BEGIN IMMEDIATE transaction (the database's write lock) so that a refresh in another process
+ * waits for it and then re-reads the rotated pair. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "store/migrations.h"
+#include "store/store.h"
+
+/* A refresh waits at most this long for another process's refresh (HTTP timeout + margin). */
+#define BUSY_TIMEOUT_MS 90000
+
+struct sqlite_store {
+    struct hs_store base;
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    bool in_refresh;
+};
+
+/* The one place SQLite result codes become hs_err. */
+static int db_fail(struct sqlite_store *s, int rc, struct hs_error *err, const char *what)
+{
+    hs_err code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? HS_ERR_BUSY : HS_ERR_DB;
+    if (rc == SQLITE_CONSTRAINT)
+        code = HS_ERR_CONFLICT;
+    return hs_fail(err, code, "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+}
+
+static int exec(struct sqlite_store *s, const char *sql, struct hs_error *err)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        int r = hs_fail(err, rc == SQLITE_BUSY ? HS_ERR_BUSY : HS_ERR_DB, "%s", msg ? msg : "?");
+        sqlite3_free(msg);
+        return r;
+    }
+    return HS_OK;
+}
+
+static int schema_version(struct sqlite_store *s, int *out, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(s, rc, err, "reading schema version");
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return db_fail(s, rc, err, "reading schema version");
+    }
+    *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return HS_OK;
+}
+
+static int migrate(struct sqlite_store *s, struct hs_error *err)
+{
+    int rc = exec(s,
+                  "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                  "name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT "
+                  "(strftime('%Y-%m-%dT%H:%M:%fZ','now')))",
+                  err);
+    if (rc)
+        return rc;
+    int have = 0;
+    if ((rc = schema_version(s, &have, err)))
+        return rc;
+    int latest = hs_sqlite_migrations[hs_sqlite_migrations_count - 1].version;
+    if (have > latest)
+        return hs_fail(err, HS_ERR_DB,
+                       "database schema version %d is newer than this hoversync (%d): upgrade "
+                       "hoversync",
+                       have, latest);
+    for (int i = 0; i < hs_sqlite_migrations_count; i++) {
+        const struct hs_migration *m = &hs_sqlite_migrations[i];
+        if (m->version <= have)
+            continue;
+        if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+            return rc;
+        rc = exec(s, m->sql, err);
+        if (!rc) {
+            sqlite3_stmt *st = NULL;
+            int src = sqlite3_prepare_v2(
+                s->db, "INSERT INTO schema_migrations(version, name) VALUES (?, ?)", -1, &st, NULL);
+            if (src == SQLITE_OK) {
+                sqlite3_bind_int(st, 1, m->version);
+                sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+                src = sqlite3_step(st);
+            }
+            sqlite3_finalize(st);
+            if (src != SQLITE_DONE)
+                rc = db_fail(s, src, err, "recording migration");
+        }
+        if (rc) {
+            exec(s, "ROLLBACK", NULL);
+            return rc;
+        }
+        if ((rc = exec(s, "COMMIT", err)))
+            return rc;
+        hs_info("store=sqlite msg=\"applied migration\" version=%d name=\"%s\"", m->version,
+                m->name);
+    }
+    return HS_OK;
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? hs_strdup((const char *)t) : NULL;
+}
+
+/* Reads the pair; the caller holds s->lock. */
+static int token_read(struct sqlite_store *s, const char *key, struct hs_token *out,
+                      struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        s->db,
+        "SELECT t.access_token, t.refresh_token, t.expires_at, t.generation, c.owner_id, "
+        "c.owner_type FROM oauth_tokens t JOIN connections c ON c.key = t.connection_key "
+        "WHERE t.connection_key = ?",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(s, rc, err, "reading token");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int ret;
+    if (rc == SQLITE_ROW) {
+        struct hs_token t = {0};
+        t.access_token = col_text(st, 0);
+        t.refresh_token = col_text(st, 1);
+        t.expires_at = sqlite3_column_int64(st, 2);
+        t.generation = sqlite3_column_int64(st, 3);
+        t.owner_id = sqlite3_column_int64(st, 4);
+        t.owner_type = col_text(st, 5);
+        *out = t;
+        ret = HS_OK;
+    } else if (rc == SQLITE_DONE) {
+        ret = hs_fail(err, HS_ERR_NOT_FOUND, "no token stored for connection '%s'", key);
+    } else {
+        ret = db_fail(s, rc, err, "reading token");
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Writes the pair; the caller holds s->lock and an open transaction. */
+static int token_write(struct sqlite_store *s, const char *key, const struct hs_token *t,
+                       struct hs_error *err)
+{
+    static const char *const sql[] = {
+        "INSERT INTO connections(key, owner_id, owner_type) VALUES (?1, NULLIF(?2, 0), ?3) "
+        "ON CONFLICT(key) DO UPDATE SET owner_id = COALESCE(excluded.owner_id, owner_id), "
+        "owner_type = COALESCE(excluded.owner_type, owner_type), "
+        "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+        "INSERT INTO oauth_tokens(connection_key, access_token, refresh_token, expires_at) "
+        "VALUES (?1, ?4, ?5, ?6) ON CONFLICT(connection_key) DO UPDATE SET "
+        "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
+        "expires_at = excluded.expires_at, generation = generation + 1, "
+        "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return db_fail(s, rc, err, "saving token");
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, t->owner_id);
+        sqlite3_bind_text(st, 3, t->owner_type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, t->access_token, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, t->refresh_token, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, t->expires_at);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return db_fail(s, rc, err, "saving token");
+    }
+    return HS_OK;
+}
+
+static int sq_token_load(struct hs_store *base, const char *key, struct hs_token *out,
+                         struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    pthread_mutex_lock(&s->lock);
+    int rc = token_read(s, key, out, err);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_token_save(struct hs_store *base, const char *key, const struct hs_token *t,
+                         struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!t->access_token)
+        return hs_fail(err, HS_ERR_INVALID, "token pair without an access token");
+    pthread_mutex_lock(&s->lock);
+    int rc = exec(s, "BEGIN IMMEDIATE", err);
+    if (!rc) {
+        rc = token_write(s, key, t, err);
+        if (!rc)
+            rc = exec(s, "COMMIT", err);
+        if (rc)
+            exec(s, "ROLLBACK", NULL);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_refresh_begin(struct hs_store *base, const char *key, struct hs_token *current,
+                            struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    pthread_mutex_lock(&s->lock);
+    int rc = exec(s, "BEGIN IMMEDIATE", err);
+    if (rc) {
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
+    s->in_refresh = true;
+    rc = token_read(s, key, current, err);
+    if (rc && rc != HS_ERR_NOT_FOUND) {
+        exec(s, "ROLLBACK", NULL);
+        s->in_refresh = false;
+        pthread_mutex_unlock(&s->lock);
+    }
+    /* On success and on NOT_FOUND the lock stays held until refresh_end. */
+    return rc;
+}
+
+static int sq_refresh_end(struct hs_store *base, const char *key, const struct hs_token *rotated,
+                          struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!s->in_refresh)
+        return hs_fail(err, HS_ERR_INTERNAL, "token_refresh_end without begin");
+    int rc = HS_OK;
+    if (rotated) {
+        rc = token_write(s, key, rotated, err);
+        if (!rc)
+            rc = exec(s, "COMMIT", err);
+        if (rc)
+            exec(s, "ROLLBACK", NULL);
+    } else {
+        exec(s, "ROLLBACK", NULL);
+    }
+    s->in_refresh = false;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void sq_close(struct hs_store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_close_v2(s->db);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static const struct hs_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .token_load = sq_token_load,
+    .token_save = sq_token_save,
+    .token_refresh_begin = sq_refresh_begin,
+    .token_refresh_end = sq_refresh_end,
+};
+
+int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err)
+{
+    struct sqlite_store *s = hs_calloc(1, sizeof *s);
+    s->base.ops = &sqlite_ops;
+    pthread_mutex_init(&s->lock, NULL);
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        rc = hs_fail(err, HS_ERR_DB, "cannot open database %s: %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if ((rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                   err)))
+        goto fail;
+    if ((rc = migrate(s, err)))
+        goto fail;
+    *out = &s->base;
+    return HS_OK;
+fail:
+    sq_close(&s->base);
+    return rc;
+}

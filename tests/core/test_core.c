@@ -1,0 +1,145 @@
+/* test_core.c: bounded buffers, checked parsing, dates, URL escaping and the fake clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "core/str.h"
+
+static void test_buf_cap_is_hard(void **state)
+{
+    (void)state;
+    struct hs_buf b;
+    hs_buf_init(&b, 10);
+    assert_int_equal(hs_buf_appends(&b, "12345"), HS_OK);
+    assert_int_equal(hs_buf_appends(&b, "67890"), HS_OK);
+    assert_int_equal(hs_buf_appends(&b, "x"), HS_ERR_TOOBIG);
+    assert_int_equal(b.len, 10);
+    assert_string_equal(hs_buf_str(&b), "1234567890");
+    assert_int_equal(hs_buf_append(&b, "", SIZE_MAX), HS_ERR_TOOBIG);
+    hs_buf_free(&b);
+}
+
+static void test_buf_appendf_long(void **state)
+{
+    (void)state;
+    struct hs_buf b;
+    hs_buf_init(&b, 1 << 20);
+    char big[2000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(hs_buf_appendf(&b, "<%s>", big), HS_OK);
+    assert_int_equal(b.len, 2001);
+    size_t n = 0;
+    char *s = hs_buf_take(&b, &n);
+    assert_int_equal(n, 2001);
+    assert_int_equal(s[0], '<');
+    free(s);
+    assert_null(b.data);
+}
+
+static void test_parse_i64(void **state)
+{
+    (void)state;
+    int64_t v = 0;
+    assert_int_equal(hs_parse_i64("9007199254740993", &v), HS_OK);
+    assert_true(v == 9007199254740993LL);
+    assert_int_equal(hs_parse_i64("-5", &v), HS_OK);
+    assert_true(v == -5);
+    assert_int_equal(hs_parse_i64("12x", &v), HS_ERR_PARSE);
+    assert_int_equal(hs_parse_i64("", &v), HS_ERR_PARSE);
+    assert_int_equal(hs_parse_i64(" 1", &v), HS_ERR_PARSE);
+    assert_int_equal(hs_parse_i64("99999999999999999999", &v), HS_ERR_PARSE);
+    assert_int_equal(hs_parse_i64_range("101", 1, 100, &v), HS_ERR_PARSE);
+    assert_int_equal(hs_parse_i64_range("100", 1, 100, &v), HS_OK);
+}
+
+static void test_iso8601(void **state)
+{
+    (void)state;
+    int64_t t = 0;
+    assert_int_equal(hs_iso8601_parse("2025-03-16T23:55:50.094Z", &t), HS_OK);
+    assert_true(t == 1742169350);
+    assert_int_equal(hs_iso8601_parse("2025-03-17T01:55:50+02:00", &t), HS_OK);
+    assert_true(t == 1742169350);
+    assert_int_equal(hs_iso8601_parse("2024-01-01", &t), HS_OK);
+    assert_true(t == 1704067200);
+    assert_int_equal(hs_iso8601_parse("2024-13-01", &t), HS_ERR_PARSE);
+    assert_int_equal(hs_iso8601_parse("yesterday", &t), HS_ERR_PARSE);
+    char out[40];
+    hs_iso8601_format(1742169350, 94, out, sizeof out);
+    assert_string_equal(out, "2025-03-16T23:55:50.094Z");
+    assert_int_equal(hs_parse_date_arg("1700000000", &t), HS_OK);
+    assert_true(t == 1700000000);
+}
+
+static void test_url_escape(void **state)
+{
+    (void)state;
+    char *s = hs_url_escape("4312 Meadow Dr & co/é");
+    assert_string_equal(s, "4312%20Meadow%20Dr%20%26%20co%2F%C3%A9");
+    free(s);
+}
+
+static void test_json_tolerant_getters(void **state)
+{
+    (void)state;
+    json_t *j = NULL;
+    const char *doc = "{\"a\":\"17\",\"b\":17.0,\"c\":null,\"d\":\"34.87\",\"e\":\"x\","
+                      "\"f\":9007199254740993}";
+    assert_int_equal(hs_json_parse(doc, strlen(doc), 1024, &j, NULL), HS_OK);
+    int64_t v = 0;
+    double d = 0;
+    assert_true(hs_json_i64(j, "a", &v) && v == 17);
+    assert_true(hs_json_i64(j, "b", &v) && v == 17);
+    assert_false(hs_json_i64(j, "c", &v));
+    assert_false(hs_json_i64(j, "e", &v));
+    assert_true(hs_json_i64(j, "f", &v) && v == 9007199254740993LL);
+    assert_true(hs_json_double(j, "d", &d) && d > 34.86 && d < 34.88);
+    assert_null(hs_json_strdup(j, "c"));
+    char *s = hs_json_strdup(j, "f");
+    assert_string_equal(s, "9007199254740993");
+    free(s);
+    json_decref(j);
+    struct hs_error err = {0};
+    assert_int_equal(hs_json_parse("{\"a\":", 5, 1024, &j, &err), HS_ERR_PARSE);
+    assert_non_null(strstr(err.msg, "malformed JSON"));
+    assert_int_equal(hs_json_parse(doc, strlen(doc), 10, &j, &err), HS_ERR_TOOBIG);
+}
+
+static void test_fake_clock(void **state)
+{
+    (void)state;
+    struct hs_fake_clock fc;
+    hs_fake_clock_init(&fc, 1700000000000);
+    const struct hs_clock *c = &fc.clock;
+    int64_t m0 = c->mono_ms(c);
+    c->sleep_ms(c, 1500);
+    assert_true(c->mono_ms(c) - m0 == 1500);
+    assert_true(c->wall_ms(c) == 1700000001500);
+    assert_int_equal(fc.sleeps, 1);
+    fc.random = 0.25;
+    assert_true(c->random01(c) == 0.25);
+    const struct hs_clock *sys = hs_clock_system();
+    double r = sys->random01(sys);
+    assert_true(r >= 0.0 && r < 1.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_cap_is_hard),     cmocka_unit_test(test_buf_appendf_long),
+        cmocka_unit_test(test_parse_i64),           cmocka_unit_test(test_iso8601),
+        cmocka_unit_test(test_url_escape),          cmocka_unit_test(test_json_tolerant_getters),
+        cmocka_unit_test(test_fake_clock),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
