@@ -26,6 +26,75 @@ void hs_token_copy(struct hs_token *dst, const struct hs_token *src)
     dst->generation = src->generation;
 }
 
+void hs_model_row_clear(struct hs_model_row *m)
+{
+    if (!m)
+        return;
+    free(m->name);
+    free(m->state);
+    free(m->deliverable);
+    free(m->updated_at);
+    free(m->synced_updated_at);
+    memset(m, 0, sizeof *m);
+}
+
+void hs_artifact_row_clear(struct hs_artifact_row *a)
+{
+    if (!a)
+        return;
+    free(a->kind);
+    free(a->source_url);
+    free(a->sha256);
+    free(a->content_type);
+    free(a->path);
+    free(a->etag);
+    free(a->fetched_at);
+    memset(a, 0, sizeof *a);
+}
+
+/* The names are stored in the selections table (its CHECK lists them): never rename one. */
+static const char *const selection_names[] = {
+    [HS_SEL_SELECTED] = "selected", [HS_SEL_SYNCED] = "synced",
+    [HS_SEL_PENDING] = "pending",   [HS_SEL_FAILED_UPSTREAM] = "failed_upstream",
+    [HS_SEL_ERROR] = "error",
+};
+
+const char *hs_selection_status_name(enum hs_selection_status s)
+{
+    if ((unsigned)s < sizeof selection_names / sizeof selection_names[0])
+        return selection_names[s];
+    return "unknown";
+}
+
+int hs_selection_status_parse(const char *name, enum hs_selection_status *out)
+{
+    for (size_t i = 0; name && i < sizeof selection_names / sizeof selection_names[0]; i++) {
+        if (strcmp(name, selection_names[i]) == 0) {
+            *out = (enum hs_selection_status)i;
+            return HS_OK;
+        }
+    }
+    return HS_ERR_PARSE;
+}
+
+void hs_selection_clear(struct hs_selection *s)
+{
+    if (!s)
+        return;
+    free(s->reason);
+    free(s->connection_key);
+    memset(s, 0, sizeof *s);
+}
+
+void hs_selections_free(struct hs_selection *sels, size_t n)
+{
+    if (!sels)
+        return;
+    for (size_t i = 0; i < n; i++)
+        hs_selection_clear(&sels[i]);
+    free(sels);
+}
+
 void hs_store_close(struct hs_store *s)
 {
     if (s)

@@ -4,6 +4,8 @@
 #ifndef HS_STORE_STORE_H
 #define HS_STORE_STORE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hoversync.h"
@@ -19,6 +21,74 @@ struct hs_token {
 };
 void hs_token_clear(struct hs_token *t);
 void hs_token_copy(struct hs_token *dst, const struct hs_token *src);
+
+/* ---- sync records (see docs/ARCHITECTURE.md "Sync") ----
+ * Every row that the sync engine writes carries a change sequence: a store-wide counter bumped in
+ * the transaction that really changed the row (an unchanged upsert leaves it as it was). The
+ * records feed returns rows whose sequence is above a cursor. */
+
+/* What the store remembers of a model between syncs. */
+struct hs_model_row {
+    int64_t id, job_id;
+    char *name, *state, *deliverable;
+    char *updated_at;        /* Hover's updated_at as last seen */
+    char *synced_updated_at; /* Hover's updated_at when its artifacts were last all stored; NULL
+                                if never fully synced */
+    int64_t change_seq;
+};
+void hs_model_row_clear(struct hs_model_row *m);
+
+/* One stored artifact (measurements JSON version, PDF, export) or image of a model. */
+struct hs_artifact_row {
+    int64_t model_id;
+    char *kind; /* "measurements.json", "measurements.full_json", "measurements.pdf",
+                   "image.<id>", ... */
+    char *source_url;
+    char *sha256; /* hex */
+    int64_t bytes;
+    char *content_type;
+    char *path;       /* relative to the data directory: blobs/ab/cd/<sha256> */
+    char *etag;       /* the validator the server gave, for If-None-Match */
+    char *fetched_at; /* ISO-8601 */
+    int64_t image_id; /* images only, else 0 */
+    int64_t change_seq;
+};
+void hs_artifact_row_clear(struct hs_artifact_row *a);
+
+/* Headline figures extracted from the summarized measurements JSON; NaN / -1 when absent. */
+struct hs_measurements {
+    int64_t model_id;
+    double roof_area_sqft;
+    int64_t roof_facets;
+    char *predominant_pitch;
+    double ridges_ft, hips_ft, valleys_ft, rakes_ft, eaves_ft;
+    double siding_area_sqft;
+    double facade_area_sqft;
+    int64_t openings_count;
+    double openings_area_sqft;
+    double living_area_sqft; /* sketch_json (deliverables 5, 6) */
+    const char *raw_json;    /* the summarized document, stored beside the columns */
+};
+
+/* The selection of a model for sync: what the user asked for, kept until it is done. */
+enum hs_selection_status {
+    HS_SEL_SELECTED = 0, /* accepted, not yet handled (or interrupted) */
+    HS_SEL_SYNCED,
+    HS_SEL_PENDING, /* model not complete yet: synced when it is */
+    HS_SEL_FAILED_UPSTREAM,
+    HS_SEL_ERROR, /* our side failed: retried by the next sync --pending */
+};
+const char *hs_selection_status_name(enum hs_selection_status s);
+/* The reverse of hs_selection_status_name; HS_ERR_PARSE for an unknown name. */
+int hs_selection_status_parse(const char *name, enum hs_selection_status *out);
+
+struct hs_selection {
+    int64_t job_id, model_id;
+    enum hs_selection_status status;
+    char *reason;
+    char *connection_key;
+};
+void hs_selection_clear(struct hs_selection *s);
 
 struct hs_store;
 
@@ -41,6 +111,61 @@ struct hs_store_ops {
                                struct hs_error *err);
     int (*token_refresh_end)(struct hs_store *s, const char *key, const struct hs_token *rotated,
                              struct hs_error *err);
+
+    /* ---- sync records ----
+     * A write transaction: every write below runs inside begin/commit; rollback undoes it. */
+    int (*begin)(struct hs_store *s, struct hs_error *err);
+    int (*commit)(struct hs_store *s, struct hs_error *err);
+    void (*rollback)(struct hs_store *s);
+
+    /* Upserts the job (address, customer, external id, states, timestamps, raw JSON) and every
+     * model on it (name, state, deliverable, updated_at); *changed (may be NULL) tells whether
+     * any row really changed. connection_key: the connection it was read through. */
+    int (*job_upsert)(struct hs_store *s, const struct hs_job *job, const char *connection_key,
+                      bool *changed, struct hs_error *err);
+    int (*model_get)(struct hs_store *s, int64_t model_id, struct hs_model_row *out,
+                     struct hs_error *err); /* HS_ERR_NOT_FOUND if unknown */
+    /* Records that every artifact of the model was stored while Hover said updated_at. */
+    int (*model_mark_synced)(struct hs_store *s, int64_t model_id, const char *updated_at,
+                             struct hs_error *err);
+
+    int (*artifact_get)(struct hs_store *s, int64_t model_id, const char *kind,
+                        struct hs_artifact_row *out, struct hs_error *err); /* NOT_FOUND */
+    /* Insert or update by (model_id, kind); *changed when the bytes (sha256) or URL changed. */
+    int (*artifact_put)(struct hs_store *s, const struct hs_artifact_row *a, bool *changed,
+                        struct hs_error *err);
+    /* Every artifact row (for tests and the orphan check): callback per row; stop on non-zero. */
+    int (*artifact_each)(struct hs_store *s, int (*fn)(void *ctx, const struct hs_artifact_row *a),
+                         void *ctx, struct hs_error *err);
+
+    int (*measurements_put)(struct hs_store *s, const struct hs_measurements *m, bool *changed,
+                            struct hs_error *err);
+
+    /* Selections: insert or update by (job_id, model_id). */
+    int (*selection_put)(struct hs_store *s, const struct hs_selection *sel, struct hs_error *err);
+    /* Selections whose status is SELECTED, PENDING or ERROR (work left to do), oldest first;
+     * the caller frees with hs_selections_free. */
+    int (*selections_open)(struct hs_store *s, struct hs_selection **out, size_t *n,
+                           struct hs_error *err);
+
+    /* Sync runs and their per-model result log. */
+    int (*run_begin)(struct hs_store *s, int64_t job_id, const char *trigger, int64_t *run_id,
+                     struct hs_error *err);
+    int (*run_model_result)(struct hs_store *s, int64_t run_id, int64_t model_id,
+                            const char *result, const char *message, int64_t artifacts_fetched,
+                            int64_t artifacts_unchanged, struct hs_error *err);
+    int (*run_end)(struct hs_store *s, int64_t run_id, const char *status, int64_t hover_requests,
+                   struct hs_error *err);
+
+    /* The records feed: every job, model and artifact whose change sequence is above `since`,
+     * as {"cursor":N,"jobs":[...],"models":[...],"artifacts":[...]} (see docs/RECORDS.md);
+     * *out is a new JSON string the caller frees. */
+    int (*export_since)(struct hs_store *s, int64_t since, char **out, struct hs_error *err);
+
+    /* Named checkpoints (backfill progress). get: HS_ERR_NOT_FOUND when unset. */
+    int (*checkpoint_get)(struct hs_store *s, const char *name, char **value, struct hs_error *err);
+    int (*checkpoint_put)(struct hs_store *s, const char *name, const char *value,
+                          struct hs_error *err);
 };
 
 struct hs_store {
@@ -50,5 +175,21 @@ struct hs_store {
 /* Opens (creating if needed) a SQLite store at path and applies pending migrations. */
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err);
 void hs_store_close(struct hs_store *s);
+void hs_selections_free(struct hs_selection *sels, size_t n);
+
+/* Content-addressed artifact files under a data directory (blobs.c). */
+struct hs_blob_writer;
+/* Starts a new file under <data_dir>/tmp; bytes are hashed as they are written. */
+int hs_blob_begin(const char *data_dir, struct hs_blob_writer **out, struct hs_error *err);
+int hs_blob_write(struct hs_blob_writer *w, const void *data, size_t len, struct hs_error *err);
+/* fsyncs the file, renames it to <data_dir>/blobs/ab/cd/<sha256> (an existing identical file is
+ * kept), fsyncs the directory, and gives the hex sha256, the size and the relative path
+ * (caller frees). Only after this returns may a row point at the path. */
+int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
+                   struct hs_error *err);
+/* Removes the temporary file; safe after commit (then a no-op) and with NULL. */
+void hs_blob_abort(struct hs_blob_writer *w);
+/* Removes leftovers of interrupted writes (the files under <data_dir>/tmp). */
+int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err);
 
 #endif

@@ -3,7 +3,8 @@
  * One connection per store object, WAL mode, synchronous=FULL so that a committed row survives a
  * power cut. A mutex serialises the threads that share a store; a token refresh holds a
  * BEGIN IMMEDIATE transaction (the database's write lock) so that a refresh in another process
- * waits for it and then re-reads the rotated pair. */
+ * waits for it and then re-reads the rotated pair. The sync records (sqlite_records.c) use the
+ * same lock and the same kind of transaction. */
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -12,50 +13,88 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/migrations.h"
+#include "store/sqlite_internal.h"
 #include "store/store.h"
 
 /* A refresh waits at most this long for another process's refresh (HTTP timeout + margin). */
 #define BUSY_TIMEOUT_MS 90000
 
-struct sqlite_store {
-    struct hs_store base;
-    sqlite3 *db;
-    pthread_mutex_t lock;
-    bool in_refresh;
-};
-
-/* The one place SQLite result codes become hs_err. */
-static int db_fail(struct sqlite_store *s, int rc, struct hs_error *err, const char *what)
+/* The one place SQLite result codes become hs_err (hs_sqlite_fail and hs_sqlite_exec). */
+static hs_err code_of(int rc)
 {
-    hs_err code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? HS_ERR_BUSY : HS_ERR_DB;
-    if (rc == SQLITE_CONSTRAINT)
-        code = HS_ERR_CONFLICT;
-    return hs_fail(err, code, "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    switch (rc & 0xff) { /* the primary code of an extended one */
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return HS_ERR_BUSY;
+    case SQLITE_CONSTRAINT:
+        return HS_ERR_CONFLICT;
+    default:
+        return HS_ERR_DB;
+    }
 }
 
-static int exec(struct sqlite_store *s, const char *sql, struct hs_error *err)
+int hs_sqlite_fail(struct sqlite_store *s, int rc, struct hs_error *err, const char *what)
+{
+    return hs_fail(err, code_of(rc), "%s: %s", what,
+                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+}
+
+int hs_sqlite_exec(struct sqlite_store *s, const char *sql, struct hs_error *err)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        int r = hs_fail(err, rc == SQLITE_BUSY ? HS_ERR_BUSY : HS_ERR_DB, "%s", msg ? msg : "?");
+        int r = hs_fail(err, code_of(rc), "%s", msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
         return r;
     }
     return HS_OK;
 }
 
+/* The address of a thread-local object: unique among live threads, never 0. */
+static uintptr_t thread_tag(void)
+{
+    static _Thread_local char tag;
+    return (uintptr_t)&tag;
+}
+
+void hs_sqlite_lock(struct sqlite_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    atomic_store(&s->holder, thread_tag());
+}
+
+void hs_sqlite_unlock(struct sqlite_store *s)
+{
+    atomic_store(&s->holder, 0);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool hs_sqlite_held_by_me(struct sqlite_store *s)
+{
+    return atomic_load(&s->holder) == thread_tag();
+}
+
+/* Token ops take the lock themselves: called by a thread that already holds it (inside a records
+ * transaction or a refresh) they would wait for themselves forever. */
+static int refuse_nested(struct sqlite_store *s, struct hs_error *err, const char *op)
+{
+    if (hs_sqlite_held_by_me(s))
+        return hs_fail(err, HS_ERR_INTERNAL, "%s called inside a store transaction", op);
+    return HS_OK;
+}
+
 static int schema_version(struct sqlite_store *s, int *out, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations", -1,
+                                &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(s, rc, err, "reading schema version");
+        return hs_sqlite_fail(s, rc, err, "reading schema version");
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
-        return db_fail(s, rc, err, "reading schema version");
+        return hs_sqlite_fail(s, rc, err, "reading schema version");
     }
     *out = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
@@ -64,11 +103,12 @@ static int schema_version(struct sqlite_store *s, int *out, struct hs_error *err
 
 static int migrate(struct sqlite_store *s, struct hs_error *err)
 {
-    int rc = exec(s,
-                  "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                  "name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT "
-                  "(strftime('%Y-%m-%dT%H:%M:%fZ','now')))",
-                  err);
+    int rc =
+        hs_sqlite_exec(s,
+                       "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                       "name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT "
+                       "(strftime('%Y-%m-%dT%H:%M:%fZ','now')))",
+                       err);
     if (rc)
         return rc;
     int have = 0;
@@ -84,9 +124,9 @@ static int migrate(struct sqlite_store *s, struct hs_error *err)
         const struct hs_migration *m = &hs_sqlite_migrations[i];
         if (m->version <= have)
             continue;
-        if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+        if ((rc = hs_sqlite_exec(s, "BEGIN IMMEDIATE", err)))
             return rc;
-        rc = exec(s, m->sql, err);
+        rc = hs_sqlite_exec(s, m->sql, err);
         if (!rc) {
             sqlite3_stmt *st = NULL;
             int src = sqlite3_prepare_v2(
@@ -98,13 +138,13 @@ static int migrate(struct sqlite_store *s, struct hs_error *err)
             }
             sqlite3_finalize(st);
             if (src != SQLITE_DONE)
-                rc = db_fail(s, src, err, "recording migration");
+                rc = hs_sqlite_fail(s, src, err, "recording migration");
         }
         if (rc) {
-            exec(s, "ROLLBACK", NULL);
+            hs_sqlite_exec(s, "ROLLBACK", NULL);
             return rc;
         }
-        if ((rc = exec(s, "COMMIT", err)))
+        if ((rc = hs_sqlite_exec(s, "COMMIT", err)))
             return rc;
         hs_info("store=sqlite msg=\"applied migration\" version=%d name=\"%s\"", m->version,
                 m->name);
@@ -112,7 +152,7 @@ static int migrate(struct sqlite_store *s, struct hs_error *err)
     return HS_OK;
 }
 
-static char *col_text(sqlite3_stmt *st, int i)
+char *hs_sqlite_col_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t ? hs_strdup((const char *)t) : NULL;
@@ -130,24 +170,24 @@ static int token_read(struct sqlite_store *s, const char *key, struct hs_token *
         "WHERE t.connection_key = ?",
         -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(s, rc, err, "reading token");
+        return hs_sqlite_fail(s, rc, err, "reading token");
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     int ret;
     if (rc == SQLITE_ROW) {
         struct hs_token t = {0};
-        t.access_token = col_text(st, 0);
-        t.refresh_token = col_text(st, 1);
+        t.access_token = hs_sqlite_col_text(st, 0);
+        t.refresh_token = hs_sqlite_col_text(st, 1);
         t.expires_at = sqlite3_column_int64(st, 2);
         t.generation = sqlite3_column_int64(st, 3);
         t.owner_id = sqlite3_column_int64(st, 4);
-        t.owner_type = col_text(st, 5);
+        t.owner_type = hs_sqlite_col_text(st, 5);
         *out = t;
         ret = HS_OK;
     } else if (rc == SQLITE_DONE) {
         ret = hs_fail(err, HS_ERR_NOT_FOUND, "no token stored for connection '%s'", key);
     } else {
-        ret = db_fail(s, rc, err, "reading token");
+        ret = hs_sqlite_fail(s, rc, err, "reading token");
     }
     sqlite3_finalize(st);
     return ret;
@@ -172,7 +212,7 @@ static int token_write(struct sqlite_store *s, const char *key, const struct hs_
         sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
         if (rc != SQLITE_OK)
-            return db_fail(s, rc, err, "saving token");
+            return hs_sqlite_fail(s, rc, err, "saving token");
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, t->owner_id);
         sqlite3_bind_text(st, 3, t->owner_type, -1, SQLITE_STATIC);
@@ -182,7 +222,7 @@ static int token_write(struct sqlite_store *s, const char *key, const struct hs_
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
-            return db_fail(s, rc, err, "saving token");
+            return hs_sqlite_fail(s, rc, err, "saving token");
     }
     return HS_OK;
 }
@@ -191,9 +231,12 @@ static int sq_token_load(struct hs_store *base, const char *key, struct hs_token
                          struct hs_error *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    pthread_mutex_lock(&s->lock);
-    int rc = token_read(s, key, out, err);
-    pthread_mutex_unlock(&s->lock);
+    int rc = refuse_nested(s, err, "token_load");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    rc = token_read(s, key, out, err);
+    hs_sqlite_unlock(s);
     return rc;
 }
 
@@ -203,16 +246,19 @@ static int sq_token_save(struct hs_store *base, const char *key, const struct hs
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (!t->access_token)
         return hs_fail(err, HS_ERR_INVALID, "token pair without an access token");
-    pthread_mutex_lock(&s->lock);
-    int rc = exec(s, "BEGIN IMMEDIATE", err);
+    int rc = refuse_nested(s, err, "token_save");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    rc = hs_sqlite_exec(s, "BEGIN IMMEDIATE", err);
     if (!rc) {
         rc = token_write(s, key, t, err);
         if (!rc)
-            rc = exec(s, "COMMIT", err);
+            rc = hs_sqlite_exec(s, "COMMIT", err);
         if (rc)
-            exec(s, "ROLLBACK", NULL);
+            hs_sqlite_exec(s, "ROLLBACK", NULL);
     }
-    pthread_mutex_unlock(&s->lock);
+    hs_sqlite_unlock(s);
     return rc;
 }
 
@@ -220,18 +266,21 @@ static int sq_refresh_begin(struct hs_store *base, const char *key, struct hs_to
                             struct hs_error *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    pthread_mutex_lock(&s->lock);
-    int rc = exec(s, "BEGIN IMMEDIATE", err);
+    int rc = refuse_nested(s, err, "token_refresh_begin");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    rc = hs_sqlite_exec(s, "BEGIN IMMEDIATE", err);
     if (rc) {
-        pthread_mutex_unlock(&s->lock);
+        hs_sqlite_unlock(s);
         return rc;
     }
-    s->in_refresh = true;
+    s->txn = SQ_TXN_REFRESH;
     rc = token_read(s, key, current, err);
     if (rc && rc != HS_ERR_NOT_FOUND) {
-        exec(s, "ROLLBACK", NULL);
-        s->in_refresh = false;
-        pthread_mutex_unlock(&s->lock);
+        hs_sqlite_exec(s, "ROLLBACK", NULL);
+        s->txn = SQ_TXN_NONE;
+        hs_sqlite_unlock(s);
     }
     /* On success and on NOT_FOUND the lock stays held until refresh_end. */
     return rc;
@@ -241,20 +290,21 @@ static int sq_refresh_end(struct hs_store *base, const char *key, const struct h
                           struct hs_error *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    if (!s->in_refresh)
+    /* Only the thread that began the refresh may end it (and release its lock). */
+    if (!hs_sqlite_held_by_me(s) || s->txn != SQ_TXN_REFRESH)
         return hs_fail(err, HS_ERR_INTERNAL, "token_refresh_end without begin");
     int rc = HS_OK;
     if (rotated) {
         rc = token_write(s, key, rotated, err);
         if (!rc)
-            rc = exec(s, "COMMIT", err);
+            rc = hs_sqlite_exec(s, "COMMIT", err);
         if (rc)
-            exec(s, "ROLLBACK", NULL);
+            hs_sqlite_exec(s, "ROLLBACK", NULL);
     } else {
-        exec(s, "ROLLBACK", NULL);
+        hs_sqlite_exec(s, "ROLLBACK", NULL);
     }
-    s->in_refresh = false;
-    pthread_mutex_unlock(&s->lock);
+    s->txn = SQ_TXN_NONE;
+    hs_sqlite_unlock(s);
     return rc;
 }
 
@@ -273,6 +323,24 @@ static const struct hs_store_ops sqlite_ops = {
     .token_save = sq_token_save,
     .token_refresh_begin = sq_refresh_begin,
     .token_refresh_end = sq_refresh_end,
+    .begin = hs_sqlite_begin,
+    .commit = hs_sqlite_commit,
+    .rollback = hs_sqlite_rollback,
+    .job_upsert = hs_sqlite_job_upsert,
+    .model_get = hs_sqlite_model_get,
+    .model_mark_synced = hs_sqlite_model_mark_synced,
+    .artifact_get = hs_sqlite_artifact_get,
+    .artifact_put = hs_sqlite_artifact_put,
+    .artifact_each = hs_sqlite_artifact_each,
+    .measurements_put = hs_sqlite_measurements_put,
+    .selection_put = hs_sqlite_selection_put,
+    .selections_open = hs_sqlite_selections_open,
+    .run_begin = hs_sqlite_run_begin,
+    .run_model_result = hs_sqlite_run_model_result,
+    .run_end = hs_sqlite_run_end,
+    .export_since = hs_sqlite_export_since,
+    .checkpoint_get = hs_sqlite_checkpoint_get,
+    .checkpoint_put = hs_sqlite_checkpoint_put,
 };
 
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err)
@@ -280,17 +348,17 @@ int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_erro
     struct sqlite_store *s = hs_calloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
     pthread_mutex_init(&s->lock, NULL);
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    atomic_init(&s->holder, 0);
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = hs_fail(err, HS_ERR_DB, "cannot open database %s: %s", path,
                      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    if ((rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-                   err)))
+    if ((rc = hs_sqlite_exec(
+             s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err)))
         goto fail;
     if ((rc = migrate(s, err)))
         goto fail;

@@ -1,0 +1,87 @@
+/* sqlite_internal.h: what the files of the SQLite back-end share (store_sqlite.c: connection,
+ * migrations, tokens, transactions; sqlite_records.c: the sync records). Not for other modules. */
+#ifndef HS_STORE_SQLITE_INTERNAL_H
+#define HS_STORE_SQLITE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Timestamps written by the store: ISO-8601 UTC with milliseconds, like Hover's. */
+#define HS_SQL_NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+/* Who holds the store lock and why. */
+enum sqlite_txn {
+    SQ_TXN_NONE = 0, /* lock free, or held between statements of a token op */
+    SQ_TXN_REFRESH,  /* token_refresh_begin .. end */
+    SQ_TXN_USER,     /* records begin .. commit/rollback */
+    SQ_TXN_OP,       /* one records op outside begin/commit */
+};
+
+struct sqlite_store {
+    struct hs_store base;
+    sqlite3 *db;
+    /* Serialises the threads sharing this connection; held for a whole transaction. */
+    pthread_mutex_t lock;
+    /* The thread holding `lock` (hs_sqlite_thread_tag()), 0 when free: lets an op called inside
+     * a transaction of its own thread join it instead of deadlocking on the lock. Atomic because
+     * other threads read it without the lock. */
+    _Atomic uintptr_t holder;
+    enum sqlite_txn txn;
+    /* The change sequence taken by the open transaction, 0 until a row really changes. */
+    int64_t txn_seq;
+};
+
+/* The one place SQLite result codes become hs_err. */
+int hs_sqlite_fail(struct sqlite_store *s, int rc, struct hs_error *err, const char *what);
+/* Runs SQL without results (pragmas, BEGIN, COMMIT, SAVEPOINT ...). */
+int hs_sqlite_exec(struct sqlite_store *s, const char *sql, struct hs_error *err);
+/* A column as a new string (caller frees), NULL for SQL NULL. */
+char *hs_sqlite_col_text(sqlite3_stmt *st, int i);
+
+void hs_sqlite_lock(struct sqlite_store *s);
+void hs_sqlite_unlock(struct sqlite_store *s);
+/* True when the calling thread holds s->lock. */
+bool hs_sqlite_held_by_me(struct sqlite_store *s);
+
+/* The records ops (sqlite_records.c), plugged into the ops table by store_sqlite.c. */
+int hs_sqlite_begin(struct hs_store *base, struct hs_error *err);
+int hs_sqlite_commit(struct hs_store *base, struct hs_error *err);
+void hs_sqlite_rollback(struct hs_store *base);
+int hs_sqlite_job_upsert(struct hs_store *base, const struct hs_job *job,
+                         const char *connection_key, bool *changed, struct hs_error *err);
+int hs_sqlite_model_get(struct hs_store *base, int64_t model_id, struct hs_model_row *out,
+                        struct hs_error *err);
+int hs_sqlite_model_mark_synced(struct hs_store *base, int64_t model_id, const char *updated_at,
+                                struct hs_error *err);
+int hs_sqlite_artifact_get(struct hs_store *base, int64_t model_id, const char *kind,
+                           struct hs_artifact_row *out, struct hs_error *err);
+int hs_sqlite_artifact_put(struct hs_store *base, const struct hs_artifact_row *a, bool *changed,
+                           struct hs_error *err);
+int hs_sqlite_artifact_each(struct hs_store *base,
+                            int (*fn)(void *ctx, const struct hs_artifact_row *a), void *ctx,
+                            struct hs_error *err);
+int hs_sqlite_measurements_put(struct hs_store *base, const struct hs_measurements *m,
+                               bool *changed, struct hs_error *err);
+int hs_sqlite_selection_put(struct hs_store *base, const struct hs_selection *sel,
+                            struct hs_error *err);
+int hs_sqlite_selections_open(struct hs_store *base, struct hs_selection **out, size_t *n,
+                              struct hs_error *err);
+int hs_sqlite_run_begin(struct hs_store *base, int64_t job_id, const char *trigger, int64_t *run_id,
+                        struct hs_error *err);
+int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t model_id,
+                               const char *result, const char *message, int64_t artifacts_fetched,
+                               int64_t artifacts_unchanged, struct hs_error *err);
+int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
+                      int64_t hover_requests, struct hs_error *err);
+int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err);
+int hs_sqlite_checkpoint_get(struct hs_store *base, const char *name, char **value,
+                             struct hs_error *err);
+int hs_sqlite_checkpoint_put(struct hs_store *base, const char *name, const char *value,
+                             struct hs_error *err);
+
+#endif
