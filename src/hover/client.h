@@ -1,6 +1,12 @@
 /* client.h: the Hover API client. One hs_client per credential (connected org); safe to use from
  * one thread at a time per client, while token refreshes are serialised across clients and
- * processes through the store. */
+ * processes through the store.
+ *
+ * Every request goes: client-side limiter -> token check (refresh when it expires within
+ * refresh_skew_s) -> transport -> status mapping (api_error.c): 401 refreshes the token once and
+ * retries once; 429, 5xx, network errors and truncated bodies are retried with exponential
+ * backoff (retry.h), honouring Retry-After; other statuses are final. Optional strings of the
+ * config may be NULL or "" (both mean unset). */
 #ifndef HS_HOVER_CLIENT_H
 #define HS_HOVER_CLIENT_H
 
@@ -12,9 +18,11 @@
 #include "hover/transport.h"
 #include "store/store.h"
 
+struct hs_limiter; /* hover/limiter.h */
+
 struct hs_client_config {
-    const char *base_url;       /* "https://hover.to"; no trailing slash needed */
-    const char *client_id;      /* needed for refreshes */
+    const char *base_url;  /* "https://hover.to"; no trailing slash needed */
+    const char *client_id; /* needed for refreshes */
     const char *client_secret;
     const char *credential_key; /* key of the token pair in the store; "default" if NULL */
     /* Initial pair, used only when the store holds none for credential_key: then it is saved. */
@@ -29,7 +37,18 @@ struct hs_client_config {
     size_t max_response_bytes; /* hard cap on a JSON response; default 32 MiB */
     int rate_per_minute;       /* client-side limiter budget; default 120, 0 = unlimited */
     int64_t refresh_skew_s;    /* refresh when the token expires within this; default 300 */
+    /* Extensions (zero = default). */
+    struct hs_limiter *limiter; /* a limiter shared by the clients of one integration (Hover's
+                                   budget is per OAuth client); NULL: the client owns one built
+                                   from rate_per_minute */
+    int max_redirects;          /* per request; default 5 */
+    int64_t max_retry_after_s;  /* a longer Retry-After gives up at once; default 120 */
+    size_t max_download_bytes;  /* cap of hs_client_download; default 1 GiB */
 };
+
+/* Fills cfg with every default above, rate_per_minute 120 included (a zeroed config means "no
+ * client-side limit" for that field). Strings are left as they are. */
+void hs_client_config_defaults(struct hs_client_config *cfg);
 
 /* Parameters of List Jobs (GET /api/v3/jobs). Unset fields are not sent. */
 struct hs_list_params {
@@ -38,7 +57,7 @@ struct hs_list_params {
     int64_t per;        /* 1..100; 0 = not sent */
     const char *sort_by;
     const char *sort_order;
-    int archived;         /* -1 not sent, 0 false, 1 true */
+    int archived;          /* -1 not sent, 0 false, 1 true */
     int64_t updated_since; /* unix s; 0 = not sent */
     const char *reconstruction_state;
     const int64_t *deliverable_ids;
@@ -59,9 +78,53 @@ int hs_client_list_jobs(struct hs_client *c, const struct hs_list_params *p,
 int hs_client_show_job(struct hs_client *c, int64_t job_id, struct hs_job **out,
                        struct hs_error *err);
 
+/* The connect flow's code exchange (authorization_code grant) for this client's credential: the
+ * pair is stored under credential_key before it is used, and the client then uses it. out (may be
+ * NULL) receives a copy the caller releases with hs_token_clear. */
+int hs_client_exchange_code(struct hs_client *c, const char *code, const char *redirect_uri,
+                            struct hs_token *out, struct hs_error *err);
+
+/* ---- generic requests: artifacts, images, anything Show Job hands out ----
+ * url_or_path is a path on base_url ("/api/v3/models/1/artifacts/measurements.json?version=x")
+ * or a full URL. The bearer token and current_user_* go only to base_url's origin (scheme, host,
+ * port): a presigned link on another host gets neither, and a redirect to another origin drops
+ * the token (transport.h). Success is a 2xx answer, or 304 when if_none_match matched. */
+struct hs_fetch_result {
+    long status; /* 2xx, or 304 */
+    char *etag;  /* NULL when the server sent none */
+    char *content_type;
+    char *final_url;        /* after redirects */
+    int64_t content_length; /* -1 when not announced */
+    int64_t bytes;          /* body bytes received (into body, or through the sink) */
+    char *body;             /* hs_client_get only: NUL-terminated, body_len bytes */
+    size_t body_len;
+};
+void hs_fetch_result_clear(struct hs_fetch_result *r);
+
+/* GET with the body in memory (capped at max_response_bytes). */
+int hs_client_get(struct hs_client *c, const char *url_or_path, const char *if_none_match,
+                  struct hs_fetch_result *out, struct hs_error *err);
+
+struct hs_download_opts {
+    const char *if_none_match;
+    /* Receives the body of a 2xx answer in pieces; non-zero stops the download (a negative
+     * hs_err is returned as is). Required. */
+    int (*sink)(void *ctx, const char *data, size_t len);
+    void *sink_ctx;
+    /* Called before a retry when part of a body already reached the sink (the sink must start
+     * over); 0 to go on. NULL: a download that broke mid-body is not retried. */
+    int (*reset)(void *ctx);
+    size_t max_bytes; /* 0: max_download_bytes of the config */
+};
+
+/* GET streaming the body to o->sink. out gets status, validators and sizes (body stays NULL). */
+int hs_client_download(struct hs_client *c, const char *url_or_path,
+                       const struct hs_download_opts *o, struct hs_fetch_result *out,
+                       struct hs_error *err);
+
 /* Counters for status output and tests. */
 struct hs_client_stats {
-    int64_t requests;      /* HTTP requests sent, retries included */
+    int64_t requests; /* HTTP requests sent, retries included */
     int64_t retries;
     int64_t refreshes;
     int64_t rate_limit_waits; /* times the client-side limiter made us wait */

@@ -1,0 +1,607 @@
+/* client.c: the Hover API client (client.h): URL building, the request pipeline (limiter, token,
+ * transport, status, retries) and the typed calls on top of it. */
+#include "hover/client.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "hover/api_error.h"
+#include "hover/limiter.h"
+#include "hover/oauth.h"
+#include "hover/retry.h"
+
+#define DEFAULT_DOWNLOAD_MAX ((size_t)1 << 30)
+#define URL_MAX              (16u * 1024u)
+
+struct hs_client {
+    char *base_url; /* without trailing slash */
+    char *client_id, *client_secret;
+    char *as_user_email;
+    int64_t as_user_id;
+    int64_t timeout_ms;
+    size_t max_response;
+    size_t max_download;
+    int max_redirects;
+    int64_t refresh_skew_s;
+    struct hs_retry_policy retry;
+
+    const struct hs_clock *clock;
+    struct hs_transport *transport;
+    bool own_transport;
+    struct hs_limiter *limiter;
+    bool own_limiter;
+
+    struct hs_oauth_app app;
+    struct hs_oauth_cred cred;
+    struct hs_client_stats stats;
+};
+
+void hs_client_config_defaults(struct hs_client_config *cfg)
+{
+    cfg->max_attempts = 5;
+    cfg->backoff_base_ms = 500;
+    cfg->backoff_max_ms = 30000;
+    cfg->timeout_ms = 60000;
+    cfg->max_response_bytes = HS_JSON_MAX_BYTES;
+    cfg->rate_per_minute = 120;
+    cfg->refresh_skew_s = 300;
+    cfg->max_redirects = 5;
+    cfg->max_retry_after_s = 120;
+    cfg->max_download_bytes = DEFAULT_DOWNLOAD_MAX;
+}
+
+static const char *opt(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+static bool is_absolute(const char *s)
+{
+    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
+int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
+                  const struct hs_clock *clock, struct hs_transport *transport,
+                  struct hs_client **out, struct hs_error *err)
+{
+    if (!cfg || !opt(cfg->base_url) || !is_absolute(cfg->base_url))
+        return hs_fail(err, HS_ERR_INVALID, "the Hover base URL must be an http(s) URL");
+
+    struct hs_client *c = hs_calloc(1, sizeof *c);
+    size_t blen = strlen(cfg->base_url);
+    while (blen && cfg->base_url[blen - 1] == '/')
+        blen--;
+    c->base_url = hs_strndup(cfg->base_url, blen);
+    c->client_id = hs_strdup(opt(cfg->client_id));
+    c->client_secret = hs_strdup(opt(cfg->client_secret));
+    c->as_user_email = hs_strdup(opt(cfg->as_user_email));
+    c->as_user_id = cfg->as_user_id > 0 ? cfg->as_user_id : 0;
+    c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 60000;
+    c->max_response = cfg->max_response_bytes ? cfg->max_response_bytes : HS_JSON_MAX_BYTES;
+    c->max_download = cfg->max_download_bytes ? cfg->max_download_bytes : DEFAULT_DOWNLOAD_MAX;
+    c->max_redirects = cfg->max_redirects > 0 ? cfg->max_redirects : 5;
+    c->refresh_skew_s = cfg->refresh_skew_s > 0 ? cfg->refresh_skew_s : 300;
+    hs_retry_policy_default(&c->retry);
+    if (cfg->max_attempts > 0)
+        c->retry.max_attempts = cfg->max_attempts;
+    if (cfg->backoff_base_ms > 0)
+        c->retry.base_ms = cfg->backoff_base_ms;
+    if (cfg->backoff_max_ms > 0)
+        c->retry.max_ms = cfg->backoff_max_ms;
+    if (cfg->max_retry_after_s > 0)
+        c->retry.max_wait_ms = cfg->max_retry_after_s * 1000;
+
+    c->clock = clock ? clock : hs_clock_system();
+    c->transport = transport;
+    if (!c->transport) {
+        c->transport = hs_transport_curl_new();
+        c->own_transport = true;
+        if (!c->transport) {
+            hs_client_free(c);
+            return hs_fail(err, HS_ERR_INTERNAL, "cannot initialise libcurl");
+        }
+    }
+    c->limiter = cfg->limiter;
+    if (!c->limiter) {
+        c->limiter = hs_limiter_new(cfg->rate_per_minute, 60000, c->clock);
+        c->own_limiter = true;
+    }
+
+    c->app.base_url = c->base_url;
+    c->app.client_id = c->client_id;
+    c->app.client_secret = c->client_secret;
+    c->app.transport = c->transport;
+    c->app.clock = c->clock;
+    c->app.limiter = c->limiter;
+    c->app.retry = &c->retry;
+    c->app.timeout_ms = c->timeout_ms;
+
+    int rc =
+        hs_oauth_cred_init(&c->cred, store, opt(cfg->credential_key),
+                           opt(cfg->initial_access_token), opt(cfg->initial_refresh_token), err);
+    if (rc != HS_OK) {
+        hs_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return HS_OK;
+}
+
+void hs_client_free(struct hs_client *c)
+{
+    if (!c)
+        return;
+    hs_oauth_cred_clear(&c->cred);
+    if (c->own_transport)
+        hs_transport_free(c->transport);
+    if (c->own_limiter)
+        hs_limiter_free(c->limiter);
+    free(c->base_url);
+    free(c->client_id);
+    if (c->client_secret)
+        memset(c->client_secret, 0, strlen(c->client_secret));
+    free(c->client_secret);
+    free(c->as_user_email);
+    free(c);
+}
+
+void hs_client_get_stats(const struct hs_client *c, struct hs_client_stats *out)
+{
+    *out = c->stats;
+    out->requests += c->app.requests;
+}
+
+/* ---- URLs ---- */
+
+static char query_sep(const struct hs_buf *url)
+{
+    return memchr(hs_buf_str(url), '?', url->len) ? '&' : '?';
+}
+
+static int add_param(struct hs_buf *url, const char *name, const char *value)
+{
+    char *v = hs_url_escape(value);
+    int rc = hs_buf_appendf(url, "%c%s=%s", query_sep(url), name, v);
+    free(v);
+    return rc;
+}
+
+static int add_param_i64(struct hs_buf *url, const char *name, int64_t value)
+{
+    return hs_buf_appendf(url, "%c%s=%lld", query_sep(url), name, (long long)value);
+}
+
+/* current_user_email / current_user_id, unless the URL already names a user (a link that Hover
+ * handed out may carry its own). */
+static int add_user_params(const struct hs_client *c, struct hs_buf *url)
+{
+    int rc = HS_OK;
+    const char *s = hs_buf_str(url);
+    if (c->as_user_email && !strstr(s, "current_user_email="))
+        rc = add_param(url, "current_user_email", c->as_user_email);
+    if (rc == HS_OK && c->as_user_id > 0 && !strstr(hs_buf_str(url), "current_user_id="))
+        rc = add_param_i64(url, "current_user_id", c->as_user_id);
+    return rc;
+}
+
+/* The absolute URL of a path or URL, with the user parameters when it is on base_url's origin.
+ * *same_origin says whether the bearer token may be sent. */
+static int build_url(const struct hs_client *c, const char *url_or_path, struct hs_buf *url,
+                     bool *same_origin, struct hs_error *err)
+{
+    int rc;
+    if (is_absolute(url_or_path)) {
+        *same_origin = hs_url_same_origin(url_or_path, c->base_url);
+        rc = hs_buf_appends(url, url_or_path);
+    } else {
+        *same_origin = true;
+        rc = hs_buf_appendf(url, "%s%s%s", c->base_url, url_or_path[0] == '/' ? "" : "/",
+                            url_or_path);
+    }
+    if (rc == HS_OK && *same_origin)
+        rc = add_user_params(c, url);
+    if (rc != HS_OK)
+        return hs_fail(err, HS_ERR_TOOBIG, "request URL over %u bytes", URL_MAX);
+    return HS_OK;
+}
+
+/* ---- the request pipeline ---- */
+
+struct call {
+    const char *method;
+    const char *url;
+    bool auth; /* the bearer token may go out (same origin as base_url) */
+    const char *if_none_match;
+    size_t max;
+    hs_http_sink_fn sink;
+    void *sink_ctx;
+    int (*reset)(void *ctx);
+    const char *what;   /* for messages: "GET /api/v3/jobs/1" */
+    const char *accept; /* NULL: any type (artifacts are PDFs, images, ...) */
+};
+
+/* Counts what reached the sink, so that a retry knows whether the sink must start over. */
+struct counted_sink {
+    hs_http_sink_fn fn;
+    void *ctx;
+    int64_t bytes;
+};
+
+static int counted_sink_write(void *ctx, const char *data, size_t len)
+{
+    struct counted_sink *cs = ctx;
+    cs->bytes += (int64_t)len;
+    return cs->fn(cs->ctx, data, len);
+}
+
+static void wait_ms(struct hs_client *c, int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    c->stats.waited_ms += ms;
+    c->clock->sleep_ms(c->clock, ms);
+}
+
+/* A token to send: loads one if none is held, refreshes one that is about to expire. */
+static int ensure_token(struct hs_client *c, bool *refreshed_now, struct hs_error *err)
+{
+    if (!c->cred.tok.access_token) {
+        int rc = hs_oauth_cred_reload(&c->cred, err);
+        if (rc != HS_OK)
+            return rc;
+        if (!c->cred.tok.access_token && !c->cred.tok.refresh_token)
+            return hs_fail(err, HS_ERR_NO_CREDENTIALS,
+                           "no Hover token for credential %s: connect the org first", c->cred.key);
+    }
+    int64_t now_s = c->clock->wall_ms(c->clock) / 1000;
+    if (*refreshed_now ||
+        (c->cred.tok.access_token && !hs_oauth_expiring(&c->cred, now_s, c->refresh_skew_s)))
+        return HS_OK;
+
+    bool rotated = false;
+    struct hs_error rerr = {0};
+    int rc = hs_oauth_refresh(&c->app, &c->cred, c->cred.tok.access_token, &rotated, &rerr);
+    *refreshed_now = true;
+    if (rc == HS_OK) {
+        if (rotated)
+            c->stats.refreshes++;
+        return HS_OK;
+    }
+    /* A token that has not expired yet still works: a failed early refresh is not fatal, unless
+     * the grant itself is gone. */
+    if (rc != HS_ERR_INVALID_GRANT && c->cred.tok.access_token && c->cred.tok.expires_at > now_s) {
+        hs_warn("oauth credential=%s early refresh failed (%s): %s", c->cred.key, hs_err_name(rc),
+                rerr.msg);
+        return HS_OK;
+    }
+    if (err)
+        *err = rerr;
+    return rc;
+}
+
+static int call_fail_final(const struct call *k, int rc, const struct hs_http_response *rs,
+                           int attempts, struct hs_error *err)
+{
+    if (rc == HS_OK)
+        rc = hs_api_fail(rs->status, rs->body.data, rs->body.len, k->what, err);
+    /* else the transport filled err */
+    if (err && attempts > 1) {
+        size_t n = strlen(err->msg);
+        (void)snprintf(err->msg + n, sizeof err->msg - n, " (after %d attempts)", attempts);
+    }
+    return rc;
+}
+
+/* Sends k until it succeeds or fails for good. On success rs holds the final answer (2xx/304). */
+static int client_call(struct hs_client *c, const struct call *k, struct hs_http_response *rs,
+                       struct hs_error *err)
+{
+    const struct hs_http_header headers[] = {{"Accept", k->accept ? k->accept : "*/*"}};
+    struct counted_sink cs = {k->sink, k->sink_ctx, 0};
+    struct hs_http_request rq = {
+        .method = k->method,
+        .url = k->url,
+        .headers = headers,
+        .n_headers = 1,
+        .max_response = k->max,
+        .timeout_ms = c->timeout_ms,
+        .max_redirects = c->max_redirects,
+        .sink = k->sink ? counted_sink_write : NULL,
+        .sink_ctx = &cs,
+        .if_none_match = k->if_none_match,
+    };
+    bool refreshed_now = false, retried_401 = false;
+    int attempts = 0;
+    int rc;
+
+    if (err)
+        err->http_status = 0;
+    for (;;) {
+        /* The limiter may wait: the token is checked after it, right before it is sent. */
+        int64_t waited = hs_limiter_acquire(c->limiter);
+        if (waited > 0) {
+            c->stats.rate_limit_waits++;
+            c->stats.waited_ms += waited;
+        }
+        if (k->auth) {
+            rc = ensure_token(c, &refreshed_now, err);
+            if (rc != HS_OK)
+                return rc;
+        }
+        char *sent_token = k->auth ? hs_strdup(c->cred.tok.access_token) : NULL;
+        rq.bearer_token = sent_token;
+        cs.bytes = 0;
+        rc = c->transport->perform(c->transport, &rq, rs, err);
+        c->stats.requests++;
+        attempts++;
+
+        if (rc == HS_OK && rs->status == 401 && k->auth) {
+            if (retried_401) {
+                free(sent_token);
+                rc = hs_api_fail(401, rs->body.data, rs->body.len, k->what, err);
+                if (err) {
+                    size_t n = strlen(err->msg);
+                    (void)snprintf(err->msg + n, sizeof err->msg - n,
+                                   " (rejected again after a token refresh)");
+                }
+                return rc;
+            }
+            retried_401 = true;
+            bool rotated = false;
+            rc = hs_oauth_refresh(&c->app, &c->cred, sent_token, &rotated, err);
+            free(sent_token);
+            refreshed_now = true;
+            if (rc != HS_OK)
+                return rc;
+            if (rotated)
+                c->stats.refreshes++;
+            attempts--; /* the retry after a refresh is not a retry of a failure */
+            continue;
+        }
+        free(sent_token);
+        if (rc == HS_OK && hs_http_status_code(rs->status) == HS_OK)
+            return HS_OK;
+
+        struct hs_retry_decision d =
+            hs_retry_decide(&c->retry, attempts, rc, rc == HS_OK ? rs->status : 0,
+                            rc == HS_OK ? rs->retry_after_s : -1, c->clock);
+        if (d.verdict == HS_RETRY_WAIT && cs.bytes > 0) {
+            /* Part of a body reached the sink: it must start over, or we stop here. */
+            if (!k->reset || k->reset(k->sink_ctx) != 0)
+                d.verdict = HS_RETRY_DONE;
+        }
+        if (d.verdict == HS_RETRY_WAIT) {
+            hs_debug("hover retry what=\"%s\" attempt=%d status=%ld rc=%s wait_ms=%lld", k->what,
+                     attempts, rc == HS_OK ? rs->status : 0L, hs_err_name(rc),
+                     (long long)d.wait_ms);
+            hs_http_response_clear(rs);
+            c->stats.retries++;
+            wait_ms(c, d.wait_ms);
+            continue;
+        }
+        if (d.verdict == HS_RETRY_GIVE_UP && d.retry_after_too_long) {
+            rc = hs_fail(err, HS_ERR_RATE_LIMITED,
+                         "%s: HTTP %ld: Hover asks to wait %lld s before retrying, over the %lld s "
+                         "cap; try again later",
+                         k->what, rs->status, (long long)rs->retry_after_s,
+                         (long long)(c->retry.max_wait_ms / 1000));
+            if (err)
+                err->http_status = (int)rs->status;
+            hs_http_response_clear(rs);
+            return rc;
+        }
+        rc = call_fail_final(k, rc, rs, attempts, err);
+        hs_http_response_clear(rs);
+        return rc;
+    }
+}
+
+/* "GET /api/v3/jobs" (no query: it may hold an email; no host: messages stay short). */
+static void describe(const char *method, const char *url, char *out, size_t n)
+{
+    char shown[200];
+    hs_url_for_log(url, shown, sizeof shown);
+    const char *path = shown;
+    const char *p = strstr(shown, "://");
+    if (p) {
+        const char *slash = strchr(p + 3, '/');
+        path = slash ? slash : "/";
+    }
+    (void)snprintf(out, n, "%s %s", method, path);
+}
+
+static int get_json(struct hs_client *c, const char *url, struct hs_http_response *rs,
+                    struct hs_error *err)
+{
+    char what[240];
+    describe("GET", url, what, sizeof what);
+    struct call k = {.method = "GET",
+                     .url = url,
+                     .auth = true,
+                     .max = c->max_response,
+                     .what = what,
+                     .accept = "application/json"};
+    return client_call(c, &k, rs, err);
+}
+
+/* ---- typed calls ---- */
+
+int hs_client_list_jobs(struct hs_client *c, const struct hs_list_params *p,
+                        struct hs_job_page **out, struct hs_error *err)
+{
+    static const struct hs_list_params none = {.archived = -1};
+    if (!p)
+        p = &none;
+    if (opt(p->search) && strlen(p->search) < 3)
+        return hs_fail(err, HS_ERR_INVALID, "a search needs at least 3 characters");
+    if (p->per < 0 || p->per > 100)
+        return hs_fail(err, HS_ERR_INVALID, "per must be between 1 and 100");
+    if (p->page < 0)
+        return hs_fail(err, HS_ERR_INVALID, "page must be 1 or more");
+
+    struct hs_buf url;
+    hs_buf_init(&url, URL_MAX);
+    int rc = hs_buf_appendf(&url, "%s/api/v3/jobs", c->base_url);
+    if (rc == HS_OK && opt(p->search))
+        rc = add_param(&url, "search", p->search);
+    if (rc == HS_OK && p->page > 0)
+        rc = add_param_i64(&url, "page", p->page);
+    if (rc == HS_OK && p->per > 0)
+        rc = add_param_i64(&url, "per", p->per);
+    if (rc == HS_OK && opt(p->sort_by))
+        rc = add_param(&url, "sort_by", p->sort_by);
+    if (rc == HS_OK && opt(p->sort_order))
+        rc = add_param(&url, "sort_order", p->sort_order);
+    if (rc == HS_OK && p->archived >= 0)
+        rc = add_param(&url, "archived", p->archived ? "true" : "false");
+    if (rc == HS_OK && p->updated_since > 0)
+        rc = add_param_i64(&url, "updated_since", p->updated_since);
+    if (rc == HS_OK && opt(p->reconstruction_state))
+        rc = add_param(&url, "reconstruction_state", p->reconstruction_state);
+    for (size_t i = 0; rc == HS_OK && i < p->n_deliverable_ids; i++)
+        rc = add_param_i64(&url, "deliverable_ids%5B%5D", p->deliverable_ids[i]);
+    if (rc == HS_OK)
+        rc = add_user_params(c, &url);
+    if (rc != HS_OK) {
+        hs_buf_free(&url);
+        return hs_fail(err, HS_ERR_TOOBIG, "list jobs URL over %u bytes", URL_MAX);
+    }
+
+    struct hs_http_response rs;
+    hs_http_response_init(&rs);
+    rc = get_json(c, hs_buf_str(&url), &rs, err);
+    if (rc == HS_OK)
+        rc = hs_job_page_from_json(hs_buf_str(&rs.body), rs.body.len, out, err);
+    hs_http_response_clear(&rs);
+    hs_buf_free(&url);
+    return rc;
+}
+
+int hs_client_show_job(struct hs_client *c, int64_t job_id, struct hs_job **out,
+                       struct hs_error *err)
+{
+    if (job_id <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "job ids are positive integers");
+    struct hs_buf url;
+    hs_buf_init(&url, URL_MAX);
+    int rc = hs_buf_appendf(&url, "%s/api/v3/jobs/%lld", c->base_url, (long long)job_id);
+    if (rc == HS_OK)
+        rc = add_user_params(c, &url);
+    if (rc != HS_OK) {
+        hs_buf_free(&url);
+        return hs_fail(err, HS_ERR_TOOBIG, "show job URL over %u bytes", URL_MAX);
+    }
+    struct hs_http_response rs;
+    hs_http_response_init(&rs);
+    rc = get_json(c, hs_buf_str(&url), &rs, err);
+    if (rc == HS_OK)
+        rc = hs_job_from_json(hs_buf_str(&rs.body), rs.body.len, out, err);
+    hs_http_response_clear(&rs);
+    hs_buf_free(&url);
+    return rc;
+}
+
+int hs_client_exchange_code(struct hs_client *c, const char *code, const char *redirect_uri,
+                            struct hs_token *out, struct hs_error *err)
+{
+    if (!c->cred.store)
+        return hs_fail(err, HS_ERR_INVALID, "connecting needs a store to keep the token pair");
+    struct hs_token t = {0};
+    int rc =
+        hs_oauth_exchange_code(&c->app, c->cred.store, c->cred.key, code, redirect_uri, &t, err);
+    if (rc != HS_OK)
+        return rc;
+    hs_token_clear(&c->cred.tok);
+    hs_token_copy(&c->cred.tok, &t);
+    if (out)
+        *out = t;
+    else
+        hs_token_clear(&t);
+    return HS_OK;
+}
+
+/* ---- generic GET / download ---- */
+
+void hs_fetch_result_clear(struct hs_fetch_result *r)
+{
+    if (!r)
+        return;
+    free(r->etag);
+    free(r->content_type);
+    free(r->final_url);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+    r->content_length = -1;
+}
+
+static void fetch_result_from(struct hs_http_response *rs, struct hs_fetch_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = rs->status;
+    out->etag = rs->etag;
+    out->content_type = rs->content_type;
+    out->final_url = rs->final_url;
+    out->content_length = rs->content_length;
+    out->bytes = rs->body_bytes;
+    rs->etag = rs->content_type = rs->final_url = NULL;
+}
+
+static int fetch(struct hs_client *c, const char *url_or_path, const char *if_none_match,
+                 const struct hs_download_opts *o, struct hs_fetch_result *out,
+                 struct hs_error *err)
+{
+    if (!url_or_path || !*url_or_path)
+        return hs_fail(err, HS_ERR_INVALID, "GET without a URL");
+    struct hs_buf url;
+    hs_buf_init(&url, URL_MAX);
+    bool same = false;
+    int rc = build_url(c, url_or_path, &url, &same, err);
+    if (rc != HS_OK) {
+        hs_buf_free(&url);
+        return rc;
+    }
+    char what[240];
+    describe("GET", hs_buf_str(&url), what, sizeof what);
+    struct call k = {
+        .method = "GET",
+        .url = hs_buf_str(&url),
+        .auth = same,
+        .if_none_match = opt(if_none_match),
+        .max = o ? (o->max_bytes ? o->max_bytes : c->max_download) : c->max_response,
+        .sink = o ? o->sink : NULL,
+        .sink_ctx = o ? o->sink_ctx : NULL,
+        .reset = o ? o->reset : NULL,
+        .what = what,
+    };
+    struct hs_http_response rs;
+    hs_http_response_init(&rs);
+    rc = client_call(c, &k, &rs, err);
+    if (rc == HS_OK) {
+        fetch_result_from(&rs, out);
+        if (!o)
+            out->body = hs_buf_take(&rs.body, &out->body_len);
+    }
+    hs_http_response_clear(&rs);
+    hs_buf_free(&url);
+    return rc;
+}
+
+int hs_client_get(struct hs_client *c, const char *url_or_path, const char *if_none_match,
+                  struct hs_fetch_result *out, struct hs_error *err)
+{
+    return fetch(c, url_or_path, if_none_match, NULL, out, err);
+}
+
+int hs_client_download(struct hs_client *c, const char *url_or_path,
+                       const struct hs_download_opts *o, struct hs_fetch_result *out,
+                       struct hs_error *err)
+{
+    if (!o || !o->sink)
+        return hs_fail(err, HS_ERR_INVALID, "a download needs a sink");
+    return fetch(c, url_or_path, o->if_none_match, o, out, err);
+}

@@ -1,0 +1,150 @@
+/* fake_store.c: see fake_store.h. */
+#include "fake_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/str.h"
+
+static int find(struct fake_store *fs, const char *key)
+{
+    for (int i = 0; i < fs->n; i++)
+        if (hs_streq(fs->keys[i], key))
+            return i;
+    return -1;
+}
+
+static void put(struct fake_store *fs, const char *key, const struct hs_token *t)
+{
+    int i = find(fs, key);
+    int64_t gen = 0;
+    if (i < 0) {
+        if (fs->n == FAKE_STORE_KEYS)
+            abort();
+        i = fs->n++;
+        fs->keys[i] = hs_strdup(key);
+    } else {
+        gen = fs->toks[i].generation;
+        hs_token_clear(&fs->toks[i]);
+    }
+    hs_token_copy(&fs->toks[i], t);
+    fs->toks[i].generation = gen + 1;
+}
+
+static int fs_load(struct hs_store *s, const char *key, struct hs_token *out, struct hs_error *err)
+{
+    struct fake_store *fs = (struct fake_store *)s;
+    fs->loads++;
+    int i = find(fs, key);
+    if (i < 0)
+        return hs_fail(err, HS_ERR_NOT_FOUND, "no token for %s", key);
+    hs_token_copy(out, &fs->toks[i]);
+    return HS_OK;
+}
+
+static int fs_save(struct hs_store *s, const char *key, const struct hs_token *t,
+                   struct hs_error *err)
+{
+    (void)err;
+    struct fake_store *fs = (struct fake_store *)s;
+    fs->saves++;
+    put(fs, key, t);
+    return HS_OK;
+}
+
+static int fs_begin(struct hs_store *s, const char *key, struct hs_token *current,
+                    struct hs_error *err)
+{
+    struct fake_store *fs = (struct fake_store *)s;
+    fs->begins++;
+    if (fs->locked)
+        fs->protocol_errors++; /* nested begin: would deadlock a real store */
+    fs->locked = true;
+    if (fs->rotate_pending) {
+        put(fs, key, &fs->rotate_on_begin);
+        hs_token_clear(&fs->rotate_on_begin);
+        fs->rotate_pending = false;
+    }
+    int i = find(fs, key);
+    if (i < 0)
+        return hs_fail(err, HS_ERR_NOT_FOUND, "no token for %s", key);
+    hs_token_copy(current, &fs->toks[i]);
+    return HS_OK;
+}
+
+static int fs_end(struct hs_store *s, const char *key, const struct hs_token *rotated,
+                  struct hs_error *err)
+{
+    struct fake_store *fs = (struct fake_store *)s;
+    fs->ends++;
+    if (!fs->locked)
+        fs->protocol_errors++;
+    fs->locked = false;
+    if (rotated) {
+        if (fs->fail_end)
+            return hs_fail(err, fs->fail_end, "fake store: cannot save");
+        fs->saves++;
+        put(fs, key, rotated);
+    }
+    return HS_OK;
+}
+
+static void fs_close(struct hs_store *s)
+{
+    (void)s;
+}
+
+static const struct hs_store_ops fake_ops = {
+    .name = "fake",
+    .close = fs_close,
+    .token_load = fs_load,
+    .token_save = fs_save,
+    .token_refresh_begin = fs_begin,
+    .token_refresh_end = fs_end,
+};
+
+void fake_store_init(struct fake_store *fs)
+{
+    memset(fs, 0, sizeof *fs);
+    fs->base.ops = &fake_ops;
+}
+
+void fake_store_cleanup(struct fake_store *fs)
+{
+    for (int i = 0; i < fs->n; i++) {
+        free(fs->keys[i]);
+        hs_token_clear(&fs->toks[i]);
+    }
+    hs_token_clear(&fs->rotate_on_begin);
+    fs->n = 0;
+}
+
+void fake_store_put(struct fake_store *fs, const char *key, const char *access, const char *refresh,
+                    int64_t expires_at)
+{
+    struct hs_token t = {.access_token = (char *)access,
+                         .refresh_token = (char *)refresh,
+                         .expires_at = expires_at,
+                         .owner_id = 463605,
+                         .owner_type = (char *)"orgs"};
+    put(fs, key, &t);
+}
+
+const struct hs_token *fake_store_get(struct fake_store *fs, const char *key)
+{
+    int i = find(fs, key);
+    return i < 0 ? NULL : &fs->toks[i];
+}
+
+void fake_store_rotate_on_begin(struct fake_store *fs, const char *access, const char *refresh,
+                                int64_t expires_at)
+{
+    hs_token_clear(&fs->rotate_on_begin);
+    struct hs_token t = {.access_token = (char *)access,
+                         .refresh_token = (char *)refresh,
+                         .expires_at = expires_at,
+                         .owner_type = (char *)"orgs"};
+    hs_token_copy(&fs->rotate_on_begin, &t);
+    fs->rotate_pending = true;
+}
