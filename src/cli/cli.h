@@ -19,9 +19,9 @@ struct cli {
     bool stdout_tty;
 };
 
-/* Opens the store and creates the client from the configuration; on failure prints the reason
- * and returns EXIT_FAIL. */
-int cli_open(struct cli *c);
+/* Opens the store and (with_client) creates the client from the configuration; on failure
+ * prints the reason and returns EXIT_FAIL. */
+int cli_open(struct cli *c, bool with_client);
 void cli_close(struct cli *c);
 /* Prints "hoversync: <what>: <reason>" for a failed call and returns EXIT_FAIL (or EXIT_USAGE
  * for HS_ERR_INVALID). */
@@ -39,5 +39,9 @@ bool cli_is_help(const char *arg);
 int cmd_search(struct cli *c, int argc, char **argv);
 int cmd_show(struct cli *c, int argc, char **argv);
 int cmd_config(struct cli *c, int argc, char **argv);
+int cmd_connect(struct cli *c, int argc, char **argv);
+int cmd_sync(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_backfill(struct cli *c, int argc, char **argv);
 
 #endif

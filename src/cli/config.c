@@ -10,6 +10,8 @@
 const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_DB, "--db", "HOVERSYNC_DB", HS_CFG_STRING, "./hoversync.db", 0, 0,
      "SQLite database file (created if missing)"},
+    {CFG_DATA_DIR, "--data-dir", "HOVERSYNC_DATA_DIR", HS_CFG_STRING, "./hoversync-data", 0, 0,
+     "directory of the stored artifact files (content-addressed by sha256)"},
     {CFG_HOVER_URL, "--hover-url", "HOVER_BASE_URL", HS_CFG_STRING, "https://hover.to", 0, 0,
      "base URL of Hover's API (the sandbox's URL in demos and tests)"},
     {CFG_CLIENT_ID, "--client-id", "HOVER_CLIENT_ID", HS_CFG_STRING, NULL, 0, 0,

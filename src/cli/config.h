@@ -12,6 +12,7 @@ enum hs_cfg_type { HS_CFG_STRING, HS_CFG_INT, HS_CFG_SECRET };
 
 enum hs_cfg_id {
     CFG_DB,
+    CFG_DATA_DIR,
     CFG_HOVER_URL,
     CFG_CLIENT_ID,
     CFG_CLIENT_SECRET,

@@ -14,14 +14,20 @@
 struct command {
     const char *name;
     int (*run)(struct cli *c, int argc, char **argv);
-    bool needs_client;
+    int needs; /* NEEDS_NOTHING, NEEDS_STORE or NEEDS_CLIENT (store and client) */
     const char *summary;
 };
 
+enum { NEEDS_NOTHING, NEEDS_STORE, NEEDS_CLIENT };
+
 static const struct command commands[] = {
-    {"search", cmd_search, true, "search Hover jobs by name, address or user"},
-    {"show", cmd_show, true, "show one job with its models and their artifacts"},
-    {"config", cmd_config, false, "print the effective configuration (secrets redacted)"},
+    {"search", cmd_search, NEEDS_CLIENT, "search Hover jobs by name, address or user"},
+    {"show", cmd_show, NEEDS_CLIENT, "show one job with its models and their artifacts"},
+    {"sync", cmd_sync, NEEDS_CLIENT, "store the selected models of a job (or --pending ones)"},
+    {"export", cmd_export, NEEDS_STORE, "print the records changed since a cursor"},
+    {"backfill", cmd_backfill, NEEDS_CLIENT, "index (and --sync) historic jobs, resumable"},
+    {"connect", cmd_connect, NEEDS_CLIENT, "connect a Hover org (OAuth authorization-code flow)"},
+    {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
 static void usage(FILE *out)
@@ -39,12 +45,14 @@ static void usage(FILE *out)
     fputs("\nExit status: 0 success, 1 failure (reason on stderr), 2 usage error.\n", out);
 }
 
-int cli_open(struct cli *c)
+int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
     int rc = hs_store_open_sqlite(hs_config_str(&c->cfg, CFG_DB), &c->store, &err);
     if (rc)
         return cli_report("cannot open the store", rc, &err);
+    if (!with_client)
+        return EXIT_OK;
     struct hs_client_config cc = {
         .base_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
         .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
@@ -213,7 +221,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < nrest; i++)
         wants_help |= cli_is_help(rest[i]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (cmd->needs_client && !wants_help && (rc = cli_open(&c)) != EXIT_OK)
+    if (cmd->needs != NEEDS_NOTHING && !wants_help &&
+        (rc = cli_open(&c, cmd->needs == NEEDS_CLIENT)) != EXIT_OK)
         goto out_curl;
     rc = cmd->run(&c, nrest, rest);
 out_curl:

@@ -1,0 +1,595 @@
+/* engine.c: the sync engine; see engine.h for what it guarantees.
+ *
+ * Order of writes, which is what makes a crash at any point harmless:
+ *   1. the job, its models, the selection and the run row commit together (nothing is lost:
+ *      a selection accepted is a row before any download starts);
+ *   2. each artifact's bytes go to a temporary file, are fsynced and renamed to their
+ *      content address, and only then the artifact row that points at them commits;
+ *   3. the model's result, its selection status and its "synced at updated_at" mark commit last.
+ * A run killed anywhere leaves selections that the next run (the same sync, or sync --pending)
+ * finishes; rows never point at a missing file; re-downloaded bytes land on the same path. */
+#include "sync/engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/crashpoint.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "sync/measurements.h"
+
+/* Measurement documents read back from disk for extraction are capped like API JSON. */
+#define MEASUREMENTS_MAX HS_JSON_MAX_BYTES
+
+const char *hs_model_result_name(enum hs_model_result r)
+{
+    switch (r) {
+    case HS_RESULT_SYNCED: return "synced";
+    case HS_RESULT_PENDING: return "pending";
+    case HS_RESULT_FAILED_UPSTREAM: return "failed_upstream";
+    case HS_RESULT_ERROR: return "error";
+    }
+    return "error";
+}
+
+static void artifact_free(struct hs_sync_artifact *a)
+{
+    free(a->kind);
+    free(a->path);
+    free(a->content_type);
+}
+
+void hs_sync_report_free(struct hs_sync_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_models; i++) {
+        struct hs_sync_model *m = &r->models[i];
+        free(m->name);
+        free(m->state);
+        free(m->message);
+        for (size_t k = 0; k < m->n_artifacts; k++)
+            artifact_free(&m->artifacts[k]);
+        free(m->artifacts);
+    }
+    free(r->models);
+    free(r->job_name);
+    free(r->reconstruction_state);
+    free(r);
+}
+
+bool hs_sync_report_ok(const struct hs_sync_report *r)
+{
+    if (r->n_models == 0)
+        return false;
+    for (size_t i = 0; i < r->n_models; i++)
+        if (r->models[i].result != HS_RESULT_SYNCED && r->models[i].result != HS_RESULT_PENDING)
+            return false;
+    return true;
+}
+
+static const char *overall_status(const struct hs_sync_report *r)
+{
+    size_t synced = 0, bad = 0;
+    for (size_t i = 0; i < r->n_models; i++) {
+        synced += r->models[i].result == HS_RESULT_SYNCED;
+        bad += r->models[i].result == HS_RESULT_FAILED_UPSTREAM ||
+               r->models[i].result == HS_RESULT_ERROR;
+    }
+    if (r->n_models > 0 && synced == r->n_models)
+        return "synced";
+    if (r->n_models == 0 || bad == r->n_models)
+        return "failed";
+    return "partial";
+}
+
+static void now_iso(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    hs_iso8601_format((int64_t)ts.tv_sec, (int)(ts.tv_nsec / 1000000), out, 32);
+}
+
+/* ---- one artifact ---- */
+
+struct item {
+    char *kind;
+    const char *url;
+    int64_t image_id;
+};
+
+struct blob_sink {
+    const char *data_dir;
+    struct hs_blob_writer *w;
+    struct hs_error *err;
+};
+
+static int sink_write(void *ctx, const char *data, size_t len)
+{
+    struct blob_sink *s = ctx;
+    if (!s->w) {
+        int rc = hs_blob_begin(s->data_dir, &s->w, s->err);
+        if (rc)
+            return rc;
+    }
+    return hs_blob_write(s->w, data, len, s->err);
+}
+
+/* A retry after part of a body arrived starts the file over. */
+static int sink_reset(void *ctx)
+{
+    struct blob_sink *s = ctx;
+    hs_blob_abort(s->w);
+    s->w = NULL;
+    return 0;
+}
+
+static bool file_present(const char *data_dir, const char *rel)
+{
+    if (!rel)
+        return false;
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
+    struct stat st;
+    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Copies what the report shows of a stored row. */
+static void report_row(struct hs_sync_artifact *a, const struct hs_artifact_row *row, bool dl,
+                       bool changed)
+{
+    a->kind = hs_strdup(row->kind);
+    hs_strlcpy(a->sha256, row->sha256 ? row->sha256 : "", sizeof a->sha256);
+    a->bytes = row->bytes;
+    a->path = hs_strdup(row->path);
+    a->content_type = hs_strdup(row->content_type);
+    a->downloaded = dl;
+    a->changed = changed;
+}
+
+static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const struct item *it,
+                      bool model_unchanged, struct hs_sync_artifact *out, struct hs_error *err)
+{
+    struct hs_artifact_row old = {0};
+    int rc = e->store->ops->artifact_get(e->store, m->id, it->kind, &old, err);
+    if (rc && rc != HS_ERR_NOT_FOUND)
+        return rc;
+    bool have = rc == HS_OK && file_present(e->data_dir, old.path);
+    if (have && model_unchanged) {
+        /* Hover says the model did not change since its last complete sync: no request. */
+        report_row(out, &old, false, false);
+        hs_artifact_row_clear(&old);
+        return HS_OK;
+    }
+
+    struct blob_sink sink = {.data_dir = e->data_dir, .err = err};
+    struct hs_download_opts o = {
+        .if_none_match = have ? old.etag : NULL,
+        .sink = sink_write,
+        .sink_ctx = &sink,
+        .reset = sink_reset,
+    };
+    struct hs_fetch_result fr = {0};
+    rc = hs_client_download(e->client, it->url, &o, &fr, err);
+    if (rc)
+        goto out;
+    if (fr.status == 304) {
+        report_row(out, &old, false, false);
+        goto out;
+    }
+    if (!sink.w) { /* an empty body never called the sink */
+        if ((rc = hs_blob_begin(e->data_dir, &sink.w, err)))
+            goto out;
+    }
+    struct hs_artifact_row row = {0};
+    char sha[65];
+    char fetched[32];
+    if ((rc = hs_blob_commit(sink.w, sha, &row.bytes, &row.path, err)))
+        goto out;
+    hs_crashpoint("after_download");
+    now_iso(fetched);
+    row.model_id = m->id;
+    row.kind = it->kind;
+    row.source_url = (char *)it->url;
+    row.sha256 = sha;
+    row.content_type = fr.content_type;
+    row.etag = fr.etag;
+    row.fetched_at = fetched;
+    row.image_id = it->image_id;
+    bool changed = false;
+    rc = e->store->ops->artifact_put(e->store, &row, &changed, err);
+    hs_crashpoint("after_artifact_commit");
+    if (rc == HS_OK) {
+        report_row(out, &row, true, changed);
+        hs_info("sync=artifact model=%lld kind=%s bytes=%lld changed=%d", (long long)m->id,
+                it->kind, (long long)row.bytes, changed);
+    }
+    free(row.path);
+out:
+    hs_blob_abort(sink.w);
+    hs_fetch_result_clear(&fr);
+    hs_artifact_row_clear(&old);
+    return rc;
+}
+
+/* ---- one model ---- */
+
+/* Reads a stored artifact file back (bounded) for measurement extraction. */
+static char *read_stored(const char *data_dir, const char *rel, size_t *len)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct hs_buf b;
+    hs_buf_init(&b, MEASUREMENTS_MAX);
+    char chunk[65536];
+    size_t got;
+    int rc = HS_OK;
+    while (rc == HS_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = hs_buf_append(&b, chunk, got);
+    fclose(f);
+    if (rc) {
+        hs_buf_free(&b);
+        return NULL;
+    }
+    return hs_buf_take(&b, len);
+}
+
+static int store_measurements(struct hs_sync_engine *e, const struct hs_model *m,
+                              struct hs_sync_model *r, struct hs_error *err)
+{
+    const struct hs_sync_artifact *summ = NULL, *sketch = NULL;
+    for (size_t i = 0; i < r->n_artifacts; i++) {
+        const struct hs_sync_artifact *a = &r->artifacts[i];
+        if (!a->path)
+            continue;
+        if (strstr(a->kind, "summarized") || strcmp(a->kind, "measurements.json") == 0)
+            summ = a;
+        else if (strstr(a->kind, "sketch"))
+            sketch = a;
+    }
+    if (!summ)
+        return HS_OK; /* capture-only and interior models have no summary */
+    size_t sl = 0, kl = 0;
+    char *s = read_stored(e->data_dir, summ->path, &sl);
+    char *k = sketch ? read_stored(e->data_dir, sketch->path, &kl) : NULL;
+    int rc = HS_OK;
+    if (!s) {
+        rc = hs_fail(err, HS_ERR_IO, "cannot read back stored measurements %s", summ->path);
+    } else {
+        struct hs_measurements ms;
+        rc = hs_measurements_extract(m->id, s, sl, k, kl, &ms, err);
+        if (rc == HS_OK) {
+            rc = e->store->ops->measurements_put(e->store, &ms, NULL, err);
+            hs_measurements_clear(&ms);
+        }
+    }
+    free(s);
+    free(k);
+    return rc;
+}
+
+static void collect_items(const struct hs_model *m, struct item **items, size_t *n)
+{
+    *items = hs_calloc(m->n_artifacts + m->n_images + 1, sizeof **items);
+    *n = 0;
+    for (size_t i = 0; i < m->n_artifacts; i++) {
+        (*items)[*n].kind = hs_strdup(m->artifacts[i].kind);
+        (*items)[*n].url = m->artifacts[i].url;
+        (*n)++;
+    }
+    for (size_t i = 0; i < m->n_images; i++) {
+        if (!m->images[i].url)
+            continue;
+        (*items)[*n].kind = hs_aprintf("image.%lld", (long long)m->images[i].id);
+        (*items)[*n].url = m->images[i].url;
+        (*items)[*n].image_id = m->images[i].id;
+        (*n)++;
+    }
+}
+
+static void sync_complete_model(struct hs_sync_engine *e, const struct hs_model *m,
+                                struct hs_sync_model *r)
+{
+    struct hs_model_row stored = {0};
+    struct hs_error err = {0};
+    bool unchanged = false;
+    if (e->store->ops->model_get(e->store, m->id, &stored, NULL) == HS_OK)
+        unchanged = stored.synced_updated_at && m->updated_at &&
+                    strcmp(stored.synced_updated_at, m->updated_at) == 0;
+    hs_model_row_clear(&stored);
+
+    struct item *items = NULL;
+    size_t n = 0;
+    collect_items(m, &items, &n);
+    r->artifacts = hs_calloc(n + 1, sizeof *r->artifacts);
+    int rc = HS_OK;
+    for (size_t i = 0; i < n && rc == HS_OK; i++) {
+        struct hs_sync_artifact *a = &r->artifacts[r->n_artifacts];
+        rc = fetch_item(e, m, &items[i], unchanged, a, &err);
+        if (rc == HS_OK) {
+            r->n_artifacts++;
+            if (a->downloaded)
+                r->downloaded++;
+            else
+                r->unchanged++;
+        } else {
+            r->message = hs_aprintf("%s: %s", items[i].kind, err.msg[0] ? err.msg : hs_err_name(rc));
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(items[i].kind);
+    free(items);
+    if (rc == HS_OK && !unchanged)
+        rc = store_measurements(e, m, r, &err);
+    if (rc == HS_OK && m->updated_at)
+        rc = e->store->ops->model_mark_synced(e->store, m->id, m->updated_at, &err);
+    if (rc == HS_OK) {
+        r->result = HS_RESULT_SYNCED;
+    } else {
+        r->result = HS_RESULT_ERROR;
+        if (!r->message)
+            r->message = hs_strdup(err.msg[0] ? err.msg : hs_err_name(rc));
+    }
+}
+
+static enum hs_selection_status selection_status(enum hs_model_result r)
+{
+    switch (r) {
+    case HS_RESULT_SYNCED: return HS_SEL_SYNCED;
+    case HS_RESULT_PENDING: return HS_SEL_PENDING;
+    case HS_RESULT_FAILED_UPSTREAM: return HS_SEL_FAILED_UPSTREAM;
+    case HS_RESULT_ERROR: return HS_SEL_ERROR;
+    }
+    return HS_SEL_ERROR;
+}
+
+static void handle_model(struct hs_sync_engine *e, const struct hs_model *m,
+                         struct hs_sync_model *r)
+{
+    r->id = m->id;
+    r->name = hs_strdup(m->name);
+    r->state = hs_strdup(m->state);
+    if (hs_model_is_complete(m)) {
+        sync_complete_model(e, m, r);
+    } else if (hs_streq(m->state, "failed")) {
+        r->result = HS_RESULT_FAILED_UPSTREAM;
+        r->message = hs_strdup("Hover could not reconstruct this model (state: failed)");
+    } else {
+        /* processing, uploading, or a state we do not know: not complete, so wait for it. */
+        r->result = HS_RESULT_PENDING;
+        r->message = hs_aprintf("model is %s at Hover; it syncs once complete",
+                                m->state ? m->state : "in no state");
+    }
+}
+
+/* ---- the job ---- */
+
+static int write_tx_begin(struct hs_sync_engine *e, struct hs_error *err)
+{
+    return e->store->ops->begin(e->store, err);
+}
+
+static int write_tx_end(struct hs_sync_engine *e, int rc, struct hs_error *err)
+{
+    if (rc) {
+        e->store->ops->rollback(e->store);
+        return rc;
+    }
+    return e->store->ops->commit(e->store, err);
+}
+
+static const struct hs_model *find_model(const struct hs_job *j, int64_t id)
+{
+    for (size_t i = 0; i < j->n_models; i++)
+        if (j->models[i].id == id)
+            return &j->models[i];
+    return NULL;
+}
+
+static int unknown_model_error(const struct hs_job *j, int64_t id, struct hs_error *err)
+{
+    struct hs_buf b;
+    hs_buf_init(&b, 200);
+    for (size_t i = 0; i < j->n_models; i++)
+        if (hs_buf_appendf(&b, "%s%lld", i ? ", " : "", (long long)j->models[i].id))
+            break;
+    int rc = hs_fail(err, HS_ERR_INVALID, "model %lld is not on job %lld (its models: %s)",
+                     (long long)id, (long long)j->id, b.len ? hs_buf_str(&b) : "none");
+    hs_buf_free(&b);
+    return rc;
+}
+
+int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
+                struct hs_sync_report **out, struct hs_error *err)
+{
+    struct hs_client_stats before, after;
+    hs_client_get_stats(e->client, &before);
+    struct hs_job *fetched = NULL;
+    const struct hs_job *job = rq->prefetched;
+    int rc;
+    if (!job) {
+        if ((rc = hs_client_show_job(e->client, rq->job_id, &fetched, err)))
+            return rc;
+        job = fetched;
+    }
+
+    /* The selection, checked against the job as Hover has it now. */
+    const struct hs_model **sel = hs_calloc(job->n_models + rq->n_model_ids + 1, sizeof *sel);
+    size_t nsel = 0;
+    if (rq->all_complete) {
+        for (size_t i = 0; i < job->n_models; i++)
+            if (hs_model_is_complete(&job->models[i]))
+                sel[nsel++] = &job->models[i];
+    } else {
+        for (size_t i = 0; i < rq->n_model_ids; i++) {
+            const struct hs_model *m = find_model(job, rq->model_ids[i]);
+            if (!m) {
+                rc = unknown_model_error(job, rq->model_ids[i], err);
+                goto fail;
+            }
+            bool dup = false;
+            for (size_t k = 0; k < nsel; k++)
+                dup |= sel[k] == m;
+            if (!dup)
+                sel[nsel++] = m;
+        }
+    }
+
+    struct hs_sync_report *r = hs_calloc(1, sizeof *r);
+    r->job_id = job->id;
+    r->job_name = hs_strdup(job->name);
+    r->reconstruction_state = hs_strdup(job->reconstruction_state);
+    r->models = hs_calloc(nsel + 1, sizeof *r->models);
+
+    /* 1. job, models, selection and run: one transaction. */
+    rc = write_tx_begin(e, err);
+    if (rc == HS_OK) {
+        rc = e->store->ops->job_upsert(e->store, job, e->connection_key, NULL, err);
+        for (size_t i = 0; rc == HS_OK && i < nsel; i++) {
+            struct hs_selection s = {.job_id = job->id,
+                                     .model_id = sel[i]->id,
+                                     .status = HS_SEL_SELECTED,
+                                     .connection_key = (char *)e->connection_key};
+            rc = e->store->ops->selection_put(e->store, &s, err);
+        }
+        if (rc == HS_OK)
+            rc = e->store->ops->run_begin(e->store, job->id, rq->trigger ? rq->trigger : "cli",
+                                          &r->run_id, err);
+        rc = write_tx_end(e, rc, err);
+    }
+    if (rc) {
+        hs_sync_report_free(r);
+        goto fail;
+    }
+    hs_crashpoint("after_selection");
+
+    /* 2. each model by its own state. */
+    for (size_t i = 0; i < nsel; i++) {
+        struct hs_sync_model *mr = &r->models[r->n_models++];
+        handle_model(e, sel[i], mr);
+        struct hs_error werr = {0};
+        int wrc = write_tx_begin(e, &werr);
+        if (wrc == HS_OK) {
+            struct hs_selection s = {.job_id = job->id,
+                                     .model_id = mr->id,
+                                     .status = selection_status(mr->result),
+                                     .reason = mr->message,
+                                     .connection_key = (char *)e->connection_key};
+            wrc = e->store->ops->selection_put(e->store, &s, &werr);
+            if (wrc == HS_OK)
+                wrc = e->store->ops->run_model_result(e->store, r->run_id, mr->id,
+                                                      hs_model_result_name(mr->result),
+                                                      mr->message, mr->downloaded, mr->unchanged,
+                                                      &werr);
+            wrc = write_tx_end(e, wrc, &werr);
+        }
+        if (wrc) {
+            /* The files and artifact rows are in; the selection stays open and the next run
+             * completes it. */
+            if (mr->result != HS_RESULT_ERROR) {
+                free(mr->message);
+                mr->message = hs_aprintf("recording the result failed: %s", werr.msg);
+            }
+            mr->result = HS_RESULT_ERROR;
+        }
+        hs_crashpoint("after_model");
+    }
+
+    hs_client_get_stats(e->client, &after);
+    r->hover_requests = after.requests - before.requests;
+    r->status = overall_status(r);
+    struct hs_error eerr = {0};
+    if (e->store->ops->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
+        hs_warn("sync=run_end job=%lld run=%lld error=\"%s\"", (long long)job->id,
+                (long long)r->run_id, eerr.msg);
+    hs_info("sync=done job=%lld status=%s models=%zu requests=%lld", (long long)job->id,
+            r->status, r->n_models, (long long)r->hover_requests);
+    free(sel);
+    hs_job_free(fetched);
+    *out = r;
+    return HS_OK;
+fail:
+    free(sel);
+    hs_job_free(fetched);
+    return rc;
+}
+
+int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, size_t *n,
+                    struct hs_error *err)
+{
+    struct hs_selection *sels = NULL;
+    size_t ns = 0;
+    int rc = e->store->ops->selections_open(e->store, &sels, &ns, err);
+    if (rc)
+        return rc;
+    struct hs_sync_report **out = hs_calloc(ns + 1, sizeof *out);
+    size_t nout = 0;
+    int64_t *ids = hs_calloc(ns + 1, sizeof *ids);
+    bool *done = hs_calloc(ns + 1, sizeof *done);
+    for (size_t i = 0; i < ns; i++) {
+        if (done[i])
+            continue;
+        /* Every open selection of this job, in one sync. */
+        size_t nid = 0;
+        for (size_t k = i; k < ns; k++)
+            if (!done[k] && sels[k].job_id == sels[i].job_id) {
+                ids[nid++] = sels[k].model_id;
+                done[k] = true;
+            }
+        struct hs_sync_request rq = {.job_id = sels[i].job_id,
+                                     .model_ids = ids,
+                                     .n_model_ids = nid,
+                                     .trigger = "pending"};
+        struct hs_error jerr = {0};
+        struct hs_sync_report *r = NULL;
+        int jrc = hs_sync_job(e, &rq, &r, &jerr);
+        if (jrc == HS_ERR_INVALID) {
+            /* A model vanished from the job: close those selections instead of retrying. */
+            struct hs_job *job = NULL;
+            if (hs_client_show_job(e->client, sels[i].job_id, &job, NULL) == HS_OK) {
+                size_t keep = 0;
+                for (size_t k = 0; k < nid; k++) {
+                    if (find_model(job, ids[k])) {
+                        ids[keep++] = ids[k];
+                        continue;
+                    }
+                    struct hs_selection s = {.job_id = sels[i].job_id,
+                                             .model_id = ids[k],
+                                             .status = HS_SEL_FAILED_UPSTREAM,
+                                             .reason = (char *)"model no longer on the job"};
+                    e->store->ops->selection_put(e->store, &s, NULL);
+                }
+                hs_job_free(job);
+                rq.n_model_ids = keep;
+                jrc = keep ? hs_sync_job(e, &rq, &r, &jerr) : HS_OK;
+            }
+        }
+        if (jrc) {
+            hs_warn("sync=pending job=%lld error=\"%s\"", (long long)sels[i].job_id, jerr.msg);
+            if (err && !err->msg[0])
+                hs_fail(err, jrc, "job %lld: %s", (long long)sels[i].job_id, jerr.msg);
+            rc = rc ? rc : jrc;
+            continue;
+        }
+        if (r)
+            out[nout++] = r;
+    }
+    free(ids);
+    free(done);
+    hs_selections_free(sels, ns);
+    *reports = out;
+    *n = nout;
+    return rc;
+}

@@ -1,0 +1,91 @@
+/* engine.h: the sync engine: pulls the selected models of a job into the store, exactly once.
+ *
+ * For one job: Show Job (fresh), the job and its models upserted, the selection recorded, then
+ * per selected model by its own state (never the job's): complete -> every artifact it offers and
+ * its images stored (content-addressed files first, then the rows), headline measurements
+ * extracted; still working or unknown -> pending; failed -> failed upstream, no artifact request.
+ * Unchanged models cost nothing beyond the Show Job: a model whose Hover updated_at is the one of
+ * its last complete sync, with every file present, is not asked for again; others are asked with
+ * If-None-Match so unchanged bytes are not downloaded twice. */
+#ifndef HS_SYNC_ENGINE_H
+#define HS_SYNC_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hover/client.h"
+#include "hoversync.h"
+#include "store/store.h"
+
+enum hs_model_result {
+    HS_RESULT_SYNCED,
+    HS_RESULT_PENDING,
+    HS_RESULT_FAILED_UPSTREAM,
+    HS_RESULT_ERROR,
+};
+const char *hs_model_result_name(enum hs_model_result r);
+
+struct hs_sync_artifact {
+    char *kind;
+    char sha256[65];
+    int64_t bytes;
+    char *path; /* relative to the data directory */
+    char *content_type;
+    bool downloaded; /* false: unchanged (304, or not asked because the model did not change) */
+    bool changed;    /* the stored bytes are new */
+};
+
+struct hs_sync_model {
+    int64_t id;
+    char *name;
+    char *state; /* Hover's state at sync time */
+    enum hs_model_result result;
+    char *message; /* why pending / failed / error; NULL when synced */
+    struct hs_sync_artifact *artifacts;
+    size_t n_artifacts;
+    int64_t downloaded, unchanged;
+};
+
+struct hs_sync_report {
+    int64_t job_id;
+    int64_t run_id;
+    char *job_name;
+    char *reconstruction_state;
+    const char *status; /* "synced", "partial" or "failed" (static) */
+    struct hs_sync_model *models;
+    size_t n_models;
+    int64_t hover_requests; /* requests sent for this sync, retries and refreshes included */
+};
+void hs_sync_report_free(struct hs_sync_report *r);
+/* True when every selected model ended synced or pending (exit code 0). */
+bool hs_sync_report_ok(const struct hs_sync_report *r);
+
+struct hs_sync_engine {
+    struct hs_client *client;
+    struct hs_store *store;
+    const char *data_dir;       /* artifact files live under it */
+    const char *connection_key; /* recorded on jobs and selections */
+};
+
+struct hs_sync_request {
+    int64_t job_id;
+    const int64_t *model_ids; /* the selection; with all_complete, ignored */
+    size_t n_model_ids;
+    bool all_complete;        /* every model of the job whose state is complete */
+    const char *trigger;      /* "cli", "pending", "backfill", ... (recorded on the run) */
+    /* A job just read from Hover (backfill's list page): used instead of a Show Job. */
+    const struct hs_job *prefetched;
+};
+
+/* Syncs one job. Returns 0 with a report when the sync ran (models may still have failed: see
+ * the report); HS_ERR_INVALID (with the id in the message) when a selected model is not on the
+ * job; other codes when the job could not be read or stored. */
+int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
+                struct hs_sync_report **out, struct hs_error *err);
+
+/* Runs every open selection (selected, pending, error) again, one sync per job.
+ * *reports gets one report per job (caller frees each and the array). */
+int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, size_t *n,
+                    struct hs_error *err);
+
+#endif

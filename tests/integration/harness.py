@@ -1,0 +1,171 @@
+"""Shared pieces of the integration tests: start the real hover-sandbox on a free port, talk to
+its admin routes, and run the real hoversync binary against it with a fresh SQLite file.
+
+Standard library only. Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (set by meson).
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SANDBOX_BIN = os.environ.get("HOVER_SANDBOX_BIN", "build/sandbox/hover-sandbox")
+HOVERSYNC_BIN = os.environ.get("HOVERSYNC_BIN", "build/src/cli/hoversync")
+CLIENT_ID = "sandbox-client"
+CLIENT_SECRET = "sandbox-secret"
+MAIN_ORG = 463605
+
+# Showcase jobs of the sandbox (fixed ids whatever the seed; see docs/SANDBOX.md).
+JOB_ALL_COMPLETE = 15084301  # "Main House", 4312 Meadow Drive, 3 complete models
+JOB_ONE_FAILED = 15084302  # 3 models, the garage failed
+JOB_PROCESSING = 15084303  # one model complete, one processing
+JOB_FAILED = 15084304  # every model failed
+CAPTURING_USER = "jordan.reyes@summitroofing.example"
+
+
+class Sandbox:
+    """A hover-sandbox process on 127.0.0.1, stopped by stop() (or at exit of the test)."""
+
+    def __init__(self, *args, jobs=300, seed=42):
+        self.dir = tempfile.mkdtemp(prefix="hs-sandbox-")
+        port_file = os.path.join(self.dir, "port")
+        self.log_path = os.path.join(self.dir, "requests.log")
+        cmd = [SANDBOX_BIN, "--seed", str(seed), "--jobs", str(jobs), "--port-file", port_file,
+               "--request-log", self.log_path, *args]
+        self.stderr = open(os.path.join(self.dir, "stderr"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("hover-sandbox exited: " + self.read_stderr())
+            time.sleep(0.02)
+        else:
+            self.stop()
+            raise RuntimeError("hover-sandbox did not start")
+        with open(port_file) as f:
+            ports = f.read().split()
+        self.port = int(ports[0])
+        self.storage_port = int(ports[1]) if len(ports) > 1 else None
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def read_stderr(self):
+        with open(os.path.join(self.dir, "stderr")) as f:
+            return f.read()
+
+    def call(self, method, path, body=None, headers=None):
+        """An HTTP request to the sandbox; returns (status, headers, parsed JSON or bytes)."""
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, rh, raw = r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            status, rh, raw = e.code, dict(e.headers), e.read()
+        try:
+            return status, rh, json.loads(raw) if raw else None
+        except ValueError:
+            return status, rh, raw
+
+    def admin(self, method, path, body=None):
+        status, _, data = self.call(method, "/__sandbox/" + path, body)
+        if status >= 300:
+            raise RuntimeError("admin %s %s: %s %r" % (method, path, status, data))
+        return data
+
+    def tokens(self, org_id=MAIN_ORG):
+        return self.admin("POST", "tokens", {"org_id": org_id})
+
+    def requests(self, since=0):
+        return self.admin("GET", "requests?since=%d" % since)["requests"]
+
+    def last_seq(self):
+        return self.admin("GET", "requests")["last_seq"]
+
+    def clear_requests(self):
+        self.admin("DELETE", "requests")
+
+    def fault(self, **rule):
+        return self.admin("POST", "faults", rule)
+
+    def clear_faults(self):
+        self.admin("DELETE", "faults")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Cli:
+    """The hoversync binary with its own SQLite file and environment, connected to a sandbox."""
+
+    def __init__(self, sandbox, tokens=None, **env):
+        self.dir = tempfile.mkdtemp(prefix="hs-cli-")
+        self.db = os.path.join(self.dir, "hoversync.db")
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("HOVER") and not k.startswith("HOVERSYNC")}
+        self.env.update({
+            "HOVERSYNC_DB": self.db,
+            "HOVER_BASE_URL": sandbox.url if sandbox else "http://127.0.0.1:9",
+            "HOVER_CLIENT_ID": CLIENT_ID,
+            "HOVER_CLIENT_SECRET": CLIENT_SECRET,
+        })
+        if tokens:
+            self.env["HOVER_ACCESS_TOKEN"] = tokens["access_token"]
+            self.env["HOVER_REFRESH_TOKEN"] = tokens["refresh_token"]
+        self.env.update({k: str(v) for k, v in env.items()})
+
+    def run(self, *args, timeout=120, input=None):
+        return subprocess.run([HOVERSYNC_BIN, *map(str, args)], env=self.env, timeout=timeout,
+                              capture_output=True, text=True, input=input)
+
+    def run_measured(self, *args):
+        """Runs hoversync and returns (returncode, stdout, stderr, peak RSS in KiB) of that
+        process alone (the rusage of wait4, not the maximum over every child so far)."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen([HOVERSYNC_BIN, *map(str, args)], env=self.env,
+                                    stdout=out, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss
+
+    def json(self, *args):
+        r = self.run(*args, "--json")
+        if r.returncode != 0:
+            raise AssertionError("hoversync %s failed (%d): %s" % (args, r.returncode, r.stderr))
+        return json.loads(r.stdout)
+
+    def sql(self, query):
+        """Reads the SQLite store with the sqlite3 module, as a CRM developer would."""
+        import sqlite3
+        con = sqlite3.connect(self.db)
+        try:
+            return con.execute(query).fetchall()
+        finally:
+            con.close()
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def api_requests(entries, path_prefix="/api/"):
+    """The logged requests to Hover's API (not OAuth, not storage), in order."""
+    return [e for e in entries if e.get("listener", "api") == "api"
+            and e["path"].startswith(path_prefix)]

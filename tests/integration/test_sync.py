@@ -1,0 +1,334 @@
+"""`hoversync sync`, `export` and `backfill` against the real sandbox: exactly-once storage,
+per-model states, the request budget, crash safety (kill -9 at several points), streaming of a
+50 MB artifact, and the records feed cursor."""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (JOB_ALL_COMPLETE, JOB_FAILED, JOB_ONE_FAILED, JOB_PROCESSING,  # noqa: E402
+                     Cli, Sandbox, api_requests)
+
+SANITIZED = os.environ.get("HOVERSYNC_SANITIZED") == "1"
+
+
+class SyncAgainstSandbox(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sb = Sandbox(jobs=60)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+
+    def setUp(self):
+        self.sb.clear_faults()
+        self.sb.admin("POST", "config", {"rate_limit": 0, "strict": False})
+        self.cli = Cli(self.sb, self.sb.tokens())
+        self.cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(self.cli.dir, "data")
+
+    def tearDown(self):
+        self.cli.cleanup()
+
+    # helpers
+    def models(self, job_id):
+        return self.cli.json("show", job_id)["models"]
+
+    def sync(self, *args, expect=0):
+        r = self.cli.run("sync", *map(str, args), "--json")
+        self.assertEqual(r.returncode, expect, "sync %s: %s" % (args, r.stderr))
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    def requests_since(self, seq):
+        return api_requests(self.sb.requests(seq), "/")
+
+    def count(self, table, where="1=1"):
+        return self.cli.sql("SELECT COUNT(*) FROM %s WHERE %s" % (table, where))[0][0]
+
+    def assert_store_consistent(self):
+        """Every artifact row points at a file with its size and hash; no temp leftovers."""
+        import hashlib
+        data = self.cli.env["HOVERSYNC_DATA_DIR"]
+        rows = self.cli.sql("SELECT path, bytes, sha256 FROM artifacts")
+        for path, size, sha in rows:
+            full = os.path.join(data, path)
+            self.assertTrue(os.path.isfile(full), "row points at missing file " + path)
+            self.assertEqual(os.path.getsize(full), size)
+            with open(full, "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).hexdigest(), sha)
+        dup = self.cli.sql("SELECT model_id, kind, COUNT(*) FROM artifacts "
+                           "GROUP BY model_id, kind HAVING COUNT(*) > 1")
+        self.assertEqual(dup, [])
+        return len(rows)
+
+    # --- the cases ---
+    def test_sync_one_model_then_two_more(self):
+        ms = self.models(JOB_ALL_COMPLETE)
+        first = self.sync(JOB_ALL_COMPLETE, "--model", ms[0]["id"])
+        self.assertEqual(first["job_id"], JOB_ALL_COMPLETE)
+        self.assertEqual(first["status"], "synced")
+        self.assertEqual([m["id"] for m in first["models"]], [ms[0]["id"]])
+        m0 = first["models"][0]
+        self.assertEqual(m0["result"], "synced")
+        kinds = {a["kind"] for a in m0["artifacts"]}
+        self.assertIn("measurements.pdf", kinds)
+        self.assertIn("measurements.json", kinds)
+        self.assertTrue(any(k.startswith("image.") for k in kinds))
+        for a in m0["artifacts"]:
+            self.assertEqual(len(a["sha256"]), 64)
+            self.assertGreater(a["bytes"], 0)
+            self.assertTrue(a["path"].startswith("blobs/"))
+        self.assertEqual(self.count("artifacts", "model_id != %d" % ms[0]["id"]), 0)
+        self.assertEqual(self.count("models", "job_id = %d" % JOB_ALL_COMPLETE), 3)
+
+        both = self.sync(JOB_ALL_COMPLETE, "--model", ms[1]["id"], "--model", ms[2]["id"])
+        self.assertEqual([m["result"] for m in both["models"]], ["synced", "synced"])
+        self.assertEqual(self.count("jobs", "id = %d" % JOB_ALL_COMPLETE), 1)
+        per_model = self.cli.sql("SELECT model_id, COUNT(*) FROM artifacts GROUP BY model_id")
+        self.assertEqual(len(per_model), 3)
+        self.assert_store_consistent()
+        # headline measurements landed in columns beside the raw JSON
+        rows = self.cli.sql("SELECT roof_area_sqft, roof_facets, predominant_pitch, raw_json "
+                            "FROM measurements WHERE model_id = %d" % ms[0]["id"])
+        self.assertEqual(len(rows), 1)
+        area, facets, pitch, raw = rows[0]
+        self.assertGreater(area, 100)
+        self.assertGreater(facets, 0)
+        self.assertRegex(pitch, r"^\d+/12$")
+        self.assertIn('"roof"', raw)
+
+    def test_failed_model_makes_no_artifact_request(self):
+        ms = self.models(JOB_ONE_FAILED)
+        failed = next(m for m in ms if m["state"] == "failed")
+        start = self.sb.last_seq()
+        r = self.cli.run("sync", JOB_ONE_FAILED, *sum((["--model", str(m["id"])] for m in ms), []),
+                         "--json")
+        self.assertEqual(r.returncode, 1, "a failed model selected means exit 1")
+        self.assertIn("failed_upstream", r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["status"], "partial")
+        results = {m["id"]: m["result"] for m in out["models"]}
+        self.assertEqual(results[failed["id"]], "failed_upstream")
+        self.assertEqual(sorted(results.values()).count("synced"), 2)
+        paths = [e["path"] for e in self.requests_since(start)]
+        self.assertFalse([p for p in paths if "/models/%d/" % failed["id"] in p])
+        sel = self.cli.sql("SELECT status FROM selections WHERE model_id = %d" % failed["id"])
+        self.assertEqual(sel, [("failed_upstream",)])
+        # --all-complete picks the two complete ones only, exit 0
+        out = self.sync(JOB_ONE_FAILED, "--all-complete")
+        self.assertEqual(len(out["models"]), 2)
+        self.assertEqual(out["status"], "synced")
+
+    def test_failed_job_with_all_complete(self):
+        r = self.cli.run("sync", JOB_FAILED, "--all-complete")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no complete model", r.stderr)
+
+    def test_processing_model_synced_by_pending_once_complete(self):
+        ms = self.models(JOB_PROCESSING)
+        proc = next(m for m in ms if m["state"] != "complete")
+        out = self.sync(JOB_PROCESSING, "--model", proc["id"])
+        self.assertEqual(out["models"][0]["result"], "pending")
+        self.assertIn("processing", out["models"][0]["message"])
+        self.assertEqual(self.count("artifacts", "model_id = %d" % proc["id"]), 0)
+        # still processing: --pending keeps it pending
+        again = self.cli.json("sync", "--pending")
+        self.assertEqual(again[0]["models"][0]["result"], "pending")
+        self.sb.admin("POST", "models/%d" % proc["id"], {"state": "complete"})
+        done = self.cli.json("sync", "--pending")
+        self.assertEqual(len(done), 1)
+        self.assertEqual(done[0]["models"][0]["result"], "synced")
+        self.assertGreater(self.count("artifacts", "model_id = %d" % proc["id"]), 0)
+        self.assertEqual(self.cli.sql("SELECT status FROM selections WHERE model_id = %d"
+                                      % proc["id"]), [("synced",)])
+        self.assertEqual(self.cli.json("sync", "--pending"), [])
+        self.sb.admin("POST", "models/%d" % proc["id"], {"state": "processing"})
+
+    def test_unknown_model_is_a_usage_error(self):
+        r = self.cli.run("sync", JOB_ALL_COMPLETE, "--model", "123")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("model 123 is not on job %d" % JOB_ALL_COMPLETE, r.stderr)
+        self.assertEqual(self.count("selections"), 0)
+
+    def test_request_budget_and_unchanged_resync(self):
+        start = self.sb.last_seq()
+        first = self.sync(JOB_ALL_COMPLETE, "--all-complete")
+        sent = self.requests_since(start)
+        artifacts = sum(len(m["artifacts"]) for m in first["models"])
+        api = [e for e in sent if e["listener"] == "api"]
+        # one Show Job, one request per artifact (the PDF's redirect adds its storage hop)
+        self.assertEqual(len(api), 1 + artifacts)
+        self.assertEqual(first["hover_requests"], 1 + artifacts)
+        print("\nbudget: 3-model job first sync = %d API requests (%d artifacts), " %
+              (len(api), artifacts), end="")
+        start = self.sb.last_seq()
+        again = self.sync(JOB_ALL_COMPLETE, "--all-complete")
+        sent = self.requests_since(start)
+        self.assertEqual([(e["method"], e["path"]) for e in sent],
+                         [("GET", "/api/v3/jobs/%d" % JOB_ALL_COMPLETE)])
+        self.assertEqual(sum(m["downloaded"] for m in again["models"]), 0)
+        print("re-sync = %d" % len(sent))
+        n = self.assert_store_consistent()
+        self.assertEqual(n, artifacts)
+
+    def test_changed_artifact_is_downloaded_again(self):
+        ms = self.models(JOB_ALL_COMPLETE)
+        mid = ms[1]["id"]
+        self.sync(JOB_ALL_COMPLETE, "--model", mid)
+        before = dict(self.cli.sql("SELECT kind, sha256 FROM artifacts WHERE model_id = %d" % mid))
+        cursor = self.cli.json("export")["cursor"]
+        self.sb.admin("POST", "models/%d" % mid, {"bump_revision": True})
+        start = self.sb.last_seq()
+        out = self.sync(JOB_ALL_COMPLETE, "--model", mid)
+        after = dict(self.cli.sql("SELECT kind, sha256 FROM artifacts WHERE model_id = %d" % mid))
+        self.assertEqual(set(before), set(after))
+        self.assertNotEqual(before["measurements.json"], after["measurements.json"])
+        self.assertNotEqual(before["measurements.pdf"], after["measurements.pdf"])
+        sent = self.requests_since(start)
+        conditional = [e for e in sent if e.get("if_none_match")]
+        self.assertTrue(conditional, "re-checks must be conditional requests")
+        unchanged = [e for e in sent if e["status"] == 304]
+        changed = [a for a in out["models"][0]["artifacts"] if a["changed"]]
+        self.assertTrue(changed)
+        # images did not change: answered 304, not downloaded again
+        self.assertTrue(any("/images/" in e["path"] for e in unchanged))
+        feed = self.cli.json("export", "--since", cursor)
+        self.assertEqual({a["kind"] for a in feed["artifacts"]}, {a["kind"] for a in changed})
+        self.assertEqual(self.count("artifacts", "model_id = %d" % mid), len(before))
+
+    def test_export_cursor_returns_only_changes(self):
+        ms = self.models(JOB_ALL_COMPLETE)
+        self.sync(JOB_ALL_COMPLETE, "--model", ms[0]["id"])
+        everything = self.cli.json("export")
+        self.assertEqual([j["id"] for j in everything["jobs"]], [JOB_ALL_COMPLETE])
+        c1 = everything["cursor"]
+        self.assertEqual(self.cli.json("export", "--since", c1),
+                         {"cursor": c1, "jobs": [], "models": [], "artifacts": []})
+        self.sync(JOB_ALL_COMPLETE, "--model", ms[2]["id"])
+        delta = self.cli.json("export", "--since", c1)
+        self.assertGreater(delta["cursor"], c1)
+        self.assertEqual({a["model_id"] for a in delta["artifacts"]}, {ms[2]["id"]})
+        for a in delta["artifacts"]:
+            self.assertEqual(set(a) >= {"kind", "sha256", "bytes", "path"}, True)
+        self.assertEqual(self.cli.json("export", "--since", delta["cursor"])["artifacts"], [])
+        # an unchanged re-sync changes nothing in the feed
+        self.sync(JOB_ALL_COMPLETE, "--model", ms[0]["id"])
+        self.assertEqual(self.cli.json("export", "--since", delta["cursor"])["artifacts"], [])
+
+    def test_kill_at_any_point_then_complete_cleanly(self):
+        expected = None
+        for point in ("after_selection", "after_download:1", "after_download:4",
+                      "after_artifact_commit:2", "after_model:1"):
+            cli = Cli(self.sb, self.sb.tokens())
+            cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
+            try:
+                cli.env["HOVERSYNC_CRASHPOINT"] = point
+                r = cli.run("sync", JOB_ALL_COMPLETE, "--all-complete")
+                self.assertEqual(r.returncode, -9, "%s: not killed: %s" % (point, r.stderr))
+                del cli.env["HOVERSYNC_CRASHPOINT"]
+                open_sel = cli.sql("SELECT COUNT(*) FROM selections WHERE status != 'synced'")[0][0]
+                if point != "after_model:1":
+                    self.assertGreater(open_sel, 0, point + ": the selection was lost")
+                # the next run completes what was left
+                r = cli.run("sync", "--pending", "--json")
+                self.assertEqual(r.returncode, 0, point + ": " + r.stderr)
+                self.cli, saved = cli, self.cli
+                try:
+                    n = self.assert_store_consistent()
+                finally:
+                    self.cli = saved
+                self.assertEqual(cli.sql("SELECT COUNT(*) FROM selections "
+                                         "WHERE status != 'synced'")[0][0], 0, point)
+                self.assertEqual(cli.sql("SELECT COUNT(*) FROM selections")[0][0], 3, point)
+                tmp = os.path.join(cli.env["HOVERSYNC_DATA_DIR"], "tmp")
+                self.assertEqual(os.listdir(tmp) if os.path.isdir(tmp) else [], [], point)
+                if expected is None:
+                    expected = n
+                self.assertEqual(n, expected, point + ": artifact count differs")
+            finally:
+                cli.cleanup()
+
+    @unittest.skipIf(SANITIZED, "peak RSS is not meaningful under AddressSanitizer")
+    def test_50mb_artifact_streams_with_bounded_memory(self):
+        ms = self.models(JOB_ALL_COMPLETE)
+        mid = ms[2]["id"]
+        size = 50 * 1024 * 1024
+        self.sb.admin("POST", "models/%d" % mid, {"pdf_bytes": size})
+        try:
+            rc, stdout, stderr, peak_kb = self.cli.run_measured(
+                "sync", JOB_ALL_COMPLETE, "--model", mid, "--json")
+            self.assertEqual(rc, 0, stderr)
+            out = json.loads(stdout)
+            pdf = next(a for a in out["models"][0]["artifacts"] if a["kind"] == "measurements.pdf")
+            self.assertEqual(pdf["bytes"], size)
+            self.assertLess(peak_kb, 40 * 1024, "hoversync used %d KiB for a 50 MB file" % peak_kb)
+            print("\npeak RSS syncing a 50 MB PDF: %d KiB" % peak_kb, end="")
+            self.assert_store_consistent()
+        finally:
+            self.sb.admin("POST", "models/%d" % mid, {"pdf_bytes": 0})
+
+
+class Backfill(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sb = Sandbox("--rate-limit", "0", jobs=330, seed=9)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+
+    def test_backfill_resumes_after_a_kill(self):
+        cli = Cli(self.sb, self.sb.tokens())
+        cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
+        try:
+            total = len(cli.json("search", "--all"))
+            self.assertGreater(total, 200, "the walk must span several pages of 100")
+            cli.env["HOVERSYNC_CRASHPOINT"] = "backfill_page:1"
+            r = cli.run("backfill")
+            self.assertEqual(r.returncode, -9, r.stderr)
+            ck = cli.sql("SELECT value FROM checkpoints")
+            self.assertEqual(len(ck), 1)
+            indexed = cli.sql("SELECT COUNT(*) FROM jobs")[0][0]
+            self.assertEqual(indexed, 100)
+            del cli.env["HOVERSYNC_CRASHPOINT"]
+            start = self.sb.last_seq()
+            r = cli.run("backfill")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("resuming", r.stderr)
+            first = [e for e in self.sb.requests(start) if e["path"] == "/api/v3/jobs"][0]
+            since = json.loads(ck[0][0])["updated_since"]
+            self.assertIn("updated_since=%d" % since, first["query"])
+            self.assertIn("page=1", first["query"])
+            self.assertEqual(cli.sql("SELECT COUNT(*) FROM jobs")[0][0], total)
+            # a later run walks only what changed since: nothing here
+            start = self.sb.last_seq()
+            r = cli.run("backfill")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lists = [e for e in self.sb.requests(start) if e["path"] == "/api/v3/jobs"]
+            self.assertEqual(len(lists), 1)
+        finally:
+            cli.cleanup()
+
+    def test_backfill_sync_stores_complete_models(self):
+        # The client-side limiter would pace this at 120 requests a minute: lift it here.
+        cli = Cli(self.sb, self.sb.tokens(), HOVERSYNC_RATE_LIMIT=0)
+        cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
+        try:
+            r = cli.run("backfill", "--sync", "--since", "2026-06-01", "--state", "completed")
+            self.assertIn("models synced", r.stdout, r.stderr)
+            synced = cli.sql("SELECT COUNT(DISTINCT model_id) FROM artifacts")[0][0]
+            complete = cli.sql("SELECT COUNT(*) FROM models WHERE state = 'complete' AND "
+                               "deliverable_id != 7")[0][0]
+            self.assertGreater(synced, 0)
+            self.assertGreaterEqual(synced, complete)
+            bad = cli.sql("SELECT COUNT(*) FROM artifacts a JOIN models m ON m.id = a.model_id "
+                          "WHERE m.state != 'complete'")[0][0]
+            self.assertEqual(bad, 0)
+        finally:
+            cli.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
