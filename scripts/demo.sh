@@ -36,8 +36,25 @@ export HOVER_BASE_URL="http://127.0.0.1:$port"
 export HOVER_CLIENT_ID=sandbox-client HOVER_CLIENT_SECRET=sandbox-secret
 echo "Hover sandbox: $HOVER_BASE_URL (500 jobs, seed 42)"
 
-# Connect the demo org: the sandbox's authorize page, the user's Allow, the code exchanged.
-"$bin/src/cli/hoversync" connect --sandbox-auto
+# Connect the demo org through OAuth's authorization-code flow. hoversync prints the authorize
+# URL and waits for the redirect; this script plays the user's browser: it opens the page,
+# presses Allow (posts the form) and follows Hover's redirect back to hoversync.
+"$bin/src/cli/hoversync" connect --timeout 30 >"$run/connect.out" 2>"$run/connect.err" &
+connect_pid=$!
+for _ in $(seq 1 100); do
+    [ -s "$run/connect.out" ] && break
+    sleep 0.05
+done
+url=$(head -n 1 "$run/connect.out")
+curl -fsS -o /dev/null "$url"
+back=$(curl -fsS -o /dev/null -w '%{redirect_url}' --data "${url#*\?}&decision=allow" \
+    "$HOVER_BASE_URL/oauth/authorize")
+curl -fsS -o /dev/null "$back"
+if ! wait "$connect_pid"; then
+    cat "$run/connect.err" >&2
+    exit 1
+fi
+tail -n 1 "$run/connect.err"
 
 echo
 echo "\$ hoversync search \"$query\""
@@ -45,3 +62,11 @@ echo "\$ hoversync search \"$query\""
 echo
 echo "\$ hoversync show $job"
 "$bin/src/cli/hoversync" show "$job"
+echo
+echo "\$ hoversync sync $job --all-complete"
+"$bin/src/cli/hoversync" sync "$job" --all-complete
+echo
+echo "\$ hoversync export"
+"$bin/src/cli/hoversync" export
+echo
+echo "The store: $(pwd)/hoversync.db (SQLite), artifact files under $(pwd)/hoversync-data/"

@@ -25,6 +25,8 @@ struct callback_state {
     char *code;     /* set once a valid callback arrived */
     char *error;    /* Hover's error=..., or our reason */
     bool done;
+    bool answered; /* the response to the deciding callback has been sent */
+    struct MHD_Connection *deciding;
 };
 
 static const char page_ok[] =
@@ -84,9 +86,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs->code = hs_strdup(code);
         cs->done = ok = true;
     }
+    if (cs->done && !cs->deciding)
+        cs->deciding = conn;
     pthread_cond_broadcast(&cs->cond);
     pthread_mutex_unlock(&cs->lock);
     return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, ok ? page_ok : page_bad);
+}
+
+/* The browser must get its page before the listener stops: the flow ends when the response to
+ * the deciding callback has gone out, not when it was decided. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)req;
+    (void)toe;
+    struct callback_state *cs = cls;
+    pthread_mutex_lock(&cs->lock);
+    if (cs->deciding == conn) {
+        cs->answered = true;
+        pthread_cond_broadcast(&cs->cond);
+    }
+    pthread_mutex_unlock(&cs->lock);
 }
 
 static void connect_help(void)
@@ -148,7 +168,8 @@ int cmd_connect(struct cli *c, int argc, char **argv)
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, &cs,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, 8u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &cs,
+        MHD_OPTION_END);
     int rc = EXIT_FAIL;
     char *redirect = NULL, *url = NULL;
     if (!d) {
@@ -174,7 +195,7 @@ int cmd_connect(struct cli *c, int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_s;
     pthread_mutex_lock(&cs.lock);
-    while (!cs.done)
+    while (!cs.done || !cs.answered)
         if (pthread_cond_timedwait(&cs.cond, &cs.lock, &deadline) != 0)
             break;
     bool done = cs.done;

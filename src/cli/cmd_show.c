@@ -63,7 +63,7 @@ static void print_job(const struct hs_job *j)
         if (m->n_artifacts == 0)
             puts("      no artifacts offered");
         for (size_t k = 0; k < m->n_artifacts; k++)
-            printf("      %-28s %s\n", m->artifacts[k].kind, m->artifacts[k].url);
+            printf("      %-32s %s\n", m->artifacts[k].kind, m->artifacts[k].url);
         if (m->n_images)
             printf("      %zu image%s\n", m->n_images, m->n_images == 1 ? "" : "s");
     }

@@ -89,7 +89,8 @@ static void report_text(const struct hs_sync_report *r)
         else
             printf("  %s\n", m->message ? m->message : "");
     }
-    printf("  %lld requests to Hover\n", (long long)r->hover_requests);
+    printf("  %lld request%s to Hover\n", (long long)r->hover_requests,
+           r->hover_requests == 1 ? "" : "s");
 }
 
 /* The one-line reason on stderr when a sync did not end well. */

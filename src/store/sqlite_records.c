@@ -539,8 +539,9 @@ int hs_sqlite_artifact_get(struct hs_store *base, int64_t model_id, const char *
     return rc;
 }
 
-/* New bytes or a new URL are a change. The same bytes fetched again (a new etag, a later
- * fetched_at) are bookkeeping: stored, but the row keeps its sequence. */
+/* New bytes are a change. The same bytes fetched again (a new etag, a later fetched_at, a new
+ * URL: presigned or host-dependent links change without the content changing) are bookkeeping:
+ * stored, but the row keeps its sequence, so the records feed does not report churn. */
 static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *a, bool *changed,
                           struct hs_error *err)
 {
@@ -556,8 +557,7 @@ static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *
                   "content_type = excluded.content_type, path = excluded.path, "
                   "etag = excluded.etag, fetched_at = excluded.fetched_at, "
                   "image_id = excluded.image_id, change_seq = excluded.change_seq "
-                  "WHERE artifacts.sha256 IS NOT excluded.sha256 "
-                  "OR artifacts.source_url IS NOT excluded.source_url",
+                  "WHERE artifacts.sha256 IS NOT excluded.sha256",
                   "storing artifact", err);
     if (rc)
         return rc;
@@ -580,8 +580,8 @@ static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *
     }
     *changed = false;
     rc = prep(s, &st,
-              "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW ") "
-              "WHERE model_id = ?1 AND kind = ?2",
+              "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW "), "
+              "source_url = ?5 WHERE model_id = ?1 AND kind = ?2",
               "storing artifact", err);
     if (rc)
         return rc;
@@ -589,6 +589,7 @@ static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *
     bind_text(st, 2, a->kind);
     bind_text(st, 3, a->etag);
     bind_text(st, 4, a->fetched_at);
+    bind_text(st, 5, a->source_url);
     return run(s, st, "storing artifact", err);
 }
 

@@ -6,6 +6,9 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import urllib.error  # noqa: E402
+
+from harness import HOVERSYNC_BIN  # noqa: E402
 from harness import (CAPTURING_USER, JOB_ALL_COMPLETE, JOB_FAILED, JOB_ONE_FAILED,  # noqa: E402
                      JOB_PROCESSING, Cli, Sandbox, api_requests)
 
@@ -159,6 +162,47 @@ class CliAgainstSandbox(unittest.TestCase):
         finally:
             first.cleanup()
             second.cleanup()
+
+    def test_connect_through_the_authorization_code_flow(self):
+        import subprocess
+        import urllib.parse
+        import urllib.request
+        cli = Cli(self.sb)
+        try:
+            proc = subprocess.Popen([HOVERSYNC_BIN, "connect", "--timeout", "30"], env=cli.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            url = proc.stdout.readline().strip()
+            parts = urllib.parse.urlsplit(url)
+            q = dict(urllib.parse.parse_qsl(parts.query))
+            self.assertEqual(parts.path, "/oauth/authorize")
+            self.assertEqual(q["client_id"], "sandbox-client")
+            self.assertEqual(q["response_type"], "code")
+            self.assertEqual(len(q["state"]), 32)
+            callback = q["redirect_uri"]
+            self.assertTrue(callback.startswith("http://127.0.0.1:"))
+            # a forged redirect (wrong state) is ignored: the flow goes on waiting
+            with self.assertRaises(urllib.error.HTTPError):
+                urllib.request.urlopen(callback + "?code=forged&state=" + "0" * 32, timeout=10)
+            self.assertIsNone(proc.poll())
+            # the user presses Allow on Hover's page; the browser follows the redirect back
+            status, _, page = self.sb.call("GET", "/oauth/authorize?" + parts.query)
+            self.assertEqual(status, 200)
+            self.assertIn(b"Allow", page)
+            form = urllib.parse.urlencode({**q, "decision": "allow"}).encode()
+            req = urllib.request.Request(self.sb.url + "/oauth/authorize", data=form,
+                                         method="POST")
+            with urllib.request.urlopen(req, timeout=10) as r:  # follows to hoversync
+                self.assertEqual(r.status, 200)
+                self.assertIn(b"Hover is connected", r.read())
+            out, err = proc.communicate(timeout=30)
+            self.assertEqual(proc.returncode, 0, err)
+            self.assertIn("Connected Hover org 463605", err)
+            self.assertEqual(cli.json("show", JOB_ALL_COMPLETE)["id"], JOB_ALL_COMPLETE)
+            rows = cli.sql("SELECT c.owner_id FROM connections c JOIN oauth_tokens t "
+                           "ON t.connection_key = c.key WHERE c.key = 'default'")
+            self.assertEqual(rows, [(463605,)])
+        finally:
+            cli.cleanup()
 
     def test_no_credentials(self):
         cli = Cli(self.sb)
