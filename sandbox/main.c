@@ -1,1 +1,287 @@
-int main(void) { return 0; }
+/* main.c: hover-sandbox, an emulator of Hover's REST API (OAuth, jobs, artifacts, limits) for
+ * demos and tests, with fault injection and a request log. Parses the command line, generates
+ * the world, starts the listeners, prints one "ready" line and serves until SIGINT/SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "http.h"
+#include "server.h"
+
+#define EXIT_USAGE 2
+#define MAX_JOBS   5000000
+
+static const char USAGE[] =
+    "Usage: hover-sandbox [options]\n"
+    "An emulator of Hover's API (hover.to) for demos and tests: OAuth 2.0, jobs, artifacts,\n"
+    "rate limits, plus fault injection and a request log.\n"
+    "\n"
+    "Listeners:\n"
+    "  --listen HOST:PORT          API listener (default 127.0.0.1:0, any free port)\n"
+    "  --storage-listen HOST:PORT  presigned storage listener (default 127.0.0.1:0)\n"
+    "  --port-file PATH            write \"API_PORT\\nSTORAGE_PORT\\n\" there (atomically) once\n"
+    "                              both listeners are up\n"
+    "Data:\n"
+    "  --seed N                    world generator seed (default 42)\n"
+    "  --jobs N                    number of jobs to generate (default 500)\n"
+    "Behaviour:\n"
+    "  --strict                    v3 job, list, artifact and image requests need\n"
+    "                              current_user_id or current_user_email\n"
+    "  --rate-limit N              requests per window per OAuth client (default 120, 0 = off)\n"
+    "  --rate-window-ms MS         rate limit window (default 60000)\n"
+    "  --token-lifetime S          access token lifetime in seconds (default 7200)\n"
+    "  --client-id ID              OAuth client id (default sandbox-client)\n"
+    "  --client-secret S           OAuth client secret (default sandbox-secret)\n"
+    "  --redirect-uri URI          allowed redirect URI prefix (default: any http://127.0.0.1,\n"
+    "                              http://localhost or http://[::1] URL)\n"
+    "  --fault SPEC                inject faults; repeatable. SPEC is comma-separated\n"
+    "                              key=value: path=GLOB-OR-PREFIX (required), method=M,\n"
+    "                              latency_ms=N, status=CODE, drop=1, truncate=1, malformed=1,\n"
+    "                              count=N (-1 = for ever, the default), rate=0..1 (default 1)\n"
+    "                              e.g. --fault 'path=/api/v3/jobs*,status=503,count=2'\n"
+    "Logging:\n"
+    "  --request-log PATH          append one JSON line per request to PATH\n"
+    "  --log-level L               debug, info, warn, error or off (default info)\n"
+    "  --quiet                     only errors on stderr\n"
+    "  -h, --help                  this help\n"
+    "\n"
+    "On start it prints one line to stdout:\n"
+    "  hover-sandbox ready api=http://127.0.0.1:PORT storage=http://127.0.0.1:PORT2 jobs=N\n"
+    "Admin routes (no OAuth, not logged): /__sandbox/requests, /__sandbox/faults,\n"
+    "/__sandbox/tokens, /__sandbox/tokens/expire, /__sandbox/models/{id}, /__sandbox/config,\n"
+    "/__sandbox/orgs, /healthz. See docs/SANDBOX.md.\n";
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_STORAGE,
+    OPT_PORT_FILE,
+    OPT_SEED,
+    OPT_JOBS,
+    OPT_STRICT,
+    OPT_RATE,
+    OPT_WINDOW,
+    OPT_LIFETIME,
+    OPT_REQLOG,
+    OPT_CLIENT_ID,
+    OPT_CLIENT_SECRET,
+    OPT_REDIRECT,
+    OPT_FAULT,
+    OPT_LOG_LEVEL,
+    OPT_QUIET,
+};
+
+static const struct option OPTIONS[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"storage-listen", required_argument, NULL, OPT_STORAGE},
+    {"port-file", required_argument, NULL, OPT_PORT_FILE},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"jobs", required_argument, NULL, OPT_JOBS},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"rate-limit", required_argument, NULL, OPT_RATE},
+    {"rate-window-ms", required_argument, NULL, OPT_WINDOW},
+    {"token-lifetime", required_argument, NULL, OPT_LIFETIME},
+    {"request-log", required_argument, NULL, OPT_REQLOG},
+    {"client-id", required_argument, NULL, OPT_CLIENT_ID},
+    {"client-secret", required_argument, NULL, OPT_CLIENT_SECRET},
+    {"redirect-uri", required_argument, NULL, OPT_REDIRECT},
+    {"fault", required_argument, NULL, OPT_FAULT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("hover-sandbox: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\nTry 'hover-sandbox --help'.\n", stderr);
+    return EXIT_USAGE;
+}
+
+static int write_port_file(const char *path, int api, int storage)
+{
+    char *tmp = hs_aprintf("%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int rc = -1;
+    if (f) {
+        bool ok = fprintf(f, "%d\n%d\n", api, storage) > 0;
+        ok = fflush(f) == 0 && ok;
+        ok = fsync(fileno(f)) == 0 && ok;
+        ok = fclose(f) == 0 && ok;
+        if (ok && rename(tmp, path) == 0)
+            rc = 0;
+        else
+            (void)unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct sb_config cfg = {
+        .listen = "127.0.0.1:0",
+        .storage_listen = "127.0.0.1:0",
+        .client_id = "sandbox-client",
+        .client_secret = "sandbox-secret",
+        .seed = 42,
+        .jobs = 500,
+        .rate_limit = 120,
+        .rate_window_ms = 60000,
+        .token_lifetime_s = 7200,
+    };
+    const char *port_file = NULL;
+    int level = HS_LOG_INFO;
+    bool quiet = false;
+    struct sb_fault_rule *rules = NULL;
+    size_t n_rules = 0;
+    int64_t v;
+    int opt, rc = 1;
+    char err[256];
+
+    while ((opt = getopt_long(argc, argv, "h", OPTIONS, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN:
+        case OPT_STORAGE:
+            if (!sb_listen_spec_ok(optarg))
+                return usage_error("a listen address is HOST:PORT (port 0..65535), not '%s'",
+                                   optarg);
+            if (opt == OPT_LISTEN)
+                cfg.listen = optarg;
+            else
+                cfg.storage_listen = optarg;
+            break;
+        case OPT_PORT_FILE:
+            port_file = optarg;
+            break;
+        case OPT_SEED:
+            if (hs_parse_i64_range(optarg, 0, INT64_MAX, &v) != 0)
+                return usage_error("--seed wants a non-negative integer, not '%s'", optarg);
+            cfg.seed = (uint64_t)v;
+            break;
+        case OPT_JOBS:
+            if (hs_parse_i64_range(optarg, 0, MAX_JOBS, &v) != 0)
+                return usage_error("--jobs wants 0..5000000, not '%s'", optarg);
+            cfg.jobs = (size_t)v;
+            break;
+        case OPT_STRICT:
+            cfg.strict = true;
+            break;
+        case OPT_RATE:
+            if (hs_parse_i64_range(optarg, 0, SB_RATELIMIT_MAX, &v) != 0)
+                return usage_error("--rate-limit wants 0..1000000, not '%s'", optarg);
+            cfg.rate_limit = v;
+            break;
+        case OPT_WINDOW:
+            if (hs_parse_i64_range(optarg, 1, 86400000, &v) != 0)
+                return usage_error("--rate-window-ms wants 1..86400000, not '%s'", optarg);
+            cfg.rate_window_ms = v;
+            break;
+        case OPT_LIFETIME:
+            if (hs_parse_i64_range(optarg, 1, 315360000, &v) != 0)
+                return usage_error("--token-lifetime wants seconds (>= 1), not '%s'", optarg);
+            cfg.token_lifetime_s = v;
+            break;
+        case OPT_REQLOG:
+            cfg.request_log = optarg;
+            break;
+        case OPT_CLIENT_ID:
+            if (!*optarg || strlen(optarg) >= 128)
+                return usage_error("--client-id wants 1..127 characters%s", "");
+            cfg.client_id = optarg;
+            break;
+        case OPT_CLIENT_SECRET:
+            if (!*optarg)
+                return usage_error("--client-secret must not be empty%s", "");
+            cfg.client_secret = optarg;
+            break;
+        case OPT_REDIRECT:
+            cfg.redirect_uri = optarg;
+            break;
+        case OPT_FAULT: {
+            struct sb_fault_rule r;
+            if (sb_fault_parse_spec(optarg, &r, err, sizeof err) != 0) {
+                fprintf(stderr, "hover-sandbox: --fault '%s': %s\n", optarg, err);
+                for (size_t i = 0; i < n_rules; i++)
+                    sb_fault_rule_clear(&rules[i]);
+                free(rules);
+                return EXIT_USAGE;
+            }
+            rules = hs_realloc(rules, (n_rules + 1) * sizeof *rules);
+            rules[n_rules++] = r;
+            break;
+        }
+        case OPT_LOG_LEVEL:
+            level = hs_log_level_parse(optarg);
+            if (level < 0)
+                return usage_error("--log-level wants debug, info, warn, error or off, not '%s'",
+                                   optarg);
+            break;
+        case OPT_QUIET:
+            quiet = true;
+            break;
+        case 'h':
+            fputs(USAGE, stdout);
+            return 0;
+        default:
+            fputs("Try 'hover-sandbox --help'.\n", stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    hs_log_set_level(quiet && level < HS_LOG_ERROR ? HS_LOG_ERROR : level);
+
+    /* Signals are taken by sigwait in this thread only: block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct sb_server *s = sb_server_new(&cfg, err, sizeof err);
+    if (!s) {
+        hs_error_log("msg=\"cannot start\" error=\"%s\"", err);
+        goto out;
+    }
+    for (size_t i = 0; i < n_rules; i++)
+        (void)sb_faults_add(s->faults, &rules[i]);
+    if (sb_server_start(s, err, sizeof err) != 0) {
+        hs_error_log("msg=\"cannot start\" error=\"%s\"", err);
+        goto out;
+    }
+    if (port_file && write_port_file(port_file, s->api_port, s->storage_port) != 0) {
+        char eb[128];
+        hs_error_log("msg=\"cannot write the port file\" path=%s error=\"%s\"", port_file,
+                     sb_errstr(errno, eb, sizeof eb));
+        goto out;
+    }
+    printf("hover-sandbox ready api=%s storage=%s jobs=%zu\n", s->api_base, s->storage_base,
+           s->world->n_jobs);
+    fflush(stdout);
+    hs_info("msg=ready api=%s storage=%s jobs=%zu seed=%llu strict=%d rate_limit=%lld "
+            "rate_window_ms=%lld faults=%zu",
+            s->api_base, s->storage_base, s->world->n_jobs, (unsigned long long)cfg.seed,
+            cfg.strict, (long long)cfg.rate_limit, (long long)cfg.rate_window_ms, n_rules);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    hs_info("msg=stopping signal=%d", sig);
+    rc = 0;
+out:
+    sb_server_free(s);
+    for (size_t i = 0; i < n_rules; i++)
+        sb_fault_rule_clear(&rules[i]);
+    free(rules);
+    return rc;
+}

@@ -1,0 +1,64 @@
+/* server.h: the sandbox's two HTTP listeners (the API and the presigned "storage" host) on
+ * libmicrohttpd, and the state every route shares. main.c fills a config, creates the server,
+ * starts it and stops it on a signal. */
+#ifndef HS_SANDBOX_SERVER_H
+#define HS_SANDBOX_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "faults.h"
+#include "jobindex.h"
+#include "oauth.h"
+#include "ratelimit.h"
+#include "reqlog.h"
+#include "world.h"
+
+struct sb_config {
+    const char *listen;         /* "HOST:PORT" */
+    const char *storage_listen; /* "HOST:PORT" */
+    const char *request_log;    /* NULL: memory only */
+    const char *client_id, *client_secret;
+    const char *redirect_uri; /* allowed prefix; NULL: http://127.0.0.1 and http://localhost */
+    uint64_t seed;
+    size_t jobs;
+    bool strict;
+    int64_t rate_limit, rate_window_ms, token_lifetime_s;
+};
+
+struct sb_daemons;
+
+struct sb_server {
+    struct sb_config cfg; /* strings are borrowed from the caller */
+    struct sb_world *world;
+    struct sb_index *index; /* under world->lock */
+    struct sb_oauth *oauth;
+    struct sb_ratelimit *rl;
+    struct sb_faults *faults;
+    struct sb_reqlog *log;
+    pthread_mutex_t cfg_lock; /* guards `strict` */
+    bool strict;
+    int64_t default_org_id;
+    unsigned char presign_key[32];
+    int api_port, storage_port;
+    char api_base[160], storage_base[160];
+    struct sb_daemons *d;
+};
+
+/* True if spec is a HOST:PORT (or [V6]:PORT, :PORT, PORT) with a port in 0..65535. */
+bool sb_listen_spec_ok(const char *spec);
+
+/* Generates the world and prepares every component; no socket yet. NULL with a message in err. */
+struct sb_server *sb_server_new(const struct sb_config *cfg, char *err, size_t errn);
+/* Binds both listeners and starts serving. 0, or -1 with a message in err. */
+int sb_server_start(struct sb_server *s, char *err, size_t errn);
+/* Stops serving (resuming delayed requests first). Safe to call twice. */
+void sb_server_stop(struct sb_server *s);
+void sb_server_free(struct sb_server *s);
+
+bool sb_server_strict(struct sb_server *s);
+void sb_server_set_strict(struct sb_server *s, bool strict);
+
+#endif
