@@ -20,25 +20,25 @@ extern "C" {
 /* ---- errors: the one error enum of the project ---- */
 typedef enum hs_err {
     HS_OK = 0,
-    HS_ERR_INVALID = -1,        /* bad argument or usage */
-    HS_ERR_PARSE = -2,          /* malformed input (JSON, headers, numbers) */
-    HS_ERR_TOOBIG = -3,         /* input over its size cap */
-    HS_ERR_IO = -4,             /* local file or system error */
-    HS_ERR_NETWORK = -5,        /* connection refused/reset, DNS, timeout */
-    HS_ERR_TRUNCATED = -6,      /* response body shorter than announced */
-    HS_ERR_HTTP = -7,           /* an HTTP status we have no better code for */
-    HS_ERR_NOT_FOUND = -8,      /* 404 */
-    HS_ERR_UNAUTHORIZED = -9,   /* 401 after a refresh */
-    HS_ERR_FORBIDDEN = -10,     /* 403 */
-    HS_ERR_RATE_LIMITED = -11,  /* 429 after every retry */
-    HS_ERR_SERVER = -12,        /* 5xx after every retry */
-    HS_ERR_NO_CREDENTIALS = -13,/* no token pair, no client id/secret */
-    HS_ERR_INVALID_GRANT = -14, /* refresh token or code rejected */
-    HS_ERR_DB = -15,            /* storage back-end error */
-    HS_ERR_BUSY = -16,          /* storage locked, try later */
-    HS_ERR_CONFLICT = -17,      /* state changed under us */
-    HS_ERR_UNPROCESSABLE = -18, /* 422 */
-    HS_ERR_INTERNAL = -19,      /* a bug: should not happen */
+    HS_ERR_INVALID = -1,         /* bad argument or usage */
+    HS_ERR_PARSE = -2,           /* malformed input (JSON, headers, numbers) */
+    HS_ERR_TOOBIG = -3,          /* input over its size cap */
+    HS_ERR_IO = -4,              /* local file or system error */
+    HS_ERR_NETWORK = -5,         /* connection refused/reset, DNS, timeout */
+    HS_ERR_TRUNCATED = -6,       /* response body shorter than announced */
+    HS_ERR_HTTP = -7,            /* an HTTP status we have no better code for */
+    HS_ERR_NOT_FOUND = -8,       /* 404 */
+    HS_ERR_UNAUTHORIZED = -9,    /* 401 after a refresh */
+    HS_ERR_FORBIDDEN = -10,      /* 403 */
+    HS_ERR_RATE_LIMITED = -11,   /* 429 after every retry */
+    HS_ERR_SERVER = -12,         /* 5xx after every retry */
+    HS_ERR_NO_CREDENTIALS = -13, /* no token pair, no client id/secret */
+    HS_ERR_INVALID_GRANT = -14,  /* refresh token or code rejected */
+    HS_ERR_DB = -15,             /* storage back-end error */
+    HS_ERR_BUSY = -16,           /* storage locked, try later */
+    HS_ERR_CONFLICT = -17,       /* state changed under us */
+    HS_ERR_UNPROCESSABLE = -18,  /* 422 */
+    HS_ERR_INTERNAL = -19,       /* a bug: should not happen */
 } hs_err;
 
 /* Details for a failure: filled by lower layers, logged or printed only by the top. */
@@ -87,8 +87,8 @@ struct hs_capture {
 struct hs_model {
     int64_t id;
     char *name;
-    char *state;       /* kept as sent; anything but "complete" is not complete */
-    char *deliverable; /* "complete", "roof_only", ...; may be NULL */
+    char *state;            /* kept as sent; anything but "complete" is not complete */
+    char *deliverable;      /* "complete", "roof_only", ...; may be NULL */
     int64_t deliverable_id; /* 0 when not sent */
     int64_t capture_id;
     char *created_at, *updated_at;

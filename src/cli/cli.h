@@ -29,8 +29,7 @@ int cli_report(const char *what, int rc, const struct hs_error *err);
 
 /* Option helpers for commands: true when argv[*i] is `name` (taking the next argument as the
  * value) or `name=value`; sets *value. Prints a usage error and sets *bad on a missing value. */
-bool cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value,
-                   bool *bad);
+bool cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value, bool *bad);
 /* Parses a bounded integer for option `name`; prints a usage error and returns -1 if not. */
 int cli_int_arg(const char *name, const char *s, int64_t min, int64_t max, int64_t *out);
 /* True for "-h" and "--help". */

@@ -14,17 +14,18 @@
 
 static void backfill_help(void)
 {
-    puts("Usage: hoversync backfill [--since DATE] [--state completed|failed] [--sync] [--restart]\n"
-         "\n"
-         "Indexes every job updated since DATE (all jobs without it) into the store, oldest\n"
-         "update first, 100 jobs a request. With --sync, every complete model of those jobs is\n"
-         "synced too. Progress is checkpointed after every page: an interrupted backfill resumes\n"
-         "where it stopped, and running the same backfill later only walks jobs updated since.\n"
-         "\n"
-         "  --since DATE    YYYY-MM-DD, ISO-8601 or unix seconds\n"
-         "  --state STATE   only jobs in this reconstruction state (completed or failed)\n"
-         "  --sync          sync every complete model of every job walked\n"
-         "  --restart       ignore the checkpoint of a previous run\n");
+    puts(
+        "Usage: hoversync backfill [--since DATE] [--state completed|failed] [--sync] [--restart]\n"
+        "\n"
+        "Indexes every job updated since DATE (all jobs without it) into the store, oldest\n"
+        "update first, 100 jobs a request. With --sync, every complete model of those jobs is\n"
+        "synced too. Progress is checkpointed after every page: an interrupted backfill resumes\n"
+        "where it stopped, and running the same backfill later only walks jobs updated since.\n"
+        "\n"
+        "  --since DATE    YYYY-MM-DD, ISO-8601 or unix seconds\n"
+        "  --state STATE   only jobs in this reconstruction state (completed or failed)\n"
+        "  --sync          sync every complete model of every job walked\n"
+        "  --restart       ignore the checkpoint of a previous run\n");
 }
 
 struct progress {
@@ -85,9 +86,9 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
 
     /* One checkpoint per kind of walk: the same arguments resume the same walk. */
-    char *ckpt_name = hs_aprintf("backfill:%s:since=%lld:state=%s%s",
-                                 hs_config_str(&c->cfg, CFG_CONNECTION), (long long)since,
-                                 state ? state : "any", do_sync ? ":sync" : "");
+    char *ckpt_name =
+        hs_aprintf("backfill:%s:since=%lld:state=%s%s", hs_config_str(&c->cfg, CFG_CONNECTION),
+                   (long long)since, state ? state : "any", do_sync ? ":sync" : "");
     struct hs_error err = {0};
     int64_t cursor = since;
     char *saved = NULL;
@@ -149,10 +150,8 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
                 any_complete |= hs_model_is_complete(&job->models[k]);
             if (!do_sync || !any_complete)
                 continue;
-            struct hs_sync_request rq = {.job_id = job->id,
-                                         .all_complete = true,
-                                         .trigger = "backfill",
-                                         .prefetched = job};
+            struct hs_sync_request rq = {
+                .job_id = job->id, .all_complete = true, .trigger = "backfill", .prefetched = job};
             struct hs_sync_report *rep = NULL;
             struct hs_error serr = {0};
             r = hs_sync_job(&e, &rq, &rep, &serr);

@@ -22,8 +22,8 @@ struct callback_state {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     const char *expected_state;
-    char *code;     /* set once a valid callback arrived */
-    char *error;    /* Hover's error=..., or our reason */
+    char *code;  /* set once a valid callback arrived */
+    char *error; /* Hover's error=..., or our reason */
     bool done;
     bool answered; /* the response to the deciding callback has been sent */
     struct MHD_Connection *deciding;
@@ -67,8 +67,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *code = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "code");
     const char *error = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "error");
     size_t want = strlen(cs->expected_state);
-    bool state_ok = state && strlen(state) == want &&
-                    CRYPTO_memcmp(state, cs->expected_state, want) == 0;
+    bool state_ok =
+        state && strlen(state) == want && CRYPTO_memcmp(state, cs->expected_state, want) == 0;
     pthread_mutex_lock(&cs->lock);
     bool ok = false;
     if (cs->done) {
@@ -165,11 +165,11 @@ int cmd_connect(struct cli *c, int argc, char **argv)
     pthread_cond_init(&cs.cond, NULL);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, &cs,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, 8u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &cs,
-        MHD_OPTION_END);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                         on_request, &cs, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                         MHD_OPTION_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &cs, MHD_OPTION_END);
     int rc = EXIT_FAIL;
     char *redirect = NULL, *url = NULL;
     if (!d) {
@@ -181,15 +181,17 @@ int cmd_connect(struct cli *c, int argc, char **argv)
     char *e_client = hs_url_escape(client_id), *e_redirect = hs_url_escape(redirect);
     const char *base = hs_config_str(&c->cfg, CFG_HOVER_URL);
     size_t bl = strlen(base);
-    url = hs_aprintf("%.*s/oauth/authorize?client_id=%s&redirect_uri=%s&response_type=code&state=%s",
-                     (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, e_client, e_redirect,
-                     state);
+    url = hs_aprintf(
+        "%.*s/oauth/authorize?client_id=%s&redirect_uri=%s&response_type=code&state=%s",
+        (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, e_client, e_redirect, state);
     free(e_client);
     free(e_redirect);
     printf("%s\n", url);
     fflush(stdout);
-    fprintf(stderr, "Open the URL above in a browser and allow access; waiting for Hover's "
-                    "redirect to %s ...\n", redirect);
+    fprintf(stderr,
+            "Open the URL above in a browser and allow access; waiting for Hover's "
+            "redirect to %s ...\n",
+            redirect);
 
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);

@@ -7,7 +7,7 @@
 #include "core/str.h"
 
 /* --all stops here: a search that matches more is better narrowed than walked. */
-#define MAX_PAGES 1000
+#define MAX_PAGES        1000
 #define MAX_DELIVERABLES 16
 
 static void search_help(void)
@@ -28,7 +28,8 @@ static void search_help(void)
          "                            8 interior); repeatable\n"
          "  --sort FIELD              created_at, updated_at or completed_at\n"
          "  --order asc|desc          [default: desc]\n"
-         "  --json                    a JSON array of jobs (id, name, address, reconstruction_state,\n"
+         "  --json                    a JSON array of jobs (id, name, address, "
+         "reconstruction_state,\n"
          "                            models[] with id, name, state, ...)\n");
 }
 
@@ -101,8 +102,10 @@ int cmd_search(struct cli *c, int argc, char **argv)
             page_set = true;
         } else if (cli_opt_value(argc, argv, &i, "--updated-since", &v, &bad)) {
             if (!bad && hs_parse_date_arg(v, &p.updated_since) != 0) {
-                fprintf(stderr, "hoversync: --updated-since takes YYYY-MM-DD, an ISO-8601 time "
-                                "or unix seconds, not '%s'\n", v);
+                fprintf(stderr,
+                        "hoversync: --updated-since takes YYYY-MM-DD, an ISO-8601 time "
+                        "or unix seconds, not '%s'\n",
+                        v);
                 bad = true;
             }
         } else if (cli_opt_value(argc, argv, &i, "--deliverable", &v, &bad)) {
@@ -129,12 +132,11 @@ int cmd_search(struct cli *c, int argc, char **argv)
             }
             p.sort_order = strcasecmp(v, "asc") == 0 ? "ASC" : "DESC";
         } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "hoversync: search: unknown option '%s' (see hoversync search --help)\n",
-                    a);
+            fprintf(stderr,
+                    "hoversync: search: unknown option '%s' (see hoversync search --help)\n", a);
             bad = true;
         } else if (p.search) {
-            fprintf(stderr, "hoversync: search takes one TEXT; quote it: \"%s %s\"\n", p.search,
-                    a);
+            fprintf(stderr, "hoversync: search takes one TEXT; quote it: \"%s %s\"\n", p.search, a);
             bad = true;
         } else {
             p.search = a;

@@ -151,7 +151,8 @@ int cmd_sync(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     if (!pending && !job_arg) {
-        fprintf(stderr, "hoversync: sync needs a JOB_ID (or --pending); see hoversync sync --help\n");
+        fprintf(stderr,
+                "hoversync: sync needs a JOB_ID (or --pending); see hoversync sync --help\n");
         return EXIT_USAGE;
     }
     if (!pending && !all && nmodels == 0) {

@@ -41,8 +41,8 @@ struct hs_cfg_def {
 extern const struct hs_cfg_def hs_cfg_defs[CFG_COUNT];
 
 struct hs_config {
-    const char *value[CFG_COUNT];   /* effective values (borrowed from argv/env/defaults) */
-    const char *source[CFG_COUNT];  /* "default", "env", "flag" */
+    const char *value[CFG_COUNT];  /* effective values (borrowed from argv/env/defaults) */
+    const char *source[CFG_COUNT]; /* "default", "env", "flag" */
 };
 
 /* Fills defaults, then the environment. */

@@ -105,8 +105,7 @@ bool cli_is_help(const char *arg)
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
-bool cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value,
-                   bool *bad)
+bool cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value, bool *bad)
 {
     const char *arg = argv[*i];
     size_t n = strlen(name);

@@ -8,7 +8,8 @@ struct hs_buf {
     char *data; /* NULL until the first append */
     size_t len;
     size_t cap;
-    size_t max; /* appends that would pass this fail with HS_ERR_TOOBIG and leave the buffer as is */
+    size_t
+        max; /* appends that would pass this fail with HS_ERR_TOOBIG and leave the buffer as is */
 };
 
 void hs_buf_init(struct hs_buf *b, size_t max);

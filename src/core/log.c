@@ -39,8 +39,9 @@ void hs_log_write(int level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    int m = snprintf(line + n, sizeof line - (size_t)n, ".%03dZ level=%s ", (int)(tv.tv_usec / 1000),
-                     level_names[level < 0 || level > HS_LOG_OFF ? HS_LOG_ERROR : level]);
+    int m =
+        snprintf(line + n, sizeof line - (size_t)n, ".%03dZ level=%s ", (int)(tv.tv_usec / 1000),
+                 level_names[level < 0 || level > HS_LOG_OFF ? HS_LOG_ERROR : level]);
     if (m > 0)
         n += m;
     va_list ap;

@@ -5,7 +5,13 @@
 
 #include <stdio.h>
 
-enum hs_log_level { HS_LOG_DEBUG = 0, HS_LOG_INFO = 1, HS_LOG_WARN = 2, HS_LOG_ERROR = 3, HS_LOG_OFF = 4 };
+enum hs_log_level {
+    HS_LOG_DEBUG = 0,
+    HS_LOG_INFO = 1,
+    HS_LOG_WARN = 2,
+    HS_LOG_ERROR = 3,
+    HS_LOG_OFF = 4
+};
 
 extern int hs_log_level;
 
@@ -15,15 +21,15 @@ int hs_log_level_parse(const char *s);
 void hs_log_set_file(FILE *f);
 void hs_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define hs_log(level, ...)                                                                      \
-    do {                                                                                        \
-        if ((level) >= hs_log_level)                                                            \
-            hs_log_write((level), __VA_ARGS__);                                                 \
+#define hs_log(level, ...)                                                                         \
+    do {                                                                                           \
+        if ((level) >= hs_log_level)                                                               \
+            hs_log_write((level), __VA_ARGS__);                                                    \
     } while (0)
 
-#define hs_debug(...) hs_log(HS_LOG_DEBUG, __VA_ARGS__)
-#define hs_info(...) hs_log(HS_LOG_INFO, __VA_ARGS__)
-#define hs_warn(...) hs_log(HS_LOG_WARN, __VA_ARGS__)
+#define hs_debug(...)     hs_log(HS_LOG_DEBUG, __VA_ARGS__)
+#define hs_info(...)      hs_log(HS_LOG_INFO, __VA_ARGS__)
+#define hs_warn(...)      hs_log(HS_LOG_WARN, __VA_ARGS__)
 #define hs_error_log(...) hs_log(HS_LOG_ERROR, __VA_ARGS__)
 
 #endif

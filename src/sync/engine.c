@@ -31,10 +31,14 @@
 const char *hs_model_result_name(enum hs_model_result r)
 {
     switch (r) {
-    case HS_RESULT_SYNCED: return "synced";
-    case HS_RESULT_PENDING: return "pending";
-    case HS_RESULT_FAILED_UPSTREAM: return "failed_upstream";
-    case HS_RESULT_ERROR: return "error";
+    case HS_RESULT_SYNCED:
+        return "synced";
+    case HS_RESULT_PENDING:
+        return "pending";
+    case HS_RESULT_FAILED_UPSTREAM:
+        return "failed_upstream";
+    case HS_RESULT_ERROR:
+        return "error";
     }
     return "error";
 }
@@ -325,7 +329,8 @@ static void sync_complete_model(struct hs_sync_engine *e, const struct hs_model 
             else
                 r->unchanged++;
         } else {
-            r->message = hs_aprintf("%s: %s", items[i].kind, err.msg[0] ? err.msg : hs_err_name(rc));
+            r->message =
+                hs_aprintf("%s: %s", items[i].kind, err.msg[0] ? err.msg : hs_err_name(rc));
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -347,10 +352,14 @@ static void sync_complete_model(struct hs_sync_engine *e, const struct hs_model 
 static enum hs_selection_status selection_status(enum hs_model_result r)
 {
     switch (r) {
-    case HS_RESULT_SYNCED: return HS_SEL_SYNCED;
-    case HS_RESULT_PENDING: return HS_SEL_PENDING;
-    case HS_RESULT_FAILED_UPSTREAM: return HS_SEL_FAILED_UPSTREAM;
-    case HS_RESULT_ERROR: return HS_SEL_ERROR;
+    case HS_RESULT_SYNCED:
+        return HS_SEL_SYNCED;
+    case HS_RESULT_PENDING:
+        return HS_SEL_PENDING;
+    case HS_RESULT_FAILED_UPSTREAM:
+        return HS_SEL_FAILED_UPSTREAM;
+    case HS_RESULT_ERROR:
+        return HS_SEL_ERROR;
     }
     return HS_SEL_ERROR;
 }
@@ -490,9 +499,8 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
             wrc = e->store->ops->selection_put(e->store, &s, &werr);
             if (wrc == HS_OK)
                 wrc = e->store->ops->run_model_result(e->store, r->run_id, mr->id,
-                                                      hs_model_result_name(mr->result),
-                                                      mr->message, mr->downloaded, mr->unchanged,
-                                                      &werr);
+                                                      hs_model_result_name(mr->result), mr->message,
+                                                      mr->downloaded, mr->unchanged, &werr);
             wrc = write_tx_end(e, wrc, &werr);
         }
         if (wrc) {
@@ -514,8 +522,8 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     if (e->store->ops->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
         hs_warn("sync=run_end job=%lld run=%lld error=\"%s\"", (long long)job->id,
                 (long long)r->run_id, eerr.msg);
-    hs_info("sync=done job=%lld status=%s models=%zu requests=%lld", (long long)job->id,
-            r->status, r->n_models, (long long)r->hover_requests);
+    hs_info("sync=done job=%lld status=%s models=%zu requests=%lld", (long long)job->id, r->status,
+            r->n_models, (long long)r->hover_requests);
     free(sel);
     hs_job_free(fetched);
     *out = r;
@@ -548,10 +556,8 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
                 ids[nid++] = sels[k].model_id;
                 done[k] = true;
             }
-        struct hs_sync_request rq = {.job_id = sels[i].job_id,
-                                     .model_ids = ids,
-                                     .n_model_ids = nid,
-                                     .trigger = "pending"};
+        struct hs_sync_request rq = {
+            .job_id = sels[i].job_id, .model_ids = ids, .n_model_ids = nid, .trigger = "pending"};
         struct hs_error jerr = {0};
         struct hs_sync_report *r = NULL;
         int jrc = hs_sync_job(e, &rq, &r, &jerr);

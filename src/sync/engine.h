@@ -71,8 +71,8 @@ struct hs_sync_request {
     int64_t job_id;
     const int64_t *model_ids; /* the selection; with all_complete, ignored */
     size_t n_model_ids;
-    bool all_complete;        /* every model of the job whose state is complete */
-    const char *trigger;      /* "cli", "pending", "backfill", ... (recorded on the run) */
+    bool all_complete;   /* every model of the job whose state is complete */
+    const char *trigger; /* "cli", "pending", "backfill", ... (recorded on the run) */
     /* A job just read from Hover (backfill's list page): used instead of a Show Job. */
     const struct hs_job *prefetched;
 };

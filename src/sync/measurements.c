@@ -78,24 +78,24 @@ int hs_measurements_extract(int64_t model_id, const char *summarized, size_t len
         return hs_fail(err, HS_ERR_PARSE, "summarized measurements are not a JSON object");
     }
     struct hs_measurements m = {.model_id = model_id, .raw_json = summarized};
-    m.roof_area_sqft = number_at(s, PATHS("roof.area.total", "roof.area", "roof.total_area",
-                                          "summary.roof_area"));
-    m.roof_facets = count_at(s, PATHS("roof.facets.total", "roof.facets.count", "roof.facets",
-                                      "roof.facet_count"));
-    m.predominant_pitch = string_at(s, PATHS("roof.pitch.predominant", "roof.predominant_pitch",
-                                             "roof.pitch"));
+    m.roof_area_sqft =
+        number_at(s, PATHS("roof.area.total", "roof.area", "roof.total_area", "summary.roof_area"));
+    m.roof_facets = count_at(
+        s, PATHS("roof.facets.total", "roof.facets.count", "roof.facets", "roof.facet_count"));
+    m.predominant_pitch =
+        string_at(s, PATHS("roof.pitch.predominant", "roof.predominant_pitch", "roof.pitch"));
     m.ridges_ft = number_at(s, PATHS("roof.ridges.length", "roof.ridges.total", "roof.ridges"));
     m.hips_ft = number_at(s, PATHS("roof.hips.length", "roof.hips.total", "roof.hips"));
     m.valleys_ft = number_at(s, PATHS("roof.valleys.length", "roof.valleys.total", "roof.valleys"));
     m.rakes_ft = number_at(s, PATHS("roof.rakes.length", "roof.rakes.total", "roof.rakes"));
     m.eaves_ft = number_at(s, PATHS("roof.eaves.length", "roof.eaves.total", "roof.eaves"));
-    m.siding_area_sqft = number_at(s, PATHS("facades.siding.area", "facades.siding.total",
-                                            "areas.siding", "siding.area"));
-    m.facade_area_sqft = number_at(s, PATHS("facades.area.total", "facades.total_area",
-                                            "facades.area", "areas.facades"));
+    m.siding_area_sqft = number_at(
+        s, PATHS("facades.siding.area", "facades.siding.total", "areas.siding", "siding.area"));
+    m.facade_area_sqft = number_at(
+        s, PATHS("facades.area.total", "facades.total_area", "facades.area", "areas.facades"));
     m.openings_count = count_at(s, PATHS("openings.count", "openings.total", "openings.quantity"));
-    m.openings_area_sqft = number_at(s, PATHS("openings.area.total", "openings.area",
-                                              "openings.total_area"));
+    m.openings_area_sqft =
+        number_at(s, PATHS("openings.area.total", "openings.area", "openings.total_area"));
     m.living_area_sqft = NAN;
     json_decref(s);
     if (sketch && sketch_len) {

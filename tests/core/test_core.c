@@ -136,9 +136,9 @@ static void test_fake_clock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap_is_hard),     cmocka_unit_test(test_buf_appendf_long),
-        cmocka_unit_test(test_parse_i64),           cmocka_unit_test(test_iso8601),
-        cmocka_unit_test(test_url_escape),          cmocka_unit_test(test_json_tolerant_getters),
+        cmocka_unit_test(test_buf_cap_is_hard), cmocka_unit_test(test_buf_appendf_long),
+        cmocka_unit_test(test_parse_i64),       cmocka_unit_test(test_iso8601),
+        cmocka_unit_test(test_url_escape),      cmocka_unit_test(test_json_tolerant_getters),
         cmocka_unit_test(test_fake_clock),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
