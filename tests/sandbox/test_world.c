@@ -950,7 +950,7 @@ static void check_pdf(const unsigned char *p, size_t len)
     assert_memory_equal(p, "%PDF-", 5);
     assert_memory_equal(p + len - 6, "%%EOF\n", 6);
     const char *sx = NULL;
-    for (size_t i = len - 6; i > len - 64; i--)
+    for (size_t i = len - 16; i > len - 64; i--)
         if (memcmp(p + i, "startxref\n", 10) == 0) {
             sx = (const char *)p + i + 10;
             break;
