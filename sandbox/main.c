@@ -46,6 +46,18 @@ static const char USAGE[] =
     "                              latency_ms=N, status=CODE, drop=1, truncate=1, malformed=1,\n"
     "                              count=N (-1 = for ever, the default), rate=0..1 (default 1)\n"
     "                              e.g. --fault 'path=/api/v3/jobs*,status=503,count=2'\n"
+    "Webhooks and test jobs:\n"
+    "  --reconstruction-seconds S  a test job's simulated reconstruction (default 60; "
+    "0.05..86400)\n"
+    "  --webhook-retry-base-ms MS  first retry delay of a failed delivery, doubled per attempt\n"
+    "                              (default 1000; 25 attempts at most, delays capped at 1 h)\n"
+    "  --webhook-duplicate-rate P  chance 0..1 that an event is delivered twice or more\n"
+    "  --webhook-drop-rate P       chance 0..1 that an event is never delivered\n"
+    "  --webhook-reorder           hold a few deliveries and send them shuffled\n"
+    "  --webhook-unknown-events    interleave events of types a receiver does not know\n"
+    "  --verification-before-response\n"
+    "                              deliver a new webhook's verification code before answering\n"
+    "                              the registration\n"
     "Logging:\n"
     "  --request-log PATH          append one JSON line per request to PATH\n"
     "  --log-level L               debug, info, warn, error or off (default info)\n"
@@ -56,7 +68,8 @@ static const char USAGE[] =
     "  hover-sandbox ready api=http://127.0.0.1:PORT storage=http://127.0.0.1:PORT2 jobs=N\n"
     "Admin routes (no OAuth, not logged): /__sandbox/requests, /__sandbox/faults,\n"
     "/__sandbox/tokens, /__sandbox/tokens/expire, /__sandbox/models/{id}, /__sandbox/config,\n"
-    "/__sandbox/orgs, /healthz. See docs/SANDBOX.md.\n";
+    "/__sandbox/orgs, /__sandbox/webhooks, /__sandbox/deliveries, /__sandbox/jobs,\n"
+    "/__sandbox/jobs/{id}/events, /healthz. See docs/SANDBOX.md.\n";
 
 enum {
     OPT_LISTEN = 256,
@@ -75,6 +88,13 @@ enum {
     OPT_FAULT,
     OPT_LOG_LEVEL,
     OPT_QUIET,
+    OPT_RECON,
+    OPT_RETRY_BASE,
+    OPT_DUP_RATE,
+    OPT_DROP_RATE,
+    OPT_REORDER,
+    OPT_UNKNOWN,
+    OPT_VERIFY_FIRST,
 };
 
 static const struct option OPTIONS[] = {
@@ -94,6 +114,13 @@ static const struct option OPTIONS[] = {
     {"fault", required_argument, NULL, OPT_FAULT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"reconstruction-seconds", required_argument, NULL, OPT_RECON},
+    {"webhook-retry-base-ms", required_argument, NULL, OPT_RETRY_BASE},
+    {"webhook-duplicate-rate", required_argument, NULL, OPT_DUP_RATE},
+    {"webhook-drop-rate", required_argument, NULL, OPT_DROP_RATE},
+    {"webhook-reorder", no_argument, NULL, OPT_REORDER},
+    {"webhook-unknown-events", no_argument, NULL, OPT_UNKNOWN},
+    {"verification-before-response", no_argument, NULL, OPT_VERIFY_FIRST},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -137,6 +164,8 @@ int main(int argc, char **argv)
         .rate_limit = 120,
         .rate_window_ms = 60000,
         .token_lifetime_s = 7200,
+        .reconstruction_ms = 60000,
+        .webhooks = {.retry_base_ms = 1000},
     };
     const char *port_file = NULL;
     int level = HS_LOG_INFO;
@@ -144,6 +173,7 @@ int main(int argc, char **argv)
     struct sb_fault_rule *rules = NULL;
     size_t n_rules = 0;
     int64_t v;
+    double dv;
     int opt, rc = 1;
     char err[256];
 
@@ -227,6 +257,35 @@ int main(int argc, char **argv)
             break;
         case OPT_QUIET:
             quiet = true;
+            break;
+        case OPT_RECON:
+            if (hs_parse_double(optarg, &dv) != 0 || dv * 1000 < SB_RECONSTRUCTION_MS_MIN ||
+                dv * 1000 > (double)SB_RECONSTRUCTION_MS_MAX)
+                return usage_error("--reconstruction-seconds wants 0.05..86400, not '%s'", optarg);
+            cfg.reconstruction_ms = (int64_t)(dv * 1000 + 0.5);
+            break;
+        case OPT_RETRY_BASE:
+            if (hs_parse_i64_range(optarg, 1, SB_WEBHOOK_RETRY_BASE_MAX, &v) != 0)
+                return usage_error("--webhook-retry-base-ms wants 1..3600000, not '%s'", optarg);
+            cfg.webhooks.retry_base_ms = v;
+            break;
+        case OPT_DUP_RATE:
+        case OPT_DROP_RATE:
+            if (hs_parse_double(optarg, &dv) != 0 || dv < 0 || dv > 1)
+                return usage_error("a webhook chaos rate is 0..1, not '%s'", optarg);
+            if (opt == OPT_DUP_RATE)
+                cfg.webhooks.duplicate_rate = dv;
+            else
+                cfg.webhooks.drop_rate = dv;
+            break;
+        case OPT_REORDER:
+            cfg.webhooks.reorder = true;
+            break;
+        case OPT_UNKNOWN:
+            cfg.webhooks.unknown_events = true;
+            break;
+        case OPT_VERIFY_FIRST:
+            cfg.webhooks.verification_before_response = true;
             break;
         case 'h':
             fputs(USAGE, stdout);

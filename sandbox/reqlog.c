@@ -75,6 +75,8 @@ int64_t sb_reqlog_add(struct sb_reqlog *l, const struct sb_reqlog_entry *e, int6
         "status", e->status, "auth", e->auth, "client_id", sb_json_text(e->client_id), "bytes",
         (json_int_t)e->bytes, "fault", e->fault ? e->fault : "none", "if_none_match",
         e->if_none_match);
+    if (e->extra)
+        (void)json_object_update(o, e->extra);
     pthread_mutex_lock(&l->lock);
     int64_t seq = ++l->last_seq;
     json_object_set_new(o, "seq", json_integer(seq));
@@ -102,9 +104,15 @@ int64_t sb_reqlog_add(struct sb_reqlog *l, const struct sb_reqlog_entry *e, int6
 
 char *sb_reqlog_dump(struct sb_reqlog *l, int64_t since, size_t limit, size_t *len)
 {
+    return sb_reqlog_dump_named(l, "requests", since, limit, len);
+}
+
+char *sb_reqlog_dump_named(struct sb_reqlog *l, const char *key, int64_t since, size_t limit,
+                           size_t *len)
+{
     struct hs_buf b;
     hs_buf_init(&b, DUMP_MAX);
-    (void)hs_buf_appends(&b, "{\"requests\":[");
+    (void)hs_buf_appendf(&b, "{\"%s\":[", key);
     pthread_mutex_lock(&l->lock);
     /* Entries are in seq order: skip to the first one after `since` by binary search. */
     size_t lo = 0, hi = l->used;

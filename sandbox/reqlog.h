@@ -4,6 +4,7 @@
 #ifndef HS_SANDBOX_REQLOG_H
 #define HS_SANDBOX_REQLOG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,7 +12,7 @@
 #define SB_REQLOG_RING 100000
 
 struct sb_reqlog_entry {
-    const char *listener; /* "api" or "storage" */
+    const char *listener; /* "api", "storage" or "webhook" (an outgoing delivery attempt) */
     const char *method, *path, *query;
     int status;            /* 0 when the connection was dropped */
     bool auth;             /* an Authorization header was present */
@@ -19,6 +20,7 @@ struct sb_reqlog_entry {
     size_t bytes;          /* body bytes sent */
     const char *fault;     /* none, status, drop, truncate, malformed, latency */
     bool if_none_match;
+    json_t *extra; /* borrowed, may be NULL: keys appended after the ones above (webhooks) */
 };
 
 struct sb_reqlog;
@@ -31,6 +33,9 @@ int64_t sb_reqlog_add(struct sb_reqlog *l, const struct sb_reqlog_entry *e, int6
 /* {"requests":[entries with seq > since, oldest first, at most `limit` (0: all)],"last_seq":N}.
  * Caller frees. */
 char *sb_reqlog_dump(struct sb_reqlog *l, int64_t since, size_t limit, size_t *len);
+/* The same with another name for the array ("deliveries"). */
+char *sb_reqlog_dump_named(struct sb_reqlog *l, const char *key, int64_t since, size_t limit,
+                           size_t *len);
 /* Forgets the in-memory entries (the file is kept). */
 void sb_reqlog_clear(struct sb_reqlog *l);
 

@@ -140,6 +140,18 @@ void sb_route_api(struct sb_req *q, struct sb_resp *r)
             method_not_allowed(r, "POST");
         return;
     }
+    if (!strcmp(p, "/api/v3/jobs/test_job") || !strcmp(p, "/api/v3/jobs/test_job.json")) {
+        if (!strcmp(q->method, "POST"))
+            sb_test_job(q, r);
+        else
+            method_not_allowed(r, "POST");
+        return;
+    }
+    if (!strcmp(p, "/api/v2/webhooks") || hs_starts_with(p, "/api/v2/webhooks/") ||
+        !strcmp(p, "/api/v2/webhooks.json")) {
+        sb_webhooks_api(q, r, p + strlen("/api/v2/webhooks"));
+        return;
+    }
     int version = 0;
     if (!strcmp(p, "/api/v3/jobs") || !strcmp(p, "/api/v3/jobs.json"))
         version = 3;
@@ -160,6 +172,16 @@ void sb_route_api(struct sb_req *q, struct sb_resp *r)
                 sb_job_show(q, r, id);
             else
                 method_not_allowed(r, "GET, HEAD");
+            return;
+        }
+    } else if (hs_starts_with(p, "/api/v2/jobs/")) {
+        const char *rest = p + 13;
+        if (sb_path_id(&rest, &id) &&
+            (!strcmp(rest, "/set_test_state.json") || !strcmp(rest, "/set_test_state"))) {
+            if (!strcmp(q->method, "PATCH"))
+                sb_set_test_state(q, r, id);
+            else
+                method_not_allowed(r, "PATCH");
             return;
         }
     } else if (hs_starts_with(p, "/api/v3/models/")) {

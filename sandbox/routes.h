@@ -34,6 +34,14 @@ char *sb_presign(struct sb_server *s, const char *path, int64_t expires);
 /* Checks a presigned request: 0 ok, else an S3-style error written to r. */
 int sb_presign_check(struct sb_req *q, struct sb_resp *r);
 
+/* routes_webhooks.c. rest: the path after "/api/v2/webhooks" (resp. "/__sandbox/jobs"). */
+void sb_webhooks_api(struct sb_req *q, struct sb_resp *r, const char *rest);
+void sb_test_job(struct sb_req *q, struct sb_resp *r);
+void sb_set_test_state(struct sb_req *q, struct sb_resp *r, int64_t job_id);
+void sb_admin_webhooks(struct sb_req *q, struct sb_resp *r);
+void sb_admin_deliveries(struct sb_req *q, struct sb_resp *r);
+void sb_admin_jobs(struct sb_req *q, struct sb_resp *r, const char *rest);
+
 /* Writes 401 and returns false unless the request carries a valid Bearer token. */
 bool sb_require_token(struct sb_req *q, struct sb_resp *r);
 /* current_user_id / current_user_email: validated when present, required in strict mode.

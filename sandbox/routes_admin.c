@@ -221,14 +221,31 @@ static json_t *config_json(struct sb_server *s)
     pthread_mutex_lock(&s->world->lock);
     size_t n_jobs = s->world->n_jobs;
     pthread_mutex_unlock(&s->world->lock);
-    return json_pack("{sI sI sb sI so so sI sI so so so sI}", "rate_limit", (json_int_t)limit,
-                     "rate_window_ms", (json_int_t)window, "strict", sb_server_strict(s),
-                     "token_lifetime", (json_int_t)sb_oauth_lifetime(s->oauth), "client_id",
-                     sb_json_text(sb_oauth_client_id(s->oauth)), "redirect_uri",
-                     sb_json_text(s->cfg.redirect_uri), "seed", (json_int_t)s->cfg.seed, "jobs",
-                     (json_int_t)n_jobs, "api", sb_json_text(s->api_base), "storage",
-                     sb_json_text(s->storage_base), "request_log", sb_json_text(s->cfg.request_log),
-                     "default_org_id", (json_int_t)s->default_org_id);
+    struct sb_webhook_settings wh;
+    sb_webhooks_get_settings(s->hooks, &wh);
+    json_t *o =
+        json_pack("{sI sI sb sI so so sI sI so so so sI}", "rate_limit", (json_int_t)limit,
+                  "rate_window_ms", (json_int_t)window, "strict", sb_server_strict(s),
+                  "token_lifetime", (json_int_t)sb_oauth_lifetime(s->oauth), "client_id",
+                  sb_json_text(sb_oauth_client_id(s->oauth)), "redirect_uri",
+                  sb_json_text(s->cfg.redirect_uri), "seed", (json_int_t)s->cfg.seed, "jobs",
+                  (json_int_t)n_jobs, "api", sb_json_text(s->api_base), "storage",
+                  sb_json_text(s->storage_base), "request_log", sb_json_text(s->cfg.request_log),
+                  "default_org_id", (json_int_t)s->default_org_id);
+    json_t *more = json_pack(
+        "{sf sI sf sf sb sb sb}", "reconstruction_seconds",
+        (double)sb_testjobs_duration_ms(s->testjobs) / 1000.0, "webhook_retry_base_ms",
+        (json_int_t)wh.retry_base_ms, "webhook_duplicate_rate", wh.duplicate_rate,
+        "webhook_drop_rate", wh.drop_rate, "webhook_reorder", wh.reorder, "webhook_unknown_events",
+        wh.unknown_events, "verification_before_response", wh.verification_before_response);
+    (void)json_object_update(o, more);
+    json_decref(more);
+    return o;
+}
+
+static bool is_rate(json_t *v)
+{
+    return json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1;
 }
 
 static void config_route(struct sb_req *q, struct sb_resp *r)
@@ -248,6 +265,9 @@ static void config_route(struct sb_req *q, struct sb_resp *r)
     int64_t limit, window, lifetime = 0;
     sb_ratelimit_settings(s->rl, &limit, &window);
     bool rl_changed = false, strict = sb_server_strict(s);
+    struct sb_webhook_settings wh;
+    sb_webhooks_get_settings(s->hooks, &wh);
+    int64_t recon_ms = 0;
     const char *k;
     json_t *v;
     json_object_foreach(b, k, v)
@@ -270,6 +290,28 @@ static void config_route(struct sb_req *q, struct sb_resp *r)
             ok = json_is_integer(v) && json_integer_value(v) >= 1 &&
                  json_integer_value(v) <= 315360000;
             lifetime = ok ? (int64_t)json_integer_value(v) : 0;
+        } else if (!strcmp(k, "reconstruction_seconds")) {
+            double sec = json_is_number(v) ? json_number_value(v) : -1;
+            ok = sec * 1000 >= SB_RECONSTRUCTION_MS_MIN &&
+                 sec * 1000 <= (double)SB_RECONSTRUCTION_MS_MAX;
+            recon_ms = ok ? (int64_t)(sec * 1000 + 0.5) : 0;
+        } else if (!strcmp(k, "webhook_retry_base_ms")) {
+            ok = json_is_integer(v) && json_integer_value(v) >= 1 &&
+                 json_integer_value(v) <= SB_WEBHOOK_RETRY_BASE_MAX;
+            wh.retry_base_ms = ok ? (int64_t)json_integer_value(v) : wh.retry_base_ms;
+        } else if (!strcmp(k, "webhook_duplicate_rate") || !strcmp(k, "webhook_drop_rate")) {
+            ok = is_rate(v);
+            if (ok && !strcmp(k, "webhook_duplicate_rate"))
+                wh.duplicate_rate = json_number_value(v);
+            else if (ok)
+                wh.drop_rate = json_number_value(v);
+        } else if (!strcmp(k, "webhook_reorder") || !strcmp(k, "webhook_unknown_events") ||
+                   !strcmp(k, "verification_before_response")) {
+            ok = json_is_boolean(v);
+            bool *dst = !strcmp(k, "webhook_reorder")          ? &wh.reorder
+                        : !strcmp(k, "webhook_unknown_events") ? &wh.unknown_events
+                                                               : &wh.verification_before_response;
+            *dst = ok ? json_is_true(v) : *dst;
         } else {
             char msg[160];
             (void)snprintf(msg, sizeof msg, "unknown setting '%.64s'", k);
@@ -288,6 +330,9 @@ static void config_route(struct sb_req *q, struct sb_resp *r)
     sb_server_set_strict(s, strict);
     if (lifetime)
         sb_oauth_set_lifetime(s->oauth, lifetime);
+    sb_webhooks_set_settings(s->hooks, &wh);
+    if (recon_ms)
+        sb_testjobs_set_duration_ms(s->testjobs, recon_ms);
     sb_resp_json(r, 200, config_json(s));
 }
 
@@ -339,6 +384,12 @@ void sb_route_admin(struct sb_req *q, struct sb_resp *r)
         config_route(q, r);
     else if (!strcmp(p, "/__sandbox/orgs"))
         orgs_route(q, r);
+    else if (!strcmp(p, "/__sandbox/webhooks"))
+        sb_admin_webhooks(q, r);
+    else if (!strcmp(p, "/__sandbox/deliveries"))
+        sb_admin_deliveries(q, r);
+    else if (!strcmp(p, "/__sandbox/jobs") || hs_starts_with(p, "/__sandbox/jobs/"))
+        sb_admin_jobs(q, r, p + strlen("/__sandbox/jobs"));
     else
         sb_resp_error(r, 404, "Not found");
 }

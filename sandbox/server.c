@@ -635,6 +635,20 @@ struct sb_server *sb_server_new(const struct sb_config *cfg, char *err, size_t e
     s->oauth = sb_oauth_new(cfg->client_id, cfg->client_secret, cfg->token_lifetime_s);
     s->rl = sb_ratelimit_new(cfg->rate_limit, cfg->rate_window_ms);
     s->faults = sb_faults_new(cfg->seed);
+    s->hooks = sb_webhooks_new(s->log, cfg->seed, &cfg->webhooks);
+    if (!s->hooks) {
+        (void)snprintf(err, errn, "cannot initialise libcurl");
+        sb_faults_free(s->faults);
+        sb_ratelimit_free(s->rl);
+        sb_oauth_free(s->oauth);
+        sb_index_free(s->index);
+        sb_world_free(s->world);
+        sb_reqlog_free(s->log);
+        pthread_mutex_destroy(&s->cfg_lock);
+        free(s);
+        return NULL;
+    }
+    s->testjobs = sb_testjobs_new(s, cfg->reconstruction_ms);
     sb_random_bytes(s->presign_key, sizeof s->presign_key);
     s->d = hs_calloc(1, sizeof *s->d);
     pthread_mutex_init(&s->d->dlock, NULL);
@@ -672,6 +686,12 @@ int sb_server_start(struct sb_server *s, char *err, size_t errn)
         return -1;
     }
     d->waker_started = true;
+    if (sb_webhooks_start(s->hooks, err, errn) != 0 ||
+        sb_testjobs_start(s->testjobs, err, errn) != 0) {
+        close(afd);
+        close(sfd);
+        return -1;
+    }
     d->api_l = (struct listener){s, SB_LISTENER_API};
     d->storage_l = (struct listener){s, SB_LISTENER_STORAGE};
     d->api = start_daemon(&d->api_l, afd, av6, API_THREADS);
@@ -695,6 +715,10 @@ void sb_server_stop(struct sb_server *s)
     struct sb_daemons *d = s->d;
     if (!d)
         return;
+    /* Timelines first (they emit events), then deliveries (transfers in flight are aborted, so a
+     * registration waiting for its verification delivery returns), then the listeners. */
+    sb_testjobs_stop(s->testjobs);
+    sb_webhooks_stop(s->hooks);
     if (d->waker_started) {
         pthread_mutex_lock(&d->dlock);
         d->stopping = true;
@@ -718,6 +742,8 @@ void sb_server_free(struct sb_server *s)
     pthread_mutex_destroy(&s->d->dlock);
     pthread_cond_destroy(&s->d->dcond);
     free(s->d);
+    sb_testjobs_free(s->testjobs);
+    sb_webhooks_free(s->hooks);
     sb_index_free(s->index);
     sb_world_free(s->world);
     sb_oauth_free(s->oauth);

@@ -14,6 +14,8 @@
 #include "oauth.h"
 #include "ratelimit.h"
 #include "reqlog.h"
+#include "testjobs.h"
+#include "webhooks.h"
 #include "world.h"
 
 struct sb_config {
@@ -26,6 +28,9 @@ struct sb_config {
     size_t jobs;
     bool strict;
     int64_t rate_limit, rate_window_ms, token_lifetime_s;
+    /* webhooks and test jobs (docs/SANDBOX.md, "Webhooks and test jobs") */
+    int64_t reconstruction_ms; /* a test job's simulated reconstruction */
+    struct sb_webhook_settings webhooks;
 };
 
 struct sb_daemons;
@@ -38,6 +43,8 @@ struct sb_server {
     struct sb_ratelimit *rl;
     struct sb_faults *faults;
     struct sb_reqlog *log;
+    struct sb_webhooks *hooks;
+    struct sb_testjobs *testjobs;
     pthread_mutex_t cfg_lock; /* guards `strict` */
     bool strict;
     int64_t default_org_id;
