@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential pkg-config meson ninja-build
     libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libssl-dev curl)
-test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3)
+test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 chromium)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

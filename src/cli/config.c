@@ -7,6 +7,11 @@
 #include "core/log.h"
 #include "core/str.h"
 
+/* The modal's files: the source tree's web/ (set by the build), unless configured. */
+#ifndef HOVERSYNC_WEB_DIR
+#define HOVERSYNC_WEB_DIR "web"
+#endif
+
 const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_DB, "--db", "HOVERSYNC_DB", HS_CFG_STRING, "./hoversync.db", 0, 0,
      "SQLite database file (created if missing)"},
@@ -36,6 +41,18 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "seconds before one HTTP request to Hover is abandoned"},
     {CFG_LOG_LEVEL, "--log-level", "HOVERSYNC_LOG_LEVEL", HS_CFG_STRING, "warn", 0, 0,
      "debug, info, warn, error or off (logs go to stderr)"},
+    {CFG_LISTEN, "--listen", "HOVERSYNC_LISTEN", HS_CFG_STRING, "127.0.0.1:8080", 0, 0,
+     "serve: HOST:PORT the HTTP service listens on (port 0: any free port)"},
+    {CFG_PUBLIC_URL, "--public-url", "HOVERSYNC_PUBLIC_URL", HS_CFG_STRING, NULL, 0, 0,
+     "serve: the URL browsers reach the service by [default: http://<listen>]"},
+    {CFG_ALLOW_ORIGINS, NULL, "HOVERSYNC_ALLOW_ORIGINS", HS_CFG_STRING, NULL, 0, 0,
+     "serve: comma-separated CRM origins that may call the API and frame the modal (more with "
+     "serve --allow-origin)"},
+    {CFG_API_KEY, NULL, "HOVERSYNC_API_KEY", HS_CFG_SECRET, NULL, 0, 0,
+     "serve: the API key CRM back-ends send as 'Authorization: Bearer'; unset: generated on "
+     "first start, printed once (environment only)"},
+    {CFG_WEB_DIR, "--web-dir", "HOVERSYNC_WEB_DIR", HS_CFG_STRING, HOVERSYNC_WEB_DIR, 0, 0,
+     "serve: directory of the modal's files (web/)"},
 };
 
 void hs_config_init(struct hs_config *c)
@@ -98,6 +115,12 @@ int hs_config_validate(const struct hs_config *c)
     if (!hs_starts_with(url, "https://") && !hs_starts_with(url, "http://")) {
         fprintf(stderr, "hoversync: --hover-url must start with http:// or https://, not '%s'\n",
                 url);
+        return -1;
+    }
+    const char *pub = c->value[CFG_PUBLIC_URL];
+    if (pub && !hs_starts_with(pub, "https://") && !hs_starts_with(pub, "http://")) {
+        fprintf(stderr, "hoversync: --public-url must start with http:// or https://, not '%s'\n",
+                pub);
         return -1;
     }
     if (hs_log_level_parse(c->value[CFG_LOG_LEVEL]) < 0) {

@@ -25,6 +25,11 @@ enum hs_cfg_id {
     CFG_MAX_ATTEMPTS,
     CFG_TIMEOUT,
     CFG_LOG_LEVEL,
+    CFG_LISTEN,
+    CFG_PUBLIC_URL,
+    CFG_ALLOW_ORIGINS,
+    CFG_API_KEY,
+    CFG_WEB_DIR,
     CFG_COUNT
 };
 

@@ -27,6 +27,7 @@ static const struct command commands[] = {
     {"export", cmd_export, NEEDS_STORE, "print the records changed since a cursor"},
     {"backfill", cmd_backfill, NEEDS_CLIENT, "index (and --sync) historic jobs, resumable"},
     {"connect", cmd_connect, NEEDS_CLIENT, "connect a Hover org (OAuth authorization-code flow)"},
+    {"serve", cmd_serve, NEEDS_STORE, "run the HTTP service (modal API, connect flow, files)"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 

@@ -183,6 +183,98 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "  value INTEGER NOT NULL\n"
      ");\n"
      "INSERT INTO counters(name, value) VALUES ('change_seq', 0);\n"},
+
+    /* The type-ahead index (src/search): every job the service has seen, searchable at once.
+     * An external-content FTS5 table (content='jobs'): the text lives once, in jobs, and the
+     * index holds only tokens, so 100,000 jobs cost no second copy of their text, bm25 ranking
+     * and 'rebuild' (the backfill below) work, and snippet()/highlight() can read the columns.
+     * A contentless table would need the old values to delete a row all the same (SQLite 3.40
+     * has no contentless_delete), so it would save nothing. The triggers keep the two in step;
+     * the UPDATE trigger fires only when an indexed value really changes (an upsert rewrites
+     * every column). capture_user is derived from raw_json (the capturing user of Show Job:
+     * user.first_name/last_name/email, else captures[0].capture_by) as a virtual generated
+     * column, so no writer has to fill it and the trigger's old.capture_user is exactly what
+     * was indexed. prefix='2 3 4' makes "mea*" type-ahead queries cheap. */
+    {3, "job search index",
+     "ALTER TABLE jobs ADD COLUMN capture_user TEXT GENERATED ALWAYS AS (\n"
+     "  CASE WHEN json_valid(raw_json) THEN NULLIF(TRIM(\n"
+     "    COALESCE(json_extract(raw_json, '$.user.first_name'), '') || ' ' ||\n"
+     "    COALESCE(json_extract(raw_json, '$.user.last_name'), '') || ' ' ||\n"
+     "    COALESCE(json_extract(raw_json, '$.user.email'),\n"
+     "             json_extract(raw_json, '$.captures[0].capture_by'), '')), '') END\n"
+     ") VIRTUAL; -- who captured the job (name and email), from raw_json\n"
+     "-- For the search: the most recent jobs first, with or without a state filter; and the\n"
+     "-- ranking of matches, which reads this covering index instead of the job rows (and\n"
+     "-- their raw JSON) to break ties by recency and filter by state.\n"
+     "CREATE INDEX jobs_hover_updated_at ON jobs(hover_updated_at);\n"
+     "CREATE INDEX jobs_state_updated ON jobs(reconstruction_state, hover_updated_at);\n"
+     "CREATE INDEX jobs_search_rank ON jobs(id, hover_updated_at, reconstruction_state);\n"
+     "\n"
+     "-- Full-text index of jobs for the search box (tokens only; the text is in jobs).\n"
+     "CREATE VIRTUAL TABLE jobs_fts USING fts5(\n"
+     "  name, address_line1, address_line2, city, region, postal_code,\n"
+     "  customer_name, customer_email, external_identifier, capture_user,\n"
+     "  content='jobs', content_rowid='id',\n"
+     "  tokenize='unicode61 remove_diacritics 2', prefix='2 3 4'\n"
+     ");\n"
+     "CREATE TRIGGER jobs_fts_insert AFTER INSERT ON jobs BEGIN\n"
+     "  INSERT INTO jobs_fts(rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user)\n"
+     "  VALUES (new.id, new.name, new.address_line1, new.address_line2, new.city, new.region,\n"
+     "    new.postal_code, new.customer_name, new.customer_email, new.external_identifier,\n"
+     "    new.capture_user);\n"
+     "END;\n"
+     "CREATE TRIGGER jobs_fts_delete AFTER DELETE ON jobs BEGIN\n"
+     "  INSERT INTO jobs_fts(jobs_fts, rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user)\n"
+     "  VALUES ('delete', old.id, old.name, old.address_line1, old.address_line2, old.city,\n"
+     "    old.region, old.postal_code, old.customer_name, old.customer_email,\n"
+     "    old.external_identifier, old.capture_user);\n"
+     "END;\n"
+     "CREATE TRIGGER jobs_fts_update AFTER UPDATE OF id, name, address_line1, address_line2,\n"
+     "  city, region, postal_code, customer_name, customer_email, external_identifier, raw_json\n"
+     "  ON jobs WHEN old.id IS NOT new.id OR old.name IS NOT new.name\n"
+     "    OR old.address_line1 IS NOT new.address_line1\n"
+     "    OR old.address_line2 IS NOT new.address_line2 OR old.city IS NOT new.city\n"
+     "    OR old.region IS NOT new.region OR old.postal_code IS NOT new.postal_code\n"
+     "    OR old.customer_name IS NOT new.customer_name\n"
+     "    OR old.customer_email IS NOT new.customer_email\n"
+     "    OR old.external_identifier IS NOT new.external_identifier\n"
+     "    OR old.capture_user IS NOT new.capture_user\n"
+     "BEGIN\n"
+     "  INSERT INTO jobs_fts(jobs_fts, rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user)\n"
+     "  VALUES ('delete', old.id, old.name, old.address_line1, old.address_line2, old.city,\n"
+     "    old.region, old.postal_code, old.customer_name, old.customer_email,\n"
+     "    old.external_identifier, old.capture_user);\n"
+     "  INSERT INTO jobs_fts(rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user)\n"
+     "  VALUES (new.id, new.name, new.address_line1, new.address_line2, new.city, new.region,\n"
+     "    new.postal_code, new.customer_name, new.customer_email, new.external_identifier,\n"
+     "    new.capture_user);\n"
+     "END;\n"
+     "-- Jobs stored before this migration.\n"
+     "INSERT INTO jobs_fts(jobs_fts) VALUES ('rebuild');\n"},
+
+    /* The HTTP service (hoversync serve): its settings (the API key's hash) and browser
+     * sessions. Self-contained: depends on no other migration than 1. */
+    {4, "service settings and sessions",
+     "-- Settings of the service. api_key_sha256: the hash of the API key (never the key).\n"
+     "CREATE TABLE settings (\n"
+     "  key TEXT PRIMARY KEY,\n"
+     "  value TEXT NOT NULL,\n"
+     "  updated_at TEXT NOT NULL\n"
+     ");\n"
+     "\n"
+     "-- Browser sessions of the modal (cookie hs_session). Only the token's SHA-256 is kept.\n"
+     "CREATE TABLE sessions (\n"
+     "  token_sha256 TEXT PRIMARY KEY,      -- hex SHA-256 of the session token\n"
+     "  csrf_token TEXT NOT NULL,           -- required in X-CSRF-Token on POST/PUT/DELETE\n"
+     "  created_at INTEGER NOT NULL,        -- unix seconds\n"
+     "  expires_at INTEGER NOT NULL,        -- unix seconds\n"
+     "  user TEXT                           -- the CRM's user id, when given\n"
+     ");\n"
+     "CREATE INDEX sessions_expires_at ON sessions(expires_at);\n"},
 };
 
 const int hs_sqlite_migrations_count =

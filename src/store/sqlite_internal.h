@@ -79,9 +79,20 @@ int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t mo
 int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
                       int64_t hover_requests, struct hs_error *err);
 int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err);
+/* The service's reads (sqlite_records.c). */
+int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
+                              struct hs_artifact_row *out, struct hs_error *err);
+int hs_sqlite_artifact_by_image(struct hs_store *base, int64_t image_id,
+                                struct hs_artifact_row *out, struct hs_error *err);
+int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs_model_status **out,
+                                size_t *n, struct hs_error *err);
 int hs_sqlite_checkpoint_get(struct hs_store *base, const char *name, char **value,
                              struct hs_error *err);
 int hs_sqlite_checkpoint_put(struct hs_store *base, const char *name, const char *value,
                              struct hs_error *err);
+/* jobs_search (sqlite_search.c). */
+int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
+                          int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
+                          struct hs_error *err);
 
 #endif

@@ -645,6 +645,116 @@ int hs_sqlite_artifact_each(struct hs_store *base,
     return op_leave(s, &op, rc, err);
 }
 
+/* One artifact row by a column that is not its key (the service's file and image routes). */
+static int artifact_find(struct sqlite_store *s, const char *sql, const char *text, int64_t num,
+                         struct hs_artifact_row *out, const char *what, struct hs_error *err)
+{
+    struct op op;
+    int rc = op_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    struct hs_artifact_row a = {0};
+    sqlite3_stmt *st = NULL;
+    rc = prep(s, &st, sql, what, err);
+    if (!rc) {
+        if (text)
+            bind_text(st, 1, text);
+        else
+            sqlite3_bind_int64(st, 1, num);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            artifact_read(st, &a);
+        else if (src == SQLITE_DONE)
+            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no stored artifact with that %s",
+                         text ? "sha256" : "image id");
+        else
+            rc = hs_sqlite_fail(s, src, err, what);
+        sqlite3_finalize(st);
+    }
+    rc = op_leave(s, &op, rc, err);
+    if (rc)
+        hs_artifact_row_clear(&a);
+    else
+        *out = a;
+    return rc;
+}
+
+int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
+                              struct hs_artifact_row *out, struct hs_error *err)
+{
+    if (!sha256)
+        return hs_fail(err, HS_ERR_INVALID, "artifact_by_sha without a sha256");
+    return artifact_find(sq(base),
+                         "SELECT " ARTIFACT_COLS " FROM artifacts WHERE sha256 = ?1 LIMIT 1",
+                         sha256, 0, out, "finding artifact by sha256", err);
+}
+
+int hs_sqlite_artifact_by_image(struct hs_store *base, int64_t image_id,
+                                struct hs_artifact_row *out, struct hs_error *err)
+{
+    if (image_id <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "artifact_by_image without an image id");
+    return artifact_find(sq(base),
+                         "SELECT " ARTIFACT_COLS " FROM artifacts WHERE image_id = ?1 "
+                         "ORDER BY fetched_at DESC LIMIT 1",
+                         NULL, image_id, out, "finding image", err);
+}
+
+int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs_model_status **out,
+                                size_t *n, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct op op;
+    int rc = op_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    struct hs_model_status *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    /* Stored models with their selection, then selections of models not stored yet. */
+    rc = prep(s, &st,
+              "SELECT m.id, m.synced_updated_at, sel.status, sel.reason FROM models m "
+              "LEFT JOIN selections sel ON sel.job_id = m.job_id AND sel.model_id = m.id "
+              "WHERE m.job_id = ?1 "
+              "UNION ALL "
+              "SELECT sel.model_id, NULL, sel.status, sel.reason FROM selections sel "
+              "WHERE sel.job_id = ?1 AND NOT EXISTS "
+              "(SELECT 1 FROM models m WHERE m.id = sel.model_id AND m.job_id = sel.job_id) "
+              "ORDER BY 1",
+              "reading model status", err);
+    if (!rc)
+        sqlite3_bind_int64(st, 1, job_id);
+    while (!rc) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = hs_sqlite_fail(s, src, err, "reading model status");
+            break;
+        }
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = hs_realloc(v, cap * sizeof *v);
+        }
+        struct hs_model_status *m = &v[len++];
+        memset(m, 0, sizeof *m);
+        m->model_id = sqlite3_column_int64(st, 0);
+        m->synced_updated_at = hs_sqlite_col_text(st, 1);
+        const char *status = (const char *)sqlite3_column_text(st, 2);
+        m->has_selection = status && hs_selection_status_parse(status, &m->selection) == HS_OK;
+        m->reason = hs_sqlite_col_text(st, 3);
+    }
+    sqlite3_finalize(st);
+    rc = op_leave(s, &op, rc, err);
+    if (rc) {
+        hs_model_statuses_free(v, len);
+        return rc;
+    }
+    *out = v;
+    *n = len;
+    return HS_OK;
+}
+
 /* ---- measurements ---- */
 
 static const char *const meas_cols[] = {

@@ -95,6 +95,58 @@ void hs_selections_free(struct hs_selection *sels, size_t n)
     free(sels);
 }
 
+void hs_job_summaries_free(struct hs_job_summary *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct hs_job_summary *j = &v[i];
+        free(j->name);
+        free(j->address.line1);
+        free(j->address.line2);
+        free(j->address.city);
+        free(j->address.region);
+        free(j->address.postal_code);
+        free(j->address.country);
+        free(j->reconstruction_state);
+        free(j->updated_at);
+    }
+    free(v);
+}
+
+void hs_session_clear(struct hs_session *s)
+{
+    if (!s)
+        return;
+    free(s->token_sha256);
+    free(s->csrf_token);
+    free(s->user);
+    memset(s, 0, sizeof *s);
+}
+
+void hs_connection_rows_free(struct hs_connection_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].key);
+        free(rows[i].owner_type);
+        free(rows[i].connected_at);
+    }
+    free(rows);
+}
+
+void hs_model_statuses_free(struct hs_model_status *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].synced_updated_at);
+        free(v[i].reason);
+    }
+    free(v);
+}
+
 void hs_store_close(struct hs_store *s)
 {
     if (s)

@@ -90,6 +90,48 @@ struct hs_selection {
 };
 void hs_selection_clear(struct hs_selection *s);
 
+/* A job as a search result lists it (jobs_search). */
+struct hs_job_summary {
+    int64_t id;
+    char *name;
+    struct hs_address address; /* no coordinates */
+    char *reconstruction_state;
+    char *updated_at; /* Hover's updated_at */
+    int64_t models_count, complete_models;
+};
+void hs_job_summaries_free(struct hs_job_summary *v, size_t n);
+
+/* ---- the service (hoversync serve, src/server) ---- */
+
+/* A browser session: the token itself is never stored, only its SHA-256. */
+struct hs_session {
+    char *token_sha256; /* hex */
+    char *csrf_token;   /* sent back by the page in X-CSRF-Token on state-changing calls */
+    int64_t created_at, expires_at; /* unix seconds */
+    char *user;                     /* the CRM's user id, or NULL */
+};
+void hs_session_clear(struct hs_session *s);
+
+/* A connected Hover org (a stored credential). */
+struct hs_connection_row {
+    char *key;          /* "org-463605", "default", or a name given at connect time */
+    int64_t owner_id;   /* the org; 0 when unknown */
+    char *owner_type;   /* "orgs", or NULL */
+    char *connected_at; /* ISO-8601: when it was first connected */
+    bool has_token;     /* a token pair is stored */
+};
+void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
+
+/* What the store knows of one model of a job: synced or not, and its selection. */
+struct hs_model_status {
+    int64_t model_id;
+    char *synced_updated_at; /* Hover's updated_at at the last complete sync; NULL: never */
+    bool has_selection;
+    enum hs_selection_status selection; /* valid when has_selection */
+    char *reason;                       /* the selection's reason, or NULL */
+};
+void hs_model_statuses_free(struct hs_model_status *v, size_t n);
+
 struct hs_store;
 
 struct hs_store_ops {
@@ -166,6 +208,44 @@ struct hs_store_ops {
     int (*checkpoint_get)(struct hs_store *s, const char *name, char **value, struct hs_error *err);
     int (*checkpoint_put)(struct hs_store *s, const char *name, const char *value,
                           struct hs_error *err);
+
+    /* ---- search (src/search) ----
+     * The stored jobs matching q, a page of them: every word of q is a prefix of a word of the
+     * job's name, address, customer, external id or capturing user ("4312 mea" finds "4312
+     * Meadow Drive"), best match first (bm25), then most recently updated at Hover. q NULL or
+     * blank: every job, most recently updated first; q without any searchable word (only
+     * punctuation): none. state: "completed", "failed" (the job's reconstruction_state) or NULL.
+     * page from 1, per 1..100. *out gets the page (caller frees with hs_job_summaries_free; it
+     * may be NULL when *n is 0), *total the number of matches on every page. */
+    int (*jobs_search)(struct hs_store *s, const char *q, const char *state, int64_t page,
+                       int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
+                       struct hs_error *err);
+
+    /* ---- the service (src/server) ----
+     * Small named settings (the API key's hash, ...). get: HS_ERR_NOT_FOUND when unset. */
+    int (*setting_get)(struct hs_store *s, const char *key, char **value, struct hs_error *err);
+    int (*setting_put)(struct hs_store *s, const char *key, const char *value,
+                       struct hs_error *err);
+    /* Stores a session (by token_sha256) and deletes every session expired at its created_at. */
+    int (*session_put)(struct hs_store *s, const struct hs_session *ss, struct hs_error *err);
+    /* The session whose token hashes to token_sha256, if it has not expired at now_s;
+     * HS_ERR_NOT_FOUND otherwise. */
+    int (*session_get)(struct hs_store *s, const char *token_sha256, int64_t now_s,
+                       struct hs_session *out, struct hs_error *err);
+    /* Every stored connection, first connected first (caller frees with
+     * hs_connection_rows_free; *out may be NULL when *n is 0). */
+    int (*connections_list)(struct hs_store *s, struct hs_connection_row **out, size_t *n,
+                            struct hs_error *err);
+    /* An artifact row holding these bytes (hex sha256); HS_ERR_NOT_FOUND if none. */
+    int (*artifact_by_sha)(struct hs_store *s, const char *sha256, struct hs_artifact_row *out,
+                           struct hs_error *err);
+    /* The stored image with this Hover image id (kind "image.<id>"); HS_ERR_NOT_FOUND if none. */
+    int (*artifact_by_image)(struct hs_store *s, int64_t image_id, struct hs_artifact_row *out,
+                             struct hs_error *err);
+    /* Per model of the job (stored models, and selections of models not stored yet), ordered by
+     * model id: its sync mark and selection (caller frees with hs_model_statuses_free). */
+    int (*job_models_status)(struct hs_store *s, int64_t job_id, struct hs_model_status **out,
+                             size_t *n, struct hs_error *err);
 };
 
 struct hs_store {

@@ -308,6 +308,211 @@ static int sq_refresh_end(struct hs_store *base, const char *key, const struct h
     return rc;
 }
 
+/* ---- the service's tables (settings, sessions, connections) ----
+ * Each op is one statement (or one short transaction) under the store lock, like the token ops. */
+
+static int svc_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st, const char *what,
+                       struct hs_error *err)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return hs_sqlite_fail(s, rc, err, what);
+    }
+    return HS_OK;
+}
+
+static int sq_setting_get(struct hs_store *base, const char *key, char **value,
+                          struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!key)
+        return hs_fail(err, HS_ERR_INVALID, "setting without a key");
+    int rc = refuse_nested(s, err, "setting_get");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    sqlite3_stmt *st = NULL;
+    char *v = NULL;
+    rc = svc_prepare(s, "SELECT value FROM settings WHERE key = ?1", &st, "reading setting", err);
+    if (!rc) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            v = hs_sqlite_col_text(st, 0);
+        else if (src == SQLITE_DONE)
+            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no setting '%s'", key);
+        else
+            rc = hs_sqlite_fail(s, src, err, "reading setting");
+    }
+    sqlite3_finalize(st);
+    hs_sqlite_unlock(s);
+    if (!rc)
+        *value = v;
+    return rc;
+}
+
+static int sq_setting_put(struct hs_store *base, const char *key, const char *value,
+                          struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!key || !value)
+        return hs_fail(err, HS_ERR_INVALID, "setting without a key or a value");
+    int rc = refuse_nested(s, err, "setting_put");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    sqlite3_stmt *st = NULL;
+    rc = svc_prepare(s,
+                     "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, " HS_SQL_NOW
+                     ") ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                     "updated_at = excluded.updated_at",
+                     &st, "storing setting", err);
+    if (!rc) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = hs_sqlite_fail(s, src, err, "storing setting");
+    }
+    sqlite3_finalize(st);
+    hs_sqlite_unlock(s);
+    return rc;
+}
+
+static int sq_session_put(struct hs_store *base, const struct hs_session *ss, struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!ss || !ss->token_sha256 || !ss->csrf_token || ss->expires_at <= ss->created_at)
+        return hs_fail(err, HS_ERR_INVALID, "session without a token, a csrf token or a future");
+    int rc = refuse_nested(s, err, "session_put");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    rc = hs_sqlite_exec(s, "BEGIN IMMEDIATE", err);
+    if (rc) {
+        hs_sqlite_unlock(s);
+        return rc;
+    }
+    static const char *const sql[] = {
+        "DELETE FROM sessions WHERE expires_at <= ?4",
+        "INSERT INTO sessions (token_sha256, csrf_token, created_at, expires_at, user) "
+        "VALUES (?1, ?2, ?4, ?5, ?3) ON CONFLICT(token_sha256) DO UPDATE SET "
+        "csrf_token = excluded.csrf_token, created_at = excluded.created_at, "
+        "expires_at = excluded.expires_at, user = excluded.user",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++) {
+        sqlite3_stmt *st = NULL;
+        rc = svc_prepare(s, sql[i], &st, "storing session", err);
+        if (rc)
+            break;
+        if (i == 1) {
+            sqlite3_bind_text(st, 1, ss->token_sha256, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, ss->csrf_token, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, ss->user, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 5, ss->expires_at);
+        }
+        sqlite3_bind_int64(st, 4, ss->created_at);
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = hs_sqlite_fail(s, src, err, "storing session");
+        sqlite3_finalize(st);
+    }
+    if (!rc)
+        rc = hs_sqlite_exec(s, "COMMIT", err);
+    if (rc)
+        hs_sqlite_exec(s, "ROLLBACK", NULL);
+    hs_sqlite_unlock(s);
+    return rc;
+}
+
+static int sq_session_get(struct hs_store *base, const char *token_sha256, int64_t now_s,
+                          struct hs_session *out, struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!token_sha256)
+        return hs_fail(err, HS_ERR_INVALID, "session lookup without a token hash");
+    int rc = refuse_nested(s, err, "session_get");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    sqlite3_stmt *st = NULL;
+    struct hs_session v = {0};
+    rc = svc_prepare(s,
+                     "SELECT token_sha256, csrf_token, created_at, expires_at, user FROM sessions "
+                     "WHERE token_sha256 = ?1 AND expires_at > ?2",
+                     &st, "reading session", err);
+    if (!rc) {
+        sqlite3_bind_text(st, 1, token_sha256, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_s);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            v.token_sha256 = hs_sqlite_col_text(st, 0);
+            v.csrf_token = hs_sqlite_col_text(st, 1);
+            v.created_at = sqlite3_column_int64(st, 2);
+            v.expires_at = sqlite3_column_int64(st, 3);
+            v.user = hs_sqlite_col_text(st, 4);
+        } else if (src == SQLITE_DONE) {
+            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no such session, or it expired");
+        } else {
+            rc = hs_sqlite_fail(s, src, err, "reading session");
+        }
+    }
+    sqlite3_finalize(st);
+    hs_sqlite_unlock(s);
+    if (!rc)
+        *out = v;
+    return rc;
+}
+
+static int sq_connections_list(struct hs_store *base, struct hs_connection_row **out, size_t *n,
+                               struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int rc = refuse_nested(s, err, "connections_list");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    sqlite3_stmt *st = NULL;
+    struct hs_connection_row *v = NULL;
+    size_t len = 0, cap = 0;
+    rc = svc_prepare(s,
+                     "SELECT c.key, c.owner_id, c.owner_type, c.created_at, "
+                     "t.connection_key IS NOT NULL FROM connections c "
+                     "LEFT JOIN oauth_tokens t ON t.connection_key = c.key "
+                     "ORDER BY c.created_at, c.key",
+                     &st, "listing connections", err);
+    while (!rc) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = hs_sqlite_fail(s, src, err, "listing connections");
+            break;
+        }
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = hs_realloc(v, cap * sizeof *v);
+        }
+        struct hs_connection_row *r = &v[len++];
+        r->key = hs_sqlite_col_text(st, 0);
+        r->owner_id = sqlite3_column_int64(st, 1);
+        r->owner_type = hs_sqlite_col_text(st, 2);
+        r->connected_at = hs_sqlite_col_text(st, 3);
+        r->has_token = sqlite3_column_int(st, 4) != 0;
+    }
+    sqlite3_finalize(st);
+    hs_sqlite_unlock(s);
+    if (rc) {
+        hs_connection_rows_free(v, len);
+        return rc;
+    }
+    *out = v;
+    *n = len;
+    return HS_OK;
+}
+
 static void sq_close(struct hs_store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -341,6 +546,15 @@ static const struct hs_store_ops sqlite_ops = {
     .export_since = hs_sqlite_export_since,
     .checkpoint_get = hs_sqlite_checkpoint_get,
     .checkpoint_put = hs_sqlite_checkpoint_put,
+    .setting_get = sq_setting_get,
+    .setting_put = sq_setting_put,
+    .session_put = sq_session_put,
+    .session_get = sq_session_get,
+    .connections_list = sq_connections_list,
+    .artifact_by_sha = hs_sqlite_artifact_by_sha,
+    .artifact_by_image = hs_sqlite_artifact_by_image,
+    .job_models_status = hs_sqlite_job_models_status,
+    .jobs_search = hs_sqlite_jobs_search,
 };
 
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err)

@@ -284,6 +284,12 @@ static int store_measurements(struct hs_sync_engine *e, const struct hs_model *m
     return rc;
 }
 
+static void progress(struct hs_sync_engine *e, struct hs_sync_progress p)
+{
+    if (e->on_progress)
+        e->on_progress(e->progress_ctx, &p);
+}
+
 static void collect_items(const struct hs_model *m, struct item **items, size_t *n)
 {
     *items = hs_calloc(m->n_artifacts + m->n_images + 1, sizeof **items);
@@ -303,7 +309,7 @@ static void collect_items(const struct hs_model *m, struct item **items, size_t 
     }
 }
 
-static void sync_complete_model(struct hs_sync_engine *e, const struct hs_model *m,
+static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const struct hs_model *m,
                                 struct hs_sync_model *r)
 {
     struct hs_model_row stored = {0};
@@ -317,6 +323,12 @@ static void sync_complete_model(struct hs_sync_engine *e, const struct hs_model 
     struct item *items = NULL;
     size_t n = 0;
     collect_items(m, &items, &n);
+    progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_STARTED,
+                                          .job_id = job_id,
+                                          .model_id = m->id,
+                                          .model_name = m->name,
+                                          .model_state = m->state,
+                                          .artifacts_total = (int64_t)n});
     r->artifacts = hs_calloc(n + 1, sizeof *r->artifacts);
     int rc = HS_OK;
     for (size_t i = 0; i < n && rc == HS_OK; i++) {
@@ -328,6 +340,14 @@ static void sync_complete_model(struct hs_sync_engine *e, const struct hs_model 
                 r->downloaded++;
             else
                 r->unchanged++;
+            progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_ARTIFACT,
+                                                  .job_id = job_id,
+                                                  .model_id = m->id,
+                                                  .model_name = m->name,
+                                                  .model_state = m->state,
+                                                  .artifacts_done = (int64_t)r->n_artifacts,
+                                                  .artifacts_total = (int64_t)n,
+                                                  .artifact = a});
         } else {
             r->message =
                 hs_aprintf("%s: %s", items[i].kind, err.msg[0] ? err.msg : hs_err_name(rc));
@@ -364,14 +384,20 @@ static enum hs_selection_status selection_status(enum hs_model_result r)
     return HS_SEL_ERROR;
 }
 
-static void handle_model(struct hs_sync_engine *e, const struct hs_model *m,
+static void handle_model(struct hs_sync_engine *e, int64_t job_id, const struct hs_model *m,
                          struct hs_sync_model *r)
 {
     r->id = m->id;
     r->name = hs_strdup(m->name);
     r->state = hs_strdup(m->state);
+    if (!hs_model_is_complete(m))
+        progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_STARTED,
+                                              .job_id = job_id,
+                                              .model_id = m->id,
+                                              .model_name = m->name,
+                                              .model_state = m->state});
     if (hs_model_is_complete(m)) {
-        sync_complete_model(e, m, r);
+        sync_complete_model(e, job_id, m, r);
     } else if (hs_streq(m->state, "failed")) {
         r->result = HS_RESULT_FAILED_UPSTREAM;
         r->message = hs_strdup("Hover could not reconstruct this model (state: failed)");
@@ -487,7 +513,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     /* 2. each model by its own state. */
     for (size_t i = 0; i < nsel; i++) {
         struct hs_sync_model *mr = &r->models[r->n_models++];
-        handle_model(e, sel[i], mr);
+        handle_model(e, job->id, sel[i], mr);
         struct hs_error werr = {0};
         int wrc = write_tx_begin(e, &werr);
         if (wrc == HS_OK) {
@@ -512,6 +538,16 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
             }
             mr->result = HS_RESULT_ERROR;
         }
+        progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_FINISHED,
+                                              .job_id = job->id,
+                                              .model_id = mr->id,
+                                              .model_name = mr->name,
+                                              .model_state = mr->state,
+                                              .artifacts_done = (int64_t)mr->n_artifacts,
+                                              .artifacts_total = (int64_t)mr->n_artifacts,
+                                              .result = mr->result,
+                                              .message = mr->message,
+                                              .model = mr});
         hs_crashpoint("after_model");
     }
 
@@ -546,6 +582,8 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
     size_t nout = 0;
     int64_t *ids = hs_calloc(ns + 1, sizeof *ids);
     bool *done = hs_calloc(ns + 1, sizeof *done);
+    for (size_t i = 0; e->pending_filter && i < ns; i++)
+        done[i] = !e->pending_filter(e->pending_filter_ctx, &sels[i]);
     for (size_t i = 0; i < ns; i++) {
         if (done[i])
             continue;

@@ -60,11 +60,37 @@ void hs_sync_report_free(struct hs_sync_report *r);
 /* True when every selected model ended synced or pending (exit code 0). */
 bool hs_sync_report_ok(const struct hs_sync_report *r);
 
+/* Progress of a sync as it happens, for a live view (the service's GET /api/syncs/{id}). */
+enum hs_sync_progress_event {
+    HS_PROGRESS_MODEL_STARTED,  /* artifacts_total known (0 for a model that is not complete) */
+    HS_PROGRESS_ARTIFACT,       /* one more artifact stored, or found unchanged */
+    HS_PROGRESS_MODEL_FINISHED, /* result and message final, and recorded in the store */
+};
+
+struct hs_sync_progress {
+    enum hs_sync_progress_event event;
+    int64_t job_id, model_id;
+    const char *model_name, *model_state;
+    int64_t artifacts_done, artifacts_total;
+    const struct hs_sync_artifact *artifact; /* ARTIFACT: the one just handled */
+    enum hs_model_result result;             /* MODEL_FINISHED */
+    const char *message;                     /* MODEL_FINISHED: NULL when synced */
+    const struct hs_sync_model *model;       /* MODEL_FINISHED: its report (artifacts, sha256) */
+};
+
 struct hs_sync_engine {
     struct hs_client *client;
     struct hs_store *store;
     const char *data_dir;       /* artifact files live under it */
     const char *connection_key; /* recorded on jobs and selections */
+    /* Optional: called by the syncing thread at each step, with no store transaction open;
+     * the pointers in p are valid during the call only. */
+    void (*on_progress)(void *ctx, const struct hs_sync_progress *p);
+    void *progress_ctx;
+    /* Optional, hs_sync_pending only: false leaves an open selection for another pass (the
+     * service runs one pass per connection, and skips jobs its queue is syncing). NULL: all. */
+    bool (*pending_filter)(void *ctx, const struct hs_selection *sel);
+    void *pending_filter_ctx;
 };
 
 struct hs_sync_request {

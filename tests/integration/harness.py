@@ -169,3 +169,134 @@ def api_requests(entries, path_prefix="/api/"):
     """The logged requests to Hover's API (not OAuth, not storage), in order."""
     return [e for e in entries if e.get("listener", "api") == "api"
             and e["path"].startswith(path_prefix)]
+
+
+class Response:
+    """An HTTP answer: status, headers (an http.client.HTTPMessage), body bytes, JSON or None."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def cookies(self):
+        """{name: (value, attributes string)} of the Set-Cookie headers."""
+        out = {}
+        for c in self.headers.get_all("Set-Cookie") or []:
+            first, _, attrs = c.partition(";")
+            name, _, value = first.partition("=")
+            out[name.strip()] = (value.strip(), attrs)
+        return out
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=60):
+    """One request on a fresh connection to 127.0.0.1:port; redirects are not followed."""
+    import http.client
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        return Response(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+
+
+class Service:
+    """`hoversync serve` on a free port of 127.0.0.1 with its own SQLite file and data directory,
+    talking to a sandbox; stop() sends SIGTERM and returns the exit status.
+
+    tokens: a pair (sandbox.tokens()) seeded as connection `connection`; api_key: the
+    HOVERSYNC_API_KEY (None: the service generates one, read from its stderr)."""
+
+    def __init__(self, sandbox, tokens=None, args=(), connection="org-%d" % MAIN_ORG,
+                 api_key="test-api-key-0123456789abcdef", db_dir=None, **env):
+        self.cli = Cli(sandbox, tokens, HOVERSYNC_CONNECTION=connection, **env)
+        if db_dir:  # reuse another instance's store (restart tests)
+            self.cli.db = os.path.join(db_dir, "hoversync.db")
+            self.cli.env["HOVERSYNC_DB"] = self.cli.db
+        self.dir = db_dir or self.cli.dir
+        self.cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(self.dir, "data")
+        if api_key:
+            self.cli.env["HOVERSYNC_API_KEY"] = api_key
+        self.api_key = api_key
+        self.port_file = os.path.join(self.cli.dir, "service.port")
+        self.stderr_path = os.path.join(self.cli.dir, "service.stderr")
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(
+            [HOVERSYNC_BIN, "serve", "--listen", "127.0.0.1:0", "--port-file", self.port_file,
+             *map(str, args)],
+            env=self.cli.env, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        self.lines = []
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if os.path.exists(self.port_file) and os.path.getsize(self.port_file) > 0:
+                break
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("hoversync serve exited: " + self.read_stderr())
+            time.sleep(0.02)
+        else:
+            self.stop()
+            raise RuntimeError("hoversync serve did not start: " + self.read_stderr())
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+        # stdout: "hoversync serving URL", then the demo CRM's URL when asked for.
+        self.lines.append(self.proc.stdout.readline().strip())
+        if "--demo-crm" in map(str, args):
+            self.lines.append(self.proc.stdout.readline().strip())
+        self.url = self.lines[0].split()[-1]
+        self.demo_url = self.lines[1].split()[-1] if len(self.lines) > 1 else None
+        if not api_key:
+            for line in self.read_stderr().splitlines():
+                if "API key:" in line:
+                    self.api_key = line.split()[-1]
+
+    def read_stderr(self):
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def request(self, method, path, body=None, headers=None, key=True, cookie=None, origin=None,
+                timeout=60):
+        """A request to the service: with the API key unless key is False (or another string),
+        the hs_session cookie `cookie`, and an Origin header when given."""
+        hdrs = dict(headers or {})
+        if key is True:
+            hdrs.setdefault("Authorization", "Bearer " + self.api_key)
+        elif key:
+            hdrs.setdefault("Authorization", key)
+        if cookie:
+            hdrs["Cookie"] = "hs_session=" + cookie
+        if origin:
+            hdrs["Origin"] = origin
+        return http_request(self.port, method, path, body, hdrs, timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr.close()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.cli.cleanup()

@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "core/mem.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 struct fixture {
@@ -977,6 +978,38 @@ static void test_checkpoints_roundtrip(void **state)
     free(v);
 }
 
+/* Turns the file back into a version-1 database, whatever later migrations created: every view,
+ * virtual table and table but those of migration 1 is dropped (views and virtual tables first,
+ * their triggers and shadow tables go with them). */
+static void back_to_v1(struct fixture *f)
+{
+    static const char next_sql[] =
+        "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'table') "
+        "AND name NOT IN ('connections', 'oauth_tokens', 'schema_migrations') "
+        "AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY type = 'view' DESC, sql LIKE 'CREATE VIRTUAL%' DESC LIMIT 1";
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    for (int guard = 0; guard < 100; guard++) {
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db, next_sql, -1, &st, NULL), SQLITE_OK);
+        char drop[300] = "";
+        if (sqlite3_step(st) == SQLITE_ROW)
+            snprintf(drop, sizeof drop, "DROP %s \"%s\"",
+                     strcmp((const char *)sqlite3_column_text(st, 0), "view") == 0 ? "VIEW"
+                                                                                   : "TABLE",
+                     (const char *)sqlite3_column_text(st, 1));
+        sqlite3_finalize(st);
+        if (!drop[0])
+            break;
+        assert_int_equal(sqlite3_exec(db, drop, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(
+        sqlite3_exec(db, "DELETE FROM schema_migrations WHERE version > 1", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static void test_migrations_recorded_once(void **state)
 {
     struct fixture *f = *state;
@@ -984,9 +1017,12 @@ static void test_migrations_recorded_once(void **state)
         hs_store_close(f->store);
         assert_int_equal(open_store(f, &f->store), HS_OK);
     }
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations"), 2);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE version IN (1, 2)"),
-                     2);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations"),
+                     hs_sqlite_migrations_count);
+    assert_int_equal(sql_int(f, "SELECT COUNT(DISTINCT version) FROM schema_migrations"),
+                     hs_sqlite_migrations_count);
+    assert_int_equal(sql_int(f, "SELECT MAX(version) FROM schema_migrations"),
+                     hs_sqlite_migrations[hs_sqlite_migrations_count - 1].version);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM counters WHERE name = 'change_seq'"), 1);
 }
 
@@ -998,13 +1034,11 @@ static void test_v1_database_is_upgraded(void **state)
     assert_int_equal(f->store->ops->token_save(f->store, "default", &a, NULL), HS_OK);
     hs_store_close(f->store);
     f->store = NULL;
-    sql_exec(f, "DROP VIEW images; DROP TABLE sync_results; DROP TABLE sync_runs; "
-                "DROP TABLE measurements; DROP TABLE artifacts; DROP TABLE models; "
-                "DROP TABLE jobs; DROP TABLE selections; DROP TABLE checkpoints; "
-                "DROP TABLE counters; DELETE FROM schema_migrations WHERE version = 2;");
+    back_to_v1(f);
     assert_int_equal(sql_int(f, "SELECT MAX(version) FROM schema_migrations"), 1);
     assert_int_equal(open_store(f, &f->store), HS_OK);
-    assert_int_equal(sql_int(f, "SELECT MAX(version) FROM schema_migrations"), 2);
+    assert_int_equal(sql_int(f, "SELECT MAX(version) FROM schema_migrations"),
+                     hs_sqlite_migrations[hs_sqlite_migrations_count - 1].version);
     struct hs_token out = {0};
     assert_int_equal(f->store->ops->token_load(f->store, "default", &out, NULL), HS_OK);
     assert_string_equal(out.access_token, "acc-v1");
@@ -1012,6 +1046,499 @@ static void test_v1_database_is_upgraded(void **state)
     struct test_job t;
     make_job(&t);
     upsert(f, &t.job, true);
+}
+
+/* ---- the service's ops (settings, sessions, connections, file and image lookups) ---- */
+
+static void test_settings_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    char *v = (char *)"untouched";
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->setting_get(f->store, "api_key_sha256", &v, &err),
+                     HS_ERR_NOT_FOUND);
+    assert_string_equal(v, "untouched");
+    assert_int_equal(f->store->ops->setting_put(f->store, "api_key_sha256", "aa", NULL), HS_OK);
+    assert_int_equal(f->store->ops->setting_put(f->store, "api_key_sha256", "bb", NULL), HS_OK);
+    assert_int_equal(f->store->ops->setting_put(f->store, NULL, "bb", &err), HS_ERR_INVALID);
+    hs_store_close(f->store);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+    assert_int_equal(f->store->ops->setting_get(f->store, "api_key_sha256", &v, NULL), HS_OK);
+    assert_string_equal(v, "bb");
+    free(v);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM settings"), 1);
+}
+
+static struct hs_session session(const char *hash, int64_t created, int64_t expires)
+{
+    struct hs_session s = {0};
+    s.token_sha256 = (char *)hash;
+    s.csrf_token = (char *)"csrf-1";
+    s.created_at = created;
+    s.expires_at = expires;
+    s.user = (char *)"crm-user-7";
+    return s;
+}
+
+static void test_sessions_expire_and_are_purged(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct hs_session a = session(SHA_A, 1000, 2000);
+    assert_int_equal(ops->session_put(f->store, &a, NULL), HS_OK);
+    struct hs_session out = {0};
+    assert_int_equal(ops->session_get(f->store, SHA_A, 1999, &out, NULL), HS_OK);
+    assert_string_equal(out.token_sha256, SHA_A);
+    assert_string_equal(out.csrf_token, "csrf-1");
+    assert_string_equal(out.user, "crm-user-7");
+    assert_int_equal(out.created_at, 1000);
+    assert_int_equal(out.expires_at, 2000);
+    hs_session_clear(&out);
+    assert_null(out.csrf_token);
+    /* Expired at its expiry second, and unknown hashes are not found either. */
+    struct hs_error err = {0};
+    assert_int_equal(ops->session_get(f->store, SHA_A, 2000, &out, &err), HS_ERR_NOT_FOUND);
+    assert_null(out.token_sha256);
+    assert_int_equal(ops->session_get(f->store, SHA_B, 1500, &out, NULL), HS_ERR_NOT_FOUND);
+    /* No user is fine; a session that has already ended is refused. */
+    struct hs_session b = session(SHA_B, 2500, 3000);
+    b.user = NULL;
+    struct hs_session bad = session(SHA_B, 2500, 2500);
+    assert_int_equal(ops->session_put(f->store, &bad, &err), HS_ERR_INVALID);
+    /* Storing a session deletes the ones expired by then. */
+    assert_int_equal(ops->session_put(f->store, &b, NULL), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sessions"), 1);
+    assert_int_equal(ops->session_get(f->store, SHA_B, 2600, &out, NULL), HS_OK);
+    assert_null(out.user);
+    hs_session_clear(&out);
+    /* Only the hash is stored, never a token. */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sessions WHERE length(token_sha256) = 64"),
+                     1);
+}
+
+static void test_connections_list(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct hs_connection_row *v = (struct hs_connection_row *)1;
+    size_t n = 9;
+    assert_int_equal(ops->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 0);
+    assert_null(v);
+    struct hs_token a = pair("acc-a", "ref-a", 0);
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    usleep(5000); /* created_at has millisecond resolution */
+    a.owner_id = 471122;
+    assert_int_equal(ops->token_save(f->store, "org-471122", &a, NULL), HS_OK);
+    /* A reconnect (or a refresh) keeps the first connection time and the order. */
+    usleep(5000);
+    a.owner_id = 463605;
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    assert_int_equal(ops->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].key, "org-463605");
+    assert_int_equal(v[0].owner_id, 463605);
+    assert_string_equal(v[0].owner_type, "orgs");
+    assert_true(v[0].has_token);
+    assert_non_null(v[0].connected_at);
+    assert_int_equal(strlen(v[0].connected_at), 24);
+    assert_string_equal(v[1].key, "org-471122");
+    assert_int_equal(v[1].owner_id, 471122);
+    hs_connection_rows_free(v, n);
+    /* A connection whose tokens were removed is listed without a token. */
+    sql_exec(f, "DELETE FROM oauth_tokens WHERE connection_key = 'org-471122'");
+    assert_int_equal(ops->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 2);
+    assert_false(v[1].has_token);
+    hs_connection_rows_free(v, n);
+}
+
+static void test_artifact_by_sha_and_image(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct test_job t;
+    make_job(&t);
+    upsert(f, &t.job, true);
+    struct hs_artifact_row pdf = artifact("measurements.pdf", SHA_A, "\"v1\"");
+    put_artifact(f, &pdf);
+    struct hs_artifact_row img = artifact("image.166283801", SHA_B, NULL);
+    img.content_type = (char *)"image/jpeg";
+    img.image_id = 166283801;
+    put_artifact(f, &img);
+
+    struct hs_artifact_row out = {0};
+    assert_int_equal(ops->artifact_by_sha(f->store, SHA_A, &out, NULL), HS_OK);
+    assert_string_equal(out.kind, "measurements.pdf");
+    assert_string_equal(out.content_type, "application/pdf");
+    assert_string_equal(out.path, "blobs/ab/cd/abcd");
+    assert_int_equal(out.model_id, 17338410);
+    hs_artifact_row_clear(&out);
+    struct hs_error err = {0};
+    assert_int_equal(ops->artifact_by_sha(f->store, "00", &out, &err), HS_ERR_NOT_FOUND);
+    assert_null(out.kind);
+
+    assert_int_equal(ops->artifact_by_image(f->store, 166283801, &out, NULL), HS_OK);
+    assert_string_equal(out.kind, "image.166283801");
+    assert_string_equal(out.sha256, SHA_B);
+    assert_string_equal(out.content_type, "image/jpeg");
+    hs_artifact_row_clear(&out);
+    assert_int_equal(ops->artifact_by_image(f->store, 166283802, &out, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(ops->artifact_by_image(f->store, 0, &out, NULL), HS_ERR_INVALID);
+}
+
+static void test_job_models_status(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct hs_model_status *v = (struct hs_model_status *)1;
+    size_t n = 5;
+    assert_int_equal(ops->job_models_status(f->store, 15084303, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 0);
+    assert_null(v);
+
+    struct test_job t;
+    make_job(&t);
+    upsert(f, &t.job, true);
+    assert_int_equal(ops->model_mark_synced(f->store, 17338410, "2025-03-17T01:00:00.000Z", NULL),
+                     HS_OK);
+    put_sel(f, sel(15084303, 17338410, HS_SEL_SYNCED, NULL));
+    put_sel(f, sel(15084303, 17338411, HS_SEL_PENDING, "model processing"));
+    /* A selection of a model the store has not seen yet, and another job's. */
+    put_sel(f, sel(15084303, 17338499, HS_SEL_SELECTED, NULL));
+    put_sel(f, sel(15084399, 17338410, HS_SEL_ERROR, "x"));
+
+    assert_int_equal(ops->job_models_status(f->store, 15084303, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0].model_id, 17338410);
+    assert_string_equal(v[0].synced_updated_at, "2025-03-17T01:00:00.000Z");
+    assert_true(v[0].has_selection);
+    assert_int_equal(v[0].selection, HS_SEL_SYNCED);
+    assert_int_equal(v[1].model_id, 17338411);
+    assert_null(v[1].synced_updated_at);
+    assert_int_equal(v[1].selection, HS_SEL_PENDING);
+    assert_string_equal(v[1].reason, "model processing");
+    assert_int_equal(v[2].model_id, 17338499);
+    assert_int_equal(v[2].selection, HS_SEL_SELECTED);
+    hs_model_statuses_free(v, n);
+
+    /* A stored model nobody selected has no selection. */
+    sql_exec(f, "DELETE FROM selections WHERE model_id = 17338411");
+    assert_int_equal(ops->job_models_status(f->store, 15084303, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 3);
+    assert_false(v[1].has_selection);
+    assert_null(v[1].reason);
+    hs_model_statuses_free(v, n);
+}
+
+/* ---- search (jobs_search over the FTS5 index) ---- */
+
+struct found {
+    struct hs_job_summary *v;
+    size_t n;
+    int64_t total;
+};
+
+static struct found search(struct fixture *f, const char *q, const char *state, int64_t page,
+                           int64_t per)
+{
+    struct found r = {0};
+    struct hs_error err = {0};
+    int rc = f->store->ops->jobs_search(f->store, q, state, page, per, &r.v, &r.n, &r.total, &err);
+    if (rc)
+        fprintf(stderr, "jobs_search(%s): %s\n", q ? q : "(null)", err.msg);
+    assert_int_equal(rc, HS_OK);
+    assert_true(r.n <= (size_t)per);
+    return r;
+}
+
+static void found_free(struct found *r)
+{
+    hs_job_summaries_free(r->v, r->n);
+    memset(r, 0, sizeof *r);
+}
+
+/* The ids found by q (page 1, up to 20), or 0 when none; asserts there are at most n_ids. */
+static size_t ids_of(struct fixture *f, const char *q, int64_t *ids, size_t n_ids)
+{
+    struct found r = search(f, q, NULL, 1, 20);
+    assert_true(r.n <= n_ids);
+    assert_int_equal(r.total, (int64_t)r.n);
+    for (size_t i = 0; i < r.n; i++)
+        ids[i] = r.v[i].id;
+    size_t n = r.n;
+    found_free(&r);
+    return n;
+}
+
+static int64_t only_id(struct fixture *f, const char *q)
+{
+    int64_t ids[20] = {0};
+    size_t n = ids_of(f, q, ids, 20);
+    if (n != 1)
+        fprintf(stderr, "'%s' found %zu jobs, expected 1\n", q, n);
+    assert_int_equal(n, 1);
+    return ids[0];
+}
+
+static size_t count_found(struct fixture *f, const char *q)
+{
+    int64_t ids[20];
+    return ids_of(f, q, ids, 20);
+}
+
+/* A second job, the showcase's 118 Orchard Lane, captured by Jordan Reyes per its raw JSON. */
+static void make_orchard(struct test_job *t)
+{
+    make_job(t);
+    t->job.id = 15084302;
+    t->job.name = (char *)"Whitfield Garage Addition";
+    t->job.external_identifier = (char *)"CRM-20417";
+    t->job.updated_at = (char *)"2025-04-01T00:00:00.000Z";
+    t->job.address.line1 = (char *)"118 Orchard Lane";
+    t->job.address.city = (char *)"Boise";
+    t->job.address.region = (char *)"ID";
+    t->job.address.postal_code = (char *)"83702";
+    t->job.customer.name = (char *)"Marcus Whitfield";
+    t->job.customer.email = (char *)"marcus@example.net";
+    t->job.raw_json = (char *)"{\"id\":15084302,\"user\":{\"id\":2190402,\"first_name\":\"Jordan\","
+                              "\"last_name\":\"Reyes\",\"email\":"
+                              "\"jordan.reyes@summitroofing.example\"}}";
+    t->models[0].id = 17338404;
+    t->models[1].id = 17338405;
+    t->models[1].state = (char *)"failed";
+}
+
+static void test_jobs_search_finds_prefixes_of_every_field(void **state)
+{
+    struct fixture *f = *state;
+    struct test_job a, b;
+    make_job(&a);
+    make_orchard(&b);
+    upsert(f, &a.job, true);
+    upsert(f, &b.job, true);
+
+    assert_int_equal(only_id(f, "4312 mea"), 15084303);      /* street, as typed */
+    assert_int_equal(only_id(f, "MEADOW"), 15084303);        /* any case */
+    assert_int_equal(only_id(f, "santa mar"), 15084303);     /* city */
+    assert_int_equal(only_id(f, "9345"), 15084303);          /* postal code */
+    assert_int_equal(only_id(f, "8675309"), 15084303);       /* external id */
+    assert_int_equal(only_id(f, "owner@exam"), 15084303);    /* customer email */
+    assert_int_equal(only_id(f, "whitfield gar"), 15084302); /* name */
+    assert_int_equal(only_id(f, "marcus"), 15084302);        /* customer name */
+    assert_int_equal(only_id(f, "crm-20417"), 15084302);     /* external id with a dash */
+    assert_int_equal(only_id(f, "jordan rey"), 15084302);    /* capturing user, from raw_json */
+    assert_int_equal(only_id(f, "summitroofing"), 15084302);
+    assert_int_equal(count_found(f, "main house"), 1);
+    assert_int_equal(count_found(f, "meadow orchard"), 0); /* every word must match */
+    assert_int_equal(count_found(f, "eadow"), 0);          /* prefixes, not infixes */
+    assert_int_equal(count_found(f, "zzz"), 0);
+
+    struct found r = search(f, "4312 meadow", NULL, 1, 20);
+    assert_int_equal(r.n, 1);
+    const struct hs_job_summary *j = &r.v[0];
+    assert_string_equal(j->name, "Main House");
+    assert_string_equal(j->address.line1, "4312 Meadow Drive");
+    assert_string_equal(j->address.city, "Santa Maria");
+    assert_string_equal(j->address.region, "CA");
+    assert_string_equal(j->address.postal_code, "93455");
+    assert_string_equal(j->address.country, "US");
+    assert_string_equal(j->reconstruction_state, "completed");
+    assert_string_equal(j->updated_at, "2025-03-17T01:00:00.000Z");
+    assert_int_equal(j->models_count, 2);
+    assert_int_equal(j->complete_models, 1);
+    found_free(&r);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM jobs WHERE capture_user = "
+                                "'Jordan Reyes jordan.reyes@summitroofing.example'"),
+                     1);
+}
+
+static void test_jobs_search_index_follows_changes(void **state)
+{
+    struct fixture *f = *state;
+    struct test_job a;
+    make_job(&a);
+    upsert(f, &a.job, true);
+    assert_int_equal(only_id(f, "meadow"), 15084303);
+
+    /* Renamed at Hover: the old words leave the index, the new ones enter it. */
+    a.job.address.line1 = (char *)"9 Cedar Ridge Court";
+    a.job.raw_json =
+        (char *)"{\"id\":15084303,\"captures\":[{\"capture_by\":\"pat@crew.example\"}]}";
+    upsert(f, &a.job, true);
+    assert_int_equal(count_found(f, "meadow"), 0);
+    assert_int_equal(only_id(f, "cedar ridge"), 15084303);
+    assert_int_equal(only_id(f, "pat@crew"), 15084303); /* capture_by when no user object */
+    upsert(f, &a.job, false);                           /* unchanged: index untouched */
+    assert_int_equal(only_id(f, "cedar"), 15084303);
+    /* A change of a column that is not indexed leaves the index as it is, and consistent. */
+    a.job.reconstruction_state = (char *)"failed";
+    upsert(f, &a.job, true);
+    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
+    assert_int_equal(only_id(f, "cedar"), 15084303);
+
+    /* A deleted row leaves the index (a CRM developer may clean up by hand). */
+    sql_exec(f, "DELETE FROM models; DELETE FROM jobs WHERE id = 15084303");
+    assert_int_equal(count_found(f, "cedar"), 0);
+    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
+}
+
+static void test_jobs_search_ranks_pages_and_filters(void **state)
+{
+    struct fixture *f = *state;
+    struct test_job t;
+    /* Five jobs on Meadow streets, updated one day apart; job 5 has "Meadow" in its name too. */
+    static const char *const updated[] = {"2025-01-01T00:00:00.000Z", "2025-01-02T00:00:00.000Z",
+                                          "2025-01-03T00:00:00.000Z", "2025-01-04T00:00:00.000Z",
+                                          "2025-01-05T00:00:00.000Z"};
+    for (int i = 0; i < 5; i++) {
+        char line1[64], name[64];
+        make_job(&t);
+        t.job.id = 100 + i;
+        t.job.updated_at = (char *)updated[i];
+        snprintf(line1, sizeof line1, "%d Meadow Lane", 10 + i);
+        snprintf(name, sizeof name, i == 0 ? "Meadow Farm" : "Job %d", i);
+        t.job.name = name;
+        t.job.address.line1 = line1;
+        t.job.reconstruction_state = (char *)(i % 2 ? "failed" : "completed");
+        t.models[0].id = 1000 + 2 * i;
+        t.models[1].id = 1001 + 2 * i;
+        upsert(f, &t.job, true);
+    }
+    /* The name hit ranks first (bm25), then the most recently updated. */
+    struct found r = search(f, "meadow", NULL, 1, 20);
+    assert_int_equal(r.total, 5);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.v[0].id, 100);
+    assert_int_equal(r.v[1].id, 104);
+    assert_int_equal(r.v[2].id, 103);
+    assert_int_equal(r.v[4].id, 101);
+    found_free(&r);
+
+    /* Pages of two: 2 + 2 + 1, then an empty page; total on each. */
+    int64_t seen[5];
+    size_t k = 0;
+    for (int64_t page = 1; page <= 4; page++) {
+        r = search(f, "meadow lane", NULL, page, 2);
+        assert_int_equal(r.total, 5);
+        assert_int_equal(r.n, page <= 2 ? 2 : page == 3 ? 1 : 0);
+        for (size_t i = 0; i < r.n; i++)
+            seen[k++] = r.v[i].id;
+        found_free(&r);
+    }
+    assert_int_equal(k, 5);
+    for (size_t i = 0; i < 5; i++)
+        for (size_t m = i + 1; m < 5; m++)
+            assert_int_not_equal(seen[i], seen[m]);
+
+    r = search(f, "meadow", "failed", 1, 20);
+    assert_int_equal(r.total, 2);
+    assert_int_equal(r.v[0].id, 103);
+    assert_int_equal(r.v[1].id, 101);
+    found_free(&r);
+
+    /* No text: most recently updated first, with the state filter too. */
+    r = search(f, NULL, NULL, 1, 3);
+    assert_int_equal(r.total, 5);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.v[0].id, 104);
+    assert_int_equal(r.v[2].id, 102);
+    found_free(&r);
+    r = search(f, "   ", "completed", 1, 20);
+    assert_int_equal(r.total, 3);
+    assert_int_equal(r.v[0].id, 104);
+    found_free(&r);
+
+    struct hs_error err = {0};
+    struct hs_job_summary *v = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    assert_int_equal(f->store->ops->jobs_search(f->store, "x", NULL, 1, 101, &v, &n, &total, &err),
+                     HS_ERR_INVALID);
+    assert_int_equal(f->store->ops->jobs_search(f->store, "x", NULL, 0, 20, &v, &n, &total, &err),
+                     HS_ERR_INVALID);
+}
+
+/* What a user may type is never FTS5 syntax: quotes, operators, column filters, stars, bytes
+ * that are not UTF-8. Each is searched as plain words or finds nothing, without an error. */
+static void test_jobs_search_hostile_text_is_plain_words(void **state)
+{
+    struct fixture *f = *state;
+    struct test_job t;
+    make_job(&t);
+    t.job.name = (char *)"Smith AND Sons NOT Near";
+    upsert(f, &t.job, true);
+    static const char *const hostile[] = {"\"",
+                                          "\"\"",
+                                          "*",
+                                          "**",
+                                          "\"meadow",
+                                          "meadow\"*",
+                                          "AND",
+                                          "OR",
+                                          "NOT",
+                                          "NEAR(a b)",
+                                          "name:meadow",
+                                          "{name}: x",
+                                          "^meadow",
+                                          "-meadow",
+                                          "+",
+                                          "(",
+                                          ")",
+                                          "meadow)",
+                                          "a OR b",
+                                          "\xff\xfe\xfd",
+                                          "\xc3",
+                                          "caf\xc3\xa9",
+                                          "a*b\"c(d)e:f^g",
+                                          "meadow\x01\x02",
+                                          "'; DROP"};
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        struct found r = search(f, hostile[i], NULL, 1, 20);
+        found_free(&r);
+    }
+    char longq[4000];
+    memset(longq, 'a', sizeof longq - 1);
+    longq[sizeof longq - 1] = '\0';
+    for (size_t i = 0; i < sizeof longq - 1; i += 7)
+        longq[i] = ' ';
+    struct found r = search(f, longq, NULL, 1, 20);
+    found_free(&r);
+
+    assert_int_equal(only_id(f, "and sons"), 15084303); /* operators are words here */
+    assert_int_equal(only_id(f, "smith NOT"), 15084303);
+    assert_int_equal(only_id(f, "near:smith"), 15084303); /* not a column filter */
+    assert_int_equal(count_found(f, "name:meadow"), 0);   /* "name*" is not in the job */
+    assert_int_equal(only_id(f, "\"meadow\""), 15084303);
+    assert_int_equal(only_id(f, "(4312) meadow*"), 15084303);
+    assert_int_equal(count_found(f, "!!! ?? --"), 0); /* no word at all: nothing, not everything */
+}
+
+/* Jobs stored before the index existed are searchable once the migration ran. */
+static void test_jobs_search_backfills_stored_jobs(void **state)
+{
+    struct fixture *f = *state;
+    hs_store_close(f->store);
+    f->store = NULL;
+    back_to_v1(f);
+    /* Version 2 by hand, with a job in it, as an older hoversync left it. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, hs_sqlite_migrations[1].sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO schema_migrations(version, name) VALUES (2, 'x');"
+                                  "INSERT INTO jobs(id, name, address_line1, city, raw_json, "
+                                  "first_seen_at, updated_at, change_seq) VALUES (77, 'Old Job', "
+                                  "'300 Old Mill Road', 'Lancaster', "
+                                  "'{\"user\":{\"email\":\"harold@mill.example\"}}', 'x', 'x', 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+    assert_int_equal(only_id(f, "old mill"), 77);
+    assert_int_equal(only_id(f, "lancast"), 77);
+    assert_int_equal(only_id(f, "harold@mill"), 77);
+    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
 }
 
 int main(void)
@@ -1049,8 +1576,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transaction_excludes_other_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_cursor_is_monotonic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_expire_and_are_purged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_artifact_by_sha_and_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_models_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations_recorded_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_database_is_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_finds_prefixes_of_every_field, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_index_follows_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_ranks_pages_and_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_hostile_text_is_plain_words, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_backfills_stored_jobs, setup, teardown),
     };
     return cmocka_run_group_tests_name("store-sqlite", tests, NULL, NULL);
 }

@@ -1,0 +1,256 @@
+/* cmd_serve.c: `hoversync serve`: runs the HTTP service (src/server, docs/API.md) with its Hover
+ * client pool, search service and sync queue until SIGINT or SIGTERM. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "hover/pool.h"
+#include "search/search.h"
+#include "server/server.h"
+#include "worker/syncq.h"
+
+#define MAX_ORIGINS 64
+
+static void serve_help(void)
+{
+    puts("Usage: hoversync serve [--listen HOST:PORT] [--public-url URL] [--allow-origin "
+         "ORIGIN]...\n"
+         "                       [--demo-crm HOST:PORT] [--port-file PATH] [--metrics-public]\n"
+         "\n"
+         "Runs the HTTP service of docs/API.md: the modal's search, jobs, syncs with their\n"
+         "progress, the records feed, stored files and images, and the connect flow.\n"
+         "It prints `hoversync serving URL` on stdout once it listens; SIGINT or SIGTERM stop\n"
+         "it (running requests end first).\n"
+         "\n"
+         "API calls need the API key (Authorization: Bearer KEY): HOVERSYNC_API_KEY, or one\n"
+         "generated on first start and printed once on stderr (only its hash is stored).\n"
+         "\n"
+         "  --listen HOST:PORT      listen address [default: 127.0.0.1:8080; HOVERSYNC_LISTEN]\n"
+         "  --public-url URL        how browsers reach the service (behind a proxy, https)\n"
+         "                          [default: http://<listen>; HOVERSYNC_PUBLIC_URL]\n"
+         "  --allow-origin ORIGIN   a CRM origin that may call the API and frame the modal,\n"
+         "                          e.g. https://crm.example.com; repeatable (and\n"
+         "                          HOVERSYNC_ALLOW_ORIGINS, comma-separated)\n"
+         "  --demo-crm HOST:PORT    also serve web/demo/ there: a CRM page (another origin)\n"
+         "                          that opens the modal with a fresh session; for demos only\n"
+         "  --port-file PATH        write the port listened on there (for --listen HOST:0)\n"
+         "  --metrics-public        serve /metrics to any address, not only loopback\n"
+         "  --web-dir DIR           the modal's files [HOVERSYNC_WEB_DIR]\n"
+         "\n"
+         "Hover: HOVER_CLIENT_ID and HOVER_CLIENT_SECRET (the connect flow and refreshes);\n"
+         "HOVER_ACCESS_TOKEN / HOVER_REFRESH_TOKEN seed the --connection credential.\n");
+}
+
+/* Writes the port to path atomically (temp file + rename): a reader never sees half of it. */
+static int write_port_file(const char *path, int port)
+{
+    char *tmp = hs_aprintf("%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    int rc = -1;
+    if (f) {
+        bool ok = fprintf(f, "%d\n", port) > 0;
+        ok = fclose(f) == 0 && ok;
+        if (ok && rename(tmp, path) == 0)
+            rc = 0;
+    }
+    if (rc)
+        (void)unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/* Adds the comma-separated origins of list (a copy is kept in *keep). */
+static int add_origins(const char *list, const char **origins, size_t *n, char **keep)
+{
+    *keep = hs_strdup(list);
+    char *save = NULL;
+    for (char *tok = strtok_r(*keep, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        if (*n == MAX_ORIGINS)
+            return -1;
+        origins[(*n)++] = tok;
+    }
+    return 0;
+}
+
+int cmd_serve(struct cli *c, int argc, char **argv)
+{
+    const char *origins[MAX_ORIGINS];
+    size_t n_origins = 0;
+    const char *demo = NULL, *port_file = NULL, *v = NULL;
+    bool metrics_public = false, bad = false;
+    char *env_origins = NULL;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (cli_is_help(argv[i])) {
+            serve_help();
+            return EXIT_OK;
+        } else if (cli_opt_value(argc, argv, &i, "--allow-origin", &v, &bad)) {
+            if (!bad && n_origins == MAX_ORIGINS) {
+                fprintf(stderr, "hoversync: serve: at most %d origins\n", MAX_ORIGINS);
+                bad = true;
+            } else if (!bad) {
+                origins[n_origins++] = v;
+            }
+        } else if (cli_opt_value(argc, argv, &i, "--demo-crm", &v, &bad)) {
+            demo = v;
+        } else if (cli_opt_value(argc, argv, &i, "--port-file", &v, &bad)) {
+            port_file = v;
+        } else if (strcmp(argv[i], "--metrics-public") == 0) {
+            metrics_public = true;
+        } else {
+            fprintf(stderr,
+                    "hoversync: serve: unknown argument '%s' (see hoversync serve --help)\n",
+                    argv[i]);
+            bad = true;
+        }
+    }
+    if (bad)
+        return EXIT_USAGE;
+    const char *env_list = hs_config_str(&c->cfg, CFG_ALLOW_ORIGINS);
+    if (env_list && add_origins(env_list, origins, &n_origins, &env_origins) != 0) {
+        fprintf(stderr, "hoversync: serve: at most %d origins\n", MAX_ORIGINS);
+        free(env_origins);
+        return EXIT_USAGE;
+    }
+
+    /* Every thread started from here on inherits this mask: the signals are taken by sigwait
+     * below, never delivered to a worker in the middle of a request. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = EXIT_FAIL;
+    struct hs_error err = {0};
+    struct hs_client_pool *pool = NULL;
+    struct hs_search_service *search = NULL;
+    struct hs_syncq *syncq = NULL;
+    struct hs_server *srv = NULL;
+    unsigned char key_hash[32];
+    char generated[65];
+    int r =
+        hs_server_api_key(c->store, hs_config_str(&c->cfg, CFG_API_KEY), key_hash, generated, &err);
+    if (r) {
+        rc = cli_report("serve: API key", r, &err);
+        goto out;
+    }
+    if (generated[0]) {
+        fprintf(stderr,
+                "hoversync: generated an API key (shown this once; only its hash is stored).\n"
+                "hoversync: API key: %s\n"
+                "hoversync: CRM back-ends send it as 'Authorization: Bearer <key>'; set "
+                "HOVERSYNC_API_KEY to choose your own.\n",
+                generated);
+        fflush(stderr);
+        OPENSSL_cleanse(generated, sizeof generated);
+    }
+
+    struct hs_client_config cc;
+    memset(&cc, 0, sizeof cc);
+    hs_client_config_defaults(&cc);
+    cc.base_url = hs_config_str(&c->cfg, CFG_HOVER_URL);
+    cc.client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID);
+    cc.client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET);
+    cc.credential_key = hs_config_str(&c->cfg, CFG_CONNECTION);
+    cc.initial_access_token = hs_config_str(&c->cfg, CFG_ACCESS_TOKEN);
+    cc.initial_refresh_token = hs_config_str(&c->cfg, CFG_REFRESH_TOKEN);
+    cc.as_user_email = hs_config_str(&c->cfg, CFG_AS_USER);
+    cc.as_user_id = hs_config_int(&c->cfg, CFG_AS_USER_ID);
+    cc.max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS);
+    cc.timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000;
+    cc.rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+    if ((r = hs_client_pool_new(&cc, c->store, &pool, &err))) {
+        rc = cli_report("serve: Hover clients", r, &err);
+        goto out;
+    }
+    /* The configured pair is stored now, so that the connection is listed from the start. */
+    if (cc.initial_access_token && *cc.initial_access_token) {
+        struct hs_client *cl = NULL;
+        if ((r = hs_client_pool_acquire(pool, cc.credential_key, &cl, &err))) {
+            rc = cli_report("serve: Hover connection", r, &err);
+            goto out;
+        }
+        hs_client_pool_release(pool, cl);
+    }
+    struct hs_client_provider prov = hs_client_pool_provider(pool);
+    if ((r = hs_search_new(NULL, c->store, prov, NULL, &search, &err))) {
+        rc = cli_report("serve: search service", r, &err);
+        goto out;
+    }
+    struct hs_syncq_config qc = {
+        .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .workers = 2,
+        .pending_interval_ms = 30000,
+        .keep_done_ms = 3600000,
+    };
+    if ((r = hs_syncq_new(&qc, c->store, prov, NULL, &syncq, &err))) {
+        rc = cli_report("serve: sync queue", r, &err);
+        goto out;
+    }
+    struct hs_server_config sc = {
+        .listen = hs_config_str(&c->cfg, CFG_LISTEN),
+        .public_url = hs_config_str(&c->cfg, CFG_PUBLIC_URL),
+        .allow_origins = origins,
+        .n_allow_origins = n_origins,
+        .demo_listen = demo,
+        .web_dir = hs_config_str(&c->cfg, CFG_WEB_DIR),
+        .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .hover_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
+        .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
+        .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),
+        .api_key_hash = key_hash,
+        .metrics_public = metrics_public,
+    };
+    struct hs_server_deps deps = {
+        .store = c->store, .pool = pool, .search = search, .syncq = syncq};
+    if ((r = hs_server_new(&sc, &deps, &srv, &err))) {
+        rc = cli_report("serve", r, &err);
+        goto out;
+    }
+    if ((r = hs_server_start(srv, &err))) {
+        rc = cli_report("serve", r, &err);
+        goto out;
+    }
+    if (port_file && write_port_file(port_file, hs_server_port(srv)) != 0) {
+        char eb[128];
+        fprintf(stderr, "hoversync: serve: cannot write the port file %s: %s\n", port_file,
+                strerror_r(errno, eb, sizeof eb));
+        goto out;
+    }
+    printf("hoversync serving %s\n", hs_server_url(srv));
+    if (hs_server_demo_url(srv))
+        printf("hoversync demo CRM %s\n", hs_server_demo_url(srv));
+    fflush(stdout);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    hs_info("serve msg=\"stopping\" signal=%d", sig);
+    rc = EXIT_OK;
+out:
+    /* The server first (it uses the others), then what feeds it, then the pool they share. */
+    hs_server_stop(srv);
+    hs_server_free(srv);
+    hs_syncq_free(syncq);
+    hs_search_free(search);
+    hs_client_pool_free(pool);
+    free(env_origins);
+    return rc;
+}

@@ -1,0 +1,461 @@
+/* http.c: request and response helpers of the service; see http.h. */
+#include "server/http.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+
+void hs_resp_init(struct hs_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    r->status = 500;
+    r->fd = -1;
+}
+
+void hs_resp_clear(struct hs_resp *r)
+{
+    free(r->ctype);
+    free(r->body);
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->reader_free)
+        r->reader_free(r->reader_cls);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        free(r->hname[i]);
+        free(r->hvalue[i]);
+    }
+    free(r->hname);
+    free(r->hvalue);
+    hs_resp_init(r);
+}
+
+void hs_resp_header(struct hs_resp *r, const char *name, const char *value)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (strcasecmp(r->hname[i], name) == 0) {
+            free(r->hvalue[i]);
+            r->hvalue[i] = hs_strdup(value);
+            return;
+        }
+    }
+    if (r->n_headers == r->cap_headers) {
+        r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 8;
+        r->hname = hs_realloc(r->hname, r->cap_headers * sizeof *r->hname);
+        r->hvalue = hs_realloc(r->hvalue, r->cap_headers * sizeof *r->hvalue);
+    }
+    r->hname[r->n_headers] = hs_strdup(name);
+    r->hvalue[r->n_headers] = hs_strdup(value);
+    r->n_headers++;
+}
+
+const char *hs_resp_get_header(const struct hs_resp *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (strcasecmp(r->hname[i], name) == 0)
+            return r->hvalue[i];
+    return NULL;
+}
+
+/* Drops a body, file or stream set before (a handler that changes its mind, an error). */
+static void resp_drop_content(struct hs_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    if (r->reader_free)
+        r->reader_free(r->reader_cls);
+    r->reader = NULL;
+    r->reader_cls = NULL;
+    r->reader_free = NULL;
+}
+
+void hs_resp_set(struct hs_resp *r, int status, const char *ctype, char *body, size_t len)
+{
+    resp_drop_content(r);
+    free(r->ctype);
+    r->status = status;
+    r->ctype = hs_strdup(ctype);
+    r->body = body;
+    r->len = body ? len : 0;
+}
+
+void hs_resp_text(struct hs_resp *r, int status, const char *ctype, const char *text)
+{
+    hs_resp_set(r, status, ctype, hs_strdup(text), strlen(text));
+}
+
+void hs_resp_json(struct hs_resp *r, int status, json_t *j)
+{
+    if (!j) {
+        hs_resp_error(r, 500, "internal", "internal error");
+        return;
+    }
+    char *s = hs_json_dump(j);
+    json_decref(j);
+    hs_resp_set(r, status, "application/json", s, strlen(s));
+}
+
+const char *hs_http_code_for_status(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad_request";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 409:
+        return "reconnect_required";
+    case 413:
+        return "payload_too_large";
+    case 415:
+        return "unsupported_media_type";
+    case 429:
+        return "rate_limited";
+    case 502:
+        return "upstream_error";
+    case 503:
+        return "upstream_unavailable";
+    default:
+        return status >= 500 ? "internal" : "bad_request";
+    }
+}
+
+void hs_resp_error(struct hs_resp *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof msg, fmt, ap); /* a cut message is still a message */
+    va_end(ap);
+    json_t *e = json_pack("{s:s, s:o, s:i}", "code", code ? code : hs_http_code_for_status(status),
+                          "message", hs_json_text(msg), "status", status);
+    json_t *doc = json_pack("{s:o}", "error", e);
+    char *s = hs_json_dump(doc);
+    json_decref(doc);
+    hs_resp_set(r, status, "application/json", s, strlen(s));
+}
+
+void hs_resp_fail(struct hs_resp *r, int rc, const struct hs_error *err, const char *what)
+{
+    const char *msg = err && err->msg[0] ? err->msg : hs_err_name(rc);
+    switch (rc) {
+    case HS_ERR_NOT_FOUND:
+        hs_resp_error(r, 404, "not_found", "%s: %s", what, msg);
+        break;
+    case HS_ERR_INVALID:
+        hs_resp_error(r, 400, "bad_request", "%s: %s", what, msg);
+        break;
+    case HS_ERR_RATE_LIMITED:
+        hs_resp_error(r, 429, "rate_limited",
+                      "%s: Hover's request budget is used up, try again "
+                      "in a minute (%s)",
+                      what, msg);
+        hs_resp_header(r, "Retry-After", "60");
+        break;
+    case HS_ERR_NETWORK:
+    case HS_ERR_TRUNCATED:
+    case HS_ERR_SERVER:
+        hs_resp_error(r, 503, "upstream_unavailable", "%s: Hover is unreachable or failing (%s)",
+                      what, msg);
+        hs_resp_header(r, "Retry-After", "30");
+        break;
+    case HS_ERR_UNAUTHORIZED:
+    case HS_ERR_INVALID_GRANT:
+    case HS_ERR_NO_CREDENTIALS:
+        hs_resp_error(r, 409, "reconnect_required",
+                      "%s: the Hover connection must be re-authorised (%s)", what, msg);
+        break;
+    case HS_ERR_HTTP:
+    case HS_ERR_FORBIDDEN:
+    case HS_ERR_UNPROCESSABLE:
+    case HS_ERR_PARSE:
+    case HS_ERR_TOOBIG:
+        hs_resp_error(r, 502, "upstream_error", "%s: Hover's answer was refused (%s)", what, msg);
+        break;
+    default:
+        /* Store and local failures: the detail (paths, SQL) goes to the log only. */
+        hs_warn("http msg=\"internal error\" what=\"%s\" code=%s detail=\"%s\"", what,
+                hs_err_name(rc), msg);
+        hs_resp_error(r, 500, "internal", "%s failed: internal error (see the service log)", what);
+    }
+}
+
+const char *hs_req_arg(const struct hs_req *q, const char *name)
+{
+    return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *hs_req_header(const struct hs_req *q, const char *name)
+{
+    return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
+}
+
+const char *hs_req_cookie(const struct hs_req *q, const char *name)
+{
+    return MHD_lookup_connection_value(q->conn, MHD_COOKIE_KIND, name);
+}
+
+int hs_req_json_object(const struct hs_req *q, bool empty_ok, json_t **out, struct hs_resp *r)
+{
+    size_t i = 0;
+    while (i < q->body_len &&
+           (q->body[i] == ' ' || q->body[i] == '\t' || q->body[i] == '\r' || q->body[i] == '\n'))
+        i++;
+    if (i == q->body_len) {
+        if (empty_ok) {
+            *out = json_object();
+            return 0;
+        }
+        hs_resp_error(r, 400, "bad_request", "a JSON object body is required");
+        return -1;
+    }
+    json_t *j = NULL;
+    struct hs_error err = {0};
+    if (hs_json_parse(q->body, q->body_len, HS_HTTP_BODY_MAX, &j, &err) != HS_OK) {
+        hs_resp_error(r, 400, "bad_request", "the body is not valid JSON: %s", err.msg);
+        return -1;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        hs_resp_error(r, 400, "bad_request", "the body must be a JSON object");
+        return -1;
+    }
+    *out = j;
+    return 0;
+}
+
+int hs_req_int_arg(const struct hs_req *q, const char *name, int64_t min, int64_t max, int64_t dflt,
+                   int64_t *out, struct hs_resp *r)
+{
+    const char *v = hs_req_arg(q, name);
+    if (!v || !*v) {
+        *out = dflt;
+        return 0;
+    }
+    if (hs_parse_i64_range(v, min, max, out) != 0) {
+        hs_resp_error(r, 400, "bad_request", "%s must be a whole number from %lld to %lld", name,
+                      (long long)min, (long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+char *hs_html_escape(const char *s)
+{
+    struct hs_buf b;
+    hs_buf_init(&b, 1u << 20);
+    for (; s && *s; s++) {
+        const char *rep = NULL;
+        switch (*s) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        }
+        if (rep)
+            (void)hs_buf_appends(&b, rep);
+        else
+            (void)hs_buf_append(&b, s, 1);
+    }
+    return hs_buf_take(&b, NULL);
+}
+
+json_t *hs_json_text(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *copy = hs_strdup(s);
+    for (unsigned char *p = (unsigned char *)copy; *p; p++)
+        if (*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+bool hs_etag_matches(const char *inm, const char *etag)
+{
+    if (!inm || !etag)
+        return false;
+    size_t elen = strlen(etag);
+    const char *p = inm;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '*')
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *end = p;
+        if (*p == '"') {
+            end = strchr(p + 1, '"');
+            end = end ? end + 1 : p + strlen(p);
+        } else {
+            while (*end && *end != ',')
+                end++;
+        }
+        if ((size_t)(end - p) == elen && memcmp(p, etag, elen) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+const char *hs_content_type_for(const char *name)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".map", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".gif", "image/gif"},
+        {".webp", "image/webp"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".woff2", "font/woff2"},
+        {".pdf", "application/pdf"},
+    };
+    const char *dot = strrchr(name, '.');
+    const char *slash = strrchr(name, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strcasecmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+bool hs_secret_equal(const char *a, const char *b)
+{
+    if (!a || !b)
+        return false;
+    size_t la = strlen(a), lb = strlen(b);
+    /* The lengths of our secrets are fixed and public; only the bytes must not leak timing. */
+    if (la != lb)
+        return false;
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+int hs_listen_parse(const char *spec, char *host, size_t hn, int *port)
+{
+    if (!spec || !*spec)
+        return HS_ERR_INVALID;
+    const char *pstr;
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= hn || close == spec + 1)
+            return HS_ERR_INVALID;
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = '\0';
+        pstr = close + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (!colon || (size_t)(colon - spec) >= hn || strchr(spec, ':') != colon)
+            return HS_ERR_INVALID;
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        if (!host[0] && hs_strlcpy(host, "127.0.0.1", hn) != 0)
+            return HS_ERR_INVALID;
+        pstr = colon + 1;
+    }
+    int64_t p;
+    if (hs_parse_i64_range(pstr, 0, 65535, &p) != 0)
+        return HS_ERR_INVALID;
+    *port = (int)p;
+    return HS_OK;
+}
+
+bool hs_path_match(const char *pattern, const char *path, char **caps, size_t max, size_t *n)
+{
+    size_t k = 0;
+    const char *p = pattern, *u = path;
+    bool ok = true;
+    while (ok && *p && *u) {
+        if (*p != '/' || *u != '/') {
+            ok = false;
+            break;
+        }
+        p++;
+        u++;
+        const char *pe = strchr(p, '/'), *ue = strchr(u, '/');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p), ul = ue ? (size_t)(ue - u) : strlen(u);
+        if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
+            if (ul == 0 || k == max)
+                ok = false;
+            else if (caps)
+                caps[k++] = hs_strndup(u, ul);
+            else
+                k++;
+        } else if (pl != ul || memcmp(p, u, pl) != 0) {
+            ok = false;
+        }
+        p += pl;
+        u += ul;
+    }
+    ok = ok && !*p && !*u;
+    if (!ok && caps) {
+        for (size_t i = 0; i < k; i++) {
+            free(caps[i]);
+            caps[i] = NULL;
+        }
+    }
+    *n = ok ? k : 0;
+    return ok;
+}
+
+bool hs_web_path_ok(const char *p)
+{
+    size_t n = strlen(p);
+    if (n < 2 || n > 512 || p[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == '/'))
+            return false;
+        if (c == '/' && (p[i + 1] == '/' || p[i + 1] == '.' || p[i + 1] == '\0'))
+            return false;
+    }
+    return true;
+}

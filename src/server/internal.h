@@ -1,0 +1,181 @@
+/* internal.h: what the files of the service share (server.c: listeners, request pipeline,
+ * workers; auth.c: API key, sessions, origins; sse.c: progress streams; routes_*.c: the
+ * handlers). Not for other modules. */
+#ifndef HS_SERVER_INTERNAL_H
+#define HS_SERVER_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+/* Route flags. */
+enum {
+    R_AUTH = 1,      /* API key or session cookie */
+    R_KEY_ONLY = 2,  /* API key only */
+    R_WORKER = 4,    /* runs on a worker thread (it waits on Hover or the store) */
+    R_JSON_BODY = 8, /* a body, when sent, must be application/json */
+};
+
+typedef void (*hs_handler)(struct hs_req *q, struct hs_resp *r);
+
+struct route {
+    const char *method;
+    const char *pattern; /* "/api/jobs/{id}": {name} matches one non-empty segment */
+    unsigned flags;
+    hs_handler fn;
+};
+
+#define SESSION_TTL_S  (12 * 3600)
+#define JOB_CACHE_MS   5000
+#define JOB_CACHE_N    256
+#define IMAGE_MAP_N    4096
+#define OAUTH_STATES_N 64
+#define OAUTH_STATE_MS (10 * 60 * 1000)
+#define CONN_FLAGS_N   64
+#define HTML_MAX       (1u << 20)
+
+struct job_entry {
+    int64_t id;
+    char *connection;
+    json_t *doc; /* the job as Hover showed it (without the store's per-model status) */
+    int64_t at_ms;
+};
+
+struct image_entry {
+    int64_t id, model_id;
+    char *connection;
+    char *url;
+};
+
+struct oauth_state {
+    char state[33];
+    char *connection; /* the name asked for, or NULL: org-<owner_id> */
+    int64_t expires_ms;
+};
+
+struct server_rt; /* server.c: daemons and workers */
+struct sse_hub;   /* sse.c */
+
+struct hs_server {
+    char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
+    char *public_url_cfg;
+    char *public_url;    /* no trailing slash */
+    char *public_origin; /* scheme://host[:port] of public_url */
+    char *own_origins[3];
+    size_t n_own;
+    char **origins; /* the allow-list, normalised (and the demo CRM's origin) */
+    size_t n_origins;
+    char *csp; /* Content-Security-Policy of HTML pages */
+    bool cookie_secure;
+    bool metrics_public;
+    unsigned char api_key_hash[32];
+    int threads, workers;
+    char *demo_url;
+    int port, demo_port;
+
+    struct hs_store *store;
+    struct hs_client_pool *pool;
+    struct hs_search_service *search;
+    struct hs_syncq *syncq;
+    const struct hs_clock *clock;
+    struct hs_metrics *metrics;
+
+    /* Caches and flow state, under cache_lock. */
+    pthread_mutex_t cache_lock;
+    struct job_entry jobs[JOB_CACHE_N];
+    size_t jobs_next;
+    struct image_entry *images; /* IMAGE_MAP_N, a ring */
+    size_t images_next;
+    struct oauth_state states[OAUTH_STATES_N];
+    size_t states_next;
+    char *reconnect[CONN_FLAGS_N]; /* connections whose grant Hover refused */
+    atomic_llong oauth_requests;
+
+    struct server_rt *rt;
+    struct sse_hub *sse;
+};
+
+/* ---- server.c ---- */
+int64_t hs_server_mono_ms(const struct hs_server *s);
+int64_t hs_server_wall_s(const struct hs_server *s);
+int64_t hs_server_in_flight(const struct hs_server *s);
+/* The route table (for metrics labels). */
+extern const struct route hs_routes[];
+extern const size_t hs_n_routes;
+/* Common headers of HTML pages (CSP frame-ancestors, no caching). */
+void hs_resp_html(const struct hs_server *s, struct hs_resp *r, int status, char *html);
+/* A small HTML page with a title and an escaped message. */
+void hs_resp_html_message(const struct hs_server *s, struct hs_resp *r, int status,
+                          const char *title, const char *message);
+/* Serves a file of the data directory (a stored artifact) with its type and sha256 ETag. */
+void hs_resp_stored_file(struct hs_req *q, struct hs_resp *r, const struct hs_artifact_row *a,
+                         const char *cache_control);
+
+/* ---- auth.c ---- */
+/* The auth of a request to a route that needs it: 0, or -1 with a 401/403 in r. */
+int hs_auth_check(struct hs_req *q, struct hs_resp *r);
+/* True when origin may call the API with credentials (the allow-list). */
+bool hs_origin_allowed(const struct hs_server *s, const char *origin);
+/* True when origin is the service's own. */
+bool hs_origin_own(const struct hs_server *s, const char *origin);
+/* Creates and stores a session; token gets the secret (64 hex), *out the stored row. */
+int hs_session_create(struct hs_server *s, const char *user, char token[65], struct hs_session *out,
+                      struct hs_error *err);
+/* Finds the session of a token (NOT_FOUND when unknown or expired). */
+int hs_session_lookup(struct hs_server *s, const char *token, struct hs_session *out,
+                      struct hs_error *err);
+/* Sets the hs_session cookie on r. */
+void hs_session_set_cookie(const struct hs_server *s, struct hs_resp *r, const char *token);
+/* Random bytes as hex (2n chars + NUL in out); 0 or HS_ERR_INTERNAL. */
+int hs_random_hex(size_t n, char *out);
+void hs_sha256_hex(const char *s, char out[65]);
+
+/* ---- connections (routes_jobs.c) ---- */
+/* The connection a request names (?connection=, checked against the store), or the first one;
+ * NULL with no connection at all. 0, or -1 with an error in r. *key is owned by the caller. */
+int hs_pick_connection(struct hs_server *s, const char *asked, char **key, struct hs_resp *r);
+/* Remembers what Hover said of a connection's grant (reconnect needed or fine). */
+void hs_connection_note(struct hs_server *s, const char *key, int rc);
+bool hs_connection_needs_reconnect(struct hs_server *s, const char *key);
+/* The job as Hover shows it (cached JOB_CACHE_MS, or up to max_age_ms when >= 0), through the
+ * connection given (or the one that knows it); *doc is a new reference, *conn the connection
+ * (caller frees). */
+int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection, int64_t max_age_ms,
+                 json_t **doc, char **conn, struct hs_error *err);
+
+/* ---- sse.c ---- */
+int hs_sse_start(struct hs_server *s, struct hs_error *err);
+/* Ends every stream (their connections are resumed) and refuses new parking. */
+void hs_sse_stop(struct hs_server *s);
+void hs_sse_free(struct hs_server *s);
+int64_t hs_sse_count(struct hs_server *s);
+
+/* ---- handlers ---- */
+void hs_route_healthz(struct hs_req *q, struct hs_resp *r);
+void hs_route_metrics(struct hs_req *q, struct hs_resp *r);
+void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r);
+void hs_route_session_get(struct hs_req *q, struct hs_resp *r);
+void hs_route_connections(struct hs_req *q, struct hs_resp *r);
+void hs_route_jobs_search(struct hs_req *q, struct hs_resp *r);
+void hs_route_job_show(struct hs_req *q, struct hs_resp *r);
+void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r);
+void hs_route_sync_get(struct hs_req *q, struct hs_resp *r);
+void hs_route_sync_events(struct hs_req *q, struct hs_resp *r);
+void hs_route_records(struct hs_req *q, struct hs_resp *r);
+void hs_route_file(struct hs_req *q, struct hs_resp *r);
+void hs_route_image(struct hs_req *q, struct hs_resp *r);
+void hs_route_connect(struct hs_req *q, struct hs_resp *r);
+void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r);
+void hs_route_modal(struct hs_req *q, struct hs_resp *r);
+/* Static files of web/ on the API listener (no route matched); false when there is none. */
+bool hs_route_static(struct hs_req *q, struct hs_resp *r);
+/* Everything the demo CRM listener serves. */
+void hs_route_demo(struct hs_req *q, struct hs_resp *r);
+
+#endif

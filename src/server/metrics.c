@@ -1,0 +1,199 @@
+/* metrics.c: see metrics.h. One mutex guards the counters; a route keeps a short list of the
+ * statuses it answered (a handful in practice) and a fixed latency histogram. */
+#include "server/metrics.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/mem.h"
+
+#define MAX_STATUSES 24
+#define METRICS_MAX  (4u * 1024u * 1024u)
+
+static const double bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define N_BUCKETS (sizeof bucket_le / sizeof bucket_le[0])
+
+struct route_stats {
+    int status[MAX_STATUSES];
+    int64_t count[MAX_STATUSES];
+    size_t n_status;
+    int64_t other; /* requests whose status did not fit the list */
+    int64_t buckets[N_BUCKETS];
+    int64_t total;
+    double sum;
+};
+
+struct hs_metrics {
+    pthread_mutex_t lock;
+    const char *const *routes;
+    size_t n_routes;
+    struct route_stats *stats;
+};
+
+struct hs_metrics *hs_metrics_new(const char *const *routes, size_t n_routes)
+{
+    struct hs_metrics *m = hs_calloc(1, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    m->routes = routes;
+    m->n_routes = n_routes;
+    m->stats = hs_calloc(n_routes ? n_routes : 1, sizeof *m->stats);
+    return m;
+}
+
+void hs_metrics_free(struct hs_metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->lock);
+    free(m->stats);
+    free(m);
+}
+
+void hs_metrics_observe(struct hs_metrics *m, size_t route, int status, double seconds)
+{
+    if (!m || route >= m->n_routes)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct route_stats *r = &m->stats[route];
+    size_t i = 0;
+    while (i < r->n_status && r->status[i] != status)
+        i++;
+    if (i == r->n_status && r->n_status < MAX_STATUSES) {
+        r->status[i] = status;
+        r->count[i] = 0;
+        r->n_status++;
+    }
+    if (i < r->n_status)
+        r->count[i]++;
+    else
+        r->other++;
+    for (size_t b = 0; b < N_BUCKETS; b++)
+        if (seconds <= bucket_le[b])
+            r->buckets[b]++;
+    r->total++;
+    r->sum += seconds;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Route labels are our own patterns; escape anyway, as the text format requires. */
+static void label(struct hs_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            (void)hs_buf_append(b, "\\", 1);
+        if (*v == '\n')
+            (void)hs_buf_appends(b, "\\n");
+        else
+            (void)hs_buf_append(b, v, 1);
+    }
+}
+
+static void family(struct hs_buf *b, const char *name, const char *type, const char *help)
+{
+    (void)hs_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(struct hs_buf *b, const char *name, const char *type, const char *help, double v)
+{
+    family(b, name, type, help);
+    (void)hs_buf_appendf(b, "%s %.17g\n", name, v);
+}
+
+char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *src)
+{
+    struct hs_buf b;
+    hs_buf_init(&b, METRICS_MAX);
+    pthread_mutex_lock(&m->lock);
+    family(&b, "hoversync_http_requests_total", "counter",
+           "HTTP requests answered by the service, by route and status.");
+    for (size_t i = 0; i < m->n_routes; i++) {
+        const struct route_stats *r = &m->stats[i];
+        for (size_t k = 0; k < r->n_status; k++) {
+            (void)hs_buf_appends(&b, "hoversync_http_requests_total{route=\"");
+            label(&b, m->routes[i]);
+            (void)hs_buf_appendf(&b, "\",status=\"%d\"} %lld\n", r->status[k],
+                                 (long long)r->count[k]);
+        }
+        if (r->other) {
+            (void)hs_buf_appends(&b, "hoversync_http_requests_total{route=\"");
+            label(&b, m->routes[i]);
+            (void)hs_buf_appendf(&b, "\",status=\"other\"} %lld\n", (long long)r->other);
+        }
+    }
+    family(&b, "hoversync_http_request_duration_seconds", "histogram",
+           "Time from a request's arrival to its answer being queued, by route.");
+    for (size_t i = 0; i < m->n_routes; i++) {
+        const struct route_stats *r = &m->stats[i];
+        if (!r->total)
+            continue;
+        for (size_t k = 0; k <= N_BUCKETS; k++) {
+            (void)hs_buf_appends(&b, "hoversync_http_request_duration_seconds_bucket{route=\"");
+            label(&b, m->routes[i]);
+            if (k < N_BUCKETS)
+                (void)hs_buf_appendf(&b, "\",le=\"%g\"} %lld\n", bucket_le[k],
+                                     (long long)r->buckets[k]);
+            else
+                (void)hs_buf_appendf(&b, "\",le=\"+Inf\"} %lld\n", (long long)r->total);
+        }
+        (void)hs_buf_appends(&b, "hoversync_http_request_duration_seconds_sum{route=\"");
+        label(&b, m->routes[i]);
+        (void)hs_buf_appendf(&b, "\"} %.9f\n", r->sum);
+        (void)hs_buf_appends(&b, "hoversync_http_request_duration_seconds_count{route=\"");
+        label(&b, m->routes[i]);
+        (void)hs_buf_appendf(&b, "\"} %lld\n", (long long)r->total);
+    }
+    pthread_mutex_unlock(&m->lock);
+
+    const struct hs_client_stats *h = &src->hover;
+    sample(&b, "hoversync_hover_requests_total", "counter",
+           "HTTP requests sent to Hover's API by the service's clients, retries included.",
+           (double)h->requests);
+    sample(&b, "hoversync_hover_retries_total", "counter",
+           "Requests to Hover retried after a 429, a 5xx or a network error.", (double)h->retries);
+    sample(&b, "hoversync_hover_token_refreshes_total", "counter",
+           "OAuth token refreshes made by the service's clients.", (double)h->refreshes);
+    sample(&b, "hoversync_hover_rate_limit_waits_total", "counter",
+           "Times the client-side limiter made a request to Hover wait.",
+           (double)h->rate_limit_waits);
+    sample(&b, "hoversync_hover_rate_limit_wait_seconds_total", "counter",
+           "Seconds requests to Hover waited for the client-side limiter.",
+           (double)h->waited_ms / 1000.0);
+    sample(&b, "hoversync_hover_oauth_requests_total", "counter",
+           "Token endpoint requests of the connect flow (code exchanges).",
+           (double)src->oauth_requests);
+    if (src->have_syncq) {
+        const struct hs_syncq_stats *q = &src->syncq;
+        family(&b, "hoversync_syncs_total", "counter", "Syncs finished, by result.");
+        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"done\"} %lld\n",
+                             (long long)q->done);
+        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"failed\"} %lld\n",
+                             (long long)q->failed);
+        sample(&b, "hoversync_sync_queue_depth", "gauge", "Syncs queued and not started yet.",
+               (double)q->queued);
+        sample(&b, "hoversync_syncs_running", "gauge", "Syncs running now.", (double)q->running);
+        sample(&b, "hoversync_sync_pending_runs_total", "counter",
+               "Runs of the pending selections (models synced when they complete).",
+               (double)q->pending_runs);
+    }
+    if (src->have_search) {
+        const struct hs_search_stats *s = &src->search;
+        sample(&b, "hoversync_search_queries_total", "counter", "Searches answered.",
+               (double)s->queries);
+        sample(&b, "hoversync_search_local_answers_total", "counter",
+               "Searches answered from the local index alone.", (double)s->local_answers);
+        sample(&b, "hoversync_search_hover_requests_total", "counter",
+               "List Jobs requests the search service sent to Hover.", (double)s->hover_requests);
+        sample(&b, "hoversync_search_cache_hits_total", "counter",
+               "Searches answered from cached Hover answers.", (double)s->cache_hits);
+        sample(&b, "hoversync_search_debounced_total", "counter",
+               "Searches that did not ask Hover because a newer query superseded them.",
+               (double)s->debounced);
+    }
+    sample(&b, "hoversync_sse_streams", "gauge", "Open progress streams (Server-Sent Events).",
+           (double)src->sse_streams);
+    sample(&b, "hoversync_http_requests_in_flight", "gauge", "Requests being handled now.",
+           (double)src->in_flight);
+    return hs_buf_take(&b, NULL);
+}

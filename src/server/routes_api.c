@@ -1,0 +1,423 @@
+/* routes_api.c: the JSON routes of docs/API.md that are not about one job: health, metrics,
+ * sessions, connections, search, syncs, the records feed and stored files. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "server/internal.h"
+
+#ifndef HOVERSYNC_VERSION
+#define HOVERSYNC_VERSION "dev"
+#endif
+
+#define SYNC_MODELS_MAX 100
+#define USER_MAX        256
+#define QUERY_MAX       200
+
+/* GET /healthz */
+void hs_route_healthz(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    char *v = NULL;
+    int rc = s->store->ops->setting_get(s->store, "api_key_sha256", &v, NULL);
+    free(v);
+    bool db = rc == HS_OK || rc == HS_ERR_NOT_FOUND;
+    hs_resp_json(r, db ? 200 : 503,
+                 json_pack("{s:s, s:s, s:s, s:s, s:s}", "status", db ? "ok" : "degraded", "db",
+                           db ? "ok" : "error", "version", HOVERSYNC_VERSION, "search",
+                           s->search ? "ok" : "off", "sync_queue", s->syncq ? "ok" : "off"));
+}
+
+static bool from_loopback(const struct hs_req *q)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return false;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        const unsigned char *b = in6->sin6_addr.s6_addr;
+        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+               (memcmp(b, v4mapped, 12) == 0 && b[12] == 127);
+    }
+    return false;
+}
+
+/* GET /metrics */
+void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    if (!s->metrics_public && !from_loopback(q)) {
+        hs_resp_error(r, 403, "forbidden",
+                      "metrics are served to loopback only (serve --metrics-public opens them)");
+        return;
+    }
+    struct hs_metrics_sources src = {0};
+    hs_client_pool_get_stats(s->pool, &src.hover);
+    if (s->syncq) {
+        src.have_syncq = true;
+        hs_syncq_get_stats(s->syncq, &src.syncq);
+    }
+    if (s->search) {
+        src.have_search = true;
+        hs_search_get_stats(s->search, &src.search);
+    }
+    src.oauth_requests = atomic_load(&s->oauth_requests);
+    src.sse_streams = hs_sse_count(s);
+    src.in_flight = hs_server_in_flight(s);
+    char *text = hs_metrics_render(s->metrics, &src);
+    hs_resp_set(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+    hs_resp_header(r, "Cache-Control", "no-store");
+}
+
+static json_t *iso_time(int64_t unix_s)
+{
+    char buf[32];
+    hs_iso8601_format(unix_s, 0, buf, sizeof buf);
+    return json_string(buf);
+}
+
+/* POST /api/sessions (API key only) */
+void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    json_t *body = NULL;
+    if (hs_req_json_object(q, true, &body, r) != 0)
+        return;
+    json_t *u = json_object_get(body, "user");
+    const char *user = NULL;
+    if (u && !json_is_null(u)) {
+        if (!json_is_string(u) || json_string_length(u) == 0 || json_string_length(u) > USER_MAX) {
+            json_decref(body);
+            hs_resp_error(r, 400, "bad_request", "user must be a string of 1 to %d characters",
+                          USER_MAX);
+            return;
+        }
+        user = json_string_value(u);
+    }
+    char token[65];
+    struct hs_session ss = {0};
+    struct hs_error err = {0};
+    int rc = hs_session_create(s, user, token, &ss, &err);
+    json_decref(body);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "creating the session");
+        return;
+    }
+    char *modal = hs_aprintf("%s/modal?session=%s", s->public_url, token);
+    hs_resp_json(r, 201,
+                 json_pack("{s:s, s:s, s:o, s:s, s:o}", "session", token, "csrf_token",
+                           ss.csrf_token, "expires_at", iso_time(ss.expires_at), "modal_url", modal,
+                           "user", hs_json_text(ss.user)));
+    hs_info("session msg=\"created\" user_set=%d expires_at=%lld", user != NULL,
+            (long long)ss.expires_at);
+    free(modal);
+    hs_session_clear(&ss);
+    memset(token, 0, sizeof token);
+}
+
+/* GET /api/session: what the caller's session is (the modal reads its csrf token here). */
+void hs_route_session_get(struct hs_req *q, struct hs_resp *r)
+{
+    if (q->auth == HS_AUTH_KEY) {
+        hs_resp_json(r, 200, json_pack("{s:s}", "auth", "api_key"));
+        return;
+    }
+    hs_resp_json(r, 200,
+                 json_pack("{s:s, s:o, s:s, s:o}", "auth", "session", "user",
+                           hs_json_text(q->session.user), "csrf_token", q->session.csrf_token,
+                           "expires_at", iso_time(q->session.expires_at)));
+}
+
+/* GET /api/connections */
+void hs_route_connections(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    struct hs_connection_row *rows = NULL;
+    size_t n = 0;
+    struct hs_error err = {0};
+    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "listing connections");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const char *status = !rows[i].has_token                              ? "disconnected"
+                             : hs_connection_needs_reconnect(s, rows[i].key) ? "reconnect_required"
+                                                                             : "connected";
+        json_array_append_new(
+            arr, json_pack("{s:o, s:o, s:o, s:s}", "key", hs_json_text(rows[i].key), "owner_id",
+                           rows[i].owner_id > 0 ? json_integer(rows[i].owner_id) : json_null(),
+                           "connected_at", hs_json_text(rows[i].connected_at), "status", status));
+    }
+    hs_connection_rows_free(rows, n);
+    hs_resp_json(r, 200, arr);
+}
+
+/* GET /api/jobs?q=&state=&page=&per=&connection= */
+void hs_route_jobs_search(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    const char *text = hs_req_arg(q, "q");
+    const char *state = hs_req_arg(q, "state");
+    int64_t page, per;
+    if (text && strlen(text) > QUERY_MAX) {
+        hs_resp_error(r, 400, "bad_request", "q is limited to %d characters", QUERY_MAX);
+        return;
+    }
+    if (state && *state && strcmp(state, "completed") != 0 && strcmp(state, "failed") != 0) {
+        hs_resp_error(r, 400, "bad_request", "state must be completed or failed");
+        return;
+    }
+    if (hs_req_int_arg(q, "page", 1, 10000, 1, &page, r) != 0 ||
+        hs_req_int_arg(q, "per", 1, 100, 0, &per, r) != 0)
+        return;
+    if (!s->search) {
+        hs_resp_error(r, 503, "internal", "the search service is not running");
+        return;
+    }
+    char *key = NULL;
+    if (hs_pick_connection(s, hs_req_arg(q, "connection"), &key, r) != 0)
+        return;
+    struct hs_search_query sq = {
+        .q = text,
+        .state = state && *state ? state : NULL,
+        .page = page,
+        .per = per,
+        .connection_key = key,
+    };
+    json_t *out = NULL;
+    struct hs_error err = {0};
+    int rc = hs_search_run(s->search, &sq, &out, &err);
+    if (key)
+        hs_connection_note(s, key, rc);
+    free(key);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "searching jobs");
+        return;
+    }
+    hs_resp_json(r, 200, out);
+}
+
+/* Model ids from a JSON array of positive integers (absent: none). 0, or -1 with a 400. */
+static int id_list(json_t *body, const char *name, int64_t **out, size_t *n, struct hs_resp *r)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *a = json_object_get(body, name);
+    if (!a || json_is_null(a))
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) > SYNC_MODELS_MAX) {
+        hs_resp_error(r, 400, "bad_request", "%s must be an array of at most %d model ids", name,
+                      SYNC_MODELS_MAX);
+        return -1;
+    }
+    int64_t *v = hs_calloc(json_array_size(a) + 1, sizeof *v);
+    size_t i;
+    json_t *x;
+    json_array_foreach(a, i, x)
+    {
+        if (!json_is_integer(x) || json_integer_value(x) <= 0) {
+            free(v);
+            hs_resp_error(r, 400, "bad_request", "%s must hold positive integer model ids", name);
+            return -1;
+        }
+        v[i] = json_integer_value(x);
+    }
+    *out = v;
+    *n = json_array_size(a);
+    return 0;
+}
+
+static bool doc_has_model(json_t *doc, int64_t id)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(doc, "models"), i, m)
+    {
+        if (json_integer_value(json_object_get(m, "id")) == id)
+            return true;
+    }
+    return false;
+}
+
+/* The first selected id that the job does not have, or 0. */
+static int64_t missing_model(json_t *doc, const int64_t *a, size_t na, const int64_t *b, size_t nb)
+{
+    for (size_t i = 0; i < na; i++)
+        if (!doc_has_model(doc, a[i]))
+            return a[i];
+    for (size_t i = 0; i < nb; i++)
+        if (!doc_has_model(doc, b[i]))
+            return b[i];
+    return 0;
+}
+
+/* POST /api/syncs {"job_id":N,"model_ids":[..],"when_ready":[..],"connection":".."} */
+void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    json_t *body = NULL;
+    int64_t *ids = NULL, *ready = NULL;
+    size_t n_ids = 0, n_ready = 0;
+    char *conn = NULL, *hint = NULL;
+    json_t *doc = NULL;
+    if (hs_req_json_object(q, false, &body, r) != 0)
+        return;
+    json_t *jid = json_object_get(body, "job_id");
+    if (!json_is_integer(jid) || json_integer_value(jid) <= 0) {
+        hs_resp_error(r, 400, "bad_request", "job_id must be a positive integer");
+        goto out;
+    }
+    int64_t job_id = json_integer_value(jid);
+    if (id_list(body, "model_ids", &ids, &n_ids, r) != 0 ||
+        id_list(body, "when_ready", &ready, &n_ready, r) != 0)
+        goto out;
+    if (n_ids + n_ready == 0) {
+        hs_resp_error(r, 400, "bad_request", "model_ids (or when_ready) must name a model");
+        goto out;
+    }
+    for (size_t i = 0; i < n_ids; i++) {
+        for (size_t k = 0; k < n_ready; k++) {
+            if (ids[i] == ready[k]) {
+                hs_resp_error(r, 400, "bad_request",
+                              "model %lld is in both model_ids and when_ready", (long long)ids[i]);
+                goto out;
+            }
+        }
+    }
+    json_t *jc = json_object_get(body, "connection");
+    if (jc && !json_is_null(jc) && !json_is_string(jc)) {
+        hs_resp_error(r, 400, "bad_request", "connection must be a string");
+        goto out;
+    }
+    const char *asked = json_is_string(jc) ? json_string_value(jc) : hs_req_arg(q, "connection");
+    if (asked && hs_pick_connection(s, asked, &hint, r) != 0)
+        goto out;
+
+    /* Check the job and its models before queueing: from the job's recent Show Job when there is
+     * one, else (or when a model is not on it) from a fresh one. Hover being unreachable does
+     * not refuse the sync: the queue reports what happens. */
+    struct hs_error err = {0};
+    int rc = hs_job_fetch(s, job_id, hint, 10 * 60 * 1000, &doc, &conn, &err);
+    if (rc == HS_OK && missing_model(doc, ids, n_ids, ready, n_ready)) {
+        json_decref(doc);
+        doc = NULL;
+        free(conn);
+        conn = NULL;
+        rc = hs_job_fetch(s, job_id, hint, -1, &doc, &conn, &err);
+    }
+    if (rc == HS_ERR_NOT_FOUND) {
+        hs_resp_error(r, 404, "not_found", "job %lld not found in the connected Hover orgs",
+                      (long long)job_id);
+        goto out;
+    }
+    if (rc == HS_OK) {
+        int64_t bad = missing_model(doc, ids, n_ids, ready, n_ready);
+        if (bad) {
+            hs_resp_error(r, 400, "bad_request", "model %lld is not on job %lld", (long long)bad,
+                          (long long)job_id);
+            goto out;
+        }
+    } else {
+        hs_warn("sync msg=\"cannot check the job before queueing\" job=%lld code=%s",
+                (long long)job_id, hs_err_name(rc));
+        free(conn);
+        conn = hint ? hs_strdup(hint) : NULL;
+        if (!conn && hs_pick_connection(s, NULL, &conn, r) != 0)
+            goto out;
+    }
+    if (!s->syncq) {
+        hs_resp_error(r, 503, "internal", "the sync queue is not running");
+        goto out;
+    }
+    char id[40] = "";
+    memset(&err, 0, sizeof err);
+    rc = hs_syncq_submit(s->syncq, conn, job_id, ids, n_ids, ready, n_ready, id, &err);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "queueing the sync");
+        goto out;
+    }
+    char *loc = hs_aprintf("/api/syncs/%s", id);
+    hs_resp_json(r, 202,
+                 json_pack("{s:s, s:s, s:I, s:o}", "id", id, "status", "queued", "job_id",
+                           (json_int_t)job_id, "connection", hs_json_text(conn)));
+    hs_resp_header(r, "Location", loc);
+    hs_info("sync msg=\"queued\" id=%s job=%lld models=%zu when_ready=%zu", id, (long long)job_id,
+            n_ids, n_ready);
+    free(loc);
+out:
+    json_decref(doc);
+    json_decref(body);
+    free(ids);
+    free(ready);
+    free(conn);
+    free(hint);
+}
+
+/* GET /api/records?since=CURSOR */
+void hs_route_records(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    int64_t since;
+    if (hs_req_int_arg(q, "since", 0, INT64_MAX, 0, &since, r) != 0)
+        return;
+    char *doc = NULL;
+    struct hs_error err = {0};
+    int rc = s->store->ops->export_since(s->store, since, &doc, &err);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "reading the records");
+        return;
+    }
+    hs_resp_set(r, 200, "application/json", doc, strlen(doc));
+}
+
+static bool sha_ok(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* GET /files/{sha256} */
+void hs_route_file(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    const char *sha = q->params[0];
+    if (!sha_ok(sha)) {
+        hs_resp_error(r, 400, "bad_request",
+                      "a file is named by the 64 lowercase hex digits of "
+                      "its SHA-256");
+        return;
+    }
+    struct hs_artifact_row a = {0};
+    struct hs_error err = {0};
+    int rc = s->store->ops->artifact_by_sha(s->store, sha, &a, &err);
+    if (rc == HS_ERR_NOT_FOUND) {
+        hs_resp_error(r, 404, "not_found", "no stored file %s", sha);
+        return;
+    }
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "finding the file");
+        return;
+    }
+    /* Content-addressed: the bytes behind a name never change. */
+    hs_resp_stored_file(q, r, &a, "private, max-age=31536000, immutable");
+    hs_artifact_row_clear(&a);
+}

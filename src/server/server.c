@@ -1,0 +1,980 @@
+/* server.c: the service's listeners and request pipeline (server.h).
+ *
+ * Life of a request (one struct req_ctx):
+ *  1. first access-handler call: accept only (answering on the first call makes libmicrohttpd
+ *     drop keep-alive); a Content-Length over the cap marks the body too big;
+ *  2. body chunks: kept up to HS_HTTP_BODY_MAX, the rest read and dropped (past DISCARD_MAX the
+ *     413 goes out at once and the connection closes);
+ *  3. last call: Origin check (403), CORS preflight, route match (404/405, then web/ files),
+ *     413, auth and CSRF (401/403), media type (415); then the handler runs here, or on a worker
+ *     thread while the connection is suspended (routes that wait on Hover or the store);
+ *  4. the answer is queued with the common headers (CORS, nosniff, no-store, CSP for HTML) and
+ *     counted in the metrics.
+ * Stopping: stop accepting, end progress streams, wait for requests in flight (bounded), answer
+ * what is still queued for the workers with 503, then stop libmicrohttpd (which must not see a
+ * suspended connection). */
+#include "server/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+
+#define DEFAULT_THREADS      4
+#define DEFAULT_WORKERS      8
+#define CONNECTION_LIMIT     256u
+#define PER_IP_LIMIT         64u
+#define CONNECTION_TIMEOUT_S 30u
+#define CONNECTION_MEMORY    ((size_t)64 * 1024)
+#define DISCARD_MAX          ((uint64_t)1 << 20)
+#define WORK_QUEUE_MAX       512
+#define STOP_GRACE_MS        10000
+
+/* ---- the route table (docs/API.md) ---- */
+
+const struct route hs_routes[] = {
+    {"GET", "/healthz", 0, hs_route_healthz},
+    {"GET", "/metrics", 0, hs_route_metrics},
+    {"POST", "/api/sessions", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY,
+     hs_route_sessions_create},
+    {"GET", "/api/session", R_AUTH, hs_route_session_get},
+    {"GET", "/api/connections", R_AUTH | R_WORKER, hs_route_connections},
+    {"GET", "/api/jobs", R_AUTH | R_WORKER, hs_route_jobs_search},
+    {"GET", "/api/jobs/{id}", R_AUTH | R_WORKER, hs_route_job_show},
+    {"POST", "/api/syncs", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_syncs_create},
+    {"GET", "/api/syncs/{id}", R_AUTH, hs_route_sync_get},
+    {"GET", "/api/syncs/{id}/events", R_AUTH, hs_route_sync_events},
+    {"GET", "/api/records", R_AUTH | R_WORKER, hs_route_records},
+    {"GET", "/files/{sha256}", R_AUTH | R_WORKER, hs_route_file},
+    {"GET", "/api/images/{id}", R_AUTH | R_WORKER, hs_route_image},
+    {"GET", "/connect", R_AUTH, hs_route_connect},
+    {"GET", "/oauth/callback", R_WORKER, hs_route_oauth_callback},
+    {"GET", "/modal", R_WORKER, hs_route_modal},
+};
+const size_t hs_n_routes = sizeof hs_routes / sizeof hs_routes[0];
+
+/* Metrics labels: the routes, then requests no route took. */
+enum { LBL_STATIC = 0, LBL_UNMATCHED, LBL_PREFLIGHT, LBL_DEMO, N_EXTRA_LABELS };
+static const char *const extra_labels[N_EXTRA_LABELS] = {"static", "unmatched", "preflight",
+                                                         "demo"};
+
+/* ---- runtime ---- */
+
+enum phase { PH_NEW, PH_BODY, PH_WORKING, PH_READY, PH_DONE };
+
+struct listener {
+    struct hs_server *srv;
+    enum hs_listener_kind kind;
+};
+
+struct req_ctx {
+    struct listener *l;
+    enum phase phase;
+    struct hs_buf body;
+    bool too_big;
+    bool bad_path; /* the raw path has an escaped NUL */
+    bool counted;  /* in rt->in_flight */
+    uint64_t discarded;
+    struct hs_req req;
+    struct hs_resp resp;
+    size_t label; /* metrics label index */
+    int64_t start_ms;
+    struct req_ctx *next; /* work queue */
+};
+
+struct server_rt {
+    struct listener api_l, demo_l;
+    struct MHD_Daemon *api, *demo;
+    MHD_socket api_sock, demo_sock; /* returned by quiesce: closed after stop */
+    const char **labels;
+    /* requests in flight, for the graceful stop */
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    int64_t in_flight;
+    /* the workers */
+    pthread_mutex_t wlock;
+    pthread_cond_t wcond;
+    struct req_ctx *head, *tail;
+    size_t queued;
+    bool wstopping;
+    pthread_t *threads;
+    int n_threads;
+    bool stopped;
+    /* Set once every listener is up and the origins are final: requests before that (a client
+     * racing the start) get a 503 instead of half-built state. */
+    atomic_bool ready;
+};
+
+int64_t hs_server_in_flight(const struct hs_server *s)
+{
+    pthread_mutex_lock(&s->rt->lock);
+    int64_t n = s->rt->in_flight;
+    pthread_mutex_unlock(&s->rt->lock);
+    return n;
+}
+
+int64_t hs_server_mono_ms(const struct hs_server *s)
+{
+    return s->clock->mono_ms(s->clock);
+}
+
+int64_t hs_server_wall_s(const struct hs_server *s)
+{
+    return s->clock->wall_ms(s->clock) / 1000;
+}
+
+static void in_flight_add(struct server_rt *rt, int d)
+{
+    pthread_mutex_lock(&rt->lock);
+    rt->in_flight += d;
+    if (rt->in_flight == 0)
+        pthread_cond_broadcast(&rt->idle);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+/* ---- answers ---- */
+
+static bool is_html(const char *ctype)
+{
+    return ctype && strncasecmp(ctype, "text/html", 9) == 0;
+}
+
+static bool is_json(const char *ctype)
+{
+    return ctype && strncasecmp(ctype, "application/json", 16) == 0;
+}
+
+static void add_common_headers(struct req_ctx *c, struct MHD_Response *mr)
+{
+    struct hs_req *q = &c->req;
+    struct hs_resp *r = &c->resp;
+    struct hs_server *s = c->l->srv;
+    if (!hs_resp_get_header(r, "X-Content-Type-Options"))
+        MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    if (!hs_resp_get_header(r, "Referrer-Policy"))
+        MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
+    if (is_json(r->ctype) && !hs_resp_get_header(r, "Cache-Control"))
+        MHD_add_response_header(mr, "Cache-Control", "no-store");
+    if (is_html(r->ctype) && !hs_resp_get_header(r, "Content-Security-Policy"))
+        MHD_add_response_header(mr, "Content-Security-Policy", s->csp);
+    if (c->l->kind == HS_LISTENER_API && q->origin && q->origin_allowed) {
+        MHD_add_response_header(mr, "Access-Control-Allow-Origin", q->origin);
+        MHD_add_response_header(mr, "Access-Control-Allow-Credentials", "true");
+        MHD_add_response_header(mr, "Access-Control-Expose-Headers", "Location, ETag");
+    }
+    if (c->l->kind == HS_LISTENER_API)
+        MHD_add_response_header(mr, "Vary", "Origin");
+}
+
+static enum MHD_Result respond(struct req_ctx *c)
+{
+    struct hs_resp *r = &c->resp;
+    struct hs_server *s = c->l->srv;
+    c->phase = PH_DONE;
+    struct MHD_Response *mr = NULL;
+    if (r->reader) {
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, r->reader, r->reader_cls,
+                                               r->reader_free);
+        if (mr) {
+            r->reader = NULL;
+            r->reader_cls = NULL;
+            r->reader_free = NULL;
+        }
+    } else if (r->fd >= 0) {
+        mr = MHD_create_response_from_fd64(r->fd_size, r->fd);
+        if (mr)
+            r->fd = -1; /* libmicrohttpd closes it */
+    } else if (r->body) {
+        mr = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        if (mr) {
+            r->body = NULL;
+            r->len = 0;
+        }
+    } else {
+        mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!mr) {
+        hs_error_log("http msg=\"cannot create a response\" path=%s", c->req.path);
+        return MHD_NO;
+    }
+    if (r->ctype && r->status != 304)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    for (size_t i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(mr, r->hname[i], r->hvalue[i]);
+    add_common_headers(c, mr);
+    enum MHD_Result ok = MHD_queue_response(c->req.conn, (unsigned)r->status, mr);
+    MHD_destroy_response(mr);
+    int64_t ms = hs_server_mono_ms(s) - c->start_ms;
+    hs_metrics_observe(s->metrics, c->label, r->status, (double)ms / 1000.0);
+    if (hs_log_level <= HS_LOG_INFO) {
+        /* The path is the client's: no control characters or quotes reach the log line. */
+        char path[201];
+        size_t i = 0;
+        for (const char *p = c->req.path ? c->req.path : ""; *p && i < sizeof path - 1; p++)
+            path[i++] =
+                ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == ' ') ? '?' : *p;
+        path[i] = '\0';
+        hs_info("http method=%.16s path=%s status=%d ms=%lld", c->req.method ? c->req.method : "-",
+                path, r->status, (long long)ms);
+    }
+    return ok;
+}
+
+/* ---- routing ---- */
+
+/* Matches path against pattern; captures {name} segments into q->params. */
+static bool match(const char *pattern, const char *path, struct hs_req *q)
+{
+    char *caps[HS_HTTP_MAX_PARAMS] = {0};
+    size_t n = 0;
+    if (!hs_path_match(pattern, path, q ? caps : NULL, HS_HTTP_MAX_PARAMS, &n))
+        return false;
+    if (q) {
+        for (size_t i = 0; i < n; i++)
+            q->params[i] = caps[i];
+        q->n_params = n;
+    }
+    return true;
+}
+
+static const char *route_method(const char *method)
+{
+    return strcmp(method, "HEAD") == 0 ? "GET" : method;
+}
+
+/* The route for the request, or NULL with *allow listing the methods of the path (if any). */
+static const struct route *find_route(struct hs_req *q, char *allow, size_t an, size_t *index)
+{
+    allow[0] = '\0';
+    const char *m = route_method(q->method);
+    for (size_t i = 0; i < hs_n_routes; i++) {
+        if (!match(hs_routes[i].pattern, q->path, NULL))
+            continue;
+        if (strcmp(hs_routes[i].method, m) == 0) {
+            (void)match(hs_routes[i].pattern, q->path, q);
+            *index = i;
+            return &hs_routes[i];
+        }
+        size_t len = strlen(allow);
+        (void)snprintf(allow + len, an - len, "%s%s", len ? ", " : "", hs_routes[i].method);
+    }
+    return NULL;
+}
+
+static void preflight(struct req_ctx *c)
+{
+    struct hs_req *q = &c->req;
+    struct hs_resp *r = &c->resp;
+    hs_resp_set(r, 204, NULL, NULL, 0);
+    if (q->origin && q->origin_allowed) {
+        hs_resp_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        hs_resp_header(r, "Access-Control-Allow-Headers",
+                       "Authorization, Content-Type, X-CSRF-Token");
+        hs_resp_header(r, "Access-Control-Max-Age", "600");
+    }
+    hs_resp_header(r, "Allow", "GET, HEAD, POST, OPTIONS");
+}
+
+static bool enqueue(struct server_rt *rt, struct req_ctx *c)
+{
+    pthread_mutex_lock(&rt->wlock);
+    if (rt->wstopping || rt->queued >= WORK_QUEUE_MAX) {
+        pthread_mutex_unlock(&rt->wlock);
+        return false;
+    }
+    c->phase = PH_WORKING;
+    MHD_suspend_connection(c->req.conn);
+    c->next = NULL;
+    if (rt->tail)
+        rt->tail->next = c;
+    else
+        rt->head = c;
+    rt->tail = c;
+    rt->queued++;
+    pthread_cond_signal(&rt->wcond);
+    pthread_mutex_unlock(&rt->wlock);
+    return true;
+}
+
+static enum MHD_Result dispatch(struct req_ctx *c)
+{
+    struct hs_server *s = c->l->srv;
+    struct hs_req *q = &c->req;
+    struct hs_resp *r = &c->resp;
+    q->body = hs_buf_str(&c->body);
+    q->body_len = c->body.len;
+
+    if (!atomic_load(&s->rt->ready)) {
+        c->label = hs_n_routes + LBL_UNMATCHED;
+        hs_resp_error(r, 503, "internal", "the service is starting; try again");
+        hs_resp_header(r, "Retry-After", "1");
+        return respond(c);
+    }
+    if (c->bad_path) {
+        c->label = hs_n_routes + LBL_UNMATCHED;
+        hs_resp_error(r, 400, "bad_request", "malformed path");
+        return respond(c);
+    }
+    if (c->l->kind == HS_LISTENER_DEMO) {
+        c->label = hs_n_routes + LBL_DEMO;
+        hs_route_demo(q, r);
+        return respond(c);
+    }
+    q->origin = hs_req_header(q, "Origin");
+    if (q->origin) {
+        q->origin_allowed = hs_origin_allowed(s, q->origin);
+        if (!q->origin_allowed && !hs_origin_own(s, q->origin)) {
+            c->label = hs_n_routes + LBL_UNMATCHED;
+            hs_resp_error(r, 403, "forbidden",
+                          "requests from origin %.200s are not allowed (see --allow-origin)",
+                          q->origin);
+            return respond(c);
+        }
+    }
+    if (strcmp(q->method, "OPTIONS") == 0) {
+        c->label = hs_n_routes + LBL_PREFLIGHT;
+        preflight(c);
+        return respond(c);
+    }
+    char allow[128];
+    size_t index = 0;
+    const struct route *rt = find_route(q, allow, sizeof allow, &index);
+    if (!rt) {
+        if (allow[0]) {
+            c->label = hs_n_routes + LBL_UNMATCHED;
+            hs_resp_error(r, 405, "method_not_allowed",
+                          "%.16s is not allowed on %.200s (allowed: %s)", q->method, q->path,
+                          allow);
+            hs_resp_header(r, "Allow", allow);
+            return respond(c);
+        }
+        bool get = strcmp(route_method(q->method), "GET") == 0;
+        if (get && !hs_starts_with(q->path, "/api/") && !hs_starts_with(q->path, "/files/") &&
+            hs_route_static(q, r)) {
+            c->label = hs_n_routes + LBL_STATIC;
+            return respond(c);
+        }
+        c->label = hs_n_routes + LBL_UNMATCHED;
+        hs_resp_error(r, 404, "not_found", "no such route: %.16s %.200s", q->method, q->path);
+        return respond(c);
+    }
+    q->route = rt;
+    c->label = index;
+    if (c->too_big) {
+        hs_resp_error(r, 413, "payload_too_large", "request bodies are limited to %u bytes",
+                      HS_HTTP_BODY_MAX);
+        return respond(c);
+    }
+    if ((rt->flags & R_AUTH) && hs_auth_check(q, r) != 0)
+        return respond(c);
+    if ((rt->flags & R_JSON_BODY) && q->body_len > 0) {
+        const char *ct = hs_req_header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+            (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+            hs_resp_error(r, 415, "unsupported_media_type",
+                          "the body must be JSON (Content-Type: application/json)");
+            return respond(c);
+        }
+    }
+    if (rt->flags & R_WORKER) {
+        if (enqueue(s->rt, c))
+            return MHD_YES; /* answered when the worker resumes the connection */
+        hs_resp_error(r, 503, "internal", "the service is busy or stopping; try again");
+        hs_resp_header(r, "Retry-After", "1");
+        return respond(c);
+    }
+    rt->fn(q, r);
+    return respond(c);
+}
+
+static void *worker_main(void *arg)
+{
+    struct hs_server *s = arg;
+    struct server_rt *rt = s->rt;
+    pthread_mutex_lock(&rt->wlock);
+    for (;;) {
+        while (!rt->head && !rt->wstopping)
+            pthread_cond_wait(&rt->wcond, &rt->wlock);
+        if (!rt->head)
+            break;
+        struct req_ctx *c = rt->head;
+        rt->head = c->next;
+        if (!rt->head)
+            rt->tail = NULL;
+        rt->queued--;
+        bool stopping = rt->wstopping;
+        pthread_mutex_unlock(&rt->wlock);
+        if (stopping) {
+            hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try again");
+            hs_resp_header(&c->resp, "Retry-After", "5");
+        } else {
+            c->req.route->fn(&c->req, &c->resp);
+        }
+        c->phase = PH_READY;
+        /* From here on the connection's thread owns c again. */
+        MHD_resume_connection(c->req.conn);
+        pthread_mutex_lock(&rt->wlock);
+    }
+    pthread_mutex_unlock(&rt->wlock);
+    return NULL;
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+/* Created by the URI log callback, which sees the path before libmicrohttpd decodes it: "%00"
+ * would end the decoded C string early and make "/a%00b" look like "/a". */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)conn;
+    struct listener *l = cls;
+    struct req_ctx *c = hs_calloc(1, sizeof *c);
+    c->l = l;
+    c->phase = PH_NEW;
+    hs_buf_init(&c->body, HS_HTTP_BODY_MAX);
+    hs_resp_init(&c->resp);
+    c->req.body = "";
+    c->start_ms = hs_server_mono_ms(l->srv);
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    size_t plen = uri ? (q ? (size_t)(q - uri) : strlen(uri)) : 0;
+    for (size_t i = 0; i + 2 < plen; i++)
+        if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+            c->bad_path = true;
+    return c;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct listener *l = cls;
+    struct req_ctx *c = *con_cls;
+    if (!c) {
+        c = on_uri(l, NULL, conn);
+        *con_cls = c;
+    }
+    if (c->phase == PH_NEW) {
+        c->phase = PH_BODY;
+        c->req.srv = l->srv;
+        c->req.conn = conn;
+        c->req.listener = l->kind;
+        c->req.method = method;
+        c->req.path = url;
+        c->counted = true;
+        in_flight_add(l->srv->rt, 1);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t n;
+        if (cl && hs_parse_i64(cl, &n) == 0 && n > (int64_t)HS_HTTP_BODY_MAX) {
+            c->too_big = true;
+            if (n > (int64_t)DISCARD_MAX) {
+                /* Not worth reading: answer at once (a client that sent "Expect: 100-continue"
+                 * then never sends the body); the connection closes after the answer. */
+                c->label = hs_n_routes + LBL_UNMATCHED;
+                hs_resp_error(&c->resp, 413, "payload_too_large",
+                              "request bodies are limited to %u bytes", HS_HTTP_BODY_MAX);
+                return respond(c);
+            }
+        }
+        return MHD_YES; /* accept; answer on a later call (keep-alive) */
+    }
+    switch (c->phase) {
+    case PH_BODY:
+        if (*upload_data_size) {
+            size_t n = *upload_data_size;
+            *upload_data_size = 0;
+            if (!c->too_big && hs_buf_append(&c->body, upload_data, n) != HS_OK)
+                c->too_big = true;
+            if (c->too_big) {
+                c->discarded += n;
+                if (c->discarded > DISCARD_MAX) {
+                    /* Not worth reading: answer now; the connection closes after it. */
+                    hs_buf_reset(&c->body);
+                    c->label = hs_n_routes + LBL_UNMATCHED;
+                    hs_resp_error(&c->resp, 413, "payload_too_large",
+                                  "request bodies are limited to %u bytes", HS_HTTP_BODY_MAX);
+                    return respond(c);
+                }
+            }
+            return MHD_YES;
+        }
+        return dispatch(c);
+    case PH_READY:
+        return respond(c);
+    case PH_NEW:
+    case PH_WORKING:
+    case PH_DONE:
+    default:
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct listener *l = cls;
+    struct req_ctx *c = *con_cls;
+    if (!c)
+        return;
+    hs_buf_free(&c->body);
+    hs_resp_clear(&c->resp);
+    for (size_t i = 0; i < c->req.n_params; i++)
+        free(c->req.params[i]);
+    hs_session_clear(&c->req.session);
+    bool counted = c->counted;
+    free(c);
+    *con_cls = NULL;
+    if (counted)
+        in_flight_add(l->srv->rt, -1);
+}
+
+/* ---- listeners ---- */
+
+static struct MHD_Daemon *start_daemon(struct hs_server *s, struct listener *l, const char *spec,
+                                       int *port_out, char *host_out, size_t hn,
+                                       struct hs_error *err)
+{
+    char host[256];
+    int port = 0;
+    if (hs_listen_parse(spec, host, sizeof host, &port) != HS_OK) {
+        hs_fail(err, HS_ERR_INVALID, "bad listen address '%s' (want HOST:PORT)", spec);
+        return NULL;
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char pstr[16];
+    (void)snprintf(pstr, sizeof pstr, "%d", port);
+    int gai = getaddrinfo(host, pstr, &hints, &ai);
+    if (gai != 0 || !ai) {
+        hs_fail(err, HS_ERR_INVALID, "cannot resolve '%s': %s", host, gai_strerror(gai));
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (hs_log_level <= HS_LOG_DEBUG)
+        flags |= MHD_USE_ERROR_LOG;
+    unsigned threads = (unsigned)(l->kind == HS_LISTENER_DEMO ? 1 : s->threads);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, l, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!d) {
+        hs_fail(err, HS_ERR_IO, "cannot listen on %s (address in use or not available)", spec);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *port_out = info ? info->port : port;
+    /* URLs handed to browsers name a host they can reach. */
+    const char *h = host;
+    if (!strcmp(host, "0.0.0.0"))
+        h = "127.0.0.1";
+    else if (!strcmp(host, "::"))
+        h = "::1";
+    (void)hs_strlcpy(host_out, h, hn);
+    return d;
+}
+
+static char *origin_of_host(const char *host, int port)
+{
+    return strchr(host, ':') ? hs_aprintf("http://[%s]:%d", host, port)
+                             : hs_aprintf("http://%s:%d", host, port);
+}
+
+/* scheme://authority of a URL, lowercased; NULL if it is not an http(s) URL. */
+static char *url_origin(const char *url)
+{
+    size_t skip;
+    if (strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    else
+        return NULL;
+    const char *end = url + skip;
+    while (*end && *end != '/' && *end != '?' && *end != '#')
+        end++;
+    if (end == url + skip)
+        return NULL;
+    char *o = hs_strndup(url, (size_t)(end - url));
+    for (char *p = o; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    /* Browsers leave default ports out of Origin. */
+    size_t n = strlen(o);
+    if (skip == 7 && n > 3 && strcmp(o + n - 3, ":80") == 0)
+        o[n - 3] = '\0';
+    else if (skip == 8 && n > 4 && strcmp(o + n - 4, ":443") == 0)
+        o[n - 4] = '\0';
+    return o;
+}
+
+static bool url_chars_ok(const char *u)
+{
+    for (; *u; u++)
+        if (!((*u >= 'a' && *u <= 'z') || (*u >= 'A' && *u <= 'Z') || (*u >= '0' && *u <= '9') ||
+              strchr(":/._~-[]%", *u)))
+            return false;
+    return true;
+}
+
+static void add_origin(struct hs_server *s, char *o)
+{
+    for (size_t i = 0; i < s->n_origins; i++) {
+        if (strcmp(s->origins[i], o) == 0) {
+            free(o);
+            return;
+        }
+    }
+    s->origins = hs_realloc(s->origins, (s->n_origins + 1) * sizeof *s->origins);
+    s->origins[s->n_origins++] = o;
+}
+
+static void build_csp(struct hs_server *s)
+{
+    struct hs_buf b;
+    hs_buf_init(&b, 1u << 16);
+    (void)hs_buf_appends(&b, "frame-ancestors 'self'");
+    for (size_t i = 0; i < s->n_origins; i++)
+        (void)hs_buf_appendf(&b, " %s", s->origins[i]);
+    free(s->csp);
+    s->csp = hs_buf_take(&b, NULL);
+}
+
+int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
+                  struct hs_server **out, struct hs_error *err)
+{
+    if (!cfg || !deps || !deps->store || !deps->pool || !cfg->listen || !cfg->api_key_hash)
+        return hs_fail(err, HS_ERR_INVALID,
+                       "the server needs a listen address, a store, a "
+                       "client pool and an API key");
+    char host[256];
+    int port;
+    if (hs_listen_parse(cfg->listen, host, sizeof host, &port) != HS_OK)
+        return hs_fail(err, HS_ERR_INVALID, "bad listen address '%s' (want HOST:PORT)",
+                       cfg->listen);
+    if (cfg->demo_listen && hs_listen_parse(cfg->demo_listen, host, sizeof host, &port) != HS_OK)
+        return hs_fail(err, HS_ERR_INVALID, "bad demo CRM address '%s' (want HOST:PORT)",
+                       cfg->demo_listen);
+    if (cfg->public_url) {
+        char *o = url_origin(cfg->public_url);
+        bool ok = o && url_chars_ok(cfg->public_url);
+        free(o);
+        if (!ok)
+            return hs_fail(err, HS_ERR_INVALID,
+                           "bad public URL '%s' (want http(s)://HOST[:PORT][/PATH])",
+                           cfg->public_url);
+    }
+    struct hs_server *s = hs_calloc(1, sizeof *s);
+    s->listen = hs_strdup(cfg->listen);
+    s->demo_listen = hs_strdup(cfg->demo_listen);
+    s->web_dir = hs_strdup(cfg->web_dir ? cfg->web_dir : "web");
+    s->data_dir = hs_strdup(cfg->data_dir ? cfg->data_dir : ".");
+    s->hover_url = hs_strdup(cfg->hover_url ? cfg->hover_url : "https://hover.to");
+    s->client_id = hs_strdup(cfg->client_id && *cfg->client_id ? cfg->client_id : NULL);
+    s->client_secret =
+        hs_strdup(cfg->client_secret && *cfg->client_secret ? cfg->client_secret : NULL);
+    s->public_url_cfg = hs_strdup(cfg->public_url);
+    memcpy(s->api_key_hash, cfg->api_key_hash, 32);
+    s->metrics_public = cfg->metrics_public;
+    s->threads = cfg->threads > 0 ? cfg->threads : DEFAULT_THREADS;
+    s->workers = cfg->workers > 0 ? cfg->workers : DEFAULT_WORKERS;
+    s->store = deps->store;
+    s->pool = deps->pool;
+    s->search = deps->search;
+    s->syncq = deps->syncq;
+    s->clock = deps->clock ? deps->clock : hs_clock_system();
+    pthread_mutex_init(&s->cache_lock, NULL);
+    s->images = hs_calloc(IMAGE_MAP_N, sizeof *s->images);
+    atomic_init(&s->oauth_requests, 0);
+
+    struct server_rt *rt = hs_calloc(1, sizeof *rt);
+    s->rt = rt;
+    rt->api_l = (struct listener){s, HS_LISTENER_API};
+    rt->demo_l = (struct listener){s, HS_LISTENER_DEMO};
+    rt->api_sock = MHD_INVALID_SOCKET;
+    rt->demo_sock = MHD_INVALID_SOCKET;
+    atomic_init(&rt->ready, false);
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_cond_init(&rt->idle, NULL);
+    pthread_mutex_init(&rt->wlock, NULL);
+    pthread_cond_init(&rt->wcond, NULL);
+    rt->labels = hs_calloc(hs_n_routes + N_EXTRA_LABELS, sizeof *rt->labels);
+    for (size_t i = 0; i < hs_n_routes; i++)
+        rt->labels[i] = hs_routes[i].pattern;
+    for (size_t i = 0; i < N_EXTRA_LABELS; i++)
+        rt->labels[hs_n_routes + i] = extra_labels[i];
+    s->metrics = hs_metrics_new(rt->labels, hs_n_routes + N_EXTRA_LABELS);
+    for (size_t i = 0; i < cfg->n_allow_origins; i++) {
+        const char *a = cfg->allow_origins[i];
+        /* An origin is scheme://host[:port]: nothing after it but an optional '/'. */
+        const char *rest = strncasecmp(a, "https://", 8) == 0  ? a + 8
+                           : strncasecmp(a, "http://", 7) == 0 ? a + 7
+                                                               : NULL;
+        const char *tail = rest ? strpbrk(rest, "/?#") : NULL;
+        bool ok = rest && *rest && rest != tail && url_chars_ok(a) &&
+                  (!tail || (tail[0] == '/' && tail[1] == '\0'));
+        char *o = ok ? url_origin(a) : NULL;
+        if (!o) {
+            hs_server_free(s);
+            return hs_fail(err, HS_ERR_INVALID,
+                           "bad origin '%s' (want scheme://host[:port], e.g. "
+                           "https://crm.example.com)",
+                           a);
+        }
+        add_origin(s, o);
+    }
+    *out = s;
+    return HS_OK;
+}
+
+int hs_server_start(struct hs_server *s, struct hs_error *err)
+{
+    struct server_rt *rt = s->rt;
+    char host[256];
+    int rc = hs_sse_start(s, err);
+    if (rc)
+        return rc;
+    rt->threads = hs_calloc((size_t)s->workers, sizeof *rt->threads);
+    for (int i = 0; i < s->workers; i++) {
+        if (pthread_create(&rt->threads[i], NULL, worker_main, s) != 0) {
+            hs_server_stop(s);
+            return hs_fail(err, HS_ERR_INTERNAL, "cannot start the worker threads");
+        }
+        rt->n_threads++;
+    }
+    rt->api = start_daemon(s, &rt->api_l, s->listen, &s->port, host, sizeof host, err);
+    if (!rt->api) {
+        hs_server_stop(s);
+        return err ? err->code : HS_ERR_IO;
+    }
+    char *bound = origin_of_host(host, s->port);
+    s->own_origins[s->n_own++] = hs_strdup(bound);
+    if (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0)
+        s->own_origins[s->n_own++] = hs_aprintf("http://localhost:%d", s->port);
+    if (s->public_url_cfg) {
+        size_t n = strlen(s->public_url_cfg);
+        while (n && s->public_url_cfg[n - 1] == '/')
+            n--;
+        s->public_url = hs_strndup(s->public_url_cfg, n);
+    } else {
+        s->public_url = hs_strdup(bound);
+    }
+    free(bound);
+    s->public_origin = url_origin(s->public_url);
+    if (s->n_own < 3)
+        s->own_origins[s->n_own++] = hs_strdup(s->public_origin);
+    s->cookie_secure = hs_starts_with(s->public_origin, "https://");
+
+    if (s->demo_listen) {
+        char dhost[256];
+        rt->demo =
+            start_daemon(s, &rt->demo_l, s->demo_listen, &s->demo_port, dhost, sizeof dhost, err);
+        if (!rt->demo) {
+            hs_server_stop(s);
+            return err ? err->code : HS_ERR_IO;
+        }
+        s->demo_url = origin_of_host(dhost, s->demo_port);
+        /* The demo CRM is another origin, like a real CRM: it may frame the modal. Browsers may
+         * call it by "localhost" too. */
+        add_origin(s, hs_strdup(s->demo_url));
+        if (strcmp(dhost, "127.0.0.1") == 0)
+            add_origin(s, hs_aprintf("http://localhost:%d", s->demo_port));
+    }
+    build_csp(s);
+    atomic_store(&rt->ready, true);
+    hs_info("server msg=\"serving\" url=%s port=%d origins=%zu workers=%d", s->public_url, s->port,
+            s->n_origins, s->workers);
+    return HS_OK;
+}
+
+int hs_server_port(const struct hs_server *s)
+{
+    return s->port;
+}
+
+const char *hs_server_url(const struct hs_server *s)
+{
+    return s->public_url;
+}
+
+const char *hs_server_demo_url(const struct hs_server *s)
+{
+    return s->demo_url;
+}
+
+void hs_server_stop(struct hs_server *s)
+{
+    if (!s || !s->rt || s->rt->stopped)
+        return;
+    struct server_rt *rt = s->rt;
+    rt->stopped = true;
+    if (rt->api)
+        rt->api_sock = MHD_quiesce_daemon(rt->api);
+    if (rt->demo)
+        rt->demo_sock = MHD_quiesce_daemon(rt->demo);
+    hs_sse_stop(s);
+    /* Let the requests in flight end (bounded: a Hover call may take long). */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += STOP_GRACE_MS / 1000;
+    pthread_mutex_lock(&rt->lock);
+    while (rt->in_flight > 0)
+        if (pthread_cond_timedwait(&rt->idle, &rt->lock, &deadline) != 0)
+            break;
+    int64_t left = rt->in_flight;
+    pthread_mutex_unlock(&rt->lock);
+    if (left)
+        hs_warn("server msg=\"stopping with requests in flight\" in_flight=%lld", (long long)left);
+    /* Workers answer what is still queued (503) and finish what they run: after this no
+     * connection is suspended, as libmicrohttpd requires before it stops. */
+    pthread_mutex_lock(&rt->wlock);
+    rt->wstopping = true;
+    pthread_cond_broadcast(&rt->wcond);
+    pthread_mutex_unlock(&rt->wlock);
+    for (int i = 0; i < rt->n_threads; i++)
+        pthread_join(rt->threads[i], NULL);
+    rt->n_threads = 0;
+    if (rt->demo)
+        MHD_stop_daemon(rt->demo);
+    if (rt->api)
+        MHD_stop_daemon(rt->api);
+    rt->demo = rt->api = NULL;
+    if (rt->api_sock != MHD_INVALID_SOCKET)
+        close(rt->api_sock);
+    if (rt->demo_sock != MHD_INVALID_SOCKET)
+        close(rt->demo_sock);
+    rt->api_sock = rt->demo_sock = MHD_INVALID_SOCKET;
+}
+
+void hs_server_free(struct hs_server *s)
+{
+    if (!s)
+        return;
+    hs_server_stop(s);
+    hs_sse_free(s);
+    if (s->rt) {
+        pthread_mutex_destroy(&s->rt->lock);
+        pthread_cond_destroy(&s->rt->idle);
+        pthread_mutex_destroy(&s->rt->wlock);
+        pthread_cond_destroy(&s->rt->wcond);
+        free(s->rt->threads);
+        free(s->rt->labels);
+        free(s->rt);
+    }
+    hs_metrics_free(s->metrics);
+    for (size_t i = 0; i < JOB_CACHE_N; i++) {
+        free(s->jobs[i].connection);
+        json_decref(s->jobs[i].doc);
+    }
+    for (size_t i = 0; s->images && i < IMAGE_MAP_N; i++) {
+        free(s->images[i].connection);
+        free(s->images[i].url);
+    }
+    free(s->images);
+    for (size_t i = 0; i < OAUTH_STATES_N; i++)
+        free(s->states[i].connection);
+    for (size_t i = 0; i < CONN_FLAGS_N; i++)
+        free(s->reconnect[i]);
+    pthread_mutex_destroy(&s->cache_lock);
+    for (size_t i = 0; i < s->n_origins; i++)
+        free(s->origins[i]);
+    free(s->origins);
+    for (size_t i = 0; i < s->n_own; i++)
+        free(s->own_origins[i]);
+    free(s->listen);
+    free(s->demo_listen);
+    free(s->web_dir);
+    free(s->data_dir);
+    free(s->hover_url);
+    free(s->client_id);
+    if (s->client_secret)
+        memset(s->client_secret, 0, strlen(s->client_secret));
+    free(s->client_secret);
+    free(s->public_url_cfg);
+    free(s->public_url);
+    free(s->public_origin);
+    free(s->csp);
+    free(s->demo_url);
+    free(s);
+}
+
+/* ---- answers shared by the routes ---- */
+
+void hs_resp_html(const struct hs_server *s, struct hs_resp *r, int status, char *html)
+{
+    (void)s; /* the CSP is added with the common headers */
+    hs_resp_set(r, status, "text/html; charset=utf-8", html, html ? strlen(html) : 0);
+    hs_resp_header(r, "Cache-Control", "no-store");
+}
+
+void hs_resp_html_message(const struct hs_server *s, struct hs_resp *r, int status,
+                          const char *title, const char *message)
+{
+    char *t = hs_html_escape(title), *m = hs_html_escape(message);
+    char *html = hs_aprintf("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                            "<title>%s</title></head><body><h1>%s</h1><p>%s</p></body></html>",
+                            t, t, m);
+    free(t);
+    free(m);
+    hs_resp_html(s, r, status, html);
+}
+
+void hs_resp_stored_file(struct hs_req *q, struct hs_resp *r, const struct hs_artifact_row *a,
+                         const char *cache_control)
+{
+    struct hs_server *s = q->srv;
+    char *path = hs_aprintf("%s/%s", s->data_dir, a->path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        char eb[128];
+        hs_warn("http msg=\"stored file missing\" sha256=%s path=%s error=\"%s\"", a->sha256, path,
+                fd < 0 ? strerror_r(errno, eb, sizeof eb) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        hs_resp_error(r, 404, "not_found", "the stored file is missing");
+        return;
+    }
+    free(path);
+    char etag[80];
+    (void)snprintf(etag, sizeof etag, "\"%s\"", a->sha256);
+    hs_resp_set(r, 200,
+                a->content_type && *a->content_type ? a->content_type : "application/octet-stream",
+                NULL, 0);
+    hs_resp_header(r, "ETag", etag);
+    hs_resp_header(r, "Cache-Control", cache_control);
+    /* Bytes from Hover are served from our origin: never as an active document. */
+    hs_resp_header(r, "Content-Security-Policy", "default-src 'none'; sandbox");
+    if (hs_etag_matches(hs_req_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        close(fd);
+        r->status = 304;
+        return;
+    }
+    r->fd = fd;
+    r->fd_size = (uint64_t)st.st_size;
+}

@@ -1,0 +1,71 @@
+/* server.h: `hoversync serve`, the HTTP service of docs/API.md on libmicrohttpd: the modal's API
+ * (search, jobs, syncs and their progress, records, files, images), the connect flow (Hover OAuth),
+ * the modal's static files, /healthz and /metrics; optionally a second listener that plays a CRM
+ * page for demos (--demo-crm).
+ *
+ * Threads: libmicrohttpd's epoll thread pool does the I/O and the quick routes; routes that wait
+ * on Hover or the store run on a small pool of worker threads while their connection is suspended,
+ * so a slow Hover answer never holds up other connections; progress streams (SSE) park their
+ * connection while nothing changes and a watcher thread wakes them. */
+#ifndef HS_SERVER_SERVER_H
+#define HS_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/clock.h"
+#include "hover/pool.h"
+#include "hoversync.h"
+#include "search/search.h"
+#include "store/store.h"
+#include "worker/syncq.h"
+
+struct hs_server_config {
+    const char *listen;     /* "HOST:PORT"; port 0 = any free port */
+    const char *public_url; /* how browsers reach the service; NULL: http://HOST:PORT as bound */
+    const char *const *allow_origins; /* CRM origins that may call the API and frame the modal */
+    size_t n_allow_origins;
+    const char *demo_listen; /* "HOST:PORT" of the demo CRM page; NULL: none */
+    const char *web_dir;     /* the modal's files (web/) */
+    const char *data_dir;    /* artifact files (the sync engine's data directory) */
+    const char *hover_url;   /* Hover's base URL, for the connect flow */
+    const char *client_id, *client_secret;
+    const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of the API key (hs_server_api_key) */
+    bool metrics_public;               /* /metrics from any address, not only loopback */
+    int threads;                       /* libmicrohttpd's thread pool; 0: 4 */
+    int workers;                       /* threads for routes that wait; 0: 8 */
+};
+
+/* What the service works with (borrowed: they must outlive the server). search and syncq may be
+ * NULL (their routes then answer 503). */
+struct hs_server_deps {
+    struct hs_store *store;
+    struct hs_client_pool *pool;
+    struct hs_search_service *search;
+    struct hs_syncq *syncq;
+    const struct hs_clock *clock; /* NULL: the system clock */
+};
+
+struct hs_server;
+
+/* The API key: `configured` (HOVERSYNC_API_KEY) when set; else the one whose hash the store
+ * holds; else a new one (32 random bytes, hex) whose hash is stored and which is given once in
+ * `generated` (else generated[0] is '\0') for the caller to show. hash gets its SHA-256. */
+int hs_server_api_key(struct hs_store *store, const char *configured, unsigned char hash[32],
+                      char generated[65], struct hs_error *err);
+
+int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
+                  struct hs_server **out, struct hs_error *err);
+/* Binds the listener(s) and starts serving. */
+int hs_server_start(struct hs_server *s, struct hs_error *err);
+int hs_server_port(const struct hs_server *s);
+/* The service's public URL (no trailing slash), once started. */
+const char *hs_server_url(const struct hs_server *s);
+/* The demo CRM page's URL, or NULL. */
+const char *hs_server_demo_url(const struct hs_server *s);
+/* Stops accepting, ends progress streams, lets running requests finish (a few seconds at most),
+ * then stops. Safe to call twice. */
+void hs_server_stop(struct hs_server *s);
+void hs_server_free(struct hs_server *s);
+
+#endif
