@@ -45,6 +45,8 @@ static void serve_help(void)
          "  --port-file PATH        write the port listened on there (for --listen HOST:0)\n"
          "  --metrics-public        serve /metrics to any address, not only loopback\n"
          "  --web-dir DIR           the modal's files [HOVERSYNC_WEB_DIR]\n"
+         "  --pending-interval S    run pending selections every S seconds (0 = never)\n"
+         "                          [default: 30; HOVERSYNC_PENDING_INTERVAL]\n"
          "\n"
          "Hover: HOVER_CLIENT_ID and HOVER_CLIENT_SECRET (the connect flow and refreshes);\n"
          "HOVER_ACCESS_TOKEN / HOVER_REFRESH_TOKEN seed the --connection credential.\n");
@@ -197,7 +199,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     struct hs_syncq_config qc = {
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
         .workers = 2,
-        .pending_interval_ms = 30000,
+        .pending_interval_ms = hs_config_int(&c->cfg, CFG_PENDING_INTERVAL) * 1000,
         .keep_done_ms = 3600000,
     };
     if ((r = hs_syncq_new(&qc, c->store, prov, NULL, &syncq, &err))) {

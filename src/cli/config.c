@@ -53,6 +53,8 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "first start, printed once (environment only)"},
     {CFG_WEB_DIR, "--web-dir", "HOVERSYNC_WEB_DIR", HS_CFG_STRING, HOVERSYNC_WEB_DIR, 0, 0,
      "serve: directory of the modal's files (web/)"},
+    {CFG_PENDING_INTERVAL, "--pending-interval", "HOVERSYNC_PENDING_INTERVAL", HS_CFG_INT, "30", 0,
+     86400, "seconds between two runs of the pending selections by the service (0 = never)"},
 };
 
 void hs_config_init(struct hs_config *c)

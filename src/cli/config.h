@@ -30,6 +30,7 @@ enum hs_cfg_id {
     CFG_ALLOW_ORIGINS,
     CFG_API_KEY,
     CFG_WEB_DIR,
+    CFG_PENDING_INTERVAL,
     CFG_COUNT
 };
 

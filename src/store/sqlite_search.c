@@ -35,6 +35,15 @@ static const char MATCH_PAGE_SQL[] =
     "?2) "
     "ORDER BY score, upd DESC, id DESC LIMIT ?3 OFFSET ?4) p "
     "JOIN jobs j ON j.id = p.id ORDER BY p.score, p.upd DESC, p.id DESC";
+/* One letter matches most jobs, and bm25 would score them all (150 ms at 100,000 jobs) to rank
+ * what is arbitrary anyway: the newest jobs instead, which FTS5 streams in rowid order and stops
+ * after the page (1 ms). */
+static const char NEWEST_PAGE_SQL[] =
+    "SELECT " SUMMARY_COLS " FROM (SELECT jobs_fts.rowid AS id FROM jobs_fts "
+    "JOIN jobs j INDEXED BY jobs_search_rank ON j.id = jobs_fts.rowid "
+    "WHERE jobs_fts MATCH ?1 AND (?2 IS NULL OR j.reconstruction_state = ?2) "
+    "ORDER BY jobs_fts.rowid DESC LIMIT ?3 OFFSET ?4) p "
+    "JOIN jobs j ON j.id = p.id ORDER BY p.id DESC";
 static const char MATCH_COUNT_SQL[] = "SELECT COUNT(*) FROM jobs_fts WHERE jobs_fts MATCH ?1";
 static const char MATCH_COUNT_STATE_SQL[] =
     "SELECT COUNT(*) FROM jobs_fts JOIN jobs j INDEXED BY jobs_search_rank "
@@ -196,7 +205,8 @@ int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *stat
         page_sql = state ? RECENT_STATE_PAGE_SQL : RECENT_PAGE_SQL;
     } else {
         count_sql = state ? MATCH_COUNT_STATE_SQL : MATCH_COUNT_SQL;
-        page_sql = MATCH_PAGE_SQL;
+        /* `"x"*`: a single word of a single byte. */
+        page_sql = strlen(match) == 4 ? NEWEST_PAGE_SQL : MATCH_PAGE_SQL;
     }
     rc = count_rows(s, count_sql, all ? NULL : match, state, &count, err);
     if (!rc && count > (page - 1) * per)

@@ -212,9 +212,10 @@ struct hs_store_ops {
     /* ---- search (src/search) ----
      * The stored jobs matching q, a page of them: every word of q is a prefix of a word of the
      * job's name, address, customer, external id or capturing user ("4312 mea" finds "4312
-     * Meadow Drive"), best match first (bm25), then most recently updated at Hover. q NULL or
-     * blank: every job, most recently updated first; q without any searchable word (only
-     * punctuation): none. state: "completed", "failed" (the job's reconstruction_state) or NULL.
+     * Meadow Drive"), best match first (bm25), then most recently updated at Hover; q of a
+     * single character (a first keystroke, matching most jobs): newest jobs (highest Hover id)
+     * first, unranked. q NULL or blank: every job, most recently updated first; q without any
+     * searchable word (only punctuation): none. state: "completed", "failed" (the job's reconstruction_state) or NULL.
      * page from 1, per 1..100. *out gets the page (caller frees with hs_job_summaries_free; it
      * may be NULL when *n is 0), *total the number of matches on every page. */
     int (*jobs_search)(struct hs_store *s, const char *q, const char *state, int64_t page,

@@ -23,7 +23,7 @@ static void open_db(void)
     if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
         sqlite3_exec(db,
                      "CREATE VIRTUAL TABLE t USING fts5(name, line1, "
-                     "tokenize='unicode61 remove_diacritics 2', prefix='2 3 4');"
+                     "tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4');"
                      "INSERT INTO t VALUES ('Main House', '4312 Meadow Drive');"
                      "INSERT INTO t VALUES ('Caf\xc3\xa9 AND Sons', 'NEAR 118 Orchard Lane');",
                      NULL, NULL, NULL) != SQLITE_OK ||

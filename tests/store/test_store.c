@@ -1437,6 +1437,19 @@ static void test_jobs_search_ranks_pages_and_filters(void **state)
     assert_int_equal(r.v[1].id, 101);
     found_free(&r);
 
+    /* One letter (a first keystroke): the newest jobs by id, whatever the ranking would say. */
+    r = search(f, "m", NULL, 1, 3);
+    assert_int_equal(r.total, 5);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.v[0].id, 104);
+    assert_int_equal(r.v[2].id, 102);
+    found_free(&r);
+    r = search(f, "M", "failed", 2, 1);
+    assert_int_equal(r.total, 2);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.v[0].id, 101);
+    found_free(&r);
+
     /* No text: most recently updated first, with the state filter too. */
     r = search(f, NULL, NULL, 1, 3);
     assert_int_equal(r.total, 5);
