@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds, starts the bundled Hover sandbox
-# with a seeded set of jobs, connects to it and runs hoversync against it on embedded defaults
-# (SQLite file ./hoversync.db): a search and one job's details, printed in the terminal.
-# Usage: scripts/demo.sh [SEARCH TEXT] [JOB_ID]
+# with a seeded set of jobs, connects the demo org (OAuth's authorization-code flow), shows a
+# search and a job in the terminal, then starts `hoversync serve` on embedded defaults (SQLite
+# file ./hoversync.db, artifacts under ./hoversync-data) with the demo CRM page, and prints its
+# URL. Ctrl-C stops both. DEMO_SECONDS=N stops them after N seconds (for scripted runs).
+# Usage: scripts/demo.sh [SEARCH TEXT] [JOB_ID]     (ports: DEMO_PORT=8080, DEMO_CRM_PORT=8081)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,7 +20,9 @@ bin="$root/build/release"
 
 run=$(mktemp -d /tmp/hoversync-demo.XXXXXX)
 cleanup() {
-    [ -n "${sandbox_pid:-}" ] && kill "$sandbox_pid" 2>/dev/null && wait "$sandbox_pid" 2>/dev/null
+    for pid in ${serve_pid:-} ${sandbox_pid:-}; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
     rm -rf "$run"
 }
 trap cleanup EXIT INT TERM
@@ -62,11 +66,29 @@ echo "\$ hoversync search \"$query\""
 echo
 echo "\$ hoversync show $job"
 "$bin/src/cli/hoversync" show "$job"
+
+port=${DEMO_PORT:-8080}
+crm_port=${DEMO_CRM_PORT:-8081}
+export HOVERSYNC_API_KEY=${HOVERSYNC_API_KEY:-demo-api-key-0123456789abcdef}
+"$bin/src/cli/hoversync" serve --listen "127.0.0.1:$port" --demo-crm "127.0.0.1:$crm_port" \
+    --pending-interval 5 >"$run/serve.out" 2>"$run/serve.err" &
+serve_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "demo CRM" "$run/serve.out" 2>/dev/null && break
+    if ! kill -0 "$serve_pid" 2>/dev/null; then
+        cat "$run/serve.err" >&2
+        echo "demo: hoversync serve did not start (is port $port or $crm_port taken? set DEMO_PORT)" >&2
+        exit 1
+    fi
+    sleep 0.05
+done
 echo
-echo "\$ hoversync sync $job --all-complete"
-"$bin/src/cli/hoversync" sync "$job" --all-complete
+cat "$run/serve.out"
 echo
-echo "\$ hoversync export"
-"$bin/src/cli/hoversync" export
-echo
-echo "The store: $(pwd)/hoversync.db (SQLite), artifact files under $(pwd)/hoversync-data/"
+echo "Open the demo CRM page: http://127.0.0.1:$crm_port/  (\"Import from Hover\", then type an address,"
+echo "e.g. Orchard or Meadow). API key for the HTTP API: $HOVERSYNC_API_KEY. Ctrl-C stops the demo."
+if [ -n "${DEMO_SECONDS:-}" ]; then
+    sleep "$DEMO_SECONDS"
+else
+    wait "$serve_pid"
+fi
