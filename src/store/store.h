@@ -132,6 +132,66 @@ struct hs_model_status {
 };
 void hs_model_statuses_free(struct hs_model_status *v, size_t n);
 
+/* ---- webhooks, received events, background work, CRM notifications (docs/WEBHOOKS.md) ---- */
+
+/* A webhook registered at Hover for one connection (org). */
+struct hs_webhook_row {
+    int64_t id; /* Hover's webhook id */
+    char *connection_key;
+    char *url;
+    char *hmac_secret; /* a secret: never logged */
+    char *verified_at; /* NULL until verified */
+    char *last_error;  /* Hover's last_error as last read */
+    char *created_at;
+};
+void hs_webhook_row_clear(struct hs_webhook_row *w);
+
+/* A delivery as received, stored raw before it is acknowledged. */
+struct hs_event_row {
+    int64_t id;
+    int64_t webhook_id;
+    char *connection_key; /* NULL when the webhook is not known yet (verification race) */
+    char *event;          /* "job-state-changed-v2", "model-state-changed", unknown ones too */
+    int64_t job_id;       /* 0 when the event names none */
+    int64_t model_id;
+    char *state;
+    char *body; /* raw bytes as received (may hold NULs: use body_len) */
+    size_t body_len;
+    char *headers_json; /* the signed headers, for audit and late verification */
+    char *received_at;
+    char *status; /* "accepted", "unverified" (signature not checkable yet), "processed",
+                     "ignored" (unknown type, or nothing to do), "rejected" */
+};
+void hs_event_row_clear(struct hs_event_row *e);
+
+/* One unit of background work: a job of a connection to re-read and sync. Events about the same
+ * job coalesce into one item (Hover's payloads carry no id or time: they are triggers). */
+struct hs_work_item {
+    int64_t id;
+    char *connection_key;
+    int64_t job_id;
+    char *reason;       /* "webhook", "reconcile", "pending", ... (the latest) */
+    int64_t generation; /* bumped by every new trigger; done() only deletes the generation it
+                           claimed, so an event arriving during a sync schedules another pass */
+    int64_t attempts;
+    int64_t not_before_ms; /* unix ms */
+};
+void hs_work_item_clear(struct hs_work_item *w);
+
+/* A notification for a CRM endpoint, kept until the endpoint acknowledges it. */
+struct hs_outbox_row {
+    int64_t id;
+    char *endpoint;
+    int64_t job_id;
+    int64_t seq_in_job; /* delivered in this order per (endpoint, job) */
+    char *idempotency_key;
+    char *payload; /* JSON */
+    int64_t attempts;
+    int64_t next_attempt_ms;
+    char *last_error;
+};
+void hs_outbox_row_clear(struct hs_outbox_row *o);
+
 struct hs_store;
 
 struct hs_store_ops {
@@ -215,9 +275,10 @@ struct hs_store_ops {
      * Meadow Drive"), best match first (bm25), then most recently updated at Hover; q of a
      * single character (a first keystroke, matching most jobs): newest jobs (highest Hover id)
      * first, unranked. q NULL or blank: every job, most recently updated first; q without any
-     * searchable word (only punctuation): none. state: "completed", "failed" (the job's reconstruction_state) or NULL.
-     * page from 1, per 1..100. *out gets the page (caller frees with hs_job_summaries_free; it
-     * may be NULL when *n is 0), *total the number of matches on every page. */
+     * searchable word (only punctuation): none. state: "completed", "failed" (the job's
+     * reconstruction_state) or NULL. page from 1, per 1..100. *out gets the page (caller frees with
+     * hs_job_summaries_free; it may be NULL when *n is 0), *total the number of matches on every
+     * page. */
     int (*jobs_search)(struct hs_store *s, const char *q, const char *state, int64_t page,
                        int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
                        struct hs_error *err);
@@ -247,6 +308,64 @@ struct hs_store_ops {
      * model id: its sync mark and selection (caller frees with hs_model_statuses_free). */
     int (*job_models_status)(struct hs_store *s, int64_t job_id, struct hs_model_status **out,
                              size_t *n, struct hs_error *err);
+
+    /* ---- webhooks, events, work items, outbox, policies ---- */
+    int (*webhook_put)(struct hs_store *s, const struct hs_webhook_row *w, struct hs_error *err);
+    int (*webhook_get)(struct hs_store *s, int64_t id, struct hs_webhook_row *out,
+                       struct hs_error *err); /* HS_ERR_NOT_FOUND */
+    int (*webhook_list)(struct hs_store *s, struct hs_webhook_row **out, size_t *n,
+                        struct hs_error *err);
+    int (*webhook_delete)(struct hs_store *s, int64_t id, struct hs_error *err);
+
+    /* Stores a received delivery and, when schedule is true and it names a job of a known
+     * connection, inserts or bumps the job's work item (not_before = now + delay_ms), in ONE
+     * transaction, durably, before returning: only then may the receiver answer 2xx. */
+    int (*event_accept)(struct hs_store *s, const struct hs_event_row *e, bool schedule,
+                        int64_t delay_ms, int64_t now_ms, int64_t *event_id, struct hs_error *err);
+    /* Deliveries stored as "unverified" for a webhook id (the verification race). */
+    int (*events_unverified)(struct hs_store *s, int64_t webhook_id, struct hs_event_row **out,
+                             size_t *n, struct hs_error *err);
+    int (*event_set_status)(struct hs_store *s, int64_t event_id, const char *status,
+                            struct hs_error *err);
+    /* Marks every accepted event of (connection, job) received up to the claim as processed. */
+    int (*events_processed)(struct hs_store *s, const char *connection_key, int64_t job_id,
+                            int64_t up_to_event_id, struct hs_error *err);
+
+    /* Inserts or bumps a work item (reconciliation, pending selections). */
+    int (*work_schedule)(struct hs_store *s, const char *connection_key, int64_t job_id,
+                         const char *reason, int64_t not_before_ms, struct hs_error *err);
+    /* Claims the next due item (not_before <= now, not leased, or lease expired) for lease_ms:
+     * oldest due first, and across connections in turn (fair between orgs). HS_ERR_NOT_FOUND
+     * when none is due. A claim survives the claimer's death only until the lease ends. */
+    int (*work_claim)(struct hs_store *s, const char *worker, int64_t now_ms, int64_t lease_ms,
+                      struct hs_work_item *out, struct hs_error *err);
+    /* Done: deletes the item if its generation is still the claimed one, else releases it (a
+     * newer trigger came in: it runs again). */
+    int (*work_done)(struct hs_store *s, const struct hs_work_item *w, struct hs_error *err);
+    /* Failed: releases it for not_before_ms with attempts + 1 and the error. */
+    int (*work_retry)(struct hs_store *s, const struct hs_work_item *w, int64_t not_before_ms,
+                      const char *error, struct hs_error *err);
+    int (*work_depth)(struct hs_store *s, int64_t *due, int64_t *total, int64_t now_ms,
+                      struct hs_error *err);
+
+    /* CRM notifications. add: in the caller's transaction when there is one. */
+    int (*outbox_add)(struct hs_store *s, const char *endpoint, int64_t job_id, const char *payload,
+                      const char *idempotency_key, struct hs_error *err);
+    /* The next due message whose earlier messages of the same (endpoint, job) are all
+     * delivered; HS_ERR_NOT_FOUND when none. */
+    int (*outbox_next)(struct hs_store *s, int64_t now_ms, struct hs_outbox_row *out,
+                       struct hs_error *err);
+    int (*outbox_delivered)(struct hs_store *s, int64_t id, struct hs_error *err);
+    int (*outbox_retry)(struct hs_store *s, int64_t id, int64_t next_attempt_ms, const char *error,
+                        struct hs_error *err);
+    int (*outbox_depth)(struct hs_store *s, int64_t *pending, struct hs_error *err);
+
+    /* Per-connection auto-sync policy: "all" (default), "linked" (only jobs already linked to
+     * a CRM record: an external identifier or a selection), "none". */
+    int (*policy_get)(struct hs_store *s, const char *connection_key, char **policy,
+                      struct hs_error *err);
+    int (*policy_put)(struct hs_store *s, const char *connection_key, const char *policy,
+                      struct hs_error *err);
 };
 
 struct hs_store {
