@@ -108,8 +108,7 @@ int hs_webhook_verify(const struct hs_webhook_delivery *d, const char *secret, i
         return hs_fail(err, HS_ERR_UNAUTHORIZED, "Date is %lld s away from now (limit %lld s)",
                        (long long)(when - now_s), (long long)max_skew_s);
     char want[45];
-    hs_webhook_sign(secret, sha1, d->content_type, d->content_md5, d->request_uri, d->date,
-                    want);
+    hs_webhook_sign(secret, sha1, d->content_type, d->content_md5, d->request_uri, d->date, want);
     const char *got = strchr(d->authorization, ':') + 1;
     if (!want[0] || !same(want, got))
         return hs_fail(err, HS_ERR_UNAUTHORIZED, "signature does not match");
@@ -161,8 +160,8 @@ int hs_http_date_parse(const char *s, int64_t *out)
         /* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT" */
         const char *p = comma + 2;
         if (comma[1] != ' ' || strlen(p) != 22 || !digits_n(p, 2, &d) || p[2] != '-' ||
-            (mo = month_of(p + 3)) < 0 || p[6] != '-' || !digits_n(p + 7, 2, &y) ||
-            p[9] != ' ' || !clock_of(p + 10, &h, &mi, &se) || strcmp(p + 18, " GMT") != 0)
+            (mo = month_of(p + 3)) < 0 || p[6] != '-' || !digits_n(p + 7, 2, &y) || p[9] != ' ' ||
+            !clock_of(p + 10, &h, &mi, &se) || strcmp(p + 18, " GMT") != 0)
             return HS_ERR_PARSE;
         y += y < 70 ? 2000 : 1900;
     } else if (!comma && len == 24) {

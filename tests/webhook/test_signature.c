@@ -58,8 +58,7 @@ static void test_valid_deliveries_pass(void **state)
     (void)state;
     struct hs_webhook_delivery d = good();
     assert_int_equal(hs_webhook_verify(&d, SECRET, NOW, HS_WEBHOOK_MAX_SKEW_S, NULL), HS_OK);
-    assert_int_equal(hs_webhook_verify(&d, SECRET, NOW + 899, HS_WEBHOOK_MAX_SKEW_S, NULL),
-                     HS_OK);
+    assert_int_equal(hs_webhook_verify(&d, SECRET, NOW + 899, HS_WEBHOOK_MAX_SKEW_S, NULL), HS_OK);
     d.authorization = "APIAuth 230293:" SIG1;
     assert_int_equal(hs_webhook_verify(&d, SECRET, NOW, HS_WEBHOOK_MAX_SKEW_S, NULL), HS_OK);
     int64_t id = 0;
@@ -109,9 +108,14 @@ static void test_malformed_auth_headers(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "APIAuth-HMAC-SHA256", "APIAuth-HMAC-SHA256 :sig", "APIAuth-HMAC-SHA256 12:",
-        "APIAuth-HMAC-SHA256 abc:sig", "APIAuth-HMAC-SHA256 123456789012345678901234:sig",
-        "APIAuth 0:sig", "APIAuth-HMAC-SHA256 -5:sig",
+        "",
+        "APIAuth-HMAC-SHA256",
+        "APIAuth-HMAC-SHA256 :sig",
+        "APIAuth-HMAC-SHA256 12:",
+        "APIAuth-HMAC-SHA256 abc:sig",
+        "APIAuth-HMAC-SHA256 123456789012345678901234:sig",
+        "APIAuth 0:sig",
+        "APIAuth-HMAC-SHA256 -5:sig",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t id = 0;
@@ -139,10 +143,8 @@ static void test_http_dates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),
-        cmocka_unit_test(test_valid_deliveries_pass),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_malformed_auth_headers),
+        cmocka_unit_test(test_vectors),    cmocka_unit_test(test_valid_deliveries_pass),
+        cmocka_unit_test(test_refusals),   cmocka_unit_test(test_malformed_auth_headers),
         cmocka_unit_test(test_http_dates),
     };
     return cmocka_run_group_tests_name("webhook-signature", tests, NULL, NULL);
