@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hoversync needs to build, test and run.
 # Idempotent: packages already present are skipped, apt is only called when something is missing.
-# Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite and benchmarks need)
+# Usage: scripts/install-deps.sh [--test | --bench]   (--test: what the test suite needs;
+#        --bench: that and the load generators of bench/)
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config meson ninja-build
@@ -9,9 +10,11 @@ build_pkgs=(build-essential pkg-config meson ninja-build
 test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 chromium)
 
 want=("${build_pkgs[@]}")
-if [ "${1:-}" = "--test" ]; then
-    want+=("${test_pkgs[@]}")
-fi
+bench_pkgs=(wrk)
+case "${1:-}" in
+--test) want+=("${test_pkgs[@]}") ;;
+--bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
