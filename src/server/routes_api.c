@@ -198,6 +198,9 @@ void hs_route_jobs_search(struct hs_req *q, struct hs_resp *r)
         .page = page,
         .per = per,
         .connection_key = key,
+        /* Debounce per typist: a browser session's keystrokes supersede each other, not those
+         * of another user of the same org. API-key callers share the connection's key. */
+        .session = q->auth == HS_AUTH_SESSION ? q->session.token_sha256 : NULL,
     };
     json_t *out = NULL;
     struct hs_error err = {0};
