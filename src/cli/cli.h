@@ -8,7 +8,11 @@
 
 #include "cli/config.h"
 #include "hover/client.h"
+#include "hover/pool.h"
+#include "notify/outbox.h"
 #include "store/store.h"
+#include "worker/events.h"
+#include "worker/reconcile.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -43,5 +47,30 @@ int cmd_sync(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_backfill(struct cli *c, int argc, char **argv);
 int cmd_serve(struct cli *c, int argc, char **argv);
+int cmd_webhooks(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_worker(struct cli *c, int argc, char **argv);
+
+/* ---- background work shared by serve and worker (workers.c) ---- */
+#define CLI_MAX_ENDPOINTS 16
+struct cli_workers {
+    const char *endpoints[CLI_MAX_ENDPOINTS]; /* --crm-endpoint flags, then the environment's */
+    size_t n_endpoints;
+    char **keep; /* copies the endpoints point into */
+    size_t n_keep;
+    struct hs_outbox *outbox;
+    struct hs_events *events;
+    struct hs_reconcile *reconcile;
+};
+/* Adds the comma-separated URLs of list; -1 when over CLI_MAX_ENDPOINTS. */
+int cli_workers_add_endpoints(struct cli_workers *w, const char *list);
+/* Creates the outbox (queueing; its deliverer starts with cli_workers_start) from the endpoints
+ * given so far and HOVERSYNC_CRM_ENDPOINTS / HOVERSYNC_CRM_SECRET. Exit code style. */
+int cli_workers_outbox(struct cli *c, struct cli_workers *w);
+/* Starts the event worker, reconciliation and the outbox's deliverer. Exit code style. */
+int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
+void cli_workers_stop(struct cli_workers *w);
+/* The process's one request budget: --rate-limit per minute plus --rate-margin-ms. */
+struct hs_limiter *cli_shared_limiter(struct cli *c);
 
 #endif

@@ -58,6 +58,8 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
     int64_t since = 0;
     const char *state = NULL, *v = NULL;
     bool do_sync = false, restart = false, bad = false;
+    /* Bulk work: background for the request budget (hover/limiter.h). */
+    hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
     for (int i = 1; i < argc && !bad; i++) {
         if (cli_is_help(argv[i])) {
             backfill_help();

@@ -44,9 +44,19 @@ static void serve_help(void)
          "                          that opens the modal with a fresh session; for demos only\n"
          "  --port-file PATH        write the port listened on there (for --listen HOST:0)\n"
          "  --metrics-public        serve /metrics to any address, not only loopback\n"
+         "  --register-webhooks     register the service's webhook (<public-url>/webhooks/hover)\n"
+         "                          at Hover for every connection without a verified one, at\n"
+         "                          start and on connect (needs --public-url)\n"
          "  --web-dir DIR           the modal's files [HOVERSYNC_WEB_DIR]\n"
          "  --pending-interval S    run pending selections every S seconds (0 = never)\n"
          "                          [default: 30; HOVERSYNC_PENDING_INTERVAL]\n"
+         "  --no-workers            do not run the background work here (webhook-driven syncs,\n"
+         "                          reconciliation, CRM notifications): `hoversync worker`\n"
+         "                          processes do it\n"
+         "  --crm-endpoint URL      notify this CRM URL after each sync that changed something\n"
+         "                          (repeatable; and HOVERSYNC_CRM_ENDPOINTS, comma-separated;\n"
+         "                          signed with HOVERSYNC_CRM_SECRET; docs/WEBHOOKS.md)\n"
+         "  --reconcile-interval S  seconds between reconciliation passes (0 = off) [300]\n"
          "\n"
          "Hover: HOVER_CLIENT_ID and HOVER_CLIENT_SECRET (the connect flow and refreshes);\n"
          "HOVER_ACCESS_TOKEN / HOVER_REFRESH_TOKEN seed the --connection credential.\n");
@@ -95,8 +105,10 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     const char *origins[MAX_ORIGINS];
     size_t n_origins = 0;
     const char *demo = NULL, *port_file = NULL, *v = NULL;
-    bool metrics_public = false, bad = false;
+    bool metrics_public = false, bad = false, workers = true, register_webhooks = false;
     char *env_origins = NULL;
+    struct cli_workers w;
+    memset(&w, 0, sizeof w);
     for (int i = 1; i < argc && !bad; i++) {
         if (cli_is_help(argv[i])) {
             serve_help();
@@ -114,6 +126,15 @@ int cmd_serve(struct cli *c, int argc, char **argv)
             port_file = v;
         } else if (strcmp(argv[i], "--metrics-public") == 0) {
             metrics_public = true;
+        } else if (strcmp(argv[i], "--register-webhooks") == 0) {
+            register_webhooks = true;
+        } else if (strcmp(argv[i], "--no-workers") == 0) {
+            workers = false;
+        } else if (cli_opt_value(argc, argv, &i, "--crm-endpoint", &v, &bad)) {
+            if (!bad && cli_workers_add_endpoints(&w, v) != 0) {
+                fprintf(stderr, "hoversync: serve: at most %d CRM endpoints\n", CLI_MAX_ENDPOINTS);
+                bad = true;
+            }
         } else {
             fprintf(stderr,
                     "hoversync: serve: unknown argument '%s' (see hoversync serve --help)\n",
@@ -121,12 +142,20 @@ int cmd_serve(struct cli *c, int argc, char **argv)
             bad = true;
         }
     }
-    if (bad)
+    if (!bad && register_webhooks && !hs_config_str(&c->cfg, CFG_PUBLIC_URL)) {
+        fprintf(stderr, "hoversync: serve: --register-webhooks needs --public-url (the URL Hover "
+                        "delivers to)\n");
+        bad = true;
+    }
+    if (bad) {
+        cli_workers_stop(&w);
         return EXIT_USAGE;
+    }
     const char *env_list = hs_config_str(&c->cfg, CFG_ALLOW_ORIGINS);
     if (env_list && add_origins(env_list, origins, &n_origins, &env_origins) != 0) {
         fprintf(stderr, "hoversync: serve: at most %d origins\n", MAX_ORIGINS);
         free(env_origins);
+        cli_workers_stop(&w);
         return EXIT_USAGE;
     }
 
@@ -145,6 +174,8 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     struct hs_search_service *search = NULL;
     struct hs_syncq *syncq = NULL;
     struct hs_server *srv = NULL;
+    /* One budget for everything this process sends to Hover (hover/limiter.h). */
+    struct hs_limiter *limiter = cli_shared_limiter(c);
     unsigned char key_hash[32];
     char generated[65];
     int r =
@@ -178,6 +209,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     cc.max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS);
     cc.timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000;
     cc.rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+    cc.limiter = limiter;
     if ((r = hs_client_pool_new(&cc, c->store, &pool, &err))) {
         rc = cli_report("serve: Hover clients", r, &err);
         goto out;
@@ -196,11 +228,17 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         rc = cli_report("serve: search service", r, &err);
         goto out;
     }
+    /* Notifications are queued by every sync here, workers or not (a worker process may
+     * deliver them). */
+    if ((rc = cli_workers_outbox(c, &w)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
     struct hs_syncq_config qc = {
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
         .workers = 2,
         .pending_interval_ms = hs_config_int(&c->cfg, CFG_PENDING_INTERVAL) * 1000,
         .keep_done_ms = 3600000,
+        .outbox = w.outbox,
     };
     if ((r = hs_syncq_new(&qc, c->store, prov, NULL, &syncq, &err))) {
         rc = cli_report("serve: sync queue", r, &err);
@@ -219,6 +257,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),
         .api_key_hash = key_hash,
         .metrics_public = metrics_public,
+        .register_webhooks = register_webhooks,
     };
     struct hs_server_deps deps = {
         .store = c->store, .pool = pool, .search = search, .syncq = syncq};
@@ -230,6 +269,9 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         rc = cli_report("serve", r, &err);
         goto out;
     }
+    if (workers && (rc = cli_workers_start(c, prov, &w)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
     if (port_file && write_port_file(port_file, hs_server_port(srv)) != 0) {
         char eb[128];
         fprintf(stderr, "hoversync: serve: cannot write the port file %s: %s\n", port_file,
@@ -240,6 +282,9 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     if (hs_server_demo_url(srv))
         printf("hoversync demo CRM %s\n", hs_server_demo_url(srv));
     fflush(stdout);
+    /* Once listening: Hover delivers the verification code to this very service. */
+    if (register_webhooks)
+        (void)hs_server_register_webhooks(srv, NULL, NULL); /* failures are logged */
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
@@ -247,12 +292,17 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     hs_info("serve msg=\"stopping\" signal=%d", sig);
     rc = EXIT_OK;
 out:
-    /* The server first (it uses the others), then what feeds it, then the pool they share. */
+    /* The server first (it uses the others), then what feeds it, then the pool they share.
+     * Background waiters for the budget leave at once (their syncs end as failures, retried
+     * later), so stopping never waits a minute for the window. */
+    hs_limiter_shutdown(limiter);
     hs_server_stop(srv);
     hs_server_free(srv);
     hs_syncq_free(syncq);
+    cli_workers_stop(&w); /* after the sync queue: its syncs queue notifications */
     hs_search_free(search);
     hs_client_pool_free(pool);
+    hs_limiter_free(limiter);
     free(env_origins);
     return rc;
 }

@@ -55,6 +55,24 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "serve: directory of the modal's files (web/)"},
     {CFG_PENDING_INTERVAL, "--pending-interval", "HOVERSYNC_PENDING_INTERVAL", HS_CFG_INT, "30", 0,
      86400, "seconds between two runs of the pending selections by the service (0 = never)"},
+    {CFG_RECONCILE_INTERVAL, "--reconcile-interval", "HOVERSYNC_RECONCILE_INTERVAL", HS_CFG_INT,
+     "300", 0, 86400,
+     "serve, worker: seconds between two reconciliation passes (List Jobs updated since the "
+     "last one, for webhook events that never arrived; 0 = off)"},
+    {CFG_EVENT_WORKERS, "--event-workers", "HOVERSYNC_EVENT_WORKERS", HS_CFG_INT, "2", 1, 64,
+     "serve, worker: threads syncing the jobs that webhook events and reconciliation name"},
+    {CFG_CRM_ENDPOINTS, NULL, "HOVERSYNC_CRM_ENDPOINTS", HS_CFG_STRING, NULL, 0, 0,
+     "serve, worker: comma-separated CRM URLs notified after each sync that changed something "
+     "(more with --crm-endpoint)"},
+    {CFG_CRM_SECRET, NULL, "HOVERSYNC_CRM_SECRET", HS_CFG_SECRET, NULL, 0, 0,
+     "serve, worker: the key of the notifications' HMAC-SHA256 signature (environment only)"},
+    {CFG_OUTBOX_RETRY_BASE, "--outbox-retry-base-ms", "HOVERSYNC_OUTBOX_RETRY_BASE_MS", HS_CFG_INT,
+     "1000", 1, 600000,
+     "serve, worker: first retry delay of a CRM notification, doubled per attempt up to 5 "
+     "minutes"},
+    {CFG_RATE_MARGIN, "--rate-margin-ms", "HOVERSYNC_RATE_MARGIN_MS", HS_CFG_INT, "1000", 0, 30000,
+     "serve, worker: the budget's window is a minute plus this, so that requests reaching Hover "
+     "late still fit its 60 s window"},
 };
 
 void hs_config_init(struct hs_config *c)

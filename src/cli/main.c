@@ -28,6 +28,11 @@ static const struct command commands[] = {
     {"backfill", cmd_backfill, NEEDS_CLIENT, "index (and --sync) historic jobs, resumable"},
     {"connect", cmd_connect, NEEDS_CLIENT, "connect a Hover org (OAuth authorization-code flow)"},
     {"serve", cmd_serve, NEEDS_STORE, "run the HTTP service (modal API, connect flow, files)"},
+    {"worker", cmd_worker, NEEDS_STORE,
+     "run the background work alone: webhook syncs, "
+     "reconciliation, CRM notifications"},
+    {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
+    {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 

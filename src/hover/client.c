@@ -150,6 +150,11 @@ void hs_client_free(struct hs_client *c)
     free(c);
 }
 
+void hs_client_set_thread_priority(enum hs_prio p)
+{
+    hs_limiter_set_thread_priority(p);
+}
+
 void hs_client_get_stats(const struct hs_client *c, struct hs_client_stats *out)
 {
     *out = c->stats;
@@ -223,6 +228,11 @@ struct call {
     int (*reset)(void *ctx);
     const char *what;   /* for messages: "GET /api/v3/jobs/1" */
     const char *accept; /* NULL: any type (artifacts are PDFs, images, ...) */
+    const char *body;   /* a JSON request body, or NULL */
+    size_t body_len;
+    /* Not idempotent (POST): retried only after a 429, which Hover refuses before doing
+     * anything; a network error or a 5xx may have happened after Hover acted. */
+    bool once;
 };
 
 /* Counts what reached the sink, so that a retry knows whether the sink must start over. */
@@ -301,13 +311,16 @@ static int call_fail_final(const struct call *k, int rc, const struct hs_http_re
 static int client_call(struct hs_client *c, const struct call *k, struct hs_http_response *rs,
                        struct hs_error *err)
 {
-    const struct hs_http_header headers[] = {{"Accept", k->accept ? k->accept : "*/*"}};
+    const struct hs_http_header headers[] = {{"Accept", k->accept ? k->accept : "*/*"},
+                                             {"Content-Type", "application/json"}};
     struct counted_sink cs = {k->sink, k->sink_ctx, 0};
     struct hs_http_request rq = {
         .method = k->method,
         .url = k->url,
         .headers = headers,
-        .n_headers = 1,
+        .n_headers = k->body ? 2 : 1,
+        .body = k->body,
+        .body_len = k->body_len,
         .max_response = k->max,
         .timeout_ms = c->timeout_ms,
         .max_redirects = c->max_redirects,
@@ -322,8 +335,12 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
     if (err)
         err->http_status = 0;
     for (;;) {
-        /* The limiter may wait: the token is checked after it, right before it is sent. */
-        int64_t waited = hs_limiter_acquire(c->limiter);
+        /* The limiter may wait: the token is checked after it, right before it is sent. The
+         * request counts in the calling thread's class, for this connection (limiter.h). */
+        int64_t waited =
+            hs_limiter_acquire_as(c->limiter, hs_limiter_thread_priority(), c->cred.key);
+        if (waited < 0)
+            return hs_fail(err, HS_ERR_BUSY, "%s: not sent: the service is stopping", k->what);
         if (waited > 0) {
             c->stats.rate_limit_waits++;
             c->stats.waited_ms += waited;
@@ -370,6 +387,8 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
         struct hs_retry_decision d =
             hs_retry_decide(&c->retry, attempts, rc, rc == HS_OK ? rs->status : 0,
                             rc == HS_OK ? rs->retry_after_s : -1, c->clock);
+        if (d.verdict == HS_RETRY_WAIT && k->once && !(rc == HS_OK && rs->status == 429))
+            d.verdict = HS_RETRY_DONE;
         if (d.verdict == HS_RETRY_WAIT && cs.bytes > 0) {
             /* Part of a body reached the sink: it must start over, or we stop here. */
             if (!k->reset || k->reset(k->sink_ctx) != 0)
@@ -585,6 +604,44 @@ static int fetch(struct hs_client *c, const char *url_or_path, const char *if_no
         fetch_result_from(&rs, out);
         if (!o)
             out->body = hs_buf_take(&rs.body, &out->body_len);
+    }
+    hs_http_response_clear(&rs);
+    hs_buf_free(&url);
+    return rc;
+}
+
+/* ---- other API calls (webhooks, ...) ---- */
+
+int hs_client_request(struct hs_client *c, const char *method, const char *path,
+                      const char *json_body, struct hs_fetch_result *out, struct hs_error *err)
+{
+    if (!method || !path || path[0] != '/')
+        return hs_fail(err, HS_ERR_INVALID, "a request needs a method and a path");
+    struct hs_buf url;
+    hs_buf_init(&url, URL_MAX);
+    if (hs_buf_appendf(&url, "%s%s", c->base_url, path) != HS_OK) {
+        hs_buf_free(&url);
+        return hs_fail(err, HS_ERR_TOOBIG, "request URL over %u bytes", URL_MAX);
+    }
+    char what[240];
+    describe(method, hs_buf_str(&url), what, sizeof what);
+    struct call k = {
+        .method = method,
+        .url = hs_buf_str(&url),
+        .auth = true,
+        .max = c->max_response,
+        .what = what,
+        .accept = "application/json",
+        .body = json_body,
+        .body_len = json_body ? strlen(json_body) : 0,
+        .once = strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0,
+    };
+    struct hs_http_response rs;
+    hs_http_response_init(&rs);
+    int rc = client_call(c, &k, &rs, err);
+    if (rc == HS_OK) {
+        fetch_result_from(&rs, out);
+        out->body = hs_buf_take(&rs.body, &out->body_len);
     }
     hs_http_response_clear(&rs);
     hs_buf_free(&url);

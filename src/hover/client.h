@@ -18,7 +18,7 @@
 #include "hover/transport.h"
 #include "store/store.h"
 
-struct hs_limiter; /* hover/limiter.h */
+#include "hover/limiter.h"
 
 struct hs_client_config {
     const char *base_url;  /* "https://hover.to"; no trailing slash needed */
@@ -101,6 +101,13 @@ struct hs_fetch_result {
 };
 void hs_fetch_result_clear(struct hs_fetch_result *r);
 
+/* Any other call of Hover's API (webhooks, ...): method on a path of base_url ("/api/v2/..."),
+ * with an optional JSON body (sent as application/json), the answer's body in memory (capped at
+ * max_response_bytes). Success is a 2xx answer. POST and PATCH are retried only after a 429
+ * (other failures may have happened after Hover acted). */
+int hs_client_request(struct hs_client *c, const char *method, const char *path,
+                      const char *json_body, struct hs_fetch_result *out, struct hs_error *err);
+
 /* GET with the body in memory (capped at max_response_bytes). */
 int hs_client_get(struct hs_client *c, const char *url_or_path, const char *if_none_match,
                   struct hs_fetch_result *out, struct hs_error *err);
@@ -131,5 +138,11 @@ struct hs_client_stats {
     int64_t waited_ms;
 };
 void hs_client_get_stats(const struct hs_client *c, struct hs_client_stats *out);
+
+/* The class of every request the calling thread sends from now on, through any client
+ * (hover/limiter.h): interactive by default; the service's background threads (event worker,
+ * reconciliation, the pending pass) and backfill set HS_PRIO_BACKGROUND once at their start.
+ * Background requests count for the client's connection, so orgs share the rest fairly. */
+void hs_client_set_thread_priority(enum hs_prio p);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/clock.h"
+#include "hoversync.h"
 
 struct hs_limiter;
 
@@ -21,13 +22,56 @@ struct hs_limiter;
 struct hs_limiter *hs_limiter_new(int limit, int64_t window_ms, const struct hs_clock *clock);
 void hs_limiter_free(struct hs_limiter *l);
 
-/* Waits until a request may start and counts it; returns the milliseconds waited (0 if none). */
+/* Waits until a request may start and counts it; returns the milliseconds waited (0 if none).
+ * The request counts in the calling thread's class (hs_limiter_set_thread_priority), under no
+ * connection key. */
 int64_t hs_limiter_acquire(struct hs_limiter *l);
 
+/* ---- two classes of work share the one budget ----
+ * Interactive requests (a person waits: the modal's search and Show Job, POST /api/syncs) reserve
+ * the next free start at once, in arrival order, exactly as above. Background requests (webhook
+ * syncs, reconciliation, the pending pass, backfill) never reserve ahead: one may start only at a
+ * moment when the window has room *now* and no interactive request holds a reservation at or
+ * after that moment. So when both wait, interactive goes first (it books the slot that frees
+ * next, the background waiter finds it taken and waits for the one after), and background gets
+ * whatever interactive work leaves. Background starts are also spread evenly, at most one every
+ * window/limit (0.5 s for 120 a minute): a backlog never takes the window in one burst, so slots
+ * keep freeing and an interactive request arriving behind a full backlog waits about that long,
+ * not a whole window.
+ *
+ * Fairness between connections (orgs) for background work: background waiters queue per
+ * connection key, and the slot that frees goes to the connections in turn (round-robin over the
+ * keys that have a waiter, FIFO within a key). Only the waiter whose turn it is sleeps until the
+ * slot frees; the others wait on a condition variable. Together with work_claim going round the
+ * connections (store.h), one org's backlog cannot starve another's.
+ *
+ * The budget is per process: several processes against one Hover integration must split
+ * --rate-limit between them. */
+enum hs_prio {
+    HS_PRIO_INTERACTIVE = 0,
+    HS_PRIO_BACKGROUND = 1,
+};
+
+/* The class of the requests the calling thread sends (thread-local; interactive until set).
+ * Worker threads set HS_PRIO_BACKGROUND once at their start. */
+void hs_limiter_set_thread_priority(enum hs_prio p);
+enum hs_prio hs_limiter_thread_priority(void);
+
+/* hs_limiter_acquire with an explicit class and the connection key the request is for (NULL:
+ * one shared key). Returns the milliseconds waited, or HS_ERR_BUSY (negative) when a
+ * background waiter was released by hs_limiter_shutdown: then the request must not be sent. */
+int64_t hs_limiter_acquire_as(struct hs_limiter *l, enum hs_prio prio, const char *key);
+
+/* Releases every background waiter (now and later) with HS_ERR_BUSY, so that worker threads
+ * stop without waiting for the budget; interactive requests are not affected. */
+void hs_limiter_shutdown(struct hs_limiter *l);
+
 struct hs_limiter_stats {
-    int64_t acquired;
+    int64_t acquired; /* both classes */
     int64_t waits;
     int64_t waited_ms;
+    int64_t background_acquired;
+    int64_t background_waiting; /* background requests waiting now */
 };
 void hs_limiter_get_stats(struct hs_limiter *l, struct hs_limiter_stats *out);
 

@@ -30,6 +30,7 @@ struct hs_req {
     enum hs_listener_kind listener;
     const char *method; /* as sent ("GET", "POST", ...) */
     const char *path;   /* percent-decoded, without the query */
+    const char *uri;    /* the request line's target as sent (path and query, not decoded) */
     const char *body;   /* NUL-terminated, body_len bytes ("" when none) */
     size_t body_len;
     const char *origin;  /* the Origin header, or NULL */

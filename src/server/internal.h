@@ -13,6 +13,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "webhook/registration.h"
 
 /* Route flags. */
 enum {
@@ -99,6 +100,11 @@ struct hs_server {
 
     struct server_rt *rt;
     struct sse_hub *sse;
+
+    /* Webhooks (routes_webhooks.c). */
+    struct hs_client_provider provider; /* the pool, for the verify call and health */
+    int64_t webhook_delay_ms;
+    bool register_webhooks;
 };
 
 /* ---- server.c ---- */
@@ -173,6 +179,8 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r);
 void hs_route_connect(struct hs_req *q, struct hs_resp *r);
 void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r);
 void hs_route_modal(struct hs_req *q, struct hs_resp *r);
+void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r);
+void hs_route_status(struct hs_req *q, struct hs_resp *r);
 /* Static files of web/ on the API listener (no route matched); false when there is none. */
 bool hs_route_static(struct hs_req *q, struct hs_resp *r);
 /* Everything the demo CRM listener serves. */

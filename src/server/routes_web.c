@@ -368,6 +368,8 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
         goto out;
     }
     hs_connection_note(s, key, HS_OK);
+    if (s->register_webhooks)
+        (void)hs_server_register_webhooks(s, key, NULL); /* logged; the page says connected */
     char fp[9];
     hs_token_fingerprint(tok.access_token, fp);
     hs_info("connect msg=\"connected\" connection=%s owner_id=%lld token=%s", key,

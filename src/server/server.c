@@ -64,6 +64,9 @@ const struct route hs_routes[] = {
     {"GET", "/connect", R_AUTH, hs_route_connect},
     {"GET", "/oauth/callback", R_WORKER, hs_route_oauth_callback},
     {"GET", "/modal", R_WORKER, hs_route_modal},
+    {"GET", "/api/status", R_AUTH | R_WORKER, hs_route_status},
+    /* Authenticated by its signature (src/webhook/receiver.h), not by key or session. */
+    {"POST", HS_WEBHOOK_PATH, R_WORKER, hs_route_webhook_hover},
 };
 const size_t hs_n_routes = sizeof hs_routes / sizeof hs_routes[0];
 
@@ -88,6 +91,7 @@ struct req_ctx {
     bool too_big;
     bool bad_path; /* the raw path has an escaped NUL */
     bool counted;  /* in rt->in_flight */
+    char *raw_uri; /* the request target as sent (webhook signatures cover it) */
     uint64_t discarded;
     struct hs_req req;
     struct hs_resp resp;
@@ -335,6 +339,10 @@ static enum MHD_Result dispatch(struct req_ctx *c)
         return respond(c);
     }
     q->origin = hs_req_header(q, "Origin");
+    /* Hover's deliveries are server to server: no browser, no CORS; the signature is what
+     * authenticates them, so an Origin header there is neither checked nor answered. */
+    if (strcmp(q->path, HS_WEBHOOK_PATH) == 0)
+        q->origin = NULL;
     if (q->origin) {
         q->origin_allowed = hs_origin_allowed(s, q->origin);
         if (!q->origin_allowed && !hs_origin_own(s, q->origin)) {
@@ -448,6 +456,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     hs_resp_init(&c->resp);
     c->req.body = "";
     c->start_ms = hs_server_mono_ms(l->srv);
+    c->raw_uri = hs_strdup(uri);
+    c->req.uri = c->raw_uri;
     const char *q = uri ? strchr(uri, '?') : NULL;
     size_t plen = uri ? (q ? (size_t)(q - uri) : strlen(uri)) : 0;
     for (size_t i = 0; i + 2 < plen; i++)
@@ -534,6 +544,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     hs_buf_free(&c->body);
+    free(c->raw_uri);
     hs_resp_clear(&c->resp);
     for (size_t i = 0; i < c->req.n_params; i++)
         free(c->req.params[i]);
@@ -707,6 +718,9 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->search = deps->search;
     s->syncq = deps->syncq;
     s->clock = deps->clock ? deps->clock : hs_clock_system();
+    s->provider = hs_client_pool_provider(deps->pool);
+    s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 1000;
+    s->register_webhooks = cfg->register_webhooks;
     pthread_mutex_init(&s->cache_lock, NULL);
     s->images = hs_calloc(IMAGE_MAP_N, sizeof *s->images);
     atomic_init(&s->oauth_requests, 0);

@@ -34,6 +34,11 @@ struct hs_server_config {
     bool metrics_public;               /* /metrics from any address, not only loopback */
     int threads;                       /* libmicrohttpd's thread pool; 0: 4 */
     int workers;                       /* threads for routes that wait; 0: 8 */
+    /* Webhooks: a job's work item is due this long after its first event (0: 1000 ms);
+     * register_webhooks: connect flow and hs_server_register_webhooks register the service's
+     * webhook (<public url>/webhooks/hover) for connections without a verified one. */
+    int64_t webhook_delay_ms;
+    bool register_webhooks;
 };
 
 /* What the service works with (borrowed: they must outlive the server). search and syncq may be
@@ -66,6 +71,11 @@ const char *hs_server_demo_url(const struct hs_server *s);
 /* Stops accepting, ends progress streams, lets running requests finish (a few seconds at most),
  * then stops. Safe to call twice. */
 void hs_server_stop(struct hs_server *s);
+/* Registers the service's webhook for connection_key (NULL: every connection with a token)
+ * unless a verified one is stored (routes_webhooks.c). Call once the server is started: Hover
+ * delivers the verification code to it. Failures are logged; the first is returned. */
+int hs_server_register_webhooks(struct hs_server *s, const char *connection_key,
+                                struct hs_error *err);
 void hs_server_free(struct hs_server *s);
 
 #endif

@@ -34,6 +34,12 @@ struct sqlite_store {
     enum sqlite_txn txn;
     /* The change sequence taken by the open transaction, 0 until a row really changes. */
     int64_t txn_seq;
+    /* Group commit of event_accept (sqlite_events.c): requests queue here and one thread at a
+     * time (the leader) commits every queued one in a single transaction, one fsync for all. */
+    pthread_mutex_t gc_lock;
+    pthread_cond_t gc_done;
+    struct hs_sqlite_accept *gc_head, *gc_tail;
+    bool gc_leader;
 };
 
 /* The one place SQLite result codes become hs_err. */
@@ -90,9 +96,55 @@ int hs_sqlite_checkpoint_get(struct hs_store *base, const char *name, char **val
                              struct hs_error *err);
 int hs_sqlite_checkpoint_put(struct hs_store *base, const char *name, const char *value,
                              struct hs_error *err);
+/* The event worker's reads (sqlite_worker.c). */
+int hs_sqlite_events_last_accepted(struct hs_store *base, const char *connection_key,
+                                   int64_t job_id, int64_t *event_id, struct hs_error *err);
+int hs_sqlite_job_synced_seq(struct hs_store *base, int64_t job_id, int64_t *seq,
+                             struct hs_error *err);
+int hs_sqlite_work_release_dead(struct hs_store *base, bool (*dead)(void *ctx, const char *worker),
+                                void *ctx, int64_t *released, struct hs_error *err);
 /* jobs_search (sqlite_search.c). */
 int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
                           int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
                           struct hs_error *err);
+
+/* Webhooks, events, work items, outbox, policies (sqlite_events.c). */
+int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,
+                          struct hs_error *err);
+int hs_sqlite_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_row *out,
+                          struct hs_error *err);
+int hs_sqlite_webhook_list(struct hs_store *base, struct hs_webhook_row **out, size_t *n,
+                           struct hs_error *err);
+int hs_sqlite_webhook_delete(struct hs_store *base, int64_t id, struct hs_error *err);
+int hs_sqlite_event_accept(struct hs_store *base, const struct hs_event_row *e, bool schedule,
+                           int64_t delay_ms, int64_t now_ms, int64_t *event_id,
+                           struct hs_error *err);
+int hs_sqlite_events_unverified(struct hs_store *base, int64_t webhook_id,
+                                struct hs_event_row **out, size_t *n, struct hs_error *err);
+int hs_sqlite_event_set_status(struct hs_store *base, int64_t event_id, const char *status,
+                               struct hs_error *err);
+int hs_sqlite_events_processed(struct hs_store *base, const char *connection_key, int64_t job_id,
+                               int64_t up_to_event_id, struct hs_error *err);
+int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
+                            const char *reason, int64_t not_before_ms, struct hs_error *err);
+int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
+                         int64_t lease_ms, struct hs_work_item *out, struct hs_error *err);
+int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, struct hs_error *err);
+int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, int64_t not_before_ms,
+                         const char *error, struct hs_error *err);
+int hs_sqlite_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
+                         struct hs_error *err);
+int hs_sqlite_outbox_add(struct hs_store *base, const char *endpoint, int64_t job_id,
+                         const char *payload, const char *idempotency_key, struct hs_error *err);
+int hs_sqlite_outbox_next(struct hs_store *base, int64_t now_ms, struct hs_outbox_row *out,
+                          struct hs_error *err);
+int hs_sqlite_outbox_delivered(struct hs_store *base, int64_t id, struct hs_error *err);
+int hs_sqlite_outbox_retry(struct hs_store *base, int64_t id, int64_t next_attempt_ms,
+                           const char *error, struct hs_error *err);
+int hs_sqlite_outbox_depth(struct hs_store *base, int64_t *pending, struct hs_error *err);
+int hs_sqlite_policy_get(struct hs_store *base, const char *connection_key, char **policy,
+                         struct hs_error *err);
+int hs_sqlite_policy_put(struct hs_store *base, const char *connection_key, const char *policy,
+                         struct hs_error *err);
 
 #endif

@@ -147,6 +147,71 @@ void hs_model_statuses_free(struct hs_model_status *v, size_t n)
     free(v);
 }
 
+void hs_webhook_row_clear(struct hs_webhook_row *w)
+{
+    if (!w)
+        return;
+    free(w->connection_key);
+    free(w->url);
+    free(w->hmac_secret);
+    free(w->verified_at);
+    free(w->last_error);
+    free(w->created_at);
+    memset(w, 0, sizeof *w);
+}
+
+void hs_webhook_rows_free(struct hs_webhook_row *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        hs_webhook_row_clear(&v[i]);
+    free(v);
+}
+
+void hs_event_row_clear(struct hs_event_row *e)
+{
+    if (!e)
+        return;
+    free(e->connection_key);
+    free(e->event);
+    free(e->state);
+    free(e->body);
+    free(e->headers_json);
+    free(e->received_at);
+    free(e->status);
+    memset(e, 0, sizeof *e);
+}
+
+void hs_event_rows_free(struct hs_event_row *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        hs_event_row_clear(&v[i]);
+    free(v);
+}
+
+void hs_work_item_clear(struct hs_work_item *w)
+{
+    if (!w)
+        return;
+    free(w->connection_key);
+    free(w->reason);
+    memset(w, 0, sizeof *w);
+}
+
+void hs_outbox_row_clear(struct hs_outbox_row *o)
+{
+    if (!o)
+        return;
+    free(o->endpoint);
+    free(o->idempotency_key);
+    free(o->payload);
+    free(o->last_error);
+    memset(o, 0, sizeof *o);
+}
+
 void hs_store_close(struct hs_store *s)
 {
     if (s)

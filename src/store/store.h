@@ -145,6 +145,8 @@ struct hs_webhook_row {
     char *created_at;
 };
 void hs_webhook_row_clear(struct hs_webhook_row *w);
+/* Frees an array of rows (webhook_list); NULL is fine. */
+void hs_webhook_rows_free(struct hs_webhook_row *v, size_t n);
 
 /* A delivery as received, stored raw before it is acknowledged. */
 struct hs_event_row {
@@ -163,6 +165,8 @@ struct hs_event_row {
                      "ignored" (unknown type, or nothing to do), "rejected" */
 };
 void hs_event_row_clear(struct hs_event_row *e);
+/* Frees an array of rows (events_unverified); NULL is fine. */
+void hs_event_rows_free(struct hs_event_row *v, size_t n);
 
 /* One unit of background work: a job of a connection to re-read and sync. Events about the same
  * job coalesce into one item (Hover's payloads carry no id or time: they are triggers). */
@@ -272,13 +276,13 @@ struct hs_store_ops {
     /* ---- search (src/search) ----
      * The stored jobs matching q, a page of them: every word of q is a prefix of a word of the
      * job's name, address, customer, external id or capturing user ("4312 mea" finds "4312
-     * Meadow Drive"), best match first (bm25), then most recently updated at Hover; q of a
-     * single character (a first keystroke, matching most jobs): newest jobs (highest Hover id)
-     * first, unranked. q NULL or blank: every job, most recently updated first; q without any
-     * searchable word (only punctuation): none. state: "completed", "failed" (the job's
-     * reconstruction_state) or NULL. page from 1, per 1..100. *out gets the page (caller frees with
-     * hs_job_summaries_free; it may be NULL when *n is 0), *total the number of matches on every
-     * page. */
+     * Meadow Drive"), best match first (bm25), then most recently updated at Hover; q of one
+     * word shorter than 3 characters (the first keystrokes, matching much of the store): the
+     * newest jobs (highest Hover id) first, unranked. q NULL or blank: every job, most recently
+     * updated first; q without any searchable word (only punctuation): none. state: "completed",
+     * "failed" (the job's reconstruction_state) or NULL. page from 1, per 1..100. *out gets the
+     * page (caller frees with hs_job_summaries_free; it may be NULL when *n is 0), *total the
+     * number of matches on every page. */
     int (*jobs_search)(struct hs_store *s, const char *q, const char *state, int64_t page,
                        int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
                        struct hs_error *err);
@@ -366,6 +370,23 @@ struct hs_store_ops {
                       struct hs_error *err);
     int (*policy_put)(struct hs_store *s, const char *connection_key, const char *policy,
                       struct hs_error *err);
+
+    /* ---- the event worker's reads (src/worker/events.c; SQLite: sqlite_worker.c) ---- */
+    /* The highest id of the accepted events of (connection, job), 0 when none. The worker reads
+     * it before it re-reads the job from Hover, and passes it to events_processed: an event
+     * stored later bumped the work item's generation, so the item runs again for it. */
+    int (*events_last_accepted)(struct hs_store *s, const char *connection_key, int64_t job_id,
+                                int64_t *event_id, struct hs_error *err);
+    /* The highest change sequence of the job's synced data (its models' artifacts and
+     * measurements), 0 when none is stored: a CRM notification is due when it passes the one
+     * last notified (src/notify/outbox.c). Job and model rows are left out: the search and the
+     * job view upsert them too, and they alone are no sync. */
+    int (*job_synced_seq)(struct hs_store *s, int64_t job_id, int64_t *seq, struct hs_error *err);
+    /* Frees the items claimed by workers that `dead` says are gone (a process restarted after a
+     * kill -9 need not wait for its old leases to end); *released (may be NULL) gets how many.
+     * dead is called with the store locked: it must not use the store. */
+    int (*work_release_dead)(struct hs_store *s, bool (*dead)(void *ctx, const char *worker),
+                             void *ctx, int64_t *released, struct hs_error *err);
 };
 
 struct hs_store {

@@ -518,6 +518,8 @@ static void sq_close(struct hs_store *base)
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->gc_lock);
+    pthread_cond_destroy(&s->gc_done);
     free(s);
 }
 
@@ -555,6 +557,29 @@ static const struct hs_store_ops sqlite_ops = {
     .artifact_by_image = hs_sqlite_artifact_by_image,
     .job_models_status = hs_sqlite_job_models_status,
     .jobs_search = hs_sqlite_jobs_search,
+    .events_last_accepted = hs_sqlite_events_last_accepted,
+    .job_synced_seq = hs_sqlite_job_synced_seq,
+    .work_release_dead = hs_sqlite_work_release_dead,
+    .webhook_put = hs_sqlite_webhook_put,
+    .webhook_get = hs_sqlite_webhook_get,
+    .webhook_list = hs_sqlite_webhook_list,
+    .webhook_delete = hs_sqlite_webhook_delete,
+    .event_accept = hs_sqlite_event_accept,
+    .events_unverified = hs_sqlite_events_unverified,
+    .event_set_status = hs_sqlite_event_set_status,
+    .events_processed = hs_sqlite_events_processed,
+    .work_schedule = hs_sqlite_work_schedule,
+    .work_claim = hs_sqlite_work_claim,
+    .work_done = hs_sqlite_work_done,
+    .work_retry = hs_sqlite_work_retry,
+    .work_depth = hs_sqlite_work_depth,
+    .outbox_add = hs_sqlite_outbox_add,
+    .outbox_next = hs_sqlite_outbox_next,
+    .outbox_delivered = hs_sqlite_outbox_delivered,
+    .outbox_retry = hs_sqlite_outbox_retry,
+    .outbox_depth = hs_sqlite_outbox_depth,
+    .policy_get = hs_sqlite_policy_get,
+    .policy_put = hs_sqlite_policy_put,
 };
 
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err)
@@ -562,6 +587,8 @@ int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_erro
     struct sqlite_store *s = hs_calloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->gc_lock, NULL);
+    pthread_cond_init(&s->gc_done, NULL);
     atomic_init(&s->holder, 0);
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

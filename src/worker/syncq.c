@@ -59,7 +59,7 @@ struct sync {
     int64_t version;
     int64_t finished_at; /* clock mono ms */
     int refs;            /* waiters in hs_syncq_wait */
-    bool listed;         /* in q->syncs (readable) */
+    bool expired;        /* no longer readable; stays in q->syncs while refs > 0 */
     pthread_cond_t changed;
     struct sync *next; /* the FIFO */
 };
@@ -76,7 +76,7 @@ struct hs_syncq {
     pthread_cond_t timer_wake; /* stopping */
     pthread_cond_t released;   /* a waiter let go of a sync */
     struct sync *head, *tail;
-    struct sync **syncs; /* readable ones */
+    struct sync **syncs; /* readable ones, and expired ones still waited on */
     size_t n_syncs, cap_syncs;
     bool stopping, pending_running;
     int64_t counter;
@@ -114,7 +114,7 @@ static void touch(struct sync *s)
 static struct sync *find(struct hs_syncq *q, const char *id)
 {
     for (size_t i = 0; id && i < q->n_syncs; i++)
-        if (strcmp(q->syncs[i]->id, id) == 0)
+        if (!q->syncs[i]->expired && strcmp(q->syncs[i]->id, id) == 0)
             return q->syncs[i];
     return NULL;
 }
@@ -132,17 +132,18 @@ static bool finished(const struct sync *s)
     return s->status == ST_DONE || s->status == ST_FAILED;
 }
 
-/* Drops the syncs finished more than keep_done_ms ago (freed now or by their last waiter). */
+/* Drops the syncs finished more than keep_done_ms ago: freed now, or hidden until their last
+ * waiter lets go (it frees them then; hs_syncq_free can still wake it meanwhile). */
 static void expire(struct hs_syncq *q)
 {
     int64_t now = q->clock->mono_ms(q->clock);
     for (size_t i = 0; i < q->n_syncs;) {
         struct sync *s = q->syncs[i];
-        if (finished(s) && now - s->finished_at > q->cfg.keep_done_ms) {
+        if (finished(s) && now - s->finished_at > q->cfg.keep_done_ms)
+            s->expired = true;
+        if (s->expired && s->refs == 0) {
             q->syncs[i] = q->syncs[--q->n_syncs];
-            s->listed = false;
-            if (s->refs == 0)
-                sync_free(s);
+            sync_free(s);
         } else {
             i++;
         }
@@ -154,7 +155,7 @@ static bool job_busy(struct hs_syncq *q, int64_t job_id)
 {
     for (size_t i = 0; i < q->n_syncs; i++)
         if (q->syncs[i]->job_id == job_id && !finished(q->syncs[i]))
-            return true;
+            return true; /* (a sync expires only once finished) */
     return false;
 }
 
@@ -337,6 +338,15 @@ static const char *failure_code(int rc)
     }
 }
 
+/* The CRM notification of a sync, if it changed something (notify/outbox.h); a failure to
+ * queue it is logged: the records feed still has the change. */
+static void notify(struct hs_syncq *q, const char *conn, const struct hs_sync_report *r)
+{
+    struct hs_error err = {0};
+    if (q->cfg.outbox && hs_outbox_after_sync(q->cfg.outbox, conn, r->job_id, r, NULL, &err))
+        hs_warn("syncq=notify job=%lld error=\"%s\"", (long long)r->job_id, err.msg);
+}
+
 static void run_sync(struct hs_syncq *q, struct sync *s)
 {
     /* s->job_id, conn and model_ids never change after submit: read without the lock. */
@@ -360,6 +370,8 @@ static void run_sync(struct hs_syncq *q, struct sync *s)
         rc = hs_sync_job(&e, &rq, &report, &err);
         q->clients.release(q->clients.ctx, client);
     }
+    if (rc == HS_OK)
+        notify(q, s->conn, report);
 
     pthread_mutex_lock(&q->lock);
     if (rc == HS_OK) {
@@ -445,7 +457,7 @@ static void publish_pending(struct hs_syncq *q, struct hs_sync_report **reports,
     pthread_mutex_lock(&q->lock);
     for (size_t i = 0; i < q->n_syncs; i++) {
         struct sync *s = q->syncs[i];
-        if (!finished(s))
+        if (!finished(s) || s->expired)
             continue;
         bool changed = false;
         for (size_t r = 0; r < n; r++) {
@@ -514,6 +526,8 @@ int hs_syncq_run_pending(struct hs_syncq *q, size_t *n_jobs, struct hs_error *er
         if (crc)
             hs_warn("syncq=pending conn=%s error=\"%s\"", conns[c], cerr.msg);
         publish_pending(q, reports, nr);
+        for (size_t r = 0; r < nr; r++)
+            notify(q, conns[c], reports[r]);
         synced_jobs += nr;
         for (size_t r = 0; r < nr; r++)
             hs_sync_report_free(reports[r]);
@@ -547,6 +561,8 @@ static struct timespec deadline_after(int64_t ms)
 static void *timer_main(void *arg)
 {
     struct hs_syncq *q = arg;
+    /* The pending pass is background work for the request budget (hover/limiter.h). */
+    hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
     pthread_mutex_lock(&q->lock);
     while (!q->stopping) {
         struct timespec until = deadline_after(q->cfg.pending_interval_ms);
@@ -745,7 +761,6 @@ int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_
     }
     s->status = ST_QUEUED;
     s->version = 1;
-    s->listed = true;
     cond_init_monotonic(&s->changed);
 
     pthread_mutex_lock(&q->lock);
@@ -812,9 +827,9 @@ int64_t hs_syncq_wait(struct hs_syncq *q, const char *id, int64_t after, int64_t
     int64_t v = s->version;
     s->refs--;
     if (s->refs == 0) {
-        if (!s->listed)
-            sync_free(s);
         pthread_cond_broadcast(&q->released);
+        if (s->expired && !q->stopping)
+            expire(q); /* frees it (hs_syncq_free frees everything itself) */
     }
     pthread_mutex_unlock(&q->lock);
     return v;

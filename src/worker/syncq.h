@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "hover/pool.h"
 #include "hoversync.h"
+#include "notify/outbox.h"
 #include "store/store.h"
 
 struct hs_syncq_config {
@@ -20,6 +21,8 @@ struct hs_syncq_config {
     int64_t pending_interval_ms; /* how often pending selections are retried; default 30000,
                                     0 = never */
     int64_t keep_done_ms;        /* finished syncs stay readable this long; default 3600000 */
+    struct hs_outbox *outbox;    /* optional (borrowed): CRM notifications after each sync that
+                                    changed something (notify/outbox.h) */
 };
 
 struct hs_syncq;

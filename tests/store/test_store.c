@@ -1437,7 +1437,7 @@ static void test_jobs_search_ranks_pages_and_filters(void **state)
     assert_int_equal(r.v[1].id, 101);
     found_free(&r);
 
-    /* One letter (a first keystroke): the newest jobs by id, whatever the ranking would say. */
+    /* One or two letters (first keystrokes): the newest jobs by id, unranked. */
     r = search(f, "m", NULL, 1, 3);
     assert_int_equal(r.total, 5);
     assert_int_equal(r.n, 3);
@@ -1448,6 +1448,13 @@ static void test_jobs_search_ranks_pages_and_filters(void **state)
     assert_int_equal(r.total, 2);
     assert_int_equal(r.n, 1);
     assert_int_equal(r.v[0].id, 101);
+    found_free(&r);
+    r = search(f, "me", NULL, 1, 20);
+    assert_int_equal(r.v[0].id, 104);
+    assert_int_equal(r.v[4].id, 100);
+    found_free(&r);
+    r = search(f, "mea", NULL, 1, 20); /* three: ranked again, the name hit first */
+    assert_int_equal(r.v[0].id, 100);
     found_free(&r);
 
     /* No text: most recently updated first, with the state filter too. */
@@ -1554,6 +1561,390 @@ static void test_jobs_search_backfills_stored_jobs(void **state)
     sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
 }
 
+/* ---- webhooks, events, work items, outbox, policies ---- */
+
+static void connect_key(struct fixture *f, const char *key)
+{
+    struct hs_token t = pair("acc", "ref", 100);
+    assert_int_equal(f->store->ops->token_save(f->store, key, &t, NULL), HS_OK);
+}
+
+static int64_t accept_event(struct fixture *f, const char *key, int64_t job_id, const char *status,
+                            bool schedule, int64_t now_ms)
+{
+    static const char body[] = "{\"event\":\"job-state-changed-v2\",\"job_id\":7,\0\"x\"}";
+    struct hs_event_row e = {0};
+    e.webhook_id = 230293;
+    e.connection_key = (char *)key;
+    e.event = (char *)"job-state-changed-v2";
+    e.job_id = job_id;
+    e.state = (char *)"complete";
+    e.body = (char *)body;
+    e.body_len = sizeof body - 1;
+    e.headers_json = (char *)"{\"Date\":\"x\"}";
+    e.status = (char *)status;
+    int64_t id = 0;
+    struct hs_error err = {0};
+    int rc = f->store->ops->event_accept(f->store, &e, schedule, 1000, now_ms, &id, &err);
+    if (rc)
+        fprintf(stderr, "event_accept: %s\n", err.msg);
+    assert_int_equal(rc, HS_OK);
+    assert_true(id > 0);
+    return id;
+}
+
+static void test_webhooks_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct hs_webhook_row w = {.id = 230293,
+                               .connection_key = (char *)"default",
+                               .url = (char *)"http://127.0.0.1:9/webhooks/hover",
+                               .hmac_secret = (char *)"c2VjcmV0"};
+    struct hs_webhook_row out = {0};
+    assert_int_equal(ops->webhook_get(f->store, 230293, &out, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(ops->webhook_put(f->store, &w, NULL), HS_OK);
+    /* A row as read back from Hover's list: no secret; verified now, with an error. */
+    w.hmac_secret = NULL;
+    w.verified_at = (char *)"2026-01-01T00:00:00.000Z";
+    w.last_error = (char *)"HTTP 500";
+    assert_int_equal(ops->webhook_put(f->store, &w, NULL), HS_OK);
+    assert_int_equal(ops->webhook_get(f->store, 230293, &out, NULL), HS_OK);
+    assert_string_equal(out.hmac_secret, "c2VjcmV0");
+    assert_string_equal(out.verified_at, "2026-01-01T00:00:00.000Z");
+    assert_string_equal(out.last_error, "HTTP 500");
+    assert_non_null(out.created_at);
+    hs_webhook_row_clear(&out);
+    /* Verified stays verified; the error clears. */
+    w.verified_at = NULL;
+    w.last_error = NULL;
+    assert_int_equal(ops->webhook_put(f->store, &w, NULL), HS_OK);
+    w.id = 230294;
+    w.connection_key = (char *)"org-2";
+    assert_int_equal(ops->webhook_put(f->store, &w, NULL), HS_OK);
+    struct hs_webhook_row *v = NULL;
+    size_t n = 0;
+    assert_int_equal(ops->webhook_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].id, 230293);
+    assert_non_null(v[0].verified_at);
+    assert_null(v[0].last_error);
+    assert_null(v[1].hmac_secret);
+    hs_webhook_rows_free(v, n);
+    assert_int_equal(ops->webhook_delete(f->store, 230293, NULL), HS_OK);
+    assert_int_equal(ops->webhook_delete(f->store, 230293, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhooks"), 1);
+}
+
+/* Three events about one job: three event rows, one work item of generation 3. */
+static void test_events_coalesce_into_one_work_item(void **state)
+{
+    struct fixture *f = *state;
+    connect_key(f, "default");
+    accept_event(f, "default", 7, "accepted", true, 10000);
+    accept_event(f, "default", 7, "accepted", true, 10500);
+    int64_t last = accept_event(f, "default", 7, "accepted", true, 20000);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE job_id = 7"), 3);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 1);
+    assert_int_equal(sql_int(f, "SELECT generation FROM work_items"), 3);
+    /* The first event's delay holds: a stream of events cannot postpone the item forever. */
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 11000);
+    assert_int_equal(sql_int(f, "SELECT length(body) FROM webhook_events WHERE id = 1"), 48);
+    /* Not scheduled: an unknown connection, no job, or schedule false. */
+    accept_event(f, "org-unknown", 8, "accepted", true, 10000);
+    accept_event(f, "default", 0, "ignored", true, 10000);
+    accept_event(f, "default", 9, "ignored", false, 10000);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 1);
+
+    struct hs_work_item w = {0};
+    int64_t due = -1, total = -1;
+    assert_int_equal(f->store->ops->work_depth(f->store, &due, &total, 10999, NULL), HS_OK);
+    assert_int_equal(due, 0);
+    assert_int_equal(total, 1);
+    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 10999, 5000, &w, NULL),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 11000, 5000, &w, NULL), HS_OK);
+    assert_string_equal(w.connection_key, "default");
+    assert_int_equal(w.job_id, 7);
+    assert_string_equal(w.reason, "webhook");
+    assert_int_equal(w.generation, 3);
+    assert_int_equal(f->store->ops->events_processed(f->store, "default", 7, last, NULL), HS_OK);
+    assert_int_equal(f->store->ops->work_done(f->store, &w, NULL), HS_OK);
+    hs_work_item_clear(&w);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed' "
+                                "AND processed_at IS NOT NULL"),
+                     3);
+}
+
+/* event_accept is its own durable transaction: refused inside the caller's. */
+static void test_event_accept_refused_inside_transaction(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct hs_event_row e = {.body = (char *)"{}", .body_len = 2, .status = (char *)"accepted"};
+    assert_int_equal(ops->begin(f->store, NULL), HS_OK);
+    assert_int_equal(ops->event_accept(f->store, &e, false, 0, 0, NULL, NULL), HS_ERR_INTERNAL);
+    ops->rollback(f->store);
+    e.status = (char *)"bogus";
+    assert_int_equal(ops->event_accept(f->store, &e, false, 0, 0, NULL, NULL), HS_ERR_INVALID);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events"), 0);
+}
+
+/* A worker dies holding a claim: the item is claimable again once the lease has run out. */
+static void test_work_lease_expires_after_a_crash(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    assert_int_equal(ops->work_schedule(f->store, "default", 42, "reconcile", 1000, NULL), HS_OK);
+    struct hs_work_item w = {0};
+    assert_int_equal(ops->work_claim(f->store, "dead-worker", 1000, 30000, &w, NULL), HS_OK);
+    hs_work_item_clear(&w);
+    assert_int_equal(sql_int(f, "SELECT lease_until_ms FROM work_items"), 31000);
+    /* The claimer "crashed": nothing is claimable while the lease holds ... */
+    hs_store_close(f->store);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+    ops = f->store->ops;
+    assert_int_equal(ops->work_claim(f->store, "w2", 30999, 30000, &w, NULL), HS_ERR_NOT_FOUND);
+    int64_t due = -1, total = -1;
+    assert_int_equal(ops->work_depth(f->store, &due, &total, 30999, NULL), HS_OK);
+    assert_int_equal(due, 0);
+    assert_int_equal(total, 1);
+    /* ... and it is again once it ran out. */
+    assert_int_equal(ops->work_claim(f->store, "w2", 31000, 30000, &w, NULL), HS_OK);
+    assert_int_equal(w.job_id, 42);
+    assert_string_equal(w.reason, "reconcile");
+    /* A failure: released for later, attempts + 1, the error kept. */
+    assert_int_equal(ops->work_retry(f->store, &w, 90000, "Show Job: HTTP 503", NULL), HS_OK);
+    hs_work_item_clear(&w);
+    assert_int_equal(ops->work_claim(f->store, "w2", 89999, 30000, &w, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(ops->work_claim(f->store, "w2", 90000, 30000, &w, NULL), HS_OK);
+    assert_int_equal(w.attempts, 1);
+    hs_work_item_clear(&w);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE last_error = "
+                                "'Show Job: HTTP 503' AND claimed_by = 'w2'"),
+                     1);
+}
+
+/* An event arrives while the job is being synced: done() must not drop it. */
+static void test_work_done_with_stale_generation_releases(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    connect_key(f, "default");
+    accept_event(f, "default", 7, "accepted", true, 0);
+    struct hs_work_item w = {0};
+    assert_int_equal(ops->work_claim(f->store, "w1", 1000, 60000, &w, NULL), HS_OK);
+    assert_int_equal(w.generation, 1);
+    accept_event(f, "default", 7, "accepted", true, 2000); /* during the sync */
+    /* The leased item takes the new not_before (the pass after this one). */
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 3000);
+    assert_int_equal(ops->work_done(f->store, &w, NULL), HS_OK);
+    hs_work_item_clear(&w);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE claimed_by IS NULL AND "
+                                "lease_until_ms IS NULL AND generation = 2"),
+                     1);
+    assert_int_equal(ops->work_claim(f->store, "w1", 3000, 60000, &w, NULL), HS_OK);
+    assert_int_equal(w.generation, 2);
+    assert_int_equal(ops->work_done(f->store, &w, NULL), HS_OK);
+    hs_work_item_clear(&w);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+}
+
+/* Org A has many due jobs, org B one that came later: B does not wait for all of A's. */
+static void test_work_claims_take_connections_in_turn(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    for (int64_t j = 1; j <= 5; j++)
+        assert_int_equal(ops->work_schedule(f->store, "org-a", j, "reconcile", j, NULL), HS_OK);
+    assert_int_equal(ops->work_schedule(f->store, "org-b", 100, "webhook", 50, NULL), HS_OK);
+    assert_int_equal(ops->work_schedule(f->store, "org-b", 101, "webhook", 60, NULL), HS_OK);
+    const char *want_key[] = {"org-a", "org-b", "org-a", "org-b", "org-a", "org-a", "org-a"};
+    const int64_t want_job[] = {1, 100, 2, 101, 3, 4, 5};
+    for (size_t i = 0; i < sizeof want_job / sizeof want_job[0]; i++) {
+        struct hs_work_item w = {0};
+        assert_int_equal(ops->work_claim(f->store, "w", 1000, 60000, &w, NULL), HS_OK);
+        assert_string_equal(w.connection_key, want_key[i]);
+        assert_int_equal(w.job_id, want_job[i]);
+        hs_work_item_clear(&w);
+    }
+    struct hs_work_item w = {0};
+    assert_int_equal(ops->work_claim(f->store, "w", 1000, 60000, &w, NULL), HS_ERR_NOT_FOUND);
+}
+
+static int64_t next_outbox(struct fixture *f, int64_t now_ms, int64_t *job, int64_t *seq)
+{
+    struct hs_outbox_row o = {0};
+    int rc = f->store->ops->outbox_next(f->store, now_ms, &o, NULL);
+    if (rc)
+        return rc;
+    int64_t id = o.id;
+    if (job)
+        *job = o.job_id;
+    if (seq)
+        *seq = o.seq_in_job;
+    hs_outbox_row_clear(&o);
+    return id;
+}
+
+/* Per (endpoint, job) the messages go out in order: a failing earlier one holds later ones back,
+ * and does not hold back other jobs. */
+static void test_outbox_order_per_job_and_retry(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    const char *ep = "http://127.0.0.1:9/crm";
+    assert_int_equal(ops->outbox_add(f->store, ep, 7, "{\"n\":1}", "k1", NULL), HS_OK);
+    assert_int_equal(ops->outbox_add(f->store, ep, 7, "{\"n\":2}", "k2", NULL), HS_OK);
+    assert_int_equal(ops->outbox_add(f->store, ep, 8, "{\"n\":3}", "k3", NULL), HS_OK);
+    /* The same idempotency key is the same message. */
+    assert_int_equal(ops->outbox_add(f->store, ep, 7, "{\"n\":1}", "k1", NULL), HS_OK);
+    /* Inside a transaction: rolled back with it. */
+    assert_int_equal(ops->begin(f->store, NULL), HS_OK);
+    assert_int_equal(ops->outbox_add(f->store, ep, 7, "{\"n\":9}", "k9", NULL), HS_OK);
+    ops->rollback(f->store);
+    int64_t pending = -1;
+    assert_int_equal(ops->outbox_depth(f->store, &pending, NULL), HS_OK);
+    assert_int_equal(pending, 3);
+    assert_int_equal(sql_int(f, "SELECT seq_in_job FROM outbox WHERE idempotency_key = 'k2'"), 2);
+    assert_int_equal(sql_int(f, "SELECT seq_in_job FROM outbox WHERE idempotency_key = 'k3'"), 1);
+
+    int64_t job = 0, seq = 0;
+    int64_t first = next_outbox(f, 0, &job, &seq);
+    assert_true(first > 0);
+    assert_int_equal(job, 7);
+    assert_int_equal(seq, 1);
+    /* The first of job 7 fails: job 7's second waits, job 8's goes. */
+    assert_int_equal(ops->outbox_retry(f->store, first, 5000, "HTTP 502", NULL), HS_OK);
+    int64_t other = next_outbox(f, 100, &job, &seq);
+    assert_int_equal(job, 8);
+    assert_int_equal(ops->outbox_delivered(f->store, other, NULL), HS_OK);
+    assert_int_equal(next_outbox(f, 100, NULL, NULL), HS_ERR_NOT_FOUND);
+    /* Due again: the first of job 7, then (once delivered) its second. */
+    assert_int_equal(next_outbox(f, 5000, &job, &seq), first);
+    assert_int_equal(sql_int(f, "SELECT attempts FROM outbox WHERE idempotency_key = 'k1'"), 1);
+    assert_int_equal(ops->outbox_delivered(f->store, first, NULL), HS_OK);
+    int64_t second = next_outbox(f, 5000, &job, &seq);
+    assert_true(second > 0);
+    assert_int_equal(job, 7);
+    assert_int_equal(seq, 2);
+    assert_int_equal(ops->outbox_delivered(f->store, second, NULL), HS_OK);
+    assert_int_equal(next_outbox(f, 1000000, NULL, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(ops->outbox_depth(f->store, &pending, NULL), HS_OK);
+    assert_int_equal(pending, 0);
+    /* A new message of job 7 continues its sequence. */
+    assert_int_equal(ops->outbox_add(f->store, ep, 7, "{\"n\":4}", "k4", NULL), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT seq_in_job FROM outbox WHERE idempotency_key = 'k4'"), 3);
+    assert_int_equal(ops->outbox_retry(f->store, 999999, 1, "x", NULL), HS_ERR_NOT_FOUND);
+}
+
+static void test_policies_default_all(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    char *p = NULL;
+    assert_int_equal(ops->policy_get(f->store, "default", &p, NULL), HS_OK);
+    assert_string_equal(p, "all");
+    free(p);
+    assert_int_equal(ops->policy_put(f->store, "default", "linked", NULL), HS_OK);
+    assert_int_equal(ops->policy_put(f->store, "default", "some", NULL), HS_ERR_INVALID);
+    assert_int_equal(ops->policy_get(f->store, "default", &p, NULL), HS_OK);
+    assert_string_equal(p, "linked");
+    free(p);
+    assert_int_equal(ops->policy_put(f->store, "default", "none", NULL), HS_OK);
+    assert_int_equal(ops->policy_get(f->store, "default", &p, NULL), HS_OK);
+    assert_string_equal(p, "none");
+    free(p);
+    assert_int_equal(ops->policy_get(f->store, "org-2", &p, NULL), HS_OK);
+    assert_string_equal(p, "all");
+    free(p);
+}
+
+/* Concurrent event_accept calls share transactions (group commit): every accepted event is
+ * stored with its work item, and one that fails inside a batch fails alone. */
+struct accept_worker {
+    struct hs_store *store;
+    int n, ok, conflicts;
+};
+
+static void *accept_worker_main(void *arg)
+{
+    struct accept_worker *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        int64_t job = i % 5 == 4 ? 13 : 1 + i % 10; /* job 13 cannot get a work item */
+        struct hs_event_row e = {.webhook_id = 230293,
+                                 .connection_key = (char *)"default",
+                                 .event = (char *)"model-state-changed",
+                                 .job_id = job,
+                                 .body = (char *)"{}",
+                                 .body_len = 2,
+                                 .status = (char *)"accepted"};
+        int64_t id = 0;
+        int rc = a->store->ops->event_accept(a->store, &e, true, 0, 1000, &id, NULL);
+        if (rc == HS_OK && id > 0)
+            a->ok++;
+        else if (rc == HS_ERR_CONFLICT && id == 0)
+            a->conflicts++;
+    }
+    return NULL;
+}
+
+static void test_event_accept_group_commit(void **state)
+{
+    struct fixture *f = *state;
+    connect_key(f, "default");
+    sql_exec(f, "CREATE TRIGGER no_13 BEFORE INSERT ON work_items WHEN new.job_id = 13 "
+                "BEGIN SELECT RAISE(ABORT, 'not this one'); END");
+    enum { THREADS = 8, EACH = 40 };
+    pthread_t t[THREADS];
+    struct accept_worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct accept_worker){.store = f->store, .n = EACH};
+        assert_int_equal(pthread_create(&t[i], NULL, accept_worker_main, &w[i]), 0);
+    }
+    int ok = 0, conflicts = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += w[i].ok;
+        conflicts += w[i].conflicts;
+    }
+    assert_int_equal(ok, THREADS * EACH * 4 / 5);
+    assert_int_equal(conflicts, THREADS * EACH / 5);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events"), ok);
+    assert_int_equal(sql_int(f, "SELECT COUNT(DISTINCT id) FROM webhook_events"), ok);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE job_id = 13"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 8);
+    assert_int_equal(sql_int(f, "SELECT SUM(generation) FROM work_items"), ok);
+}
+
+/* Unverified deliveries (the verification race) are listed by webhook id with their raw body. */
+static void test_events_unverified_and_status(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    int64_t a = accept_event(f, NULL, 0, "unverified", false, 0);
+    accept_event(f, NULL, 0, "ignored", false, 0);
+    struct hs_event_row *v = NULL;
+    size_t n = 0;
+    assert_int_equal(ops->events_unverified(f->store, 230293, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].id, a);
+    assert_int_equal(v[0].body_len, 48);
+    assert_int_equal(memcmp(v[0].body + 43, "\0\"x\"}", 5), 0);
+    assert_string_equal(v[0].headers_json, "{\"Date\":\"x\"}");
+    assert_null(v[0].connection_key);
+    hs_event_rows_free(v, n);
+    assert_int_equal(ops->event_set_status(f->store, a, "processed", NULL), HS_OK);
+    assert_int_equal(ops->event_set_status(f->store, a, "nonsense", NULL), HS_ERR_INVALID);
+    assert_int_equal(ops->event_set_status(f->store, 12345, "ignored", NULL), HS_ERR_NOT_FOUND);
+    v = NULL;
+    n = 7;
+    assert_int_equal(ops->events_unverified(f->store, 230293, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 0);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1603,6 +1994,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jobs_search_hostile_text_is_plain_words, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_jobs_search_backfills_stored_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhooks_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_coalesce_into_one_work_item, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_accept_refused_inside_transaction, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_work_lease_expires_after_a_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_work_done_with_stale_generation_releases, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_work_claims_take_connections_in_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_order_per_job_and_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policies_default_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_unverified_and_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_accept_group_commit, setup, teardown),
     };
     return cmocka_run_group_tests_name("store-sqlite", tests, NULL, NULL);
 }

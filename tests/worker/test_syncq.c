@@ -476,6 +476,44 @@ static void test_finished_syncs_expire_and_wait_times_out(void **state)
     assert_int_equal(hs_syncq_get(f->q, "no-such-sync", &o, NULL, &err), HS_ERR_NOT_FOUND);
 }
 
+/* A sync from the modal that stored something queues one CRM notification (notify/outbox.h);
+ * the same sync again, with nothing new, none. */
+static void test_sync_that_changed_something_notifies_the_crm(void **state)
+{
+    struct fixture *f = *state;
+    const char *eps[] = {"http://crm.test/hook"};
+    struct hs_outbox_config oc = {.endpoints = eps, .n_endpoints = 1, .secret = "s"};
+    struct hs_outbox *o = NULL;
+    struct hs_error err = {0};
+    assert_int_equal(hs_outbox_new(&oc, f->store, NULL, &f->p.ft.base, &o, &err), 0);
+    f->cfg.outbox = o;
+    start(f);
+    script(f, 200, JOB_501, "application/json");
+    script(f, 200, PDF, "application/pdf");
+    script(f, 200, SUMMARY, "application/json");
+    const int64_t now[] = {601};
+    char id[40];
+    submit(f, 501, now, 1, NULL, 0, id);
+    json_decref(wait_finished(f, id));
+    int64_t n = -1;
+    assert_int_equal(f->store->ops->outbox_depth(f->store, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    struct hs_outbox_row row = {0};
+    assert_int_equal(f->store->ops->outbox_next(f->store, INT64_MAX / 2, &row, NULL), 0);
+    assert_int_equal(row.job_id, 501);
+    assert_non_null(strstr(row.payload, "\"type\":\"hoversync.job.synced\""));
+    hs_outbox_row_clear(&row);
+    /* Unchanged: one Show Job, nothing stored, nothing to tell. */
+    script(f, 200, JOB_501, "application/json");
+    submit(f, 501, now, 1, NULL, 0, id);
+    json_decref(wait_finished(f, id));
+    assert_int_equal(f->store->ops->outbox_depth(f->store, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    hs_syncq_free(f->q);
+    f->q = NULL;
+    hs_outbox_free(o);
+}
+
 struct pending_arg {
     struct fixture *f;
     int rc;
@@ -661,6 +699,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_leaves_queued_syncs_as_selections, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_timer_runs_pending_passes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_that_changed_something_notifies_the_crm, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("syncq", tests, NULL, NULL);
 }

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Benchmark: the webhook-driven flow (docs/WEBHOOKS.md) through real processes on loopback.
+
+1. Latency, the rate limit lifted on both sides: N test jobs (3 models, reconstructions of 1 s)
+   created a few hundred ms apart; per job, from the sandbox's delivery of job-state-changed-v2
+   (its delivery log, ts_ms) to the moment the job's last model's rows were committed
+   (sync_results.at of its first "synced" result): p50 / p95 / max. Also from the delivery of the
+   job's last model-state-changed. The receiver holds a job's work item for 1 s after its first
+   event so that a burst of events costs one pass (the coalescing delay): it is part of the
+   figure.
+2. Budget, the sandbox's rate limit on (120 requests per 60 s sliding window, per OAuth client)
+   and the service's budget at its default (--rate-limit 120, window 60 s + 1 s margin): enough
+   test jobs for about two minutes of requests, all queued at once; the busiest 60 s window of
+   API requests while work was queued, over 120 (the utilisation), the mean rate, and the number
+   of 429 answers (must be 0: pacing alone never trips Hover's limit).
+
+Run on demand: bench/event_to_synced.py [--jobs N] [--budget-jobs N] [--build DIR]."""
+import argparse
+import os
+import socket
+import statistics
+import sys
+import time
+from datetime import datetime
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
+
+
+def iso_ms(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+class Run:
+    def __init__(self, harness, sb, service_args=(), **env):
+        self.sb = sb
+        self.tokens = sb.tokens()
+        # The bench's own requests (test jobs) use a token labelled with another client id, so
+        # that they do not count in the service's budget at the sandbox.
+        self.bench_token = sb.admin("POST", "tokens", {"org_id": harness.MAIN_ORG,
+                                                       "client_id": "bench-client"})
+        self.port = free_port()
+        url = "http://127.0.0.1:%d" % self.port
+        self.svc = harness.Service(sb, self.tokens,
+                                   args=["--listen", "127.0.0.1:%d" % self.port,
+                                         "--public-url", url, "--reconcile-interval", 0,
+                                         "--pending-interval", 0, *service_args], **env)
+        r = self.svc.cli.run("webhooks", "register", "--public-url", url, "--wait", 20,
+                             timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("register: " + r.stderr)
+
+    def test_job(self):
+        status, _, out = self.sb.call(
+            "POST", "/api/v3/jobs/test_job", {},
+            headers={"Authorization": "Bearer " + self.bench_token["access_token"]})
+        if status != 200:
+            raise RuntimeError("test_job: %s %r" % (status, out))
+        return out["job_id"]
+
+    def synced(self, job):
+        """ms of the commit of the job's last model, once all 3 are synced; None before."""
+        rows = self.svc.cli.sql(
+            "SELECT r.model_id, MIN(r.at) FROM sync_results r JOIN sync_runs s ON s.id = "
+            "r.run_id WHERE s.job_id = %d AND r.result = 'synced' GROUP BY r.model_id" % job)
+        if len(rows) < 3:
+            return None
+        return max(iso_ms(at) for _, at in rows)
+
+    def wait_all(self, jobs, timeout):
+        deadline = time.time() + timeout
+        done = {}
+        while time.time() < deadline and len(done) < len(jobs):
+            for j in jobs:
+                if j not in done:
+                    t = self.synced(j)
+                    if t:
+                        done[j] = t
+            time.sleep(0.2)
+        return done
+
+    def stop(self):
+        self.svc.stop()
+        self.svc.cleanup()
+
+
+def latency(harness, n):
+    sb = harness.Sandbox(jobs=50, seed=7)
+    try:
+        sb.admin("POST", "config", {"rate_limit": 0, "reconstruction_seconds": 1})
+        run = Run(harness, sb, ["--rate-limit", 0])
+        try:
+            jobs = []
+            for _ in range(n):
+                jobs.append(run.test_job())
+                time.sleep(0.25)
+            done = run.wait_all(jobs, 60 + n)
+            deliveries = sb.admin("GET", "deliveries?limit=20000")["deliveries"]
+        finally:
+            run.stop()
+    finally:
+        sb.stop()
+    from_job, from_model = [], []
+    for j in jobs:
+        mine = [d for d in deliveries if d["job_id"] == j and d["result"] == "delivered"]
+        job_ev = [d["ts_ms"] for d in mine if d["event"] == "job-state-changed-v2"]
+        model_ev = [d["ts_ms"] for d in mine if d["event"] == "model-state-changed"]
+        if j in done and job_ev:
+            from_job.append(done[j] - min(job_ev))
+        if j in done and model_ev:
+            from_model.append(done[j] - max(model_ev))
+    print("== event to synced (rate limits lifted), %d test jobs of 3 models ==" % n)
+    print("jobs synced:                 %d of %d" % (len(done), n))
+    if from_job:
+        print("from job-state-changed-v2:   p50 %.0f ms, p95 %.0f ms, max %.0f ms"
+              % (pct(from_job, 50), pct(from_job, 95), max(from_job)))
+    if from_model:
+        print("from last model-state-changed: p50 %.0f ms, p95 %.0f ms, max %.0f ms"
+              % (pct(from_model, 50), pct(from_model, 95), max(from_model)))
+
+
+def budget(harness, n):
+    sb = harness.Sandbox(jobs=50, seed=8)
+    try:
+        sb.admin("POST", "config", {"rate_limit": 0, "reconstruction_seconds": 1})
+        run = Run(harness, sb)  # the service's budget at its defaults
+        try:
+            # Hover's limit on from here: every request of the work below counts.
+            sb.admin("POST", "config", {"rate_limit": 120, "rate_window_ms": 60000})
+            seq0 = sb.last_seq()
+            t0 = time.time()
+            jobs = [run.test_job() for _ in range(n)]
+            done = run.wait_all(jobs, 600)
+            elapsed = time.time() - t0
+            reqs = [e for e in sb.requests(seq0) if e["listener"] == "api" and
+                    e["client_id"] == harness.CLIENT_ID]
+        finally:
+            run.stop()
+    finally:
+        sb.stop()
+    api = sorted(e["ts_ms"] for e in reqs if e["path"].startswith("/api/"))
+    too_many = sum(1 for e in reqs if e["status"] == 429)
+    # While work was queued: from the first request of the work to the last one.
+    busiest, i = 0, 0
+    for k in range(len(api)):
+        while api[k] - api[i] >= 60000:
+            i += 1
+        busiest = max(busiest, k - i + 1)
+    span = (api[-1] - api[0]) / 1000 if len(api) > 1 else 0
+    # Consecutive 60 s windows from the first request: the budget lets a window take its 120 as
+    # soon as the requests of 61 s before have left it.
+    per_window = [sum(1 for t in api if k * 60000 <= t - api[0] < (k + 1) * 60000)
+                  for k in range(int(span // 60) + 1)]
+    print("== budget (sandbox 120 requests / 60 s sliding window; service --rate-limit 120) ==")
+    print("jobs synced:                 %d of %d in %.0f s" % (len(done), n, elapsed))
+    print("API requests:                %d over %.0f s" % (len(api), span))
+    print("per 60 s from the first:     %s" % ", ".join(map(str, per_window)))
+    print("busiest 60 s window:         %d requests = %.1f%% of 120" % (busiest, busiest / 1.2))
+    print("429 answers:                 %d" % too_many)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--jobs", type=int, default=20, help="test jobs for the latency run [20]")
+    ap.add_argument("--budget-jobs", type=int, default=8,
+                    help="test jobs for the budget run (about 35 requests each) [8]")
+    ap.add_argument("--build", default=os.path.join(here, "..", "build", "release"),
+                    help="build directory with the binaries [build/release]")
+    ap.add_argument("--skip-budget", action="store_true")
+    ap.add_argument("--skip-latency", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("HOVER_SANDBOX_BIN", os.path.join(args.build, "sandbox", "hover-sandbox"))
+    os.environ.setdefault("HOVERSYNC_BIN", os.path.join(args.build, "src", "cli", "hoversync"))
+    import harness
+    if not args.skip_latency:
+        latency(harness, args.jobs)
+    if not args.skip_budget:
+        budget(harness, args.budget_jobs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+/* cmd_status.c: `hoversync status`: the connections, their webhooks with Hover's word on them
+ * (verified, last error), and the depth of the background queues; the same document as
+ * GET /api/status (src/webhook/health.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/output.h"
+#include "hover/pool.h"
+#include "webhook/health.h"
+
+static void status_help(void)
+{
+    puts("Usage: hoversync status [--offline] [--json]\n"
+         "\n"
+         "Prints the connected orgs, the service's webhooks with their health as Hover\n"
+         "records it (verified_at, last_error: the service's last failure to receive), the\n"
+         "work queue (jobs to re-read and sync, and how many are due), the CRM outbox and\n"
+         "the open selections. Asks Hover for each connection's webhooks (one request each).\n"
+         "\n"
+         "  --offline   do not ask Hover: the stored values only\n"
+         "  --json      the document of GET /api/status\n");
+}
+
+static const char *text(json_t *o, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : dflt;
+}
+
+static long long num(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void print_status(json_t *doc)
+{
+    json_t *conns = json_object_get(doc, "connections");
+    json_t *hooks = json_object_get(doc, "webhooks");
+    size_t i;
+    json_t *x;
+    printf("connections (%zu)\n", json_array_size(conns));
+    json_array_foreach(conns, i, x)
+    {
+        printf("  %-20s org %-10lld token %-3s auto-sync %-6s", text(x, "key", "?"),
+               num(x, "owner_id"), json_is_true(json_object_get(x, "has_token")) ? "yes" : "no",
+               text(x, "auto_sync", "all"));
+        if (json_string_value(json_object_get(x, "hover_error")))
+            printf("  Hover: %s", text(x, "hover_error", ""));
+        putchar('\n');
+    }
+    printf("webhooks (%zu)\n", json_array_size(hooks));
+    json_array_foreach(hooks, i, x)
+    {
+        const char *verified = text(x, "verified_at", NULL);
+        const char *last = text(x, "last_error", NULL);
+        printf("  %-10lld %-20s %-8s ", num(x, "id"), text(x, "connection", "?"),
+               json_is_true(json_object_get(x, "healthy")) ? "healthy"
+               : verified                                  ? "failing"
+                                                           : "unverified");
+        printf("verified %-25s", verified ? verified : "no");
+        if (last)
+            printf(" last error: %s", last);
+        if (!json_is_true(json_object_get(x, "stored")))
+            printf(" (not stored here: registered elsewhere)");
+        else if (!json_is_true(json_object_get(x, "secret_stored")))
+            printf(" (no secret stored: deliveries cannot be checked)");
+        printf("  %s\n", text(x, "url", ""));
+    }
+    json_t *work = json_object_get(doc, "work");
+    json_t *sel = json_object_get(doc, "selections");
+    printf("work queue   %lld jobs (%lld due)\n", num(work, "total"), num(work, "due"));
+    printf("outbox       %lld pending\n", num(json_object_get(doc, "outbox"), "pending"));
+    printf("selections   %lld open (%lld selected, %lld pending, %lld error)\n", num(sel, "open"),
+           num(sel, "selected"), num(sel, "pending"), num(sel, "error"));
+}
+
+int cmd_status(struct cli *c, int argc, char **argv)
+{
+    bool json = false, offline = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            status_help();
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--offline") == 0) {
+            offline = true;
+        } else {
+            fprintf(stderr, "hoversync: status: unknown argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    struct hs_error err = {0};
+    struct hs_client_pool *pool = NULL;
+    struct hs_client_provider prov = {0};
+    struct hs_health_source src = {.provider = &prov, .store = c->store};
+    if (!offline) {
+        struct hs_client_config cc;
+        memset(&cc, 0, sizeof cc);
+        hs_client_config_defaults(&cc);
+        cc.base_url = hs_config_str(&c->cfg, CFG_HOVER_URL);
+        cc.client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID);
+        cc.client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET);
+        cc.max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS);
+        cc.timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000;
+        cc.rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+        int r = hs_client_pool_new(&cc, c->store, &pool, &err);
+        if (r)
+            return cli_report("status: Hover clients", r, &err);
+        prov = hs_client_pool_provider(pool);
+    }
+    json_t *doc = NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int rc = hs_health_collect(c->store, now_ms, offline ? NULL : hs_health_list_via_provider, &src,
+                               &doc, &err);
+    hs_client_pool_free(pool);
+    if (rc)
+        return cli_report("status", rc, &err);
+    if (json)
+        out_print_json(stdout, doc);
+    else
+        print_status(doc);
+    json_decref(doc);
+    return EXIT_OK;
+}

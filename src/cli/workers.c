@@ -1,0 +1,103 @@
+/* workers.c: the background work that `hoversync serve` runs by default and `hoversync worker`
+ * runs on its own (docs/WEBHOOKS.md): the CRM outbox (queueing, and its deliverer), the event
+ * worker's threads and reconciliation, configured from the one configuration table. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+int cli_workers_add_endpoints(struct cli_workers *w, const char *list)
+{
+    if (!list)
+        return 0;
+    char *copy = hs_strdup(list);
+    w->keep = hs_realloc(w->keep, (w->n_keep + 1) * sizeof *w->keep);
+    w->keep[w->n_keep++] = copy;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        if (w->n_endpoints == CLI_MAX_ENDPOINTS)
+            return -1;
+        w->endpoints[w->n_endpoints++] = tok;
+    }
+    return 0;
+}
+
+int cli_workers_outbox(struct cli *c, struct cli_workers *w)
+{
+    struct hs_error err = {0};
+    if (cli_workers_add_endpoints(w, hs_config_str(&c->cfg, CFG_CRM_ENDPOINTS)) != 0) {
+        fprintf(stderr, "hoversync: at most %d CRM endpoints\n", CLI_MAX_ENDPOINTS);
+        return EXIT_USAGE;
+    }
+    struct hs_outbox_config oc = {
+        .endpoints = w->endpoints,
+        .n_endpoints = w->n_endpoints,
+        .secret = hs_config_str(&c->cfg, CFG_CRM_SECRET),
+        .retry_base_ms = hs_config_int(&c->cfg, CFG_OUTBOX_RETRY_BASE),
+    };
+    int r = hs_outbox_new(&oc, c->store, NULL, NULL, &w->outbox, &err);
+    if (r)
+        return cli_report("CRM notifications", r, &err);
+    return EXIT_OK;
+}
+
+int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w)
+{
+    struct hs_error err = {0};
+    struct hs_events_config ec = {
+        .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
+    };
+    int r = hs_events_new(&ec, c->store, clients, w->outbox, NULL, &w->events, &err);
+    if (r == HS_OK)
+        r = hs_events_start(w->events, &err);
+    if (r)
+        return cli_report("event worker", r, &err);
+    struct hs_reconcile_config rc = {
+        .interval_ms = hs_config_int(&c->cfg, CFG_RECONCILE_INTERVAL) * 1000,
+    };
+    r = hs_reconcile_new(&rc, c->store, clients, w->events, NULL, &w->reconcile, &err);
+    if (r == HS_OK)
+        r = hs_reconcile_start(w->reconcile, &err);
+    if (r)
+        return cli_report("reconciliation", r, &err);
+    if ((r = hs_outbox_start(w->outbox, &err)))
+        return cli_report("CRM notifications", r, &err);
+    hs_info("workers=started event_threads=%d reconcile_interval_s=%lld crm_endpoints=%zu",
+            ec.threads, (long long)(rc.interval_ms / 1000), w->n_endpoints);
+    return EXIT_OK;
+}
+
+void cli_workers_stop(struct cli_workers *w)
+{
+    /* Producers first (they queue notifications), then the outbox they feed. */
+    hs_reconcile_free(w->reconcile);
+    w->reconcile = NULL;
+    hs_events_free(w->events);
+    w->events = NULL;
+    hs_outbox_free(w->outbox);
+    w->outbox = NULL;
+    for (size_t i = 0; i < w->n_keep; i++)
+        free(w->keep[i]);
+    free(w->keep);
+    w->keep = NULL;
+    w->n_keep = 0;
+    w->n_endpoints = 0;
+}
+
+struct hs_limiter *cli_shared_limiter(struct cli *c)
+{
+    int rate = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+    int64_t margin = hs_config_int(&c->cfg, CFG_RATE_MARGIN);
+    return hs_limiter_new(rate, 60000 + margin, NULL);
+}

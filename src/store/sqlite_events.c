@@ -1,0 +1,934 @@
+/* sqlite_events.c: webhooks, received events, background work items, the CRM outbox and the
+ * auto-sync policies of the SQLite back-end (store.h, "webhooks, events, work items, outbox,
+ * policies"; the tables are migration 5).
+ *
+ * Transactions work as in sqlite_records.c: an op called outside begin/commit runs in its own
+ * BEGIN IMMEDIATE transaction under the store lock; inside the caller's transaction it runs under
+ * a savepoint (outbox_add is meant to join the worker's sync transaction). event_accept is the
+ * exception: its contract is "durable before returning", so it refuses to run inside a caller's
+ * transaction (whose commit would come later), and concurrent calls share one transaction and
+ * one fsync (group commit, see there). The connection runs with synchronous=FULL, so a COMMIT
+ * that returned is on disk. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "store/sqlite_internal.h"
+
+static struct sqlite_store *sq(struct hs_store *base)
+{
+    return (struct sqlite_store *)base;
+}
+
+/* ---- transactions (as in sqlite_records.c) ---- */
+
+struct ev_op {
+    bool own;
+    bool write;
+};
+
+static int ev_enter(struct sqlite_store *s, struct ev_op *op, bool write, struct hs_error *err)
+{
+    op->write = write;
+    op->own = false;
+    if (hs_sqlite_held_by_me(s)) {
+        if (s->txn != SQ_TXN_USER && s->txn != SQ_TXN_OP)
+            return hs_fail(err, HS_ERR_INTERNAL, "store op used inside a token refresh");
+        return write ? hs_sqlite_exec(s, "SAVEPOINT hs_ev", err) : HS_OK;
+    }
+    hs_sqlite_lock(s);
+    int rc = hs_sqlite_exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+    if (rc) {
+        hs_sqlite_unlock(s);
+        return rc;
+    }
+    s->txn = SQ_TXN_OP;
+    s->txn_seq = 0;
+    op->own = true;
+    return HS_OK;
+}
+
+static int ev_leave(struct sqlite_store *s, struct ev_op *op, int rc, struct hs_error *err)
+{
+    if (!op->own) {
+        if (!op->write)
+            return rc;
+        if (rc)
+            hs_sqlite_exec(s, "ROLLBACK TO hs_ev", NULL);
+        int r2 = hs_sqlite_exec(s, "RELEASE hs_ev", rc ? NULL : err);
+        return rc ? rc : r2;
+    }
+    if (!rc)
+        rc = hs_sqlite_exec(s, "COMMIT", err);
+    if (rc)
+        hs_sqlite_exec(s, "ROLLBACK", NULL);
+    s->txn = SQ_TXN_NONE;
+    s->txn_seq = 0;
+    hs_sqlite_unlock(s);
+    return rc;
+}
+
+/* ---- statements ---- */
+
+static int prep(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, const char *what,
+                struct hs_error *err)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return hs_sqlite_fail(s, rc, err, what);
+    }
+    return HS_OK;
+}
+
+/* Steps a statement that returns no rows and finalizes it; *changes (may be NULL) gets the
+ * number of rows it changed. */
+static int run(struct sqlite_store *s, sqlite3_stmt *st, int *changes, const char *what,
+               struct hs_error *err)
+{
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? HS_OK : hs_sqlite_fail(s, rc, err, what);
+    if (changes)
+        *changes = ret ? 0 : sqlite3_changes(s->db);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC); /* NULL binds SQL NULL */
+}
+
+/* Hover ids are positive; 0 means "none". */
+static void bind_id(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v > 0)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* One-statement read of a single integer (COUNT(*) and the like). */
+static int read_int(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out, const char *what,
+                    struct hs_error *err)
+{
+    int rc = sqlite3_step(st);
+    int ret = HS_OK;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        ret = hs_sqlite_fail(s, rc, err, what);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* ---- webhooks ---- */
+
+#define WEBHOOK_COLS "id, connection_key, url, hmac_secret, verified_at, last_error, created_at"
+
+static void webhook_read(sqlite3_stmt *st, struct hs_webhook_row *w)
+{
+    w->id = sqlite3_column_int64(st, 0);
+    w->connection_key = hs_sqlite_col_text(st, 1);
+    w->url = hs_sqlite_col_text(st, 2);
+    w->hmac_secret = hs_sqlite_col_text(st, 3);
+    w->verified_at = hs_sqlite_col_text(st, 4);
+    w->last_error = hs_sqlite_col_text(st, 5);
+    w->created_at = hs_sqlite_col_text(st, 6);
+}
+
+/* Insert or update by id. A row read back from Hover's list has no secret and may not say
+ * verified yet: neither erases what is stored. last_error is Hover's latest word. */
+int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,
+                          struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!w || w->id <= 0 || !w->connection_key || !w->url)
+        return hs_fail(err, HS_ERR_INVALID, "webhook without an id, a connection or a URL");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = prep(s, &st,
+              "INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
+              "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+              "COALESCE(?7, " HS_SQL_NOW "), " HS_SQL_NOW ") "
+              "ON CONFLICT(id) DO UPDATE SET connection_key = excluded.connection_key, "
+              "url = excluded.url, hmac_secret = COALESCE(excluded.hmac_secret, hmac_secret), "
+              "verified_at = COALESCE(excluded.verified_at, verified_at), "
+              "last_error = excluded.last_error, updated_at = excluded.updated_at",
+              "storing webhook", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, w->id);
+        bind_text(st, 2, w->connection_key);
+        bind_text(st, 3, w->url);
+        bind_text(st, 4, w->hmac_secret);
+        bind_text(st, 5, w->verified_at);
+        bind_text(st, 6, w->last_error);
+        bind_text(st, 7, w->created_at);
+        rc = run(s, st, NULL, "storing webhook", err);
+    }
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_row *out,
+                          struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_webhook_row w = {0};
+    rc =
+        prep(s, &st, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = ?1", "reading webhook", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, id);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            webhook_read(st, &w);
+        else if (src == SQLITE_DONE)
+            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no webhook %lld", (long long)id);
+        else
+            rc = hs_sqlite_fail(s, src, err, "reading webhook");
+        sqlite3_finalize(st);
+    }
+    rc = ev_leave(s, &op, rc, err);
+    if (rc) {
+        hs_webhook_row_clear(&w);
+        return rc;
+    }
+    *out = w;
+    return HS_OK;
+}
+
+int hs_sqlite_webhook_list(struct hs_store *base, struct hs_webhook_row **out, size_t *n,
+                           struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_webhook_row *v = NULL;
+    size_t len = 0, cap = 0;
+    rc = prep(s, &st, "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY connection_key, id",
+              "listing webhooks", err);
+    while (!rc) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = hs_sqlite_fail(s, src, err, "listing webhooks");
+            break;
+        }
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4;
+            v = hs_realloc(v, cap * sizeof *v);
+        }
+        memset(&v[len], 0, sizeof v[len]);
+        webhook_read(st, &v[len++]);
+    }
+    sqlite3_finalize(st);
+    rc = ev_leave(s, &op, rc, err);
+    if (rc) {
+        hs_webhook_rows_free(v, len);
+        return rc;
+    }
+    *out = v;
+    *n = len;
+    return HS_OK;
+}
+
+int hs_sqlite_webhook_delete(struct hs_store *base, int64_t id, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = prep(s, &st, "DELETE FROM webhooks WHERE id = ?1", "deleting webhook", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = run(s, st, &changes, "deleting webhook", err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no webhook %lld", (long long)id);
+    return ev_leave(s, &op, rc, err);
+}
+
+/* ---- work items ---- */
+
+/* Inserts the item of (connection, job) or bumps it: generation + 1, the latest reason. A free
+ * item keeps the earlier of its not_before and the new one (a burst of events runs once, at the
+ * end of the first one's delay, and a steady stream cannot postpone it forever); an item being
+ * worked on gets the new not_before, for the pass after the current one. */
+static int work_bump(struct sqlite_store *s, const char *connection_key, int64_t job_id,
+                     const char *reason, int64_t not_before_ms, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "INSERT INTO work_items (connection_key, job_id, reason, generation, attempts, "
+                  "not_before_ms, created_at) VALUES (?1, ?2, ?3, 1, 0, ?4, " HS_SQL_NOW ") "
+                  "ON CONFLICT(connection_key, job_id) DO UPDATE SET "
+                  "generation = generation + 1, reason = excluded.reason, "
+                  "not_before_ms = CASE WHEN claimed_by IS NULL "
+                  "THEN MIN(not_before_ms, excluded.not_before_ms) "
+                  "ELSE excluded.not_before_ms END",
+                  "scheduling work", err);
+    if (rc)
+        return rc;
+    bind_text(st, 1, connection_key);
+    sqlite3_bind_int64(st, 2, job_id);
+    bind_text(st, 3, reason);
+    sqlite3_bind_int64(st, 4, not_before_ms);
+    return run(s, st, NULL, "scheduling work", err);
+}
+
+int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
+                            const char *reason, int64_t not_before_ms, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!connection_key || job_id <= 0 || !reason)
+        return hs_fail(err, HS_ERR_INVALID, "work item without a connection, a job or a reason");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    rc = work_bump(s, connection_key, job_id, reason, not_before_ms, err);
+    return ev_leave(s, &op, rc, err);
+}
+
+/* An item is due when its not_before has passed and nobody holds a live lease on it. */
+#define WORK_DUE "not_before_ms <= ?1 AND (lease_until_ms IS NULL OR lease_until_ms <= ?1)"
+
+/* Fairness: the connection whose last claim is the oldest (never claimed counts as oldest) among
+ * those with due items, then its oldest due item. */
+int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
+                         int64_t lease_ms, struct hs_work_item *out, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!worker || lease_ms <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "work claim without a worker name or a lease");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_work_item w = {0};
+    rc = prep(s, &st,
+              "UPDATE work_items SET claimed_by = ?2, lease_until_ms = ?1 + ?3 WHERE id = ("
+              "SELECT i.id FROM work_items i LEFT JOIN work_turns t "
+              "ON t.connection_key = i.connection_key WHERE i." WORK_DUE " "
+              "ORDER BY COALESCE(t.last_claim, 0), i.not_before_ms, i.id LIMIT 1) "
+              "RETURNING id, connection_key, job_id, reason, generation, attempts, not_before_ms",
+              "claiming work", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        bind_text(st, 2, worker);
+        sqlite3_bind_int64(st, 3, lease_ms);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            w.id = sqlite3_column_int64(st, 0);
+            w.connection_key = hs_sqlite_col_text(st, 1);
+            w.job_id = sqlite3_column_int64(st, 2);
+            w.reason = hs_sqlite_col_text(st, 3);
+            w.generation = sqlite3_column_int64(st, 4);
+            w.attempts = sqlite3_column_int64(st, 5);
+            w.not_before_ms = sqlite3_column_int64(st, 6);
+            src = sqlite3_step(st);
+        } else if (src == SQLITE_DONE) {
+            rc = HS_ERR_NOT_FOUND; /* err filled below, once the statement is done */
+        }
+        if (!rc && src != SQLITE_DONE)
+            rc = hs_sqlite_fail(s, src, err, "claiming work");
+        sqlite3_finalize(st);
+    }
+    if (rc == HS_ERR_NOT_FOUND)
+        hs_fail(err, HS_ERR_NOT_FOUND, "no work item is due");
+    if (!rc) {
+        rc = prep(s, &st,
+                  "INSERT INTO work_turns (connection_key, last_claim) VALUES (?1, "
+                  "(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM work_turns)) "
+                  "ON CONFLICT(connection_key) DO UPDATE SET last_claim = excluded.last_claim",
+                  "claiming work", err);
+        if (!rc) {
+            bind_text(st, 1, w.connection_key);
+            rc = run(s, st, NULL, "claiming work", err);
+        }
+    }
+    rc = ev_leave(s, &op, rc, err);
+    if (rc) {
+        hs_work_item_clear(&w);
+        return rc;
+    }
+    *out = w;
+    return HS_OK;
+}
+
+int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!w || w->id <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "work_done without an item");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = prep(s, &st, "DELETE FROM work_items WHERE id = ?1 AND generation = ?2", "finishing work",
+              err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, w->id);
+        sqlite3_bind_int64(st, 2, w->generation);
+        rc = run(s, st, &changes, "finishing work", err);
+    }
+    if (!rc && changes == 0) {
+        /* A newer trigger came in while it ran: free it for another pass. */
+        rc = prep(s, &st,
+                  "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, attempts = 0, "
+                  "last_error = NULL WHERE id = ?1",
+                  "finishing work", err);
+        if (!rc) {
+            sqlite3_bind_int64(st, 1, w->id);
+            rc = run(s, st, NULL, "finishing work", err);
+        }
+    }
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, int64_t not_before_ms,
+                         const char *error, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!w || w->id <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "work_retry without an item");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = prep(s, &st,
+              "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
+              "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3 WHERE id = ?1",
+              "retrying work", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, w->id);
+        sqlite3_bind_int64(st, 2, not_before_ms);
+        bind_text(st, 3, error);
+        rc = run(s, st, &changes, "retrying work", err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no work item %lld", (long long)w->id);
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
+                         struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int64_t d = 0, t = 0;
+    rc = prep(s, &st, "SELECT COUNT(*) FROM work_items WHERE " WORK_DUE, "counting work", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        rc = read_int(s, st, &d, "counting work", err);
+    }
+    if (!rc)
+        rc = prep(s, &st, "SELECT COUNT(*) FROM work_items", "counting work", err);
+    if (!rc)
+        rc = read_int(s, st, &t, "counting work", err);
+    rc = ev_leave(s, &op, rc, err);
+    if (rc)
+        return rc;
+    if (due)
+        *due = d;
+    if (total)
+        *total = t;
+    return HS_OK;
+}
+
+/* ---- events ---- */
+
+static int connection_known(struct sqlite_store *s, const char *key, bool *known,
+                            struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    int rc =
+        prep(s, &st, "SELECT COUNT(*) FROM connections WHERE key = ?1", "reading connection", err);
+    if (rc)
+        return rc;
+    bind_text(st, 1, key);
+    rc = read_int(s, st, &n, "reading connection", err);
+    if (!rc)
+        *known = n > 0;
+    return rc;
+}
+
+static bool event_status_valid(const char *status)
+{
+    static const char *const names[] = {"accepted", "unverified", "processed", "ignored",
+                                        "rejected"};
+    for (size_t i = 0; status && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(status, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* One event_accept waiting for its group commit. */
+struct hs_sqlite_accept {
+    const struct hs_event_row *e;
+    bool schedule;
+    int64_t not_before_ms;
+    int64_t id;
+    int rc;
+    struct hs_error err;
+    bool done;
+    struct hs_sqlite_accept *next;
+};
+
+/* The event row and its work item, under a savepoint of the batch's transaction: a failed one
+ * leaves nothing and does not fail the others. */
+static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
+{
+    const struct hs_event_row *e = a->e;
+    struct hs_error *err = &a->err;
+    int rc = hs_sqlite_exec(s, "SAVEPOINT hs_accept", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = prep(s, &st,
+              "INSERT INTO webhook_events (webhook_id, connection_key, event, job_id, model_id, "
+              "state, body, headers, status, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+              "?9, COALESCE(?10, " HS_SQL_NOW "))",
+              "storing event", err);
+    if (!rc) {
+        bind_id(st, 1, e->webhook_id);
+        bind_text(st, 2, e->connection_key);
+        bind_text(st, 3, e->event);
+        bind_id(st, 4, e->job_id);
+        bind_id(st, 5, e->model_id);
+        bind_text(st, 6, e->state);
+        /* A zero-length blob, not NULL, for an empty body (body is NOT NULL). */
+        sqlite3_bind_blob(st, 7, e->body ? (const void *)e->body : "", (int)e->body_len,
+                          SQLITE_STATIC);
+        bind_text(st, 8, e->headers_json);
+        bind_text(st, 9, e->status);
+        bind_text(st, 10, e->received_at);
+        rc = run(s, st, NULL, "storing event", err);
+        if (!rc)
+            a->id = sqlite3_last_insert_rowid(s->db);
+    }
+    if (!rc && a->schedule && e->job_id > 0 && e->connection_key) {
+        bool known = false;
+        rc = connection_known(s, e->connection_key, &known, err);
+        if (!rc && known)
+            rc = work_bump(s, e->connection_key, e->job_id, "webhook", a->not_before_ms, err);
+    }
+    if (rc)
+        hs_sqlite_exec(s, "ROLLBACK TO hs_accept", NULL);
+    int r2 = hs_sqlite_exec(s, "RELEASE hs_accept", rc ? NULL : err);
+    return rc ? rc : r2;
+}
+
+/* The leader's work: one transaction for the whole batch, committed (fsynced) once. */
+static void accept_batch(struct sqlite_store *s, struct hs_sqlite_accept *batch)
+{
+    struct ev_op op;
+    struct hs_error err = {0};
+    int rc = ev_enter(s, &op, true, &err);
+    if (!rc) {
+        for (struct hs_sqlite_accept *a = batch; a; a = a->next)
+            a->rc = accept_one(s, a);
+        rc = ev_leave(s, &op, HS_OK, &err);
+    }
+    if (rc) { /* BEGIN or COMMIT failed: nothing of the batch is stored */
+        for (struct hs_sqlite_accept *a = batch; a; a = a->next) {
+            if (!a->rc) {
+                a->rc = rc;
+                a->err = err;
+            }
+            a->id = 0;
+        }
+    }
+}
+
+/* Group commit: every caller queues its request; whoever finds no leader becomes it, takes the
+ * whole queue (its own request included) and commits it in one transaction, then wakes the
+ * others. While a batch commits, new requests queue up for the next one, so under load one fsync
+ * covers many events, and alone a request costs what a plain transaction would. A caller
+ * returns only once the transaction holding its row has committed. */
+int hs_sqlite_event_accept(struct hs_store *base, const struct hs_event_row *e, bool schedule,
+                           int64_t delay_ms, int64_t now_ms, int64_t *event_id,
+                           struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!e || (!e->body && e->body_len) || e->body_len > INT32_MAX ||
+        !event_status_valid(e->status))
+        return hs_fail(err, HS_ERR_INVALID, "event without a body or a valid status");
+    /* Durable before returning: a caller's open transaction would commit later. */
+    if (hs_sqlite_held_by_me(s))
+        return hs_fail(err, HS_ERR_INTERNAL, "event_accept called inside a store transaction");
+    struct hs_sqlite_accept me = {.e = e, .schedule = schedule, .not_before_ms = now_ms + delay_ms};
+    pthread_mutex_lock(&s->gc_lock);
+    if (s->gc_tail)
+        s->gc_tail->next = &me;
+    else
+        s->gc_head = &me;
+    s->gc_tail = &me;
+    while (!me.done) {
+        if (s->gc_leader) {
+            pthread_cond_wait(&s->gc_done, &s->gc_lock);
+            continue;
+        }
+        s->gc_leader = true;
+        struct hs_sqlite_accept *batch = s->gc_head;
+        s->gc_head = s->gc_tail = NULL;
+        pthread_mutex_unlock(&s->gc_lock);
+        accept_batch(s, batch);
+        pthread_mutex_lock(&s->gc_lock);
+        for (struct hs_sqlite_accept *a = batch, *next; a; a = next) {
+            next = a->next; /* a may return (and its stack go) once done is set */
+            a->done = true;
+        }
+        s->gc_leader = false;
+        pthread_cond_broadcast(&s->gc_done);
+    }
+    pthread_mutex_unlock(&s->gc_lock);
+    if (me.rc) {
+        if (err)
+            *err = me.err;
+        return me.rc;
+    }
+    if (event_id)
+        *event_id = me.id;
+    return HS_OK;
+}
+
+int hs_sqlite_events_unverified(struct hs_store *base, int64_t webhook_id,
+                                struct hs_event_row **out, size_t *n, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_event_row *v = NULL;
+    size_t len = 0, cap = 0;
+    rc = prep(s, &st,
+              "SELECT id, webhook_id, connection_key, event, job_id, model_id, state, body, "
+              "headers, received_at, status FROM webhook_events "
+              "WHERE webhook_id = ?1 AND status = 'unverified' ORDER BY id",
+              "listing unverified events", err);
+    if (!rc)
+        sqlite3_bind_int64(st, 1, webhook_id);
+    while (!rc) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = hs_sqlite_fail(s, src, err, "listing unverified events");
+            break;
+        }
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4;
+            v = hs_realloc(v, cap * sizeof *v);
+        }
+        struct hs_event_row *e = &v[len++];
+        memset(e, 0, sizeof *e);
+        e->id = sqlite3_column_int64(st, 0);
+        e->webhook_id = sqlite3_column_int64(st, 1);
+        e->connection_key = hs_sqlite_col_text(st, 2);
+        e->event = hs_sqlite_col_text(st, 3);
+        e->job_id = sqlite3_column_int64(st, 4);
+        e->model_id = sqlite3_column_int64(st, 5);
+        e->state = hs_sqlite_col_text(st, 6);
+        const void *b = sqlite3_column_blob(st, 7);
+        size_t blen = (size_t)sqlite3_column_bytes(st, 7);
+        /* NUL-terminated for convenience; body_len is the truth (the body may hold NULs). */
+        e->body = hs_malloc(blen + 1);
+        if (blen)
+            memcpy(e->body, b, blen);
+        e->body[blen] = '\0';
+        e->body_len = blen;
+        e->headers_json = hs_sqlite_col_text(st, 8);
+        e->received_at = hs_sqlite_col_text(st, 9);
+        e->status = hs_sqlite_col_text(st, 10);
+    }
+    sqlite3_finalize(st);
+    rc = ev_leave(s, &op, rc, err);
+    if (rc) {
+        hs_event_rows_free(v, len);
+        return rc;
+    }
+    *out = v;
+    *n = len;
+    return HS_OK;
+}
+
+int hs_sqlite_event_set_status(struct hs_store *base, int64_t event_id, const char *status,
+                               struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!event_status_valid(status))
+        return hs_fail(err, HS_ERR_INVALID, "unknown event status '%s'",
+                       status ? status : "(null)");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = prep(s, &st,
+              "UPDATE webhook_events SET status = ?2, processed_at = CASE WHEN ?2 = 'processed' "
+              "THEN " HS_SQL_NOW " ELSE processed_at END WHERE id = ?1",
+              "updating event", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, event_id);
+        bind_text(st, 2, status);
+        rc = run(s, st, &changes, "updating event", err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no event %lld", (long long)event_id);
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_events_processed(struct hs_store *base, const char *connection_key, int64_t job_id,
+                               int64_t up_to_event_id, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!connection_key)
+        return hs_fail(err, HS_ERR_INVALID, "events_processed without a connection");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = prep(s, &st,
+              "UPDATE webhook_events SET status = 'processed', processed_at = " HS_SQL_NOW " "
+              "WHERE connection_key = ?1 AND job_id = ?2 AND status = 'accepted' AND id <= ?3",
+              "marking events processed", err);
+    if (!rc) {
+        bind_text(st, 1, connection_key);
+        sqlite3_bind_int64(st, 2, job_id);
+        sqlite3_bind_int64(st, 3, up_to_event_id);
+        rc = run(s, st, NULL, "marking events processed", err);
+    }
+    return ev_leave(s, &op, rc, err);
+}
+
+/* ---- outbox ---- */
+
+int hs_sqlite_outbox_add(struct hs_store *base, const char *endpoint, int64_t job_id,
+                         const char *payload, const char *idempotency_key, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!endpoint || !payload || !idempotency_key)
+        return hs_fail(err, HS_ERR_INVALID,
+                       "outbox message without an endpoint, a payload or an idempotency key");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    /* The same idempotency key is the same message: adding it again is a no-op. */
+    rc = prep(s, &st,
+              "INSERT INTO outbox (endpoint, job_id, seq_in_job, idempotency_key, payload, "
+              "attempts, next_attempt_ms, created_at) VALUES (?1, ?2, "
+              "(SELECT COALESCE(MAX(seq_in_job), 0) + 1 FROM outbox WHERE endpoint = ?1 AND "
+              "job_id = ?2), ?3, ?4, 0, 0, " HS_SQL_NOW ") "
+              "ON CONFLICT(idempotency_key) DO NOTHING",
+              "adding outbox message", err);
+    if (!rc) {
+        bind_text(st, 1, endpoint);
+        sqlite3_bind_int64(st, 2, job_id > 0 ? job_id : 0);
+        bind_text(st, 3, idempotency_key);
+        bind_text(st, 4, payload);
+        rc = run(s, st, NULL, "adding outbox message", err);
+    }
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_outbox_next(struct hs_store *base, int64_t now_ms, struct hs_outbox_row *out,
+                          struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_outbox_row o = {0};
+    rc = prep(s, &st,
+              "SELECT o.id, o.endpoint, o.job_id, o.seq_in_job, o.idempotency_key, o.payload, "
+              "o.attempts, o.next_attempt_ms, o.last_error FROM outbox o "
+              "WHERE o.delivered_at IS NULL AND o.next_attempt_ms <= ?1 AND NOT EXISTS ("
+              "SELECT 1 FROM outbox p WHERE p.endpoint = o.endpoint AND p.job_id = o.job_id "
+              "AND p.seq_in_job < o.seq_in_job AND p.delivered_at IS NULL) "
+              "ORDER BY o.next_attempt_ms, o.id LIMIT 1",
+              "reading outbox", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            o.id = sqlite3_column_int64(st, 0);
+            o.endpoint = hs_sqlite_col_text(st, 1);
+            o.job_id = sqlite3_column_int64(st, 2);
+            o.seq_in_job = sqlite3_column_int64(st, 3);
+            o.idempotency_key = hs_sqlite_col_text(st, 4);
+            o.payload = hs_sqlite_col_text(st, 5);
+            o.attempts = sqlite3_column_int64(st, 6);
+            o.next_attempt_ms = sqlite3_column_int64(st, 7);
+            o.last_error = hs_sqlite_col_text(st, 8);
+        } else if (src == SQLITE_DONE) {
+            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no outbox message is due");
+        } else {
+            rc = hs_sqlite_fail(s, src, err, "reading outbox");
+        }
+        sqlite3_finalize(st);
+    }
+    rc = ev_leave(s, &op, rc, err);
+    if (rc) {
+        hs_outbox_row_clear(&o);
+        return rc;
+    }
+    *out = o;
+    return HS_OK;
+}
+
+/* One UPDATE of a message by id (?1), with ?2 and ?3 when the statement has them (binding a
+ * parameter a statement lacks is a harmless SQLITE_RANGE). HS_ERR_NOT_FOUND if nothing changed. */
+static int outbox_update(struct sqlite_store *s, const char *sql, int64_t id, int64_t num,
+                         const char *text, const char *what, struct hs_error *err)
+{
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = prep(s, &st, sql, what, err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, num);
+        bind_text(st, 3, text);
+        rc = run(s, st, &changes, what, err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no outbox message %lld", (long long)id);
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_outbox_delivered(struct hs_store *base, int64_t id, struct hs_error *err)
+{
+    return outbox_update(sq(base),
+                         "UPDATE outbox SET delivered_at = COALESCE(delivered_at, " HS_SQL_NOW
+                         "), last_error = NULL WHERE id = ?1",
+                         id, 0, NULL, "marking outbox message delivered", err);
+}
+
+int hs_sqlite_outbox_retry(struct hs_store *base, int64_t id, int64_t next_attempt_ms,
+                           const char *error, struct hs_error *err)
+{
+    return outbox_update(sq(base),
+                         "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
+                         "last_error = ?3 WHERE id = ?1 AND delivered_at IS NULL",
+                         id, next_attempt_ms, error, "retrying outbox message", err);
+}
+
+int hs_sqlite_outbox_depth(struct hs_store *base, int64_t *pending, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    rc = prep(s, &st, "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", "counting outbox",
+              err);
+    if (!rc)
+        rc = read_int(s, st, &n, "counting outbox", err);
+    rc = ev_leave(s, &op, rc, err);
+    if (!rc && pending)
+        *pending = n;
+    return rc;
+}
+
+/* ---- policies ---- */
+
+static bool policy_valid(const char *p)
+{
+    return p && (strcmp(p, "all") == 0 || strcmp(p, "linked") == 0 || strcmp(p, "none") == 0);
+}
+
+int hs_sqlite_policy_get(struct hs_store *base, const char *connection_key, char **policy,
+                         struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!connection_key)
+        return hs_fail(err, HS_ERR_INVALID, "policy without a connection");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    char *v = NULL;
+    rc = prep(s, &st, "SELECT auto_sync FROM policies WHERE connection_key = ?1", "reading policy",
+              err);
+    if (!rc) {
+        bind_text(st, 1, connection_key);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            v = hs_sqlite_col_text(st, 0);
+        else if (src != SQLITE_DONE)
+            rc = hs_sqlite_fail(s, src, err, "reading policy");
+        sqlite3_finalize(st);
+    }
+    rc = ev_leave(s, &op, rc, err);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *policy = v ? v : hs_strdup("all");
+    return HS_OK;
+}
+
+int hs_sqlite_policy_put(struct hs_store *base, const char *connection_key, const char *policy,
+                         struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!connection_key || !policy_valid(policy))
+        return hs_fail(err, HS_ERR_INVALID, "policy must be all, linked or none");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = prep(
+        s, &st,
+        "INSERT INTO policies (connection_key, auto_sync, updated_at) VALUES (?1, ?2, " HS_SQL_NOW
+        ") ON CONFLICT(connection_key) DO UPDATE SET "
+        "auto_sync = excluded.auto_sync, updated_at = excluded.updated_at",
+        "storing policy", err);
+    if (!rc) {
+        bind_text(st, 1, connection_key);
+        bind_text(st, 2, policy);
+        rc = run(s, st, NULL, "storing policy", err);
+    }
+    return ev_leave(s, &op, rc, err);
+}

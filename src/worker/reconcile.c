@@ -1,0 +1,300 @@
+/* reconcile.c: the periodic reconciliation pass (reconcile.h).
+ *
+ * Paging by keyset rather than by page number: each page is asked for with updated_since = the
+ * newest updated_at of the page before (`>=`, so jobs sharing that second are seen again, which is
+ * harmless: scheduling is idempotent and coalesces), because a job updated during the pass moves
+ * to the end of an updated_at ordering and page numbers would skip the job that slid into its
+ * place. Only when a whole page shares one second does it take the next page number. */
+#include "worker/reconcile.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "hover/client.h"
+
+struct hs_reconcile {
+    struct hs_reconcile_config cfg;
+    struct hs_store *store;
+    struct hs_client_provider clients;
+    struct hs_events *events;
+    const struct hs_clock *clock;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping, started;
+    pthread_t thread;
+    struct hs_reconcile_stats stats;
+};
+
+static enum hs_autosync policy_of(struct hs_reconcile *r, const char *conn)
+{
+    enum hs_autosync p = HS_AUTOSYNC_ALL;
+    char *v = NULL;
+    if (r->store->ops->policy_get && r->store->ops->policy_get(r->store, conn, &v, NULL) == HS_OK)
+        (void)hs_autosync_parse(v, &p);
+    free(v);
+    return p;
+}
+
+/* Schedules the job when a pass over it would sync something. */
+static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync policy,
+                    const struct hs_job *job, bool *scheduled, struct hs_error *err)
+{
+    *scheduled = false;
+    struct hs_model_status *st = NULL;
+    size_t nst = 0;
+    int rc = r->store->ops->job_models_status(r->store, job->id, &st, &nst, err);
+    if (rc)
+        return rc;
+    int64_t *ids = hs_calloc(job->n_models + 1, sizeof *ids);
+    size_t n = hs_events_plan(policy, job, st, nst, ids);
+    free(ids);
+    hs_model_statuses_free(st, nst);
+    if (n == 0)
+        return HS_OK;
+    rc = r->store->ops->work_schedule(r->store, conn, job->id, "reconcile",
+                                      r->clock->wall_ms(r->clock), err);
+    if (rc == HS_OK)
+        *scheduled = true;
+    return rc;
+}
+
+static int checkpoint_read(struct hs_reconcile *r, const char *name, int64_t *since,
+                           struct hs_error *err)
+{
+    char *v = NULL;
+    int rc = r->store->ops->checkpoint_get(r->store, name, &v, err);
+    if (rc == HS_ERR_NOT_FOUND) {
+        *since = r->clock->wall_ms(r->clock) / 1000 - r->cfg.first_since_s;
+        return HS_OK;
+    }
+    if (rc)
+        return rc;
+    if (hs_parse_i64(v, since) != 0)
+        *since = r->clock->wall_ms(r->clock) / 1000 - r->cfg.first_since_s;
+    free(v);
+    return HS_OK;
+}
+
+static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client, const char *conn,
+                                size_t *scheduled, struct hs_error *err)
+{
+    char name[200];
+    snprintf(name, sizeof name, "reconcile:%s", conn);
+    int64_t since = 0;
+    int rc = checkpoint_read(r, name, &since, err);
+    if (rc)
+        return rc;
+    enum hs_autosync policy = policy_of(r, conn);
+    int64_t page = 1;
+    for (int64_t pages = 0; pages < r->cfg.max_pages; pages++) {
+        struct hs_list_params p = {.page = page,
+                                   .per = r->cfg.per,
+                                   .sort_by = "updated_at",
+                                   .sort_order = "ASC",
+                                   .archived = -1,
+                                   .updated_since = since > 0 ? since : 1};
+        struct hs_job_page *pg = NULL;
+        if ((rc = hs_client_list_jobs(client, &p, &pg, err)))
+            return rc;
+        int64_t newest = since;
+        for (size_t i = 0; rc == HS_OK && i < pg->n_jobs; i++) {
+            const struct hs_job *job = &pg->jobs[i];
+            int64_t ts = 0;
+            if (job->updated_at && hs_iso8601_parse(job->updated_at, &ts) == 0 && ts > newest)
+                newest = ts;
+            bool sch = false;
+            rc = consider(r, conn, policy, job, &sch, err);
+            if (sch) {
+                (*scheduled)++;
+                hs_info("reconcile=scheduled conn=%s job=%lld updated_at=%s", conn,
+                        (long long)job->id, job->updated_at ? job->updated_at : "-");
+            }
+        }
+        bool more = pg->has_more && pg->n_jobs >= (size_t)r->cfg.per;
+        size_t n_jobs = pg->n_jobs;
+        hs_job_page_free(pg);
+        if (rc)
+            return rc;
+        pthread_mutex_lock(&r->lock);
+        r->stats.pages++;
+        r->stats.jobs_seen += (int64_t)n_jobs;
+        pthread_mutex_unlock(&r->lock);
+        if (newest > since) {
+            char v[24];
+            snprintf(v, sizeof v, "%lld", (long long)newest);
+            if ((rc = r->store->ops->checkpoint_put(r->store, name, v, err)))
+                return rc;
+        } else if (pages == 0) {
+            /* Nothing newer: the checkpoint is written once, so a first pass remembers where
+             * it started. */
+            char v[24];
+            snprintf(v, sizeof v, "%lld", (long long)since);
+            if ((rc = r->store->ops->checkpoint_put(r->store, name, v, err)))
+                return rc;
+        }
+        if (!more)
+            return HS_OK;
+        if (newest > since) {
+            since = newest;
+            page = 1;
+        } else {
+            page++; /* a whole page in one second: page on */
+        }
+    }
+    return HS_OK;
+}
+
+int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error *err)
+{
+    const struct hs_store_ops *ops = r->store->ops;
+    if (!ops->work_schedule || !ops->connections_list || !ops->job_models_status)
+        return hs_fail(err, HS_ERR_INTERNAL, "this store keeps no work items");
+    struct hs_connection_row *conns = NULL;
+    size_t nc = 0, total = 0;
+    int rc = ops->connections_list(r->store, &conns, &nc, err);
+    if (rc)
+        return rc;
+    int first_rc = HS_OK;
+    for (size_t i = 0; i < nc; i++) {
+        if (!conns[i].has_token)
+            continue;
+        struct hs_error cerr = {0};
+        struct hs_client *client = NULL;
+        size_t n = 0;
+        int crc = r->clients.acquire
+                      ? r->clients.acquire(r->clients.ctx, conns[i].key, &client, &cerr)
+                      : hs_fail(&cerr, HS_ERR_NO_CREDENTIALS, "no clients");
+        if (crc == HS_OK) {
+            crc = reconcile_connection(r, client, conns[i].key, &n, &cerr);
+            r->clients.release(r->clients.ctx, client);
+        }
+        total += n;
+        if (crc) {
+            /* Another connection may still work: this one is tried again next pass. */
+            hs_warn("reconcile=error conn=%s error=\"%s\"", conns[i].key, cerr.msg);
+            pthread_mutex_lock(&r->lock);
+            r->stats.errors++;
+            pthread_mutex_unlock(&r->lock);
+            if (!first_rc) {
+                first_rc = crc;
+                if (err)
+                    *err = cerr;
+            }
+        }
+    }
+    hs_connection_rows_free(conns, nc);
+    pthread_mutex_lock(&r->lock);
+    r->stats.passes++;
+    r->stats.scheduled += (int64_t)total;
+    pthread_mutex_unlock(&r->lock);
+    if (total) {
+        hs_info("reconcile=pass scheduled=%zu", total);
+        hs_events_wake(r->events);
+    }
+    if (scheduled)
+        *scheduled = total;
+    return first_rc;
+}
+
+static struct timespec deadline_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static void *thread_main(void *arg)
+{
+    struct hs_reconcile *r = arg;
+    hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
+    pthread_mutex_lock(&r->lock);
+    while (!r->stopping) {
+        struct timespec until = deadline_after(r->cfg.interval_ms);
+        int rc = 0;
+        while (!r->stopping && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&r->wake, &r->lock, &until);
+        if (r->stopping)
+            break;
+        pthread_mutex_unlock(&r->lock);
+        struct hs_error err = {0};
+        (void)hs_reconcile_run(r, NULL, &err);
+        pthread_mutex_lock(&r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+int hs_reconcile_new(const struct hs_reconcile_config *cfg, struct hs_store *store,
+                     struct hs_client_provider clients, struct hs_events *events,
+                     const struct hs_clock *clock, struct hs_reconcile **out, struct hs_error *err)
+{
+    if (!cfg || !store)
+        return hs_fail(err, HS_ERR_INVALID, "reconciliation needs a configuration and a store");
+    if (cfg->interval_ms < 0)
+        return hs_fail(err, HS_ERR_INVALID, "the reconcile interval must be 0 (off) or more");
+    struct hs_reconcile *r = hs_calloc(1, sizeof *r);
+    r->cfg = *cfg;
+    if (r->cfg.per <= 0 || r->cfg.per > 100)
+        r->cfg.per = 100;
+    if (r->cfg.first_since_s <= 0)
+        r->cfg.first_since_s = 3600;
+    if (r->cfg.max_pages <= 0)
+        r->cfg.max_pages = 1000;
+    r->store = store;
+    r->clients = clients;
+    r->events = events;
+    r->clock = clock ? clock : hs_clock_system();
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &a);
+    pthread_condattr_destroy(&a);
+    *out = r;
+    return HS_OK;
+}
+
+int hs_reconcile_start(struct hs_reconcile *r, struct hs_error *err)
+{
+    if (r->cfg.interval_ms <= 0 || r->started)
+        return HS_OK;
+    if (pthread_create(&r->thread, NULL, thread_main, r) != 0)
+        return hs_fail(err, HS_ERR_INTERNAL, "cannot start the reconciliation thread");
+    r->started = true;
+    return HS_OK;
+}
+
+void hs_reconcile_free(struct hs_reconcile *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    if (r->started)
+        pthread_join(r->thread, NULL);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+void hs_reconcile_get_stats(struct hs_reconcile *r, struct hs_reconcile_stats *out)
+{
+    pthread_mutex_lock(&r->lock);
+    *out = r->stats;
+    pthread_mutex_unlock(&r->lock);
+}

@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""test_webhooks_intake.py: the service's webhook intake end to end, over loopback: the real
+hover-sandbox delivers to the real `hoversync serve` (POST /webhooks/hover).
+
+- `hoversync webhooks register` ends verified whether the sandbox delivers the verification code
+  before or after the registration's answer (the verification race, both orders);
+- a test job's events land in webhook_events as "accepted", with one work item for the job;
+- unknown event types are stored as "ignored" and acknowledged;
+- deliveries forged, stale, modified after signing, unsigned or malformed (signed here, in
+  Python, after hover-api.md 4.2) are refused with 401/400/413 and leave no row;
+- `hoversync status` and GET /api/status show the webhook's health and the queues.
+
+The service runs with --no-workers: nothing consumes the work items while they are counted.
+Standard library only; binaries from $HOVERSYNC_BIN and $HOVER_SANDBOX_BIN (set by meson).
+"""
+
+import base64
+import email.utils
+import hashlib
+import hmac
+import json
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
+UNKNOWN_TYPES = {"capture-request-state-changed", "deliverable-change-request-state-changed",
+                 "estimate-created"}
+JOB_EVENTS = {"model-created", "model-state-changed", "job-state-changed-v2"}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(what, fn, timeout=20):
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def signed(secret, webhook_id, body, date=None, uri="/webhooks/hover"):
+    """The headers of a delivery signed like Hover's (hover-api.md 4.2)."""
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    date = date or email.utils.formatdate(usegmt=True)
+    canonical = ",".join(["application/json", md5, uri, date])
+    sig = base64.b64encode(hmac.new(secret.encode(), canonical.encode(),
+                                    hashlib.sha256).digest()).decode()
+    return {"Content-Type": "application/json", "Content-MD5": md5, "Date": date,
+            "Authorization": "APIAuth-HMAC-SHA256 %d:%s" % (webhook_id, sig)}
+
+
+class Intake(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sandbox = harness.Sandbox("--webhook-retry-base-ms", "50", "--rate-limit", "0",
+                                      jobs=60)
+        cls.tokens = cls.sandbox.tokens()
+        port = free_port()
+        public = "http://127.0.0.1:%d" % port
+        cls.service = harness.Service(cls.sandbox, cls.tokens,
+                                      args=["--listen", "127.0.0.1:%d" % port, "--no-workers"],
+                                      HOVERSYNC_PUBLIC_URL=public)
+        assert cls.service.port == port
+        cls.cli = cls.service.cli
+        cls.sandbox.admin("POST", "config", {"reconstruction_seconds": 1})
+        cls.webhook_id = cls.register(before_response=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.service.stop()
+        log = cls.service.read_stderr()
+        cls.cli.cleanup()
+        cls.sandbox.stop()
+        # A clean stop: no sanitizer report, no crash.
+        if rc != 0:
+            raise AssertionError("hoversync serve exited with %s:\n%s" % (rc, log[-4000:]))
+
+    @classmethod
+    def register(cls, before_response, force=False):
+        cls.sandbox.admin("POST", "config", {"verification_before_response": before_response})
+        args = ["webhooks", "register", "--wait", str(20 * SLOW), "--json"]
+        r = cls.cli.run(*(args + (["--force"] if force else [])))
+        if r.returncode != 0:
+            raise AssertionError("register failed: %s\n%s\n%s" % (r.stdout, r.stderr,
+                                                                   cls.service.read_stderr()))
+        out = json.loads(r.stdout)
+        assert out["verified_at"], out
+        return out["id"]
+
+    def count(self, sql):
+        return self.cli.sql(sql)[0][0]
+
+    def rows(self):
+        return (self.count("SELECT COUNT(*) FROM webhook_events"),
+                self.count("SELECT COUNT(*) FROM work_items"))
+
+    def sandbox_webhook(self, wid):
+        hooks = self.sandbox.admin("GET", "webhooks")["webhooks"]
+        return next(h for h in hooks if h["id"] == wid)
+
+    def post(self, body, headers):
+        return harness.http_request(self.service.port, "POST", "/webhooks/hover", body, headers)
+
+    def secret(self):
+        return self.cli.sql("SELECT hmac_secret FROM webhooks WHERE id = %d"
+                            % self.webhook_id)[0][0]
+
+    # ---- registration and the verification race ----
+
+    def test_register_is_verified_both_ways(self):
+        # setUpClass registered with the code delivered after the 201: verified.
+        self.assertTrue(self.sandbox_webhook(self.webhook_id)["verified"])
+        for before in (True, False):
+            wid = self.register(before_response=before, force=True)
+            self.assertNotEqual(wid, self.webhook_id)
+            hook = self.sandbox_webhook(wid)
+            self.assertTrue(hook["verified"], (before, hook))
+            stored = self.cli.sql("SELECT verified_at, hmac_secret IS NOT NULL, connection_key "
+                                  "FROM webhooks WHERE id = %d" % wid)
+            self.assertEqual(len(stored), 1)
+            self.assertIsNotNone(stored[0][0])
+            self.assertEqual(stored[0][1:], (1, "org-%d" % harness.MAIN_ORG))
+            # Its code is on record, settled; nothing is left unverified.
+            self.assertEqual(self.count(
+                "SELECT COUNT(*) FROM webhook_events WHERE webhook_id = %d AND "
+                "event = 'webhook-verification-code' AND status = 'processed'" % wid), 1)
+            self.assertEqual(self.count(
+                "SELECT COUNT(*) FROM webhook_events WHERE status = 'unverified'"), 0)
+            # The secret never shows in the service's log.
+            secret = self.cli.sql("SELECT hmac_secret FROM webhooks WHERE id = %d" % wid)[0][0]
+            self.assertNotIn(secret, self.service.read_stderr())
+            r = self.cli.run("webhooks", "delete", wid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(self.sandbox_webhook(wid)["deleted"])
+            self.assertEqual(self.count("SELECT COUNT(*) FROM webhooks WHERE id = %d" % wid), 0)
+        # A verified webhook for the same URL is kept: registering again sends nothing.
+        r = self.cli.run("webhooks", "register", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual((out["id"], out["outcome"]), (self.webhook_id, "already_verified"))
+
+    # ---- events ----
+
+    def test_job_events_are_accepted_with_one_work_item(self):
+        self.run_test_job(unknown=False)
+
+    def test_unknown_events_are_stored_as_ignored(self):
+        self.sandbox.admin("POST", "config", {"webhook_unknown_events": True})
+        try:
+            job = self.run_test_job(unknown=True)
+        finally:
+            self.sandbox.admin("POST", "config", {"webhook_unknown_events": False})
+        ignored = self.cli.sql("SELECT DISTINCT event FROM webhook_events WHERE job_id = %d "
+                               "AND status = 'ignored'" % job)
+        self.assertTrue(ignored)
+        self.assertLessEqual({e for (e,) in ignored}, UNKNOWN_TYPES)
+
+    def run_test_job(self, unknown):
+        status, _, body = self.sandbox.call(
+            "POST", "/api/v3/jobs/test_job", {},
+            {"Authorization": "Bearer " + self.tokens["access_token"]})
+        self.assertEqual(status, 200, body)
+        job = body["job_id"]
+
+        def settled():
+            ds = self.sandbox.admin("GET", "deliveries?limit=100000")["deliveries"]
+            mine = [d for d in ds if d["job_id"] == job and d["webhook_id"] == self.webhook_id]
+            done = [d for d in mine if d["result"] == "delivered"]
+            events = [d for d in done if d["event"] in JOB_EVENTS]
+            # 3 model-created, 3 model-state-changed, 1 job-state-changed-v2
+            if len(events) == 7 and len(done) == len(mine) and (not unknown or
+                                                                len(done) > 7):
+                return done
+            return None
+
+        done = wait_for("the test job's deliveries", settled)
+        for d in done:
+            self.assertEqual(d["status"], 200, d)
+        accepted = self.cli.sql("SELECT event, status, connection_key FROM webhook_events "
+                                "WHERE job_id = %d AND event IN ('model-created', "
+                                "'model-state-changed', 'job-state-changed-v2')" % job)
+        self.assertEqual(len(accepted), 7)
+        self.assertEqual({(s, c) for _, s, c in accepted},
+                         {("accepted", "org-%d" % harness.MAIN_ORG)})
+        items = self.cli.sql("SELECT connection_key, reason, generation FROM work_items "
+                             "WHERE job_id = %d" % job)
+        self.assertEqual(items, [("org-%d" % harness.MAIN_ORG, "webhook", 7)])
+        # The raw bodies are stored as delivered, byte for byte.
+        bodies = {d["body"].encode() for d in done}
+        stored = {b for (b,) in self.cli.sql("SELECT body FROM webhook_events WHERE "
+                                             "job_id = %d" % job)}
+        self.assertEqual(stored, bodies)
+        return job
+
+    # ---- refusals ----
+
+    def test_bad_deliveries_are_refused_and_leave_no_row(self):
+        secret = self.secret()
+        wid = self.webhook_id
+        body = json.dumps({"event": "job-state-changed-v2", "webhook_id": wid,
+                           "job_id": harness.JOB_ALL_COMPLETE, "state": "completed"}).encode()
+        stale = email.utils.formatdate(time.time() - 20 * 60, usegmt=True)
+        cases = [
+            ("forged", body, signed("bm90LXRoZS1zZWNyZXQ=", wid, body), 401),
+            ("stale", body, signed(secret, wid, body, date=stale), 401),
+            ("modified", body.replace(b"completed", b"failed"), signed(secret, wid, body), 401),
+            ("unsigned", body, {"Content-Type": "application/json"}, 401),
+            ("other uri", body, signed(secret, wid, body, uri="/webhooks/hover?x=1"), 401),
+            ("unknown webhook", body, signed(secret, 999999, body), 401),
+            ("malformed auth", body, dict(signed(secret, wid, body),
+                                          Authorization="APIAuth-HMAC-SHA256 x"), 400),
+            ("malformed date", body, dict(signed(secret, wid, body), Date="not a date"), 400),
+            ("not json", b"{\"event\":", signed(secret, wid, b"{\"event\":"), 400),
+            ("oversize", b"{" + b" " * (64 * 1024) + b"}",
+             signed(secret, wid, b"{" + b" " * (64 * 1024) + b"}"), 413),
+        ]
+        before = self.rows()
+        for name, data, headers, want in cases:
+            r = self.post(data, headers)
+            self.assertEqual(r.status, want, (name, r.body))
+            self.assertEqual(self.rows(), before, name)
+        log = self.service.read_stderr()
+        self.assertIn("webhook refused status=401", log)
+        self.assertNotIn(secret, log)
+        # The control: the same delivery, correctly signed, is stored (with an Origin header
+        # too: the route is exempt from the browser origin checks).
+        r = self.post(body, dict(signed(secret, wid, body), Origin="https://elsewhere.example"))
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json["status"], "accepted")
+        self.assertEqual(self.count("SELECT COUNT(*) FROM webhook_events WHERE id = %d AND "
+                                    "status = 'accepted'" % r.json["event_id"]), 1)
+        self.assertEqual(self.count("SELECT COUNT(*) FROM work_items WHERE job_id = %d"
+                                    % harness.JOB_ALL_COMPLETE), 1)
+
+    # ---- status ----
+
+    def test_status_shows_webhook_health_and_queues(self):
+        doc = self.cli.json("status")
+        hook = next(h for h in doc["webhooks"] if h["id"] == self.webhook_id)
+        self.assertTrue(hook["healthy"], hook)
+        self.assertTrue(hook["at_hover"] and hook["stored"] and hook["secret_stored"])
+        self.assertIsNone(hook["last_error"])
+        self.assertEqual([c["key"] for c in doc["connections"]], ["org-%d" % harness.MAIN_ORG])
+        self.assertEqual(doc["connections"][0]["auto_sync"], "all")
+        self.assertEqual(set(doc["work"]), {"due", "total"})
+        self.assertEqual(set(doc["outbox"]), {"pending"})
+        self.assertIn("open", doc["selections"])
+        r = self.cli.run("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("%d" % self.webhook_id, r.stdout)
+        self.assertIn("healthy", r.stdout)
+        self.assertIn("work queue", r.stdout)
+        api = self.service.get("/api/status")
+        self.assertEqual(api.status, 200, api.body)
+        self.assertEqual(set(api.json), set(doc))
+        self.assertTrue(any(h["id"] == self.webhook_id and h["healthy"]
+                            for h in api.json["webhooks"]))
+        self.assertEqual(self.service.get("/api/status", key=False).status, 401)
+
+
+class RegisterOnStart(unittest.TestCase):
+    """serve --register-webhooks registers the webhook of the seeded connection at start."""
+
+    def test_serve_registers_at_start(self):
+        sandbox = harness.Sandbox("--rate-limit", "0", "--verification-before-response",
+                                  jobs=20)
+        try:
+            port = free_port()
+            service = harness.Service(sandbox, sandbox.tokens(),
+                                      args=["--listen", "127.0.0.1:%d" % port, "--no-workers",
+                                            "--register-webhooks"],
+                                      HOVERSYNC_PUBLIC_URL="http://127.0.0.1:%d" % port)
+            try:
+                hooks = wait_for("a verified webhook", lambda: [
+                    h for h in sandbox.admin("GET", "webhooks")["webhooks"] if h["verified"]])
+                self.assertEqual(len(hooks), 1)
+                self.assertEqual(hooks[0]["url"], "http://127.0.0.1:%d/webhooks/hover" % port)
+            finally:
+                self.assertEqual(service.stop(), 0, service.read_stderr()[-4000:])
+            # A restart finds it verified and registers nothing more.
+            first = service
+            service = harness.Service(sandbox, sandbox.tokens(), db_dir=first.dir,
+                                      args=["--listen", "127.0.0.1:%d" % port, "--no-workers",
+                                            "--register-webhooks"],
+                                      HOVERSYNC_PUBLIC_URL="http://127.0.0.1:%d" % port,
+                                      HOVERSYNC_LOG_LEVEL="info")
+            try:
+                wait_for("the start-up registration pass",
+                         lambda: "already_verified" in service.read_stderr()
+                         or "webhook registration failed" in service.read_stderr(), timeout=10)
+                self.assertEqual(len(sandbox.admin("GET", "webhooks")["webhooks"]), 1)
+            finally:
+                self.assertEqual(service.stop(), 0, service.read_stderr()[-4000:])
+                service.cli.cleanup()
+                first.cli.cleanup()
+        finally:
+            sandbox.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

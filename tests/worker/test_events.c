@@ -1,0 +1,423 @@
+/* test_events.c: the event worker (src/worker/events.c). The policy decision (hs_events_plan)
+ * on its own, then whole passes against a real SQLite store and data directory, with one
+ * hs_client on the scripted fake transport of tests/hover (Show Job and artifact answers, every
+ * request recorded): events coalesce into one Show Job, what is complete syncs, the events end
+ * processed and the item done, failures retry with backoff, the policies, open selections, and
+ * the CRM notification queued. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "core/mem.h"
+#include "fake_transport.h"
+#include "hover/client.h"
+#include "store/store.h"
+#include "worker/events.h"
+
+#define NOW_S 1742200000LL
+#define BASE  "https://hover.test"
+
+static const char PDF[] = "%PDF-1.4 fake measurements of model 601";
+static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\":{\"total\":12}}}";
+
+/* Job 501: model 601 complete (a PDF and the summarized JSON), 602 still processing. */
+#define JOB_501(EXT)                                                                               \
+    "{\"id\":501,\"name\":\"Main House\",\"reconstruction_state\":\"processing\","                 \
+    "\"external_identifier\":" EXT ",\"updated_at\":\"2025-03-17T01:00:00.000Z\","                 \
+    "\"models\":[{\"id\":601,\"name\":\"House\",\"state\":\"complete\",\"updated_at\":"            \
+    "\"2025-03-17T01:00:00.000Z\",\"artifacts\":{\"measurements\":{\"pdf\":\"" BASE                \
+    "/api/v3/models/601/artifacts/measurements.pdf\",\"json\":\"" BASE                             \
+    "/api/v3/models/601/artifacts/measurements.json?version=summarized_json\"}}},"                 \
+    "{\"id\":602,\"name\":\"Detached Garage\",\"state\":\"processing\",\"updated_at\":"            \
+    "\"2025-03-17T01:00:00.000Z\",\"artifacts\":null}]}"
+
+/* ---- the decision ---- */
+
+static struct hs_job *job_of(const char *json)
+{
+    struct hs_job *j = NULL;
+    assert_int_equal(hs_job_from_json(json, strlen(json), &j, NULL), 0);
+    return j;
+}
+
+static void test_plan(void **state)
+{
+    (void)state;
+    /* 701 complete, 702 complete, 703 processing, 704 failed. */
+    struct hs_job *j =
+        job_of("{\"id\":7,\"external_identifier\":null,\"models\":["
+               "{\"id\":701,\"state\":\"complete\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
+               "{\"id\":702,\"state\":\"complete\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
+               "{\"id\":703,\"state\":\"processing\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
+               "{\"id\":704,\"state\":\"failed\",\"updated_at\":\"2025-01-02T00:00:00Z\"}]}");
+    int64_t out[8];
+    /* Nothing stored: all -> both complete ones; linked (no external id, no selection) and
+     * none -> nothing. */
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, NULL, 0, out), 2);
+    assert_int_equal(out[0], 701);
+    assert_int_equal(out[1], 702);
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 0);
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, NULL, 0, out), 0);
+
+    /* 701 synced at this updated_at: only 702 left. */
+    struct hs_model_status st[3] = {
+        {.model_id = 701, .synced_updated_at = (char *)"2025-01-02T00:00:00Z"},
+    };
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, st, 1, out), 1);
+    assert_int_equal(out[0], 702);
+    /* 701 synced at an older updated_at: both again. */
+    st[0].synced_updated_at = (char *)"2024-12-01T00:00:00Z";
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, st, 1, out), 2);
+
+    /* A selection links the job: linked syncs like all; none runs the open selections only. */
+    st[0].synced_updated_at = (char *)"2025-01-02T00:00:00Z";
+    st[1] = (struct hs_model_status){
+        .model_id = 703, .has_selection = true, .selection = HS_SEL_PENDING};
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, st, 2, out), 1);
+    assert_int_equal(out[0], 702);
+    /* The pending selection of a model still processing is not run again. */
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 2, out), 0);
+    /* ... but a pending one whose model failed is (to record the failure), and a selected one
+     * always is. */
+    st[2] = (struct hs_model_status){
+        .model_id = 704, .has_selection = true, .selection = HS_SEL_PENDING};
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 1);
+    assert_int_equal(out[0], 704);
+    st[1].selection = HS_SEL_SELECTED;
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 2);
+    assert_int_equal(out[0], 703);
+    assert_int_equal(out[1], 704);
+    /* A closed selection (synced) does not count as open, but still links the job. */
+    st[1].selection = HS_SEL_SYNCED;
+    st[2].selection = HS_SEL_FAILED_UPSTREAM;
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 0);
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, st, 3, out), 1);
+    hs_job_free(j);
+
+    /* An external identifier links the job. */
+    j = job_of("{\"id\":8,\"external_identifier\":\"CRM-1\",\"models\":[{\"id\":801,"
+               "\"state\":\"complete\"}]}");
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 1);
+    hs_job_free(j);
+    j = job_of("{\"id\":8,\"external_identifier\":\"\",\"models\":[{\"id\":801,"
+               "\"state\":\"complete\"}]}");
+    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 0);
+    hs_job_free(j);
+
+    enum hs_autosync p;
+    assert_int_equal(hs_autosync_parse("linked", &p), 0);
+    assert_int_equal(p, HS_AUTOSYNC_LINKED);
+    assert_int_equal(hs_autosync_parse("some", &p), HS_ERR_INVALID);
+    assert_int_equal(hs_events_backoff_ms(5000, 600000, 0), 5000);
+    assert_int_equal(hs_events_backoff_ms(5000, 600000, 3), 40000);
+    assert_int_equal(hs_events_backoff_ms(5000, 600000, 40), 600000);
+}
+
+/* ---- passes ---- */
+
+struct provider {
+    struct fake_transport ft;
+    struct hs_fake_clock fc;
+    struct hs_client *client;
+    int acquires;
+};
+
+static int p_acquire(void *ctx, const char *key, struct hs_client **out, struct hs_error *err)
+{
+    (void)err;
+    struct provider *p = ctx;
+    assert_string_equal(key, "org-1");
+    p->acquires++;
+    *out = p->client;
+    return HS_OK;
+}
+
+static void p_release(void *ctx, struct hs_client *c)
+{
+    struct provider *p = ctx;
+    assert_ptr_equal(c, p->client);
+}
+
+struct fixture {
+    char dir[128];
+    char db[200];
+    struct hs_store *store;
+    struct provider p;
+    struct hs_fake_clock wclock; /* the worker's: leases and retry times */
+    struct hs_events *w;
+    struct hs_outbox *outbox;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = hs_calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/hs-events-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->db, sizeof f->db, "%s/store.db", f->dir);
+    struct hs_error err = {0};
+    if (hs_store_open_sqlite(f->db, &f->store, &err))
+        return -1;
+    struct hs_token t = {.access_token = (char *)"tok-1",
+                         .refresh_token = (char *)"ref-1",
+                         .expires_at = NOW_S + 86400};
+    if (f->store->ops->token_save(f->store, "org-1", &t, &err))
+        return -1;
+    fake_transport_init(&f->p.ft);
+    hs_fake_clock_init(&f->p.fc, NOW_S * 1000);
+    struct hs_client_config cc = {.base_url = BASE,
+                                  .client_id = "cid",
+                                  .client_secret = "secret",
+                                  .credential_key = "org-1",
+                                  .max_attempts = 1};
+    if (hs_client_new(&cc, f->store, &f->p.fc.clock, &f->p.ft.base, &f->p.client, &err))
+        return -1;
+    hs_fake_clock_init(&f->wclock, NOW_S * 1000);
+    const char *eps[] = {"http://crm.test/hook"};
+    struct hs_outbox_config oc = {.endpoints = eps, .n_endpoints = 1, .secret = "s"};
+    if (hs_outbox_new(&oc, f->store, &f->wclock.clock, &f->p.ft.base, &f->outbox, &err))
+        return -1;
+    struct hs_events_config ec = {.data_dir = f->dir};
+    struct hs_client_provider cp = {p_acquire, p_release, &f->p};
+    if (hs_events_new(&ec, f->store, cp, f->outbox, &f->wclock.clock, &f->w, &err))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    hs_events_free(f->w);
+    hs_outbox_free(f->outbox);
+    hs_client_free(f->p.client);
+    fake_transport_cleanup(&f->p.ft);
+    hs_store_close(f->store);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    free(f);
+    return 0;
+}
+
+static int64_t accept_event(struct fixture *f, const char *event, int64_t job_id)
+{
+    char body[200];
+    snprintf(body, sizeof body, "{\"event\":\"%s\",\"job_id\":%lld}", event, (long long)job_id);
+    struct hs_event_row e = {.webhook_id = 230293,
+                             .connection_key = (char *)"org-1",
+                             .event = (char *)event,
+                             .job_id = job_id,
+                             .body = body,
+                             .body_len = strlen(body),
+                             .status = (char *)"accepted"};
+    int64_t id = 0;
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->event_accept(f->store, &e, true, 0,
+                                                 f->wclock.clock.wall_ms(&f->wclock.clock), &id,
+                                                 &err),
+                     0);
+    return id;
+}
+
+/* SELECT of one integer, as a CRM developer would read the file. */
+static int64_t sql_int(struct fixture *f, const char *q)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    int64_t v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void script_job(struct fixture *f, const char *json)
+{
+    fake_transport_push(
+        &f->p.ft,
+        (struct fake_response){.status = 200, .body = json, .content_type = "application/json"});
+}
+
+static void script_artifacts(struct fixture *f)
+{
+    fake_transport_push(&f->p.ft, (struct fake_response){.status = 200,
+                                                         .body = PDF,
+                                                         .content_type = "application/pdf",
+                                                         .etag = "\"p1\""});
+    fake_transport_push(&f->p.ft, (struct fake_response){.status = 200,
+                                                         .body = SUMMARY,
+                                                         .content_type = "application/json",
+                                                         .etag = "\"j1\""});
+}
+
+static void run_one(struct fixture *f, bool want_ran)
+{
+    bool ran = !want_ran;
+    struct hs_error err = {0};
+    assert_int_equal(hs_events_run_once(f->w, "test:1:0", &ran, &err), 0);
+    assert_int_equal(ran, want_ran);
+}
+
+/* Three events about job 501: one item, one Show Job, the complete model synced (trigger
+ * "webhook"), the events processed, the item gone, one CRM notification queued. */
+static void test_events_coalesce_and_sync(void **state)
+{
+    struct fixture *f = *state;
+    accept_event(f, "model-state-changed", 501);
+    accept_event(f, "job-state-changed-v2", 501);
+    int64_t last = accept_event(f, "model-state-changed", 501);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 1);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(f->p.ft.n_reqs, 3); /* Show Job + PDF + JSON */
+    assert_non_null(strstr(f->p.ft.reqs[0].url, "/api/v3/jobs/501"));
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts a JOIN models m ON "
+                                "m.id = a.model_id WHERE m.job_id = 501"),
+                     2);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs WHERE trigger = 'webhook'"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM selections WHERE model_id = 601 AND "
+                                "status = 'synced'"),
+                     1);
+    /* 602 is processing: not selected, so no pending selection is left behind. */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM selections WHERE model_id = 602"), 0);
+    char q[200];
+    snprintf(q, sizeof q,
+             "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed' AND id <= %lld",
+             (long long)last);
+    assert_int_equal(sql_int(f, q), 3);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM outbox WHERE job_id = 501"), 1);
+    /* Nothing due any more. */
+    run_one(f, false);
+
+    /* The same event again (a duplicate delivery): one Show Job, nothing to sync, no run, no
+     * second notification. */
+    accept_event(f, "job-state-changed-v2", 501);
+    script_job(f, JOB_501("null"));
+    run_one(f, true);
+    assert_int_equal(f->p.ft.n_reqs, 4);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM outbox"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'accepted'"),
+                     0);
+    struct hs_events_stats st;
+    hs_events_get_stats(f->w, &st);
+    assert_int_equal(st.claimed, 2);
+    assert_int_equal(st.synced, 1);
+    assert_int_equal(st.unchanged, 1);
+}
+
+/* Hover fails: the item stays, released for 5 s later with one attempt, its events accepted;
+ * the next pass after that succeeds. */
+static void test_failure_retries_with_backoff(void **state)
+{
+    struct fixture *f = *state;
+    accept_event(f, "job-state-changed-v2", 501);
+    fake_transport_push(&f->p.ft, (struct fake_response){.status = 503, .body = "{}"});
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT attempts FROM work_items WHERE job_id = 501"), 1);
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items WHERE job_id = 501"),
+                     NOW_S * 1000 + 5000);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'accepted'"),
+                     1);
+    run_one(f, false); /* not due yet */
+    hs_fake_clock_advance(&f->wclock, 5000);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed'"),
+                     1);
+}
+
+/* Policy "none": the job is read, nothing synced, the events processed. "linked": synced only
+ * once the job has an external identifier. */
+static void test_policies(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    accept_event(f, "job-state-changed-v2", 501);
+    script_job(f, JOB_501("\"CRM-9\""));
+    run_one(f, true);
+    assert_int_equal(f->p.ft.n_reqs, 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed'"),
+                     1);
+
+    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "linked", &err), 0);
+    accept_event(f, "job-state-changed-v2", 501);
+    script_job(f, JOB_501("null"));
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs"), 0);
+    accept_event(f, "job-state-changed-v2", 501);
+    script_job(f, JOB_501("\"CRM-9\""));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts"), 2);
+}
+
+/* Policy "none" still completes a selection the user made in the modal ("sync when ready"). */
+static void test_open_selection_runs_whatever_the_policy(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    struct hs_selection sel = {.job_id = 501,
+                               .model_id = 601,
+                               .status = HS_SEL_PENDING,
+                               .reason = (char *)"sync when ready",
+                               .connection_key = (char *)"org-1"};
+    assert_int_equal(f->store->ops->selection_put(f->store, &sel, &err), 0);
+    accept_event(f, "model-state-changed", 501);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM selections WHERE model_id = 601 AND "
+                                "status = 'synced'"),
+                     1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts"), 2);
+}
+
+/* A job Hover no longer shows (404): nothing to sync, events answered, item done. */
+static void test_job_gone(void **state)
+{
+    struct fixture *f = *state;
+    accept_event(f, "job-state-changed-v2", 999);
+    fake_transport_push(&f->p.ft,
+                        (struct fake_response){.status = 404, .body = "{\"error\":\"Not found\"}"});
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed'"),
+                     1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test_setup_teardown(test_events_coalesce_and_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_retries_with_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_selection_runs_whatever_the_policy, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_job_gone, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
