@@ -70,45 +70,6 @@ static int ev_leave(struct sqlite_store *s, struct ev_op *op, int rc, struct hs_
 
 /* ---- statements ---- */
 
-static int prep(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, const char *what,
-                struct hs_error *err)
-{
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return hs_sqlite_fail(s, rc, err, what);
-    }
-    return HS_OK;
-}
-
-/* Steps a statement that returns no rows and finalizes it; *changes (may be NULL) gets the
- * number of rows it changed. */
-static int run(struct sqlite_store *s, sqlite3_stmt *st, int *changes, const char *what,
-               struct hs_error *err)
-{
-    int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? HS_OK : hs_sqlite_fail(s, rc, err, what);
-    if (changes)
-        *changes = ret ? 0 : sqlite3_changes(s->db);
-    sqlite3_finalize(st);
-    return ret;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC); /* NULL binds SQL NULL */
-}
-
-/* Hover ids are positive; 0 means "none". */
-static void bind_id(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v > 0)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 /* One-statement read of a single integer (COUNT(*) and the like). */
 static int read_int(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out, const char *what,
                     struct hs_error *err)
@@ -151,24 +112,25 @@ int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
-              "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-              "COALESCE(?7, " HS_SQL_NOW "), " HS_SQL_NOW ") "
-              "ON CONFLICT(id) DO UPDATE SET connection_key = excluded.connection_key, "
-              "url = excluded.url, hmac_secret = COALESCE(excluded.hmac_secret, hmac_secret), "
-              "verified_at = COALESCE(excluded.verified_at, verified_at), "
-              "last_error = excluded.last_error, updated_at = excluded.updated_at",
-              "storing webhook", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
+        "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+        "COALESCE(?7, " HS_SQL_NOW "), " HS_SQL_NOW ") "
+        "ON CONFLICT(id) DO UPDATE SET connection_key = excluded.connection_key, "
+        "url = excluded.url, hmac_secret = COALESCE(excluded.hmac_secret, hmac_secret), "
+        "verified_at = COALESCE(excluded.verified_at, verified_at), "
+        "last_error = excluded.last_error, updated_at = excluded.updated_at",
+        "storing webhook", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, w->id);
-        bind_text(st, 2, w->connection_key);
-        bind_text(st, 3, w->url);
-        bind_text(st, 4, w->hmac_secret);
-        bind_text(st, 5, w->verified_at);
-        bind_text(st, 6, w->last_error);
-        bind_text(st, 7, w->created_at);
-        rc = run(s, st, NULL, "storing webhook", err);
+        hs_sqlite_bind_text(st, 2, w->connection_key);
+        hs_sqlite_bind_text(st, 3, w->url);
+        hs_sqlite_bind_text(st, 4, w->hmac_secret);
+        hs_sqlite_bind_text(st, 5, w->verified_at);
+        hs_sqlite_bind_text(st, 6, w->last_error);
+        hs_sqlite_bind_text(st, 7, w->created_at);
+        rc = hs_sqlite_run(s, st, NULL, "storing webhook", err);
     }
     return ev_leave(s, &op, rc, err);
 }
@@ -183,8 +145,8 @@ int hs_sqlite_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_r
         return rc;
     sqlite3_stmt *st = NULL;
     struct hs_webhook_row w = {0};
-    rc =
-        prep(s, &st, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = ?1", "reading webhook", err);
+    rc = hs_sqlite_prep(s, &st, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = ?1",
+                        "reading webhook", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, id);
         int src = sqlite3_step(st);
@@ -216,8 +178,8 @@ int hs_sqlite_webhook_list(struct hs_store *base, struct hs_webhook_row **out, s
     sqlite3_stmt *st = NULL;
     struct hs_webhook_row *v = NULL;
     size_t len = 0, cap = 0;
-    rc = prep(s, &st, "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY connection_key, id",
-              "listing webhooks", err);
+    rc = hs_sqlite_prep(s, &st, "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY connection_key, id",
+                        "listing webhooks", err);
     while (!rc) {
         int src = sqlite3_step(st);
         if (src == SQLITE_DONE)
@@ -253,10 +215,10 @@ int hs_sqlite_webhook_delete(struct hs_store *base, int64_t id, struct hs_error 
         return rc;
     sqlite3_stmt *st = NULL;
     int changes = 0;
-    rc = prep(s, &st, "DELETE FROM webhooks WHERE id = ?1", "deleting webhook", err);
+    rc = hs_sqlite_prep(s, &st, "DELETE FROM webhooks WHERE id = ?1", "deleting webhook", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, id);
-        rc = run(s, st, &changes, "deleting webhook", err);
+        rc = hs_sqlite_run(s, st, &changes, "deleting webhook", err);
     }
     if (!rc && changes == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "no webhook %lld", (long long)id);
@@ -273,22 +235,23 @@ static int work_bump(struct sqlite_store *s, const char *connection_key, int64_t
                      const char *reason, int64_t not_before_ms, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "INSERT INTO work_items (connection_key, job_id, reason, generation, attempts, "
-                  "not_before_ms, created_at) VALUES (?1, ?2, ?3, 1, 0, ?4, " HS_SQL_NOW ") "
-                  "ON CONFLICT(connection_key, job_id) DO UPDATE SET "
-                  "generation = generation + 1, reason = excluded.reason, "
-                  "not_before_ms = CASE WHEN claimed_by IS NULL "
-                  "THEN MIN(not_before_ms, excluded.not_before_ms) "
-                  "ELSE excluded.not_before_ms END",
-                  "scheduling work", err);
+    int rc = hs_sqlite_prep(
+        s, &st,
+        "INSERT INTO work_items (connection_key, job_id, reason, generation, attempts, "
+        "not_before_ms, created_at) VALUES (?1, ?2, ?3, 1, 0, ?4, " HS_SQL_NOW ") "
+        "ON CONFLICT(connection_key, job_id) DO UPDATE SET "
+        "generation = generation + 1, reason = excluded.reason, "
+        "not_before_ms = CASE WHEN claimed_by IS NULL "
+        "THEN MIN(not_before_ms, excluded.not_before_ms) "
+        "ELSE excluded.not_before_ms END",
+        "scheduling work", err);
     if (rc)
         return rc;
-    bind_text(st, 1, connection_key);
+    hs_sqlite_bind_text(st, 1, connection_key);
     sqlite3_bind_int64(st, 2, job_id);
-    bind_text(st, 3, reason);
+    hs_sqlite_bind_text(st, 3, reason);
     sqlite3_bind_int64(st, 4, not_before_ms);
-    return run(s, st, NULL, "scheduling work", err);
+    return hs_sqlite_run(s, st, NULL, "scheduling work", err);
 }
 
 int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
@@ -322,16 +285,17 @@ int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_
         return rc;
     sqlite3_stmt *st = NULL;
     struct hs_work_item w = {0};
-    rc = prep(s, &st,
-              "UPDATE work_items SET claimed_by = ?2, lease_until_ms = ?1 + ?3 WHERE id = ("
-              "SELECT i.id FROM work_items i LEFT JOIN work_turns t "
-              "ON t.connection_key = i.connection_key WHERE i." WORK_DUE " "
-              "ORDER BY COALESCE(t.last_claim, 0), i.not_before_ms, i.id LIMIT 1) "
-              "RETURNING id, connection_key, job_id, reason, generation, attempts, not_before_ms",
-              "claiming work", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "UPDATE work_items SET claimed_by = ?2, lease_until_ms = ?1 + ?3 WHERE id = ("
+        "SELECT i.id FROM work_items i LEFT JOIN work_turns t "
+        "ON t.connection_key = i.connection_key WHERE i." WORK_DUE " "
+        "ORDER BY COALESCE(t.last_claim, 0), i.not_before_ms, i.id LIMIT 1) "
+        "RETURNING id, connection_key, job_id, reason, generation, attempts, not_before_ms",
+        "claiming work", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, now_ms);
-        bind_text(st, 2, worker);
+        hs_sqlite_bind_text(st, 2, worker);
         sqlite3_bind_int64(st, 3, lease_ms);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW) {
@@ -353,14 +317,15 @@ int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_
     if (rc == HS_ERR_NOT_FOUND)
         hs_fail(err, HS_ERR_NOT_FOUND, "no work item is due");
     if (!rc) {
-        rc = prep(s, &st,
-                  "INSERT INTO work_turns (connection_key, last_claim) VALUES (?1, "
-                  "(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM work_turns)) "
-                  "ON CONFLICT(connection_key) DO UPDATE SET last_claim = excluded.last_claim",
-                  "claiming work", err);
+        rc = hs_sqlite_prep(
+            s, &st,
+            "INSERT INTO work_turns (connection_key, last_claim) VALUES (?1, "
+            "(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM work_turns)) "
+            "ON CONFLICT(connection_key) DO UPDATE SET last_claim = excluded.last_claim",
+            "claiming work", err);
         if (!rc) {
-            bind_text(st, 1, w.connection_key);
-            rc = run(s, st, NULL, "claiming work", err);
+            hs_sqlite_bind_text(st, 1, w.connection_key);
+            rc = hs_sqlite_run(s, st, NULL, "claiming work", err);
         }
     }
     rc = ev_leave(s, &op, rc, err);
@@ -383,22 +348,23 @@ int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, str
         return rc;
     sqlite3_stmt *st = NULL;
     int changes = 0;
-    rc = prep(s, &st, "DELETE FROM work_items WHERE id = ?1 AND generation = ?2", "finishing work",
-              err);
+    rc = hs_sqlite_prep(s, &st, "DELETE FROM work_items WHERE id = ?1 AND generation = ?2",
+                        "finishing work", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, w->id);
         sqlite3_bind_int64(st, 2, w->generation);
-        rc = run(s, st, &changes, "finishing work", err);
+        rc = hs_sqlite_run(s, st, &changes, "finishing work", err);
     }
     if (!rc && changes == 0) {
         /* A newer trigger came in while it ran: free it for another pass. */
-        rc = prep(s, &st,
-                  "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, attempts = 0, "
-                  "last_error = NULL WHERE id = ?1",
-                  "finishing work", err);
+        rc = hs_sqlite_prep(
+            s, &st,
+            "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, attempts = 0, "
+            "last_error = NULL WHERE id = ?1",
+            "finishing work", err);
         if (!rc) {
             sqlite3_bind_int64(st, 1, w->id);
-            rc = run(s, st, NULL, "finishing work", err);
+            rc = hs_sqlite_run(s, st, NULL, "finishing work", err);
         }
     }
     return ev_leave(s, &op, rc, err);
@@ -416,15 +382,16 @@ int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, in
         return rc;
     sqlite3_stmt *st = NULL;
     int changes = 0;
-    rc = prep(s, &st,
-              "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
-              "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3 WHERE id = ?1",
-              "retrying work", err);
+    rc =
+        hs_sqlite_prep(s, &st,
+                       "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
+                       "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3 WHERE id = ?1",
+                       "retrying work", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, w->id);
         sqlite3_bind_int64(st, 2, not_before_ms);
-        bind_text(st, 3, error);
-        rc = run(s, st, &changes, "retrying work", err);
+        hs_sqlite_bind_text(st, 3, error);
+        rc = hs_sqlite_run(s, st, &changes, "retrying work", err);
     }
     if (!rc && changes == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "no work item %lld", (long long)w->id);
@@ -441,13 +408,14 @@ int hs_sqlite_work_depth(struct hs_store *base, int64_t *due, int64_t *total, in
         return rc;
     sqlite3_stmt *st = NULL;
     int64_t d = 0, t = 0;
-    rc = prep(s, &st, "SELECT COUNT(*) FROM work_items WHERE " WORK_DUE, "counting work", err);
+    rc = hs_sqlite_prep(s, &st, "SELECT COUNT(*) FROM work_items WHERE " WORK_DUE, "counting work",
+                        err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, now_ms);
         rc = read_int(s, st, &d, "counting work", err);
     }
     if (!rc)
-        rc = prep(s, &st, "SELECT COUNT(*) FROM work_items", "counting work", err);
+        rc = hs_sqlite_prep(s, &st, "SELECT COUNT(*) FROM work_items", "counting work", err);
     if (!rc)
         rc = read_int(s, st, &t, "counting work", err);
     rc = ev_leave(s, &op, rc, err);
@@ -467,11 +435,11 @@ static int connection_known(struct sqlite_store *s, const char *key, bool *known
 {
     sqlite3_stmt *st = NULL;
     int64_t n = 0;
-    int rc =
-        prep(s, &st, "SELECT COUNT(*) FROM connections WHERE key = ?1", "reading connection", err);
+    int rc = hs_sqlite_prep(s, &st, "SELECT COUNT(*) FROM connections WHERE key = ?1",
+                            "reading connection", err);
     if (rc)
         return rc;
-    bind_text(st, 1, key);
+    hs_sqlite_bind_text(st, 1, key);
     rc = read_int(s, st, &n, "reading connection", err);
     if (!rc)
         *known = n > 0;
@@ -510,25 +478,26 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "INSERT INTO webhook_events (webhook_id, connection_key, event, job_id, model_id, "
-              "state, body, headers, status, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-              "?9, COALESCE(?10, " HS_SQL_NOW "))",
-              "storing event", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "INSERT INTO webhook_events (webhook_id, connection_key, event, job_id, model_id, "
+        "state, body, headers, status, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+        "?9, COALESCE(?10, " HS_SQL_NOW "))",
+        "storing event", err);
     if (!rc) {
-        bind_id(st, 1, e->webhook_id);
-        bind_text(st, 2, e->connection_key);
-        bind_text(st, 3, e->event);
-        bind_id(st, 4, e->job_id);
-        bind_id(st, 5, e->model_id);
-        bind_text(st, 6, e->state);
+        hs_sqlite_bind_id(st, 1, e->webhook_id);
+        hs_sqlite_bind_text(st, 2, e->connection_key);
+        hs_sqlite_bind_text(st, 3, e->event);
+        hs_sqlite_bind_id(st, 4, e->job_id);
+        hs_sqlite_bind_id(st, 5, e->model_id);
+        hs_sqlite_bind_text(st, 6, e->state);
         /* A zero-length blob, not NULL, for an empty body (body is NOT NULL). */
         sqlite3_bind_blob(st, 7, e->body ? (const void *)e->body : "", (int)e->body_len,
                           SQLITE_STATIC);
-        bind_text(st, 8, e->headers_json);
-        bind_text(st, 9, e->status);
-        bind_text(st, 10, e->received_at);
-        rc = run(s, st, NULL, "storing event", err);
+        hs_sqlite_bind_text(st, 8, e->headers_json);
+        hs_sqlite_bind_text(st, 9, e->status);
+        hs_sqlite_bind_text(st, 10, e->received_at);
+        rc = hs_sqlite_run(s, st, NULL, "storing event", err);
         if (!rc)
             a->id = sqlite3_last_insert_rowid(s->db);
     }
@@ -629,11 +598,12 @@ int hs_sqlite_events_unverified(struct hs_store *base, int64_t webhook_id,
     sqlite3_stmt *st = NULL;
     struct hs_event_row *v = NULL;
     size_t len = 0, cap = 0;
-    rc = prep(s, &st,
-              "SELECT id, webhook_id, connection_key, event, job_id, model_id, state, body, "
-              "headers, received_at, status FROM webhook_events "
-              "WHERE webhook_id = ?1 AND status = 'unverified' ORDER BY id",
-              "listing unverified events", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "SELECT id, webhook_id, connection_key, event, job_id, model_id, state, body, "
+        "headers, received_at, status FROM webhook_events "
+        "WHERE webhook_id = ?1 AND status = 'unverified' ORDER BY id",
+        "listing unverified events", err);
     if (!rc)
         sqlite3_bind_int64(st, 1, webhook_id);
     while (!rc) {
@@ -693,14 +663,15 @@ int hs_sqlite_event_set_status(struct hs_store *base, int64_t event_id, const ch
         return rc;
     sqlite3_stmt *st = NULL;
     int changes = 0;
-    rc = prep(s, &st,
-              "UPDATE webhook_events SET status = ?2, processed_at = CASE WHEN ?2 = 'processed' "
-              "THEN " HS_SQL_NOW " ELSE processed_at END WHERE id = ?1",
-              "updating event", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "UPDATE webhook_events SET status = ?2, processed_at = CASE WHEN ?2 = 'processed' "
+        "THEN " HS_SQL_NOW " ELSE processed_at END WHERE id = ?1",
+        "updating event", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, event_id);
-        bind_text(st, 2, status);
-        rc = run(s, st, &changes, "updating event", err);
+        hs_sqlite_bind_text(st, 2, status);
+        rc = hs_sqlite_run(s, st, &changes, "updating event", err);
     }
     if (!rc && changes == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "no event %lld", (long long)event_id);
@@ -718,15 +689,16 @@ int hs_sqlite_events_processed(struct hs_store *base, const char *connection_key
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "UPDATE webhook_events SET status = 'processed', processed_at = " HS_SQL_NOW " "
-              "WHERE connection_key = ?1 AND job_id = ?2 AND status = 'accepted' AND id <= ?3",
-              "marking events processed", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "UPDATE webhook_events SET status = 'processed', processed_at = " HS_SQL_NOW " "
+        "WHERE connection_key = ?1 AND job_id = ?2 AND status = 'accepted' AND id <= ?3",
+        "marking events processed", err);
     if (!rc) {
-        bind_text(st, 1, connection_key);
+        hs_sqlite_bind_text(st, 1, connection_key);
         sqlite3_bind_int64(st, 2, job_id);
         sqlite3_bind_int64(st, 3, up_to_event_id);
-        rc = run(s, st, NULL, "marking events processed", err);
+        rc = hs_sqlite_run(s, st, NULL, "marking events processed", err);
     }
     return ev_leave(s, &op, rc, err);
 }
@@ -746,19 +718,20 @@ int hs_sqlite_outbox_add(struct hs_store *base, const char *endpoint, int64_t jo
         return rc;
     sqlite3_stmt *st = NULL;
     /* The same idempotency key is the same message: adding it again is a no-op. */
-    rc = prep(s, &st,
-              "INSERT INTO outbox (endpoint, job_id, seq_in_job, idempotency_key, payload, "
-              "attempts, next_attempt_ms, created_at) VALUES (?1, ?2, "
-              "(SELECT COALESCE(MAX(seq_in_job), 0) + 1 FROM outbox WHERE endpoint = ?1 AND "
-              "job_id = ?2), ?3, ?4, 0, 0, " HS_SQL_NOW ") "
-              "ON CONFLICT(idempotency_key) DO NOTHING",
-              "adding outbox message", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "INSERT INTO outbox (endpoint, job_id, seq_in_job, idempotency_key, payload, "
+        "attempts, next_attempt_ms, created_at) VALUES (?1, ?2, "
+        "(SELECT COALESCE(MAX(seq_in_job), 0) + 1 FROM outbox WHERE endpoint = ?1 AND "
+        "job_id = ?2), ?3, ?4, 0, 0, " HS_SQL_NOW ") "
+        "ON CONFLICT(idempotency_key) DO NOTHING",
+        "adding outbox message", err);
     if (!rc) {
-        bind_text(st, 1, endpoint);
+        hs_sqlite_bind_text(st, 1, endpoint);
         sqlite3_bind_int64(st, 2, job_id > 0 ? job_id : 0);
-        bind_text(st, 3, idempotency_key);
-        bind_text(st, 4, payload);
-        rc = run(s, st, NULL, "adding outbox message", err);
+        hs_sqlite_bind_text(st, 3, idempotency_key);
+        hs_sqlite_bind_text(st, 4, payload);
+        rc = hs_sqlite_run(s, st, NULL, "adding outbox message", err);
     }
     return ev_leave(s, &op, rc, err);
 }
@@ -773,14 +746,15 @@ int hs_sqlite_outbox_next(struct hs_store *base, int64_t now_ms, struct hs_outbo
         return rc;
     sqlite3_stmt *st = NULL;
     struct hs_outbox_row o = {0};
-    rc = prep(s, &st,
-              "SELECT o.id, o.endpoint, o.job_id, o.seq_in_job, o.idempotency_key, o.payload, "
-              "o.attempts, o.next_attempt_ms, o.last_error FROM outbox o "
-              "WHERE o.delivered_at IS NULL AND o.next_attempt_ms <= ?1 AND NOT EXISTS ("
-              "SELECT 1 FROM outbox p WHERE p.endpoint = o.endpoint AND p.job_id = o.job_id "
-              "AND p.seq_in_job < o.seq_in_job AND p.delivered_at IS NULL) "
-              "ORDER BY o.next_attempt_ms, o.id LIMIT 1",
-              "reading outbox", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "SELECT o.id, o.endpoint, o.job_id, o.seq_in_job, o.idempotency_key, o.payload, "
+        "o.attempts, o.next_attempt_ms, o.last_error FROM outbox o "
+        "WHERE o.delivered_at IS NULL AND o.next_attempt_ms <= ?1 AND NOT EXISTS ("
+        "SELECT 1 FROM outbox p WHERE p.endpoint = o.endpoint AND p.job_id = o.job_id "
+        "AND p.seq_in_job < o.seq_in_job AND p.delivered_at IS NULL) "
+        "ORDER BY o.next_attempt_ms, o.id LIMIT 1",
+        "reading outbox", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, now_ms);
         int src = sqlite3_step(st);
@@ -821,12 +795,12 @@ static int outbox_update(struct sqlite_store *s, const char *sql, int64_t id, in
         return rc;
     sqlite3_stmt *st = NULL;
     int changes = 0;
-    rc = prep(s, &st, sql, what, err);
+    rc = hs_sqlite_prep(s, &st, sql, what, err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, num);
-        bind_text(st, 3, text);
-        rc = run(s, st, &changes, what, err);
+        hs_sqlite_bind_text(st, 3, text);
+        rc = hs_sqlite_run(s, st, &changes, what, err);
     }
     if (!rc && changes == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "no outbox message %lld", (long long)id);
@@ -859,8 +833,8 @@ int hs_sqlite_outbox_depth(struct hs_store *base, int64_t *pending, struct hs_er
         return rc;
     sqlite3_stmt *st = NULL;
     int64_t n = 0;
-    rc = prep(s, &st, "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", "counting outbox",
-              err);
+    rc = hs_sqlite_prep(s, &st, "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+                        "counting outbox", err);
     if (!rc)
         rc = read_int(s, st, &n, "counting outbox", err);
     rc = ev_leave(s, &op, rc, err);
@@ -888,10 +862,10 @@ int hs_sqlite_policy_get(struct hs_store *base, const char *connection_key, char
         return rc;
     sqlite3_stmt *st = NULL;
     char *v = NULL;
-    rc = prep(s, &st, "SELECT auto_sync FROM policies WHERE connection_key = ?1", "reading policy",
-              err);
+    rc = hs_sqlite_prep(s, &st, "SELECT auto_sync FROM policies WHERE connection_key = ?1",
+                        "reading policy", err);
     if (!rc) {
-        bind_text(st, 1, connection_key);
+        hs_sqlite_bind_text(st, 1, connection_key);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW)
             v = hs_sqlite_col_text(st, 0);
@@ -919,16 +893,16 @@ int hs_sqlite_policy_put(struct hs_store *base, const char *connection_key, cons
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(
+    rc = hs_sqlite_prep(
         s, &st,
         "INSERT INTO policies (connection_key, auto_sync, updated_at) VALUES (?1, ?2, " HS_SQL_NOW
         ") ON CONFLICT(connection_key) DO UPDATE SET "
         "auto_sync = excluded.auto_sync, updated_at = excluded.updated_at",
         "storing policy", err);
     if (!rc) {
-        bind_text(st, 1, connection_key);
-        bind_text(st, 2, policy);
-        rc = run(s, st, NULL, "storing policy", err);
+        hs_sqlite_bind_text(st, 1, connection_key);
+        hs_sqlite_bind_text(st, 2, policy);
+        rc = hs_sqlite_run(s, st, NULL, "storing policy", err);
     }
     return ev_leave(s, &op, rc, err);
 }

@@ -48,6 +48,16 @@ int hs_sqlite_fail(struct sqlite_store *s, int rc, struct hs_error *err, const c
 int hs_sqlite_exec(struct sqlite_store *s, const char *sql, struct hs_error *err);
 /* A column as a new string (caller frees), NULL for SQL NULL. */
 char *hs_sqlite_col_text(sqlite3_stmt *st, int i);
+/* Prepares sql; a failure is mapped (what: for the message) and *st is NULL. */
+int hs_sqlite_prep(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, const char *what,
+                   struct hs_error *err);
+/* Steps a statement that returns no rows and finalizes it; *changes (may be NULL) gets the
+ * number of rows it changed. */
+int hs_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st, int *changes, const char *what,
+                  struct hs_error *err);
+/* Binds text (NULL binds SQL NULL) / a Hover id (0 or less binds NULL: ids are positive). */
+void hs_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
+void hs_sqlite_bind_id(sqlite3_stmt *st, int i, int64_t v);
 
 void hs_sqlite_lock(struct sqlite_store *s);
 void hs_sqlite_unlock(struct sqlite_store *s);

@@ -133,41 +133,6 @@ static int op_leave(struct sqlite_store *s, struct op *op, int rc, struct hs_err
 
 /* ---- statements ---- */
 
-static int prep(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, const char *what,
-                struct hs_error *err)
-{
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return hs_sqlite_fail(s, rc, err, what);
-    }
-    return HS_OK;
-}
-
-/* Steps a statement that returns no rows and finalizes it. */
-static int run(struct sqlite_store *s, sqlite3_stmt *st, const char *what, struct hs_error *err)
-{
-    int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? HS_OK : hs_sqlite_fail(s, rc, err, what);
-    sqlite3_finalize(st);
-    return ret;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC); /* NULL binds SQL NULL */
-}
-
-/* Hover ids are positive; 0 means "not sent". */
-static void bind_id(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v > 0)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 /* Figures: NaN (absent) is NULL. */
 static void bind_real(sqlite3_stmt *st, int i, double v)
 {
@@ -198,8 +163,8 @@ static int seq_peek(struct sqlite_store *s, int64_t *out, struct hs_error *err)
         return HS_OK;
     }
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, "SELECT value FROM counters WHERE name = 'change_seq'",
-                  "reading change_seq", err);
+    int rc = hs_sqlite_prep(s, &st, "SELECT value FROM counters WHERE name = 'change_seq'",
+                            "reading change_seq", err);
     if (rc)
         return rc;
     rc = sqlite3_step(st);
@@ -219,12 +184,12 @@ static int seq_take(struct sqlite_store *s, int64_t seq, struct hs_error *err)
     if (s->txn_seq == seq)
         return HS_OK;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, "UPDATE counters SET value = ?1 WHERE name = 'change_seq'",
-                  "advancing change_seq", err);
+    int rc = hs_sqlite_prep(s, &st, "UPDATE counters SET value = ?1 WHERE name = 'change_seq'",
+                            "advancing change_seq", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, seq);
-    if ((rc = run(s, st, "advancing change_seq", err)))
+    if ((rc = hs_sqlite_run(s, st, NULL, "advancing change_seq", err)))
         return rc;
     s->txn_seq = seq;
     return HS_OK;
@@ -301,38 +266,38 @@ static int job_row_put(struct sqlite_store *s, const struct hs_job *j, const cha
 {
     char *sql = upsert_sql("jobs", job_cols, N_JOB_COLS, true);
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, sql, "storing job", err);
+    int rc = hs_sqlite_prep(s, &st, sql, "storing job", err);
     free(sql);
     if (rc)
         return rc;
     const struct hs_address *a = &j->address;
     int i = 1;
     sqlite3_bind_int64(st, i++, j->id);
-    bind_text(st, i++, connection_key);
-    bind_id(st, i++, j->org_id);
-    bind_text(st, i++, j->name);
-    bind_text(st, i++, j->external_identifier);
-    bind_text(st, i++, j->reconstruction_state);
-    bind_id(st, i++, j->deliverable_id);
+    hs_sqlite_bind_text(st, i++, connection_key);
+    hs_sqlite_bind_id(st, i++, j->org_id);
+    hs_sqlite_bind_text(st, i++, j->name);
+    hs_sqlite_bind_text(st, i++, j->external_identifier);
+    hs_sqlite_bind_text(st, i++, j->reconstruction_state);
+    hs_sqlite_bind_id(st, i++, j->deliverable_id);
     sqlite3_bind_int(st, i++, j->archived ? 1 : 0);
-    bind_text(st, i++, a->line1);
-    bind_text(st, i++, a->line2);
-    bind_text(st, i++, a->city);
-    bind_text(st, i++, a->region);
-    bind_text(st, i++, a->postal_code);
-    bind_text(st, i++, a->country);
+    hs_sqlite_bind_text(st, i++, a->line1);
+    hs_sqlite_bind_text(st, i++, a->line2);
+    hs_sqlite_bind_text(st, i++, a->city);
+    hs_sqlite_bind_text(st, i++, a->region);
+    hs_sqlite_bind_text(st, i++, a->postal_code);
+    hs_sqlite_bind_text(st, i++, a->country);
     bind_real(st, i++, a->has_coords ? a->latitude : NAN);
     bind_real(st, i++, a->has_coords ? a->longitude : NAN);
-    bind_text(st, i++, j->customer.name);
-    bind_text(st, i++, j->customer.first_name);
-    bind_text(st, i++, j->customer.email);
-    bind_text(st, i++, j->customer.phone);
-    bind_text(st, i++, j->created_at);
-    bind_text(st, i++, j->updated_at);
-    bind_text(st, i++, j->completed_at);
-    bind_text(st, i++, j->raw_json);
+    hs_sqlite_bind_text(st, i++, j->customer.name);
+    hs_sqlite_bind_text(st, i++, j->customer.first_name);
+    hs_sqlite_bind_text(st, i++, j->customer.email);
+    hs_sqlite_bind_text(st, i++, j->customer.phone);
+    hs_sqlite_bind_text(st, i++, j->created_at);
+    hs_sqlite_bind_text(st, i++, j->updated_at);
+    hs_sqlite_bind_text(st, i++, j->completed_at);
+    hs_sqlite_bind_text(st, i++, j->raw_json);
     sqlite3_bind_int64(st, i, seq);
-    if ((rc = run(s, st, "storing job", err)))
+    if ((rc = hs_sqlite_run(s, st, NULL, "storing job", err)))
         return rc;
     *changed = sqlite3_changes(s->db) > 0;
     return HS_OK;
@@ -345,12 +310,12 @@ static int model_row_put(struct sqlite_store *s, sqlite3_stmt *st, int64_t job_i
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, m->id);
     sqlite3_bind_int64(st, 2, job_id);
-    bind_text(st, 3, m->name);
-    bind_text(st, 4, m->state);
-    bind_text(st, 5, m->deliverable);
-    bind_id(st, 6, m->deliverable_id);
-    bind_id(st, 7, m->capture_id);
-    bind_text(st, 8, m->updated_at);
+    hs_sqlite_bind_text(st, 3, m->name);
+    hs_sqlite_bind_text(st, 4, m->state);
+    hs_sqlite_bind_text(st, 5, m->deliverable);
+    hs_sqlite_bind_id(st, 6, m->deliverable_id);
+    hs_sqlite_bind_id(st, 7, m->capture_id);
+    hs_sqlite_bind_text(st, 8, m->updated_at);
     sqlite3_bind_int64(st, 9, seq);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
@@ -381,7 +346,7 @@ int hs_sqlite_job_upsert(struct hs_store *base, const struct hs_job *job,
         rc = job_row_put(s, job, connection_key, seq, &any, err);
     if (!rc && job->n_models > 0) {
         char *sql = upsert_sql("models", model_cols, N_MODEL_COLS, false);
-        rc = prep(s, &mst, sql, "storing model", err);
+        rc = hs_sqlite_prep(s, &mst, sql, "storing model", err);
         free(sql);
     }
     for (size_t i = 0; !rc && i < job->n_models; i++) {
@@ -407,10 +372,11 @@ int hs_sqlite_model_get(struct hs_store *base, int64_t model_id, struct hs_model
         return rc;
     struct hs_model_row m = {0};
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "SELECT id, job_id, name, state, deliverable, hover_updated_at, synced_updated_at, "
-              "change_seq FROM models WHERE id = ?1",
-              "reading model", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "SELECT id, job_id, name, state, deliverable, hover_updated_at, synced_updated_at, "
+        "change_seq FROM models WHERE id = ?1",
+        "reading model", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, model_id);
         int src = sqlite3_step(st);
@@ -441,7 +407,7 @@ int hs_sqlite_model_get(struct hs_store *base, int64_t model_id, struct hs_model
 static int model_exists(struct sqlite_store *s, int64_t model_id, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, "SELECT 1 FROM models WHERE id = ?1", "reading model", err);
+    int rc = hs_sqlite_prep(s, &st, "SELECT 1 FROM models WHERE id = ?1", "reading model", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, model_id);
@@ -467,15 +433,15 @@ int hs_sqlite_model_mark_synced(struct hs_store *base, int64_t model_id, const c
     sqlite3_stmt *st = NULL;
     rc = seq_peek(s, &seq, err);
     if (!rc)
-        rc = prep(s, &st,
-                  "UPDATE models SET synced_updated_at = ?2, updated_at = " HS_SQL_NOW
-                  ", change_seq = ?3 WHERE id = ?1 AND synced_updated_at IS NOT ?2",
-                  "marking model synced", err);
+        rc = hs_sqlite_prep(s, &st,
+                            "UPDATE models SET synced_updated_at = ?2, updated_at = " HS_SQL_NOW
+                            ", change_seq = ?3 WHERE id = ?1 AND synced_updated_at IS NOT ?2",
+                            "marking model synced", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, model_id);
-        bind_text(st, 2, updated_at);
+        hs_sqlite_bind_text(st, 2, updated_at);
         sqlite3_bind_int64(st, 3, seq);
-        rc = run(s, st, "marking model synced", err);
+        rc = hs_sqlite_run(s, st, NULL, "marking model synced", err);
     }
     if (!rc)
         rc = sqlite3_changes(s->db) > 0 ? seq_take(s, seq, err) : model_exists(s, model_id, err);
@@ -515,11 +481,12 @@ int hs_sqlite_artifact_get(struct hs_store *base, int64_t model_id, const char *
         return rc;
     struct hs_artifact_row a = {0};
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st, "SELECT " ARTIFACT_COLS " FROM artifacts WHERE model_id = ?1 AND kind = ?2",
-              "reading artifact", err);
+    rc = hs_sqlite_prep(s, &st,
+                        "SELECT " ARTIFACT_COLS " FROM artifacts WHERE model_id = ?1 AND kind = ?2",
+                        "reading artifact", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, model_id);
-        bind_text(st, 2, kind);
+        hs_sqlite_bind_text(st, 2, kind);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW) {
             artifact_read(st, &a);
@@ -549,48 +516,50 @@ static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *
     sqlite3_stmt *st = NULL;
     int rc = seq_peek(s, &seq, err);
     if (!rc)
-        rc = prep(s, &st,
-                  "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                  "?8, COALESCE(?9, " HS_SQL_NOW "), ?10, ?11) "
-                  "ON CONFLICT(model_id, kind) DO UPDATE SET source_url = excluded.source_url, "
-                  "sha256 = excluded.sha256, bytes = excluded.bytes, "
-                  "content_type = excluded.content_type, path = excluded.path, "
-                  "etag = excluded.etag, fetched_at = excluded.fetched_at, "
-                  "image_id = excluded.image_id, change_seq = excluded.change_seq "
-                  "WHERE artifacts.sha256 IS NOT excluded.sha256",
-                  "storing artifact", err);
+        rc = hs_sqlite_prep(
+            s, &st,
+            "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+            "?8, COALESCE(?9, " HS_SQL_NOW "), ?10, ?11) "
+            "ON CONFLICT(model_id, kind) DO UPDATE SET source_url = excluded.source_url, "
+            "sha256 = excluded.sha256, bytes = excluded.bytes, "
+            "content_type = excluded.content_type, path = excluded.path, "
+            "etag = excluded.etag, fetched_at = excluded.fetched_at, "
+            "image_id = excluded.image_id, change_seq = excluded.change_seq "
+            "WHERE artifacts.sha256 IS NOT excluded.sha256",
+            "storing artifact", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, a->model_id);
-    bind_text(st, 2, a->kind);
-    bind_text(st, 3, a->source_url);
-    bind_text(st, 4, a->sha256);
+    hs_sqlite_bind_text(st, 2, a->kind);
+    hs_sqlite_bind_text(st, 3, a->source_url);
+    hs_sqlite_bind_text(st, 4, a->sha256);
     sqlite3_bind_int64(st, 5, a->bytes);
-    bind_text(st, 6, a->content_type);
-    bind_text(st, 7, a->path);
-    bind_text(st, 8, a->etag);
-    bind_text(st, 9, a->fetched_at);
-    bind_id(st, 10, a->image_id);
+    hs_sqlite_bind_text(st, 6, a->content_type);
+    hs_sqlite_bind_text(st, 7, a->path);
+    hs_sqlite_bind_text(st, 8, a->etag);
+    hs_sqlite_bind_text(st, 9, a->fetched_at);
+    hs_sqlite_bind_id(st, 10, a->image_id);
     sqlite3_bind_int64(st, 11, seq);
-    if ((rc = run(s, st, "storing artifact", err)))
+    if ((rc = hs_sqlite_run(s, st, NULL, "storing artifact", err)))
         return rc;
     if (sqlite3_changes(s->db) > 0) {
         *changed = true;
         return seq_take(s, seq, err);
     }
     *changed = false;
-    rc = prep(s, &st,
-              "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW "), "
-              "source_url = ?5 WHERE model_id = ?1 AND kind = ?2",
-              "storing artifact", err);
+    rc =
+        hs_sqlite_prep(s, &st,
+                       "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW "), "
+                       "source_url = ?5 WHERE model_id = ?1 AND kind = ?2",
+                       "storing artifact", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, a->model_id);
-    bind_text(st, 2, a->kind);
-    bind_text(st, 3, a->etag);
-    bind_text(st, 4, a->fetched_at);
-    bind_text(st, 5, a->source_url);
-    return run(s, st, "storing artifact", err);
+    hs_sqlite_bind_text(st, 2, a->kind);
+    hs_sqlite_bind_text(st, 3, a->etag);
+    hs_sqlite_bind_text(st, 4, a->fetched_at);
+    hs_sqlite_bind_text(st, 5, a->source_url);
+    return hs_sqlite_run(s, st, NULL, "storing artifact", err);
 }
 
 int hs_sqlite_artifact_put(struct hs_store *base, const struct hs_artifact_row *a, bool *changed,
@@ -620,8 +589,8 @@ int hs_sqlite_artifact_each(struct hs_store *base,
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st, "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY model_id, kind",
-              "listing artifacts", err);
+    rc = hs_sqlite_prep(s, &st, "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY model_id, kind",
+                        "listing artifacts", err);
     while (!rc) {
         int src = sqlite3_step(st);
         if (src == SQLITE_DONE)
@@ -655,10 +624,10 @@ static int artifact_find(struct sqlite_store *s, const char *sql, const char *te
         return rc;
     struct hs_artifact_row a = {0};
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st, sql, what, err);
+    rc = hs_sqlite_prep(s, &st, sql, what, err);
     if (!rc) {
         if (text)
-            bind_text(st, 1, text);
+            hs_sqlite_bind_text(st, 1, text);
         else
             sqlite3_bind_int64(st, 1, num);
         int src = sqlite3_step(st);
@@ -712,16 +681,17 @@ int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs
     size_t len = 0, cap = 0;
     sqlite3_stmt *st = NULL;
     /* Stored models with their selection, then selections of models not stored yet. */
-    rc = prep(s, &st,
-              "SELECT m.id, m.synced_updated_at, sel.status, sel.reason FROM models m "
-              "LEFT JOIN selections sel ON sel.job_id = m.job_id AND sel.model_id = m.id "
-              "WHERE m.job_id = ?1 "
-              "UNION ALL "
-              "SELECT sel.model_id, NULL, sel.status, sel.reason FROM selections sel "
-              "WHERE sel.job_id = ?1 AND NOT EXISTS "
-              "(SELECT 1 FROM models m WHERE m.id = sel.model_id AND m.job_id = sel.job_id) "
-              "ORDER BY 1",
-              "reading model status", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "SELECT m.id, m.synced_updated_at, sel.status, sel.reason FROM models m "
+        "LEFT JOIN selections sel ON sel.job_id = m.job_id AND sel.model_id = m.id "
+        "WHERE m.job_id = ?1 "
+        "UNION ALL "
+        "SELECT sel.model_id, NULL, sel.status, sel.reason FROM selections sel "
+        "WHERE sel.job_id = ?1 AND NOT EXISTS "
+        "(SELECT 1 FROM models m WHERE m.id = sel.model_id AND m.job_id = sel.job_id) "
+        "ORDER BY 1",
+        "reading model status", err);
     if (!rc)
         sqlite3_bind_int64(st, 1, job_id);
     while (!rc) {
@@ -781,7 +751,7 @@ int hs_sqlite_measurements_put(struct hs_store *base, const struct hs_measuremen
     rc = seq_peek(s, &seq, err);
     if (!rc) {
         char *sql = upsert_sql("measurements", meas_cols, N_MEAS_COLS, false);
-        rc = prep(s, &st, sql, "storing measurements", err);
+        rc = hs_sqlite_prep(s, &st, sql, "storing measurements", err);
         free(sql);
     }
     if (!rc) {
@@ -789,7 +759,7 @@ int hs_sqlite_measurements_put(struct hs_store *base, const struct hs_measuremen
         sqlite3_bind_int64(st, i++, m->model_id);
         bind_real(st, i++, m->roof_area_sqft);
         bind_count(st, i++, m->roof_facets);
-        bind_text(st, i++, m->predominant_pitch);
+        hs_sqlite_bind_text(st, i++, m->predominant_pitch);
         bind_real(st, i++, m->ridges_ft);
         bind_real(st, i++, m->hips_ft);
         bind_real(st, i++, m->valleys_ft);
@@ -800,9 +770,9 @@ int hs_sqlite_measurements_put(struct hs_store *base, const struct hs_measuremen
         bind_count(st, i++, m->openings_count);
         bind_real(st, i++, m->openings_area_sqft);
         bind_real(st, i++, m->living_area_sqft);
-        bind_text(st, i++, m->raw_json);
+        hs_sqlite_bind_text(st, i++, m->raw_json);
         sqlite3_bind_int64(st, i, seq);
-        rc = run(s, st, "storing measurements", err);
+        rc = hs_sqlite_run(s, st, NULL, "storing measurements", err);
     }
     if (!rc && sqlite3_changes(s->db) > 0) {
         ch = true;
@@ -829,21 +799,22 @@ int hs_sqlite_selection_put(struct hs_store *base, const struct hs_selection *se
     sqlite3_stmt *st = NULL;
     /* created_at stays the first selection's: it orders the work queue. A NULL connection_key
      * keeps the one already recorded. */
-    rc = prep(s, &st,
-              "INSERT INTO selections (job_id, model_id, connection_key, status, reason, "
-              "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, " HS_SQL_NOW ", " HS_SQL_NOW
-              ") ON CONFLICT(job_id, model_id) DO UPDATE SET "
-              "connection_key = COALESCE(excluded.connection_key, selections.connection_key), "
-              "status = excluded.status, reason = excluded.reason, "
-              "updated_at = excluded.updated_at",
-              "storing selection", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "INSERT INTO selections (job_id, model_id, connection_key, status, reason, "
+        "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, " HS_SQL_NOW ", " HS_SQL_NOW
+        ") ON CONFLICT(job_id, model_id) DO UPDATE SET "
+        "connection_key = COALESCE(excluded.connection_key, selections.connection_key), "
+        "status = excluded.status, reason = excluded.reason, "
+        "updated_at = excluded.updated_at",
+        "storing selection", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, sel->job_id);
         sqlite3_bind_int64(st, 2, sel->model_id);
-        bind_text(st, 3, sel->connection_key);
-        bind_text(st, 4, hs_selection_status_name(sel->status));
-        bind_text(st, 5, sel->reason);
-        rc = run(s, st, "storing selection", err);
+        hs_sqlite_bind_text(st, 3, sel->connection_key);
+        hs_sqlite_bind_text(st, 4, hs_selection_status_name(sel->status));
+        hs_sqlite_bind_text(st, 5, sel->reason);
+        rc = hs_sqlite_run(s, st, NULL, "storing selection", err);
     }
     return op_leave(s, &op, rc, err);
 }
@@ -859,11 +830,11 @@ int hs_sqlite_selections_open(struct hs_store *base, struct hs_selection **out, 
     struct hs_selection *v = NULL;
     size_t len = 0, cap = 0;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "SELECT job_id, model_id, status, reason, connection_key FROM selections "
-              "WHERE status IN ('selected', 'pending', 'error') "
-              "ORDER BY created_at, job_id, model_id",
-              "listing selections", err);
+    rc = hs_sqlite_prep(s, &st,
+                        "SELECT job_id, model_id, status, reason, connection_key FROM selections "
+                        "WHERE status IN ('selected', 'pending', 'error') "
+                        "ORDER BY created_at, job_id, model_id",
+                        "listing selections", err);
     while (!rc) {
         int src = sqlite3_step(st);
         if (src == SQLITE_DONE)
@@ -914,14 +885,14 @@ int hs_sqlite_run_begin(struct hs_store *base, int64_t job_id, const char *trigg
         return rc;
     sqlite3_stmt *st = NULL;
     int64_t id = 0;
-    rc = prep(s, &st,
-              "INSERT INTO sync_runs (job_id, trigger, status, started_at) "
-              "VALUES (?1, ?2, 'running', " HS_SQL_NOW ")",
-              "starting sync run", err);
+    rc = hs_sqlite_prep(s, &st,
+                        "INSERT INTO sync_runs (job_id, trigger, status, started_at) "
+                        "VALUES (?1, ?2, 'running', " HS_SQL_NOW ")",
+                        "starting sync run", err);
     if (!rc) {
-        bind_id(st, 1, job_id);
-        bind_text(st, 2, trigger);
-        rc = run(s, st, "starting sync run", err);
+        hs_sqlite_bind_id(st, 1, job_id);
+        hs_sqlite_bind_text(st, 2, trigger);
+        rc = hs_sqlite_run(s, st, NULL, "starting sync run", err);
         id = sqlite3_last_insert_rowid(s->db);
     }
     rc = op_leave(s, &op, rc, err);
@@ -942,18 +913,19 @@ int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t mo
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "INSERT INTO sync_results (run_id, model_id, result, message, artifacts_fetched, "
-              "artifacts_unchanged, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, " HS_SQL_NOW ")",
-              "recording sync result", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "INSERT INTO sync_results (run_id, model_id, result, message, artifacts_fetched, "
+        "artifacts_unchanged, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, " HS_SQL_NOW ")",
+        "recording sync result", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, run_id);
         sqlite3_bind_int64(st, 2, model_id);
-        bind_text(st, 3, result);
-        bind_text(st, 4, message);
+        hs_sqlite_bind_text(st, 3, result);
+        hs_sqlite_bind_text(st, 4, message);
         sqlite3_bind_int64(st, 5, artifacts_fetched);
         sqlite3_bind_int64(st, 6, artifacts_unchanged);
-        rc = run(s, st, "recording sync result", err);
+        rc = hs_sqlite_run(s, st, NULL, "recording sync result", err);
     }
     return op_leave(s, &op, rc, err);
 }
@@ -969,15 +941,16 @@ int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "UPDATE sync_runs SET status = ?2, hover_requests = ?3, finished_at = " HS_SQL_NOW
-              " WHERE id = ?1",
-              "ending sync run", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "UPDATE sync_runs SET status = ?2, hover_requests = ?3, finished_at = " HS_SQL_NOW
+        " WHERE id = ?1",
+        "ending sync run", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, run_id);
-        bind_text(st, 2, status);
+        hs_sqlite_bind_text(st, 2, status);
         sqlite3_bind_int64(st, 3, hover_requests);
-        rc = run(s, st, "ending sync run", err);
+        rc = hs_sqlite_run(s, st, NULL, "ending sync run", err);
     }
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "no sync run %lld", (long long)run_id);
@@ -1020,7 +993,7 @@ static int feed_rows(struct sqlite_store *s, const char *sql, int64_t since, jso
                      json_t *(*row)(sqlite3_stmt *st), struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, sql, "reading the records feed", err);
+    int rc = hs_sqlite_prep(s, &st, sql, "reading the records feed", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, since);
@@ -1116,8 +1089,8 @@ static json_t *feed_artifact(sqlite3_stmt *st)
 static int feed_cursor(struct sqlite_store *s, int64_t since, int64_t *out, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, "SELECT value FROM counters WHERE name = 'change_seq'",
-                  "reading change_seq", err);
+    int rc = hs_sqlite_prep(s, &st, "SELECT value FROM counters WHERE name = 'change_seq'",
+                            "reading change_seq", err);
     if (rc)
         return rc;
     int src = sqlite3_step(st);
@@ -1181,9 +1154,10 @@ int hs_sqlite_checkpoint_get(struct hs_store *base, const char *name, char **val
         return rc;
     char *v = NULL;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st, "SELECT value FROM checkpoints WHERE name = ?1", "reading checkpoint", err);
+    rc = hs_sqlite_prep(s, &st, "SELECT value FROM checkpoints WHERE name = ?1",
+                        "reading checkpoint", err);
     if (!rc) {
-        bind_text(st, 1, name);
+        hs_sqlite_bind_text(st, 1, name);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW)
             v = hs_sqlite_col_text(st, 0);
@@ -1212,15 +1186,16 @@ int hs_sqlite_checkpoint_put(struct hs_store *base, const char *name, const char
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = prep(s, &st,
-              "INSERT INTO checkpoints (name, value, updated_at) VALUES (?1, ?2, " HS_SQL_NOW
-              ") ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
-              "updated_at = excluded.updated_at",
-              "storing checkpoint", err);
+    rc = hs_sqlite_prep(
+        s, &st,
+        "INSERT INTO checkpoints (name, value, updated_at) VALUES (?1, ?2, " HS_SQL_NOW
+        ") ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
+        "updated_at = excluded.updated_at",
+        "storing checkpoint", err);
     if (!rc) {
-        bind_text(st, 1, name);
-        bind_text(st, 2, value);
-        rc = run(s, st, "storing checkpoint", err);
+        hs_sqlite_bind_text(st, 1, name);
+        hs_sqlite_bind_text(st, 2, value);
+        rc = hs_sqlite_run(s, st, NULL, "storing checkpoint", err);
     }
     return op_leave(s, &op, rc, err);
 }

@@ -158,6 +158,44 @@ char *hs_sqlite_col_text(sqlite3_stmt *st, int i)
     return t ? hs_strdup((const char *)t) : NULL;
 }
 
+/* ---- statement helpers shared by the sqlite_*.c files ---- */
+
+int hs_sqlite_prep(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, const char *what,
+                   struct hs_error *err)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return hs_sqlite_fail(s, rc, err, what);
+    }
+    return HS_OK;
+}
+
+int hs_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st, int *changes, const char *what,
+                  struct hs_error *err)
+{
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? HS_OK : hs_sqlite_fail(s, rc, err, what);
+    if (changes)
+        *changes = ret ? 0 : sqlite3_changes(s->db);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+void hs_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC); /* NULL binds SQL NULL */
+}
+
+void hs_sqlite_bind_id(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v > 0)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
 /* Reads the pair; the caller holds s->lock. */
 static int token_read(struct sqlite_store *s, const char *key, struct hs_token *out,
                       struct hs_error *err)
