@@ -82,42 +82,12 @@ void sb_resp_header(struct sb_resp *r, const char *name, const char *value)
     r->n_headers++;
 }
 
-bool sb_etag_matches(const char *inm, const char *etag)
-{
-    if (!inm || !etag)
-        return false;
-    size_t elen = strlen(etag);
-    const char *p = inm;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        if (*p == '*')
-            return true;
-        if (p[0] == 'W' && p[1] == '/')
-            p += 2;
-        const char *end = p;
-        if (*p == '"') {
-            end = strchr(p + 1, '"');
-            end = end ? end + 1 : p + strlen(p);
-        } else {
-            while (*end && *end != ',')
-                end++;
-        }
-        if ((size_t)(end - p) == elen && memcmp(p, etag, elen) == 0)
-            return true;
-        p = end;
-    }
-    return false;
-}
-
 void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
                     size_t len)
 {
     char *etag = sb_etag(body, len);
     sb_resp_header(r, "ETag", etag);
-    if (sb_etag_matches(sb_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+    if (hs_etag_matches(sb_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
         free(body);
         sb_resp_set(r, 304, ctype, NULL, 0);
     } else {
@@ -277,37 +247,6 @@ const char *sb_param_str(struct sb_req *q, const char *name)
         return json_string_value(json_object_get(p, name));
     }
     return NULL;
-}
-
-char *sb_html_escape(const char *s)
-{
-    struct hs_buf b;
-    hs_buf_init(&b, 1u << 20);
-    for (; s && *s; s++) {
-        const char *rep = NULL;
-        switch (*s) {
-        case '&':
-            rep = "&amp;";
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        }
-        if (rep)
-            (void)hs_buf_appends(&b, rep);
-        else
-            (void)hs_buf_append(&b, s, 1);
-    }
-    return hs_buf_take(&b, NULL);
 }
 
 int64_t sb_now_ms(void)

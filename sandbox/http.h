@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/str.h"
 #include "oauth.h"
 
 struct MHD_Connection;
@@ -80,14 +81,10 @@ int sb_req_json(struct sb_req *q, json_t **out);
 /* A body parameter as a string (numbers formatted), or NULL. */
 const char *sb_param_str(struct sb_req *q, const char *name);
 
-/* True if an If-None-Match header value names `etag` (or is "*"); weak prefixes are ignored. */
-bool sb_etag_matches(const char *if_none_match, const char *etag);
 /* Percent-decodes (and '+' to space) in place; returns the new length. */
 size_t sb_url_decode(char *s, size_t n);
 /* application/x-www-form-urlencoded to a JSON object of strings (last value wins). */
 json_t *sb_form_parse(const char *body, size_t len);
-/* HTML-escapes s into a fresh string. */
-char *sb_html_escape(const char *s);
 
 /* A JSON string of s (JSON null for NULL) that never fails: bytes that are not valid UTF-8
  * (request paths, queries and parameters are outside input) become '?'. */

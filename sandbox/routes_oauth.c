@@ -100,7 +100,7 @@ static void html_error(struct sb_resp *r, int status, const char *title, const c
 {
     struct hs_buf b;
     hs_buf_init(&b, PAGE_MAX);
-    char *t = sb_html_escape(title), *d = sb_html_escape(detail);
+    char *t = hs_html_escape(title), *d = hs_html_escape(detail);
     (void)hs_buf_appendf(&b, PAGE_HEAD, t);
     (void)hs_buf_appendf(&b, "<h1 id=\"error\">%s</h1>\n<p>%s</p>\n", t, d);
     (void)hs_buf_appends(&b, PAGE_TAIL);
@@ -113,7 +113,7 @@ static void html_error(struct sb_resp *r, int status, const char *title, const c
 
 static void hidden(struct hs_buf *b, const char *name, const char *value)
 {
-    char *v = sb_html_escape(value ? value : "");
+    char *v = hs_html_escape(value ? value : "");
     (void)hs_buf_appendf(b, "<input type=\"hidden\" name=\"%s\" value=\"%s\">\n", name, v);
     free(v);
 }
@@ -172,10 +172,10 @@ void sb_oauth_authorize_page(struct sb_req *q, struct sb_resp *r)
     struct sb_world *w = s->world;
     struct hs_buf b;
     hs_buf_init(&b, PAGE_MAX);
-    char *app = sb_html_escape(client_id), *ru = sb_html_escape(redirect_uri);
+    char *app = hs_html_escape(client_id), *ru = hs_html_escape(redirect_uri);
     pthread_mutex_lock(&w->lock);
     const struct sb_org *def = sb_world_org(w, s->default_org_id);
-    char *org = sb_html_escape(def && def->name ? def->name : "your organization");
+    char *org = hs_html_escape(def && def->name ? def->name : "your organization");
     char title[256];
     (void)snprintf(title, sizeof title, "Authorize %s", app);
     (void)hs_buf_appendf(&b, PAGE_HEAD, title);
@@ -194,7 +194,7 @@ void sb_oauth_authorize_page(struct sb_req *q, struct sb_resp *r)
     (void)hs_buf_appends(&b, "<label for=\"org_id\">Organization</label>\n"
                              "<select id=\"org_id\" name=\"org_id\">\n");
     for (size_t i = 0; i < w->n_orgs && i < PAGE_ORGS_MAX; i++) {
-        char *name = sb_html_escape(w->orgs[i].name ? w->orgs[i].name : "");
+        char *name = hs_html_escape(w->orgs[i].name ? w->orgs[i].name : "");
         (void)hs_buf_appendf(
             &b, "<option value=\"%lld\"%s>%s (%lld)</option>\n", (long long)w->orgs[i].id,
             w->orgs[i].id == s->default_org_id ? " selected" : "", name, (long long)w->orgs[i].id);

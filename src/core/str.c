@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "hoversync.h"
+#include "buf.h"
 #include "mem.h"
 
 int hs_parse_i64(const char *s, int64_t *out)
@@ -194,4 +195,65 @@ void hs_hex(const unsigned char *in, size_t n, char *out)
         out[2 * i + 1] = hex[in[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+char *hs_html_escape(const char *s)
+{
+    struct hs_buf b;
+    hs_buf_init(&b, 1u << 20);
+    for (; s && *s; s++) {
+        const char *rep = NULL;
+        switch (*s) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        }
+        if (rep)
+            (void)hs_buf_appends(&b, rep);
+        else
+            (void)hs_buf_append(&b, s, 1);
+    }
+    return hs_buf_take(&b, NULL);
+}
+
+bool hs_etag_matches(const char *inm, const char *etag)
+{
+    if (!inm || !etag)
+        return false;
+    size_t elen = strlen(etag);
+    const char *p = inm;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '*')
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *end = p;
+        if (*p == '"') {
+            end = strchr(p + 1, '"');
+            end = end ? end + 1 : p + strlen(p);
+        } else {
+            while (*end && *end != ',')
+                end++;
+        }
+        if ((size_t)(end - p) == elen && memcmp(p, etag, elen) == 0)
+            return true;
+        p = end;
+    }
+    return false;
 }

@@ -34,4 +34,9 @@ char *hs_url_escape(const char *s);
 /* Hex of n bytes into out (2n+1 bytes). */
 void hs_hex(const unsigned char *in, size_t n, char *out);
 
+/* HTML-escapes & < > " ' (caller frees). */
+char *hs_html_escape(const char *s);
+/* True if an If-None-Match value names etag (or is "*"); weak prefixes are ignored. */
+bool hs_etag_matches(const char *if_none_match, const char *etag);
+
 #endif

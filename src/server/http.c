@@ -258,37 +258,6 @@ int hs_req_int_arg(const struct hs_req *q, const char *name, int64_t min, int64_
     return 0;
 }
 
-char *hs_html_escape(const char *s)
-{
-    struct hs_buf b;
-    hs_buf_init(&b, 1u << 20);
-    for (; s && *s; s++) {
-        const char *rep = NULL;
-        switch (*s) {
-        case '&':
-            rep = "&amp;";
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        }
-        if (rep)
-            (void)hs_buf_appends(&b, rep);
-        else
-            (void)hs_buf_append(&b, s, 1);
-    }
-    return hs_buf_take(&b, NULL);
-}
-
 json_t *hs_json_text(const char *s)
 {
     if (!s)
@@ -303,36 +272,6 @@ json_t *hs_json_text(const char *s)
     j = json_string(copy);
     free(copy);
     return j;
-}
-
-bool hs_etag_matches(const char *inm, const char *etag)
-{
-    if (!inm || !etag)
-        return false;
-    size_t elen = strlen(etag);
-    const char *p = inm;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        if (*p == '*')
-            return true;
-        if (p[0] == 'W' && p[1] == '/')
-            p += 2;
-        const char *end = p;
-        if (*p == '"') {
-            end = strchr(p + 1, '"');
-            end = end ? end + 1 : p + strlen(p);
-        } else {
-            while (*end && *end != ',')
-                end++;
-        }
-        if ((size_t)(end - p) == elen && memcmp(p, etag, elen) == 0)
-            return true;
-        p = end;
-    }
-    return false;
 }
 
 const char *hs_content_type_for(const char *name)

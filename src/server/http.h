@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/str.h"
+
 #include "hoversync.h"
 #include "store/store.h"
 
@@ -87,12 +89,8 @@ int hs_req_json_object(const struct hs_req *q, bool empty_ok, json_t **out, stru
 int hs_req_int_arg(const struct hs_req *q, const char *name, int64_t min, int64_t max, int64_t dflt,
                    int64_t *out, struct hs_resp *r);
 
-/* HTML-escapes s into a fresh string. */
-char *hs_html_escape(const char *s);
 /* A JSON string of s that never fails (bytes that are not UTF-8 become '?'); null for NULL. */
 json_t *hs_json_text(const char *s);
-/* True if an If-None-Match value names etag (or is "*"). */
-bool hs_etag_matches(const char *if_none_match, const char *etag);
 /* A content type for a file name by its extension ("application/octet-stream" if unknown). */
 const char *hs_content_type_for(const char *name);
 /* Constant-time comparison of two NUL-terminated secrets (false when lengths differ). */
