@@ -155,6 +155,13 @@ void hs_client_set_thread_priority(enum hs_prio p)
     hs_limiter_set_thread_priority(p);
 }
 
+const char *hs_status_class_label(int sc)
+{
+    static const char *const labels[HS_SC_COUNT] = {"2xx", "3xx", "401", "403",    "404",
+                                                    "4xx", "429", "5xx", "network"};
+    return sc >= 0 && sc < HS_SC_COUNT ? labels[sc] : "network";
+}
+
 void hs_client_get_stats(const struct hs_client *c, struct hs_client_stats *out)
 {
     *out = c->stats;
@@ -308,6 +315,29 @@ static int call_fail_final(const struct call *k, int rc, const struct hs_http_re
 }
 
 /* Sends k until it succeeds or fails for good. On success rs holds the final answer (2xx/304). */
+
+/* The class of one exchange's outcome, for the status counters. */
+static int status_class(int rc, long status)
+{
+    if (rc != HS_OK)
+        return HS_SC_NETWORK;
+    if (status >= 200 && status < 300)
+        return HS_SC_2XX;
+    if (status >= 300 && status < 400)
+        return HS_SC_3XX;
+    if (status == 401)
+        return HS_SC_401;
+    if (status == 403)
+        return HS_SC_403;
+    if (status == 404)
+        return HS_SC_404;
+    if (status == 429)
+        return HS_SC_429;
+    if (status >= 500)
+        return HS_SC_5XX;
+    return HS_SC_4XX;
+}
+
 static int client_call(struct hs_client *c, const struct call *k, struct hs_http_response *rs,
                        struct hs_error *err)
 {
@@ -355,6 +385,7 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
         cs.bytes = 0;
         rc = c->transport->perform(c->transport, &rq, rs, err);
         c->stats.requests++;
+        c->stats.by_status[status_class(rc, rs->status)]++;
         attempts++;
 
         if (rc == HS_OK && rs->status == 401 && k->auth) {

@@ -130,8 +130,25 @@ int hs_client_download(struct hs_client *c, const char *url_or_path,
                        struct hs_error *err);
 
 /* Counters for status output and tests. */
+/* Answers of Hover's API by status class, for metrics ("requests to Hover by status"). */
+enum hs_status_class {
+    HS_SC_2XX,
+    HS_SC_3XX, /* redirects and 304 */
+    HS_SC_401,
+    HS_SC_403,
+    HS_SC_404,
+    HS_SC_4XX, /* any other 4xx, 422 among them */
+    HS_SC_429,
+    HS_SC_5XX,
+    HS_SC_NETWORK, /* no answer: refused, reset, timeout, truncated */
+    HS_SC_COUNT
+};
+/* "2xx", "3xx", "401", ..., "network". */
+const char *hs_status_class_label(int sc);
+
 struct hs_client_stats {
-    int64_t requests; /* HTTP requests sent, retries included */
+    int64_t requests;               /* HTTP requests sent, retries included */
+    int64_t by_status[HS_SC_COUNT]; /* API requests (not token requests) by answer */
     int64_t retries;
     int64_t refreshes;
     int64_t rate_limit_waits; /* times the client-side limiter made us wait */

@@ -190,6 +190,8 @@ void hs_client_pool_get_stats(struct hs_client_pool *p, struct hs_client_stats *
     pthread_mutex_lock(&p->lock);
     for (struct entry *e = p->entries; e; e = e->next) {
         out->requests += e->stats.requests;
+        for (int k = 0; k < HS_SC_COUNT; k++)
+            out->by_status[k] += e->stats.by_status[k];
         out->retries += e->stats.retries;
         out->refreshes += e->stats.refreshes;
         out->rate_limit_waits += e->stats.rate_limit_waits;

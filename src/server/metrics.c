@@ -150,6 +150,11 @@ char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *s
     sample(&b, "hoversync_hover_requests_total", "counter",
            "HTTP requests sent to Hover's API by the service's clients, retries included.",
            (double)h->requests);
+    family(&b, "hoversync_hover_responses_total", "counter",
+           "Answers of Hover's API to the service's clients, by status class (network: none).");
+    for (int k = 0; k < HS_SC_COUNT; k++)
+        (void)hs_buf_appendf(&b, "hoversync_hover_responses_total{status=\"%s\"} %lld\n",
+                             hs_status_class_label(k), (long long)h->by_status[k]);
     sample(&b, "hoversync_hover_retries_total", "counter",
            "Requests to Hover retried after a 429, a 5xx or a network error.", (double)h->retries);
     sample(&b, "hoversync_hover_token_refreshes_total", "counter",

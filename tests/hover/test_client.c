@@ -209,6 +209,12 @@ static void test_503_twice_then_200(void **state)
     assert_int_equal(e->fc.slept_total, 50 + 100);
     for (int i = 0; i < 3; i++)
         assert_string_equal(e->ft.reqs[i].bearer, TOKEN);
+    struct hs_client_stats st;
+    hs_client_get_stats(e->c, &st);
+    assert_int_equal(st.by_status[HS_SC_5XX], 2);
+    assert_int_equal(st.by_status[HS_SC_2XX], 1);
+    assert_int_equal(st.by_status[HS_SC_429], 0);
+    assert_string_equal(hs_status_class_label(HS_SC_NETWORK), "network");
 }
 
 static void test_5xx_exhausted(void **state)

@@ -587,6 +587,10 @@ class ServiceApi(unittest.TestCase):
         hover = int(float(re.search(r"^hoversync_hover_requests_total (\S+)$", text,
                                     re.M).group(1)))
         self.assertGreater(hover, 0)
+        answered = int(re.search(r'^hoversync_hover_responses_total\{status="2xx"\} (\d+)$', text,
+                                 re.M).group(1))
+        self.assertGreater(answered, 0)
+        self.assertIn('hoversync_hover_responses_total{status="429"}', text)
         for line in text.splitlines():  # every sample is "name{labels} value"
             if line and not line.startswith("#"):
                 self.assertRegex(line, r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? \S+$')
