@@ -23,6 +23,9 @@ struct cli {
     bool stdout_tty;
 };
 
+/* The Hover client's settings from the configuration table (defaults for the rest); the
+ * strings are borrowed from the configuration. */
+void cli_client_config(const struct cli *c, struct hs_client_config *cc);
 /* Opens the store and (with_client) creates the client from the configuration; on failure
  * prints the reason and returns EXIT_FAIL. */
 int cli_open(struct cli *c, bool with_client);

@@ -99,14 +99,10 @@ int cmd_status(struct cli *c, int argc, char **argv)
     struct hs_health_source src = {.provider = &prov, .store = c->store};
     if (!offline) {
         struct hs_client_config cc;
-        memset(&cc, 0, sizeof cc);
-        hs_client_config_defaults(&cc);
-        cc.base_url = hs_config_str(&c->cfg, CFG_HOVER_URL);
-        cc.client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID);
-        cc.client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET);
-        cc.max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS);
-        cc.timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000;
-        cc.rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+        cli_client_config(c, &cc);
+        /* status only reads: it never seeds a stored credential with the initial pair. */
+        cc.initial_access_token = NULL;
+        cc.initial_refresh_token = NULL;
         int r = hs_client_pool_new(&cc, c->store, &pool, &err);
         if (r)
             return cli_report("status: Hover clients", r, &err);

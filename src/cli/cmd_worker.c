@@ -72,19 +72,7 @@ int cmd_worker(struct cli *c, int argc, char **argv)
     struct hs_client_pool *pool = NULL;
     struct hs_limiter *limiter = cli_shared_limiter(c);
     struct hs_client_config cc;
-    memset(&cc, 0, sizeof cc);
-    hs_client_config_defaults(&cc);
-    cc.base_url = hs_config_str(&c->cfg, CFG_HOVER_URL);
-    cc.client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID);
-    cc.client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET);
-    cc.credential_key = hs_config_str(&c->cfg, CFG_CONNECTION);
-    cc.initial_access_token = hs_config_str(&c->cfg, CFG_ACCESS_TOKEN);
-    cc.initial_refresh_token = hs_config_str(&c->cfg, CFG_REFRESH_TOKEN);
-    cc.as_user_email = hs_config_str(&c->cfg, CFG_AS_USER);
-    cc.as_user_id = hs_config_int(&c->cfg, CFG_AS_USER_ID);
-    cc.max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS);
-    cc.timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000;
-    cc.rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+    cli_client_config(c, &cc);
     cc.limiter = limiter;
     int r = hs_client_pool_new(&cc, c->store, &pool, &err);
     if (r) {

@@ -51,6 +51,23 @@ static void usage(FILE *out)
     fputs("\nExit status: 0 success, 1 failure (reason on stderr), 2 usage error.\n", out);
 }
 
+void cli_client_config(const struct cli *c, struct hs_client_config *cc)
+{
+    memset(cc, 0, sizeof *cc);
+    hs_client_config_defaults(cc);
+    cc->base_url = hs_config_str(&c->cfg, CFG_HOVER_URL);
+    cc->client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID);
+    cc->client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET);
+    cc->credential_key = hs_config_str(&c->cfg, CFG_CONNECTION);
+    cc->initial_access_token = hs_config_str(&c->cfg, CFG_ACCESS_TOKEN);
+    cc->initial_refresh_token = hs_config_str(&c->cfg, CFG_REFRESH_TOKEN);
+    cc->as_user_email = hs_config_str(&c->cfg, CFG_AS_USER);
+    cc->as_user_id = hs_config_int(&c->cfg, CFG_AS_USER_ID);
+    cc->max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS);
+    cc->timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000;
+    cc->rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+}
+
 int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
@@ -59,19 +76,8 @@ int cli_open(struct cli *c, bool with_client)
         return cli_report("cannot open the store", rc, &err);
     if (!with_client)
         return EXIT_OK;
-    struct hs_client_config cc = {
-        .base_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
-        .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
-        .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),
-        .credential_key = hs_config_str(&c->cfg, CFG_CONNECTION),
-        .initial_access_token = hs_config_str(&c->cfg, CFG_ACCESS_TOKEN),
-        .initial_refresh_token = hs_config_str(&c->cfg, CFG_REFRESH_TOKEN),
-        .as_user_email = hs_config_str(&c->cfg, CFG_AS_USER),
-        .as_user_id = hs_config_int(&c->cfg, CFG_AS_USER_ID),
-        .max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS),
-        .timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000,
-        .rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT),
-    };
+    struct hs_client_config cc;
+    cli_client_config(c, &cc);
     rc = hs_client_new(&cc, c->store, NULL, NULL, &c->client, &err);
     if (rc)
         return cli_report("cannot start the Hover client", rc, &err);
