@@ -64,13 +64,16 @@ struct cli_workers {
     struct hs_outbox *outbox;
     struct hs_events *events;
     struct hs_reconcile *reconcile;
+    struct hs_client_provider clients; /* the verifier's way to Hover */
+    struct hs_verifier *verifier;      /* webhook verification codes (webhook/verifier.h) */
 };
 /* Adds the comma-separated URLs of list; -1 when over CLI_MAX_ENDPOINTS. */
 int cli_workers_add_endpoints(struct cli_workers *w, const char *list);
 /* Creates the outbox (queueing; its deliverer starts with cli_workers_start) from the endpoints
  * given so far and HOVERSYNC_CRM_ENDPOINTS / HOVERSYNC_CRM_SECRET. Exit code style. */
 int cli_workers_outbox(struct cli *c, struct cli_workers *w);
-/* Starts the event worker, reconciliation and the outbox's deliverer. Exit code style. */
+/* Starts the event worker, reconciliation, the webhook verifier and the outbox's deliverer.
+ * Exit code style. */
 int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
 void cli_workers_stop(struct cli_workers *w);
 /* The process's one request budget: --rate-limit per minute plus --rate-margin-ms. */

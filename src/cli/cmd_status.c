@@ -63,6 +63,8 @@ static void print_status(json_t *doc)
         printf("verified %-25s", verified ? verified : "no");
         if (last)
             printf(" last error: %s", last);
+        if (text(x, "local_error", NULL))
+            printf(" error here: %s", text(x, "local_error", ""));
         if (!json_is_true(json_object_get(x, "stored")))
             printf(" (not stored here: registered elsewhere)");
         else if (!json_is_true(json_object_get(x, "secret_stored")))

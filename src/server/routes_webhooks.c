@@ -1,7 +1,7 @@
 /* routes_webhooks.c: POST /webhooks/hover (Hover's deliveries, a thin shell around
  * src/webhook/receiver.h), GET /api/status (src/webhook/health.h), and the registration of the
  * service's webhook for connections (--register-webhooks). The intake stays fast: no Hover call
- * on a delivery but the verify call of a verification code. */
+ * on a delivery (a verification code is queued for the verifier, src/webhook/verifier.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,15 +11,25 @@
 #include "webhook/health.h"
 #include "webhook/receiver.h"
 #include "webhook/registration.h"
+#include "webhook/signature.h"
 
 void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
+    /* The sender signed the path of the URL it was given (the public URL's), whatever a proxy
+     * in between passed on to us. */
+    char uri[2048];
+    const char *request_uri = q->uri ? q->uri : q->path;
+    char *url = s->public_url ? hs_webhook_receiver_url(s->public_url) : NULL;
+    if (url && hs_webhook_uri_of_url(url, uri, sizeof uri) == HS_OK)
+        request_uri = uri;
+    free(url);
     struct hs_webhook_request rq = {
         .method = q->method,
-        .request_uri = q->uri ? q->uri : q->path,
+        .request_uri = request_uri,
         .content_type = hs_req_header(q, MHD_HTTP_HEADER_CONTENT_TYPE),
         .content_md5 = hs_req_header(q, "Content-MD5"),
+        .content_sha256 = hs_req_header(q, "X-Authorization-Content-SHA256"),
         .date = hs_req_header(q, MHD_HTTP_HEADER_DATE),
         .authorization = hs_req_header(q, MHD_HTTP_HEADER_AUTHORIZATION),
         .body = q->body,
@@ -29,8 +39,6 @@ void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
         .store = s->store,
         .clock = s->clock,
         .delay_ms = s->webhook_delay_ms,
-        .verify = hs_webhook_verify_via_provider,
-        .verify_ctx = &s->provider,
     };
     struct hs_receiver_result res;
     hs_receiver_handle(&cfg, &rq, &res);

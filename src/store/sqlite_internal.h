@@ -135,6 +135,20 @@ int hs_sqlite_event_set_status(struct hs_store *base, int64_t event_id, const ch
                                struct hs_error *err);
 int hs_sqlite_events_processed(struct hs_store *base, const char *connection_key, int64_t job_id,
                                int64_t up_to_event_id, struct hs_error *err);
+int hs_sqlite_webhook_set_local_error(struct hs_store *base, int64_t id, const char *error,
+                                      struct hs_error *err);
+int hs_sqlite_webhook_access_get(struct hs_store *base, const char *access_id, int64_t *webhook_id,
+                                 struct hs_error *err);
+int hs_sqlite_webhook_access_put(struct hs_store *base, const char *access_id, int64_t webhook_id,
+                                 struct hs_error *err);
+int hs_sqlite_events_unverified_trim(struct hs_store *base, int64_t now_ms, int64_t *removed,
+                                     struct hs_error *err);
+int hs_sqlite_verification_add(struct hs_store *base, int64_t webhook_id, const char *code,
+                               int64_t event_id, int64_t now_ms, struct hs_error *err);
+int hs_sqlite_verification_claim(struct hs_store *base, int64_t now_ms, int64_t lease_ms,
+                                 struct hs_verification *out, struct hs_error *err);
+int hs_sqlite_verification_finish(struct hs_store *base, int64_t id, const char *status,
+                                  int64_t next_attempt_ms, const char *error, struct hs_error *err);
 int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
                             const char *reason, int64_t not_before_ms, struct hs_error *err);
 int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,

@@ -157,6 +157,7 @@ void hs_webhook_row_clear(struct hs_webhook_row *w)
     free(w->verified_at);
     free(w->last_error);
     free(w->created_at);
+    free(w->local_error);
     memset(w, 0, sizeof *w);
 }
 
@@ -190,6 +191,14 @@ void hs_event_rows_free(struct hs_event_row *v, size_t n)
     for (size_t i = 0; i < n; i++)
         hs_event_row_clear(&v[i]);
     free(v);
+}
+
+void hs_verification_clear(struct hs_verification *v)
+{
+    if (!v)
+        return;
+    free(v->code);
+    memset(v, 0, sizeof *v);
 }
 
 void hs_work_item_clear(struct hs_work_item *w)
