@@ -72,9 +72,11 @@ int cli_workers_add_endpoints(struct cli_workers *w, const char *list);
 /* Creates the outbox (queueing; its deliverer starts with cli_workers_start) from the endpoints
  * given so far and HOVERSYNC_CRM_ENDPOINTS / HOVERSYNC_CRM_SECRET. Exit code style. */
 int cli_workers_outbox(struct cli *c, struct cli_workers *w);
-/* Starts the event worker, reconciliation, the webhook verifier and the outbox's deliverer.
- * Exit code style. */
+/* Starts the event worker, reconciliation and the outbox's deliverer. Exit code style. */
 int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
+/* Starts the webhook verifier (webhook/verifier.h): serve runs it even with --no-workers, since
+ * it completes the intake; a worker process runs one too (they share the queue in the store). */
+int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
 void cli_workers_stop(struct cli_workers *w);
 /* The process's one request budget: --rate-limit per minute plus --rate-margin-ms. */
 struct hs_limiter *cli_shared_limiter(struct cli *c);

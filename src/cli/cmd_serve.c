@@ -52,7 +52,8 @@ static void serve_help(void)
          "                          [default: 30; HOVERSYNC_PENDING_INTERVAL]\n"
          "  --no-workers            do not run the background work here (webhook-driven syncs,\n"
          "                          reconciliation, CRM notifications): `hoversync worker`\n"
-         "                          processes do it\n"
+         "                          processes do it (webhook verification codes are still\n"
+         "                          sent to Hover from here)\n"
          "  --crm-endpoint URL      notify this CRM URL after each sync that changed something\n"
          "                          (repeatable; and HOVERSYNC_CRM_ENDPOINTS, comma-separated;\n"
          "                          signed with HOVERSYNC_CRM_SECRET; docs/WEBHOOKS.md)\n"
@@ -258,6 +259,8 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         goto out;
     }
     if (workers && (rc = cli_workers_start(c, prov, &w)) != EXIT_OK)
+        goto out;
+    if ((rc = cli_workers_verifier(c, prov, &w)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
     if (port_file && write_port_file(port_file, hs_server_port(srv)) != 0) {

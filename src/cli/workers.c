@@ -74,18 +74,24 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
         r = hs_reconcile_start(w->reconcile, &err);
     if (r)
         return cli_report("reconciliation", r, &err);
-    w->clients = clients;
-    struct hs_verifier_config vc = {.verify = hs_webhook_verify_via_provider,
-                                    .verify_ctx = &w->clients};
-    r = hs_verifier_new(&vc, c->store, NULL, &w->verifier, &err);
-    if (r == HS_OK)
-        r = hs_verifier_start(w->verifier, &err);
-    if (r)
-        return cli_report("webhook verifier", r, &err);
     if ((r = hs_outbox_start(w->outbox, &err)))
         return cli_report("CRM notifications", r, &err);
     hs_info("workers=started event_threads=%d reconcile_interval_s=%lld crm_endpoints=%zu",
             ec.threads, (long long)(rc.interval_ms / 1000), w->n_endpoints);
+    return EXIT_OK;
+}
+
+int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struct cli_workers *w)
+{
+    struct hs_error err = {0};
+    w->clients = clients;
+    struct hs_verifier_config vc = {.verify = hs_webhook_verify_via_provider,
+                                    .verify_ctx = &w->clients};
+    int r = hs_verifier_new(&vc, c->store, NULL, &w->verifier, &err);
+    if (r == HS_OK)
+        r = hs_verifier_start(w->verifier, &err);
+    if (r)
+        return cli_report("webhook verifier", r, &err);
     return EXIT_OK;
 }
 
