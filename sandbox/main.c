@@ -58,6 +58,12 @@ static const char USAGE[] =
     "  --verification-before-response\n"
     "                              deliver a new webhook's verification code before answering\n"
     "                              the registration\n"
+    "  --webhook-signer FORM       sign deliveries as this api_auth release does: 1.x (no\n"
+    "                              method, Content-MD5, HMAC-SHA256; the default), 2.4-sha1,\n"
+    "                              2.4-sha256 (method first, Content-MD5), 2.5-sha256,\n"
+    "                              2.5-sha512 (method first, X-Authorization-Content-SHA256)\n"
+    "  --webhook-access-id FORM    the id the Authorization header names: webhook-id (the\n"
+    "                              default), org-id, name (hover-org-<org id>)\n"
     "Logging:\n"
     "  --request-log PATH          append one JSON line per request to PATH\n"
     "  --log-level L               debug, info, warn, error or off (default info)\n"
@@ -95,6 +101,8 @@ enum {
     OPT_REORDER,
     OPT_UNKNOWN,
     OPT_VERIFY_FIRST,
+    OPT_SIGNER,
+    OPT_ACCESS_ID,
 };
 
 static const struct option OPTIONS[] = {
@@ -121,6 +129,8 @@ static const struct option OPTIONS[] = {
     {"webhook-reorder", no_argument, NULL, OPT_REORDER},
     {"webhook-unknown-events", no_argument, NULL, OPT_UNKNOWN},
     {"verification-before-response", no_argument, NULL, OPT_VERIFY_FIRST},
+    {"webhook-signer", required_argument, NULL, OPT_SIGNER},
+    {"webhook-access-id", required_argument, NULL, OPT_ACCESS_ID},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -286,6 +296,17 @@ int main(int argc, char **argv)
             break;
         case OPT_VERIFY_FIRST:
             cfg.webhooks.verification_before_response = true;
+            break;
+        case OPT_SIGNER:
+            if (sb_signer_parse(optarg, &cfg.webhooks.signer) != 0)
+                return usage_error("--webhook-signer wants 1.x, 2.4-sha1, 2.4-sha256, 2.5-sha256 "
+                                   "or 2.5-sha512, not '%s'",
+                                   optarg);
+            break;
+        case OPT_ACCESS_ID:
+            if (sb_access_id_parse(optarg, &cfg.webhooks.access_id) != 0)
+                return usage_error("--webhook-access-id wants webhook-id, org-id or name, not '%s'",
+                                   optarg);
             break;
         case 'h':
             fputs(USAGE, stdout);
