@@ -394,7 +394,7 @@ class Flood(unittest.TestCase):
         for i in range(sent):
             body = json.dumps({"event": "webhook-verification-code", "webhook_id": 700000 + i,
                                "code": "flood-%d" % i}).encode()
-            r = self.post(body, signed("YXR0YWNrZXI=", 700000 + i, body))
+            r = self.post(body, signed("YXR0YWNrZXI=", 700000 + i, body, form="1.x-sha256"))
             self.assertEqual(r.status, 202, r.body)
         # Refusals: each a warn line, through the rate limit.
         refused = 600
