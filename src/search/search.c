@@ -528,11 +528,14 @@ static void answer_add(struct answer *a, int64_t id, json_t *job)
 }
 
 static int local_search(struct hs_search_service *s, const char *q, const char *state, int64_t page,
-                        int64_t per, struct answer *a, int64_t *total, struct hs_error *err)
+                        int64_t per, const struct hs_scope *scope, struct answer *a, int64_t *total,
+                        struct hs_error *err)
 {
     struct hs_job_summary *v = NULL;
     size_t n = 0;
-    int rc = s->store->ops->jobs_search(s->store, q, state, page, per, &v, &n, total, err);
+    int rc = scope ? s->store->ops->jobs_search_scoped(s->store, q, state, page, per, scope, &v, &n,
+                                                       total, err)
+                   : s->store->ops->jobs_search(s->store, q, state, page, per, &v, &n, total, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++)
@@ -800,7 +803,7 @@ int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, 
                        .ids = hs_calloc((size_t)per, sizeof(int64_t)),
                        .max = (size_t)per};
     int64_t total = 0;
-    int rc = local_search(s, norm, state, page, per, &a, &total, err);
+    int rc = local_search(s, norm, state, page, per, q->scope, &a, &total, err);
     if (rc)
         goto out;
     bool had_local = a.n > 0;
@@ -813,7 +816,7 @@ int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, 
         a.n = 0;
         a.truncated = false;
         struct hs_error lerr = {0};
-        if (local_search(s, norm, state, page, per, &a, &total, &lerr))
+        if (local_search(s, norm, state, page, per, q->scope, &a, &total, &lerr))
             hs_warn("search=local-again error=\"%s\"", lerr.msg);
     }
     for (size_t i = 0; r.hover_jobs && i < json_array_size(r.hover_jobs); i++) {

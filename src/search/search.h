@@ -46,6 +46,9 @@ struct hs_search_query {
     /* Extension: who is typing (the browser session). Debouncing is per session: a query is
      * superseded only by a newer query of the same session. NULL: connection_key. */
     const char *session;
+    /* Extension: the local index answers with jobs of these connections only (a browser
+     * session's, docs/API.md "Tenants"); NULL: every stored job. */
+    const struct hs_scope *scope;
 };
 
 struct hs_search_service;
