@@ -390,6 +390,17 @@ static void error_remember(struct hs_search_service *s, const char *conn, int rc
     hs_strlcpy(e->message, msg && *msg ? msg : hs_err_name(rc), sizeof e->message);
 }
 
+void hs_search_connection_ok(struct hs_search_service *s, const char *conn)
+{
+    if (!s || !conn)
+        return;
+    pthread_mutex_lock(&s->lock);
+    struct conn_error *e = error_get(s, conn);
+    if (e)
+        e->until = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* ---- life cycle ---- */
 
 int hs_search_new(const struct hs_search_config *cfg, struct hs_store *store,

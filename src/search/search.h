@@ -74,6 +74,10 @@ void hs_search_free(struct hs_search_service *s);
 int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, json_t **out,
                   struct hs_error *err);
 
+/* Extension: the connection's grant works again (it was just connected anew): its searches
+ * ask Hover again at once instead of answering with the failure of before. */
+void hs_search_connection_ok(struct hs_search_service *s, const char *conn);
+
 struct hs_search_stats {
     int64_t queries, local_answers, hover_requests, cache_hits, debounced;
     int64_t covered, hover_errors; /* extensions */

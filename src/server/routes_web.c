@@ -571,6 +571,7 @@ static void connect_finish(struct hs_server *s, struct hs_resp *r, const char *k
         return;
     }
     hs_connection_note(s, key, HS_OK);
+    hs_search_connection_ok(s->search, key);
     if (s->register_webhooks)
         (void)hs_server_register_webhooks(s, key, NULL); /* logged; the page says connected */
     char fp[9];
@@ -722,11 +723,9 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
         hs_resp_html_message(s, r, 500, "Not connected", "The connections could not be read.");
         goto out;
     }
-    /* A known org that differs, or an unknown one under a name that does not say this org. */
-    char own[40];
-    (void)snprintf(own, sizeof own, "org-%lld", (long long)tok.owner_id);
-    bool repoint = exists && tok.owner_id > 0 && old_owner != tok.owner_id &&
-                   (old_owner > 0 || strcmp(key, own) != 0);
+    /* Re-pointing: the grant is for another org than the one stored (a pair seeded without
+     * its org, owner unknown, learns it here). */
+    bool repoint = exists && old_owner > 0 && tok.owner_id > 0 && old_owner != tok.owner_id;
     if (repoint && flow.session) {
         ask_confirmation(s, r, &flow, key, &tok, old_owner);
         key = NULL; /* taken */
