@@ -75,7 +75,7 @@ static int unhex(const char *hex, unsigned char *out, size_t n)
     return HS_OK;
 }
 
-static bool is_hex(const char *s, size_t n)
+bool hs_is_hex(const char *s, size_t n)
 {
     if (!s || strlen(s) != n)
         return false;
@@ -174,7 +174,7 @@ int hs_session_lookup(struct hs_server *s, const char *token, struct hs_session 
                       struct hs_error *err)
 {
     /* Anything that is not one of our tokens is not looked up at all. */
-    if (!is_hex(token, 64))
+    if (!hs_is_hex(token, 64))
         return hs_fail(err, HS_ERR_NOT_FOUND, "not a session token");
     char hash[65];
     hs_sha256_hex(token, hash);
@@ -263,7 +263,7 @@ int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, c
 static bool ticket_take(struct hs_server *s, const char *ticket, const char *purpose,
                         const char *target, char who[65])
 {
-    if (!is_hex(ticket, 64))
+    if (!hs_is_hex(ticket, 64))
         return false;
     unsigned char h[32];
     sha256(ticket, 64, h);
@@ -344,7 +344,7 @@ static int bearer_check(struct hs_req *q, struct hs_resp *r, const char *authz)
         q->auth = HS_AUTH_KEY;
         return 0;
     }
-    if (!is_hex(key, 64)) {
+    if (!hs_is_hex(key, 64)) {
         unauthorized(r, "wrong API key");
         return -1;
     }
@@ -413,7 +413,7 @@ int hs_auth_check(struct hs_req *q, struct hs_resp *r)
         return -1;
     }
     /* The cookie of a page the service served on its own site (kept for such pages). */
-    if (!is_hex(cookie, 64)) {
+    if (!hs_is_hex(cookie, 64)) {
         unauthorized(r, "the session is unknown or expired: open the modal again");
         return -1;
     }

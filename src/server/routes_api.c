@@ -537,22 +537,12 @@ void hs_route_records(struct hs_req *q, struct hs_resp *r)
     hs_resp_set(r, 200, "application/json", doc, strlen(doc));
 }
 
-static bool sha_ok(const char *s)
-{
-    if (strlen(s) != 64)
-        return false;
-    for (size_t i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
 /* GET /files/{sha256} */
 void hs_route_file(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     const char *sha = q->params[0];
-    if (!sha_ok(sha)) {
+    if (!hs_is_hex(sha, 64)) {
         hs_resp_error(r, 400, "bad_request",
                       "a file is named by the 64 lowercase hex digits of "
                       "its SHA-256");
@@ -603,7 +593,7 @@ void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r)
         free(esc);
     } else if (purpose && strcmp(purpose, "file") == 0) {
         target = json_string_value(json_object_get(body, "sha256"));
-        if (!target || !sha_ok(target)) {
+        if (!target || !hs_is_hex(target, 64)) {
             hs_resp_error(r, 400, "bad_request", "sha256 must be 64 lowercase hex digits");
             goto out;
         }

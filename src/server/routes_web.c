@@ -261,21 +261,11 @@ static char *redirect_uri(const struct hs_server *s)
     return hs_aprintf("%s/oauth/callback", s->public_url);
 }
 
-static bool hex64(const char *v)
-{
-    if (!v || strlen(v) != 64)
-        return false;
-    for (size_t i = 0; i < 64; i++)
-        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
-            return false;
-    return true;
-}
-
 /* The browser's flow cookie as its SHA-256; false when it has none (or not one of ours). */
 static bool flow_browser(const struct hs_req *q, unsigned char out[32])
 {
     const char *c = hs_req_cookie(q, FLOW_COOKIE);
-    if (!hex64(c))
+    if (!hs_is_hex(c, 64))
         return false;
     hs_sha256_bytes(c, out);
     return true;
@@ -411,9 +401,10 @@ void hs_route_connect(struct hs_req *q, struct hs_resp *r)
     char state[33], cookie[65], address[48];
     unsigned char browser[32];
     const char *have = hs_req_cookie(q, FLOW_COOKIE);
-    if (hex64(have))
+    if (hs_is_hex(have, 64))
         (void)hs_strlcpy(cookie, have, sizeof cookie);
-    if ((!hex64(have) && hs_random_hex(32, cookie) != HS_OK) || hs_random_hex(16, state) != HS_OK) {
+    if ((!hs_is_hex(have, 64) && hs_random_hex(32, cookie) != HS_OK) ||
+        hs_random_hex(16, state) != HS_OK) {
         hs_resp_error(r, 500, "internal", "no randomness for the OAuth state");
         return;
     }
@@ -763,7 +754,7 @@ void hs_route_connect_confirm(struct hs_req *q, struct hs_resp *r)
     struct oauth_state flow;
     bool found = false;
     memset(&flow, 0, sizeof flow);
-    if (hex64(confirm) && flow_browser(q, browser)) {
+    if (hs_is_hex(confirm, 64) && flow_browser(q, browser)) {
         int64_t now = hs_server_mono_ms(s);
         pthread_mutex_lock(&s->cache_lock);
         for (size_t i = 0; i < OAUTH_STATES_N; i++) {

@@ -702,7 +702,7 @@ test('error states: rate limited, reconnect required, network error with Retry, 
   await waitQuery(frame, 'Harbor');
   const link = frame.locator('#hs-search-notice a', { hasText: 'Reconnect Hover' });
   assert.equal(await link.getAttribute('target'), '_blank');
-  assert.match(await link.getAttribute('href'), /\/connect$/);
+  assert.match(await link.getAttribute('href'), /\/connect\?connection=default$/, 'the connection to connect again');
   await shot(page, 'state-reconnect');
 
   await fault({ route: 'search', code: 'network', count: 1 });
