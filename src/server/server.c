@@ -57,14 +57,17 @@ const struct route hs_routes[] = {
     {"GET", "/api/jobs/{id}", R_AUTH | R_WORKER, hs_route_job_show},
     {"POST", "/api/syncs", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_syncs_create},
     {"GET", "/api/syncs/{id}", R_AUTH, hs_route_sync_get},
-    {"GET", "/api/syncs/{id}/events", R_AUTH, hs_route_sync_events},
+    {"GET", "/api/syncs/{id}/events", R_AUTH | R_TICKET, hs_route_sync_events},
     {"GET", "/api/records", R_AUTH | R_WORKER, hs_route_records},
-    {"GET", "/files/{sha256}", R_AUTH | R_WORKER, hs_route_file},
+    {"GET", "/files/{sha256}", R_AUTH | R_WORKER | R_TICKET, hs_route_file},
     {"GET", "/api/images/{id}", R_AUTH | R_WORKER, hs_route_image},
-    {"GET", "/connect", R_AUTH, hs_route_connect},
+    {"POST", "/api/tickets", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_tickets_create},
+    {"GET", "/connect", R_AUTH | R_WORKER | R_TICKET, hs_route_connect},
+    /* Authenticated by the flow's cookie and its confirmation token (routes_web.c). */
+    {"POST", "/connect/confirm", R_WORKER, hs_route_connect_confirm},
     {"GET", "/oauth/callback", R_WORKER, hs_route_oauth_callback},
     {"GET", "/modal", R_WORKER, hs_route_modal},
-    {"GET", "/api/status", R_AUTH | R_WORKER, hs_route_status},
+    {"GET", "/api/status", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_status},
     /* Authenticated by its signature (src/webhook/receiver.h), not by key or session. */
     {"POST", HS_WEBHOOK_PATH, R_WORKER, hs_route_webhook_hover},
 };
@@ -723,6 +726,8 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->register_webhooks = cfg->register_webhooks;
     pthread_mutex_init(&s->cache_lock, NULL);
     s->images = hs_calloc(IMAGE_MAP_N, sizeof *s->images);
+    s->states = hs_calloc(OAUTH_STATES_N, sizeof *s->states);
+    s->tickets = hs_calloc(TICKETS_N, sizeof *s->tickets);
     atomic_init(&s->oauth_requests, 0);
 
     struct server_rt *rt = hs_calloc(1, sizeof *rt);
@@ -909,8 +914,8 @@ void hs_server_free(struct hs_server *s)
         free(s->images[i].url);
     }
     free(s->images);
-    for (size_t i = 0; i < OAUTH_STATES_N; i++)
-        free(s->states[i].connection);
+    hs_flows_free(s);
+    free(s->tickets);
     for (size_t i = 0; i < CONN_FLAGS_N; i++)
         free(s->reconnect[i]);
     pthread_mutex_destroy(&s->cache_lock);

@@ -409,6 +409,26 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "-- Deliveries kept while no known secret verifies them are few and short-lived.\n"
      "CREATE INDEX webhook_events_unverified ON webhook_events(received_at) "
      "WHERE status = 'unverified';\n"},
+    /* Tenants (docs/API.md "Tenants"): a browser session sees only the connections (Hover orgs)
+     * it was given. Sessions of before keep working where that is unambiguous (exactly one
+     * connection); the others end, and their CRM opens the modal again. The search of a session
+     * filters jobs by connection_key, which the covering index of the ranking then holds too. */
+    {7, "session connections",
+     "-- The connections a browser session may use (POST /api/sessions names them).\n"
+     "CREATE TABLE session_connections (\n"
+     "  token_sha256 TEXT NOT NULL REFERENCES sessions(token_sha256) ON DELETE CASCADE,\n"
+     "  connection_key TEXT NOT NULL,       -- connections.key\n"
+     "  PRIMARY KEY (token_sha256, connection_key)\n"
+     ");\n"
+     "INSERT INTO session_connections (token_sha256, connection_key)\n"
+     "  SELECT s.token_sha256, c.key FROM sessions s, connections c\n"
+     "  WHERE (SELECT COUNT(*) FROM connections) = 1;\n"
+     "DELETE FROM sessions WHERE token_sha256 NOT IN (SELECT token_sha256 FROM "
+     "session_connections);\n"
+     "DROP INDEX jobs_search_rank;\n"
+     "CREATE INDEX jobs_search_rank ON jobs(id, hover_updated_at, reconstruction_state, "
+     "connection_key);\n"
+     "CREATE INDEX jobs_connection_updated ON jobs(connection_key, hover_updated_at);\n"},
 };
 
 const int hs_sqlite_migrations_count =

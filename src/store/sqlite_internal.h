@@ -58,6 +58,12 @@ int hs_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st, int *changes, const 
 /* Binds text (NULL binds SQL NULL) / a Hover id (0 or less binds NULL: ids are positive). */
 void hs_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
 void hs_sqlite_bind_id(sqlite3_stmt *st, int i, int64_t v);
+/* A scope as a JSON array of its keys, for "key IN (SELECT value FROM json_each(?))"; NULL
+ * (binds SQL NULL: no filter) for a NULL scope. The caller frees. */
+char *hs_sqlite_scope_json(const struct hs_scope *scope);
+/* The filter of rows of jobs (alias j) in a scope bound to ?N as hs_sqlite_scope_json. */
+#define HS_SQL_IN_SCOPE(col, n)                                                                    \
+    "(?" n " IS NULL OR " col " IN (SELECT value FROM json_each(?" n ")))"
 
 void hs_sqlite_lock(struct sqlite_store *s);
 void hs_sqlite_unlock(struct sqlite_store *s);
@@ -95,6 +101,14 @@ int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t mo
 int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
                       int64_t hover_requests, struct hs_error *err);
 int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err);
+int hs_sqlite_export_since_scoped(struct hs_store *base, int64_t since,
+                                  const struct hs_scope *scope, char **out, struct hs_error *err);
+int hs_sqlite_artifact_by_sha_scoped(struct hs_store *base, const char *sha256,
+                                     const struct hs_scope *scope, struct hs_artifact_row *out,
+                                     struct hs_error *err);
+int hs_sqlite_artifact_by_image_scoped(struct hs_store *base, int64_t image_id,
+                                       const struct hs_scope *scope, struct hs_artifact_row *out,
+                                       struct hs_error *err);
 /* The service's reads (sqlite_records.c). */
 int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
                               struct hs_artifact_row *out, struct hs_error *err);
@@ -117,6 +131,10 @@ int hs_sqlite_work_release_dead(struct hs_store *base, bool (*dead)(void *ctx, c
 int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
                           int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
                           struct hs_error *err);
+int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const char *state,
+                                 int64_t page, int64_t per, const struct hs_scope *scope,
+                                 struct hs_job_summary **out, size_t *n, int64_t *total,
+                                 struct hs_error *err);
 
 /* Webhooks, events, work items, outbox, policies (sqlite_events.c). */
 int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,

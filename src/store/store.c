@@ -121,7 +121,20 @@ void hs_session_clear(struct hs_session *s)
     free(s->token_sha256);
     free(s->csrf_token);
     free(s->user);
+    for (size_t i = 0; i < s->n_connections; i++)
+        free(s->connections[i]);
+    free(s->connections);
     memset(s, 0, sizeof *s);
+}
+
+bool hs_scope_has(const struct hs_scope *scope, const char *key)
+{
+    if (!scope)
+        return true;
+    for (size_t i = 0; key && i < scope->n; i++)
+        if (scope->keys[i] && strcmp(scope->keys[i], key) == 0)
+            return true;
+    return false;
 }
 
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n)

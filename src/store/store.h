@@ -109,8 +109,22 @@ struct hs_session {
     char *csrf_token;   /* sent back by the page in X-CSRF-Token on state-changing calls */
     int64_t created_at, expires_at; /* unix seconds */
     char *user;                     /* the CRM's user id, or NULL */
+    /* The connections (Hover orgs) the session may use, by key; it sees nothing of the others.
+     * Stored with the session (session_put replaces them). */
+    char **connections;
+    size_t n_connections;
 };
 void hs_session_clear(struct hs_session *s);
+
+/* What a caller of the service may read: the rows of jobs read through one of these
+ * connections (jobs.connection_key), and their models and artifacts. A NULL scope (the API
+ * key) reads everything; a scope of no keys reads nothing. */
+struct hs_scope {
+    const char *const *keys;
+    size_t n;
+};
+/* True when scope lets connection `key` be read (a NULL scope lets every key). */
+bool hs_scope_has(const struct hs_scope *scope, const char *key);
 
 /* A connected Hover org (a stored credential). */
 struct hs_connection_row {
@@ -337,6 +351,20 @@ struct hs_store_ops {
      * model id: its sync mark and selection (caller frees with hs_model_statuses_free). */
     int (*job_models_status)(struct hs_store *s, int64_t job_id, struct hs_model_status **out,
                              size_t *n, struct hs_error *err);
+    /* jobs_search, export_since, artifact_by_sha and artifact_by_image within a scope (a
+     * browser session's connections); scope NULL: the same as the unscoped op. */
+    int (*jobs_search_scoped)(struct hs_store *s, const char *q, const char *state, int64_t page,
+                              int64_t per, const struct hs_scope *scope,
+                              struct hs_job_summary **out, size_t *n, int64_t *total,
+                              struct hs_error *err);
+    int (*export_since_scoped)(struct hs_store *s, int64_t since, const struct hs_scope *scope,
+                               char **out, struct hs_error *err);
+    int (*artifact_by_sha_scoped)(struct hs_store *s, const char *sha256,
+                                  const struct hs_scope *scope, struct hs_artifact_row *out,
+                                  struct hs_error *err);
+    int (*artifact_by_image_scoped)(struct hs_store *s, int64_t image_id,
+                                    const struct hs_scope *scope, struct hs_artifact_row *out,
+                                    struct hs_error *err);
 
     /* ---- webhooks, events, work items, outbox, policies ---- */
     int (*webhook_put)(struct hs_store *s, const struct hs_webhook_row *w, struct hs_error *err);

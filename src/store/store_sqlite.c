@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/migrations.h"
@@ -194,6 +195,19 @@ void hs_sqlite_bind_id(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_int64(st, i, v);
     else
         sqlite3_bind_null(st, i);
+}
+
+char *hs_sqlite_scope_json(const struct hs_scope *scope)
+{
+    if (!scope)
+        return NULL;
+    json_t *a = json_array();
+    for (size_t i = 0; i < scope->n; i++)
+        if (scope->keys[i])
+            json_array_append_new(a, json_string(scope->keys[i]));
+    char *text = hs_json_dump(a);
+    json_decref(a);
+    return text;
 }
 
 /* Reads the pair; the caller holds s->lock. */
@@ -419,11 +433,37 @@ static int sq_setting_put(struct hs_store *base, const char *key, const char *va
     return rc;
 }
 
+/* One statement of session_put: ?1 token hash, ?2 csrf, ?3 user, ?4 created, ?5 expires,
+ * ?6 a connection key. */
+static int session_stmt(struct sqlite_store *s, const char *sql, const struct hs_session *ss,
+                        const char *key, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = svc_prepare(s, sql, &st, "storing session", err);
+    if (rc)
+        return rc;
+    /* A statement without some of the parameters ignores their binding (SQLITE_RANGE). */
+    sqlite3_bind_text(st, 1, ss->token_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ss->csrf_token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ss->user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ss->created_at);
+    sqlite3_bind_int64(st, 5, ss->expires_at);
+    sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = hs_sqlite_fail(s, src, err, "storing session");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int sq_session_put(struct hs_store *base, const struct hs_session *ss, struct hs_error *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (!ss || !ss->token_sha256 || !ss->csrf_token || ss->expires_at <= ss->created_at)
         return hs_fail(err, HS_ERR_INVALID, "session without a token, a csrf token or a future");
+    for (size_t i = 0; i < ss->n_connections; i++)
+        if (!ss->connections[i])
+            return hs_fail(err, HS_ERR_INVALID, "session with a NULL connection");
     int rc = refuse_nested(s, err, "session_put");
     if (rc)
         return rc;
@@ -439,29 +479,51 @@ static int sq_session_put(struct hs_store *base, const struct hs_session *ss, st
         "VALUES (?1, ?2, ?4, ?5, ?3) ON CONFLICT(token_sha256) DO UPDATE SET "
         "csrf_token = excluded.csrf_token, created_at = excluded.created_at, "
         "expires_at = excluded.expires_at, user = excluded.user",
+        "DELETE FROM session_connections WHERE token_sha256 = ?1",
     };
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++) {
-        sqlite3_stmt *st = NULL;
-        rc = svc_prepare(s, sql[i], &st, "storing session", err);
-        if (rc)
-            break;
-        if (i == 1) {
-            sqlite3_bind_text(st, 1, ss->token_sha256, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, ss->csrf_token, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, ss->user, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 5, ss->expires_at);
-        }
-        sqlite3_bind_int64(st, 4, ss->created_at);
-        int src = sqlite3_step(st);
-        if (src != SQLITE_DONE)
-            rc = hs_sqlite_fail(s, src, err, "storing session");
-        sqlite3_finalize(st);
-    }
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++)
+        rc = session_stmt(s, sql[i], ss, NULL, err);
+    for (size_t i = 0; i < ss->n_connections && !rc; i++)
+        rc = session_stmt(s,
+                          "INSERT OR IGNORE INTO session_connections (token_sha256, "
+                          "connection_key) VALUES (?1, ?6)",
+                          ss, ss->connections[i], err);
     if (!rc)
         rc = hs_sqlite_exec(s, "COMMIT", err);
     if (rc)
         hs_sqlite_exec(s, "ROLLBACK", NULL);
     hs_sqlite_unlock(s);
+    return rc;
+}
+
+/* The session's connections, in the order given, into v (under the store lock). */
+static int session_connections_read(struct sqlite_store *s, struct hs_session *v,
+                                    struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = svc_prepare(s,
+                         "SELECT connection_key FROM session_connections WHERE token_sha256 = ?1 "
+                         "ORDER BY rowid",
+                         &st, "reading session", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, v->token_sha256, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = hs_sqlite_fail(s, src, err, "reading session");
+            break;
+        }
+        if (v->n_connections == cap) {
+            cap = cap ? cap * 2 : 4;
+            v->connections = hs_realloc(v->connections, cap * sizeof *v->connections);
+        }
+        v->connections[v->n_connections++] = hs_sqlite_col_text(st, 0);
+    }
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -498,8 +560,12 @@ static int sq_session_get(struct hs_store *base, const char *token_sha256, int64
         }
     }
     sqlite3_finalize(st);
-    hs_sqlite_unlock(s);
     if (!rc)
+        rc = session_connections_read(s, &v, err);
+    hs_sqlite_unlock(s);
+    if (rc)
+        hs_session_clear(&v);
+    else
         *out = v;
     return rc;
 }
@@ -594,6 +660,10 @@ static const struct hs_store_ops sqlite_ops = {
     .artifact_by_sha = hs_sqlite_artifact_by_sha,
     .artifact_by_image = hs_sqlite_artifact_by_image,
     .job_models_status = hs_sqlite_job_models_status,
+    .jobs_search_scoped = hs_sqlite_jobs_search_scoped,
+    .export_since_scoped = hs_sqlite_export_since_scoped,
+    .artifact_by_sha_scoped = hs_sqlite_artifact_by_sha_scoped,
+    .artifact_by_image_scoped = hs_sqlite_artifact_by_image_scoped,
     .jobs_search = hs_sqlite_jobs_search,
     .events_last_accepted = hs_sqlite_events_last_accepted,
     .job_synced_seq = hs_sqlite_job_synced_seq,
