@@ -1,6 +1,7 @@
 /* test_config.c: the configuration: names in the file, the file's parser (what it accepts, what
  * it refuses and that a refused file changes nothing), the precedence flag > environment > file >
- * default, `config show`'s sources and redaction. */
+ * default, `config show`'s sources and redaction, and that README.md and hoversync(1) name every
+ * option of the table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -292,12 +293,65 @@ static void test_show(void **state)
     clear_env();
 }
 
+/* The document at SOURCE_ROOT/rel with roff's escaped dashes ("\-") as plain dashes. */
+static char *read_doc(const char *rel)
+{
+    const char *root = getenv("SOURCE_ROOT");
+    char *path = hs_aprintf("%s/%s", root ? root : ".", rel);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    char *text = hs_malloc(1 << 20);
+    size_t n = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    free(path);
+    size_t w = 0;
+    for (size_t r = 0; r < n; r++) {
+        if (text[r] == '\\' && r + 1 < n && text[r + 1] == '-')
+            continue;
+        text[w++] = text[r];
+    }
+    text[w] = '\0';
+    return text;
+}
+
+/* Every option of the table in a document: its flag, its variable, its name in the file. */
+static void assert_doc_names_every_option(const char *rel, bool file_names)
+{
+    char *doc = read_doc(rel);
+    for (int k = 0; k < CFG_COUNT; k++) {
+        const struct hs_cfg_def *d = &hs_cfg_defs[k];
+        char name[HS_CFG_NAME_MAX];
+        hs_cfg_name(d, name, sizeof name);
+        if (d->flag && !strstr(doc, d->flag))
+            fail_msg("%s does not name the option %s", rel, d->flag);
+        if (!strstr(doc, d->env))
+            fail_msg("%s does not name the variable %s", rel, d->env);
+        if (file_names && d->type != HS_CFG_SECRET && !strstr(doc, name))
+            fail_msg("%s does not name the file option %s", rel, name);
+    }
+    if (!strstr(doc, "--config") || !strstr(doc, "HOVERSYNC_CONFIG"))
+        fail_msg("%s does not name --config and HOVERSYNC_CONFIG", rel);
+    free(doc);
+}
+
+static void test_docs_name_every_option(void **state)
+{
+    (void)state;
+    assert_doc_names_every_option("man/hoversync.1", true);
+    assert_doc_names_every_option("README.md", true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),      cmocka_unit_test(test_file_values),
-        cmocka_unit_test(test_refusals),   cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_which_file), cmocka_unit_test(test_show),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_file_values),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_which_file),
+        cmocka_unit_test(test_show),
+        cmocka_unit_test(test_docs_name_every_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
