@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hoversync needs to build, test and run.
 # Idempotent: packages already present are skipped, apt is only called when something is missing.
-# Usage: scripts/install-deps.sh [--test | --bench]   (--test: what the test suite needs;
-#        --bench: that and the load generators of bench/)
+# Usage: scripts/install-deps.sh [--test | --bench | --package]   (--test: what the test suite
+#        needs, --package included; --bench: that and the load generators of bench/; --package:
+#        what building the Debian package and checking the installed files need: debhelper,
+#        groff and man for the manual pages, systemd's systemd-analyze for the unit)
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config meson ninja-build
@@ -11,9 +13,11 @@ test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 c
 
 want=("${build_pkgs[@]}")
 bench_pkgs=(wrk)
+package_pkgs=(debhelper dpkg-dev groff-base man-db systemd)
 case "${1:-}" in
---test) want+=("${test_pkgs[@]}") ;;
---bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+--test) want+=("${test_pkgs[@]}" "${package_pkgs[@]}") ;;
+--bench) want+=("${test_pkgs[@]}" "${package_pkgs[@]}" "${bench_pkgs[@]}") ;;
+--package) want+=("${package_pkgs[@]}") ;;
 esac
 
 missing=()

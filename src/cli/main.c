@@ -151,8 +151,10 @@ int cli_int_arg(const char *name, const char *s, int64_t min, int64_t max, int64
 int cmd_config(struct cli *c, int argc, char **argv)
 {
     if (argc >= 2 && cli_is_help(argv[1])) {
-        puts("Usage: hoversync config [show]\n\nPrints every setting, its value and where it "
-             "came from (default, env, flag).\nSecrets are never printed.");
+        puts("Usage: hoversync config [show]\n\n"
+             "Prints the configuration file read, then every setting: its name in that file,\n"
+             "its environment variable, its value and where the value came from (flag, env,\n"
+             "file:PATH:LINE, default). Secrets are never printed.");
         return EXIT_OK;
     }
     if (argc > 2 || (argc == 2 && strcmp(argv[1], "show") != 0)) {
@@ -225,7 +227,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "hoversync: unknown command '%s' (see hoversync --help)\n", rest[0]);
         goto out;
     }
-    if (hs_config_validate(&c.cfg) != 0)
+    if (hs_config_load_file(&c.cfg) != 0 || hs_config_validate(&c.cfg) != 0)
         goto out;
     hs_log_set_level(hs_log_level_parse(hs_config_str(&c.cfg, CFG_LOG_LEVEL)));
     bool wants_help = false;
@@ -240,6 +242,7 @@ out_curl:
     cli_close(&c);
     curl_global_cleanup();
 out:
+    hs_config_free(&c.cfg);
     free(rest);
     return rc;
 }
