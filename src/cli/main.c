@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "hover/multi.h"
 #include "core/str.h"
 
 struct command {
@@ -240,6 +241,7 @@ int main(int argc, char **argv)
     rc = cmd->run(&c, nrest, rest);
 out_curl:
     cli_close(&c);
+    hs_curl_multi_default_shutdown();
     curl_global_cleanup();
 out:
     hs_config_free(&c.cfg);
