@@ -247,9 +247,16 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         .api_key_hash = key_hash,
         .metrics_public = metrics_public,
         .register_webhooks = register_webhooks,
+        .hover_wait_ms = hs_config_int(&c->cfg, CFG_HOVER_WAIT) * 1000,
+        .header_timeout_ms = hs_config_int(&c->cfg, CFG_HEADER_TIMEOUT) * 1000,
+        .max_connections = (unsigned)hs_config_int(&c->cfg, CFG_MAX_CONNECTIONS),
+        .caller_rate = (int)hs_config_int(&c->cfg, CFG_CALLER_RATE),
     };
-    struct hs_server_deps deps = {
-        .store = c->store, .pool = pool, .search = search, .syncq = syncq};
+    struct hs_server_deps deps = {.store = c->store,
+                                  .pool = pool,
+                                  .search = search,
+                                  .syncq = syncq,
+                                  .upstream = hs_curl_multi_default()};
     if ((r = hs_server_new(&sc, &deps, &srv, &err))) {
         rc = cli_report("serve", r, &err);
         goto out;

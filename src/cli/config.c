@@ -79,6 +79,18 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_RATE_MARGIN, "--rate-margin-ms", "HOVERSYNC_RATE_MARGIN_MS", HS_CFG_INT, "1000", 0, 30000,
      "serve, worker: the budget's window is a minute plus this, so that requests reaching Hover "
      "late still fit its 60 s window"},
+    {CFG_HEADER_TIMEOUT, "--header-timeout", "HOVERSYNC_HEADER_TIMEOUT", HS_CFG_INT, "10", 1, 300,
+     "serve: seconds a request may take to send its headers, however slowly they trickle; then "
+     "the connection is closed"},
+    {CFG_HOVER_WAIT, "--hover-wait", "HOVERSYNC_HOVER_WAIT", HS_CFG_INT, "20", 1, 600,
+     "serve: seconds a route that asks Hover waits for it before answering 504 (the request goes "
+     "on in the background)"},
+    {CFG_CALLER_RATE, "--caller-rate-limit", "HOVERSYNC_CALLER_RATE_LIMIT", HS_CFG_INT, "120", 0,
+     100000,
+     "serve: requests a minute that one API key or one session may make to routes that ask "
+     "Hover, a minute's worth at once (429 beyond; 0 = no limit)"},
+    {CFG_MAX_CONNECTIONS, "--max-connections", "HOVERSYNC_MAX_CONNECTIONS", HS_CFG_INT, "1024", 16,
+     65536, "serve: open HTTP connections at most (the open files limit is raised to fit)"},
 };
 
 /* The web directory's default: the installed files; a binary built with the source tree's

@@ -19,9 +19,13 @@
 enum {
     R_AUTH = 1,      /* API key or session cookie */
     R_KEY_ONLY = 2,  /* API key only */
-    R_WORKER = 4,    /* runs on a worker thread (it waits on Hover or the store) */
+    R_WORKER = 4,    /* runs on a worker thread (it waits on the store) */
     R_JSON_BODY = 8, /* a body, when sent, must be application/json */
     R_TICKET = 16,   /* a ticket (?ticket=, POST /api/tickets) may stand for the caller */
+    /* Runs on the Hover workers, detached from its connection: the answer waits at most
+     * --hover-wait (then 504) while the handler may go on and fill the caches. */
+    R_HOVER = 32,
+    R_QUOTA = 64, /* counts against the caller's request rate (--caller-rate-limit) */
 };
 
 typedef void (*hs_handler)(struct hs_req *q, struct hs_resp *r);
@@ -87,8 +91,11 @@ struct ticket {
     int64_t created_ms, expires_ms;
 };
 
-struct server_rt; /* server.c: daemons and workers */
-struct sse_hub;   /* sse.c */
+struct server_rt;    /* server.c: daemons and workers */
+struct sse_hub;      /* sse.c */
+struct hs_conns;     /* conns.c */
+struct hs_quota;     /* quota.c */
+struct health_cache; /* routes_webhooks.c */
 
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
@@ -127,6 +134,11 @@ struct hs_server {
 
     struct server_rt *rt;
     struct sse_hub *sse;
+    struct hs_quota *quota;      /* NULL: no per-caller limit */
+    struct health_cache *health; /* Hover's word on the webhooks, for GET /api/status */
+    int hover_workers;
+    int64_t hover_wait_ms, header_timeout_ms;
+    unsigned max_connections;
 
     /* Webhooks (routes_webhooks.c). */
     struct hs_client_provider provider; /* the pool, for the verify call and health */
@@ -197,6 +209,37 @@ bool hs_connection_needs_reconnect(struct hs_server *s, const char *key);
 int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection,
                  const struct hs_scope *scope, int64_t max_age_ms, json_t **doc, char **conn,
                  struct hs_error *err);
+
+/* ---- conns.c: connections and the header deadline ---- */
+/* idle_ms: libmicrohttpd's keep-alive idle timeout; limit: the connection limit. */
+struct hs_conns *hs_conns_new(const struct hs_clock *clock, int64_t header_ms, int64_t idle_ms,
+                              size_t limit);
+void hs_conns_free(struct hs_conns *t);
+/* MHD_OPTION_NOTIFY_CONNECTION's callback (cls: the table). */
+void hs_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+/* The access handler's first call: the request's headers are complete. */
+void hs_conns_headers_done(struct MHD_Connection *conn);
+/* A request ended: the next one's headers are due after the idle time plus the header time. */
+void hs_conns_request_done(struct MHD_Connection *conn);
+/* Shuts down the sockets of connections past their deadline; how many. */
+size_t hs_conns_reap(struct hs_conns *t);
+void hs_conns_counts(struct hs_conns *t, int64_t *open, int64_t *reaped);
+
+/* The counters of the guards (Hover waits, header deadlines, caller rates) for /metrics. */
+void hs_server_guard_stats(struct hs_server *s, struct hs_metrics_sources *src);
+
+/* ---- quota.c: requests per minute per caller (API key or session) ---- */
+struct hs_quota *hs_quota_new(int per_minute);
+void hs_quota_free(struct hs_quota *qt);
+/* 0 when the caller may go on; else the seconds to wait before the next request (>= 1). */
+int64_t hs_quota_take(struct hs_quota *qt, const char *caller, int64_t now_ms);
+int64_t hs_quota_refused(struct hs_quota *qt);
+/* The request's caller takes one of its requests: 0, or -1 with a 429 (Retry-After) in r. */
+int hs_quota_check(struct hs_req *q, struct hs_resp *r);
+
+/* ---- routes_webhooks.c ---- */
+void hs_health_cache_free(struct hs_server *s);
 
 /* ---- sse.c ---- */
 /* The state of sync `id` (a new reference, with its version) if the caller may see it (a

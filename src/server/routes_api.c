@@ -79,6 +79,7 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     src.oauth_requests = atomic_load(&s->oauth_requests);
     src.sse_streams = hs_sse_count(s);
     src.in_flight = hs_server_in_flight(s);
+    hs_server_guard_stats(s, &src);
     char *text = hs_metrics_render(s->metrics, &src);
     hs_resp_set(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     hs_resp_header(r, "Cache-Control", "no-store");
