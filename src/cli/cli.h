@@ -30,6 +30,9 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc);
  * prints the reason and returns EXIT_FAIL. */
 int cli_open(struct cli *c, bool with_client);
 void cli_close(struct cli *c);
+/* Says (once, at the start of serve and worker) that secrets are stored in clear, when no
+ * HOVERSYNC_ENCRYPTION_KEY is set. */
+void cli_secrets_notice(const struct cli *c);
 /* Prints "hoversync: <what>: <reason>" for a failed call and returns EXIT_FAIL (or EXIT_USAGE
  * for HS_ERR_INVALID). */
 int cli_report(const char *what, int rc, const struct hs_error *err);
@@ -53,6 +56,7 @@ int cmd_serve(struct cli *c, int argc, char **argv);
 int cmd_webhooks(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_worker(struct cli *c, int argc, char **argv);
+int cmd_store(struct cli *c, int argc, char **argv);
 
 /* ---- background work shared by serve and worker (workers.c) ---- */
 #define CLI_MAX_ENDPOINTS 16

@@ -170,6 +170,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = EXIT_FAIL;
+    cli_secrets_notice(c);
     struct hs_error err = {0};
     struct hs_client_pool *pool = NULL;
     struct hs_search_service *search = NULL;

@@ -69,6 +69,7 @@ int cmd_worker(struct cli *c, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = EXIT_FAIL;
+    cli_secrets_notice(c);
     struct hs_error err = {0};
     struct hs_client_pool *pool = NULL;
     struct hs_limiter *limiter = cli_shared_limiter(c);

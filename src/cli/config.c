@@ -91,6 +91,11 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "Hover, a minute's worth at once (429 beyond; 0 = no limit)"},
     {CFG_MAX_CONNECTIONS, "--max-connections", "HOVERSYNC_MAX_CONNECTIONS", HS_CFG_INT, "1024", 16,
      65536, "serve: open HTTP connections at most (the open files limit is raised to fit)"},
+    {CFG_ENCRYPTION_KEY, NULL, "HOVERSYNC_ENCRYPTION_KEY", HS_CFG_SECRET, NULL, 0, 0,
+     "256-bit key (64 hex digits or base64) that encrypts the OAuth tokens and webhook secrets "
+     "in the store (AES-256-GCM); without it they are stored in clear (environment only)"},
+    {CFG_NEW_ENCRYPTION_KEY, NULL, "HOVERSYNC_NEW_ENCRYPTION_KEY", HS_CFG_SECRET, NULL, 0, 0,
+     "store rotate-key: the key every secret is re-encrypted under (environment only)"},
 };
 
 /* The web directory's default: the installed files; a binary built with the source tree's
@@ -302,12 +307,16 @@ void hs_config_show(const struct hs_config *c, FILE *out)
         const struct hs_cfg_def *d = &hs_cfg_defs[k];
         const char *v = c->value[k];
         char name[HS_CFG_NAME_MAX], src[HS_CFG_LABEL_MAX];
+        char *shown = NULL;
         if (d->type == HS_CFG_SECRET)
             v = v ? "(set, redacted)" : "(unset)";
         else if (!v)
             v = "(unset)";
+        else /* a URL may carry a password: https://user:***@host */
+            v = shown = hs_url_redact(v);
         hs_cfg_name(d, name, sizeof name);
         hs_config_source(c, k, src, sizeof src);
         fprintf(out, "%-22s %-30s %-30s source=%s\n", name, d->env, v, src);
+        free(shown);
     }
 }

@@ -34,6 +34,8 @@ static const struct command commands[] = {
      "reconciliation, CRM notifications"},
     {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
+    {"store", cmd_store, NEEDS_STORE,
+     "store rotate-key: encrypt the stored secrets under a new key"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
@@ -72,9 +74,11 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc)
 int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
-    int rc = hs_store_open_sqlite(hs_config_str(&c->cfg, CFG_DB), &c->store, &err);
+    struct hs_store_options so = {.encryption_key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY)};
+    int rc = hs_store_open_sqlite_opts(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
     if (rc)
         return cli_report("cannot open the store", rc, &err);
+    hs_data_dir_private(hs_config_str(&c->cfg, CFG_DATA_DIR));
     if (!with_client)
         return EXIT_OK;
     struct hs_client_config cc;
@@ -83,6 +87,15 @@ int cli_open(struct cli *c, bool with_client)
     if (rc)
         return cli_report("cannot start the Hover client", rc, &err);
     return EXIT_OK;
+}
+
+void cli_secrets_notice(const struct cli *c)
+{
+    const char *key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY);
+    if (!key || !*key)
+        hs_warn("store msg=\"the OAuth tokens and webhook secrets are stored in clear: set "
+                "HOVERSYNC_ENCRYPTION_KEY to encrypt them (docs/SECURITY.md)\" db=%s",
+                hs_config_str(&c->cfg, CFG_DB));
 }
 
 void cli_close(struct cli *c)

@@ -9,6 +9,7 @@
  * transaction (whose commit would come later), and concurrent calls share one transaction and
  * one fsync (group commit, see there). The connection runs with synchronous=FULL, so a COMMIT
  * that returned is on disk. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,16 +91,25 @@ static int read_int(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out, cons
 #define WEBHOOK_COLS                                                                               \
     "id, connection_key, url, hmac_secret, verified_at, last_error, created_at, local_error"
 
-static void webhook_read(sqlite3_stmt *st, struct hs_webhook_row *w)
+static void webhook_secret_place(int64_t id, char *aad, size_t n)
+{
+    (void)snprintf(aad, n, "webhooks.hmac_secret:%lld", (long long)id);
+}
+
+/* A row; its secret opened (sealed at rest when the store has a key). */
+static int webhook_read(struct sqlite_store *s, sqlite3_stmt *st, struct hs_webhook_row *w,
+                        struct hs_error *err)
 {
     w->id = sqlite3_column_int64(st, 0);
     w->connection_key = hs_sqlite_col_text(st, 1);
     w->url = hs_sqlite_col_text(st, 2);
-    w->hmac_secret = hs_sqlite_col_text(st, 3);
     w->verified_at = hs_sqlite_col_text(st, 4);
     w->last_error = hs_sqlite_col_text(st, 5);
     w->created_at = hs_sqlite_col_text(st, 6);
     w->local_error = hs_sqlite_col_text(st, 7);
+    char aad[64];
+    webhook_secret_place(w->id, aad, sizeof aad);
+    return hs_sqlite_unseal(s, (const char *)sqlite3_column_text(st, 3), aad, &w->hmac_secret, err);
 }
 
 /* Insert or update by id. A row read back from Hover's list has no secret and may not say
@@ -115,26 +125,31 @@ int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(
-        s, &st,
-        "INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
-        "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-        "COALESCE(?7, " HS_SQL_NOW "), " HS_SQL_NOW ") "
-        "ON CONFLICT(id) DO UPDATE SET connection_key = excluded.connection_key, "
-        "url = excluded.url, hmac_secret = COALESCE(excluded.hmac_secret, hmac_secret), "
-        "verified_at = COALESCE(excluded.verified_at, verified_at), "
-        "last_error = excluded.last_error, updated_at = excluded.updated_at",
-        "storing webhook", err);
+    char aad[64], *sealed = NULL;
+    webhook_secret_place(w->id, aad, sizeof aad);
+    rc = hs_sqlite_seal(s, w->hmac_secret, aad, &sealed, err);
+    if (!rc)
+        rc = hs_sqlite_prep(
+            s, &st,
+            "INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
+            "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+            "COALESCE(?7, " HS_SQL_NOW "), " HS_SQL_NOW ") "
+            "ON CONFLICT(id) DO UPDATE SET connection_key = excluded.connection_key, "
+            "url = excluded.url, hmac_secret = COALESCE(excluded.hmac_secret, hmac_secret), "
+            "verified_at = COALESCE(excluded.verified_at, verified_at), "
+            "last_error = excluded.last_error, updated_at = excluded.updated_at",
+            "storing webhook", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, w->id);
         hs_sqlite_bind_text(st, 2, w->connection_key);
         hs_sqlite_bind_text(st, 3, w->url);
-        hs_sqlite_bind_text(st, 4, w->hmac_secret);
+        hs_sqlite_bind_text(st, 4, sealed);
         hs_sqlite_bind_text(st, 5, w->verified_at);
         hs_sqlite_bind_text(st, 6, w->last_error);
         hs_sqlite_bind_text(st, 7, w->created_at);
         rc = hs_sqlite_run(s, st, NULL, "storing webhook", err);
     }
+    hs_secret_free(sealed);
     return ev_leave(s, &op, rc, err);
 }
 
@@ -154,7 +169,7 @@ int hs_sqlite_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_r
         sqlite3_bind_int64(st, 1, id);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW)
-            webhook_read(st, &w);
+            rc = webhook_read(s, st, &w, err);
         else if (src == SQLITE_DONE)
             rc = hs_fail(err, HS_ERR_NOT_FOUND, "no webhook %lld", (long long)id);
         else
@@ -196,7 +211,7 @@ int hs_sqlite_webhook_list(struct hs_store *base, struct hs_webhook_row **out, s
             v = hs_realloc(v, cap * sizeof *v);
         }
         memset(&v[len], 0, sizeof v[len]);
-        webhook_read(st, &v[len++]);
+        rc = webhook_read(s, st, &v[len++], err);
     }
     sqlite3_finalize(st);
     rc = ev_leave(s, &op, rc, err);

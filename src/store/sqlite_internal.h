@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store/secrets.h"
 #include "store/store.h"
 
 /* Timestamps written by the store: ISO-8601 UTC with milliseconds, like Hover's. */
@@ -40,6 +41,8 @@ struct sqlite_store {
     pthread_cond_t gc_done;
     struct hs_sqlite_accept *gc_head, *gc_tail;
     bool gc_leader;
+    /* The key that seals secrets at rest (secrets.h); NULL: they are stored in clear. */
+    struct hs_secret_key *key;
 };
 
 /* The one place SQLite result codes become hs_err. */
@@ -64,6 +67,25 @@ char *hs_sqlite_scope_json(const struct hs_scope *scope);
 /* The filter of rows of jobs (alias j) in a scope bound to ?N as hs_sqlite_scope_json. */
 #define HS_SQL_IN_SCOPE(col, n)                                                                    \
     "(?" n " IS NULL OR " col " IN (SELECT value FROM json_each(?" n ")))"
+
+/* Secrets at rest: the value to store for a clear one (sealed under s->key, or the clear value
+ * without a key), and the clear value of a stored one; aad names its place ("table.column:row").
+ * *out is new (NULL for NULL). */
+int hs_sqlite_seal(struct sqlite_store *s, const char *clear, const char *aad, char **out,
+                   struct hs_error *err);
+int hs_sqlite_unseal(struct sqlite_store *s, const char *stored, const char *aad, char **out,
+                     struct hs_error *err);
+
+/* The places of a connection's tokens: the associated data of their sealed values. */
+void hs_sqlite_token_places(const char *key, char *access, char *refresh, size_t n);
+/* Secrets at rest (sqlite_secrets.c): the store file made private before SQLite opens it (its
+ * -wal and -shm then get the same mode); the key checked against the one the store's secrets are
+ * sealed under (and recorded); every secret sealed again under another key (or none). */
+void hs_sqlite_make_private(const char *path);
+int hs_sqlite_key_check(struct sqlite_store *s, const struct hs_secret_key *key,
+                        struct hs_error *err);
+int hs_sqlite_secrets_rekey(struct hs_store *base, const char *new_key, int64_t *count,
+                            struct hs_error *err);
 
 void hs_sqlite_lock(struct sqlite_store *s);
 void hs_sqlite_unlock(struct sqlite_store *s);

@@ -470,14 +470,31 @@ struct hs_store_ops {
      * dead is called with the store locked: it must not use the store. */
     int (*work_release_dead)(struct hs_store *s, bool (*dead)(void *ctx, const char *worker),
                              void *ctx, int64_t *released, struct hs_error *err);
+
+    /* ---- secrets at rest (store/secrets.h) ---- */
+    /* Seals every secret (OAuth tokens, webhook secrets) again under new_key (its text as
+     * configured; NULL: stores them in clear), in one transaction; the store then uses that
+     * key. *count (may be NULL) gets the number of values rewritten. */
+    int (*secrets_rekey)(struct hs_store *s, const char *new_key, int64_t *count,
+                         struct hs_error *err);
 };
 
 struct hs_store {
     const struct hs_store_ops *ops;
 };
 
-/* Opens (creating if needed) a SQLite store at path and applies pending migrations. */
+/* Opens (creating if needed) a SQLite store at path and applies pending migrations. The file
+ * (and its -wal and -shm) is made private to its owner (0600). */
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err);
+
+struct hs_store_options {
+    /* HOVERSYNC_ENCRYPTION_KEY as configured (store/secrets.h); NULL or "": secrets in clear. A
+     * store whose secrets are sealed under another key, or opened without its key, is refused
+     * (HS_ERR_INVALID, with a message that says which). */
+    const char *encryption_key;
+};
+int hs_store_open_sqlite_opts(const char *path, const struct hs_store_options *o,
+                              struct hs_store **out, struct hs_error *err);
 void hs_store_close(struct hs_store *s);
 void hs_selections_free(struct hs_selection *sels, size_t n);
 
@@ -493,6 +510,9 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
                    struct hs_error *err);
 /* Removes the temporary file; safe after commit (then a no-op) and with NULL. */
 void hs_blob_abort(struct hs_blob_writer *w);
+/* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700);
+ * directories are created 0700 in the first place. Failures are logged. */
+void hs_data_dir_private(const char *data_dir);
 /* Removes leftovers of interrupted writes (the files under <data_dir>/tmp). */
 int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err);
 

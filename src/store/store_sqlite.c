@@ -210,6 +210,24 @@ char *hs_sqlite_scope_json(const struct hs_scope *scope)
     return text;
 }
 
+/* ---- secrets at rest (secrets.h) ---- */
+
+int hs_sqlite_seal(struct sqlite_store *s, const char *clear, const char *aad, char **out,
+                   struct hs_error *err)
+{
+    if (!s->key) {
+        *out = clear ? hs_strdup(clear) : NULL;
+        return HS_OK;
+    }
+    return hs_secret_seal(s->key, clear, aad, out, err);
+}
+
+int hs_sqlite_unseal(struct sqlite_store *s, const char *stored, const char *aad, char **out,
+                     struct hs_error *err)
+{
+    return hs_secret_open(s->key, stored, aad, out, err);
+}
+
 /* Reads the pair; the caller holds s->lock. */
 static int token_read(struct sqlite_store *s, const char *key, struct hs_token *out,
                       struct hs_error *err)
@@ -228,14 +246,21 @@ static int token_read(struct sqlite_store *s, const char *key, struct hs_token *
     int ret;
     if (rc == SQLITE_ROW) {
         struct hs_token t = {0};
-        t.access_token = hs_sqlite_col_text(st, 0);
-        t.refresh_token = hs_sqlite_col_text(st, 1);
+        char aad_a[300], aad_r[300];
+        hs_sqlite_token_places(key, aad_a, aad_r, sizeof aad_a);
+        ret = hs_sqlite_unseal(s, (const char *)sqlite3_column_text(st, 0), aad_a, &t.access_token,
+                               err);
+        if (!ret)
+            ret = hs_sqlite_unseal(s, (const char *)sqlite3_column_text(st, 1), aad_r,
+                                   &t.refresh_token, err);
         t.expires_at = sqlite3_column_int64(st, 2);
         t.generation = sqlite3_column_int64(st, 3);
         t.owner_id = sqlite3_column_int64(st, 4);
         t.owner_type = hs_sqlite_col_text(st, 5);
-        *out = t;
-        ret = HS_OK;
+        if (ret)
+            hs_token_clear(&t);
+        else
+            *out = t;
     } else if (rc == SQLITE_DONE) {
         ret = hs_fail(err, HS_ERR_NOT_FOUND, "no token stored for connection '%s'", key);
     } else {
@@ -260,23 +285,32 @@ static int token_write(struct sqlite_store *s, const char *key, const struct hs_
         "expires_at = excluded.expires_at, generation = generation + 1, "
         "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')",
     };
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+    char aad_a[300], aad_r[300], *access = NULL, *refresh = NULL;
+    hs_sqlite_token_places(key, aad_a, aad_r, sizeof aad_a);
+    int ret = hs_sqlite_seal(s, t->access_token, aad_a, &access, err);
+    if (!ret)
+        ret = hs_sqlite_seal(s, t->refresh_token, aad_r, &refresh, err);
+    for (size_t i = 0; !ret && i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
-        if (rc != SQLITE_OK)
-            return hs_sqlite_fail(s, rc, err, "saving token");
+        if (rc != SQLITE_OK) {
+            ret = hs_sqlite_fail(s, rc, err, "saving token");
+            break;
+        }
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, t->owner_id);
         sqlite3_bind_text(st, 3, t->owner_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, t->access_token, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, t->refresh_token, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, access, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, refresh, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, t->expires_at);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
-            return hs_sqlite_fail(s, rc, err, "saving token");
+            ret = hs_sqlite_fail(s, rc, err, "saving token");
     }
-    return HS_OK;
+    hs_secret_free(access);
+    hs_secret_free(refresh);
+    return ret;
 }
 
 static int sq_token_load(struct hs_store *base, const char *key, struct hs_token *out,
@@ -620,6 +654,8 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
 static void sq_close(struct hs_store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
+    hs_secret_key_clear(s->key);
+    free(s->key);
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->gc_lock);
@@ -695,10 +731,27 @@ static const struct hs_store_ops sqlite_ops = {
     .outbox_depth = hs_sqlite_outbox_depth,
     .policy_get = hs_sqlite_policy_get,
     .policy_put = hs_sqlite_policy_put,
+    .secrets_rekey = hs_sqlite_secrets_rekey,
 };
 
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err)
 {
+    return hs_store_open_sqlite_opts(path, NULL, out, err);
+}
+
+int hs_store_open_sqlite_opts(const char *path, const struct hs_store_options *o,
+                              struct hs_store **out, struct hs_error *err)
+{
+    struct hs_secret_key *key = NULL;
+    if (o && o->encryption_key && *o->encryption_key) {
+        key = hs_calloc(1, sizeof *key);
+        int rc = hs_secret_key_parse(o->encryption_key, key, err);
+        if (rc) {
+            free(key);
+            return rc;
+        }
+    }
+    hs_sqlite_make_private(path);
     struct sqlite_store *s = hs_calloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
     pthread_mutex_init(&s->lock, NULL);
@@ -718,9 +771,15 @@ int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_erro
         goto fail;
     if ((rc = migrate(s, err)))
         goto fail;
+    if ((rc = hs_sqlite_key_check(s, key, err)))
+        goto fail;
+    s->key = key;
+    key = NULL;
     *out = &s->base;
     return HS_OK;
 fail:
+    hs_secret_key_clear(key);
+    free(key);
     sq_close(&s->base);
     return rc;
 }

@@ -90,6 +90,26 @@ static void test_url_escape(void **state)
     free(s);
 }
 
+static void test_url_redact(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"https://user:pa55@host.example/x?y=1", "https://user:***@host.example/x?y=1"},
+        {"https://tok3n@host.example", "https://***@host.example"},
+        {"https://host.example/a@b", "https://host.example/a@b"}, /* '@' in the path only */
+        {"http://a:b@c:1/p, https://d:e@f", "http://a:***@c:1/p, https://d:***@f"},
+        {"https://u:p@ss:w@rd@h/", "https://u:***@h/"},
+        {"./hoversync.db", "./hoversync.db"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = hs_url_redact(cases[i][0]);
+        assert_string_equal(r, cases[i][1]);
+        free(r);
+    }
+    assert_null(hs_url_redact(NULL));
+}
+
 static void test_json_tolerant_getters(void **state)
 {
     (void)state;
@@ -161,13 +181,10 @@ static void test_log_limiter(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_log_limiter),
-        cmocka_unit_test(test_buf_cap_is_hard),
-        cmocka_unit_test(test_buf_appendf_long),
-        cmocka_unit_test(test_parse_i64),
-        cmocka_unit_test(test_iso8601),
-        cmocka_unit_test(test_url_escape),
-        cmocka_unit_test(test_json_tolerant_getters),
+        cmocka_unit_test(test_log_limiter),      cmocka_unit_test(test_buf_cap_is_hard),
+        cmocka_unit_test(test_buf_appendf_long), cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test(test_iso8601),          cmocka_unit_test(test_url_escape),
+        cmocka_unit_test(test_url_redact),       cmocka_unit_test(test_json_tolerant_getters),
         cmocka_unit_test(test_fake_clock),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
