@@ -58,9 +58,18 @@ static void serve_help(void)
          "                          (repeatable; and HOVERSYNC_CRM_ENDPOINTS, comma-separated;\n"
          "                          signed with HOVERSYNC_CRM_SECRET; docs/WEBHOOKS.md)\n"
          "  --reconcile-interval S  seconds between reconciliation passes (0 = off) [300]\n"
+         "  --header-timeout S      a request's headers must be complete within S seconds,\n"
+         "                          however slowly they trickle [10]\n"
+         "  --hover-wait S          a route that asks Hover answers 504 after S seconds; the\n"
+         "                          request goes on in the background [20]\n"
+         "  --caller-rate-limit N   requests a minute per API key or session to routes that ask\n"
+         "                          Hover (429 beyond; 0 = no limit) [120]\n"
+         "  --max-connections N     open connections at most [1024]\n"
          "\n"
          "Hover: HOVER_CLIENT_ID and HOVER_CLIENT_SECRET (the connect flow and refreshes);\n"
-         "HOVER_ACCESS_TOKEN / HOVER_REFRESH_TOKEN seed the --connection credential.\n");
+         "HOVER_ACCESS_TOKEN / HOVER_REFRESH_TOKEN seed the --connection credential.\n"
+         "HOVERSYNC_ENCRYPTION_KEY encrypts the stored tokens and webhook secrets\n"
+         "(docs/SECURITY.md); without it serve says at start that they are stored in clear.\n");
 }
 
 /* Writes the port to path atomically (temp file + rename): a reader never sees half of it. */

@@ -524,6 +524,12 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
                       (long long)id);
         return;
     }
+    /* Only a download spends a Hover request: a stored image does not count for the caller. */
+    if (hs_quota_check(q, r) != 0) {
+        free(e.connection);
+        free(e.url);
+        return;
+    }
     memset(&err, 0, sizeof err);
     rc = image_download(s, &e, &a, &err);
     free(e.connection);
