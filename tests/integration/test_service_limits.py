@@ -151,6 +151,41 @@ class SlowHeaders(unittest.TestCase):
         self.assertEqual(rc, 0, err[-3000:])
 
 
+    def test_near_the_connection_limit_slow_headers_go_first(self):
+        # A header deadline far away: only the pressure rule can close them while they trickle.
+        sb = harness.Sandbox(jobs=10)
+        svc = harness.Service(sb, sb.tokens(), HOVERSYNC_HEADER_TIMEOUT=300,
+                              HOVERSYNC_MAX_CONNECTIONS=40)
+        socks = []
+        try:
+            for _ in range(36):  # over three quarters of 40
+                s = socket.socket()
+                s.connect(("127.0.0.1", svc.port))
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                socks.append(s)
+
+            def all_closed():
+                gone = 0
+                for i, s in enumerate(socks):
+                    try:
+                        s.sendall(b"X-Slow: %d\r\n" % i)
+                    except OSError:
+                        gone += 1
+                time.sleep(0.2)
+                return gone == len(socks)
+
+            wait_for("the slow connections closed under pressure", all_closed, 60)
+            self.assertEqual(http_request(svc.port, "GET", "/healthz").status, 200)
+        finally:
+            for s in socks:
+                s.close()
+            rc = svc.stop()
+            err = svc.read_stderr()
+            svc.cleanup()
+            sb.stop()
+        self.assertEqual(rc, 0, err[-3000:])
+
+
 class StrictHttp(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -236,8 +271,10 @@ class CallerRates(unittest.TestCase):
             path = "/api/jobs/%d" % JOB_ALL_COMPLETE
             for _ in range(2):
                 self.assertEqual(svc.get(path).status, 200)
+            seq = sb.last_seq()
             r = svc.get(path)
             self.assertEqual(r.status, 429, r.body)
+            self.assertEqual(harness.api_requests(sb.requests(seq)), [])  # nothing spent
             self.assertEqual(r.json["error"]["code"], "rate_limited")
             self.assertIn("API key", r.json["error"]["message"])
             self.assertGreaterEqual(int(r.header("Retry-After")), 1)
