@@ -80,8 +80,9 @@ const struct route hs_routes[] = {
     {"GET", "/api/images/{id}", R_AUTH | R_HOVER, hs_route_image},
     {"POST", "/api/tickets", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_tickets_create},
     {"GET", "/connect", R_AUTH | R_WORKER | R_TICKET, hs_route_connect},
-    /* Authenticated by the flow's cookie and its confirmation token (routes_web.c). */
-    {"POST", "/connect/confirm", R_WORKER, hs_route_connect_confirm},
+    /* Authenticated by the flow's cookie and its confirmation token (routes_web.c); may register
+     * the org's webhook at Hover. */
+    {"POST", "/connect/confirm", R_HOVER, hs_route_connect_confirm},
     {"GET", "/oauth/callback", R_HOVER, hs_route_oauth_callback},
     {"GET", "/modal", R_WORKER, hs_route_modal},
     /* Hover's webhook list is cached a minute: at most one request per connection. */
