@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/mem.h"
 #include "core/str.h"
@@ -398,6 +399,28 @@ int sb_s3_content_md5(const char *b64, unsigned char out[16])
         return -1;
     memcpy(out, raw, 16);
     return 0;
+}
+
+bool sb_s3_op_name_ok(const char *name)
+{
+    static const char *const ops[] = {"ListBuckets",
+                                      "CreateBucket",
+                                      "HeadBucket",
+                                      "DeleteBucket",
+                                      "ListObjectsV2",
+                                      "ListObjects",
+                                      "PutObject",
+                                      "GetObject",
+                                      "HeadObject",
+                                      "DeleteObject",
+                                      "CreateMultipartUpload",
+                                      "UploadPart",
+                                      "CompleteMultipartUpload",
+                                      "AbortMultipartUpload"};
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        if (!strcasecmp(ops[i], name))
+            return true;
+    return false;
 }
 
 void sb_s3_xml_escape(struct hs_buf *b, const char *s)

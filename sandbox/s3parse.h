@@ -47,6 +47,9 @@ enum sb_s3_sha_kind sb_s3_content_sha_kind(const char *v);
 /* Content-MD5 (base64 of 16 bytes) into out; -1 when it is not that. */
 int sb_s3_content_md5(const char *b64, unsigned char out[16]);
 
+/* Whether name is one of the S3 operations the listener serves (fault rules' op=), any case. */
+bool sb_s3_op_name_ok(const char *name);
+
 /* Appends s with & < > " ' escaped. */
 void sb_s3_xml_escape(struct hs_buf *b, const char *s);
 

@@ -369,9 +369,9 @@ static uint64_t current_size(struct bucket *b, const char *key)
     return at >= 0 ? b->objs[at].m.size : 0;
 }
 
-int sb_s3store_put(struct sb_s3store *s, const char *bucket, const char *key, const char *data,
-                   size_t len, const char *content_type, int64_t now, struct sb_s3_meta *out,
-                   struct sb_s3_detail *d)
+static int put_object(struct sb_s3store *s, const char *bucket, const char *key, const char *data,
+                      size_t len, const char *content_type, int64_t now, bool if_absent,
+                      struct sb_s3_meta *out, struct sb_s3_detail *d)
 {
     struct sb_s3_meta m = {.size = len, .mtime = now};
     unsigned char md5[16];
@@ -384,6 +384,8 @@ int sb_s3store_put(struct sb_s3store *s, const char *bucket, const char *key, co
     struct bucket *b = find_bucket(s, bucket);
     if (!b) {
         rc = SB_S3_NO_SUCH_BUCKET;
+    } else if (if_absent && find_obj(b, key, NULL) >= 0) {
+        rc = SB_S3_EXISTS;
     } else if (!fits(s, len, current_size(b, key), d)) {
         rc = SB_S3_FULL;
     } else {
@@ -395,6 +397,20 @@ int sb_s3store_put(struct sb_s3store *s, const char *bucket, const char *key, co
     if (rc == SB_S3_OK && out)
         *out = m;
     return rc;
+}
+
+int sb_s3store_put(struct sb_s3store *s, const char *bucket, const char *key, const char *data,
+                   size_t len, const char *content_type, int64_t now, struct sb_s3_meta *out,
+                   struct sb_s3_detail *d)
+{
+    return put_object(s, bucket, key, data, len, content_type, now, false, out, d);
+}
+
+int sb_s3store_put_if_absent(struct sb_s3store *s, const char *bucket, const char *key,
+                             const char *data, size_t len, const char *content_type, int64_t now,
+                             struct sb_s3_meta *out, struct sb_s3_detail *d)
+{
+    return put_object(s, bucket, key, data, len, content_type, now, true, out, d);
 }
 
 int sb_s3store_head(struct sb_s3store *s, const char *bucket, const char *key,

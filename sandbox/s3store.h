@@ -43,6 +43,7 @@ enum sb_s3_status {
     SB_S3_INVALID_PART_ORDER = -8,
     SB_S3_TOO_SMALL = -9,
     SB_S3_IO = -10,
+    SB_S3_EXISTS = -11, /* sb_s3store_put_if_absent: the key is taken */
 };
 
 struct sb_s3_meta {
@@ -94,6 +95,10 @@ json_t *sb_s3store_buckets_json(struct sb_s3store *s);
 int sb_s3store_put(struct sb_s3store *s, const char *bucket, const char *key, const char *data,
                    size_t len, const char *content_type, int64_t now, struct sb_s3_meta *out,
                    struct sb_s3_detail *d);
+/* The same, unless the key exists (PUT with If-None-Match: *): then SB_S3_EXISTS. */
+int sb_s3store_put_if_absent(struct sb_s3store *s, const char *bucket, const char *key,
+                             const char *data, size_t len, const char *content_type, int64_t now,
+                             struct sb_s3_meta *out, struct sb_s3_detail *d);
 int sb_s3store_head(struct sb_s3store *s, const char *bucket, const char *key,
                     struct sb_s3_meta *out);
 /* Bytes [first, first + len) of an object (len clipped to its end) into *data (malloc'd). */
