@@ -679,7 +679,8 @@ static const struct part *upload_part(const struct upload *u, int number)
     return NULL;
 }
 
-/* The parts named by the list, in order, checked as S3 checks them; NULL when one fails. */
+/* The parts named by the list, in order, checked as S3 checks them (the order, then that each was
+ * uploaded with that ETag, then the sizes); NULL when one fails. */
 static const struct part **check_parts(const struct sb_s3store *s, const struct upload *u,
                                        const struct sb_s3_part_ref *refs, size_t n, int *rc,
                                        struct sb_s3_detail *d)
@@ -710,16 +711,18 @@ static const struct part **check_parts(const struct sb_s3store *s, const struct 
             fill_detail(d, refs[i].number, msg);
             goto fail;
         }
-        if (i + 1 < n && p->len < s->cfg.min_part_size) {
+        v[i] = p;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (v[i]->len < s->cfg.min_part_size) {
             *rc = SB_S3_TOO_SMALL;
             (void)snprintf(msg, sizeof msg,
                            "Your proposed upload is smaller than the minimum allowed size (part "
                            "%d has %zu bytes; every part but the last needs %llu)",
-                           refs[i].number, p->len, (unsigned long long)s->cfg.min_part_size);
+                           refs[i].number, v[i]->len, (unsigned long long)s->cfg.min_part_size);
             fill_detail(d, refs[i].number, msg);
             goto fail;
         }
-        v[i] = p;
     }
     return v;
 fail:
