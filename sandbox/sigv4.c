@@ -77,7 +77,10 @@ int sb_sigv4_canonical_uri(const char *raw_path, struct hs_buf *out)
 {
     struct hs_buf dec;
     hs_buf_init(&dec, CANONICAL_MAX);
-    int rc = sb_sigv4_decode(raw_path, strlen(raw_path), false, &dec);
+    /* An absolute path or nothing: a request target of another form has no canonical URI. */
+    int rc = raw_path[0] && raw_path[0] != '/'
+                 ? -1
+                 : sb_sigv4_decode(raw_path, strlen(raw_path), false, &dec);
     if (rc == 0) {
         if (dec.len == 0)
             (void)hs_buf_append(out, "/", 1);
@@ -465,6 +468,8 @@ static char *trimmed_dup(const char *s, size_t n)
 static int parse_authorization(const char *h, struct parsed *p, struct sb_sigv4_result *r)
 {
     size_t alg = strlen(ALGORITHM);
+    while (*h == ' ' || *h == '\t')
+        h++;
     if (strncmp(h, ALGORITHM, alg) != 0 || (h[alg] != ' ' && h[alg] != '\t'))
         return fail(r, 400, "InvalidRequest",
                     "The authorization mechanism you have provided is not supported. Please use "
@@ -713,8 +718,8 @@ static int parse_request(const struct sb_sigv4_request *rq, struct parsed *p,
     if (!r->presigned) {
         const char *d = header_get(rq, "x-amz-date");
         const char *t = header_get(rq, "x-amz-security-token");
-        p->amz_date = d ? hs_strdup(d) : NULL;
-        p->token = t ? hs_strdup(t) : NULL;
+        p->amz_date = d ? trimmed_dup(d, strlen(d)) : NULL;
+        p->token = t ? trimmed_dup(t, strlen(t)) : NULL;
     }
     (void)hs_strlcpy(r->signature, p->signature, sizeof r->signature);
     if (!p->amz_date || sb_sigv4_parse_amz_date(p->amz_date, &r->request_time) != 0) {

@@ -592,7 +592,7 @@ static void test_s3_path_encoded_once(void **state)
         assert_string_equal(hs_buf_str(&b), paths[i][1]);
         hs_buf_free(&b);
     }
-    const char *bad[] = {"/a%", "/a%2", "/a%zz", "/a%00b"};
+    const char *bad[] = {"/a%", "/a%2", "/a%zz", "/a%00b", "a/b", "*"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct hs_buf b;
         hs_buf_init(&b, 4096);
