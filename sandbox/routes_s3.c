@@ -922,6 +922,12 @@ static void abort_upload(struct sb_req *q, struct sb_resp *r, const struct targe
 
 static void dispatch(struct sb_req *q, struct sb_resp *r, const struct target *t, enum op op)
 {
+    /* S3 stores a body whose length it is told beforehand: chunked uploads need aws-chunked. */
+    if ((op == OP_PUT || op == OP_UPLOAD_PART) && !sb_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        sb_s3_error(q, r, 411, "MissingContentLength",
+                    "You must provide the Content-Length HTTP header.");
+        return;
+    }
     switch (op) {
     case OP_LIST_BUCKETS:
         list_buckets(q, r);

@@ -830,6 +830,18 @@ class CurlSigV4Test(unittest.TestCase):
                          (403, "RequestTimeTooSkewed"))
         code, body, _ = self.curl(url, sha=None)
         self.assertEqual((code, ET.fromstring(body).findtext("Code")), (400, "InvalidRequest"))
+        # An upload of unknown length goes out chunked, which S3 refuses for a plain PUT.
+        with open(os.path.join(self.tmp, "stdin.bin"), "wb") as f:
+            f.write(b"streamed")
+        with open(os.path.join(self.tmp, "stdin.bin"), "rb") as f:
+            r = subprocess.run([CURL, "-sS", "--aws-sigv4", "aws:amz:%s:s3" % REGION, "--user",
+                                "%s:%s" % (KEY, SECRET), "-H", "x-amz-content-sha256: "
+                                "UNSIGNED-PAYLOAD", "-T", "-", "-w", "\n%{http_code}",
+                                self.base + "/curl/chunked"], stdin=f, capture_output=True,
+                               timeout=60)
+        body, _, code = r.stdout.rpartition(b"\n")
+        self.assertEqual((int(code), ET.fromstring(body).findtext("Code")),
+                         (411, "MissingContentLength"))
 
     @unittest.skipUnless(curl_version() == "7.88.1",
                          "what curl signs is pinned for curl 7.88.1 (Debian 12); this is "
@@ -869,6 +881,14 @@ class CurlSigV4Test(unittest.TestCase):
         code, body, _ = self.curl("-X", "POST", self.base + "/curl/pin/mp?uploads")
         self.assertEqual((code, ET.fromstring(body).findtext("Code")),
                          (403, "SignatureDoesNotMatch"))
+        # A caller's X-Amz-Date is signed as the date, but curl sends the header twice (its own
+        # and the caller's): the repeated header's values join in the canonical request, and the
+        # signature (computed over one) does not match.
+        date = amz_now(-300)
+        code, body, _ = self.curl("-H", "X-Amz-Date: " + date, self.base + "/curl/pin/a")
+        x = ET.fromstring(body)
+        self.assertEqual((code, x.findtext("Code")), (403, "SignatureDoesNotMatch"))
+        self.assertIn("\nx-amz-date:%s,%s\n" % (date, date), x.findtext("CanonicalRequest"))
         # The path is signed as written too: a key must go out percent-encoded the S3 way.
         code, body, _ = self.curl(self.base + "/curl/pin/a%24")
         self.assertEqual(code, 404)  # signed fine, no such key
