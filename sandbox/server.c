@@ -216,6 +216,16 @@ static ssize_t trunc_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* HEAD answers announce a length and send nothing; libmicrohttpd never asks for the bytes. */
+static ssize_t no_body_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 static void trunc_free(void *cls)
 {
     struct trunc *t = cls;
@@ -250,9 +260,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct sb_resp *r,
         mr = MHD_create_response_from_buffer(len / 2, body, MHD_RESPMEM_MUST_FREE);
         *sent = len / 2;
     } else if (!body && r->head_len > 0) {
-        /* HEAD: the length of the body a GET would send, and no body (libmicrohttpd never calls
-         * the reader for HEAD). */
-        mr = MHD_create_response_from_callback(r->head_len, 16 * 1024, trunc_reader, NULL, NULL);
+        /* HEAD: the length of the body a GET would send, and no body. */
+        mr = MHD_create_response_from_callback(r->head_len, 16 * 1024, no_body_reader, NULL, NULL);
         *sent = 0;
     } else if (r->status == 304) {
         /* No body. libmicrohttpd 0.9.75 adds "Content-Length: 0" here (RFC 9110 wants the 200's

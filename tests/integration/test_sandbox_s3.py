@@ -782,14 +782,16 @@ class CurlSigV4Test(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
         assert cls.sb.stop() == 0
 
-    def curl(self, *args, secret=SECRET, sha=EMPTY_SHA):
+    def curl(self, *args, secret=SECRET, sha=EMPTY_SHA, user_key=KEY):
         cmd = [CURL, "-sS", "-v", "--aws-sigv4", "aws:amz:%s:s3" % REGION, "--user",
-               "%s:%s" % (KEY, secret), "-w", "\n%{http_code}"]
+               "%s:%s" % (user_key, secret), "-w", "\n%{http_code}"]
         if sha:
             cmd += ["-H", "x-amz-content-sha256: " + sha]
         r = subprocess.run(cmd + list(args), capture_output=True, timeout=60)
         body, _, code = r.stdout.rpartition(b"\n")
         auth = re.search(rb"^> Authorization: (.*?)\r?$", r.stderr, re.M)
+        self.last_dates = [d.decode() for d in re.findall(rb"^> X-Amz-Date: (\S+)", r.stderr,
+                                                            re.M)]
         return int(code), body, auth.group(1).decode() if auth else None
 
     def test_put_get_head_delete_list(self):
@@ -824,6 +826,16 @@ class CurlSigV4Test(unittest.TestCase):
         code, body, _ = self.curl(url, secret="forged-secret")
         self.assertEqual((code, ET.fromstring(body).findtext("Code")),
                          (403, "SignatureDoesNotMatch"))
+        code, body, _ = self.curl(url, secret=SECRET, user_key="AKIAFORGEDKEY")
+        self.assertEqual((code, ET.fromstring(body).findtext("Code")), (403, "InvalidAccessKeyId"))
+        # A signature taken from a curl request and put on another one.
+        code, _, auth = self.curl(url)
+        self.assertEqual(code, 404)
+        headers = [("Authorization", auth), ("X-Amz-Date", self.last_dates[0]),
+                   ("x-amz-content-sha256", EMPTY_SHA)]
+        s3 = S3(self.sb.s3_port)
+        self.assertEqual(s3.send("GET", "/curl/refused", headers).code(), "NoSuchKey")
+        self.assertEqual(s3.send("GET", "/curl/other", headers).code(), "SignatureDoesNotMatch")
         stale = amz_now(-30 * 60)
         code, body, _ = self.curl("-H", "X-Amz-Date: " + stale, url)
         self.assertEqual((code, ET.fromstring(body).findtext("Code")),
