@@ -241,6 +241,7 @@ static json_t *config_json(struct sb_server *s)
     (void)json_object_set_new(more, "webhook_signer", json_string(sb_signer_name(wh.signer)));
     (void)json_object_set_new(more, "webhook_access_id",
                               json_string(sb_access_id_name(wh.access_id)));
+    (void)json_object_set_new(more, "s3", s->s3 ? json_string(s->s3_base) : json_null());
     (void)json_object_update(o, more);
     json_decref(more);
     return o;
@@ -395,6 +396,8 @@ void sb_route_admin(struct sb_req *q, struct sb_resp *r)
         sb_admin_webhooks(q, r);
     else if (!strcmp(p, "/__sandbox/deliveries"))
         sb_admin_deliveries(q, r);
+    else if (!strcmp(p, "/__sandbox/s3"))
+        sb_admin_s3(q, r);
     else if (!strcmp(p, "/__sandbox/jobs") || hs_starts_with(p, "/__sandbox/jobs/"))
         sb_admin_jobs(q, r, p + strlen("/__sandbox/jobs"));
     else
