@@ -94,20 +94,7 @@ static int write_port_file(const char *path, int port)
 static int add_origins(const char *list, const char **origins, size_t *n, char **keep)
 {
     *keep = hs_strdup(list);
-    char *save = NULL;
-    for (char *tok = strtok_r(*keep, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-            tok[--len] = '\0';
-        if (!len)
-            continue;
-        if (*n == MAX_ORIGINS)
-            return -1;
-        origins[(*n)++] = tok;
-    }
-    return 0;
+    return hs_split_list(*keep, origins, MAX_ORIGINS, n) == HS_OK ? 0 : -1;
 }
 
 int cmd_serve(struct cli *c, int argc, char **argv)

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/mem.h"
 #include "webhook/registration.h"
 #include "webhook/verifier.h"
@@ -19,20 +20,7 @@ int cli_workers_add_endpoints(struct cli_workers *w, const char *list)
     char *copy = hs_strdup(list);
     w->keep = hs_realloc(w->keep, (w->n_keep + 1) * sizeof *w->keep);
     w->keep[w->n_keep++] = copy;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-            tok[--len] = '\0';
-        if (!len)
-            continue;
-        if (w->n_endpoints == CLI_MAX_ENDPOINTS)
-            return -1;
-        w->endpoints[w->n_endpoints++] = tok;
-    }
-    return 0;
+    return hs_split_list(copy, w->endpoints, CLI_MAX_ENDPOINTS, &w->n_endpoints) == HS_OK ? 0 : -1;
 }
 
 int cli_workers_outbox(struct cli *c, struct cli_workers *w)

@@ -421,22 +421,6 @@ int hs_req_int_arg(const struct hs_req *q, const char *name, int64_t min, int64_
     return 0;
 }
 
-json_t *hs_json_text(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *copy = hs_strdup(s);
-    for (unsigned char *p = (unsigned char *)copy; *p; p++)
-        if (*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
-}
-
 const char *hs_content_type_for(const char *name)
 {
     static const struct {

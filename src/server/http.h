@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/json.h"
 #include "core/str.h"
 
 #include "hoversync.h"
@@ -126,8 +127,6 @@ int hs_req_json_object(const struct hs_req *q, bool empty_ok, json_t **out, stru
 int hs_req_int_arg(const struct hs_req *q, const char *name, int64_t min, int64_t max, int64_t dflt,
                    int64_t *out, struct hs_resp *r);
 
-/* A JSON string of s that never fails (bytes that are not UTF-8 become '?'); null for NULL. */
-json_t *hs_json_text(const char *s);
 /* A content type for a file name by its extension ("application/octet-stream" if unknown). */
 const char *hs_content_type_for(const char *name);
 /* Constant-time comparison of two NUL-terminated secrets (false when lengths differ). */

@@ -136,6 +136,47 @@ static void test_json_tolerant_getters(void **state)
     assert_int_equal(hs_json_parse(doc, strlen(doc), 10, &j, &err), HS_ERR_TOOBIG);
 }
 
+/* Outside bytes that are not UTF-8 still make a JSON string (a bad byte shows as '?'): an
+ * error answer that quotes them is never lost to a failed json_string. */
+static void test_json_text(void **state)
+{
+    (void)state;
+    json_t *j = hs_json_text("caf\xc3\xa9");
+    assert_string_equal(json_string_value(j), "caf\xc3\xa9");
+    json_decref(j);
+    j = hs_json_text("/a\xff-\xfe/b");
+    assert_non_null(j);
+    assert_string_equal(json_string_value(j), "/a?-?/b");
+    json_decref(j);
+    j = hs_json_text(NULL);
+    assert_true(json_is_null(j));
+}
+
+/* Comma lists of the configuration (origins, CRM endpoints): trimmed, empty items skipped, and a
+ * list longer than the room is refused rather than cut silently. */
+static void test_split_list(void **state)
+{
+    (void)state;
+    char a[] = " https://a.example , ,https://b.example,, https://c.example ";
+    const char *items[4] = {"first"};
+    size_t n = 1;
+    assert_int_equal(hs_split_list(a, items, 4, &n), HS_OK);
+    assert_int_equal(n, 4);
+    assert_string_equal(items[0], "first");
+    assert_string_equal(items[1], "https://a.example");
+    assert_string_equal(items[2], "https://b.example");
+    assert_string_equal(items[3], "https://c.example");
+    char b[] = "x,y,z";
+    n = 0;
+    assert_int_equal(hs_split_list(b, items, 2, &n), HS_ERR_TOOBIG);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[1], "y");
+    char c[] = " , ,";
+    n = 0;
+    assert_int_equal(hs_split_list(c, items, 2, &n), HS_OK);
+    assert_int_equal(n, 0);
+}
+
 static void test_fake_clock(void **state)
 {
     (void)state;
@@ -185,7 +226,8 @@ int main(void)
         cmocka_unit_test(test_buf_appendf_long), cmocka_unit_test(test_parse_i64),
         cmocka_unit_test(test_iso8601),          cmocka_unit_test(test_url_escape),
         cmocka_unit_test(test_url_redact),       cmocka_unit_test(test_json_tolerant_getters),
-        cmocka_unit_test(test_fake_clock),
+        cmocka_unit_test(test_fake_clock),       cmocka_unit_test(test_json_text),
+        cmocka_unit_test(test_split_list),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
