@@ -97,6 +97,14 @@ void hs_resp_error(struct hs_resp *r, int status, const char *code, const char *
 void hs_resp_fail(struct hs_resp *r, int rc, const struct hs_error *err, const char *what);
 /* The code of docs/API.md for a status ("not_found"). */
 const char *hs_http_code_for_status(int status);
+/* An HTML page (html taken), never cached. */
+void hs_resp_html(struct hs_resp *r, int status, char *html);
+/* A small HTML page with a title and an escaped message. */
+void hs_resp_html_message(struct hs_resp *r, int status, const char *title, const char *message);
+/* Serves a stored file (an artifact under data_dir) with its type and sha256 ETag (304 on a
+ * matching If-None-Match; 404 when the file is missing). */
+void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *data_dir,
+                         const struct hs_artifact_row *a, const char *cache_control);
 
 /* Copies the headers, arguments and cookies of conn, and method and path (clear frees them). */
 void hs_req_values_copy(struct hs_req_values *v, struct MHD_Connection *conn, const char *method,

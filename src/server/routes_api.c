@@ -78,8 +78,14 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     }
     src.oauth_requests = atomic_load(&s->oauth_requests);
     src.sse_streams = hs_sse_count(s);
-    src.in_flight = hs_server_in_flight(s);
-    hs_server_guard_stats(s, &src);
+    src.in_flight = atomic_load(&s->counters.in_flight);
+    src.hover_answered = atomic_load(&s->counters.hover_answered);
+    src.hover_timed_out = atomic_load(&s->counters.hover_timed_out);
+    src.hover_waiting = atomic_load(&s->counters.hover_waiting);
+    src.hover_running = atomic_load(&s->counters.hover_running);
+    if (s->conns)
+        hs_conns_counts(s->conns, &src.connections, &src.header_timeouts);
+    src.callers_refused = hs_quota_refused(s->quota);
     char *text = hs_metrics_render(s->metrics, &src);
     hs_resp_set(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     hs_resp_header(r, "Cache-Control", "no-store");
@@ -564,7 +570,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
         return;
     }
     /* Content-addressed: the bytes behind a name never change. */
-    hs_resp_stored_file(q, r, &a, "private, max-age=31536000, immutable");
+    hs_resp_stored_file(q, r, s->data_dir, &a, "private, max-age=31536000, immutable");
     hs_artifact_row_clear(&a);
 }
 
