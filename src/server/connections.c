@@ -9,18 +9,26 @@
 #include "core/mem.h"
 #include "server/internal.h"
 
-int hs_pick_connection(struct hs_req *q, const char *asked, char **key, struct hs_resp *r)
+int hs_connections_read(struct hs_req *q, struct hs_connection_row **rows, size_t *n,
+                        struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
-    *key = NULL;
-    struct hs_connection_row *rows = NULL;
-    size_t n = 0;
     struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
+    int rc = s->store->ops->connections_list(s->store, rows, n, &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "listing connections");
         return -1;
     }
+    return 0;
+}
+
+int hs_pick_connection(struct hs_req *q, const char *asked, char **key, struct hs_resp *r)
+{
+    *key = NULL;
+    struct hs_connection_row *rows = NULL;
+    size_t n = 0;
+    if (hs_connections_read(q, &rows, &n, r) != 0)
+        return -1;
     if (asked && *asked) {
         /* Another tenant's connection is as unknown as one that does not exist. */
         for (size_t i = 0; i < n && !*key; i++)

@@ -205,6 +205,10 @@ void hs_sha256_bytes(const char *s, unsigned char out[32]);
 bool hs_is_hex(const char *s, size_t n);
 
 /* ---- connections.c: the Hover connections as the routes see them ---- */
+/* Every stored connection (the caller filters by its scope); 0, or -1 with the error in r.
+ * hs_connection_rows_free frees them. */
+int hs_connections_read(struct hs_req *q, struct hs_connection_row **rows, size_t *n,
+                        struct hs_resp *r);
 /* The connection a request names (`asked`, checked against the store and the caller's scope:
  * 404 outside it), or the caller's first one (connected first); NULL when it has none. 0, or -1
  * with an error in r. *key is owned by the caller. */

@@ -280,12 +280,8 @@ void hs_route_connections(struct hs_req *q, struct hs_resp *r)
     struct hs_server *s = q->srv;
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
-    struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
-    if (rc) {
-        hs_resp_fail(r, rc, &err, "listing connections");
+    if (hs_connections_read(q, &rows, &n, r) != 0)
         return;
-    }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         if (!hs_req_may_use(q, rows[i].key))

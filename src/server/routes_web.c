@@ -344,7 +344,6 @@ static struct oauth_state *flow_slot(struct hs_server *s, const unsigned char br
 
 int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r)
 {
-    struct hs_server *s = q->srv;
     if (!name || !*name)
         return 0;
     if (!name_ok(name)) {
@@ -358,12 +357,8 @@ int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r)
     /* A session may create a connection, not take over another tenant's. */
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
-    struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
-    if (rc) {
-        hs_resp_fail(r, rc, &err, "listing connections");
+    if (hs_connections_read(q, &rows, &n, r) != 0)
         return -1;
-    }
     bool taken = false;
     for (size_t i = 0; i < n && !taken; i++)
         taken = strcmp(rows[i].key, name) == 0;
