@@ -627,11 +627,7 @@ struct sb_webhooks *sb_webhooks_new(struct sb_reqlog *log, uint64_t seed,
         return NULL;
     struct sb_webhooks *h = hs_calloc(1, sizeof *h);
     pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    hs_cond_init_monotonic(&h->cond);
     h->log = log;
     h->deliveries = sb_reqlog_new(NULL, SB_WEBHOOK_DELIVERY_RING);
     h->st = *st;

@@ -108,3 +108,12 @@ void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms)
     fc->mono += ms;
     fc->wall += ms;
 }
+
+void hs_cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}

@@ -3,6 +3,7 @@
 #ifndef HS_CORE_CLOCK_H
 #define HS_CORE_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 struct hs_clock {
@@ -30,5 +31,9 @@ struct hs_fake_clock {
 };
 void hs_fake_clock_init(struct hs_fake_clock *fc, int64_t wall_ms);
 void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms);
+
+/* Initialises c to time its waits on CLOCK_MONOTONIC, so that a deadline (taken on that clock)
+ * does not move when the wall clock is set. */
+void hs_cond_init_monotonic(pthread_cond_t *c);
 
 #endif

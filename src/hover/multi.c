@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -189,11 +190,7 @@ CURLcode hs_curl_multi_perform(struct hs_curl_multi *m, CURL *easy, int64_t wait
 {
     *stopped = 0;
     struct xfer x = {.easy = easy};
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&x.cond, &ca);
-    pthread_condattr_destroy(&ca);
+    hs_cond_init_monotonic(&x.cond);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)&x);
 
     pthread_mutex_lock(&m->lock);

@@ -47,11 +47,7 @@ int hs_verifier_new(const struct hs_verifier_config *cfg, struct hs_store *store
     v->store = store;
     v->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&v->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&v->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&v->wake);
     *out = v;
     return HS_OK;
 }

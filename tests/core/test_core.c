@@ -1,10 +1,13 @@
 /* test_core.c: bounded buffers, checked parsing, dates, URL escaping and the fake clock. */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -177,6 +180,35 @@ static void test_split_list(void **state)
     assert_int_equal(n, 0);
 }
 
+/* A condition variable from hs_cond_init_monotonic takes its deadlines on CLOCK_MONOTONIC: a
+ * wait until "now + 100 ms" on that clock lasts until then (one on the default, wall clock
+ * would take that moment as decades past and return at once). */
+static void test_cond_monotonic(void **state)
+{
+    (void)state;
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c;
+    hs_cond_init_monotonic(&c);
+    struct timespec until, now;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += 100 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&m);
+    int rc;
+    do
+        rc = pthread_cond_timedwait(&c, &m, &until);
+    while (rc == 0); /* a spurious wake-up */
+    pthread_mutex_unlock(&m);
+    assert_int_equal(rc, ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(now.tv_sec > until.tv_sec ||
+                (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec));
+    pthread_cond_destroy(&c);
+}
+
 static void test_fake_clock(void **state)
 {
     (void)state;
@@ -227,7 +259,7 @@ int main(void)
         cmocka_unit_test(test_iso8601),          cmocka_unit_test(test_url_escape),
         cmocka_unit_test(test_url_redact),       cmocka_unit_test(test_json_tolerant_getters),
         cmocka_unit_test(test_fake_clock),       cmocka_unit_test(test_json_text),
-        cmocka_unit_test(test_split_list),
+        cmocka_unit_test(test_split_list),       cmocka_unit_test(test_cond_monotonic),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
