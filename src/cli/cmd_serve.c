@@ -268,8 +268,8 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     unsigned char key_hash[32];
     if ((rc = api_key(c, key_hash)) != EXIT_OK ||
         (rc = cli_service_start(c, "serve", &sv)) != EXIT_OK ||
-        (rc = start_server(c, &o, &sv, key_hash, &p)) != EXIT_OK ||
         (rc = cli_service_background(c, &sv, o.workers)) != EXIT_OK ||
+        (rc = start_server(c, &o, &sv, key_hash, &p)) != EXIT_OK ||
         (rc = announce(&o, p.srv)) != EXIT_OK)
         goto out;
     /* Once listening: Hover delivers the verification code to this very service. */
