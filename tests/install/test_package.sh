@@ -118,7 +118,10 @@ help=$(hoversync --help) || fail "hoversync --help failed"
 grep -q "^Usage: hoversync" <<<"$help" && grep -q -- "--config PATH" <<<"$help" ||
     fail "hoversync --help lacks its usage"
 ok "hoversync --help"
-hover-sandbox --help | grep -q "^Usage: hover-sandbox" || fail "hover-sandbox --help"
+# Read whole before grep looks: grep -q stops at the first match, and with pipefail the rest of
+# a help longer than stdio's buffer would die of SIGPIPE and fail the check.
+help=$(hover-sandbox --help) || fail "hover-sandbox --help failed"
+grep -q "^Usage: hover-sandbox" <<<"$help" || fail "hover-sandbox --help lacks its usage"
 ok "hover-sandbox --help"
 
 for page in hoversync hover-sandbox; do
