@@ -114,11 +114,12 @@ void hs_session_clear(struct hs_session *s);
 
 /* A connected Hover org (a stored credential). */
 struct hs_connection_row {
-    char *key;          /* "org-463605", "default", or a name given at connect time */
-    int64_t owner_id;   /* the org; 0 when unknown */
-    char *owner_type;   /* "orgs", or NULL */
-    char *connected_at; /* ISO-8601: when it was first connected */
-    bool has_token;     /* a token pair is stored */
+    char *key;               /* "org-463605", "default", or a name given at connect time */
+    int64_t owner_id;        /* the org; 0 when unknown */
+    char *owner_type;        /* "orgs", or NULL */
+    char *connected_at;      /* ISO-8601: when it was first connected */
+    bool has_token;          /* a token pair is stored */
+    bool reconnect_required; /* Hover refused the stored pair's refresh token (token_rejected) */
 };
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
 
@@ -196,6 +197,13 @@ struct hs_outbox_row {
 };
 void hs_outbox_row_clear(struct hs_outbox_row *o);
 
+/* Sync runs by state (runs_interrupt_lapsed). */
+struct hs_run_counts {
+    int64_t marked;      /* runs this call found lapsed and marked interrupted */
+    int64_t running;     /* runs still running (their lease holds) */
+    int64_t interrupted; /* every interrupted run, the ones just marked included */
+};
+
 struct hs_store;
 
 struct hs_store_ops {
@@ -217,6 +225,11 @@ struct hs_store_ops {
                                struct hs_error *err);
     int (*token_refresh_end)(struct hs_store *s, const char *key, const struct hs_token *rotated,
                              struct hs_error *err);
+    /* Hover refused the refresh token of key's pair of this generation (invalid_grant): the
+     * connection needs a reconnect (hs_connection_row.reconnect_required) until another pair
+     * is saved. */
+    int (*token_rejected)(struct hs_store *s, const char *key, int64_t generation,
+                          struct hs_error *err);
 
     /* ---- sync records ----
      * A write transaction: every write below runs inside begin/commit; rollback undoes it. */
@@ -262,6 +275,14 @@ struct hs_store_ops {
                             int64_t artifacts_unchanged, struct hs_error *err);
     int (*run_end)(struct hs_store *s, int64_t run_id, const char *status, int64_t hover_requests,
                    struct hs_error *err);
+    /* A run holds a lease (unix ms) that its process renews while it runs; run_renew extends
+     * it. runs_interrupt_lapsed marks every "running" run whose lease ended before now_ms (or
+     * that has none) "interrupted", and counts (out may be NULL). The lease time is written by
+     * the run's process and read by any other, on any machine: no PID is involved. */
+    int (*run_renew)(struct hs_store *s, int64_t run_id, int64_t lease_until_ms,
+                     struct hs_error *err);
+    int (*runs_interrupt_lapsed)(struct hs_store *s, int64_t now_ms, struct hs_run_counts *out,
+                                 struct hs_error *err);
 
     /* The records feed: every job, model and artifact whose change sequence is above `since`,
      * as {"cursor":N,"jobs":[...],"models":[...],"artifacts":[...]} (see docs/RECORDS.md);
@@ -403,6 +424,10 @@ struct hs_blob_writer;
 /* Starts a new file under <data_dir>/tmp; bytes are hashed as they are written. */
 int hs_blob_begin(const char *data_dir, struct hs_blob_writer **out, struct hs_error *err);
 int hs_blob_write(struct hs_blob_writer *w, const void *data, size_t len, struct hs_error *err);
+/* The bytes written so far (NUL-terminated copy, caller frees); HS_ERR_TOOBIG over max. For
+ * checks that need the whole body before it is committed. */
+int hs_blob_read(struct hs_blob_writer *w, size_t max, char **out, size_t *len,
+                 struct hs_error *err);
 /* fsyncs the file, renames it to <data_dir>/blobs/ab/cd/<sha256> (an existing identical file is
  * kept), fsyncs the directory, and gives the hex sha256, the size and the relative path
  * (caller frees). Only after this returns may a row point at the path. */
@@ -410,7 +435,9 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
                    struct hs_error *err);
 /* Removes the temporary file; safe after commit (then a no-op) and with NULL. */
 void hs_blob_abort(struct hs_blob_writer *w);
-/* Removes leftovers of interrupted writes (the files under <data_dir>/tmp). */
+/* Removes leftovers of interrupted writes (the files under <data_dir>/tmp that no writer
+ * holds: each writer keeps its temporary file locked until it is renamed). Safe while other
+ * processes write into the same data directory. */
 int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err);
 
 #endif
