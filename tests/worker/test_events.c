@@ -25,7 +25,7 @@
 #define NOW_S 1742200000LL
 #define BASE  "https://hover.test"
 
-static const char PDF[] = "%PDF-1.4 fake measurements of model 601";
+static const char PDF[] = "%PDF-1.4 fake measurements of model 601\n%%EOF\n";
 static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\":{\"total\":12}}}";
 
 /* Job 501: model 601 complete (a PDF and the summarized JSON), 602 still processing. */
