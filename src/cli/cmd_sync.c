@@ -169,7 +169,7 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 
     const char *data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR);
     struct hs_error err = {0};
-    int rc = hs_blob_clean_tmp(data_dir, &err);
+    int rc = cli_clean_data_dir(c, &err);
     if (rc)
         return cli_report("sync: cannot use the data directory", rc, &err);
     struct hs_sync_engine e = {.client = c->client,

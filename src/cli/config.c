@@ -73,6 +73,10 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_RATE_MARGIN, "--rate-margin-ms", "HOVERSYNC_RATE_MARGIN_MS", HS_CFG_INT, "1000", 0, 30000,
      "serve, worker: the budget's window is a minute plus this, so that requests reaching Hover "
      "late still fit its 60 s window"},
+    {CFG_RUN_LEASE, "--run-lease", "HOVERSYNC_RUN_LEASE", HS_CFG_INT, "60", 2, 3600,
+     "seconds of a sync run's lease: its process renews it while the run goes on, and a run "
+     "whose lease lapsed (its process died) shows as interrupted; keep it well above the clock "
+     "difference between machines sharing the store"},
 };
 
 void hs_config_init(struct hs_config *c)

@@ -37,6 +37,7 @@ enum hs_cfg_id {
     CFG_CRM_SECRET,
     CFG_OUTBOX_RETRY_BASE,
     CFG_RATE_MARGIN,
+    CFG_RUN_LEASE,
     CFG_COUNT
 };
 

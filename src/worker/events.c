@@ -200,6 +200,10 @@ static int run_item(struct hs_events *w, const struct hs_work_item *it, struct h
         rc = HS_OK;
         goto processed;
     }
+    /* What Hover says now is stored whatever this pass syncs: a model that failed, a job whose
+     * models all failed, states that moved on. The records feed shows the change. */
+    if (rc == HS_OK)
+        rc = ops->job_upsert(w->store, job, conn, NULL, err);
     if (rc == HS_OK && ops->job_models_status)
         rc = ops->job_models_status(w->store, it->job_id, &st, &nst, err);
     if (rc == HS_OK) {
