@@ -11,7 +11,7 @@ if [ ! -f build/fuzz/build.ninja ]; then
     # Libraries get coverage instrumentation too (fuzzer-no-link), so libFuzzer is guided by
     # the parsers' branches, not only by the target file's.
     CC=clang meson setup build/fuzz -Dfuzz=true -Db_lundef=false -Dbuildtype=debugoptimized \
-        -Dc_args=-fsanitize=fuzzer-no-link -Db_sanitize=address,undefined -Dtests=true
+        -Dc_args=-fsanitize=fuzzer-no-link -Db_sanitize=address,undefined -Dtests=enabled
 fi
 ninja -C build/fuzz
 targets=("$@")
