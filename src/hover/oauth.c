@@ -48,7 +48,8 @@ int hs_oauth_token_from_json(const char *json, size_t len, int64_t now_s, struct
     if (hs_json_i64(j, "expires_in", &expires_in) && expires_in > 0) {
         if (!hs_json_i64(j, "created_at", &created_at) || created_at <= 0)
             created_at = now_s;
-        t.expires_at = created_at + expires_in;
+        /* A lifetime past the end of time is "does not expire", not an overflow. */
+        t.expires_at = expires_in > INT64_MAX - created_at ? INT64_MAX : created_at + expires_in;
     }
     *out = t;
 out:
