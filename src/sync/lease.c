@@ -20,7 +20,8 @@ struct held {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t changed; /* on CLOCK_MONOTONIC: a wall clock step delays no renewal */
+static pthread_once_t changed_once = PTHREAD_ONCE_INIT;
 static struct held *runs;
 static size_t n_runs, cap_runs;
 static bool started;
@@ -43,19 +44,6 @@ int64_t hs_run_lease_until(void)
     return c->wall_ms(c) + hs_run_lease_ms();
 }
 
-static struct timespec after_ms(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void renew_all(void)
 {
     int64_t until = hs_run_lease_until();
@@ -75,7 +63,7 @@ static void *heartbeat(void *arg)
             pthread_cond_wait(&changed, &lock);
         /* A quarter of the lease: three renewals may fail or be late before a run lapses. */
         int64_t every = hs_run_lease_ms() / 4;
-        struct timespec until = after_ms(every > 100 ? every : 100);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, every > 100 ? every : 100);
         int rc = 0;
         while (n_runs > 0 && rc == 0)
             rc = pthread_cond_timedwait(&changed, &lock, &until);
@@ -85,10 +73,20 @@ static void *heartbeat(void *arg)
     return NULL;
 }
 
+static void changed_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&changed, &a);
+    pthread_condattr_destroy(&a);
+}
+
 void hs_run_lease_hold(struct hs_store *s, int64_t run_id)
 {
     if (!s || !s->ops->run_renew || run_id <= 0)
         return;
+    pthread_once(&changed_once, changed_init);
     pthread_mutex_lock(&lock);
     if (!started) {
         pthread_t t;
@@ -112,6 +110,7 @@ void hs_run_lease_hold(struct hs_store *s, int64_t run_id)
 
 void hs_run_lease_drop(struct hs_store *s, int64_t run_id)
 {
+    pthread_once(&changed_once, changed_init);
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_runs; i++) {
         if (runs[i].store == s && runs[i].run_id == run_id) {

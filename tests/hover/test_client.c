@@ -534,6 +534,25 @@ static int download(struct env *e, struct collect *col, struct hs_error *err)
     return rc;
 }
 
+/* Scripts the answer r and downloads it. */
+static int answer_download(struct env *e, struct collect *col, struct fake_response r,
+                           struct hs_error *err)
+{
+    if (!r.status)
+        r.status = 200;
+    fake_transport_push(&e->ft, r);
+    return download(e, col, err);
+}
+
+/* The client of a check test: one attempt per download (a mismatch fails at once). */
+static void check_open(struct env *e, struct collect *col)
+{
+    e->cfg.max_attempts = 1;
+    client_open(e);
+    col->resets = 0;
+    hs_buf_init(&col->b, 1 << 20);
+}
+
 static const char whole[] = "%PDF-1.4 the whole document %%EOF\n";
 static const char cut[] = "%PDF-1.4 the whole";
 
@@ -545,34 +564,30 @@ static void test_download_checked_against_length(void **state)
     struct collect col = {.resets = 0};
     hs_buf_init(&col.b, 1 << 20);
     struct hs_error err = {0};
+    const struct fake_response short_one = {.status = 200, .body = cut, .content_length = "35"};
     /* Fewer bytes than announced, twice: an error, not a success. */
-    for (int i = 0; i < 2; i++)
-        fake_transport_push(
-            &e->ft, (struct fake_response){.status = 200, .body = cut, .content_length = "35"});
-    assert_int_equal(download(e, &col, &err), HS_ERR_TRUNCATED);
+    fake_transport_push(&e->ft, short_one);
+    assert_int_equal(answer_download(e, &col, short_one, &err), HS_ERR_TRUNCATED);
     assert_non_null(strstr(err.msg, "Content-Length announced 35"));
     assert_int_equal(e->ft.n_reqs, 2); /* retried like a truncated transfer */
     assert_int_equal(col.resets, 1);
     /* Short once, then whole: the sink starts over and the result is whole. */
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = cut, .content_length = "35"});
-    fake_transport_answer(&e->ft, 200, whole);
-    assert_int_equal(download(e, &col, NULL), HS_OK);
+    fake_transport_push(&e->ft, short_one);
+    assert_int_equal(answer_download(e, &col, (struct fake_response){.body = whole}, NULL), HS_OK);
     assert_string_equal(hs_buf_str(&col.b), whole);
     /* No length announced (chunked): nothing to compare. */
-    fake_transport_push(
-        &e->ft, (struct fake_response){.status = 200, .body = cut, .content_length = "none"});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
+    assert_int_equal(answer_download(e, &col,
+                                     (struct fake_response){.body = cut, .content_length = "none"},
+                                     NULL),
+                     HS_OK);
     hs_buf_free(&col.b);
 }
 
 static void test_download_checked_against_etag(void **state)
 {
     struct env *e = *state;
-    e->cfg.max_attempts = 1;
-    client_open(e);
-    struct collect col = {.resets = 0};
-    hs_buf_init(&col.b, 1 << 20);
+    struct collect col;
+    check_open(e, &col);
     struct digests d;
     digests_of(whole, &d);
     char md5_etag[40], sha_etag[40], upper[40];
@@ -585,32 +600,33 @@ static void test_download_checked_against_etag(void **state)
     struct hs_error err = {0};
 
     /* The storage host's MD5 ETag of the whole object, on a short but complete-looking answer. */
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = cut, .etag = md5_etag});
-    assert_int_equal(download(e, &col, &err), HS_ERR_TRUNCATED);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .etag = md5_etag}, &err),
+        HS_ERR_TRUNCATED);
     assert_non_null(strstr(err.msg, "does not match its ETag"));
     /* The whole body matches it, in either case of hex digits. */
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = whole, .etag = md5_etag});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = whole, .etag = upper});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .etag = md5_etag}, NULL),
+        HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .etag = upper}, NULL),
+        HS_OK);
     /* A SHA-256-prefix ETag (Rack's, the sandbox's) is a digest too. */
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = whole, .etag = sha_etag});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = cut, .etag = sha_etag});
-    assert_int_equal(download(e, &col, NULL), HS_ERR_TRUNCATED);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .etag = sha_etag}, NULL),
+        HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .etag = sha_etag}, NULL),
+        HS_ERR_TRUNCATED);
     /* Weak, multipart and other ETags say nothing about the bytes. */
     const char *unchecked[] = {"W/\"0123456789abcdef0123456789abcdef\"",
                                "\"0123456789abcdef0123456789abcdef-3\"", "\"v17\"",
                                "\"0123456789abcdef0123456789abcdeg\""};
     for (size_t i = 0; i < sizeof unchecked / sizeof unchecked[0]; i++) {
-        fake_transport_push(
-            &e->ft, (struct fake_response){.status = 200, .body = cut, .etag = unchecked[i]});
-        assert_int_equal(download(e, &col, NULL), HS_OK);
+        assert_int_equal(answer_download(e, &col,
+                                         (struct fake_response){.body = cut, .etag = unchecked[i]},
+                                         NULL),
+                         HS_OK);
     }
     hs_buf_free(&col.b);
 }
@@ -618,41 +634,44 @@ static void test_download_checked_against_etag(void **state)
 static void test_download_checked_against_content_md5_and_digest(void **state)
 {
     struct env *e = *state;
-    e->cfg.max_attempts = 1;
-    client_open(e);
-    struct collect col = {.resets = 0};
-    hs_buf_init(&col.b, 1 << 20);
+    struct collect col;
+    check_open(e, &col);
     struct digests d;
     digests_of(whole, &d);
     char dig[200];
     struct hs_error err = {0};
 
-    fake_transport_push(
-        &e->ft, (struct fake_response){.status = 200, .body = cut, .content_md5 = d.md5_b64});
-    assert_int_equal(download(e, &col, &err), HS_ERR_TRUNCATED);
+    assert_int_equal(answer_download(e, &col,
+                                     (struct fake_response){.body = cut, .content_md5 = d.md5_b64},
+                                     &err),
+                     HS_ERR_TRUNCATED);
     assert_non_null(strstr(err.msg, "Content-MD5"));
-    fake_transport_push(
-        &e->ft, (struct fake_response){.status = 200, .body = whole, .content_md5 = d.md5_b64});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .content_md5 = d.md5_b64},
+                        NULL),
+        HS_OK);
 
     snprintf(dig, sizeof dig, "SHA-256=%s", d.sha_b64);
-    fake_transport_push(&e->ft, (struct fake_response){.status = 200, .body = cut, .digest = dig});
-    assert_int_equal(download(e, &col, &err), HS_ERR_TRUNCATED);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .digest = dig}, &err),
+        HS_ERR_TRUNCATED);
     assert_non_null(strstr(err.msg, "Digest"));
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = whole, .digest = dig});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .digest = dig}, NULL),
+        HS_OK);
 
     snprintf(dig, sizeof dig, "unixsum=30637, md5=%s , sha-256=%s", d.md5_b64, d.sha_b64);
-    fake_transport_push(&e->ft,
-                        (struct fake_response){.status = 200, .body = whole, .digest = dig});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
-    fake_transport_push(&e->ft, (struct fake_response){.status = 200, .body = cut, .digest = dig});
-    assert_int_equal(download(e, &col, NULL), HS_ERR_TRUNCATED);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .digest = dig}, NULL),
+        HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .digest = dig}, NULL),
+        HS_ERR_TRUNCATED);
     /* Only algorithms we know are compared. */
-    fake_transport_push(
-        &e->ft, (struct fake_response){.status = 200, .body = cut, .digest = "sha-512=AAAA"});
-    assert_int_equal(download(e, &col, NULL), HS_OK);
+    assert_int_equal(answer_download(e, &col,
+                                     (struct fake_response){.body = cut, .digest = "sha-512=AAAA"},
+                                     NULL),
+                     HS_OK);
     hs_buf_free(&col.b);
 }
 

@@ -151,6 +151,16 @@ static void answer_job(struct fixture *f, const char *json)
     answer(f, json, 0, "application/json", NULL);
 }
 
+/* Show Job and the three whole artifacts of model 601, with these ETags (NULL: none). */
+static void answer_whole(struct fixture *f, const char *pdf_etag, const char *json_etag,
+                         const char *jpeg_etag)
+{
+    answer_job(f, JOB_501(T1));
+    answer(f, PDF, 0, "application/pdf", pdf_etag);
+    answer(f, SUMMARY, 0, "application/json", json_etag);
+    answer(f, JPEG, sizeof JPEG - 1, "image/jpeg", jpeg_etag);
+}
+
 static struct hs_sync_report *sync_601(struct fixture *f)
 {
     static const int64_t ids[] = {601};
@@ -182,10 +192,7 @@ static void assert_not_stored(struct fixture *f, struct hs_sync_report *r, const
 /* The next sync fetches it again, without If-None-Match, and stores it. */
 static void assert_fetched_again(struct fixture *f, size_t first_req)
 {
-    answer_job(f, JOB_501(T1));
-    answer(f, PDF, 0, "application/pdf", NULL);
-    answer(f, SUMMARY, 0, "application/json", NULL);
-    answer(f, JPEG, sizeof JPEG - 1, "image/jpeg", NULL);
+    answer_whole(f, NULL, NULL, NULL);
     struct hs_sync_report *r = sync_601(f);
     assert_int_equal(r->models[0].result, HS_RESULT_SYNCED);
     hs_sync_report_free(r);
@@ -256,10 +263,7 @@ static void test_stored_file_contradicting_its_etag_is_fetched_again(void **stat
     struct fixture *f = *state;
     char etag[40];
     md5_etag(PDF, strlen(PDF), etag);
-    answer_job(f, JOB_501(T1));
-    answer(f, PDF, 0, "application/pdf", etag);
-    answer(f, SUMMARY, 0, "application/json", "\"j1\"");
-    answer(f, JPEG, sizeof JPEG - 1, "image/jpeg", "\"i1\"");
+    answer_whole(f, etag, "\"j1\"", "\"i1\"");
     struct hs_sync_report *r = sync_601(f);
     assert_int_equal(r->models[0].result, HS_RESULT_SYNCED);
     hs_sync_report_free(r);
@@ -300,10 +304,7 @@ static void test_stored_file_contradicting_its_etag_is_fetched_again(void **stat
 static void test_run_has_a_lease(void **state)
 {
     struct fixture *f = *state;
-    answer_job(f, JOB_501(T1));
-    answer(f, PDF, 0, "application/pdf", NULL);
-    answer(f, SUMMARY, 0, "application/json", NULL);
-    answer(f, JPEG, sizeof JPEG - 1, "image/jpeg", NULL);
+    answer_whole(f, NULL, NULL, NULL);
     struct hs_sync_report *r = sync_601(f);
     assert_int_equal(r->models[0].result, HS_RESULT_SYNCED);
     hs_sync_report_free(r);
