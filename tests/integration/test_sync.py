@@ -487,9 +487,9 @@ class Backfill(unittest.TestCase):
     def test_backfill_names_failed_models_and_a_rerun_retries_them(self):
         cli = Cli(self.sb, self.sb.tokens(), HOVERSYNC_RATE_LIMIT=0)
         cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
-        args = ("backfill", "--sync", "--since", "2026-09-01", "--state", "completed")
+        args = ("backfill", "--sync", "--since", "2026-06-01", "--state", "completed")
         try:
-            r = cli.run("backfill", "--since", "2026-09-01", "--state", "completed")
+            r = cli.run("backfill", "--since", "2026-06-01", "--state", "completed")
             self.assertEqual(r.returncode, 0, r.stderr)
             victim = cli.sql("SELECT m.id, m.job_id FROM models m JOIN jobs j ON j.id = m.job_id "
                              "WHERE m.state = 'complete' AND m.deliverable_id != 7 "
