@@ -118,7 +118,7 @@ class BuildWithoutCmocka(unittest.TestCase):
             r = subprocess.run(["meson", "setup", build, SOURCE_ROOT], env=env,
                                capture_output=True, text=True, timeout=300)
             self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
-            self.assertIn("cmocka not found: building without the test suite", r.stdout)
+            self.assertIn("building without the test suite (cmocka not found", r.stdout)
             r = subprocess.run(["ninja", "-C", build, "-t", "targets", "all"],
                                capture_output=True, text=True, check=True)
             targets = r.stdout
