@@ -11,7 +11,9 @@
  *           asked (its seam answers "not connected" and the error backoff keeps it out);
  *   recent: jobs_search without text (the modal's first screen).
  *
- * Usage: search_bench [--jobs N] [--queries N] [--seed N] [--db PATH] [--keep]
+ *   scoped: the same queries within one connection (a browser session's scope) when the jobs are
+ *           spread over --tenants connections.
+ * Usage: search_bench [--jobs N] [--queries N] [--seed N] [--tenants N] [--db PATH] [--keep]
  * With --db, an existing file with at least N jobs is reused (no fill). See bench/README.md. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +61,17 @@ static void report(const char *what, double *v, size_t n, double total_ms)
     printf("\n");
 }
 
-static int fill(struct hs_store *st, int64_t n_jobs, uint64_t seed, struct sb_world **out)
+/* The connection of job i: "default", or one of n tenants in turn. */
+static void tenant_key(size_t i, int64_t tenants, char out[32])
+{
+    if (tenants <= 1)
+        hs_strlcpy(out, "default", 32);
+    else
+        snprintf(out, 32, "tenant-%lld", (long long)(i % (size_t)tenants));
+}
+
+static int fill(struct hs_store *st, int64_t n_jobs, int64_t tenants, uint64_t seed,
+                struct sb_world **out)
 {
     double t0 = now_ms();
     struct sb_world *w = sb_world_generate(seed, (size_t)n_jobs);
@@ -75,8 +87,10 @@ static int fill(struct hs_store *st, int64_t n_jobs, uint64_t seed, struct sb_wo
         struct hs_job *job = NULL;
         rc = hs_job_from_json(text, strlen(text), &job, &err);
         free(text);
+        char key[32];
+        tenant_key(i, tenants, key);
         if (rc == HS_OK)
-            rc = st->ops->job_upsert(st, job, "default", NULL, &err);
+            rc = st->ops->job_upsert(st, job, key, NULL, &err);
         hs_job_free(job);
         if (rc == HS_OK && (i % 1000 == 999 || i + 1 == w->n_jobs))
             rc = st->ops->commit(st, &err);
@@ -158,10 +172,35 @@ static int64_t arg_i64(const char *name, const char *v, int64_t min, int64_t max
     return n;
 }
 
+/* Times every query through jobs_search_scoped (scope NULL: jobs_search's path) into lat;
+ * returns the wall time in ms, or -1 on an error. */
+static double time_store(struct hs_store *st, char **queries, size_t nq,
+                         const struct hs_scope *scope, double *lat, int64_t *found, int64_t *empty)
+{
+    struct hs_error err = {0};
+    double t0 = now_ms();
+    for (size_t i = 0; i < nq; i++) {
+        struct hs_job_summary *v = NULL;
+        size_t n = 0;
+        int64_t total = 0;
+        double a = now_ms();
+        if (st->ops->jobs_search_scoped(st, queries[i], NULL, 1, PER, scope, &v, &n, &total,
+                                        &err)) {
+            fprintf(stderr, "search_bench: '%s': %s\n", queries[i], err.msg);
+            return -1;
+        }
+        lat[i] = now_ms() - a;
+        hs_job_summaries_free(v, n);
+        *found += total;
+        *empty += total == 0;
+    }
+    return now_ms() - t0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows when redirected too */
-    int64_t n_jobs = 100000, n_queries = 5000, seed = 42;
+    int64_t n_jobs = 100000, n_queries = 5000, seed = 42, tenants = 1;
     const char *db = NULL;
     bool keep = false;
     for (int i = 1; i < argc; i++) {
@@ -175,6 +214,9 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--seed") == 0) {
             seed = arg_i64("--seed", v, 0, INT64_MAX);
             i++;
+        } else if (strcmp(argv[i], "--tenants") == 0) {
+            tenants = arg_i64("--tenants", v, 1, 1000);
+            i++;
         } else if (strcmp(argv[i], "--db") == 0 && v) {
             db = v;
             i++;
@@ -182,7 +224,7 @@ int main(int argc, char **argv)
             keep = true;
         } else {
             fprintf(stderr, "usage: search_bench [--jobs N] [--queries N] [--seed N] "
-                            "[--db PATH] [--keep]\n");
+                            "[--tenants N] [--db PATH] [--keep]\n");
             return 2;
         }
     }
@@ -217,7 +259,7 @@ int main(int argc, char **argv)
     if (have >= n_jobs) {
         printf("reusing %s: %lld jobs\n", path, (long long)have);
         w = sb_world_generate((uint64_t)seed, (size_t)n_jobs); /* for the query texts */
-    } else if (fill(st, n_jobs, (uint64_t)seed, &w)) {
+    } else if (fill(st, n_jobs, tenants, (uint64_t)seed, &w)) {
         return 1;
     }
     struct stat sbuf;
@@ -236,20 +278,9 @@ int main(int argc, char **argv)
     }
 
     int64_t found = 0, empty = 0;
-    double t0 = now_ms();
-    for (size_t i = 0; i < nq; i++) {
-        double a = now_ms();
-        int64_t total = 0;
-        if (st->ops->jobs_search(st, queries[i], NULL, 1, PER, &v, &n, &total, &err)) {
-            fprintf(stderr, "search_bench: '%s': %s\n", queries[i], err.msg);
-            return 1;
-        }
-        lat[i] = now_ms() - a;
-        hs_job_summaries_free(v, n);
-        found += total;
-        empty += total == 0;
-    }
-    double store_ms = now_ms() - t0;
+    double store_ms = time_store(st, queries, nq, NULL, lat, &found, &empty);
+    if (store_ms < 0)
+        return 1;
     /* By length of the text typed: first keystrokes, a word begun, more. */
     static const struct {
         const char *name;
@@ -268,6 +299,18 @@ int main(int argc, char **argv)
     report("store", lat, nq, store_ms);
     printf("        matches per query: mean %.0f; %lld of %zu queries found nothing\n",
            (double)found / (double)nq, (long long)empty, nq);
+    /* A browser session's search: the jobs of its connection only. */
+    char first[32];
+    tenant_key(0, tenants, first);
+    const char *keys[] = {first};
+    struct hs_scope scope = {keys, 1};
+    found = empty = 0;
+    double scoped_ms = time_store(st, queries, nq, &scope, lat, &found, &empty);
+    if (scoped_ms < 0)
+        return 1;
+    report("scoped", lat, nq, scoped_ms);
+    printf("        within %s of %lld connection(s): mean %.0f matches per query\n", first,
+           (long long)tenants, (double)found / (double)nq);
 
     struct hs_search_config cfg = {
         .debounce_ms = -1, .list_jobs = no_hover, .error_backoff_ms = INT64_MAX / 4};
@@ -277,7 +320,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "search_bench: %s\n", err.msg);
         return 1;
     }
-    t0 = now_ms();
+    double t0 = now_ms();
     for (size_t i = 0; i < nq; i++) {
         struct hs_search_query sq = {.q = queries[i], .session = "bench"};
         json_t *out = NULL;

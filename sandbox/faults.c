@@ -10,6 +10,7 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "http.h"
+#include "s3parse.h"
 
 #define MAX_RULES      256
 #define MAX_LATENCY_MS 600000
@@ -40,7 +41,8 @@ void sb_fault_rule_clear(struct sb_fault_rule *r)
 {
     free(r->path);
     free(r->method);
-    r->path = r->method = NULL;
+    free(r->op);
+    r->path = r->method = r->op = NULL;
 }
 
 static void nodes_free(struct rule_node *n)
@@ -73,6 +75,8 @@ static void rule_defaults(struct sb_fault_rule *r)
 static int rule_validate(struct sb_fault_rule *r, char *err, size_t errn)
 {
     const char *why = NULL;
+    if (!r->path && r->op)
+        r->path = hs_strdup("/"); /* an operation alone: every path */
     if (!r->path || r->path[0] != '/')
         why = "path must start with '/'";
     else if (r->status != 0 && (r->status < 100 || r->status > 599))
@@ -87,6 +91,11 @@ static int rule_validate(struct sb_fault_rule *r, char *err, size_t errn)
         why = "a rule has at most one of status, drop, truncate, malformed";
     else if (r->status == 0 && !r->drop && !r->truncate && !r->malformed && r->latency_ms == 0)
         why = "a rule needs latency_ms, status, drop, truncate or malformed";
+    else if (r->op && !sb_s3_op_name_ok(r->op))
+        why = "op must name an S3 operation (PutObject, GetObject, HeadObject, DeleteObject, "
+              "ListObjectsV2, ListObjects, CreateMultipartUpload, UploadPart, "
+              "CompleteMultipartUpload, AbortMultipartUpload, ListBuckets, CreateBucket, "
+              "HeadBucket, DeleteBucket)";
     if (why) {
         (void)snprintf(err, errn, "%s", why);
         sb_fault_rule_clear(r);
@@ -136,6 +145,9 @@ int sb_fault_parse_spec(const char *spec, struct sb_fault_rule *out, char *err, 
         } else if (!strcmp(k, "method")) {
             free(r.method);
             r.method = *v ? hs_strdup(v) : NULL;
+        } else if (!strcmp(k, "op")) {
+            free(r.op);
+            r.op = *v ? hs_strdup(v) : NULL;
         } else if (!strcmp(k, "latency_ms")) {
             ok = hs_parse_i64(v, &i) == 0;
             r.latency_ms = i;
@@ -193,10 +205,11 @@ int sb_fault_from_json(const json_t *obj, struct sb_fault_rule *out, char *err, 
                 free(r.path);
                 r.path = hs_strdup(json_string_value(v));
             }
-        } else if (!strcmp(k, "method")) {
+        } else if (!strcmp(k, "method") || !strcmp(k, "op")) {
             ok = json_is_string(v) || json_is_null(v);
-            free(r.method);
-            r.method =
+            char **dst = k[0] == 'm' ? &r.method : &r.op;
+            free(*dst);
+            *dst =
                 json_is_string(v) && json_string_length(v) ? hs_strdup(json_string_value(v)) : NULL;
         } else if (!strcmp(k, "latency_ms") || !strcmp(k, "status") || !strcmp(k, "count")) {
             ok = json_is_integer(v) || json_is_null(v);
@@ -243,7 +256,7 @@ int64_t sb_faults_add(struct sb_faults *f, struct sb_fault_rule *r)
 {
     struct rule_node *n = hs_calloc(1, sizeof *n);
     n->r = *r;
-    r->path = r->method = NULL;
+    r->path = r->method = r->op = NULL;
     pthread_mutex_lock(&f->lock);
     if (f->n >= MAX_RULES) { /* the oldest rule makes room */
         struct rule_node *old = f->head;
@@ -311,11 +324,12 @@ json_t *sb_faults_json(struct sb_faults *f)
     for (struct rule_node *n = f->head; n; n = n->next) {
         const struct sb_fault_rule *r = &n->r;
         json_array_append_new(
-            arr, json_pack("{sI so so sI si sb sb sb sf sI sI}", "id", (json_int_t)r->id, "path",
-                           sb_json_text(r->path), "method", sb_json_text(r->method), "latency_ms",
-                           (json_int_t)r->latency_ms, "status", r->status, "drop", r->drop,
-                           "truncate", r->truncate, "malformed", r->malformed, "rate", r->rate,
-                           "count", (json_int_t)r->count, "hits", (json_int_t)r->hits));
+            arr, json_pack("{sI so so so sI si sb sb sb sf sI sI}", "id", (json_int_t)r->id, "path",
+                           sb_json_text(r->path), "method", sb_json_text(r->method), "op",
+                           sb_json_text(r->op), "latency_ms", (json_int_t)r->latency_ms, "status",
+                           r->status, "drop", r->drop, "truncate", r->truncate, "malformed",
+                           r->malformed, "rate", r->rate, "count", (json_int_t)r->count, "hits",
+                           (json_int_t)r->hits));
     }
     pthread_mutex_unlock(&f->lock);
     return json_pack("{so}", "faults", arr);
@@ -356,7 +370,7 @@ static double next01(struct sb_faults *f)
     return (double)(z >> 11) / 9007199254740992.0;
 }
 
-void sb_faults_decide(struct sb_faults *f, const char *method, const char *path,
+void sb_faults_decide(struct sb_faults *f, const char *method, const char *path, const char *op,
                       struct sb_fault_decision *out)
 {
     memset(out, 0, sizeof *out);
@@ -367,6 +381,7 @@ void sb_faults_decide(struct sb_faults *f, const char *method, const char *path,
         struct sb_fault_rule *r = &(*pp)->r;
         bool fire = path_matches(r->path, path) &&
                     (!r->method || strcasecmp(r->method, method) == 0) &&
+                    (!r->op || (op && strcasecmp(r->op, op) == 0)) &&
                     (r->rate >= 1.0 || next01(f) < r->rate);
         if (fire) {
             r->hits++;

@@ -1,5 +1,6 @@
 /* faults.h: fault injection rules for the sandbox's routes (latency, error statuses, dropped
- * connections, truncated and malformed bodies), from --fault specs and the admin route. */
+ * connections, truncated and malformed bodies), from --fault specs and the admin route. A rule
+ * matches by path and method, and on the S3 listener by operation too. */
 #ifndef HS_SANDBOX_FAULTS_H
 #define HS_SANDBOX_FAULTS_H
 
@@ -20,6 +21,7 @@ struct sb_fault_rule {
     int64_t id;
     char *path;   /* a glob with '*' (matches any characters, '/' too), else a path prefix */
     char *method; /* NULL: any method */
+    char *op;     /* NULL: any request; else an S3 operation ("UploadPart"): the S3 listener only */
     int64_t latency_ms;
     int status; /* 0: none */
     bool drop, truncate, malformed;
@@ -54,10 +56,11 @@ void sb_faults_clear(struct sb_faults *f);
 bool sb_faults_remove(struct sb_faults *f, int64_t id);
 json_t *sb_faults_json(struct sb_faults *f);
 
-/* Decides what happens to a request: every matching rule that fires (rate draw) spends one of
+/* Decides what happens to a request (op: its S3 operation, NULL on the other listeners): every
+ * matching rule that fires (rate draw) spends one of
  * its count (rules reaching 0 disappear); latencies add up and the first firing rule with an
  * action (status, drop, truncate, malformed) sets the action. */
-void sb_faults_decide(struct sb_faults *f, const char *method, const char *path,
+void sb_faults_decide(struct sb_faults *f, const char *method, const char *path, const char *op,
                       struct sb_fault_decision *out);
 
 const char *sb_fault_kind_name(enum sb_fault_kind k);

@@ -15,18 +15,19 @@
 struct MHD_Connection;
 struct sb_server;
 
-enum sb_listener { SB_LISTENER_API = 0, SB_LISTENER_STORAGE = 1 };
+enum sb_listener { SB_LISTENER_API = 0, SB_LISTENER_STORAGE = 1, SB_LISTENER_S3 = 2 };
 
 #define SB_BODY_MAX    (1024u * 1024u)
-#define SB_MAX_HEADERS 8
+#define SB_MAX_HEADERS 12
 
 struct sb_req {
     struct sb_server *srv;
     struct MHD_Connection *conn;
     enum sb_listener listener;
     const char *method;
-    const char *path;  /* decoded, without the query */
-    const char *query; /* raw query string ("" when none) */
+    const char *path;     /* decoded, without the query */
+    const char *raw_path; /* as on the request line (still percent-encoded) */
+    const char *query;    /* raw query string ("" when none) */
     const char *body;
     size_t body_len;
     bool has_auth;                 /* an Authorization header was sent */
@@ -37,6 +38,7 @@ struct sb_req {
     int params_rc;
     int basic_parsed; /* HTTP Basic client credentials, parsed once (sb_basic_auth_user) */
     char basic_user[128], basic_secret[256];
+    json_t *log_extra; /* keys a route adds to the request's log entry (owned), or NULL */
 };
 
 struct sb_resp {
@@ -46,6 +48,7 @@ struct sb_resp {
     size_t len;
     int n_headers;
     char *hname[SB_MAX_HEADERS], *hvalue[SB_MAX_HEADERS];
+    size_t head_len; /* a bodiless answer to HEAD: the Content-Length to announce */
 };
 
 void sb_resp_init(struct sb_resp *r);

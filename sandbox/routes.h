@@ -1,6 +1,6 @@
-/* routes.h: the sandbox's routes. sb_route_api and sb_route_storage dispatch a request of the
- * API and storage listeners; sb_route_admin serves /__sandbox/ and /healthz. The helpers below
- * are shared by the route files (routes_*.c). */
+/* routes.h: the sandbox's routes. sb_route_api, sb_route_storage and sb_route_s3 dispatch a
+ * request of the API, storage and S3 listeners; sb_route_admin serves /__sandbox/ and /healthz. The
+ * helpers below are shared by the route files (routes_*.c). */
 #ifndef HS_SANDBOX_ROUTES_H
 #define HS_SANDBOX_ROUTES_H
 
@@ -13,6 +13,24 @@
 void sb_route_api(struct sb_req *q, struct sb_resp *r);
 void sb_route_storage(struct sb_req *q, struct sb_resp *r);
 void sb_route_admin(struct sb_req *q, struct sb_resp *r);
+void sb_route_s3(struct sb_req *q, struct sb_resp *r);
+
+/* routes_s3.c, for server.c. sb_s3_prepare runs before the fault decision: it names the
+ * operation, bucket and key in q->log_extra and returns the operation ("PutObject", a static
+ * string) that fault rules with op= match. */
+const char *sb_s3_prepare(struct sb_req *q);
+/* An AWS XML error answer (with x-amz-request-id), for refusals made outside the route:
+ * injected faults, bodies over the limit. */
+void sb_s3_error(struct sb_req *q, struct sb_resp *r, int status, const char *code,
+                 const char *msg);
+/* The access key id a request claims (Authorization header or X-Amz-Credential), "" if none. */
+void sb_s3_access_key(const struct sb_req *q, char *out, size_t n);
+/* The largest request body the S3 listener reads (the capacity, at most 5 GiB). */
+size_t sb_s3_body_max(const struct sb_server *s);
+/* The raw query with X-Amz-Security-Token's value masked, for the request log. Caller frees. */
+char *sb_s3_redact_query(const char *raw);
+/* GET /__sandbox/s3: the store's buckets, objects and uploads in progress. */
+void sb_admin_s3(struct sb_req *q, struct sb_resp *r);
 
 /* routes_oauth.c */
 void sb_oauth_authorize_page(struct sb_req *q, struct sb_resp *r);

@@ -238,6 +238,10 @@ static json_t *config_json(struct sb_server *s)
         (json_int_t)wh.retry_base_ms, "webhook_duplicate_rate", wh.duplicate_rate,
         "webhook_drop_rate", wh.drop_rate, "webhook_reorder", wh.reorder, "webhook_unknown_events",
         wh.unknown_events, "verification_before_response", wh.verification_before_response);
+    (void)json_object_set_new(more, "webhook_signer", json_string(sb_signer_name(wh.signer)));
+    (void)json_object_set_new(more, "webhook_access_id",
+                              json_string(sb_access_id_name(wh.access_id)));
+    (void)json_object_set_new(more, "s3", s->s3 ? json_string(s->s3_base) : json_null());
     (void)json_object_update(o, more);
     json_decref(more);
     return o;
@@ -312,6 +316,10 @@ static void config_route(struct sb_req *q, struct sb_resp *r)
                         : !strcmp(k, "webhook_unknown_events") ? &wh.unknown_events
                                                                : &wh.verification_before_response;
             *dst = ok ? json_is_true(v) : *dst;
+        } else if (!strcmp(k, "webhook_signer")) {
+            ok = sb_signer_parse(json_string_value(v), &wh.signer) == 0;
+        } else if (!strcmp(k, "webhook_access_id")) {
+            ok = sb_access_id_parse(json_string_value(v), &wh.access_id) == 0;
         } else {
             char msg[160];
             (void)snprintf(msg, sizeof msg, "unknown setting '%.64s'", k);
@@ -388,6 +396,8 @@ void sb_route_admin(struct sb_req *q, struct sb_resp *r)
         sb_admin_webhooks(q, r);
     else if (!strcmp(p, "/__sandbox/deliveries"))
         sb_admin_deliveries(q, r);
+    else if (!strcmp(p, "/__sandbox/s3"))
+        sb_admin_s3(q, r);
     else if (!strcmp(p, "/__sandbox/jobs") || hs_starts_with(p, "/__sandbox/jobs/"))
         sb_admin_jobs(q, r, p + strlen("/__sandbox/jobs"));
     else

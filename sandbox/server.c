@@ -33,6 +33,7 @@
 
 #define API_THREADS          4
 #define STORAGE_THREADS      2
+#define S3_THREADS           4
 #define CONNECTION_LIMIT     512
 #define CONNECTION_TIMEOUT_S 60
 
@@ -50,8 +51,8 @@ struct delay {
 };
 
 struct sb_daemons {
-    struct listener api_l, storage_l;
-    struct MHD_Daemon *api, *storage;
+    struct listener api_l, storage_l, s3_l;
+    struct MHD_Daemon *api, *storage, *s3;
     /* delayed (suspended) connections and the thread that resumes them */
     pthread_mutex_t dlock;
     pthread_cond_t dcond;
@@ -63,7 +64,7 @@ struct sb_daemons {
 struct sb_ctx {
     struct listener *l;
     enum phase phase;
-    char *raw_query;
+    char *raw_path, *raw_query;
     struct hs_buf body;
     bool too_big;
     struct sb_req req;
@@ -155,13 +156,20 @@ static bool delay_conn(struct sb_daemons *d, struct MHD_Connection *conn, int64_
 
 /* ---- per-request context ---- */
 
+/* The S3 listener takes objects; the others small JSON and form bodies. */
+static size_t body_max(const struct listener *l)
+{
+    return l->kind == SB_LISTENER_S3 ? sb_s3_body_max(l->srv) : SB_BODY_MAX;
+}
+
 static struct sb_ctx *ctx_new(struct listener *l, const char *uri)
 {
     struct sb_ctx *c = hs_calloc(1, sizeof *c);
     c->l = l;
     const char *q = uri ? strchr(uri, '?') : NULL;
     c->raw_query = hs_strdup(q ? q + 1 : "");
-    hs_buf_init(&c->body, SB_BODY_MAX);
+    c->raw_path = uri ? hs_strndup(uri, q ? (size_t)(q - uri) : strlen(uri)) : NULL;
+    hs_buf_init(&c->body, body_max(l));
     return c;
 }
 
@@ -181,7 +189,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     json_decref(c->req.params);
+    json_decref(c->req.log_extra);
     hs_buf_free(&c->body);
+    free(c->raw_path);
     free(c->raw_query);
     free(c);
     *con_cls = NULL;
@@ -204,6 +214,16 @@ static ssize_t trunc_reader(void *cls, uint64_t pos, char *buf, size_t max)
         n = max;
     memcpy(buf, t->body + pos, n);
     return (ssize_t)n;
+}
+
+/* HEAD answers announce a length and send nothing; libmicrohttpd never asks for the bytes. */
+static ssize_t no_body_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void trunc_free(void *cls)
@@ -239,6 +259,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct sb_resp *r,
         }
         mr = MHD_create_response_from_buffer(len / 2, body, MHD_RESPMEM_MUST_FREE);
         *sent = len / 2;
+    } else if (!body && r->head_len > 0) {
+        /* HEAD: the length of the body a GET would send, and no body. */
+        mr = MHD_create_response_from_callback(r->head_len, 16 * 1024, no_body_reader, NULL, NULL);
+        *sent = 0;
     } else if (r->status == 304) {
         /* No body. libmicrohttpd 0.9.75 adds "Content-Length: 0" here (RFC 9110 wants the 200's
          * length or none); every other way to avoid it makes it send two lengths or chunking. */
@@ -254,7 +278,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct sb_resp *r,
     }
     if (!mr)
         return MHD_NO;
-    if (r->status != 304 && (*sent > 0 || kind == SB_FAULT_TRUNCATE || r->status >= 400))
+    if (r->ctype && r->status != 304 &&
+        (*sent > 0 || kind == SB_FAULT_TRUNCATE || r->status >= 400))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(mr, r->hname[i], r->hvalue[i]);
@@ -270,19 +295,24 @@ static void log_request(struct sb_ctx *c, int status, size_t bytes)
     const char *fault = c->fd.kind != SB_FAULT_NONE ? sb_fault_kind_name(c->fd.kind)
                         : c->fd.latency_ms > 0      ? "latency"
                                                     : "none";
+    static const char *const names[] = {"api", "storage", "s3"};
+    /* A presigned S3 URL may carry a session token: never written to the log. */
+    char *query = c->l->kind == SB_LISTENER_S3 ? sb_s3_redact_query(c->raw_query) : NULL;
     struct sb_reqlog_entry e = {
-        .listener = c->l->kind == SB_LISTENER_API ? "api" : "storage",
+        .listener = names[c->l->kind],
         .method = q->method,
         .path = q->path,
-        .query = c->raw_query,
+        .query = query ? query : c->raw_query,
         .status = status,
         .auth = q->has_auth,
         .client_id = c->client_id[0] ? c->client_id : NULL,
         .bytes = bytes,
         .fault = fault,
         .if_none_match = sb_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH) != NULL,
+        .extra = q->log_extra,
     };
     int64_t seq = sb_reqlog_add(s->log, &e, sb_now_ms());
+    free(query);
     hs_debug("request seq=%lld listener=%s method=%s path=%s status=%d fault=%s", (long long)seq,
              e.listener, e.method, e.path, status, fault);
 }
@@ -298,6 +328,7 @@ static void fill_req(struct sb_ctx *c, struct MHD_Connection *conn, const char *
     q->listener = c->l->kind;
     q->method = method;
     q->path = url;
+    q->raw_path = c->raw_path ? c->raw_path : url;
     q->query = c->raw_query;
     q->body = hs_buf_str(&c->body);
     q->body_len = c->body.len;
@@ -317,6 +348,8 @@ static void identify(struct sb_ctx *c)
     const char *auth = sb_header(q, MHD_HTTP_HEADER_AUTHORIZATION);
     q->has_auth = auth != NULL;
     q->tok_state = SB_TOKEN_UNKNOWN;
+    if (c->l->kind == SB_LISTENER_S3)
+        sb_s3_access_key(q, c->client_id, sizeof c->client_id);
     if (c->l->kind != SB_LISTENER_API)
         return;
     if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
@@ -352,11 +385,20 @@ static enum MHD_Result finish(struct sb_ctx *c)
     if (c->fd.kind == SB_FAULT_STATUS) {
         char msg[96];
         (void)snprintf(msg, sizeof msg, "Sandbox fault: injected HTTP %d", c->fd.status);
-        sb_resp_error(&r, c->fd.status, msg);
+        if (c->l->kind == SB_LISTENER_S3)
+            sb_s3_error(q, &r, c->fd.status,
+                        c->fd.status == 503   ? "SlowDown"
+                        : c->fd.status == 500 ? "InternalError"
+                                              : "SandboxFault",
+                        msg);
+        else
+            sb_resp_error(&r, c->fd.status, msg);
         if (c->fd.status == 429 || c->fd.status == 503)
             sb_resp_header(&r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     } else if (c->l->kind == SB_LISTENER_API) {
         sb_route_api(q, &r);
+    } else if (c->l->kind == SB_LISTENER_S3) {
+        sb_route_s3(q, &r);
     } else {
         sb_route_storage(q, &r);
     }
@@ -387,6 +429,7 @@ static enum MHD_Result begin(struct sb_ctx *c)
         return ok;
     }
     identify(c);
+    const char *op = c->l->kind == SB_LISTENER_S3 ? sb_s3_prepare(q) : NULL;
     if (c->l->kind == SB_LISTENER_API) {
         char key[192];
         if (q->tok_state == SB_TOKEN_OK ||
@@ -424,13 +467,17 @@ static enum MHD_Result begin(struct sb_ctx *c)
     if (c->too_big) {
         c->phase = PH_DONE;
         sb_resp_init(&r);
-        sb_resp_error(&r, 413, "Request body too large");
+        if (c->l->kind == SB_LISTENER_S3)
+            sb_s3_error(q, &r, 400, "EntityTooLarge",
+                        "Your proposed upload exceeds the maximum allowed size");
+        else
+            sb_resp_error(&r, 413, "Request body too large");
         enum MHD_Result ok = send_resp(q->conn, &r, SB_FAULT_NONE, &sent);
         log_request(c, 413, sent);
         sb_resp_clear(&r);
         return ok;
     }
-    sb_faults_decide(s->faults, q->method, q->path, &c->fd);
+    sb_faults_decide(s->faults, q->method, q->path, op, &c->fd);
     if (c->fd.latency_ms > 0) {
         c->phase = PH_DELAYED;
         if (delay_conn(s->d, q->conn, c->fd.latency_ms))
@@ -456,7 +503,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t n;
-        if (cl && hs_parse_i64(cl, &n) == 0 && n > (int64_t)SB_BODY_MAX)
+        if (cl && hs_parse_i64(cl, &n) == 0 && (uint64_t)n > (uint64_t)body_max(c->l))
             c->too_big = true;
         return MHD_YES; /* accept; answer on a later call (keep-alive) */
     }
@@ -606,6 +653,27 @@ static int64_t find_default_org(struct sb_world *w)
     return w->n_orgs ? w->orgs[0].id : SB_MAIN_ORG_ID;
 }
 
+/* The S3 listener's store, with the buckets the command line names. */
+static struct sb_s3store *s3_store_new(const struct sb_config *cfg, char *err, size_t errn)
+{
+    char why[200];
+    struct sb_s3store *st = sb_s3store_new(&cfg->s3.store, why, sizeof why);
+    if (!st) {
+        (void)snprintf(err, errn, "S3 store: %s", why);
+        return NULL;
+    }
+    int64_t now = sb_now_ms() / 1000;
+    for (size_t i = 0; i < cfg->s3.n_buckets; i++) {
+        int rc = sb_s3store_create_bucket(st, cfg->s3.buckets[i], now);
+        if (rc != SB_S3_OK && rc != SB_S3_BUCKET_EXISTS) {
+            (void)snprintf(err, errn, "cannot create the bucket %s", cfg->s3.buckets[i]);
+            sb_s3store_free(st);
+            return NULL;
+        }
+    }
+    return st;
+}
+
 struct sb_server *sb_server_new(const struct sb_config *cfg, char *err, size_t errn)
 {
     struct sb_server *s = hs_calloc(1, sizeof *s);
@@ -649,6 +717,10 @@ struct sb_server *sb_server_new(const struct sb_config *cfg, char *err, size_t e
         return NULL;
     }
     s->testjobs = sb_testjobs_new(s, cfg->reconstruction_ms);
+    if (cfg->s3.listen && !(s->s3 = s3_store_new(cfg, err, errn))) {
+        sb_server_free(s);
+        return NULL;
+    }
     sb_random_bytes(s->presign_key, sizeof s->presign_key);
     s->d = hs_calloc(1, sizeof *s->d);
     pthread_mutex_init(&s->d->dlock, NULL);
@@ -664,6 +736,27 @@ struct sb_server *sb_server_new(const struct sb_config *cfg, char *err, size_t e
     (void)sb_index_query(s->index, s->world, &q, &none, &n_out);
     pthread_mutex_unlock(&s->world->lock);
     return s;
+}
+
+/* Binds and starts the S3 listener when one is configured. */
+static int start_s3(struct sb_server *s, char *err, size_t errn)
+{
+    struct sb_daemons *d = s->d;
+    int fd = -1;
+    bool v6 = false;
+    if (!s->s3)
+        return 0;
+    if (bind_listener(s->cfg.s3.listen, &fd, &s->s3_port, &v6, s->s3_base, sizeof s->s3_base, err,
+                      errn) != 0)
+        return -1;
+    d->s3_l = (struct listener){s, SB_LISTENER_S3};
+    d->s3 = start_daemon(&d->s3_l, fd, v6, S3_THREADS);
+    if (!d->s3) {
+        close(fd);
+        (void)snprintf(err, errn, "cannot start the S3 listener");
+        return -1;
+    }
+    return 0;
 }
 
 int sb_server_start(struct sb_server *s, char *err, size_t errn)
@@ -707,7 +800,7 @@ int sb_server_start(struct sb_server *s, char *err, size_t errn)
         (void)snprintf(err, errn, "cannot start the storage listener");
         return -1;
     }
-    return 0;
+    return start_s3(s, err, errn);
 }
 
 void sb_server_stop(struct sb_server *s)
@@ -731,7 +824,9 @@ void sb_server_stop(struct sb_server *s)
         MHD_stop_daemon(d->api);
     if (d->storage)
         MHD_stop_daemon(d->storage);
-    d->api = d->storage = NULL;
+    if (d->s3)
+        MHD_stop_daemon(d->s3);
+    d->api = d->storage = d->s3 = NULL;
 }
 
 void sb_server_free(struct sb_server *s)
@@ -739,9 +834,12 @@ void sb_server_free(struct sb_server *s)
     if (!s)
         return;
     sb_server_stop(s);
-    pthread_mutex_destroy(&s->d->dlock);
-    pthread_cond_destroy(&s->d->dcond);
-    free(s->d);
+    if (s->d) {
+        pthread_mutex_destroy(&s->d->dlock);
+        pthread_cond_destroy(&s->d->dcond);
+        free(s->d);
+    }
+    sb_s3store_free(s->s3);
     sb_testjobs_free(s->testjobs);
     sb_webhooks_free(s->hooks);
     sb_index_free(s->index);

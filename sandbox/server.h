@@ -1,6 +1,6 @@
-/* server.h: the sandbox's two HTTP listeners (the API and the presigned "storage" host) on
- * libmicrohttpd, and the state every route shares. main.c fills a config, creates the server,
- * starts it and stops it on a signal. */
+/* server.h: the sandbox's HTTP listeners (the API, the presigned "storage" host and, when asked
+ * for, the S3-compatible object store) on libmicrohttpd, and the state every route shares. main.c
+ * fills a config, creates the server, starts it and stops it on a signal. */
 #ifndef HS_SANDBOX_SERVER_H
 #define HS_SANDBOX_SERVER_H
 
@@ -14,9 +14,21 @@
 #include "oauth.h"
 #include "ratelimit.h"
 #include "reqlog.h"
+#include "s3store.h"
 #include "testjobs.h"
 #include "webhooks.h"
 #include "world.h"
+
+/* The S3 listener (docs/SANDBOX.md, "S3 listener"); off unless `listen` is set. */
+struct sb_s3_settings {
+    const char *listen; /* "HOST:PORT"; NULL: no S3 listener */
+    const char *access_key, *secret_key;
+    const char *session_token; /* NULL: none expected, none accepted */
+    const char *region;
+    struct sb_s3_config store; /* capacity, minimum part size, directory */
+    const char **buckets;      /* created at start (borrowed) */
+    size_t n_buckets;
+};
 
 struct sb_config {
     const char *listen;         /* "HOST:PORT" */
@@ -31,6 +43,7 @@ struct sb_config {
     /* webhooks and test jobs (docs/SANDBOX.md, "Webhooks and test jobs") */
     int64_t reconstruction_ms; /* a test job's simulated reconstruction */
     struct sb_webhook_settings webhooks;
+    struct sb_s3_settings s3;
 };
 
 struct sb_daemons;
@@ -49,8 +62,9 @@ struct sb_server {
     bool strict;
     int64_t default_org_id;
     unsigned char presign_key[32];
-    int api_port, storage_port;
-    char api_base[160], storage_base[160];
+    struct sb_s3store *s3; /* NULL when the S3 listener is off */
+    int api_port, storage_port, s3_port;
+    char api_base[160], storage_base[160], s3_base[160];
     struct sb_daemons *d;
 };
 
@@ -59,7 +73,7 @@ bool sb_listen_spec_ok(const char *spec);
 
 /* Generates the world and prepares every component; no socket yet. NULL with a message in err. */
 struct sb_server *sb_server_new(const struct sb_config *cfg, char *err, size_t errn);
-/* Binds both listeners and starts serving. 0, or -1 with a message in err. */
+/* Binds the listeners and starts serving. 0, or -1 with a message in err. */
 int sb_server_start(struct sb_server *s, char *err, size_t errn);
 /* Stops serving (resuming delayed requests first). Safe to call twice. */
 void sb_server_stop(struct sb_server *s);

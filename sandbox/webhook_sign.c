@@ -66,41 +66,78 @@ int sb_webhook_http_date(int64_t unix_s, char *out, size_t n)
     return w > 0 && (size_t)w < n ? 0 : -1;
 }
 
-char *sb_webhook_canonical(const char *content_type, const char *content_md5,
+static const char *const signer_names[] = {"1.x", "2.4-sha1", "2.4-sha256", "2.5-sha256",
+                                           "2.5-sha512"};
+static const char *const access_names[] = {"webhook-id", "org-id", "name"};
+
+const char *sb_signer_name(enum sb_signer s)
+{
+    return (unsigned)s < 5 ? signer_names[s] : "?";
+}
+
+int sb_signer_parse(const char *name, enum sb_signer *out)
+{
+    for (int i = 0; name && i < 5; i++)
+        if (strcmp(name, signer_names[i]) == 0) {
+            *out = (enum sb_signer)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *sb_access_id_name(enum sb_access_id a)
+{
+    return (unsigned)a < 3 ? access_names[a] : "?";
+}
+
+int sb_access_id_parse(const char *name, enum sb_access_id *out)
+{
+    for (int i = 0; name && i < 3; i++)
+        if (strcmp(name, access_names[i]) == 0) {
+            *out = (enum sb_access_id)i;
+            return 0;
+        }
+    return -1;
+}
+
+char *sb_webhook_canonical(int method, const char *content_type, const char *digest,
                            const char *request_uri, const char *date)
 {
-    return hs_aprintf("%s,%s,%s,%s", content_type ? content_type : "",
-                      content_md5 ? content_md5 : "", request_uri ? request_uri : "",
-                      date ? date : "");
+    return hs_aprintf("%s%s,%s,%s,%s", method ? "POST," : "", content_type ? content_type : "",
+                      digest ? digest : "", request_uri ? request_uri : "", date ? date : "");
 }
 
-int sb_webhook_signature(const char *secret, const char *canonical, char *out, size_t n)
+int sb_webhook_sign(enum sb_signer signer, const char *access_id, const char *secret,
+                    const char *url, const char *content_type, const void *body, size_t len,
+                    int64_t unix_s, struct sb_webhook_signed *out)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!secret || !canonical ||
-        !HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)canonical,
-              strlen(canonical), md, &mdlen))
-        return -1;
-    return b64(md, mdlen, out, n);
-}
-
-int sb_webhook_sign(int64_t webhook_id, const char *secret, const char *url,
-                    const char *content_type, const void *body, size_t len, int64_t unix_s,
-                    struct sb_webhook_signed *out)
-{
-    if (sb_webhook_request_uri(url, out->request_uri, sizeof out->request_uri) != 0 ||
+    if (!secret || !access_id ||
+        sb_webhook_request_uri(url, out->request_uri, sizeof out->request_uri) != 0 ||
         sb_webhook_http_date(unix_s, out->date, sizeof out->date) != 0)
         return -1;
-    sb_webhook_content_md5(body, len, out->content_md5, sizeof out->content_md5);
-    char *canonical =
-        sb_webhook_canonical(content_type, out->content_md5, out->request_uri, out->date);
-    char sig[64];
-    int rc = sb_webhook_signature(secret, canonical, sig, sizeof sig);
-    free(canonical);
-    if (rc != 0)
+    bool v25 = signer == SB_SIGNER_25_SHA256 || signer == SB_SIGNER_25_SHA512;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    out->digest_header = v25 ? "X-Authorization-Content-SHA256" : "Content-MD5";
+    if (EVP_Digest(body ? body : "", len, md, &mdlen, v25 ? EVP_sha256() : EVP_md5(), NULL) != 1 ||
+        b64(md, mdlen, out->digest, sizeof out->digest) != 0)
         return -1;
-    int w = snprintf(out->authorization, sizeof out->authorization, "%s %lld:%s",
-                     SB_WEBHOOK_AUTH_SCHEME, (long long)webhook_id, sig);
+    const EVP_MD *hmac = signer == SB_SIGNER_24_SHA1     ? EVP_sha1()
+                         : signer == SB_SIGNER_25_SHA512 ? EVP_sha512()
+                                                         : EVP_sha256();
+    const char *prefix = signer == SB_SIGNER_24_SHA1     ? "APIAuth"
+                         : signer == SB_SIGNER_25_SHA512 ? "APIAuth-HMAC-SHA512"
+                                                         : "APIAuth-HMAC-SHA256";
+    char *canonical = sb_webhook_canonical(signer != SB_SIGNER_1X, content_type, out->digest,
+                                           out->request_uri, out->date);
+    char sig[100];
+    bool ok = HMAC(hmac, secret, (int)strlen(secret), (const unsigned char *)canonical,
+                   strlen(canonical), md, &mdlen) != NULL &&
+              b64(md, mdlen, sig, sizeof sig) == 0;
+    free(canonical);
+    if (!ok)
+        return -1;
+    int w =
+        snprintf(out->authorization, sizeof out->authorization, "%s %s:%s", prefix, access_id, sig);
     return w > 0 && (size_t)w < sizeof out->authorization ? 0 : -1;
 }

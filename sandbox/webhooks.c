@@ -484,9 +484,9 @@ static long post(struct sb_webhooks *h, CURL *c, const char *url,
                  size_t errn)
 {
     struct curl_slist *hd = NULL;
-    char line[256];
+    char line[320];
     hd = curl_slist_append(hd, "Content-Type: " CONTENT_TYPE);
-    (void)snprintf(line, sizeof line, "Content-MD5: %s", sig->content_md5);
+    (void)snprintf(line, sizeof line, "%s: %s", sig->digest_header, sig->digest);
     hd = curl_slist_append(hd, line);
     (void)snprintf(line, sizeof line, "Date: %s", sig->date);
     hd = curl_slist_append(hd, line);
@@ -533,8 +533,19 @@ static void attempt(struct sb_webhooks *h, CURL *c, struct delivery *d)
     struct sb_webhook_signed sig;
     char err[256] = "";
     long status = 0;
-    if (sb_webhook_sign(k->id, k->secret, k->url, CONTENT_TYPE, d->body, d->len, now / 1000,
-                        &sig) != 0)
+    pthread_mutex_lock(&h->lock);
+    enum sb_signer signer = h->st.signer;
+    enum sb_access_id form = h->st.access_id;
+    pthread_mutex_unlock(&h->lock);
+    char access_id[48];
+    if (form == SB_ACCESS_ORG_ID)
+        (void)snprintf(access_id, sizeof access_id, "%lld", (long long)k->org_id);
+    else if (form == SB_ACCESS_NAME)
+        (void)snprintf(access_id, sizeof access_id, "hover-org-%lld", (long long)k->org_id);
+    else
+        (void)snprintf(access_id, sizeof access_id, "%lld", (long long)k->id);
+    if (sb_webhook_sign(signer, access_id, k->secret, k->url, CONTENT_TYPE, d->body, d->len,
+                        now / 1000, &sig) != 0)
         (void)hs_strlcpy(err, "cannot sign the delivery", sizeof err);
     else
         status = post(h, c, k->url, &sig, d->body, d->len, err, sizeof err);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "reqlog.h"
+#include "webhook_sign.h"
 
 #define SB_WEBHOOK_MAX_ATTEMPTS    25
 #define SB_WEBHOOK_RETRY_CAP_MS    (3600LL * 1000)
@@ -29,6 +30,8 @@ struct sb_webhook_settings {
     bool reorder;          /* hold a few deliveries and send them shuffled */
     bool unknown_events;   /* interleave events of types receivers do not know */
     bool verification_before_response; /* registration: deliver the code before answering */
+    enum sb_signer signer;             /* which api_auth release's form signs deliveries */
+    enum sb_access_id access_id;       /* what the Authorization header names */
 };
 
 /* An event for the webhooks of an org. Strings are borrowed. */

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hoversync needs to build, test and run.
 # Idempotent: packages already present are skipped, apt is only called when something is missing.
-# Usage: scripts/install-deps.sh [--test | --bench]   (--test: what the test suite needs;
-#        --bench: that and the load generators of bench/)
+# Usage: scripts/install-deps.sh [--test | --bench | --package]   (--test: what the test suite
+#        needs, --package included; --bench: that and the load generators of bench/; --package:
+#        what building the Debian package and checking the installed files need: debhelper,
+#        groff and man for the manual pages, systemd's systemd-analyze for the unit)
 #
 # The browser tests need Node 20 or later with npm (playwright-core): when no `node` is on the
 # PATH, --test installs the `nodejs` package of the machine's apt sources (on our machines that
@@ -17,16 +19,18 @@ test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 c
 
 want=("${build_pkgs[@]}")
 bench_pkgs=(wrk)
+package_pkgs=(debhelper dpkg-dev groff-base man-db systemd)
 with_node=false
 case "${1:-}" in
 --test)
-    want+=("${test_pkgs[@]}")
+    want+=("${test_pkgs[@]}" "${package_pkgs[@]}")
     with_node=true
     ;;
 --bench)
-    want+=("${test_pkgs[@]}" "${bench_pkgs[@]}")
+    want+=("${test_pkgs[@]}" "${package_pkgs[@]}" "${bench_pkgs[@]}")
     with_node=true
     ;;
+--package) want+=("${package_pkgs[@]}") ;;
 esac
 
 missing=()

@@ -1,11 +1,14 @@
 /* hoversync-modal.js: the one script a CRM page includes to offer "Import from Hover".
  *
  *   <script src="https://hoversync.example.com/hoversync-modal.js"></script>
- *   HoverSync.open({session, csrf, connection, onDone(result), onClose(info)})
+ *   HoverSync.open({session, connection, onDone(result), onClose(info)})
  *
- * session / csrf: a modal session the CRM back-end minted with POST /api/sessions. The modal is an
- * iframe of SERVICE/modal?session=..&csrf=..&origin=<this page's origin> inside a modal <dialog>
+ * session: a modal session the CRM back-end minted with POST /api/sessions. The modal is an
+ * iframe of SERVICE/modal?origin=<this page's origin>&handoff=message inside a modal <dialog>
  * (the rest of the page is inert while it is open; focus comes back to the opener on close).
+ * The session token is never in a URL: when the iframe says it is ready, it gets the token by
+ * postMessage addressed to the service origin only, keeps it in memory and sends it as a Bearer
+ * header, so the modal needs no cookie (browsers block cookies of a frame of another site).
  * The service origin is the origin of this script's own src. Messages from the iframe are taken
  * only from that origin and that iframe; the iframe posts only to the origin it was given.
  * When the user finishes, onDone(result) runs and a `hoversync:done` CustomEvent (detail: result)
@@ -77,10 +80,9 @@
     var iframe = document.createElement('iframe');
     iframe.title = 'Import from Hover';
     var q = new URLSearchParams();
-    q.set('session', opts.session);
-    if (opts.csrf) q.set('csrf', opts.csrf);
     if (opts.connection) q.set('connection', opts.connection);
     q.set('origin', location.origin);
+    q.set('handoff', 'message');
     iframe.src = SERVICE.base + 'modal?' + q.toString();
     iframe.setAttribute('referrerpolicy', 'no-referrer');
     iframe.setAttribute('allow', 'clipboard-write');
@@ -134,6 +136,9 @@
       var d = ev.data;
       if (!d || typeof d !== 'object' || d.source !== 'hoversync') return;
       if (d.type === 'ready') {
+        /* the session, to the service's frame only (never into a URL) */
+        iframe.contentWindow.postMessage({ source: 'hoversync-host', type: 'session', session: opts.session },
+          SERVICE.origin);
         ready = true;
         clearTimeout(readyTimer);
         loading.hidden = true;

@@ -6,9 +6,14 @@
  * show the summary, and hand the result to the host page (postMessage to the parent origin the
  * embed script gave in ?origin=).
  *
- * Same origin as the API: calls are authenticated by the hs_session cookie the service set when it
- * served this page; state-changing calls carry X-CSRF-Token (?csrf=, kept in memory). Every string
- * from Hover goes into the DOM as text, never as HTML. */
+ * Same origin as the API. The session token comes from the embed script (postMessage, with
+ * ?handoff=message) or the URL fragment (#session=, the modal_url of POST /api/sessions); it is
+ * kept in memory only and sent as `Authorization: Bearer` on every call, so no cookie is needed
+ * (a CRM on another site is where browsers block third-party cookies) and no CSRF token either.
+ * What cannot send a header gets a ticket (POST /api/tickets): the progress stream, stored files
+ * and the connect flow opened in a new tab; photos are fetched with the header. Without a token
+ * (a page opened with the legacy ?session=), the hs_session cookie and X-CSRF-Token are used.
+ * Every string from Hover goes into the DOM as text, never as HTML. */
 'use strict';
 
 (() => {
@@ -19,16 +24,44 @@
     (document.querySelector('meta[name="hoversync-csrf"]') || {}).content || '';
   const BASE = new URL('./', location.href); /* the service, also behind a path prefix */
   const PARENT_ORIGIN = parentOrigin(params.get('origin'));
+  const HANDOFF_MS = 10000;
   const SEARCH_DEBOUNCE_MS = 150;
   const SEARCH_PER = 20;
   const POLL_MS = 1000;
 
-  /* The session token has done its job (the service set the cookie when it served this page):
-   * keep it out of the history. The csrf token stays in memory (and in the URL for a reload). */
-  if (params.has('session')) {
+  /* The session token, in memory only: from the fragment (then removed from the address), or
+   * later from the embed script's message. */
+  let TOKEN = null;
+  let sessionReady = null; /* settles once the session was handed over (or will not be) */
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (/^[0-9a-f]{64}$/.test(fragment.get('session') || '')) TOKEN = fragment.get('session');
+  /* A legacy ?session= has done its job (the service set the cookie when it served this page). */
+  if (params.has('session') || fragment.has('session')) {
     params.delete('session');
     const qs = params.toString();
-    history.replaceState(null, '', location.pathname + (qs ? '?' + qs : '') + location.hash);
+    history.replaceState(null, '', location.pathname + (qs ? '?' + qs : ''));
+  }
+
+  /* The embed script answers "ready" with the session (to this origin only); only the parent
+   * page it named may hand it over. */
+  function awaitSession() {
+    if (TOKEN || params.get('handoff') !== 'message' || !PARENT_ORIGIN) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, HANDOFF_MS);
+      function done() {
+        clearTimeout(timer);
+        window.removeEventListener('message', onMessage);
+        resolve();
+      }
+      function onMessage(ev) {
+        const d = ev.data;
+        if (ev.source !== window.parent || ev.origin !== PARENT_ORIGIN || !d || typeof d !== 'object' ||
+          d.source !== 'hoversync-host' || d.type !== 'session') return;
+        if (/^[0-9a-f]{64}$/.test(String(d.session))) TOKEN = d.session;
+        done();
+      }
+      window.addEventListener('message', onMessage);
+    });
   }
 
   function parentOrigin(given) {
@@ -115,17 +148,28 @@
     return status >= 500 ? 'internal' : 'bad_request';
   }
 
-  async function api(path, { method = 'GET', body, signal } = {}) {
-    const headers = { Accept: 'application/json' };
+  /* The headers and credentials of a call: the Bearer token, or (legacy) the cookie and CSRF. */
+  function authInit(method, headers) {
+    if (TOKEN) {
+      headers.Authorization = 'Bearer ' + TOKEN;
+      return 'omit';
+    }
     if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = CSRF;
+    return 'same-origin';
+  }
+
+  async function api(path, { method = 'GET', body, signal } = {}) {
+    await sessionReady;
+    const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const credentials = authInit(method, headers);
     let res;
     try {
       res = await fetch(new URL(path, BASE), {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
+        credentials,
         cache: 'no-store',
         signal,
       });
@@ -159,6 +203,47 @@
       return null;
     }
   };
+
+  /* A ticket for what cannot send the header (POST /api/tickets): {ticket, url, expires_at}. */
+  const ticket = (body) => api('api/tickets', { method: 'POST', body });
+
+  /* Opens a ticket's URL in a new tab from a click: the tab is opened at once (a popup blocker
+   * allows it only during the click), then sent where the ticket leads. keepOpener: the connect
+   * flow's last page tells this page that the org is connected. */
+  async function openWithTicket(ev, body, keepOpener) {
+    if (!TOKEN) return; /* the cookie of the legacy page goes with the link itself */
+    ev.preventDefault();
+    const w = window.open('about:blank', '_blank');
+    if (!w) return;
+    if (!keepOpener) w.opener = null;
+    try {
+      w.location.replace((await ticket(body)).url);
+    } catch (e) {
+      w.close();
+    }
+  }
+
+  /* Photos: fetched with the header, shown from object URLs (revoked with the job view). */
+  const photoUrls = [];
+  async function loadPhoto(img, url, fallback) {
+    if (!TOKEN) {
+      img.src = url;
+      return;
+    }
+    try {
+      const headers = {};
+      const res = await fetch(url, { headers, credentials: authInit('GET', headers), cache: 'default' });
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      const src = URL.createObjectURL(await res.blob());
+      photoUrls.push(src);
+      img.src = src;
+    } catch (e) {
+      img.replaceWith(fallback());
+    }
+  }
+  function dropPhotos() {
+    while (photoUrls.length) URL.revokeObjectURL(photoUrls.pop());
+  }
 
   /* ---------- wording ---------- */
 
@@ -269,13 +354,27 @@
     return notice(kind, title, text, extra, retry);
   }
 
-  function reconnectLink() {
+  /* "Reconnect Hover" / "Connect Hover": the connect flow in a new tab, for the connection
+   * chosen (none: a new org). */
+  function connectLink(label, key) {
+    const href = new URL('connect' + (key ? '?' + new URLSearchParams({ connection: key }) : ''), BASE).href;
     return h('a', {
-      class: 'hs-btn hs-btn-secondary hs-btn-small', href: new URL('connect', BASE).href,
-      target: '_blank', rel: 'noopener',
-    }, 'Reconnect Hover', h('span', { class: 'hs-visually-hidden' }, ' (opens in a new window)'),
+      class: 'hs-btn hs-btn-secondary hs-btn-small hs-connect', href, target: '_blank',
+      rel: TOKEN ? null : 'noopener',
+      onclick: (ev) => openWithTicket(ev, key ? { purpose: 'connect', connection: key } : { purpose: 'connect' }, true),
+    }, label, h('span', { class: 'hs-visually-hidden' }, ' (opens in a new window)'),
     svgIcon(ICONS.ext, 16));
   }
+  const reconnectLink = () => connectLink('Reconnect Hover', connection);
+
+  /* The connect tab's last page says the org is connected: look again. */
+  window.addEventListener('message', (ev) => {
+    const d = ev.data;
+    if (ev.origin !== location.origin || !d || d.type !== 'hoversync:connected') return;
+    setNotice('hs-search-notice', notice('info', 'Hover is connected.', 'Searching again\u2026', null, null));
+    $('hs-search-notice').dataset.connected = String(d.connection || '');
+    loadConnections().then(() => runSearch(false));
+  });
 
   function notice(kind, title, text, extra, retry) {
     const role = kind === 'error' ? 'alert' : 'status';
@@ -353,9 +452,7 @@
     }
     if (connections.length === 0) {
       setNotice('hs-search-notice', notice('warn', 'No Hover account connected',
-        'Connect your Hover organization to search its jobs.',
-        h('a', { class: 'hs-btn hs-btn-secondary hs-btn-small', href: new URL('connect', BASE).href, target: '_blank', rel: 'noopener' },
-          'Connect Hover', h('span', { class: 'hs-visually-hidden' }, ' (opens in a new window)'), svgIcon(ICONS.ext, 16)),
+        'Connect your Hover organization to search its jobs.', connectLink('Connect Hover', null),
         null));
       return;
     }
@@ -651,6 +748,7 @@
   const isPendingSel = (m) => m.selection === 'pending';
 
   function renderJob() {
+    dropPhotos();
     const job = jobState.job;
     const models = Array.isArray(job.models) ? job.models : [];
     const complete = models.filter(isComplete);
@@ -696,10 +794,12 @@
     const nameId = id + '-name';
     const descId = id + '-desc';
     /* Hover serves the photos of complete models only: others get the placeholder */
-    const thumb = m.thumbnail_url && isComplete(m)
-      ? h('img', { class: 'hs-thumb', src: fileUrl(m.thumbnail_url), alt: 'Photo of the ' + (m.name || 'model'), loading: 'lazy', width: 96, height: 64,
-        onerror: (e) => e.target.replaceWith(thumbPlaceholder()) })
-      : thumbPlaceholder();
+    let thumb = thumbPlaceholder();
+    if (m.thumbnail_url && isComplete(m)) {
+      thumb = h('img', { class: 'hs-thumb', alt: 'Photo of the ' + (m.name || 'model'), width: 96, height: 64,
+        onerror: (e) => e.target.replaceWith(thumbPlaceholder()) });
+      loadPhoto(thumb, fileUrl(m.thumbnail_url), thumbPlaceholder);
+    }
     const chips = [];
     if (m.synced) chips.push(h('span', { class: 'hs-chip' }, svgIcon(ICONS.check, 14), 'Synced before'));
     if (isPendingSel(m)) chips.push(h('span', { class: 'hs-chip' }, svgIcon(ICONS.clock, 14), 'Will sync when ready'));
@@ -844,11 +944,15 @@
     follow();
   }
 
-  function follow() {
+  async function follow() {
     if (typeof EventSource === 'undefined') return poll();
     let es;
     try {
-      es = new EventSource(new URL('api/syncs/' + encodeURIComponent(sync.id) + '/events', BASE));
+      /* An EventSource sends no header: a ticket for this one stream stands for the session. */
+      const url = TOKEN ? (await ticket({ purpose: 'events', sync_id: sync.id })).url
+        : new URL('api/syncs/' + encodeURIComponent(sync.id) + '/events', BASE);
+      if (sync.finished) return;
+      es = new EventSource(url);
     } catch (e) {
       return poll();
     }
@@ -1034,7 +1138,13 @@
   function recordLinks(records) {
     const entries = Object.entries(records).filter(([k, v]) => typeof v === 'string' && !/^image/.test(k));
     entries.sort(([a], [b]) => rank(a) - rank(b));
-    return entries.map(([k, v]) => h('a', { class: 'hs-file', href: v, target: '_blank', rel: 'noopener', 'data-kind': k },
+    return entries.map(([k, v]) => h('a', {
+      class: 'hs-file', href: v, target: '_blank', rel: 'noopener', 'data-kind': k,
+      onclick: (ev) => {
+        const sha = /\/files\/([0-9a-f]{64})$/.exec(new URL(v).pathname);
+        if (sha) openWithTicket(ev, { purpose: 'file', sha256: sha[1] }, false);
+      },
+    },
       svgIcon(ICONS.file, 16), RECORD_LABELS[k] || humanize(k),
       h('span', { class: 'hs-visually-hidden' }, ' (opens in a new window)')));
   }
@@ -1151,6 +1261,12 @@
     }
   }
 
+  /* The host page focuses the frame when the modal is ready; a frame of another site (its own
+   * process) comes in with nothing focused: the search box takes it, as on a first open. */
+  window.addEventListener('focus', () => {
+    if ((!document.activeElement || document.activeElement === document.body) && view === 'search') input.focus();
+  });
+
   /* Focus that lands outside the dialog (a click on the backdrop area) comes back in. */
   document.addEventListener('focusin', (e) => {
     if (!$('hs-dialog').contains(e.target)) input.focus();
@@ -1162,7 +1278,9 @@
     show('search');
     input.focus();
     post('ready', {});
-    if (!CSRF) {
+    sessionReady = awaitSession();
+    await sessionReady;
+    if (!TOKEN && !CSRF) {
       try {
         CSRF = (await api('api/session')).csrf_token || '';
       } catch (e) { /* the first state-changing call will say what is wrong */ }

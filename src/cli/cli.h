@@ -34,6 +34,9 @@ void cli_close(struct cli *c);
  * live writer holds, whichever process or machine it runs on: store/blobs.c). Every command
  * that downloads calls it at its start. */
 int cli_clean_data_dir(struct cli *c, struct hs_error *err);
+/* Says (once, at the start of serve and worker) that secrets are stored in clear, when no
+ * HOVERSYNC_ENCRYPTION_KEY is set. */
+void cli_secrets_notice(const struct cli *c);
 /* Prints "hoversync: <what>: <reason>" for a failed call and returns EXIT_FAIL (or EXIT_USAGE
  * for HS_ERR_INVALID). */
 int cli_report(const char *what, int rc, const struct hs_error *err);
@@ -57,6 +60,7 @@ int cmd_serve(struct cli *c, int argc, char **argv);
 int cmd_webhooks(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_worker(struct cli *c, int argc, char **argv);
+int cmd_store(struct cli *c, int argc, char **argv);
 
 /* ---- background work shared by serve and worker (workers.c) ---- */
 #define CLI_MAX_ENDPOINTS 16
@@ -68,6 +72,8 @@ struct cli_workers {
     struct hs_outbox *outbox;
     struct hs_events *events;
     struct hs_reconcile *reconcile;
+    struct hs_client_provider clients; /* the verifier's way to Hover */
+    struct hs_verifier *verifier;      /* webhook verification codes (webhook/verifier.h) */
 };
 /* Adds the comma-separated URLs of list; -1 when over CLI_MAX_ENDPOINTS. */
 int cli_workers_add_endpoints(struct cli_workers *w, const char *list);
@@ -76,6 +82,9 @@ int cli_workers_add_endpoints(struct cli_workers *w, const char *list);
 int cli_workers_outbox(struct cli *c, struct cli_workers *w);
 /* Starts the event worker, reconciliation and the outbox's deliverer. Exit code style. */
 int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
+/* Starts the webhook verifier (webhook/verifier.h): serve runs it even with --no-workers, since
+ * it completes the intake; a worker process runs one too (they share the queue in the store). */
+int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
 void cli_workers_stop(struct cli_workers *w);
 /* The process's one request budget: --rate-limit per minute plus --rate-margin-ms. */
 struct hs_limiter *cli_shared_limiter(struct cli *c);

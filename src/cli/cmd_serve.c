@@ -52,14 +52,24 @@ static void serve_help(void)
          "                          [default: 30; HOVERSYNC_PENDING_INTERVAL]\n"
          "  --no-workers            do not run the background work here (webhook-driven syncs,\n"
          "                          reconciliation, CRM notifications): `hoversync worker`\n"
-         "                          processes do it\n"
+         "                          processes do it (webhook verification codes are still\n"
+         "                          sent to Hover from here)\n"
          "  --crm-endpoint URL      notify this CRM URL after each sync that changed something\n"
          "                          (repeatable; and HOVERSYNC_CRM_ENDPOINTS, comma-separated;\n"
          "                          signed with HOVERSYNC_CRM_SECRET; docs/WEBHOOKS.md)\n"
          "  --reconcile-interval S  seconds between reconciliation passes (0 = off) [300]\n"
+         "  --header-timeout S      a request's headers must be complete within S seconds,\n"
+         "                          however slowly they trickle [10]\n"
+         "  --hover-wait S          a route that asks Hover answers 504 after S seconds; the\n"
+         "                          request goes on in the background [20]\n"
+         "  --caller-rate-limit N   requests a minute per API key or session to routes that ask\n"
+         "                          Hover (429 beyond; 0 = no limit) [120]\n"
+         "  --max-connections N     open connections at most [1024]\n"
          "\n"
          "Hover: HOVER_CLIENT_ID and HOVER_CLIENT_SECRET (the connect flow and refreshes);\n"
-         "HOVER_ACCESS_TOKEN / HOVER_REFRESH_TOKEN seed the --connection credential.\n");
+         "HOVER_ACCESS_TOKEN / HOVER_REFRESH_TOKEN seed the --connection credential.\n"
+         "HOVERSYNC_ENCRYPTION_KEY encrypts the stored tokens and webhook secrets\n"
+         "(docs/SECURITY.md); without it serve says at start that they are stored in clear.\n");
 }
 
 /* Writes the port to path atomically (temp file + rename): a reader never sees half of it. */
@@ -169,6 +179,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = EXIT_FAIL;
+    cli_secrets_notice(c);
     struct hs_error err = {0};
     struct hs_client_pool *pool = NULL;
     struct hs_search_service *search = NULL;
@@ -250,9 +261,16 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         .api_key_hash = key_hash,
         .metrics_public = metrics_public,
         .register_webhooks = register_webhooks,
+        .hover_wait_ms = hs_config_int(&c->cfg, CFG_HOVER_WAIT) * 1000,
+        .header_timeout_ms = hs_config_int(&c->cfg, CFG_HEADER_TIMEOUT) * 1000,
+        .max_connections = (unsigned)hs_config_int(&c->cfg, CFG_MAX_CONNECTIONS),
+        .caller_rate = (int)hs_config_int(&c->cfg, CFG_CALLER_RATE),
     };
-    struct hs_server_deps deps = {
-        .store = c->store, .pool = pool, .search = search, .syncq = syncq};
+    struct hs_server_deps deps = {.store = c->store,
+                                  .pool = pool,
+                                  .search = search,
+                                  .syncq = syncq,
+                                  .upstream = hs_curl_multi_default()};
     if ((r = hs_server_new(&sc, &deps, &srv, &err))) {
         rc = cli_report("serve", r, &err);
         goto out;
@@ -262,6 +280,8 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         goto out;
     }
     if (workers && (rc = cli_workers_start(c, prov, &w)) != EXIT_OK)
+        goto out;
+    if ((rc = cli_workers_verifier(c, prov, &w)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
     if (port_file && write_port_file(port_file, hs_server_port(srv)) != 0) {

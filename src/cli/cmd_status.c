@@ -16,7 +16,8 @@ static void status_help(void)
     puts("Usage: hoversync status [--offline] [--json]\n"
          "\n"
          "Prints the connected orgs, the service's webhooks with their health as Hover\n"
-         "records it (verified_at, last_error: the service's last failure to receive), the\n"
+         "records it (verified_at, last_error: the service's last failure to receive) and\n"
+         "as it knows it here (\"error here\": a verification code Hover refused), the\n"
          "work queue (jobs to re-read and sync, and how many are due), the CRM outbox,\n"
          "the open selections and the sync runs (running, or interrupted: their process\n"
          "died). A connection whose refresh token Hover refused shows reconnect_required.\n"
@@ -68,6 +69,8 @@ static void print_status(json_t *doc)
         printf("verified %-25s", verified ? verified : "no");
         if (last)
             printf(" last error: %s", last);
+        if (text(x, "local_error", NULL))
+            printf(" error here: %s", text(x, "local_error", ""));
         if (!json_is_true(json_object_get(x, "stored")))
             printf(" (not stored here: registered elsewhere)");
         else if (!json_is_true(json_object_get(x, "secret_stored")))

@@ -67,18 +67,34 @@ static int do_register(struct cli *c, bool force, int64_t wait_s, bool json)
     free(url);
     if (rc)
         return cli_report("webhooks register", rc, &err);
-    /* The service verifies the code it receives and records it in the shared store. */
-    for (int64_t waited = 0; !verified && waited < wait_s * 1000; waited += WAIT_STEP_MS) {
-        sleep_ms(WAIT_STEP_MS);
+    /* The service stores the code it receives; its verifier (or this loop, whichever claims the
+     * code first in the shared store) sends it to Hover. */
+    struct hs_verifier *vf = NULL;
+    struct hs_verifier_config vc = {.verify = hs_webhook_verify_via_client,
+                                    .verify_ctx = c->client};
+    if (hs_verifier_new(&vc, c->store, NULL, &vf, &err) != HS_OK)
+        vf = NULL;
+    char *refused = NULL; /* the webhook's local error: Hover refused its code */
+    for (int64_t waited = 0; !verified && !refused && waited < wait_s * 1000;
+         waited += WAIT_STEP_MS) {
+        bool ran = true;
+        while (vf && ran)
+            if (hs_verifier_run_once(vf, &ran, &err) != HS_OK)
+                break;
         struct hs_webhook_row now = {0};
         if (c->store->ops->webhook_get(c->store, w.id, &now, NULL) == HS_OK && now.verified_at) {
             hs_webhook_row_clear(&w);
             w = now;
             verified = true;
-        } else {
-            hs_webhook_row_clear(&now);
+            break;
         }
+        if (now.local_error)
+            refused = hs_strdup(now.local_error);
+        hs_webhook_row_clear(&now);
+        if (!refused)
+            sleep_ms(WAIT_STEP_MS);
     }
+    hs_verifier_free(vf);
     const char *outcome = what == HS_WEBHOOK_ALREADY_VERIFIED ? "already_verified"
                           : what == HS_WEBHOOK_CODE_REQUESTED ? "code_requested"
                                                               : "registered";
@@ -98,7 +114,11 @@ static int do_register(struct cli *c, bool force, int64_t wait_s, bool json)
             printf("verified at %s\n", w.verified_at);
     }
     int ret = EXIT_OK;
-    if (!verified && wait_s > 0) {
+    if (refused) {
+        fprintf(stderr, "hoversync: webhooks register: webhook %lld is not verified: %s\n",
+                (long long)w.id, refused);
+        ret = EXIT_FAIL;
+    } else if (!verified && wait_s > 0) {
         fprintf(stderr,
                 "hoversync: webhooks register: webhook %lld is not verified after %lld s: is "
                 "`hoversync serve` running and reachable at %s? (`hoversync webhooks list` "
@@ -106,6 +126,7 @@ static int do_register(struct cli *c, bool force, int64_t wait_s, bool json)
                 (long long)w.id, (long long)wait_s, w.url);
         ret = EXIT_FAIL;
     }
+    free(refused);
     hs_webhook_row_clear(&w);
     return ret;
 }

@@ -19,7 +19,8 @@ static void worker_help(void)
          "Runs the background work of `hoversync serve` alone (serve runs it too, unless\n"
          "--no-workers): the jobs named by webhook events are re-read from Hover and synced by\n"
          "the connection's auto-sync policy, reconciliation lists jobs updated since its last\n"
-         "pass, and CRM endpoints are notified after each sync that changed something.\n"
+         "pass, CRM endpoints are notified after each sync that changed something, and\n"
+         "webhook verification codes the service received are sent to Hover.\n"
          "SIGINT or SIGTERM stop it after the syncs in flight; an item a killed worker held is\n"
          "taken up again when its lease ends.\n"
          "\n"
@@ -68,6 +69,7 @@ int cmd_worker(struct cli *c, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = EXIT_FAIL;
+    cli_secrets_notice(c);
     struct hs_error err = {0};
     struct hs_client_pool *pool = NULL;
     struct hs_limiter *limiter = cli_shared_limiter(c);
@@ -94,6 +96,8 @@ int cmd_worker(struct cli *c, int argc, char **argv)
     if ((rc = cli_workers_outbox(c, &w)) != EXIT_OK)
         goto out;
     if ((rc = cli_workers_start(c, hs_client_pool_provider(pool), &w)) != EXIT_OK)
+        goto out;
+    if ((rc = cli_workers_verifier(c, hs_client_pool_provider(pool), &w)) != EXIT_OK)
         goto out;
     printf("hoversync worker running\n");
     fflush(stdout);

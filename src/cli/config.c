@@ -1,15 +1,21 @@
-/* config.c: the configuration table and its parsing; see config.h. */
+/* config.c: the configuration table and its parsing (flags, environment, help, `config show`);
+ * the configuration file's parser is config_file.c. See config.h. */
 #include "cli/config.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/str.h"
 
-/* The modal's files: the source tree's web/ (set by the build), unless configured. */
+/* The modal's files, installed under the data directory (set by the build). */
 #ifndef HOVERSYNC_WEB_DIR
-#define HOVERSYNC_WEB_DIR "web"
+#define HOVERSYNC_WEB_DIR "/usr/local/share/hoversync/web"
+#endif
+/* The configuration file read when neither --config nor HOVERSYNC_CONFIG names one. */
+#ifndef HOVERSYNC_CONFIG_FILE
+#define HOVERSYNC_CONFIG_FILE "/etc/hoversync/hoversync.conf"
 #endif
 
 const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
@@ -73,82 +79,173 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_RATE_MARGIN, "--rate-margin-ms", "HOVERSYNC_RATE_MARGIN_MS", HS_CFG_INT, "1000", 0, 30000,
      "serve, worker: the budget's window is a minute plus this, so that requests reaching Hover "
      "late still fit its 60 s window"},
+    {CFG_HEADER_TIMEOUT, "--header-timeout", "HOVERSYNC_HEADER_TIMEOUT", HS_CFG_INT, "10", 1, 300,
+     "serve: seconds a request may take to send its headers, however slowly they trickle; then "
+     "the connection is closed"},
+    {CFG_HOVER_WAIT, "--hover-wait", "HOVERSYNC_HOVER_WAIT", HS_CFG_INT, "20", 1, 600,
+     "serve: seconds a route that asks Hover waits for it before answering 504 (the request goes "
+     "on in the background)"},
+    {CFG_CALLER_RATE, "--caller-rate-limit", "HOVERSYNC_CALLER_RATE_LIMIT", HS_CFG_INT, "120", 0,
+     100000,
+     "serve: requests a minute that one API key or one session may make to routes that ask "
+     "Hover, a minute's worth at once (429 beyond; 0 = no limit)"},
+    {CFG_MAX_CONNECTIONS, "--max-connections", "HOVERSYNC_MAX_CONNECTIONS", HS_CFG_INT, "1024", 16,
+     65536, "serve: open HTTP connections at most (the open files limit is raised to fit)"},
+    {CFG_ENCRYPTION_KEY, NULL, "HOVERSYNC_ENCRYPTION_KEY", HS_CFG_SECRET, NULL, 0, 0,
+     "256-bit key (64 hex digits or base64) that encrypts the OAuth tokens and webhook secrets "
+     "in the store (AES-256-GCM); without it they are stored in clear (environment only)"},
+    {CFG_NEW_ENCRYPTION_KEY, NULL, "HOVERSYNC_NEW_ENCRYPTION_KEY", HS_CFG_SECRET, NULL, 0, 0,
+     "store rotate-key: the key every secret is re-encrypted under (environment only)"},
     {CFG_RUN_LEASE, "--run-lease", "HOVERSYNC_RUN_LEASE", HS_CFG_INT, "60", 2, 3600,
      "seconds of a sync run's lease: its process renews it while the run goes on, and a run "
      "whose lease lapsed (its process died) shows as interrupted; keep it well above the clock "
      "difference between machines sharing the store"},
 };
 
+/* The web directory's default: the installed files; a binary built with the source tree's
+ * web/ as fallback (meson option source_web_fallback, on for development builds) and run before
+ * any install uses that, so that it works from the build tree. */
+static const char *default_web_dir(void)
+{
+#ifdef HOVERSYNC_SOURCE_WEB_DIR
+    if (access(HOVERSYNC_WEB_DIR "/modal.html", R_OK) != 0 &&
+        access(HOVERSYNC_SOURCE_WEB_DIR "/modal.html", R_OK) == 0)
+        return HOVERSYNC_SOURCE_WEB_DIR;
+#endif
+    return HOVERSYNC_WEB_DIR;
+}
+
 void hs_config_init(struct hs_config *c)
 {
+    memset(c, 0, sizeof *c);
     for (int i = 0; i < CFG_COUNT; i++) {
         const struct hs_cfg_def *d = &hs_cfg_defs[i];
-        c->value[i] = d->dflt;
-        c->source[i] = d->dflt ? "default" : "unset";
+        c->value[i] = i == CFG_WEB_DIR ? default_web_dir() : d->dflt;
+        c->from[i] = c->value[i] ? HS_CFG_DEFAULT : HS_CFG_UNSET;
         const char *e = d->env ? getenv(d->env) : NULL;
         if (e && *e) {
             c->value[i] = e;
-            c->source[i] = "env";
+            c->from[i] = HS_CFG_ENV;
         }
     }
+    const char *file = getenv("HOVERSYNC_CONFIG");
+    c->file = file && *file ? file : HOVERSYNC_CONFIG_FILE;
+    c->file_from = file && *file ? HS_CFG_ENV : HS_CFG_DEFAULT;
+}
+
+void hs_config_free(struct hs_config *c)
+{
+    for (int k = 0; k < CFG_COUNT; k++)
+        if (c->from[k] == HS_CFG_FILE) {
+            c->value[k] = NULL;
+            c->from[k] = HS_CFG_UNSET;
+        }
+    free(c->file_text);
+    c->file_text = NULL;
+}
+
+/* "--flag VALUE" or "--flag=VALUE": 1 and *value set, 0 if argv[*i] is another argument, -1
+ * (with a message) for a missing value. */
+static int take_value(int argc, char **argv, int *i, const char *flag, const char **value)
+{
+    const char *arg = argv[*i];
+    size_t fl = strlen(flag);
+    if (strncmp(arg, flag, fl) != 0)
+        return 0;
+    if (arg[fl] == '=') {
+        *value = arg + fl + 1;
+        return 1;
+    }
+    if (arg[fl] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "hoversync: %s needs a value\n", flag);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
 }
 
 int hs_config_take_flag(struct hs_config *c, int argc, char **argv, int *i)
 {
-    const char *arg = argv[*i];
-    for (int k = 0; k < CFG_COUNT; k++) {
-        const char *flag = hs_cfg_defs[k].flag;
-        if (!flag)
-            continue;
-        size_t fl = strlen(flag);
-        if (strncmp(arg, flag, fl) != 0)
-            continue;
-        if (arg[fl] == '=') {
-            c->value[k] = arg + fl + 1;
-        } else if (arg[fl] == '\0') {
-            if (*i + 1 >= argc) {
-                fprintf(stderr, "hoversync: %s needs a value\n", flag);
-                return -1;
-            }
-            c->value[k] = argv[++*i];
-        } else {
-            continue;
+    const char *v = NULL;
+    int t = take_value(argc, argv, i, "--config", &v);
+    if (t == 1) {
+        c->file = v;
+        c->file_from = HS_CFG_FLAG;
+    }
+    for (int k = 0; k < CFG_COUNT && t == 0; k++) {
+        if (hs_cfg_defs[k].flag && (t = take_value(argc, argv, i, hs_cfg_defs[k].flag, &v)) == 1) {
+            c->value[k] = v;
+            c->from[k] = HS_CFG_FLAG;
         }
-        c->source[k] = "flag";
-        return 1;
+    }
+    return t;
+}
+
+void hs_cfg_name(const struct hs_cfg_def *d, char *out, size_t n)
+{
+    const char *src = d->flag ? d->flag + 2 : d->env;
+    if (!d->flag && hs_starts_with(src, "HOVERSYNC_"))
+        src += strlen("HOVERSYNC_");
+    else if (!d->flag && hs_starts_with(src, "HOVER_"))
+        src += strlen("HOVER_");
+    size_t i = 0;
+    for (; src[i] && i + 1 < n; i++) {
+        char ch = src[i];
+        out[i] = ch == '_' ? '-' : (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+    if (n)
+        out[i] = '\0';
+}
+
+int hs_config_check_value(enum hs_cfg_id id, const char *v, char *msg, size_t n)
+{
+    const struct hs_cfg_def *d = &hs_cfg_defs[id];
+    int64_t num;
+    if (d->type == HS_CFG_INT && hs_parse_i64_range(v, d->min, d->max, &num) != 0) {
+        snprintf(msg, n, "must be a whole number from %lld to %lld, not '%s'", (long long)d->min,
+                 (long long)d->max, v);
+        return -1;
+    }
+    if ((id == CFG_HOVER_URL || id == CFG_PUBLIC_URL) && !hs_starts_with(v, "https://") &&
+        !hs_starts_with(v, "http://")) {
+        snprintf(msg, n, "must start with http:// or https://, not '%s'", v);
+        return -1;
+    }
+    if (id == CFG_LOG_LEVEL && hs_log_level_parse(v) < 0) {
+        snprintf(msg, n, "must be debug, info, warn, error or off, not '%s'", v);
+        return -1;
     }
     return 0;
+}
+
+/* Where a value came from, as a user finds it: the flag, the variable or "FILE:LINE: name". */
+static void value_label(const struct hs_config *c, int k, char *out, size_t n)
+{
+    const struct hs_cfg_def *d = &hs_cfg_defs[k];
+    char name[HS_CFG_NAME_MAX];
+    switch (c->from[k]) {
+    case HS_CFG_FILE:
+        hs_cfg_name(d, name, sizeof name);
+        snprintf(out, n, "%s:%d: %s", c->file, c->line[k], name);
+        break;
+    case HS_CFG_ENV:
+        snprintf(out, n, "%s", d->env);
+        break;
+    default:
+        snprintf(out, n, "%s", d->flag ? d->flag : d->env);
+    }
 }
 
 int hs_config_validate(const struct hs_config *c)
 {
     for (int k = 0; k < CFG_COUNT; k++) {
-        const struct hs_cfg_def *d = &hs_cfg_defs[k];
-        const char *v = c->value[k];
-        const char *name = d->flag ? d->flag : d->env;
-        if (!v)
+        char msg[HS_CFG_LABEL_MAX], label[HS_CFG_LABEL_MAX];
+        if (!c->value[k] || hs_config_check_value(k, c->value[k], msg, sizeof msg) == 0)
             continue;
-        int64_t n;
-        if (d->type == HS_CFG_INT && hs_parse_i64_range(v, d->min, d->max, &n) != 0) {
-            fprintf(stderr, "hoversync: %s must be a whole number from %lld to %lld, not '%s'\n",
-                    name, (long long)d->min, (long long)d->max, v);
-            return -1;
-        }
-    }
-    const char *url = c->value[CFG_HOVER_URL];
-    if (!hs_starts_with(url, "https://") && !hs_starts_with(url, "http://")) {
-        fprintf(stderr, "hoversync: --hover-url must start with http:// or https://, not '%s'\n",
-                url);
-        return -1;
-    }
-    const char *pub = c->value[CFG_PUBLIC_URL];
-    if (pub && !hs_starts_with(pub, "https://") && !hs_starts_with(pub, "http://")) {
-        fprintf(stderr, "hoversync: --public-url must start with http:// or https://, not '%s'\n",
-                pub);
-        return -1;
-    }
-    if (hs_log_level_parse(c->value[CFG_LOG_LEVEL]) < 0) {
-        fprintf(stderr, "hoversync: --log-level must be debug, info, warn, error or off\n");
+        value_label(c, k, label, sizeof label);
+        fprintf(stderr, "hoversync: %s %s\n", label, msg);
         return -1;
     }
     return 0;
@@ -167,17 +264,39 @@ int64_t hs_config_int(const struct hs_config *c, enum hs_cfg_id id)
     return n;
 }
 
+static const char *from_name(enum hs_cfg_from f)
+{
+    static const char *const names[] = {"unset", "default", "file", "env", "flag"};
+    return names[f];
+}
+
+void hs_config_source(const struct hs_config *c, enum hs_cfg_id id, char *out, size_t n)
+{
+    if (c->from[id] == HS_CFG_FILE)
+        snprintf(out, n, "file:%s:%d", c->file, c->line[id]);
+    else
+        snprintf(out, n, "%s", from_name(c->from[id]));
+}
+
 void hs_config_print_help(FILE *out)
 {
-    fputs("Global options (each also an environment variable):\n", out);
+    fputs("Global options (each also an environment variable and, secrets excepted, a\n"
+          "`name = value` line of the configuration file; precedence: flag, environment, file,\n"
+          "default):\n",
+          out);
+    fprintf(out, "  %-24s %-30s %s [default: %s]\n", "--config PATH", "HOVERSYNC_CONFIG",
+            "the configuration file (a missing default file is fine)", HOVERSYNC_CONFIG_FILE);
     for (int k = 0; k < CFG_COUNT; k++) {
         const struct hs_cfg_def *d = &hs_cfg_defs[k];
-        char left[64];
+        char left[HS_CFG_NAME_MAX + 16], name[HS_CFG_NAME_MAX];
+        hs_cfg_name(d, name, sizeof name);
         if (d->flag)
             snprintf(left, sizeof left, "%s %s", d->flag, d->type == HS_CFG_INT ? "N" : "VALUE");
-        else
+        else if (d->type == HS_CFG_SECRET)
             snprintf(left, sizeof left, "(env only)");
-        fprintf(out, "  %-22s %-26s %s", left, d->env, d->help);
+        else
+            snprintf(left, sizeof left, "(file) %s", name);
+        fprintf(out, "  %-24s %-30s %s", left, d->env, d->help);
         if (d->dflt)
             fprintf(out, " [default: %s]", d->dflt);
         fputc('\n', out);
@@ -186,13 +305,22 @@ void hs_config_print_help(FILE *out)
 
 void hs_config_show(const struct hs_config *c, FILE *out)
 {
+    fprintf(out, "%-22s %-30s %-30s source=%s%s\n", "config", "HOVERSYNC_CONFIG", c->file,
+            from_name(c->file_from), c->file_state < 0 ? " (not found: built-in defaults)" : "");
     for (int k = 0; k < CFG_COUNT; k++) {
         const struct hs_cfg_def *d = &hs_cfg_defs[k];
         const char *v = c->value[k];
+        char name[HS_CFG_NAME_MAX], src[HS_CFG_LABEL_MAX];
+        char *shown = NULL;
         if (d->type == HS_CFG_SECRET)
             v = v ? "(set, redacted)" : "(unset)";
         else if (!v)
             v = "(unset)";
-        fprintf(out, "%-26s %-30s source=%s\n", d->env, v, c->source[k]);
+        else /* a URL may carry a password: https://user:***@host */
+            v = shown = hs_url_redact(v);
+        hs_cfg_name(d, name, sizeof name);
+        hs_config_source(c, k, src, sizeof src);
+        fprintf(out, "%-22s %-30s %-30s source=%s\n", name, d->env, v, src);
+        free(shown);
     }
 }

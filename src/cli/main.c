@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "hover/multi.h"
 #include "core/str.h"
 #include "sync/lease.h"
 
@@ -34,6 +35,8 @@ static const struct command commands[] = {
      "reconciliation, CRM notifications"},
     {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
+    {"store", cmd_store, NEEDS_STORE,
+     "store rotate-key: encrypt the stored secrets under a new key"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
@@ -72,13 +75,15 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc)
 int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
-    int rc = hs_store_open_sqlite(hs_config_str(&c->cfg, CFG_DB), &c->store, &err);
+    struct hs_store_options so = {.encryption_key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY)};
+    int rc = hs_store_open_sqlite_opts(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
     if (rc)
         return cli_report("cannot open the store", rc, &err);
     /* Runs of processes that died (here or on another machine) stop saying "running". */
     hs_run_lease_configure(hs_config_int(&c->cfg, CFG_RUN_LEASE) * 1000);
     if (hs_run_lease_sweep(c->store, NULL, &err) != HS_OK)
         hs_warn("store msg=\"cannot mark lapsed sync runs interrupted\" error=\"%s\"", err.msg);
+    hs_data_dir_private(hs_config_str(&c->cfg, CFG_DATA_DIR));
     if (!with_client)
         return EXIT_OK;
     struct hs_client_config cc;
@@ -92,6 +97,15 @@ int cli_open(struct cli *c, bool with_client)
 int cli_clean_data_dir(struct cli *c, struct hs_error *err)
 {
     return hs_blob_clean_tmp(hs_config_str(&c->cfg, CFG_DATA_DIR), err);
+}
+
+void cli_secrets_notice(const struct cli *c)
+{
+    const char *key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY);
+    if (!key || !*key)
+        hs_warn("store msg=\"the OAuth tokens and webhook secrets are stored in clear: set "
+                "HOVERSYNC_ENCRYPTION_KEY to encrypt them (docs/SECURITY.md)\" db=%s",
+                hs_config_str(&c->cfg, CFG_DB));
 }
 
 void cli_close(struct cli *c)
@@ -161,8 +175,10 @@ int cli_int_arg(const char *name, const char *s, int64_t min, int64_t max, int64
 int cmd_config(struct cli *c, int argc, char **argv)
 {
     if (argc >= 2 && cli_is_help(argv[1])) {
-        puts("Usage: hoversync config [show]\n\nPrints every setting, its value and where it "
-             "came from (default, env, flag).\nSecrets are never printed.");
+        puts("Usage: hoversync config [show]\n\n"
+             "Prints the configuration file read, then every setting: its name in that file,\n"
+             "its environment variable, its value and where the value came from (flag, env,\n"
+             "file:PATH:LINE, default). Secrets are never printed.");
         return EXIT_OK;
     }
     if (argc > 2 || (argc == 2 && strcmp(argv[1], "show") != 0)) {
@@ -235,7 +251,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "hoversync: unknown command '%s' (see hoversync --help)\n", rest[0]);
         goto out;
     }
-    if (hs_config_validate(&c.cfg) != 0)
+    if (hs_config_load_file(&c.cfg) != 0 || hs_config_validate(&c.cfg) != 0)
         goto out;
     hs_log_set_level(hs_log_level_parse(hs_config_str(&c.cfg, CFG_LOG_LEVEL)));
     bool wants_help = false;
@@ -248,8 +264,10 @@ int main(int argc, char **argv)
     rc = cmd->run(&c, nrest, rest);
 out_curl:
     cli_close(&c);
+    hs_curl_multi_default_shutdown();
     curl_global_cleanup();
 out:
+    hs_config_free(&c.cfg);
     free(rest);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* workers.c: the background work that `hoversync serve` runs by default and `hoversync worker`
  * runs on its own (docs/WEBHOOKS.md): the CRM outbox (queueing, and its deliverer), the event
- * worker's threads and reconciliation, configured from the one configuration table. */
+ * worker's threads, reconciliation and the webhook verifier, configured from the one
+ * configuration table. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,8 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "webhook/registration.h"
+#include "webhook/verifier.h"
 
 int cli_workers_add_endpoints(struct cli_workers *w, const char *list)
 {
@@ -78,11 +81,27 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
     return EXIT_OK;
 }
 
+int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struct cli_workers *w)
+{
+    struct hs_error err = {0};
+    w->clients = clients;
+    struct hs_verifier_config vc = {.verify = hs_webhook_verify_via_provider,
+                                    .verify_ctx = &w->clients};
+    int r = hs_verifier_new(&vc, c->store, NULL, &w->verifier, &err);
+    if (r == HS_OK)
+        r = hs_verifier_start(w->verifier, &err);
+    if (r)
+        return cli_report("webhook verifier", r, &err);
+    return EXIT_OK;
+}
+
 void cli_workers_stop(struct cli_workers *w)
 {
     /* Producers first (they queue notifications), then the outbox they feed. */
     hs_reconcile_free(w->reconcile);
     w->reconcile = NULL;
+    hs_verifier_free(w->verifier);
+    w->verifier = NULL;
     hs_events_free(w->events);
     w->events = NULL;
     hs_outbox_free(w->outbox);

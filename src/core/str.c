@@ -257,3 +257,33 @@ bool hs_etag_matches(const char *inm, const char *etag)
     }
     return false;
 }
+
+char *hs_url_redact(const char *s)
+{
+    if (!s)
+        return NULL;
+    struct hs_buf b;
+    hs_buf_init(&b, 4 * strlen(s) + 16); /* each URL grows by "***" at most */
+    const char *p = s;
+    const char *sep;
+    while ((sep = strstr(p, "://"))) {
+        const char *auth = sep + 3;
+        size_t alen = strcspn(auth, "/?#, ");
+        const char *at = NULL;
+        for (size_t i = 0; i < alen; i++)
+            if (auth[i] == '@')
+                at = auth + i; /* the last '@': a password may hold one */
+        (void)hs_buf_append(&b, p, (size_t)(auth - p));
+        if (at) {
+            const char *colon = memchr(auth, ':', (size_t)(at - auth));
+            if (colon)
+                (void)hs_buf_append(&b, auth, (size_t)(colon + 1 - auth));
+            (void)hs_buf_appends(&b, "***");
+            p = at;
+        } else {
+            p = auth;
+        }
+    }
+    (void)hs_buf_appends(&b, p);
+    return hs_buf_take(&b, NULL);
+}

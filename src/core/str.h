@@ -31,6 +31,10 @@ int hs_parse_date_arg(const char *s, int64_t *out);
 /* Percent-encodes s for a URL query value (RFC 3986 unreserved kept). Caller frees. */
 char *hs_url_escape(const char *s);
 
+/* s with the password of every "scheme://user:password@" in it (a URL, or a list of them)
+ * replaced by "***", and a user without a password (often a token) by "***" (caller frees). */
+char *hs_url_redact(const char *s);
+
 /* Hex of n bytes into out (2n+1 bytes). */
 void hs_hex(const unsigned char *in, size_t n, char *out);
 

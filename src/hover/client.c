@@ -1,7 +1,13 @@
 /* client.c: the Hover API client (client.h): URL building, the request pipeline (limiter, token,
- * transport, status, retries) and the typed calls on top of it. */
+ * transport, status, retries) and the typed calls on top of it.
+ *
+ * The token pair lives in a struct cred_shared that the clones of a client share: its lock is
+ * held to read the access token to send and around a refresh, so the clones of one connection
+ * refresh once between them (the store serialises refreshes across processes). */
 #include "hover/client.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,6 +25,12 @@
 
 #define DEFAULT_DOWNLOAD_MAX ((size_t)1 << 30)
 #define URL_MAX              (16u * 1024u)
+
+struct cred_shared {
+    pthread_mutex_t lock;
+    struct hs_oauth_cred cred;
+    atomic_int refs;
+};
 
 struct hs_client {
     char *base_url; /* without trailing slash */
@@ -39,7 +51,7 @@ struct hs_client {
     bool own_limiter;
 
     struct hs_oauth_app app;
-    struct hs_oauth_cred cred;
+    struct cred_shared *sh; /* the credential, shared with the clones */
     struct hs_client_stats stats;
     hs_client_wait_fn on_wait;
     void *on_wait_ctx;
@@ -67,6 +79,20 @@ static const char *opt(const char *s)
 static bool is_absolute(const char *s)
 {
     return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
+/* What token requests travel through: this client's settings and counters. */
+static void set_app(struct hs_client *c)
+{
+    memset(&c->app, 0, sizeof c->app);
+    c->app.base_url = c->base_url;
+    c->app.client_id = c->client_id;
+    c->app.client_secret = c->client_secret;
+    c->app.transport = c->transport;
+    c->app.clock = c->clock;
+    c->app.limiter = c->limiter;
+    c->app.retry = &c->retry;
+    c->app.timeout_ms = c->timeout_ms;
 }
 
 int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
@@ -116,31 +142,56 @@ int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
         c->own_limiter = true;
     }
 
-    c->app.base_url = c->base_url;
-    c->app.client_id = c->client_id;
-    c->app.client_secret = c->client_secret;
-    c->app.transport = c->transport;
-    c->app.clock = c->clock;
-    c->app.limiter = c->limiter;
-    c->app.retry = &c->retry;
-    c->app.timeout_ms = c->timeout_ms;
+    set_app(c);
 
+    struct cred_shared *sh = hs_calloc(1, sizeof *sh);
+    pthread_mutex_init(&sh->lock, NULL);
+    atomic_init(&sh->refs, 1);
     int rc =
-        hs_oauth_cred_init(&c->cred, store, opt(cfg->credential_key),
+        hs_oauth_cred_init(&sh->cred, store, opt(cfg->credential_key),
                            opt(cfg->initial_access_token), opt(cfg->initial_refresh_token), err);
     if (rc != HS_OK) {
+        pthread_mutex_destroy(&sh->lock);
+        free(sh);
         hs_client_free(c);
         return rc;
     }
+    c->sh = sh;
     *out = c;
     return HS_OK;
+}
+
+int hs_client_clone(const struct hs_client *c, struct hs_client **out)
+{
+    struct hs_client *k = hs_calloc(1, sizeof *k);
+    *k = *c;
+    k->base_url = hs_strdup(c->base_url);
+    k->client_id = hs_strdup(c->client_id);
+    k->client_secret = hs_strdup(c->client_secret);
+    k->as_user_email = hs_strdup(c->as_user_email);
+    k->own_transport = false; /* borrowed from c, like the limiter */
+    k->own_limiter = false;
+    memset(&k->stats, 0, sizeof k->stats);
+    set_app(k);
+    atomic_fetch_add(&c->sh->refs, 1);
+    *out = k;
+    return HS_OK;
+}
+
+const char *hs_client_credential_key(const struct hs_client *c)
+{
+    return c->sh->cred.key;
 }
 
 void hs_client_free(struct hs_client *c)
 {
     if (!c)
         return;
-    hs_oauth_cred_clear(&c->cred);
+    if (c->sh && atomic_fetch_sub(&c->sh->refs, 1) == 1) {
+        hs_oauth_cred_clear(&c->sh->cred);
+        pthread_mutex_destroy(&c->sh->lock);
+        free(c->sh);
+    }
     if (c->own_transport)
         hs_transport_free(c->transport);
     if (c->own_limiter)
@@ -403,25 +454,26 @@ static void wait_ms(struct hs_client *c, int64_t ms)
     c->clock->sleep_ms(c->clock, ms);
 }
 
-/* A token to send: loads one if none is held, refreshes one that is about to expire. */
-static int ensure_token(struct hs_client *c, bool *refreshed_now, struct hs_error *err)
+/* ensure_token with the credential's lock held. */
+static int ensure_token_locked(struct hs_client *c, struct hs_oauth_cred *cred, bool *refreshed_now,
+                               struct hs_error *err)
 {
-    if (!c->cred.tok.access_token) {
-        int rc = hs_oauth_cred_reload(&c->cred, err);
+    if (!cred->tok.access_token) {
+        int rc = hs_oauth_cred_reload(cred, err);
         if (rc != HS_OK)
             return rc;
-        if (!c->cred.tok.access_token && !c->cred.tok.refresh_token)
+        if (!cred->tok.access_token && !cred->tok.refresh_token)
             return hs_fail(err, HS_ERR_NO_CREDENTIALS,
-                           "no Hover token for credential %s: connect the org first", c->cred.key);
+                           "no Hover token for credential %s: connect the org first", cred->key);
     }
     int64_t now_s = c->clock->wall_ms(c->clock) / 1000;
     if (*refreshed_now ||
-        (c->cred.tok.access_token && !hs_oauth_expiring(&c->cred, now_s, c->refresh_skew_s)))
+        (cred->tok.access_token && !hs_oauth_expiring(cred, now_s, c->refresh_skew_s)))
         return HS_OK;
 
     bool rotated = false;
     struct hs_error rerr = {0};
-    int rc = hs_oauth_refresh(&c->app, &c->cred, c->cred.tok.access_token, &rotated, &rerr);
+    int rc = hs_oauth_refresh(&c->app, cred, cred->tok.access_token, &rotated, &rerr);
     *refreshed_now = true;
     if (rc == HS_OK) {
         if (rotated)
@@ -430,13 +482,39 @@ static int ensure_token(struct hs_client *c, bool *refreshed_now, struct hs_erro
     }
     /* A token that has not expired yet still works: a failed early refresh is not fatal, unless
      * the grant itself is gone. */
-    if (rc != HS_ERR_INVALID_GRANT && c->cred.tok.access_token && c->cred.tok.expires_at > now_s) {
-        hs_warn("oauth credential=%s early refresh failed (%s): %s", c->cred.key, hs_err_name(rc),
+    if (rc != HS_ERR_INVALID_GRANT && cred->tok.access_token && cred->tok.expires_at > now_s) {
+        hs_warn("oauth credential=%s early refresh failed (%s): %s", cred->key, hs_err_name(rc),
                 rerr.msg);
         return HS_OK;
     }
     if (err)
         *err = rerr;
+    return rc;
+}
+
+/* A token to send (*send, a copy): loads one if none is held, refreshes one that is about to
+ * expire. */
+static int ensure_token(struct hs_client *c, bool *refreshed_now, char **send, struct hs_error *err)
+{
+    pthread_mutex_lock(&c->sh->lock);
+    int rc = ensure_token_locked(c, &c->sh->cred, refreshed_now, err);
+    if (rc == HS_OK)
+        *send = hs_strdup(c->sh->cred.tok.access_token);
+    pthread_mutex_unlock(&c->sh->lock);
+    return rc;
+}
+
+/* After a 401 for `sent`: a new pair, unless a clone already replaced that token (then its
+ * pair is used and *rotated stays false). */
+static int refresh_after_401(struct hs_client *c, const char *sent, bool *rotated,
+                             struct hs_error *err)
+{
+    pthread_mutex_lock(&c->sh->lock);
+    struct hs_oauth_cred *cred = &c->sh->cred;
+    int rc = HS_OK;
+    if (!cred->tok.access_token || hs_streq(cred->tok.access_token, sent))
+        rc = hs_oauth_refresh(&c->app, cred, sent, rotated, err);
+    pthread_mutex_unlock(&c->sh->lock);
     return rc;
 }
 
@@ -507,19 +585,19 @@ static int call_loop(struct hs_client *c, const struct call *k, struct counted_s
         /* The limiter may wait: the token is checked after it, right before it is sent. The
          * request counts in the calling thread's class, for this connection (limiter.h). */
         int64_t waited = hs_limiter_acquire_notify(c->limiter, hs_limiter_thread_priority(),
-                                                   c->cred.key, on_budget_wait, &bw);
+                                                   c->sh->cred.key, on_budget_wait, &bw);
         if (waited < 0)
             return hs_fail(err, HS_ERR_BUSY, "%s: not sent: the service is stopping", k->what);
         if (waited > 0) {
             c->stats.rate_limit_waits++;
             c->stats.waited_ms += waited;
         }
+        char *sent_token = NULL;
         if (k->auth) {
-            rc = ensure_token(c, &refreshed_now, err);
+            rc = ensure_token(c, &refreshed_now, &sent_token, err);
             if (rc != HS_OK)
                 return rc;
         }
-        char *sent_token = k->auth ? hs_strdup(c->cred.tok.access_token) : NULL;
         rq.bearer_token = sent_token;
         counted_sink_start(cs);
         rc = c->transport->perform(c->transport, &rq, rs, err);
@@ -544,7 +622,7 @@ static int call_loop(struct hs_client *c, const struct call *k, struct counted_s
             }
             retried_401 = true;
             bool rotated = false;
-            rc = hs_oauth_refresh(&c->app, &c->cred, sent_token, &rotated, err);
+            rc = refresh_after_401(c, sent_token, &rotated, err);
             free(sent_token);
             refreshed_now = true;
             if (rc != HS_OK)
@@ -720,15 +798,17 @@ int hs_client_show_job(struct hs_client *c, int64_t job_id, struct hs_job **out,
 int hs_client_exchange_code(struct hs_client *c, const char *code, const char *redirect_uri,
                             struct hs_token *out, struct hs_error *err)
 {
-    if (!c->cred.store)
+    struct hs_oauth_cred *cred = &c->sh->cred;
+    if (!cred->store)
         return hs_fail(err, HS_ERR_INVALID, "connecting needs a store to keep the token pair");
     struct hs_token t = {0};
-    int rc =
-        hs_oauth_exchange_code(&c->app, c->cred.store, c->cred.key, code, redirect_uri, &t, err);
+    int rc = hs_oauth_exchange_code(&c->app, cred->store, cred->key, code, redirect_uri, &t, err);
     if (rc != HS_OK)
         return rc;
-    hs_token_clear(&c->cred.tok);
-    hs_token_copy(&c->cred.tok, &t);
+    pthread_mutex_lock(&c->sh->lock);
+    hs_token_clear(&cred->tok);
+    hs_token_copy(&cred->tok, &t);
+    pthread_mutex_unlock(&c->sh->lock);
     if (out)
         *out = t;
     else

@@ -1,6 +1,7 @@
-/* client.h: the Hover API client. One hs_client per credential (connected org); safe to use from
- * one thread at a time per client, while token refreshes are serialised across clients and
- * processes through the store.
+/* client.h: the Hover API client. One hs_client per credential (connected org), used by one
+ * thread at a time; its clones (hs_client_clone) share the credential and run requests in
+ * parallel, one thread each. Token refreshes are serialised between the clones (one lock) and
+ * across processes (the store).
  *
  * Every request goes: client-side limiter -> token check (refresh when it expires within
  * refresh_skew_s) -> transport -> status mapping (api_error.c): 401 refreshes the token once and
@@ -72,6 +73,11 @@ int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_client **out, struct hs_error *err);
 void hs_client_free(struct hs_client *c);
+/* A client with c's settings, transport, limiter and token pair (a refresh by one is seen by
+ * all), and counters of its own, for another thread. c must outlive it. */
+int hs_client_clone(const struct hs_client *c, struct hs_client **out);
+/* The key of the client's credential ("default" when none was given). */
+const char *hs_client_credential_key(const struct hs_client *c);
 
 int hs_client_list_jobs(struct hs_client *c, const struct hs_list_params *p,
                         struct hs_job_page **out, struct hs_error *err);

@@ -1,10 +1,11 @@
 /* pool.c: the service's Hover clients, one per connection key (pool.h).
  *
- * A mutex guards the map; each entry has its own "in use" flag and condition variable, so a
- * thread waiting for one org's client does not hold up another org's. Clients are created on
- * first use, outside the map lock (hs_client_new reads the store), with a placeholder entry
- * marked in use so that a second thread asking for the same key waits for it instead of creating
- * a twin. Every client borrows the pool's one limiter. */
+ * A mutex guards the map. Each entry holds the connection's client, created on first use outside
+ * the map lock (hs_client_new reads the store) behind a placeholder entry, so that a second
+ * thread asking for the same key waits for it instead of creating a twin. An acquire hands out a
+ * clone of it (hs_client_clone: the same token pair, counters of its own), so the requests of one
+ * connection run in parallel; a release adds the clone's counters to the entry's. Every client
+ * borrows the pool's one limiter. */
 #include "hover/pool.h"
 
 #include <pthread.h>
@@ -17,10 +18,9 @@
 
 struct entry {
     char *key;
-    struct hs_client *client; /* NULL while being created */
-    bool in_use;
-    pthread_cond_t cond;
-    struct hs_client_stats stats; /* as of the last release */
+    struct hs_client *client;     /* the original of the clones; NULL while being created */
+    pthread_cond_t cond;          /* signalled when the creation ends */
+    struct hs_client_stats stats; /* of the clones released */
     struct entry *next;
 };
 
@@ -114,22 +114,18 @@ int hs_client_pool_acquire(struct hs_client_pool *p, const char *key, struct hs_
         key = p->template_key;
     pthread_mutex_lock(&p->lock);
     struct entry *e = find(p, key);
-    if (e) {
-        /* A creation that fails removes the entry: look it up again after each wait. */
-        while (e && e->in_use) {
-            pthread_cond_wait(&e->cond, &p->lock);
-            e = find(p, key);
-        }
+    /* A creation that fails removes the entry: look it up again after each wait. */
+    while (e && !e->client) {
+        pthread_cond_wait(&e->cond, &p->lock);
+        e = find(p, key);
     }
     if (e) {
-        e->in_use = true;
-        *out = e->client;
+        int rc = hs_client_clone(e->client, out);
         pthread_mutex_unlock(&p->lock);
-        return HS_OK;
+        return rc;
     }
     e = hs_calloc(1, sizeof *e);
     e->key = hs_strdup(key);
-    e->in_use = true;
     pthread_cond_init(&e->cond, NULL);
     e->next = p->entries;
     p->entries = e;
@@ -163,25 +159,32 @@ int hs_client_pool_acquire(struct hs_client_pool *p, const char *key, struct hs_
         return rc;
     }
     e->client = c;
+    pthread_cond_broadcast(&e->cond);
+    rc = hs_client_clone(c, out);
     pthread_mutex_unlock(&p->lock);
-    *out = c;
-    return HS_OK;
+    return rc;
 }
 
 void hs_client_pool_release(struct hs_client_pool *p, struct hs_client *c)
 {
     if (!p || !c)
         return;
+    struct hs_client_stats st;
+    hs_client_get_stats(c, &st);
+    const char *key = hs_client_credential_key(c);
     pthread_mutex_lock(&p->lock);
-    for (struct entry *e = p->entries; e; e = e->next) {
-        if (e->client == c) {
-            hs_client_get_stats(c, &e->stats);
-            e->in_use = false;
-            pthread_cond_signal(&e->cond);
-            break;
-        }
+    struct entry *e = find(p, key);
+    if (e) {
+        e->stats.requests += st.requests;
+        for (int k = 0; k < HS_SC_COUNT; k++)
+            e->stats.by_status[k] += st.by_status[k];
+        e->stats.retries += st.retries;
+        e->stats.refreshes += st.refreshes;
+        e->stats.rate_limit_waits += st.rate_limit_waits;
+        e->stats.waited_ms += st.waited_ms;
     }
     pthread_mutex_unlock(&p->lock);
+    hs_client_free(c);
 }
 
 void hs_client_pool_get_stats(struct hs_client_pool *p, struct hs_client_stats *out)

@@ -1,5 +1,6 @@
 /* pool.h: one Hover client per connected org (connection key), shared by the threads of the
- * service. A client is used by one thread at a time: acquire waits for it, release gives it back.
+ * service. Acquire hands each thread its own clone of the connection's client (one token pair,
+ * refreshed once for all), so requests of one connection run in parallel; release frees it.
  * Every client of a pool shares one request limiter, so the whole process stays under the
  * integration's budget (120 requests a minute by default) whatever org the work is for. */
 #ifndef HS_HOVER_POOL_H
@@ -14,13 +15,14 @@ struct hs_client_pool;
 int hs_client_pool_new(const struct hs_client_config *cfg, struct hs_store *store,
                        struct hs_client_pool **out, struct hs_error *err);
 void hs_client_pool_free(struct hs_client_pool *p);
-/* The client of connection `key` (created on first use), held until release. */
+/* A client of connection `key` for the calling thread (the connection's client is created on
+ * first use), until release. */
 int hs_client_pool_acquire(struct hs_client_pool *p, const char *key, struct hs_client **out,
                            struct hs_error *err);
 void hs_client_pool_release(struct hs_client_pool *p, struct hs_client *c);
 
-/* The counters of every client of the pool, summed (each client's as of its last release, so
- * that a client in use by another thread is never read). */
+/* The counters of every client of the pool, summed (those of the clients released: a client in
+ * use by another thread is never read). */
 void hs_client_pool_get_stats(struct hs_client_pool *p, struct hs_client_stats *out);
 /* The limiter every client of the pool shares (borrowed): other requests to Hover, like the
  * connect flow's code exchange, go through it too. */

@@ -73,7 +73,8 @@ struct hs_transport {
     void (*destroy)(struct hs_transport *t);
 };
 
-/* The libcurl transport: one reusable easy handle (keep-alive); not for concurrent use. */
+/* The libcurl transport on the process's multi loop (hover/multi.h): safe for concurrent use,
+ * connections kept alive across requests. NULL when libcurl cannot start. */
 struct hs_transport *hs_transport_curl_new(void);
 /* Calls t->destroy; accepts NULL. */
 void hs_transport_free(struct hs_transport *t);

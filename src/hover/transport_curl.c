@@ -1,7 +1,8 @@
-/* transport_curl.c: the libcurl implementation of hs_transport. One easy handle is reused for
- * every request so that connections stay alive; curl's own redirect following is off and
- * hs_http_follow decides every hop (the bearer token never leaves its origin). CURLcode is mapped
- * to hs_err in map_curl_error() only. */
+/* transport_curl.c: the libcurl implementation of hs_transport. Each hop is its own easy handle
+ * run on the process's multi loop (multi.h), which keeps connections alive across requests and
+ * threads, so one transport serves any number of threads at once; curl's own redirect following
+ * is off and hs_http_follow decides every hop (the bearer token never leaves its origin).
+ * CURLcode is mapped to hs_err in map_curl_error() only. */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,15 +12,16 @@
 #include "core/buf.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "hover/multi.h"
 #include "hover/transport.h"
 
 #define DEFAULT_TIMEOUT_MS 60000
-#define USER_AGENT         "hoversync/0.1"
+/* The loop's last-resort wait beyond a transfer's own timeout. */
+#define WAIT_MARGIN_MS 5000
+#define USER_AGENT     "hoversync/0.1"
 
 struct curl_transport {
     struct hs_transport base;
-    CURL *easy;
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 /* State of one hop, shared with curl's callbacks. */
@@ -190,21 +192,28 @@ static int map_curl_error(CURLcode cc, const struct hop *h, const char *errbuf, 
 static int curl_hop(void *ctx, const struct hs_http_request *rq, bool send_bearer,
                     struct hs_http_response *rs, struct hs_error *err)
 {
-    struct curl_transport *ct = ctx;
-    CURL *e = ct->easy;
+    (void)ctx;
+    char errbuf[CURL_ERROR_SIZE];
     struct curl_slist *hdrs = NULL;
     struct hs_buf line;
     int rc = HS_OK;
     int64_t timeout_ms = rq->timeout_ms > 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
-    struct hop h = {.rq = rq, .rs = rs, .easy = e};
+    struct hop h = {.rq = rq, .rs = rs};
 
     h.max = rq->max_response ? rq->max_response : HS_JSON_MAX_BYTES;
     hs_buf_init(&rs->body, h.max);
     hs_buf_init(&line, 16 * 1024);
+    struct hs_curl_multi *loop = hs_curl_multi_default();
+    CURL *e = curl_easy_init();
+    h.easy = e;
+    if (!e || !loop) {
+        rc = hs_fail(err, e ? HS_ERR_BUSY : HS_ERR_INTERNAL, "%s",
+                     e ? "not sent: the service is stopping" : "cannot make a libcurl handle");
+        goto out;
+    }
 
-    curl_easy_reset(e); /* options only: live connections and caches are kept */
-    ct->errbuf[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ct->errbuf);
+    errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_URL, rq->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -266,9 +275,17 @@ static int curl_hop(void *ctx, const struct hs_http_request *rq, bool send_beare
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 
-    CURLcode cc = curl_easy_perform(e);
+    int stopped = 0;
+    CURLcode cc = hs_curl_multi_perform(loop, e, timeout_ms + WAIT_MARGIN_MS, &stopped);
+    if (stopped) {
+        char url[256];
+        hs_url_for_log(rq->url, url, sizeof url);
+        rc = hs_fail(err, HS_ERR_BUSY, "%s %s: not completed: the service is stopping",
+                     rq->method ? rq->method : "GET", url);
+        goto out;
+    }
     if (cc != CURLE_OK) {
-        rc = map_curl_error(cc, &h, ct->errbuf, timeout_ms, err);
+        rc = map_curl_error(cc, &h, errbuf, timeout_ms, err);
         goto out;
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &rs->status);
@@ -282,8 +299,8 @@ static int curl_hop(void *ctx, const struct hs_http_request *rq, bool send_beare
     rs->body_bytes = h.bytes;
 out:
     hs_buf_free(&line);
+    curl_easy_cleanup(e); /* its connection stays in the loop's cache */
     curl_slist_free_all(hdrs);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
     return rc;
 }
 
@@ -297,22 +314,16 @@ static int curl_perform(struct hs_transport *t, const struct hs_http_request *rq
 
 static void curl_destroy(struct hs_transport *t)
 {
-    struct curl_transport *ct = (struct curl_transport *)t;
-    curl_easy_cleanup(ct->easy);
-    free(ct);
+    free(t);
 }
 
 struct hs_transport *hs_transport_curl_new(void)
 {
     pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK)
-        return NULL;
-    CURL *e = curl_easy_init();
-    if (!e)
+    if (global_rc != CURLE_OK || !hs_curl_multi_default())
         return NULL;
     struct curl_transport *ct = hs_calloc(1, sizeof *ct);
     ct->base.perform = curl_perform;
     ct->base.destroy = curl_destroy;
-    ct->easy = e;
     return &ct->base;
 }

@@ -390,6 +390,17 @@ static void error_remember(struct hs_search_service *s, const char *conn, int rc
     hs_strlcpy(e->message, msg && *msg ? msg : hs_err_name(rc), sizeof e->message);
 }
 
+void hs_search_connection_ok(struct hs_search_service *s, const char *conn)
+{
+    if (!s || !conn)
+        return;
+    pthread_mutex_lock(&s->lock);
+    struct conn_error *e = error_get(s, conn);
+    if (e)
+        e->until = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* ---- life cycle ---- */
 
 int hs_search_new(const struct hs_search_config *cfg, struct hs_store *store,
@@ -528,11 +539,14 @@ static void answer_add(struct answer *a, int64_t id, json_t *job)
 }
 
 static int local_search(struct hs_search_service *s, const char *q, const char *state, int64_t page,
-                        int64_t per, struct answer *a, int64_t *total, struct hs_error *err)
+                        int64_t per, const struct hs_scope *scope, struct answer *a, int64_t *total,
+                        struct hs_error *err)
 {
     struct hs_job_summary *v = NULL;
     size_t n = 0;
-    int rc = s->store->ops->jobs_search(s->store, q, state, page, per, &v, &n, total, err);
+    int rc = scope ? s->store->ops->jobs_search_scoped(s->store, q, state, page, per, scope, &v, &n,
+                                                       total, err)
+                   : s->store->ops->jobs_search(s->store, q, state, page, per, &v, &n, total, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++)
@@ -800,7 +814,7 @@ int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, 
                        .ids = hs_calloc((size_t)per, sizeof(int64_t)),
                        .max = (size_t)per};
     int64_t total = 0;
-    int rc = local_search(s, norm, state, page, per, &a, &total, err);
+    int rc = local_search(s, norm, state, page, per, q->scope, &a, &total, err);
     if (rc)
         goto out;
     bool had_local = a.n > 0;
@@ -813,7 +827,7 @@ int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, 
         a.n = 0;
         a.truncated = false;
         struct hs_error lerr = {0};
-        if (local_search(s, norm, state, page, per, &a, &total, &lerr))
+        if (local_search(s, norm, state, page, per, q->scope, &a, &total, &lerr))
             hs_warn("search=local-again error=\"%s\"", lerr.msg);
     }
     for (size_t i = 0; r.hover_jobs && i < json_array_size(r.hover_jobs); i++) {

@@ -46,6 +46,9 @@ struct hs_search_query {
     /* Extension: who is typing (the browser session). Debouncing is per session: a query is
      * superseded only by a newer query of the same session. NULL: connection_key. */
     const char *session;
+    /* Extension: the local index answers with jobs of these connections only (a browser
+     * session's, docs/API.md "Tenants"); NULL: every stored job. */
+    const struct hs_scope *scope;
 };
 
 struct hs_search_service;
@@ -70,6 +73,10 @@ void hs_search_free(struct hs_search_service *s);
  * Errors: HS_ERR_INVALID (per, page, state or an over-long q), storage errors. */
 int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, json_t **out,
                   struct hs_error *err);
+
+/* Extension: the connection's grant works again (it was just connected anew): its searches
+ * ask Hover again at once instead of answering with the failure of before. */
+void hs_search_connection_ok(struct hs_search_service *s, const char *conn);
 
 struct hs_search_stats {
     int64_t queries, local_answers, hover_requests, cache_hits, debounced;

@@ -1,10 +1,16 @@
-/* auth.c: who may call the service (docs/API.md "Authentication").
+/* auth.c: who may call the service, and what they may see (docs/API.md "Authentication",
+ * "Tenants").
  *
  * The API key is kept only as its SHA-256 (in the store, or from HOVERSYNC_API_KEY) and compared
- * in constant time. Browser sessions are random 32-byte tokens in an HttpOnly cookie, also stored
- * only as their SHA-256, each with its own csrf token: a cookie-authenticated call that changes
- * state must echo it in X-CSRF-Token, which a page of another origin cannot read. Origins outside
- * the allow-list are refused before any of this (server.c). */
+ * in constant time; it may do everything. Browser sessions are random 32-byte tokens, also
+ * stored only as their SHA-256, each with the connections (Hover orgs) it may use: its scope.
+ * A session is sent as `Authorization: Bearer <token>` (not ambient, so no CSRF: a page of
+ * another origin cannot make the browser send it), or, for pages served by the service on its
+ * own site, in the HttpOnly hs_session cookie, where a state-changing call must also echo the
+ * session's csrf token in X-CSRF-Token. What cannot send a header (an EventSource, a link opened
+ * in a new tab) gets a ticket: single-use, a minute long, for one route and one target, issued
+ * to a session or the API key and acting as it. Origins outside the allow-list are refused
+ * before any of this (server.c). */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -24,6 +30,11 @@ static void sha256(const void *data, size_t len, unsigned char out[32])
     unsigned int n = 0;
     if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
         abort(); /* libcrypto without SHA-256 is not a state to run in */
+}
+
+void hs_sha256_bytes(const char *s, unsigned char out[32])
+{
+    sha256(s, strlen(s), out);
 }
 
 void hs_sha256_hex(const char *s, char out[65])
@@ -64,7 +75,7 @@ static int unhex(const char *hex, unsigned char *out, size_t n)
     return HS_OK;
 }
 
-static bool is_hex(const char *s, size_t n)
+bool hs_is_hex(const char *s, size_t n)
 {
     if (!s || strlen(s) != n)
         return false;
@@ -126,8 +137,8 @@ bool hs_origin_own(const struct hs_server *s, const char *origin)
     return false;
 }
 
-int hs_session_create(struct hs_server *s, const char *user, char token[65], struct hs_session *out,
-                      struct hs_error *err)
+int hs_session_create(struct hs_server *s, const char *user, const char *const *connections,
+                      size_t n, char token[65], struct hs_session *out, struct hs_error *err)
 {
     char hash[65], csrf[65];
     if (hs_random_hex(32, token) != HS_OK || hs_random_hex(32, csrf) != HS_OK)
@@ -138,6 +149,8 @@ int hs_session_create(struct hs_server *s, const char *user, char token[65], str
         .csrf_token = csrf,
         .created_at = hs_server_wall_s(s),
         .user = (char *)user,
+        .connections = (char **)connections,
+        .n_connections = n,
     };
     ss.expires_at = ss.created_at + SESSION_TTL_S;
     int rc = s->store->ops->session_put(s->store, &ss, err);
@@ -149,6 +162,10 @@ int hs_session_create(struct hs_server *s, const char *user, char token[65], str
         out->created_at = ss.created_at;
         out->expires_at = ss.expires_at;
         out->user = hs_strdup(user);
+        out->connections = n ? hs_calloc(n, sizeof *out->connections) : NULL;
+        for (size_t i = 0; i < n; i++)
+            out->connections[i] = hs_strdup(connections[i]);
+        out->n_connections = n;
     }
     return HS_OK;
 }
@@ -157,7 +174,7 @@ int hs_session_lookup(struct hs_server *s, const char *token, struct hs_session 
                       struct hs_error *err)
 {
     /* Anything that is not one of our tokens is not looked up at all. */
-    if (!is_hex(token, 64))
+    if (!hs_is_hex(token, 64))
         return hs_fail(err, HS_ERR_NOT_FOUND, "not a session token");
     char hash[65];
     hs_sha256_hex(token, hash);
@@ -174,6 +191,112 @@ void hs_session_set_cookie(const struct hs_server *s, struct hs_resp *r, const c
     free(c);
 }
 
+const struct hs_scope *hs_req_scope(const struct hs_req *q, struct hs_scope *buf)
+{
+    if (q->auth == HS_AUTH_KEY)
+        return NULL;
+    /* A session sees its connections; a request without auth (never asked) sees nothing. */
+    buf->keys = (const char *const *)q->session.connections;
+    buf->n = q->auth == HS_AUTH_SESSION ? q->session.n_connections : 0;
+    return buf;
+}
+
+bool hs_req_may_use(const struct hs_req *q, const char *key)
+{
+    struct hs_scope b;
+    return key && hs_scope_has(hs_req_scope(q, &b), key);
+}
+
+/* ---- tickets ---- */
+
+int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, char out[65],
+                    int64_t *expires_ms)
+{
+    struct hs_server *s = q->srv;
+    const char *who = q->auth == HS_AUTH_SESSION ? q->session.token_sha256 : "";
+    if (!target)
+        target = "";
+    if (strlen(purpose) >= sizeof s->tickets[0].purpose ||
+        strlen(target) >= sizeof s->tickets[0].target || strlen(who) >= 65)
+        return HS_ERR_INVALID;
+    if (hs_random_hex(32, out) != HS_OK)
+        return HS_ERR_INTERNAL;
+    int64_t now = hs_server_mono_ms(s);
+    pthread_mutex_lock(&s->cache_lock);
+    /* A free (or expired) slot; a caller with TICKETS_PER_SESSION live ones replaces its oldest,
+     * so that no caller can push out the tickets of others. */
+    struct ticket *slot = NULL, *oldest = NULL;
+    size_t mine = 0;
+    for (size_t i = 0; i < TICKETS_N; i++) {
+        struct ticket *t = &s->tickets[i];
+        if (t->expires_ms <= now) {
+            if (!slot)
+                slot = t;
+            continue;
+        }
+        if (strcmp(t->session, who) == 0) {
+            mine++;
+            if (!oldest || t->created_ms < oldest->created_ms)
+                oldest = t;
+        }
+    }
+    if (mine >= TICKETS_PER_SESSION)
+        slot = oldest;
+    if (slot) {
+        memset(slot, 0, sizeof *slot);
+        sha256(out, 64, slot->hash);
+        (void)hs_strlcpy(slot->purpose, purpose, sizeof slot->purpose);
+        (void)hs_strlcpy(slot->target, target, sizeof slot->target);
+        (void)hs_strlcpy(slot->session, who, sizeof slot->session);
+        slot->created_ms = now;
+        slot->expires_ms = now + TICKET_MS;
+        *expires_ms = slot->expires_ms;
+    }
+    pthread_mutex_unlock(&s->cache_lock);
+    if (!slot)
+        OPENSSL_cleanse(out, 65);
+    return slot ? HS_OK : HS_ERR_BUSY;
+}
+
+/* Takes (uses up) the live ticket with this value for purpose and target; true and the issuing
+ * session's hash ("" for the API key) in who. */
+static bool ticket_take(struct hs_server *s, const char *ticket, const char *purpose,
+                        const char *target, char who[65])
+{
+    if (!hs_is_hex(ticket, 64))
+        return false;
+    unsigned char h[32];
+    sha256(ticket, 64, h);
+    bool found = false;
+    int64_t now = hs_server_mono_ms(s);
+    pthread_mutex_lock(&s->cache_lock);
+    for (size_t i = 0; i < TICKETS_N && !found; i++) {
+        struct ticket *t = &s->tickets[i];
+        if (t->expires_ms <= now || CRYPTO_memcmp(t->hash, h, sizeof h) != 0)
+            continue;
+        /* Found: used up whatever it was asked for, so that a leaked ticket works at most once. */
+        found = strcmp(t->purpose, purpose) == 0 && strcmp(t->target, target) == 0;
+        if (found)
+            memcpy(who, t->session, 65);
+        memset(t, 0, sizeof *t);
+        break;
+    }
+    pthread_mutex_unlock(&s->cache_lock);
+    return found;
+}
+
+/* What a ticket may be used for: the route pattern, the purpose, where the target is. */
+static const struct {
+    const char *pattern, *purpose;
+    bool target_in_path; /* else the ?connection= argument */
+} ticket_routes[] = {
+    {"/api/syncs/{id}/events", "events", true},
+    {"/files/{sha256}", "file", true},
+    {"/connect", "connect", false},
+};
+
+/* ---- the check ---- */
+
 static void unauthorized(struct hs_resp *r, const char *msg)
 {
     hs_resp_error(r, 401, "unauthorized", "%s", msg);
@@ -186,42 +309,12 @@ static bool changes_state(const char *method)
            strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
 }
 
-int hs_auth_check(struct hs_req *q, struct hs_resp *r)
+/* Loads the session of a token hash into q; 0, or -1 with the answer in r. */
+static int session_by_hash(struct hs_req *q, const char *hash, struct hs_resp *r)
 {
-    struct hs_server *s = q->srv;
-    const char *authz = hs_req_header(q, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (authz) {
-        if (strncasecmp(authz, "Bearer ", 7) != 0) {
-            unauthorized(r, "the Authorization header must be 'Bearer <API key>'");
-            return -1;
-        }
-        const char *key = authz + 7;
-        while (*key == ' ')
-            key++;
-        unsigned char h[32];
-        sha256(key, strlen(key), h);
-        if (CRYPTO_memcmp(h, s->api_key_hash, sizeof h) != 0) {
-            unauthorized(r, "wrong API key");
-            return -1;
-        }
-        q->auth = HS_AUTH_KEY;
-        return 0;
-    }
-    const char *cookie = hs_req_cookie(q, "hs_session");
-    if (q->route && (q->route->flags & R_KEY_ONLY)) {
-        if (cookie) {
-            hs_resp_error(r, 403, "forbidden", "this call needs the API key, not a session");
-            return -1;
-        }
-        unauthorized(r, "this call needs the API key (Authorization: Bearer <key>)");
-        return -1;
-    }
-    if (!cookie) {
-        unauthorized(r, "an API key (Authorization: Bearer <key>) or a session cookie is needed");
-        return -1;
-    }
     struct hs_error err = {0};
-    int rc = hs_session_lookup(s, cookie, &q->session, &err);
+    int rc = q->srv->store->ops->session_get(q->srv->store, hash, hs_server_wall_s(q->srv),
+                                             &q->session, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         unauthorized(r, "the session is unknown or expired: open the modal again");
         return -1;
@@ -231,6 +324,103 @@ int hs_auth_check(struct hs_req *q, struct hs_resp *r)
         return -1;
     }
     q->auth = HS_AUTH_SESSION;
+    return 0;
+}
+
+/* Authorization: Bearer <API key or session token>. */
+static int bearer_check(struct hs_req *q, struct hs_resp *r, const char *authz)
+{
+    struct hs_server *s = q->srv;
+    if (strncasecmp(authz, "Bearer ", 7) != 0) {
+        unauthorized(r, "the Authorization header must be 'Bearer <API key or session>'");
+        return -1;
+    }
+    const char *key = authz + 7;
+    while (*key == ' ')
+        key++;
+    unsigned char h[32];
+    sha256(key, strlen(key), h);
+    if (CRYPTO_memcmp(h, s->api_key_hash, sizeof h) == 0) {
+        q->auth = HS_AUTH_KEY;
+        return 0;
+    }
+    if (!hs_is_hex(key, 64)) {
+        unauthorized(r, "wrong API key");
+        return -1;
+    }
+    char hash[65];
+    hs_hex(h, sizeof h, hash);
+    struct hs_error err = {0};
+    int rc = s->store->ops->session_get(s->store, hash, hs_server_wall_s(s), &q->session, &err);
+    if (rc == HS_ERR_NOT_FOUND) {
+        unauthorized(r, "wrong API key, or an unknown or expired session");
+        return -1;
+    }
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "checking the session");
+        return -1;
+    }
+    q->auth = HS_AUTH_SESSION;
+    if (q->route->flags & R_KEY_ONLY) {
+        hs_resp_error(r, 403, "forbidden", "this call needs the API key, not a session");
+        return -1;
+    }
+    return 0;
+}
+
+/* ?ticket= on a route that takes one. */
+static int ticket_check(struct hs_req *q, struct hs_resp *r, const char *ticket)
+{
+    for (size_t i = 0; i < sizeof ticket_routes / sizeof ticket_routes[0]; i++) {
+        if (strcmp(ticket_routes[i].pattern, q->route->pattern) != 0)
+            continue;
+        const char *target =
+            ticket_routes[i].target_in_path ? q->params[0] : hs_req_arg(q, "connection");
+        char who[65] = "";
+        if (!ticket_take(q->srv, ticket, ticket_routes[i].purpose, target ? target : "", who)) {
+            unauthorized(r, "the ticket is unknown, used, expired or for another request");
+            return -1;
+        }
+        if (!who[0]) {
+            q->auth = HS_AUTH_KEY;
+            return 0;
+        }
+        return session_by_hash(q, who, r);
+    }
+    unauthorized(r, "this call does not take a ticket");
+    return -1;
+}
+
+int hs_auth_check(struct hs_req *q, struct hs_resp *r)
+{
+    const char *authz = hs_req_header(q, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (authz)
+        return bearer_check(q, r, authz);
+    const char *ticket = q->route->flags & R_TICKET ? hs_req_arg(q, "ticket") : NULL;
+    if (ticket)
+        return ticket_check(q, r, ticket);
+    const char *cookie = hs_req_cookie(q, "hs_session");
+    if (q->route->flags & R_KEY_ONLY) {
+        if (cookie) {
+            hs_resp_error(r, 403, "forbidden", "this call needs the API key, not a session");
+            return -1;
+        }
+        unauthorized(r, "this call needs the API key (Authorization: Bearer <key>)");
+        return -1;
+    }
+    if (!cookie) {
+        unauthorized(r, "an API key or a session (Authorization: Bearer <token>) is needed");
+        return -1;
+    }
+    /* The cookie of a page the service served on its own site (kept for such pages). */
+    if (!hs_is_hex(cookie, 64)) {
+        unauthorized(r, "the session is unknown or expired: open the modal again");
+        return -1;
+    }
+    char hash[65];
+    hs_sha256_hex(cookie, hash);
+    if (session_by_hash(q, hash, r) != 0)
+        return -1;
     if (changes_state(q->method) &&
         !hs_secret_equal(hs_req_header(q, "X-CSRF-Token"), q->session.csrf_token)) {
         hs_resp_error(r, 403, "forbidden",

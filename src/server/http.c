@@ -131,8 +131,12 @@ const char *hs_http_code_for_status(int status)
         return "rate_limited";
     case 502:
         return "upstream_error";
+    case 501:
+        return "not_implemented";
     case 503:
         return "upstream_unavailable";
+    case 504:
+        return "upstream_timeout";
     default:
         return status >= 500 ? "internal" : "bad_request";
     }
@@ -198,19 +202,178 @@ void hs_resp_fail(struct hs_resp *r, int rc, const struct hs_error *err, const c
     }
 }
 
+static enum MHD_Result copy_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct hs_req_values *v = cls;
+    v->v = hs_realloc(v->v, (v->n + 1) * sizeof *v->v);
+    v->v[v->n++] = (struct hs_req_value){(int)kind, hs_strdup(key), hs_strdup(value)};
+    return MHD_YES;
+}
+
+void hs_req_values_copy(struct hs_req_values *v, struct MHD_Connection *conn, const char *method,
+                        const char *path)
+{
+    memset(v, 0, sizeof *v);
+    v->method = hs_strdup(method);
+    v->path = hs_strdup(path);
+    (void)MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND | MHD_COOKIE_KIND,
+                                    copy_value, v);
+}
+
+void hs_req_values_clear(struct hs_req_values *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->v[i].name);
+        free(v->v[i].value);
+    }
+    free(v->v);
+    free(v->method);
+    free(v->path);
+    memset(v, 0, sizeof *v);
+}
+
+/* Like MHD_lookup_connection_value: the first of that kind, names without case. */
+static const char *lookup(const struct hs_req *q, enum MHD_ValueKind kind, const char *name)
+{
+    if (!q->values)
+        return MHD_lookup_connection_value(q->conn, kind, name);
+    for (size_t i = 0; i < q->values->n; i++) {
+        const struct hs_req_value *x = &q->values->v[i];
+        if (x->kind == (int)kind && strcasecmp(x->name, name) == 0)
+            return x->value;
+    }
+    return NULL;
+}
+
 const char *hs_req_arg(const struct hs_req *q, const char *name)
 {
-    return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
+    return lookup(q, MHD_GET_ARGUMENT_KIND, name);
 }
 
 const char *hs_req_header(const struct hs_req *q, const char *name)
 {
-    return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
+    return lookup(q, MHD_HEADER_KIND, name);
 }
 
 const char *hs_req_cookie(const struct hs_req *q, const char *name)
 {
-    return MHD_lookup_connection_value(q->conn, MHD_COOKIE_KIND, name);
+    return lookup(q, MHD_COOKIE_KIND, name);
+}
+
+/* ---- framing ---- */
+
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The comma-separated codings of a Transfer-Encoding value: false when one is not "chunked" or
+ * the value is empty; *chunks counts the "chunked" ones. */
+static bool codings_ok(const char *v, int *chunks, const char **bad, size_t *bad_len)
+{
+    bool any = false;
+    while (*v) {
+        while (blank(*v) || *v == ',')
+            v++;
+        if (!*v)
+            break;
+        const char *start = v;
+        while (*v && *v != ',')
+            v++;
+        size_t len = (size_t)(v - start);
+        while (len && blank(start[len - 1]))
+            len--;
+        any = true;
+        if (len != 7 || strncasecmp(start, "chunked", 7) != 0) {
+            *bad = start;
+            *bad_len = len;
+            return false;
+        }
+        (*chunks)++;
+    }
+    if (!any) {
+        *bad = "";
+        *bad_len = 0;
+    }
+    return any;
+}
+
+static void framing_fail(struct hs_framing *f, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void framing_fail(struct hs_framing *f, int status, const char *fmt, ...)
+{
+    if (f->status)
+        return; /* the first problem is the one told */
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(f->msg, sizeof f->msg, fmt, ap);
+    va_end(ap);
+    f->status = status;
+}
+
+static uint64_t parse_length(const char *v, bool *ok)
+{
+    uint64_t n = 0;
+    const char *p = v;
+    while (blank(*p))
+        p++;
+    *ok = *p >= '0' && *p <= '9';
+    for (; *p >= '0' && *p <= '9'; p++)
+        n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + (uint64_t)(*p - '0');
+    while (blank(*p))
+        p++;
+    if (*p)
+        *ok = false;
+    return n;
+}
+
+void hs_http_framing(const char *version, const struct hs_req_value *h, size_t n,
+                     struct hs_framing *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t hosts = 0, lengths = 0, encodings = 0;
+    int chunks = 0;
+    const char *first_length = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = h[i].name ? h[i].name : "", *value = h[i].value ? h[i].value : "";
+        if (strcasecmp(name, "Host") == 0) {
+            hosts++;
+        } else if (strcasecmp(name, "Content-Length") == 0) {
+            bool ok;
+            uint64_t len = parse_length(value, &ok);
+            if (!ok)
+                framing_fail(out, 400, "malformed Content-Length");
+            else if (lengths && (!first_length || parse_length(first_length, &ok) != len))
+                framing_fail(out, 400, "several different Content-Length headers");
+            first_length = value;
+            out->length = len;
+            lengths++;
+        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            const char *bad = NULL;
+            size_t bad_len = 0;
+            encodings++;
+            if (!codings_ok(value, &chunks, &bad, &bad_len)) {
+                if (bad_len)
+                    framing_fail(out, 501, "Transfer-Encoding %.*s is not supported (only chunked)",
+                                 (int)(bad_len > 40 ? 40 : bad_len), bad);
+                else
+                    framing_fail(out, 400, "empty Transfer-Encoding");
+            }
+        } else if (strcasecmp(name, "Expect") == 0 && strcasecmp(value, "100-continue") == 0) {
+            out->expect_continue = true;
+        }
+    }
+    if (lengths && encodings)
+        framing_fail(out, 400, "Content-Length and Transfer-Encoding together");
+    if (chunks > 1)
+        framing_fail(out, 400, "chunked applied more than once");
+    if (hosts > 1)
+        framing_fail(out, 400, "several Host headers");
+    if (hosts == 0 && version && strcmp(version, "HTTP/1.1") == 0)
+        framing_fail(out, 400, "an HTTP/1.1 request needs a Host header");
+    out->has_length = lengths > 0;
+    out->chunked = chunks == 1;
 }
 
 int hs_req_json_object(const struct hs_req *q, bool empty_ok, json_t **out, struct hs_resp *r)

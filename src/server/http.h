@@ -26,6 +26,21 @@ enum hs_auth_kind { HS_AUTH_NONE, HS_AUTH_KEY, HS_AUTH_SESSION };
 
 enum hs_listener_kind { HS_LISTENER_API, HS_LISTENER_DEMO };
 
+/* A header, query argument or cookie of a request (kind: MHD_HEADER_KIND, ...). */
+struct hs_req_value {
+    int kind;
+    char *name;
+    char *value; /* NULL for an argument without '=' */
+};
+
+/* A copy of what a handler reads from its request, for handlers that may outlive their
+ * connection (routes that wait on Hover answer 504 while the handler goes on). */
+struct hs_req_values {
+    char *method, *path;
+    struct hs_req_value *v;
+    size_t n;
+};
+
 struct hs_req {
     struct hs_server *srv;
     struct MHD_Connection *conn;
@@ -42,6 +57,8 @@ struct hs_req {
     size_t n_params;
     enum hs_auth_kind auth;
     struct hs_session session; /* when auth is HS_AUTH_SESSION */
+    /* When set, headers, arguments and cookies come from this copy and conn is NULL. */
+    const struct hs_req_values *values;
 };
 
 struct hs_resp {
@@ -79,6 +96,26 @@ void hs_resp_error(struct hs_resp *r, int status, const char *code, const char *
 void hs_resp_fail(struct hs_resp *r, int rc, const struct hs_error *err, const char *what);
 /* The code of docs/API.md for a status ("not_found"). */
 const char *hs_http_code_for_status(int status);
+
+/* Copies the headers, arguments and cookies of conn, and method and path (clear frees them). */
+void hs_req_values_copy(struct hs_req_values *v, struct MHD_Connection *conn, const char *method,
+                        const char *path);
+void hs_req_values_clear(struct hs_req_values *v);
+
+/* What a request's headers say of its body, checked before routing (RFC 9112 section 6):
+ * status 0 when the framing is acceptable, else 400 (Content-Length with Transfer-Encoding,
+ * several different Content-Lengths, HTTP/1.1 without exactly one Host) or 501 (a
+ * Transfer-Encoding other than chunked), with a message. */
+struct hs_framing {
+    int status;
+    char msg[160];
+    bool has_length;
+    uint64_t length; /* UINT64_MAX when over what 64 bits hold */
+    bool chunked;
+    bool expect_continue; /* "Expect: 100-continue": the body waits for a go-ahead */
+};
+void hs_http_framing(const char *version, const struct hs_req_value *headers, size_t n,
+                     struct hs_framing *out);
 
 const char *hs_req_arg(const struct hs_req *q, const char *name);
 const char *hs_req_header(const struct hs_req *q, const char *name);

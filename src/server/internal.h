@@ -19,8 +19,13 @@
 enum {
     R_AUTH = 1,      /* API key or session cookie */
     R_KEY_ONLY = 2,  /* API key only */
-    R_WORKER = 4,    /* runs on a worker thread (it waits on Hover or the store) */
+    R_WORKER = 4,    /* runs on a worker thread (it waits on the store) */
     R_JSON_BODY = 8, /* a body, when sent, must be application/json */
+    R_TICKET = 16,   /* a ticket (?ticket=, POST /api/tickets) may stand for the caller */
+    /* Runs on the Hover workers, detached from its connection: the answer waits at most
+     * --hover-wait (then 504) while the handler may go on and fill the caches. */
+    R_HOVER = 32,
+    R_QUOTA = 64, /* counts against the caller's request rate (--caller-rate-limit) */
 };
 
 typedef void (*hs_handler)(struct hs_req *q, struct hs_resp *r);
@@ -32,14 +37,19 @@ struct route {
     hs_handler fn;
 };
 
-#define SESSION_TTL_S  (12 * 3600)
-#define JOB_CACHE_MS   5000
-#define JOB_CACHE_N    256
-#define IMAGE_MAP_N    4096
-#define OAUTH_STATES_N 64
-#define OAUTH_STATE_MS (10 * 60 * 1000)
-#define CONN_FLAGS_N   64
-#define HTML_MAX       (1u << 20)
+#define SESSION_TTL_S       (12 * 3600)
+#define JOB_CACHE_MS        5000
+#define JOB_CACHE_N         256
+#define IMAGE_MAP_N         4096
+#define OAUTH_STATES_N      256 /* pending connect flows, whoever started them */
+#define OAUTH_STATE_MS      (10 * 60 * 1000)
+#define FLOWS_PER_BROWSER   4  /* a browser's fifth flow replaces its oldest */
+#define FLOWS_PER_ADDRESS   32 /* past this, /connect from that address is refused */
+#define TICKETS_N           1024
+#define TICKET_MS           (60 * 1000)
+#define TICKETS_PER_SESSION 16 /* a caller's seventeenth ticket replaces its oldest */
+#define CONN_FLAGS_N        64
+#define HTML_MAX            (1u << 20)
 
 struct job_entry {
     int64_t id;
@@ -54,14 +64,38 @@ struct image_entry {
     char *url;
 };
 
+/* A pending connect flow (routes_web.c): from /connect to the callback, then, when the grant
+ * would re-point an existing connection to another org, until the user confirms. */
 struct oauth_state {
-    char state[33];
-    char *connection; /* the name asked for, or NULL: org-<owner_id> */
+    char state[33];            /* "" once used (or free) */
+    unsigned char browser[32]; /* SHA-256 of the browser's hs_flow cookie */
+    char address[48];          /* the client address that started it */
+    char *connection;          /* the name asked for, or NULL: org-<owner_id> */
+    char *session;             /* the starting session's token_sha256; NULL: the API key */
     int64_t expires_ms;
+    /* Waiting for the confirmation of a re-point (confirm[0] != 0). */
+    char confirm[65];
+    char *key;
+    struct hs_token tok;
+    int64_t old_owner;
 };
 
-struct server_rt; /* server.c: daemons and workers */
-struct sse_hub;   /* sse.c */
+/* A short-lived, single-use, single-purpose credential for what cannot send a header (an
+ * EventSource, a link opened in a new tab): it acts as its session (or the API key) for one
+ * request of one route on one target. Only its SHA-256 is kept. */
+struct ticket {
+    unsigned char hash[32];
+    char purpose[8];  /* "events", "file", "connect" */
+    char target[72];  /* the sync id, the sha256, or the connection name ("": none) */
+    char session[65]; /* the issuing session's token_sha256; "": the API key */
+    int64_t created_ms, expires_ms;
+};
+
+struct server_rt;    /* server.c: daemons and workers */
+struct sse_hub;      /* sse.c */
+struct hs_conns;     /* conns.c */
+struct hs_quota;     /* quota.c */
+struct health_cache; /* routes_webhooks.c */
 
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
@@ -93,13 +127,18 @@ struct hs_server {
     size_t jobs_next;
     struct image_entry *images; /* IMAGE_MAP_N, a ring */
     size_t images_next;
-    struct oauth_state states[OAUTH_STATES_N];
-    size_t states_next;
+    struct oauth_state *states;    /* OAUTH_STATES_N */
+    struct ticket *tickets;        /* TICKETS_N */
     char *reconnect[CONN_FLAGS_N]; /* connections whose grant Hover refused */
     atomic_llong oauth_requests;
 
     struct server_rt *rt;
     struct sse_hub *sse;
+    struct hs_quota *quota;      /* NULL: no per-caller limit */
+    struct health_cache *health; /* Hover's word on the webhooks, for GET /api/status */
+    int hover_workers;
+    int64_t hover_wait_ms, header_timeout_ms;
+    unsigned max_connections;
 
     /* Webhooks (routes_webhooks.c). */
     struct hs_client_provider provider; /* the pool, for the verify call and health */
@@ -130,37 +169,96 @@ int hs_auth_check(struct hs_req *q, struct hs_resp *r);
 bool hs_origin_allowed(const struct hs_server *s, const char *origin);
 /* True when origin is the service's own. */
 bool hs_origin_own(const struct hs_server *s, const char *origin);
-/* Creates and stores a session; token gets the secret (64 hex), *out the stored row. */
-int hs_session_create(struct hs_server *s, const char *user, char token[65], struct hs_session *out,
-                      struct hs_error *err);
+/* Creates and stores a session that may use the n connections (keys) given; token gets the
+ * secret (64 hex), *out the stored row. */
+int hs_session_create(struct hs_server *s, const char *user, const char *const *connections,
+                      size_t n, char token[65], struct hs_session *out, struct hs_error *err);
 /* Finds the session of a token (NOT_FOUND when unknown or expired). */
 int hs_session_lookup(struct hs_server *s, const char *token, struct hs_session *out,
                       struct hs_error *err);
 /* Sets the hs_session cookie on r. */
 void hs_session_set_cookie(const struct hs_server *s, struct hs_resp *r, const char *token);
+/* The caller's scope for the store: NULL for the API key, else the session's connections (in
+ * *buf, valid while q is). */
+const struct hs_scope *hs_req_scope(const struct hs_req *q, struct hs_scope *buf);
+/* True when the caller may use connection `key` (the API key may use any). */
+bool hs_req_may_use(const struct hs_req *q, const char *key);
+/* Issues a ticket for purpose and target on behalf of the caller of q (its session, or the API
+ * key); out gets it (64 hex). HS_ERR_BUSY when every slot holds a live ticket. */
+int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, char out[65],
+                    int64_t *expires_ms);
 /* Random bytes as hex (2n chars + NUL in out); 0 or HS_ERR_INTERNAL. */
 int hs_random_hex(size_t n, char *out);
 void hs_sha256_hex(const char *s, char out[65]);
+void hs_sha256_bytes(const char *s, unsigned char out[32]);
+/* True when s is exactly n lowercase hex digits (tokens, tickets, hashes). */
+bool hs_is_hex(const char *s, size_t n);
 
 /* ---- connections (routes_jobs.c) ---- */
-/* The connection a request names (?connection=, checked against the store), or the first one;
- * NULL with no connection at all. 0, or -1 with an error in r. *key is owned by the caller. */
-int hs_pick_connection(struct hs_server *s, const char *asked, char **key, struct hs_resp *r);
+/* The connection a request names (`asked`, checked against the store and the caller's scope:
+ * 404 outside it), or the caller's first one (connected first); NULL when it has none. 0, or -1
+ * with an error in r. *key is owned by the caller. */
+int hs_pick_connection(struct hs_req *q, const char *asked, char **key, struct hs_resp *r);
 /* Remembers what Hover said of a connection's grant (reconnect needed or fine). */
 void hs_connection_note(struct hs_server *s, const char *key, int rc);
 bool hs_connection_needs_reconnect(struct hs_server *s, const char *key);
 /* The job as Hover shows it (cached JOB_CACHE_MS, or up to max_age_ms when >= 0), through the
- * connection given (or the one that knows it); *doc is a new reference, *conn the connection
- * (caller frees). */
-int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection, int64_t max_age_ms,
-                 json_t **doc, char **conn, struct hs_error *err);
+ * connection given (or the one that knows it), within a scope (NULL: any connection; else
+ * HS_ERR_NOT_FOUND when none of its connections has the job); *doc is a new reference, *conn
+ * the connection (caller frees). */
+int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection,
+                 const struct hs_scope *scope, int64_t max_age_ms, json_t **doc, char **conn,
+                 struct hs_error *err);
+
+/* ---- conns.c: connections and the header deadline ---- */
+/* idle_ms: libmicrohttpd's keep-alive idle timeout; limit: the connection limit. */
+struct hs_conns *hs_conns_new(const struct hs_clock *clock, int64_t header_ms, int64_t idle_ms,
+                              size_t limit);
+void hs_conns_free(struct hs_conns *t);
+/* MHD_OPTION_NOTIFY_CONNECTION's callback (cls: the table). */
+void hs_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+/* The access handler's first call: the request's headers are complete. */
+void hs_conns_headers_done(struct MHD_Connection *conn);
+/* A request ended: the next one's headers are due after the idle time plus the header time. */
+void hs_conns_request_done(struct MHD_Connection *conn);
+/* Shuts down the sockets of connections past their deadline; how many. */
+size_t hs_conns_reap(struct hs_conns *t);
+void hs_conns_counts(struct hs_conns *t, int64_t *open, int64_t *reaped);
+
+/* The counters of the guards (Hover waits, header deadlines, caller rates) for /metrics. */
+void hs_server_guard_stats(struct hs_server *s, struct hs_metrics_sources *src);
+
+/* ---- quota.c: requests per minute per caller (API key or session) ---- */
+struct hs_quota *hs_quota_new(int per_minute);
+void hs_quota_free(struct hs_quota *qt);
+/* 0 when the caller may go on; else the seconds to wait before the next request (>= 1). */
+int64_t hs_quota_take(struct hs_quota *qt, const char *caller, int64_t now_ms);
+int64_t hs_quota_refused(struct hs_quota *qt);
+/* The request's caller takes one of its requests: 0, or -1 with a 429 (Retry-After) in r. */
+int hs_quota_check(struct hs_req *q, struct hs_resp *r);
+
+/* ---- routes_webhooks.c ---- */
+void hs_health_cache_free(struct hs_server *s);
 
 /* ---- sse.c ---- */
+/* The state of sync `id` (a new reference, with its version) if the caller may see it (a
+ * session: a sync of one of its connections); 0, or -1 with a 404 (or 503) in r. */
+int hs_sync_state(struct hs_req *q, const char *id, json_t **st, int64_t *version,
+                  struct hs_resp *r);
 int hs_sse_start(struct hs_server *s, struct hs_error *err);
 /* Ends every stream (their connections are resumed) and refuses new parking. */
 void hs_sse_stop(struct hs_server *s);
 void hs_sse_free(struct hs_server *s);
 int64_t hs_sse_count(struct hs_server *s);
+
+/* ---- the connect flow (routes_web.c) ---- */
+/* Whether the caller may start a connect flow for `name` (NULL: org-<owner id>): a valid name,
+ * and for a session one of its connections or a name not taken yet. 0, or -1 with a 400 or 404
+ * in r. */
+int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r);
+/* Frees the pending flows (at hs_server_free). */
+void hs_flows_free(struct hs_server *s);
 
 /* ---- handlers ---- */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r);
@@ -176,7 +274,9 @@ void hs_route_sync_events(struct hs_req *q, struct hs_resp *r);
 void hs_route_records(struct hs_req *q, struct hs_resp *r);
 void hs_route_file(struct hs_req *q, struct hs_resp *r);
 void hs_route_image(struct hs_req *q, struct hs_resp *r);
+void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r);
 void hs_route_connect(struct hs_req *q, struct hs_resp *r);
+void hs_route_connect_confirm(struct hs_req *q, struct hs_resp *r);
 void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r);
 void hs_route_modal(struct hs_req *q, struct hs_resp *r);
 void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r);

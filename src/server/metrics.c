@@ -200,5 +200,27 @@ char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *s
            (double)src->sse_streams);
     sample(&b, "hoversync_http_requests_in_flight", "gauge", "Requests being handled now.",
            (double)src->in_flight);
+    family(&b, "hoversync_hover_waits_total", "counter",
+           "Requests of routes that wait on Hover, by how the wait ended: answered in time, or "
+           "504 after --hover-wait (the work goes on in the background).");
+    (void)hs_buf_appendf(&b, "hoversync_hover_waits_total{result=\"answered\"} %lld\n",
+                         (long long)src->hover_answered);
+    (void)hs_buf_appendf(&b, "hoversync_hover_waits_total{result=\"timed_out\"} %lld\n",
+                         (long long)src->hover_timed_out);
+    sample(&b, "hoversync_hover_waiting", "gauge",
+           "Requests of routes that wait on Hover, waiting now.", (double)src->hover_waiting);
+    sample(&b, "hoversync_hover_handlers_running", "gauge",
+           "Handlers of routes that wait on Hover running now, those already answered 504 "
+           "included.",
+           (double)src->hover_running);
+    sample(&b, "hoversync_http_connections", "gauge", "Open HTTP connections.",
+           (double)src->connections);
+    sample(&b, "hoversync_http_header_timeouts_total", "counter",
+           "Connections closed because their request headers were not complete within "
+           "--header-timeout.",
+           (double)src->header_timeouts);
+    sample(&b, "hoversync_http_rate_limited_total", "counter",
+           "Requests refused with 429 by the per-caller limit (--caller-rate-limit).",
+           (double)src->callers_refused);
     return hs_buf_take(&b, NULL);
 }

@@ -31,6 +31,12 @@ struct hs_metrics_sources {
     int64_t oauth_requests; /* token endpoint requests of the connect flow */
     int64_t sse_streams;    /* open progress streams */
     int64_t in_flight;      /* requests being handled */
+    /* Routes that wait on Hover: answered in time, answered 504, waiting now. */
+    int64_t hover_answered, hover_timed_out, hover_waiting;
+    int64_t hover_running;   /* their handlers running now, those answered 504 included */
+    int64_t connections;     /* open connections */
+    int64_t header_timeouts; /* connections closed because their headers were late */
+    int64_t callers_refused; /* 429 answers of the per-caller limit */
 };
 
 /* The text page (caller frees). */

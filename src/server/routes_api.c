@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
+
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -77,6 +79,7 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     src.oauth_requests = atomic_load(&s->oauth_requests);
     src.sse_streams = hs_sse_count(s);
     src.in_flight = hs_server_in_flight(s);
+    hs_server_guard_stats(s, &src);
     char *text = hs_metrics_render(s->metrics, &src);
     hs_resp_set(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     hs_resp_header(r, "Cache-Control", "no-store");
@@ -89,11 +92,125 @@ static json_t *iso_time(int64_t unix_s)
     return json_string(buf);
 }
 
+/* The names of the stored connections, as a JSON array. */
+static json_t *connection_names(const struct hs_connection_row *rows, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, hs_json_text(rows[i].key));
+    return a;
+}
+
+/* A 422 about the connections a session was asked for, with the names there are. */
+static void connections_refused(struct hs_resp *r, const char *code, const char *msg,
+                                const struct hs_connection_row *rows, size_t n)
+{
+    hs_resp_json(r, 422,
+                 json_pack("{s:{s:s, s:s, s:i, s:o}}", "error", "code", code, "message", msg,
+                           "status", 422, "connections", connection_names(rows, n)));
+}
+
+/* The connections of a new session (docs/API.md "Tenants"): those named in `connections`
+ * (an array) or `connection` (a string), each of which must exist; none named: the only
+ * connection there is, or none when there is none yet (the session may connect one). 0 with
+ * *out (caller frees the strings and the array), or -1 with a 400 or 422 in r. */
+static int session_connections(struct hs_server *s, json_t *body, char ***out, size_t *n_out,
+                               struct hs_resp *r)
+{
+    json_t *many = json_object_get(body, "connections"), *one = json_object_get(body, "connection");
+    json_t *asked = json_array();
+    if (one && !json_is_null(one)) {
+        if (!json_is_string(one)) {
+            json_decref(asked);
+            hs_resp_error(r, 400, "bad_request", "connection must be a string");
+            return -1;
+        }
+        json_array_append(asked, one);
+    }
+    if (many && !json_is_null(many)) {
+        size_t i;
+        json_t *x;
+        if (!json_is_array(many) || json_array_size(many) > CONN_FLAGS_N) {
+            json_decref(asked);
+            hs_resp_error(r, 400, "bad_request", "connections must be an array of at most %d names",
+                          CONN_FLAGS_N);
+            return -1;
+        }
+        json_array_foreach(many, i, x)
+        {
+            if (!json_is_string(x)) {
+                json_decref(asked);
+                hs_resp_error(r, 400, "bad_request", "connections must hold connection names");
+                return -1;
+            }
+            json_array_append(asked, x);
+        }
+    }
+    struct hs_connection_row *rows = NULL;
+    size_t n = 0;
+    struct hs_error err = {0};
+    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
+    if (rc) {
+        json_decref(asked);
+        hs_resp_fail(r, rc, &err, "listing connections");
+        return -1;
+    }
+    size_t na = json_array_size(asked);
+    char **v = hs_calloc(na + 1, sizeof *v);
+    size_t k = 0;
+    int ret = 0;
+    if (na == 0 && n > 1) {
+        connections_refused(r, "connection_required",
+                            "several Hover orgs are connected: name the session's connections",
+                            rows, n);
+        ret = -1;
+    } else if (na == 0 && n == 1) {
+        v[k++] = hs_strdup(rows[0].key);
+    }
+    for (size_t i = 0; i < na && ret == 0; i++) {
+        const char *name = json_string_value(json_array_get(asked, i));
+        bool known = false, dup = false;
+        for (size_t j = 0; j < n && !known; j++)
+            known = strcmp(rows[j].key, name) == 0;
+        for (size_t j = 0; j < k && !dup; j++)
+            dup = strcmp(v[j], name) == 0;
+        if (!known) {
+            char msg[160];
+            (void)snprintf(msg, sizeof msg, "no connection named %.64s", name);
+            connections_refused(r, "unknown_connection", msg, rows, n);
+            ret = -1;
+        } else if (!dup) {
+            v[k++] = hs_strdup(name);
+        }
+    }
+    hs_connection_rows_free(rows, n);
+    json_decref(asked);
+    if (ret) {
+        for (size_t i = 0; i < k; i++)
+            free(v[i]);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    *n_out = k;
+    return 0;
+}
+
+static json_t *string_array(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, hs_json_text(v[i]));
+    return a;
+}
+
 /* POST /api/sessions (API key only) */
 void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     json_t *body = NULL;
+    char **conns = NULL;
+    size_t n_conns = 0;
     if (hs_req_json_object(q, true, &body, r) != 0)
         return;
     json_t *u = json_object_get(body, "user");
@@ -107,22 +224,31 @@ void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r)
         }
         user = json_string_value(u);
     }
+    if (session_connections(s, body, &conns, &n_conns, r) != 0) {
+        json_decref(body);
+        return;
+    }
     char token[65];
     struct hs_session ss = {0};
     struct hs_error err = {0};
-    int rc = hs_session_create(s, user, token, &ss, &err);
+    int rc = hs_session_create(s, user, (const char *const *)conns, n_conns, token, &ss, &err);
     json_decref(body);
+    for (size_t i = 0; i < n_conns; i++)
+        free(conns[i]);
+    free(conns);
     if (rc) {
         hs_resp_fail(r, rc, &err, "creating the session");
         return;
     }
-    char *modal = hs_aprintf("%s/modal?session=%s", s->public_url, token);
+    /* The token goes in the fragment: never sent to a server, never in an access log. */
+    char *modal = hs_aprintf("%s/modal#session=%s", s->public_url, token);
     hs_resp_json(r, 201,
-                 json_pack("{s:s, s:s, s:o, s:s, s:o}", "session", token, "csrf_token",
+                 json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "session", token, "csrf_token",
                            ss.csrf_token, "expires_at", iso_time(ss.expires_at), "modal_url", modal,
-                           "user", hs_json_text(ss.user)));
-    hs_info("session msg=\"created\" user_set=%d expires_at=%lld", user != NULL,
-            (long long)ss.expires_at);
+                           "user", hs_json_text(ss.user), "connections",
+                           string_array(ss.connections, ss.n_connections)));
+    hs_info("session msg=\"created\" user_set=%d connections=%zu expires_at=%lld", user != NULL,
+            ss.n_connections, (long long)ss.expires_at);
     free(modal);
     hs_session_clear(&ss);
     memset(token, 0, sizeof token);
@@ -136,12 +262,13 @@ void hs_route_session_get(struct hs_req *q, struct hs_resp *r)
         return;
     }
     hs_resp_json(r, 200,
-                 json_pack("{s:s, s:o, s:s, s:o}", "auth", "session", "user",
+                 json_pack("{s:s, s:o, s:s, s:o, s:o}", "auth", "session", "user",
                            hs_json_text(q->session.user), "csrf_token", q->session.csrf_token,
-                           "expires_at", iso_time(q->session.expires_at)));
+                           "expires_at", iso_time(q->session.expires_at), "connections",
+                           string_array(q->session.connections, q->session.n_connections)));
 }
 
-/* GET /api/connections */
+/* GET /api/connections: the caller's (a session sees its own only). */
 void hs_route_connections(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
@@ -155,6 +282,8 @@ void hs_route_connections(struct hs_req *q, struct hs_resp *r)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
+        if (!hs_req_may_use(q, rows[i].key))
+            continue;
         bool refused = rows[i].reconnect_required || hs_connection_needs_reconnect(s, rows[i].key);
         const char *status = !rows[i].has_token ? "disconnected"
                              : refused          ? "reconnect_required"
@@ -191,8 +320,18 @@ void hs_route_jobs_search(struct hs_req *q, struct hs_resp *r)
         return;
     }
     char *key = NULL;
-    if (hs_pick_connection(s, hs_req_arg(q, "connection"), &key, r) != 0)
+    if (hs_pick_connection(q, hs_req_arg(q, "connection"), &key, r) != 0)
         return;
+    const char *named_arg = hs_req_arg(q, "connection");
+    struct hs_scope scope_buf, named = {.keys = (const char *const *)&key, .n = 1};
+    const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
+    if (scope && !key) {
+        /* A session without a connection has nothing to search (and no org to ask). */
+        hs_resp_json(r, 200,
+                     json_pack("{s:s, s:[], s:I, s:b, s:i}", "source", "local", "results", "page",
+                               (json_int_t)page, "more", 0, "total", 0));
+        return;
+    }
     struct hs_search_query sq = {
         .q = text,
         .state = state && *state ? state : NULL,
@@ -202,6 +341,8 @@ void hs_route_jobs_search(struct hs_req *q, struct hs_resp *r)
         /* Debounce per typist: a browser session's keystrokes supersede each other, not those
          * of another user of the same org. API-key callers share the connection's key. */
         .session = q->auth == HS_AUTH_SESSION ? q->session.token_sha256 : NULL,
+        /* Stored jobs of the connection searched, when one is named; else the caller's. */
+        .scope = named_arg && *named_arg ? &named : scope,
     };
     json_t *out = NULL;
     struct hs_error err = {0};
@@ -309,20 +450,22 @@ void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r)
         goto out;
     }
     const char *asked = json_is_string(jc) ? json_string_value(jc) : hs_req_arg(q, "connection");
-    if (asked && hs_pick_connection(s, asked, &hint, r) != 0)
+    if (asked && hs_pick_connection(q, asked, &hint, r) != 0)
         goto out;
+    struct hs_scope scope_buf;
+    const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
 
     /* Check the job and its models before queueing: from the job's recent Show Job when there is
      * one, else (or when a model is not on it) from a fresh one. Hover being unreachable does
      * not refuse the sync: the queue reports what happens. */
     struct hs_error err = {0};
-    int rc = hs_job_fetch(s, job_id, hint, 10 * 60 * 1000, &doc, &conn, &err);
+    int rc = hs_job_fetch(s, job_id, hint, scope, 10 * 60 * 1000, &doc, &conn, &err);
     if (rc == HS_OK && missing_model(doc, ids, n_ids, ready, n_ready)) {
         json_decref(doc);
         doc = NULL;
         free(conn);
         conn = NULL;
-        rc = hs_job_fetch(s, job_id, hint, -1, &doc, &conn, &err);
+        rc = hs_job_fetch(s, job_id, hint, scope, -1, &doc, &conn, &err);
     }
     if (rc == HS_ERR_NOT_FOUND) {
         hs_resp_error(r, 404, "not_found", "job %lld not found in the connected Hover orgs",
@@ -341,8 +484,13 @@ void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r)
                 (long long)job_id, hs_err_name(rc));
         free(conn);
         conn = hint ? hs_strdup(hint) : NULL;
-        if (!conn && hs_pick_connection(s, NULL, &conn, r) != 0)
+        if (!conn && hs_pick_connection(q, NULL, &conn, r) != 0)
             goto out;
+        if (!conn && scope) {
+            hs_resp_error(r, 404, "not_found", "job %lld not found in the connected Hover orgs",
+                          (long long)job_id);
+            goto out;
+        }
     }
     if (!s->syncq) {
         hs_resp_error(r, 503, "internal", "the sync queue is not running");
@@ -381,7 +529,9 @@ void hs_route_records(struct hs_req *q, struct hs_resp *r)
         return;
     char *doc = NULL;
     struct hs_error err = {0};
-    int rc = s->store->ops->export_since(s->store, since, &doc, &err);
+    struct hs_scope scope_buf;
+    int rc = s->store->ops->export_since_scoped(s->store, since, hs_req_scope(q, &scope_buf), &doc,
+                                                &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "reading the records");
         return;
@@ -389,22 +539,12 @@ void hs_route_records(struct hs_req *q, struct hs_resp *r)
     hs_resp_set(r, 200, "application/json", doc, strlen(doc));
 }
 
-static bool sha_ok(const char *s)
-{
-    if (strlen(s) != 64)
-        return false;
-    for (size_t i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
 /* GET /files/{sha256} */
 void hs_route_file(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     const char *sha = q->params[0];
-    if (!sha_ok(sha)) {
+    if (!hs_is_hex(sha, 64)) {
         hs_resp_error(r, 400, "bad_request",
                       "a file is named by the 64 lowercase hex digits of "
                       "its SHA-256");
@@ -412,7 +552,10 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
     }
     struct hs_artifact_row a = {0};
     struct hs_error err = {0};
-    int rc = s->store->ops->artifact_by_sha(s->store, sha, &a, &err);
+    struct hs_scope scope_buf;
+    /* A session sees the bytes of its connections' jobs only. */
+    int rc =
+        s->store->ops->artifact_by_sha_scoped(s->store, sha, hs_req_scope(q, &scope_buf), &a, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         hs_resp_error(r, 404, "not_found", "no stored file %s", sha);
         return;
@@ -424,4 +567,82 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
     /* Content-addressed: the bytes behind a name never change. */
     hs_resp_stored_file(q, r, &a, "private, max-age=31536000, immutable");
     hs_artifact_row_clear(&a);
+}
+
+/* POST /api/tickets {"purpose":"events","sync_id":ID} | {"purpose":"file","sha256":SHA} |
+ * {"purpose":"connect","connection":NAME}: a ticket for what cannot send a header, for the
+ * caller's own sync, file or connection only (else 404, like the thing itself). */
+void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    json_t *body = NULL, *st = NULL;
+    char *path = NULL;
+    if (hs_req_json_object(q, false, &body, r) != 0)
+        return;
+    const char *purpose = json_string_value(json_object_get(body, "purpose"));
+    const char *target = NULL;
+    if (purpose && strcmp(purpose, "events") == 0) {
+        int64_t v = 0;
+        target = json_string_value(json_object_get(body, "sync_id"));
+        if (!target) {
+            hs_resp_error(r, 400, "bad_request", "sync_id must be a string");
+            goto out;
+        }
+        if (hs_sync_state(q, target, &st, &v, r) != 0)
+            goto out;
+        char *esc = hs_url_escape(target);
+        path = hs_aprintf("/api/syncs/%s/events?", esc);
+        free(esc);
+    } else if (purpose && strcmp(purpose, "file") == 0) {
+        target = json_string_value(json_object_get(body, "sha256"));
+        if (!target || !hs_is_hex(target, 64)) {
+            hs_resp_error(r, 400, "bad_request", "sha256 must be 64 lowercase hex digits");
+            goto out;
+        }
+        struct hs_artifact_row a = {0};
+        struct hs_error err = {0};
+        struct hs_scope scope_buf;
+        int rc = s->store->ops->artifact_by_sha_scoped(s->store, target,
+                                                       hs_req_scope(q, &scope_buf), &a, &err);
+        hs_artifact_row_clear(&a);
+        if (rc) {
+            hs_resp_fail(r, rc, &err, "finding the file");
+            goto out;
+        }
+        path = hs_aprintf("/files/%s?", target);
+    } else if (purpose && strcmp(purpose, "connect") == 0) {
+        json_t *c = json_object_get(body, "connection");
+        if (c && !json_is_null(c) && !json_is_string(c)) {
+            hs_resp_error(r, 400, "bad_request", "connection must be a string");
+            goto out;
+        }
+        target = json_string_value(c);
+        if (hs_connect_allowed(q, target, r) != 0)
+            goto out;
+        char *esc = target && *target ? hs_url_escape(target) : NULL;
+        path = esc ? hs_aprintf("/connect?connection=%s&", esc) : hs_strdup("/connect?");
+        free(esc);
+    } else {
+        hs_resp_error(r, 400, "bad_request", "purpose must be events, file or connect");
+        goto out;
+    }
+    char ticket[65];
+    int64_t expires_ms = 0;
+    int rc = hs_ticket_issue(q, purpose, target, ticket, &expires_ms);
+    if (rc) {
+        hs_resp_error(r, 503, "internal", "too many tickets are in use; try again in a minute");
+        hs_resp_header(r, "Retry-After", "60");
+        goto out;
+    }
+    char *url = hs_aprintf("%s%sticket=%s", s->public_url, path, ticket);
+    int64_t expires_s = hs_server_wall_s(s) + (expires_ms - hs_server_mono_ms(s)) / 1000;
+    hs_resp_json(r, 201,
+                 json_pack("{s:s, s:s, s:s, s:o}", "ticket", ticket, "purpose", purpose, "url", url,
+                           "expires_at", iso_time(expires_s)));
+    free(url);
+    OPENSSL_cleanse(ticket, sizeof ticket);
+out:
+    free(path);
+    json_decref(st);
+    json_decref(body);
 }

@@ -24,8 +24,9 @@
 
 /* ---- connections ---- */
 
-int hs_pick_connection(struct hs_server *s, const char *asked, char **key, struct hs_resp *r)
+int hs_pick_connection(struct hs_req *q, const char *asked, char **key, struct hs_resp *r)
 {
+    struct hs_server *s = q->srv;
     *key = NULL;
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
@@ -36,8 +37,9 @@ int hs_pick_connection(struct hs_server *s, const char *asked, char **key, struc
         return -1;
     }
     if (asked && *asked) {
+        /* Another tenant's connection is as unknown as one that does not exist. */
         for (size_t i = 0; i < n && !*key; i++)
-            if (strcmp(rows[i].key, asked) == 0)
+            if (strcmp(rows[i].key, asked) == 0 && hs_req_may_use(q, asked))
                 *key = hs_strdup(asked);
         hs_connection_rows_free(rows, n);
         if (!*key) {
@@ -50,10 +52,11 @@ int hs_pick_connection(struct hs_server *s, const char *asked, char **key, struc
         return 0;
     }
     for (size_t i = 0; i < n && !*key; i++)
-        if (rows[i].has_token)
+        if (rows[i].has_token && hs_req_may_use(q, rows[i].key))
             *key = hs_strdup(rows[i].key);
-    if (!*key && n)
-        *key = hs_strdup(rows[0].key);
+    for (size_t i = 0; i < n && !*key; i++)
+        if (hs_req_may_use(q, rows[i].key))
+            *key = hs_strdup(rows[i].key);
     hs_connection_rows_free(rows, n);
     return 0;
 }
@@ -245,8 +248,9 @@ static int show_through(struct hs_server *s, const char *key, int64_t job_id, js
     return HS_OK;
 }
 
-int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection, int64_t max_age_ms,
-                 json_t **doc, char **conn, struct hs_error *err)
+int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection,
+                 const struct hs_scope *scope, int64_t max_age_ms, json_t **doc, char **conn,
+                 struct hs_error *err)
 {
     if (max_age_ms < 0)
         max_age_ms = JOB_CACHE_MS;
@@ -256,7 +260,10 @@ int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection, in
         struct job_entry *e = &s->jobs[i];
         if (e->id != job_id || !e->doc)
             continue;
-        if (connection && strcmp(connection, e->connection) != 0)
+        /* Shown through a connection outside the scope: not this caller's to see (nor a hint:
+         * which org has the job is not for it to learn either). */
+        if ((connection && strcmp(connection, e->connection) != 0) ||
+            !hs_scope_has(scope, e->connection))
             break;
         if (hs_server_mono_ms(s) - e->at_ms <= max_age_ms) {
             *doc = json_deep_copy(e->doc);
@@ -272,6 +279,7 @@ int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection, in
     /* Which orgs to ask: the one named, else the one that had the job, then every other. */
     char **keys = NULL;
     size_t n = 0;
+    bool any = connection != NULL; /* a connection the caller may use exists */
     if (connection) {
         keys = hs_calloc(1, sizeof *keys);
         keys[n++] = hs_strdup(connection);
@@ -286,15 +294,21 @@ int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection, in
         keys = hs_calloc(nr + 2, sizeof *keys);
         if (hint)
             keys[n++] = hs_strdup(hint);
-        for (size_t i = 0; i < nr; i++)
+        for (size_t i = 0; i < nr; i++) {
+            if (!hs_scope_has(scope, rows[i].key))
+                continue;
+            any = true;
             if (rows[i].has_token && !hs_streq(rows[i].key, hint))
                 keys[n++] = hs_strdup(rows[i].key);
+        }
         hs_connection_rows_free(rows, nr);
     }
     free(hint);
-    int rc = n ? HS_ERR_NOT_FOUND
-               : hs_fail(err, HS_ERR_NO_CREDENTIALS,
-                         "no Hover org is connected: connect one first (GET /connect)");
+    /* A session without a connection has no job to see; anyone else needs an org connected. */
+    int rc = n || (scope && !any)
+                 ? HS_ERR_NOT_FOUND
+                 : hs_fail(err, HS_ERR_NO_CREDENTIALS,
+                           "no Hover org is connected: connect one first (GET /connect)");
     for (size_t i = 0; i < n && rc == HS_ERR_NOT_FOUND; i++) {
         rc = show_through(s, keys[i], job_id, doc, err);
         if (rc == HS_OK)
@@ -357,11 +371,12 @@ void hs_route_job_show(struct hs_req *q, struct hs_resp *r)
         return;
     char *asked = NULL, *conn = NULL;
     const char *a = hs_req_arg(q, "connection");
-    if (a && *a && hs_pick_connection(s, a, &asked, r) != 0)
+    if (a && *a && hs_pick_connection(q, a, &asked, r) != 0)
         return;
     json_t *doc = NULL;
     struct hs_error err = {0};
-    int rc = hs_job_fetch(s, id, asked, -1, &doc, &conn, &err);
+    struct hs_scope scope_buf;
+    int rc = hs_job_fetch(s, id, asked, hs_req_scope(q, &scope_buf), -1, &doc, &conn, &err);
     free(asked);
     if (rc == HS_OK)
         rc = merge_status(s, id, doc, &err);
@@ -476,7 +491,9 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
     static const char cache[] = "private, max-age=86400";
     struct hs_artifact_row a = {0};
     struct hs_error err = {0};
-    int rc = s->store->ops->artifact_by_image(s->store, id, &a, &err);
+    struct hs_scope scope_buf;
+    const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
+    int rc = s->store->ops->artifact_by_image_scoped(s->store, id, scope, &a, &err);
     if (rc == HS_OK && stored_file_present(s, &a)) {
         hs_resp_stored_file(q, r, &a, cache);
         hs_artifact_row_clear(&a);
@@ -490,7 +507,8 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
     struct image_entry e = {0};
     pthread_mutex_lock(&s->cache_lock);
     for (size_t i = 0; i < IMAGE_MAP_N; i++) {
-        if (s->images[i].id == id) {
+        /* Listed by a job of another tenant's connection: unknown to this caller. */
+        if (s->images[i].id == id && hs_scope_has(scope, s->images[i].connection)) {
             e.id = id;
             e.model_id = s->images[i].model_id;
             e.connection = hs_strdup(s->images[i].connection);
@@ -504,6 +522,12 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
                       "image %lld is unknown (images are served for jobs shown by "
                       "GET /api/jobs/{id})",
                       (long long)id);
+        return;
+    }
+    /* Only a download spends a Hover request: a stored image does not count for the caller. */
+    if (hs_quota_check(q, r) != 0) {
+        free(e.connection);
+        free(e.url);
         return;
     }
     memset(&err, 0, sizeof err);

@@ -1,12 +1,15 @@
 /* routes_web.c: what browsers load: the modal page and its files (web/), the connect flow
  * (GET /connect, GET /oauth/callback: Hover's OAuth authorization-code grant), and the demo CRM
  * listener (web/demo/, another origin that mints a modal session like a CRM back-end would). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,6 +161,29 @@ void hs_route_modal(struct hs_req *q, struct hs_resp *r)
 
 /* ---- the demo CRM (its own listener, its own origin) ---- */
 
+/* The demo's session: of connection `only` when given (HS_ERR_NOT_FOUND if there is none of
+ * that name), else of every connection. */
+static int demo_session(struct hs_server *s, const char *only, char token[65],
+                        struct hs_session *ss, struct hs_error *err)
+{
+    struct hs_connection_row *rows = NULL;
+    size_t n = 0, k = 0;
+    int rc = s->store->ops->connections_list(s->store, &rows, &n, err);
+    if (rc)
+        return rc;
+    const char **keys = hs_calloc(n + 1, sizeof *keys);
+    for (size_t i = 0; i < n; i++)
+        if (!only || !*only || strcmp(rows[i].key, only) == 0)
+            keys[k++] = rows[i].key;
+    if (only && *only && k == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "No connection is named %.64s.", only);
+    else
+        rc = hs_session_create(s, "demo-crm", keys, k, token, ss, err);
+    free(keys);
+    hs_connection_rows_free(rows, n);
+    return rc;
+}
+
 void hs_route_demo(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
@@ -176,13 +202,18 @@ void hs_route_demo(struct hs_req *q, struct hs_resp *r)
             hs_resp_html_message(s, r, 404, "Not installed", "web/demo/crm.html is missing.");
             return;
         }
-        /* What a CRM's back-end does before it opens the modal: mint a session for its user. */
+        /* What a CRM's back-end does before it opens the modal: mint a session for its user,
+         * with the connection of this CRM tenant (?connection=), or every one for the demo. */
         char token[65];
         struct hs_session ss = {0};
         struct hs_error err = {0};
-        int rc = hs_session_create(s, "demo-crm", token, &ss, &err);
+        int rc = demo_session(s, hs_req_arg(q, "connection"), token, &ss, &err);
         if (rc) {
             free(html);
+            if (rc == HS_ERR_NOT_FOUND) {
+                hs_resp_html_message(s, r, 404, "Unknown connection", err.msg);
+                return;
+            }
             hs_warn("demo msg=\"cannot create a session\" detail=\"%s\"", err.msg);
             hs_resp_html_message(s, r, 500, "Error", "The demo could not create a session.");
             return;
@@ -201,7 +232,17 @@ void hs_route_demo(struct hs_req *q, struct hs_resp *r)
         hs_resp_error(r, 404, "not_found", "no such file: %.200s", path);
 }
 
-/* ---- the connect flow ---- */
+/* ---- the connect flow ----
+ * GET /connect (API key, session, or a connect ticket in a new tab) sets the hs_flow cookie on
+ * this top-level page and keeps the flow (its state, the cookie's hash, the client address)
+ * until Hover sends the browser back to /oauth/callback, which must carry both the state and
+ * the cookie: a callback in another browser is refused. A state works once. Flows are bounded
+ * per browser (its oldest is replaced) and per address (refused beyond), and never evicted by
+ * others: when every slot is live, new flows wait. A grant for another org than the one a
+ * connection is bound to re-points it only with the API key, or after the user confirms on a
+ * page of the service (POST /connect/confirm, bound to the same cookie); it is logged. */
+
+#define FLOW_COOKIE "hs_flow"
 
 static bool name_ok(const char *n)
 {
@@ -220,6 +261,130 @@ static char *redirect_uri(const struct hs_server *s)
     return hs_aprintf("%s/oauth/callback", s->public_url);
 }
 
+/* The browser's flow cookie as its SHA-256; false when it has none (or not one of ours). */
+static bool flow_browser(const struct hs_req *q, unsigned char out[32])
+{
+    const char *c = hs_req_cookie(q, FLOW_COOKIE);
+    if (!hs_is_hex(c, 64))
+        return false;
+    hs_sha256_bytes(c, out);
+    return true;
+}
+
+static void client_address(const struct hs_req *q, char *out, size_t n)
+{
+    (void)hs_strlcpy(out, "-", n);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        (void)inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                        (socklen_t)n);
+    else if (sa && sa->sa_family == AF_INET6)
+        (void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                        (socklen_t)n);
+}
+
+static void flow_clear(struct oauth_state *st)
+{
+    free(st->connection);
+    free(st->session);
+    free(st->key);
+    if (st->tok.access_token)
+        OPENSSL_cleanse(st->tok.access_token, strlen(st->tok.access_token));
+    if (st->tok.refresh_token)
+        OPENSSL_cleanse(st->tok.refresh_token, strlen(st->tok.refresh_token));
+    hs_token_clear(&st->tok);
+    memset(st, 0, sizeof *st);
+}
+
+void hs_flows_free(struct hs_server *s)
+{
+    for (size_t i = 0; s->states && i < OAUTH_STATES_N; i++)
+        flow_clear(&s->states[i]);
+    free(s->states);
+    s->states = NULL;
+}
+
+/* Where a new flow goes (under cache_lock): a free slot, or this browser's oldest when it has
+ * FLOWS_PER_BROWSER; NULL when the address has too many (*per_address) or every slot is live. */
+static struct oauth_state *flow_slot(struct hs_server *s, const unsigned char browser[32],
+                                     const char *address, bool *per_address)
+{
+    int64_t now = hs_server_mono_ms(s);
+    struct oauth_state *free_slot = NULL, *oldest = NULL;
+    size_t mine = 0, here = 0;
+    *per_address = false;
+    for (size_t i = 0; i < OAUTH_STATES_N; i++) {
+        struct oauth_state *st = &s->states[i];
+        if (st->expires_ms <= now) {
+            if (st->expires_ms)
+                flow_clear(st);
+            if (!free_slot)
+                free_slot = st;
+            continue;
+        }
+        if (CRYPTO_memcmp(st->browser, browser, 32) == 0) {
+            mine++;
+            if (!oldest || st->expires_ms < oldest->expires_ms)
+                oldest = st;
+        }
+        here += strcmp(st->address, address) == 0;
+    }
+    if (mine >= FLOWS_PER_BROWSER) {
+        flow_clear(oldest);
+        return oldest;
+    }
+    if (here >= FLOWS_PER_ADDRESS) {
+        *per_address = true;
+        return NULL;
+    }
+    return free_slot;
+}
+
+int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    if (!name || !*name)
+        return 0;
+    if (!name_ok(name)) {
+        hs_resp_error(r, 400, "bad_request",
+                      "connection names are 1 to %d letters, digits, '.', '_' or '-'",
+                      NAME_MAX_LEN);
+        return -1;
+    }
+    if (hs_req_may_use(q, name))
+        return 0;
+    /* A session may create a connection, not take over another tenant's. */
+    struct hs_connection_row *rows = NULL;
+    size_t n = 0;
+    struct hs_error err = {0};
+    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "listing connections");
+        return -1;
+    }
+    bool taken = false;
+    for (size_t i = 0; i < n && !taken; i++)
+        taken = strcmp(rows[i].key, name) == 0;
+    hs_connection_rows_free(rows, n);
+    if (taken) {
+        hs_resp_error(r, 404, "not_found", "no connection named %.64s", name);
+        return -1;
+    }
+    return 0;
+}
+
+static void set_flow_cookie(const struct hs_server *s, struct hs_resp *r, const char *value)
+{
+    /* Lax: sent on the top-level redirect back from Hover, never on a cross-site subrequest or
+     * a cross-site POST (so the confirmation cannot be forged from another site). */
+    char *c = hs_aprintf("%s=%s; Path=/; HttpOnly; Max-Age=%d; SameSite=Lax%s", FLOW_COOKIE, value,
+                         OAUTH_STATE_MS / 1000, s->cookie_secure ? "; Secure" : "");
+    hs_resp_header(r, "Set-Cookie", c);
+    free(c);
+}
+
 /* GET /connect[?connection=NAME]: to Hover's authorize page, with a fresh `state`. */
 void hs_route_connect(struct hs_req *q, struct hs_resp *r)
 {
@@ -231,51 +396,73 @@ void hs_route_connect(struct hs_req *q, struct hs_resp *r)
         return;
     }
     const char *name = hs_req_arg(q, "connection");
-    if (name && *name && !name_ok(name)) {
-        hs_resp_error(r, 400, "bad_request",
-                      "connection names are 1 to %d letters, digits, '.', '_' or '-'",
-                      NAME_MAX_LEN);
+    if (hs_connect_allowed(q, name, r) != 0)
         return;
-    }
-    char state[33];
-    if (hs_random_hex(16, state) != HS_OK) {
+    char state[33], cookie[65], address[48];
+    unsigned char browser[32];
+    const char *have = hs_req_cookie(q, FLOW_COOKIE);
+    if (hs_is_hex(have, 64))
+        (void)hs_strlcpy(cookie, have, sizeof cookie);
+    if ((!hs_is_hex(have, 64) && hs_random_hex(32, cookie) != HS_OK) ||
+        hs_random_hex(16, state) != HS_OK) {
         hs_resp_error(r, 500, "internal", "no randomness for the OAuth state");
         return;
     }
+    hs_sha256_bytes(cookie, browser);
+    client_address(q, address, sizeof address);
+    bool per_address = false;
     pthread_mutex_lock(&s->cache_lock);
-    struct oauth_state *st = &s->states[s->states_next++ % OAUTH_STATES_N];
-    free(st->connection);
-    memcpy(st->state, state, sizeof st->state);
-    st->connection = name && *name ? hs_strdup(name) : NULL;
-    st->expires_ms = hs_server_mono_ms(s) + OAUTH_STATE_MS;
+    struct oauth_state *st = flow_slot(s, browser, address, &per_address);
+    if (st) {
+        memcpy(st->state, state, sizeof st->state);
+        memcpy(st->browser, browser, sizeof st->browser);
+        (void)hs_strlcpy(st->address, address, sizeof st->address);
+        st->connection = name && *name ? hs_strdup(name) : NULL;
+        st->session = q->auth == HS_AUTH_SESSION ? hs_strdup(q->session.token_sha256) : NULL;
+        st->expires_ms = hs_server_mono_ms(s) + OAUTH_STATE_MS;
+    }
     pthread_mutex_unlock(&s->cache_lock);
+    if (!st) {
+        hs_warn("connect msg=\"flow refused\" reason=%s address=%s",
+                per_address ? "too_many_from_address" : "all_slots_live", address);
+        hs_resp_error(r, per_address ? 429 : 503, per_address ? "rate_limited" : "internal",
+                      "too many connect flows are pending%s; try again in a few minutes",
+                      per_address ? " from this address" : "");
+        hs_resp_header(r, "Retry-After", "60");
+        return;
+    }
     char *ru = redirect_uri(s);
     char *url = hs_oauth_authorize_url(s->hover_url, s->client_id, ru, state);
     hs_resp_html_message(s, r, 302, "Connecting to Hover", "Redirecting to Hover...");
     hs_resp_header(r, "Location", url);
-    hs_info("connect msg=\"started\" connection=%s", name && *name ? name : "(org id)");
+    set_flow_cookie(s, r, cookie);
+    hs_info("connect msg=\"started\" connection=%s by=%s", name && *name ? name : "(org id)",
+            q->auth == HS_AUTH_SESSION ? "session" : "api_key");
+    OPENSSL_cleanse(cookie, sizeof cookie);
     free(url);
     free(ru);
 }
 
-/* Takes the flow of `state` (single use): true and its connection name (may be NULL). Every
- * stored state is compared, in constant time. */
-static bool take_state(struct hs_server *s, const char *state, char **connection)
+/* The flow of `state` begun in this browser, taken (single use): true and its fields moved to
+ * *out. Every stored state is compared, in constant time. */
+static bool take_state(struct hs_server *s, const struct hs_req *q, const char *state,
+                       struct oauth_state *out)
 {
+    unsigned char browser[32];
     bool found = false;
-    *connection = NULL;
-    if (!state || strlen(state) != 32)
+    memset(out, 0, sizeof *out);
+    if (!state || strlen(state) != 32 || !flow_browser(q, browser))
         return false;
     int64_t now = hs_server_mono_ms(s);
     pthread_mutex_lock(&s->cache_lock);
     for (size_t i = 0; i < OAUTH_STATES_N; i++) {
         struct oauth_state *st = &s->states[i];
-        bool eq = CRYPTO_memcmp(st->state, state, 32) == 0;
+        bool eq = CRYPTO_memcmp(st->state, state, 32) == 0 &&
+                  CRYPTO_memcmp(st->browser, browser, 32) == 0;
         if (eq && st->state[0] && !found && st->expires_ms > now) {
             found = true;
-            *connection = st->connection;
-            st->connection = NULL;
-            memset(st->state, 0, sizeof st->state);
+            *out = *st;
+            memset(st, 0, sizeof *st);
         }
     }
     pthread_mutex_unlock(&s->cache_lock);
@@ -313,32 +500,162 @@ static char *connected_page(const struct hs_server *s, const char *key, int64_t 
     return html;
 }
 
-/* GET /oauth/callback?code=&state= (or ?error=&state=) */
-void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
+/* The page that asks before a connection is re-pointed to another org. */
+static char *confirm_page(const char *key, int64_t old_owner, int64_t new_owner,
+                          const char *confirm)
 {
-    struct hs_server *s = q->srv;
-    char *name = NULL, *ru = NULL, *key = NULL;
-    struct hs_token tok = {0};
-    if (!take_state(s, hs_req_arg(q, "state"), &name)) {
-        hs_resp_html_message(s, r, 400, "Not connected",
-                             "This sign-in answer does not belong to a connect flow of this "
-                             "service, or it expired. Start again from the modal.");
+    char *k = hs_html_escape(key);
+    char old[40] = "an unknown org";
+    if (old_owner > 0)
+        (void)snprintf(old, sizeof old, "Hover org %lld", (long long)old_owner);
+    char *html = hs_aprintf(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Connect another Hover org?</title></head><body>"
+        "<h1>Connect another Hover org?</h1>"
+        "<p>The connection <code>%s</code> is linked to %s. You signed in to Hover org %lld.</p>"
+        "<p>Linking it to Hover org %lld shows that org's jobs to everyone who uses "
+        "<code>%s</code>.</p>"
+        "<form method=\"post\" action=\"/connect/confirm?confirm=%s&amp;decision=repoint\">"
+        "<button type=\"submit\" id=\"repoint\">Link %s to Hover org %lld</button></form>"
+        "<form method=\"post\" action=\"/connect/confirm?confirm=%s&amp;decision=cancel\">"
+        "<button type=\"submit\" id=\"cancel\">Cancel: keep it as it is</button></form>"
+        "</body></html>",
+        k, old, (long long)new_owner, (long long)new_owner, k, confirm, k, (long long)new_owner,
+        confirm);
+    free(k);
+    return html;
+}
+
+/* Adds `key` to the connections of the session that started the flow: it connected that org,
+ * so it may use it. A failure only means the session does not see the new connection. */
+static void session_gains(struct hs_server *s, const char *session, const char *key)
+{
+    struct hs_session ss = {0};
+    struct hs_error err = {0};
+    if (!session ||
+        s->store->ops->session_get(s->store, session, hs_server_wall_s(s), &ss, &err) != HS_OK) {
+        hs_session_clear(&ss);
         return;
     }
-    const char *error = hs_req_arg(q, "error");
-    const char *code = hs_req_arg(q, "code");
-    if (error || !code || !*code) {
-        char msg[200];
-        (void)snprintf(msg, sizeof msg, "Hover did not grant access (%.64s).",
-                       error ? error : "no code in the answer");
-        hs_resp_html_message(s, r, 400, "Not connected", msg);
-        goto out;
+    bool has = false;
+    for (size_t i = 0; i < ss.n_connections && !has; i++)
+        has = strcmp(ss.connections[i], key) == 0;
+    if (!has) {
+        ss.connections =
+            hs_realloc(ss.connections, (ss.n_connections + 1) * sizeof *ss.connections);
+        ss.connections[ss.n_connections++] = hs_strdup(key);
+        if (s->store->ops->session_put(s->store, &ss, &err) != HS_OK)
+            hs_warn("connect msg=\"cannot add the connection to the session\" detail=\"%s\"",
+                    err.msg);
     }
-    ru = redirect_uri(s);
+    hs_session_clear(&ss);
+}
+
+/* Stores the grant under key and answers the "connected" page. */
+static void connect_finish(struct hs_server *s, struct hs_resp *r, const char *key,
+                           const struct hs_token *tok, const char *session)
+{
+    struct hs_error err = {0};
+    if (s->store->ops->token_save(s->store, key, tok, &err) != HS_OK) {
+        hs_warn("connect msg=\"cannot store the tokens\" detail=\"%s\"", err.msg);
+        hs_resp_html_message(s, r, 500, "Not connected", "The tokens could not be stored.");
+        return;
+    }
+    hs_connection_note(s, key, HS_OK);
+    hs_search_connection_ok(s->search, key);
+    if (s->register_webhooks)
+        (void)hs_server_register_webhooks(s, key, NULL); /* logged; the page says connected */
+    char fp[9];
+    hs_token_fingerprint(tok->access_token, fp);
+    hs_info("connect msg=\"connected\" connection=%s owner_id=%lld token=%s", key,
+            (long long)tok->owner_id, fp);
+    session_gains(s, session, key);
+    /* The browser that connected the org gets a session of that connection, for the service's
+     * own pages (a top-level page: its cookie is first-party). */
+    char token[65];
+    char *user = hs_aprintf("connect:%s", key);
+    int rc = hs_session_create(s, user, &key, 1, token, NULL, &err);
+    free(user);
+    char *html = connected_page(s, key, tok->owner_id);
+    hs_resp_html(s, r, 200, html);
+    if (rc == HS_OK)
+        hs_session_set_cookie(s, r, token);
+    else
+        hs_warn("connect msg=\"no session for the browser\" detail=\"%s\"", err.msg);
+    OPENSSL_cleanse(token, sizeof token);
+}
+
+/* The org key is bound to now (0: unknown), and whether it exists. */
+static int connection_owner(struct hs_server *s, const char *key, int64_t *owner, bool *exists,
+                            struct hs_error *err)
+{
+    struct hs_connection_row *rows = NULL;
+    size_t n = 0;
+    *owner = 0;
+    *exists = false;
+    int rc = s->store->ops->connections_list(s->store, &rows, &n, err);
+    for (size_t i = 0; !rc && i < n && !*exists; i++) {
+        if (strcmp(rows[i].key, key) == 0) {
+            *exists = true;
+            *owner = rows[i].owner_id;
+        }
+    }
+    hs_connection_rows_free(rows, n);
+    return rc;
+}
+
+/* Parks a grant that would re-point `key` until the user confirms; answers the question. */
+static void ask_confirmation(struct hs_server *s, struct hs_resp *r, struct oauth_state *flow,
+                             char *key, struct hs_token *tok, int64_t old_owner)
+{
+    char confirm[65];
+    if (hs_random_hex(32, confirm) != HS_OK) {
+        hs_resp_html_message(s, r, 500, "Not connected", "No randomness for the confirmation.");
+        return;
+    }
+    pthread_mutex_lock(&s->cache_lock);
+    struct oauth_state *st = NULL;
+    int64_t now = hs_server_mono_ms(s);
+    for (size_t i = 0; i < OAUTH_STATES_N && !st; i++)
+        if (s->states[i].expires_ms <= now)
+            st = &s->states[i];
+    if (st) {
+        flow_clear(st);
+        memcpy(st->browser, flow->browser, sizeof st->browser);
+        memcpy(st->address, flow->address, sizeof st->address);
+        memcpy(st->confirm, confirm, sizeof st->confirm);
+        st->session = flow->session;
+        flow->session = NULL;
+        st->key = key;
+        st->tok = *tok;
+        memset(tok, 0, sizeof *tok);
+        st->old_owner = old_owner;
+        st->expires_ms = now + OAUTH_STATE_MS;
+    }
+    pthread_mutex_unlock(&s->cache_lock);
+    if (!st) {
+        free(key);
+        hs_resp_html_message(s, r, 503, "Not connected",
+                             "Too many connect flows are pending. Try again in a few minutes.");
+        return;
+    }
+    hs_info("connect msg=\"re-point needs confirmation\" connection=%s old_owner_id=%lld "
+            "owner_id=%lld",
+            st->key, (long long)old_owner, (long long)st->tok.owner_id);
+    hs_resp_html(s, r, 200, confirm_page(st->key, old_owner, st->tok.owner_id, confirm));
+    OPENSSL_cleanse(confirm, sizeof confirm);
+}
+
+/* Exchanges the callback's code for the grant; 0, or -1 with the page in r. */
+static int exchange_code(struct hs_server *s, const char *code, struct hs_token *tok,
+                         struct hs_resp *r)
+{
+    char *ru = redirect_uri(s);
     struct hs_transport *t = hs_transport_curl_new();
     if (!t) {
+        free(ru);
         hs_resp_html_message(s, r, 500, "Not connected", "The HTTP client could not start.");
-        goto out;
+        return -1;
     }
     struct hs_oauth_app app = {
         .base_url = s->hover_url,
@@ -350,49 +667,123 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
         .timeout_ms = 30000,
     };
     struct hs_error err = {0};
-    int rc = hs_oauth_token_request(&app, "authorization_code", code, ru, &tok, &err);
+    int rc = hs_oauth_token_request(&app, "authorization_code", code, ru, tok, &err);
     atomic_fetch_add(&s->oauth_requests, app.requests);
     hs_transport_free(t);
+    free(ru);
     if (rc) {
         hs_warn("connect msg=\"code exchange failed\" code=%s detail=\"%s\"", hs_err_name(rc),
                 err.msg);
         hs_resp_html_message(s, r, 400, "Not connected", err.msg[0] ? err.msg : hs_err_name(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* GET /oauth/callback?code=&state= (or ?error=&state=) */
+void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    struct oauth_state flow;
+    struct hs_token tok = {0};
+    char *key = NULL;
+    if (!take_state(s, q, hs_req_arg(q, "state"), &flow)) {
+        hs_resp_html_message(s, r, 400, "Not connected",
+                             "This sign-in answer does not belong to a connect flow started in "
+                             "this browser, or it expired. Start again from the modal.");
+        return;
+    }
+    const char *error = hs_req_arg(q, "error");
+    const char *code = hs_req_arg(q, "code");
+    if (error || !code || !*code) {
+        char msg[200];
+        (void)snprintf(msg, sizeof msg, "Hover did not grant access (%.64s).",
+                       error ? error : "no code in the answer");
+        hs_resp_html_message(s, r, 400, "Not connected", msg);
         goto out;
     }
-    key = name               ? hs_strdup(name)
+    if (exchange_code(s, code, &tok, r) != 0)
+        goto out;
+    key = flow.connection    ? hs_strdup(flow.connection)
           : tok.owner_id > 0 ? hs_aprintf("org-%lld", (long long)tok.owner_id)
                              : hs_strdup("default");
-    if ((rc = s->store->ops->token_save(s->store, key, &tok, &err)) != HS_OK) {
-        hs_warn("connect msg=\"cannot store the tokens\" detail=\"%s\"", err.msg);
-        hs_resp_html_message(s, r, 500, "Not connected", "The tokens could not be stored.");
+    int64_t old_owner = 0;
+    bool exists = false;
+    struct hs_error err = {0};
+    if (connection_owner(s, key, &old_owner, &exists, &err) != HS_OK) {
+        hs_resp_html_message(s, r, 500, "Not connected", "The connections could not be read.");
         goto out;
     }
-    hs_connection_note(s, key, HS_OK);
-    if (s->register_webhooks)
-        (void)hs_server_register_webhooks(s, key, NULL); /* logged; the page says connected */
-    char fp[9];
-    hs_token_fingerprint(tok.access_token, fp);
-    hs_info("connect msg=\"connected\" connection=%s owner_id=%lld token=%s", key,
-            (long long)tok.owner_id, fp);
-    /* The browser that connected the org gets a session, as the modal would. */
-    char token[65];
-    char *user = hs_aprintf("connect:%s", key);
-    rc = hs_session_create(s, user, token, NULL, &err);
-    free(user);
-    char *html = connected_page(s, key, tok.owner_id);
-    hs_resp_html(s, r, 200, html);
-    if (rc == HS_OK)
-        hs_session_set_cookie(s, r, token);
-    else
-        hs_warn("connect msg=\"no session for the browser\" detail=\"%s\"", err.msg);
-    OPENSSL_cleanse(token, sizeof token);
+    /* Re-pointing: the grant is for another org than the one stored (a pair seeded without
+     * its org, owner unknown, learns it here). */
+    bool repoint = exists && old_owner > 0 && tok.owner_id > 0 && old_owner != tok.owner_id;
+    if (repoint && flow.session) {
+        ask_confirmation(s, r, &flow, key, &tok, old_owner);
+        key = NULL; /* taken */
+        goto out;
+    }
+    if (repoint)
+        hs_warn("connect msg=\"connection re-pointed to another org\" connection=%s "
+                "old_owner_id=%lld owner_id=%lld by=api_key",
+                key, (long long)old_owner, (long long)tok.owner_id);
+    connect_finish(s, r, key, &tok, flow.session);
 out:
     if (tok.access_token)
         OPENSSL_cleanse(tok.access_token, strlen(tok.access_token));
     if (tok.refresh_token)
         OPENSSL_cleanse(tok.refresh_token, strlen(tok.refresh_token));
     hs_token_clear(&tok);
-    free(name);
-    free(ru);
+    flow_clear(&flow);
     free(key);
+}
+
+/* POST /connect/confirm?confirm=T&decision=repoint|cancel: the answer to the confirmation page,
+ * from this browser (its flow cookie: SameSite=Lax, so not from a form of another site) and
+ * from a page of the service. */
+void hs_route_connect_confirm(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    const char *confirm = hs_req_arg(q, "confirm");
+    const char *decision = hs_req_arg(q, "decision");
+    unsigned char browser[32];
+    if (q->origin && !hs_origin_own(s, q->origin)) {
+        hs_resp_html_message(s, r, 403, "Not connected",
+                             "The confirmation must come from this service's own page.");
+        return;
+    }
+    struct oauth_state flow;
+    bool found = false;
+    memset(&flow, 0, sizeof flow);
+    if (hs_is_hex(confirm, 64) && flow_browser(q, browser)) {
+        int64_t now = hs_server_mono_ms(s);
+        pthread_mutex_lock(&s->cache_lock);
+        for (size_t i = 0; i < OAUTH_STATES_N; i++) {
+            struct oauth_state *st = &s->states[i];
+            bool eq = CRYPTO_memcmp(st->confirm, confirm, 64) == 0 &&
+                      CRYPTO_memcmp(st->browser, browser, 32) == 0;
+            if (eq && st->confirm[0] && !found && st->expires_ms > now) {
+                found = true;
+                flow = *st;
+                memset(st, 0, sizeof *st);
+            }
+        }
+        pthread_mutex_unlock(&s->cache_lock);
+    }
+    if (!found) {
+        hs_resp_html_message(s, r, 400, "Not connected",
+                             "This confirmation does not belong to a connect flow of this "
+                             "browser, or it expired. Start again from the modal.");
+        return;
+    }
+    if (!decision || strcmp(decision, "repoint") != 0) {
+        hs_info("connect msg=\"re-point cancelled\" connection=%s", flow.key);
+        hs_resp_html_message(s, r, 200, "Not connected",
+                             "Nothing was changed. You can close this window.");
+    } else {
+        hs_warn("connect msg=\"connection re-pointed to another org\" connection=%s "
+                "old_owner_id=%lld owner_id=%lld by=session_confirmed",
+                flow.key, (long long)flow.old_owner, (long long)flow.tok.owner_id);
+        connect_finish(s, r, flow.key, &flow.tok, flow.session);
+    }
+    flow_clear(&flow);
 }

@@ -1,7 +1,12 @@
 /* routes_webhooks.c: POST /webhooks/hover (Hover's deliveries, a thin shell around
  * src/webhook/receiver.h), GET /api/status (src/webhook/health.h), and the registration of the
  * service's webhook for connections (--register-webhooks). The intake stays fast: no Hover call
- * on a delivery but the verify call of a verification code. */
+ * on a delivery (a verification code is queued for the verifier, src/webhook/verifier.h).
+ *
+ * GET /api/status reads the store, and Hover's word on the webhooks from a cache: each
+ * connection's webhook list is asked at most once a minute (a failure is kept 15 s), one caller
+ * at a time, the others waiting for its answer. Status is polled by dashboards; without the
+ * cache every poll cost a request per connection out of the integration's 120 a minute. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,15 +16,25 @@
 #include "webhook/health.h"
 #include "webhook/receiver.h"
 #include "webhook/registration.h"
+#include "webhook/signature.h"
 
 void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
+    /* The sender signed the path of the URL it was given (the public URL's), whatever a proxy
+     * in between passed on to us. */
+    char uri[2048];
+    const char *request_uri = q->uri ? q->uri : q->path;
+    char *url = s->public_url ? hs_webhook_receiver_url(s->public_url) : NULL;
+    if (url && hs_webhook_uri_of_url(url, uri, sizeof uri) == HS_OK)
+        request_uri = uri;
+    free(url);
     struct hs_webhook_request rq = {
         .method = q->method,
-        .request_uri = q->uri ? q->uri : q->path,
+        .request_uri = request_uri,
         .content_type = hs_req_header(q, MHD_HTTP_HEADER_CONTENT_TYPE),
         .content_md5 = hs_req_header(q, "Content-MD5"),
+        .content_sha256 = hs_req_header(q, "X-Authorization-Content-SHA256"),
         .date = hs_req_header(q, MHD_HTTP_HEADER_DATE),
         .authorization = hs_req_header(q, MHD_HTTP_HEADER_AUTHORIZATION),
         .body = q->body,
@@ -29,8 +44,6 @@ void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
         .store = s->store,
         .clock = s->clock,
         .delay_ms = s->webhook_delay_ms,
-        .verify = hs_webhook_verify_via_provider,
-        .verify_ctx = &s->provider,
     };
     struct hs_receiver_result res;
     hs_receiver_handle(&cfg, &rq, &res);
@@ -39,14 +52,162 @@ void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
         hs_resp_header(r, "Retry-After", "5");
 }
 
+#define HEALTH_TTL_MS       60000
+#define HEALTH_ERROR_TTL_MS 15000
+#define HEALTH_N            64
+
+struct health_entry {
+    char *key;
+    struct hs_hover_webhook *v;
+    size_t n;
+    int rc;
+    struct hs_error err;
+    int64_t at_ms;
+};
+
+struct health_cache {
+    pthread_mutex_t lock;    /* the entries */
+    pthread_mutex_t refresh; /* one list call at a time */
+    struct health_entry e[HEALTH_N];
+    size_t next;
+};
+
+static struct health_cache *health_cache(struct hs_server *s)
+{
+    pthread_mutex_lock(&s->cache_lock);
+    if (!s->health) {
+        s->health = hs_calloc(1, sizeof *s->health);
+        pthread_mutex_init(&s->health->lock, NULL);
+        pthread_mutex_init(&s->health->refresh, NULL);
+    }
+    struct health_cache *h = s->health;
+    pthread_mutex_unlock(&s->cache_lock);
+    return h;
+}
+
+void hs_health_cache_free(struct hs_server *s)
+{
+    struct health_cache *h = s->health;
+    if (!h)
+        return;
+    for (size_t i = 0; i < HEALTH_N; i++) {
+        free(h->e[i].key);
+        hs_hover_webhooks_free(h->e[i].v, h->e[i].n);
+    }
+    pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->refresh);
+    free(h);
+    s->health = NULL;
+}
+
+static char *dup_or_null(const char *v)
+{
+    return v ? hs_strdup(v) : NULL;
+}
+
+static struct hs_hover_webhook *hooks_copy(const struct hs_hover_webhook *v, size_t n)
+{
+    struct hs_hover_webhook *c = hs_calloc(n ? n : 1, sizeof *c);
+    for (size_t i = 0; i < n; i++) {
+        c[i].id = v[i].id;
+        c[i].owner_id = v[i].owner_id;
+        c[i].owner_type = dup_or_null(v[i].owner_type);
+        c[i].url = dup_or_null(v[i].url);
+        c[i].content_type = dup_or_null(v[i].content_type);
+        c[i].created_at = dup_or_null(v[i].created_at);
+        c[i].updated_at = dup_or_null(v[i].updated_at);
+        c[i].verified_at = dup_or_null(v[i].verified_at);
+        c[i].last_error = dup_or_null(v[i].last_error);
+        /* never the secret: the list does not carry it, and a cache need not either */
+    }
+    return c;
+}
+
+/* Hover's list of key from the cache when fresh: true with *rc set (and the list or error). */
+static bool health_cached(struct health_cache *h, const char *key, int64_t now,
+                          struct hs_hover_webhook **out, size_t *n, int *rc, struct hs_error *err)
+{
+    bool hit = false;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < HEALTH_N && !hit; i++) {
+        struct health_entry *e = &h->e[i];
+        if (!e->key || strcmp(e->key, key) != 0)
+            continue;
+        if (now - e->at_ms >= (e->rc ? HEALTH_ERROR_TTL_MS : HEALTH_TTL_MS))
+            break;
+        hit = true;
+        *rc = e->rc;
+        if (e->rc) {
+            if (err)
+                *err = e->err;
+        } else {
+            *out = hooks_copy(e->v, e->n);
+            *n = e->n;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return hit;
+}
+
+static void health_store(struct health_cache *h, const char *key, int64_t now,
+                         const struct hs_hover_webhook *v, size_t n, int rc,
+                         const struct hs_error *err)
+{
+    pthread_mutex_lock(&h->lock);
+    struct health_entry *e = NULL;
+    for (size_t i = 0; i < HEALTH_N && !e; i++)
+        if (h->e[i].key && strcmp(h->e[i].key, key) == 0)
+            e = &h->e[i];
+    if (!e) {
+        e = &h->e[h->next++ % HEALTH_N];
+        free(e->key);
+        e->key = hs_strdup(key);
+    }
+    hs_hover_webhooks_free(e->v, e->n);
+    e->v = rc ? NULL : hooks_copy(v, n);
+    e->n = rc ? 0 : n;
+    e->rc = rc;
+    e->err = *err;
+    e->at_ms = now;
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* hs_health_list_fn through the cache (ctx: the server). */
+static int cached_list(void *ctx, const char *key, struct hs_hover_webhook **out, size_t *n,
+                       struct hs_error *err)
+{
+    struct hs_server *s = ctx;
+    struct health_cache *h = health_cache(s);
+    int rc = HS_OK;
+    if (health_cached(h, key, hs_server_mono_ms(s), out, n, &rc, err))
+        return rc;
+    pthread_mutex_lock(&h->refresh);
+    /* Another caller may have asked while this one waited. */
+    if (!health_cached(h, key, hs_server_mono_ms(s), out, n, &rc, err)) {
+        struct hs_health_source src = {.provider = &s->provider, .store = s->store};
+        struct hs_error e = {0};
+        struct hs_hover_webhook *v = NULL;
+        size_t nv = 0;
+        rc = hs_health_list_via_provider(&src, key, &v, &nv, &e);
+        health_store(h, key, hs_server_mono_ms(s), v, nv, rc, &e);
+        if (rc) {
+            if (err)
+                *err = e;
+        } else {
+            *out = v;
+            *n = nv;
+        }
+    }
+    pthread_mutex_unlock(&h->refresh);
+    return rc;
+}
+
 void hs_route_status(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
-    struct hs_health_source src = {.provider = &s->provider, .store = s->store};
     json_t *doc = NULL;
     struct hs_error err = {0};
-    int rc = hs_health_collect(s->store, s->clock->wall_ms(s->clock), hs_health_list_via_provider,
-                               &src, &doc, &err);
+    int rc = hs_health_collect(s->store, s->clock->wall_ms(s->clock), cached_list, s, &doc, &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "status");
         return;

@@ -1,18 +1,27 @@
 /* server.c: the service's listeners and request pipeline (server.h).
  *
  * Life of a request (one struct req_ctx):
- *  1. first access-handler call: accept only (answering on the first call makes libmicrohttpd
- *     drop keep-alive); a Content-Length over the cap marks the body too big;
- *  2. body chunks: kept up to HS_HTTP_BODY_MAX, the rest read and dropped (past DISCARD_MAX the
- *     413 goes out at once and the connection closes);
+ *  0. the connection is noted (conns.c): its request's headers must be complete within
+ *     --header-timeout, however slowly they trickle, or the timer thread closes it;
+ *  1. first access-handler call: the framing is checked (hs_http_framing: 400 or 501 at once,
+ *     the connection then closes); otherwise accept only (answering on the first call makes
+ *     libmicrohttpd drop keep-alive); a Content-Length over the cap marks the body too big (413
+ *     at once when the client waits for "100 Continue" or when it is not worth reading);
+ *  2. body chunks: kept up to HS_HTTP_BODY_MAX, the rest read and dropped. Past DISCARD_MAX of a
+ *     chunked body the connection closes without an answer: libmicrohttpd 0.9.75 accepts an
+ *     answer only before the body or after all of it;
  *  3. last call: Origin check (403), CORS preflight, route match (404/405, then web/ files),
- *     413, auth and CSRF (401/403), media type (415); then the handler runs here, or on a worker
- *     thread while the connection is suspended (routes that wait on Hover or the store);
+ *     413, auth and CSRF (401/403), media type (415), the caller's rate (429); then the handler
+ *     runs here, on a store worker while the connection is suspended (routes that wait on the
+ *     store, the webhook receiver), or on a Hover worker (routes that wait on Hover): those get
+ *     their own copy of the request, and the timer thread answers 504 once --hover-wait has
+ *     passed while the handler goes on (its result fills the caches);
  *  4. the answer is queued with the common headers (CORS, nosniff, no-store, CSP for HTML) and
  *     counted in the metrics.
- * Stopping: stop accepting, end progress streams, wait for requests in flight (bounded), answer
- * what is still queued for the workers with 503, then stop libmicrohttpd (which must not see a
- * suspended connection). */
+ * Two pools: a slow Hover holds up Hover workers only, never the store routes or the webhook
+ * intake. Stopping: stop accepting, end progress streams, wait for requests in flight (bounded),
+ * cancel the transfers to Hover, answer what is still queued for the workers with 503, then stop
+ * libmicrohttpd (which must not see a suspended connection). */
 #include "server/internal.h"
 
 #include <arpa/inet.h>
@@ -24,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -33,16 +43,22 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "hover/multi.h"
 
-#define DEFAULT_THREADS      4
-#define DEFAULT_WORKERS      8
-#define CONNECTION_LIMIT     256u
-#define PER_IP_LIMIT         64u
-#define CONNECTION_TIMEOUT_S 30u
-#define CONNECTION_MEMORY    ((size_t)64 * 1024)
-#define DISCARD_MAX          ((uint64_t)1 << 20)
-#define WORK_QUEUE_MAX       512
-#define STOP_GRACE_MS        10000
+#define DEFAULT_THREADS       4
+#define DEFAULT_WORKERS       8
+#define DEFAULT_HOVER_WORKERS 32
+#define DEFAULT_HOVER_WAIT_MS 20000
+#define DEFAULT_HEADER_MS     10000
+#define CONNECTION_LIMIT      1024u
+#define FD_RESERVE            64u /* files, the store, connections to Hover */
+#define TICK_MS               100
+#define PER_IP_LIMIT          64u
+#define CONNECTION_TIMEOUT_S  30u
+#define CONNECTION_MEMORY     ((size_t)64 * 1024)
+#define DISCARD_MAX           ((uint64_t)1 << 20)
+#define WORK_QUEUE_MAX        512
+#define STOP_GRACE_MS         10000
 
 /* ---- the route table (docs/API.md) ---- */
 
@@ -53,18 +69,24 @@ const struct route hs_routes[] = {
      hs_route_sessions_create},
     {"GET", "/api/session", R_AUTH, hs_route_session_get},
     {"GET", "/api/connections", R_AUTH | R_WORKER, hs_route_connections},
-    {"GET", "/api/jobs", R_AUTH | R_WORKER, hs_route_jobs_search},
-    {"GET", "/api/jobs/{id}", R_AUTH | R_WORKER, hs_route_job_show},
-    {"POST", "/api/syncs", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_syncs_create},
+    {"GET", "/api/jobs", R_AUTH | R_HOVER | R_QUOTA, hs_route_jobs_search},
+    {"GET", "/api/jobs/{id}", R_AUTH | R_HOVER | R_QUOTA, hs_route_job_show},
+    {"POST", "/api/syncs", R_AUTH | R_HOVER | R_QUOTA | R_JSON_BODY, hs_route_syncs_create},
     {"GET", "/api/syncs/{id}", R_AUTH, hs_route_sync_get},
-    {"GET", "/api/syncs/{id}/events", R_AUTH, hs_route_sync_events},
+    {"GET", "/api/syncs/{id}/events", R_AUTH | R_TICKET, hs_route_sync_events},
     {"GET", "/api/records", R_AUTH | R_WORKER, hs_route_records},
-    {"GET", "/files/{sha256}", R_AUTH | R_WORKER, hs_route_file},
-    {"GET", "/api/images/{id}", R_AUTH | R_WORKER, hs_route_image},
-    {"GET", "/connect", R_AUTH, hs_route_connect},
-    {"GET", "/oauth/callback", R_WORKER, hs_route_oauth_callback},
+    {"GET", "/files/{sha256}", R_AUTH | R_WORKER | R_TICKET, hs_route_file},
+    /* Counts against the caller's rate only when it downloads (hs_quota_check). */
+    {"GET", "/api/images/{id}", R_AUTH | R_HOVER, hs_route_image},
+    {"POST", "/api/tickets", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_tickets_create},
+    {"GET", "/connect", R_AUTH | R_WORKER | R_TICKET, hs_route_connect},
+    /* Authenticated by the flow's cookie and its confirmation token (routes_web.c); may register
+     * the org's webhook at Hover. */
+    {"POST", "/connect/confirm", R_HOVER, hs_route_connect_confirm},
+    {"GET", "/oauth/callback", R_HOVER, hs_route_oauth_callback},
     {"GET", "/modal", R_WORKER, hs_route_modal},
-    {"GET", "/api/status", R_AUTH | R_WORKER, hs_route_status},
+    /* Hover's webhook list is cached a minute: at most one request per connection. */
+    {"GET", "/api/status", R_AUTH | R_KEY_ONLY | R_HOVER, hs_route_status},
     /* Authenticated by its signature (src/webhook/receiver.h), not by key or session. */
     {"POST", HS_WEBHOOK_PATH, R_WORKER, hs_route_webhook_hover},
 };
@@ -86,6 +108,9 @@ struct listener {
 
 struct req_ctx {
     struct listener *l;
+    /* The connection's (until libmicrohttpd completes the request) and a Hover worker's (until
+     * its handler returns, which may be after the 504 went out). */
+    atomic_int refs;
     enum phase phase;
     struct hs_buf body;
     bool too_big;
@@ -98,6 +123,27 @@ struct req_ctx {
     size_t label; /* metrics label index */
     int64_t start_ms;
     struct req_ctx *next; /* work queue */
+    /* A Hover-backed request: the handler's own copy of the request and its answer, the time
+     * its answer is due, and its place among the requests waiting (under rt->hlock). */
+    struct hs_req_values vals;
+    struct hs_req wreq;
+    struct hs_resp wresp;
+    int64_t deadline_ms;
+    bool waiting, timed_out;
+    struct req_ctx *wprev, *wnext;
+};
+
+/* A pool of worker threads and its queue. */
+struct wpool {
+    struct hs_server *srv;
+    bool hover; /* Hover-backed routes: detached handlers, bounded waits */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct req_ctx *head, *tail;
+    size_t queued;
+    bool stopping;
+    pthread_t *threads;
+    int n_threads;
 };
 
 struct server_rt {
@@ -109,14 +155,19 @@ struct server_rt {
     pthread_mutex_t lock;
     pthread_cond_t idle;
     int64_t in_flight;
-    /* the workers */
-    pthread_mutex_t wlock;
-    pthread_cond_t wcond;
-    struct req_ctx *head, *tail;
-    size_t queued;
-    bool wstopping;
-    pthread_t *threads;
-    int n_threads;
+    /* the workers: routes that wait on the store, and routes that wait on Hover */
+    struct wpool store_pool, hover_pool;
+    /* Hover-backed requests whose answer is not queued yet, for the 504 at their deadline. */
+    pthread_mutex_t hlock;
+    struct req_ctx *waiting;
+    atomic_llong hover_answered, hover_timed_out;
+    atomic_llong hover_running; /* handlers running, those answered 504 included */
+    /* the timer thread: header deadlines and Hover waits */
+    struct hs_conns *conns;
+    pthread_t timer;
+    bool timer_started;
+    atomic_bool timer_stop;
+    struct hs_curl_multi *upstream;
     bool stopped;
     /* Set once every listener is up and the origins are final: requests before that (a client
      * racing the start) get a 503 instead of half-built state. */
@@ -293,25 +344,238 @@ static void preflight(struct req_ctx *c)
     hs_resp_header(r, "Allow", "GET, HEAD, POST, OPTIONS");
 }
 
-static bool enqueue(struct server_rt *rt, struct req_ctx *c)
+/* ---- workers: the store pool and the Hover pool ---- */
+
+static bool pool_enqueue(struct wpool *p, struct req_ctx *c)
 {
-    pthread_mutex_lock(&rt->wlock);
-    if (rt->wstopping || rt->queued >= WORK_QUEUE_MAX) {
-        pthread_mutex_unlock(&rt->wlock);
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping || p->queued >= WORK_QUEUE_MAX) {
+        pthread_mutex_unlock(&p->lock);
         return false;
     }
     c->phase = PH_WORKING;
     MHD_suspend_connection(c->req.conn);
     c->next = NULL;
-    if (rt->tail)
-        rt->tail->next = c;
+    if (p->tail)
+        p->tail->next = c;
     else
-        rt->head = c;
-    rt->tail = c;
-    rt->queued++;
-    pthread_cond_signal(&rt->wcond);
-    pthread_mutex_unlock(&rt->wlock);
+        p->head = c;
+    p->tail = c;
+    p->queued++;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
     return true;
+}
+
+/* The waiting list of Hover-backed requests; under rt->hlock. */
+static void wait_link(struct server_rt *rt, struct req_ctx *c)
+{
+    c->wprev = NULL;
+    c->wnext = rt->waiting;
+    if (rt->waiting)
+        rt->waiting->wprev = c;
+    rt->waiting = c;
+    c->waiting = true;
+}
+
+static void wait_unlink(struct server_rt *rt, struct req_ctx *c)
+{
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        rt->waiting = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    c->wprev = c->wnext = NULL;
+    c->waiting = false;
+}
+
+/* Hands a Hover-backed request to the Hover pool with its own copy of the request: the handler
+ * never touches the connection, which may be answered (504) and gone before it returns. */
+static bool hover_submit(struct hs_server *s, struct req_ctx *c)
+{
+    struct server_rt *rt = s->rt;
+    hs_req_values_copy(&c->vals, c->req.conn, c->req.method, c->req.path);
+    c->wreq = c->req;
+    c->wreq.conn = NULL;
+    c->wreq.values = &c->vals;
+    c->wreq.method = c->vals.method;
+    c->wreq.path = c->vals.path;
+    c->wreq.origin = c->req.origin ? hs_req_header(&c->wreq, "Origin") : NULL;
+    hs_resp_init(&c->wresp);
+    c->deadline_ms = c->start_ms + s->hover_wait_ms;
+    atomic_fetch_add(&c->refs, 1); /* the worker's */
+    /* Linked before it is queued, under the lock the timer takes: the timer cannot answer a
+     * connection that is not suspended yet, nor the worker finish one that is not linked. */
+    pthread_mutex_lock(&rt->hlock);
+    wait_link(rt, c);
+    bool ok = pool_enqueue(&rt->hover_pool, c);
+    if (!ok)
+        wait_unlink(rt, c);
+    pthread_mutex_unlock(&rt->hlock);
+    if (!ok)
+        atomic_fetch_sub(&c->refs, 1);
+    return ok;
+}
+
+static void ctx_release(struct req_ctx *c);
+
+/* A Hover worker's turn: the handler runs on its copy unless the answer already went out (504
+ * while it was queued); its answer goes out unless the timer answered first. */
+static void hover_run(struct hs_server *s, struct req_ctx *c, bool stopping)
+{
+    struct server_rt *rt = s->rt;
+    pthread_mutex_lock(&rt->hlock);
+    bool live = c->waiting;
+    pthread_mutex_unlock(&rt->hlock);
+    if (stopping) {
+        hs_resp_error(&c->wresp, 503, "internal", "the service is stopping; try again");
+        hs_resp_header(&c->wresp, "Retry-After", "5");
+    } else if (live) {
+        atomic_fetch_add(&rt->hover_running, 1);
+        c->req.route->fn(&c->wreq, &c->wresp);
+        atomic_fetch_sub(&rt->hover_running, 1);
+    }
+    pthread_mutex_lock(&rt->hlock);
+    if (c->waiting) {
+        wait_unlink(rt, c);
+        struct hs_resp mine = c->wresp;
+        c->wresp = c->resp;
+        c->resp = mine;
+        c->phase = PH_READY;
+        MHD_resume_connection(c->req.conn);
+        atomic_fetch_add(&rt->hover_answered, 1);
+    }
+    pthread_mutex_unlock(&rt->hlock);
+    ctx_release(c);
+}
+
+/* The timer's turn: requests whose wait on Hover is over get their 504 now. */
+static void hover_deadlines(struct hs_server *s)
+{
+    struct server_rt *rt = s->rt;
+    int64_t now = hs_server_mono_ms(s);
+    pthread_mutex_lock(&rt->hlock);
+    struct req_ctx *next;
+    for (struct req_ctx *c = rt->waiting; c; c = next) {
+        next = c->wnext;
+        if (now < c->deadline_ms)
+            continue;
+        wait_unlink(rt, c);
+        c->timed_out = true;
+        hs_resp_error(&c->resp, 504, "upstream_timeout",
+                      "Hover did not answer within %lld s; the request goes on in the "
+                      "background (a job it fetches is cached): try again shortly",
+                      (long long)(s->hover_wait_ms / 1000));
+        hs_resp_header(&c->resp, "Retry-After", "5");
+        c->phase = PH_READY;
+        MHD_resume_connection(c->req.conn);
+        atomic_fetch_add(&rt->hover_timed_out, 1);
+    }
+    pthread_mutex_unlock(&rt->hlock);
+}
+
+static void *worker_main(void *arg)
+{
+    struct wpool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->head && !p->stopping)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (!p->head)
+            break;
+        struct req_ctx *c = p->head;
+        p->head = c->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        bool stopping = p->stopping;
+        pthread_mutex_unlock(&p->lock);
+        if (p->hover) {
+            hover_run(p->srv, c, stopping);
+        } else {
+            if (stopping) {
+                hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try again");
+                hs_resp_header(&c->resp, "Retry-After", "5");
+            } else {
+                c->req.route->fn(&c->req, &c->resp);
+            }
+            c->phase = PH_READY;
+            /* From here on the connection's thread owns c again. */
+            MHD_resume_connection(c->req.conn);
+        }
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static void pool_init(struct wpool *p, struct hs_server *s, bool hover)
+{
+    memset(p, 0, sizeof *p);
+    p->srv = s;
+    p->hover = hover;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+}
+
+static int pool_start(struct wpool *p, int n)
+{
+    p->threads = hs_calloc((size_t)n, sizeof *p->threads);
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
+            return HS_ERR_INTERNAL;
+        p->n_threads++;
+    }
+    return HS_OK;
+}
+
+/* Queued requests are answered 503, running handlers end; then the threads are joined. */
+static void pool_stop(struct wpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
+    p->n_threads = 0;
+}
+
+static void pool_destroy(struct wpool *p)
+{
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p->threads);
+}
+
+/* ---- the timer: header deadlines and Hover waits ---- */
+
+static void *timer_main(void *arg)
+{
+    struct hs_server *s = arg;
+    struct timespec tick = {0, TICK_MS * 1000000L};
+    while (!atomic_load(&s->rt->timer_stop)) {
+        (void)hs_conns_reap(s->rt->conns);
+        hover_deadlines(s);
+        nanosleep(&tick, NULL);
+    }
+    return NULL;
+}
+
+void hs_server_guard_stats(struct hs_server *s, struct hs_metrics_sources *src)
+{
+    struct server_rt *rt = s->rt;
+    src->hover_answered = atomic_load(&rt->hover_answered);
+    src->hover_timed_out = atomic_load(&rt->hover_timed_out);
+    src->hover_running = atomic_load(&rt->hover_running);
+    pthread_mutex_lock(&rt->hlock);
+    for (struct req_ctx *c = rt->waiting; c; c = c->wnext)
+        src->hover_waiting++;
+    pthread_mutex_unlock(&rt->hlock);
+    if (rt->conns)
+        hs_conns_counts(rt->conns, &src->connections, &src->header_timeouts);
+    src->callers_refused = hs_quota_refused(s->quota);
 }
 
 static enum MHD_Result dispatch(struct req_ctx *c)
@@ -398,47 +662,19 @@ static enum MHD_Result dispatch(struct req_ctx *c)
             return respond(c);
         }
     }
-    if (rt->flags & R_WORKER) {
-        if (enqueue(s->rt, c))
-            return MHD_YES; /* answered when the worker resumes the connection */
+    if ((rt->flags & R_QUOTA) && hs_quota_check(q, r) != 0)
+        return respond(c);
+    if (rt->flags & (R_WORKER | R_HOVER)) {
+        bool queued =
+            (rt->flags & R_HOVER) ? hover_submit(s, c) : pool_enqueue(&s->rt->store_pool, c);
+        if (queued)
+            return MHD_YES; /* answered when the worker (or the timer) resumes the connection */
         hs_resp_error(r, 503, "internal", "the service is busy or stopping; try again");
         hs_resp_header(r, "Retry-After", "1");
         return respond(c);
     }
     rt->fn(q, r);
     return respond(c);
-}
-
-static void *worker_main(void *arg)
-{
-    struct hs_server *s = arg;
-    struct server_rt *rt = s->rt;
-    pthread_mutex_lock(&rt->wlock);
-    for (;;) {
-        while (!rt->head && !rt->wstopping)
-            pthread_cond_wait(&rt->wcond, &rt->wlock);
-        if (!rt->head)
-            break;
-        struct req_ctx *c = rt->head;
-        rt->head = c->next;
-        if (!rt->head)
-            rt->tail = NULL;
-        rt->queued--;
-        bool stopping = rt->wstopping;
-        pthread_mutex_unlock(&rt->wlock);
-        if (stopping) {
-            hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try again");
-            hs_resp_header(&c->resp, "Retry-After", "5");
-        } else {
-            c->req.route->fn(&c->req, &c->resp);
-        }
-        c->phase = PH_READY;
-        /* From here on the connection's thread owns c again. */
-        MHD_resume_connection(c->req.conn);
-        pthread_mutex_lock(&rt->wlock);
-    }
-    pthread_mutex_unlock(&rt->wlock);
-    return NULL;
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -451,9 +687,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     struct listener *l = cls;
     struct req_ctx *c = hs_calloc(1, sizeof *c);
     c->l = l;
+    atomic_init(&c->refs, 1);
     c->phase = PH_NEW;
     hs_buf_init(&c->body, HS_HTTP_BODY_MAX);
     hs_resp_init(&c->resp);
+    hs_resp_init(&c->wresp);
     c->req.body = "";
     c->start_ms = hs_server_mono_ms(l->srv);
     c->raw_uri = hs_strdup(uri);
@@ -466,11 +704,53 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return c;
 }
 
+/* The request's headers, pointing into libmicrohttpd's memory (for hs_http_framing). */
+struct header_list {
+    struct hs_req_value *v;
+    size_t n;
+};
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct header_list *h = cls;
+    h->v = hs_realloc(h->v, (h->n + 1) * sizeof *h->v);
+    h->v[h->n++] = (struct hs_req_value){(int)kind, (char *)key, (char *)value};
+    return MHD_YES;
+}
+
+/* The first call, headers complete: framing that cannot be served is answered at once (the
+ * connection then closes: what follows the headers cannot be trusted), and so is a body over
+ * the cap when it is not worth reading or the client waits for "100 Continue" first. */
+static enum MHD_Result first_call(struct req_ctx *c, struct MHD_Connection *conn,
+                                  const char *version)
+{
+    hs_conns_headers_done(conn);
+    struct header_list h = {0};
+    (void)MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &h);
+    struct hs_framing f;
+    hs_http_framing(version, h.v, h.n, &f);
+    free(h.v);
+    if (!f.status && f.has_length && f.length > HS_HTTP_BODY_MAX) {
+        c->too_big = true;
+        if (f.length > DISCARD_MAX || f.expect_continue) {
+            f.status = 413;
+            (void)snprintf(f.msg, sizeof f.msg, "request bodies are limited to %u bytes",
+                           HS_HTTP_BODY_MAX);
+        }
+    }
+    if (!f.status)
+        return MHD_YES; /* accept; answer on a later call (keep-alive) */
+    c->label = hs_n_routes + LBL_UNMATCHED;
+    hs_resp_error(&c->resp, f.status, f.status == 413 ? "payload_too_large" : NULL, "%s", f.msg);
+    hs_resp_header(&c->resp, "Connection", "close");
+    return respond(c);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct listener *l = cls;
     struct req_ctx *c = *con_cls;
     if (!c) {
@@ -486,21 +766,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->req.path = url;
         c->counted = true;
         in_flight_add(l->srv->rt, 1);
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        int64_t n;
-        if (cl && hs_parse_i64(cl, &n) == 0 && n > (int64_t)HS_HTTP_BODY_MAX) {
-            c->too_big = true;
-            if (n > (int64_t)DISCARD_MAX) {
-                /* Not worth reading: answer at once (a client that sent "Expect: 100-continue"
-                 * then never sends the body); the connection closes after the answer. */
-                c->label = hs_n_routes + LBL_UNMATCHED;
-                hs_resp_error(&c->resp, 413, "payload_too_large",
-                              "request bodies are limited to %u bytes", HS_HTTP_BODY_MAX);
-                return respond(c);
-            }
-        }
-        return MHD_YES; /* accept; answer on a later call (keep-alive) */
+        return first_call(c, conn, version);
     }
     switch (c->phase) {
     case PH_BODY:
@@ -512,12 +778,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (c->too_big) {
                 c->discarded += n;
                 if (c->discarded > DISCARD_MAX) {
-                    /* Not worth reading: answer now; the connection closes after it. */
-                    hs_buf_reset(&c->body);
-                    c->label = hs_n_routes + LBL_UNMATCHED;
-                    hs_resp_error(&c->resp, 413, "payload_too_large",
-                                  "request bodies are limited to %u bytes", HS_HTTP_BODY_MAX);
-                    return respond(c);
+                    /* A chunked body (a Content-Length this long was answered before the body):
+                     * not worth reading on, and libmicrohttpd 0.9.75 takes no answer in the
+                     * middle of a body, so the connection closes without one. */
+                    hs_info("http msg=\"chunked body over the limit: connection closed\" "
+                            "read=%llu",
+                            (unsigned long long)(c->discarded + c->body.len));
+                    return MHD_NO;
                 }
             }
             return MHD_YES;
@@ -534,24 +801,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void ctx_release(struct req_ctx *c)
 {
-    (void)conn;
-    (void)toe;
-    struct listener *l = cls;
-    struct req_ctx *c = *con_cls;
-    if (!c)
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     hs_buf_free(&c->body);
     free(c->raw_uri);
     hs_resp_clear(&c->resp);
+    hs_resp_clear(&c->wresp);
+    hs_req_values_clear(&c->vals);
     for (size_t i = 0; i < c->req.n_params; i++)
         free(c->req.params[i]);
     hs_session_clear(&c->req.session);
-    bool counted = c->counted;
     free(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)toe;
+    struct listener *l = cls;
+    hs_conns_request_done(conn);
+    struct req_ctx *c = *con_cls;
+    if (!c)
+        return;
+    bool counted = c->counted;
     *con_cls = NULL;
+    ctx_release(c); /* a Hover worker may still hold it */
     if (counted)
         in_flight_add(l->srv->rt, -1);
 }
@@ -584,14 +860,16 @@ static struct MHD_Daemon *start_daemon(struct hs_server *s, struct listener *l, 
         flags |= MHD_USE_IPv6;
     if (hs_log_level <= HS_LOG_DEBUG)
         flags |= MHD_USE_ERROR_LOG;
-    unsigned threads = (unsigned)(l->kind == HS_LISTENER_DEMO ? 1 : s->threads);
+    bool demo = l->kind == HS_LISTENER_DEMO;
+    unsigned threads = (unsigned)(demo ? 1 : s->threads);
+    unsigned limit = demo ? PER_IP_LIMIT : s->max_connections;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, l, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, hs_conns_notify, s->rt->conns, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d) {
         hs_fail(err, HS_ERR_IO, "cannot listen on %s (address in use or not available)", spec);
@@ -607,6 +885,33 @@ static struct MHD_Daemon *start_daemon(struct hs_server *s, struct listener *l, 
         h = "::1";
     (void)hs_strlcpy(host_out, h, hn);
     return d;
+}
+
+/* Each connection is a descriptor: the soft limit is raised to fit the connection limit (as far
+ * as the hard limit allows), else the connection limit is lowered to fit. */
+static void fit_fd_limit(struct hs_server *s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = (rlim_t)s->max_connections + PER_IP_LIMIT + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (want > rl.rlim_cur) {
+            rl.rlim_cur = want;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t room = rl.rlim_cur > PER_IP_LIMIT + FD_RESERVE + 16
+                          ? rl.rlim_cur - PER_IP_LIMIT - FD_RESERVE
+                          : 16;
+        hs_warn("server msg=\"open files limit too low for the connection limit\" "
+                "limit=%llu max_connections=%u lowered_to=%llu",
+                (unsigned long long)rl.rlim_cur, s->max_connections, (unsigned long long)room);
+        s->max_connections = (unsigned)room;
+    }
 }
 
 static char *origin_of_host(const char *host, int port)
@@ -713,6 +1018,11 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->metrics_public = cfg->metrics_public;
     s->threads = cfg->threads > 0 ? cfg->threads : DEFAULT_THREADS;
     s->workers = cfg->workers > 0 ? cfg->workers : DEFAULT_WORKERS;
+    s->hover_workers = cfg->hover_workers > 0 ? cfg->hover_workers : DEFAULT_HOVER_WORKERS;
+    s->hover_wait_ms = cfg->hover_wait_ms > 0 ? cfg->hover_wait_ms : DEFAULT_HOVER_WAIT_MS;
+    s->header_timeout_ms = cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms : DEFAULT_HEADER_MS;
+    s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : CONNECTION_LIMIT;
+    s->quota = hs_quota_new(cfg->caller_rate);
     s->store = deps->store;
     s->pool = deps->pool;
     s->search = deps->search;
@@ -723,6 +1033,8 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->register_webhooks = cfg->register_webhooks;
     pthread_mutex_init(&s->cache_lock, NULL);
     s->images = hs_calloc(IMAGE_MAP_N, sizeof *s->images);
+    s->states = hs_calloc(OAUTH_STATES_N, sizeof *s->states);
+    s->tickets = hs_calloc(TICKETS_N, sizeof *s->tickets);
     atomic_init(&s->oauth_requests, 0);
 
     struct server_rt *rt = hs_calloc(1, sizeof *rt);
@@ -734,8 +1046,11 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     atomic_init(&rt->ready, false);
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->idle, NULL);
-    pthread_mutex_init(&rt->wlock, NULL);
-    pthread_cond_init(&rt->wcond, NULL);
+    pool_init(&rt->store_pool, s, false);
+    pool_init(&rt->hover_pool, s, true);
+    pthread_mutex_init(&rt->hlock, NULL);
+    atomic_init(&rt->timer_stop, false);
+    rt->upstream = deps->upstream;
     rt->labels = hs_calloc(hs_n_routes + N_EXTRA_LABELS, sizeof *rt->labels);
     for (size_t i = 0; i < hs_n_routes; i++)
         rt->labels[i] = hs_routes[i].pattern;
@@ -772,14 +1087,16 @@ int hs_server_start(struct hs_server *s, struct hs_error *err)
     int rc = hs_sse_start(s, err);
     if (rc)
         return rc;
-    rt->threads = hs_calloc((size_t)s->workers, sizeof *rt->threads);
-    for (int i = 0; i < s->workers; i++) {
-        if (pthread_create(&rt->threads[i], NULL, worker_main, s) != 0) {
-            hs_server_stop(s);
-            return hs_fail(err, HS_ERR_INTERNAL, "cannot start the worker threads");
-        }
-        rt->n_threads++;
+    fit_fd_limit(s);
+    rt->conns = hs_conns_new(s->clock, s->header_timeout_ms, CONNECTION_TIMEOUT_S * 1000,
+                             s->max_connections);
+    if (pool_start(&rt->store_pool, s->workers) != HS_OK ||
+        pool_start(&rt->hover_pool, s->hover_workers) != HS_OK ||
+        pthread_create(&rt->timer, NULL, timer_main, s) != 0) {
+        hs_server_stop(s);
+        return hs_fail(err, HS_ERR_INTERNAL, "cannot start the worker threads");
     }
+    rt->timer_started = true;
     rt->api = start_daemon(s, &rt->api_l, s->listen, &s->port, host, sizeof host, err);
     if (!rt->api) {
         hs_server_stop(s);
@@ -820,8 +1137,10 @@ int hs_server_start(struct hs_server *s, struct hs_error *err)
     }
     build_csp(s);
     atomic_store(&rt->ready, true);
-    hs_info("server msg=\"serving\" url=%s port=%d origins=%zu workers=%d", s->public_url, s->port,
-            s->n_origins, s->workers);
+    hs_info("server msg=\"serving\" url=%s port=%d origins=%zu workers=%d hover_workers=%d "
+            "max_connections=%u header_timeout_ms=%lld hover_wait_ms=%lld",
+            s->public_url, s->port, s->n_origins, s->workers, s->hover_workers, s->max_connections,
+            (long long)s->header_timeout_ms, (long long)s->hover_wait_ms);
     return HS_OK;
 }
 
@@ -863,15 +1182,17 @@ void hs_server_stop(struct hs_server *s)
     pthread_mutex_unlock(&rt->lock);
     if (left)
         hs_warn("server msg=\"stopping with requests in flight\" in_flight=%lld", (long long)left);
+    /* What still waits on Hover ends now, not when Hover answers. */
+    hs_curl_multi_stop(rt->upstream);
     /* Workers answer what is still queued (503) and finish what they run: after this no
      * connection is suspended, as libmicrohttpd requires before it stops. */
-    pthread_mutex_lock(&rt->wlock);
-    rt->wstopping = true;
-    pthread_cond_broadcast(&rt->wcond);
-    pthread_mutex_unlock(&rt->wlock);
-    for (int i = 0; i < rt->n_threads; i++)
-        pthread_join(rt->threads[i], NULL);
-    rt->n_threads = 0;
+    pool_stop(&rt->store_pool);
+    pool_stop(&rt->hover_pool);
+    if (rt->timer_started) {
+        atomic_store(&rt->timer_stop, true);
+        pthread_join(rt->timer, NULL);
+        rt->timer_started = false;
+    }
     if (rt->demo)
         MHD_stop_daemon(rt->demo);
     if (rt->api)
@@ -893,13 +1214,16 @@ void hs_server_free(struct hs_server *s)
     if (s->rt) {
         pthread_mutex_destroy(&s->rt->lock);
         pthread_cond_destroy(&s->rt->idle);
-        pthread_mutex_destroy(&s->rt->wlock);
-        pthread_cond_destroy(&s->rt->wcond);
-        free(s->rt->threads);
+        pool_destroy(&s->rt->store_pool);
+        pool_destroy(&s->rt->hover_pool);
+        pthread_mutex_destroy(&s->rt->hlock);
+        hs_conns_free(s->rt->conns);
         free(s->rt->labels);
         free(s->rt);
     }
     hs_metrics_free(s->metrics);
+    hs_quota_free(s->quota);
+    hs_health_cache_free(s);
     for (size_t i = 0; i < JOB_CACHE_N; i++) {
         free(s->jobs[i].connection);
         json_decref(s->jobs[i].doc);
@@ -909,8 +1233,8 @@ void hs_server_free(struct hs_server *s)
         free(s->images[i].url);
     }
     free(s->images);
-    for (size_t i = 0; i < OAUTH_STATES_N; i++)
-        free(s->states[i].connection);
+    hs_flows_free(s);
+    free(s->tickets);
     for (size_t i = 0; i < CONN_FLAGS_N; i++)
         free(s->reconnect[i]);
     pthread_mutex_destroy(&s->cache_lock);

@@ -4,9 +4,11 @@
  * page for demos (--demo-crm).
  *
  * Threads: libmicrohttpd's epoll thread pool does the I/O and the quick routes; routes that wait
- * on Hover or the store run on a small pool of worker threads while their connection is suspended,
- * so a slow Hover answer never holds up other connections; progress streams (SSE) park their
- * connection while nothing changes and a watcher thread wakes them. */
+ * on the store (and the webhook intake) run on a small pool of worker threads while their
+ * connection is suspended; routes that wait on Hover run on a pool of their own and answer 504
+ * after a bounded wait, so a slow Hover holds up only its own work; progress streams (SSE) park
+ * their connection while nothing changes and a watcher thread wakes them; a timer thread closes
+ * connections whose headers are late. */
 #ifndef HS_SERVER_SERVER_H
 #define HS_SERVER_SERVER_H
 
@@ -14,6 +16,7 @@
 #include <stddef.h>
 
 #include "core/clock.h"
+#include "hover/multi.h"
 #include "hover/pool.h"
 #include "hoversync.h"
 #include "search/search.h"
@@ -33,7 +36,13 @@ struct hs_server_config {
     const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of the API key (hs_server_api_key) */
     bool metrics_public;               /* /metrics from any address, not only loopback */
     int threads;                       /* libmicrohttpd's thread pool; 0: 4 */
-    int workers;                       /* threads for routes that wait; 0: 8 */
+    int workers;                       /* threads for routes that wait on the store; 0: 8 */
+    int hover_workers;                 /* threads for routes that wait on Hover; 0: 32 */
+    int64_t hover_wait_ms;     /* a route waiting on Hover answers 504 after this; 0: 20 s */
+    int64_t header_timeout_ms; /* a request's headers are due within this; 0: 10 s */
+    unsigned max_connections;  /* open connections at most; 0: 1024 */
+    int caller_rate; /* requests a minute per API key or session to routes that ask Hover; 0: no
+                        limit */
     /* Webhooks: a job's work item is due this long after its first event (0: 1000 ms);
      * register_webhooks: connect flow and hs_server_register_webhooks register the service's
      * webhook (<public url>/webhooks/hover) for connections without a verified one. */
@@ -49,6 +58,9 @@ struct hs_server_deps {
     struct hs_search_service *search;
     struct hs_syncq *syncq;
     const struct hs_clock *clock; /* NULL: the system clock */
+    /* The loop of the transfers to Hover (hover/multi.h), stopped when the server stops so that
+     * nothing waits on a slow Hover then; NULL: none. */
+    struct hs_curl_multi *upstream;
 };
 
 struct hs_server;

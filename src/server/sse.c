@@ -240,35 +240,48 @@ static bool sync_id_ok(const char *id)
     return true;
 }
 
-/* GET /api/syncs/{id} */
-void hs_route_sync_get(struct hs_req *q, struct hs_resp *r)
+int hs_sync_state(struct hs_req *q, const char *id, json_t **st, int64_t *version,
+                  struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     if (!s->syncq) {
         hs_resp_error(r, 503, "internal", "the sync queue is not running");
-        return;
+        return -1;
     }
-    const char *id = q->params[0];
     if (!sync_id_ok(id)) {
         hs_resp_error(r, 404, "not_found", "no sync %.60s", id);
-        return;
+        return -1;
     }
-    json_t *st = NULL;
-    int64_t v = 0;
+    json_t *doc = NULL;
     struct hs_error err = {0};
-    int rc = hs_syncq_get(s->syncq, id, &st, &v, &err);
-    if (rc == HS_ERR_NOT_FOUND) {
+    int rc = hs_syncq_get(s->syncq, id, &doc, version, &err);
+    /* Another tenant's sync is as unknown as one that never was. */
+    if (rc == HS_ERR_NOT_FOUND ||
+        (rc == HS_OK &&
+         !hs_req_may_use(q, json_string_value(json_object_get(doc, "connection"))))) {
+        json_decref(doc);
         hs_resp_error(r, 404, "not_found", "no sync %s (unknown, or finished too long ago)", id);
-        return;
+        return -1;
     }
     if (rc) {
         hs_resp_fail(r, rc, &err, "reading the sync");
-        return;
+        return -1;
     }
-    hs_resp_json(r, 200, st);
+    *st = doc;
+    return 0;
 }
 
-/* GET /api/syncs/{id}/events */
+/* GET /api/syncs/{id} */
+void hs_route_sync_get(struct hs_req *q, struct hs_resp *r)
+{
+    json_t *st = NULL;
+    int64_t v = 0;
+    if (hs_sync_state(q, q->params[0], &st, &v, r) == 0)
+        hs_resp_json(r, 200, st);
+}
+
+/* GET /api/syncs/{id}/events (a ticket may stand for the caller: an EventSource sends no
+ * header) */
 void hs_route_sync_events(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
@@ -279,10 +292,8 @@ void hs_route_sync_events(struct hs_req *q, struct hs_resp *r)
     const char *id = q->params[0];
     json_t *st = NULL;
     int64_t v = 0;
-    if (!sync_id_ok(id) || hs_syncq_get(s->syncq, id, &st, &v, NULL) != HS_OK) {
-        hs_resp_error(r, 404, "not_found", "no sync %.60s", id);
+    if (hs_sync_state(q, id, &st, &v, r) != 0)
         return;
-    }
     json_decref(st);
     struct sse_stream *e = hs_calloc(1, sizeof *e);
     e->srv = s;

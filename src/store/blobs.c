@@ -62,7 +62,8 @@ static int fsync_dir(const char *dir, struct hs_error *err)
     return rc;
 }
 
-/* mkdir -p with mode 0755; each directory it creates is made durable in its parent. */
+/* mkdir -p with mode 0700 (the files are the orgs' data: the owner's alone, whatever the umask);
+ * each directory it creates is made durable in its parent. */
 static int mkdir_p(const char *path, struct hs_error *err)
 {
     char *p = hs_strdup(path);
@@ -73,7 +74,7 @@ static int mkdir_p(const char *path, struct hs_error *err)
             continue;
         char saved = p[i];
         p[i] = '\0';
-        if (mkdir(p, 0755) == 0) {
+        if (mkdir(p, 0700) == 0) {
             char *slash = strrchr(p, '/');
             if (slash == p) {
                 rc = fsync_dir("/", err);
@@ -142,10 +143,7 @@ int hs_blob_begin(const char *data_dir, struct hs_blob_writer **out, struct hs_e
     int fd = -1;
     if (!rc)
         rc = create_locked(tmp_dir, tmp_path, &fd, err);
-    /* mkstemp makes the file 0600; the stored files are meant to be read by a CRM's tools,
-     * maybe under another user, like the 0755 directories that hold them. */
-    if (!rc && fchmod(fd, 0644) != 0)
-        rc = io_fail(err, errno, "cannot chmod", tmp_path);
+    /* mkstemp makes the file 0600: the owner's alone, like the directories that hold it. */
     free(tmp_dir);
     free(blob_dir);
     if (rc) {
@@ -284,6 +282,23 @@ void hs_blob_abort(struct hs_blob_writer *w)
     free(w->tmp_path);
     free(w->data_dir);
     free(w);
+}
+
+/* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700). */
+void hs_data_dir_private(const char *data_dir)
+{
+    static const char *const sub[] = {"", "/tmp", "/blobs"};
+    for (size_t i = 0; data_dir && *data_dir && i < sizeof sub / sizeof sub[0]; i++) {
+        char *p = hs_aprintf("%s%s", data_dir, sub[i]);
+        struct stat sb;
+        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) != 0700 &&
+            chmod(p, 0700) != 0) {
+            char eb[128];
+            hs_warn("store msg=\"cannot make the data directory private\" path=%s error=\"%s\"", p,
+                    strerror_r(errno, eb, sizeof eb));
+        }
+        free(p);
+    }
 }
 
 /* Removes one entry of the temporary directory if no live writer holds it (its lock is free)

@@ -368,6 +368,68 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "  updated_at TEXT NOT NULL\n"
      ");\n"},
 
+    /* Webhook signatures of any api_auth release: the replay memory, the access ids learnt, the
+     * verification calls made off the request path, and the webhook's own error. */
+    {6, "webhook replays, access ids, verifications",
+     "ALTER TABLE webhooks ADD COLUMN local_error TEXT; -- our own failure with it (a code Hover "
+     "refused), not Hover's last_error\n"
+     "\n"
+     "-- Signatures of accepted deliveries, kept until their Date leaves the accepted window: a\n"
+     "-- delivery sent again is acknowledged but stored once.\n"
+     "CREATE TABLE webhook_replays (\n"
+     "  signature TEXT PRIMARY KEY,          -- '<webhook id>:<signature>'\n"
+     "  event_id INTEGER,                    -- the delivery stored for it\n"
+     "  expires_ms INTEGER NOT NULL          -- unix ms: Date + the accepted skew\n"
+     ");\n"
+     "CREATE INDEX webhook_replays_expires ON webhook_replays(expires_ms);\n"
+     "\n"
+     "-- Access ids (the id of a delivery's Authorization header) that are not a webhook id,\n"
+     "-- with the webhook whose secret verified them: the next delivery is checked directly.\n"
+     "CREATE TABLE webhook_access_ids (\n"
+     "  access_id TEXT PRIMARY KEY,\n"
+     "  webhook_id INTEGER NOT NULL,\n"
+     "  updated_at TEXT NOT NULL\n"
+     ");\n"
+     "\n"
+     "-- Verification codes to send to Hover (PUT /webhooks/{code}/verify), by background work.\n"
+     "CREATE TABLE webhook_verifications (\n"
+     "  id INTEGER PRIMARY KEY,\n"
+     "  webhook_id INTEGER NOT NULL,\n"
+     "  code TEXT NOT NULL,\n"
+     "  event_id INTEGER,                    -- the delivery that carried it\n"
+     "  status TEXT NOT NULL CHECK (status IN ('pending','verified','rejected','failed')),\n"
+     "  attempts INTEGER NOT NULL DEFAULT 0,\n"
+     "  next_attempt_ms INTEGER NOT NULL,    -- unix ms; also the lease of a claim\n"
+     "  created_ms INTEGER NOT NULL,\n"
+     "  last_error TEXT,\n"
+     "  UNIQUE (webhook_id, code)\n"
+     ");\n"
+     "CREATE INDEX webhook_verifications_due ON webhook_verifications(next_attempt_ms) "
+     "WHERE status = 'pending';\n"
+     "-- Deliveries kept while no known secret verifies them are few and short-lived.\n"
+     "CREATE INDEX webhook_events_unverified ON webhook_events(received_at) "
+     "WHERE status = 'unverified';\n"},
+    /* Tenants (docs/API.md "Tenants"): a browser session sees only the connections (Hover orgs)
+     * it was given. Sessions of before keep working where that is unambiguous (exactly one
+     * connection); the others end, and their CRM opens the modal again. The search of a session
+     * filters jobs by connection_key, which the covering index of the ranking then holds too. */
+    {7, "session connections",
+     "-- The connections a browser session may use (POST /api/sessions names them).\n"
+     "CREATE TABLE session_connections (\n"
+     "  token_sha256 TEXT NOT NULL REFERENCES sessions(token_sha256) ON DELETE CASCADE,\n"
+     "  connection_key TEXT NOT NULL,       -- connections.key\n"
+     "  PRIMARY KEY (token_sha256, connection_key)\n"
+     ");\n"
+     "INSERT INTO session_connections (token_sha256, connection_key)\n"
+     "  SELECT s.token_sha256, c.key FROM sessions s, connections c\n"
+     "  WHERE (SELECT COUNT(*) FROM connections) = 1;\n"
+     "DELETE FROM sessions WHERE token_sha256 NOT IN (SELECT token_sha256 FROM "
+     "session_connections);\n"
+     "DROP INDEX jobs_search_rank;\n"
+     "CREATE INDEX jobs_search_rank ON jobs(id, hover_updated_at, reconstruction_state, "
+     "connection_key);\n"
+     "CREATE INDEX jobs_connection_updated ON jobs(connection_key, hover_updated_at);\n"},
+
     /* Leases of sync runs, so that the run of a killed process stops saying "running" (on any
      * machine sharing the store: the lease time is compared, never a PID), and refresh tokens
      * Hover rejected, so that every process can say the org must be reconnected. */

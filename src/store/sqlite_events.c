@@ -9,10 +9,12 @@
  * transaction (whose commit would come later), and concurrent calls share one transaction and
  * one fsync (group commit, see there). The connection runs with synchronous=FULL, so a COMMIT
  * that returned is on disk. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/str.h"
 #include "store/sqlite_internal.h"
 
 static struct sqlite_store *sq(struct hs_store *base)
@@ -86,17 +88,28 @@ static int read_int(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out, cons
 
 /* ---- webhooks ---- */
 
-#define WEBHOOK_COLS "id, connection_key, url, hmac_secret, verified_at, last_error, created_at"
+#define WEBHOOK_COLS                                                                               \
+    "id, connection_key, url, hmac_secret, verified_at, last_error, created_at, local_error"
 
-static void webhook_read(sqlite3_stmt *st, struct hs_webhook_row *w)
+static void webhook_secret_place(int64_t id, char *aad, size_t n)
+{
+    (void)snprintf(aad, n, "webhooks.hmac_secret:%lld", (long long)id);
+}
+
+/* A row; its secret opened (sealed at rest when the store has a key). */
+static int webhook_read(struct sqlite_store *s, sqlite3_stmt *st, struct hs_webhook_row *w,
+                        struct hs_error *err)
 {
     w->id = sqlite3_column_int64(st, 0);
     w->connection_key = hs_sqlite_col_text(st, 1);
     w->url = hs_sqlite_col_text(st, 2);
-    w->hmac_secret = hs_sqlite_col_text(st, 3);
     w->verified_at = hs_sqlite_col_text(st, 4);
     w->last_error = hs_sqlite_col_text(st, 5);
     w->created_at = hs_sqlite_col_text(st, 6);
+    w->local_error = hs_sqlite_col_text(st, 7);
+    char aad[64];
+    webhook_secret_place(w->id, aad, sizeof aad);
+    return hs_sqlite_unseal(s, (const char *)sqlite3_column_text(st, 3), aad, &w->hmac_secret, err);
 }
 
 /* Insert or update by id. A row read back from Hover's list has no secret and may not say
@@ -112,26 +125,31 @@ int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(
-        s, &st,
-        "INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
-        "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-        "COALESCE(?7, " HS_SQL_NOW "), " HS_SQL_NOW ") "
-        "ON CONFLICT(id) DO UPDATE SET connection_key = excluded.connection_key, "
-        "url = excluded.url, hmac_secret = COALESCE(excluded.hmac_secret, hmac_secret), "
-        "verified_at = COALESCE(excluded.verified_at, verified_at), "
-        "last_error = excluded.last_error, updated_at = excluded.updated_at",
-        "storing webhook", err);
+    char aad[64], *sealed = NULL;
+    webhook_secret_place(w->id, aad, sizeof aad);
+    rc = hs_sqlite_seal(s, w->hmac_secret, aad, &sealed, err);
+    if (!rc)
+        rc = hs_sqlite_prep(
+            s, &st,
+            "INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
+            "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+            "COALESCE(?7, " HS_SQL_NOW "), " HS_SQL_NOW ") "
+            "ON CONFLICT(id) DO UPDATE SET connection_key = excluded.connection_key, "
+            "url = excluded.url, hmac_secret = COALESCE(excluded.hmac_secret, hmac_secret), "
+            "verified_at = COALESCE(excluded.verified_at, verified_at), "
+            "last_error = excluded.last_error, updated_at = excluded.updated_at",
+            "storing webhook", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, w->id);
         hs_sqlite_bind_text(st, 2, w->connection_key);
         hs_sqlite_bind_text(st, 3, w->url);
-        hs_sqlite_bind_text(st, 4, w->hmac_secret);
+        hs_sqlite_bind_text(st, 4, sealed);
         hs_sqlite_bind_text(st, 5, w->verified_at);
         hs_sqlite_bind_text(st, 6, w->last_error);
         hs_sqlite_bind_text(st, 7, w->created_at);
         rc = hs_sqlite_run(s, st, NULL, "storing webhook", err);
     }
+    hs_secret_free(sealed);
     return ev_leave(s, &op, rc, err);
 }
 
@@ -151,7 +169,7 @@ int hs_sqlite_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_r
         sqlite3_bind_int64(st, 1, id);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW)
-            webhook_read(st, &w);
+            rc = webhook_read(s, st, &w, err);
         else if (src == SQLITE_DONE)
             rc = hs_fail(err, HS_ERR_NOT_FOUND, "no webhook %lld", (long long)id);
         else
@@ -193,7 +211,7 @@ int hs_sqlite_webhook_list(struct hs_store *base, struct hs_webhook_row **out, s
             v = hs_realloc(v, cap * sizeof *v);
         }
         memset(&v[len], 0, sizeof v[len]);
-        webhook_read(st, &v[len++]);
+        rc = webhook_read(s, st, &v[len++], err);
     }
     sqlite3_finalize(st);
     rc = ev_leave(s, &op, rc, err);
@@ -460,6 +478,7 @@ static bool event_status_valid(const char *status)
 struct hs_sqlite_accept {
     const struct hs_event_row *e;
     bool schedule;
+    int64_t now_ms;
     int64_t not_before_ms;
     int64_t id;
     int rc;
@@ -467,6 +486,105 @@ struct hs_sqlite_accept {
     bool done;
     struct hs_sqlite_accept *next;
 };
+
+/* ---- replays, kept deliveries, verifications (helpers inside a transaction) ---- */
+
+/* Remembers key until until_ms (forgetting the expired ones); *replay when it was remembered. */
+static int replay_remember(struct sqlite_store *s, const char *key, int64_t until_ms,
+                           int64_t now_ms, bool *replay, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(s, &st, "DELETE FROM webhook_replays WHERE expires_ms < ?1",
+                            "forgetting old signatures", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        rc = hs_sqlite_run(s, st, NULL, "forgetting old signatures", err);
+    }
+    int changes = 0;
+    if (!rc)
+        rc = hs_sqlite_prep(s, &st,
+                            "INSERT INTO webhook_replays (signature, expires_ms) VALUES (?1, ?2) "
+                            "ON CONFLICT(signature) DO NOTHING",
+                            "remembering a signature", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, key);
+        sqlite3_bind_int64(st, 2, until_ms);
+        rc = hs_sqlite_run(s, st, &changes, "remembering a signature", err);
+    }
+    if (!rc)
+        *replay = changes == 0;
+    return rc;
+}
+
+static int replay_link(struct sqlite_store *s, const char *key, int64_t event_id,
+                       struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(s, &st, "UPDATE webhook_replays SET event_id = ?2 WHERE signature = ?1",
+                            "remembering a signature", err);
+    if (rc)
+        return rc;
+    hs_sqlite_bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, event_id);
+    return hs_sqlite_run(s, st, NULL, "remembering a signature", err);
+}
+
+/* Kept deliveries past their age or past the count, oldest first. */
+static int unverified_trim(struct sqlite_store *s, int64_t now_ms, int64_t *removed,
+                           struct hs_error *err)
+{
+    char cutoff[40];
+    int64_t c = now_ms - HS_STORE_UNVERIFIED_TTL_MS;
+    hs_iso8601_format(c / 1000, (int)(c % 1000), cutoff, sizeof cutoff);
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    int rc = hs_sqlite_prep(
+        s, &st,
+        "DELETE FROM webhook_events WHERE status = 'unverified' AND (received_at < ?1 OR id IN "
+        "(SELECT id FROM webhook_events WHERE status = 'unverified' "
+        "ORDER BY received_at DESC, id DESC LIMIT -1 OFFSET ?2))",
+        "dropping kept deliveries", err);
+    if (rc)
+        return rc;
+    hs_sqlite_bind_text(st, 1, cutoff);
+    sqlite3_bind_int64(st, 2, HS_STORE_UNVERIFIED_MAX);
+    rc = hs_sqlite_run(s, st, &changes, "dropping kept deliveries", err);
+    if (!rc && removed)
+        *removed = changes;
+    return rc;
+}
+
+/* Finished verifications are kept a week for the record, then forgotten. */
+#define VERIFICATION_KEEP_MS (7 * 86400 * 1000LL)
+
+static int verification_insert(struct sqlite_store *s, int64_t webhook_id, const char *code,
+                               int64_t event_id, int64_t now_ms, struct hs_error *err)
+{
+    if (webhook_id <= 0 || !code || !*code)
+        return hs_fail(err, HS_ERR_INVALID, "verification without a webhook or a code");
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(
+        s, &st, "DELETE FROM webhook_verifications WHERE status <> 'pending' AND created_ms < ?1",
+        "queueing a verification", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms - VERIFICATION_KEEP_MS);
+        rc = hs_sqlite_run(s, st, NULL, "queueing a verification", err);
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(
+            s, &st,
+            "INSERT INTO webhook_verifications (webhook_id, code, event_id, status, attempts, "
+            "next_attempt_ms, created_ms) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4) "
+            "ON CONFLICT(webhook_id, code) DO NOTHING",
+            "queueing a verification", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, webhook_id);
+    hs_sqlite_bind_text(st, 2, code);
+    hs_sqlite_bind_id(st, 3, event_id);
+    sqlite3_bind_int64(st, 4, now_ms);
+    return hs_sqlite_run(s, st, NULL, "queueing a verification", err);
+}
 
 /* The event row and its work item, under a savepoint of the batch's transaction: a failed one
  * leaves nothing and does not fail the others. */
@@ -477,6 +595,15 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
     int rc = hs_sqlite_exec(s, "SAVEPOINT hs_accept", err);
     if (rc)
         return rc;
+    bool replay = false;
+    if (e->replay_key)
+        rc = replay_remember(s, e->replay_key, e->replay_until_ms, a->now_ms, &replay, err);
+    if (rc || replay) { /* a replay: nothing stored, id 0 */
+        if (rc)
+            hs_sqlite_exec(s, "ROLLBACK TO hs_accept", NULL);
+        int r0 = hs_sqlite_exec(s, "RELEASE hs_accept", rc ? NULL : err);
+        return rc ? rc : r0;
+    }
     sqlite3_stmt *st = NULL;
     rc = hs_sqlite_prep(
         s, &st,
@@ -507,6 +634,12 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
         if (!rc && known)
             rc = work_bump(s, e->connection_key, e->job_id, "webhook", a->not_before_ms, err);
     }
+    if (!rc && e->replay_key)
+        rc = replay_link(s, e->replay_key, a->id, err);
+    if (!rc && e->verify_code)
+        rc = verification_insert(s, e->webhook_id, e->verify_code, a->id, a->now_ms, err);
+    if (!rc && strcmp(e->status, "unverified") == 0)
+        rc = unverified_trim(s, a->now_ms, NULL, err);
     if (rc)
         hs_sqlite_exec(s, "ROLLBACK TO hs_accept", NULL);
     int r2 = hs_sqlite_exec(s, "RELEASE hs_accept", rc ? NULL : err);
@@ -551,7 +684,8 @@ int hs_sqlite_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     /* Durable before returning: a caller's open transaction would commit later. */
     if (hs_sqlite_held_by_me(s))
         return hs_fail(err, HS_ERR_INTERNAL, "event_accept called inside a store transaction");
-    struct hs_sqlite_accept me = {.e = e, .schedule = schedule, .not_before_ms = now_ms + delay_ms};
+    struct hs_sqlite_accept me = {
+        .e = e, .schedule = schedule, .now_ms = now_ms, .not_before_ms = now_ms + delay_ms};
     pthread_mutex_lock(&s->gc_lock);
     if (s->gc_tail)
         s->gc_tail->next = &me;
@@ -602,7 +736,7 @@ int hs_sqlite_events_unverified(struct hs_store *base, int64_t webhook_id,
         s, &st,
         "SELECT id, webhook_id, connection_key, event, job_id, model_id, state, body, "
         "headers, received_at, status FROM webhook_events "
-        "WHERE webhook_id = ?1 AND status = 'unverified' ORDER BY id",
+        "WHERE (?1 = 0 OR webhook_id = ?1) AND status = 'unverified' ORDER BY id",
         "listing unverified events", err);
     if (!rc)
         sqlite3_bind_int64(st, 1, webhook_id);
@@ -904,5 +1038,193 @@ int hs_sqlite_policy_put(struct hs_store *base, const char *connection_key, cons
         hs_sqlite_bind_text(st, 2, policy);
         rc = hs_sqlite_run(s, st, NULL, "storing policy", err);
     }
+    return ev_leave(s, &op, rc, err);
+}
+
+/* ---- webhook signatures: local errors, access ids, kept deliveries, verifications ---- */
+
+int hs_sqlite_webhook_set_local_error(struct hs_store *base, int64_t id, const char *error,
+                                      struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = hs_sqlite_prep(
+        s, &st, "UPDATE webhooks SET local_error = ?2, updated_at = " HS_SQL_NOW " WHERE id = ?1",
+        "storing the webhook's error", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, id);
+        hs_sqlite_bind_text(st, 2, error);
+        rc = hs_sqlite_run(s, st, &changes, "storing the webhook's error", err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no webhook %lld", (long long)id);
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_webhook_access_get(struct hs_store *base, const char *access_id, int64_t *webhook_id,
+                                 struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!access_id)
+        return hs_fail(err, HS_ERR_INVALID, "no access id");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    rc = hs_sqlite_prep(s, &st, "SELECT webhook_id FROM webhook_access_ids WHERE access_id = ?1",
+                        "reading an access id", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, access_id);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            id = sqlite3_column_int64(st, 0);
+        else if (src == SQLITE_DONE)
+            rc = HS_ERR_NOT_FOUND;
+        else
+            rc = hs_sqlite_fail(s, src, err, "reading an access id");
+        sqlite3_finalize(st);
+    }
+    if (rc == HS_ERR_NOT_FOUND)
+        hs_fail(err, HS_ERR_NOT_FOUND, "access id not known");
+    rc = ev_leave(s, &op, rc, err);
+    if (!rc)
+        *webhook_id = id;
+    return rc;
+}
+
+int hs_sqlite_webhook_access_put(struct hs_store *base, const char *access_id, int64_t webhook_id,
+                                 struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (!access_id || webhook_id <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "access id without a webhook");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(s, &st,
+                        "INSERT INTO webhook_access_ids (access_id, webhook_id, updated_at) "
+                        "VALUES (?1, ?2, " HS_SQL_NOW ") ON CONFLICT(access_id) DO UPDATE SET "
+                        "webhook_id = excluded.webhook_id, updated_at = excluded.updated_at",
+                        "storing an access id", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, access_id);
+        sqlite3_bind_int64(st, 2, webhook_id);
+        rc = hs_sqlite_run(s, st, NULL, "storing an access id", err);
+    }
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_events_unverified_trim(struct hs_store *base, int64_t now_ms, int64_t *removed,
+                                     struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    rc = unverified_trim(s, now_ms, removed, err);
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_verification_add(struct hs_store *base, int64_t webhook_id, const char *code,
+                               int64_t event_id, int64_t now_ms, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    rc = verification_insert(s, webhook_id, code, event_id, now_ms, err);
+    return ev_leave(s, &op, rc, err);
+}
+
+int hs_sqlite_verification_claim(struct hs_store *base, int64_t now_ms, int64_t lease_ms,
+                                 struct hs_verification *out, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (lease_ms <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "verification claim without a lease");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_verification v = {0};
+    rc = hs_sqlite_prep(
+        s, &st,
+        "UPDATE webhook_verifications SET next_attempt_ms = ?1 + ?2 WHERE id = ("
+        "SELECT id FROM webhook_verifications WHERE status = 'pending' AND next_attempt_ms <= ?1 "
+        "ORDER BY next_attempt_ms, id LIMIT 1) "
+        "RETURNING id, webhook_id, code, event_id, attempts, created_ms",
+        "claiming a verification", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int64(st, 2, lease_ms);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            v.id = sqlite3_column_int64(st, 0);
+            v.webhook_id = sqlite3_column_int64(st, 1);
+            v.code = hs_sqlite_col_text(st, 2);
+            v.event_id = sqlite3_column_int64(st, 3);
+            v.attempts = sqlite3_column_int64(st, 4);
+            v.created_ms = sqlite3_column_int64(st, 5);
+            src = sqlite3_step(st);
+        } else if (src == SQLITE_DONE) {
+            rc = HS_ERR_NOT_FOUND;
+        }
+        if (!rc && src != SQLITE_DONE)
+            rc = hs_sqlite_fail(s, src, err, "claiming a verification");
+        sqlite3_finalize(st);
+    }
+    if (rc == HS_ERR_NOT_FOUND)
+        hs_fail(err, HS_ERR_NOT_FOUND, "no verification is due");
+    rc = ev_leave(s, &op, rc, err);
+    if (rc) {
+        hs_verification_clear(&v);
+        return rc;
+    }
+    *out = v;
+    return HS_OK;
+}
+
+int hs_sqlite_verification_finish(struct hs_store *base, int64_t id, const char *status,
+                                  int64_t next_attempt_ms, const char *error, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    static const char *const ok[] = {"pending", "verified", "rejected", "failed"};
+    bool valid = false;
+    for (size_t i = 0; status && i < sizeof ok / sizeof ok[0]; i++)
+        valid = valid || strcmp(status, ok[i]) == 0;
+    if (!valid)
+        return hs_fail(err, HS_ERR_INVALID, "unknown verification status");
+    struct ev_op op;
+    int rc = ev_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = hs_sqlite_prep(s, &st,
+                        "UPDATE webhook_verifications SET status = ?2, last_error = ?4, "
+                        "attempts = attempts + (CASE WHEN ?2 = 'verified' THEN 0 ELSE 1 END), "
+                        "next_attempt_ms = ?3 WHERE id = ?1",
+                        "finishing a verification", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, id);
+        hs_sqlite_bind_text(st, 2, status);
+        sqlite3_bind_int64(st, 3, next_attempt_ms);
+        hs_sqlite_bind_text(st, 4, error);
+        rc = hs_sqlite_run(s, st, &changes, "finishing a verification", err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no verification %lld", (long long)id);
     return ev_leave(s, &op, rc, err);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store/secrets.h"
 #include "store/store.h"
 
 /* Timestamps written by the store: ISO-8601 UTC with milliseconds, like Hover's. */
@@ -40,6 +41,8 @@ struct sqlite_store {
     pthread_cond_t gc_done;
     struct hs_sqlite_accept *gc_head, *gc_tail;
     bool gc_leader;
+    /* The key that seals secrets at rest (secrets.h); NULL: they are stored in clear. */
+    struct hs_secret_key *key;
 };
 
 /* The one place SQLite result codes become hs_err. */
@@ -58,6 +61,31 @@ int hs_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st, int *changes, const 
 /* Binds text (NULL binds SQL NULL) / a Hover id (0 or less binds NULL: ids are positive). */
 void hs_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
 void hs_sqlite_bind_id(sqlite3_stmt *st, int i, int64_t v);
+/* A scope as a JSON array of its keys, for "key IN (SELECT value FROM json_each(?))"; NULL
+ * (binds SQL NULL: no filter) for a NULL scope. The caller frees. */
+char *hs_sqlite_scope_json(const struct hs_scope *scope);
+/* The filter of rows of jobs (alias j) in a scope bound to ?N as hs_sqlite_scope_json. */
+#define HS_SQL_IN_SCOPE(col, n)                                                                    \
+    "(?" n " IS NULL OR " col " IN (SELECT value FROM json_each(?" n ")))"
+
+/* Secrets at rest: the value to store for a clear one (sealed under s->key, or the clear value
+ * without a key), and the clear value of a stored one; aad names its place ("table.column:row").
+ * *out is new (NULL for NULL). */
+int hs_sqlite_seal(struct sqlite_store *s, const char *clear, const char *aad, char **out,
+                   struct hs_error *err);
+int hs_sqlite_unseal(struct sqlite_store *s, const char *stored, const char *aad, char **out,
+                     struct hs_error *err);
+
+/* The places of a connection's tokens: the associated data of their sealed values. */
+void hs_sqlite_token_places(const char *key, char *access, char *refresh, size_t n);
+/* Secrets at rest (sqlite_secrets.c): the store file made private before SQLite opens it (its
+ * -wal and -shm then get the same mode); the key checked against the one the store's secrets are
+ * sealed under (and recorded); every secret sealed again under another key (or none). */
+void hs_sqlite_make_private(const char *path);
+int hs_sqlite_key_check(struct sqlite_store *s, const struct hs_secret_key *key,
+                        struct hs_error *err);
+int hs_sqlite_secrets_rekey(struct hs_store *base, const char *new_key, int64_t *count,
+                            struct hs_error *err);
 
 void hs_sqlite_lock(struct sqlite_store *s);
 void hs_sqlite_unlock(struct sqlite_store *s);
@@ -99,6 +127,14 @@ int hs_sqlite_run_renew(struct hs_store *base, int64_t run_id, int64_t lease_unt
 int hs_sqlite_runs_interrupt_lapsed(struct hs_store *base, int64_t now_ms,
                                     struct hs_run_counts *out, struct hs_error *err);
 int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err);
+int hs_sqlite_export_since_scoped(struct hs_store *base, int64_t since,
+                                  const struct hs_scope *scope, char **out, struct hs_error *err);
+int hs_sqlite_artifact_by_sha_scoped(struct hs_store *base, const char *sha256,
+                                     const struct hs_scope *scope, struct hs_artifact_row *out,
+                                     struct hs_error *err);
+int hs_sqlite_artifact_by_image_scoped(struct hs_store *base, int64_t image_id,
+                                       const struct hs_scope *scope, struct hs_artifact_row *out,
+                                       struct hs_error *err);
 /* The service's reads (sqlite_records.c). */
 int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
                               struct hs_artifact_row *out, struct hs_error *err);
@@ -121,6 +157,10 @@ int hs_sqlite_work_release_dead(struct hs_store *base, bool (*dead)(void *ctx, c
 int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
                           int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
                           struct hs_error *err);
+int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const char *state,
+                                 int64_t page, int64_t per, const struct hs_scope *scope,
+                                 struct hs_job_summary **out, size_t *n, int64_t *total,
+                                 struct hs_error *err);
 
 /* Webhooks, events, work items, outbox, policies (sqlite_events.c). */
 int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,
@@ -139,6 +179,20 @@ int hs_sqlite_event_set_status(struct hs_store *base, int64_t event_id, const ch
                                struct hs_error *err);
 int hs_sqlite_events_processed(struct hs_store *base, const char *connection_key, int64_t job_id,
                                int64_t up_to_event_id, struct hs_error *err);
+int hs_sqlite_webhook_set_local_error(struct hs_store *base, int64_t id, const char *error,
+                                      struct hs_error *err);
+int hs_sqlite_webhook_access_get(struct hs_store *base, const char *access_id, int64_t *webhook_id,
+                                 struct hs_error *err);
+int hs_sqlite_webhook_access_put(struct hs_store *base, const char *access_id, int64_t webhook_id,
+                                 struct hs_error *err);
+int hs_sqlite_events_unverified_trim(struct hs_store *base, int64_t now_ms, int64_t *removed,
+                                     struct hs_error *err);
+int hs_sqlite_verification_add(struct hs_store *base, int64_t webhook_id, const char *code,
+                               int64_t event_id, int64_t now_ms, struct hs_error *err);
+int hs_sqlite_verification_claim(struct hs_store *base, int64_t now_ms, int64_t lease_ms,
+                                 struct hs_verification *out, struct hs_error *err);
+int hs_sqlite_verification_finish(struct hs_store *base, int64_t id, const char *status,
+                                  int64_t next_attempt_ms, const char *error, struct hs_error *err);
 int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
                             const char *reason, int64_t not_before_ms, struct hs_error *err);
 int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,

@@ -614,9 +614,16 @@ int hs_sqlite_artifact_each(struct hs_store *base,
     return op_leave(s, &op, rc, err);
 }
 
-/* One artifact row by a column that is not its key (the service's file and image routes). */
+/* Artifacts of models of jobs in the scope bound to ?2. */
+#define ARTIFACT_IN_SCOPE                                                                          \
+    "(?2 IS NULL OR model_id IN (SELECT m.id FROM models m JOIN jobs j ON j.id = m.job_id "        \
+    "WHERE " HS_SQL_IN_SCOPE("j.connection_key", "2") "))"
+
+/* One artifact row by a column that is not its key (the service's file and image routes), in a
+ * scope (?2). */
 static int artifact_find(struct sqlite_store *s, const char *sql, const char *text, int64_t num,
-                         struct hs_artifact_row *out, const char *what, struct hs_error *err)
+                         const struct hs_scope *scope, struct hs_artifact_row *out,
+                         const char *what, struct hs_error *err)
 {
     struct op op;
     int rc = op_enter(s, &op, false, err);
@@ -624,12 +631,14 @@ static int artifact_find(struct sqlite_store *s, const char *sql, const char *te
         return rc;
     struct hs_artifact_row a = {0};
     sqlite3_stmt *st = NULL;
+    char *in = hs_sqlite_scope_json(scope);
     rc = hs_sqlite_prep(s, &st, sql, what, err);
     if (!rc) {
         if (text)
             hs_sqlite_bind_text(st, 1, text);
         else
             sqlite3_bind_int64(st, 1, num);
+        hs_sqlite_bind_text(st, 2, in);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW)
             artifact_read(st, &a);
@@ -640,6 +649,7 @@ static int artifact_find(struct sqlite_store *s, const char *sql, const char *te
             rc = hs_sqlite_fail(s, src, err, what);
         sqlite3_finalize(st);
     }
+    free(in);
     rc = op_leave(s, &op, rc, err);
     if (rc)
         hs_artifact_row_clear(&a);
@@ -648,25 +658,40 @@ static int artifact_find(struct sqlite_store *s, const char *sql, const char *te
     return rc;
 }
 
-int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
-                              struct hs_artifact_row *out, struct hs_error *err)
+int hs_sqlite_artifact_by_sha_scoped(struct hs_store *base, const char *sha256,
+                                     const struct hs_scope *scope, struct hs_artifact_row *out,
+                                     struct hs_error *err)
 {
     if (!sha256)
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_sha without a sha256");
     return artifact_find(sq(base),
-                         "SELECT " ARTIFACT_COLS " FROM artifacts WHERE sha256 = ?1 LIMIT 1",
-                         sha256, 0, out, "finding artifact by sha256", err);
+                         "SELECT " ARTIFACT_COLS " FROM artifacts WHERE sha256 = ?1 "
+                         "AND " ARTIFACT_IN_SCOPE " LIMIT 1",
+                         sha256, 0, scope, out, "finding artifact by sha256", err);
 }
 
-int hs_sqlite_artifact_by_image(struct hs_store *base, int64_t image_id,
-                                struct hs_artifact_row *out, struct hs_error *err)
+int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
+                              struct hs_artifact_row *out, struct hs_error *err)
+{
+    return hs_sqlite_artifact_by_sha_scoped(base, sha256, NULL, out, err);
+}
+
+int hs_sqlite_artifact_by_image_scoped(struct hs_store *base, int64_t image_id,
+                                       const struct hs_scope *scope, struct hs_artifact_row *out,
+                                       struct hs_error *err)
 {
     if (image_id <= 0)
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_image without an image id");
     return artifact_find(sq(base),
                          "SELECT " ARTIFACT_COLS " FROM artifacts WHERE image_id = ?1 "
-                         "ORDER BY fetched_at DESC LIMIT 1",
-                         NULL, image_id, out, "finding image", err);
+                         "AND " ARTIFACT_IN_SCOPE " ORDER BY fetched_at DESC LIMIT 1",
+                         NULL, image_id, scope, out, "finding image", err);
+}
+
+int hs_sqlite_artifact_by_image(struct hs_store *base, int64_t image_id,
+                                struct hs_artifact_row *out, struct hs_error *err)
+{
+    return hs_sqlite_artifact_by_image_scoped(base, image_id, NULL, out, err);
 }
 
 int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs_model_status **out,
@@ -1055,15 +1080,17 @@ static void put_cols(json_t *obj, sqlite3_stmt *st, int first, const char *const
         json_object_set_new(obj, keys[k], col_json(st, first + (int)k));
 }
 
-/* Runs a feed query (?1 = since) and appends one object per row made by `row`. */
-static int feed_rows(struct sqlite_store *s, const char *sql, int64_t since, json_t *arr,
-                     json_t *(*row)(sqlite3_stmt *st), struct hs_error *err)
+/* Runs a feed query (?1 = since, ?2 = the scope's JSON or NULL) and appends one object per row
+ * made by `row`. */
+static int feed_rows(struct sqlite_store *s, const char *sql, int64_t since, const char *scope,
+                     json_t *arr, json_t *(*row)(sqlite3_stmt *st), struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = hs_sqlite_prep(s, &st, sql, "reading the records feed", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, since);
+    hs_sqlite_bind_text(st, 2, scope);
     for (;;) {
         int src = sqlite3_step(st);
         if (src == SQLITE_DONE)
@@ -1082,7 +1109,9 @@ static const char FEED_JOBS_SQL[] =
     "SELECT id, name, external_identifier, reconstruction_state, org_id, "
     "address_line1, address_line2, city, region, postal_code, country, latitude, longitude, "
     "customer_name, customer_email, customer_phone, hover_updated_at, change_seq "
-    "FROM jobs WHERE change_seq > ?1 ORDER BY change_seq, id";
+    "FROM jobs WHERE change_seq > ?1 AND " HS_SQL_IN_SCOPE("connection_key",
+                                                           "2") " "
+                                                                "ORDER BY change_seq, id";
 
 static json_t *feed_job(sqlite3_stmt *st)
 {
@@ -1102,6 +1131,11 @@ static json_t *feed_job(sqlite3_stmt *st)
     return j;
 }
 
+/* Rows whose model's job (m.job_id) is in the scope bound to ?2. */
+#define FEED_JOB_IN_SCOPE                                                                          \
+    "(?2 IS NULL OR m.job_id IN (SELECT id FROM jobs WHERE " HS_SQL_IN_SCOPE("connection_key",     \
+                                                                             "2") "))"
+
 /* A model counts as changed when its measurements changed: its sequence in the feed is the
  * larger of the two. The IN (... UNION ...) lets both change_seq indexes serve the filter. */
 static const char FEED_MODELS_SQL[] =
@@ -1113,7 +1147,7 @@ static const char FEED_MODELS_SQL[] =
     "FROM models m LEFT JOIN measurements x ON x.model_id = m.id "
     "WHERE m.id IN (SELECT id FROM models WHERE change_seq > ?1 "
     "UNION SELECT model_id FROM measurements WHERE change_seq > ?1) "
-    "ORDER BY seq, m.id";
+    "AND " FEED_JOB_IN_SCOPE " ORDER BY seq, m.id";
 
 static json_t *feed_model(sqlite3_stmt *st)
 {
@@ -1141,7 +1175,7 @@ static const char FEED_ARTIFACTS_SQL[] =
     "SELECT a.model_id, m.job_id, a.kind, a.sha256, a.bytes, a.content_type, a.path, "
     "a.source_url, a.fetched_at, a.image_id, a.change_seq "
     "FROM artifacts a LEFT JOIN models m ON m.id = a.model_id "
-    "WHERE a.change_seq > ?1 ORDER BY a.change_seq, a.id";
+    "WHERE a.change_seq > ?1 AND " FEED_JOB_IN_SCOPE " ORDER BY a.change_seq, a.id";
 
 static json_t *feed_artifact(sqlite3_stmt *st)
 {
@@ -1173,7 +1207,8 @@ static int feed_cursor(struct sqlite_store *s, int64_t since, int64_t *out, stru
     return rc;
 }
 
-int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err)
+int hs_sqlite_export_since_scoped(struct hs_store *base, int64_t since,
+                                  const struct hs_scope *scope, char **out, struct hs_error *err)
 {
     struct sqlite_store *s = sq(base);
     struct op op;
@@ -1183,14 +1218,16 @@ int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, str
         return rc;
     json_t *doc = json_object(), *jobs = json_array(), *models = json_array(),
            *artifacts = json_array();
+    char *in = hs_sqlite_scope_json(scope);
     int64_t cursor = since;
     rc = feed_cursor(s, since, &cursor, err);
     if (!rc)
-        rc = feed_rows(s, FEED_JOBS_SQL, since, jobs, feed_job, err);
+        rc = feed_rows(s, FEED_JOBS_SQL, since, in, jobs, feed_job, err);
     if (!rc)
-        rc = feed_rows(s, FEED_MODELS_SQL, since, models, feed_model, err);
+        rc = feed_rows(s, FEED_MODELS_SQL, since, in, models, feed_model, err);
     if (!rc)
-        rc = feed_rows(s, FEED_ARTIFACTS_SQL, since, artifacts, feed_artifact, err);
+        rc = feed_rows(s, FEED_ARTIFACTS_SQL, since, in, artifacts, feed_artifact, err);
+    free(in);
     rc = op_leave(s, &op, rc, err);
     if (!rc) {
         json_object_set_new(doc, "cursor", json_integer(cursor));
@@ -1205,6 +1242,11 @@ int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, str
     }
     json_decref(doc);
     return rc;
+}
+
+int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err)
+{
+    return hs_sqlite_export_since_scoped(base, since, NULL, out, err);
 }
 
 /* ---- checkpoints ---- */

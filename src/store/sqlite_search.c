@@ -27,14 +27,17 @@
     "(SELECT COUNT(*) FROM models m WHERE m.job_id = j.id), "                                      \
     "(SELECT COUNT(*) FROM models m WHERE m.job_id = j.id AND m.state = 'complete')"
 
-/* ?1 match expression, ?2 state (NULL: any), ?3 limit, ?4 offset. */
+/* ?1 match expression, ?2 state (NULL: any), ?3 limit, ?4 offset, ?5 the scope (JSON array of
+ * connection keys, NULL: every job; the covering index holds connection_key). */
 static const char MATCH_PAGE_SQL[] =
     "SELECT " SUMMARY_COLS " FROM (SELECT j.id AS id, " BM25 " AS score, "
     "j.hover_updated_at AS upd FROM jobs_fts JOIN jobs j INDEXED BY jobs_search_rank "
     "ON j.id = jobs_fts.rowid WHERE jobs_fts MATCH ?1 AND (?2 IS NULL OR j.reconstruction_state = "
-    "?2) "
-    "ORDER BY score, upd DESC, id DESC LIMIT ?3 OFFSET ?4) p "
-    "JOIN jobs j ON j.id = p.id ORDER BY p.score, p.upd DESC, p.id DESC";
+    "?2) AND " HS_SQL_IN_SCOPE(
+        "j.connection_key",
+        "5") " "
+             "ORDER BY score, upd DESC, id DESC LIMIT ?3 OFFSET ?4) p "
+             "JOIN jobs j ON j.id = p.id ORDER BY p.score, p.upd DESC, p.id DESC";
 /* One word of one or two letters (the first keystrokes) matches much of the store, and bm25
  * would score every match (150 ms for "s" at 100,000 jobs) to rank what is arbitrary anyway:
  * the newest jobs instead, which FTS5 streams in rowid order and stops after the page (1 ms).
@@ -43,12 +46,18 @@ static const char NEWEST_PAGE_SQL[] =
     "SELECT " SUMMARY_COLS " FROM (SELECT jobs_fts.rowid AS id FROM jobs_fts "
     "JOIN jobs j INDEXED BY jobs_search_rank ON j.id = jobs_fts.rowid "
     "WHERE jobs_fts MATCH ?1 AND (?2 IS NULL OR j.reconstruction_state = ?2) "
-    "ORDER BY jobs_fts.rowid DESC LIMIT ?3 OFFSET ?4) p "
-    "JOIN jobs j ON j.id = p.id ORDER BY p.id DESC";
+    "AND " HS_SQL_IN_SCOPE("j.connection_key",
+                           "5") " "
+                                "ORDER BY jobs_fts.rowid DESC LIMIT ?3 OFFSET ?4) p "
+                                "JOIN jobs j ON j.id = p.id ORDER BY p.id DESC";
 static const char MATCH_COUNT_SQL[] = "SELECT COUNT(*) FROM jobs_fts WHERE jobs_fts MATCH ?1";
 static const char MATCH_COUNT_STATE_SQL[] =
     "SELECT COUNT(*) FROM jobs_fts JOIN jobs j INDEXED BY jobs_search_rank "
     "ON j.id = jobs_fts.rowid WHERE jobs_fts MATCH ?1 AND j.reconstruction_state = ?2";
+static const char MATCH_COUNT_SCOPED_SQL[] =
+    "SELECT COUNT(*) FROM jobs_fts JOIN jobs j INDEXED BY jobs_search_rank "
+    "ON j.id = jobs_fts.rowid WHERE jobs_fts MATCH ?1 AND (?2 IS NULL OR "
+    "j.reconstruction_state = ?2) AND " HS_SQL_IN_SCOPE("j.connection_key", "5");
 
 /* Without text: two statements each, so that each uses its index (jobs_hover_updated_at, or
  * jobs_state_updated); "?2 IS NULL OR ..." would scan every row. */
@@ -63,6 +72,15 @@ static const char RECENT_STATE_PAGE_SQL[] =
     "JOIN jobs j ON j.id = p.id ORDER BY p.upd DESC, p.id DESC";
 static const char RECENT_STATE_COUNT_SQL[] =
     "SELECT COUNT(*) FROM jobs WHERE reconstruction_state = ?2";
+/* Within a scope: the scope's jobs through jobs_connection_updated, then sorted. */
+static const char RECENT_SCOPED_PAGE_SQL[] =
+    "SELECT " SUMMARY_COLS " FROM (SELECT id, hover_updated_at AS upd FROM jobs "
+    "WHERE connection_key IN (SELECT value FROM json_each(?5)) AND (?2 IS NULL OR "
+    "reconstruction_state = ?2) ORDER BY upd DESC, id DESC LIMIT ?3 OFFSET ?4) p "
+    "JOIN jobs j ON j.id = p.id ORDER BY p.upd DESC, p.id DESC";
+static const char RECENT_SCOPED_COUNT_SQL[] =
+    "SELECT COUNT(*) FROM jobs WHERE connection_key IN (SELECT value FROM json_each(?5)) "
+    "AND (?2 IS NULL OR reconstruction_state = ?2)";
 
 static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st, struct hs_error *err)
 {
@@ -76,7 +94,7 @@ static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st, s
 }
 
 static void bind_params(sqlite3_stmt *st, const char *match, const char *state, int64_t limit,
-                        int64_t offset)
+                        int64_t offset, const char *scope)
 {
     int n = sqlite3_bind_parameter_count(st);
     if (n >= 1)
@@ -87,16 +105,18 @@ static void bind_params(sqlite3_stmt *st, const char *match, const char *state, 
         sqlite3_bind_int64(st, 3, limit);
     if (n >= 4)
         sqlite3_bind_int64(st, 4, offset);
+    if (n >= 5)
+        sqlite3_bind_text(st, 5, scope, -1, SQLITE_STATIC);
 }
 
 static int count_rows(struct sqlite_store *s, const char *sql, const char *match, const char *state,
-                      int64_t *total, struct hs_error *err)
+                      const char *scope, int64_t *total, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = prepare(s, sql, &st, err);
     if (rc)
         return rc;
-    bind_params(st, match, state, 0, 0);
+    bind_params(st, match, state, 0, 0, scope);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         *total = sqlite3_column_int64(st, 0);
@@ -107,14 +127,14 @@ static int count_rows(struct sqlite_store *s, const char *sql, const char *match
 }
 
 static int page_rows(struct sqlite_store *s, const char *sql, const char *match, const char *state,
-                     int64_t per, int64_t offset, struct hs_job_summary **out, size_t *n,
-                     struct hs_error *err)
+                     const char *scope, int64_t per, int64_t offset, struct hs_job_summary **out,
+                     size_t *n, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = prepare(s, sql, &st, err);
     if (rc)
         return rc;
-    bind_params(st, match, state, per, offset);
+    bind_params(st, match, state, per, offset, scope);
     struct hs_job_summary *v = hs_calloc((size_t)per, sizeof *v);
     size_t len = 0;
     for (;;) {
@@ -175,6 +195,32 @@ int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *stat
                           int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
                           struct hs_error *err)
 {
+    return hs_sqlite_jobs_search_scoped(base, q, state, page, per, NULL, out, n, total, err);
+}
+
+/* The statements for a search: text or none, a state or none, a scope or none. */
+static void pick_sql(bool all, const char *match, const char *state, bool scoped,
+                     const char **count_sql, const char **page_sql)
+{
+    if (all && scoped) {
+        *count_sql = RECENT_SCOPED_COUNT_SQL;
+        *page_sql = RECENT_SCOPED_PAGE_SQL;
+    } else if (all) {
+        *count_sql = state ? RECENT_STATE_COUNT_SQL : RECENT_COUNT_SQL;
+        *page_sql = state ? RECENT_STATE_PAGE_SQL : RECENT_PAGE_SQL;
+    } else {
+        *count_sql = scoped  ? MATCH_COUNT_SCOPED_SQL
+                     : state ? MATCH_COUNT_STATE_SQL
+                             : MATCH_COUNT_SQL;
+        *page_sql = short_single_word(match) ? NEWEST_PAGE_SQL : MATCH_PAGE_SQL;
+    }
+}
+
+int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const char *state,
+                                 int64_t page, int64_t per, const struct hs_scope *scope,
+                                 struct hs_job_summary **out, size_t *n, int64_t *total,
+                                 struct hs_error *err)
+{
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (per < 1 || per > 100)
         return hs_fail(err, HS_ERR_INVALID, "per must be 1 to 100, not %lld", (long long)per);
@@ -213,17 +259,13 @@ int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *stat
     struct hs_job_summary *v = NULL;
     size_t len = 0;
     const char *count_sql, *page_sql;
-    if (all) {
-        count_sql = state ? RECENT_STATE_COUNT_SQL : RECENT_COUNT_SQL;
-        page_sql = state ? RECENT_STATE_PAGE_SQL : RECENT_PAGE_SQL;
-    } else {
-        count_sql = state ? MATCH_COUNT_STATE_SQL : MATCH_COUNT_SQL;
-        page_sql = short_single_word(match) ? NEWEST_PAGE_SQL : MATCH_PAGE_SQL;
-    }
-    rc = count_rows(s, count_sql, all ? NULL : match, state, &count, err);
+    char *in = hs_sqlite_scope_json(scope);
+    pick_sql(all, match, state, in != NULL, &count_sql, &page_sql);
+    rc = count_rows(s, count_sql, all ? NULL : match, state, in, &count, err);
     if (!rc && count > (page - 1) * per)
-        rc =
-            page_rows(s, page_sql, all ? NULL : match, state, per, (page - 1) * per, &v, &len, err);
+        rc = page_rows(s, page_sql, all ? NULL : match, state, in, per, (page - 1) * per, &v, &len,
+                       err);
+    free(in);
 
     if (own) {
         hs_sqlite_exec(s, rc ? "ROLLBACK" : "COMMIT", NULL);

@@ -121,7 +121,20 @@ void hs_session_clear(struct hs_session *s)
     free(s->token_sha256);
     free(s->csrf_token);
     free(s->user);
+    for (size_t i = 0; i < s->n_connections; i++)
+        free(s->connections[i]);
+    free(s->connections);
     memset(s, 0, sizeof *s);
+}
+
+bool hs_scope_has(const struct hs_scope *scope, const char *key)
+{
+    if (!scope)
+        return true;
+    for (size_t i = 0; key && i < scope->n; i++)
+        if (scope->keys[i] && strcmp(scope->keys[i], key) == 0)
+            return true;
+    return false;
 }
 
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n)
@@ -157,6 +170,7 @@ void hs_webhook_row_clear(struct hs_webhook_row *w)
     free(w->verified_at);
     free(w->last_error);
     free(w->created_at);
+    free(w->local_error);
     memset(w, 0, sizeof *w);
 }
 
@@ -190,6 +204,14 @@ void hs_event_rows_free(struct hs_event_row *v, size_t n)
     for (size_t i = 0; i < n; i++)
         hs_event_row_clear(&v[i]);
     free(v);
+}
+
+void hs_verification_clear(struct hs_verification *v)
+{
+    if (!v)
+        return;
+    free(v->code);
+    memset(v, 0, sizeof *v);
 }
 
 void hs_work_item_clear(struct hs_work_item *w)

@@ -109,8 +109,22 @@ struct hs_session {
     char *csrf_token;   /* sent back by the page in X-CSRF-Token on state-changing calls */
     int64_t created_at, expires_at; /* unix seconds */
     char *user;                     /* the CRM's user id, or NULL */
+    /* The connections (Hover orgs) the session may use, by key; it sees nothing of the others.
+     * Stored with the session (session_put replaces them). */
+    char **connections;
+    size_t n_connections;
 };
 void hs_session_clear(struct hs_session *s);
+
+/* What a caller of the service may read: the rows of jobs read through one of these
+ * connections (jobs.connection_key), and their models and artifacts. A NULL scope (the API
+ * key) reads everything; a scope of no keys reads nothing. */
+struct hs_scope {
+    const char *const *keys;
+    size_t n;
+};
+/* True when scope lets connection `key` be read (a NULL scope lets every key). */
+bool hs_scope_has(const struct hs_scope *scope, const char *key);
 
 /* A connected Hover org (a stored credential). */
 struct hs_connection_row {
@@ -144,6 +158,8 @@ struct hs_webhook_row {
     char *verified_at; /* NULL until verified */
     char *last_error;  /* Hover's last_error as last read */
     char *created_at;
+    char *local_error; /* our own failure with it (a verification code Hover refused for good);
+                          webhook_put leaves it alone: webhook_set_local_error writes it */
 };
 void hs_webhook_row_clear(struct hs_webhook_row *w);
 /* Frees an array of rows (webhook_list); NULL is fine. */
@@ -164,10 +180,33 @@ struct hs_event_row {
     char *received_at;
     char *status; /* "accepted", "unverified" (signature not checkable yet), "processed",
                      "ignored" (unknown type, or nothing to do), "rejected" */
+    /* event_accept's inputs only (borrowed; reads leave them NULL): */
+    const char *replay_key;  /* remembered until replay_until_ms; already remembered: a replay,
+                                nothing is stored (see event_accept) */
+    int64_t replay_until_ms; /* unix ms */
+    const char *verify_code; /* queued for webhook_id in the same transaction (once per code) */
 };
 void hs_event_row_clear(struct hs_event_row *e);
 /* Frees an array of rows (events_unverified); NULL is fine. */
 void hs_event_rows_free(struct hs_event_row *v, size_t n);
+
+/* Deliveries kept "unverified" (no known secret verifies them yet: the verification race) are
+ * bounded whoever sends them: at most this many in all (the oldest go first), none older than
+ * this. event_accept enforces both when it keeps one; events_unverified_trim on its own. */
+#define HS_STORE_UNVERIFIED_MAX    1000
+#define HS_STORE_UNVERIFIED_TTL_MS (15 * 60 * 1000LL)
+
+/* A verification code to send to Hover (PUT /api/v2/webhooks/{code}/verify), claimed by
+ * background work. */
+struct hs_verification {
+    int64_t id;
+    int64_t webhook_id;
+    char *code;
+    int64_t event_id; /* the delivery that carried it, 0 when unknown */
+    int64_t attempts; /* failed calls so far */
+    int64_t created_ms;
+};
+void hs_verification_clear(struct hs_verification *v);
 
 /* One unit of background work: a job of a connection to re-read and sync. Events about the same
  * job coalesce into one item (Hover's payloads carry no id or time: they are triggers). */
@@ -333,6 +372,20 @@ struct hs_store_ops {
      * model id: its sync mark and selection (caller frees with hs_model_statuses_free). */
     int (*job_models_status)(struct hs_store *s, int64_t job_id, struct hs_model_status **out,
                              size_t *n, struct hs_error *err);
+    /* jobs_search, export_since, artifact_by_sha and artifact_by_image within a scope (a
+     * browser session's connections); scope NULL: the same as the unscoped op. */
+    int (*jobs_search_scoped)(struct hs_store *s, const char *q, const char *state, int64_t page,
+                              int64_t per, const struct hs_scope *scope,
+                              struct hs_job_summary **out, size_t *n, int64_t *total,
+                              struct hs_error *err);
+    int (*export_since_scoped)(struct hs_store *s, int64_t since, const struct hs_scope *scope,
+                               char **out, struct hs_error *err);
+    int (*artifact_by_sha_scoped)(struct hs_store *s, const char *sha256,
+                                  const struct hs_scope *scope, struct hs_artifact_row *out,
+                                  struct hs_error *err);
+    int (*artifact_by_image_scoped)(struct hs_store *s, int64_t image_id,
+                                    const struct hs_scope *scope, struct hs_artifact_row *out,
+                                    struct hs_error *err);
 
     /* ---- webhooks, events, work items, outbox, policies ---- */
     int (*webhook_put)(struct hs_store *s, const struct hs_webhook_row *w, struct hs_error *err);
@@ -341,17 +394,47 @@ struct hs_store_ops {
     int (*webhook_list)(struct hs_store *s, struct hs_webhook_row **out, size_t *n,
                         struct hs_error *err);
     int (*webhook_delete)(struct hs_store *s, int64_t id, struct hs_error *err);
+    /* Our own error with a webhook (NULL clears it); HS_ERR_NOT_FOUND for an unknown id. */
+    int (*webhook_set_local_error)(struct hs_store *s, int64_t id, const char *error,
+                                   struct hs_error *err);
+    /* The webhook whose secret last verified a delivery of this access id (an Authorization
+     * id that is not a webhook id); HS_ERR_NOT_FOUND when none. put: insert or replace. */
+    int (*webhook_access_get)(struct hs_store *s, const char *access_id, int64_t *webhook_id,
+                              struct hs_error *err);
+    int (*webhook_access_put)(struct hs_store *s, const char *access_id, int64_t webhook_id,
+                              struct hs_error *err);
+
+    /* Verification codes to send to Hover. add: queued, due now, unless (webhook, code) was
+     * queued before (then nothing: a code goes to Hover once). claim: the oldest due pending one,
+     * leased until now + lease_ms (pushed back, so that another process does not take it);
+     * HS_ERR_NOT_FOUND when none is due. finish: status "verified", "rejected" (for good),
+     * "failed" (given up) or "pending" again with attempts + 1, due at next_attempt_ms. */
+    int (*verification_add)(struct hs_store *s, int64_t webhook_id, const char *code,
+                            int64_t event_id, int64_t now_ms, struct hs_error *err);
+    int (*verification_claim)(struct hs_store *s, int64_t now_ms, int64_t lease_ms,
+                              struct hs_verification *out, struct hs_error *err);
+    int (*verification_finish)(struct hs_store *s, int64_t id, const char *status,
+                               int64_t next_attempt_ms, const char *error, struct hs_error *err);
 
     /* Stores a received delivery and, when schedule is true and it names a job of a known
      * connection, inserts or bumps the job's work item (not_before = now + delay_ms), in ONE
-     * transaction, durably, before returning: only then may the receiver answer 2xx. */
+     * transaction, durably, before returning: only then may the receiver answer 2xx.
+     * In the same transaction: e->replay_key is remembered (expired keys are forgotten), and
+     * when it was remembered already nothing at all is stored and *event_id is 0 (a replay:
+     * acknowledged, acted on once); e->verify_code is queued (verification_add); a row kept
+     * "unverified" drops the kept rows past HS_STORE_UNVERIFIED_MAX / _TTL_MS at now_ms. */
     int (*event_accept)(struct hs_store *s, const struct hs_event_row *e, bool schedule,
                         int64_t delay_ms, int64_t now_ms, int64_t *event_id, struct hs_error *err);
-    /* Deliveries stored as "unverified" for a webhook id (the verification race). */
+    /* Deliveries stored as "unverified" for a webhook id, or all of them with webhook_id 0
+     * (the verification race), oldest first. */
     int (*events_unverified)(struct hs_store *s, int64_t webhook_id, struct hs_event_row **out,
                              size_t *n, struct hs_error *err);
     int (*event_set_status)(struct hs_store *s, int64_t event_id, const char *status,
                             struct hs_error *err);
+    /* Deletes the kept "unverified" rows received before now_ms - HS_STORE_UNVERIFIED_TTL_MS
+     * and the oldest past HS_STORE_UNVERIFIED_MAX; *removed (may be NULL) gets how many. */
+    int (*events_unverified_trim)(struct hs_store *s, int64_t now_ms, int64_t *removed,
+                                  struct hs_error *err);
     /* Marks every accepted event of (connection, job) received up to the claim as processed. */
     int (*events_processed)(struct hs_store *s, const char *connection_key, int64_t job_id,
                             int64_t up_to_event_id, struct hs_error *err);
@@ -408,14 +491,31 @@ struct hs_store_ops {
      * dead is called with the store locked: it must not use the store. */
     int (*work_release_dead)(struct hs_store *s, bool (*dead)(void *ctx, const char *worker),
                              void *ctx, int64_t *released, struct hs_error *err);
+
+    /* ---- secrets at rest (store/secrets.h) ---- */
+    /* Seals every secret (OAuth tokens, webhook secrets) again under new_key (its text as
+     * configured; NULL: stores them in clear), in one transaction; the store then uses that
+     * key. *count (may be NULL) gets the number of values rewritten. */
+    int (*secrets_rekey)(struct hs_store *s, const char *new_key, int64_t *count,
+                         struct hs_error *err);
 };
 
 struct hs_store {
     const struct hs_store_ops *ops;
 };
 
-/* Opens (creating if needed) a SQLite store at path and applies pending migrations. */
+/* Opens (creating if needed) a SQLite store at path and applies pending migrations. The file
+ * (and its -wal and -shm) is made private to its owner (0600). */
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err);
+
+struct hs_store_options {
+    /* HOVERSYNC_ENCRYPTION_KEY as configured (store/secrets.h); NULL or "": secrets in clear. A
+     * store whose secrets are sealed under another key, or opened without its key, is refused
+     * (HS_ERR_INVALID, with a message that says which). */
+    const char *encryption_key;
+};
+int hs_store_open_sqlite_opts(const char *path, const struct hs_store_options *o,
+                              struct hs_store **out, struct hs_error *err);
 void hs_store_close(struct hs_store *s);
 void hs_selections_free(struct hs_selection *sels, size_t n);
 
@@ -435,6 +535,9 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
                    struct hs_error *err);
 /* Removes the temporary file; safe after commit (then a no-op) and with NULL. */
 void hs_blob_abort(struct hs_blob_writer *w);
+/* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700);
+ * directories are created 0700 in the first place. Failures are logged. */
+void hs_data_dir_private(const char *data_dir);
 /* Removes leftovers of interrupted writes (the files under <data_dir>/tmp that no writer
  * holds: each writer keeps its temporary file locked until it is renamed). Safe while other
  * processes write into the same data directory. */

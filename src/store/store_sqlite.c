@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/migrations.h"
@@ -196,6 +197,37 @@ void hs_sqlite_bind_id(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
+char *hs_sqlite_scope_json(const struct hs_scope *scope)
+{
+    if (!scope)
+        return NULL;
+    json_t *a = json_array();
+    for (size_t i = 0; i < scope->n; i++)
+        if (scope->keys[i])
+            json_array_append_new(a, json_string(scope->keys[i]));
+    char *text = hs_json_dump(a);
+    json_decref(a);
+    return text;
+}
+
+/* ---- secrets at rest (secrets.h) ---- */
+
+int hs_sqlite_seal(struct sqlite_store *s, const char *clear, const char *aad, char **out,
+                   struct hs_error *err)
+{
+    if (!s->key) {
+        *out = clear ? hs_strdup(clear) : NULL;
+        return HS_OK;
+    }
+    return hs_secret_seal(s->key, clear, aad, out, err);
+}
+
+int hs_sqlite_unseal(struct sqlite_store *s, const char *stored, const char *aad, char **out,
+                     struct hs_error *err)
+{
+    return hs_secret_open(s->key, stored, aad, out, err);
+}
+
 /* Reads the pair; the caller holds s->lock. */
 static int token_read(struct sqlite_store *s, const char *key, struct hs_token *out,
                       struct hs_error *err)
@@ -214,14 +246,21 @@ static int token_read(struct sqlite_store *s, const char *key, struct hs_token *
     int ret;
     if (rc == SQLITE_ROW) {
         struct hs_token t = {0};
-        t.access_token = hs_sqlite_col_text(st, 0);
-        t.refresh_token = hs_sqlite_col_text(st, 1);
+        char aad_a[300], aad_r[300];
+        hs_sqlite_token_places(key, aad_a, aad_r, sizeof aad_a);
+        ret = hs_sqlite_unseal(s, (const char *)sqlite3_column_text(st, 0), aad_a, &t.access_token,
+                               err);
+        if (!ret)
+            ret = hs_sqlite_unseal(s, (const char *)sqlite3_column_text(st, 1), aad_r,
+                                   &t.refresh_token, err);
         t.expires_at = sqlite3_column_int64(st, 2);
         t.generation = sqlite3_column_int64(st, 3);
         t.owner_id = sqlite3_column_int64(st, 4);
         t.owner_type = hs_sqlite_col_text(st, 5);
-        *out = t;
-        ret = HS_OK;
+        if (ret)
+            hs_token_clear(&t);
+        else
+            *out = t;
     } else if (rc == SQLITE_DONE) {
         ret = hs_fail(err, HS_ERR_NOT_FOUND, "no token stored for connection '%s'", key);
     } else {
@@ -246,23 +285,32 @@ static int token_write(struct sqlite_store *s, const char *key, const struct hs_
         "expires_at = excluded.expires_at, generation = generation + 1, "
         "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')",
     };
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+    char aad_a[300], aad_r[300], *access = NULL, *refresh = NULL;
+    hs_sqlite_token_places(key, aad_a, aad_r, sizeof aad_a);
+    int ret = hs_sqlite_seal(s, t->access_token, aad_a, &access, err);
+    if (!ret)
+        ret = hs_sqlite_seal(s, t->refresh_token, aad_r, &refresh, err);
+    for (size_t i = 0; !ret && i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
-        if (rc != SQLITE_OK)
-            return hs_sqlite_fail(s, rc, err, "saving token");
+        if (rc != SQLITE_OK) {
+            ret = hs_sqlite_fail(s, rc, err, "saving token");
+            break;
+        }
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, t->owner_id);
         sqlite3_bind_text(st, 3, t->owner_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, t->access_token, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, t->refresh_token, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, access, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, refresh, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, t->expires_at);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
-            return hs_sqlite_fail(s, rc, err, "saving token");
+            ret = hs_sqlite_fail(s, rc, err, "saving token");
     }
-    return HS_OK;
+    hs_secret_free(access);
+    hs_secret_free(refresh);
+    return ret;
 }
 
 static int sq_token_load(struct hs_store *base, const char *key, struct hs_token *out,
@@ -443,11 +491,37 @@ static int sq_setting_put(struct hs_store *base, const char *key, const char *va
     return rc;
 }
 
+/* One statement of session_put: ?1 token hash, ?2 csrf, ?3 user, ?4 created, ?5 expires,
+ * ?6 a connection key. */
+static int session_stmt(struct sqlite_store *s, const char *sql, const struct hs_session *ss,
+                        const char *key, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = svc_prepare(s, sql, &st, "storing session", err);
+    if (rc)
+        return rc;
+    /* A statement without some of the parameters ignores their binding (SQLITE_RANGE). */
+    sqlite3_bind_text(st, 1, ss->token_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ss->csrf_token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ss->user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ss->created_at);
+    sqlite3_bind_int64(st, 5, ss->expires_at);
+    sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = hs_sqlite_fail(s, src, err, "storing session");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int sq_session_put(struct hs_store *base, const struct hs_session *ss, struct hs_error *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (!ss || !ss->token_sha256 || !ss->csrf_token || ss->expires_at <= ss->created_at)
         return hs_fail(err, HS_ERR_INVALID, "session without a token, a csrf token or a future");
+    for (size_t i = 0; i < ss->n_connections; i++)
+        if (!ss->connections[i])
+            return hs_fail(err, HS_ERR_INVALID, "session with a NULL connection");
     int rc = refuse_nested(s, err, "session_put");
     if (rc)
         return rc;
@@ -463,29 +537,51 @@ static int sq_session_put(struct hs_store *base, const struct hs_session *ss, st
         "VALUES (?1, ?2, ?4, ?5, ?3) ON CONFLICT(token_sha256) DO UPDATE SET "
         "csrf_token = excluded.csrf_token, created_at = excluded.created_at, "
         "expires_at = excluded.expires_at, user = excluded.user",
+        "DELETE FROM session_connections WHERE token_sha256 = ?1",
     };
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++) {
-        sqlite3_stmt *st = NULL;
-        rc = svc_prepare(s, sql[i], &st, "storing session", err);
-        if (rc)
-            break;
-        if (i == 1) {
-            sqlite3_bind_text(st, 1, ss->token_sha256, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, ss->csrf_token, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, ss->user, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 5, ss->expires_at);
-        }
-        sqlite3_bind_int64(st, 4, ss->created_at);
-        int src = sqlite3_step(st);
-        if (src != SQLITE_DONE)
-            rc = hs_sqlite_fail(s, src, err, "storing session");
-        sqlite3_finalize(st);
-    }
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++)
+        rc = session_stmt(s, sql[i], ss, NULL, err);
+    for (size_t i = 0; i < ss->n_connections && !rc; i++)
+        rc = session_stmt(s,
+                          "INSERT OR IGNORE INTO session_connections (token_sha256, "
+                          "connection_key) VALUES (?1, ?6)",
+                          ss, ss->connections[i], err);
     if (!rc)
         rc = hs_sqlite_exec(s, "COMMIT", err);
     if (rc)
         hs_sqlite_exec(s, "ROLLBACK", NULL);
     hs_sqlite_unlock(s);
+    return rc;
+}
+
+/* The session's connections, in the order given, into v (under the store lock). */
+static int session_connections_read(struct sqlite_store *s, struct hs_session *v,
+                                    struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = svc_prepare(s,
+                         "SELECT connection_key FROM session_connections WHERE token_sha256 = ?1 "
+                         "ORDER BY rowid",
+                         &st, "reading session", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, v->token_sha256, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = hs_sqlite_fail(s, src, err, "reading session");
+            break;
+        }
+        if (v->n_connections == cap) {
+            cap = cap ? cap * 2 : 4;
+            v->connections = hs_realloc(v->connections, cap * sizeof *v->connections);
+        }
+        v->connections[v->n_connections++] = hs_sqlite_col_text(st, 0);
+    }
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -522,8 +618,12 @@ static int sq_session_get(struct hs_store *base, const char *token_sha256, int64
         }
     }
     sqlite3_finalize(st);
-    hs_sqlite_unlock(s);
     if (!rc)
+        rc = session_connections_read(s, &v, err);
+    hs_sqlite_unlock(s);
+    if (rc)
+        hs_session_clear(&v);
+    else
         *out = v;
     return rc;
 }
@@ -581,6 +681,8 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
 static void sq_close(struct hs_store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
+    hs_secret_key_clear(s->key);
+    free(s->key);
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->gc_lock);
@@ -624,6 +726,10 @@ static const struct hs_store_ops sqlite_ops = {
     .artifact_by_sha = hs_sqlite_artifact_by_sha,
     .artifact_by_image = hs_sqlite_artifact_by_image,
     .job_models_status = hs_sqlite_job_models_status,
+    .jobs_search_scoped = hs_sqlite_jobs_search_scoped,
+    .export_since_scoped = hs_sqlite_export_since_scoped,
+    .artifact_by_sha_scoped = hs_sqlite_artifact_by_sha_scoped,
+    .artifact_by_image_scoped = hs_sqlite_artifact_by_image_scoped,
     .jobs_search = hs_sqlite_jobs_search,
     .events_last_accepted = hs_sqlite_events_last_accepted,
     .job_synced_seq = hs_sqlite_job_synced_seq,
@@ -636,6 +742,13 @@ static const struct hs_store_ops sqlite_ops = {
     .events_unverified = hs_sqlite_events_unverified,
     .event_set_status = hs_sqlite_event_set_status,
     .events_processed = hs_sqlite_events_processed,
+    .webhook_set_local_error = hs_sqlite_webhook_set_local_error,
+    .webhook_access_get = hs_sqlite_webhook_access_get,
+    .webhook_access_put = hs_sqlite_webhook_access_put,
+    .events_unverified_trim = hs_sqlite_events_unverified_trim,
+    .verification_add = hs_sqlite_verification_add,
+    .verification_claim = hs_sqlite_verification_claim,
+    .verification_finish = hs_sqlite_verification_finish,
     .work_schedule = hs_sqlite_work_schedule,
     .work_claim = hs_sqlite_work_claim,
     .work_done = hs_sqlite_work_done,
@@ -648,10 +761,27 @@ static const struct hs_store_ops sqlite_ops = {
     .outbox_depth = hs_sqlite_outbox_depth,
     .policy_get = hs_sqlite_policy_get,
     .policy_put = hs_sqlite_policy_put,
+    .secrets_rekey = hs_sqlite_secrets_rekey,
 };
 
 int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err)
 {
+    return hs_store_open_sqlite_opts(path, NULL, out, err);
+}
+
+int hs_store_open_sqlite_opts(const char *path, const struct hs_store_options *o,
+                              struct hs_store **out, struct hs_error *err)
+{
+    struct hs_secret_key *key = NULL;
+    if (o && o->encryption_key && *o->encryption_key) {
+        key = hs_calloc(1, sizeof *key);
+        int rc = hs_secret_key_parse(o->encryption_key, key, err);
+        if (rc) {
+            free(key);
+            return rc;
+        }
+    }
+    hs_sqlite_make_private(path);
     struct sqlite_store *s = hs_calloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
     pthread_mutex_init(&s->lock, NULL);
@@ -671,9 +801,15 @@ int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_erro
         goto fail;
     if ((rc = migrate(s, err)))
         goto fail;
+    if ((rc = hs_sqlite_key_check(s, key, err)))
+        goto fail;
+    s->key = key;
+    key = NULL;
     *out = &s->base;
     return HS_OK;
 fail:
+    hs_secret_key_clear(key);
+    free(key);
     sq_close(&s->base);
     return rc;
 }

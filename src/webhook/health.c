@@ -27,12 +27,13 @@ static json_t *str_or_null(const char *s)
 
 static json_t *webhook_json(const struct hs_webhook_row *w, bool at_hover)
 {
-    return json_pack("{s:I,s:s,s:s,s:o,s:o,s:b,s:b,s:b,s:b}", "id", (json_int_t)w->id, "connection",
-                     w->connection_key ? w->connection_key : "", "url", w->url ? w->url : "",
-                     "verified_at", str_or_null(w->verified_at), "last_error",
-                     str_or_null(w->last_error), "stored", 1, "secret_stored",
-                     w->hmac_secret != NULL, "at_hover", at_hover, "healthy",
-                     w->verified_at != NULL && w->last_error == NULL);
+    return json_pack("{s:I,s:s,s:s,s:o,s:o,s:o,s:b,s:b,s:b,s:b}", "id", (json_int_t)w->id,
+                     "connection", w->connection_key ? w->connection_key : "", "url",
+                     w->url ? w->url : "", "verified_at", str_or_null(w->verified_at), "last_error",
+                     str_or_null(w->last_error), "local_error", str_or_null(w->local_error),
+                     "stored", 1, "secret_stored", w->hmac_secret != NULL, "at_hover", at_hover,
+                     "healthy",
+                     w->verified_at != NULL && w->last_error == NULL && w->local_error == NULL);
 }
 
 /* Adds Hover's webhooks of one connection: stored ones are marked at_hover (the rows were
@@ -49,18 +50,21 @@ static void merge_hover(json_t *hooks, const char *key, const struct hs_hover_we
                 json_object_set_new(h, "at_hover", json_true());
                 json_object_set_new(h, "verified_at", str_or_null(v[i].verified_at));
                 json_object_set_new(h, "last_error", str_or_null(v[i].last_error));
-                json_object_set_new(h, "healthy",
-                                    json_boolean(v[i].verified_at && !v[i].last_error));
+                json_object_set_new(
+                    h, "healthy",
+                    json_boolean(v[i].verified_at && !v[i].last_error &&
+                                 !json_string_value(json_object_get(h, "local_error"))));
                 found = true;
             }
         }
         if (!found)
-            json_array_append_new(
-                hooks,
-                json_pack("{s:I,s:s,s:s,s:o,s:o,s:b,s:b,s:b,s:b}", "id", (json_int_t)v[i].id,
-                          "connection", key, "url", v[i].url ? v[i].url : "", "verified_at",
-                          str_or_null(v[i].verified_at), "last_error", str_or_null(v[i].last_error),
-                          "stored", 0, "secret_stored", 0, "at_hover", 1, "healthy", 0));
+            json_array_append_new(hooks,
+                                  json_pack("{s:I,s:s,s:s,s:o,s:o,s:n,s:b,s:b,s:b,s:b}", "id",
+                                            (json_int_t)v[i].id, "connection", key, "url",
+                                            v[i].url ? v[i].url : "", "verified_at",
+                                            str_or_null(v[i].verified_at), "last_error",
+                                            str_or_null(v[i].last_error), "local_error", "stored",
+                                            0, "secret_stored", 0, "at_hover", 1, "healthy", 0));
     }
 }
 

@@ -1,5 +1,6 @@
 /* health.h: what `hoversync status` and GET /api/status show: the connections, their webhooks
- * with Hover's word on them (verified_at, last_error: the health signal), and the depth of the
+ * with Hover's word on them (verified_at, last_error: the health signal) and ours (local_error:
+ * a verification code Hover refused, see verifier.h), and the depth of the
  * background queues (work items, CRM outbox, open selections). One builder, two front-ends. */
 #ifndef HS_WEBHOOK_HEALTH_H
 #define HS_WEBHOOK_HEALTH_H
@@ -29,8 +30,8 @@ int hs_health_list_via_provider(void *ctx, const char *connection_key,
 /* The status document (a new reference):
  *   {"connections":[{"key","owner_id","owner_type","connected_at","has_token",
  *                    "reconnect_required","auto_sync","hover_error"}],
- *    "webhooks":[{"id","connection","url","verified_at","last_error","stored","secret_stored",
- *                 "at_hover","healthy"}],
+ *    "webhooks":[{"id","connection","url","verified_at","last_error","local_error","stored",
+ *                 "secret_stored","at_hover","healthy"}],
  *    "work":{"due","total"},"outbox":{"pending"},
  *    "selections":{"open","selected","pending","error"},
  *    "runs":{"running","interrupted"}}

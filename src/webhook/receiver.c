@@ -14,6 +14,11 @@
 #include "webhook/signature.h"
 
 #define EV_VERIFICATION "webhook-verification-code"
+#define URI_MAX         2048
+
+/* Anyone can make us refuse, or keep a verification code: those lines go through a limit. */
+static struct hs_log_limiter refused_lines = HS_LOG_LIMITER_INIT(5);
+static struct hs_log_limiter kept_lines = HS_LOG_LIMITER_INIT(5);
 
 /* Event types that name a job whose state may have changed: they schedule a sync. Everything
  * else is stored and acknowledged as "ignored" (hover-api.md 4.1: never fail on them). */
@@ -39,27 +44,52 @@ static void answer(struct hs_receiver_result *out, int status, const char *what,
                        message);
 }
 
-/* A refusal: one log line (reason text is ours, never a header value or a secret). */
+/* A refusal: one log line, rate-limited (the reason text is ours, never a header value or a
+ * secret). */
 static void refuse(struct hs_receiver_result *out, int status, const char *what,
                    const char *message, const char *reason)
 {
-    hs_warn("webhook refused status=%d webhook_id=%lld error=%s reason=\"%s\"", status,
-            (long long)out->webhook_id, what, reason ? reason : message);
+    hs_log_limited(&refused_lines, HS_LOG_WARN,
+                   "webhook refused status=%d webhook_id=%lld error=%s reason=\"%s\"", status,
+                   (long long)out->webhook_id, what, reason ? reason : message);
     answer(out, status, what, message);
+}
+
+static void unavailable(struct hs_receiver_result *out, int rc, const struct hs_error *err)
+{
+    hs_warn("webhook store failed status=503 webhook_id=%lld error=%s msg=\"%s\"",
+            (long long)out->webhook_id, hs_err_name(rc), err->msg);
+    answer(out, 503, "unavailable", "try again later");
 }
 
 static char *headers_json(const struct hs_webhook_request *rq)
 {
     json_t *h = json_object();
-    const char *names[] = {"content_type", "content_md5", "date", "authorization", "request_uri"};
-    const char *values[] = {rq->content_type, rq->content_md5, rq->date, rq->authorization,
-                            rq->request_uri};
+    const char *names[] = {"method", "content_type",  "content_md5", "content_sha256",
+                           "date",   "authorization", "request_uri"};
+    const char *values[] = {rq->method, rq->content_type,  rq->content_md5, rq->content_sha256,
+                            rq->date,   rq->authorization, rq->request_uri};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (values[i])
             json_object_set_new(h, names[i], json_stringn(values[i], strlen(values[i])));
     char *s = hs_json_dump(h);
     json_decref(h);
     return s;
+}
+
+static struct hs_webhook_delivery delivery_of(const struct hs_webhook_request *rq)
+{
+    return (struct hs_webhook_delivery){
+        .method = rq->method,
+        .content_type = rq->content_type,
+        .content_md5 = rq->content_md5,
+        .content_sha256 = rq->content_sha256,
+        .date = rq->date,
+        .authorization = rq->authorization,
+        .request_uri = rq->request_uri,
+        .body = rq->body,
+        .body_len = rq->body_len,
+    };
 }
 
 static void now_iso(int64_t now_ms, char out[32])
@@ -73,7 +103,7 @@ struct parsed {
     const char *event;
     const char *code;
     const char *state;
-    int64_t job_id, model_id, webhook_id;
+    int64_t job_id, model_id;
 };
 
 static int parse_body(const char *body, size_t len, struct parsed *p, struct hs_error *err)
@@ -94,14 +124,26 @@ static int parse_body(const char *body, size_t len, struct parsed *p, struct hs_
         p->job_id = 0;
     if (!hs_json_i64(p->root, "model_id", &p->model_id) || p->model_id < 0)
         p->model_id = 0;
-    if (!hs_json_i64(p->root, "webhook_id", &p->webhook_id))
-        p->webhook_id = 0;
     return HS_OK;
 }
 
+static bool is_code(const struct parsed *p)
+{
+    return p->event && strcmp(p->event, EV_VERIFICATION) == 0 && p->code && *p->code;
+}
+
+/* What event_accept gets besides the event itself. */
+struct accept_extra {
+    const char *status;
+    bool schedule;
+    const char *replay_key;
+    int64_t replay_until_ms;
+    const char *verify_code;
+};
+
 static int store_event(const struct hs_receiver_config *cfg, const struct hs_webhook_request *rq,
                        int64_t webhook_id, const char *connection_key, const struct parsed *p,
-                       const char *status, bool schedule, int64_t now_ms, int64_t *event_id,
+                       const struct accept_extra *x, int64_t now_ms, int64_t *event_id,
                        struct hs_error *err)
 {
     char received[32];
@@ -117,104 +159,224 @@ static int store_event(const struct hs_receiver_config *cfg, const struct hs_web
         .body_len = rq->body_len,
         .headers_json = headers_json(rq),
         .received_at = received,
-        .status = (char *)status,
+        .status = (char *)x->status,
+        .replay_key = x->replay_key,
+        .replay_until_ms = x->replay_until_ms,
+        .verify_code = x->verify_code,
     };
-    int rc = cfg->store->ops->event_accept(cfg->store, &e, schedule, cfg->delay_ms, now_ms,
+    int rc = cfg->store->ops->event_accept(cfg->store, &e, x->schedule, cfg->delay_ms, now_ms,
                                            event_id, err);
     free(e.headers_json);
     return rc;
 }
 
-/* Sends a verification code to Hover and records verified_at on the webhook's row. */
-static int verify_code(const struct hs_receiver_config *cfg, const struct hs_webhook_row *w,
-                       const char *code, int64_t now_ms, struct hs_error *err)
+/* ---- whose secret verifies it ---- */
+
+/* Whether w's secret signed the delivery, over the path and query of w's registered URL. */
+static bool signed_by(const struct hs_webhook_delivery *d, const struct hs_apiauth *a,
+                      const struct hs_webhook_row *w)
 {
-    if (!cfg->verify)
-        return hs_fail(err, HS_ERR_INTERNAL, "no way to call Hover's verify endpoint here");
-    char *verified_at = NULL;
-    int rc = cfg->verify(cfg->verify_ctx, w->connection_key, code, &verified_at, err);
-    if (rc) {
-        free(verified_at);
-        return rc;
-    }
-    char now[32];
-    now_iso(now_ms, now);
-    struct hs_webhook_row upd = *w;
-    upd.verified_at = verified_at ? verified_at : now;
-    upd.last_error = NULL;
-    rc = cfg->store->ops->webhook_put(cfg->store, &upd, err);
-    free(verified_at);
-    if (!rc)
-        hs_info("webhook verified webhook_id=%lld connection=%s", (long long)w->id,
-                w->connection_key);
+    if (!w->hmac_secret)
+        return false;
+    char uri[URI_MAX];
+    const char *signed_uri = d->request_uri;
+    if (w->url && hs_webhook_uri_of_url(w->url, uri, sizeof uri) == HS_OK)
+        signed_uri = uri;
+    return hs_webhook_signature_matches(d, a, w->hmac_secret, signed_uri);
+}
+
+/* The stored webhook `id`, if its secret verifies: HS_OK (*out filled), HS_ERR_NOT_FOUND. */
+static int try_id(struct hs_store *store, int64_t id, const struct hs_webhook_delivery *d,
+                  const struct hs_apiauth *a, struct hs_webhook_row *out, struct hs_error *err)
+{
+    struct hs_webhook_row w = {0};
+    int rc = store->ops->webhook_get(store, id, &w, err);
+    if (rc == HS_OK && !signed_by(d, a, &w))
+        rc = HS_ERR_NOT_FOUND;
+    if (rc == HS_OK)
+        *out = w;
+    else
+        hs_webhook_row_clear(&w);
     return rc;
 }
 
-/* The unknown-webhook path: only a verification code is kept, for later (receiver.h, 3). */
-static void handle_unknown(const struct hs_receiver_config *cfg,
-                           const struct hs_webhook_request *rq, int64_t now_ms, int64_t skew_s,
-                           struct hs_receiver_result *out)
+static int by_id_desc(const void *x, const void *y)
 {
-    /* What can be checked without the secret is checked: the body is the one Content-MD5
-     * names, and the Date is fresh. */
-    char md5[25];
-    hs_webhook_content_md5(rq->body ? rq->body : "", rq->body_len, md5);
-    int64_t when = 0;
-    if (!rq->content_md5 || strcmp(md5, rq->content_md5) != 0 || !rq->date ||
-        hs_http_date_parse(rq->date, &when) != HS_OK || when < now_ms / 1000 - skew_s ||
-        when > now_ms / 1000 + skew_s) {
-        refuse(out, 401, "unauthorized", "unknown webhook",
-               "unknown webhook, and Content-MD5 or Date do not hold");
+    const struct hs_webhook_row *a = x, *b = y;
+    return a->id < b->id ? 1 : a->id > b->id ? -1 : 0;
+}
+
+/* Every registered webhook with a secret but those already tried, newest first, capped. */
+static int try_all(struct hs_store *store, const int64_t skip[2],
+                   const struct hs_webhook_delivery *d, const struct hs_apiauth *a,
+                   struct hs_webhook_row *out, struct hs_error *err)
+{
+    struct hs_webhook_row *v = NULL;
+    size_t n = 0;
+    int rc = store->ops->webhook_list(store, &v, &n, err);
+    if (rc)
+        return rc;
+    if (n > 1)
+        qsort(v, n, sizeof *v, by_id_desc);
+    size_t tried = 0, candidates = 0;
+    rc = HS_ERR_NOT_FOUND;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].hmac_secret || v[i].id == skip[0] || v[i].id == skip[1])
+            continue;
+        candidates++;
+        if (rc == HS_OK || tried == HS_WEBHOOK_TRIAL_MAX)
+            continue;
+        tried++;
+        if (signed_by(d, a, &v[i])) {
+            *out = v[i];
+            memset(&v[i], 0, sizeof v[i]);
+            rc = HS_OK;
+        }
+    }
+    if (candidates > tried && rc != HS_OK)
+        hs_log_limited(&refused_lines, HS_LOG_WARN,
+                       "webhook secret trial capped registered=%zu tried=%zu msg=\"the access id "
+                       "names no webhook: only the newest webhooks' secrets were tried\"",
+                       candidates, tried);
+    hs_webhook_rows_free(v, n);
+    return rc;
+}
+
+/* The webhook whose secret verifies the delivery (receiver.h, 3): HS_OK with *out, or
+ * HS_ERR_NOT_FOUND; another code when the store failed. */
+static int find_webhook(struct hs_store *store, const struct hs_webhook_delivery *d,
+                        const struct hs_apiauth *a, struct hs_webhook_row *out,
+                        struct hs_error *err)
+{
+    int64_t skip[2] = {0, 0};
+    int rc = HS_ERR_NOT_FOUND;
+    if (hs_parse_i64_range(a->access_id, 1, INT64_MAX, &skip[0]) == HS_OK)
+        rc = try_id(store, skip[0], d, a, out, err);
+    else
+        skip[0] = 0;
+    if (rc != HS_ERR_NOT_FOUND)
+        return rc;
+    rc = store->ops->webhook_access_get(store, a->access_id, &skip[1], err);
+    if (rc == HS_OK)
+        rc = skip[1] != skip[0] ? try_id(store, skip[1], d, a, out, err) : HS_ERR_NOT_FOUND;
+    if (rc != HS_ERR_NOT_FOUND)
+        return rc;
+    rc = try_all(store, skip, d, a, out, err);
+    if (rc == HS_OK) {
+        /* Next time, straight to it. Failing to remember costs only a trial. */
+        struct hs_error e2 = {0};
+        if (store->ops->webhook_access_put(store, a->access_id, out->id, &e2) != HS_OK)
+            hs_debug("webhook access id not remembered webhook_id=%lld msg=\"%s\"",
+                     (long long)out->id, e2.msg);
+        else
+            hs_info("webhook access id learnt webhook_id=%lld connection=%s", (long long)out->id,
+                    out->connection_key);
+    }
+    return rc;
+}
+
+/* ---- the paths of a delivery ---- */
+
+/* A code whose delivery is stored: queued for the verifier (marking the row processed). */
+static int queue_kept(const struct hs_receiver_config *cfg, const struct hs_webhook_row *w,
+                      int64_t event_id, const char *code, int64_t now_ms, struct hs_error *err)
+{
+    int rc = cfg->store->ops->verification_add(cfg->store, w->id, code, event_id, now_ms, err);
+    if (!rc)
+        rc = cfg->store->ops->event_set_status(cfg->store, event_id, "processed", err);
+    if (!rc)
+        hs_info("webhook kept verification code queued webhook_id=%lld event_id=%lld",
+                (long long)w->id, (long long)event_id);
+    return rc;
+}
+
+/* No secret verifies it (receiver.h, 4). */
+static void keep_unverified(const struct hs_receiver_config *cfg,
+                            const struct hs_webhook_request *rq,
+                            const struct hs_webhook_delivery *d, const struct hs_apiauth *a,
+                            int64_t now_ms, struct hs_receiver_result *out)
+{
+    struct parsed p;
+    struct hs_error err = {0};
+    if (parse_body(rq->body, rq->body_len, &p, &err) != HS_OK || !is_code(&p)) {
+        json_decref(p.root);
+        refuse(out, 401, "unauthorized", "signature check failed",
+               "no registered webhook's secret verifies it");
         return;
     }
+    int64_t id = 0;
+    if (hs_parse_i64_range(a->access_id, 1, INT64_MAX, &id) != HS_OK)
+        id = 0;
+    struct accept_extra x = {.status = "unverified"};
+    int rc = store_event(cfg, rq, id, NULL, &p, &x, now_ms, &out->event_id, &err);
+    if (rc) {
+        json_decref(p.root);
+        unavailable(out, rc, &err);
+        return;
+    }
+    hs_log_limited(&kept_lines, HS_LOG_INFO,
+                   "webhook verification code kept for later event_id=%lld",
+                   (long long)out->event_id);
+    answer(out, 202, "unverified", NULL);
+    /* A registration may have stored its webhook between our look-up and our insert, and read
+     * the kept deliveries before it: then nobody would settle this one. Looking again after the
+     * insert closes that window (queueing twice is harmless: a code is queued once). */
+    struct hs_webhook_row w = {0};
+    if (find_webhook(cfg->store, d, a, &w, &err) == HS_OK &&
+        queue_kept(cfg, &w, out->event_id, p.code, now_ms, &err) == HS_OK) {
+        out->webhook_id = w.id;
+        answer(out, 202, "verifying", NULL);
+    }
+    hs_webhook_row_clear(&w);
+    json_decref(p.root);
+}
+
+/* Verified by w's secret (receiver.h, 5 and 6). */
+static void accept_verified(const struct hs_receiver_config *cfg,
+                            const struct hs_webhook_request *rq, const struct hs_apiauth *a,
+                            const struct hs_webhook_row *w, int64_t until_ms, int64_t now_ms,
+                            struct hs_receiver_result *out)
+{
     struct parsed p;
     struct hs_error err = {0};
     if (parse_body(rq->body, rq->body_len, &p, &err) != HS_OK) {
-        refuse(out, 401, "unauthorized", "unknown webhook", "unknown webhook, body is not JSON");
+        refuse(out, 400, "bad_request", "body is not a JSON object", err.msg);
         return;
     }
-    if (!p.event || strcmp(p.event, EV_VERIFICATION) != 0 || !p.code || !*p.code ||
-        (p.webhook_id && p.webhook_id != out->webhook_id)) {
-        json_decref(p.root);
-        refuse(out, 401, "unauthorized", "unknown webhook",
-               "unknown webhook, and not its verification code");
-        return;
+    char *key = hs_aprintf("%lld:%s", (long long)w->id, a->signature);
+    struct accept_extra x = {.replay_key = key, .replay_until_ms = until_ms};
+    bool code = p.event && strcmp(p.event, EV_VERIFICATION) == 0;
+    bool job = is_job_event(p.event) && p.job_id > 0;
+    const char *what = job ? "accepted" : "ignored";
+    int rc;
+    if (code && !is_code(&p)) {
+        refuse(out, 400, "bad_request", "verification event without a code", NULL);
+        goto out;
     }
-    struct hs_event_row *kept = NULL;
-    size_t n = 0;
-    int rc = cfg->store->ops->events_unverified(cfg->store, out->webhook_id, &kept, &n, &err);
-    hs_event_rows_free(kept, n);
-    if (rc == HS_OK && n >= HS_WEBHOOK_MAX_UNVERIFIED) {
-        json_decref(p.root);
-        refuse(out, 401, "unauthorized", "unknown webhook",
-               "unknown webhook with too many unverified deliveries kept");
-        return;
+    if (code) {
+        /* Kept for the record; the verification itself is background work. */
+        x.status = "processed";
+        x.verify_code = p.code;
+        what = "verifying";
+    } else {
+        x.status = what;
+        x.schedule = job;
     }
-    if (rc == HS_OK)
-        rc = store_event(cfg, rq, out->webhook_id, NULL, &p, "unverified", false, now_ms,
-                         &out->event_id, &err);
-    json_decref(p.root);
+    rc = store_event(cfg, rq, w->id, w->connection_key, &p, &x, now_ms, &out->event_id, &err);
     if (rc) {
-        hs_warn("webhook store failed status=503 webhook_id=%lld error=%s msg=\"%s\"",
-                (long long)out->webhook_id, hs_err_name(rc), err.msg);
-        answer(out, 503, "unavailable", "try again later");
-        return;
+        unavailable(out, rc, &err);
+    } else if (out->event_id == 0) {
+        hs_info("webhook replay acknowledged webhook_id=%lld msg=\"signature already accepted\"",
+                (long long)w->id);
+        answer(out, 200, "duplicate", NULL);
+    } else {
+        hs_debug("webhook stored webhook_id=%lld event_id=%lld job_id=%lld status=%s",
+                 (long long)w->id, (long long)out->event_id, (long long)p.job_id, what);
+        answer(out, code ? 202 : 200, what, NULL);
     }
-    hs_info("webhook verification code kept for later webhook_id=%lld event_id=%lld",
-            (long long)out->webhook_id, (long long)out->event_id);
-    answer(out, 202, "unverified", NULL);
-    /* The registration may have stored the webhook between our look-up and our insert, and
-     * read the unverified deliveries before it: then nobody would settle this one. Looking
-     * again after the insert closes that window (settling twice is harmless). */
-    struct hs_webhook_row w = {0};
-    if (cfg->store->ops->webhook_get(cfg->store, out->webhook_id, &w, NULL) == HS_OK &&
-        w.hmac_secret && cfg->verify) {
-        bool verified = false;
-        if (hs_receiver_complete_unverified(cfg, out->webhook_id, &verified, &err) == HS_OK &&
-            verified)
-            answer(out, 200, "verified", NULL);
-    }
-    hs_webhook_row_clear(&w);
+out:
+    free(key);
+    json_decref(p.root);
 }
 
 void hs_receiver_handle(const struct hs_receiver_config *cfg, const struct hs_webhook_request *in,
@@ -240,91 +402,40 @@ void hs_receiver_handle(const struct hs_receiver_config *cfg, const struct hs_we
         refuse(out, 413, "too_big", "body over 64 KiB", NULL);
         return;
     }
-    /* The webhook id first: it names the secret; the body is not looked at before that. */
+    /* What needs no secret first; the body is only hashed before a secret verifies it. */
     if (!rq->authorization || !*rq->authorization) {
         refuse(out, 401, "unauthorized", "unsigned delivery", "no Authorization header");
         return;
     }
-    bool sha1 = false;
-    if (hs_webhook_auth_parse(rq->authorization, &out->webhook_id, &sha1, &err) != HS_OK) {
+    struct hs_apiauth a;
+    if (hs_webhook_auth_parse(rq->authorization, &a, &err) != HS_OK) {
         refuse(out, 400, "bad_request", "malformed Authorization header", err.msg);
         return;
     }
-    int64_t when;
-    if (rq->date && *rq->date && hs_http_date_parse(rq->date, &when) != HS_OK) {
+    struct hs_webhook_delivery d = delivery_of(rq);
+    int64_t date_s = 0;
+    int rc = hs_webhook_check_date(&d, now_ms / 1000, skew_s, &date_s, &err);
+    if (rc == HS_ERR_PARSE) {
         refuse(out, 400, "bad_request", "malformed Date header", NULL);
         return;
     }
-
-    struct hs_webhook_row w = {0};
-    int rc = cfg->store->ops->webhook_get(cfg->store, out->webhook_id, &w, &err);
-    if (rc == HS_ERR_NOT_FOUND || (rc == HS_OK && !w.hmac_secret)) {
-        hs_webhook_row_clear(&w);
-        handle_unknown(cfg, rq, now_ms, skew_s, out);
-        return;
-    }
-    if (rc) {
-        hs_warn("webhook store failed status=503 webhook_id=%lld error=%s msg=\"%s\"",
-                (long long)out->webhook_id, hs_err_name(rc), err.msg);
-        answer(out, 503, "unavailable", "try again later");
-        return;
-    }
-
-    struct hs_webhook_delivery d = {
-        .content_type = rq->content_type,
-        .content_md5 = rq->content_md5,
-        .date = rq->date,
-        .authorization = rq->authorization,
-        .request_uri = rq->request_uri,
-        .body = rq->body,
-        .body_len = rq->body_len,
-    };
-    if (hs_webhook_verify(&d, w.hmac_secret, now_ms / 1000, skew_s, &err) != HS_OK) {
+    if (rc || (rc = hs_webhook_check_body(&d, &err)) != HS_OK) {
         refuse(out, 401, "unauthorized", "signature check failed", err.msg);
-        hs_webhook_row_clear(&w);
         return;
     }
-    struct parsed p;
-    if (parse_body(rq->body, rq->body_len, &p, &err) != HS_OK) {
-        refuse(out, 400, "bad_request", "body is not a JSON object", err.msg);
-        hs_webhook_row_clear(&w);
+    struct hs_webhook_row w = {0};
+    rc = find_webhook(cfg->store, &d, &a, &w, &err);
+    if (rc == HS_ERR_NOT_FOUND) {
+        keep_unverified(cfg, rq, &d, &a, now_ms, out);
         return;
     }
-
-    if (p.event && strcmp(p.event, EV_VERIFICATION) == 0) {
-        if (!p.code || !*p.code) {
-            refuse(out, 400, "bad_request", "verification event without a code", NULL);
-        } else if ((rc = verify_code(cfg, &w, p.code, now_ms, &err)) != HS_OK) {
-            hs_warn("webhook verify failed status=503 webhook_id=%lld error=%s msg=\"%s\"",
-                    (long long)out->webhook_id, hs_err_name(rc), err.msg);
-            answer(out, 503, "unavailable", "verification failed; try again later");
-        } else {
-            /* The delivery itself is kept for the record; the webhook is verified either way. */
-            if (store_event(cfg, rq, w.id, w.connection_key, &p, "processed", false, now_ms,
-                            &out->event_id, &err) != HS_OK)
-                hs_warn("webhook verification code not recorded webhook_id=%lld msg=\"%s\"",
-                        (long long)w.id, err.msg);
-            answer(out, 200, "verified", NULL);
-        }
-        json_decref(p.root);
-        hs_webhook_row_clear(&w);
-        return;
-    }
-
-    bool job = is_job_event(p.event) && p.job_id > 0;
-    rc = store_event(cfg, rq, w.id, w.connection_key, &p, job ? "accepted" : "ignored", job, now_ms,
-                     &out->event_id, &err);
     if (rc) {
-        hs_warn("webhook store failed status=503 webhook_id=%lld error=%s msg=\"%s\"",
-                (long long)w.id, hs_err_name(rc), err.msg);
-        answer(out, 503, "unavailable", "try again later");
-    } else {
-        hs_debug("webhook stored webhook_id=%lld event_id=%lld job_id=%lld status=%s",
-                 (long long)w.id, (long long)out->event_id, (long long)p.job_id,
-                 job ? "accepted" : "ignored");
-        answer(out, 200, job ? "accepted" : "ignored", NULL);
+        unavailable(out, rc, &err);
+        return;
     }
-    json_decref(p.root);
+    out->webhook_id = w.id;
+    /* Remembered while a copy could still pass the Date check (+1 s: the check is inclusive). */
+    accept_verified(cfg, rq, &a, &w, (date_s + skew_s + 1) * 1000, now_ms, out);
     hs_webhook_row_clear(&w);
 }
 
@@ -335,66 +446,53 @@ static const char *hdr(const json_t *h, const char *name)
     return json_string_value(json_object_get(h, name));
 }
 
-/* Checks one kept delivery with the now-known secret, at the time it was received; sends its
- * code. *final gets the event's new status, or NULL to keep it (a failure worth retrying). */
+/* One kept delivery against w, at the time it was received: "processed" (its code queued),
+ * "rejected" (it names w's id but w's secret does not verify it) or NULL (not w's: left). */
 static int settle_one(const struct hs_receiver_config *cfg, const struct hs_webhook_row *w,
-                      const struct hs_event_row *e, int64_t skew_s, const char **final,
-                      bool *verified, struct hs_error *err)
+                      const struct hs_event_row *e, int64_t skew_s, int64_t now_ms, bool *queued,
+                      struct hs_error *err)
 {
-    *final = "rejected";
     json_t *h = NULL;
     int64_t received_s = 0;
-    if (!e->headers_json || hs_json_parse(e->headers_json, strlen(e->headers_json),
-                                          HS_WEBHOOK_MAX_BODY, &h, NULL) != HS_OK)
+    *queued = false;
+    if (!e->headers_json || hs_iso8601_parse(e->received_at, &received_s) != HS_OK ||
+        hs_json_parse(e->headers_json, strlen(e->headers_json), HS_WEBHOOK_MAX_BODY, &h, NULL) !=
+            HS_OK)
         return HS_OK;
     struct hs_webhook_delivery d = {
+        .method = hdr(h, "method"),
         .content_type = hdr(h, "content_type"),
         .content_md5 = hdr(h, "content_md5"),
+        .content_sha256 = hdr(h, "content_sha256"),
         .date = hdr(h, "date"),
         .authorization = hdr(h, "authorization"),
         .request_uri = hdr(h, "request_uri"),
         .body = e->body,
         .body_len = e->body_len,
     };
-    struct hs_error verr = {0};
-    int64_t id = 0;
-    bool sha1 = false;
-    if (hs_iso8601_parse(e->received_at, &received_s) != HS_OK ||
-        hs_webhook_auth_parse(d.authorization, &id, &sha1, NULL) != HS_OK || id != w->id ||
-        hs_webhook_verify(&d, w->hmac_secret, received_s, skew_s, &verr) != HS_OK) {
-        hs_warn("webhook kept delivery rejected webhook_id=%lld event_id=%lld reason=\"%s\"",
-                (long long)w->id, (long long)e->id, verr.msg[0] ? verr.msg : "headers");
-        json_decref(h);
-        return HS_OK;
-    }
-    json_decref(h);
-    struct parsed p;
-    if (parse_body(e->body, e->body_len, &p, NULL) != HS_OK)
-        return HS_OK;
+    struct hs_apiauth a;
+    struct parsed p = {0};
     int rc = HS_OK;
-    if (p.event && strcmp(p.event, EV_VERIFICATION) == 0 && p.code && *p.code) {
-        const struct hs_clock *clock = cfg->clock ? cfg->clock : hs_clock_system();
-        rc = verify_code(cfg, w, p.code, clock->wall_ms(clock), err);
-        if (rc == HS_OK) {
-            *final = "processed";
-            *verified = true;
-        } else if (rc == HS_ERR_NOT_FOUND || rc == HS_ERR_UNPROCESSABLE) {
-            /* A code Hover no longer knows (a newer one was requested): done with it. */
-            hs_info("webhook kept code no longer valid webhook_id=%lld event_id=%lld",
-                    (long long)w->id, (long long)e->id);
-            rc = HS_OK;
-        } else {
-            *final = NULL;
-        }
+    if (hs_webhook_auth_parse(d.authorization, &a, NULL) == HS_OK &&
+        hs_webhook_check_body(&d, NULL) == HS_OK &&
+        hs_webhook_check_date(&d, received_s, skew_s, NULL, NULL) == HS_OK &&
+        signed_by(&d, &a, w) && parse_body(e->body, e->body_len, &p, NULL) == HS_OK &&
+        is_code(&p)) {
+        rc = queue_kept(cfg, w, e->id, p.code, now_ms, err);
+        *queued = rc == HS_OK;
+    } else if (e->webhook_id == w->id) {
+        hs_warn("webhook kept delivery rejected webhook_id=%lld event_id=%lld", (long long)w->id,
+                (long long)e->id);
+        rc = cfg->store->ops->event_set_status(cfg->store, e->id, "rejected", err);
     }
     json_decref(p.root);
+    json_decref(h);
     return rc;
 }
 
 int hs_receiver_complete_unverified(const struct hs_receiver_config *cfg, int64_t webhook_id,
-                                    bool *verified, struct hs_error *err)
+                                    size_t *queued, struct hs_error *err)
 {
-    bool done = false;
     struct hs_webhook_row w = {0};
     int rc = cfg->store->ops->webhook_get(cfg->store, webhook_id, &w, err);
     if (rc)
@@ -404,28 +502,20 @@ int hs_receiver_complete_unverified(const struct hs_receiver_config *cfg, int64_
         return hs_fail(err, HS_ERR_INVALID, "webhook %lld has no secret stored",
                        (long long)webhook_id);
     }
-    struct hs_event_row *v = NULL;
-    size_t n = 0;
-    rc = cfg->store->ops->events_unverified(cfg->store, webhook_id, &v, &n, err);
+    const struct hs_clock *clock = cfg->clock ? cfg->clock : hs_clock_system();
+    int64_t now_ms = clock->wall_ms(clock);
     int64_t skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : HS_WEBHOOK_MAX_SKEW_S;
-    int first_failure = HS_OK;
+    struct hs_event_row *v = NULL;
+    size_t n = 0, done = 0;
+    rc = cfg->store->ops->events_unverified(cfg->store, 0, &v, &n, err);
     for (size_t i = 0; !rc && i < n; i++) {
-        const char *final = NULL;
-        struct hs_error e1 = {0};
-        int r = settle_one(cfg, &w, &v[i], skew_s, &final, &done, &e1);
-        if (r && !first_failure) {
-            first_failure = r;
-            if (err)
-                *err = e1;
-        }
-        if (final)
-            rc = cfg->store->ops->event_set_status(cfg->store, v[i].id, final, err);
+        bool q = false;
+        rc = settle_one(cfg, &w, &v[i], skew_s, now_ms, &q, err);
+        done += q;
     }
     hs_event_rows_free(v, n);
     hs_webhook_row_clear(&w);
-    if (!rc && !done && first_failure)
-        rc = first_failure;
-    if (verified)
-        *verified = done;
+    if (queued)
+        *queued = done;
     return rc;
 }

@@ -1,24 +1,31 @@
 /* receiver.h: what happens to a webhook delivery from Hover, independent of HTTP (the route
  * POST /webhooks/hover in src/server/routes_webhooks.c is a thin shell around it; the fuzz target
- * and the unit tests call it directly).
+ * and the unit tests call it directly). It never calls Hover: the request is answered as soon as
+ * the store holds what it must.
  *
  * The order matters (docs/WEBHOOKS.md):
  *   1. method POST (405), body at most HS_WEBHOOK_MAX_BODY (413);
- *   2. the webhook id from the Authorization header, before the body is looked at (missing: 401,
- *      malformed: 400);
- *   3. the webhook looked up in the store. Unknown (or stored without its secret yet): only a
- *      "webhook-verification-code" event is kept, as "unverified" (the verification race: Hover
- *      may deliver the code before the registration's answer, with the secret, is stored), once
- *      its Content-MD5 and Date are right: 202. Anything else from an unknown webhook: 401;
- *   4. known: the signature over the raw body (Content-MD5, Date within 15 minutes, HMAC in
- *      constant time): 401 when wrong, missing or stale, 400 when a header is malformed;
+ *   2. the Authorization header read (signature.h; missing: 401, malformed: 400), the Date
+ *      (malformed: 400; missing, stale or future: 401) and the body digest (Content-MD5 and/or
+ *      X-Authorization-Content-SHA256 must match the raw body: 401), before any secret is used;
+ *   3. the webhook whose secret verifies the signature: the one the access id names (when it is
+ *      one of our webhook ids), else the one this access id verified under before, else each
+ *      registered webhook in turn (newest first, at most HS_WEBHOOK_TRIAL_MAX; the winner is
+ *      remembered for the access id). The signed request_uri is the path and query of the URL
+ *      the webhook was registered with. The org of the delivery is that webhook's: a
+ *      webhook_id in the body is never trusted;
+ *   4. none verifies: a "webhook-verification-code" event is kept "unverified" (the verification
+ *      race: Hover may deliver the code before the registration's answer, with the secret, is
+ *      stored; the store keeps at most HS_STORE_UNVERIFIED_MAX such rows, none older than
+ *      HS_STORE_UNVERIFIED_TTL_MS): 202. Anything else: 401;
  *   5. the JSON body (400 when malformed);
- *   6. a verification code: Hover's verify endpoint is called (through cfg->verify, outside any
- *      store transaction) and verified_at recorded: 200 (503 when the call failed: Hover
- *      retries the delivery). Any other event: stored with event_accept in one durable
- *      transaction with its work item: job events as "accepted" (scheduled when the job is
- *      named), unknown types as "ignored"; 200 only once the store said OK, 503 otherwise.
- * Nothing is stored for a delivery refused with 4xx. The answer is a short JSON object. */
+ *   6. stored with event_accept in one durable transaction with what it causes: a verification
+ *      code queued for the background verifier (src/worker/verify.h): 202; a job event as
+ *      "accepted" with its work item, unknown types as "ignored": 200; only once the store said
+ *      OK (503 otherwise). The signature is remembered in the same transaction until the Date
+ *      leaves the window: a delivery sent again is answered 200 "duplicate" and stored once.
+ * Nothing is stored for a delivery refused with 4xx. Refusals are logged through a rate limit
+ * (a few lines a second, with the count held back). The answer is a short JSON object. */
 #ifndef HS_WEBHOOK_RECEIVER_H
 #define HS_WEBHOOK_RECEIVER_H
 
@@ -31,29 +38,27 @@
 #include "store/store.h"
 
 #define HS_WEBHOOK_MAX_BODY (64u * 1024u)
-/* Unverified deliveries kept per webhook id: the unauthenticated path cannot fill the disk. */
-#define HS_WEBHOOK_MAX_UNVERIFIED 16
-
-/* Calls Hover's verify endpoint (PUT /api/v2/webhooks/{code}/verify) through the client of the
- * connection; *verified_at (may be left NULL; caller frees) gets Hover's verified_at. */
-typedef int (*hs_webhook_verify_fn)(void *ctx, const char *connection_key, const char *code,
-                                    char **verified_at, struct hs_error *err);
+/* Registered webhooks whose secrets are tried for an access id that names none: hundreds of
+ * orgs cost a few hundred HMACs of a short string; past this, the newest are tried and a line
+ * says so. */
+#define HS_WEBHOOK_TRIAL_MAX 1000
 
 struct hs_receiver_config {
     struct hs_store *store;
     const struct hs_clock *clock; /* NULL: the system clock */
     int64_t max_skew_s;           /* 0: HS_WEBHOOK_MAX_SKEW_S */
     int64_t delay_ms;             /* a job's work item is due this long after its first event */
-    hs_webhook_verify_fn verify;  /* NULL: verification events are refused with 503 */
-    void *verify_ctx;
 };
 
 /* A delivery as received; header values NULL when absent. */
 struct hs_webhook_request {
     const char *method;
-    const char *request_uri; /* path and query as in the request line */
+    /* The path and query signed when a webhook's registered URL does not tell (the public URL's,
+     * or the request line's when no public URL is configured). */
+    const char *request_uri;
     const char *content_type;
     const char *content_md5;
+    const char *content_sha256; /* X-Authorization-Content-SHA256 */
     const char *date;
     const char *authorization;
     const char *body; /* raw bytes */
@@ -62,10 +67,10 @@ struct hs_webhook_request {
 };
 
 struct hs_receiver_result {
-    int status;       /* 200, 202, 400, 401, 405, 413 or 503 */
-    char body[192];   /* a short JSON object: {"status":"accepted","event_id":N} or an error */
-    int64_t event_id; /* the stored event, 0 when none */
-    int64_t webhook_id;
+    int status;         /* 200, 202, 400, 401, 405, 413 or 503 */
+    char body[192];     /* a short JSON object: {"status":"accepted","event_id":N} or an error */
+    int64_t event_id;   /* the stored event, 0 when none (refused, or a replay) */
+    int64_t webhook_id; /* the webhook whose secret verified it, 0 when none */
 };
 
 /* Handles one delivery (see the top of this file). Never fails: every outcome is a status. */
@@ -73,11 +78,11 @@ void hs_receiver_handle(const struct hs_receiver_config *cfg, const struct hs_we
                         struct hs_receiver_result *out);
 
 /* The other half of the verification race, once the webhook's row (with its secret) is stored:
- * each delivery kept "unverified" for it is checked with the secret, against the time it was
- * received; a valid verification code is sent to Hover (cfg->verify) and verified_at recorded.
- * Valid deliveries end "processed", invalid ones "rejected". *verified (may be NULL) tells
- * whether the webhook got verified here. */
+ * each delivery kept "unverified" that the secret verifies (against the time it was received)
+ * is marked "processed" and its code queued for the verifier; one that names this webhook's id
+ * but does not verify is "rejected"; the others stay (they may be another webhook's) until
+ * they age out. *queued (may be NULL) gets how many codes were queued. */
 int hs_receiver_complete_unverified(const struct hs_receiver_config *cfg, int64_t webhook_id,
-                                    bool *verified, struct hs_error *err);
+                                    size_t *queued, struct hs_error *err);
 
 #endif

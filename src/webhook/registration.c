@@ -102,11 +102,9 @@ static int register_new(struct hs_store *store, struct hs_client *c, const char 
     if (rc)
         return rc;
     hs_info("webhook registered webhook_id=%lld connection=%s", (long long)id, connection_key);
-    struct hs_receiver_config rc_cfg = {
-        .store = store, .verify = hs_webhook_verify_via_client, .verify_ctx = c};
+    struct hs_receiver_config rc_cfg = {.store = store};
     struct hs_error e2 = {0};
-    bool settled = false;
-    int r2 = hs_receiver_complete_unverified(&rc_cfg, id, &settled, &e2);
+    int r2 = hs_receiver_complete_unverified(&rc_cfg, id, NULL, &e2);
     if (r2)
         hs_warn("webhook kept deliveries not settled webhook_id=%lld error=%s msg=\"%s\"",
                 (long long)id, hs_err_name(r2), e2.msg);
@@ -132,6 +130,10 @@ int hs_webhook_ensure(struct hs_store *store, struct hs_client *c, const char *c
         rc = hs_webhooks_request_verification(c, row.id, &e2);
         if (rc == HS_OK) {
             what = HS_WEBHOOK_CODE_REQUESTED;
+            /* A new code: whatever Hover said of the last one no longer holds. */
+            (void)store->ops->webhook_set_local_error(store, row.id, NULL, NULL);
+            free(row.local_error);
+            row.local_error = NULL;
             hs_info("webhook new verification code requested webhook_id=%lld connection=%s",
                     (long long)row.id, connection_key);
         } else if (rc == HS_ERR_NOT_FOUND) {

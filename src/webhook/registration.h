@@ -1,8 +1,8 @@
 /* registration.h: the service's webhook at Hover, per connection: registering it (the row and
  * its hmac_secret stored before anything else, then the deliveries kept "unverified" settled:
- * the verification race completes in either order), reading its health back from Hover, and
- * the verify-endpoint callbacks the receiver takes. Used by `hoversync webhooks` and by
- * `hoversync serve --register-webhooks`. */
+ * their codes queued for the verifier, so the verification race completes in either order),
+ * reading its health back from Hover, and the verify-endpoint callbacks the verifier takes. Used by
+ * `hoversync webhooks` and by `hoversync serve --register-webhooks`. */
 #ifndef HS_WEBHOOK_REGISTRATION_H
 #define HS_WEBHOOK_REGISTRATION_H
 
@@ -15,6 +15,7 @@
 #include "hover/webhooks.h"
 #include "hoversync.h"
 #include "store/store.h"
+#include "webhook/verifier.h"
 
 /* The path Hover delivers to, under the service's public URL. */
 #define HS_WEBHOOK_PATH "/webhooks/hover"
@@ -22,7 +23,7 @@
 /* <public_url>/webhooks/hover (trailing slashes of public_url dropped); caller frees. */
 char *hs_webhook_receiver_url(const char *public_url);
 
-/* hs_webhook_verify_fn (receiver.h) with ctx = a struct hs_client * (the CLI's one client). */
+/* hs_webhook_verify_fn (verifier.h) with ctx = a struct hs_client * (the CLI's one client). */
 int hs_webhook_verify_via_client(void *ctx, const char *connection_key, const char *code,
                                  char **verified_at, struct hs_error *err);
 /* hs_webhook_verify_fn with ctx = a struct hs_client_provider * (the service's pool). */
@@ -39,8 +40,8 @@ enum hs_webhook_outcome {
  * verified one for url is kept as is, a stored unverified one (with its secret) gets a new code
  * (request_verification; registered anew if Hover no longer knows it). Otherwise registers:
  * the row, secret included, is stored before anything else, then the "unverified" deliveries
- * for its id are settled. out (may be NULL) gets the stored row (hs_webhook_row_clear),
- * *verified whether it is verified now. */
+ * its secret verifies are settled (their codes queued for the verifier). out (may be NULL)
+ * gets the stored row (hs_webhook_row_clear), *verified whether it is verified now. */
 int hs_webhook_ensure(struct hs_store *store, struct hs_client *c, const char *connection_key,
                       const char *url, bool force, struct hs_webhook_row *out,
                       enum hs_webhook_outcome *outcome, bool *verified, struct hs_error *err);

@@ -74,6 +74,7 @@ export async function startMock(opts = {}) {
   const modelIndex = new Map();
   for (const j of jobs) for (const m of j.models) modelIndex.set(m.id, { job: j, model: m });
   const sessions = new Map(); // token -> {csrf}
+  const tickets = new Map(); // ticket -> {sess, path}: single use
   const syncs = new Map();
   const files = new Map(); // sha -> {type, body}
   const records = { seq: 0, jobs: new Map(), models: new Map(), artifacts: [] };
@@ -85,7 +86,7 @@ export async function startMock(opts = {}) {
   let demoOrigin = null;
 
   function mintSession() {
-    const s = { session: crypto.randomBytes(18).toString('base64url'), csrf: crypto.randomBytes(18).toString('base64url') };
+    const s = { session: crypto.randomBytes(32).toString('hex'), csrf: crypto.randomBytes(18).toString('base64url') };
     sessions.set(s.session, s);
     return s;
   }
@@ -241,7 +242,7 @@ export async function startMock(opts = {}) {
       cors['Vary'] = 'Origin';
     }
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST', 'Access-Control-Allow-Headers': 'Content-Type, X-CSRF-Token' });
+      res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST', 'Access-Control-Allow-Headers': 'Authorization, Content-Type, X-CSRF-Token' });
       return res.end();
     }
     for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
@@ -252,7 +253,7 @@ export async function startMock(opts = {}) {
     if (p === '/modal.css') return serveFile(res, 'modal.css', 'text/css; charset=utf-8');
     if (p === '/modal') {
       const tok = url.searchParams.get('session');
-      const headers = { 'Content-Security-Policy': `frame-ancestors 'self' ${demoOrigin}; default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'` };
+      const headers = { 'Content-Security-Policy': `frame-ancestors 'self' ${demoOrigin}; default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'` };
       if (tok && sessions.has(tok)) headers['Set-Cookie'] = `hs_session=${tok}; Path=/; HttpOnly; SameSite=Lax`;
       return serveFile(res, 'modal.html', 'text/html; charset=utf-8', headers);
     }
@@ -289,9 +290,17 @@ export async function startMock(opts = {}) {
     if (!p.startsWith('/api/') && !p.startsWith('/files/')) return err(res, 404, 'not_found', 'not found');
 
     // auth
-    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization || '');
+    let bearer = /^Bearer (.+)$/.exec(req.headers.authorization || '');
     let sess = null;
-    if (bearer) {
+    const ticket = tickets.get(url.searchParams.get('ticket'));
+    if (ticket) {
+      tickets.delete(url.searchParams.get('ticket'));
+      if (ticket.path !== p) return err(res, 401, 'unauthorized', 'ticket for another request');
+      sess = ticket.sess;
+    } else if (bearer && sessions.has(bearer[1])) {
+      sess = sessions.get(bearer[1]); /* a session as a Bearer token: no csrf */
+      bearer = null;
+    } else if (bearer) {
       if (bearer[1] !== API_KEY) return err(res, 401, 'unauthorized', 'bad API key');
     } else {
       sess = cookieSession(req);
@@ -305,6 +314,13 @@ export async function startMock(opts = {}) {
       if (!bearer) return err(res, 403, 'forbidden', 'API key only');
       const s = mintSession();
       return send(res, 201, { session: s.session, csrf_token: s.csrf, expires_at: new Date(Date.now() + 3600e3).toISOString(), modal_url: serviceOrigin + '/modal?session=' + s.session });
+    }
+    if (p === '/api/tickets' && req.method === 'POST') {
+      const body = await readBody(req);
+      const path = body.purpose === 'events' ? `/api/syncs/${body.sync_id}/events` : body.purpose === 'file' ? `/files/${body.sha256}` : '/connect';
+      const t = crypto.randomBytes(32).toString('hex');
+      tickets.set(t, { sess, path });
+      return send(res, 201, { ticket: t, purpose: body.purpose, url: `${serviceOrigin}${path}?ticket=${t}` });
     }
     if (p === '/api/connections') return send(res, 200, config.connections);
     if (p === '/api/jobs') {

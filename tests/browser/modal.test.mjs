@@ -3,7 +3,9 @@
 //
 // Real mode (default): starts hover-sandbox (HOVER_SANDBOX_BIN) and `hoversync serve`
 // (HOVERSYNC_BIN) on free loopback ports, with a fresh database, and drives the demo CRM page
-// the service serves. MOCK=1: the same scenarios against tests/browser/mock-server.mjs (fast, no
+// the service serves. The CRM page and the service are two sites (127.0.0.2 frames 127.0.0.3),
+// and the browser blocks third-party cookies, as Safari does by default: the modal works
+// without cookies. MOCK=1: the same scenarios against tests/browser/mock-server.mjs (fast, no
 // binaries), plus the error states the mock can inject.
 // Screenshots of every step go to test-output/browser/ (test-output/browser/mock/ for MOCK=1).
 //
@@ -22,8 +24,13 @@ const ROOT = path.resolve(here, '../..');
 const MOCK = process.env.MOCK === '1';
 const OUT = path.join(ROOT, 'test-output', 'browser', MOCK ? 'mock' : '');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+/* Third-party cookies blocked (this chromium's default too; the test proves it holds). */
 const LAUNCH_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--test-third-party-cookie-phaseout'];
+/* Two sites on loopback: the CRM page and the service (real mode). */
+const CRM_HOST = '127.0.0.2';
+const SERVICE_HOST = '127.0.0.3';
 
 const JOB_ONE_FAILED = 15084302; // Whitfield Garage Addition: House complete, Detached Garage failed, Shed complete
 const JOB_PROCESSING = 15084303; // Harbor View Remodel: House complete, Garage processing
@@ -123,6 +130,7 @@ async function startRealEnv() {
     const sbLog = path.join(dir, 'sandbox.log');
     const sbLogFd = fs.openSync(sbLog, 'w');
     const sb = spawn(sandboxBin, ['--port-file', sbPorts, '--jobs', '300', '--seed', '42', '--rate-limit', '0',
+      '--redirect-uri', `http://${SERVICE_HOST}:`,
       '--request-log', path.join(dir, 'sandbox-requests.jsonl')], { stdio: ['ignore', sbLogFd, sbLogFd] });
     procs.push(sb);
     const [apiPort] = await readPorts(sbPorts, sb, 'hover-sandbox', sbLog);
@@ -161,16 +169,16 @@ async function startRealEnv() {
       HOVERSYNC_API_KEY: API_KEY,
       HOVERSYNC_LOG_LEVEL: process.env.HOVERSYNC_LOG_LEVEL || 'info',
     });
-    const args = ['serve', '--listen', '127.0.0.1:0', '--port-file', hsPorts, '--demo-crm', '127.0.0.1:0', ...extra];
+    const args = ['serve', '--listen', `${SERVICE_HOST}:0`, '--port-file', hsPorts, '--demo-crm', `${CRM_HOST}:0`, ...extra];
     const hs = spawn(hsBin, args, { env: childEnv, cwd: ROOT, stdio: ['ignore', hsLogFd, hsLogFd] });
     procs.push(hs);
     const ports = await readPorts(hsPorts, hs, 'hoversync serve', hsLog);
-    const serviceUrl = `http://127.0.0.1:${ports[0]}`;
-    let demoUrl = ports[1] ? `http://127.0.0.1:${ports[1]}/` : null;
+    const serviceUrl = `http://${SERVICE_HOST}:${ports[0]}`;
+    let demoUrl = ports[1] ? `http://${CRM_HOST}:${ports[1]}/` : null;
     if (!demoUrl) {
       /* not in the port file: look for it in what serve printed */
       demoUrl = await waitFor(() => {
-        const m = /demo[^\n]*?(http:\/\/127\.0\.0\.1:\d+)/i.exec(fs.readFileSync(hsLog, 'utf8'));
+        const m = /demo[^\n]*?(http:\/\/127\.0\.0\.\d+:\d+)/i.exec(fs.readFileSync(hsLog, 'utf8'));
         return m && m[1] + '/';
       }, { timeout: 5000, what: 'the demo CRM URL (port file line 2, or printed by serve)' });
     }
@@ -179,7 +187,7 @@ async function startRealEnv() {
       ` -> port file [${ports.join(', ')}]: service ${serviceUrl}, demo CRM ${demoUrl}` +
       (pendingPass ? '; short pending pass' : '; serve has no pending-interval option: waiting for its default pending pass'));
     return {
-      dir, serviceUrl, demoUrl, sandboxUrl, pendingPass, serveLog: hsLog,
+      dir, serviceUrl, demoUrl, sandboxUrl, pendingPass, serveLog: hsLog, apiKey: API_KEY,
       completeModel: (id) => http('POST', `${sandboxUrl}/__sandbox/models/${id}`, { state: 'complete' }),
       stop,
     };
@@ -210,14 +218,15 @@ async function shot(page, name) {
   return file;
 }
 
-async function newPage(t, viewport = { width: 1280, height: 860 }) {
+/* The demo CRM page in a fresh browser context; query: more of its parameters (?connection=). */
+async function newPage(t, viewport = { width: 1280, height: 860 }, query = '') {
   const context = await browser.newContext({ viewport, reducedMotion: 'reduce' });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.text())) errors.push(m.text()); });
   t.after(() => context.close());
-  const demoUrl = env.demoUrl + (env.demoUrl.includes('?') ? '&' : '?') + 'poll_ms=700';
+  const demoUrl = env.demoUrl + (env.demoUrl.includes('?') ? '&' : '?') + 'poll_ms=700' + query;
   await page.goto(demoUrl);
   await page.waitForFunction(() => !document.getElementById('import-hover').disabled, null, { timeout: 10000 });
   /* record what the host page gets from the modal */
@@ -271,6 +280,15 @@ async function finishModal(page, frame) {
   await page.waitForSelector('iframe[title="Import from Hover"]', { state: 'detached' });
   const events = await page.evaluate(() => window.__hsEvents);
   return events.filter((e) => e.type === 'done').pop();
+}
+
+/* Clicks a link to a stored file; the answer to the tab it opens (the file, with a ticket). */
+async function openedFile(page, link) {
+  const answer = page.context().waitForEvent('response', {
+    predicate: (r) => /\/files\/[0-9a-f]{64}\?ticket=[0-9a-f]{64}$/.test(r.url()), timeout: 15000,
+  });
+  await link.click();
+  return answer;
 }
 
 /* ---------- scenarios ---------- */
@@ -341,12 +359,14 @@ test('search by address, pick the job with a failed model, sync the two complete
   assert.match(panel, /House/);
   assert.match(panel, /Shed/);
   assert.match(panel, /Roof/);
-  const pdf = await page.locator('#hover-body .model a[data-kind="pdf"]').first().getAttribute('href');
-  assert.ok(pdf, 'a PDF link');
-  const res = await page.context().request.get(pdf);
-  assert.equal(res.status(), 200);
-  assert.match(res.headers()['content-type'], /pdf/);
-  assert.match((await res.body()).subarray(0, 5).toString(), /%PDF-/);
+  const pdf = page.locator('#hover-body .model a[data-kind="pdf"]').first();
+  assert.match(await pdf.getAttribute('href'), /\/files\/[0-9a-f]{64}$/, 'a PDF link');
+  if (!MOCK) {
+    /* a new tab sends no header: the link opens the file with a one-time ticket */
+    const res = await openedFile(page, pdf);
+    assert.equal(res.status(), 200);
+    assert.match(res.headers()['content-type'], /pdf/);
+  }
   await page.locator('#hover-panel').scrollIntoViewIfNeeded();
   await shot(page, 'crm-records');
   assert.deepEqual(errors, []);
@@ -518,6 +538,127 @@ test('360 px wide: the record page and the modal fit, the model cards stack', as
   assert.deepEqual(errors, []);
 });
 
+/* ---------- a CRM on another site ---------- */
+
+test('a CRM on another site with third-party cookies blocked: search, job, sync, summary and reconnect work without a cookie', { skip: MOCK ? 'real mode serves two sites' : false }, async (t) => {
+  const { page, context, errors } = await newPage(t);
+  assert.notEqual(new URL(env.demoUrl).hostname, new URL(env.serviceUrl).hostname, 'two sites');
+  const calls = []; /* what the browser sends to the service's API and files */
+  context.on('request', (r) => { if (/^\/(api|files)\//.test(new URL(r.url()).pathname) && r.url().startsWith(env.serviceUrl)) calls.push(r); });
+  let frame = await openModal(page);
+
+  /* The block is effective: a cookie set in the frame is not kept, and the cookie session of
+   * before (set by /modal?session= inside the frame) is not sent back; the Bearer token works. */
+  const s = await http('POST', `${env.serviceUrl}/api/sessions`, {}, { Authorization: 'Bearer ' + env.apiKey });
+  assert.equal(s.status, 201);
+  const probe = await frame.evaluate(async (tok) => {
+    document.cookie = 'hs_probe=1; Path=/; SameSite=None; Secure';
+    const kept = document.cookie;
+    const legacy = await fetch('modal?session=' + tok, { credentials: 'include' });
+    const byCookie = await fetch('api/session', { credentials: 'include' });
+    const byHeader = await fetch('api/session', { headers: { Authorization: 'Bearer ' + tok } });
+    return { kept, legacy: legacy.status, byCookie: byCookie.status, byHeader: byHeader.status };
+  }, s.data.session);
+  assert.equal(probe.kept, '', 'a cookie set in the frame is blocked');
+  assert.equal(probe.legacy, 200);
+  assert.equal(probe.byCookie, 401, 'the session cookie set in the frame is not sent');
+  assert.equal(probe.byHeader, 200);
+  assert.deepEqual(await context.cookies(env.serviceUrl), [], 'no cookie of the service was stored');
+  calls.length = 0; /* from here on, what the modal sends */
+
+  /* search, job (photos fetched with the header), sync (progress by a ticket), summary */
+  await searchFor(page, frame, 'Meadow');
+  await openJobFromResults(frame, 15084301);
+  await frame.waitForFunction(() => [...document.querySelectorAll('.hs-card img.hs-thumb')]
+    .some((i) => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0), null, { timeout: 15000 });
+  await shot(page, 'cross-site-job-photos');
+  await frame.locator('.hs-card[data-model-id="17338401"] .hs-check').click();
+  await frame.click('#hs-sync');
+  await waitSummary(frame);
+  assert.match(await frame.locator('.hs-sum-group.is-synced').innerText(), /House/);
+  await shot(page, 'cross-site-summary');
+  assert.ok(calls.some((r) => /\/api\/syncs\/[^/]+\/events\?ticket=[0-9a-f]{64}$/.test(r.url())), 'the progress stream opened with a ticket');
+  const res = await openedFile(page, frame.locator('.hs-sum-group.is-synced a.hs-file[data-kind="pdf"]'));
+  assert.equal(res.status(), 200);
+  assert.match(res.headers()['content-type'], /pdf/);
+  for (const r of calls) {
+    const h = await r.allHeaders();
+    assert.equal(h.cookie, undefined, `no cookie on ${r.url()}`);
+    if (!/ticket=/.test(r.url())) assert.match(h.authorization || '', /^Bearer [0-9a-f]{64}$/, `the session header on ${r.url()}`);
+  }
+  const done = await finishModal(page, frame);
+  assert.deepEqual(done.detail.synced_models.map((m) => m.id), [17338401]);
+
+  /* Hover refuses the org's grant: "Reconnect Hover" opens the connect flow in a new tab (a
+   * ticket, then the flow's own first-party cookie); its last page tells the modal. */
+  frame = await openModal(page);
+  const f = await http('POST', `${env.sandboxUrl}/__sandbox/faults`, { path: '/api/v3/jobs*', status: 401 });
+  assert.equal(f.status, 201);
+  await searchFor(page, frame, 'Sunset Boulevard', { fill: true });
+  const link = frame.locator('#hs-search-notice a.hs-connect', { hasText: 'Reconnect Hover' });
+  await link.waitFor();
+  await shot(page, 'cross-site-reconnect');
+  await http('DELETE', `${env.sandboxUrl}/__sandbox/faults`);
+  const [tab] = await Promise.all([context.waitForEvent('page'), link.click()]);
+  await tab.waitForSelector('#allow', { timeout: 15000 });
+  assert.equal(new URL(tab.url()).origin, env.sandboxUrl, "Hover's authorize page");
+  await Promise.all([tab.waitForNavigation(), tab.click('#allow')]);
+  await tab.waitForSelector('text=Connected Hover org', { timeout: 15000 });
+  await shot(tab, 'cross-site-reconnected-tab');
+  await frame.waitForSelector('#hs-search-notice[data-connected]', { timeout: 15000 });
+  await frame.waitForFunction(() => !document.querySelector('#hs-search-notice a.hs-connect') &&
+    document.querySelector('[role="option"][data-job-id="15084308"]'), null, { timeout: 20000 });
+  await shot(page, 'cross-site-searching-again');
+  await tab.close();
+  assert.deepEqual(errors.filter((e) => !/status of 401/.test(e)), []);
+});
+
+test('two CRM tenants: the modal of each one sees its own Hover org only', { skip: MOCK ? 'real mode connects a second org' : false }, async (t) => {
+  /* The operator connects the second org as "coastal": a connect ticket of the API key opened
+   * in the browser, Hover's page, the org chosen there. */
+  const tk = await http('POST', `${env.serviceUrl}/api/tickets`, { purpose: 'connect', connection: 'coastal' },
+    { Authorization: 'Bearer ' + env.apiKey });
+  assert.equal(tk.status, 201);
+  const op = await browser.newContext();
+  t.after(() => op.close());
+  const opPage = await op.newPage();
+  await opPage.goto(tk.data.url);
+  await opPage.selectOption('select[name="org_id"]', '471122');
+  await Promise.all([opPage.waitForNavigation(), opPage.click('#allow')]);
+  assert.match(await opPage.textContent('h1'), /Connected Hover org 471122/);
+  /* a job of that org, as Hover lists it */
+  const tok = await http('POST', `${env.sandboxUrl}/__sandbox/tokens`, { org_id: 471122 });
+  const list = await http('GET', `${env.sandboxUrl}/api/v3/jobs?per=5&reconstruction_state=completed`, undefined,
+    { Authorization: 'Bearer ' + tok.data.access_token });
+  const jobB = list.data.results[0];
+  /* the first org's job is in the service's index (the API key sees every org) */
+  assert.equal((await http('GET', `${env.serviceUrl}/api/jobs/${JOB_ONE_FAILED}`, undefined,
+    { Authorization: 'Bearer ' + env.apiKey })).status, 200);
+
+  /* The CRM page of that tenant: its session has "coastal" only. */
+  const { page, errors } = await newPage(t, undefined, '&connection=coastal');
+  const frame = await openModal(page);
+  assert.equal(await frame.locator('#hs-org').isHidden(), true, 'one organization: no picker');
+  await searchFor(page, frame, jobB.name, { fill: true });
+  assert.equal(await frame.locator(`[role="option"][data-job-id="${jobB.id}"]`).count(), 1, "the tenant's own job");
+  await searchFor(page, frame, 'Orchard', { fill: true });
+  assert.equal(await frame.locator(`[role="option"][data-job-id="${JOB_ONE_FAILED}"]`).count(), 0,
+    "the other org's job (in the service's index) is not listed");
+  await shot(page, 'tenant-coastal-search');
+  await searchFor(page, frame, jobB.name, { fill: true });
+  await openJobFromResults(frame, jobB.id);
+  assert.match(await frame.locator('#hs-job').innerText(), new RegExp('#' + jobB.id));
+  await shot(page, 'tenant-coastal-job');
+  assert.deepEqual(errors, []);
+
+  /* The first tenant's page does not list the second org's job. */
+  const other = await newPage(t, undefined, '&connection=default');
+  const frameA = await openModal(other.page);
+  await searchFor(other.page, frameA, jobB.name, { fill: true });
+  assert.equal(await frameA.locator(`[role="option"][data-job-id="${jobB.id}"]`).count(), 0);
+  assert.deepEqual(other.errors, []);
+});
+
 /* ---------- error states ---------- */
 
 /* Last of the real-mode tests: the service keeps answering from its index for a few seconds after
@@ -561,7 +702,7 @@ test('error states: rate limited, reconnect required, network error with Retry, 
   await waitQuery(frame, 'Harbor');
   const link = frame.locator('#hs-search-notice a', { hasText: 'Reconnect Hover' });
   assert.equal(await link.getAttribute('target'), '_blank');
-  assert.match(await link.getAttribute('href'), /\/connect$/);
+  assert.match(await link.getAttribute('href'), /\/connect\?connection=default$/, 'the connection to connect again');
   await shot(page, 'state-reconnect');
 
   await fault({ route: 'search', code: 'network', count: 1 });

@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
 
@@ -89,6 +90,26 @@ static void test_url_escape(void **state)
     free(s);
 }
 
+static void test_url_redact(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"https://user:pa55@host.example/x?y=1", "https://user:***@host.example/x?y=1"},
+        {"https://tok3n@host.example", "https://***@host.example"},
+        {"https://host.example/a@b", "https://host.example/a@b"}, /* '@' in the path only */
+        {"http://a:b@c:1/p, https://d:e@f", "http://a:***@c:1/p, https://d:***@f"},
+        {"https://u:p@ss:w@rd@h/", "https://u:***@h/"},
+        {"./hoversync.db", "./hoversync.db"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = hs_url_redact(cases[i][0]);
+        assert_string_equal(r, cases[i][1]);
+        free(r);
+    }
+    assert_null(hs_url_redact(NULL));
+}
+
 static void test_json_tolerant_getters(void **state)
 {
     (void)state;
@@ -133,12 +154,37 @@ static void test_fake_clock(void **state)
     assert_true(r >= 0.0 && r < 1.0);
 }
 
+/* The log rate limit: at most per_second lines pass in a second; the next one that passes carries
+ * the count held back, so lines written + suppressed counts = lines asked for. */
+static void test_log_limiter(void **state)
+{
+    (void)state;
+    struct hs_log_limiter l = HS_LOG_LIMITER_INIT(3);
+    int64_t sup = -1, passed = 0, counted = 0;
+    for (int i = 0; i < 100; i++) {
+        if (hs_log_limit_take_at(&l, 1000 + i, &sup)) {
+            passed++;
+            counted += sup;
+        }
+    }
+    assert_int_equal(passed, 3);
+    assert_int_equal(counted, 0);
+    /* A second later: passes again, with the 97 held back. */
+    assert_true(hs_log_limit_take_at(&l, 2000, &sup));
+    assert_int_equal(sup, 97);
+    assert_true(hs_log_limit_take_at(&l, 2001, &sup));
+    assert_int_equal(sup, 0);
+    /* A clock that went back starts a new window rather than blocking. */
+    assert_true(hs_log_limit_take_at(&l, 1500, &sup));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap_is_hard), cmocka_unit_test(test_buf_appendf_long),
-        cmocka_unit_test(test_parse_i64),       cmocka_unit_test(test_iso8601),
-        cmocka_unit_test(test_url_escape),      cmocka_unit_test(test_json_tolerant_getters),
+        cmocka_unit_test(test_log_limiter),      cmocka_unit_test(test_buf_cap_is_hard),
+        cmocka_unit_test(test_buf_appendf_long), cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test(test_iso8601),          cmocka_unit_test(test_url_escape),
+        cmocka_unit_test(test_url_redact),       cmocka_unit_test(test_json_tolerant_getters),
         cmocka_unit_test(test_fake_clock),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

@@ -1,7 +1,9 @@
 /* fuzz_http_request.c: libFuzzer target of the service's parsers of request bytes
  * (src/server/http.c): the route matcher against every route of the table, the web/ path check,
- * If-None-Match lists, listen addresses, content types by name, HTML escaping and JSON text. The
- * input is split at its first newline: a path (or header value) and a second string. */
+ * If-None-Match lists, listen addresses, content types by name, HTML escaping, JSON text, URL
+ * redaction, and the framing check of a request's headers. The input is split at its first
+ * newline: a path (or header value) and a second string; for the framing check the whole input
+ * is a header block, one "Name: value" a line. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,36 @@
 #include "server/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The header block's framing: a verdict the service can answer, and a length only with a
+ * Content-Length. */
+static void framing(const char *data, size_t size)
+{
+    char *block = hs_strndup(data, size);
+    struct hs_req_value h[64];
+    size_t n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(block, "\n", &save); line && n < 64;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        h[n++] = (struct hs_req_value){MHD_HEADER_KIND, line, colon + 1};
+    }
+    const char *versions[] = {"HTTP/1.1", "HTTP/1.0", NULL};
+    for (size_t v = 0; v < 3; v++) {
+        struct hs_framing f;
+        hs_http_framing(versions[v], h, n, &f);
+        if (f.status != 0 && f.status != 400 && f.status != 501)
+            abort();
+        if (f.status && !f.msg[0])
+            abort();
+        if (!f.has_length && f.length)
+            abort();
+    }
+    free(block);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -47,6 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     free(esc);
     json_decref(hs_json_text(a));
+    char *red = hs_url_redact(a);
+    if (!red)
+        abort();
+    free(red);
     free(a);
+    framing((const char *)data, size);
     return 0;
 }

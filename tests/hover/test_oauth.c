@@ -258,6 +258,60 @@ static void test_concurrent_rotation_on_401(void **state)
     assert_int_equal(st.refreshes, 0);
 }
 
+/* Clones of one client (the service's threads of one connection) share the pair: a clone whose
+ * request was refused with the old token while another clone refreshed uses the new pair,
+ * without a second refresh (that would spend the rotated refresh token twice). */
+struct clone_race {
+    struct env *e;
+    struct hs_client *other;
+    bool ran;
+};
+
+static void run_other_clone(void *ctx, struct fake_transport *ft, const struct fake_request *r)
+{
+    (void)ft;
+    struct clone_race *cr = ctx;
+    if (cr->ran || !r->bearer || strcmp(r->bearer, A1) != 0)
+        return;
+    cr->ran = true; /* the other clone's whole request, refresh included, happens now */
+    struct hs_job *j = NULL;
+    assert_int_equal(hs_client_show_job(cr->other, 15084303, &j, NULL), HS_OK);
+    hs_job_free(j);
+}
+
+static void test_clones_share_one_refresh(void **state)
+{
+    struct env *e = *state;
+    fake_store_put(&e->fs, KEY, A1, R1, 0);
+    client_open(e);
+    struct hs_client *k = NULL;
+    assert_int_equal(hs_client_clone(e->c, &k), HS_OK);
+    assert_string_equal(hs_client_credential_key(k), KEY);
+    struct clone_race cr = {.e = e, .other = k};
+    e->ft.on_request = run_other_clone;
+    e->ft.on_request_ctx = &cr;
+    fake_transport_answer(&e->ft, 401, NULL);         /* the clone's A1 */
+    fake_transport_answer(&e->ft, 200, token_answer); /* its refresh */
+    fake_transport_answer(&e->ft, 200, job_answer);   /* its retry with A2 */
+    fake_transport_answer(&e->ft, 401, NULL);         /* this client's A1, sent before that */
+    fake_transport_answer(&e->ft, 200, job_answer);   /* retried with A2, no refresh */
+    struct hs_error err = {0};
+    assert_int_equal(show(e, &err), HS_OK);
+    assert_true(cr.ran);
+    int token_requests = 0;
+    for (size_t i = 0; i < e->ft.n_reqs; i++)
+        token_requests += strcmp(e->ft.reqs[i].url, BASE "/oauth/token") == 0;
+    assert_int_equal(token_requests, 1);
+    assert_string_equal(e->ft.reqs[e->ft.n_reqs - 1].bearer, A2);
+    struct hs_client_stats mine, theirs;
+    hs_client_get_stats(e->c, &mine);
+    hs_client_get_stats(k, &theirs);
+    assert_int_equal(mine.refreshes, 0); /* counters are each clone's own */
+    assert_int_equal(theirs.refreshes, 1);
+    assert_int_equal(mine.requests, 2);
+    hs_client_free(k);
+}
+
 static void test_concurrent_rotation_before_expiry(void **state)
 {
     struct env *e = *state;
@@ -530,6 +584,7 @@ int main(void)
         T(test_invalid_grant),
         T(test_concurrent_rotation_on_401),
         T(test_concurrent_rotation_before_expiry),
+        T(test_clones_share_one_refresh),
         T(test_no_client_credentials),
         T(test_initial_tokens_seeded),
         T(test_stored_pair_wins_over_initial),

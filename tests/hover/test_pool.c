@@ -1,6 +1,7 @@
-/* test_pool.c: the service's client pool (src/hover/pool.c): one client per connection, used by
- * one thread at a time, one shared limiter, the configured initial pair only for its own
- * connection. No request is sent: creating a client reads the store only. */
+/* test_pool.c: the service's client pool (src/hover/pool.c): one client per connection, handed
+ * out as clones that threads hold at the same time, one shared limiter, the configured initial
+ * pair only for its own connection. No request is sent: creating a client reads the store only
+ * (test_oauth.c shows that clones share one refresh). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -67,7 +67,7 @@ static void *acquire_thread(void *arg)
     return NULL;
 }
 
-static void test_same_key_waits_for_release(void **state)
+static void test_same_key_runs_in_parallel(void **state)
 {
     struct fixture *f = *state;
     struct hs_client *c = NULL;
@@ -76,12 +76,11 @@ static void test_same_key_waits_for_release(void **state)
     struct waiter w = {.pool = f->pool, .key = "org-1"};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, acquire_thread, &w), 0);
-    usleep(100 * 1000);
-    assert_int_equal(atomic_load(&w.done), 0); /* still waiting: the client is in use */
-    hs_client_pool_release(f->pool, c);
-    pthread_join(t, NULL);
+    pthread_join(t, NULL); /* returns while c is still held: no waiting for it */
     assert_int_equal(atomic_load(&w.done), 1);
-    assert_ptr_equal(w.got, c); /* the same client, not a second one */
+    assert_ptr_not_equal(w.got, c);   /* a clone of the connection's client */
+    assert_int_equal(f->fs.loads, 1); /* one client made for the connection */
+    hs_client_pool_release(f->pool, c);
 }
 
 static void test_other_keys_do_not_wait(void **state)
@@ -96,12 +95,14 @@ static void test_other_keys_do_not_wait(void **state)
     assert_non_null(w.got);
     assert_ptr_not_equal(w.got, a);
     assert_int_equal(hs_client_pool_acquire(f->pool, "org-2", &b, NULL), HS_OK);
-    assert_ptr_equal(b, w.got);
+    assert_string_equal(hs_client_credential_key(b), "org-2");
+    assert_string_equal(hs_client_credential_key(a), "org-1");
     hs_client_pool_release(f->pool, b);
     hs_client_pool_release(f->pool, a);
 }
 
-/* Many threads on two keys: each client is held by at most one thread at a time. */
+/* Many threads on two keys, holding clients at the same time: every acquire succeeds and each
+ * connection's client is made once. */
 struct hammer {
     struct hs_client_pool *pool;
     const char *key;
@@ -118,7 +119,8 @@ static void *hammer_thread(void *arg)
             atomic_fetch_add(h->violations, 1);
             continue;
         }
-        if (atomic_fetch_add(h->holders, 1) != 0)
+        atomic_fetch_add(h->holders, 1);
+        if (strcmp(hs_client_credential_key(c), h->key) != 0)
             atomic_fetch_add(h->violations, 1);
         atomic_fetch_sub(h->holders, 1);
         hs_client_pool_release(h->pool, c);
@@ -126,7 +128,7 @@ static void *hammer_thread(void *arg)
     return NULL;
 }
 
-static void test_one_holder_at_a_time(void **state)
+static void test_many_holders(void **state)
 {
     struct fixture *f = *state;
     atomic_int holders[2] = {0, 0}, violations = 0;
@@ -139,6 +141,7 @@ static void test_one_holder_at_a_time(void **state)
     for (int i = 0; i < 8; i++)
         pthread_join(t[i], NULL);
     assert_int_equal(atomic_load(&violations), 0);
+    assert_int_equal(f->fs.loads, 2);
 }
 
 static void test_initial_pair_only_for_its_connection(void **state)
@@ -156,11 +159,12 @@ static void test_initial_pair_only_for_its_connection(void **state)
     /* NULL or "" means the configured connection. */
     struct hs_client *d = NULL;
     assert_int_equal(hs_client_pool_acquire(f->pool, NULL, &d, NULL), HS_OK);
-    hs_client_pool_release(f->pool, d);
     struct hs_client *e = NULL;
     assert_int_equal(hs_client_pool_acquire(f->pool, "default", &e, NULL), HS_OK);
+    assert_string_equal(hs_client_credential_key(d), "default");
+    assert_string_equal(hs_client_credential_key(e), "default");
+    hs_client_pool_release(f->pool, d);
     hs_client_pool_release(f->pool, e);
-    assert_ptr_equal(d, e);
 }
 
 static void test_shared_limiter_and_stats(void **state)
@@ -204,9 +208,9 @@ static void test_bad_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_same_key_waits_for_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_key_runs_in_parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_keys_do_not_wait, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_holder_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_holders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_initial_pair_only_for_its_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_limiter_and_stats, setup, teardown),
         cmocka_unit_test(test_bad_config),

@@ -55,8 +55,9 @@ class ServiceApi(unittest.TestCase):
         self.assertEqual(r.json["error"]["status"], status)
         self.assertTrue(r.json["error"]["message"])
 
-    def new_session(self, user="crm-user-7"):
-        r = self.svc.request("POST", "/api/sessions", {"user": user})
+    def new_session(self, user="crm-user-7", connections=("org-%d" % MAIN_ORG,)):
+        r = self.svc.request("POST", "/api/sessions", {"user": user,
+                                                        "connections": list(connections)})
         self.assertEqual(r.status, 201, r.body)
         return r.json
 
@@ -125,7 +126,9 @@ class ServiceApi(unittest.TestCase):
         self.assertRegex(s["session"], r"^[0-9a-f]{64}$")
         self.assertRegex(s["csrf_token"], r"^[0-9a-f]{64}$")
         self.assertRegex(s["expires_at"], r"^\d{4}-\d\d-\d\dT")
-        self.assertEqual(s["modal_url"], self.svc.url + "/modal?session=" + s["session"])
+        # The token travels in the fragment: never to a server, never into an access log.
+        self.assertEqual(s["modal_url"], self.svc.url + "/modal#session=" + s["session"])
+        self.assertEqual(s["connections"], ["org-%d" % MAIN_ORG])
         tok, csrf = s["session"], s["csrf_token"]
         # Reads work by cookie alone.
         r = self.svc.get("/api/connections", key=False, cookie=tok)
@@ -154,7 +157,8 @@ class ServiceApi(unittest.TestCase):
         self.assert_error(self.svc.request("POST", "/api/sessions", "not json",
                                            headers={"Content-Type": "application/json"}),
                           400, "bad_request")
-        self.assertEqual(self.svc.request("POST", "/api/sessions").status, 201)
+        self.assertEqual(self.svc.request("POST", "/api/sessions",
+                                          {"connection": "org-%d" % MAIN_ORG}).status, 201)
 
     def test_modal_sets_the_cookie(self):
         s = self.new_session()
@@ -427,6 +431,12 @@ class ServiceApi(unittest.TestCase):
         self.assert_error(self.svc.get("/connect?connection=bad%20name"), 400, "bad_request")
         r = self.svc.get("/connect")
         self.assertEqual(r.status, 302)
+        # The flow is bound to this browser by a cookie of the top-level /connect page.
+        flow, attrs = r.cookies()["hs_flow"]
+        self.assertRegex(flow, r"^[0-9a-f]{64}$")
+        for a in ("HttpOnly", "SameSite=Lax", "Path=/"):
+            self.assertIn(a, attrs)
+        browser = {"Cookie": "hs_flow=" + flow}
         loc = urllib.parse.urlsplit(r.header("Location"))
         self.assertEqual("%s://%s" % (loc.scheme, loc.netloc), self.sb.url)
         self.assertEqual(loc.path, "/oauth/authorize")
@@ -439,7 +449,7 @@ class ServiceApi(unittest.TestCase):
         # A callback that does not carry our state is refused (and costs nothing at Hover).
         for bad in ("/oauth/callback?code=abc&state=" + "0" * 32, "/oauth/callback?code=abc",
                     "/oauth/callback?code=abc&state=" + q["state"][:-1]):
-            r = self.svc.get(bad, key=False)
+            r = self.svc.get(bad, key=False, headers=browser)
             self.assertEqual(r.status, 400)
             self.assertTrue(r.header("Content-Type").startswith("text/html"))
             self.assertNotIn("hs_session", r.cookies())
@@ -451,8 +461,13 @@ class ServiceApi(unittest.TestCase):
         self.assertEqual(r.status, 302, r.body)
         back = urllib.parse.urlsplit(r.header("Location"))
         self.assertEqual("%s://%s" % (back.scheme, back.netloc), self.svc.url)
-        # ... and the browser comes back.
-        r = self.svc.get(back.path + "?" + back.query, key=False)
+        # ... and the browser comes back. Another browser (no cookie, or another one) cannot
+        # use the state, nor burn it.
+        for other in ({}, {"Cookie": "hs_flow=" + "e" * 64}):
+            r = self.svc.get(back.path + "?" + back.query, key=False, headers=other)
+            self.assertEqual(r.status, 400, r.body)
+            self.assertIn(b"this browser", r.body)
+        r = self.svc.get(back.path + "?" + back.query, key=False, headers=browser)
         self.assertEqual(r.status, 200, r.body)
         self.assertIn(b"Connected", r.body)
         self.assertIn(b"postMessage", r.body)
@@ -461,13 +476,17 @@ class ServiceApi(unittest.TestCase):
         self.assertIn("HttpOnly", attrs)
         conns = self.svc.get("/api/connections", key=False, cookie=cookie)
         self.assertEqual(conns.status, 200)
-        by_key = {c["key"]: c for c in conns.json}
+        by_key = {c["key"]: c for c in self.svc.get("/api/connections").json}
         self.assertIn("org-%d" % MAIN_ORG, by_key)
         self.assertEqual(by_key["org-471122"]["owner_id"], SECOND_ORG)
         self.assertEqual(by_key["org-471122"]["status"], "connected")
         self.assertTrue(by_key["org-471122"]["connected_at"])
         # The state was single-use.
-        self.assertEqual(self.svc.get(back.path + "?" + back.query, key=False).status, 400)
+        self.assertEqual(self.svc.get(back.path + "?" + back.query, key=False,
+                                      headers=browser).status, 400)
+        # The browser's session sees the connection it connected, not the others.
+        self.assertEqual([c["key"] for c in conns.json], ["org-471122"])
+        self.assertEqual(len(self.svc.get("/api/connections").json), 2)
         # The new org's jobs are reachable through its connection.
         r = self.svc.get("/api/jobs?connection=org-471122")
         self.assertEqual(r.status, 200, r.body)
@@ -476,13 +495,17 @@ class ServiceApi(unittest.TestCase):
     def test_connect_denied_or_bad_code(self):
         def start():
             r = self.svc.get("/connect?connection=named-org")
-            return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.header("Location")).query))
-        r = self.svc.get("/oauth/callback?error=access_denied&state=" + start()["state"],
-                         key=False)
+            q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.header("Location")).query))
+            return q["state"], {"Cookie": "hs_flow=" + r.cookies()["hs_flow"][0]}
+        state, browser = start()
+        r = self.svc.get("/oauth/callback?error=access_denied&state=" + state, key=False,
+                         headers=browser)
         self.assertEqual(r.status, 400)
         self.assertIn(b"access_denied", r.body)
         # Our state, but a code Hover never issued: the exchange fails, nothing is stored.
-        r = self.svc.get("/oauth/callback?code=forged&state=" + start()["state"], key=False)
+        state, browser = start()
+        r = self.svc.get("/oauth/callback?code=forged&state=" + state, key=False,
+                         headers=browser)
         self.assertEqual(r.status, 400)
         self.assertTrue(r.header("Content-Type").startswith("text/html"))
         self.assertNotIn("hs_session", r.cookies())
@@ -559,9 +582,9 @@ class ServiceApi(unittest.TestCase):
         self.assertNotIn("__HOVERSYNC_CSRF__", page)
         self.assertIn(self.svc.url, page)
         tokens = re.findall(r"\b[0-9a-f]{64}\b", page)
-        self.assertGreaterEqual(len(tokens), 2)
+        self.assertGreaterEqual(len(tokens), 1)
         ok = [t for t in tokens
-              if self.svc.get("/api/connections", key=False, cookie=t).status == 200]
+              if self.svc.get("/api/connections", key="Bearer " + t).status == 200]
         self.assertTrue(ok)  # the session it minted works
         # Its origin may call the API.
         r = self.svc.get("/api/connections", origin=self.svc.demo_url)

@@ -867,6 +867,75 @@ class ChaosTest(WebhookCase):
             self.assertEqual(rc, 2, args)
 
 
+# The signer variants (docs/SANDBOX.md): (method first, digest header, prefix, HMAC digest).
+SIGNERS = {
+    "1.x": (False, "content-md5", "APIAuth-HMAC-SHA256", hashlib.sha256),
+    "2.4-sha1": (True, "content-md5", "APIAuth", hashlib.sha1),
+    "2.4-sha256": (True, "content-md5", "APIAuth-HMAC-SHA256", hashlib.sha256),
+    "2.5-sha256": (True, "x-authorization-content-sha256", "APIAuth-HMAC-SHA256",
+                   hashlib.sha256),
+    "2.5-sha512": (True, "x-authorization-content-sha256", "APIAuth-HMAC-SHA512",
+                   hashlib.sha512),
+}
+
+
+class SignerTest(WebhookCase):
+    """Each signer variant and access-id form signs as the api_auth release it names, checked
+    against a signature computed here (Python's hmac/hashlib)."""
+
+    def check(self, rec, hook, signer, access_id):
+        method, digest_header, prefix, digest = SIGNERS[signer]
+        h = rec["headers"]
+        body_digest = (hashlib.md5 if digest_header == "content-md5" else hashlib.sha256)
+        want_digest = base64.b64encode(body_digest(rec["body"]).digest()).decode()
+        self.assertEqual(h.get(digest_header), want_digest, (signer, h))
+        other = ("x-authorization-content-sha256" if digest_header == "content-md5"
+                 else "content-md5")
+        self.assertNotIn(other, h)
+        parts = (["POST"] if method else []) + [h["content-type"], want_digest, rec["target"],
+                                                h["date"]]
+        sig = base64.b64encode(hmac.new(hook["hmac_secret"].encode(), ",".join(parts).encode(),
+                                        digest).digest()).decode()
+        self.assertEqual(h["authorization"], "%s %s:%s" % (prefix, access_id, sig), signer)
+
+    def test_every_signer_and_access_id(self):
+        ids = {"webhook-id": lambda hook: str(hook["id"]),
+               "org-id": lambda hook: str(MAIN_ORG),
+               "name": lambda hook: "hover-org-%d" % MAIN_ORG}
+        for signer in SIGNERS:
+            for form in ids:
+                status, cfg = self.sb.admin("POST", "/__sandbox/config",
+                                            {"webhook_signer": signer,
+                                             "webhook_access_id": form})
+                self.assertEqual(status, 200, cfg)
+                self.assertEqual((cfg["webhook_signer"], cfg["webhook_access_id"]),
+                                 (signer, form))
+                rx = Receiver()
+                try:
+                    hook = self.register(rx=rx, verify=False)
+                    rec = [r for r in rx.events({"webhook-verification-code"})][-1]
+                    self.check(rec, hook, signer, ids[form](hook))
+                finally:
+                    rx.close()
+        for bad in ({"webhook_signer": "2.6"}, {"webhook_signer": 1},
+                    {"webhook_access_id": "email"}):
+            self.assertEqual(self.sb.admin("POST", "/__sandbox/config", bad)[0], 422, bad)
+
+    def test_signer_from_the_command_line(self):
+        sb = Sandbox("--webhook-signer", "2.5-sha512", "--webhook-access-id", "name")
+        try:
+            cfg = sb.admin("GET", "/__sandbox/config")[1]
+            self.assertEqual((cfg["webhook_signer"], cfg["webhook_access_id"]),
+                             ("2.5-sha512", "name"))
+        finally:
+            self.assertEqual(sb.stop(), 0)
+        self.assertEqual(self.sb.admin("GET", "/__sandbox/config")[1]["webhook_signer"], "1.x")
+        for args in (["--webhook-signer", "3.0"], ["--webhook-access-id", "x"]):
+            rc = subprocess.run([BIN, *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, timeout=30).returncode
+            self.assertEqual(rc, 2, args)
+
+
 class LogTest(WebhookCase):
 
     def test_delivery_attempts_in_the_request_log(self):

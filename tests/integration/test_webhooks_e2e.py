@@ -14,7 +14,14 @@ bench/event_to_synced.py).
   the kill ends processed, every job synced, artifact rows unique;
 - the CRM endpoint answering 503 for a while: every notification delivered once it is back, once
   per change, in order per job, retried with the same idempotency key;
-- serve --no-workers and a separate `hoversync worker` process on the same SQLite file.
+- serve --no-workers and a separate `hoversync worker` process on the same SQLite file, with the
+  sandbox signing as Hover's docs describe (api_auth 1.x: no method, Content-MD5);
+- Hover's verify endpoint slow (longer than the sandbox waits for a delivery's answer): the
+  verification code is still acknowledged at once, and the webhook verified in the background.
+
+The sandbox signs as api_auth 2.5 does (method first, X-Authorization-Content-SHA256,
+HMAC-SHA256) except where a test says otherwise; test 2 uses HMAC-SHA512 and an access id that
+is no webhook id (the org's name).
 
 Standard library only."""
 import hashlib
@@ -111,7 +118,8 @@ class WebhooksEndToEnd(unittest.TestCase):
     def setUpClass(cls):
         cls.sb = Sandbox(jobs=40)
         cls.sb.admin("POST", "config", {"rate_limit": 0, "reconstruction_seconds": 1,
-                                        "webhook_retry_base_ms": 200})
+                                        "webhook_retry_base_ms": 200,
+                                        "webhook_signer": "2.5-sha256"})
         cls.crm = Crm()
         cls.tokens = cls.sb.tokens()
         cls.port = free_port()
@@ -263,6 +271,10 @@ class WebhooksEndToEnd(unittest.TestCase):
         self.assertEqual(self.crm.bad_signatures, 0)
 
     def test_2_failed_models_only_complete_ones_sync(self):
+        self.sb.admin("POST", "config", {"webhook_signer": "2.5-sha512",
+                                         "webhook_access_id": "name"})
+        self.addCleanup(self.sb.admin, "POST", "config", {"webhook_signer": "2.5-sha256",
+                                                          "webhook_access_id": "webhook-id"})
         one, two = self.new_test_job(failed=1), self.new_test_job(failed=2)
         for job, n_complete in ((one, 2), (two, 1)):
             models = wait_for("reconstruction", lambda j=job: (
@@ -474,6 +486,8 @@ class WebhooksEndToEnd(unittest.TestCase):
         svc = self.start_service(port, extra=["--no-workers"])
         worker = None
         hook_id = None
+        self.sb.admin("POST", "config", {"webhook_signer": "1.x"})
+        self.addCleanup(self.sb.admin, "POST", "config", {"webhook_signer": "2.5-sha256"})
         try:
             hook_id = self.register(svc, port).get("id")
             job = self.new_test_job()
@@ -504,6 +518,32 @@ class WebhooksEndToEnd(unittest.TestCase):
                 svc.cli.run("webhooks", "delete", hook_id)
             svc.stop()
             svc.cleanup()
+
+    def test_8_verification_answered_while_hover_is_slow(self):
+        """Hover's verify endpoint answers after 11 s, past the 10 s the sandbox waits for a
+        delivery's answer: the code is still acknowledged (the call is background work), and
+        the webhook ends verified."""
+        self.sb.admin("POST", "faults", {"path": "/api/v2/webhooks/*/verify",
+                                         "latency_ms": 11000, "count": 1})
+        hook_id = None
+        try:
+            r = self.svc.cli.run("webhooks", "register", "--force", "--public-url",
+                                 "http://127.0.0.1:%d" % self.port, "--wait", 40 * SLOW,
+                                 "--json", timeout=90 * SLOW)
+            self.assertEqual(r.returncode, 0, (r.stdout, r.stderr))
+            out = json.loads(r.stdout)
+            hook_id = out["id"]
+            self.assertTrue(out["verified_at"])
+            codes = [d for d in self.sb.admin("GET", "deliveries?limit=100000")["deliveries"]
+                     if d["webhook_id"] == hook_id and d["event"] == "webhook-verification-code"]
+            self.assertTrue(codes)
+            self.assertEqual({(d["result"], d["status"]) for d in codes}, {("delivered", 202)})
+            self.assertEqual(self.sql("SELECT COUNT(*) FROM webhook_verifications WHERE "
+                                      "webhook_id = ? AND status = 'verified'", (hook_id,))[0][0],
+                             1)
+        finally:
+            if hook_id:
+                self.svc.cli.run("webhooks", "delete", hook_id)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,13 @@ hover-sandbox delivers to the real `hoversync serve` (POST /webhooks/hover).
   before or after the registration's answer (the verification race, both orders);
 - a test job's events land in webhook_events as "accepted", with one work item for the job;
 - unknown event types are stored as "ignored" and acknowledged;
-- deliveries forged, stale, modified after signing, unsigned or malformed (signed here, in
-  Python, after hover-api.md 4.2) are refused with 401/400/413 and leave no row;
+- deliveries signed here, in Python (hmac/hashlib), in every form an api_auth signer produces
+  (hover-api.md 4.2: with and without the method, Content-MD5 or X-Authorization-Content-SHA256,
+  each HMAC digest, any access id) are accepted; each is refused when forged, stale or modified
+  after signing, and unsigned or malformed ones too, with 401/400/413, leaving no row;
+- a delivery sent again is answered 200 and stored once;
+- a flood of unsigned verification codes under ever new access ids keeps at most 1,000 rows,
+  and the refusals' warn lines are rate-limited with a count of those suppressed;
 - `hoversync status` and GET /api/status show the webhook's health and the queues.
 
 The service runs with --no-workers: nothing consumes the work items while they are counted.
@@ -52,15 +57,41 @@ def wait_for(what, fn, timeout=20):
     raise AssertionError("timed out waiting for " + what)
 
 
-def signed(secret, webhook_id, body, date=None, uri="/webhooks/hover"):
-    """The headers of a delivery signed like Hover's (hover-api.md 4.2)."""
-    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+# The api_auth gem's forms (hover-api.md 4.2): (method first?, digest header, header prefix,
+# HMAC digest). "SHA" in a prefix is SHA-1 (src/webhook/signature.c says why).
+FORMS = {
+    "1.x": (False, "Content-MD5", "APIAuth", hashlib.sha1),
+    "1.x-sha256": (False, "Content-MD5", "APIAuth-HMAC-SHA256", hashlib.sha256),
+    "2.4-sha1": (True, "Content-MD5", "APIAuth", hashlib.sha1),
+    "2.4-sha256": (True, "Content-MD5", "APIAuth-HMAC-SHA256", hashlib.sha256),
+    "2.5-sha256": (True, "X-Authorization-Content-SHA256", "APIAuth-HMAC-SHA256",
+                   hashlib.sha256),
+    "2.5-sha512": (True, "X-Authorization-Content-SHA256", "APIAuth-HMAC-SHA512",
+                   hashlib.sha512),
+    "2.5-md5": (True, "X-Authorization-Content-SHA256", "APIAuth-HMAC-MD5", hashlib.md5),
+    "2.5-sha": (True, "X-Authorization-Content-SHA256", "APIAuth-HMAC-SHA", hashlib.sha1),
+    "2.5-sha1": (True, "X-Authorization-Content-SHA256", "APIAuth-HMAC-SHA1", hashlib.sha1),
+    "2.5-sha224": (True, "X-Authorization-Content-SHA256", "APIAuth-HMAC-SHA224",
+                   hashlib.sha224),
+    "2.5-sha384": (True, "X-Authorization-Content-SHA256", "APIAuth-HMAC-SHA384",
+                   hashlib.sha384),
+}
+
+
+def signed(secret, access_id, body, date=None, uri="/webhooks/hover", form="2.5-sha256"):
+    """The headers of a delivery signed as the api_auth gem signs (hover-api.md 4.2), computed
+    here independently of the service's code."""
+    method, digest_header, prefix, hmac_digest = FORMS[form]
+    if digest_header == "Content-MD5":
+        digest = base64.b64encode(hashlib.md5(body).digest()).decode()
+    else:
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
     date = date or email.utils.formatdate(usegmt=True)
-    canonical = ",".join(["application/json", md5, uri, date])
-    sig = base64.b64encode(hmac.new(secret.encode(), canonical.encode(),
-                                    hashlib.sha256).digest()).decode()
-    return {"Content-Type": "application/json", "Content-MD5": md5, "Date": date,
-            "Authorization": "APIAuth-HMAC-SHA256 %d:%s" % (webhook_id, sig)}
+    parts = (["POST"] if method else []) + ["application/json", digest, uri, date]
+    sig = base64.b64encode(hmac.new(secret.encode(), ",".join(parts).encode(),
+                                    hmac_digest).digest()).decode()
+    return {"Content-Type": "application/json", digest_header: digest, "Date": date,
+            "Authorization": "%s %s:%s" % (prefix, access_id, sig)}
 
 
 class Intake(unittest.TestCase):
@@ -220,7 +251,11 @@ class Intake(unittest.TestCase):
             ("modified", body.replace(b"completed", b"failed"), signed(secret, wid, body), 401),
             ("unsigned", body, {"Content-Type": "application/json"}, 401),
             ("other uri", body, signed(secret, wid, body, uri="/webhooks/hover?x=1"), 401),
-            ("unknown webhook", body, signed(secret, 999999, body), 401),
+            ("unknown webhook", body, signed("c29tZS1vdGhlci1zZWNyZXQ=", 999999, body), 401),
+            ("digest of another body", body,
+             dict(signed(secret, wid, body),
+                  **{"X-Authorization-Content-SHA256":
+                     base64.b64encode(hashlib.sha256(b"{}").digest()).decode()}), 401),
             ("malformed auth", body, dict(signed(secret, wid, body),
                                           Authorization="APIAuth-HMAC-SHA256 x"), 400),
             ("malformed date", body, dict(signed(secret, wid, body), Date="not a date"), 400),
@@ -246,6 +281,54 @@ class Intake(unittest.TestCase):
         self.assertEqual(self.count("SELECT COUNT(*) FROM work_items WHERE job_id = %d"
                                     % harness.JOB_ALL_COMPLETE), 1)
 
+    def test_every_signer_form_and_its_forgeries(self):
+        secret = self.secret()
+        wid = self.webhook_id
+        stale = email.utils.formatdate(time.time() - 20 * 60, usegmt=True)
+        for n, form in enumerate(sorted(FORMS)):
+            body = json.dumps({"event": "job-state-changed-v2", "webhook_id": wid,
+                               "job_id": harness.JOB_ALL_COMPLETE + 1 + n,
+                               "state": "completed"}).encode()
+            before = self.rows()
+            bad = [
+                ("forged", body, signed("bm90LXRoZS1zZWNyZXQ=", wid, body, form=form)),
+                ("stale", body, signed(secret, wid, body, date=stale, form=form)),
+                ("modified", body.replace(b"completed", b"failed"),
+                 signed(secret, wid, body, form=form)),
+            ]
+            for what, data, headers in bad:
+                r = self.post(data, headers)
+                self.assertEqual(r.status, 401, (form, what, r.body))
+                self.assertEqual(self.rows(), before, (form, what))
+            # The genuine one, with our webhook id and with an access id that is none (signed a
+            # second apart: the access id is not signed, so the same second would be a replay).
+            for k, access_id in enumerate((str(wid), "hover-%s" % form)):
+                date = email.utils.formatdate(time.time() - k, usegmt=True)
+                r = self.post(body, signed(secret, access_id, body, date=date, form=form))
+                self.assertEqual(r.status, 200, (form, access_id, r.body))
+                self.assertEqual(r.json["status"], "accepted", form)
+            self.assertEqual(self.count(
+                "SELECT COUNT(*) FROM webhook_events WHERE job_id = %d AND status = 'accepted' "
+                "AND webhook_id = %d AND connection_key = 'org-%d'"
+                % (harness.JOB_ALL_COMPLETE + 1 + n, wid, harness.MAIN_ORG)), 2)
+
+    def test_replay_is_acknowledged_and_stored_once(self):
+        secret = self.secret()
+        body = json.dumps({"event": "model-state-changed", "webhook_id": self.webhook_id,
+                           "job_id": harness.JOB_ALL_COMPLETE + 40, "model_id": 1,
+                           "state": "complete"}).encode()
+        headers = signed(secret, self.webhook_id, body)
+        first = self.post(body, headers)
+        self.assertEqual(first.status, 200, first.body)
+        for _ in range(3):
+            again = self.post(body, headers)
+            self.assertEqual(again.status, 200, again.body)
+            self.assertEqual(again.json["status"], "duplicate")
+        self.assertEqual(self.count("SELECT COUNT(*) FROM webhook_events WHERE job_id = %d"
+                                    % (harness.JOB_ALL_COMPLETE + 40)), 1)
+        self.assertEqual(self.count("SELECT generation FROM work_items WHERE job_id = %d"
+                                    % (harness.JOB_ALL_COMPLETE + 40)), 1)
+
     # ---- status ----
 
     def test_status_shows_webhook_health_and_queues(self):
@@ -270,6 +353,70 @@ class Intake(unittest.TestCase):
         self.assertTrue(any(h["id"] == self.webhook_id and h["healthy"]
                             for h in api.json["webhooks"]))
         self.assertEqual(self.service.get("/api/status", key=False).status, 401)
+
+
+class Flood(unittest.TestCase):
+    """Unauthenticated floods against a service of its own (the rows it leaves would disturb
+    the other tests' counts)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sandbox = harness.Sandbox("--rate-limit", "0", jobs=5)
+        port = free_port()
+        cls.service = harness.Service(cls.sandbox, cls.sandbox.tokens(),
+                                      args=["--listen", "127.0.0.1:%d" % port, "--no-workers"],
+                                      HOVERSYNC_PUBLIC_URL="http://127.0.0.1:%d" % port)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.service.stop()
+        log = cls.service.read_stderr()
+        cls.service.cli.cleanup()
+        cls.sandbox.stop()
+        if rc != 0:
+            raise AssertionError("hoversync serve exited with %s:\n%s" % (rc, log[-4000:]))
+
+    def count(self, sql):
+        return self.service.cli.sql(sql)[0][0]
+
+    def post(self, body, headers):
+        return harness.http_request(self.service.port, "POST", "/webhooks/hover", body, headers)
+
+    def test_flood_of_unsigned_codes_is_bounded_and_quietly_logged(self):
+        unverified = "SELECT COUNT(*) FROM webhook_events WHERE status = 'unverified'"
+        before = self.count(unverified)
+        # A refusal in a second of its own: whatever was held back before is counted on it.
+        time.sleep(1.2)
+        self.assertEqual(self.post(b"{}", {"Content-Type": "application/json"}).status, 401)
+        log_before = len(self.service.read_stderr())
+        sent = 1500
+        started = time.time()
+        for i in range(sent):
+            body = json.dumps({"event": "webhook-verification-code", "webhook_id": 700000 + i,
+                               "code": "flood-%d" % i}).encode()
+            r = self.post(body, signed("YXR0YWNrZXI=", 700000 + i, body, form="1.x-sha256"))
+            self.assertEqual(r.status, 202, r.body)
+        # Refusals: each a warn line, through the rate limit.
+        refused = 600
+        for i in range(refused):
+            self.assertEqual(self.post(b"{}", {"Content-Type": "application/json"}).status, 401)
+        elapsed = time.time() - started
+        time.sleep(1.2)  # a new second of the limit: the next line carries the count
+        self.assertEqual(self.post(b"{}", {"Content-Type": "application/json"}).status, 401)
+        after = self.count(unverified)
+        print("flood: %d unsigned codes, unverified rows before %d, after %d"
+              % (sent, before, after))
+        self.assertLessEqual(after, 1000)
+        self.assertGreaterEqual(after, 1000 - before)
+        lines = [ln for ln in self.service.read_stderr()[log_before:].splitlines()
+                 if "webhook refused" in ln]
+        suppressed = sum(int(ln.split("suppressed=")[1].split()[0]) for ln in lines
+                         if "suppressed=" in ln)
+        print("refusals: %d sent, %d warn lines, %d counted as suppressed, over %.1f s"
+              % (refused + 1, len(lines), suppressed, elapsed))
+        self.assertEqual(len(lines) + suppressed, refused + 1)
+        self.assertLessEqual(len(lines), 5 * (int(elapsed) + 3))
+
 
 
 class RegisterOnStart(unittest.TestCase):

@@ -122,12 +122,19 @@ static void test_chunks_hash_to_the_sha_of_the_whole(void **state)
     free(data);
     assert_int_equal(tmp_entries(f), 0);
 
-    /* Readable by a CRM's tools running as another user. */
+    /* The orgs' data: the owner's alone, the file and every directory above it in the data
+     * directory, whatever the umask. */
     char p[400];
     struct stat sb;
     snprintf(p, sizeof p, "%s/%s", f->dir, s.path);
     assert_int_equal(stat(p, &sb), 0);
-    assert_int_equal(sb.st_mode & 0777, 0644);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    for (char *slash = strrchr(p, '/'); slash && slash > p + strlen(f->dir);
+         slash = strrchr(p, '/')) {
+        *slash = '\0';
+        assert_int_equal(stat(p, &sb), 0);
+        assert_int_equal(sb.st_mode & 0777, 0700);
+    }
     free(s.path);
 }
 

@@ -1182,6 +1182,211 @@ static void test_rejected_grant_until_reconnected(void **state)
     hs_token_clear(&cur);
 }
 
+/* A session's connections are stored with it, in the order given, and replaced by a put. */
+static void test_session_connections_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    const char *two[] = {"org-471122", "org-463605"};
+    struct hs_session a = session(SHA_A, 1000, 2000);
+    a.connections = (char **)two;
+    a.n_connections = 2;
+    assert_int_equal(ops->session_put(f->store, &a, NULL), HS_OK);
+    struct hs_session out = {0};
+    assert_int_equal(ops->session_get(f->store, SHA_A, 1500, &out, NULL), HS_OK);
+    assert_int_equal(out.n_connections, 2);
+    assert_string_equal(out.connections[0], "org-471122");
+    assert_string_equal(out.connections[1], "org-463605");
+    hs_session_clear(&out);
+    /* A put replaces them (none is a session that may use no connection yet). */
+    a.n_connections = 1;
+    assert_int_equal(ops->session_put(f->store, &a, NULL), HS_OK);
+    assert_int_equal(ops->session_get(f->store, SHA_A, 1500, &out, NULL), HS_OK);
+    assert_int_equal(out.n_connections, 1);
+    assert_string_equal(out.connections[0], "org-471122");
+    hs_session_clear(&out);
+    a.n_connections = 0;
+    assert_int_equal(ops->session_put(f->store, &a, NULL), HS_OK);
+    assert_int_equal(ops->session_get(f->store, SHA_A, 1500, &out, NULL), HS_OK);
+    assert_int_equal(out.n_connections, 0);
+    assert_null(out.connections);
+    hs_session_clear(&out);
+    /* An expired session goes with its connections. */
+    a.n_connections = 2;
+    assert_int_equal(ops->session_put(f->store, &a, NULL), HS_OK);
+    struct hs_session b = session(SHA_B, 2500, 3000);
+    assert_int_equal(ops->session_put(f->store, &b, NULL), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM session_connections"), 0);
+    struct hs_session bad = session(SHA_B, 2500, 3000);
+    const char *null_key[] = {NULL};
+    bad.connections = (char **)null_key;
+    bad.n_connections = 1;
+    struct hs_error err = {0};
+    assert_int_equal(ops->session_put(f->store, &bad, &err), HS_ERR_INVALID);
+}
+
+/* Back to the schema before session connections, with a session stored then. */
+static void before_session_connections(struct fixture *f, const char *hash)
+{
+    hs_store_close(f->store);
+    f->store = NULL;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "DROP TABLE session_connections; DROP INDEX jobs_connection_updated; "
+             "DROP INDEX jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
+             "hover_updated_at, reconstruction_state); DROP TABLE token_rejections; "
+             "DROP INDEX sync_runs_status; ALTER TABLE sync_runs DROP COLUMN lease_until_ms; "
+             "DELETE FROM schema_migrations WHERE version >= 7; "
+             "INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
+             hash);
+    sql_exec(f, sql);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+}
+
+/* Sessions of before keep working where that is unambiguous (one connection), else they end. */
+static void test_sessions_of_before_get_the_only_connection(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_token a = pair("acc", "ref", 0);
+    assert_int_equal(f->store->ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    before_session_connections(f, SHA_A);
+    struct hs_session out = {0};
+    assert_int_equal(f->store->ops->session_get(f->store, SHA_A, 2000, &out, NULL), HS_OK);
+    assert_int_equal(out.n_connections, 1);
+    assert_string_equal(out.connections[0], "org-463605");
+    hs_session_clear(&out);
+
+    a.owner_id = 471122;
+    assert_int_equal(f->store->ops->token_save(f->store, "org-471122", &a, NULL), HS_OK);
+    before_session_connections(f, SHA_B);
+    assert_int_equal(f->store->ops->session_get(f->store, SHA_B, 2000, &out, NULL),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sessions"), 0);
+}
+
+/* Two jobs of two connections, each with a stored file and image. */
+static void two_tenants(struct fixture *f)
+{
+    struct test_job t;
+    make_job(&t);
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->job_upsert(f->store, &t.job, "org-a", NULL, &err), HS_OK);
+    t.job.id = 15084399;
+    t.job.name = (char *)"Meadow Barn";
+    t.models[0].id = 17338490;
+    t.models[1].id = 17338491;
+    assert_int_equal(f->store->ops->job_upsert(f->store, &t.job, "org-b", NULL, &err), HS_OK);
+    struct hs_artifact_row pdf = artifact("measurements.pdf", SHA_A, NULL);
+    put_artifact(f, &pdf);
+    struct hs_artifact_row img = artifact("image.166283801", SHA_A, NULL);
+    img.image_id = 166283801;
+    put_artifact(f, &img);
+    pdf.model_id = 17338490;
+    pdf.sha256 = (char *)SHA_B;
+    put_artifact(f, &pdf);
+    img.model_id = 17338490;
+    img.kind = (char *)"image.166283899";
+    img.image_id = 166283899;
+    img.sha256 = (char *)SHA_B;
+    put_artifact(f, &img);
+}
+
+static size_t search_count(struct fixture *f, const char *q, const struct hs_scope *scope,
+                           int64_t *first)
+{
+    struct hs_job_summary *v = NULL;
+    size_t n = 0;
+    int64_t total = -1;
+    assert_int_equal(
+        f->store->ops->jobs_search_scoped(f->store, q, NULL, 1, 20, scope, &v, &n, &total, NULL),
+        HS_OK);
+    assert_int_equal(total, (int64_t)n);
+    *first = n ? v[0].id : 0;
+    hs_job_summaries_free(v, n);
+    return n;
+}
+
+/* A scope reads the rows of its connections' jobs only: search, records feed, files, images. */
+static void test_scoped_reads_stay_in_their_connections(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    two_tenants(f);
+    const char *only_a[] = {"org-a"}, *only_c[] = {"org-c"};
+    struct hs_scope a = {only_a, 1}, c = {only_c, 1}, none = {NULL, 0};
+    int64_t first = 0;
+    /* Search: text (ranked and short), and the recent list, with and without a state. */
+    assert_int_equal(search_count(f, "meadow", NULL, &first), 2);
+    assert_int_equal(search_count(f, "meadow", &a, &first), 1);
+    assert_int_equal(first, 15084303);
+    assert_int_equal(search_count(f, "me", &a, &first), 1);
+    assert_int_equal(first, 15084303);
+    assert_int_equal(search_count(f, "", &a, &first), 1);
+    assert_int_equal(search_count(f, "", NULL, &first), 2);
+    assert_int_equal(search_count(f, "barn", &a, &first), 0);
+    assert_int_equal(search_count(f, "", &c, &first), 0);
+    assert_int_equal(search_count(f, "meadow", &none, &first), 0);
+    struct hs_job_summary *v = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    assert_int_equal(
+        ops->jobs_search_scoped(f->store, "", "completed", 1, 20, &a, &v, &n, &total, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    hs_job_summaries_free(v, n);
+
+    /* The records feed. */
+    char *doc = NULL;
+    assert_int_equal(ops->export_since_scoped(f->store, 0, &a, &doc, NULL), HS_OK);
+    json_t *j = json_loads(doc, 0, NULL);
+    free(doc);
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(json_object_get(j, "jobs"), 0), "id")),
+        15084303);
+    assert_int_equal(json_array_size(json_object_get(j, "models")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "artifacts")), 2);
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(j, "artifacts"), i, x)
+    {
+        assert_string_equal(json_string_value(json_object_get(x, "sha256")), SHA_A);
+    }
+    int64_t cursor = json_integer_value(json_object_get(j, "cursor"));
+    json_decref(j);
+    assert_int_equal(ops->export_since(f->store, 0, &doc, NULL), HS_OK);
+    j = json_loads(doc, 0, NULL);
+    free(doc);
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "artifacts")), 4);
+    assert_int_equal(json_integer_value(json_object_get(j, "cursor")), cursor);
+    json_decref(j);
+    assert_int_equal(ops->export_since_scoped(f->store, 0, &c, &doc, NULL), HS_OK);
+    j = json_loads(doc, 0, NULL);
+    free(doc);
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "models")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "artifacts")), 0);
+    json_decref(j);
+
+    /* Files and images. */
+    struct hs_artifact_row out = {0};
+    assert_int_equal(ops->artifact_by_sha_scoped(f->store, SHA_A, &a, &out, NULL), HS_OK);
+    hs_artifact_row_clear(&out);
+    assert_int_equal(ops->artifact_by_sha_scoped(f->store, SHA_B, &a, &out, NULL),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(ops->artifact_by_sha_scoped(f->store, SHA_B, NULL, &out, NULL), HS_OK);
+    assert_int_equal(out.model_id, 17338490);
+    hs_artifact_row_clear(&out);
+    assert_int_equal(ops->artifact_by_image_scoped(f->store, 166283801, &a, &out, NULL), HS_OK);
+    hs_artifact_row_clear(&out);
+    assert_int_equal(ops->artifact_by_image_scoped(f->store, 166283899, &a, &out, NULL),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(ops->artifact_by_image_scoped(f->store, 166283899, &none, &out, NULL),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(ops->artifact_by_image(f->store, 166283899, &out, NULL), HS_OK);
+    hs_artifact_row_clear(&out);
+}
+
 static void test_connections_list(void **state)
 {
     struct fixture *f = *state;
@@ -2048,6 +2253,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoints_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_expire_and_are_purged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_connections_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_of_before_get_the_only_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_scoped_reads_stay_in_their_connections, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_connections_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_grant_until_reconnected, setup, teardown),
