@@ -172,6 +172,8 @@ int hs_client_clone(const struct hs_client *c, struct hs_client **out)
     k->own_transport = false; /* borrowed from c, like the limiter */
     k->own_limiter = false;
     memset(&k->stats, 0, sizeof k->stats);
+    k->on_wait = NULL; /* the hook belongs to the caller that set it, not to its clones */
+    k->on_wait_ctx = NULL;
     set_app(k);
     atomic_fetch_add(&c->sh->refs, 1);
     *out = k;
