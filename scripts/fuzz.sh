@@ -2,6 +2,7 @@
 # Builds the libFuzzer targets with clang and runs each for a while over its corpus.
 # Usage: scripts/fuzz.sh [SECONDS per target, default 60] [target name...]
 #        FUZZ_RUNS=N scripts/fuzz.sh 0 [target name...]   N executions per target instead
+#        FUZZ_MAX_LEN=N: the longest input tried (default 65536, the largest body we accept)
 # Each run ends with libFuzzer's figures (executions, time, coverage; a crash stops it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +31,7 @@ for t in "${targets[@]}"; do
     fi
     mkdir -p "build/fuzz/new-corpus/$t"
     start=$(date +%s)
-    "build/fuzz/tests/fuzz/fuzz_$t" "${limit[@]}" -max_len=65536 -print_final_stats=1 \
-        "build/fuzz/new-corpus/$t" "tests/fuzz/corpus/$t"
+    "build/fuzz/tests/fuzz/fuzz_$t" "${limit[@]}" -max_len="${FUZZ_MAX_LEN:-65536}" \
+        -print_final_stats=1 "build/fuzz/new-corpus/$t" "tests/fuzz/corpus/$t"
     echo "== fuzz $t: $(($(date +%s) - start)) s"
 done
