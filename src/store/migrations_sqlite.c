@@ -429,6 +429,23 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "CREATE INDEX jobs_search_rank ON jobs(id, hover_updated_at, reconstruction_state, "
      "connection_key);\n"
      "CREATE INDEX jobs_connection_updated ON jobs(connection_key, hover_updated_at);\n"},
+
+    /* Leases of sync runs, so that the run of a killed process stops saying "running" (on any
+     * machine sharing the store: the lease time is compared, never a PID), and refresh tokens
+     * Hover rejected, so that every process can say the org must be reconnected. */
+    {9, "sync run leases, rejected grants",
+     "-- unix ms until which the run's process vouches for it; it renews the lease while it\n"
+     "-- runs. A 'running' run whose lease lapsed is marked 'interrupted'.\n"
+     "ALTER TABLE sync_runs ADD COLUMN lease_until_ms INTEGER;\n"
+     "CREATE INDEX sync_runs_status ON sync_runs(status);\n"
+     "\n"
+     "-- A token pair whose refresh token Hover refused (invalid_grant): the org must be\n"
+     "-- reconnected while oauth_tokens still holds this generation of the pair.\n"
+     "CREATE TABLE token_rejections (\n"
+     "  connection_key TEXT PRIMARY KEY REFERENCES connections(key) ON DELETE CASCADE,\n"
+     "  generation INTEGER NOT NULL,        -- oauth_tokens.generation of the refused pair\n"
+     "  rejected_at TEXT NOT NULL\n"
+     ");\n"},
 };
 
 const int hs_sqlite_migrations_count =

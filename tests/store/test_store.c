@@ -1116,6 +1116,72 @@ static void test_sessions_expire_and_are_purged(void **state)
                      1);
 }
 
+/* A run's lease: renewed by its process; once lapsed, the run is interrupted (by whoever looks),
+ * and a late renewal of a live process makes it running again. */
+static void test_run_leases(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    int64_t dead = 0, alive = 0, old = 0;
+    assert_int_equal(ops->run_begin(f->store, 1, "cli", &dead, NULL), HS_OK);
+    assert_int_equal(ops->run_begin(f->store, 2, "cli", &alive, NULL), HS_OK);
+    assert_int_equal(ops->run_begin(f->store, 3, "cli", &old, NULL), HS_OK); /* no lease */
+    assert_int_equal(ops->run_renew(f->store, dead, 10000, NULL), HS_OK);
+    assert_int_equal(ops->run_renew(f->store, alive, 10000, NULL), HS_OK);
+    struct hs_run_counts c = {0};
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 5000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 1); /* the run without a lease */
+    assert_int_equal(c.running, 2);
+    assert_int_equal(c.interrupted, 1);
+    assert_int_equal(ops->run_renew(f->store, alive, 20000, NULL), HS_OK);
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 15000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 1);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.interrupted, 2);
+    char q[200];
+    snprintf(q, sizeof q,
+             "SELECT COUNT(*) FROM sync_runs WHERE id = %lld AND status = 'interrupted' AND "
+             "finished_at IS NOT NULL",
+             (long long)dead);
+    assert_int_equal(sql_int(f, q), 1);
+    /* Looking again changes nothing. */
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 15000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 0);
+    /* A process that was only stalled renews: its run is running again; an ended run stays. */
+    assert_int_equal(ops->run_renew(f->store, dead, 30000, NULL), HS_OK);
+    assert_int_equal(ops->run_end(f->store, alive, "synced", 3, NULL), HS_OK);
+    assert_int_equal(ops->run_renew(f->store, alive, 40000, NULL), HS_OK);
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 25000, &c, NULL), HS_OK);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.interrupted, 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs WHERE status = 'synced'"), 1);
+}
+
+/* A refused refresh token makes the connection need a reconnect until a new pair is saved. */
+static void test_rejected_grant_until_reconnected(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct hs_token a = pair("acc-a", "ref-a", 0);
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    struct hs_token cur = {0};
+    assert_int_equal(ops->token_load(f->store, "org-463605", &cur, NULL), HS_OK);
+    assert_int_equal(ops->token_rejected(f->store, "org-463605", cur.generation, NULL), HS_OK);
+    assert_int_equal(ops->token_rejected(f->store, "org-nobody", 1, NULL), HS_OK); /* ignored */
+    struct hs_connection_row *v = NULL;
+    size_t n = 0;
+    assert_int_equal(ops->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    assert_true(v[0].reconnect_required);
+    hs_connection_rows_free(v, n);
+    /* Connected again: a new pair, a new generation. */
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    assert_int_equal(ops->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_false(v[0].reconnect_required);
+    hs_connection_rows_free(v, n);
+    hs_token_clear(&cur);
+}
+
 /* A session's connections are stored with it, in the order given, and replaced by a put. */
 static void test_session_connections_roundtrip(void **state)
 {
@@ -1168,8 +1234,10 @@ static void before_session_connections(struct fixture *f, const char *hash)
     snprintf(sql, sizeof sql,
              "DROP TABLE session_connections; DROP INDEX jobs_connection_updated; "
              "DROP INDEX jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
-             "hover_updated_at, reconstruction_state); DELETE FROM schema_migrations WHERE "
-             "version >= 7; INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
+             "hover_updated_at, reconstruction_state); DROP TABLE token_rejections; "
+             "DROP INDEX sync_runs_status; ALTER TABLE sync_runs DROP COLUMN lease_until_ms; "
+             "DELETE FROM schema_migrations WHERE version >= 7; "
+             "INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
              hash);
     sql_exec(f, sql);
     assert_int_equal(open_store(f, &f->store), HS_OK);
@@ -2191,6 +2259,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scoped_reads_stay_in_their_connections, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connections_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_grant_until_reconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_artifact_by_sha_and_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_models_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations_recorded_once, setup, teardown),
