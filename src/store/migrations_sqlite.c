@@ -255,7 +255,8 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "    new.postal_code, new.customer_name, new.customer_email, new.external_identifier,\n"
      "    new.capture_user);\n"
      "END;\n"
-     "-- Jobs stored before this migration.\n"
+     "-- Jobs stored before this migration, in rowid order ('rebuild' reads them in job id\n"
+     "-- order, and FTS5 writes out its buffer at every rowid lower than the one before).\n"
      "INSERT INTO jobs_fts(jobs_fts) VALUES ('rebuild');\n"},
 
     /* The HTTP service (hoversync serve): its settings (the API key's hash) and browser
@@ -552,9 +553,21 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "  SELECT fts_rowid, name, address_line1, search_lead, search_filter\n"
      "  FROM jobs_search_text WHERE id = new.id;\n"
      "END;\n"
-     "-- Jobs stored before this migration.\n"
-     "INSERT INTO jobs_fts(jobs_fts) VALUES ('rebuild');\n"
-     "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('rebuild');\n"},
+     "-- Jobs stored before this migration, in rowid order ('rebuild' reads them in job id\n"
+     "-- order, and FTS5 writes out its buffer at every rowid lower than the one before).\n"
+     "INSERT INTO jobs_fts(rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user,\n"
+     "    search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, address_line2, city, region, postal_code,\n"
+     "    customer_name, customer_email, external_identifier, capture_user, search_filter\n"
+     "  FROM jobs_search_text ORDER BY fts_rowid;\n"
+     "INSERT INTO jobs_fts_lead(rowid, name, address_line1, search_lead, search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, search_lead, search_filter\n"
+     "  FROM jobs_search_text ORDER BY fts_rowid;\n"
+     "-- One segment each: a query costs about a third less than over the ten or so of a\n"
+     "-- rebuild (and the index grows segments again as jobs change).\n"
+     "INSERT INTO jobs_fts(jobs_fts) VALUES ('optimize');\n"
+     "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('optimize');\n"},
 };
 
 const int hs_sqlite_migrations_count =

@@ -42,11 +42,12 @@ static const char MATCH_SQL[] =
 static const char LEAD_SQL[] =
     "SELECT -rowid FROM jobs_fts_lead WHERE jobs_fts_lead MATCH ?1 ORDER BY rowid LIMIT ?2";
 static const char SUMMARY_SQL[] = "SELECT " SUMMARY_COLS " FROM jobs j WHERE j.id = ?1";
-/* The smallest connection key, and the smallest after ?1 (one index seek each). */
-static const char FIRST_KEY_SQL[] = "SELECT MIN(connection_key) FROM jobs";
+/* The smallest and largest connection keys, and whether a job has none; the smallest after ?1
+ * (one index seek each). */
+static const char KEYS_SQL[] =
+    "SELECT (SELECT MIN(connection_key) FROM jobs), (SELECT MAX(connection_key) FROM jobs), "
+    "EXISTS (SELECT 1 FROM jobs WHERE connection_key IS NULL)";
 static const char NEXT_KEY_SQL[] = "SELECT MIN(connection_key) FROM jobs WHERE connection_key > ?1";
-static const char NULL_KEY_SQL[] =
-    "SELECT EXISTS (SELECT 1 FROM jobs WHERE connection_key IS NULL)";
 
 /* Without text: two statements each, so that each uses its index (jobs_hover_updated_at, or
  * jobs_state_updated); "?2 IS NULL OR ..." would scan every row. */
@@ -236,28 +237,27 @@ static void ranking_add(struct ranking *r, int64_t id)
     r->ids[r->n++] = id;
 }
 
-/* Steps st (a MATCH_SQL or LEAD_SQL) with expression expr, newest first, while the page is not
- * full; each id goes to r, or when keep is set, also to keep (up to keep_max). */
-static int stream(struct sqlite_store *s, sqlite3_stmt *st, const char *expr, int64_t limit,
-                  struct ranking *r, int64_t *keep, size_t keep_max, size_t *kept,
-                  struct hs_error *err)
+/* The ids st (a MATCH_SQL or LEAD_SQL) lists for expression expr, newest first, up to limit
+ * (ids has room for that many). */
+static int read_ids(struct sqlite_store *s, sqlite3_stmt *st, const char *expr, int64_t limit,
+                    int64_t *ids, size_t *n, struct hs_error *err)
 {
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, expr, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, limit);
+    *n = 0;
     int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        if (keep && *kept < keep_max)
-            keep[(*kept)++] = id;
-        else if (r && r->n < r->need)
-            ranking_add(r, id);
-        else
-            break;
-    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit)
+        ids[(*n)++] = sqlite3_column_int64(st, 0);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
         return hs_sqlite_fail(s, src, err, "searching jobs");
     return HS_OK;
+}
+
+static void ranking_add_all(struct ranking *r, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n && r->n < r->need; i++)
+        ranking_add(r, ids[i]);
 }
 
 /* A token of search_filter: the mark, kind ('c' connection, 's' state) and the hex of v. */
@@ -301,42 +301,59 @@ static int filter_expr(const struct hs_scope *scope, const char *state, struct h
 }
 
 /* Whether scope lets every stored job be read, so that it filters nothing (it would still cost
- * FTS5 a walk through the connection's postings in every tier): one index seek per stored
- * connection (jobs_connection_updated), up to the first outside the scope. */
+ * FTS5 a walk through the connection's postings in every tier). The smallest and the largest
+ * stored connection key answer it for a store of one connection, or a scope of one; else one
+ * index seek per stored connection (jobs_connection_updated), up to the first outside the
+ * scope. A key that is not text (written by hand) counts as outside: the filter decides. */
 static int scope_holds_all(struct sqlite_store *s, const struct hs_scope *scope, bool *all,
                            struct hs_error *err)
 {
-    sqlite3_stmt *st = NULL, *next = NULL;
-    int rc = prepare(s, NULL_KEY_SQL, &st, err);
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, KEYS_SQL, &st, err);
     if (rc)
         return rc;
     int src = sqlite3_step(st);
-    bool holds = src == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
-    if (src != SQLITE_ROW)
+    if (src != SQLITE_ROW) {
         rc = hs_sqlite_fail(s, src, err, "searching jobs");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    bool holds = sqlite3_column_int(st, 2) == 0;
+    bool walk = false;
+    for (int i = 0; holds && i < 2; i++) {
+        int type = sqlite3_column_type(st, i);
+        holds =
+            type == SQLITE_NULL ||
+            (type == SQLITE_TEXT && hs_scope_has(scope, (const char *)sqlite3_column_text(st, i)));
+    }
+    char *key = NULL;
+    if (holds && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        key = hs_sqlite_col_text(st, 0);
+        char *last = hs_sqlite_col_text(st, 1);
+        walk = strcmp(key, last) != 0;
+        free(last);
+    }
     sqlite3_finalize(st);
     st = NULL;
-    if (!rc && holds && !(rc = prepare(s, FIRST_KEY_SQL, &st, err)))
-        rc = prepare(s, NEXT_KEY_SQL, &next, err);
-    /* Each key seen is one of the scope's, and the next is larger: at most n + 1 rounds. A key
-     * that is not text (written by hand) counts as outside: the filter then decides. */
-    for (size_t round = 0; !rc && holds && round <= scope->n; round++) {
-        sqlite3_stmt *q = round ? next : st;
-        if ((src = sqlite3_step(q)) != SQLITE_ROW) {
+    if (walk)
+        rc = prepare(s, NEXT_KEY_SQL, &st, err);
+    /* Each key seen is one of the scope's, and the next is larger: at most n rounds. */
+    for (size_t round = 0; !rc && walk && holds && round < scope->n; round++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        if ((src = sqlite3_step(st)) != SQLITE_ROW) {
             rc = hs_sqlite_fail(s, src, err, "searching jobs");
             break;
         }
-        int type = sqlite3_column_type(q, 0);
+        int type = sqlite3_column_type(st, 0);
         if (type == SQLITE_NULL)
-            break; /* every stored connection is in the scope */
-        char *key = hs_sqlite_col_text(q, 0);
-        holds = type == SQLITE_TEXT && hs_scope_has(scope, key);
-        sqlite3_reset(q);
-        sqlite3_bind_text(next, 1, key, -1, SQLITE_TRANSIENT);
+            break; /* past the largest */
         free(key);
+        key = hs_sqlite_col_text(st, 0);
+        holds = type == SQLITE_TEXT && hs_scope_has(scope, key);
     }
     sqlite3_finalize(st);
-    sqlite3_finalize(next);
+    free(key);
     if (!rc)
         *all = holds;
     return rc;
@@ -352,29 +369,36 @@ static int rank_page(struct sqlite_store *s, const char *q, const char *match, c
     hs_fts_lead_build(q, false, exact, sizeof exact);
     hs_fts_lead_build(q, true, begins, sizeof begins);
     const char *tiers[] = {exact, begins, match};
-    char *expr[4];
+    char *expr[3];
     for (size_t i = 0; i < 3; i++)
         expr[i] = hs_aprintf("(%s)%s", tiers[i], filter);
-    expr[3] = expr[2];
 
     sqlite3_stmt *all = NULL, *lead = NULL;
     int64_t *newest = hs_calloc(HS_SEARCH_MATCHES_MAX, sizeof *newest);
     size_t n_newest = 0;
     int rc = prepare(s, MATCH_SQL, &all, err);
     if (!rc)
-        rc = stream(s, all, expr[3], HS_SEARCH_MATCHES_MAX, NULL, newest, HS_SEARCH_MATCHES_MAX,
-                    &n_newest, err);
+        rc = read_ids(s, all, expr[2], HS_SEARCH_MATCHES_MAX, newest, &n_newest, err);
     *total = (int64_t)n_newest;
     int64_t need = offset + per < *total ? offset + per : *total;
     ranking_init(r, need > offset ? (size_t)need : 0);
-    if (!rc && need > offset)
-        rc = prepare(s, LEAD_SQL, &lead, err);
-    for (size_t i = 0; !rc && need > offset && i < 3 && r->n < r->need; i++)
-        rc = stream(s, lead, expr[i], need, r, NULL, 0, NULL, err);
-    for (size_t i = 0; !rc && i < n_newest && r->n < r->need; i++)
-        ranking_add(r, newest[i]);
+    /* "Begins with the words" holds "begins with them, whole": it is read first, and when it is
+     * empty so is the other, one query fewer (most texts begin no street line or name). */
+    int64_t *begun = hs_calloc(r->need + 1, sizeof *begun),
+            *ids = hs_calloc(r->need + 1, sizeof *ids);
+    size_t n_begun = 0, n_ids = 0;
+    if (!rc && r->need > 0 && !(rc = prepare(s, LEAD_SQL, &lead, err)))
+        rc = read_ids(s, lead, expr[1], need, begun, &n_begun, err);
+    if (!rc && n_begun > 0 && !(rc = read_ids(s, lead, expr[0], need, ids, &n_ids, err)))
+        ranking_add_all(r, ids, n_ids);
+    ranking_add_all(r, begun, n_begun);
+    if (!rc && r->n < r->need && !(rc = read_ids(s, lead, expr[2], need, ids, &n_ids, err)))
+        ranking_add_all(r, ids, n_ids);
+    ranking_add_all(r, newest, n_newest);
     sqlite3_finalize(all);
     sqlite3_finalize(lead);
+    free(ids);
+    free(begun);
     free(newest);
     for (size_t i = 0; i < 3; i++)
         free(expr[i]);
