@@ -6,15 +6,14 @@
  * world, as a user types them (1, 2, 3, 4, 6, 8, 12 characters and the whole text).
  *
  * Prints the time to open the store (with --db, an older store's migrations), the fill time, the
- * file size, and p50/p90/p99/max latency of
- *   store:  jobs_search (the FTS5 queries, the ranking, one page of 20 with model counts), and
- *           by the length of the text typed (1-2, 3-5, 6+ characters);
+ * file size, and p50/p90/p99/max latency of each pass, by the length of the text typed (1-2,
+ * 3-5, 6+ characters) and all together:
+ *   store:  jobs_search (the FTS5 queries, the ranking, one page of 20 with model counts);
+ *   scoped: the same queries within one connection (a browser session's scope; the jobs are
+ *           spread over --tenants connections);
  *   search: hs_search_run, the service's path (the same plus the JSON answer), Hover never
  *           asked (its seam answers "not connected" and the error backoff keeps it out);
- *   recent: jobs_search without text (the modal's first screen).
- *
- *   scoped: the same queries within one connection (a browser session's scope) when the jobs are
- *           spread over --tenants connections.
+ * and of recent: jobs_search without text (the modal's first screen).
  * Usage: search_bench [--jobs N] [--queries N] [--seed N] [--tenants N] [--db PATH] [--keep]
  * With --db, an existing file with at least N jobs is reused (no fill). See bench/README.md. */
 #include <stdio.h>
