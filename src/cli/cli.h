@@ -31,6 +31,10 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc);
  * prints the reason and returns EXIT_FAIL. */
 int cli_open(struct cli *c, bool with_client);
 void cli_close(struct cli *c);
+/* Removes the leftovers of interrupted downloads from the data directory's tmp/ (the files no
+ * live writer holds, whichever process or machine it runs on: store/blobs.c). Every command
+ * that downloads calls it at its start. */
+int cli_clean_data_dir(struct cli *c, struct hs_error *err);
 /* Says (once, at the start of serve and worker) that secrets are stored in clear, when no
  * HOVERSYNC_ENCRYPTION_KEY is set. */
 void cli_secrets_notice(const struct cli *c);
@@ -96,9 +100,10 @@ struct cli_service {
 /* Blocks SIGINT and SIGTERM in this thread and every thread started later (no signal reaches
  * a worker in the middle of a request), says whether secrets are sealed, creates the budget,
  * the pool of Hover clients (the configured token pair stored now, so that its connection is
- * listed from the start) and the CRM outbox (syncs queue notifications whether or not this
- * process delivers them). what names the command in messages. Exit code style; on failure
- * cli_service_stop still frees what was made. */
+ * listed from the start), removes the leftovers of interrupted downloads (cli_clean_data_dir)
+ * and creates the CRM outbox (syncs queue notifications whether or not this process delivers
+ * them). what names the command in messages. Exit code style; on failure cli_service_stop
+ * still frees what was made. */
 int cli_service_start(struct cli *c, const char *what, struct cli_service *sv);
 /* Starts the background work (workers: the event worker, reconciliation, the outbox's
  * deliverer) and the webhook verifier, which runs in any case. Exit code style. */

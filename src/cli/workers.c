@@ -140,6 +140,10 @@ int cli_service_start(struct cli *c, const char *what, struct cli_service *sv)
         }
         hs_client_pool_release(sv->pool, cl);
     }
+    if ((r = cli_clean_data_dir(c, &err)) != HS_OK) {
+        (void)snprintf(msg, sizeof msg, "%s: cannot use the data directory", what);
+        return cli_report(msg, r, &err);
+    }
     return cli_workers_outbox(c, &sv->w);
 }
 

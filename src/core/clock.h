@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 struct hs_clock {
     /* Monotonic milliseconds, for intervals and deadlines. */
@@ -16,6 +17,10 @@ struct hs_clock {
     double (*random01)(const struct hs_clock *c);
     void *ctx;
 };
+
+/* The moment ms milliseconds from now on clk (CLOCK_MONOTONIC for a condition variable set to
+ * it, else CLOCK_REALTIME): a deadline for pthread_cond_timedwait. */
+struct timespec hs_deadline_after(clockid_t clk, int64_t ms);
 
 /* The process's real clock (a static object). */
 const struct hs_clock *hs_clock_system(void);

@@ -122,6 +122,10 @@ int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t mo
                                int64_t artifacts_unchanged, struct hs_error *err);
 int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
                       int64_t hover_requests, struct hs_error *err);
+int hs_sqlite_run_renew(struct hs_store *base, int64_t run_id, int64_t lease_until_ms,
+                        struct hs_error *err);
+int hs_sqlite_runs_interrupt_lapsed(struct hs_store *base, int64_t now_ms,
+                                    struct hs_run_counts *out, struct hs_error *err);
 int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err);
 int hs_sqlite_export_since_scoped(struct hs_store *base, int64_t since,
                                   const struct hs_scope *scope, char **out, struct hs_error *err);

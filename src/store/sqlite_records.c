@@ -982,6 +982,94 @@ int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
     return op_leave(s, &op, rc, err);
 }
 
+int hs_sqlite_run_renew(struct hs_store *base, int64_t run_id, int64_t lease_until_ms,
+                        struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct op op;
+    int rc = op_enter(s, &op, true, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    /* A run marked interrupted while its process was stalled becomes running again: the
+     * process is alive and still working on it. */
+    rc = hs_sqlite_prep(
+        s, &st,
+        "UPDATE sync_runs SET lease_until_ms = ?2, status = 'running', finished_at = NULL "
+        "WHERE id = ?1 AND (status = 'running' OR status = 'interrupted')",
+        "renewing sync run", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int64(st, 2, lease_until_ms);
+        rc = hs_sqlite_run(s, st, NULL, "renewing sync run", err);
+    }
+    return op_leave(s, &op, rc, err);
+}
+
+/* Counts running (and of those, lapsed) and interrupted runs; the caller holds an op. */
+static int count_runs(struct sqlite_store *s, int64_t now_ms, struct hs_run_counts *c,
+                      int64_t *lapsed, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(s, &st,
+                            "SELECT COALESCE(SUM(status = 'running'), 0), "
+                            "COALESCE(SUM(status = 'interrupted'), 0), "
+                            "COALESCE(SUM(status = 'running' AND (lease_until_ms IS NULL OR "
+                            "lease_until_ms < ?1)), 0) FROM sync_runs "
+                            "WHERE status IN ('running', 'interrupted')",
+                            "counting sync runs", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        c->running = sqlite3_column_int64(st, 0);
+        c->interrupted = sqlite3_column_int64(st, 1);
+        *lapsed = sqlite3_column_int64(st, 2);
+    } else {
+        rc = hs_sqlite_fail(s, src, err, "counting sync runs");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hs_sqlite_runs_interrupt_lapsed(struct hs_store *base, int64_t now_ms,
+                                    struct hs_run_counts *out, struct hs_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    struct hs_run_counts c = {0};
+    int64_t lapsed = 0;
+    /* A read first: status is polled, and a write lock per poll would queue behind syncs. */
+    struct op op;
+    int rc = op_enter(s, &op, false, err);
+    if (rc)
+        return rc;
+    rc = count_runs(s, now_ms, &c, &lapsed, err);
+    rc = op_leave(s, &op, rc, err);
+    if (rc == HS_OK && lapsed > 0) {
+        if ((rc = op_enter(s, &op, true, err)))
+            return rc;
+        sqlite3_stmt *st = NULL;
+        int changes = 0;
+        rc = hs_sqlite_prep(s, &st,
+                            "UPDATE sync_runs SET status = 'interrupted', finished_at = " HS_SQL_NOW
+                            " WHERE status = 'running' AND (lease_until_ms IS NULL OR "
+                            "lease_until_ms < ?1)",
+                            "marking lapsed sync runs", err);
+        if (!rc) {
+            sqlite3_bind_int64(st, 1, now_ms);
+            rc = hs_sqlite_run(s, st, &changes, "marking lapsed sync runs", err);
+            c.marked = changes;
+        }
+        if (!rc)
+            rc = count_runs(s, now_ms, &c, &lapsed, err);
+        rc = op_leave(s, &op, rc, err);
+    }
+    if (!rc && out)
+        *out = c;
+    return rc;
+}
+
 /* ---- the records feed ---- */
 
 /* A column as JSON, typed as stored; SQL NULL is null. */

@@ -90,6 +90,9 @@ struct hs_selection {
 };
 void hs_selection_clear(struct hs_selection *s);
 
+/* A search with text ranks and counts at most this many matches (jobs_search). */
+#define HS_SEARCH_MATCHES_MAX 1000
+
 /* A job as a search result lists it (jobs_search). */
 struct hs_job_summary {
     int64_t id;
@@ -128,11 +131,12 @@ bool hs_scope_has(const struct hs_scope *scope, const char *key);
 
 /* A connected Hover org (a stored credential). */
 struct hs_connection_row {
-    char *key;          /* "org-463605", "default", or a name given at connect time */
-    int64_t owner_id;   /* the org; 0 when unknown */
-    char *owner_type;   /* "orgs", or NULL */
-    char *connected_at; /* ISO-8601: when it was first connected */
-    bool has_token;     /* a token pair is stored */
+    char *key;               /* "org-463605", "default", or a name given at connect time */
+    int64_t owner_id;        /* the org; 0 when unknown */
+    char *owner_type;        /* "orgs", or NULL */
+    char *connected_at;      /* ISO-8601: when it was first connected */
+    bool has_token;          /* a token pair is stored */
+    bool reconnect_required; /* Hover refused the stored pair's refresh token (token_rejected) */
 };
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
 
@@ -235,6 +239,13 @@ struct hs_outbox_row {
 };
 void hs_outbox_row_clear(struct hs_outbox_row *o);
 
+/* Sync runs by state (runs_interrupt_lapsed). */
+struct hs_run_counts {
+    int64_t marked;      /* runs this call found lapsed and marked interrupted */
+    int64_t running;     /* runs still running (their lease holds) */
+    int64_t interrupted; /* every interrupted run, the ones just marked included */
+};
+
 struct hs_store;
 
 struct hs_store_ops {
@@ -256,6 +267,11 @@ struct hs_store_ops {
                                struct hs_error *err);
     int (*token_refresh_end)(struct hs_store *s, const char *key, const struct hs_token *rotated,
                              struct hs_error *err);
+    /* Hover refused the refresh token of key's pair of this generation (invalid_grant): the
+     * connection needs a reconnect (hs_connection_row.reconnect_required) until another pair
+     * is saved. */
+    int (*token_rejected)(struct hs_store *s, const char *key, int64_t generation,
+                          struct hs_error *err);
 
     /* ---- sync records ----
      * A write transaction: every write below runs inside begin/commit; rollback undoes it. */
@@ -301,6 +317,14 @@ struct hs_store_ops {
                             int64_t artifacts_unchanged, struct hs_error *err);
     int (*run_end)(struct hs_store *s, int64_t run_id, const char *status, int64_t hover_requests,
                    struct hs_error *err);
+    /* A run holds a lease (unix ms) that its process renews while it runs; run_renew extends
+     * it. runs_interrupt_lapsed marks every "running" run whose lease ended before now_ms (or
+     * that has none) "interrupted", and counts (out may be NULL). The lease time is written by
+     * the run's process and read by any other, on any machine: no PID is involved. */
+    int (*run_renew)(struct hs_store *s, int64_t run_id, int64_t lease_until_ms,
+                     struct hs_error *err);
+    int (*runs_interrupt_lapsed)(struct hs_store *s, int64_t now_ms, struct hs_run_counts *out,
+                                 struct hs_error *err);
 
     /* The records feed: every job, model and artifact whose change sequence is above `since`,
      * as {"cursor":N,"jobs":[...],"models":[...],"artifacts":[...]} (see docs/RECORDS.md);
@@ -315,13 +339,19 @@ struct hs_store_ops {
     /* ---- search (src/search) ----
      * The stored jobs matching q, a page of them: every word of q is a prefix of a word of the
      * job's name, address, customer, external id or capturing user ("4312 mea" finds "4312
-     * Meadow Drive"), best match first (bm25), then most recently updated at Hover; q of one
-     * word shorter than 3 characters (the first keystrokes, matching much of the store): the
-     * newest jobs (highest Hover id) first, unranked. q NULL or blank: every job, most recently
-     * updated first; q without any searchable word (only punctuation): none. state: "completed",
-     * "failed" (the job's reconstruction_state) or NULL. page from 1, per 1..100. *out gets the
-     * page (caller frees with hs_job_summaries_free; it may be NULL when *n is 0), *total the
-     * number of matches on every page. */
+     * Meadow Drive"). Ranked in tiers, each newest job (highest Hover id) first:
+     *   1. the street line or the name begins with the words of q, each whole ("12" finds
+     *      "12 Oak Street", "4312 meadow" "4312 Meadow Drive");
+     *   2. ... begins with them, the last as a prefix ("12": "1234 Elm Street");
+     *   3. every word is in the street line or the name ("oak": "12 Oak Street");
+     *   4. the other matches (city, customer, email, CRM id, capturing user, ...).
+     * Only the first HS_SEARCH_MATCHES_MAX jobs of that ranking are listed (later pages are
+     * empty), and *total counts the matches up to HS_SEARCH_MATCHES_MAX: a total of that many
+     * means "at least". q NULL or blank: every job, most recently updated at Hover first, and
+     * *total is exact; q without any searchable word (only punctuation): none. state:
+     * "completed", "failed" (the job's reconstruction_state) or NULL. page from 1, per 1..100.
+     * *out gets the page (caller frees with hs_job_summaries_free; it may be NULL when *n is 0),
+     * *total the number of matches on every page. */
     int (*jobs_search)(struct hs_store *s, const char *q, const char *state, int64_t page,
                        int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
                        struct hs_error *err);
@@ -503,6 +533,10 @@ struct hs_blob_writer;
 /* Starts a new file under <data_dir>/tmp; bytes are hashed as they are written. */
 int hs_blob_begin(const char *data_dir, struct hs_blob_writer **out, struct hs_error *err);
 int hs_blob_write(struct hs_blob_writer *w, const void *data, size_t len, struct hs_error *err);
+/* The bytes written so far (NUL-terminated copy, caller frees); HS_ERR_TOOBIG over max. For
+ * checks that need the whole body before it is committed. */
+int hs_blob_read(struct hs_blob_writer *w, size_t max, char **out, size_t *len,
+                 struct hs_error *err);
 /* fsyncs the file, renames it to <data_dir>/blobs/ab/cd/<sha256> (an existing identical file is
  * kept), fsyncs the directory, and gives the hex sha256, the size and the relative path
  * (caller frees). Only after this returns may a row point at the path. */
@@ -513,7 +547,9 @@ void hs_blob_abort(struct hs_blob_writer *w);
 /* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700);
  * directories are created 0700 in the first place. Failures are logged. */
 void hs_data_dir_private(const char *data_dir);
-/* Removes leftovers of interrupted writes (the files under <data_dir>/tmp). */
+/* Removes leftovers of interrupted writes (the files under <data_dir>/tmp that no writer
+ * holds: each writer keeps its temporary file locked until it is renamed). Safe while other
+ * processes write into the same data directory. */
 int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err);
 
 #endif

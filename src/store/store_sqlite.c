@@ -394,6 +394,30 @@ static int sq_refresh_end(struct hs_store *base, const char *key, const struct h
     return rc;
 }
 
+static int sq_token_rejected(struct hs_store *base, const char *key, int64_t generation,
+                             struct hs_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int rc = refuse_nested(s, err, "token_rejected");
+    if (rc)
+        return rc;
+    hs_sqlite_lock(s);
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(s, &st,
+                        "INSERT INTO token_rejections(connection_key, generation, rejected_at) "
+                        "SELECT ?1, ?2, " HS_SQL_NOW " WHERE EXISTS (SELECT 1 FROM connections "
+                        "WHERE key = ?1) ON CONFLICT(connection_key) DO UPDATE SET "
+                        "generation = excluded.generation, rejected_at = excluded.rejected_at",
+                        "recording a refused grant", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, key);
+        sqlite3_bind_int64(st, 2, generation);
+        rc = hs_sqlite_run(s, st, NULL, "recording a refused grant", err);
+    }
+    hs_sqlite_unlock(s);
+    return rc;
+}
+
 /* ---- the service's tables (settings, sessions, connections) ----
  * Each op is one statement (or one short transaction) under the store lock, like the token ops. */
 
@@ -617,8 +641,10 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
     size_t len = 0, cap = 0;
     rc = svc_prepare(s,
                      "SELECT c.key, c.owner_id, c.owner_type, c.created_at, "
-                     "t.connection_key IS NOT NULL FROM connections c "
+                     "t.connection_key IS NOT NULL, r.generation IS NOT NULL AND "
+                     "r.generation = t.generation FROM connections c "
                      "LEFT JOIN oauth_tokens t ON t.connection_key = c.key "
+                     "LEFT JOIN token_rejections r ON r.connection_key = c.key "
                      "ORDER BY c.created_at, c.key",
                      &st, "listing connections", err);
     while (!rc) {
@@ -639,6 +665,7 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
         r->owner_type = hs_sqlite_col_text(st, 2);
         r->connected_at = hs_sqlite_col_text(st, 3);
         r->has_token = sqlite3_column_int(st, 4) != 0;
+        r->reconnect_required = sqlite3_column_int(st, 5) != 0;
     }
     sqlite3_finalize(st);
     hs_sqlite_unlock(s);
@@ -670,6 +697,7 @@ static const struct hs_store_ops sqlite_ops = {
     .token_save = sq_token_save,
     .token_refresh_begin = sq_refresh_begin,
     .token_refresh_end = sq_refresh_end,
+    .token_rejected = sq_token_rejected,
     .begin = hs_sqlite_begin,
     .commit = hs_sqlite_commit,
     .rollback = hs_sqlite_rollback,
@@ -685,6 +713,8 @@ static const struct hs_store_ops sqlite_ops = {
     .run_begin = hs_sqlite_run_begin,
     .run_model_result = hs_sqlite_run_model_result,
     .run_end = hs_sqlite_run_end,
+    .run_renew = hs_sqlite_run_renew,
+    .runs_interrupt_lapsed = hs_sqlite_runs_interrupt_lapsed,
     .export_since = hs_sqlite_export_since,
     .checkpoint_get = hs_sqlite_checkpoint_get,
     .checkpoint_put = hs_sqlite_checkpoint_put,

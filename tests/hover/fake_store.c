@@ -90,6 +90,20 @@ static int fs_end(struct hs_store *s, const char *key, const struct hs_token *ro
     return HS_OK;
 }
 
+static int fs_rejected(struct hs_store *s, const char *key, int64_t generation,
+                       struct hs_error *err)
+{
+    (void)err;
+    struct fake_store *fs = (struct fake_store *)s;
+    if (fs->locked)
+        fs->protocol_errors++; /* recorded only once the refresh lock is released */
+    fs->rejections++;
+    fs->rejected_generation = generation;
+    free(fs->rejected_key);
+    fs->rejected_key = hs_strdup(key);
+    return HS_OK;
+}
+
 static void fs_close(struct hs_store *s)
 {
     (void)s;
@@ -102,6 +116,7 @@ static const struct hs_store_ops fake_ops = {
     .token_save = fs_save,
     .token_refresh_begin = fs_begin,
     .token_refresh_end = fs_end,
+    .token_rejected = fs_rejected,
 };
 
 void fake_store_init(struct fake_store *fs)
@@ -112,6 +127,8 @@ void fake_store_init(struct fake_store *fs)
 
 void fake_store_cleanup(struct fake_store *fs)
 {
+    free(fs->rejected_key);
+    fs->rejected_key = NULL;
     for (int i = 0; i < fs->n; i++) {
         free(fs->keys[i]);
         hs_token_clear(&fs->toks[i]);

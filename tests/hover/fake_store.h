@@ -22,6 +22,10 @@ struct fake_store {
     struct hs_token rotate_on_begin;
     bool rotate_pending;
     int fail_end; /* token_refresh_end with a pair fails with this code when non-zero */
+    /* token_rejected calls: how many, and the last key and generation. */
+    int rejections;
+    char *rejected_key;
+    int64_t rejected_generation;
 };
 
 void fake_store_init(struct fake_store *fs);

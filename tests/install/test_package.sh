@@ -118,10 +118,9 @@ help=$(hoversync --help) || fail "hoversync --help failed"
 grep -q "^Usage: hoversync" <<<"$help" && grep -q -- "--config PATH" <<<"$help" ||
     fail "hoversync --help lacks its usage"
 ok "hoversync --help"
-# Read whole before grep looks: grep -q stops at the first match, and with pipefail the rest of
-# a help longer than stdio's buffer would die of SIGPIPE and fail the check.
-help=$(hover-sandbox --help) || fail "hover-sandbox --help failed"
-grep -q "^Usage: hover-sandbox" <<<"$help" || fail "hover-sandbox --help lacks its usage"
+# Captured first: with pipefail, grep -q closing the pipe early could fail the writer (SIGPIPE).
+sb_help=$(hover-sandbox --help) || fail "hover-sandbox --help failed"
+grep -q "^Usage: hover-sandbox" <<<"$sb_help" || fail "hover-sandbox --help lacks its usage"
 ok "hover-sandbox --help"
 
 for page in hoversync hover-sandbox; do

@@ -1116,6 +1116,72 @@ static void test_sessions_expire_and_are_purged(void **state)
                      1);
 }
 
+/* A run's lease: renewed by its process; once lapsed, the run is interrupted (by whoever looks),
+ * and a late renewal of a live process makes it running again. */
+static void test_run_leases(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    int64_t dead = 0, alive = 0, old = 0;
+    assert_int_equal(ops->run_begin(f->store, 1, "cli", &dead, NULL), HS_OK);
+    assert_int_equal(ops->run_begin(f->store, 2, "cli", &alive, NULL), HS_OK);
+    assert_int_equal(ops->run_begin(f->store, 3, "cli", &old, NULL), HS_OK); /* no lease */
+    assert_int_equal(ops->run_renew(f->store, dead, 10000, NULL), HS_OK);
+    assert_int_equal(ops->run_renew(f->store, alive, 10000, NULL), HS_OK);
+    struct hs_run_counts c = {0};
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 5000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 1); /* the run without a lease */
+    assert_int_equal(c.running, 2);
+    assert_int_equal(c.interrupted, 1);
+    assert_int_equal(ops->run_renew(f->store, alive, 20000, NULL), HS_OK);
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 15000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 1);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.interrupted, 2);
+    char q[200];
+    snprintf(q, sizeof q,
+             "SELECT COUNT(*) FROM sync_runs WHERE id = %lld AND status = 'interrupted' AND "
+             "finished_at IS NOT NULL",
+             (long long)dead);
+    assert_int_equal(sql_int(f, q), 1);
+    /* Looking again changes nothing. */
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 15000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 0);
+    /* A process that was only stalled renews: its run is running again; an ended run stays. */
+    assert_int_equal(ops->run_renew(f->store, dead, 30000, NULL), HS_OK);
+    assert_int_equal(ops->run_end(f->store, alive, "synced", 3, NULL), HS_OK);
+    assert_int_equal(ops->run_renew(f->store, alive, 40000, NULL), HS_OK);
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 25000, &c, NULL), HS_OK);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.interrupted, 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs WHERE status = 'synced'"), 1);
+}
+
+/* A refused refresh token makes the connection need a reconnect until a new pair is saved. */
+static void test_rejected_grant_until_reconnected(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    struct hs_token a = pair("acc-a", "ref-a", 0);
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    struct hs_token cur = {0};
+    assert_int_equal(ops->token_load(f->store, "org-463605", &cur, NULL), HS_OK);
+    assert_int_equal(ops->token_rejected(f->store, "org-463605", cur.generation, NULL), HS_OK);
+    assert_int_equal(ops->token_rejected(f->store, "org-nobody", 1, NULL), HS_OK); /* ignored */
+    struct hs_connection_row *v = NULL;
+    size_t n = 0;
+    assert_int_equal(ops->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    assert_true(v[0].reconnect_required);
+    hs_connection_rows_free(v, n);
+    /* Connected again: a new pair, a new generation. */
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    assert_int_equal(ops->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_false(v[0].reconnect_required);
+    hs_connection_rows_free(v, n);
+    hs_token_clear(&cur);
+}
+
 /* A session's connections are stored with it, in the order given, and replaced by a put. */
 static void test_session_connections_roundtrip(void **state)
 {
@@ -1167,9 +1233,11 @@ static void before_session_connections(struct fixture *f, const char *hash)
     char sql[1024];
     snprintf(sql, sizeof sql,
              "DROP TABLE session_connections; DROP INDEX jobs_connection_updated; "
-             "DROP INDEX jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
-             "hover_updated_at, reconstruction_state); DELETE FROM schema_migrations WHERE "
-             "version >= 7; INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
+             "DROP INDEX IF EXISTS jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
+             "hover_updated_at, reconstruction_state); DROP TABLE token_rejections; "
+             "DROP INDEX sync_runs_status; ALTER TABLE sync_runs DROP COLUMN lease_until_ms; "
+             "DELETE FROM schema_migrations WHERE version >= 7; "
+             "INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
              hash);
     sql_exec(f, sql);
     assert_int_equal(open_store(f, &f->store), HS_OK);
@@ -1575,15 +1643,38 @@ static void test_jobs_search_index_follows_changes(void **state)
     upsert(f, &a.job, false);                           /* unchanged: index untouched */
     assert_int_equal(only_id(f, "cedar"), 15084303);
     /* A change of a column that is not indexed leaves the index as it is, and consistent. */
-    a.job.reconstruction_state = (char *)"failed";
+    a.job.deliverable_id = 2;
     upsert(f, &a.job, true);
     sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
     assert_int_equal(only_id(f, "cedar"), 15084303);
+    /* The state and the connection are in the index too (a filter of the search). */
+    struct found r = search(f, "cedar", "failed", 1, 20);
+    assert_int_equal(r.n, 0);
+    found_free(&r);
+    a.job.reconstruction_state = (char *)"failed";
+    upsert(f, &a.job, true);
+    r = search(f, "cedar", "failed", 1, 20);
+    assert_int_equal(r.n, 1);
+    found_free(&r);
+    r = search(f, "cedar", "completed", 1, 20);
+    assert_int_equal(r.n, 0);
+    found_free(&r);
+    const char *keys[] = {"org-b"};
+    struct hs_scope b = {keys, 1};
+    int64_t first = 0;
+    assert_int_equal(search_count(f, "cedar", &b, &first), 0);
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->job_upsert(f->store, &a.job, "org-b", NULL, &err), HS_OK);
+    assert_int_equal(search_count(f, "cedar", &b, &first), 1);
+    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check');"
+                "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('integrity-check')");
 
     /* A deleted row leaves the index (a CRM developer may clean up by hand). */
     sql_exec(f, "DELETE FROM models; DELETE FROM jobs WHERE id = 15084303");
     assert_int_equal(count_found(f, "cedar"), 0);
-    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
+    assert_int_equal(count_found(f, "9 ced"), 0);
+    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check');"
+                "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('integrity-check')");
 }
 
 static void test_jobs_search_ranks_pages_and_filters(void **state)
@@ -1608,7 +1699,7 @@ static void test_jobs_search_ranks_pages_and_filters(void **state)
         t.models[1].id = 1001 + 2 * i;
         upsert(f, &t.job, true);
     }
-    /* The name hit ranks first (bm25), then the most recently updated. */
+    /* The name that begins with the word ranks first, then the newest. */
     struct found r = search(f, "meadow", NULL, 1, 20);
     assert_int_equal(r.total, 5);
     assert_int_equal(r.n, 5);
@@ -1640,12 +1731,13 @@ static void test_jobs_search_ranks_pages_and_filters(void **state)
     assert_int_equal(r.v[1].id, 101);
     found_free(&r);
 
-    /* One or two letters (first keystrokes): the newest jobs by id, unranked. */
+    /* One or two letters (first keystrokes) are ranked the same way. */
     r = search(f, "m", NULL, 1, 3);
     assert_int_equal(r.total, 5);
     assert_int_equal(r.n, 3);
-    assert_int_equal(r.v[0].id, 104);
-    assert_int_equal(r.v[2].id, 102);
+    assert_int_equal(r.v[0].id, 100);
+    assert_int_equal(r.v[1].id, 104);
+    assert_int_equal(r.v[2].id, 103);
     found_free(&r);
     r = search(f, "M", "failed", 2, 1);
     assert_int_equal(r.total, 2);
@@ -1653,10 +1745,11 @@ static void test_jobs_search_ranks_pages_and_filters(void **state)
     assert_int_equal(r.v[0].id, 101);
     found_free(&r);
     r = search(f, "me", NULL, 1, 20);
-    assert_int_equal(r.v[0].id, 104);
-    assert_int_equal(r.v[4].id, 100);
+    assert_int_equal(r.v[0].id, 100);
+    assert_int_equal(r.v[1].id, 104);
+    assert_int_equal(r.v[4].id, 101);
     found_free(&r);
-    r = search(f, "mea", NULL, 1, 20); /* three: ranked again, the name hit first */
+    r = search(f, "mea", NULL, 1, 20);
     assert_int_equal(r.v[0].id, 100);
     found_free(&r);
 
@@ -1680,6 +1773,174 @@ static void test_jobs_search_ranks_pages_and_filters(void **state)
                      HS_ERR_INVALID);
     assert_int_equal(f->store->ops->jobs_search(f->store, "x", NULL, 0, 20, &v, &n, &total, &err),
                      HS_ERR_INVALID);
+}
+
+/* A job of the ranking tests, stored through connection key. */
+static void put_ranked(struct fixture *f, int64_t id, const char *line1, const char *name,
+                       const char *city, const char *postal, const char *rstate, const char *key)
+{
+    struct test_job t;
+    make_job(&t);
+    t.job.id = id;
+    t.job.address.line1 = (char *)line1;
+    t.job.name = (char *)name;
+    t.job.address.city = (char *)city;
+    t.job.address.postal_code = (char *)postal;
+    t.job.reconstruction_state = (char *)rstate;
+    t.models[0].id = id * 10;
+    t.models[1].id = id * 10 + 1;
+    struct hs_error err = {0};
+    int rc = f->store->ops->job_upsert(f->store, &t.job, key, NULL, &err);
+    if (rc)
+        fprintf(stderr, "job_upsert: %s\n", err.msg);
+    assert_int_equal(rc, HS_OK);
+}
+
+/* The ids of a page of q (state, scope as given), asserting the total. */
+static size_t page_ids(struct fixture *f, const char *q, const char *state,
+                       const struct hs_scope *scope, int64_t page, int64_t per, int64_t total,
+                       int64_t *ids)
+{
+    struct hs_job_summary *v = NULL;
+    size_t n = 0;
+    int64_t t = -1;
+    struct hs_error err = {0};
+    assert_int_equal(
+        f->store->ops->jobs_search_scoped(f->store, q, state, page, per, scope, &v, &n, &t, &err),
+        HS_OK);
+    assert_int_equal(t, total);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = v[i].id;
+    hs_job_summaries_free(v, n);
+    return n;
+}
+
+#define ASSERT_IDS(got, n, ...)                                                                    \
+    do {                                                                                           \
+        const int64_t want_[] = {__VA_ARGS__};                                                     \
+        assert_int_equal((n), sizeof want_ / sizeof want_[0]);                                     \
+        for (size_t i_ = 0; i_ < (n); i_++)                                                        \
+            assert_int_equal((got)[i_], want_[i_]);                                                \
+    } while (0)
+
+/* Eight jobs, the newest (highest id) last, so that recency alone would list them backwards. */
+static void ranked_jobs(struct fixture *f, const char *key_a, const char *key_b)
+{
+    put_ranked(f, 301, "12 Oak Street", "Harper Roof", "Portland", "97201", "failed", key_a);
+    put_ranked(f, 302, "1234 Elm Street", "Garage", "Oakland", "94601", "completed", key_b);
+    put_ranked(f, 303, "77 Birch Road", "Oak Ridge Barn", "Salem", "97301", "completed", key_a);
+    put_ranked(f, 304, "9 Pine Court", "Unit 12 Storage", "Eugene", "97401", "completed", key_b);
+    put_ranked(f, 305, "400 Cedar Avenue", "Back Deck", "Bend", "12001", "completed", key_a);
+    put_ranked(f, 306, "55 Maple Way", "Oakley House", "Medford", "97501", "failed", key_b);
+    put_ranked(f, 307, "1200 Oakwood Drive", "Shed", "Ashland", "97520", "completed", key_a);
+    put_ranked(f, 308, "12 Oakwood Court", "Porch", "Astoria", "97103", "completed", key_b);
+}
+
+/* The street line or the name beginning with the words first (whole words before a prefix),
+ * then the words anywhere in the street line or the name, then elsewhere; newest first in each,
+ * across pages, with a state and within a scope. */
+static void test_jobs_search_ranks_street_and_name_first(void **state)
+{
+    struct fixture *f = *state;
+    ranked_jobs(f, "org-a", "org-b");
+    int64_t ids[20];
+    size_t n = page_ids(f, "12", NULL, NULL, 1, 20, 6, ids);
+    /* 12 Oak Street and 12 Oakwood Court; 1200 and 1234; "Unit 12 Storage"; postal code 12001 */
+    ASSERT_IDS(ids, n, 308, 301, 307, 302, 304, 305);
+    n = page_ids(f, "oak", NULL, NULL, 1, 20, 6, ids);
+    /* name "Oak Ridge Barn"; name "Oakley House"; Oakwood, Oakwood, Oak Street; city Oakland */
+    ASSERT_IDS(ids, n, 303, 306, 308, 307, 301, 302);
+    n = page_ids(f, "12 oak", NULL, NULL, 1, 20, 4, ids);
+    /* "12 Oak Street"; "12 Oakwood Court"; "1200 Oakwood Drive"; 1234 Elm Street in Oakland */
+    ASSERT_IDS(ids, n, 301, 308, 307, 302);
+    n = page_ids(f, "12 Oak Street", NULL, NULL, 1, 20, 2, ids); /* and 1234 Elm Street, Oakland */
+    ASSERT_IDS(ids, n, 301, 302);
+
+    /* Pages of two cut across the tiers and keep their order. */
+    n = page_ids(f, "oak", NULL, NULL, 1, 2, 6, ids);
+    ASSERT_IDS(ids, n, 303, 306);
+    n = page_ids(f, "oak", NULL, NULL, 2, 2, 6, ids);
+    ASSERT_IDS(ids, n, 308, 307);
+    n = page_ids(f, "oak", NULL, NULL, 3, 2, 6, ids);
+    ASSERT_IDS(ids, n, 301, 302);
+    assert_int_equal(page_ids(f, "oak", NULL, NULL, 4, 2, 6, ids), 0);
+
+    /* A state, a scope, both. */
+    n = page_ids(f, "oak", "failed", NULL, 1, 20, 2, ids);
+    ASSERT_IDS(ids, n, 306, 301);
+    const char *a_keys[] = {"org-a"}, *b_keys[] = {"org-b"}, *ab_keys[] = {"org-b", "org-a"};
+    struct hs_scope a = {a_keys, 1}, b = {b_keys, 1}, ab = {ab_keys, 2};
+    n = page_ids(f, "oak", NULL, &a, 1, 20, 3, ids);
+    ASSERT_IDS(ids, n, 303, 307, 301);
+    n = page_ids(f, "12", NULL, &b, 1, 20, 3, ids);
+    ASSERT_IDS(ids, n, 308, 302, 304);
+    n = page_ids(f, "oak", "failed", &b, 1, 20, 1, ids);
+    ASSERT_IDS(ids, n, 306);
+    n = page_ids(f, "12", NULL, &ab, 1, 20, 6, ids);
+    ASSERT_IDS(ids, n, 308, 301, 307, 302, 304, 305);
+}
+
+/* A scope that holds every stored job filters nothing; a job of no connection is in none. */
+static void test_jobs_search_scope_of_every_connection(void **state)
+{
+    struct fixture *f = *state;
+    ranked_jobs(f, "org-a", "org-b");
+    const char *ab_keys[] = {"org-a", "org-b"}, *abc_keys[] = {"org-c", "org-b", "org-a"};
+    struct hs_scope ab = {ab_keys, 2}, abc = {abc_keys, 3};
+    int64_t ids[20];
+    size_t n = page_ids(f, "oak", NULL, &abc, 1, 20, 6, ids);
+    ASSERT_IDS(ids, n, 303, 306, 308, 307, 301, 302);
+    n = page_ids(f, "oak", "failed", &ab, 1, 20, 2, ids);
+    ASSERT_IDS(ids, n, 306, 301);
+
+    sql_exec(f, "UPDATE jobs SET connection_key = NULL WHERE id = 303");
+    n = page_ids(f, "oak", NULL, &abc, 1, 20, 5, ids);
+    ASSERT_IDS(ids, n, 306, 308, 307, 301, 302);
+    n = page_ids(f, "oak", NULL, NULL, 1, 20, 6, ids);
+    ASSERT_IDS(ids, n, 303, 306, 308, 307, 301, 302);
+    sql_exec(f, "UPDATE jobs SET connection_key = '' WHERE id = 303"); /* sorts first */
+    n = page_ids(f, "oak", NULL, &abc, 1, 20, 5, ids);
+    ASSERT_IDS(ids, n, 306, 308, 307, 301, 302);
+    sql_exec(f, "UPDATE jobs SET connection_key = 'org-c' WHERE id = 303");
+    n = page_ids(f, "oak", NULL, &ab, 1, 20, 5, ids);
+    ASSERT_IDS(ids, n, 306, 308, 307, 301, 302);
+    n = page_ids(f, "oak", NULL, &abc, 1, 20, 6, ids);
+    ASSERT_IDS(ids, n, 303, 306, 308, 307, 301, 302);
+}
+
+/* A text search ranks and counts the first HS_SEARCH_MATCHES_MAX matches: the total says "at
+ * least" that many, the pages end there; a job of the first tier is found however old. The
+ * listing without text counts every job. */
+static void test_jobs_search_counts_up_to_a_cap(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->begin(f->store, &err), HS_OK);
+    put_ranked(f, 500, "1 Hill Road", "Lane Farm", "Salem", "97301", "completed", "default");
+    char line1[64];
+    for (int64_t i = 0; i < HS_SEARCH_MATCHES_MAX + 5; i++) {
+        snprintf(line1, sizeof line1, "%lld Lane Road", (long long)(i + 2));
+        put_ranked(f, 1000 + i, line1, "House", "Salem", "97301", "completed", "default");
+    }
+    assert_int_equal(f->store->ops->commit(f->store, &err), HS_OK);
+    const int64_t newest = 1000 + HS_SEARCH_MATCHES_MAX + 4;
+
+    int64_t ids[20];
+    size_t n = page_ids(f, "lane", NULL, NULL, 1, 3, HS_SEARCH_MATCHES_MAX, ids);
+    ASSERT_IDS(ids, n, 500, newest, newest - 1);
+    n = page_ids(f, "lane", NULL, NULL, HS_SEARCH_MATCHES_MAX / 20, 20, HS_SEARCH_MATCHES_MAX, ids);
+    assert_int_equal(n, 20);
+    assert_int_equal(ids[19], newest - (HS_SEARCH_MATCHES_MAX - 2));
+    assert_int_equal(page_ids(f, "lane", NULL, NULL, HS_SEARCH_MATCHES_MAX / 20 + 1, 20,
+                              HS_SEARCH_MATCHES_MAX, ids),
+                     0);
+    n = page_ids(f, "l", NULL, NULL, 1, 2, HS_SEARCH_MATCHES_MAX, ids);
+    ASSERT_IDS(ids, n, 500, newest);
+    /* Under the cap the total is exact: street numbers 10, 100..109, 1000..1006. */
+    n = page_ids(f, "10", NULL, NULL, 1, 3, 18, ids);
+    ASSERT_IDS(ids, n, 1008, newest, newest - 1);
+    n = page_ids(f, "", NULL, NULL, 1, 1, HS_SEARCH_MATCHES_MAX + 6, ids);
+    assert_int_equal(n, 1);
 }
 
 /* What a user may type is never FTS5 syntax: quotes, operators, column filters, stars, bytes
@@ -1737,16 +1998,23 @@ static void test_jobs_search_hostile_text_is_plain_words(void **state)
     assert_int_equal(count_found(f, "!!! ?? --"), 0); /* no word at all: nothing, not everything */
 }
 
+/* The fixture's store closed and back to schema version 1, opened by hand. */
+static sqlite3 *by_hand_at_v1(struct fixture *f)
+{
+    hs_store_close(f->store);
+    f->store = NULL;
+    back_to_v1(f);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    return db;
+}
+
 /* Jobs stored before the index existed are searchable once the migration ran. */
 static void test_jobs_search_backfills_stored_jobs(void **state)
 {
     struct fixture *f = *state;
-    hs_store_close(f->store);
-    f->store = NULL;
-    back_to_v1(f);
     /* Version 2 by hand, with a job in it, as an older hoversync left it. */
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3 *db = by_hand_at_v1(f);
     assert_int_equal(sqlite3_exec(db, hs_sqlite_migrations[1].sql, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "INSERT INTO schema_migrations(version, name) VALUES (2, 'x');"
@@ -1762,6 +2030,54 @@ static void test_jobs_search_backfills_stored_jobs(void **state)
     assert_int_equal(only_id(f, "lancast"), 77);
     assert_int_equal(only_id(f, "harold@mill"), 77);
     sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
+}
+
+/* A store of before the search tiers (the index of migrations 3 and 7, filled by their triggers)
+ * gets the new index, with its jobs in it, when it opens. */
+static void test_jobs_search_index_rebuilt_for_stores_of_before(void **state)
+{
+    struct fixture *f = *state;
+    sqlite3 *db = by_hand_at_v1(f);
+    for (int i = 0; i < hs_sqlite_migrations_count && hs_sqlite_migrations[i].version < 10; i++) {
+        if (hs_sqlite_migrations[i].version == 1)
+            continue;
+        char rec[128];
+        snprintf(rec, sizeof rec, "INSERT INTO schema_migrations(version, name) VALUES (%d, 'x')",
+                 hs_sqlite_migrations[i].version);
+        assert_int_equal(sqlite3_exec(db, hs_sqlite_migrations[i].sql, NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, rec, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO jobs(id, connection_key, name, address_line1, city, "
+                     "reconstruction_state, raw_json, first_seen_at, updated_at, change_seq) "
+                     "VALUES (77, 'org-a', 'Mill House', '300 Old Mill Road', 'Lancaster', "
+                     "'completed', '{\"user\":{\"email\":\"harold@mill.example\"}}', 'x', 'x', 1),"
+                     "(78, 'org-b', 'Barn', '12 Mill Lane', 'Lancaster', 'failed', '{}', 'x', "
+                     "'x', 2)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+
+    int64_t ids[20];
+    size_t n = page_ids(f, "mill", NULL, NULL, 1, 20, 2, ids); /* the name begins with it */
+    ASSERT_IDS(ids, n, 77, 78);
+    n = page_ids(f, "12 mi", NULL, NULL, 1, 20, 1, ids);
+    ASSERT_IDS(ids, n, 78);
+    n = page_ids(f, "lanc", "failed", NULL, 1, 20, 1, ids);
+    ASSERT_IDS(ids, n, 78);
+    const char *keys[] = {"org-a"};
+    struct hs_scope a = {keys, 1};
+    n = page_ids(f, "lanc", NULL, &a, 1, 20, 1, ids);
+    ASSERT_IDS(ids, n, 77);
+    assert_int_equal(only_id(f, "harold@mill"), 77);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name = "
+                                "'jobs_search_rank'"),
+                     0);
+    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check');"
+                "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('integrity-check')");
 }
 
 /* ---- webhooks, events, work items, outbox, policies ---- */
@@ -2191,6 +2507,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scoped_reads_stay_in_their_connections, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connections_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_grant_until_reconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_artifact_by_sha_and_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_models_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations_recorded_once, setup, teardown),
@@ -2199,9 +2517,16 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_jobs_search_index_follows_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_search_ranks_pages_and_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_ranks_street_and_name_first, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_scope_of_every_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_counts_up_to_a_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_search_hostile_text_is_plain_words, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_jobs_search_backfills_stored_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_search_index_rebuilt_for_stores_of_before, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_webhooks_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_coalesce_into_one_work_item, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_accept_refused_inside_transaction, setup,
