@@ -175,17 +175,6 @@ void hs_curl_multi_free(struct hs_curl_multi *m)
     free(m);
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 CURLcode hs_curl_multi_perform(struct hs_curl_multi *m, CURL *easy, int64_t wait_ms, int *stopped)
 {
     *stopped = 0;
@@ -213,8 +202,7 @@ CURLcode hs_curl_multi_perform(struct hs_curl_multi *m, CURL *easy, int64_t wait
     pthread_mutex_unlock(&m->lock);
     curl_multi_wakeup(m->multi);
 
-    struct timespec deadline;
-    deadline_after(&deadline, wait_ms > 0 ? wait_ms : 60000);
+    struct timespec deadline = hs_deadline_after(CLOCK_MONOTONIC, wait_ms > 0 ? wait_ms : 60000);
     pthread_mutex_lock(&m->lock);
     while (!x.done) {
         if (x.cancel) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
@@ -157,19 +158,6 @@ int hs_verifier_run_once(struct hs_verifier *v, bool *ran, struct hs_error *err)
     return rc;
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void trim_kept(struct hs_verifier *v)
 {
     int64_t removed = 0;
@@ -205,7 +193,7 @@ static void *thread_main(void *arg)
         if (ran && rc == HS_OK)
             continue;
         pthread_mutex_lock(&v->lock);
-        struct timespec until = deadline_after(v->cfg.idle_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, v->cfg.idle_ms);
         int wrc = 0;
         while (!v->stopping && wrc != ETIMEDOUT)
             wrc = pthread_cond_timedwait(&v->wake, &v->lock, &until);

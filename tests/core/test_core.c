@@ -189,13 +189,7 @@ static void test_cond_monotonic(void **state)
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t c;
     hs_cond_init_monotonic(&c);
-    struct timespec until, now;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += 100 * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec now, until = hs_deadline_after(CLOCK_MONOTONIC, 100);
     pthread_mutex_lock(&m);
     int rc;
     do
@@ -207,6 +201,23 @@ static void test_cond_monotonic(void **state)
     assert_true(now.tv_sec > until.tv_sec ||
                 (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec));
     pthread_cond_destroy(&c);
+}
+
+/* A deadline is later than the moment it was asked by the milliseconds asked (whole seconds
+ * carried), with its nanoseconds in range, as pthread_cond_timedwait requires (EINVAL else). */
+static void test_deadline_after(void **state)
+{
+    (void)state;
+    int64_t asks[] = {0, 1, 999, 1000, 1999, 61001};
+    for (size_t i = 0; i < sizeof asks / sizeof *asks; i++) {
+        struct timespec before;
+        clock_gettime(CLOCK_MONOTONIC, &before);
+        struct timespec d = hs_deadline_after(CLOCK_MONOTONIC, asks[i]);
+        assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+        int64_t gap_ns =
+            (int64_t)(d.tv_sec - before.tv_sec) * 1000000000LL + (d.tv_nsec - before.tv_nsec);
+        assert_true(gap_ns >= asks[i] * 1000000LL);
+    }
 }
 
 static void test_fake_clock(void **state)
@@ -260,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_url_redact),       cmocka_unit_test(test_json_tolerant_getters),
         cmocka_unit_test(test_fake_clock),       cmocka_unit_test(test_json_text),
         cmocka_unit_test(test_split_list),       cmocka_unit_test(test_cond_monotonic),
+        cmocka_unit_test(test_deadline_after),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
