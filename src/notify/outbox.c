@@ -96,15 +96,6 @@ int64_t hs_outbox_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts)
 
 /* ---- lifecycle ---- */
 
-static void cond_init_monotonic(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
 int hs_outbox_new(const struct hs_outbox_config *cfg, struct hs_store *store,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_outbox **out, struct hs_error *err)
@@ -152,7 +143,7 @@ int hs_outbox_new(const struct hs_outbox_config *cfg, struct hs_store *store,
     host[sizeof host - 1] = '\0';
     snprintf(o->owner, sizeof o->owner, "%s:%d:%p", host, (int)getpid(), (void *)o);
     pthread_mutex_init(&o->lock, NULL);
-    cond_init_monotonic(&o->wake);
+    hs_cond_init_monotonic(&o->wake);
     *out = o;
     return HS_OK;
 }

@@ -75,11 +75,7 @@ static void *heartbeat(void *arg)
 
 static void changed_init(void)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&changed, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&changed);
 }
 
 void hs_run_lease_hold(struct hs_store *s, int64_t run_id)

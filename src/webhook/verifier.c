@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
@@ -47,11 +48,7 @@ int hs_verifier_new(const struct hs_verifier_config *cfg, struct hs_store *store
     v->store = store;
     v->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&v->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&v->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&v->wake);
     *out = v;
     return HS_OK;
 }
@@ -161,19 +158,6 @@ int hs_verifier_run_once(struct hs_verifier *v, bool *ran, struct hs_error *err)
     return rc;
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void trim_kept(struct hs_verifier *v)
 {
     int64_t removed = 0;
@@ -209,7 +193,7 @@ static void *thread_main(void *arg)
         if (ran && rc == HS_OK)
             continue;
         pthread_mutex_lock(&v->lock);
-        struct timespec until = deadline_after(v->cfg.idle_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, v->cfg.idle_ms);
         int wrc = 0;
         while (!v->stopping && wrc != ETIMEDOUT)
             wrc = pthread_cond_timedwait(&v->wake, &v->lock, &until);

@@ -365,11 +365,7 @@ int hs_events_new(const struct hs_events_config *cfg, struct hs_store *store,
         hs_strlcpy(w->host, "host", sizeof w->host);
     w->host[sizeof w->host - 1] = '\0';
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&w->wake);
     *out = w;
     return HS_OK;
 }

@@ -246,11 +246,7 @@ int hs_reconcile_new(const struct hs_reconcile_config *cfg, struct hs_store *sto
     r->events = events;
     r->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&r->wake);
     *out = r;
     return HS_OK;
 }

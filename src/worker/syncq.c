@@ -575,15 +575,6 @@ static void *timer_main(void *arg)
 
 /* ---- the interface ---- */
 
-static void cond_init_monotonic(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
 int hs_syncq_new(const struct hs_syncq_config *cfg, struct hs_store *store,
                  struct hs_client_provider clients, const struct hs_clock *clock,
                  struct hs_syncq **out, struct hs_error *err)
@@ -609,7 +600,7 @@ int hs_syncq_new(const struct hs_syncq_config *cfg, struct hs_store *store,
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work, NULL);
     pthread_cond_init(&q->released, NULL);
-    cond_init_monotonic(&q->timer_wake);
+    hs_cond_init_monotonic(&q->timer_wake);
     for (int i = 0; i < c.workers; i++) {
         if (pthread_create(&q->workers[i], NULL, worker_main, q) != 0) {
             hs_syncq_free(q);
@@ -749,7 +740,7 @@ int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_
     }
     s->status = ST_QUEUED;
     s->version = 1;
-    cond_init_monotonic(&s->changed);
+    hs_cond_init_monotonic(&s->changed);
 
     pthread_mutex_lock(&q->lock);
     if (q->stopping) {
