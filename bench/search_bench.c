@@ -27,6 +27,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "search/search.h"
+#include "store/records.h"
+#include "store/search.h"
 #include "store/store.h"
 #include "world.h"
 
@@ -90,7 +92,7 @@ static int fill(struct hs_store *st, int64_t n_jobs, int64_t tenants, uint64_t s
         char key[32];
         tenant_key(i, tenants, key);
         if (rc == HS_OK)
-            rc = st->ops->job_upsert(st, job, key, NULL, &err);
+            rc = st->records->job_upsert(st, job, key, NULL, &err);
         hs_job_free(job);
         if (rc == HS_OK && (i % 1000 == 999 || i + 1 == w->n_jobs))
             rc = st->ops->commit(st, &err);
@@ -184,8 +186,7 @@ static double time_store(struct hs_store *st, char **queries, size_t nq,
         size_t n = 0;
         int64_t total = 0;
         double a = now_ms();
-        if (st->ops->jobs_search_scoped(st, queries[i], NULL, 1, PER, scope, &v, &n, &total,
-                                        &err)) {
+        if (st->search->jobs_search(st, queries[i], NULL, 1, PER, scope, &v, &n, &total, &err)) {
             fprintf(stderr, "search_bench: '%s': %s\n", queries[i], err.msg);
             return -1;
         }
@@ -243,14 +244,14 @@ int main(int argc, char **argv)
     }
     struct hs_store *st = NULL;
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(path, &st, &err)) {
+    if (hs_store_open(path, NULL, &st, &err)) {
         fprintf(stderr, "search_bench: %s\n", err.msg);
         return 1;
     }
     struct hs_job_summary *v = NULL;
     size_t n = 0;
     int64_t have = 0;
-    if (st->ops->jobs_search(st, NULL, NULL, 1, 1, &v, &n, &have, &err)) {
+    if (st->search->jobs_search(st, NULL, NULL, 1, 1, NULL, &v, &n, &have, &err)) {
         fprintf(stderr, "search_bench: %s\n", err.msg);
         return 1;
     }
@@ -273,7 +274,8 @@ int main(int argc, char **argv)
     /* Warm-up: the page cache and SQLite's, as a running service has them. */
     for (size_t i = 0; i < nq && i < 200; i++) {
         int64_t total;
-        if (st->ops->jobs_search(st, queries[i], NULL, 1, PER, &v, &n, &total, &err) == HS_OK)
+        if (st->search->jobs_search(st, queries[i], NULL, 1, PER, NULL, &v, &n, &total, &err) ==
+            HS_OK)
             hs_job_summaries_free(v, n);
     }
 
@@ -347,8 +349,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nr; i++) {
         int64_t total;
         double a = now_ms();
-        if (st->ops->jobs_search(st, NULL, states[i % 3], 1 + (int64_t)(i % 5), PER, &v, &n, &total,
-                                 &err)) {
+        if (st->search->jobs_search(st, NULL, states[i % 3], 1 + (int64_t)(i % 5), PER, NULL, &v,
+                                    &n, &total, &err)) {
             fprintf(stderr, "search_bench: recent: %s\n", err.msg);
             return 1;
         }

@@ -10,6 +10,8 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/blobs.h"
+#include "store/records.h"
 #include "sync/engine.h"
 
 static void backfill_help(void)
@@ -94,7 +96,7 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
     struct hs_error err = {0};
     int64_t cursor = since;
     char *saved = NULL;
-    if (!restart && c->store->ops->checkpoint_get(c->store, ckpt_name, &saved, NULL) == HS_OK) {
+    if (!restart && c->store->records->checkpoint_get(c->store, ckpt_name, &saved, NULL) == HS_OK) {
         json_t *j = NULL;
         int64_t v64;
         if (hs_json_parse(saved, strlen(saved), 4096, &j, NULL) == HS_OK &&
@@ -137,7 +139,7 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
         int64_t last_updated = 0;
         for (size_t i = 0; i < page->n_jobs && rc == EXIT_OK; i++) {
             const struct hs_job *job = &page->jobs[i];
-            r = c->store->ops->job_upsert(c->store, job, e.connection_key, NULL, &err);
+            r = c->store->records->job_upsert(c->store, job, e.connection_key, NULL, &err);
             if (r) {
                 rc = cli_report("backfill: storing a job failed", r, &err);
                 break;
@@ -183,7 +185,7 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
             char *val = hs_aprintf("{\"updated_since\":%lld,\"jobs\":%lld,\"models_synced\":%lld}",
                                    (long long)last_updated, (long long)pg.jobs,
                                    (long long)pg.models_synced);
-            r = c->store->ops->checkpoint_put(c->store, ckpt_name, val, &err);
+            r = c->store->records->checkpoint_put(c->store, ckpt_name, val, &err);
             free(val);
             if (r) {
                 rc = cli_report("backfill: saving the checkpoint failed", r, &err);

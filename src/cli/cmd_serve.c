@@ -209,7 +209,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     struct hs_client_config cc;
     cli_client_config(c, &cc);
     cc.limiter = limiter;
-    if ((r = hs_client_pool_new(&cc, c->store, &pool, &err))) {
+    if ((r = hs_client_pool_new(&cc, hs_store_tokens(c->store), &pool, &err))) {
         rc = cli_report("serve: Hover clients", r, &err);
         goto out;
     }

@@ -76,7 +76,7 @@ int cmd_worker(struct cli *c, int argc, char **argv)
     struct hs_client_config cc;
     cli_client_config(c, &cc);
     cc.limiter = limiter;
-    int r = hs_client_pool_new(&cc, c->store, &pool, &err);
+    int r = hs_client_pool_new(&cc, hs_store_tokens(c->store), &pool, &err);
     if (r) {
         rc = cli_report("worker: Hover clients", r, &err);
         goto out;

@@ -13,7 +13,7 @@
 #include "core/str.h"
 
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/service.h"
 
 /* Request bodies are refused beyond this (413 payload_too_large). */
 #define HS_HTTP_BODY_MAX   (64u * 1024u)

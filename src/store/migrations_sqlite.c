@@ -429,6 +429,19 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "CREATE INDEX jobs_search_rank ON jobs(id, hover_updated_at, reconstruction_state, "
      "connection_key);\n"
      "CREATE INDEX jobs_connection_updated ON jobs(connection_key, hover_updated_at);\n"},
+
+    /* Leases in the store instead of a transaction held open: a token refresh claims its
+     * credential's lease in one short transaction and stores the rotated pair in another, so
+     * the store's writes go on while Hover's /oauth/token answers (store/tokens.h). */
+    {12, "leases",
+     "-- A duty held by one claimer until until_ms (unix ms; 0: released). fence counts the\n"
+     "-- claims: a claimer whose lease lapsed and was claimed again finishes nothing. The\n"
+     "-- refresh of a credential's token pair is 'token_refresh:<connection key>'.\n"
+     "CREATE TABLE leases (\n"
+     "  name TEXT PRIMARY KEY,\n"
+     "  fence INTEGER NOT NULL,\n"
+     "  until_ms INTEGER NOT NULL\n"
+     ");\n"},
 };
 
 const int hs_sqlite_migrations_count =

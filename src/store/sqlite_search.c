@@ -13,6 +13,7 @@
 
 #include "core/mem.h"
 #include "store/fts_query.h"
+#include "store/search.h"
 #include "store/sqlite_internal.h"
 
 #define PAGE_MAX 1000000
@@ -82,15 +83,9 @@ static const char RECENT_SCOPED_COUNT_SQL[] =
     "SELECT COUNT(*) FROM jobs WHERE connection_key IN (SELECT value FROM json_each(?5)) "
     "AND (?2 IS NULL OR reconstruction_state = ?2)";
 
-static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st, struct hs_error *err)
+static int prepare(struct sq_txn *t, const char *sql, sqlite3_stmt **st, struct hs_error *err)
 {
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return hs_sqlite_fail(s, rc, err, "searching jobs");
-    }
-    return HS_OK;
+    return hs_sqlite_prep(t, st, sql, "searching jobs", err);
 }
 
 static void bind_params(sqlite3_stmt *st, const char *match, const char *state, int64_t limit,
@@ -109,7 +104,7 @@ static void bind_params(sqlite3_stmt *st, const char *match, const char *state, 
         sqlite3_bind_text(st, 5, scope, -1, SQLITE_STATIC);
 }
 
-static int count_rows(struct sqlite_store *s, const char *sql, const char *match, const char *state,
+static int count_rows(struct sq_txn *s, const char *sql, const char *match, const char *state,
                       const char *scope, int64_t *total, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
@@ -121,12 +116,12 @@ static int count_rows(struct sqlite_store *s, const char *sql, const char *match
     if (src == SQLITE_ROW)
         *total = sqlite3_column_int64(st, 0);
     else
-        rc = hs_sqlite_fail(s, src, err, "counting search results");
+        rc = hs_sqlite_fail(s->db, src, err, "counting search results");
     sqlite3_finalize(st);
     return rc;
 }
 
-static int page_rows(struct sqlite_store *s, const char *sql, const char *match, const char *state,
+static int page_rows(struct sq_txn *s, const char *sql, const char *match, const char *state,
                      const char *scope, int64_t per, int64_t offset, struct hs_job_summary **out,
                      size_t *n, struct hs_error *err)
 {
@@ -142,7 +137,7 @@ static int page_rows(struct sqlite_store *s, const char *sql, const char *match,
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = hs_sqlite_fail(s, src, err, "searching jobs");
+            rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
             break;
         }
         if (len == (size_t)per)
@@ -191,13 +186,6 @@ static bool blank(const char *q)
     return true;
 }
 
-int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
-                          int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
-                          struct hs_error *err)
-{
-    return hs_sqlite_jobs_search_scoped(base, q, state, page, per, NULL, out, n, total, err);
-}
-
 /* The statements for a search: text or none, a state or none, a scope or none. */
 static void pick_sql(bool all, const char *match, const char *state, bool scoped,
                      const char **count_sql, const char **page_sql)
@@ -216,12 +204,10 @@ static void pick_sql(bool all, const char *match, const char *state, bool scoped
     }
 }
 
-int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const char *state,
-                                 int64_t page, int64_t per, const struct hs_scope *scope,
-                                 struct hs_job_summary **out, size_t *n, int64_t *total,
-                                 struct hs_error *err)
+static int sq_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
+                          int64_t per, const struct hs_scope *scope, struct hs_job_summary **out,
+                          size_t *n, int64_t *total, struct hs_error *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
     if (per < 1 || per > 100)
         return hs_fail(err, HS_ERR_INVALID, "per must be 1 to 100, not %lld", (long long)per);
     if (page < 1 || page > PAGE_MAX)
@@ -239,21 +225,12 @@ int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const cha
         return HS_OK;
     }
 
-    /* A read: inside the caller's transaction if this thread has one, else in a snapshot of
-     * its own (BEGIN, not IMMEDIATE: writers in other processes are not held up). */
-    bool own = !hs_sqlite_held_by_me(s);
-    int rc = HS_OK;
-    if (own) {
-        hs_sqlite_lock(s);
-        rc = hs_sqlite_exec(s, "BEGIN", err);
-        if (rc) {
-            hs_sqlite_unlock(s);
-            return rc;
-        }
-        s->txn = SQ_TXN_OP;
-    } else if (s->txn != SQ_TXN_USER && s->txn != SQ_TXN_OP) {
-        return hs_fail(err, HS_ERR_INTERNAL, "jobs_search inside a token refresh");
-    }
+    /* A read: a reader of the pool, or inside the caller's transaction if this thread has one
+     * (it sees that transaction's writes). */
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "jobs_search", err);
+    if (rc)
+        return rc;
 
     int64_t count = 0;
     struct hs_job_summary *v = NULL;
@@ -261,17 +238,13 @@ int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const cha
     const char *count_sql, *page_sql;
     char *in = hs_sqlite_scope_json(scope);
     pick_sql(all, match, state, in != NULL, &count_sql, &page_sql);
-    rc = count_rows(s, count_sql, all ? NULL : match, state, in, &count, err);
+    rc = count_rows(&t, count_sql, all ? NULL : match, state, in, &count, err);
     if (!rc && count > (page - 1) * per)
-        rc = page_rows(s, page_sql, all ? NULL : match, state, in, per, (page - 1) * per, &v, &len,
+        rc = page_rows(&t, page_sql, all ? NULL : match, state, in, per, (page - 1) * per, &v, &len,
                        err);
     free(in);
 
-    if (own) {
-        hs_sqlite_exec(s, rc ? "ROLLBACK" : "COMMIT", NULL);
-        s->txn = SQ_TXN_NONE;
-        hs_sqlite_unlock(s);
-    }
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc) {
         hs_job_summaries_free(v, len);
         return rc;
@@ -281,3 +254,7 @@ int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const cha
     *total = count;
     return HS_OK;
 }
+
+const struct hs_search_ops hs_sqlite_search_ops = {
+    .jobs_search = sq_jobs_search,
+};
