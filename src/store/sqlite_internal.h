@@ -160,6 +160,12 @@ int hs_sqlite_rows(struct sq_txn *t, sqlite3_stmt *st, size_t elem, hs_sqlite_fi
  * NULL). */
 int hs_sqlite_int(struct sq_txn *t, sqlite3_stmt *st, int64_t *out, const char *what,
                   struct hs_error *err);
+/* An operation of one statement that changes rows by id, in a write transaction of its own (or
+ * a savepoint of the thread's): ?1 the id, ?2 num, ?3 text (a statement without ?2 or ?3 ignores
+ * them). HS_ERR_NOT_FOUND, with `missing` (a format of the id as %lld), when nothing changed. */
+int hs_sqlite_change_by_id(struct hs_store *base, const char *sql, int64_t id, int64_t num,
+                           const char *text, const char *what, const char *missing,
+                           struct hs_error *err);
 /* A column as a new string (caller frees), NULL for SQL NULL. */
 char *hs_sqlite_col_text(sqlite3_stmt *st, int i);
 /* Binds text (NULL binds SQL NULL) / a Hover id (0 or less binds NULL: ids are positive). */

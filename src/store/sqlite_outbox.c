@@ -90,44 +90,23 @@ static int sq_outbox_next(struct hs_store *base, int64_t now_ms, struct hs_outbo
     return HS_OK;
 }
 
-/* One UPDATE of a message by id (?1), with ?2 and ?3 when the statement has them (binding a
- * parameter a statement lacks is a harmless SQLITE_RANGE). HS_ERR_NOT_FOUND if nothing changed. */
-static int outbox_update(struct hs_store *base, const char *sql, int64_t id, int64_t num,
-                         const char *text, const char *what, struct hs_error *err)
-{
-    struct sq_txn t;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, what, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    rc = hs_sqlite_prep(&t, &st, sql, what, err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, num);
-        hs_sqlite_bind_text(st, 3, text);
-        rc = hs_sqlite_run(&t, st, &changes, what, err);
-    }
-    if (!rc && changes == 0)
-        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no outbox message %lld", (long long)id);
-    return hs_sqlite_leave(&t, rc, err);
-}
-
 static int sq_outbox_delivered(struct hs_store *base, int64_t id, struct hs_error *err)
 {
-    return outbox_update(base,
-                         "UPDATE outbox SET delivered_at = COALESCE(delivered_at, " HS_SQL_NOW
-                         "), last_error = NULL WHERE id = ?1",
-                         id, 0, NULL, "marking outbox message delivered", err);
+    return hs_sqlite_change_by_id(
+        base,
+        "UPDATE outbox SET delivered_at = COALESCE(delivered_at, " HS_SQL_NOW
+        "), last_error = NULL WHERE id = ?1",
+        id, 0, NULL, "marking outbox message delivered", "no outbox message %lld", err);
 }
 
 static int sq_outbox_retry(struct hs_store *base, int64_t id, int64_t next_attempt_ms,
                            const char *error, struct hs_error *err)
 {
-    return outbox_update(base,
-                         "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
-                         "last_error = ?3 WHERE id = ?1 AND delivered_at IS NULL",
-                         id, next_attempt_ms, error, "retrying outbox message", err);
+    return hs_sqlite_change_by_id(
+        base,
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
+        "last_error = ?3 WHERE id = ?1 AND delivered_at IS NULL",
+        id, next_attempt_ms, error, "retrying outbox message", "no outbox message %lld", err);
 }
 
 static int sq_outbox_depth(struct hs_store *base, int64_t *pending, struct hs_error *err)

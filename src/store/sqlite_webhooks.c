@@ -141,41 +141,18 @@ static int sq_webhook_list(struct hs_store *base, struct hs_webhook_row **out, s
     return HS_OK;
 }
 
-/* One UPDATE or DELETE by id (?1), with ?2 (text) when the statement has it (binding a parameter
- * a statement lacks is a harmless SQLITE_RANGE). HS_ERR_NOT_FOUND (`missing`, %lld the id) if it
- * changed nothing. */
-static int update_by_id(struct hs_store *base, const char *sql, int64_t id, const char *text,
-                        const char *what, const char *missing, struct hs_error *err)
-{
-    struct sq_txn t;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, what, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    rc = hs_sqlite_prep(&t, &st, sql, what, err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, id);
-        hs_sqlite_bind_text(st, 2, text);
-        rc = hs_sqlite_run(&t, st, &changes, what, err);
-    }
-    if (!rc && changes == 0)
-        rc = hs_fail(err, HS_ERR_NOT_FOUND, missing, (long long)id);
-    return hs_sqlite_leave(&t, rc, err);
-}
-
 static int sq_webhook_delete(struct hs_store *base, int64_t id, struct hs_error *err)
 {
-    return update_by_id(base, "DELETE FROM webhooks WHERE id = ?1", id, NULL, "deleting webhook",
-                        "no webhook %lld", err);
+    return hs_sqlite_change_by_id(base, "DELETE FROM webhooks WHERE id = ?1", id, 0, NULL,
+                                  "deleting webhook", "no webhook %lld", err);
 }
 
 static int sq_webhook_set_local_error(struct hs_store *base, int64_t id, const char *error,
                                       struct hs_error *err)
 {
-    return update_by_id(
-        base, "UPDATE webhooks SET local_error = ?2, updated_at = " HS_SQL_NOW " WHERE id = ?1", id,
-        error, "storing the webhook's error", "no webhook %lld", err);
+    return hs_sqlite_change_by_id(
+        base, "UPDATE webhooks SET local_error = ?3, updated_at = " HS_SQL_NOW " WHERE id = ?1", id,
+        0, error, "storing the webhook's error", "no webhook %lld", err);
 }
 
 static int sq_webhook_access_get(struct hs_store *base, const char *access_id, int64_t *webhook_id,
@@ -670,10 +647,11 @@ static int sq_event_set_status(struct hs_store *base, int64_t event_id, const ch
     if (!event_status_valid(status))
         return hs_fail(err, HS_ERR_INVALID, "unknown event status '%s'",
                        status ? status : "(null)");
-    return update_by_id(base,
-                        "UPDATE webhook_events SET status = ?2, processed_at = CASE WHEN ?2 = "
-                        "'processed' THEN " HS_SQL_NOW " ELSE processed_at END WHERE id = ?1",
-                        event_id, status, "updating event", "no event %lld", err);
+    return hs_sqlite_change_by_id(base,
+                                  "UPDATE webhook_events SET status = ?3, processed_at = CASE WHEN "
+                                  "?3 = 'processed' THEN " HS_SQL_NOW
+                                  " ELSE processed_at END WHERE id = ?1",
+                                  event_id, 0, status, "updating event", "no event %lld", err);
 }
 
 static int sq_events_last_accepted(struct hs_store *base, const char *connection_key,

@@ -157,26 +157,12 @@ static int sq_work_retry(struct hs_store *base, const struct hs_work_item *w, in
 {
     if (!w || w->id <= 0)
         return hs_fail(err, HS_ERR_INVALID, "work_retry without an item");
-    struct sq_txn t;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "work_retry", err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    rc = hs_sqlite_prep(&t, &st,
-                        "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
-                        "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3 "
-                        "WHERE id = ?1",
-                        "retrying work", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, w->id);
-        sqlite3_bind_int64(st, 2, not_before_ms);
-        hs_sqlite_bind_text(st, 3, error);
-        rc = hs_sqlite_run(&t, st, &changes, "retrying work", err);
-    }
-    if (!rc && changes == 0)
-        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no work item %lld", (long long)w->id);
-    return hs_sqlite_leave(&t, rc, err);
+    return hs_sqlite_change_by_id(base,
+                                  "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
+                                  "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3 "
+                                  "WHERE id = ?1",
+                                  w->id, not_before_ms, error, "retrying work", "no work item %lld",
+                                  err);
 }
 
 static int sq_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,

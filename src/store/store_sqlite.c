@@ -382,6 +382,29 @@ int hs_sqlite_int(struct sq_txn *t, sqlite3_stmt *st, int64_t *out, const char *
     return rc;
 }
 
+int hs_sqlite_change_by_id(struct hs_store *base, const char *sql, int64_t id, int64_t num,
+                           const char *text, const char *what, const char *missing,
+                           struct hs_error *err)
+{
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, what, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    rc = hs_sqlite_prep(&t, &st, sql, what, err);
+    if (!rc) {
+        /* Binding a parameter the statement lacks is a harmless SQLITE_RANGE. */
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, num);
+        hs_sqlite_bind_text(st, 3, text);
+        rc = hs_sqlite_run(&t, st, &changes, what, err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, missing, (long long)id);
+    return hs_sqlite_leave(&t, rc, err);
+}
+
 char *hs_sqlite_col_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
