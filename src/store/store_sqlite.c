@@ -20,6 +20,8 @@
 
 /* A write waits at most this long for another process's write transaction. */
 #define BUSY_TIMEOUT_MS 90000
+/* How much of the file a reader maps at most (the rest is read as usual). */
+#define READER_MMAP_BYTES "1073741824"
 
 /* The one place SQLite result codes become hs_err. */
 static hs_err code_of(int rc)
@@ -96,8 +98,10 @@ static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, struct h
         return rc;
     }
     sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
-    /* Read-write to SQLite (WAL readers write the -shm index), read-only to us. */
-    rc = hs_sqlite_exec(r->db, "PRAGMA query_only=1", err);
+    /* Read-write to SQLite (WAL readers write the -shm index), read-only to us. Readers map the
+     * file rather than copy its pages through read() into a cache each of their own: several
+     * readers of one file then share the kernel's page cache (bench/README.md, search_http). */
+    rc = hs_sqlite_exec(r->db, "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES, err);
     if (rc) {
         sqlite3_close_v2(r->db);
         r->db = NULL;
