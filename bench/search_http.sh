@@ -10,7 +10,7 @@ cd "$root"
 secs=${1:-20}
 "$root/scripts/install-deps.sh" --bench
 build=${BUILD:-build/release}
-[ -f "$build/build.ninja" ] || meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
+[ -f "$build/build.ninja" ] || meson setup "$build" -Dbuildtype=release -Dtests=disabled >/dev/null
 ninja -C "$build" bench/search_bench src/cli/hoversync >/dev/null
 dir=${BENCH_DIR:-/tmp/hs-search-http}
 mkdir -p "$dir"

@@ -82,10 +82,9 @@ void sb_resp_header(struct sb_resp *r, const char *name, const char *value)
     r->n_headers++;
 }
 
-void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
-                    size_t len)
+static void entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                   size_t len, char *etag)
 {
-    char *etag = sb_etag(body, len);
     sb_resp_header(r, "ETag", etag);
     if (hs_etag_matches(sb_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
         free(body);
@@ -94,6 +93,18 @@ void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype
         sb_resp_set(r, 200, ctype, body, len);
     }
     free(etag);
+}
+
+void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                    size_t len)
+{
+    entity(r, q, ctype, body, len, sb_etag(body, len));
+}
+
+void sb_resp_object(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                    size_t len)
+{
+    entity(r, q, ctype, body, len, sb_etag_md5(body, len));
 }
 
 const char *sb_arg(const struct sb_req *q, const char *name)

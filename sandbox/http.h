@@ -67,6 +67,9 @@ void sb_resp_header(struct sb_resp *r, const char *name, const char *value);
  * If-None-Match names it. Takes `body`. */
 void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
                     size_t len);
+/* The same with the object store's ETag, the MD5 of the bytes (the storage listener). */
+void sb_resp_object(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                    size_t len);
 
 /* A query parameter (decoded) or NULL. */
 const char *sb_arg(const struct sb_req *q, const char *name);

@@ -52,7 +52,7 @@ echo "== source checks"
 if scripts/check-source.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 echo "== build: warnings as errors"
-if build build/ci -Dwerror=true -Dbuildtype=debugoptimized; then
+if build build/ci -Dwerror=true -Dbuildtype=debugoptimized -Dtests=enabled; then
     meson test -C build/ci --print-errorlogs --num-processes 2 "$@"
     count build/ci
 else
@@ -60,7 +60,8 @@ else
 fi
 
 echo "== build: ASan + UBSan"
-if build build/asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false; then
+if build build/asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dtests=enabled; then
     meson test -C build/asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 "$@"
     count build/asan
 else

@@ -30,6 +30,10 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc);
  * prints the reason and returns EXIT_FAIL. */
 int cli_open(struct cli *c, bool with_client);
 void cli_close(struct cli *c);
+/* Removes the leftovers of interrupted downloads from the data directory's tmp/ (the files no
+ * live writer holds, whichever process or machine it runs on: store/blobs.c). Every command
+ * that downloads calls it at its start. */
+int cli_clean_data_dir(struct cli *c, struct hs_error *err);
 /* Says (once, at the start of serve and worker) that secrets are stored in clear, when no
  * HOVERSYNC_ENCRYPTION_KEY is set. */
 void cli_secrets_notice(const struct cli *c);

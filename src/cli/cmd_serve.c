@@ -227,6 +227,10 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         rc = cli_report("serve: search service", r, &err);
         goto out;
     }
+    if ((r = cli_clean_data_dir(c, &err)) != HS_OK) {
+        rc = cli_report("serve: cannot use the data directory", r, &err);
+        goto out;
+    }
     /* Notifications are queued by every sync here, workers or not (a worker process may
      * deliver them). */
     if ((rc = cli_workers_outbox(c, &w)) != EXIT_OK)

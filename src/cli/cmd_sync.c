@@ -20,7 +20,9 @@ static void sync_help(void)
          "its details, every measurements JSON version, the PDF, the exports and the images;\n"
          "a model still processing is kept as pending and synced once complete; a model that\n"
          "failed at Hover is recorded as such, with no artifact request. Syncing again stores\n"
-         "nothing twice and downloads only what changed.\n"
+         "nothing twice and downloads only what changed. Every download is checked before it\n"
+         "is stored (its length, its digests, its PDF, JPEG or JSON format): a short or\n"
+         "damaged one leaves its model in error, and --pending fetches it again.\n"
          "\n"
          "  --model ID       sync this model (repeatable)\n"
          "  --all-complete   sync every model of the job whose state is complete\n"
@@ -170,7 +172,7 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 
     const char *data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR);
     struct hs_error err = {0};
-    int rc = hs_blob_clean_tmp(data_dir, &err);
+    int rc = cli_clean_data_dir(c, &err);
     if (rc)
         return cli_report("sync: cannot use the data directory", rc, &err);
     struct hs_sync_engine e = {.client = c->client,

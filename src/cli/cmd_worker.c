@@ -89,6 +89,10 @@ int cmd_worker(struct cli *c, int argc, char **argv)
         }
         hs_client_pool_release(pool, cl);
     }
+    if ((r = cli_clean_data_dir(c, &err)) != HS_OK) {
+        rc = cli_report("worker: cannot use the data directory", r, &err);
+        goto out;
+    }
     if ((rc = cli_workers_outbox(c, &w)) != EXIT_OK)
         goto out;
     if ((rc = cli_workers_start(c, hs_client_pool_provider(pool), &w)) != EXIT_OK)

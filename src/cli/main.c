@@ -12,6 +12,7 @@
 #include "hover/multi.h"
 #include "core/str.h"
 #include "store/blobs.h"
+#include "sync/lease.h"
 
 struct command {
     const char *name;
@@ -79,6 +80,10 @@ int cli_open(struct cli *c, bool with_client)
     int rc = hs_store_open(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
     if (rc)
         return cli_report("cannot open the store", rc, &err);
+    /* Runs of processes that died (here or on another machine) stop saying "running". */
+    hs_run_lease_configure(hs_config_int(&c->cfg, CFG_RUN_LEASE) * 1000);
+    if (hs_run_lease_sweep(c->store, NULL, &err) != HS_OK)
+        hs_warn("store msg=\"cannot mark lapsed sync runs interrupted\" error=\"%s\"", err.msg);
     hs_data_dir_private(hs_config_str(&c->cfg, CFG_DATA_DIR));
     if (!with_client)
         return EXIT_OK;
@@ -88,6 +93,11 @@ int cli_open(struct cli *c, bool with_client)
     if (rc)
         return cli_report("cannot start the Hover client", rc, &err);
     return EXIT_OK;
+}
+
+int cli_clean_data_dir(struct cli *c, struct hs_error *err)
+{
+    return hs_blob_clean_tmp(hs_config_str(&c->cfg, CFG_DATA_DIR), err);
 }
 
 void cli_secrets_notice(const struct cli *c)

@@ -108,3 +108,16 @@ void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms)
     fc->mono += ms;
     fc->wall += ms;
 }
+
+struct timespec hs_deadline_after(clockid_t clk, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}

@@ -4,6 +4,7 @@
 #define HS_CORE_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 struct hs_clock {
     /* Monotonic milliseconds, for intervals and deadlines. */
@@ -15,6 +16,10 @@ struct hs_clock {
     double (*random01)(const struct hs_clock *c);
     void *ctx;
 };
+
+/* The moment ms milliseconds from now on clk (CLOCK_MONOTONIC for a condition variable set to
+ * it, else CLOCK_REALTIME): a deadline for pthread_cond_timedwait. */
+struct timespec hs_deadline_after(clockid_t clk, int64_t ms);
 
 /* The process's real clock (a static object). */
 const struct hs_clock *hs_clock_system(void);

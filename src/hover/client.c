@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -51,6 +53,8 @@ struct hs_client {
     struct hs_oauth_app app;
     struct cred_shared *sh; /* the credential, shared with the clones */
     struct hs_client_stats stats;
+    hs_client_wait_fn on_wait;
+    void *on_wait_ctx;
 };
 
 void hs_client_config_defaults(struct hs_client_config *cfg)
@@ -168,6 +172,8 @@ int hs_client_clone(const struct hs_client *c, struct hs_client **out)
     k->own_transport = false; /* borrowed from c, like the limiter */
     k->own_limiter = false;
     memset(&k->stats, 0, sizeof k->stats);
+    k->on_wait = NULL; /* the hook belongs to the caller that set it, not to its clones */
+    k->on_wait_ctx = NULL;
     set_app(k);
     atomic_fetch_add(&c->sh->refs, 1);
     *out = k;
@@ -293,18 +299,153 @@ struct call {
     bool once;
 };
 
-/* Counts what reached the sink, so that a retry knows whether the sink must start over. */
+/* Counts what reached the sink, so that a retry knows whether the sink must start over, and
+ * hashes it, so that the body can be checked against the digests its answer announced. */
 struct counted_sink {
     hs_http_sink_fn fn;
     void *ctx;
     int64_t bytes;
+    EVP_MD_CTX *md5, *sha256;
 };
 
 static int counted_sink_write(void *ctx, const char *data, size_t len)
 {
     struct counted_sink *cs = ctx;
     cs->bytes += (int64_t)len;
+    if (EVP_DigestUpdate(cs->md5, data, len) != 1 || EVP_DigestUpdate(cs->sha256, data, len) != 1)
+        return HS_ERR_INTERNAL;
     return cs->fn(cs->ctx, data, len);
+}
+
+static void counted_sink_start(struct counted_sink *cs)
+{
+    cs->bytes = 0;
+    if (!cs->md5)
+        return;
+    if (EVP_DigestInit_ex(cs->md5, EVP_md5(), NULL) != 1 ||
+        EVP_DigestInit_ex(cs->sha256, EVP_sha256(), NULL) != 1)
+        abort(); /* only fails when out of memory, which aborts everywhere else too */
+}
+
+/* ---- a downloaded body against what its answer announced ----
+ * Object storage answers a complete transfer even when it sends fewer bytes than the object
+ * holds (a short body with a matching Content-Length), so "the transfer ended well" is not
+ * enough: the body must match every digest the answer carries. */
+
+bool hs_etag_digest(const char *etag, char out[33])
+{
+    if (!etag || etag[0] != '"' || strlen(etag) != 34 || etag[33] != '"')
+        return false;
+    for (int i = 0; i < 32; i++) {
+        char ch = etag[1 + i];
+        if (ch >= 'A' && ch <= 'F')
+            ch = (char)(ch - 'A' + 'a');
+        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+        out[i] = ch;
+    }
+    out[32] = '\0';
+    return true;
+}
+
+/* base64 of a digest, as Content-MD5 and Digest carry it. */
+static void b64(const unsigned char *d, size_t n, char out[48])
+{
+    EVP_EncodeBlock((unsigned char *)out, d, (int)n);
+}
+
+/* Compares "md5=..." and "sha-256=..." items of a Digest header (RFC 3230); others are skipped. */
+static int check_digest_header(const char *hdr, const char *md5_b64, const char *sha_b64,
+                               const char *what, struct hs_error *err)
+{
+    const char *p = hdr;
+    while (*p) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        const char *eq = memchr(p, '=', n);
+        if (eq) {
+            size_t an = (size_t)(eq - p), vn = n - an - 1;
+            const char *v = eq + 1;
+            while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+                vn--;
+            const char *want = an == 3 && strncasecmp(p, "md5", 3) == 0       ? md5_b64
+                               : an == 7 && strncasecmp(p, "sha-256", 7) == 0 ? sha_b64
+                                                                              : NULL;
+            if (want && (vn != strlen(want) || memcmp(v, want, vn) != 0))
+                return hs_fail(err, HS_ERR_TRUNCATED,
+                               "%s: the body does not match its Digest header (%.*s)", what,
+                               (int)an, p);
+        }
+        p += n;
+    }
+    return HS_OK;
+}
+
+static int check_download(const struct hs_http_response *rs, struct counted_sink *cs,
+                          const char *what, struct hs_error *err)
+{
+    if (rs->content_length >= 0 && rs->content_length != cs->bytes)
+        return hs_fail(err, HS_ERR_TRUNCATED,
+                       "%s: %lld body bytes received, Content-Length announced %lld", what,
+                       (long long)cs->bytes, (long long)rs->content_length);
+    unsigned char md5[16], sha[32];
+    unsigned int l1 = 0, l2 = 0;
+    if (EVP_DigestFinal_ex(cs->md5, md5, &l1) != 1 || EVP_DigestFinal_ex(cs->sha256, sha, &l2) != 1)
+        return hs_fail(err, HS_ERR_INTERNAL, "%s: cannot finish the body's digests", what);
+    char tag[33], md5_hex[33], sha_hex[65], md5_b64[48], sha_b64[48];
+    hs_hex(md5, sizeof md5, md5_hex);
+    hs_hex(sha, sizeof sha, sha_hex);
+    b64(md5, sizeof md5, md5_b64);
+    b64(sha, sizeof sha, sha_b64);
+    if (hs_etag_digest(rs->etag, tag) && strcmp(tag, md5_hex) != 0 &&
+        strncmp(tag, sha_hex, 32) != 0)
+        return hs_fail(err, HS_ERR_TRUNCATED,
+                       "%s: the body (%lld bytes) does not match its ETag %s: incomplete or "
+                       "damaged",
+                       what, (long long)cs->bytes, rs->etag);
+    if (rs->content_md5 && strcmp(rs->content_md5, md5_b64) != 0)
+        return hs_fail(err, HS_ERR_TRUNCATED,
+                       "%s: the body (%lld bytes) does not match its Content-MD5", what,
+                       (long long)cs->bytes);
+    if (rs->digest)
+        return check_digest_header(rs->digest, md5_b64, sha_b64, what, err);
+    return HS_OK;
+}
+
+void hs_client_set_wait_hook(struct hs_client *c, hs_client_wait_fn fn, void *ctx)
+{
+    c->on_wait = fn;
+    c->on_wait_ctx = ctx;
+}
+
+void hs_client_log_wait(const struct hs_client_wait *w)
+{
+    hs_warn("hover wait_s=%lld reason=%s request=\"%s\" msg=\"%s\"",
+            (long long)((w->wait_ms + 999) / 1000), w->reason, w->what,
+            strcmp(w->reason, "429") == 0 ? "Hover's rate limit: waiting as it asks"
+                                          : "waiting for the request budget (Hover's rate limit)");
+}
+
+static void announce_wait(struct hs_client *c, int64_t ms, const char *reason, const char *what)
+{
+    if (ms < HS_WAIT_ANNOUNCE_MS)
+        return;
+    struct hs_client_wait w = {.wait_ms = ms, .reason = reason, .what = what};
+    if (c->on_wait)
+        c->on_wait(c->on_wait_ctx, &w);
+    else
+        hs_client_log_wait(&w);
+}
+
+struct budget_wait {
+    struct hs_client *c;
+    const char *what;
+};
+
+static void on_budget_wait(void *ctx, int64_t ms)
+{
+    struct budget_wait *b = ctx;
+    announce_wait(b->c, ms, "budget", b->what);
 }
 
 static void wait_ms(struct hs_client *c, int64_t ms)
@@ -416,12 +557,12 @@ static int status_class(int rc, long status)
     return HS_SC_4XX;
 }
 
-static int client_call(struct hs_client *c, const struct call *k, struct hs_http_response *rs,
-                       struct hs_error *err)
+static int call_loop(struct hs_client *c, const struct call *k, struct counted_sink *cs,
+                     struct hs_http_response *rs, struct hs_error *err)
 {
     const struct hs_http_header headers[] = {{"Accept", k->accept ? k->accept : "*/*"},
                                              {"Content-Type", "application/json"}};
-    struct counted_sink cs = {k->sink, k->sink_ctx, 0};
+    struct budget_wait bw = {c, k->what};
     struct hs_http_request rq = {
         .method = k->method,
         .url = k->url,
@@ -433,7 +574,7 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
         .timeout_ms = c->timeout_ms,
         .max_redirects = c->max_redirects,
         .sink = k->sink ? counted_sink_write : NULL,
-        .sink_ctx = &cs,
+        .sink_ctx = cs,
         .if_none_match = k->if_none_match,
     };
     bool refreshed_now = false, retried_401 = false;
@@ -445,8 +586,8 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
     for (;;) {
         /* The limiter may wait: the token is checked after it, right before it is sent. The
          * request counts in the calling thread's class, for this connection (limiter.h). */
-        int64_t waited =
-            hs_limiter_acquire_as(c->limiter, hs_limiter_thread_priority(), c->sh->cred.key);
+        int64_t waited = hs_limiter_acquire_notify(c->limiter, hs_limiter_thread_priority(),
+                                                   c->sh->cred.key, on_budget_wait, &bw);
         if (waited < 0)
             return hs_fail(err, HS_ERR_BUSY, "%s: not sent: the service is stopping", k->what);
         if (waited > 0) {
@@ -460,11 +601,15 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
                 return rc;
         }
         rq.bearer_token = sent_token;
-        cs.bytes = 0;
+        counted_sink_start(cs);
         rc = c->transport->perform(c->transport, &rq, rs, err);
         c->stats.requests++;
         c->stats.by_status[status_class(rc, rs->status)]++;
         attempts++;
+        /* A download counts only once its bytes match what the answer announced; a mismatch
+         * is retried like a truncated transfer. */
+        if (rc == HS_OK && k->sink && rs->status >= 200 && rs->status < 300)
+            rc = check_download(rs, cs, k->what, err);
 
         if (rc == HS_OK && rs->status == 401 && k->auth) {
             if (retried_401) {
@@ -498,7 +643,7 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
                             rc == HS_OK ? rs->retry_after_s : -1, c->clock);
         if (d.verdict == HS_RETRY_WAIT && k->once && !(rc == HS_OK && rs->status == 429))
             d.verdict = HS_RETRY_DONE;
-        if (d.verdict == HS_RETRY_WAIT && cs.bytes > 0) {
+        if (d.verdict == HS_RETRY_WAIT && cs->bytes > 0) {
             /* Part of a body reached the sink: it must start over, or we stop here. */
             if (!k->reset || k->reset(k->sink_ctx) != 0)
                 d.verdict = HS_RETRY_DONE;
@@ -507,6 +652,8 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
             hs_debug("hover retry what=\"%s\" attempt=%d status=%ld rc=%s wait_ms=%lld", k->what,
                      attempts, rc == HS_OK ? rs->status : 0L, hs_err_name(rc),
                      (long long)d.wait_ms);
+            if (rc == HS_OK && rs->status == 429)
+                announce_wait(c, d.wait_ms, "429", k->what);
             hs_http_response_clear(rs);
             c->stats.retries++;
             wait_ms(c, d.wait_ms);
@@ -527,6 +674,22 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
         hs_http_response_clear(rs);
         return rc;
     }
+}
+
+static int client_call(struct hs_client *c, const struct call *k, struct hs_http_response *rs,
+                       struct hs_error *err)
+{
+    struct counted_sink cs = {k->sink, k->sink_ctx, 0, NULL, NULL};
+    if (k->sink) {
+        cs.md5 = EVP_MD_CTX_new();
+        cs.sha256 = EVP_MD_CTX_new();
+        if (!cs.md5 || !cs.sha256)
+            abort(); /* out of memory, like hs_malloc */
+    }
+    int rc = call_loop(c, k, &cs, rs, err);
+    EVP_MD_CTX_free(cs.md5);
+    EVP_MD_CTX_free(cs.sha256);
+    return rc;
 }
 
 /* "GET /api/v3/jobs" (no query: it may hold an email; no host: messages stay short). */

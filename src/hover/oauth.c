@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/crashpoint.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -47,7 +48,8 @@ int hs_oauth_token_from_json(const char *json, size_t len, int64_t now_s, struct
     if (hs_json_i64(j, "expires_in", &expires_in) && expires_in > 0) {
         if (!hs_json_i64(j, "created_at", &created_at) || created_at <= 0)
             created_at = now_s;
-        t.expires_at = created_at + expires_in;
+        /* A lifetime past the end of time is "does not expire", not an overflow. */
+        t.expires_at = expires_in > INT64_MAX - created_at ? INT64_MAX : created_at + expires_in;
     }
     *out = t;
 out:
@@ -368,6 +370,19 @@ static int adopt(struct hs_oauth_cred *c, int64_t fence, struct hs_token *cur, b
     return HS_OK;
 }
 
+/* Records the refusal, so that every process (status, the modal) can say the org must be
+ * reconnected; a pair saved later (a new generation) clears it. */
+static void mark_rejected(const struct hs_token_store *ts, const char *key, int64_t generation)
+{
+    struct hs_error err = {0};
+    hs_warn("oauth credential=%s msg=\"Hover refused the refresh token: reconnect_required "
+            "(run hoversync connect, or connect the org again from the modal)\"",
+            key);
+    if (ts->ops->token_rejected(ts->store, key, generation, &err) != HS_OK)
+        hs_warn("oauth credential=%s msg=\"cannot record the refused grant\" error=\"%s\"", key,
+                err.msg);
+}
+
 int hs_oauth_refresh(struct hs_oauth_app *app, struct hs_oauth_cred *c, const char *stale,
                      bool *refreshed, struct hs_error *err)
 {
@@ -402,13 +417,21 @@ int hs_oauth_refresh(struct hs_oauth_app *app, struct hs_oauth_cred *c, const ch
                      "no refresh token stored for credential %s: reconnect the org", c->key);
         goto out;
     }
+    /* Hover rotates the pair when it handles this request: from then until the commit of
+     * token_refresh_finish the new pair exists only in this process. So nothing runs in between
+     * but parsing the answer, and the commit is durable (fsynced) before anything uses it. A
+     * kill in the round trip itself still loses the pair: the next refresh is then refused
+     * (invalid_grant) and the connection is marked reconnect_required below. */
     struct lease_keeper k = {
         .ts = c->ts, .key = c->key, .fence = fence, .step_ms = lease_step_ms(app)};
     rc = token_request(app, "refresh_token", rt, NULL, &k, &fresh, err);
     if (rc != HS_OK) {
         (void)ops->token_refresh_finish(c->ts.store, c->key, fence, NULL, NULL);
+        if (rc == HS_ERR_INVALID_GRANT && have_cur)
+            mark_rejected(&c->ts, c->key, cur.generation);
         goto out;
     }
+    hs_crashpoint("refresh_answered");
     if (!fresh.refresh_token) /* a server that does not rotate keeps the old one valid */
         fresh.refresh_token = hs_strdup(rt);
     if (!fresh.owner_type && have_cur)
@@ -425,6 +448,7 @@ int hs_oauth_refresh(struct hs_oauth_app *app, struct hs_oauth_cred *c, const ch
                      c->key, hs_err_name(rc));
         goto out;
     }
+    hs_crashpoint("refresh_stored");
     char fp[9];
     hs_token_fingerprint(fresh.access_token, fp);
     hs_info("oauth credential=%s refreshed token=%s expires_at=%lld", c->key, fp,

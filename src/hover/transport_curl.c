@@ -86,6 +86,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
         hs_free_ptr(&h->rs->etag);
         hs_free_ptr(&h->rs->content_type);
         hs_free_ptr(&h->rs->location);
+        hs_free_ptr(&h->rs->content_md5);
+        hs_free_ptr(&h->rs->digest);
         h->saw_retry_after = false;
     } else if (header_is(line, n, "ETag", &v, &vn)) {
         set_header(&h->rs->etag, v, vn);
@@ -93,6 +95,10 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
         set_header(&h->rs->content_type, v, vn);
     } else if (header_is(line, n, "Location", &v, &vn)) {
         set_header(&h->rs->location, v, vn);
+    } else if (header_is(line, n, "Content-MD5", &v, &vn)) {
+        set_header(&h->rs->content_md5, v, vn);
+    } else if (header_is(line, n, "Digest", &v, &vn)) {
+        set_header(&h->rs->digest, v, vn);
     } else if (header_is(line, n, "Retry-After", &v, &vn)) {
         h->saw_retry_after = true;
     }

@@ -21,6 +21,7 @@
 #include <openssl/hmac.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
@@ -470,19 +471,6 @@ int hs_outbox_deliver_one(struct hs_outbox *o, bool *sent, struct hs_error *err)
     return rc;
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void *deliverer_main(void *arg)
 {
     struct hs_outbox *o = arg;
@@ -504,7 +492,8 @@ static void *deliverer_main(void *arg)
         if (sent)
             continue; /* more may be due */
         pthread_mutex_lock(&o->lock);
-        struct timespec until = deadline_after(had_lease ? o->cfg.idle_ms : LEASE_MS / 3);
+        struct timespec until =
+            hs_deadline_after(CLOCK_MONOTONIC, had_lease ? o->cfg.idle_ms : LEASE_MS / 3);
         int rc = 0;
         while (!o->stopping && !o->woken && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&o->wake, &o->lock, &until);

@@ -21,10 +21,10 @@
  *      sessions asking the same (C, S, q) at once share it. Its jobs are upserted into the store
  *      (so the index learns them) and the local query runs again.
  *
- * Merge: the local ranking (bm25, then most recently updated) over the index, which now holds
- * Hover's jobs too, comes first; jobs Hover matched that the index does not (substring matches)
- * follow in Hover's order; no job twice; at most `per`. Local first so that the list does not
- * reorder what the user already saw, and so that one ranking rules the page.
+ * Merge: the local ranking (store.h jobs_search: street line or name first, newest first) over
+ * the index, which now holds Hover's jobs too, comes first; jobs Hover matched that the index does
+ * not (substring matches) follow in Hover's order; no job twice; at most `per`. Local first so that
+ * the list does not reorder what the user already saw, and so that one ranking rules the page.
  *
  * Locking: one mutex over the cache, the sessions and the stats, never held across the store,
  * Hover or a sleep. */
@@ -846,6 +846,9 @@ int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, 
         doc, "more",
         json_boolean(total > page * per || a.truncated || (r.hover_more && hover_used)));
     json_object_set_new(doc, "total", json_integer(total));
+    /* With text the store counts up to HS_SEARCH_MATCHES_MAX: there may be more. */
+    json_object_set_new(doc, "total_exact",
+                        json_boolean(!norm[0] || total < HS_SEARCH_MATCHES_MAX));
     json_object_set_new(doc, "hover", json_string(outcome_names[r.outcome]));
     if (r.err_code[0]) {
         json_t *he = json_object();

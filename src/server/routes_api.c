@@ -286,9 +286,10 @@ void hs_route_connections(struct hs_req *q, struct hs_resp *r)
     for (size_t i = 0; i < n; i++) {
         if (!hs_req_may_use(q, rows[i].key))
             continue;
-        const char *status = !rows[i].has_token                              ? "disconnected"
-                             : hs_connection_needs_reconnect(s, rows[i].key) ? "reconnect_required"
-                                                                             : "connected";
+        bool refused = rows[i].reconnect_required || hs_connection_needs_reconnect(s, rows[i].key);
+        const char *status = !rows[i].has_token ? "disconnected"
+                             : refused          ? "reconnect_required"
+                                                : "connected";
         json_array_append_new(
             arr, json_pack("{s:o, s:o, s:o, s:s}", "key", hs_json_text(rows[i].key), "owner_id",
                            rows[i].owner_id > 0 ? json_integer(rows[i].owner_id) : json_null(),

@@ -85,6 +85,13 @@ struct hs_model_status {
 };
 void hs_model_statuses_free(struct hs_model_status *v, size_t n);
 
+/* Sync runs by state (runs_interrupt_lapsed). */
+struct hs_run_counts {
+    int64_t marked;      /* runs this call found lapsed and marked interrupted */
+    int64_t running;     /* runs still running (their lease holds) */
+    int64_t interrupted; /* every interrupted run, the ones just marked included */
+};
+
 struct hs_records_ops {
     /* Upserts the job (address, customer, external id, states, timestamps, raw JSON) and every
      * model on it (name, state, deliverable, updated_at); *changed (may be NULL) tells whether
@@ -143,6 +150,14 @@ struct hs_records_ops {
                             int64_t artifacts_unchanged, struct hs_error *err);
     int (*run_end)(struct hs_store *s, int64_t run_id, const char *status, int64_t hover_requests,
                    struct hs_error *err);
+    /* A run holds a lease (unix ms) that its process renews while it runs; run_renew extends
+     * it. runs_interrupt_lapsed marks every "running" run whose lease ended before now_ms (or
+     * that has none) "interrupted", and counts (out may be NULL). The lease time is written by
+     * the run's process and read by any other, on any machine: no PID is involved. */
+    int (*run_renew)(struct hs_store *s, int64_t run_id, int64_t lease_until_ms,
+                     struct hs_error *err);
+    int (*runs_interrupt_lapsed)(struct hs_store *s, int64_t now_ms, struct hs_run_counts *out,
+                                 struct hs_error *err);
 
     /* The records feed: every job, model and artifact in scope (NULL: all) whose change
      * sequence is above `since`, as {"cursor":N,"jobs":[...],"models":[...],"artifacts":[...]}

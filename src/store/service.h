@@ -21,11 +21,12 @@ void hs_session_clear(struct hs_session *s);
 
 /* A connected Hover org (a stored credential). */
 struct hs_connection_row {
-    char *key;          /* "org-463605", "default", or a name given at connect time */
-    int64_t owner_id;   /* the org; 0 when unknown */
-    char *owner_type;   /* "orgs", or NULL */
-    char *connected_at; /* ISO-8601: when it was first connected */
-    bool has_token;     /* a token pair is stored */
+    char *key;               /* "org-463605", "default", or a name given at connect time */
+    int64_t owner_id;        /* the org; 0 when unknown */
+    char *owner_type;        /* "orgs", or NULL */
+    char *connected_at;      /* ISO-8601: when it was first connected */
+    bool has_token;          /* a token pair is stored */
+    bool reconnect_required; /* Hover refused the stored pair's refresh token (token_rejected) */
 };
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
 

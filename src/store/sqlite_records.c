@@ -867,6 +867,99 @@ static int sq_run_end(struct hs_store *base, int64_t run_id, const char *status,
     return hs_sqlite_leave(&t, rc, err);
 }
 
+static int sq_run_renew(struct hs_store *base, int64_t run_id, int64_t lease_until_ms,
+                        struct hs_error *err)
+{
+    /* A run marked interrupted while its process was stalled becomes running again: the
+     * process is alive and still working on it. A run that ended stays as it ended. */
+    struct hs_error e = {0};
+    int rc = hs_sqlite_change_by_id(
+        base,
+        "UPDATE sync_runs SET lease_until_ms = ?2, status = 'running', finished_at = NULL "
+        "WHERE id = ?1 AND (status = 'running' OR status = 'interrupted')",
+        run_id, lease_until_ms, NULL, "renewing sync run", "no running sync run %lld", &e);
+    if (rc == HS_ERR_NOT_FOUND)
+        return HS_OK;
+    if (rc && err)
+        *err = e;
+    return rc;
+}
+
+/* Running (and of those, lapsed) and interrupted runs, as count_runs reads them. */
+struct run_tally {
+    struct hs_run_counts c;
+    int64_t lapsed;
+};
+
+static int run_tally_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct run_tally *r = row;
+    r->c.running = sqlite3_column_int64(st, 0);
+    r->c.interrupted = sqlite3_column_int64(st, 1);
+    r->lapsed = sqlite3_column_int64(st, 2);
+    return HS_OK;
+}
+
+/* Counts running (and of those, lapsed) and interrupted runs into r (marked is kept). */
+static int count_runs(struct sq_txn *t, int64_t now_ms, struct run_tally *r, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(t, &st,
+                            "SELECT COALESCE(SUM(status = 'running'), 0), "
+                            "COALESCE(SUM(status = 'interrupted'), 0), "
+                            "COALESCE(SUM(status = 'running' AND (lease_until_ms IS NULL OR "
+                            "lease_until_ms < ?1)), 0) FROM sync_runs "
+                            "WHERE status IN ('running', 'interrupted')",
+                            "counting sync runs", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    struct run_tally got = {0};
+    rc = hs_sqlite_one(t, st, run_tally_fill, &got, "counting sync runs", err);
+    if (!rc) {
+        got.c.marked = r->c.marked;
+        *r = got;
+    }
+    return rc;
+}
+
+static int sq_runs_interrupt_lapsed(struct hs_store *base, int64_t now_ms,
+                                    struct hs_run_counts *out, struct hs_error *err)
+{
+    struct sqlite_store *s = hs_sqlite_of(base);
+    struct run_tally r = {0};
+    /* A read first: status is polled, and a write lock per poll would queue behind syncs. */
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(s, &t, SQ_READ, "runs_interrupt_lapsed", err);
+    if (rc)
+        return rc;
+    rc = hs_sqlite_leave(&t, count_runs(&t, now_ms, &r, err), err);
+    if (rc == HS_OK && r.lapsed > 0) {
+        if ((rc = hs_sqlite_enter(s, &t, SQ_WRITE, "runs_interrupt_lapsed", err)))
+            return rc;
+        sqlite3_stmt *st = NULL;
+        int changes = 0;
+        rc = hs_sqlite_prep(&t, &st,
+                            "UPDATE sync_runs SET status = 'interrupted', finished_at = " HS_SQL_NOW
+                            " WHERE status = 'running' AND (lease_until_ms IS NULL OR "
+                            "lease_until_ms < ?1)",
+                            "marking lapsed sync runs", err);
+        if (!rc) {
+            sqlite3_bind_int64(st, 1, now_ms);
+            rc = hs_sqlite_run(&t, st, &changes, "marking lapsed sync runs", err);
+            r.c.marked = changes;
+        }
+        if (!rc)
+            rc = count_runs(&t, now_ms, &r, err);
+        rc = hs_sqlite_leave(&t, rc, err);
+    }
+    if (!rc && out)
+        *out = r.c;
+    return rc;
+}
+
 /* ---- the records feed ---- */
 
 /* A column as JSON, typed as stored; SQL NULL is null. */
@@ -1126,6 +1219,8 @@ const struct hs_records_ops hs_sqlite_records_ops = {
     .run_begin = sq_run_begin,
     .run_model_result = sq_run_model_result,
     .run_end = sq_run_end,
+    .run_renew = sq_run_renew,
+    .runs_interrupt_lapsed = sq_runs_interrupt_lapsed,
     .export_since = sq_export_since,
     .checkpoint_get = sq_checkpoint_get,
     .checkpoint_put = sq_checkpoint_put,

@@ -179,6 +179,7 @@ static int connection_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct
     r->owner_type = hs_sqlite_col_text(st, 2);
     r->connected_at = hs_sqlite_col_text(st, 3);
     r->has_token = sqlite3_column_int(st, 4) != 0;
+    r->reconnect_required = sqlite3_column_int(st, 5) != 0;
     return HS_OK;
 }
 
@@ -202,8 +203,10 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
     size_t len = 0;
     rc = hs_sqlite_prep(&t, &st,
                         "SELECT c.key, c.owner_id, c.owner_type, c.created_at, "
-                        "t.connection_key IS NOT NULL FROM connections c "
+                        "t.connection_key IS NOT NULL, r.generation IS NOT NULL AND "
+                        "r.generation = t.generation FROM connections c "
                         "LEFT JOIN oauth_tokens t ON t.connection_key = c.key "
+                        "LEFT JOIN token_rejections r ON r.connection_key = c.key "
                         "ORDER BY c.created_at, c.key",
                         "listing connections", err);
     if (!rc)

@@ -231,10 +231,35 @@ static int sq_refresh_renew(struct hs_store *base, const char *key, int64_t fenc
     return hs_sqlite_leave(&t, rc, err);
 }
 
+static int sq_token_rejected(struct hs_store *base, const char *key, int64_t generation,
+                             struct hs_error *err)
+{
+    if (!key)
+        return hs_fail(err, HS_ERR_INVALID, "token_rejected without a key");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "token_rejected", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(&t, &st,
+                        "INSERT INTO token_rejections(connection_key, generation, rejected_at) "
+                        "SELECT ?1, ?2, " HS_SQL_NOW " WHERE EXISTS (SELECT 1 FROM connections "
+                        "WHERE key = ?1) ON CONFLICT(connection_key) DO UPDATE SET "
+                        "generation = excluded.generation, rejected_at = excluded.rejected_at",
+                        "recording a refused grant", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, key);
+        sqlite3_bind_int64(st, 2, generation);
+        rc = hs_sqlite_run(&t, st, NULL, "recording a refused grant", err);
+    }
+    return hs_sqlite_leave(&t, rc, err);
+}
+
 const struct hs_token_ops hs_sqlite_token_ops = {
     .token_load = sq_token_load,
     .token_save = sq_token_save,
     .token_refresh_claim = sq_refresh_claim,
     .token_refresh_renew = sq_refresh_renew,
     .token_refresh_finish = sq_refresh_finish,
+    .token_rejected = sq_token_rejected,
 };

@@ -55,6 +55,11 @@ struct hs_token_ops {
      * HS_ERR_CONFLICT when the lease is not that claim's any more (nothing stored). Durable. */
     int (*token_refresh_finish)(struct hs_store *s, const char *key, int64_t fence,
                                 const struct hs_token *rotated, struct hs_error *err);
+    /* Hover refused the refresh token of key's pair of this generation (invalid_grant): the
+     * connection needs a reconnect (hs_connection_row.reconnect_required, store/service.h)
+     * until another pair is saved. Durable. */
+    int (*token_rejected)(struct hs_store *s, const char *key, int64_t generation,
+                          struct hs_error *err);
 };
 
 /* The token store as the Hover client holds it: the concern's operations and the store they

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "core/buf.h"
 #include "core/crashpoint.h"
 #include "core/log.h"
@@ -25,7 +27,9 @@
 #include "core/str.h"
 #include "store/blobs.h"
 #include "store/records.h"
+#include "sync/lease.h"
 #include "sync/measurements.h"
+#include "sync/verify.h"
 
 /* Measurement documents read back from disk for extraction are capped like API JSON. */
 #define MEASUREMENTS_MAX HS_JSON_MAX_BYTES
@@ -114,6 +118,7 @@ struct item {
 struct blob_sink {
     const char *data_dir;
     struct hs_blob_writer *w;
+    struct hs_body_ends ends; /* for the format check */
     struct hs_error *err;
 };
 
@@ -125,6 +130,7 @@ static int sink_write(void *ctx, const char *data, size_t len)
         if (rc)
             return rc;
     }
+    hs_body_ends_feed(&s->ends, data, len);
     return hs_blob_write(s->w, data, len, s->err);
 }
 
@@ -134,7 +140,39 @@ static int sink_reset(void *ctx)
     struct blob_sink *s = ctx;
     hs_blob_abort(s->w);
     s->w = NULL;
+    memset(&s->ends, 0, sizeof s->ends);
     return 0;
+}
+
+/* The body's format, checked before it may be stored (sync/verify.h). A JSON body is read back
+ * from its temporary file; one over the JSON cap is not parsed (its length and digests were
+ * checked by the client). */
+static int check_format(const struct item *it, const struct hs_fetch_result *fr,
+                        struct blob_sink *sink, struct hs_error *err)
+{
+    enum hs_format f = hs_format_of(it->kind, fr->content_type);
+    char *doc = NULL;
+    size_t len = 0;
+    if (f == HS_FORMAT_JSON) {
+        struct hs_error rerr = {0};
+        int rc = hs_blob_read(sink->w, MEASUREMENTS_MAX, &doc, &len, &rerr);
+        if (rc == HS_ERR_TOOBIG) {
+            hs_debug("sync=check kind=%s msg=\"JSON over the cap: not parsed\"", it->kind);
+            return HS_OK;
+        }
+        if (rc) {
+            if (err)
+                *err = rerr;
+            return rc;
+        }
+    }
+    struct hs_error ferr = {0};
+    int rc = hs_format_check(f, &sink->ends, doc, len, &ferr);
+    free(doc);
+    if (rc)
+        hs_fail(err, rc, "%s; not stored (the selection stays open: sync --pending retries it)",
+                ferr.msg);
+    return rc;
 }
 
 static bool file_present(const char *data_dir, const char *rel)
@@ -145,6 +183,49 @@ static bool file_present(const char *data_dir, const char *rel)
     int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
     struct stat st;
     return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The hex MD5 of a stored file. */
+static int file_md5(const char *data_dir, const char *rel, char out[33])
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
+    FILE *f = n > 0 && (size_t)n < sizeof path ? fopen(path, "rb") : NULL;
+    if (!f)
+        return HS_ERR_IO;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = md && EVP_DigestInit_ex(md, EVP_md5(), NULL) == 1 ? HS_OK : HS_ERR_INTERNAL;
+    char chunk[65536];
+    size_t got;
+    while (rc == HS_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (EVP_DigestUpdate(md, chunk, got) != 1)
+            rc = HS_ERR_INTERNAL;
+    unsigned char d[16];
+    unsigned int dl = 0;
+    if (rc == HS_OK && (ferror(f) || EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 16))
+        rc = HS_ERR_IO;
+    if (rc == HS_OK)
+        hs_hex(d, 16, out);
+    EVP_MD_CTX_free(md);
+    fclose(f);
+    return rc;
+}
+
+/* The stored row's validator for If-None-Match, unless the stored bytes contradict it: a row
+ * written before downloads were checked may hold a short file under the whole file's digest
+ * ETag, which a 304 would confirm for ever. */
+static const char *usable_validator(const char *data_dir, const struct hs_artifact_row *old)
+{
+    char tag[33], md5[33];
+    if (!old->etag || !hs_etag_digest(old->etag, tag))
+        return old->etag;
+    if ((old->sha256 && strncmp(old->sha256, tag, 32) == 0) ||
+        (file_md5(data_dir, old->path, md5) == HS_OK && strcmp(md5, tag) == 0))
+        return old->etag;
+    hs_warn("sync=artifact model=%lld kind=%s msg=\"the stored file does not match its ETag: "
+            "downloading it again\"",
+            (long long)old->model_id, old->kind);
+    return NULL;
 }
 
 /* Copies what the report shows of a stored row. */
@@ -177,7 +258,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
 
     struct blob_sink sink = {.data_dir = e->data_dir, .err = err};
     struct hs_download_opts o = {
-        .if_none_match = have ? old.etag : NULL,
+        .if_none_match = have ? usable_validator(e->data_dir, &old) : NULL,
         .sink = sink_write,
         .sink_ctx = &sink,
         .reset = sink_reset,
@@ -194,6 +275,8 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
         if ((rc = hs_blob_begin(e->data_dir, &sink.w, err)))
             goto out;
     }
+    if ((rc = check_format(it, &fr, &sink, err)))
+        goto out;
     struct hs_artifact_row row = {0};
     char sha[65];
     char fetched[32];
@@ -504,12 +587,16 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
         if (rc == HS_OK)
             rc = e->store->records->run_begin(e->store, job->id, rq->trigger ? rq->trigger : "cli",
                                               &r->run_id, err);
+        if (rc == HS_OK)
+            rc = e->store->records->run_renew(e->store, r->run_id, hs_run_lease_until(), err);
         rc = write_tx_end(e, rc, err);
     }
     if (rc) {
         hs_sync_report_free(r);
         goto fail;
     }
+    /* From here until run_end the heartbeat keeps the run's lease (sync/lease.h). */
+    hs_run_lease_hold(e->store, r->run_id);
     hs_crashpoint("after_selection");
 
     /* 2. each model by its own state. */
@@ -556,6 +643,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     hs_client_get_stats(e->client, &after);
     r->hover_requests = after.requests - before.requests;
     r->status = overall_status(r);
+    hs_run_lease_drop(e->store, r->run_id);
     struct hs_error eerr = {0};
     if (e->store->records->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
         hs_warn("sync=run_end job=%lld run=%lld error=\"%s\"", (long long)job->id,
@@ -605,6 +693,7 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
             /* A model vanished from the job: close those selections instead of retrying. */
             struct hs_job *job = NULL;
             if (hs_client_show_job(e->client, sels[i].job_id, &job, NULL) == HS_OK) {
+                (void)e->store->records->job_upsert(e->store, job, e->connection_key, NULL, NULL);
                 size_t keep = 0;
                 for (size_t k = 0; k < nid; k++) {
                     if (find_model(job, ids[k])) {

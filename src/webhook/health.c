@@ -102,12 +102,13 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
         if (rc)
             break;
         json_t *he = json_object_get(hover_lists, conns[i].key);
-        json_array_append_new(jc, json_pack("{s:s,s:I,s:o,s:o,s:b,s:s,s:O}", "key", conns[i].key,
-                                            "owner_id", (json_int_t)conns[i].owner_id, "owner_type",
-                                            str_or_null(conns[i].owner_type), "connected_at",
-                                            str_or_null(conns[i].connected_at), "has_token",
-                                            conns[i].has_token, "auto_sync", policy, "hover_error",
-                                            he ? he : json_null()));
+        json_array_append_new(jc, json_pack("{s:s,s:I,s:o,s:o,s:b,s:b,s:s,s:O}", "key",
+                                            conns[i].key, "owner_id", (json_int_t)conns[i].owner_id,
+                                            "owner_type", str_or_null(conns[i].owner_type),
+                                            "connected_at", str_or_null(conns[i].connected_at),
+                                            "has_token", conns[i].has_token, "reconnect_required",
+                                            conns[i].reconnect_required, "auto_sync", policy,
+                                            "hover_error", he ? he : json_null()));
         free(policy);
     }
     json_t *jh = json_array();
@@ -141,6 +142,10 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
             by[2]++;
     }
     hs_selections_free(sels, ns);
+    /* Runs whose process died are marked here too: status is where one looks for them. */
+    struct hs_run_counts runs = {0};
+    if (!rc)
+        rc = store->records->runs_interrupt_lapsed(store, now_ms, &runs, err);
 
     for (size_t i = 0; i < nc; i++)
         hs_hover_webhooks_free(lists[i], counts[i]);
@@ -153,10 +158,11 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
         json_decref(jh);
         return rc;
     }
-    *out = json_pack("{s:o,s:o,s:{s:I,s:I},s:{s:I},s:{s:I,s:I,s:I,s:I}}", "connections", jc,
-                     "webhooks", jh, "work", "due", (json_int_t)due, "total", (json_int_t)total,
+    *out = json_pack("{s:o,s:o,s:{s:I,s:I},s:{s:I},s:{s:I,s:I,s:I,s:I},s:{s:I,s:I}}", "connections",
+                     jc, "webhooks", jh, "work", "due", (json_int_t)due, "total", (json_int_t)total,
                      "outbox", "pending", (json_int_t)pending, "selections", "open", (json_int_t)ns,
                      "selected", (json_int_t)by[0], "pending", (json_int_t)by[1], "error",
-                     (json_int_t)by[2]);
+                     (json_int_t)by[2], "runs", "running", (json_int_t)runs.running, "interrupted",
+                     (json_int_t)runs.interrupted);
     return *out ? HS_OK : hs_fail(err, HS_ERR_INTERNAL, "status document");
 }

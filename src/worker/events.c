@@ -201,6 +201,10 @@ static int run_item(struct hs_events *w, const struct hs_work_item *it, struct h
         rc = HS_OK;
         goto processed;
     }
+    /* What Hover says now is stored whatever this pass syncs: a model that failed, a job whose
+     * models all failed, states that moved on. The records feed shows the change. */
+    if (rc == HS_OK)
+        rc = w->store->records->job_upsert(w->store, job, conn, NULL, err);
     if (rc == HS_OK)
         rc = w->store->records->job_models_status(w->store, it->job_id, &st, &nst, err);
     if (rc == HS_OK) {
@@ -297,19 +301,6 @@ struct thread_arg {
     int index;
 };
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void *thread_main(void *arg)
 {
     struct thread_arg *ta = arg;
@@ -333,7 +324,7 @@ static void *thread_main(void *arg)
         if (ran && rc == HS_OK)
             continue;
         pthread_mutex_lock(&w->lock);
-        struct timespec until = deadline_after(w->cfg.idle_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, w->cfg.idle_ms);
         int wrc = 0;
         while (!w->stopping && w->wakes == seen && wrc != ETIMEDOUT)
             wrc = pthread_cond_timedwait(&w->wake, &w->lock, &until);

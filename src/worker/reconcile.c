@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
@@ -204,26 +205,13 @@ int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error 
     return first_rc;
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void *thread_main(void *arg)
 {
     struct hs_reconcile *r = arg;
     hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
     pthread_mutex_lock(&r->lock);
     while (!r->stopping) {
-        struct timespec until = deadline_after(r->cfg.interval_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, r->cfg.interval_ms);
         int rc = 0;
         while (!r->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&r->wake, &r->lock, &until);

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
@@ -546,19 +547,6 @@ int hs_syncq_run_pending(struct hs_syncq *q, size_t *n_jobs, struct hs_error *er
     return rc;
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void *timer_main(void *arg)
 {
     struct hs_syncq *q = arg;
@@ -566,7 +554,7 @@ static void *timer_main(void *arg)
     hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
     pthread_mutex_lock(&q->lock);
     while (!q->stopping) {
-        struct timespec until = deadline_after(q->cfg.pending_interval_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, q->cfg.pending_interval_ms);
         int rc = 0;
         while (!q->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&q->timer_wake, &q->lock, &until);
@@ -821,7 +809,7 @@ int64_t hs_syncq_wait(struct hs_syncq *q, const char *id, int64_t after, int64_t
         return HS_ERR_NOT_FOUND;
     }
     s->refs++;
-    struct timespec until = deadline_after(timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : 0);
     int rc = 0;
     while (s->version <= after && !q->stopping && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&s->changed, &q->lock, &until);

@@ -112,12 +112,27 @@ static int fs_finish(struct hs_store *s, const char *key, int64_t fence,
     return HS_OK;
 }
 
+static int fs_rejected(struct hs_store *s, const char *key, int64_t generation,
+                       struct hs_error *err)
+{
+    (void)err;
+    struct fake_store *fs = (struct fake_store *)s;
+    if (fs->held)
+        fs->protocol_errors++; /* recorded only once the refresh lease is released */
+    fs->rejections++;
+    fs->rejected_generation = generation;
+    free(fs->rejected_key);
+    fs->rejected_key = hs_strdup(key);
+    return HS_OK;
+}
+
 static const struct hs_token_ops fake_ops = {
     .token_load = fs_load,
     .token_save = fs_save,
     .token_refresh_claim = fs_claim,
     .token_refresh_renew = fs_renew,
     .token_refresh_finish = fs_finish,
+    .token_rejected = fs_rejected,
 };
 
 void fake_store_init(struct fake_store *fs)
@@ -130,8 +145,11 @@ struct hs_token_store fake_store_tokens(struct fake_store *fs)
 {
     return hs_store_tokens(&fs->base);
 }
+
 void fake_store_cleanup(struct fake_store *fs)
 {
+    free(fs->rejected_key);
+    fs->rejected_key = NULL;
     for (int i = 0; i < fs->n; i++) {
         free(fs->keys[i]);
         hs_token_clear(&fs->toks[i]);

@@ -24,6 +24,10 @@ struct fake_store {
     struct hs_token rotate_pair;
     bool rotate_pending;
     int fail_finish; /* token_refresh_finish with a pair fails with this code when non-zero */
+    /* token_rejected calls: how many, and the last key and generation. */
+    int rejections;
+    char *rejected_key;
+    int64_t rejected_generation;
 };
 
 void fake_store_init(struct fake_store *fs);

@@ -226,12 +226,17 @@ static void test_invalid_grant(void **state)
     assert_int_equal(e->ft.n_reqs, 2);
     assert_non_null(strstr(err.msg, "reconnect"));
     assert_non_null(strstr(err.msg, "revoked"));
-    /* Nothing stored, the lease released. */
+    /* Nothing stored, the lease released, and the refusal recorded for this generation of the
+     * pair (status and the API say reconnect_required). */
     assert_string_equal(fake_store_get(&e->fs, KEY)->access_token, A1);
     assert_int_equal(e->fs.saves, 0);
     assert_int_equal(e->fs.claims, 1);
     assert_int_equal(e->fs.finishes, 1);
     assert_false(e->fs.held);
+    assert_int_equal(e->fs.rejections, 1);
+    assert_string_equal(e->fs.rejected_key, KEY);
+    assert_int_equal(e->fs.rejected_generation, fake_store_get(&e->fs, KEY)->generation);
+    assert_int_equal(e->fs.protocol_errors, 0);
 }
 
 static void test_concurrent_rotation_on_401(void **state)

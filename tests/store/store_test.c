@@ -74,7 +74,8 @@ int teardown(void **state)
 void store_check_integrity(struct fixture *f)
 {
     assert_int_equal(sql_int(f, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
-    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check')");
+    sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check');"
+                "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('integrity-check')");
 }
 
 struct hs_token pair(const char *access, const char *refresh, int64_t expires)
@@ -278,6 +279,37 @@ size_t count_found(struct fixture *f, const char *q)
 {
     int64_t ids[20];
     return ids_of(f, q, ids, 20);
+}
+
+size_t search_count(struct fixture *f, const char *q, const struct hs_scope *scope, int64_t *first)
+{
+    struct hs_job_summary *v = NULL;
+    size_t n = 0;
+    int64_t total = -1;
+    assert_int_equal(
+        f->store->search->jobs_search(f->store, q, NULL, 1, 20, scope, &v, &n, &total, NULL),
+        HS_OK);
+    assert_int_equal(total, (int64_t)n);
+    *first = n ? v[0].id : 0;
+    hs_job_summaries_free(v, n);
+    return n;
+}
+
+size_t page_ids(struct fixture *f, const char *q, const char *state, const struct hs_scope *scope,
+                int64_t page, int64_t per, int64_t total, int64_t *ids)
+{
+    struct hs_job_summary *v = NULL;
+    size_t n = 0;
+    int64_t t = -1;
+    struct hs_error err = {0};
+    assert_int_equal(
+        f->store->search->jobs_search(f->store, q, state, page, per, scope, &v, &n, &t, &err),
+        HS_OK);
+    assert_int_equal(t, total);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = v[i].id;
+    hs_job_summaries_free(v, n);
+    return n;
 }
 
 /* A second job, the showcase's 118 Orchard Lane, captured by Jordan Reyes per its raw JSON. */

@@ -84,6 +84,20 @@ void found_free(struct found *r);
 size_t ids_of(struct fixture *f, const char *q, int64_t *ids, size_t n_ids);
 int64_t only_id(struct fixture *f, const char *q);
 size_t count_found(struct fixture *f, const char *q);
+/* The jobs q finds within scope (page 1, up to 20; the total must be their number), and the
+ * first one's id (0 when none). */
+size_t search_count(struct fixture *f, const char *q, const struct hs_scope *scope, int64_t *first);
+/* The ids of a page of q (state, scope as given) into ids, asserting the total. */
+size_t page_ids(struct fixture *f, const char *q, const char *state, const struct hs_scope *scope,
+                int64_t page, int64_t per, int64_t total, int64_t *ids);
+/* Asserts that the n ids in got are the ones listed, in that order. */
+#define ASSERT_IDS(got, n, ...)                                                                    \
+    do {                                                                                           \
+        const int64_t want_[] = {__VA_ARGS__};                                                     \
+        assert_int_equal((n), sizeof want_ / sizeof want_[0]);                                     \
+        for (size_t i_ = 0; i_ < (n); i_++)                                                        \
+            assert_int_equal((got)[i_], want_[i_]);                                                \
+    } while (0)
 
 /* A connection with a token pair, and a delivery accepted for it (webhook 230293). */
 void connect_key(struct fixture *f, const char *key);

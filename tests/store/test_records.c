@@ -422,6 +422,47 @@ static void test_run_rows(void **state)
                      1);
 }
 
+/* A run's lease: renewed by its process; once lapsed, the run is interrupted (by whoever looks),
+ * and a late renewal of a live process makes it running again. */
+static void test_run_leases(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_records_ops *ops = f->store->records;
+    int64_t dead = 0, alive = 0, old = 0;
+    assert_int_equal(ops->run_begin(f->store, 1, "cli", &dead, NULL), HS_OK);
+    assert_int_equal(ops->run_begin(f->store, 2, "cli", &alive, NULL), HS_OK);
+    assert_int_equal(ops->run_begin(f->store, 3, "cli", &old, NULL), HS_OK); /* no lease */
+    assert_int_equal(ops->run_renew(f->store, dead, 10000, NULL), HS_OK);
+    assert_int_equal(ops->run_renew(f->store, alive, 10000, NULL), HS_OK);
+    struct hs_run_counts c = {0};
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 5000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 1); /* the run without a lease */
+    assert_int_equal(c.running, 2);
+    assert_int_equal(c.interrupted, 1);
+    assert_int_equal(ops->run_renew(f->store, alive, 20000, NULL), HS_OK);
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 15000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 1);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.interrupted, 2);
+    char q[200];
+    snprintf(q, sizeof q,
+             "SELECT COUNT(*) FROM sync_runs WHERE id = %lld AND status = 'interrupted' AND "
+             "finished_at IS NOT NULL",
+             (long long)dead);
+    assert_int_equal(sql_int(f, q), 1);
+    /* Looking again changes nothing. */
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 15000, &c, NULL), HS_OK);
+    assert_int_equal(c.marked, 0);
+    /* A process that was only stalled renews: its run is running again; an ended run stays. */
+    assert_int_equal(ops->run_renew(f->store, dead, 30000, NULL), HS_OK);
+    assert_int_equal(ops->run_end(f->store, alive, "synced", 3, NULL), HS_OK);
+    assert_int_equal(ops->run_renew(f->store, alive, 40000, NULL), HS_OK);
+    assert_int_equal(ops->runs_interrupt_lapsed(f->store, 25000, &c, NULL), HS_OK);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.interrupted, 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs WHERE status = 'synced'"), 1);
+}
+
 static void test_rollback_discards_writes(void **state)
 {
     struct fixture *f = *state;
@@ -621,21 +662,6 @@ static void two_tenants(struct fixture *f)
     put_artifact(f, &img);
 }
 
-static size_t search_count(struct fixture *f, const char *q, const struct hs_scope *scope,
-                           int64_t *first)
-{
-    struct hs_job_summary *v = NULL;
-    size_t n = 0;
-    int64_t total = -1;
-    assert_int_equal(
-        f->store->search->jobs_search(f->store, q, NULL, 1, 20, scope, &v, &n, &total, NULL),
-        HS_OK);
-    assert_int_equal(total, (int64_t)n);
-    *first = n ? v[0].id : 0;
-    hs_job_summaries_free(v, n);
-    return n;
-}
-
 /* A scope reads the rows of its connections' jobs only: search, records feed, files, images. */
 static void test_scoped_reads_stay_in_their_connections(void **state)
 {
@@ -812,6 +838,7 @@ int main(void)
         STORE_TEST(test_selection_lifecycle),
         STORE_TEST(test_selections_open_empty),
         STORE_TEST(test_run_rows),
+        STORE_TEST(test_run_leases),
         STORE_TEST(test_rollback_discards_writes),
         STORE_TEST(test_failed_op_inside_transaction_leaves_the_rest),
         STORE_TEST(test_transaction_excludes_other_threads),

@@ -120,9 +120,11 @@ static void before_session_connections(struct fixture *f, const char *hash)
     snprintf(
         sql, sizeof sql,
         "DROP TABLE session_connections; DROP TABLE leases; DROP INDEX jobs_connection_updated; "
-        "DROP INDEX jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
-        "hover_updated_at, reconstruction_state); DELETE FROM schema_migrations WHERE "
-        "version >= 7; INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
+        "DROP INDEX IF EXISTS jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
+        "hover_updated_at, reconstruction_state); DROP TABLE token_rejections; "
+        "DROP INDEX sync_runs_status; ALTER TABLE sync_runs DROP COLUMN lease_until_ms; "
+        "DELETE FROM schema_migrations WHERE version >= 7; "
+        "INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
         hash);
     sql_exec(f, sql);
     assert_int_equal(open_store(f, &f->store), HS_OK);
@@ -149,16 +151,23 @@ static void test_sessions_of_before_get_the_only_connection(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sessions"), 0);
 }
 
+/* The fixture's store closed and back to schema version 1, opened by hand. */
+static sqlite3 *by_hand_at_v1(struct fixture *f)
+{
+    hs_store_close(f->store);
+    f->store = NULL;
+    back_to_v1(f);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    return db;
+}
+
 /* Jobs stored before the index existed are searchable once the migration ran. */
 static void test_jobs_search_backfills_stored_jobs(void **state)
 {
     struct fixture *f = *state;
-    hs_store_close(f->store);
-    f->store = NULL;
-    back_to_v1(f);
     /* Version 2 by hand, with a job in it, as an older hoversync left it. */
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3 *db = by_hand_at_v1(f);
     assert_int_equal(sqlite3_exec(db, hs_sqlite_migrations[1].sql, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "INSERT INTO schema_migrations(version, name) VALUES (2, 'x');"
@@ -173,6 +182,53 @@ static void test_jobs_search_backfills_stored_jobs(void **state)
     assert_int_equal(only_id(f, "old mill"), 77);
     assert_int_equal(only_id(f, "lancast"), 77);
     assert_int_equal(only_id(f, "harold@mill"), 77);
+    store_check_integrity(f);
+}
+
+/* A store of before the search tiers (the index of migrations 3 and 7, filled by their triggers)
+ * gets the new index, with its jobs in it, when it opens. */
+static void test_jobs_search_index_rebuilt_for_stores_of_before(void **state)
+{
+    struct fixture *f = *state;
+    sqlite3 *db = by_hand_at_v1(f);
+    for (int i = 0; i < hs_sqlite_migrations_count && hs_sqlite_migrations[i].version < 10; i++) {
+        if (hs_sqlite_migrations[i].version == 1)
+            continue;
+        char rec[128];
+        snprintf(rec, sizeof rec, "INSERT INTO schema_migrations(version, name) VALUES (%d, 'x')",
+                 hs_sqlite_migrations[i].version);
+        assert_int_equal(sqlite3_exec(db, hs_sqlite_migrations[i].sql, NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, rec, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO jobs(id, connection_key, name, address_line1, city, "
+                     "reconstruction_state, raw_json, first_seen_at, updated_at, change_seq) "
+                     "VALUES (77, 'org-a', 'Mill House', '300 Old Mill Road', 'Lancaster', "
+                     "'completed', '{\"user\":{\"email\":\"harold@mill.example\"}}', 'x', 'x', 1),"
+                     "(78, 'org-b', 'Barn', '12 Mill Lane', 'Lancaster', 'failed', '{}', 'x', "
+                     "'x', 2)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+
+    int64_t ids[20];
+    size_t n = page_ids(f, "mill", NULL, NULL, 1, 20, 2, ids); /* the name begins with it */
+    ASSERT_IDS(ids, n, 77, 78);
+    n = page_ids(f, "12 mi", NULL, NULL, 1, 20, 1, ids);
+    ASSERT_IDS(ids, n, 78);
+    n = page_ids(f, "lanc", "failed", NULL, 1, 20, 1, ids);
+    ASSERT_IDS(ids, n, 78);
+    const char *keys[] = {"org-a"};
+    struct hs_scope a = {keys, 1};
+    n = page_ids(f, "lanc", NULL, &a, 1, 20, 1, ids);
+    ASSERT_IDS(ids, n, 77);
+    assert_int_equal(only_id(f, "harold@mill"), 77);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name = "
+                                "'jobs_search_rank'"),
+                     0);
     store_check_integrity(f);
 }
 
@@ -417,6 +473,7 @@ int main(void)
         STORE_TEST(test_v1_database_is_upgraded),
         STORE_TEST(test_sessions_of_before_get_the_only_connection),
         STORE_TEST(test_jobs_search_backfills_stored_jobs),
+        STORE_TEST(test_jobs_search_index_rebuilt_for_stores_of_before),
         STORE_TEST(test_event_accept_group_commit),
         STORE_TEST(test_failed_op_gives_its_sequence_back),
         STORE_TEST(test_reads_run_beside_an_open_write),

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/mem.h"
+#include "store/service.h"
 #include "store/tokens.h"
 #include "store/webhooks.h"
 #include "store_test.h"
@@ -287,6 +288,31 @@ static void test_writes_go_on_while_a_refresh_is_in_flight(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events"), 2);
 }
 
+/* A refused refresh token makes the connection need a reconnect until a new pair is saved. */
+static void test_rejected_grant_until_reconnected(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_token_ops *ops = f->store->tokens;
+    struct hs_token a = pair("acc-a", "ref-a", 0);
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    struct hs_token cur = {0};
+    assert_int_equal(ops->token_load(f->store, "org-463605", &cur, NULL), HS_OK);
+    assert_int_equal(ops->token_rejected(f->store, "org-463605", cur.generation, NULL), HS_OK);
+    assert_int_equal(ops->token_rejected(f->store, "org-nobody", 1, NULL), HS_OK); /* ignored */
+    struct hs_connection_row *v = NULL;
+    size_t n = 0;
+    assert_int_equal(f->store->service->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    assert_true(v[0].reconnect_required);
+    hs_connection_rows_free(v, n);
+    /* Connected again: a new pair, a new generation. */
+    assert_int_equal(ops->token_save(f->store, "org-463605", &a, NULL), HS_OK);
+    assert_int_equal(f->store->service->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_false(v[0].reconnect_required);
+    hs_connection_rows_free(v, n);
+    hs_token_clear(&cur);
+}
+
 static void test_token_op_inside_transaction_is_refused(void **state)
 {
     struct fixture *f = *state;
@@ -318,6 +344,7 @@ int main(void)
         STORE_TEST(test_lapsed_refresh_is_taken_over_and_fenced),
         STORE_TEST(test_renewed_refresh_is_kept),
         STORE_TEST(test_writes_go_on_while_a_refresh_is_in_flight),
+        STORE_TEST(test_rejected_grant_until_reconnected),
         STORE_TEST(test_token_op_inside_transaction_is_refused),
     };
     return STORE_TESTS("store tokens", tests);

@@ -29,7 +29,7 @@
 #define NOW_S 1742200000LL
 #define BASE  "https://hover.test"
 
-static const char PDF[] = "%PDF-1.4 fake measurements of model 601";
+static const char PDF[] = "%PDF-1.4 fake measurements of model 601\n%%EOF\n";
 static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\":{\"total\":12}}}";
 
 /* Job 501: model 601 complete (a PDF and the summarized JSON), 602 still processing. */
@@ -401,6 +401,52 @@ static void test_open_selection_runs_whatever_the_policy(void **state)
 }
 
 /* A job Hover no longer shows (404): nothing to sync, events answered, item done. */
+/* A pass with nothing to sync still stores what the Show Job says: the garage that failed after
+ * the house was synced ends "failed", and a job whose models all failed gets its row. */
+static void test_nothing_to_sync_still_stores_the_job(void **state)
+{
+    struct fixture *f = *state;
+    accept_event(f, "job-state-changed-v2", 501);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM models WHERE id = 602 AND "
+                                "state = 'processing'"),
+                     1);
+    int64_t seq = sql_int(f, "SELECT value FROM counters WHERE name = 'change_seq'");
+
+    accept_event(f, "model-state-changed", 501);
+    script_job(f, "{\"id\":501,\"name\":\"Main House\",\"reconstruction_state\":\"completed\","
+                  "\"updated_at\":\"2025-03-17T01:00:00.000Z\",\"models\":[{\"id\":601,\"name\":"
+                  "\"House\",\"state\":\"complete\",\"updated_at\":\"2025-03-17T01:00:00.000Z\"},"
+                  "{\"id\":602,\"name\":\"Detached Garage\",\"state\":\"failed\","
+                  "\"updated_at\":\"2025-03-18T01:00:00.000Z\"}]}");
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs"), 1); /* nothing synced */
+    char q[200];
+    snprintf(q, sizeof q,
+             "SELECT COUNT(*) FROM models WHERE id = 602 AND state = 'failed' AND change_seq > "
+             "%lld",
+             (long long)seq);
+    assert_int_equal(sql_int(f, q), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM jobs WHERE id = 501 AND "
+                                "reconstruction_state = 'completed'"),
+                     1);
+
+    accept_event(f, "job-state-changed-v2", 502);
+    script_job(f, "{\"id\":502,\"name\":\"Cedar Ridge\",\"reconstruction_state\":\"failed\","
+                  "\"models\":[{\"id\":611,\"state\":\"failed\"},{\"id\":612,"
+                  "\"state\":\"failed\"}]}");
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM jobs WHERE id = 502 AND "
+                                "reconstruction_state = 'failed'"),
+                     1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM models WHERE job_id = 502 AND "
+                                "state = 'failed'"),
+                     2);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+}
+
 static void test_job_gone(void **state)
 {
     struct fixture *f = *state;
@@ -423,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_selection_runs_whatever_the_policy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_job_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_to_sync_still_stores_the_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

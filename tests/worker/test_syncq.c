@@ -32,9 +32,9 @@
 #define NOW_S 1742200000LL
 #define BASE  "https://hover.test"
 
-static const char PDF[] = "%PDF-1.4 fake measurements of model 601";
+static const char PDF[] = "%PDF-1.4 fake measurements of model 601\n%%EOF\n";
 static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\":{\"total\":12}}}";
-static const char PDF_602[] = "%PDF-1.4 the garage, once it was done";
+static const char PDF_602[] = "%PDF-1.4 the garage, once it was done\n%%EOF\n";
 
 /* Job 501: model 601 complete (a PDF and the summarized JSON), 602 still processing. */
 static const char JOB_501[] =
