@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "core/mem.h"
+#include "store/blobs.h"
 #include "sync/engine.h"
 
 #define MAX_MODELS 256

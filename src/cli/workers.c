@@ -127,7 +127,7 @@ int cli_service_start(struct cli *c, const char *what, struct cli_service *sv)
     struct hs_client_config cc;
     cli_client_config(c, &cc);
     cc.limiter = sv->limiter;
-    int r = hs_client_pool_new(&cc, c->store, &sv->pool, &err);
+    int r = hs_client_pool_new(&cc, hs_store_tokens(c->store), &sv->pool, &err);
     if (r) {
         (void)snprintf(msg, sizeof msg, "%s: Hover clients", what);
         return cli_report(msg, r, &err);

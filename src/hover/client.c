@@ -95,7 +95,7 @@ static void set_app(struct hs_client *c)
     c->app.timeout_ms = c->timeout_ms;
 }
 
-int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
+int hs_client_new(const struct hs_client_config *cfg, struct hs_token_store tokens,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_client **out, struct hs_error *err)
 {
@@ -148,7 +148,7 @@ int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
     pthread_mutex_init(&sh->lock, NULL);
     atomic_init(&sh->refs, 1);
     int rc =
-        hs_oauth_cred_init(&sh->cred, store, opt(cfg->credential_key),
+        hs_oauth_cred_init(&sh->cred, tokens, opt(cfg->credential_key),
                            opt(cfg->initial_access_token), opt(cfg->initial_refresh_token), err);
     if (rc != HS_OK) {
         pthread_mutex_destroy(&sh->lock);
@@ -824,10 +824,10 @@ int hs_client_exchange_code(struct hs_client *c, const char *code, const char *r
                             struct hs_token *out, struct hs_error *err)
 {
     struct hs_oauth_cred *cred = &c->sh->cred;
-    if (!cred->store)
+    if (!cred->ts.ops)
         return hs_fail(err, HS_ERR_INVALID, "connecting needs a store to keep the token pair");
     struct hs_token t = {0};
-    int rc = hs_oauth_exchange_code(&c->app, cred->store, cred->key, code, redirect_uri, &t, err);
+    int rc = hs_oauth_exchange_code(&c->app, cred->ts, cred->key, code, redirect_uri, &t, err);
     if (rc != HS_OK)
         return rc;
     pthread_mutex_lock(&c->sh->lock);

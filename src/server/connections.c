@@ -8,13 +8,14 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/internal.h"
+#include "store/service.h"
 
 int hs_connections_read(struct hs_req *q, struct hs_connection_row **rows, size_t *n,
                         struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, rows, n, &err);
+    int rc = s->store->service->connections_list(s->store, rows, n, &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "listing connections");
         return -1;

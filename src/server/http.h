@@ -14,7 +14,7 @@
 #include "core/str.h"
 
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/service.h"
 
 /* Request bodies are refused beyond this (413 payload_too_large). */
 #define HS_HTTP_BODY_MAX   (64u * 1024u)
@@ -22,6 +22,7 @@
 
 struct hs_server;
 struct route;
+struct hs_artifact_row;
 
 enum hs_auth_kind { HS_AUTH_NONE, HS_AUTH_KEY, HS_AUTH_SESSION };
 

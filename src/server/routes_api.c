@@ -13,6 +13,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "server/internal.h"
+#include "store/records.h"
+#include "store/service.h"
 
 #ifndef HOVERSYNC_VERSION
 #define HOVERSYNC_VERSION "dev"
@@ -27,7 +29,7 @@ void hs_route_healthz(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     char *v = NULL;
-    int rc = s->store->ops->setting_get(s->store, "api_key_sha256", &v, NULL);
+    int rc = s->store->service->setting_get(s->store, "api_key_sha256", &v, NULL);
     free(v);
     bool db = rc == HS_OK || rc == HS_ERR_NOT_FOUND;
     hs_resp_json(r, db ? 200 : 503,
@@ -155,7 +157,7 @@ static int session_connections(struct hs_server *s, json_t *body, char ***out, s
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
     struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
+    int rc = s->store->service->connections_list(s->store, &rows, &n, &err);
     if (rc) {
         json_decref(asked);
         hs_resp_fail(r, rc, &err, "listing connections");
@@ -543,8 +545,8 @@ void hs_route_records(struct hs_req *q, struct hs_resp *r)
     char *doc = NULL;
     struct hs_error err = {0};
     struct hs_scope scope_buf;
-    int rc = s->store->ops->export_since_scoped(s->store, since, hs_req_scope(q, &scope_buf), &doc,
-                                                &err);
+    int rc =
+        s->store->records->export_since(s->store, since, hs_req_scope(q, &scope_buf), &doc, &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "reading the records");
         return;
@@ -568,7 +570,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
     struct hs_scope scope_buf;
     /* A session sees the bytes of its connections' jobs only. */
     int rc =
-        s->store->ops->artifact_by_sha_scoped(s->store, sha, hs_req_scope(q, &scope_buf), &a, &err);
+        s->store->records->artifact_by_sha(s->store, sha, hs_req_scope(q, &scope_buf), &a, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         hs_resp_error(r, 404, "not_found", "no stored file %s", sha);
         return;
@@ -615,8 +617,8 @@ void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r)
         struct hs_artifact_row a = {0};
         struct hs_error err = {0};
         struct hs_scope scope_buf;
-        int rc = s->store->ops->artifact_by_sha_scoped(s->store, target,
-                                                       hs_req_scope(q, &scope_buf), &a, &err);
+        int rc = s->store->records->artifact_by_sha(s->store, target, hs_req_scope(q, &scope_buf),
+                                                    &a, &err);
         hs_artifact_row_clear(&a);
         if (rc) {
             hs_resp_fail(r, rc, &err, "finding the file");

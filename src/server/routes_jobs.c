@@ -19,6 +19,9 @@
 #include "core/str.h"
 #include "hover/oauth.h"
 #include "server/internal.h"
+#include "store/blobs.h"
+#include "store/records.h"
+#include "store/service.h"
 
 #define IMAGE_MAX_BYTES ((size_t)20 << 20)
 
@@ -158,7 +161,7 @@ static int show_through(struct hs_server *s, const char *key, int64_t job_id, js
     struct hs_error uerr = {0};
     /* The local index learns every job the service sees; a failure here does not hide the job
      * from the user. */
-    if (s->store->ops->job_upsert(s->store, job, key, NULL, &uerr) != HS_OK)
+    if (s->store->records->job_upsert(s->store, job, key, NULL, &uerr) != HS_OK)
         hs_warn("jobs msg=\"cannot store the job\" job=%lld detail=\"%s\"", (long long)job_id,
                 uerr.msg);
     json_t *d = job_json(job, key);
@@ -209,7 +212,7 @@ int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection,
     } else {
         struct hs_connection_row *rows = NULL;
         size_t nr = 0;
-        int rc = s->store->ops->connections_list(s->store, &rows, &nr, err);
+        int rc = s->store->service->connections_list(s->store, &rows, &nr, err);
         if (rc) {
             free(hint);
             return rc;
@@ -251,7 +254,7 @@ static int merge_status(struct hs_server *s, int64_t job_id, json_t *doc, struct
 {
     struct hs_model_status *st = NULL;
     size_t n = 0;
-    int rc = s->store->ops->job_models_status(s->store, job_id, &st, &n, err);
+    int rc = s->store->records->job_models_status(s->store, job_id, &st, &n, err);
     if (rc)
         return rc;
     size_t i;
@@ -392,7 +395,7 @@ static int image_download(struct hs_server *s, const struct image_entry *e,
     row->etag = hs_strdup(fr.etag);
     row->fetched_at = hs_strdup(fetched);
     row->image_id = e->id;
-    rc = s->store->ops->artifact_put(s->store, row, NULL, err);
+    rc = s->store->records->artifact_put(s->store, row, NULL, err);
     if (rc)
         hs_artifact_row_clear(row);
     else
@@ -416,7 +419,7 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
     struct hs_error err = {0};
     struct hs_scope scope_buf;
     const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
-    int rc = s->store->ops->artifact_by_image_scoped(s->store, id, scope, &a, &err);
+    int rc = s->store->records->artifact_by_image(s->store, id, scope, &a, &err);
     if (rc == HS_OK && stored_file_present(s, &a)) {
         hs_resp_stored_file(q, r, s->data_dir, &a, cache);
         hs_artifact_row_clear(&a);

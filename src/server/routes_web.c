@@ -23,6 +23,8 @@
 #include "hover/oauth.h"
 #include "hover/transport.h"
 #include "server/internal.h"
+#include "store/service.h"
+#include "store/tokens.h"
 
 #define NAME_MAX_LEN 64
 
@@ -168,7 +170,7 @@ static int demo_session(struct hs_server *s, const char *only, char token[65],
 {
     struct hs_connection_row *rows = NULL;
     size_t n = 0, k = 0;
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, err);
+    int rc = s->store->service->connections_list(s->store, &rows, &n, err);
     if (rc)
         return rc;
     const char **keys = hs_calloc(n + 1, sizeof *keys);
@@ -527,8 +529,8 @@ static void session_gains(struct hs_server *s, const char *session, const char *
 {
     struct hs_session ss = {0};
     struct hs_error err = {0};
-    if (!session ||
-        s->store->ops->session_get(s->store, session, hs_server_wall_s(s), &ss, &err) != HS_OK) {
+    if (!session || s->store->service->session_get(s->store, session, hs_server_wall_s(s), &ss,
+                                                   &err) != HS_OK) {
         hs_session_clear(&ss);
         return;
     }
@@ -539,7 +541,7 @@ static void session_gains(struct hs_server *s, const char *session, const char *
         ss.connections =
             hs_realloc(ss.connections, (ss.n_connections + 1) * sizeof *ss.connections);
         ss.connections[ss.n_connections++] = hs_strdup(key);
-        if (s->store->ops->session_put(s->store, &ss, &err) != HS_OK)
+        if (s->store->service->session_put(s->store, &ss, &err) != HS_OK)
             hs_warn("connect msg=\"cannot add the connection to the session\" detail=\"%s\"",
                     err.msg);
     }
@@ -551,7 +553,7 @@ static void connect_finish(struct hs_server *s, struct hs_resp *r, const char *k
                            const struct hs_token *tok, const char *session)
 {
     struct hs_error err = {0};
-    if (s->store->ops->token_save(s->store, key, tok, &err) != HS_OK) {
+    if (s->store->tokens->token_save(s->store, key, tok, &err) != HS_OK) {
         hs_warn("connect msg=\"cannot store the tokens\" detail=\"%s\"", err.msg);
         hs_resp_html_message(r, 500, "Not connected", "The tokens could not be stored.");
         return;
@@ -588,7 +590,7 @@ static int connection_owner(struct hs_server *s, const char *key, int64_t *owner
     size_t n = 0;
     *owner = 0;
     *exists = false;
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, err);
+    int rc = s->store->service->connections_list(s->store, &rows, &n, err);
     for (size_t i = 0; !rc && i < n && !*exists; i++) {
         if (strcmp(rows[i].key, key) == 0) {
             *exists = true;

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
 #include "sync/engine.h"
 
 #define WORKERS_MAX 64
@@ -493,7 +494,7 @@ int hs_syncq_run_pending(struct hs_syncq *q, size_t *n_jobs, struct hs_error *er
 
     struct hs_selection *sels = NULL;
     size_t ns = 0, synced_jobs = 0;
-    int rc = q->store->ops->selections_open(q->store, &sels, &ns, err);
+    int rc = q->store->records->selections_open(q->store, &sels, &ns, err);
     /* The connections that have open selections, each once. */
     const char **conns = hs_calloc(ns + 1, sizeof *conns);
     size_t nc = 0;
@@ -682,7 +683,7 @@ static int store_selection(struct hs_syncq *q, const char *conn, int64_t job_id,
                                    .status = now ? HS_SEL_SELECTED : HS_SEL_PENDING,
                                    .reason = now ? NULL : (char *)"sync when ready",
                                    .connection_key = (char *)conn};
-        rc = st->ops->selection_put(st, &sel, err);
+        rc = st->records->selection_put(st, &sel, err);
     }
     if (rc) {
         st->ops->rollback(st);
