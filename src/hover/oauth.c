@@ -94,6 +94,36 @@ static int lease_keep(const struct lease_keeper *k, const struct hs_clock *clock
                                           clock->wall_ms(clock) + ahead_ms + k->step_ms, err);
 }
 
+/* What a refused token request means, in words that say what to do next. */
+static int token_refused(const struct hs_http_response *rs, bool is_code, struct hs_error *err)
+{
+    char code[64];
+    oauth_error_code(rs->body.data, rs->body.len, code, sizeof code);
+    char text_err[200];
+    (void)hs_api_error_text(rs->body.data, rs->body.len, text_err, sizeof text_err);
+    int rc;
+    if (strcmp(code, "invalid_grant") == 0) {
+        if (is_code)
+            rc = hs_fail(err, HS_ERR_INVALID_GRANT,
+                         "Hover rejected the authorization code (%s): it is single-use and "
+                         "short-lived, start the connect flow again",
+                         text_err);
+        else
+            rc = hs_fail(err, HS_ERR_INVALID_GRANT,
+                         "Hover rejected the refresh token (%s): the connection to Hover "
+                         "must be re-authorised, reconnect this org (hoversync connect)",
+                         text_err);
+    } else if (strcmp(code, "invalid_client") == 0 || strcmp(code, "unauthorized_client") == 0) {
+        rc = hs_fail(err, HS_ERR_NO_CREDENTIALS,
+                     "Hover rejected the client id/secret (%s): check the configuration", text_err);
+    } else {
+        rc = hs_api_fail(rs->status, rs->body.data, rs->body.len, "POST /oauth/token", err);
+    }
+    if (err)
+        err->http_status = (int)rs->status;
+    return rc;
+}
+
 static int token_request(struct hs_oauth_app *app, const char *grant_type, const char *secret,
                          const char *redirect_uri, const struct lease_keeper *keeper,
                          struct hs_token *out, struct hs_error *err)
@@ -166,31 +196,7 @@ static int token_request(struct hs_oauth_app *app, const char *grant_type, const
     }
 
     if (rs.status < 200 || rs.status > 299) {
-        char code[64];
-        oauth_error_code(rs.body.data, rs.body.len, code, sizeof code);
-        char text_err[200];
-        (void)hs_api_error_text(rs.body.data, rs.body.len, text_err, sizeof text_err);
-        if (strcmp(code, "invalid_grant") == 0) {
-            if (is_code)
-                rc = hs_fail(err, HS_ERR_INVALID_GRANT,
-                             "Hover rejected the authorization code (%s): it is single-use and "
-                             "short-lived, start the connect flow again",
-                             text_err);
-            else
-                rc = hs_fail(err, HS_ERR_INVALID_GRANT,
-                             "Hover rejected the refresh token (%s): the connection to Hover "
-                             "must be re-authorised, reconnect this org (hoversync connect)",
-                             text_err);
-        } else if (strcmp(code, "invalid_client") == 0 ||
-                   strcmp(code, "unauthorized_client") == 0) {
-            rc = hs_fail(err, HS_ERR_NO_CREDENTIALS,
-                         "Hover rejected the client id/secret (%s): check the configuration",
-                         text_err);
-        } else {
-            rc = hs_api_fail(rs.status, rs.body.data, rs.body.len, "POST /oauth/token", err);
-        }
-        if (err)
-            err->http_status = (int)rs.status;
+        rc = token_refused(&rs, is_code, err);
         goto out;
     }
     rc =
