@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "store/budget.h"
 #include "store/outbox.h"
 #include "store/policies.h"
 #include "store/records.h"
@@ -57,6 +58,7 @@ FN_TABLE(hs_webhook_ops);
 FN_TABLE(hs_work_ops);
 FN_TABLE(hs_outbox_ops);
 FN_TABLE(hs_policy_ops);
+FN_TABLE(hs_budget_ops);
 _Static_assert(offsetof(struct hs_store_ops, close) == sizeof(any_fn), "name, then functions");
 
 int hs_store_complete(const struct hs_store *s, struct hs_error *err)
@@ -75,6 +77,7 @@ int hs_store_complete(const struct hs_store *s, struct hs_error *err)
         {"work", s->work, sizeof *s->work, 0},
         {"outbox", s->outbox, sizeof *s->outbox, 0},
         {"policies", s->policies, sizeof *s->policies, 0},
+        {"budget", s->budget, sizeof *s->budget, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         const char *hole = table_hole(t[i].table, t[i].size, t[i].skip);

@@ -11,6 +11,7 @@
  *   store/work.h      the queue of background work items
  *   store/outbox.h    CRM notifications
  *   store/policies.h  per-connection auto-sync policies
+ *   store/budget.h    the installation's Hover request budget, shared by its processes
  * struct hs_store holds one table per concern; call sites read st->records->job_upsert(st, ...).
  * A back-end implements every operation of every concern (hs_store_complete checks it when a
  * store opens): no caller tests for a missing operation. SQLite (store_sqlite.c and the
@@ -34,6 +35,7 @@ struct hs_webhook_ops;
 struct hs_work_ops;
 struct hs_outbox_ops;
 struct hs_policy_ops;
+struct hs_budget_ops;
 
 /* What spans concerns: the store's life, its transactions, its secrets. */
 struct hs_store_ops {
@@ -70,6 +72,7 @@ struct hs_store {
     const struct hs_work_ops *work;
     const struct hs_outbox_ops *outbox;
     const struct hs_policy_ops *policies;
+    const struct hs_budget_ops *budget;
 };
 
 /* HS_OK when every table of s is there and every operation of it is set; otherwise

@@ -116,9 +116,11 @@ static void before_session_connections(struct fixture *f, const char *hash)
 {
     hs_store_close(f->store);
     f->store = NULL;
-    char sql[1024];
+    char sql[1400];
     snprintf(
         sql, sizeof sql,
+        "DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE budget_waiters; "
+        "DROP TABLE connect_flows; DROP TABLE image_sources; DROP TABLE caller_rates; "
         "DROP TABLE session_connections; DROP TABLE leases; DROP INDEX jobs_connection_updated; "
         "DROP INDEX IF EXISTS jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
         "hover_updated_at, reconstruction_state); DROP TABLE token_rejections; "
