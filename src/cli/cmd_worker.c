@@ -27,7 +27,7 @@ static void worker_help(void)
          "  --outbox-retry-base-ms MS  first retry delay of a notification [1000]\n"
          "\n"
          "Requests to Hover are background work: they take what interactive work leaves of\n"
-         "--rate-limit (per process: give each process its share).\n");
+         "--rate-limit, the installation's budget shared with every process using the store.\n");
 }
 
 int cmd_worker(struct cli *c, int argc, char **argv)
