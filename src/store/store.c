@@ -12,6 +12,7 @@
 #include "store/policies.h"
 #include "store/records.h"
 #include "store/search.h"
+#include "store/secrets.h"
 #include "store/service.h"
 #include "store/sqlite.h"
 #include "store/tokens.h"
@@ -194,6 +195,29 @@ void hs_job_summaries_free(struct hs_job_summary *v, size_t n)
         free(j->updated_at);
     }
     free(v);
+}
+
+void hs_connect_flow_clear(struct hs_connect_flow *f)
+{
+    if (!f)
+        return;
+    free(f->connection);
+    free(f->session);
+    free(f->key);
+    hs_secret_free(f->grant.access_token);
+    hs_secret_free(f->grant.refresh_token);
+    f->grant.access_token = f->grant.refresh_token = NULL;
+    hs_token_clear(&f->grant);
+    memset(f, 0, sizeof *f);
+}
+
+void hs_image_source_clear(struct hs_image_source *v)
+{
+    if (!v)
+        return;
+    free(v->connection_key);
+    free(v->url);
+    memset(v, 0, sizeof *v);
 }
 
 void hs_session_clear(struct hs_session *s)
