@@ -16,8 +16,22 @@ static const char *name_of(const char *name)
     return name ? name : "";
 }
 
-/* The budget's row (made when missing): its hold, the next background start, the turn. */
-static int budget_row(struct sq_txn *t, const char *name, int64_t *hold, int64_t *next_bg,
+struct budget_row {
+    int64_t hold, next_bg;
+};
+
+static int budget_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct budget_row *b = row;
+    b->hold = sqlite3_column_int64(st, 0);
+    b->next_bg = sqlite3_column_int64(st, 1);
+    return HS_OK;
+}
+
+/* The budget's row (made when missing): its hold and the next background start. */
+static int budget_row(struct sq_txn *t, const char *name, struct budget_row *out,
                       struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
@@ -30,18 +44,13 @@ static int budget_row(struct sq_txn *t, const char *name, int64_t *hold, int64_t
         rc = hs_sqlite_run(t, st, NULL, "booking a request", err);
     }
     if (!rc)
-        rc = hs_sqlite_prep(t, &st, "SELECT hold_until_ms FROM budgets WHERE budget = ?1",
+        rc = hs_sqlite_prep(t, &st,
+                            "SELECT hold_until_ms, next_background_ms FROM budgets "
+                            "WHERE budget = ?1",
                             "booking a request", err);
     if (!rc) {
         hs_sqlite_bind_text(st, 1, name);
-        rc = hs_sqlite_int(t, st, hold, "booking a request", err);
-    }
-    if (!rc)
-        rc = hs_sqlite_prep(t, &st, "SELECT next_background_ms FROM budgets WHERE budget = ?1",
-                            "booking a request", err);
-    if (!rc) {
-        hs_sqlite_bind_text(st, 1, name);
-        rc = hs_sqlite_int(t, st, next_bg, "booking a request", err);
+        rc = hs_sqlite_one(t, st, budget_fill, out, "booking a request", err);
     }
     return rc;
 }
@@ -173,10 +182,11 @@ static int background_served(struct sq_txn *t, const struct hs_budget_request *r
 static int book_in(struct sq_txn *t, const struct hs_budget_request *rq,
                    struct hs_budget_booking *out, struct hs_error *err)
 {
-    int64_t hold = 0, next_bg = 0, start = 0;
-    int rc = budget_row(t, name_of(rq->name), &hold, &next_bg, err);
+    struct budget_row b = {0};
+    int64_t start = 0;
+    int rc = budget_row(t, name_of(rq->name), &b, err);
     if (!rc)
-        rc = free_start(t, rq, hold, &start, err);
+        rc = free_start(t, rq, b.hold, &start, err);
     if (rc)
         return rc;
     if (!rq->background) {
@@ -184,7 +194,7 @@ static int book_in(struct sq_txn *t, const struct hs_budget_request *rq,
         out->start_ms = start;
         return insert_booking(t, rq, start, err);
     }
-    start = later(start, next_bg);
+    start = later(start, b.next_bg);
     bool mine = false;
     if ((rc = background_turn(t, rq, &mine, err)))
         return rc;
