@@ -174,7 +174,6 @@ int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, c
 /* Random bytes as hex (2n chars + NUL in out); 0 or HS_ERR_INTERNAL. */
 int hs_random_hex(size_t n, char *out);
 void hs_sha256_hex(const char *s, char out[65]);
-void hs_sha256_bytes(const char *s, unsigned char out[32]);
 /* True when s is exactly n lowercase hex digits (tokens, tickets, hashes). */
 bool hs_is_hex(const char *s, size_t n);
 
