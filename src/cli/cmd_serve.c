@@ -48,12 +48,15 @@ static void serve_help(void)
          "                          at Hover for every connection without a verified one, at\n"
          "                          start and on connect (needs --public-url)\n"
          "  --web-dir DIR           the modal's files [HOVERSYNC_WEB_DIR]\n"
-         "  --pending-interval S    run pending selections every S seconds (0 = never)\n"
-         "                          [default: 30; HOVERSYNC_PENDING_INTERVAL]\n"
-         "  --no-workers            do not run the background work here (webhook-driven syncs,\n"
-         "                          reconciliation, CRM notifications): `hoversync worker`\n"
-         "                          processes do it (webhook verification codes are still\n"
-         "                          sent to Hover from here)\n"
+         "  --pending-interval S    the longest wait between two polls of a job waiting for a\n"
+         "                          model (\"sync when ready\") where no healthy webhook\n"
+         "                          reports it; polls start a minute apart and double\n"
+         "                          (0 = never) [default: 900; HOVERSYNC_PENDING_INTERVAL]\n"
+         "  --no-workers            do not run the background work here (the work queue: the\n"
+         "                          modal's and webhook-driven syncs; reconciliation, the\n"
+         "                          pending pass, CRM notifications): `hoversync worker`\n"
+         "                          processes on the same store do it (webhook verification\n"
+         "                          codes are still sent to Hover from here)\n"
          "  --crm-endpoint URL      notify this CRM URL after each sync that changed something\n"
          "                          (repeatable; and HOVERSYNC_CRM_ENDPOINTS, comma-separated;\n"
          "                          signed with HOVERSYNC_CRM_SECRET; docs/WEBHOOKS.md)\n"
@@ -232,17 +235,17 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     if ((rc = cli_workers_outbox(c, &w)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
-    struct hs_syncq_config qc = {
-        .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
-        .workers = 2,
-        .pending_interval_ms = hs_config_int(&c->cfg, CFG_PENDING_INTERVAL) * 1000,
-        .keep_done_ms = 3600000,
-        .outbox = w.outbox,
-    };
-    if ((r = hs_syncq_new(&qc, c->store, prov, NULL, &syncq, &err))) {
+    struct hs_syncq_config qc = {.keep_done_ms = 3600000};
+    if ((r = hs_syncq_new(&qc, c->store, NULL, &syncq, &err))) {
         rc = cli_report("serve: sync queue", r, &err);
         goto out;
     }
+    /* The workers before the server: its routes wake them when they queue work. */
+    w.on_sync_progress = hs_syncq_progress_written;
+    w.progress_ctx = syncq;
+    if (workers && (rc = cli_workers_start(c, prov, &w)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
     struct hs_server_config sc = {
         .listen = hs_config_str(&c->cfg, CFG_LISTEN),
         .public_url = hs_config_str(&c->cfg, CFG_PUBLIC_URL),
@@ -266,6 +269,8 @@ int cmd_serve(struct cli *c, int argc, char **argv)
                                   .pool = pool,
                                   .search = search,
                                   .syncq = syncq,
+                                  .events = w.events,
+                                  .duties = w.duties,
                                   .upstream = hs_curl_multi_default()};
     if ((r = hs_server_new(&sc, &deps, &srv, &err))) {
         rc = cli_report("serve", r, &err);
@@ -275,8 +280,6 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         rc = cli_report("serve", r, &err);
         goto out;
     }
-    if (workers && (rc = cli_workers_start(c, prov, &w)) != EXIT_OK)
-        goto out;
     if ((rc = cli_workers_verifier(c, prov, &w)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
@@ -306,8 +309,8 @@ out:
     hs_limiter_shutdown(limiter);
     hs_server_stop(srv);
     hs_server_free(srv);
+    cli_workers_stop(&w); /* before the sync queue: the workers tell it of their progress */
     hs_syncq_free(syncq);
-    cli_workers_stop(&w); /* after the sync queue: its syncs queue notifications */
     hs_search_free(search);
     hs_client_pool_free(pool);
     hs_limiter_free(limiter);

@@ -170,17 +170,26 @@ char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *s
            (double)src->oauth_requests);
     if (src->have_syncq) {
         const struct hs_syncq_stats *q = &src->syncq;
-        family(&b, "hoversync_syncs_total", "counter", "Syncs finished, by result.");
-        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"done\"} %lld\n",
-                             (long long)q->done);
-        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"failed\"} %lld\n",
-                             (long long)q->failed);
         sample(&b, "hoversync_sync_queue_depth", "gauge", "Syncs queued and not started yet.",
                (double)q->queued);
         sample(&b, "hoversync_syncs_running", "gauge", "Syncs running now.", (double)q->running);
+    }
+    if (src->have_workers) {
+        family(&b, "hoversync_syncs_total", "counter",
+               "Syncs finished by this process's work queue workers, by result.");
+        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"done\"} %lld\n",
+                             (long long)src->events.syncs_done);
+        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"failed\"} %lld\n",
+                             (long long)src->events.syncs_failed);
+        sample(&b, "hoversync_work_items_claimed_total", "counter",
+               "Work items this process's workers claimed.", (double)src->events.claimed);
+        sample(&b, "hoversync_work_items_retried_total", "counter",
+               "Work item runs that failed and were released for a retry.",
+               (double)src->events.retried);
         sample(&b, "hoversync_sync_pending_runs_total", "counter",
-               "Runs of the pending selections (models synced when they complete).",
-               (double)q->pending_runs);
+               "Runs of the pending pass (jobs waiting for a model to complete, polled where no "
+               "healthy webhook reports it).",
+               (double)src->duties.pending_runs);
     }
     if (src->have_search) {
         const struct hs_search_stats *s = &src->search;

@@ -68,9 +68,12 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     }
     struct hs_metrics_sources src = {0};
     hs_client_pool_get_stats(s->pool, &src.hover);
-    if (s->syncq) {
-        src.have_syncq = true;
-        hs_syncq_get_stats(s->syncq, &src.syncq);
+    if (s->syncq)
+        src.have_syncq = hs_syncq_get_stats(s->syncq, &src.syncq, NULL) == HS_OK;
+    if (s->events && s->duties) {
+        src.have_workers = true;
+        hs_events_get_stats(s->events, &src.events);
+        hs_duties_get_stats(s->duties, &src.duties);
     }
     if (s->search) {
         src.have_search = true;
@@ -502,6 +505,7 @@ void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r)
         hs_resp_fail(r, rc, &err, "queueing the sync");
         goto out;
     }
+    hs_events_wake(s->events); /* the sync's work item is committed: start it now */
     char *loc = hs_aprintf("/api/syncs/%s", id);
     hs_resp_json(r, 202,
                  json_pack("{s:s, s:s, s:I, s:o}", "id", id, "status", "queued", "job_id",

@@ -1,6 +1,6 @@
-/* sqlite_events.c: webhooks, received events, background work items, the CRM outbox and the
- * auto-sync policies of the SQLite back-end (store.h, "webhooks, events, work items, outbox,
- * policies"; the tables are migration 5).
+/* sqlite_events.c: webhooks, received events, the CRM outbox and the auto-sync policies of the
+ * SQLite back-end (store.h, "webhooks, events, work items, outbox, policies"; the tables are
+ * migration 5). An accepted event bumps its job's work item (sqlite_queue.c).
  *
  * Transactions work as in sqlite_records.c: an op called outside begin/commit runs in its own
  * BEGIN IMMEDIATE transaction under the store lock; inside the caller's transaction it runs under
@@ -68,6 +68,23 @@ static int ev_leave(struct sqlite_store *s, struct ev_op *op, int rc, struct hs_
     s->txn_seq = 0;
     hs_sqlite_unlock(s);
     return rc;
+}
+
+/* For the other sqlite_*.c files (sqlite_queue.c). */
+int hs_sqlite_op_enter(struct sqlite_store *s, struct hs_sqlite_op *op, bool write,
+                       struct hs_error *err)
+{
+    struct ev_op e;
+    int rc = ev_enter(s, &e, write, err);
+    *op = (struct hs_sqlite_op){.own = e.own, .write = e.write};
+    return rc;
+}
+
+int hs_sqlite_op_leave(struct sqlite_store *s, struct hs_sqlite_op *op, int rc,
+                       struct hs_error *err)
+{
+    struct ev_op e = {.own = op->own, .write = op->write};
+    return ev_leave(s, &e, rc, err);
 }
 
 /* ---- statements ---- */
@@ -243,209 +260,6 @@ int hs_sqlite_webhook_delete(struct hs_store *base, int64_t id, struct hs_error 
     return ev_leave(s, &op, rc, err);
 }
 
-/* ---- work items ---- */
-
-/* Inserts the item of (connection, job) or bumps it: generation + 1, the latest reason. A free
- * item keeps the earlier of its not_before and the new one (a burst of events runs once, at the
- * end of the first one's delay, and a steady stream cannot postpone it forever); an item being
- * worked on gets the new not_before, for the pass after the current one. */
-static int work_bump(struct sqlite_store *s, const char *connection_key, int64_t job_id,
-                     const char *reason, int64_t not_before_ms, struct hs_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(
-        s, &st,
-        "INSERT INTO work_items (connection_key, job_id, reason, generation, attempts, "
-        "not_before_ms, created_at) VALUES (?1, ?2, ?3, 1, 0, ?4, " HS_SQL_NOW ") "
-        "ON CONFLICT(connection_key, job_id) DO UPDATE SET "
-        "generation = generation + 1, reason = excluded.reason, "
-        "not_before_ms = CASE WHEN claimed_by IS NULL "
-        "THEN MIN(not_before_ms, excluded.not_before_ms) "
-        "ELSE excluded.not_before_ms END",
-        "scheduling work", err);
-    if (rc)
-        return rc;
-    hs_sqlite_bind_text(st, 1, connection_key);
-    sqlite3_bind_int64(st, 2, job_id);
-    hs_sqlite_bind_text(st, 3, reason);
-    sqlite3_bind_int64(st, 4, not_before_ms);
-    return hs_sqlite_run(s, st, NULL, "scheduling work", err);
-}
-
-int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
-                            const char *reason, int64_t not_before_ms, struct hs_error *err)
-{
-    struct sqlite_store *s = sq(base);
-    if (!connection_key || job_id <= 0 || !reason)
-        return hs_fail(err, HS_ERR_INVALID, "work item without a connection, a job or a reason");
-    struct ev_op op;
-    int rc = ev_enter(s, &op, true, err);
-    if (rc)
-        return rc;
-    rc = work_bump(s, connection_key, job_id, reason, not_before_ms, err);
-    return ev_leave(s, &op, rc, err);
-}
-
-/* An item is due when its not_before has passed and nobody holds a live lease on it. */
-#define WORK_DUE "not_before_ms <= ?1 AND (lease_until_ms IS NULL OR lease_until_ms <= ?1)"
-
-/* Fairness: the connection whose last claim is the oldest (never claimed counts as oldest) among
- * those with due items, then its oldest due item. */
-int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
-                         int64_t lease_ms, struct hs_work_item *out, struct hs_error *err)
-{
-    struct sqlite_store *s = sq(base);
-    if (!worker || lease_ms <= 0)
-        return hs_fail(err, HS_ERR_INVALID, "work claim without a worker name or a lease");
-    struct ev_op op;
-    int rc = ev_enter(s, &op, true, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    struct hs_work_item w = {0};
-    rc = hs_sqlite_prep(
-        s, &st,
-        "UPDATE work_items SET claimed_by = ?2, lease_until_ms = ?1 + ?3 WHERE id = ("
-        "SELECT i.id FROM work_items i LEFT JOIN work_turns t "
-        "ON t.connection_key = i.connection_key WHERE i." WORK_DUE " "
-        "ORDER BY COALESCE(t.last_claim, 0), i.not_before_ms, i.id LIMIT 1) "
-        "RETURNING id, connection_key, job_id, reason, generation, attempts, not_before_ms",
-        "claiming work", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, now_ms);
-        hs_sqlite_bind_text(st, 2, worker);
-        sqlite3_bind_int64(st, 3, lease_ms);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            w.id = sqlite3_column_int64(st, 0);
-            w.connection_key = hs_sqlite_col_text(st, 1);
-            w.job_id = sqlite3_column_int64(st, 2);
-            w.reason = hs_sqlite_col_text(st, 3);
-            w.generation = sqlite3_column_int64(st, 4);
-            w.attempts = sqlite3_column_int64(st, 5);
-            w.not_before_ms = sqlite3_column_int64(st, 6);
-            src = sqlite3_step(st);
-        } else if (src == SQLITE_DONE) {
-            rc = HS_ERR_NOT_FOUND; /* err filled below, once the statement is done */
-        }
-        if (!rc && src != SQLITE_DONE)
-            rc = hs_sqlite_fail(s, src, err, "claiming work");
-        sqlite3_finalize(st);
-    }
-    if (rc == HS_ERR_NOT_FOUND)
-        hs_fail(err, HS_ERR_NOT_FOUND, "no work item is due");
-    if (!rc) {
-        rc = hs_sqlite_prep(
-            s, &st,
-            "INSERT INTO work_turns (connection_key, last_claim) VALUES (?1, "
-            "(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM work_turns)) "
-            "ON CONFLICT(connection_key) DO UPDATE SET last_claim = excluded.last_claim",
-            "claiming work", err);
-        if (!rc) {
-            hs_sqlite_bind_text(st, 1, w.connection_key);
-            rc = hs_sqlite_run(s, st, NULL, "claiming work", err);
-        }
-    }
-    rc = ev_leave(s, &op, rc, err);
-    if (rc) {
-        hs_work_item_clear(&w);
-        return rc;
-    }
-    *out = w;
-    return HS_OK;
-}
-
-int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, struct hs_error *err)
-{
-    struct sqlite_store *s = sq(base);
-    if (!w || w->id <= 0)
-        return hs_fail(err, HS_ERR_INVALID, "work_done without an item");
-    struct ev_op op;
-    int rc = ev_enter(s, &op, true, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    rc = hs_sqlite_prep(s, &st, "DELETE FROM work_items WHERE id = ?1 AND generation = ?2",
-                        "finishing work", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, w->id);
-        sqlite3_bind_int64(st, 2, w->generation);
-        rc = hs_sqlite_run(s, st, &changes, "finishing work", err);
-    }
-    if (!rc && changes == 0) {
-        /* A newer trigger came in while it ran: free it for another pass. */
-        rc = hs_sqlite_prep(
-            s, &st,
-            "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, attempts = 0, "
-            "last_error = NULL WHERE id = ?1",
-            "finishing work", err);
-        if (!rc) {
-            sqlite3_bind_int64(st, 1, w->id);
-            rc = hs_sqlite_run(s, st, NULL, "finishing work", err);
-        }
-    }
-    return ev_leave(s, &op, rc, err);
-}
-
-int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, int64_t not_before_ms,
-                         const char *error, struct hs_error *err)
-{
-    struct sqlite_store *s = sq(base);
-    if (!w || w->id <= 0)
-        return hs_fail(err, HS_ERR_INVALID, "work_retry without an item");
-    struct ev_op op;
-    int rc = ev_enter(s, &op, true, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    rc =
-        hs_sqlite_prep(s, &st,
-                       "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
-                       "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3 WHERE id = ?1",
-                       "retrying work", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, w->id);
-        sqlite3_bind_int64(st, 2, not_before_ms);
-        hs_sqlite_bind_text(st, 3, error);
-        rc = hs_sqlite_run(s, st, &changes, "retrying work", err);
-    }
-    if (!rc && changes == 0)
-        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no work item %lld", (long long)w->id);
-    return ev_leave(s, &op, rc, err);
-}
-
-int hs_sqlite_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
-                         struct hs_error *err)
-{
-    struct sqlite_store *s = sq(base);
-    struct ev_op op;
-    int rc = ev_enter(s, &op, false, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    int64_t d = 0, t = 0;
-    rc = hs_sqlite_prep(s, &st, "SELECT COUNT(*) FROM work_items WHERE " WORK_DUE, "counting work",
-                        err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, now_ms);
-        rc = read_int(s, st, &d, "counting work", err);
-    }
-    if (!rc)
-        rc = hs_sqlite_prep(s, &st, "SELECT COUNT(*) FROM work_items", "counting work", err);
-    if (!rc)
-        rc = read_int(s, st, &t, "counting work", err);
-    rc = ev_leave(s, &op, rc, err);
-    if (rc)
-        return rc;
-    if (due)
-        *due = d;
-    if (total)
-        *total = t;
-    return HS_OK;
-}
-
 /* ---- events ---- */
 
 static int connection_known(struct sqlite_store *s, const char *key, bool *known,
@@ -479,7 +293,7 @@ struct hs_sqlite_accept {
     const struct hs_event_row *e;
     bool schedule;
     int64_t now_ms;
-    int64_t not_before_ms;
+    int64_t rerun_ms;
     int64_t id;
     int rc;
     struct hs_error err;
@@ -632,7 +446,15 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
         bool known = false;
         rc = connection_known(s, e->connection_key, &known, err);
         if (!rc && known)
-            rc = work_bump(s, e->connection_key, e->job_id, "webhook", a->not_before_ms, err);
+            rc = hs_sqlite_work_bump(s,
+                                     &(struct hs_work_trigger){.connection_key = e->connection_key,
+                                                               .job_id = e->job_id,
+                                                               .reason = "webhook",
+                                                               .priority = HS_WORK_PRIO_BACKGROUND,
+                                                               .now_ms = a->now_ms,
+                                                               .due_ms = a->now_ms,
+                                                               .rerun_ms = a->rerun_ms},
+                                     err);
     }
     if (!rc && e->replay_key)
         rc = replay_link(s, e->replay_key, a->id, err);
@@ -685,7 +507,7 @@ int hs_sqlite_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     if (hs_sqlite_held_by_me(s))
         return hs_fail(err, HS_ERR_INTERNAL, "event_accept called inside a store transaction");
     struct hs_sqlite_accept me = {
-        .e = e, .schedule = schedule, .now_ms = now_ms, .not_before_ms = now_ms + delay_ms};
+        .e = e, .schedule = schedule, .now_ms = now_ms, .rerun_ms = delay_ms};
     pthread_mutex_lock(&s->gc_lock);
     if (s->gc_tail)
         s->gc_tail->next = &me;

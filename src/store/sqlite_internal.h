@@ -147,8 +147,6 @@ int hs_sqlite_events_last_accepted(struct hs_store *base, const char *connection
                                    int64_t job_id, int64_t *event_id, struct hs_error *err);
 int hs_sqlite_job_synced_seq(struct hs_store *base, int64_t job_id, int64_t *seq,
                              struct hs_error *err);
-int hs_sqlite_work_release_dead(struct hs_store *base, bool (*dead)(void *ctx, const char *worker),
-                                void *ctx, int64_t *released, struct hs_error *err);
 /* jobs_search (sqlite_search.c). */
 int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
                           int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
@@ -189,15 +187,6 @@ int hs_sqlite_verification_claim(struct hs_store *base, int64_t now_ms, int64_t 
                                  struct hs_verification *out, struct hs_error *err);
 int hs_sqlite_verification_finish(struct hs_store *base, int64_t id, const char *status,
                                   int64_t next_attempt_ms, const char *error, struct hs_error *err);
-int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
-                            const char *reason, int64_t not_before_ms, struct hs_error *err);
-int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
-                         int64_t lease_ms, struct hs_work_item *out, struct hs_error *err);
-int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, struct hs_error *err);
-int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, int64_t not_before_ms,
-                         const char *error, struct hs_error *err);
-int hs_sqlite_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
-                         struct hs_error *err);
 int hs_sqlite_outbox_add(struct hs_store *base, const char *endpoint, int64_t job_id,
                          const char *payload, const char *idempotency_key, struct hs_error *err);
 int hs_sqlite_outbox_next(struct hs_store *base, int64_t now_ms, struct hs_outbox_row *out,
@@ -210,5 +199,58 @@ int hs_sqlite_policy_get(struct hs_store *base, const char *connection_key, char
                          struct hs_error *err);
 int hs_sqlite_policy_put(struct hs_store *base, const char *connection_key, const char *policy,
                          struct hs_error *err);
+
+/* An op's transaction (sqlite_events.c): its own BEGIN (IMMEDIATE for a write) under the store
+ * lock, or a savepoint of the caller's when this thread has one open. */
+struct hs_sqlite_op {
+    bool own;
+    bool write;
+};
+int hs_sqlite_op_enter(struct sqlite_store *s, struct hs_sqlite_op *op, bool write,
+                       struct hs_error *err);
+int hs_sqlite_op_leave(struct sqlite_store *s, struct hs_sqlite_op *op, int rc,
+                       struct hs_error *err);
+
+/* The work queue, syncs' progress, pending polls (sqlite_queue.c). */
+int hs_sqlite_work_bump(struct sqlite_store *s, const struct hs_work_trigger *t,
+                        struct hs_error *err);
+int hs_sqlite_work_schedule(struct hs_store *base, const struct hs_work_trigger *t,
+                            struct hs_error *err);
+int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
+                         int64_t lease_ms, struct hs_work_item *out, int64_t *next_due_ms,
+                         struct hs_error *err);
+int hs_sqlite_work_fence(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
+                         struct hs_error *err);
+int hs_sqlite_work_renew(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
+                         int64_t lease_ms, struct hs_error *err);
+int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
+                        struct hs_error *err);
+int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
+                         int64_t not_before_ms, const char *error, struct hs_error *err);
+int hs_sqlite_work_get(struct hs_store *base, const char *connection_key, int64_t job_id,
+                       struct hs_work_item *out, struct hs_error *err);
+int hs_sqlite_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
+                         struct hs_error *err);
+int hs_sqlite_work_release_dead(struct hs_store *base, bool (*dead)(void *ctx, const char *worker),
+                                void *ctx, int64_t *released, struct hs_error *err);
+int hs_sqlite_sync_create(struct hs_store *base, const struct hs_sync_row *r, int64_t now_ms,
+                          struct hs_error *err);
+int hs_sqlite_sync_get(struct hs_store *base, const char *id, struct hs_sync_row *out,
+                       struct hs_error *err);
+int hs_sqlite_sync_version(struct hs_store *base, const char *id, int64_t *version,
+                           struct hs_error *err);
+int hs_sqlite_sync_progress(struct hs_store *base, const char *connection_key, int64_t job_id,
+                            const struct hs_sync_model_row *m, int64_t now_ms, int64_t *changed,
+                            int64_t *finished, struct hs_error *err);
+int hs_sqlite_syncs_finish(struct hs_store *base, const char *connection_key, int64_t job_id,
+                           const char *error_code, const char *error_message, int64_t now_ms,
+                           int64_t *finished, struct hs_error *err);
+int hs_sqlite_syncs_expire(struct hs_store *base, int64_t before_ms, int64_t *removed,
+                           struct hs_error *err);
+int hs_sqlite_syncs_count(struct hs_store *base, int64_t *queued, int64_t *running,
+                          struct hs_error *err);
+int hs_sqlite_pending_poll(struct hs_store *base, int64_t now_ms, int64_t first_ms, int64_t cap_ms,
+                           const char *const *skip, size_t n_skip, struct hs_pending_job **out,
+                           size_t *n, struct hs_error *err);
 
 #endif

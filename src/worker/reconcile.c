@@ -18,6 +18,7 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/client.h"
+#include "sync/plan.h"
 
 struct hs_reconcile {
     struct hs_reconcile_config cfg;
@@ -32,17 +33,8 @@ struct hs_reconcile {
     struct hs_reconcile_stats stats;
 };
 
-static enum hs_autosync policy_of(struct hs_reconcile *r, const char *conn)
-{
-    enum hs_autosync p = HS_AUTOSYNC_ALL;
-    char *v = NULL;
-    if (r->store->ops->policy_get && r->store->ops->policy_get(r->store, conn, &v, NULL) == HS_OK)
-        (void)hs_autosync_parse(v, &p);
-    free(v);
-    return p;
-}
-
-/* Schedules the job when a pass over it would sync something. */
+/* Schedules the job when a pass over it would sync something, with the job as listed (the
+ * worker uses it instead of a Show Job while it is young). */
 static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync policy,
                     const struct hs_job *job, bool *scheduled, struct hs_error *err)
 {
@@ -52,14 +44,22 @@ static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync p
     int rc = r->store->ops->job_models_status(r->store, job->id, &st, &nst, err);
     if (rc)
         return rc;
-    int64_t *ids = hs_calloc(job->n_models + 1, sizeof *ids);
-    size_t n = hs_events_plan(policy, job, st, nst, ids);
-    free(ids);
+    struct hs_sync_plan plan;
+    hs_sync_plan_make(policy, job, st, nst, &plan);
+    size_t n = plan.n_sync + plan.n_vanished;
+    hs_sync_plan_clear(&plan);
     hs_model_statuses_free(st, nst);
     if (n == 0)
         return HS_OK;
-    rc = r->store->ops->work_schedule(r->store, conn, job->id, "reconcile",
-                                      r->clock->wall_ms(r->clock), err);
+    int64_t now = r->clock->wall_ms(r->clock);
+    struct hs_work_trigger t = {.connection_key = conn,
+                                .job_id = job->id,
+                                .reason = "reconcile",
+                                .priority = HS_WORK_PRIO_BACKGROUND,
+                                .now_ms = now,
+                                .due_ms = now,
+                                .payload = job->raw_json};
+    rc = r->store->ops->work_schedule(r->store, &t, err);
     if (rc == HS_OK)
         *scheduled = true;
     return rc;
@@ -91,7 +91,7 @@ static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client
     int rc = checkpoint_read(r, name, &since, err);
     if (rc)
         return rc;
-    enum hs_autosync policy = policy_of(r, conn);
+    enum hs_autosync policy = hs_autosync_of(r->store, conn);
     int64_t page = 1;
     for (int64_t pages = 0; pages < r->cfg.max_pages; pages++) {
         struct hs_list_params p = {.page = page,
@@ -154,8 +154,6 @@ static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client
 int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error *err)
 {
     const struct hs_store_ops *ops = r->store->ops;
-    if (!ops->work_schedule || !ops->connections_list || !ops->job_models_status)
-        return hs_fail(err, HS_ERR_INTERNAL, "this store keeps no work items");
     struct hs_connection_row *conns = NULL;
     size_t nc = 0, total = 0;
     int rc = ops->connections_list(r->store, &conns, &nc, err);

@@ -1165,11 +1165,17 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[1024];
+    /* Migration 11 undone too: it is applied again after 7. */
     snprintf(sql, sizeof sql,
              "DROP TABLE session_connections; DROP INDEX jobs_connection_updated; "
              "DROP INDEX jobs_search_rank; CREATE INDEX jobs_search_rank ON jobs(id, "
-             "hover_updated_at, reconstruction_state); DELETE FROM schema_migrations WHERE "
-             "version >= 7; INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
+             "hover_updated_at, reconstruction_state); DROP TABLE sync_models; DROP TABLE syncs; "
+             "DROP TABLE pending_polls; DROP INDEX work_items_due; ALTER TABLE work_items DROP "
+             "COLUMN priority; ALTER TABLE work_items DROP COLUMN claims; ALTER TABLE work_items "
+             "DROP COLUMN trigger_ms; ALTER TABLE work_items DROP COLUMN payload; ALTER TABLE "
+             "work_items DROP COLUMN payload_ms; CREATE INDEX work_items_due ON "
+             "work_items(not_before_ms); DELETE FROM schema_migrations WHERE version >= 7; "
+             "INSERT INTO sessions VALUES ('%s', 'csrf', 1000, 4102444800, NULL);",
              hash);
     sql_exec(f, sql);
     assert_int_equal(open_store(f, &f->store), HS_OK);
@@ -1850,8 +1856,8 @@ static void test_events_coalesce_into_one_work_item(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE job_id = 7"), 3);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 1);
     assert_int_equal(sql_int(f, "SELECT generation FROM work_items"), 3);
-    /* The first event's delay holds: a stream of events cannot postpone the item forever. */
-    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 11000);
+    /* Due at once: no delay while nobody runs the item, and later events do not postpone it. */
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 10000);
     assert_int_equal(sql_int(f, "SELECT length(body) FROM webhook_events WHERE id = 1"), 48);
     /* Not scheduled: an unknown connection, no job, or schedule false. */
     accept_event(f, "org-unknown", 8, "accepted", true, 10000);
@@ -1861,18 +1867,18 @@ static void test_events_coalesce_into_one_work_item(void **state)
 
     struct hs_work_item w = {0};
     int64_t due = -1, total = -1;
-    assert_int_equal(f->store->ops->work_depth(f->store, &due, &total, 10999, NULL), HS_OK);
+    assert_int_equal(f->store->ops->work_depth(f->store, &due, &total, 9999, NULL), HS_OK);
     assert_int_equal(due, 0);
     assert_int_equal(total, 1);
-    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 10999, 5000, &w, NULL),
+    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 9999, 5000, &w, NULL, NULL),
                      HS_ERR_NOT_FOUND);
-    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 11000, 5000, &w, NULL), HS_OK);
+    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 10000, 5000, &w, NULL, NULL), HS_OK);
     assert_string_equal(w.connection_key, "default");
     assert_int_equal(w.job_id, 7);
     assert_string_equal(w.reason, "webhook");
     assert_int_equal(w.generation, 3);
     assert_int_equal(f->store->ops->events_processed(f->store, "default", 7, last, NULL), HS_OK);
-    assert_int_equal(f->store->ops->work_done(f->store, &w, NULL), HS_OK);
+    assert_int_equal(f->store->ops->work_done(f->store, &w, 10000, NULL), HS_OK);
     hs_work_item_clear(&w);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed' "
@@ -1892,88 +1898,6 @@ static void test_event_accept_refused_inside_transaction(void **state)
     e.status = (char *)"bogus";
     assert_int_equal(ops->event_accept(f->store, &e, false, 0, 0, NULL, NULL), HS_ERR_INVALID);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events"), 0);
-}
-
-/* A worker dies holding a claim: the item is claimable again once the lease has run out. */
-static void test_work_lease_expires_after_a_crash(void **state)
-{
-    struct fixture *f = *state;
-    const struct hs_store_ops *ops = f->store->ops;
-    assert_int_equal(ops->work_schedule(f->store, "default", 42, "reconcile", 1000, NULL), HS_OK);
-    struct hs_work_item w = {0};
-    assert_int_equal(ops->work_claim(f->store, "dead-worker", 1000, 30000, &w, NULL), HS_OK);
-    hs_work_item_clear(&w);
-    assert_int_equal(sql_int(f, "SELECT lease_until_ms FROM work_items"), 31000);
-    /* The claimer "crashed": nothing is claimable while the lease holds ... */
-    hs_store_close(f->store);
-    assert_int_equal(open_store(f, &f->store), HS_OK);
-    ops = f->store->ops;
-    assert_int_equal(ops->work_claim(f->store, "w2", 30999, 30000, &w, NULL), HS_ERR_NOT_FOUND);
-    int64_t due = -1, total = -1;
-    assert_int_equal(ops->work_depth(f->store, &due, &total, 30999, NULL), HS_OK);
-    assert_int_equal(due, 0);
-    assert_int_equal(total, 1);
-    /* ... and it is again once it ran out. */
-    assert_int_equal(ops->work_claim(f->store, "w2", 31000, 30000, &w, NULL), HS_OK);
-    assert_int_equal(w.job_id, 42);
-    assert_string_equal(w.reason, "reconcile");
-    /* A failure: released for later, attempts + 1, the error kept. */
-    assert_int_equal(ops->work_retry(f->store, &w, 90000, "Show Job: HTTP 503", NULL), HS_OK);
-    hs_work_item_clear(&w);
-    assert_int_equal(ops->work_claim(f->store, "w2", 89999, 30000, &w, NULL), HS_ERR_NOT_FOUND);
-    assert_int_equal(ops->work_claim(f->store, "w2", 90000, 30000, &w, NULL), HS_OK);
-    assert_int_equal(w.attempts, 1);
-    hs_work_item_clear(&w);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE last_error = "
-                                "'Show Job: HTTP 503' AND claimed_by = 'w2'"),
-                     1);
-}
-
-/* An event arrives while the job is being synced: done() must not drop it. */
-static void test_work_done_with_stale_generation_releases(void **state)
-{
-    struct fixture *f = *state;
-    const struct hs_store_ops *ops = f->store->ops;
-    connect_key(f, "default");
-    accept_event(f, "default", 7, "accepted", true, 0);
-    struct hs_work_item w = {0};
-    assert_int_equal(ops->work_claim(f->store, "w1", 1000, 60000, &w, NULL), HS_OK);
-    assert_int_equal(w.generation, 1);
-    accept_event(f, "default", 7, "accepted", true, 2000); /* during the sync */
-    /* The leased item takes the new not_before (the pass after this one). */
-    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 3000);
-    assert_int_equal(ops->work_done(f->store, &w, NULL), HS_OK);
-    hs_work_item_clear(&w);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE claimed_by IS NULL AND "
-                                "lease_until_ms IS NULL AND generation = 2"),
-                     1);
-    assert_int_equal(ops->work_claim(f->store, "w1", 3000, 60000, &w, NULL), HS_OK);
-    assert_int_equal(w.generation, 2);
-    assert_int_equal(ops->work_done(f->store, &w, NULL), HS_OK);
-    hs_work_item_clear(&w);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
-}
-
-/* Org A has many due jobs, org B one that came later: B does not wait for all of A's. */
-static void test_work_claims_take_connections_in_turn(void **state)
-{
-    struct fixture *f = *state;
-    const struct hs_store_ops *ops = f->store->ops;
-    for (int64_t j = 1; j <= 5; j++)
-        assert_int_equal(ops->work_schedule(f->store, "org-a", j, "reconcile", j, NULL), HS_OK);
-    assert_int_equal(ops->work_schedule(f->store, "org-b", 100, "webhook", 50, NULL), HS_OK);
-    assert_int_equal(ops->work_schedule(f->store, "org-b", 101, "webhook", 60, NULL), HS_OK);
-    const char *want_key[] = {"org-a", "org-b", "org-a", "org-b", "org-a", "org-a", "org-a"};
-    const int64_t want_job[] = {1, 100, 2, 101, 3, 4, 5};
-    for (size_t i = 0; i < sizeof want_job / sizeof want_job[0]; i++) {
-        struct hs_work_item w = {0};
-        assert_int_equal(ops->work_claim(f->store, "w", 1000, 60000, &w, NULL), HS_OK);
-        assert_string_equal(w.connection_key, want_key[i]);
-        assert_int_equal(w.job_id, want_job[i]);
-        hs_work_item_clear(&w);
-    }
-    struct hs_work_item w = {0};
-    assert_int_equal(ops->work_claim(f->store, "w", 1000, 60000, &w, NULL), HS_ERR_NOT_FOUND);
 }
 
 static int64_t next_outbox(struct fixture *f, int64_t now_ms, int64_t *job, int64_t *seq)
@@ -2206,10 +2130,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_coalesce_into_one_work_item, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_accept_refused_inside_transaction, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_work_lease_expires_after_a_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_work_done_with_stale_generation_releases, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_work_claims_take_connections_in_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_order_per_job_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policies_default_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_unverified_and_status, setup, teardown),

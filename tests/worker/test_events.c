@@ -39,83 +39,9 @@ static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\"
     "{\"id\":602,\"name\":\"Detached Garage\",\"state\":\"processing\",\"updated_at\":"            \
     "\"2025-03-17T01:00:00.000Z\",\"artifacts\":null}]}"
 
-/* ---- the decision ---- */
-
-static struct hs_job *job_of(const char *json)
-{
-    struct hs_job *j = NULL;
-    assert_int_equal(hs_job_from_json(json, strlen(json), &j, NULL), 0);
-    return j;
-}
-
-static void test_plan(void **state)
+static void test_backoff(void **state)
 {
     (void)state;
-    /* 701 complete, 702 complete, 703 processing, 704 failed. */
-    struct hs_job *j =
-        job_of("{\"id\":7,\"external_identifier\":null,\"models\":["
-               "{\"id\":701,\"state\":\"complete\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
-               "{\"id\":702,\"state\":\"complete\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
-               "{\"id\":703,\"state\":\"processing\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
-               "{\"id\":704,\"state\":\"failed\",\"updated_at\":\"2025-01-02T00:00:00Z\"}]}");
-    int64_t out[8];
-    /* Nothing stored: all -> both complete ones; linked (no external id, no selection) and
-     * none -> nothing. */
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, NULL, 0, out), 2);
-    assert_int_equal(out[0], 701);
-    assert_int_equal(out[1], 702);
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 0);
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, NULL, 0, out), 0);
-
-    /* 701 synced at this updated_at: only 702 left. */
-    struct hs_model_status st[3] = {
-        {.model_id = 701, .synced_updated_at = (char *)"2025-01-02T00:00:00Z"},
-    };
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, st, 1, out), 1);
-    assert_int_equal(out[0], 702);
-    /* 701 synced at an older updated_at: both again. */
-    st[0].synced_updated_at = (char *)"2024-12-01T00:00:00Z";
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, st, 1, out), 2);
-
-    /* A selection links the job: linked syncs like all; none runs the open selections only. */
-    st[0].synced_updated_at = (char *)"2025-01-02T00:00:00Z";
-    st[1] = (struct hs_model_status){
-        .model_id = 703, .has_selection = true, .selection = HS_SEL_PENDING};
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, st, 2, out), 1);
-    assert_int_equal(out[0], 702);
-    /* The pending selection of a model still processing is not run again. */
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 2, out), 0);
-    /* ... but a pending one whose model failed is (to record the failure), and a selected one
-     * always is. */
-    st[2] = (struct hs_model_status){
-        .model_id = 704, .has_selection = true, .selection = HS_SEL_PENDING};
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 1);
-    assert_int_equal(out[0], 704);
-    st[1].selection = HS_SEL_SELECTED;
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 2);
-    assert_int_equal(out[0], 703);
-    assert_int_equal(out[1], 704);
-    /* A closed selection (synced) does not count as open, but still links the job. */
-    st[1].selection = HS_SEL_SYNCED;
-    st[2].selection = HS_SEL_FAILED_UPSTREAM;
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 0);
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, st, 3, out), 1);
-    hs_job_free(j);
-
-    /* An external identifier links the job. */
-    j = job_of("{\"id\":8,\"external_identifier\":\"CRM-1\",\"models\":[{\"id\":801,"
-               "\"state\":\"complete\"}]}");
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 1);
-    hs_job_free(j);
-    j = job_of("{\"id\":8,\"external_identifier\":\"\",\"models\":[{\"id\":801,"
-               "\"state\":\"complete\"}]}");
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 0);
-    hs_job_free(j);
-
-    enum hs_autosync p;
-    assert_int_equal(hs_autosync_parse("linked", &p), 0);
-    assert_int_equal(p, HS_AUTOSYNC_LINKED);
-    assert_int_equal(hs_autosync_parse("some", &p), HS_ERR_INVALID);
     assert_int_equal(hs_events_backoff_ms(5000, 600000, 0), 5000);
     assert_int_equal(hs_events_backoff_ms(5000, 600000, 3), 40000);
     assert_int_equal(hs_events_backoff_ms(5000, 600000, 40), 600000);
@@ -411,7 +337,7 @@ static void test_job_gone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test_setup_teardown(test_events_coalesce_and_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_retries_with_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
