@@ -252,26 +252,50 @@ int hs_sqlite_work_fence(struct hs_store *base, const struct hs_work_item *w, in
     return hs_sqlite_op_leave(s, &op, rc, err);
 }
 
+/* The write transaction of a run's own op on its item, with the claim checked in it. */
+static int fenced_enter(struct sqlite_store *s, struct hs_sqlite_op *op,
+                        const struct hs_work_item *w, int64_t now_ms, const char *what,
+                        struct hs_error *err)
+{
+    if (!w || w->id <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "%s without an item", what);
+    int rc = hs_sqlite_op_enter(s, op, true, err);
+    if (rc)
+        return rc;
+    rc = fence_check(s, w, now_ms, err);
+    if (rc)
+        hs_sqlite_op_leave(s, op, rc, NULL);
+    return rc;
+}
+
+/* Runs sql with ?1 the item's id, ?2 and ?3 integers and ?4 text (those it uses); *changes
+ * (may be NULL) gets the rows changed. */
+static int item_exec(struct sqlite_store *s, const char *sql, int64_t id, int64_t a, int64_t b,
+                     const char *text, int *changes, const char *what, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(s, &st, sql, what, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, a);
+    sqlite3_bind_int64(st, 3, b);
+    hs_sqlite_bind_text(st, 4, text);
+    return hs_sqlite_run(s, st, changes, what, err);
+}
+
 int hs_sqlite_work_renew(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
                          int64_t lease_ms, struct hs_error *err)
 {
     struct sqlite_store *s = sq(base);
-    if (!w || w->id <= 0 || lease_ms <= 0)
-        return hs_fail(err, HS_ERR_INVALID, "work_renew without an item or a lease");
     struct hs_sqlite_op op;
-    int rc = hs_sqlite_op_enter(s, &op, true, err);
+    if (lease_ms <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "work_renew without a lease");
+    int rc = fenced_enter(s, &op, w, now_ms, "work_renew", err);
     if (rc)
         return rc;
-    rc = fence_check(s, w, now_ms, err);
-    sqlite3_stmt *st = NULL;
-    if (!rc)
-        rc = hs_sqlite_prep(s, &st, "UPDATE work_items SET lease_until_ms = ?2 WHERE id = ?1",
-                            "renewing a lease", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, w->id);
-        sqlite3_bind_int64(st, 2, now_ms + lease_ms);
-        rc = hs_sqlite_run(s, st, NULL, "renewing a lease", err);
-    }
+    rc = item_exec(s, "UPDATE work_items SET lease_until_ms = ?2 WHERE id = ?1", w->id,
+                   now_ms + lease_ms, 0, NULL, NULL, "renewing a lease", err);
     return hs_sqlite_op_leave(s, &op, rc, err);
 }
 
@@ -279,35 +303,18 @@ int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, int
                         struct hs_error *err)
 {
     struct sqlite_store *s = sq(base);
-    if (!w || w->id <= 0)
-        return hs_fail(err, HS_ERR_INVALID, "work_done without an item");
     struct hs_sqlite_op op;
-    int rc = hs_sqlite_op_enter(s, &op, true, err);
+    int rc = fenced_enter(s, &op, w, now_ms, "work_done", err);
     if (rc)
         return rc;
-    rc = fence_check(s, w, now_ms, err);
-    sqlite3_stmt *st = NULL;
     int changes = 0;
-    if (!rc)
-        rc = hs_sqlite_prep(s, &st, "DELETE FROM work_items WHERE id = ?1 AND generation = ?2",
-                            "finishing work", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, w->id);
-        sqlite3_bind_int64(st, 2, w->generation);
-        rc = hs_sqlite_run(s, st, &changes, "finishing work", err);
-    }
-    if (!rc && changes == 0) {
-        /* A newer trigger came in while it ran: free it for another pass when that is due. */
-        rc = hs_sqlite_prep(
-            s, &st,
-            "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, attempts = 0, "
-            "last_error = NULL WHERE id = ?1",
-            "finishing work", err);
-        if (!rc) {
-            sqlite3_bind_int64(st, 1, w->id);
-            rc = hs_sqlite_run(s, st, NULL, "finishing work", err);
-        }
-    }
+    rc = item_exec(s, "DELETE FROM work_items WHERE id = ?1 AND generation = ?2", w->id,
+                   w->generation, 0, NULL, &changes, "finishing work", err);
+    if (!rc && changes == 0) /* a newer trigger came in while it ran: another pass when due */
+        rc = item_exec(s,
+                       "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
+                       "attempts = 0, last_error = NULL WHERE id = ?1",
+                       w->id, 0, 0, NULL, NULL, "finishing work", err);
     return hs_sqlite_op_leave(s, &op, rc, err);
 }
 
@@ -315,27 +322,15 @@ int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, in
                          int64_t not_before_ms, const char *error, struct hs_error *err)
 {
     struct sqlite_store *s = sq(base);
-    if (!w || w->id <= 0)
-        return hs_fail(err, HS_ERR_INVALID, "work_retry without an item");
     struct hs_sqlite_op op;
-    int rc = hs_sqlite_op_enter(s, &op, true, err);
+    int rc = fenced_enter(s, &op, w, now_ms, "work_retry", err);
     if (rc)
         return rc;
-    rc = fence_check(s, w, now_ms, err);
-    sqlite3_stmt *st = NULL;
-    if (!rc)
-        rc = hs_sqlite_prep(s, &st,
-                            "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
-                            "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3, "
-                            "priority = MAX(priority, ?4) WHERE id = ?1",
-                            "retrying work", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, w->id);
-        sqlite3_bind_int64(st, 2, not_before_ms);
-        hs_sqlite_bind_text(st, 3, error);
-        sqlite3_bind_int(st, 4, w->priority);
-        rc = hs_sqlite_run(s, st, NULL, "retrying work", err);
-    }
+    rc = item_exec(s,
+                   "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
+                   "attempts = attempts + 1, not_before_ms = ?2, last_error = ?4, "
+                   "priority = MAX(priority, ?3) WHERE id = ?1",
+                   w->id, not_before_ms, w->priority, error, NULL, "retrying work", err);
     return hs_sqlite_op_leave(s, &op, rc, err);
 }
 

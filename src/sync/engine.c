@@ -583,6 +583,21 @@ static int start_run(struct hs_sync_engine *e, const struct hs_job *job,
     return write_tx_end(e, rc, err);
 }
 
+/* The progress of a model whose result is known. */
+static struct hs_sync_progress model_finished(int64_t job_id, const struct hs_sync_model *mr)
+{
+    return (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_FINISHED,
+                                     .job_id = job_id,
+                                     .model_id = mr->id,
+                                     .model_name = mr->name,
+                                     .model_state = mr->state,
+                                     .artifacts_done = (int64_t)mr->n_artifacts,
+                                     .artifacts_total = (int64_t)mr->n_artifacts,
+                                     .result = mr->result,
+                                     .message = mr->message,
+                                     .model = mr};
+}
+
 /* 3. The model's result: its measurements and synced mark, its selection, its line in the run's
  * log and what the caller writes beside them, in one transaction. */
 static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_id,
@@ -606,19 +621,10 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
         wrc = e->store->ops->run_model_result(e->store, run_id, mr->id,
                                               hs_model_result_name(mr->result), mr->message,
                                               mr->downloaded, mr->unchanged, &werr);
-    if (wrc == HS_OK)
-        wrc = in_txn(e,
-                     &(struct hs_sync_progress){.event = HS_PROGRESS_MODEL_FINISHED,
-                                                .job_id = job_id,
-                                                .model_id = mr->id,
-                                                .model_name = mr->name,
-                                                .model_state = mr->state,
-                                                .artifacts_done = (int64_t)mr->n_artifacts,
-                                                .artifacts_total = (int64_t)mr->n_artifacts,
-                                                .result = mr->result,
-                                                .message = mr->message,
-                                                .model = mr},
-                     &werr);
+    if (wrc == HS_OK) {
+        struct hs_sync_progress p = model_finished(job_id, mr);
+        wrc = in_txn(e, &p, &werr);
+    }
     wrc = write_tx_end(e, wrc, &werr);
     if (wrc) {
         /* The files and artifact rows are in; the selection stays open and the next run
@@ -668,16 +674,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
         if (!e->stopped)
             record_model(e, job->id, r->run_id, mr, &w);
         model_writes_clear(&w);
-        progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_FINISHED,
-                                              .job_id = job->id,
-                                              .model_id = mr->id,
-                                              .model_name = mr->name,
-                                              .model_state = mr->state,
-                                              .artifacts_done = (int64_t)mr->n_artifacts,
-                                              .artifacts_total = (int64_t)mr->n_artifacts,
-                                              .result = mr->result,
-                                              .message = mr->message,
-                                              .model = mr});
+        progress(e, model_finished(job->id, mr));
         hs_crashpoint("after_model");
     }
 
