@@ -33,8 +33,10 @@ struct hs_reconcile {
     struct hs_reconcile_stats stats;
 };
 
-/* Schedules the job when a pass over it would sync something, with the job as listed (the
- * worker uses it instead of a Show Job while it is young). */
+/* Schedules the job when a pass over it would sync something. The pass reads the job again
+ * (the listed one is not its payload): reconciliation is the safety net, and a job listed half
+ * way through its reconstruction must not be synced from that snapshot alone when no later
+ * listing or event comes (a job's updated_at may not move with every model). */
 static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync policy,
                     const struct hs_job *job, bool *scheduled, struct hs_error *err)
 {
@@ -57,8 +59,7 @@ static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync p
                                 .reason = "reconcile",
                                 .priority = HS_WORK_PRIO_BACKGROUND,
                                 .now_ms = now,
-                                .due_ms = now,
-                                .payload = job->raw_json};
+                                .due_ms = now};
     rc = r->store->ops->work_schedule(r->store, &t, err);
     if (rc == HS_OK)
         *scheduled = true;

@@ -3,8 +3,7 @@
  * unix second of the newest updated_at seen), oldest first, page after page as background work
  * for the request budget; a job a pass would sync something of (the plan every work item
  * follows, sync/plan.h, against the store's sync marks) gets a work item with reason
- * "reconcile" carrying the job as listed (a Show Job spared), and the queue's workers do the
- * rest. The checkpoint advances after every
+ * "reconcile", and the queue's workers do the rest. The checkpoint advances after every
  * page, so a pass that dies half-way resumes where it was. Deliveries that never arrived (Hover
  * retries for a while, then gives up; a receiver down for a day) are caught within an interval.
  *
