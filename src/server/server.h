@@ -46,7 +46,7 @@ struct hs_server_config {
     int caller_rate; /* requests a minute per API key or session to routes that ask Hover; 0: no
                         limit */
     /* Webhooks: an event for a job whose work item is being run makes one more pass, due this
-     * long after the event (0: 200 ms; a job whose item is idle runs at once); register_webhooks:
+     * long after the event (0: 25 ms; a job whose item is idle runs at once); register_webhooks:
      * connect flow and hs_server_register_webhooks register the service's webhook (<public
      * url>/webhooks/hover) for connections without a verified one. */
     int64_t webhook_delay_ms;
