@@ -20,6 +20,7 @@
 #include "fake_transport.h"
 #include "hover/client.h"
 #include "store/store.h"
+#include "worker/bulk.h"
 #include "worker/events.h"
 
 #define NOW_S 1742200000LL
@@ -54,14 +55,16 @@ struct provider {
     struct hs_fake_clock fc;
     struct hs_client *client;
     int acquires;
+    int fail; /* an hs_err acquire answers with, 0: none */
 };
 
 static int p_acquire(void *ctx, const char *key, struct hs_client **out, struct hs_error *err)
 {
-    (void)err;
     struct provider *p = ctx;
     assert_string_equal(key, "org-1");
     p->acquires++;
+    if (p->fail)
+        return hs_fail(err, p->fail, "fake provider: %s", hs_err_name(p->fail));
     *out = p->client;
     return HS_OK;
 }
@@ -334,6 +337,84 @@ static void test_job_gone(void **state)
                      1);
 }
 
+static void note_failure(void *ctx, int64_t job_id, int64_t model_id, const char *why)
+{
+    char *seen = ctx;
+    size_t len = strlen(seen);
+    snprintf(seen + len, 200 - len, "%lld/%lld:%s ", (long long)job_id, (long long)model_id, why);
+}
+
+/* Backfill's way: listed jobs queued with their complete models selected and the job as listed
+ * for payload (no Show Job), at bulk priority after a webhook's item; settled when done or failed
+ * once, with the failures named. */
+static void test_bulk_jobs_settle_with_their_failures(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_error err = {0};
+    /* Policy none: backfill's selection syncs them all the same. */
+    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    struct hs_bulk *b = NULL;
+    assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
+    struct hs_job *job = NULL;
+    const char *j501 = JOB_501("null");
+    assert_int_equal(hs_job_from_json(j501, strlen(j501), &job, NULL), 0);
+    bool queued = false;
+    assert_int_equal(hs_bulk_add(b, "org-1", job, &queued, &err), 0);
+    assert_true(queued);
+    hs_job_free(job);
+    assert_int_equal(sql_int(f, "SELECT priority FROM work_items WHERE job_id = 501 AND reason = "
+                                "'backfill' AND payload IS NOT NULL"),
+                     HS_WORK_PRIO_BULK);
+    /* A job with nothing complete is not queued. */
+    const char *j502 = "{\"id\":502,\"models\":[{\"id\":621,\"state\":\"processing\"}]}";
+    assert_int_equal(hs_job_from_json(j502, strlen(j502), &job, NULL), 0);
+    assert_int_equal(hs_bulk_add(b, "org-1", job, &queued, &err), 0);
+    assert_false(queued);
+    hs_job_free(job);
+    /* A webhook's item goes first. */
+    accept_event(f, "job-state-changed-v2", 999);
+    fake_transport_push(&f->p.ft,
+                        (struct fake_response){.status = 404, .body = "{\"error\":\"Not found\"}"});
+    run_one(f, true);
+    bool all = true;
+    struct hs_bulk_counts c;
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_false(all);
+    assert_int_equal(c.jobs, 1);
+    /* The backfill item: no Show Job, the JSON fails: the model is named, the item retried. */
+    fake_transport_push(
+        &f->p.ft,
+        (struct fake_response){.status = 200, .body = PDF, .content_type = "application/pdf"});
+    fake_transport_push(&f->p.ft, (struct fake_response){.status = 500, .body = "{}"});
+    run_one(f, true);
+    assert_int_equal(f->p.ft.n_reqs, 3); /* the 404 Show Job, the PDF, the JSON */
+    assert_non_null(strstr(f->p.ft.reqs[1].url, "measurements.pdf"));
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_true(all);
+    assert_int_equal(c.settled, 1);
+    assert_int_equal(c.failed, 1);
+    assert_int_equal(c.synced, 0);
+    char seen[200] = "";
+    hs_bulk_failures(b, note_failure, seen);
+    assert_non_null(strstr(seen, "501/601:"));
+    hs_bulk_free(b);
+
+    /* A pass that fails as a whole: one line for the job, its error. */
+    assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
+    assert_int_equal(hs_job_from_json(j501, strlen(j501), &job, NULL), 0);
+    hs_fake_clock_advance(&f->wclock, 600000);
+    assert_int_equal(hs_bulk_add(b, "org-1", job, &queued, &err), 0);
+    hs_job_free(job);
+    f->p.fail = HS_ERR_INVALID_GRANT;
+    run_one(f, true);
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_true(all);
+    seen[0] = '\0';
+    hs_bulk_failures(b, note_failure, seen);
+    assert_non_null(strstr(seen, "501/0:fake provider"));
+    hs_bulk_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_selection_runs_whatever_the_policy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_job_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_jobs_settle_with_their_failures, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
