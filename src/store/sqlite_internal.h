@@ -216,9 +216,9 @@ int hs_sqlite_work_bump(struct sqlite_store *s, const struct hs_work_trigger *t,
                         struct hs_error *err);
 int hs_sqlite_work_schedule(struct hs_store *base, const struct hs_work_trigger *t,
                             struct hs_error *err);
-int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
-                         int64_t lease_ms, struct hs_work_item *out, int64_t *next_due_ms,
-                         struct hs_error *err);
+int hs_sqlite_work_claim(struct hs_store *base, const char *worker, const char *only_connection,
+                         int64_t now_ms, int64_t lease_ms, struct hs_work_item *out,
+                         int64_t *next_due_ms, struct hs_error *err);
 int hs_sqlite_work_fence(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
                          struct hs_error *err);
 int hs_sqlite_work_renew(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,

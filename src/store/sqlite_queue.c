@@ -67,7 +67,7 @@ int hs_sqlite_work_bump(struct sqlite_store *s, const struct hs_work_trigger *t,
         "priority = MAX(priority, excluded.priority), trigger_ms = excluded.trigger_ms, "
         "payload = excluded.payload, payload_ms = excluded.payload_ms, "
         "not_before_ms = CASE WHEN " ITEM_RUNNING " THEN ?5 + ?7 "
-        "WHEN attempts > 0 AND excluded.priority < ?9 THEN not_before_ms "
+        "WHEN attempts > 0 AND excluded.priority < ?9 AND NOT ?10 THEN not_before_ms "
         "ELSE MIN(not_before_ms, excluded.not_before_ms) END",
         "scheduling work", err);
     if (rc)
@@ -81,6 +81,7 @@ int hs_sqlite_work_bump(struct sqlite_store *s, const struct hs_work_trigger *t,
     sqlite3_bind_int64(st, 7, t->rerun_ms > 0 ? t->rerun_ms : 0);
     hs_sqlite_bind_text(st, 8, t->payload);
     sqlite3_bind_int(st, 9, HS_WORK_PRIO_INTERACTIVE);
+    sqlite3_bind_int(st, 10, t->now ? 1 : 0);
     return hs_sqlite_run(s, st, NULL, "scheduling work", err);
 }
 
@@ -103,15 +104,16 @@ int hs_sqlite_work_schedule(struct hs_store *base, const struct hs_work_trigger 
 
 /* The claim's row: highest priority, then the connection whose last claim is the oldest (never
  * claimed counts as oldest), then the oldest due. */
-static int claim_row(struct sqlite_store *s, const char *worker, int64_t now_ms, int64_t lease_ms,
-                     struct hs_work_item *w, struct hs_error *err)
+static int claim_row(struct sqlite_store *s, const char *worker, const char *only, int64_t now_ms,
+                     int64_t lease_ms, struct hs_work_item *w, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = hs_sqlite_prep(
         s, &st,
         "UPDATE work_items SET claimed_by = ?2, lease_until_ms = ?1 + ?3, claims = claims + 1 "
         "WHERE id = (SELECT i.id FROM work_items i LEFT JOIN work_turns t "
-        "ON t.connection_key = i.connection_key WHERE i." WORK_DUE " "
+        "ON t.connection_key = i.connection_key WHERE i." WORK_DUE " AND (?4 IS NULL OR "
+        "i.connection_key = ?4) "
         "ORDER BY i.priority DESC, COALESCE(t.last_claim, 0), i.not_before_ms, i.id LIMIT 1) "
         "RETURNING " ITEM_COLS,
         "claiming work", err);
@@ -120,6 +122,7 @@ static int claim_row(struct sqlite_store *s, const char *worker, int64_t now_ms,
     sqlite3_bind_int64(st, 1, now_ms);
     hs_sqlite_bind_text(st, 2, worker);
     sqlite3_bind_int64(st, 3, lease_ms);
+    hs_sqlite_bind_text(st, 4, only);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         item_read(st, w);
@@ -135,16 +138,19 @@ static int claim_row(struct sqlite_store *s, const char *worker, int64_t now_ms,
 }
 
 /* When the next item that is not due now will be (0: none). */
-static int next_due(struct sqlite_store *s, int64_t now_ms, int64_t *out, struct hs_error *err)
+static int next_due(struct sqlite_store *s, const char *only, int64_t now_ms, int64_t *out,
+                    struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = hs_sqlite_prep(s, &st,
                             "SELECT MIN(MAX(not_before_ms, COALESCE(lease_until_ms, 0))) FROM "
-                            "work_items WHERE NOT (" WORK_DUE ")",
+                            "work_items WHERE NOT (" WORK_DUE ") AND (?2 IS NULL OR "
+                            "connection_key = ?2)",
                             "reading the next due work", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, now_ms);
+    hs_sqlite_bind_text(st, 2, only);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0); /* NULL (none) reads as 0 */
@@ -181,9 +187,9 @@ static int claim_after(struct sqlite_store *s, const struct hs_work_item *w, str
     return rc;
 }
 
-int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
-                         int64_t lease_ms, struct hs_work_item *out, int64_t *next_due_ms,
-                         struct hs_error *err)
+int hs_sqlite_work_claim(struct hs_store *base, const char *worker, const char *only_connection,
+                         int64_t now_ms, int64_t lease_ms, struct hs_work_item *out,
+                         int64_t *next_due_ms, struct hs_error *err)
 {
     struct sqlite_store *s = sq(base);
     if (!worker || lease_ms <= 0)
@@ -194,10 +200,10 @@ int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_
         return rc;
     struct hs_work_item w = {0};
     int64_t next = 0;
-    rc = claim_row(s, worker, now_ms, lease_ms, &w, err);
+    rc = claim_row(s, worker, only_connection, now_ms, lease_ms, &w, err);
     if (rc == HS_ERR_NOT_FOUND) {
         struct hs_error nerr = {0};
-        if (next_due(s, now_ms, &next, &nerr) != HS_OK)
+        if (next_due(s, only_connection, now_ms, &next, &nerr) != HS_OK)
             next = 0;
     } else if (!rc) {
         rc = claim_after(s, &w, err);

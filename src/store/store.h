@@ -243,6 +243,7 @@ struct hs_work_trigger {
      * pass, due rerun_ms after now_ms (so a burst of events during a run costs one pass). */
     int64_t due_ms;
     int64_t rerun_ms;
+    bool now;            /* due at due_ms even when backing off after a failure (asked again) */
     const char *payload; /* optional: the job as a list page gave it (JSON), read at now_ms */
 };
 
@@ -522,15 +523,19 @@ struct hs_store_ops {
 
     /* Inserts the job's item or adds a trigger to it (generation + 1, the highest priority,
      * the latest reason and payload); see struct hs_work_trigger for its due time. An item
-     * backing off after a failure keeps its due time unless the trigger is interactive. */
+     * backing off after a failure keeps its due time unless the trigger is interactive or says
+     * now. */
     int (*work_schedule)(struct hs_store *s, const struct hs_work_trigger *t, struct hs_error *err);
     /* Claims the next due item (not_before <= now, not leased, or lease ended) for lease_ms:
      * highest priority first; within one, across connections in turn (fair between orgs),
      * then oldest due first. The claim gets a new fencing token, and the job's queued syncs
-     * turn running (syncs_finish ends them). HS_ERR_NOT_FOUND when none is due; *next_due_ms
-     * (may be NULL) then gets the due time of the next item that is not due yet, 0 if none. */
-    int (*work_claim)(struct hs_store *s, const char *worker, int64_t now_ms, int64_t lease_ms,
-                      struct hs_work_item *out, int64_t *next_due_ms, struct hs_error *err);
+     * turn running (syncs_finish ends them). only_connection (NULL: any): the items of that
+     * connection alone (a process that holds one connection's credential). HS_ERR_NOT_FOUND
+     * when none is due; *next_due_ms (may be NULL) then gets the due time of the next item that
+     * is not due yet, 0 if none. */
+    int (*work_claim)(struct hs_store *s, const char *worker, const char *only_connection,
+                      int64_t now_ms, int64_t lease_ms, struct hs_work_item *out,
+                      int64_t *next_due_ms, struct hs_error *err);
     /* The fence: HS_ERR_CONFLICT unless w's claim still holds at now_ms (the item was not
      * claimed again since, and the lease has not ended). renew also extends the lease; done,
      * retry and the run's own writes (in a transaction with work_fence) check it, so a worker

@@ -84,6 +84,17 @@ static int queue_job(struct hs_bulk *b, const char *conn, const struct hs_job *j
     return rc;
 }
 
+static void remember(struct hs_bulk *b, const char *conn, struct entry *e)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->v = hs_realloc(b->v, b->cap * sizeof *b->v);
+    }
+    e->conn = hs_strdup(conn);
+    b->v[b->n++] = *e;
+    b->counts.jobs++;
+}
+
 int hs_bulk_add(struct hs_bulk *b, const char *connection_key, const struct hs_job *job,
                 bool *queued, struct hs_error *err)
 {
@@ -111,15 +122,31 @@ int hs_bulk_add(struct hs_bulk *b, const char *connection_key, const struct hs_j
         free(e.models);
         return rc;
     }
-    if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 64;
-        b->v = hs_realloc(b->v, b->cap * sizeof *b->v);
-    }
-    e.conn = hs_strdup(connection_key);
-    b->v[b->n++] = e;
-    b->counts.jobs++;
+    remember(b, connection_key, &e);
     if (queued)
         *queued = true;
+    return HS_OK;
+}
+
+int hs_bulk_retry(struct hs_bulk *b, const char *connection_key, int64_t job_id,
+                  const int64_t *model_ids, size_t n, struct hs_error *err)
+{
+    int64_t now = b->clock->wall_ms(b->clock);
+    struct hs_work_trigger t = {.connection_key = connection_key,
+                                .job_id = job_id,
+                                .reason = "backfill",
+                                .priority = HS_WORK_PRIO_BULK,
+                                .now_ms = now,
+                                .due_ms = now,
+                                .now = true};
+    int rc = b->store->ops->work_schedule(b->store, &t, err);
+    if (rc)
+        return rc;
+    struct entry e = {.job_id = job_id, .models = hs_calloc(n + 1, sizeof *e.models)};
+    if (n)
+        memcpy(e.models, model_ids, n * sizeof *model_ids);
+    e.n_models = n;
+    remember(b, connection_key, &e);
     return HS_OK;
 }
 

@@ -28,6 +28,11 @@ void hs_bulk_free(struct hs_bulk *b);
 int hs_bulk_add(struct hs_bulk *b, const char *connection_key, const struct hs_job *job,
                 bool *queued, struct hs_error *err);
 
+/* Runs the job's item again now (a backoff after a failure does not hold), for its open
+ * selections model_ids (left in error by an earlier run): they are what the job is settled on. */
+int hs_bulk_retry(struct hs_bulk *b, const char *connection_key, int64_t job_id,
+                  const int64_t *model_ids, size_t n, struct hs_error *err);
+
 struct hs_bulk_counts {
     int64_t jobs, settled;           /* queued by hs_bulk_add, and settled of them */
     int64_t synced, pending, failed; /* models of the settled jobs */

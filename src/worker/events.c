@@ -490,7 +490,8 @@ static int claim(struct hs_events *w, const char *worker_id, struct hs_work_item
                  int64_t *next_due, struct hs_error *err)
 {
     int64_t t0 = now_ms(w);
-    int rc = w->store->ops->work_claim(w->store, worker_id, t0, w->cfg.lease_ms, it, next_due, err);
+    int rc = w->store->ops->work_claim(w->store, worker_id, w->cfg.only_connection, t0,
+                                       w->cfg.lease_ms, it, next_due, err);
     if (rc)
         return rc;
     /* From the newest trigger (or the due time, for a later one) to this claim. */

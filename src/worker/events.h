@@ -43,6 +43,9 @@ struct hs_events_config {
     int64_t retry_base_ms;      /* default 5000 */
     int64_t retry_max_ms;       /* default 600000 */
     int64_t payload_max_age_ms; /* an item's listed job is used this long; default 300000 */
+    /* The items of this connection alone (a process holding one connection's credential, as
+     * backfill does); NULL: any. */
+    const char *only_connection;
     /* Optional: called (no store transaction open) after this process wrote the progress of a
      * sync, so that its progress streams look at once. */
     void (*on_sync_progress)(void *ctx);

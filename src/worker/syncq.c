@@ -96,7 +96,8 @@ static int store_sync(struct hs_syncq *q, const struct hs_sync_row *row, int64_t
                                     .reason = "api",
                                     .priority = HS_WORK_PRIO_INTERACTIVE,
                                     .now_ms = now,
-                                    .due_ms = now};
+                                    .due_ms = now,
+                                    .now = true};
         rc = st->ops->work_schedule(st, &t, err);
     }
     return rc;

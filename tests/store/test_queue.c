@@ -84,7 +84,7 @@ static void schedule(struct fixture *f, const char *conn, int64_t job, int prio,
 static int claim(struct fixture *f, const char *who, int64_t now, struct hs_work_item *w)
 {
     memset(w, 0, sizeof *w);
-    return f->store->ops->work_claim(f->store, who, now, 30000, w, NULL, NULL);
+    return f->store->ops->work_claim(f->store, who, NULL, now, 30000, w, NULL, NULL);
 }
 
 /* The job claimed next at now (0: none), done at once. */
@@ -119,11 +119,11 @@ static void test_claims_go_by_priority_then_due(void **state)
     /* Nothing due: the next due time is given. */
     struct hs_work_item w;
     int64_t next = -1;
-    assert_int_equal(f->store->ops->work_claim(f->store, "w", 2000, 30000, &w, &next, NULL),
+    assert_int_equal(f->store->ops->work_claim(f->store, "w", NULL, 2000, 30000, &w, &next, NULL),
                      HS_ERR_NOT_FOUND);
     assert_int_equal(next, 9000);
     assert_int_equal(claim_done(f, 9000, NULL), 5);
-    assert_int_equal(f->store->ops->work_claim(f->store, "w", 9000, 30000, &w, &next, NULL),
+    assert_int_equal(f->store->ops->work_claim(f->store, "w", NULL, 9000, 30000, &w, &next, NULL),
                      HS_ERR_NOT_FOUND);
     assert_int_equal(next, 0);
 }
@@ -147,6 +147,19 @@ static void test_claims_take_connections_in_turn(void **state)
         assert_string_equal(conn, want_key[i]);
     }
     assert_int_equal(claim_done(f, 1000, NULL), 0);
+    /* A process holding one connection's credential claims that connection's items alone. */
+    schedule(f, "org-a", 9, HS_WORK_PRIO_INTERACTIVE, 2000, 2000);
+    schedule(f, "org-b", 102, HS_WORK_PRIO_BULK, 2000, 2000);
+    struct hs_work_item w;
+    int64_t next = -1;
+    assert_int_equal(
+        f->store->ops->work_claim(f->store, "w", "org-b", 2000, 30000, &w, &next, NULL), HS_OK);
+    assert_int_equal(w.job_id, 102);
+    hs_work_item_clear(&w);
+    assert_int_equal(
+        f->store->ops->work_claim(f->store, "w", "org-b", 2000, 30000, &w, &next, NULL),
+        HS_ERR_NOT_FOUND);
+    assert_int_equal(next, 32000); /* its own item's lease: org-a's is not its to wait for */
 }
 
 /* ---- triggers ---- */
@@ -185,8 +198,17 @@ static void test_triggers_coalesce(void **state)
     assert_int_equal(sql_int(f, "SELECT attempts FROM work_items"), 1);
     schedule(f, "org-a", 7, HS_WORK_PRIO_BACKGROUND, 1800, 1800); /* a webhook: backoff holds */
     assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 6700);
+    struct hs_work_trigger again = {.connection_key = "org-a",
+                                    .job_id = 7,
+                                    .reason = "backfill",
+                                    .priority = HS_WORK_PRIO_BULK,
+                                    .now_ms = 1850,
+                                    .due_ms = 1850,
+                                    .now = true}; /* asked again: now */
+    assert_int_equal(f->store->ops->work_schedule(f->store, &again, NULL), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 1850);
     schedule(f, "org-a", 7, HS_WORK_PRIO_INTERACTIVE, 1900, 1900); /* a person: now */
-    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 1900);
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 1850);
     assert_int_equal(claim(f, "w1", 1900, &w), HS_OK);
     assert_int_equal(w.attempts, 1);
     assert_int_equal(w.priority, HS_WORK_PRIO_INTERACTIVE);

@@ -1870,9 +1870,10 @@ static void test_events_coalesce_into_one_work_item(void **state)
     assert_int_equal(f->store->ops->work_depth(f->store, &due, &total, 9999, NULL), HS_OK);
     assert_int_equal(due, 0);
     assert_int_equal(total, 1);
-    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 9999, 5000, &w, NULL, NULL),
+    assert_int_equal(f->store->ops->work_claim(f->store, "w1", NULL, 9999, 5000, &w, NULL, NULL),
                      HS_ERR_NOT_FOUND);
-    assert_int_equal(f->store->ops->work_claim(f->store, "w1", 10000, 5000, &w, NULL, NULL), HS_OK);
+    assert_int_equal(f->store->ops->work_claim(f->store, "w1", NULL, 10000, 5000, &w, NULL, NULL),
+                     HS_OK);
     assert_string_equal(w.connection_key, "default");
     assert_int_equal(w.job_id, 7);
     assert_string_equal(w.reason, "webhook");

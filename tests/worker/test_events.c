@@ -399,6 +399,19 @@ static void test_bulk_jobs_settle_with_their_failures(void **state)
     assert_non_null(strstr(seen, "501/601:"));
     hs_bulk_free(b);
 
+    /* A rerun retries it now, the backoff notwithstanding: read again (no payload), synced. */
+    assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
+    const int64_t left[] = {601};
+    assert_int_equal(hs_bulk_retry(b, "org-1", 501, left, 1, &err), 0);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_true(all);
+    assert_int_equal(c.synced, 1);
+    assert_int_equal(c.failed, 0);
+    hs_bulk_free(b);
+
     /* A pass that fails as a whole: one line for the job, its error. */
     assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
     assert_int_equal(hs_job_from_json(j501, strlen(j501), &job, NULL), 0);
