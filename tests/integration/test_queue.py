@@ -8,7 +8,9 @@ and `hoversync serve` processes sharing one SQLite file and data directory.
   beside the serve whose workers run it): GET /api/syncs/{id} and its event stream;
 - "sync when ready" without a webhook: the pending pass polls the job (at --pending-interval
   here); with a healthy webhook: no polling Show Job at all, the model-state-changed event
-  brings the model in.
+  brings the model in;
+- `backfill --sync` through the queue: the listed jobs synced without a Show Job each (their
+  listing is the items' payload), a `serve` on the same store taking some of the items.
 
 Standard library only."""
 import http.client
@@ -21,7 +23,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import JOB_ALL_COMPLETE, JOB_PROCESSING, Sandbox, Service  # noqa: E402
+from harness import (HOVERSYNC_BIN, JOB_ALL_COMPLETE, JOB_PROCESSING, Sandbox,  # noqa: E402
+                     Service)
 
 SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
 HOUSE, GARAGE = 17338401, 17338402  # complete models of JOB_ALL_COMPLETE
@@ -207,6 +210,31 @@ class Queue(unittest.TestCase):
         st = wait_for("the garage synced", lambda: (lambda s: s if s["models"][1]["result"] ==
                                                     "synced" else None)(self.state(svc, sync_id)))
         self.assertEqual(st["result"], "synced")
+
+    def test_backfill_syncs_through_the_queue(self):
+        import subprocess
+        svc = self.serve()  # its workers take some of the backfill's items
+        self.sb.fault(path="/api/v3/models/*", latency_ms=20)
+        seq = self.sb.last_seq()
+        env = dict(svc.cli.env, HOVERSYNC_RATE_LIMIT="0", HOVERSYNC_EVENT_WORKERS="1")
+        r = subprocess.run([HOVERSYNC_BIN, "backfill", "--sync", "--state", "completed"],
+                           env=env, capture_output=True, text=True, timeout=300 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("models synced, 0 models not synced", r.stdout)
+        sql = svc.cli.sql
+        self.assertEqual(sql("SELECT COUNT(*) FROM work_items"), [(0,)])
+        complete = sql("SELECT COUNT(*) FROM models m JOIN jobs j ON j.id = m.job_id WHERE "
+                       "m.state = 'complete' AND j.reconstruction_state = 'completed'")[0][0]
+        synced = sql("SELECT COUNT(*) FROM selections WHERE status = 'synced'")[0][0]
+        self.assertGreater(synced, 0)
+        self.assertGreaterEqual(synced, complete)
+        self.assertGreater(sql("SELECT COUNT(*) FROM sync_runs WHERE trigger = 'backfill'")[0][0],
+                           0)
+        # The listing was each item's payload: List Jobs pages, no Show Job.
+        shows = [e for e in self.sb.requests(seq) if e.get("listener", "api") == "api" and
+                 e["method"] == "GET" and e["path"].startswith("/api/v3/jobs/")]
+        self.assertEqual(shows, [])
+        self.assertIn("reason=backfill", svc.read_stderr())
 
 
 if __name__ == "__main__":
