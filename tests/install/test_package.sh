@@ -118,7 +118,9 @@ help=$(hoversync --help) || fail "hoversync --help failed"
 grep -q "^Usage: hoversync" <<<"$help" && grep -q -- "--config PATH" <<<"$help" ||
     fail "hoversync --help lacks its usage"
 ok "hoversync --help"
-hover-sandbox --help | grep -q "^Usage: hover-sandbox" || fail "hover-sandbox --help"
+# Read whole first: grep -q leaving early would kill the writer with SIGPIPE (pipefail).
+sbhelp=$(hover-sandbox --help) || fail "hover-sandbox --help failed"
+grep -q "^Usage: hover-sandbox" <<<"$sbhelp" || fail "hover-sandbox --help"
 ok "hover-sandbox --help"
 
 for page in hoversync hover-sandbox; do
