@@ -12,7 +12,7 @@ check:
 	scripts/check.sh
 
 asan:
-	@[ -f build/asan/build.ninja ] || meson setup build/asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	@[ -f build/asan/build.ninja ] || meson setup build/asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Dtests=enabled
 	ninja -C build/asan && meson test -C build/asan --print-errorlogs
 
 demo:

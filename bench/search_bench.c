@@ -5,14 +5,15 @@
  * prefixes of the street lines, names, cities, customers and CRM ids of jobs picked across the
  * world, as a user types them (1, 2, 3, 4, 6, 8, 12 characters and the whole text).
  *
- * Prints the fill time, the file size, and p50/p90/p99/max latency of
- *   store:  jobs_search (the FTS5 query, the ranking, one page of 20 with model counts);
+ * Prints the time to open the store (with --db, an older store's migrations), the fill time, the
+ * file size, and p50/p90/p99/max latency of each pass, by the length of the text typed (1-2,
+ * 3-5, 6+ characters) and all together:
+ *   store:  jobs_search (the FTS5 queries, the ranking, one page of 20 with model counts);
+ *   scoped: the same queries within one connection (a browser session's scope; the jobs are
+ *           spread over --tenants connections);
  *   search: hs_search_run, the service's path (the same plus the JSON answer), Hover never
  *           asked (its seam answers "not connected" and the error backoff keeps it out);
- *   recent: jobs_search without text (the modal's first screen).
- *
- *   scoped: the same queries within one connection (a browser session's scope) when the jobs are
- *           spread over --tenants connections.
+ * and of recent: jobs_search without text (the modal's first screen).
  * Usage: search_bench [--jobs N] [--queries N] [--seed N] [--tenants N] [--db PATH] [--keep]
  * With --db, an existing file with at least N jobs is reused (no fill). See bench/README.md. */
 #include <stdio.h>
@@ -27,6 +28,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "search/search.h"
+#include "store/records.h"
+#include "store/search.h"
 #include "store/store.h"
 #include "world.h"
 
@@ -54,11 +57,35 @@ static double pct(const double *sorted, size_t n, double p)
 static void report(const char *what, double *v, size_t n, double total_ms)
 {
     qsort(v, n, sizeof *v, cmp_double);
-    printf("%-7s %6zu queries  p50 %7.3f ms  p90 %7.3f ms  p99 %7.3f ms  max %7.3f ms", what, n,
+    printf("%-13s %6zu queries  p50 %7.3f ms  p90 %7.3f ms  p99 %7.3f ms  max %7.3f ms", what, n,
            pct(v, n, 0.50), pct(v, n, 0.90), pct(v, n, 0.99), v[n - 1]);
     if (total_ms > 0)
         printf("  (%.0f queries/s, one thread)", 1000.0 * (double)n / total_ms);
     printf("\n");
+}
+
+/* A pass over the queries (lat[i]: the latency of queries[i]): by the length of the text typed
+ * (first keystrokes, a word begun, more), then all. */
+static void report_pass(const char *pass, char **queries, double *lat, size_t nq, double total_ms)
+{
+    static const struct {
+        const char *name;
+        size_t min, max;
+    } classes[] = {{"1-2 ch", 1, 2}, {"3-5 ch", 3, 5}, {"6+ ch", 6, 1000}};
+    double *part = hs_calloc(nq, sizeof *part);
+    char name[32];
+    for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++) {
+        size_t k = 0;
+        for (size_t i = 0; i < nq; i++)
+            if (strlen(queries[i]) >= classes[c].min && strlen(queries[i]) <= classes[c].max)
+                part[k++] = lat[i];
+        snprintf(name, sizeof name, "%s %s", pass, classes[c].name);
+        if (k)
+            report(name, part, k, 0);
+    }
+    free(part);
+    snprintf(name, sizeof name, "%s all", pass);
+    report(name, lat, nq, total_ms);
 }
 
 /* The connection of job i: "default", or one of n tenants in turn. */
@@ -90,7 +117,7 @@ static int fill(struct hs_store *st, int64_t n_jobs, int64_t tenants, uint64_t s
         char key[32];
         tenant_key(i, tenants, key);
         if (rc == HS_OK)
-            rc = st->ops->job_upsert(st, job, key, NULL, &err);
+            rc = st->records->job_upsert(st, job, key, NULL, &err);
         hs_job_free(job);
         if (rc == HS_OK && (i % 1000 == 999 || i + 1 == w->n_jobs))
             rc = st->ops->commit(st, &err);
@@ -172,7 +199,7 @@ static int64_t arg_i64(const char *name, const char *v, int64_t min, int64_t max
     return n;
 }
 
-/* Times every query through jobs_search_scoped (scope NULL: jobs_search's path) into lat;
+/* Times every query through jobs_search within scope (NULL: every connection) into lat;
  * returns the wall time in ms, or -1 on an error. */
 static double time_store(struct hs_store *st, char **queries, size_t nq,
                          const struct hs_scope *scope, double *lat, int64_t *found, int64_t *empty)
@@ -184,8 +211,7 @@ static double time_store(struct hs_store *st, char **queries, size_t nq,
         size_t n = 0;
         int64_t total = 0;
         double a = now_ms();
-        if (st->ops->jobs_search_scoped(st, queries[i], NULL, 1, PER, scope, &v, &n, &total,
-                                        &err)) {
+        if (st->search->jobs_search(st, queries[i], NULL, 1, PER, scope, &v, &n, &total, &err)) {
             fprintf(stderr, "search_bench: '%s': %s\n", queries[i], err.msg);
             return -1;
         }
@@ -243,14 +269,17 @@ int main(int argc, char **argv)
     }
     struct hs_store *st = NULL;
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(path, &st, &err)) {
+    double t_open = now_ms();
+    if (hs_store_open(path, NULL, &st, &err)) {
         fprintf(stderr, "search_bench: %s\n", err.msg);
         return 1;
     }
+    /* A store of an older schema is migrated here: the time of its migrations. */
+    printf("opened  %s in %.2f s\n", path, (now_ms() - t_open) / 1e3);
     struct hs_job_summary *v = NULL;
     size_t n = 0;
     int64_t have = 0;
-    if (st->ops->jobs_search(st, NULL, NULL, 1, 1, &v, &n, &have, &err)) {
+    if (st->search->jobs_search(st, NULL, NULL, 1, 1, NULL, &v, &n, &have, &err)) {
         fprintf(stderr, "search_bench: %s\n", err.msg);
         return 1;
     }
@@ -273,7 +302,8 @@ int main(int argc, char **argv)
     /* Warm-up: the page cache and SQLite's, as a running service has them. */
     for (size_t i = 0; i < nq && i < 200; i++) {
         int64_t total;
-        if (st->ops->jobs_search(st, queries[i], NULL, 1, PER, &v, &n, &total, &err) == HS_OK)
+        if (st->search->jobs_search(st, queries[i], NULL, 1, PER, NULL, &v, &n, &total, &err) ==
+            HS_OK)
             hs_job_summaries_free(v, n);
     }
 
@@ -281,23 +311,8 @@ int main(int argc, char **argv)
     double store_ms = time_store(st, queries, nq, NULL, lat, &found, &empty);
     if (store_ms < 0)
         return 1;
-    /* By length of the text typed: first keystrokes, a word begun, more. */
-    static const struct {
-        const char *name;
-        size_t min, max;
-    } buckets[] = {{"1-2 ch", 1, 2}, {"3-5 ch", 3, 5}, {"6+ ch", 6, 1000}};
-    double *part = hs_calloc(nq, sizeof *part);
-    for (size_t b = 0; b < sizeof buckets / sizeof buckets[0]; b++) {
-        size_t k = 0;
-        for (size_t i = 0; i < nq; i++)
-            if (strlen(queries[i]) >= buckets[b].min && strlen(queries[i]) <= buckets[b].max)
-                part[k++] = lat[i];
-        if (k)
-            report(buckets[b].name, part, k, 0);
-    }
-    free(part);
-    report("store", lat, nq, store_ms);
-    printf("        matches per query: mean %.0f; %lld of %zu queries found nothing\n",
+    report_pass("store", queries, lat, nq, store_ms);
+    printf("        matches per query (as counted): mean %.0f; %lld of %zu queries found nothing\n",
            (double)found / (double)nq, (long long)empty, nq);
     /* A browser session's search: the jobs of its connection only. */
     char first[32];
@@ -308,7 +323,7 @@ int main(int argc, char **argv)
     double scoped_ms = time_store(st, queries, nq, &scope, lat, &found, &empty);
     if (scoped_ms < 0)
         return 1;
-    report("scoped", lat, nq, scoped_ms);
+    report_pass("scoped", queries, lat, nq, scoped_ms);
     printf("        within %s of %lld connection(s): mean %.0f matches per query\n", first,
            (long long)tenants, (double)found / (double)nq);
 
@@ -334,7 +349,7 @@ int main(int argc, char **argv)
         free(body);
         json_decref(out);
     }
-    report("search", lat, nq, now_ms() - t0);
+    report_pass("search", queries, lat, nq, now_ms() - t0);
     struct hs_search_stats ss;
     hs_search_get_stats(svc, &ss);
     printf("        Hover requests: %lld (the seam refuses; then the backoff keeps Hover out)\n",
@@ -347,8 +362,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nr; i++) {
         int64_t total;
         double a = now_ms();
-        if (st->ops->jobs_search(st, NULL, states[i % 3], 1 + (int64_t)(i % 5), PER, &v, &n, &total,
-                                 &err)) {
+        if (st->search->jobs_search(st, NULL, states[i % 3], 1 + (int64_t)(i % 5), PER, NULL, &v,
+                                    &n, &total, &err)) {
             fprintf(stderr, "search_bench: recent: %s\n", err.msg);
             return 1;
         }

@@ -15,7 +15,7 @@ cd "$root"
 secs=${1:-10}
 "$root/scripts/install-deps.sh" --bench
 build=${BUILD:-build/release}
-[ -f "$build/build.ninja" ] || meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
+[ -f "$build/build.ninja" ] || meson setup "$build" -Dbuildtype=release -Dtests=disabled >/dev/null
 ninja -C "$build" src/cli/hoversync >/dev/null
 dir=$(mktemp -d /tmp/hs-webhook-bench-XXXXXX)
 secret=YmVuY2gtc2VjcmV0LW9mLXRoZS13ZWJob29rLTAxMjM0NTY3

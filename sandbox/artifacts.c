@@ -1146,3 +1146,14 @@ char *sb_etag(const void *data, size_t len)
     hs_hex(md, 16, hex);
     return hs_aprintf("\"%s\"", hex);
 }
+
+char *sb_etag_md5(const void *data, size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (EVP_Digest(data, len, md, &md_len, EVP_md5(), NULL) != 1 || md_len != 16)
+        abort(); /* as above */
+    char hex[33];
+    hs_hex(md, 16, hex);
+    return hs_aprintf("\"%s\"", hex);
+}

@@ -57,13 +57,13 @@ void sb_resp_json(struct sb_resp *r, int status, json_t *j)
 
 void sb_resp_error(struct sb_resp *r, int status, const char *msg)
 {
-    sb_resp_json(r, status, json_pack("{so}", "error", sb_json_text(msg)));
+    sb_resp_json(r, status, json_pack("{so}", "error", hs_json_text(msg)));
 }
 
 void sb_resp_oauth_error(struct sb_resp *r, int status, const char *code, const char *desc)
 {
     sb_resp_json(r, status,
-                 json_pack("{ss so}", "error", code, "error_description", sb_json_text(desc)));
+                 json_pack("{ss so}", "error", code, "error_description", hs_json_text(desc)));
 }
 
 void sb_resp_header(struct sb_resp *r, const char *name, const char *value)
@@ -82,10 +82,9 @@ void sb_resp_header(struct sb_resp *r, const char *name, const char *value)
     r->n_headers++;
 }
 
-void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
-                    size_t len)
+static void entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                   size_t len, char *etag)
 {
-    char *etag = sb_etag(body, len);
     sb_resp_header(r, "ETag", etag);
     if (hs_etag_matches(sb_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
         free(body);
@@ -94,6 +93,18 @@ void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype
         sb_resp_set(r, 200, ctype, body, len);
     }
     free(etag);
+}
+
+void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                    size_t len)
+{
+    entity(r, q, ctype, body, len, sb_etag(body, len));
+}
+
+void sb_resp_object(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                    size_t len)
+{
+    entity(r, q, ctype, body, len, sb_etag_md5(body, len));
 }
 
 const char *sb_arg(const struct sb_req *q, const char *name)
@@ -264,20 +275,4 @@ const char *sb_errstr(int e, char *buf, size_t n)
         (void)snprintf(buf, n, "error %d", e);
     return buf;
 #endif
-}
-
-json_t *sb_json_text(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *copy = hs_strdup(s);
-    for (unsigned char *p = (unsigned char *)copy; *p; p++)
-        if (*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/json.h"
 #include "core/str.h"
 #include "oauth.h"
 
@@ -67,6 +68,9 @@ void sb_resp_header(struct sb_resp *r, const char *name, const char *value);
  * If-None-Match names it. Takes `body`. */
 void sb_resp_entity(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
                     size_t len);
+/* The same with the object store's ETag, the MD5 of the bytes (the storage listener). */
+void sb_resp_object(struct sb_resp *r, const struct sb_req *q, const char *ctype, char *body,
+                    size_t len);
 
 /* A query parameter (decoded) or NULL. */
 const char *sb_arg(const struct sb_req *q, const char *name);
@@ -88,10 +92,6 @@ const char *sb_param_str(struct sb_req *q, const char *name);
 size_t sb_url_decode(char *s, size_t n);
 /* application/x-www-form-urlencoded to a JSON object of strings (last value wins). */
 json_t *sb_form_parse(const char *body, size_t len);
-
-/* A JSON string of s (JSON null for NULL) that never fails: bytes that are not valid UTF-8
- * (request paths, queries and parameters are outside input) become '?'. */
-json_t *sb_json_text(const char *s);
 
 /* strerror_r whichever flavour libc has; returns the message. */
 const char *sb_errstr(int e, char *buf, size_t n);

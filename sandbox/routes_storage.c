@@ -112,5 +112,5 @@ void sb_route_storage(struct sb_req *q, struct sb_resp *r)
         s3_error(r, 404, "NoSuchKey", "The specified key does not exist.");
         return;
     }
-    sb_resp_entity(r, q, "application/pdf", (char *)pdf, len);
+    sb_resp_object(r, q, "application/pdf", (char *)pdf, len);
 }

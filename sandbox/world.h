@@ -183,5 +183,7 @@ unsigned char *sb_pdf_bytes(const struct sb_job *j, const struct sb_model *m, si
 unsigned char *sb_jpeg_bytes(const struct sb_image *img, size_t *len);
 /* Strong validator of a byte string: "\"<hex sha256 prefix>\"". */
 char *sb_etag(const void *data, size_t len);
+/* The object store's validator: "\"<hex MD5>\"", as S3 gives single-part objects. */
+char *sb_etag_md5(const void *data, size_t len);
 
 #endif

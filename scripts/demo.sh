@@ -13,7 +13,7 @@ job=${2:-15084301}
 
 "$root/scripts/install-deps.sh"
 if [ ! -f build/release/build.ninja ]; then
-    meson setup build/release -Dbuildtype=release -Dtests=false >/dev/null
+    meson setup build/release -Dbuildtype=release -Dtests=disabled >/dev/null
 fi
 ninja -C build/release >/dev/null
 bin="$root/build/release"

@@ -5,8 +5,14 @@
 #        needs, --package included; --bench: that and the load generators of bench/; --package:
 #        what building the Debian package and checking the installed files need: debhelper,
 #        groff and man for the manual pages, systemd's systemd-analyze for the unit)
+#
+# The browser tests need Node 20 or later with npm (playwright-core): when no `node` is on the
+# PATH, --test installs the `nodejs` package of the machine's apt sources (on our machines that
+# is Node 20, which brings npm with it). Debian's separate `npm` package is never installed: it
+# pulls in Debian's older Node. A node older than 20 is an error that says what to install.
 set -euo pipefail
 
+node_major=20
 build_pkgs=(build-essential pkg-config meson ninja-build
     libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libssl-dev curl)
 test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 chromium)
@@ -14,9 +20,16 @@ test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 c
 want=("${build_pkgs[@]}")
 bench_pkgs=(wrk)
 package_pkgs=(debhelper dpkg-dev groff-base man-db systemd)
+with_node=false
 case "${1:-}" in
---test) want+=("${test_pkgs[@]}" "${package_pkgs[@]}") ;;
---bench) want+=("${test_pkgs[@]}" "${package_pkgs[@]}" "${bench_pkgs[@]}") ;;
+--test)
+    want+=("${test_pkgs[@]}" "${package_pkgs[@]}")
+    with_node=true
+    ;;
+--bench)
+    want+=("${test_pkgs[@]}" "${package_pkgs[@]}" "${bench_pkgs[@]}")
+    with_node=true
+    ;;
 --package) want+=("${package_pkgs[@]}") ;;
 esac
 
@@ -26,16 +39,36 @@ for p in "${want[@]}"; do
         missing+=("$p")
     fi
 done
-
-if [ "${#missing[@]}" -eq 0 ]; then
-    exit 0
+if $with_node && ! command -v node >/dev/null 2>&1; then
+    missing+=(nodejs)
 fi
 
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+if $with_node; then
+    version=$(node --version 2>/dev/null || true)
+    major=${version#v}
+    major=${major%%.*}
+    if ! [[ "$major" =~ ^[0-9]+$ ]] || [ "$major" -lt "$node_major" ]; then
+        echo "install-deps: the browser tests need Node $node_major or later (playwright-core);" \
+            "this machine has ${version:-no working node} ($(command -v node || echo 'not found'))." >&2
+        echo "install-deps: install the 'nodejs' package of Node $node_major or later (it brings" \
+            "npm), e.g. from NodeSource's node_$node_major.x apt repository, then run this again;" \
+            "do not install Debian's separate 'npm' package." >&2
+        exit 1
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-deps: node $version has no npm: install the 'nodejs' package of Node" \
+            "$node_major or later, which brings npm (not Debian's separate 'npm' package)." >&2
+        exit 1
+    fi
+fi

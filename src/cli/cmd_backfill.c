@@ -25,6 +25,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
 #include "worker/bulk.h"
 
 #define FAILURES_SHOWN 20
@@ -62,12 +63,17 @@ struct progress {
     pthread_mutex_t lock; /* the bar and the failures (the walk, and the queue's threads) */
     bool tty;
     int64_t jobs, total, models_synced, models_failed, pages;
+    int64_t waiting_ms; /* a wait on Hover's rate limit under way, shown in the bar */
     struct failure *failed;
     size_t n_failed, cap_failed;
 };
 
 static void show_progress(const struct progress *p, bool final)
 {
+    char wait[64] = "";
+    if (p->waiting_ms > 0)
+        snprintf(wait, sizeof wait, ", waiting %lld s for Hover's rate limit",
+                 (long long)((p->waiting_ms + 999) / 1000));
     if (p->tty) {
         int width = 30, filled = p->total > 0 ? (int)(p->jobs * width / p->total) : 0;
         if (filled > width)
@@ -75,14 +81,14 @@ static void show_progress(const struct progress *p, bool final)
         fprintf(stderr, "\r\033[K[");
         for (int i = 0; i < width; i++)
             fputc(i < filled ? '#' : ' ', stderr);
-        fprintf(stderr, "] %lld/%lld jobs, %lld models synced", (long long)p->jobs,
-                (long long)p->total, (long long)p->models_synced);
+        fprintf(stderr, "] %lld/%lld jobs, %lld models synced%s", (long long)p->jobs,
+                (long long)p->total, (long long)p->models_synced, wait);
         if (final)
             fputc('\n', stderr);
     } else {
-        fprintf(stderr, "backfill: page %lld, %lld/%lld jobs indexed, %lld models synced\n",
+        fprintf(stderr, "backfill: page %lld, %lld/%lld jobs indexed, %lld models synced%s\n",
                 (long long)p->pages, (long long)p->jobs, (long long)p->total,
-                (long long)p->models_synced);
+                (long long)p->models_synced, wait);
     }
     fflush(stderr);
 }
@@ -92,6 +98,21 @@ static void draw(struct progress *p, bool final)
 {
     pthread_mutex_lock(&p->lock);
     show_progress(p, final);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The clients' hook (the walk's and the queue threads'): a wait on Hover's rate limit is a log
+ * line and shows in the bar. */
+static void on_wait(void *ctx, const struct hs_client_wait *w)
+{
+    struct progress *p = ctx;
+    pthread_mutex_lock(&p->lock);
+    if (p->tty)
+        fputs("\r\033[K", stderr); /* the log line starts on a clean line */
+    hs_client_log_wait(w);
+    p->waiting_ms = w->wait_ms;
+    show_progress(p, false);
+    p->waiting_ms = 0;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -130,6 +151,7 @@ static int clone_acquire(void *ctx, const char *key, struct hs_client **out, str
     int rc = hs_client_clone(w->c->client, out);
     if (rc)
         return hs_fail(err, rc, "cannot clone the Hover client");
+    hs_client_set_wait_hook(*out, on_wait, &w->pg); /* a clone does not inherit it */
     return HS_OK;
 }
 
@@ -207,7 +229,7 @@ static int retry_errors(struct walk *w)
     struct hs_selection *sels = NULL;
     size_t ns = 0, jobs = 0;
     struct hs_error err = {0};
-    int rc = w->c->store->ops->selections_open(w->c->store, &sels, &ns, &err);
+    int rc = w->c->store->records->selections_open(w->c->store, &sels, &ns, &err);
     if (rc)
         return cli_report("backfill: reading the selections", rc, &err);
     int64_t *ids = hs_calloc(ns + 1, sizeof *ids);
@@ -263,7 +285,7 @@ static int walk_page(struct walk *w, const struct hs_job_page *page, int64_t *la
     for (size_t i = 0; i < page->n_jobs; i++) {
         const struct hs_job *job = &page->jobs[i];
         struct hs_error err = {0};
-        int r = st->ops->job_upsert(st, job, w->conn, NULL, &err);
+        int r = st->records->job_upsert(st, job, w->conn, NULL, &err);
         if (r)
             return cli_report("backfill: storing a job failed", r, &err);
         int64_t t = 0;
@@ -293,7 +315,7 @@ static int save_checkpoint(struct walk *w, const char *name, int64_t updated_sin
         hs_aprintf("{\"updated_since\":%lld,\"jobs\":%lld,\"models_synced\":%lld}",
                    (long long)updated_since, (long long)w->pg.jobs, (long long)w->pg.models_synced);
     struct hs_error err = {0};
-    int r = w->c->store->ops->checkpoint_put(w->c->store, name, val, &err);
+    int r = w->c->store->records->checkpoint_put(w->c->store, name, val, &err);
     free(val);
     return r ? cli_report("backfill: saving the checkpoint failed", r, &err) : EXIT_OK;
 }
@@ -310,7 +332,7 @@ static int walk_list(struct walk *w, bool archived, bool last_walk)
                    archived ? ":archived" : "");
     int64_t cursor = w->since;
     char *saved = NULL;
-    if (!w->restart && c->store->ops->checkpoint_get(c->store, ckpt, &saved, NULL) == HS_OK) {
+    if (!w->restart && c->store->records->checkpoint_get(c->store, ckpt, &saved, NULL) == HS_OK) {
         json_t *j = NULL;
         int64_t v64;
         if (hs_json_parse(saved, strlen(saved), 4096, &j, NULL) == HS_OK &&
@@ -431,10 +453,11 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
 
     w.conn = hs_config_str(&c->cfg, CFG_CONNECTION);
     struct hs_error err = {0};
-    if (w.do_sync && hs_blob_clean_tmp(hs_config_str(&c->cfg, CFG_DATA_DIR), &err) != HS_OK)
+    if (w.do_sync && cli_clean_data_dir(c, &err) != HS_OK)
         return cli_report("backfill: cannot use the data directory", err.code, &err);
     w.pg.tty = isatty(STDERR_FILENO);
     pthread_mutex_init(&w.pg.lock, NULL);
+    hs_client_set_wait_hook(c->client, on_wait, &w.pg);
 
     int rc = w.do_sync ? start_queue(&w) : EXIT_OK;
     if (rc == EXIT_OK && w.do_sync)
@@ -447,6 +470,7 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
         draw(&w.pg, true);
     if (w.do_sync)
         stop_queue(&w);
+    hs_client_set_wait_hook(c->client, NULL, NULL);
     if (rc == EXIT_OK)
         rc = report(&w, argv, argc);
     for (size_t i = 0; i < w.pg.n_failed; i++)

@@ -5,7 +5,9 @@
 
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "core/log.h"
 #include "core/str.h"
+#include "store/records.h"
 
 static void show_help(void)
 {
@@ -13,7 +15,8 @@ static void show_help(void)
          "\n"
          "Shows a Hover job (fresh from Hover): address, customer, states, and each model\n"
          "(structure or level) with its state and deliverable; for complete models, the\n"
-         "artifacts it offers (measurements JSON versions, PDF, exports, images).\n"
+         "artifacts it offers (measurements JSON versions, PDF, exports, images). The job\n"
+         "and its models' states are stored as read (the records feed shows what changed).\n"
          "\n"
          "  --json   one JSON object: id, name, reconstruction_state, address, customer,\n"
          "           models[] (id, name, state, deliverable, artifacts[] (kind, url), images[])\n");
@@ -106,6 +109,11 @@ int cmd_show(struct cli *c, int argc, char **argv)
     }
     if (rc)
         return cli_report("show failed", rc, &err);
+    /* Every read of a job updates the store (and so the records feed): states move at Hover. */
+    struct hs_error uerr = {0};
+    if (c->store->records->job_upsert(c->store, job, hs_config_str(&c->cfg, CFG_CONNECTION), NULL,
+                                      &uerr) != HS_OK)
+        hs_warn("show msg=\"cannot store the job\" job=%lld error=\"%s\"", (long long)id, uerr.msg);
     if (json) {
         json_t *o = out_job_json(job);
         out_print_json(stdout, o);

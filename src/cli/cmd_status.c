@@ -18,8 +18,10 @@ static void status_help(void)
          "Prints the connected orgs, the service's webhooks with their health as Hover\n"
          "records it (verified_at, last_error: the service's last failure to receive) and\n"
          "as it knows it here (\"error here\": a verification code Hover refused), the\n"
-         "work queue (jobs to re-read and sync, and how many are due), the CRM outbox and\n"
-         "the open selections. Asks Hover for each connection's webhooks (one request each).\n"
+         "work queue (jobs to re-read and sync, and how many are due), the CRM outbox,\n"
+         "the open selections and the sync runs (running, or interrupted: their process\n"
+         "died). A connection whose refresh token Hover refused shows reconnect_required.\n"
+         "Asks Hover for each connection's webhooks (one request each).\n"
          "\n"
          "  --offline   do not ask Hover: the stored values only\n"
          "  --json      the document of GET /api/status\n");
@@ -48,6 +50,9 @@ static void print_status(json_t *doc)
         printf("  %-20s org %-10lld token %-3s auto-sync %-6s", text(x, "key", "?"),
                num(x, "owner_id"), json_is_true(json_object_get(x, "has_token")) ? "yes" : "no",
                text(x, "auto_sync", "all"));
+        if (json_is_true(json_object_get(x, "reconnect_required")))
+            printf("  reconnect_required: Hover refused the stored grant, run hoversync "
+                   "connect");
         if (json_string_value(json_object_get(x, "hover_error")))
             printf("  Hover: %s", text(x, "hover_error", ""));
         putchar('\n');
@@ -78,6 +83,9 @@ static void print_status(json_t *doc)
     printf("outbox       %lld pending\n", num(json_object_get(doc, "outbox"), "pending"));
     printf("selections   %lld open (%lld selected, %lld pending, %lld error)\n", num(sel, "open"),
            num(sel, "selected"), num(sel, "pending"), num(sel, "error"));
+    json_t *runs = json_object_get(doc, "runs");
+    printf("sync runs    %lld running, %lld interrupted (their process died)\n",
+           num(runs, "running"), num(runs, "interrupted"));
 }
 
 int cmd_status(struct cli *c, int argc, char **argv)
@@ -106,7 +114,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
         /* status only reads: it never seeds a stored credential with the initial pair. */
         cc.initial_access_token = NULL;
         cc.initial_refresh_token = NULL;
-        int r = hs_client_pool_new(&cc, c->store, &pool, &err);
+        int r = hs_client_pool_new(&cc, hs_store_tokens(c->store), &pool, &err);
         if (r)
             return cli_report("status: Hover clients", r, &err);
         prov = hs_client_pool_provider(pool);

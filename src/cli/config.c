@@ -100,6 +100,10 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "in the store (AES-256-GCM); without it they are stored in clear (environment only)"},
     {CFG_NEW_ENCRYPTION_KEY, NULL, "HOVERSYNC_NEW_ENCRYPTION_KEY", HS_CFG_SECRET, NULL, 0, 0,
      "store rotate-key: the key every secret is re-encrypted under (environment only)"},
+    {CFG_RUN_LEASE, "--run-lease", "HOVERSYNC_RUN_LEASE", HS_CFG_INT, "60", 2, 3600,
+     "seconds of a sync run's lease: its process renews it while the run goes on, and a run "
+     "whose lease lapsed (its process died) shows as interrupted; keep it well above the clock "
+     "difference between machines sharing the store"},
 };
 
 /* The web directory's default: the installed files; a binary built with the source tree's

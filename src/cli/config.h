@@ -44,6 +44,7 @@ enum hs_cfg_id {
     CFG_MAX_CONNECTIONS,
     CFG_ENCRYPTION_KEY,
     CFG_NEW_ENCRYPTION_KEY,
+    CFG_RUN_LEASE,
     CFG_COUNT
 };
 

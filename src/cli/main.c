@@ -11,6 +11,8 @@
 #include "core/log.h"
 #include "hover/multi.h"
 #include "core/str.h"
+#include "store/blobs.h"
+#include "sync/lease.h"
 
 struct command {
     const char *name;
@@ -75,18 +77,27 @@ int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
     struct hs_store_options so = {.encryption_key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY)};
-    int rc = hs_store_open_sqlite_opts(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
+    int rc = hs_store_open(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
     if (rc)
         return cli_report("cannot open the store", rc, &err);
+    /* Runs of processes that died (here or on another machine) stop saying "running". */
+    hs_run_lease_configure(hs_config_int(&c->cfg, CFG_RUN_LEASE) * 1000);
+    if (hs_run_lease_sweep(c->store, NULL, &err) != HS_OK)
+        hs_warn("store msg=\"cannot mark lapsed sync runs interrupted\" error=\"%s\"", err.msg);
     hs_data_dir_private(hs_config_str(&c->cfg, CFG_DATA_DIR));
     if (!with_client)
         return EXIT_OK;
     struct hs_client_config cc;
     cli_client_config(c, &cc);
-    rc = hs_client_new(&cc, c->store, NULL, NULL, &c->client, &err);
+    rc = hs_client_new(&cc, hs_store_tokens(c->store), NULL, NULL, &c->client, &err);
     if (rc)
         return cli_report("cannot start the Hover client", rc, &err);
     return EXIT_OK;
+}
+
+int cli_clean_data_dir(struct cli *c, struct hs_error *err)
+{
+    return hs_blob_clean_tmp(hs_config_str(&c->cfg, CFG_DATA_DIR), err);
 }
 
 void cli_secrets_notice(const struct cli *c)

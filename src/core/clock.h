@@ -3,7 +3,9 @@
 #ifndef HS_CORE_CLOCK_H
 #define HS_CORE_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 struct hs_clock {
     /* Monotonic milliseconds, for intervals and deadlines. */
@@ -30,5 +32,12 @@ struct hs_fake_clock {
 };
 void hs_fake_clock_init(struct hs_fake_clock *fc, int64_t wall_ms);
 void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms);
+
+/* Timed condition waits, the one way: a condition variable from hs_cond_init_monotonic times
+ * its waits on CLOCK_MONOTONIC, so that a deadline does not move when the wall clock is set;
+ * hs_deadline_after(CLOCK_MONOTONIC, ms) is the deadline for its pthread_cond_timedwait, ms
+ * milliseconds from now (CLOCK_REALTIME for a condition variable left on the default clock). */
+void hs_cond_init_monotonic(pthread_cond_t *c);
+struct timespec hs_deadline_after(clockid_t clk, int64_t ms);
 
 #endif

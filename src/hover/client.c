@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -51,6 +53,8 @@ struct hs_client {
     struct hs_oauth_app app;
     struct cred_shared *sh; /* the credential, shared with the clones */
     struct hs_client_stats stats;
+    hs_client_wait_fn on_wait;
+    void *on_wait_ctx;
 };
 
 void hs_client_config_defaults(struct hs_client_config *cfg)
@@ -91,7 +95,7 @@ static void set_app(struct hs_client *c)
     c->app.timeout_ms = c->timeout_ms;
 }
 
-int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
+int hs_client_new(const struct hs_client_config *cfg, struct hs_token_store tokens,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_client **out, struct hs_error *err)
 {
@@ -144,7 +148,7 @@ int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
     pthread_mutex_init(&sh->lock, NULL);
     atomic_init(&sh->refs, 1);
     int rc =
-        hs_oauth_cred_init(&sh->cred, store, opt(cfg->credential_key),
+        hs_oauth_cred_init(&sh->cred, tokens, opt(cfg->credential_key),
                            opt(cfg->initial_access_token), opt(cfg->initial_refresh_token), err);
     if (rc != HS_OK) {
         pthread_mutex_destroy(&sh->lock);
@@ -168,6 +172,8 @@ int hs_client_clone(const struct hs_client *c, struct hs_client **out)
     k->own_transport = false; /* borrowed from c, like the limiter */
     k->own_limiter = false;
     memset(&k->stats, 0, sizeof k->stats);
+    k->on_wait = NULL; /* the hook belongs to the caller that set it, not to its clones */
+    k->on_wait_ctx = NULL;
     set_app(k);
     atomic_fetch_add(&c->sh->refs, 1);
     *out = k;
@@ -293,18 +299,153 @@ struct call {
     bool once;
 };
 
-/* Counts what reached the sink, so that a retry knows whether the sink must start over. */
+/* Counts what reached the sink, so that a retry knows whether the sink must start over, and
+ * hashes it, so that the body can be checked against the digests its answer announced. */
 struct counted_sink {
     hs_http_sink_fn fn;
     void *ctx;
     int64_t bytes;
+    EVP_MD_CTX *md5, *sha256;
 };
 
 static int counted_sink_write(void *ctx, const char *data, size_t len)
 {
     struct counted_sink *cs = ctx;
     cs->bytes += (int64_t)len;
+    if (EVP_DigestUpdate(cs->md5, data, len) != 1 || EVP_DigestUpdate(cs->sha256, data, len) != 1)
+        return HS_ERR_INTERNAL;
     return cs->fn(cs->ctx, data, len);
+}
+
+static void counted_sink_start(struct counted_sink *cs)
+{
+    cs->bytes = 0;
+    if (!cs->md5)
+        return;
+    if (EVP_DigestInit_ex(cs->md5, EVP_md5(), NULL) != 1 ||
+        EVP_DigestInit_ex(cs->sha256, EVP_sha256(), NULL) != 1)
+        abort(); /* only fails when out of memory, which aborts everywhere else too */
+}
+
+/* ---- a downloaded body against what its answer announced ----
+ * Object storage answers a complete transfer even when it sends fewer bytes than the object
+ * holds (a short body with a matching Content-Length), so "the transfer ended well" is not
+ * enough: the body must match every digest the answer carries. */
+
+bool hs_etag_digest(const char *etag, char out[33])
+{
+    if (!etag || etag[0] != '"' || strlen(etag) != 34 || etag[33] != '"')
+        return false;
+    for (int i = 0; i < 32; i++) {
+        char ch = etag[1 + i];
+        if (ch >= 'A' && ch <= 'F')
+            ch = (char)(ch - 'A' + 'a');
+        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+        out[i] = ch;
+    }
+    out[32] = '\0';
+    return true;
+}
+
+/* base64 of a digest, as Content-MD5 and Digest carry it. */
+static void b64(const unsigned char *d, size_t n, char out[48])
+{
+    EVP_EncodeBlock((unsigned char *)out, d, (int)n);
+}
+
+/* Compares "md5=..." and "sha-256=..." items of a Digest header (RFC 3230); others are skipped. */
+static int check_digest_header(const char *hdr, const char *md5_b64, const char *sha_b64,
+                               const char *what, struct hs_error *err)
+{
+    const char *p = hdr;
+    while (*p) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        const char *eq = memchr(p, '=', n);
+        if (eq) {
+            size_t an = (size_t)(eq - p), vn = n - an - 1;
+            const char *v = eq + 1;
+            while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+                vn--;
+            const char *want = an == 3 && strncasecmp(p, "md5", 3) == 0       ? md5_b64
+                               : an == 7 && strncasecmp(p, "sha-256", 7) == 0 ? sha_b64
+                                                                              : NULL;
+            if (want && (vn != strlen(want) || memcmp(v, want, vn) != 0))
+                return hs_fail(err, HS_ERR_TRUNCATED,
+                               "%s: the body does not match its Digest header (%.*s)", what,
+                               (int)an, p);
+        }
+        p += n;
+    }
+    return HS_OK;
+}
+
+static int check_download(const struct hs_http_response *rs, struct counted_sink *cs,
+                          const char *what, struct hs_error *err)
+{
+    if (rs->content_length >= 0 && rs->content_length != cs->bytes)
+        return hs_fail(err, HS_ERR_TRUNCATED,
+                       "%s: %lld body bytes received, Content-Length announced %lld", what,
+                       (long long)cs->bytes, (long long)rs->content_length);
+    unsigned char md5[16], sha[32];
+    unsigned int l1 = 0, l2 = 0;
+    if (EVP_DigestFinal_ex(cs->md5, md5, &l1) != 1 || EVP_DigestFinal_ex(cs->sha256, sha, &l2) != 1)
+        return hs_fail(err, HS_ERR_INTERNAL, "%s: cannot finish the body's digests", what);
+    char tag[33], md5_hex[33], sha_hex[65], md5_b64[48], sha_b64[48];
+    hs_hex(md5, sizeof md5, md5_hex);
+    hs_hex(sha, sizeof sha, sha_hex);
+    b64(md5, sizeof md5, md5_b64);
+    b64(sha, sizeof sha, sha_b64);
+    if (hs_etag_digest(rs->etag, tag) && strcmp(tag, md5_hex) != 0 &&
+        strncmp(tag, sha_hex, 32) != 0)
+        return hs_fail(err, HS_ERR_TRUNCATED,
+                       "%s: the body (%lld bytes) does not match its ETag %s: incomplete or "
+                       "damaged",
+                       what, (long long)cs->bytes, rs->etag);
+    if (rs->content_md5 && strcmp(rs->content_md5, md5_b64) != 0)
+        return hs_fail(err, HS_ERR_TRUNCATED,
+                       "%s: the body (%lld bytes) does not match its Content-MD5", what,
+                       (long long)cs->bytes);
+    if (rs->digest)
+        return check_digest_header(rs->digest, md5_b64, sha_b64, what, err);
+    return HS_OK;
+}
+
+void hs_client_set_wait_hook(struct hs_client *c, hs_client_wait_fn fn, void *ctx)
+{
+    c->on_wait = fn;
+    c->on_wait_ctx = ctx;
+}
+
+void hs_client_log_wait(const struct hs_client_wait *w)
+{
+    hs_warn("hover wait_s=%lld reason=%s request=\"%s\" msg=\"%s\"",
+            (long long)((w->wait_ms + 999) / 1000), w->reason, w->what,
+            strcmp(w->reason, "429") == 0 ? "Hover's rate limit: waiting as it asks"
+                                          : "waiting for the request budget (Hover's rate limit)");
+}
+
+static void announce_wait(struct hs_client *c, int64_t ms, const char *reason, const char *what)
+{
+    if (ms < HS_WAIT_ANNOUNCE_MS)
+        return;
+    struct hs_client_wait w = {.wait_ms = ms, .reason = reason, .what = what};
+    if (c->on_wait)
+        c->on_wait(c->on_wait_ctx, &w);
+    else
+        hs_client_log_wait(&w);
+}
+
+struct budget_wait {
+    struct hs_client *c;
+    const char *what;
+};
+
+static void on_budget_wait(void *ctx, int64_t ms)
+{
+    struct budget_wait *b = ctx;
+    announce_wait(b->c, ms, "budget", b->what);
 }
 
 static void wait_ms(struct hs_client *c, int64_t ms)
@@ -392,8 +533,6 @@ static int call_fail_final(const struct call *k, int rc, const struct hs_http_re
     return rc;
 }
 
-/* Sends k until it succeeds or fails for good. On success rs holds the final answer (2xx/304). */
-
 /* The class of one exchange's outcome, for the status counters. */
 static int status_class(int rc, long status)
 {
@@ -416,12 +555,99 @@ static int status_class(int rc, long status)
     return HS_SC_4XX;
 }
 
-static int client_call(struct hs_client *c, const struct call *k, struct hs_http_response *rs,
-                       struct hs_error *err)
+#define CALL_AGAIN 1 /* a step's answer: send the request again */
+
+/* The request's turn: the limiter may wait (the request counts in the calling thread's class,
+ * for this connection: limiter.h; a long wait is announced through bw), then the token is
+ * checked, right before it is sent; *sent gets a copy of it for an authorised request. */
+static int take_turn(struct hs_client *c, const struct call *k, struct budget_wait *bw,
+                     bool *refreshed_now, char **sent, struct hs_error *err)
+{
+    int64_t waited = hs_limiter_acquire_notify(c->limiter, hs_limiter_thread_priority(),
+                                               c->sh->cred.key, on_budget_wait, bw);
+    if (waited < 0)
+        return hs_fail(err, HS_ERR_BUSY, "%s: not sent: the service is stopping", k->what);
+    if (waited > 0) {
+        c->stats.rate_limit_waits++;
+        c->stats.waited_ms += waited;
+    }
+    return k->auth ? ensure_token(c, refreshed_now, sent, err) : HS_OK;
+}
+
+/* A 401 to an authorised request that sent `sent`: CALL_AGAIN after one refresh (or with the
+ * pair a clone already got); a second 401 is final. */
+static int on_unauthorized(struct hs_client *c, const struct call *k,
+                           const struct hs_http_response *rs, const char *sent, bool *retried_401,
+                           struct hs_error *err)
+{
+    if (*retried_401) {
+        int rc = hs_api_fail(401, rs->body.data, rs->body.len, k->what, err);
+        if (err) {
+            size_t n = strlen(err->msg);
+            (void)snprintf(err->msg + n, sizeof err->msg - n,
+                           " (rejected again after a token refresh)");
+        }
+        return rc;
+    }
+    *retried_401 = true;
+    bool rotated = false;
+    int rc = refresh_after_401(c, sent, &rotated, err);
+    if (rc != HS_OK)
+        return rc;
+    if (rotated)
+        c->stats.refreshes++;
+    return CALL_AGAIN;
+}
+
+/* After an exchange that failed (rc, or rs's status): CALL_AGAIN once the retry policy's wait
+ * is over (a long wait Hover asked for with a 429 is announced), else the final error, rs
+ * cleared. */
+static int retry_or_fail(struct hs_client *c, const struct call *k, const struct counted_sink *cs,
+                         struct hs_http_response *rs, int rc, int attempts, struct hs_error *err)
+{
+    struct hs_retry_decision d =
+        hs_retry_decide(&c->retry, attempts, rc, rc == HS_OK ? rs->status : 0,
+                        rc == HS_OK ? rs->retry_after_s : -1, c->clock);
+    if (d.verdict == HS_RETRY_WAIT && k->once && !(rc == HS_OK && rs->status == 429))
+        d.verdict = HS_RETRY_DONE;
+    if (d.verdict == HS_RETRY_WAIT && cs->bytes > 0) {
+        /* Part of a body reached the sink: it must start over, or we stop here. */
+        if (!k->reset || k->reset(k->sink_ctx) != 0)
+            d.verdict = HS_RETRY_DONE;
+    }
+    if (d.verdict == HS_RETRY_WAIT) {
+        hs_debug("hover retry what=\"%s\" attempt=%d status=%ld rc=%s wait_ms=%lld", k->what,
+                 attempts, rc == HS_OK ? rs->status : 0L, hs_err_name(rc), (long long)d.wait_ms);
+        if (rc == HS_OK && rs->status == 429)
+            announce_wait(c, d.wait_ms, "429", k->what);
+        hs_http_response_clear(rs);
+        c->stats.retries++;
+        wait_ms(c, d.wait_ms);
+        return CALL_AGAIN;
+    }
+    if (d.verdict == HS_RETRY_GIVE_UP && d.retry_after_too_long) {
+        rc = hs_fail(err, HS_ERR_RATE_LIMITED,
+                     "%s: HTTP %ld: Hover asks to wait %lld s before retrying, over the %lld s "
+                     "cap; try again later",
+                     k->what, rs->status, (long long)rs->retry_after_s,
+                     (long long)(c->retry.max_wait_ms / 1000));
+        if (err)
+            err->http_status = (int)rs->status;
+    } else {
+        rc = call_fail_final(k, rc, rs, attempts, err);
+    }
+    hs_http_response_clear(rs);
+    return rc;
+}
+
+/* Sends k until it succeeds or fails for good, its body (if any) into cs. On success rs holds
+ * the final answer (2xx/304). */
+static int call_loop(struct hs_client *c, const struct call *k, struct counted_sink *cs,
+                     struct hs_http_response *rs, struct hs_error *err)
 {
     const struct hs_http_header headers[] = {{"Accept", k->accept ? k->accept : "*/*"},
                                              {"Content-Type", "application/json"}};
-    struct counted_sink cs = {k->sink, k->sink_ctx, 0};
+    struct budget_wait bw = {c, k->what};
     struct hs_http_request rq = {
         .method = k->method,
         .url = k->url,
@@ -433,100 +659,60 @@ static int client_call(struct hs_client *c, const struct call *k, struct hs_http
         .timeout_ms = c->timeout_ms,
         .max_redirects = c->max_redirects,
         .sink = k->sink ? counted_sink_write : NULL,
-        .sink_ctx = &cs,
+        .sink_ctx = cs,
         .if_none_match = k->if_none_match,
     };
     bool refreshed_now = false, retried_401 = false;
     int attempts = 0;
-    int rc;
 
     if (err)
         err->http_status = 0;
     for (;;) {
-        /* The limiter may wait: the token is checked after it, right before it is sent. The
-         * request counts in the calling thread's class, for this connection (limiter.h). */
-        int64_t waited =
-            hs_limiter_acquire_as(c->limiter, hs_limiter_thread_priority(), c->sh->cred.key);
-        if (waited < 0)
-            return hs_fail(err, HS_ERR_BUSY, "%s: not sent: the service is stopping", k->what);
-        if (waited > 0) {
-            c->stats.rate_limit_waits++;
-            c->stats.waited_ms += waited;
-        }
         char *sent_token = NULL;
-        if (k->auth) {
-            rc = ensure_token(c, &refreshed_now, &sent_token, err);
-            if (rc != HS_OK)
-                return rc;
-        }
+        int rc = take_turn(c, k, &bw, &refreshed_now, &sent_token, err);
+        if (rc != HS_OK)
+            return rc;
         rq.bearer_token = sent_token;
-        cs.bytes = 0;
+        counted_sink_start(cs);
         rc = c->transport->perform(c->transport, &rq, rs, err);
         c->stats.requests++;
         c->stats.by_status[status_class(rc, rs->status)]++;
         attempts++;
-
+        /* A download counts only once its bytes match what the answer announced; a mismatch
+         * is retried like a truncated transfer. */
+        if (rc == HS_OK && k->sink && rs->status >= 200 && rs->status < 300)
+            rc = check_download(rs, cs, k->what, err);
         if (rc == HS_OK && rs->status == 401 && k->auth) {
-            if (retried_401) {
-                free(sent_token);
-                rc = hs_api_fail(401, rs->body.data, rs->body.len, k->what, err);
-                if (err) {
-                    size_t n = strlen(err->msg);
-                    (void)snprintf(err->msg + n, sizeof err->msg - n,
-                                   " (rejected again after a token refresh)");
-                }
-                return rc;
-            }
-            retried_401 = true;
-            bool rotated = false;
-            rc = refresh_after_401(c, sent_token, &rotated, err);
+            rc = on_unauthorized(c, k, rs, sent_token, &retried_401, err);
             free(sent_token);
-            refreshed_now = true;
-            if (rc != HS_OK)
+            if (rc != CALL_AGAIN)
                 return rc;
-            if (rotated)
-                c->stats.refreshes++;
+            refreshed_now = true;
             attempts--; /* the retry after a refresh is not a retry of a failure */
             continue;
         }
         free(sent_token);
         if (rc == HS_OK && hs_http_status_code(rs->status) == HS_OK)
             return HS_OK;
-
-        struct hs_retry_decision d =
-            hs_retry_decide(&c->retry, attempts, rc, rc == HS_OK ? rs->status : 0,
-                            rc == HS_OK ? rs->retry_after_s : -1, c->clock);
-        if (d.verdict == HS_RETRY_WAIT && k->once && !(rc == HS_OK && rs->status == 429))
-            d.verdict = HS_RETRY_DONE;
-        if (d.verdict == HS_RETRY_WAIT && cs.bytes > 0) {
-            /* Part of a body reached the sink: it must start over, or we stop here. */
-            if (!k->reset || k->reset(k->sink_ctx) != 0)
-                d.verdict = HS_RETRY_DONE;
-        }
-        if (d.verdict == HS_RETRY_WAIT) {
-            hs_debug("hover retry what=\"%s\" attempt=%d status=%ld rc=%s wait_ms=%lld", k->what,
-                     attempts, rc == HS_OK ? rs->status : 0L, hs_err_name(rc),
-                     (long long)d.wait_ms);
-            hs_http_response_clear(rs);
-            c->stats.retries++;
-            wait_ms(c, d.wait_ms);
-            continue;
-        }
-        if (d.verdict == HS_RETRY_GIVE_UP && d.retry_after_too_long) {
-            rc = hs_fail(err, HS_ERR_RATE_LIMITED,
-                         "%s: HTTP %ld: Hover asks to wait %lld s before retrying, over the %lld s "
-                         "cap; try again later",
-                         k->what, rs->status, (long long)rs->retry_after_s,
-                         (long long)(c->retry.max_wait_ms / 1000));
-            if (err)
-                err->http_status = (int)rs->status;
-            hs_http_response_clear(rs);
+        if ((rc = retry_or_fail(c, k, cs, rs, rc, attempts, err)) != CALL_AGAIN)
             return rc;
-        }
-        rc = call_fail_final(k, rc, rs, attempts, err);
-        hs_http_response_clear(rs);
-        return rc;
     }
+}
+
+static int client_call(struct hs_client *c, const struct call *k, struct hs_http_response *rs,
+                       struct hs_error *err)
+{
+    struct counted_sink cs = {k->sink, k->sink_ctx, 0, NULL, NULL};
+    if (k->sink) {
+        cs.md5 = EVP_MD_CTX_new();
+        cs.sha256 = EVP_MD_CTX_new();
+        if (!cs.md5 || !cs.sha256)
+            abort(); /* out of memory, like hs_malloc */
+    }
+    int rc = call_loop(c, k, &cs, rs, err);
+    EVP_MD_CTX_free(cs.md5);
+    EVP_MD_CTX_free(cs.sha256);
+    return rc;
 }
 
 /* "GET /api/v3/jobs" (no query: it may hold an email; no host: messages stay short). */
@@ -638,10 +824,10 @@ int hs_client_exchange_code(struct hs_client *c, const char *code, const char *r
                             struct hs_token *out, struct hs_error *err)
 {
     struct hs_oauth_cred *cred = &c->sh->cred;
-    if (!cred->store)
+    if (!cred->ts.ops)
         return hs_fail(err, HS_ERR_INVALID, "connecting needs a store to keep the token pair");
     struct hs_token t = {0};
-    int rc = hs_oauth_exchange_code(&c->app, cred->store, cred->key, code, redirect_uri, &t, err);
+    int rc = hs_oauth_exchange_code(&c->app, cred->ts, cred->key, code, redirect_uri, &t, err);
     if (rc != HS_OK)
         return rc;
     pthread_mutex_lock(&c->sh->lock);

@@ -17,7 +17,7 @@
 #include "core/clock.h"
 #include "hoversync.h"
 #include "hover/transport.h"
-#include "store/store.h"
+#include "store/tokens.h"
 
 #include "hover/limiter.h"
 
@@ -67,9 +67,10 @@ struct hs_list_params {
 
 struct hs_client;
 
-/* The client borrows store, clock and transport: they must outlive it. transport may be NULL
- * for the default libcurl transport (owned by the client); clock NULL for the system clock. */
-int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
+/* The client borrows the token store (its only store: hs_store_tokens(st); ops NULL for none),
+ * clock and transport: they must outlive it. transport may be NULL for the default libcurl
+ * transport (owned by the client); clock NULL for the system clock. */
+int hs_client_new(const struct hs_client_config *cfg, struct hs_token_store tokens,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_client **out, struct hs_error *err);
 void hs_client_free(struct hs_client *c);
@@ -118,6 +119,11 @@ int hs_client_request(struct hs_client *c, const char *method, const char *path,
 int hs_client_get(struct hs_client *c, const char *url_or_path, const char *if_none_match,
                   struct hs_fetch_result *out, struct hs_error *err);
 
+/* The 32 lowercase hex digits of a strong ETag that is a bare digest ("d41d8cd9...": object
+ * stores' single-part ETag is the MD5 of the bytes, Rack's the first half of their SHA-256);
+ * false for weak, multipart ("...-3") and other ETags, which say nothing checkable. */
+bool hs_etag_digest(const char *etag, char out[33]);
+
 struct hs_download_opts {
     const char *if_none_match;
     /* Receives the body of a 2xx answer in pieces; non-zero stops the download (a negative
@@ -130,10 +136,31 @@ struct hs_download_opts {
     size_t max_bytes; /* 0: max_download_bytes of the config */
 };
 
-/* GET streaming the body to o->sink. out gets status, validators and sizes (body stays NULL). */
+/* GET streaming the body to o->sink. out gets status, validators and sizes (body stays NULL).
+ * A 2xx body is checked before success is returned: its length against Content-Length, its
+ * bytes against a strong ETag that is a bare digest (hs_etag_digest: MD5, or the SHA-256
+ * prefix), against Content-MD5 and against Digest (md5=, sha-256=). A mismatch is retried like
+ * a truncated transfer (o->reset starts the sink over), and is HS_ERR_TRUNCATED in the end. */
 int hs_client_download(struct hs_client *c, const char *url_or_path,
                        const struct hs_download_opts *o, struct hs_fetch_result *out,
                        struct hs_error *err);
+
+/* ---- waits on Hover's rate limit ----
+ * A request that must wait HS_WAIT_ANNOUNCE_MS or more for the request budget (this process's
+ * limiter, or a 429 answer's Retry-After) says so before it waits: one warn-level line, seen at
+ * the default log level (hs_client_log_wait). A command that draws a progress display sets a
+ * hook instead: it shows the wait there and logs the line itself. The hook runs in the thread
+ * that waits. */
+#define HS_WAIT_ANNOUNCE_MS 1000
+struct hs_client_wait {
+    int64_t wait_ms;
+    const char *reason; /* "budget" (the limiter: --rate-limit) or "429" (Hover said wait) */
+    const char *what;   /* the request: "GET /api/v3/jobs/1" */
+};
+typedef void (*hs_client_wait_fn)(void *ctx, const struct hs_client_wait *w);
+void hs_client_set_wait_hook(struct hs_client *c, hs_client_wait_fn fn, void *ctx);
+/* The line: "hover wait_s=N reason=... request=... msg=..." at warn level. */
+void hs_client_log_wait(const struct hs_client_wait *w);
 
 /* Counters for status output and tests. */
 /* Answers of Hover's API by status class, for metrics ("requests to Hover by status"). */

@@ -117,7 +117,7 @@ static void reserve(struct hs_limiter *l, int64_t start)
     l->head = (l->head + 1) % l->limit;
 }
 
-static int64_t acquire_interactive(struct hs_limiter *l)
+static int64_t acquire_interactive(struct hs_limiter *l, hs_limiter_notify_fn notify, void *ctx)
 {
     pthread_mutex_lock(&l->lock);
     int64_t now = l->clock->mono_ms(l->clock);
@@ -130,6 +130,8 @@ static int64_t acquire_interactive(struct hs_limiter *l)
         l->stats.waited_ms += wait;
     }
     pthread_mutex_unlock(&l->lock);
+    if (wait > 0 && notify)
+        notify(ctx, wait);
     if (wait > 0)
         l->clock->sleep_ms(l->clock, wait);
     return wait > 0 ? wait : 0;
@@ -164,7 +166,8 @@ static struct bg_key *turn_key(struct hs_limiter *l)
     return NULL;
 }
 
-static int64_t acquire_background(struct hs_limiter *l, const char *key)
+static int64_t acquire_background(struct hs_limiter *l, const char *key,
+                                  hs_limiter_notify_fn notify, void *ctx)
 {
     pthread_mutex_lock(&l->lock);
     if (l->shutdown) {
@@ -176,6 +179,7 @@ static int64_t acquire_background(struct hs_limiter *l, const char *key)
     l->stats.background_waiting++;
     int64_t entered = l->clock->mono_ms(l->clock);
     int64_t result;
+    bool told = false;
     for (;;) {
         if (l->shutdown) {
             result = HS_ERR_BUSY;
@@ -209,6 +213,9 @@ static int64_t acquire_background(struct hs_limiter *l, const char *key)
         }
         int64_t wait = start - now;
         pthread_mutex_unlock(&l->lock);
+        if (notify && !told)
+            notify(ctx, wait);
+        told = true;
         l->clock->sleep_ms(l->clock, wait < BG_SLICE_MS ? wait : BG_SLICE_MS);
         pthread_mutex_lock(&l->lock);
     }
@@ -218,13 +225,19 @@ static int64_t acquire_background(struct hs_limiter *l, const char *key)
     return result;
 }
 
-int64_t hs_limiter_acquire_as(struct hs_limiter *l, enum hs_prio prio, const char *key)
+int64_t hs_limiter_acquire_notify(struct hs_limiter *l, enum hs_prio prio, const char *key,
+                                  hs_limiter_notify_fn notify, void *ctx)
 {
     if (!l)
         return 0;
     if (prio == HS_PRIO_BACKGROUND)
-        return acquire_background(l, key);
-    return acquire_interactive(l);
+        return acquire_background(l, key, notify, ctx);
+    return acquire_interactive(l, notify, ctx);
+}
+
+int64_t hs_limiter_acquire_as(struct hs_limiter *l, enum hs_prio prio, const char *key)
+{
+    return hs_limiter_acquire_notify(l, prio, key, NULL, NULL);
 }
 
 int64_t hs_limiter_acquire(struct hs_limiter *l)

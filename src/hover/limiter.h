@@ -62,6 +62,13 @@ enum hs_prio hs_limiter_thread_priority(void);
  * background waiter was released by hs_limiter_shutdown: then the request must not be sent. */
 int64_t hs_limiter_acquire_as(struct hs_limiter *l, enum hs_prio prio, const char *key);
 
+/* hs_limiter_acquire_as that tells before it sleeps: notify(ctx, ms) is called once, outside
+ * the mutex, with the expected wait when the request has to wait for the budget (for a
+ * background request: when its turn has come and the slot is still ahead). */
+typedef void (*hs_limiter_notify_fn)(void *ctx, int64_t wait_ms);
+int64_t hs_limiter_acquire_notify(struct hs_limiter *l, enum hs_prio prio, const char *key,
+                                  hs_limiter_notify_fn notify, void *ctx);
+
 /* Releases every background waiter (now and later) with HS_ERR_BUSY, so that worker threads
  * stop without waiting for the budget; interactive requests are not affected. */
 void hs_limiter_shutdown(struct hs_limiter *l);

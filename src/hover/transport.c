@@ -26,6 +26,8 @@ void hs_http_response_clear(struct hs_http_response *rs)
     free(rs->etag);
     free(rs->content_type);
     free(rs->location);
+    free(rs->content_md5);
+    free(rs->digest);
     free(rs->final_url);
     hs_http_response_init(rs);
 }

@@ -50,6 +50,8 @@ struct hs_http_response {
     char *etag;         /* headers of the final hop; NULL when absent */
     char *content_type;
     char *location;
+    char *content_md5;      /* Content-MD5 (base64), for checking a download; NULL when absent */
+    char *digest;           /* Digest ("md5=..., sha-256=..."), likewise */
     int64_t retry_after_s;  /* -1 if none */
     int64_t content_length; /* -1 if none */
     int64_t body_bytes;     /* bytes of the final body (buffered or streamed) */

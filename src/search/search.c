@@ -21,10 +21,10 @@
  *      sessions asking the same (C, S, q) at once share it. Its jobs are upserted into the store
  *      (so the index learns them) and the local query runs again.
  *
- * Merge: the local ranking (bm25, then most recently updated) over the index, which now holds
- * Hover's jobs too, comes first; jobs Hover matched that the index does not (substring matches)
- * follow in Hover's order; no job twice; at most `per`. Local first so that the list does not
- * reorder what the user already saw, and so that one ranking rules the page.
+ * Merge: the local ranking (store.h jobs_search: street line or name first, newest first) over
+ * the index, which now holds Hover's jobs too, comes first; jobs Hover matched that the index does
+ * not (substring matches) follow in Hover's order; no job twice; at most `per`. Local first so that
+ * the list does not reorder what the user already saw, and so that one ranking rules the page.
  *
  * Locking: one mutex over the cache, the sessions and the stats, never held across the store,
  * Hover or a sleep. */
@@ -40,6 +40,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
+#include "store/search.h"
 
 #define Q_MAX_BYTES  200  /* longer search texts are refused */
 #define SESSIONS_MAX 1024 /* debounce state of this many typists */
@@ -407,8 +409,8 @@ int hs_search_new(const struct hs_search_config *cfg, struct hs_store *store,
                   struct hs_client_provider clients, const struct hs_clock *clock,
                   struct hs_search_service **out, struct hs_error *err)
 {
-    if (!store || !store->ops->jobs_search)
-        return hs_fail(err, HS_ERR_INVALID, "search needs a store with jobs_search");
+    if (!store)
+        return hs_fail(err, HS_ERR_INVALID, "search needs a store");
     struct hs_search_config c = cfg ? *cfg : (struct hs_search_config){0};
     if (c.cache_ttl_ms <= 0)
         c.cache_ttl_ms = 60000;
@@ -496,7 +498,7 @@ static void index_jobs(struct hs_search_service *s, const char *conn, const stru
     for (size_t i = 0; rc == HS_OK && i < pg->n_jobs; i++) {
         struct hs_error jerr = {0};
         /* One bad job (no id) is skipped: the op rolled back its own savepoint. */
-        if (st->ops->job_upsert(st, &pg->jobs[i], conn, NULL, &jerr))
+        if (st->records->job_upsert(st, &pg->jobs[i], conn, NULL, &jerr))
             hs_debug("search=index job=%lld error=\"%s\"", (long long)pg->jobs[i].id, jerr.msg);
     }
     if (rc == HS_OK)
@@ -544,9 +546,8 @@ static int local_search(struct hs_search_service *s, const char *q, const char *
 {
     struct hs_job_summary *v = NULL;
     size_t n = 0;
-    int rc = scope ? s->store->ops->jobs_search_scoped(s->store, q, state, page, per, scope, &v, &n,
-                                                       total, err)
-                   : s->store->ops->jobs_search(s->store, q, state, page, per, &v, &n, total, err);
+    int rc =
+        s->store->search->jobs_search(s->store, q, state, page, per, scope, &v, &n, total, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++)
@@ -845,6 +846,9 @@ int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, 
         doc, "more",
         json_boolean(total > page * per || a.truncated || (r.hover_more && hover_used)));
     json_object_set_new(doc, "total", json_integer(total));
+    /* With text the store counts up to HS_SEARCH_MATCHES_MAX: there may be more. */
+    json_object_set_new(doc, "total_exact",
+                        json_boolean(!norm[0] || total < HS_SEARCH_MATCHES_MAX));
     json_object_set_new(doc, "hover", json_string(outcome_names[r.outcome]));
     if (r.err_code[0]) {
         json_t *he = json_object();

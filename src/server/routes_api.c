@@ -13,6 +13,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "server/internal.h"
+#include "store/records.h"
+#include "store/service.h"
 
 #ifndef HOVERSYNC_VERSION
 #define HOVERSYNC_VERSION "dev"
@@ -27,7 +29,7 @@ void hs_route_healthz(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     char *v = NULL;
-    int rc = s->store->ops->setting_get(s->store, "api_key_sha256", &v, NULL);
+    int rc = s->store->service->setting_get(s->store, "api_key_sha256", &v, NULL);
     free(v);
     bool db = rc == HS_OK || rc == HS_ERR_NOT_FOUND;
     hs_resp_json(r, db ? 200 : 503,
@@ -81,8 +83,14 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     }
     src.oauth_requests = atomic_load(&s->oauth_requests);
     src.sse_streams = hs_sse_count(s);
-    src.in_flight = hs_server_in_flight(s);
-    hs_server_guard_stats(s, &src);
+    src.in_flight = atomic_load(&s->counters.in_flight);
+    src.hover_answered = atomic_load(&s->counters.hover_answered);
+    src.hover_timed_out = atomic_load(&s->counters.hover_timed_out);
+    src.hover_waiting = atomic_load(&s->counters.hover_waiting);
+    src.hover_running = atomic_load(&s->counters.hover_running);
+    if (s->conns)
+        hs_conns_counts(s->conns, &src.connections, &src.header_timeouts);
+    src.callers_refused = hs_quota_refused(s->quota);
     char *text = hs_metrics_render(s->metrics, &src);
     hs_resp_set(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     hs_resp_header(r, "Cache-Control", "no-store");
@@ -152,7 +160,7 @@ static int session_connections(struct hs_server *s, json_t *body, char ***out, s
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
     struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
+    int rc = s->store->service->connections_list(s->store, &rows, &n, &err);
     if (rc) {
         json_decref(asked);
         hs_resp_fail(r, rc, &err, "listing connections");
@@ -277,19 +285,16 @@ void hs_route_connections(struct hs_req *q, struct hs_resp *r)
     struct hs_server *s = q->srv;
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
-    struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
-    if (rc) {
-        hs_resp_fail(r, rc, &err, "listing connections");
+    if (hs_connections_read(q, &rows, &n, r) != 0)
         return;
-    }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         if (!hs_req_may_use(q, rows[i].key))
             continue;
-        const char *status = !rows[i].has_token                              ? "disconnected"
-                             : hs_connection_needs_reconnect(s, rows[i].key) ? "reconnect_required"
-                                                                             : "connected";
+        bool refused = rows[i].reconnect_required || hs_connection_needs_reconnect(s, rows[i].key);
+        const char *status = !rows[i].has_token ? "disconnected"
+                             : refused          ? "reconnect_required"
+                                                : "connected";
         json_array_append_new(
             arr, json_pack("{s:o, s:o, s:o, s:s}", "key", hs_json_text(rows[i].key), "owner_id",
                            rows[i].owner_id > 0 ? json_integer(rows[i].owner_id) : json_null(),
@@ -560,8 +565,8 @@ void hs_route_records(struct hs_req *q, struct hs_resp *r)
     char *doc = NULL;
     struct hs_error err = {0};
     struct hs_scope scope_buf;
-    int rc = s->store->ops->export_since_scoped(s->store, since, hs_req_scope(q, &scope_buf), &doc,
-                                                &err);
+    int rc =
+        s->store->records->export_since(s->store, since, hs_req_scope(q, &scope_buf), &doc, &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "reading the records");
         return;
@@ -585,7 +590,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
     struct hs_scope scope_buf;
     /* A session sees the bytes of its connections' jobs only. */
     int rc =
-        s->store->ops->artifact_by_sha_scoped(s->store, sha, hs_req_scope(q, &scope_buf), &a, &err);
+        s->store->records->artifact_by_sha(s->store, sha, hs_req_scope(q, &scope_buf), &a, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         hs_resp_error(r, 404, "not_found", "no stored file %s", sha);
         return;
@@ -595,7 +600,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
         return;
     }
     /* Content-addressed: the bytes behind a name never change. */
-    hs_resp_stored_file(q, r, &a, "private, max-age=31536000, immutable");
+    hs_resp_stored_file(q, r, s->data_dir, &a, "private, max-age=31536000, immutable");
     hs_artifact_row_clear(&a);
 }
 
@@ -632,8 +637,8 @@ void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r)
         struct hs_artifact_row a = {0};
         struct hs_error err = {0};
         struct hs_scope scope_buf;
-        int rc = s->store->ops->artifact_by_sha_scoped(s->store, target,
-                                                       hs_req_scope(q, &scope_buf), &a, &err);
+        int rc = s->store->records->artifact_by_sha(s->store, target, hs_req_scope(q, &scope_buf),
+                                                    &a, &err);
         hs_artifact_row_clear(&a);
         if (rc) {
             hs_resp_fail(r, rc, &err, "finding the file");

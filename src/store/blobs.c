@@ -1,4 +1,4 @@
-/* blobs.c: the content-addressed artifact files under the data directory (see store.h).
+/* blobs.c: the content-addressed artifact files under the data directory (see blobs.h).
  *
  * A download streams into <data_dir>/tmp/ while it is hashed, so memory stays flat whatever the
  * size. Only when the bytes are complete and fsynced is the file renamed to
@@ -7,13 +7,20 @@
  * and are stored once.
  *
  * Lifecycle: begin, write..., commit, then hs_blob_abort to free the writer (after a commit it
- * only frees; after a failure it also removes the temporary file). */
+ * only frees; after a failure it also removes the temporary file).
+ *
+ * The data directory may be shared by several processes (serve, workers, CLI runs, on one
+ * machine or several): each writer holds an exclusive flock on its temporary file from its
+ * creation until it is renamed, and the cleaner removes only files whose lock it can take at
+ * once, so it never removes a live writer's file, whoever started it. The kernel drops the
+ * lock of a killed process, so its leftovers become removable. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,7 +29,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
-#include "store/store.h"
+#include "store/blobs.h"
 
 struct hs_blob_writer {
     char *data_dir;
@@ -93,6 +100,36 @@ static int mkdir_p(const char *path, struct hs_error *err)
     return rc;
 }
 
+/* mkstemp, then the file's lock. A cleaner may have locked and removed the new file in the
+ * moment between the two (it looked unused): then the file we hold is unlinked, so we start
+ * over with a new name. */
+static int create_locked(const char *tmp_dir, char *tmp_path, int *out, struct hs_error *err)
+{
+    size_t tl = strlen(tmp_path);
+    for (int tries = 0; tries < 16; tries++) {
+        memcpy(tmp_path + tl - 6, "XXXXXX", 6);
+        int fd = mkstemp(tmp_path);
+        if (fd < 0)
+            return io_fail(err, errno, "cannot create a temporary file in", tmp_dir);
+        struct stat st;
+        int rc = HS_OK;
+        while (flock(fd, LOCK_EX) != 0 && rc == HS_OK)
+            if (errno != EINTR)
+                rc = io_fail(err, errno, "cannot lock", tmp_path);
+        if (rc == HS_OK && fstat(fd, &st) != 0)
+            rc = io_fail(err, errno, "cannot stat", tmp_path);
+        if (rc == HS_OK && st.st_nlink > 0) {
+            *out = fd;
+            return HS_OK;
+        }
+        close(fd);
+        if (rc)
+            return rc;
+    }
+    return hs_fail(err, HS_ERR_IO, "cannot keep a temporary file in %s: removed as soon as made",
+                   tmp_dir);
+}
+
 int hs_blob_begin(const char *data_dir, struct hs_blob_writer **out, struct hs_error *err)
 {
     if (!data_dir || !*data_dir)
@@ -104,11 +141,8 @@ int hs_blob_begin(const char *data_dir, struct hs_blob_writer **out, struct hs_e
     if (!rc)
         rc = mkdir_p(blob_dir, err);
     int fd = -1;
-    if (!rc) {
-        fd = mkstemp(tmp_path);
-        if (fd < 0)
-            rc = io_fail(err, errno, "cannot create a temporary file in", tmp_dir);
-    }
+    if (!rc)
+        rc = create_locked(tmp_dir, tmp_path, &fd, err);
     /* mkstemp makes the file 0600: the owner's alone, like the directories that hold it. */
     free(tmp_dir);
     free(blob_dir);
@@ -155,6 +189,34 @@ int hs_blob_write(struct hs_blob_writer *w, const void *data, size_t len, struct
     return HS_OK;
 }
 
+int hs_blob_read(struct hs_blob_writer *w, size_t max, char **out, size_t *len,
+                 struct hs_error *err)
+{
+    if (!w || w->fd < 0 || w->committed)
+        return hs_fail(err, HS_ERR_INVALID, "read of a closed blob");
+    if (w->bytes < 0 || (uint64_t)w->bytes > max)
+        return hs_fail(err, HS_ERR_TOOBIG, "%lld bytes, over the %zu byte cap", (long long)w->bytes,
+                       max);
+    size_t n = (size_t)w->bytes;
+    char *buf = hs_malloc(n + 1);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(w->fd, buf + got, n - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            free(buf);
+            return io_fail(err, e, "cannot read back", w->tmp_path);
+        }
+        got += (size_t)r;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return HS_OK;
+}
+
 int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
                    struct hs_error *err)
 {
@@ -167,15 +229,11 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
     char hex[65];
     hs_hex(md, 32, hex);
 
-    /* The bytes must be on disk before any name (and so any row) points at them. */
+    /* The bytes must be on disk before any name (and so any row) points at them. The file
+     * stays open, and so locked, until it has its final name: a cleaner must not take it. */
     int rc = HS_OK;
     if (fsync(w->fd) != 0)
-        rc = io_fail(err, errno, "cannot fsync", w->tmp_path);
-    if (close(w->fd) != 0 && !rc)
-        rc = io_fail(err, errno, "cannot close", w->tmp_path);
-    w->fd = -1;
-    if (rc)
-        return rc;
+        return io_fail(err, errno, "cannot fsync", w->tmp_path);
 
     char *rel = hs_aprintf("blobs/%.2s/%.2s/%s", hex, hex + 2, hex);
     char *dir = hs_aprintf("%s/blobs/%.2s/%.2s", w->data_dir, hex, hex + 2);
@@ -198,6 +256,9 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
     }
     free(dir);
     free(final);
+    if (close(w->fd) != 0 && !rc)
+        rc = io_fail(err, errno, "cannot close", w->tmp_path ? w->tmp_path : rel);
+    w->fd = -1;
     if (rc) {
         free(rel);
         return rc;
@@ -223,7 +284,7 @@ void hs_blob_abort(struct hs_blob_writer *w)
     free(w);
 }
 
-/* Run at start-up, before any writer: it would remove a running writer's file too. */
+/* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700). */
 void hs_data_dir_private(const char *data_dir)
 {
     static const char *const sub[] = {"", "/tmp", "/blobs"};
@@ -240,6 +301,32 @@ void hs_data_dir_private(const char *data_dir)
     }
 }
 
+/* Removes one entry of the temporary directory if no live writer holds it (its lock is free)
+ * and it is still the file we locked; 1 when removed, 0 when left, negative on an error. */
+static int remove_if_stale(int dfd, const char *name)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT || errno == ELOOP ? 0 : -errno;
+    int rc = 0;
+    struct stat held, now;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno; /* a writer has it */
+    } else if (fstat(fd, &held) != 0) {
+        rc = -errno;
+    } else if (!S_ISREG(held.st_mode) || fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+               now.st_dev != held.st_dev || now.st_ino != held.st_ino) {
+        rc = 0; /* not a file we made, or replaced under us: leave it */
+    } else if (unlinkat(dfd, name, 0) == 0) {
+        rc = 1;
+    } else {
+        rc = errno == ENOENT ? 0 : -errno;
+    }
+    close(fd); /* unlocks */
+    return rc;
+}
+
+/* Safe at any time, beside running writers of any process: see the top of this file. */
 int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err)
 {
     if (!data_dir || !*data_dir)
@@ -254,20 +341,23 @@ int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err)
         return rc;
     }
     struct dirent *e;
+    int removed = 0;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-            continue;
-        int en = errno;
-        /* Gone already (another cleaner), or a directory we did not make: leave it. */
-        if (en != ENOENT && en != EISDIR && !rc) {
+        int r = remove_if_stale(dirfd(d), e->d_name);
+        if (r > 0) {
+            removed++;
+        } else if (r < 0 && !rc) {
             char *path = hs_aprintf("%s/%s", tmp_dir, e->d_name);
-            rc = io_fail(err, en, "cannot remove", path);
+            rc = io_fail(err, -r, "cannot remove", path);
             free(path);
         }
     }
     closedir(d);
+    if (removed)
+        hs_info("blobs=clean dir=%s removed=%d msg=\"leftovers of interrupted downloads\"", tmp_dir,
+                removed);
     free(tmp_dir);
     return rc;
 }

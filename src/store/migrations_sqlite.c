@@ -255,7 +255,8 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "    new.postal_code, new.customer_name, new.customer_email, new.external_identifier,\n"
      "    new.capture_user);\n"
      "END;\n"
-     "-- Jobs stored before this migration.\n"
+     "-- Jobs stored before this migration, in rowid order ('rebuild' reads them in job id\n"
+     "-- order, and FTS5 writes out its buffer at every rowid lower than the one before).\n"
      "INSERT INTO jobs_fts(jobs_fts) VALUES ('rebuild');\n"},
 
     /* The HTTP service (hoversync serve): its settings (the API key's hash) and browser
@@ -430,11 +431,180 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "connection_key);\n"
      "CREATE INDEX jobs_connection_updated ON jobs(connection_key, hover_updated_at);\n"},
 
+    /* Leases of sync runs, so that the run of a killed process stops saying "running" (on any
+     * machine sharing the store: the lease time is compared, never a PID), and refresh tokens
+     * Hover rejected, so that every process can say the org must be reconnected. */
+    {9, "sync run leases, rejected grants",
+     "-- unix ms until which the run's process vouches for it; it renews the lease while it\n"
+     "-- runs. A 'running' run whose lease lapsed is marked 'interrupted'.\n"
+     "ALTER TABLE sync_runs ADD COLUMN lease_until_ms INTEGER;\n"
+     "CREATE INDEX sync_runs_status ON sync_runs(status);\n"
+     "\n"
+     "-- A token pair whose refresh token Hover refused (invalid_grant): the org must be\n"
+     "-- reconnected while oauth_tokens still holds this generation of the pair.\n"
+     "CREATE TABLE token_rejections (\n"
+     "  connection_key TEXT PRIMARY KEY REFERENCES connections(key) ON DELETE CASCADE,\n"
+     "  generation INTEGER NOT NULL,        -- oauth_tokens.generation of the refused pair\n"
+     "  rejected_at TEXT NOT NULL\n"
+     ");\n"},
+
+    /* A search whose cost is the page, not the matches (sqlite_search.c): the ranking is a few
+     * tiers (the street line or the name begins with the words; they are in the street line or
+     * the name; anywhere), each read newest job first, which FTS5 streams in rowid order and
+     * stops after the page. jobs_fts_lead holds the street line and the name, and search_lead,
+     * the same text with the first word of each glued to a mark (U+E001, fts_query.h), so that
+     * "begins with" is one term and not a position test over every match. Both tables hold
+     * search_filter, the connection and the state as tokens (U+E002 and the hex of the value), so
+     * that a session's search and a state filter are index work too, not a look-up of every
+     * match. The marks are removed from the job's text, so no job can fake one. Prefix indexes up
+     * to 8 characters: a longer prefix without one makes FTS5 merge the postings of every term
+     * it begins (5 ms at 100,000 jobs for "summit", which begins the capturing users' email
+     * domain). The view jobs_search_text computes the indexed text from the job row, for the
+     * triggers and for 'rebuild'; the jobs table is unchanged. The triggers read the view before
+     * a row changes (its old text, to delete) and after (its new text). The index's rowid is
+     * minus the job id: FTS5 reads doclists forwards faster than backwards (a third less work
+     * for the newest 20 of a connection's matches), and the newest job then comes first.
+     * Re-runnable. */
+    {10, "job search tiers",
+     "DROP TRIGGER IF EXISTS jobs_fts_insert;\n"
+     "DROP TRIGGER IF EXISTS jobs_fts_delete;\n"
+     "DROP TRIGGER IF EXISTS jobs_fts_update;\n"
+     "DROP TRIGGER IF EXISTS jobs_fts_unindex;\n"
+     "DROP TRIGGER IF EXISTS jobs_fts_reindex;\n"
+     "DROP TABLE IF EXISTS jobs_fts;\n"
+     "DROP TABLE IF EXISTS jobs_fts_lead;\n"
+     "DROP INDEX IF EXISTS jobs_search_rank;\n"
+     "DROP VIEW IF EXISTS jobs_search_text;\n"
+     "-- What the search indexes of each job (search_lead and search_filter are for the index).\n"
+     "CREATE VIEW jobs_search_text AS SELECT id, -id AS fts_rowid, name, address_line1,\n"
+     "  address_line2, city,\n"
+     "  region, postal_code, customer_name, customer_email, external_identifier, capture_user,\n"
+     "  char(57345) || replace(ltrim(COALESCE(address_line1, ''), ' #'), char(57345), '')\n"
+     "    || ' ' || char(57345) || replace(ltrim(COALESCE(name, ''), ' #'), char(57345), '')\n"
+     "    AS search_lead,\n"
+     "  char(57346) || CASE WHEN connection_key IS NULL THEN 'n' ELSE 'c' || hex(connection_key)\n"
+     "    END || ' ' || char(57346) || 's' || hex(reconstruction_state) AS search_filter\n"
+     "  FROM jobs;\n"
+     "CREATE VIRTUAL TABLE jobs_fts USING fts5(\n"
+     "  name, address_line1, address_line2, city, region, postal_code,\n"
+     "  customer_name, customer_email, external_identifier, capture_user, search_filter,\n"
+     "  content='jobs_search_text', content_rowid='fts_rowid',\n"
+     "  tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4 5 6 7 8', columnsize=0\n"
+     ");\n"
+     "CREATE VIRTUAL TABLE jobs_fts_lead USING fts5(\n"
+     "  name, address_line1, search_lead, search_filter,\n"
+     "  content='jobs_search_text', content_rowid='fts_rowid',\n"
+     "  tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4 5 6 7 8', columnsize=0\n"
+     ");\n"
+     "CREATE TRIGGER jobs_fts_insert AFTER INSERT ON jobs BEGIN\n"
+     "  INSERT INTO jobs_fts(rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user,\n"
+     "    search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, address_line2, city, region, postal_code,\n"
+     "    customer_name, customer_email, external_identifier, capture_user, search_filter\n"
+     "  FROM jobs_search_text WHERE id = new.id;\n"
+     "  INSERT INTO jobs_fts_lead(rowid, name, address_line1, search_lead, search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, search_lead, search_filter\n"
+     "  FROM jobs_search_text WHERE id = new.id;\n"
+     "END;\n"
+     "CREATE TRIGGER jobs_fts_delete BEFORE DELETE ON jobs BEGIN\n"
+     "  INSERT INTO jobs_fts(jobs_fts, rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user,\n"
+     "    search_filter)\n"
+     "  SELECT 'delete', fts_rowid, name, address_line1, address_line2, city, region, "
+     "postal_code,\n"
+     "    customer_name, customer_email, external_identifier, capture_user, search_filter\n"
+     "  FROM jobs_search_text WHERE id = old.id;\n"
+     "  INSERT INTO jobs_fts_lead(jobs_fts_lead, rowid, name, address_line1, search_lead,\n"
+     "    search_filter)\n"
+     "  SELECT 'delete', fts_rowid, name, address_line1, search_lead, search_filter\n"
+     "  FROM jobs_search_text WHERE id = old.id;\n"
+     "END;\n"
+     "-- An update of what is indexed: out of the index before, back in after.\n"
+     "CREATE TRIGGER jobs_fts_unindex BEFORE UPDATE OF id, name, address_line1, address_line2,\n"
+     "  city, region, postal_code, customer_name, customer_email, external_identifier, raw_json,\n"
+     "  connection_key, reconstruction_state ON jobs\n"
+     "  WHEN old.id IS NOT new.id OR old.name IS NOT new.name\n"
+     "    OR old.address_line1 IS NOT new.address_line1\n"
+     "    OR old.address_line2 IS NOT new.address_line2 OR old.city IS NOT new.city\n"
+     "    OR old.region IS NOT new.region OR old.postal_code IS NOT new.postal_code\n"
+     "    OR old.customer_name IS NOT new.customer_name\n"
+     "    OR old.customer_email IS NOT new.customer_email\n"
+     "    OR old.external_identifier IS NOT new.external_identifier\n"
+     "    OR old.capture_user IS NOT new.capture_user\n"
+     "    OR old.connection_key IS NOT new.connection_key\n"
+     "    OR old.reconstruction_state IS NOT new.reconstruction_state\n"
+     "BEGIN\n"
+     "  INSERT INTO jobs_fts(jobs_fts, rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user,\n"
+     "    search_filter)\n"
+     "  SELECT 'delete', fts_rowid, name, address_line1, address_line2, city, region, "
+     "postal_code,\n"
+     "    customer_name, customer_email, external_identifier, capture_user, search_filter\n"
+     "  FROM jobs_search_text WHERE id = old.id;\n"
+     "  INSERT INTO jobs_fts_lead(jobs_fts_lead, rowid, name, address_line1, search_lead,\n"
+     "    search_filter)\n"
+     "  SELECT 'delete', fts_rowid, name, address_line1, search_lead, search_filter\n"
+     "  FROM jobs_search_text WHERE id = old.id;\n"
+     "END;\n"
+     "CREATE TRIGGER jobs_fts_reindex AFTER UPDATE OF id, name, address_line1, address_line2,\n"
+     "  city, region, postal_code, customer_name, customer_email, external_identifier, raw_json,\n"
+     "  connection_key, reconstruction_state ON jobs\n"
+     "  WHEN old.id IS NOT new.id OR old.name IS NOT new.name\n"
+     "    OR old.address_line1 IS NOT new.address_line1\n"
+     "    OR old.address_line2 IS NOT new.address_line2 OR old.city IS NOT new.city\n"
+     "    OR old.region IS NOT new.region OR old.postal_code IS NOT new.postal_code\n"
+     "    OR old.customer_name IS NOT new.customer_name\n"
+     "    OR old.customer_email IS NOT new.customer_email\n"
+     "    OR old.external_identifier IS NOT new.external_identifier\n"
+     "    OR old.capture_user IS NOT new.capture_user\n"
+     "    OR old.connection_key IS NOT new.connection_key\n"
+     "    OR old.reconstruction_state IS NOT new.reconstruction_state\n"
+     "BEGIN\n"
+     "  INSERT INTO jobs_fts(rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user,\n"
+     "    search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, address_line2, city, region, postal_code,\n"
+     "    customer_name, customer_email, external_identifier, capture_user, search_filter\n"
+     "  FROM jobs_search_text WHERE id = new.id;\n"
+     "  INSERT INTO jobs_fts_lead(rowid, name, address_line1, search_lead, search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, search_lead, search_filter\n"
+     "  FROM jobs_search_text WHERE id = new.id;\n"
+     "END;\n"
+     "-- Jobs stored before this migration, in rowid order ('rebuild' reads them in job id\n"
+     "-- order, and FTS5 writes out its buffer at every rowid lower than the one before).\n"
+     "INSERT INTO jobs_fts(rowid, name, address_line1, address_line2, city, region,\n"
+     "    postal_code, customer_name, customer_email, external_identifier, capture_user,\n"
+     "    search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, address_line2, city, region, postal_code,\n"
+     "    customer_name, customer_email, external_identifier, capture_user, search_filter\n"
+     "  FROM jobs_search_text ORDER BY fts_rowid;\n"
+     "INSERT INTO jobs_fts_lead(rowid, name, address_line1, search_lead, search_filter)\n"
+     "  SELECT fts_rowid, name, address_line1, search_lead, search_filter\n"
+     "  FROM jobs_search_text ORDER BY fts_rowid;\n"
+     "-- One segment each: a query costs about a third less than over the ten or so of a\n"
+     "-- rebuild (and the index grows segments again as jobs change).\n"
+     "INSERT INTO jobs_fts(jobs_fts) VALUES ('optimize');\n"
+     "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('optimize');\n"},
+
+    /* Leases in the store instead of a transaction held open: a token refresh claims its
+     * credential's lease in one short transaction and stores the rotated pair in another, so
+     * the store's writes go on while Hover's /oauth/token answers (store/tokens.h). */
+    {12, "leases",
+     "-- A duty held by one claimer until until_ms (unix ms; 0: released). fence counts the\n"
+     "-- claims: a claimer whose lease lapsed and was claimed again finishes nothing. The\n"
+     "-- refresh of a credential's token pair is 'token_refresh:<connection key>'.\n"
+     "CREATE TABLE leases (\n"
+     "  name TEXT PRIMARY KEY,\n"
+     "  fence INTEGER NOT NULL,\n"
+     "  until_ms INTEGER NOT NULL\n"
+     ");\n"},
+
     /* The one work queue (docs/ARCHITECTURE.md "The work queue"): every background sync is a
      * work item with a priority, a fencing token and optionally the job as listed; the syncs of
      * POST /api/syncs and their progress per model, so that any process may serve them; and the
      * per-job backoff of the pending pass. */
-    {11, "work queue priorities and fencing, syncs and their progress, pending polls",
+    {13, "work queue priorities and fencing, syncs and their progress, pending polls",
      "-- higher runs first: 20 interactive (a person waits), 10 background, 0 bulk (backfill)\n"
      "ALTER TABLE work_items ADD COLUMN priority INTEGER NOT NULL DEFAULT 10;\n"
      "-- bumped by every claim: the claim's fencing token, checked by every write of its run\n"

@@ -18,13 +18,19 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "core/buf.h"
 #include "core/crashpoint.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/blobs.h"
+#include "store/records.h"
+#include "sync/lease.h"
 #include "sync/measurements.h"
 #include "sync/plan.h"
+#include "sync/verify.h"
 
 /* Measurement documents read back from disk for extraction are capped like API JSON. */
 #define MEASUREMENTS_MAX HS_JSON_MAX_BYTES
@@ -113,6 +119,7 @@ struct item {
 struct blob_sink {
     const char *data_dir;
     struct hs_blob_writer *w;
+    struct hs_body_ends ends; /* for the format check */
     struct hs_error *err;
 };
 
@@ -124,6 +131,7 @@ static int sink_write(void *ctx, const char *data, size_t len)
         if (rc)
             return rc;
     }
+    hs_body_ends_feed(&s->ends, data, len);
     return hs_blob_write(s->w, data, len, s->err);
 }
 
@@ -133,7 +141,39 @@ static int sink_reset(void *ctx)
     struct blob_sink *s = ctx;
     hs_blob_abort(s->w);
     s->w = NULL;
+    memset(&s->ends, 0, sizeof s->ends);
     return 0;
+}
+
+/* The body's format, checked before it may be stored (sync/verify.h). A JSON body is read back
+ * from its temporary file; one over the JSON cap is not parsed (its length and digests were
+ * checked by the client). */
+static int check_format(const struct item *it, const struct hs_fetch_result *fr,
+                        struct blob_sink *sink, struct hs_error *err)
+{
+    enum hs_format f = hs_format_of(it->kind, fr->content_type);
+    char *doc = NULL;
+    size_t len = 0;
+    if (f == HS_FORMAT_JSON) {
+        struct hs_error rerr = {0};
+        int rc = hs_blob_read(sink->w, MEASUREMENTS_MAX, &doc, &len, &rerr);
+        if (rc == HS_ERR_TOOBIG) {
+            hs_debug("sync=check kind=%s msg=\"JSON over the cap: not parsed\"", it->kind);
+            return HS_OK;
+        }
+        if (rc) {
+            if (err)
+                *err = rerr;
+            return rc;
+        }
+    }
+    struct hs_error ferr = {0};
+    int rc = hs_format_check(f, &sink->ends, doc, len, &ferr);
+    free(doc);
+    if (rc)
+        hs_fail(err, rc, "%s; not stored (the selection stays open: sync --pending retries it)",
+                ferr.msg);
+    return rc;
 }
 
 static bool file_present(const char *data_dir, const char *rel)
@@ -144,6 +184,49 @@ static bool file_present(const char *data_dir, const char *rel)
     int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
     struct stat st;
     return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The hex MD5 of a stored file. */
+static int file_md5(const char *data_dir, const char *rel, char out[33])
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
+    FILE *f = n > 0 && (size_t)n < sizeof path ? fopen(path, "rb") : NULL;
+    if (!f)
+        return HS_ERR_IO;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = md && EVP_DigestInit_ex(md, EVP_md5(), NULL) == 1 ? HS_OK : HS_ERR_INTERNAL;
+    char chunk[65536];
+    size_t got;
+    while (rc == HS_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (EVP_DigestUpdate(md, chunk, got) != 1)
+            rc = HS_ERR_INTERNAL;
+    unsigned char d[16];
+    unsigned int dl = 0;
+    if (rc == HS_OK && (ferror(f) || EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 16))
+        rc = HS_ERR_IO;
+    if (rc == HS_OK)
+        hs_hex(d, 16, out);
+    EVP_MD_CTX_free(md);
+    fclose(f);
+    return rc;
+}
+
+/* The stored row's validator for If-None-Match, unless the stored bytes contradict it: a row
+ * written before downloads were checked may hold a short file under the whole file's digest
+ * ETag, which a 304 would confirm for ever. */
+static const char *usable_validator(const char *data_dir, const struct hs_artifact_row *old)
+{
+    char tag[33], md5[33];
+    if (!old->etag || !hs_etag_digest(old->etag, tag))
+        return old->etag;
+    if ((old->sha256 && strncmp(old->sha256, tag, 32) == 0) ||
+        (file_md5(data_dir, old->path, md5) == HS_OK && strcmp(md5, tag) == 0))
+        return old->etag;
+    hs_warn("sync=artifact model=%lld kind=%s msg=\"the stored file does not match its ETag: "
+            "downloading it again\"",
+            (long long)old->model_id, old->kind);
+    return NULL;
 }
 
 /* Copies what the report shows of a stored row. */
@@ -197,7 +280,7 @@ static int put_artifact(struct hs_sync_engine *e, const struct hs_artifact_row *
     int rc = write_tx_begin(e, err);
     if (rc)
         return rc;
-    rc = e->store->ops->artifact_put(e->store, row, changed, err);
+    rc = e->store->records->artifact_put(e->store, row, changed, err);
     if (rc == HS_OK && at) {
         struct hs_sync_artifact a = {.kind = row->kind,
                                      .bytes = row->bytes,
@@ -220,7 +303,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
                       struct hs_sync_artifact *out, struct hs_error *err)
 {
     struct hs_artifact_row old = {0};
-    int rc = e->store->ops->artifact_get(e->store, m->id, it->kind, &old, err);
+    int rc = e->store->records->artifact_get(e->store, m->id, it->kind, &old, err);
     if (rc && rc != HS_ERR_NOT_FOUND)
         return rc;
     bool have = rc == HS_OK && file_present(e->data_dir, old.path);
@@ -233,7 +316,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
 
     struct blob_sink sink = {.data_dir = e->data_dir, .err = err};
     struct hs_download_opts o = {
-        .if_none_match = have ? old.etag : NULL,
+        .if_none_match = have ? usable_validator(e->data_dir, &old) : NULL,
         .sink = sink_write,
         .sink_ctx = &sink,
         .reset = sink_reset,
@@ -250,6 +333,8 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
         if ((rc = hs_blob_begin(e->data_dir, &sink.w, err)))
             goto out;
     }
+    if ((rc = check_format(it, &fr, &sink, err)))
+        goto out;
     struct hs_artifact_row row = {0};
     char sha[65];
     char fetched[32];
@@ -384,7 +469,7 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
     struct hs_model_row stored = {0};
     struct hs_error err = {0};
     bool unchanged = false;
-    if (e->store->ops->model_get(e->store, m->id, &stored, NULL) == HS_OK)
+    if (e->store->records->model_get(e->store, m->id, &stored, NULL) == HS_OK)
         unchanged = stored.synced_updated_at && m->updated_at &&
                     strcmp(stored.synced_updated_at, m->updated_at) == 0;
     hs_model_row_clear(&stored);
@@ -561,13 +646,13 @@ static int start_run(struct hs_sync_engine *e, const struct hs_job *job,
     int rc = write_tx_begin(e, err);
     if (rc)
         return rc;
-    rc = e->store->ops->job_upsert(e->store, job, e->connection_key, NULL, err);
+    rc = e->store->records->job_upsert(e->store, job, e->connection_key, NULL, err);
     for (size_t i = 0; rc == HS_OK && i < nsel; i++) {
         struct hs_selection s = {.job_id = job->id,
                                  .model_id = sel[i]->id,
                                  .status = HS_SEL_SELECTED,
                                  .connection_key = (char *)e->connection_key};
-        rc = e->store->ops->selection_put(e->store, &s, err);
+        rc = e->store->records->selection_put(e->store, &s, err);
         if (rc == HS_OK)
             rc = in_txn(e,
                         &(struct hs_sync_progress){.event = HS_PROGRESS_RUN_STARTED,
@@ -579,7 +664,10 @@ static int start_run(struct hs_sync_engine *e, const struct hs_job *job,
                         err);
     }
     if (rc == HS_OK)
-        rc = e->store->ops->run_begin(e->store, job->id, trigger ? trigger : "cli", run_id, err);
+        rc =
+            e->store->records->run_begin(e->store, job->id, trigger ? trigger : "cli", run_id, err);
+    if (rc == HS_OK)
+        rc = e->store->records->run_renew(e->store, *run_id, hs_run_lease_until(), err);
     return write_tx_end(e, rc, err);
 }
 
@@ -606,21 +694,21 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
     struct hs_error werr = {0};
     int wrc = write_tx_begin(e, &werr);
     if (wrc == HS_OK && w->has_ms && mr->result == HS_RESULT_SYNCED)
-        wrc = e->store->ops->measurements_put(e->store, &w->ms, NULL, &werr);
+        wrc = e->store->records->measurements_put(e->store, &w->ms, NULL, &werr);
     if (wrc == HS_OK && w->synced_at && mr->result == HS_RESULT_SYNCED)
-        wrc = e->store->ops->model_mark_synced(e->store, mr->id, w->synced_at, &werr);
+        wrc = e->store->records->model_mark_synced(e->store, mr->id, w->synced_at, &werr);
     if (wrc == HS_OK) {
         struct hs_selection s = {.job_id = job_id,
                                  .model_id = mr->id,
                                  .status = selection_status(mr->result),
                                  .reason = mr->message,
                                  .connection_key = (char *)e->connection_key};
-        wrc = e->store->ops->selection_put(e->store, &s, &werr);
+        wrc = e->store->records->selection_put(e->store, &s, &werr);
     }
     if (wrc == HS_OK)
-        wrc = e->store->ops->run_model_result(e->store, run_id, mr->id,
-                                              hs_model_result_name(mr->result), mr->message,
-                                              mr->downloaded, mr->unchanged, &werr);
+        wrc = e->store->records->run_model_result(e->store, run_id, mr->id,
+                                                  hs_model_result_name(mr->result), mr->message,
+                                                  mr->downloaded, mr->unchanged, &werr);
     if (wrc == HS_OK) {
         struct hs_sync_progress p = model_finished(job_id, mr);
         wrc = in_txn(e, &p, &werr);
@@ -629,8 +717,10 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
     if (wrc) {
         /* The files and artifact rows are in; the selection stays open and the next run
          * completes it. */
-        free(mr->message);
-        mr->message = hs_aprintf("recording the result failed: %s", werr.msg);
+        if (mr->result != HS_RESULT_ERROR) {
+            free(mr->message);
+            mr->message = hs_aprintf("recording the result failed: %s", werr.msg);
+        }
         mr->result = HS_RESULT_ERROR;
     }
 }
@@ -664,6 +754,8 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
         hs_sync_report_free(r);
         goto fail;
     }
+    /* From here until run_end the heartbeat keeps the run's lease (sync/lease.h). */
+    hs_run_lease_hold(e->store, r->run_id);
     hs_crashpoint("after_selection");
 
     /* 2. each model by its own state, then 3. its result. */
@@ -681,8 +773,9 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     hs_client_get_stats(e->client, &after);
     r->hover_requests = after.requests - before.requests;
     r->status = e->stopped ? "interrupted" : overall_status(r);
+    hs_run_lease_drop(e->store, r->run_id);
     struct hs_error eerr = {0};
-    if (e->store->ops->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
+    if (e->store->records->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
         hs_warn("sync=run_end job=%lld run=%lld error=\"%s\"", (long long)job->id,
                 (long long)r->run_id, eerr.msg);
     hs_info("sync=done job=%lld status=%s models=%zu requests=%lld", (long long)job->id, r->status,
@@ -724,7 +817,7 @@ static int pending_job(struct hs_sync_engine *e, int64_t job_id, int64_t *ids, s
     struct hs_sync_plan plan = {0};
     int rc = hs_client_show_job(e->client, job_id, &job, err);
     if (rc == HS_OK)
-        rc = e->store->ops->job_models_status(e->store, job_id, &st, &nst, err);
+        rc = e->store->records->job_models_status(e->store, job_id, &st, &nst, err);
     if (rc == HS_OK) {
         hs_sync_plan_make(HS_AUTOSYNC_NONE, job, st, nst, &plan);
         /* Only the selections asked about: the others are left for another run. */
@@ -748,7 +841,7 @@ static int pending_job(struct hs_sync_engine *e, int64_t job_id, int64_t *ids, s
                                      .prefetched = job};
         rc = hs_sync_job(e, &rq, r, err);
     } else if (rc == HS_OK) {
-        rc = e->store->ops->job_upsert(e->store, job, e->connection_key, NULL, err);
+        rc = e->store->records->job_upsert(e->store, job, e->connection_key, NULL, err);
     }
     hs_sync_plan_clear(&plan);
     hs_model_statuses_free(st, nst);
@@ -761,7 +854,7 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
 {
     struct hs_selection *sels = NULL;
     size_t ns = 0;
-    int rc = e->store->ops->selections_open(e->store, &sels, &ns, err);
+    int rc = e->store->records->selections_open(e->store, &sels, &ns, err);
     if (rc)
         return rc;
     struct hs_sync_report **out = hs_calloc(ns + 1, sizeof *out);

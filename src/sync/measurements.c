@@ -47,10 +47,12 @@ static double number_at(const json_t *root, const char *const *paths)
     return NAN;
 }
 
+/* A count, or -1: absent, negative, or too large for an integer (llround of such a double has
+ * no defined result; below 2^53 every integer is exact). */
 static int64_t count_at(const json_t *root, const char *const *paths)
 {
     double d = number_at(root, paths);
-    return isfinite(d) && d >= 0 ? (int64_t)llround(d) : -1;
+    return isfinite(d) && d >= 0 && d < 9.0e15 ? (int64_t)llround(d) : -1;
 }
 
 static char *string_at(const json_t *root, const char *const *paths)

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/policies.h"
 
 int hs_autosync_parse(const char *s, enum hs_autosync *out)
 {
@@ -27,7 +28,7 @@ enum hs_autosync hs_autosync_of(struct hs_store *store, const char *connection_k
     enum hs_autosync p = HS_AUTOSYNC_ALL;
     char *v = NULL;
     struct hs_error err = {0};
-    if (store->ops->policy_get(store, connection_key, &v, &err) == HS_OK) {
+    if (store->policies->policy_get(store, connection_key, &v, &err) == HS_OK) {
         if (hs_autosync_parse(v, &p) != HS_OK) {
             hs_warn("plan=policy conn=%s policy=\"%s\" msg=\"unknown policy: syncing all\"",
                     connection_key, v);
@@ -128,7 +129,7 @@ int hs_sync_plan_close_vanished(struct hs_store *store, const char *connection_k
                                  .status = HS_SEL_FAILED_UPSTREAM,
                                  .reason = (char *)HS_PLAN_VANISHED_REASON,
                                  .connection_key = (char *)connection_key};
-        int rc = store->ops->selection_put(store, &s, err);
+        int rc = store->records->selection_put(store, &s, err);
         if (rc)
             return rc;
     }

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/records.h"
 
 enum hs_autosync { HS_AUTOSYNC_ALL, HS_AUTOSYNC_LINKED, HS_AUTOSYNC_NONE };
 /* "all", "linked", "none"; HS_ERR_INVALID otherwise. */

@@ -28,12 +28,16 @@ int hs_health_list_via_provider(void *ctx, const char *connection_key,
                                 struct hs_hover_webhook **out, size_t *n, struct hs_error *err);
 
 /* The status document (a new reference):
- *   {"connections":[{"key","owner_id","owner_type","connected_at","has_token","auto_sync",
- *                    "hover_error"}],
+ *   {"connections":[{"key","owner_id","owner_type","connected_at","has_token",
+ *                    "reconnect_required","auto_sync","hover_error"}],
  *    "webhooks":[{"id","connection","url","verified_at","last_error","local_error","stored",
  *                 "secret_stored","at_hover","healthy"}],
  *    "work":{"due","total"},"outbox":{"pending"},
- *    "selections":{"open","selected","pending","error"}}
+ *    "selections":{"open","selected","pending","error"},
+ *    "runs":{"running","interrupted"}}
+ * reconnect_required: Hover refused the stored refresh token (the org must be connected again).
+ * runs: sync runs whose lease holds, and those whose process died (lapsed leases are marked
+ * interrupted by this call: sync/lease.h).
  * list (may be NULL: stored values only) is asked once per connection that has a token; its
  * failure is reported in that connection's hover_error, not as a failure of the whole. */
 int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn list, void *ctx,

@@ -7,6 +7,8 @@
 
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
+#include "store/work.h"
 
 struct failure {
     int64_t model_id; /* 0: the job's pass as a whole */
@@ -69,7 +71,7 @@ static int queue_job(struct hs_bulk *b, const char *conn, const struct hs_job *j
                                    .model_id = e->models[i],
                                    .status = HS_SEL_SELECTED,
                                    .connection_key = (char *)conn};
-        rc = st->ops->selection_put(st, &sel, err);
+        rc = st->records->selection_put(st, &sel, err);
     }
     int64_t now = b->clock->wall_ms(b->clock);
     struct hs_work_trigger t = {.connection_key = conn,
@@ -80,7 +82,7 @@ static int queue_job(struct hs_bulk *b, const char *conn, const struct hs_job *j
                                 .due_ms = now,
                                 .payload = job->raw_json};
     if (rc == HS_OK)
-        rc = st->ops->work_schedule(st, &t, err);
+        rc = st->work->work_schedule(st, &t, err);
     return rc;
 }
 
@@ -139,7 +141,7 @@ int hs_bulk_retry(struct hs_bulk *b, const char *connection_key, int64_t job_id,
                                 .now_ms = now,
                                 .due_ms = now,
                                 .now = true};
-    int rc = b->store->ops->work_schedule(b->store, &t, err);
+    int rc = b->store->work->work_schedule(b->store, &t, err);
     if (rc)
         return rc;
     struct entry e = {.job_id = job_id, .models = hs_calloc(n + 1, sizeof *e.models)};
@@ -171,7 +173,7 @@ static int tally(struct hs_bulk *b, struct entry *e, const char *last_error, str
 {
     struct hs_model_status *st = NULL;
     size_t n = 0;
-    int rc = b->store->ops->job_models_status(b->store, e->job_id, &st, &n, err);
+    int rc = b->store->records->job_models_status(b->store, e->job_id, &st, &n, err);
     if (rc)
         return rc;
     bool job_failed = false;
@@ -204,7 +206,7 @@ int hs_bulk_poll(struct hs_bulk *b, bool *all, struct hs_bulk_counts *out, struc
         if (e->settled)
             continue;
         struct hs_work_item w = {0};
-        rc = b->store->ops->work_get(b->store, e->conn, e->job_id, &w, err);
+        rc = b->store->work->work_get(b->store, e->conn, e->job_id, &w, err);
         if (rc == HS_ERR_NOT_FOUND) {
             e->settled = true; /* done */
             rc = tally(b, e, NULL, err);

@@ -12,6 +12,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "hover/client.h"
+#include "store/webhooks.h"
+#include "store/work.h"
 
 #define EXPIRE_EVERY_MS 60000
 
@@ -31,7 +33,7 @@ static int healthy_connections(struct hs_store *store, char ***out, size_t *n, s
 {
     struct hs_webhook_row *hooks = NULL;
     size_t nh = 0;
-    int rc = store->ops->webhook_list(store, &hooks, &nh, err);
+    int rc = store->webhooks->webhook_list(store, &hooks, &nh, err);
     if (rc)
         return rc;
     char **keys = hs_calloc(nh + 1, sizeof *keys);
@@ -60,8 +62,8 @@ int hs_duty_pending(struct hs_store *store, int64_t now_ms, int64_t first_ms, in
     struct hs_pending_job *jobs = NULL;
     size_t n = 0;
     if (rc == HS_OK)
-        rc = store->ops->pending_poll(store, now_ms, first_ms, cap_ms, (const char *const *)skip,
-                                      n_skip, &jobs, &n, err);
+        rc = store->work->pending_poll(store, now_ms, first_ms, cap_ms, (const char *const *)skip,
+                                       n_skip, &jobs, &n, err);
     for (size_t i = 0; rc == HS_OK && i < n; i++)
         hs_info("pending=poll conn=%s job=%lld next_in_s=%lld", jobs[i].connection_key,
                 (long long)jobs[i].job_id, (long long)(jobs[i].interval_ms / 1000));
@@ -77,7 +79,7 @@ int hs_duty_pending(struct hs_store *store, int64_t now_ms, int64_t first_ms, in
 int hs_duty_expire_syncs(struct hs_store *store, int64_t now_ms, int64_t keep_ms, int64_t *removed,
                          struct hs_error *err)
 {
-    return store->ops->syncs_expire(store, now_ms - keep_ms, removed, err);
+    return store->work->syncs_expire(store, now_ms - keep_ms, removed, err);
 }
 
 /* ---- the thread ---- */

@@ -17,10 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/client.h"
+#include "store/policies.h"
+#include "store/records.h"
+#include "store/webhooks.h"
+#include "store/work.h"
 #include "sync/engine.h"
 #include "sync/plan.h"
 
@@ -94,8 +99,8 @@ static void tell(struct run *r)
 static int progress_write(struct run *r, const struct hs_sync_model_row *m, struct hs_error *err)
 {
     int64_t changed = 0, finished = 0;
-    int rc = r->w->store->ops->sync_progress(r->w->store, r->it->connection_key, r->it->job_id, m,
-                                             now_ms(r->w), &changed, &finished, err);
+    int rc = r->w->store->work->sync_progress(r->w->store, r->it->connection_key, r->it->job_id, m,
+                                              now_ms(r->w), &changed, &finished, err);
     if (rc == HS_OK && changed)
         r->told = true;
     if (rc == HS_OK)
@@ -119,7 +124,7 @@ static void note_artifact(struct hs_sync_model_row *m, const struct hs_sync_arti
 static int in_txn(void *ctx, const struct hs_sync_progress *p, struct hs_error *err)
 {
     struct run *r = ctx;
-    int rc = r->w->store->ops->work_fence(r->w->store, r->it, now_ms(r->w), err);
+    int rc = r->w->store->work->work_fence(r->w->store, r->it, now_ms(r->w), err);
     if (rc)
         return rc;
     struct hs_sync_model_row m = {.model_id = p->model_id,
@@ -176,7 +181,7 @@ static int plan_outcome(struct run *r, const struct hs_job *job, const struct hs
     int rc = st->ops->begin(st, err);
     if (rc)
         return rc;
-    rc = st->ops->work_fence(st, r->it, now_ms(r->w), err);
+    rc = st->work->work_fence(st, r->it, now_ms(r->w), err);
     if (rc == HS_OK)
         rc = hs_sync_plan_close_vanished(st, r->it->connection_key, job->id, plan, err);
     for (size_t i = 0; rc == HS_OK && i < plan->n_vanished; i++) {
@@ -228,7 +233,7 @@ static int read_job(struct run *r, struct hs_client *client, struct hs_job **job
     }
     int rc = hs_client_show_job(client, it->job_id, job, err);
     if (rc == HS_OK)
-        rc = r->w->store->ops->job_upsert(r->w->store, *job, it->connection_key, NULL, err);
+        rc = r->w->store->records->job_upsert(r->w->store, *job, it->connection_key, NULL, err);
     return rc;
 }
 
@@ -253,7 +258,7 @@ static int sync_plan(struct run *r, struct hs_client *client, const struct hs_jo
     struct hs_model_status *st = NULL;
     size_t nst = 0;
     struct hs_sync_plan plan = {0};
-    int rc = w->store->ops->job_models_status(w->store, it->job_id, &st, &nst, err);
+    int rc = w->store->records->job_models_status(w->store, it->job_id, &st, &nst, err);
     if (rc == HS_OK) {
         hs_sync_plan_make(hs_autosync_of(w->store, it->connection_key), job, st, nst, &plan);
         rc = plan_outcome(r, job, &plan, err);
@@ -291,7 +296,7 @@ static int run_item(struct run *r, bool *job_failed, struct hs_error *err)
     int64_t last_event = 0;
     *job_failed = true;
     /* Before the job is read: every event stored up to here is answered by what it reads. */
-    int rc = w->store->ops->events_last_accepted(w->store, conn, it->job_id, &last_event, err);
+    int rc = w->store->webhooks->events_last_accepted(w->store, conn, it->job_id, &last_event, err);
     if (rc)
         return rc;
     struct hs_client *client = NULL;
@@ -313,8 +318,8 @@ static int run_item(struct run *r, bool *job_failed, struct hs_error *err)
          * syncs say not_found). */
         hs_info("events=gone conn=%s job=%lld", conn, (long long)it->job_id);
         struct hs_error gerr = *err;
-        if (last_event > 0 &&
-            (rc = w->store->ops->events_processed(w->store, conn, it->job_id, last_event, err)))
+        if (last_event > 0 && (rc = w->store->webhooks->events_processed(w->store, conn, it->job_id,
+                                                                         last_event, err)))
             goto out;
         *err = gerr;
         rc = HS_ERR_NOT_FOUND;
@@ -331,7 +336,7 @@ static int run_item(struct run *r, bool *job_failed, struct hs_error *err)
     if ((rc = hs_outbox_after_sync(w->outbox, conn, it->job_id, report, NULL, err)))
         goto out;
     if (last_event > 0 &&
-        (rc = w->store->ops->events_processed(w->store, conn, it->job_id, last_event, err)))
+        (rc = w->store->webhooks->events_processed(w->store, conn, it->job_id, last_event, err)))
         goto out;
     char why[300];
     if (any_error(report, why, sizeof why))
@@ -377,30 +382,30 @@ static int finish(struct run *r, int prc, bool job_failed, const struct hs_error
 {
     struct hs_events *w = r->w;
     const struct hs_work_item *it = r->it;
-    const struct hs_store_ops *ops = w->store->ops;
+    struct hs_store *st = w->store;
     const char *why = perr->msg[0] ? perr->msg : hs_err_name(prc);
     int64_t now = now_ms(w), finished = 0;
-    int rc = ops->begin(w->store, err);
+    int rc = st->ops->begin(st, err);
     if (rc)
         return rc;
     const char *code = prc && job_failed && prc != HS_ERR_NOT_FOUND ? failure_code(prc) : NULL;
     if (prc == HS_ERR_NOT_FOUND && job_failed)
         code = "not_found";
-    rc = ops->syncs_finish(w->store, it->connection_key, it->job_id, code, code ? why : NULL, now,
-                           &finished, err);
+    rc = st->work->syncs_finish(st, it->connection_key, it->job_id, code, code ? why : NULL, now,
+                                &finished, err);
     int64_t delay = 0;
     bool retry = prc && prc != HS_ERR_NOT_FOUND;
     if (rc == HS_OK && !retry) {
-        rc = ops->work_done(w->store, it, now, err);
+        rc = st->work->work_done(st, it, now, err);
     } else if (rc == HS_OK) {
         delay = hs_events_backoff_ms(w->cfg.retry_base_ms, w->cfg.retry_max_ms, it->attempts);
-        rc = ops->work_retry(w->store, it, now, now + delay, why, err);
+        rc = st->work->work_retry(st, it, now, now + delay, why, err);
     }
     if (rc) {
-        ops->rollback(w->store);
+        st->ops->rollback(st);
         return rc;
     }
-    if ((rc = ops->commit(w->store, err)))
+    if ((rc = st->ops->commit(st, err)))
         return rc;
     if (retry) {
         hs_warn("events=retry conn=%s job=%lld attempt=%lld retry_in_ms=%lld error=\"%s\"",
@@ -418,19 +423,6 @@ static int finish(struct run *r, int prc, bool job_failed, const struct hs_error
 }
 
 /* ---- the heartbeat ---- */
-
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
 
 static void hold(struct hs_events *w, const struct hs_work_item *it, bool on)
 {
@@ -460,7 +452,7 @@ static void renew_all(struct hs_events *w)
             continue;
         struct hs_work_item it = {.id = now[i].id, .claim = now[i].claim, .job_id = now[i].job_id};
         struct hs_error err = {0};
-        if (w->store->ops->work_renew(w->store, &it, now_ms(w), w->cfg.lease_ms, &err))
+        if (w->store->work->work_renew(w->store, &it, now_ms(w), w->cfg.lease_ms, &err))
             hs_warn("events=renew job=%lld error=\"%s\"", (long long)it.job_id, err.msg);
     }
 }
@@ -470,7 +462,7 @@ static void *heartbeat_main(void *arg)
     struct hs_events *w = arg;
     pthread_mutex_lock(&w->lock);
     while (!w->stopping) {
-        struct timespec until = deadline_after(w->cfg.lease_ms / 3);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, w->cfg.lease_ms / 3);
         int rc = 0;
         while (!w->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&w->wake, &w->lock, &until);
@@ -490,8 +482,8 @@ static int claim(struct hs_events *w, const char *worker_id, struct hs_work_item
                  int64_t *next_due, struct hs_error *err)
 {
     int64_t t0 = now_ms(w);
-    int rc = w->store->ops->work_claim(w->store, worker_id, w->cfg.only_connection, t0,
-                                       w->cfg.lease_ms, it, next_due, err);
+    int rc = w->store->work->work_claim(w->store, worker_id, w->cfg.only_connection, t0,
+                                        w->cfg.lease_ms, it, next_due, err);
     if (rc)
         return rc;
     /* From the newest trigger (or the due time, for a later one) to this claim. */
@@ -524,7 +516,7 @@ static int run_once(struct hs_events *w, const char *worker_id, bool *ran, int64
     bool job_failed = false;
     int prc = run_item(&r, &job_failed, &perr);
     hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
-    if (prc == HS_ERR_CONFLICT && w->store->ops->work_fence(w->store, &it, now_ms(w), NULL)) {
+    if (prc == HS_ERR_CONFLICT && w->store->work->work_fence(w->store, &it, now_ms(w), NULL)) {
         /* The claim lapsed: whoever holds the item now finishes it. */
         hs_warn("events=fenced conn=%s job=%lld error=\"%s\"", it.connection_key,
                 (long long)it.job_id, perr.msg);
@@ -561,7 +553,7 @@ static void idle_wait(struct hs_events *w, int64_t seen, int64_t next_due)
             wait = until_due > 0 ? until_due : 0;
     }
     pthread_mutex_lock(&w->lock);
-    struct timespec until = deadline_after(wait);
+    struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, wait);
     int wrc = 0;
     while (!w->stopping && w->wakes == seen && wrc != ETIMEDOUT)
         wrc = pthread_cond_timedwait(&w->wake, &w->lock, &until);
@@ -629,11 +621,7 @@ int hs_events_new(const struct hs_events_config *cfg, struct hs_store *store,
         hs_strlcpy(w->host, "host", sizeof w->host);
     w->host[sizeof w->host - 1] = '\0';
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&w->wake);
     *out = w;
     return HS_OK;
 }
@@ -663,7 +651,7 @@ int hs_events_start(struct hs_events *w, struct hs_error *err)
     int64_t released = 0;
     struct hs_error rerr = {0};
     if (w->n_threads == 0) {
-        if (w->store->ops->work_release_dead(w->store, claimer_dead, w, &released, &rerr))
+        if (w->store->work->work_release_dead(w->store, claimer_dead, w, &released, &rerr))
             hs_warn("events=release_dead error=\"%s\"", rerr.msg);
         else if (released)
             hs_info("events=release_dead items=%lld", (long long)released);

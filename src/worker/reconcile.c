@@ -14,11 +14,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/client.h"
 #include "sync/plan.h"
+#include "store/policies.h"
+#include "store/records.h"
+#include "store/service.h"
+#include "store/work.h"
 
 struct hs_reconcile {
     struct hs_reconcile_config cfg;
@@ -43,7 +48,7 @@ static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync p
     *scheduled = false;
     struct hs_model_status *st = NULL;
     size_t nst = 0;
-    int rc = r->store->ops->job_models_status(r->store, job->id, &st, &nst, err);
+    int rc = r->store->records->job_models_status(r->store, job->id, &st, &nst, err);
     if (rc)
         return rc;
     struct hs_sync_plan plan;
@@ -60,7 +65,7 @@ static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync p
                                 .priority = HS_WORK_PRIO_BACKGROUND,
                                 .now_ms = now,
                                 .due_ms = now};
-    rc = r->store->ops->work_schedule(r->store, &t, err);
+    rc = r->store->work->work_schedule(r->store, &t, err);
     if (rc == HS_OK)
         *scheduled = true;
     return rc;
@@ -70,7 +75,7 @@ static int checkpoint_read(struct hs_reconcile *r, const char *name, int64_t *si
                            struct hs_error *err)
 {
     char *v = NULL;
-    int rc = r->store->ops->checkpoint_get(r->store, name, &v, err);
+    int rc = r->store->records->checkpoint_get(r->store, name, &v, err);
     if (rc == HS_ERR_NOT_FOUND) {
         *since = r->clock->wall_ms(r->clock) / 1000 - r->cfg.first_since_s;
         return HS_OK;
@@ -130,14 +135,14 @@ static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client
         if (newest > since) {
             char v[24];
             snprintf(v, sizeof v, "%lld", (long long)newest);
-            if ((rc = r->store->ops->checkpoint_put(r->store, name, v, err)))
+            if ((rc = r->store->records->checkpoint_put(r->store, name, v, err)))
                 return rc;
         } else if (pages == 0) {
             /* Nothing newer: the checkpoint is written once, so a first pass remembers where
              * it started. */
             char v[24];
             snprintf(v, sizeof v, "%lld", (long long)since);
-            if ((rc = r->store->ops->checkpoint_put(r->store, name, v, err)))
+            if ((rc = r->store->records->checkpoint_put(r->store, name, v, err)))
                 return rc;
         }
         if (!more)
@@ -154,10 +159,9 @@ static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client
 
 int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error *err)
 {
-    const struct hs_store_ops *ops = r->store->ops;
     struct hs_connection_row *conns = NULL;
     size_t nc = 0, total = 0;
-    int rc = ops->connections_list(r->store, &conns, &nc, err);
+    int rc = r->store->service->connections_list(r->store, &conns, &nc, err);
     if (rc)
         return rc;
     int first_rc = HS_OK;
@@ -202,26 +206,13 @@ int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error 
     return first_rc;
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void *thread_main(void *arg)
 {
     struct hs_reconcile *r = arg;
     hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
     pthread_mutex_lock(&r->lock);
     while (!r->stopping) {
-        struct timespec until = deadline_after(r->cfg.interval_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, r->cfg.interval_ms);
         int rc = 0;
         while (!r->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&r->wake, &r->lock, &until);
@@ -257,11 +248,7 @@ int hs_reconcile_new(const struct hs_reconcile_config *cfg, struct hs_store *sto
     r->events = events;
     r->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&r->wake);
     *out = r;
     return HS_OK;
 }

@@ -9,9 +9,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
+#include "store/work.h"
 
 struct hs_syncq {
     struct hs_syncq_config cfg;
@@ -86,10 +89,10 @@ static int store_sync(struct hs_syncq *q, const struct hs_sync_row *row, int64_t
                                    .status = ready ? HS_SEL_PENDING : HS_SEL_SELECTED,
                                    .reason = ready ? (char *)"sync when ready" : NULL,
                                    .connection_key = row->connection_key};
-        rc = st->ops->selection_put(st, &sel, err);
+        rc = st->records->selection_put(st, &sel, err);
     }
     if (rc == HS_OK)
-        rc = st->ops->sync_create(st, row, now, err);
+        rc = st->work->sync_create(st, row, now, err);
     if (rc == HS_OK) {
         struct hs_work_trigger t = {.connection_key = row->connection_key,
                                     .job_id = row->job_id,
@@ -98,7 +101,7 @@ static int store_sync(struct hs_syncq *q, const struct hs_sync_row *row, int64_t
                                     .now_ms = now,
                                     .due_ms = now,
                                     .now = true};
-        rc = st->ops->work_schedule(st, &t, err);
+        rc = st->work->work_schedule(st, &t, err);
     }
     return rc;
 }
@@ -241,7 +244,7 @@ int hs_syncq_get(struct hs_syncq *q, const char *id, json_t **out, int64_t *vers
                  struct hs_error *err)
 {
     struct hs_sync_row row = {0};
-    int rc = q->store->ops->sync_get(q->store, id, &row, err);
+    int rc = q->store->work->sync_get(q->store, id, &row, err);
     if (rc == HS_OK && expired(q, row.finished_ms))
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "no sync %s (finished too long ago)", id);
     if (rc == HS_OK) {
@@ -255,7 +258,7 @@ int hs_syncq_get(struct hs_syncq *q, const char *id, json_t **out, int64_t *vers
 
 int hs_syncq_version(struct hs_syncq *q, const char *id, int64_t *version, struct hs_error *err)
 {
-    return q->store->ops->sync_version(q->store, id, version, err);
+    return q->store->work->sync_version(q->store, id, version, err);
 }
 
 void hs_syncq_progress_written(void *ctx)
@@ -291,5 +294,5 @@ void hs_syncq_set_listener(struct hs_syncq *q, void (*fn)(void *ctx), void *ctx)
 int hs_syncq_get_stats(struct hs_syncq *q, struct hs_syncq_stats *out, struct hs_error *err)
 {
     memset(out, 0, sizeof *out);
-    return q->store->ops->syncs_count(q->store, &out->queued, &out->running, err);
+    return q->store->work->syncs_count(q->store, &out->queued, &out->running, err);
 }

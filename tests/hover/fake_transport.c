@@ -71,7 +71,13 @@ static int fake_hop(void *ctx, const struct hs_http_request *rq, bool send_beare
         int64_t v;
         rs->retry_after_s = hs_parse_i64(a->retry_after, &v) == HS_OK ? v : 0;
     }
+    rs->content_md5 = hs_strdup(a->content_md5);
+    rs->digest = hs_strdup(a->digest);
     rs->content_length = (int64_t)blen;
+    if (a->content_length && strcmp(a->content_length, "none") == 0)
+        rs->content_length = -1;
+    else if (a->content_length && hs_parse_i64(a->content_length, &rs->content_length) != HS_OK)
+        abort();
     int rc = deliver(rq, rs, a->body, blen, err);
     if (rc == HS_OK && a->error)
         rc = hs_fail(err, a->error, "fake transport error %s after %zu bytes",

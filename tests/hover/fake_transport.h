@@ -17,7 +17,10 @@ struct fake_response {
     const char *body; /* NULL: empty */
     size_t body_len;  /* 0: strlen(body) */
     const char *etag, *content_type, *location;
-    const char *retry_after; /* seconds as text; NULL: no header */
+    const char *retry_after;          /* seconds as text; NULL: no header */
+    const char *content_md5, *digest; /* headers; NULL: absent */
+    /* Content-Length: NULL announces the body's length, "none" nothing, else this number. */
+    const char *content_length;
     /* A transport error instead of (or, with body set, after part of) an answer. */
     int error;
 };

@@ -10,9 +10,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/str.h"
 #include "fake_store.h"
 #include "fake_transport.h"
 #include "hover/client.h"
@@ -63,7 +65,8 @@ static int env_teardown(void **state)
 static void client_open(struct env *e)
 {
     struct hs_error err = {0};
-    int rc = hs_client_new(&e->cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &e->c, &err);
+    int rc =
+        hs_client_new(&e->cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &e->c, &err);
     if (rc)
         fail_msg("hs_client_new: %s", err.msg);
 }
@@ -504,6 +507,214 @@ static void test_download_broken_mid_body(void **state)
     assert_int_equal(hs_client_download(e->c, "/d", &o, &r, NULL), HS_ERR_INVALID);
 }
 
+/* ---- downloads checked against what their answer announced ---- */
+
+struct digests {
+    char md5_hex[33], sha_hex[65], md5_b64[48], sha_b64[48];
+};
+
+static void digests_of(const char *body, struct digests *d)
+{
+    unsigned char md5[16], sha[32];
+    assert_int_equal(EVP_Digest(body, strlen(body), md5, NULL, EVP_md5(), NULL), 1);
+    assert_int_equal(EVP_Digest(body, strlen(body), sha, NULL, EVP_sha256(), NULL), 1);
+    hs_hex(md5, 16, d->md5_hex);
+    hs_hex(sha, 32, d->sha_hex);
+    EVP_EncodeBlock((unsigned char *)d->md5_b64, md5, 16);
+    EVP_EncodeBlock((unsigned char *)d->sha_b64, sha, 32);
+}
+
+/* One download of the scripted answers; the collected body is left in col. */
+static int download(struct env *e, struct collect *col, struct hs_error *err)
+{
+    hs_buf_reset(&col->b);
+    struct hs_download_opts o = {.sink = collect_sink, .sink_ctx = col, .reset = collect_reset};
+    struct hs_fetch_result r = {0};
+    int rc = hs_client_download(e->c, "/api/v3/m.pdf", &o, &r, err);
+    hs_fetch_result_clear(&r);
+    return rc;
+}
+
+/* Scripts the answer r and downloads it. */
+static int answer_download(struct env *e, struct collect *col, struct fake_response r,
+                           struct hs_error *err)
+{
+    if (!r.status)
+        r.status = 200;
+    fake_transport_push(&e->ft, r);
+    return download(e, col, err);
+}
+
+/* The client of a check test: one attempt per download (a mismatch fails at once). */
+static void check_open(struct env *e, struct collect *col)
+{
+    e->cfg.max_attempts = 1;
+    client_open(e);
+    col->resets = 0;
+    hs_buf_init(&col->b, 1 << 20);
+}
+
+static const char whole[] = "%PDF-1.4 the whole document %%EOF\n";
+static const char cut[] = "%PDF-1.4 the whole";
+
+static void test_download_checked_against_length(void **state)
+{
+    struct env *e = *state;
+    e->cfg.max_attempts = 2;
+    client_open(e);
+    struct collect col = {.resets = 0};
+    hs_buf_init(&col.b, 1 << 20);
+    struct hs_error err = {0};
+    const struct fake_response short_one = {.status = 200, .body = cut, .content_length = "35"};
+    /* Fewer bytes than announced, twice: an error, not a success. */
+    fake_transport_push(&e->ft, short_one);
+    assert_int_equal(answer_download(e, &col, short_one, &err), HS_ERR_TRUNCATED);
+    assert_non_null(strstr(err.msg, "Content-Length announced 35"));
+    assert_int_equal(e->ft.n_reqs, 2); /* retried like a truncated transfer */
+    assert_int_equal(col.resets, 1);
+    /* Short once, then whole: the sink starts over and the result is whole. */
+    fake_transport_push(&e->ft, short_one);
+    assert_int_equal(answer_download(e, &col, (struct fake_response){.body = whole}, NULL), HS_OK);
+    assert_string_equal(hs_buf_str(&col.b), whole);
+    /* No length announced (chunked): nothing to compare. */
+    assert_int_equal(answer_download(e, &col,
+                                     (struct fake_response){.body = cut, .content_length = "none"},
+                                     NULL),
+                     HS_OK);
+    hs_buf_free(&col.b);
+}
+
+static void test_download_checked_against_etag(void **state)
+{
+    struct env *e = *state;
+    struct collect col;
+    check_open(e, &col);
+    struct digests d;
+    digests_of(whole, &d);
+    char md5_etag[40], sha_etag[40], upper[40];
+    snprintf(md5_etag, sizeof md5_etag, "\"%s\"", d.md5_hex);
+    snprintf(sha_etag, sizeof sha_etag, "\"%.32s\"", d.sha_hex);
+    snprintf(upper, sizeof upper, "%s", md5_etag);
+    for (char *p = upper; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    struct hs_error err = {0};
+
+    /* The storage host's MD5 ETag of the whole object, on a short but complete-looking answer. */
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .etag = md5_etag}, &err),
+        HS_ERR_TRUNCATED);
+    assert_non_null(strstr(err.msg, "does not match its ETag"));
+    /* The whole body matches it, in either case of hex digits. */
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .etag = md5_etag}, NULL),
+        HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .etag = upper}, NULL),
+        HS_OK);
+    /* A SHA-256-prefix ETag (Rack's, the sandbox's) is a digest too. */
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .etag = sha_etag}, NULL),
+        HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .etag = sha_etag}, NULL),
+        HS_ERR_TRUNCATED);
+    /* Weak, multipart and other ETags say nothing about the bytes. */
+    const char *unchecked[] = {"W/\"0123456789abcdef0123456789abcdef\"",
+                               "\"0123456789abcdef0123456789abcdef-3\"", "\"v17\"",
+                               "\"0123456789abcdef0123456789abcdeg\""};
+    for (size_t i = 0; i < sizeof unchecked / sizeof unchecked[0]; i++) {
+        assert_int_equal(answer_download(e, &col,
+                                         (struct fake_response){.body = cut, .etag = unchecked[i]},
+                                         NULL),
+                         HS_OK);
+    }
+    hs_buf_free(&col.b);
+}
+
+static void test_download_checked_against_content_md5_and_digest(void **state)
+{
+    struct env *e = *state;
+    struct collect col;
+    check_open(e, &col);
+    struct digests d;
+    digests_of(whole, &d);
+    char dig[200];
+    struct hs_error err = {0};
+
+    assert_int_equal(answer_download(e, &col,
+                                     (struct fake_response){.body = cut, .content_md5 = d.md5_b64},
+                                     &err),
+                     HS_ERR_TRUNCATED);
+    assert_non_null(strstr(err.msg, "Content-MD5"));
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .content_md5 = d.md5_b64},
+                        NULL),
+        HS_OK);
+
+    snprintf(dig, sizeof dig, "SHA-256=%s", d.sha_b64);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .digest = dig}, &err),
+        HS_ERR_TRUNCATED);
+    assert_non_null(strstr(err.msg, "Digest"));
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .digest = dig}, NULL),
+        HS_OK);
+
+    snprintf(dig, sizeof dig, "unixsum=30637, md5=%s , sha-256=%s", d.md5_b64, d.sha_b64);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = whole, .digest = dig}, NULL),
+        HS_OK);
+    assert_int_equal(
+        answer_download(e, &col, (struct fake_response){.body = cut, .digest = dig}, NULL),
+        HS_ERR_TRUNCATED);
+    /* Only algorithms we know are compared. */
+    assert_int_equal(answer_download(e, &col,
+                                     (struct fake_response){.body = cut, .digest = "sha-512=AAAA"},
+                                     NULL),
+                     HS_OK);
+    hs_buf_free(&col.b);
+}
+
+/* Waits for the budget and for a 429 are announced before they happen, to the hook. */
+struct waits {
+    int n;
+    int64_t ms[4];
+    char reason[4][16];
+};
+
+static void on_wait(void *ctx, const struct hs_client_wait *w)
+{
+    struct waits *ws = ctx;
+    if (ws->n < 4) {
+        ws->ms[ws->n] = w->wait_ms;
+        snprintf(ws->reason[ws->n], sizeof ws->reason[0], "%s", w->reason);
+    }
+    ws->n++;
+}
+
+static void test_waits_announced(void **state)
+{
+    struct env *e = *state;
+    e->cfg.rate_per_minute = 1;
+    client_open(e);
+    struct waits ws = {0};
+    hs_client_set_wait_hook(e->c, on_wait, &ws);
+    fake_transport_answer(&e->ft, 200, job_answer);
+    fake_transport_push(&e->ft, (struct fake_response){.status = 429, .retry_after = "7"});
+    fake_transport_answer(&e->ft, 200, job_answer);
+    assert_int_equal(show(e, NULL), HS_OK); /* no wait */
+    assert_int_equal(ws.n, 0);
+    /* The budget of 1 a minute: a 60 s wait, told before it starts; then Hover's 429. */
+    assert_int_equal(show(e, NULL), HS_OK);
+    assert_int_equal(ws.n, 3);
+    assert_int_equal(ws.ms[0], 60000);
+    assert_string_equal(ws.reason[0], "budget");
+    assert_int_equal(ws.ms[1], 7000);
+    assert_string_equal(ws.reason[1], "429");
+    assert_string_equal(ws.reason[2], "budget"); /* the retry waits for the budget again */
+}
+
 static void test_limiter_counts_waits(void **state)
 {
     struct env *e = *state;
@@ -528,8 +739,9 @@ static void test_shared_limiter(void **state)
     e->cfg.rate_per_minute = 1000; /* ignored: the shared limiter rules */
     client_open(e);
     struct hs_client *c2 = NULL;
-    assert_int_equal(hs_client_new(&e->cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &c2, NULL),
-                     HS_OK);
+    assert_int_equal(
+        hs_client_new(&e->cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &c2, NULL),
+        HS_OK);
     fake_transport_answer(&e->ft, 200, job_answer);
     fake_transport_answer(&e->ft, 200, job_answer);
     struct hs_job *j = NULL;
@@ -553,8 +765,9 @@ static void test_config_defaults_and_bad_base(void **state)
     struct hs_client *c = (struct hs_client *)0x1;
     struct hs_error err = {0};
     cfg.base_url = "hover.to";
-    assert_int_equal(hs_client_new(&cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &c, &err),
-                     HS_ERR_INVALID);
+    assert_int_equal(
+        hs_client_new(&cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &c, &err),
+        HS_ERR_INVALID);
     assert_ptr_equal(c, (struct hs_client *)0x1);
     hs_client_free(NULL);
 }
@@ -584,6 +797,10 @@ int main(void)
         T(test_full_url_links),
         T(test_download_stream_and_304),
         T(test_download_broken_mid_body),
+        T(test_download_checked_against_length),
+        T(test_download_checked_against_etag),
+        T(test_download_checked_against_content_md5_and_digest),
+        T(test_waits_announced),
         T(test_limiter_counts_waits),
         T(test_shared_limiter),
         T(test_config_defaults_and_bad_base),

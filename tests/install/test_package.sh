@@ -118,9 +118,9 @@ help=$(hoversync --help) || fail "hoversync --help failed"
 grep -q "^Usage: hoversync" <<<"$help" && grep -q -- "--config PATH" <<<"$help" ||
     fail "hoversync --help lacks its usage"
 ok "hoversync --help"
-# Read whole first: grep -q leaving early would kill the writer with SIGPIPE (pipefail).
-sbhelp=$(hover-sandbox --help) || fail "hover-sandbox --help failed"
-grep -q "^Usage: hover-sandbox" <<<"$sbhelp" || fail "hover-sandbox --help"
+# Captured first: with pipefail, grep -q closing the pipe early could fail the writer (SIGPIPE).
+sb_help=$(hover-sandbox --help) || fail "hover-sandbox --help failed"
+grep -q "^Usage: hover-sandbox" <<<"$sb_help" || fail "hover-sandbox --help lacks its usage"
 ok "hover-sandbox --help"
 
 for page in hoversync hover-sandbox; do

@@ -9,6 +9,7 @@ Standard library only. The binary comes from $HOVER_SANDBOX_BIN or the first arg
 
 import atexit
 import calendar
+import hashlib
 import http.client
 import json
 import os
@@ -537,6 +538,8 @@ class SandboxTest(unittest.TestCase):
         seq = self.sb.last_seq()
         status, hdrs, pdf = request("GET", loc)
         self.assertEqual((status, hdrs["Content-Type"]), (200, "application/pdf"))
+        # like S3 for a single-part object: the ETag is the MD5 of the bytes
+        self.assertEqual(hdrs["ETag"], '"%s"' % hashlib.md5(pdf).hexdigest())
         status, _, body = request("GET", loc, headers={"If-None-Match": hdrs["ETag"]})
         self.assertEqual((status, body), (304, b""))
         # like S3: a request that also carries an Authorization header is refused

@@ -5,11 +5,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (JOB_ALL_COMPLETE, JOB_FAILED, JOB_ONE_FAILED, JOB_PROCESSING,  # noqa: E402
-                     Cli, Sandbox, api_requests)
+from harness import (HOVERSYNC_BIN, JOB_ALL_COMPLETE, JOB_FAILED, JOB_ONE_FAILED,  # noqa: E402
+                     JOB_PROCESSING, Cli, Sandbox, api_requests)
 
 SANITIZED = os.environ.get("HOVERSYNC_SANITIZED") == "1"
 
@@ -250,6 +251,160 @@ class SyncAgainstSandbox(unittest.TestCase):
             finally:
                 cli.cleanup()
 
+    # --- downloads are checked before they count ---
+    def test_short_pdf_from_storage_is_not_stored(self):
+        """The storage host cuts the PDF short but answers as if it were complete (Content-Length
+        matching the bytes sent, the whole object's ETag): the model ends in error, no row and no
+        file are stored, and the next sync --pending fetches it whole, without If-None-Match."""
+        mid = self.models(JOB_ALL_COMPLETE)[0]["id"]
+        self.sb.fault(path="/storage/*", malformed=True)
+        r = self.cli.run("--max-attempts", "2", "sync", JOB_ALL_COMPLETE, "--model", mid, "--json")
+        self.assertEqual(r.returncode, 1, "a short PDF was taken as complete: " + r.stdout)
+        model = json.loads(r.stdout)["models"][0]
+        self.assertEqual(model["result"], "error")
+        self.assertIn("measurements.pdf", model["message"])
+        self.assertIn("does not match its ETag", model["message"])
+        self.assertIn("measurements.pdf", r.stderr)
+        self.assertEqual(self.count("artifacts", "kind = 'measurements.pdf'"), 0)
+        self.assertEqual(self.cli.sql("SELECT status FROM selections WHERE model_id = %d" % mid),
+                         [("error",)])
+        stored = self.assert_store_consistent()
+        blobs = os.path.join(self.cli.env["HOVERSYNC_DATA_DIR"], "blobs")
+        files = sum(len(f) for _, _, f in os.walk(blobs))
+        self.assertEqual(files, len({r[0] for r in self.cli.sql("SELECT sha256 FROM artifacts")}))
+        self.assertEqual(os.listdir(os.path.join(self.cli.env["HOVERSYNC_DATA_DIR"], "tmp")), [])
+
+        self.sb.clear_faults()
+        start = self.sb.last_seq()
+        done = self.cli.json("sync", "--pending")
+        self.assertEqual(done[0]["models"][0]["result"], "synced")
+        storage = [e for e in self.sb.requests(start) if e["listener"] == "storage"]
+        self.assertEqual([e["if_none_match"] for e in storage], [False])
+        self.assertGreater(self.assert_store_consistent(), stored)
+        path = self.cli.sql("SELECT path FROM artifacts WHERE kind = 'measurements.pdf'")[0][0]
+        with open(os.path.join(self.cli.env["HOVERSYNC_DATA_DIR"], path), "rb") as f:
+            body = f.read()
+        self.assertTrue(body.startswith(b"%PDF-") and b"%%EOF" in body[-1024:])
+
+    # --- the shared data folder ---
+    def make_temp_files(self, data, tag="1"):
+        """A temporary file that a live writer holds (locked, as hoversync's writers hold
+        theirs) and a stale one (its writer was killed)."""
+        import fcntl
+        tmp = os.path.join(data, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        live, stale = os.path.join(tmp, "blob-live" + tag), os.path.join(tmp, "blob-stale" + tag)
+        with open(stale, "wb") as f:
+            f.write(b"%PDF-1.4 half of a file")
+        holder = open(live, "wb")
+        holder.write(b"%PDF-1.4 being written")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        return holder, live, stale
+
+    def test_temp_file_of_a_live_writer_survives_a_sync_start(self):
+        holder, live, stale = self.make_temp_files(self.cli.env["HOVERSYNC_DATA_DIR"])
+        try:
+            mid = self.models(JOB_ALL_COMPLETE)[0]["id"]
+            self.sync(JOB_ALL_COMPLETE, "--model", mid)
+            self.assertTrue(os.path.exists(live), "a concurrent writer's temp file was removed")
+            self.assertFalse(os.path.exists(stale), "a stale temp file was left")
+        finally:
+            holder.close()
+
+    def test_serve_and_worker_remove_stale_temp_files_at_start(self):
+        import subprocess
+        from harness import Service
+        holder, live, stale = self.make_temp_files(os.path.join(self.cli.dir, "data"))
+        try:
+            svc = Service(self.sb, db_dir=self.cli.dir)
+            svc.stop()
+            svc.cleanup()
+            self.assertFalse(os.path.exists(stale), "serve left a stale temp file")
+            self.assertTrue(os.path.exists(live))
+            holder2, live2, stale2 = self.make_temp_files(os.path.join(self.cli.dir, "data"), "2")
+            env = dict(self.cli.env, HOVERSYNC_DATA_DIR=os.path.join(self.cli.dir, "data"))
+            proc = subprocess.Popen([HOVERSYNC_BIN, "worker"], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            try:
+                self.assertEqual(proc.stdout.readline().strip(), "hoversync worker running")
+            finally:
+                proc.terminate()
+                proc.communicate(timeout=60)
+            holder2.close()
+            self.assertFalse(os.path.exists(stale2), "worker left a stale temp file")
+            self.assertTrue(os.path.exists(live) and os.path.exists(live2))
+        finally:
+            holder.close()
+
+    # --- runs ---
+    def test_killed_run_is_marked_interrupted(self):
+        """A sync killed with -9 leaves its run "running" only until its lease lapses: then any
+        process that looks (status, export, the next sync) marks it interrupted."""
+        mid = self.models(JOB_ALL_COMPLETE)[0]["id"]
+        self.cli.env["HOVERSYNC_RUN_LEASE"] = "2"
+        self.cli.env["HOVERSYNC_CRASHPOINT"] = "after_download:2"
+        r = self.cli.run("sync", JOB_ALL_COMPLETE, "--model", mid)
+        self.assertEqual(r.returncode, -9, r.stderr)
+        del self.cli.env["HOVERSYNC_CRASHPOINT"]
+        self.assertEqual(self.cli.sql("SELECT status FROM sync_runs"), [("running",)])
+        deadline = time.time() + 60
+
+        def runs():
+            return self.cli.json("status", "--offline").get("runs")
+        while time.time() < deadline and (runs() or {}).get("interrupted") != 1:
+            time.sleep(0.5)
+        self.assertEqual(runs(), {"running": 0, "interrupted": 1})
+        self.assertEqual(self.cli.sql("SELECT status FROM sync_runs"), [("interrupted",)])
+        self.assertIn("1 interrupted", self.cli.run("status", "--offline").stdout)
+
+    def test_live_run_keeps_its_lease(self):
+        """A run whose download takes longer than its lease stays running: its process renews
+        the lease while it works."""
+        import subprocess
+        mid = self.models(JOB_ALL_COMPLETE)[0]["id"]
+        self.sb.fault(path="/storage/*", latency_ms=6000)
+        env = dict(self.cli.env, HOVERSYNC_RUN_LEASE="2")
+        proc = subprocess.Popen([HOVERSYNC_BIN, "sync", str(JOB_ALL_COMPLETE), "--model", str(mid)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and not os.path.exists(self.cli.db):
+                time.sleep(0.1)
+            while time.time() < deadline and self.count("sync_runs") == 0:
+                time.sleep(0.1)
+            time.sleep(4)  # two leases: a run nobody renewed would have lapsed by now
+            self.assertIsNone(proc.poll(), "the sync ended before its slow download")
+            st = self.cli.json("status", "--offline")
+            self.assertEqual(st["runs"], {"running": 1, "interrupted": 0})
+        finally:
+            _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(self.cli.sql("SELECT status FROM sync_runs"), [("synced",)])
+
+    # --- waits on the rate limit ---
+    def test_rate_limit_wait_is_said(self):
+        """A request that waits for Hover's rate limit says so at the default log level, before
+        the wait, naming it."""
+        import subprocess
+        self.models(JOB_ALL_COMPLETE)  # stores the token pair
+        self.sb.admin("POST", "config", {"rate_limit": 1, "rate_window_ms": 5000})
+        proc = subprocess.Popen([HOVERSYNC_BIN, "--rate-limit", "0", "sync", str(JOB_ALL_COMPLETE),
+                                 "--all-complete"], env=self.cli.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            line = ""
+            for _ in range(50):
+                line = proc.stderr.readline()
+                if not line or "wait_s=" in line:
+                    break
+        finally:
+            proc.kill()
+            proc.communicate()
+            self.sb.admin("POST", "config", {"rate_limit": 0, "rate_window_ms": 60000})
+        self.assertRegex(line, r"level=warn hover wait_s=[1-5] reason=429 request=\"GET /api/")
+        self.assertIn("rate limit", line)
+
     @unittest.skipIf(SANITIZED, "peak RSS is not meaningful under AddressSanitizer")
     def test_50mb_artifact_streams_with_bounded_memory(self):
         ms = self.models(JOB_ALL_COMPLETE)
@@ -328,6 +483,97 @@ class Backfill(unittest.TestCase):
             self.assertEqual(bad, 0)
         finally:
             cli.cleanup()
+
+    def test_backfill_names_failed_models_and_a_rerun_retries_them(self):
+        cli = Cli(self.sb, self.sb.tokens(), HOVERSYNC_RATE_LIMIT=0)
+        cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
+        args = ("backfill", "--sync", "--since", "2026-06-01", "--state", "completed")
+        try:
+            r = cli.run("backfill", "--since", "2026-06-01", "--state", "completed")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            victim = cli.sql("SELECT m.id, m.job_id FROM models m JOIN jobs j ON j.id = m.job_id "
+                             "WHERE m.state = 'complete' AND m.deliverable_id != 7 "
+                             "ORDER BY j.hover_updated_at LIMIT 1")[0]
+            fault = self.sb.fault(path="/api/v3/models/%d/*" % victim[0], status=404)["id"]
+            try:
+                r = cli.run(*args)
+            finally:
+                self.sb.admin("DELETE", "faults/%d" % fault)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("1 models not synced", r.stdout)
+            self.assertIn("job %d model %d: " % (victim[1], victim[0]), r.stdout)
+            self.assertIn("hoversync " + " ".join(args), r.stdout)
+            self.assertEqual(cli.sql("SELECT status FROM selections WHERE model_id = %d"
+                                     % victim[0]), [("error",)])
+            # The rerun resumes after the last page, and retries the model left in error first.
+            r = cli.run(*args)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("retried 1 job left in error", r.stderr)
+            self.assertEqual(cli.sql("SELECT status FROM selections WHERE model_id = %d"
+                                     % victim[0]), [("synced",)])
+            self.assertGreater(cli.sql("SELECT COUNT(*) FROM artifacts WHERE model_id = %d"
+                                       % victim[0])[0][0], 0)
+        finally:
+            cli.cleanup()
+
+    def test_backfill_archived_walks_the_archived_jobs(self):
+        tok = self.sb.tokens()["access_token"]
+        status, _, page = self.sb.call("GET", "/api/v3/jobs?archived=true&per=100",
+                                       headers={"Authorization": "Bearer " + tok})
+        self.assertEqual(status, 200)
+        archived = {j["id"] for j in page["results"]}
+        self.assertEqual(len(archived), page["pagination"]["total"])
+        self.assertIn(15084307, archived)  # the showcase's archived job
+        cli = Cli(self.sb, self.sb.tokens())
+        try:
+            r = cli.run("backfill")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            stored = {row[0] for row in cli.sql("SELECT id FROM jobs")}
+            self.assertEqual(stored & archived, set(), "archived jobs are listed apart")
+            r = cli.run("backfill", "--archived")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            stored = {row[0] for row in cli.sql("SELECT id FROM jobs")}
+            self.assertEqual(archived - stored, set(), "archived jobs were never listed")
+            self.assertIn("--archived", cli.run("backfill", "--help").stdout)
+        finally:
+            cli.cleanup()
+
+    def test_backfill_bar_shows_a_rate_limit_wait(self):
+        """On a terminal the progress bar says that the backfill waits for Hover's rate limit
+        (and the log line says it too)."""
+        import pty
+        import select
+        cli = Cli(self.sb, self.sb.tokens(), HOVERSYNC_RATE_LIMIT=0)
+        cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
+        self.sb.admin("POST", "config", {"rate_limit": 1, "rate_window_ms": 5000})
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([HOVERSYNC_BIN, "backfill", "--sync", "--since", "2026-09-01"],
+                                env=cli.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=slave)
+        os.close(slave)
+        seen = b""
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and b"for Hover's rate limit" not in seen:
+                ready, _, _ = select.select([master], [], [], 1)
+                if ready:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    seen += chunk
+        finally:
+            proc.kill()
+            proc.wait()
+            os.close(master)
+            self.sb.admin("POST", "config", {"rate_limit": 0, "rate_window_ms": 60000})
+            cli.cleanup()
+        text = seen.decode(errors="replace")
+        self.assertRegex(text, r"\] \d+/\d+ jobs, \d+ models synced, waiting [1-5] s for "
+                               r"Hover's rate limit")
+        self.assertIn("hover wait_s=", text)
 
 
 if __name__ == "__main__":

@@ -295,6 +295,42 @@ class WebhooksEndToEnd(unittest.TestCase):
                     self.assertEqual(n, 0, "a failed model got artifacts")
             self.check_notifications(job)
 
+    def test_2b_every_read_stores_what_hover_says(self):
+        """Each Show Job read updates the stored job and all its models, whatever it syncs: a
+        model that failed after its siblings synced ends "failed" in the store (not the
+        "processing" of the read that synced them), a job whose models all failed has its row,
+        and the records feed lists both changes."""
+        cursor = self.svc.cli.json("export")["cursor"]
+        one = self.new_test_job(failed=1)
+        status, _, out = self.sb.call(
+            "POST", "/api/v3/jobs/test_job", {"state": "failed"},
+            headers={"Authorization": "Bearer " + self.tokens["access_token"]})
+        self.assertEqual(status, 200, out)
+        all_failed = out["job_id"]
+        for job in (one, all_failed):
+            wait_for("reconstruction", lambda j=job: (
+                lambda m: m if "processing" not in m.values() and "uploading" not in m.values()
+                else None)(self.job_models(j)))
+
+        def stored_as_hover(job):
+            return dict(self.sql("SELECT id, state FROM models WHERE job_id = ?",
+                                 (job,))) == self.job_models(job)
+        try:
+            for job in (one, all_failed):
+                wait_for("job %d stored as Hover has it" % job, lambda j=job: stored_as_hover(j))
+        finally:
+            self.quiet()
+        self.assertEqual(set(self.job_models(all_failed).values()), {"failed"})
+        self.assertEqual(self.sql("SELECT reconstruction_state FROM jobs WHERE id = ?",
+                                  (all_failed,)), [("failed",)])
+        feed = self.svc.cli.json("export", "--since", cursor)
+        self.assertIn(all_failed, [j["id"] for j in feed["jobs"]])
+        failed_in_feed = {m["id"] for m in feed["models"] if m["state"] == "failed"}
+        want = {m for job in (one, all_failed) for m, st in self.job_models(job).items()
+                if st == "failed"}
+        self.assertEqual(failed_in_feed & want, want)
+        self.assertEqual(len(want), 4)  # one Shed, and the three of the failed job
+
     def test_3_duplicated_reordered_unknown_deliveries_change_nothing_twice(self):
         self.sb.admin("POST", "config", {"webhook_duplicate_rate": 1.0, "webhook_reorder": True,
                                          "webhook_unknown_events": True})

@@ -21,6 +21,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "search/search.h"
+#include "store/records.h"
+#include "store/search.h"
 #include "store/store.h"
 
 /* ---- the fake Hover ---- */
@@ -158,7 +160,7 @@ static int setup(void **state)
     char path[300];
     snprintf(path, sizeof path, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(path, &f->store, &err)) {
+    if (hs_store_open(path, NULL, &f->store, &err)) {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
@@ -207,7 +209,7 @@ static void store_job(struct fixture *f, int64_t id, const char *name, const cha
     j.address.city = (char *)city;
     j.raw_json = (char *)"{}";
     struct hs_error err = {0};
-    if (f->store->ops->job_upsert(f->store, &j, "default", NULL, &err))
+    if (f->store->records->job_upsert(f->store, &j, "default", NULL, &err))
         fail_msg("job_upsert: %s", err.msg);
 }
 
@@ -314,6 +316,35 @@ static void test_enough_local_matches_skip_hover(void **state)
     a = run_q(f, "a st", "s1");
     assert_string_equal(str_of(a, "hover"), "enough_local");
     assert_int_equal(json_integer_value(json_object_get(a, "total")), 3);
+    json_decref(a);
+}
+
+/* A text search's total is exact up to HS_SEARCH_MATCHES_MAX matches, then "at least". */
+static void test_total_is_exact_up_to_the_cap(void **state)
+{
+    struct fixture *f = *state;
+    service(f, &f->fc.clock);
+    struct hs_error err = {0};
+    assert_int_equal(f->store->ops->begin(f->store, &err), HS_OK);
+    char line1[64];
+    for (int64_t i = 0; i <= HS_SEARCH_MATCHES_MAX; i++) {
+        snprintf(line1, sizeof line1, "%lld Lane Road", (long long)i + 1);
+        store_job(f, 1000 + i, "House", line1, "Salem", "2025-01-01T00:00:00.000Z");
+    }
+    assert_int_equal(f->store->ops->commit(f->store, &err), HS_OK);
+    json_t *a = run_q(f, "lane", "s1");
+    assert_int_equal(json_integer_value(json_object_get(a, "total")), HS_SEARCH_MATCHES_MAX);
+    assert_true(json_is_false(json_object_get(a, "total_exact")));
+    assert_true(json_is_true(json_object_get(a, "more")));
+    assert_string_equal(str_of(a, "hover"), "enough_local");
+    json_decref(a);
+    a = run_q(f, "lane road 100", "s1"); /* 100, 1000, 1001 */
+    assert_int_equal(json_integer_value(json_object_get(a, "total")), 3);
+    assert_true(json_is_true(json_object_get(a, "total_exact")));
+    json_decref(a);
+    a = run_q(f, "", "s1"); /* the listing counts every job */
+    assert_int_equal(json_integer_value(json_object_get(a, "total")), HS_SEARCH_MATCHES_MAX + 1);
+    assert_true(json_is_true(json_object_get(a, "total_exact")));
     json_decref(a);
 }
 
@@ -468,9 +499,9 @@ static void test_merge_without_duplicates_and_indexing(void **state)
     struct hs_job_summary *v = NULL;
     size_t n = 0;
     int64_t total = 0;
-    assert_int_equal(
-        f->store->ops->jobs_search(f->store, "orchard park", NULL, 1, 20, &v, &n, &total, NULL),
-        HS_OK);
+    assert_int_equal(f->store->search->jobs_search(f->store, "orchard park", NULL, 1, 20, NULL, &v,
+                                                   &n, &total, NULL),
+                     HS_OK);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].id, 15100002);
     hs_job_summaries_free(v, n);
@@ -751,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_short_and_empty_queries_answer_locally, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_enough_local_matches_skip_hover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_total_is_exact_up_to_the_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cached_within_ttl_refetched_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refinement_of_a_complete_answer_costs_nothing, setup,
                                         teardown),

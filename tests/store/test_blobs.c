@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -16,7 +17,7 @@
 
 #include "core/mem.h"
 #include "core/str.h"
-#include "store/store.h"
+#include "store/blobs.h"
 
 static const char SHA_ABC[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 static const char SHA_EMPTY[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -180,20 +181,40 @@ static void test_abort_leaves_no_temporary_file(void **state)
     hs_blob_abort(NULL);
 }
 
-static void test_clean_tmp_removes_interrupted_writes(void **state)
+/* The data directory is shared: a cleaner (any process's start) removes what killed writers
+ * left, and never the file of a writer at work, which then commits as usual. */
+static void test_clean_tmp_spares_live_writers(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(hs_blob_clean_tmp(f->dir, NULL), HS_OK); /* nothing written yet */
-    struct hs_blob_writer *w1 = NULL, *w2 = NULL;
-    assert_int_equal(hs_blob_begin(f->dir, &w1, NULL), HS_OK);
-    assert_int_equal(hs_blob_begin(f->dir, &w2, NULL), HS_OK);
-    assert_int_equal(hs_blob_write(w1, "x", 1, NULL), HS_OK);
+    struct hs_blob_writer *live = NULL;
+    assert_int_equal(hs_blob_begin(f->dir, &live, NULL), HS_OK);
+    assert_int_equal(hs_blob_write(live, "live bytes", 10, NULL), HS_OK);
+    /* A writer killed mid-file: its process ends without finishing or removing it. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct hs_blob_writer *w = NULL;
+        if (hs_blob_begin(f->dir, &w, NULL) != HS_OK || hs_blob_write(w, "x", 1, NULL) != HS_OK)
+            _exit(1);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_int_equal(tmp_entries(f), 2);
-    /* As after a crash: the files are there, nobody will finish them. */
+
     assert_int_equal(hs_blob_clean_tmp(f->dir, NULL), HS_OK);
+    assert_int_equal(tmp_entries(f), 1); /* the killed writer's file only */
+    char sha[65];
+    int64_t bytes = 0;
+    char *path = NULL;
+    struct hs_error err = {0};
+    assert_int_equal(hs_blob_commit(live, sha, &bytes, &path, &err), HS_OK);
+    assert_int_equal(bytes, 10);
+    free(path);
+    hs_blob_abort(live);
     assert_int_equal(tmp_entries(f), 0);
-    hs_blob_abort(w1);
-    hs_blob_abort(w2);
 }
 
 static void test_large_file_in_chunks(void **state)
@@ -287,7 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_identical_bytes_are_stored_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_leaves_no_temporary_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clean_tmp_removes_interrupted_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_tmp_spares_live_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_file_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_data_dir_is_an_io_error_naming_it, setup,
                                         teardown),

@@ -13,6 +13,7 @@
 
 #include "core/mem.h"
 #include "store/store.h"
+#include "store/policies.h"
 #include "sync/plan.h"
 
 static struct hs_job *job_of(const char *json)
@@ -152,19 +153,19 @@ static void test_store_policy_and_close(void **state)
     char path[64];
     snprintf(path, sizeof path, "%s/store.db", dir);
     struct hs_store *s = NULL;
-    assert_int_equal(hs_store_open_sqlite(path, &s, NULL), HS_OK);
+    assert_int_equal(hs_store_open(path, NULL, &s, NULL), HS_OK);
     assert_int_equal(hs_autosync_of(s, "org-1"), HS_AUTOSYNC_ALL); /* none set */
-    assert_int_equal(s->ops->policy_put(s, "org-1", "linked", NULL), HS_OK);
+    assert_int_equal(s->policies->policy_put(s, "org-1", "linked", NULL), HS_OK);
     assert_int_equal(hs_autosync_of(s, "org-1"), HS_AUTOSYNC_LINKED);
     assert_int_equal(hs_autosync_of(s, "org-2"), HS_AUTOSYNC_ALL);
 
     struct hs_selection sel = {
         .job_id = 7, .model_id = 700, .status = HS_SEL_PENDING, .connection_key = (char *)"org-1"};
-    assert_int_equal(s->ops->selection_put(s, &sel, NULL), HS_OK);
+    assert_int_equal(s->records->selection_put(s, &sel, NULL), HS_OK);
     struct hs_job *j = job_of(JOB7);
     struct hs_model_status *st = NULL;
     size_t n = 0;
-    assert_int_equal(s->ops->job_models_status(s, 7, &st, &n, NULL), HS_OK);
+    assert_int_equal(s->records->job_models_status(s, 7, &st, &n, NULL), HS_OK);
     struct hs_sync_plan p;
     hs_sync_plan_make(HS_AUTOSYNC_NONE, j, st, n, &p);
     assert_int_equal(p.n_vanished, 1);
@@ -172,10 +173,10 @@ static void test_store_policy_and_close(void **state)
     hs_sync_plan_clear(&p);
     hs_model_statuses_free(st, n);
     struct hs_selection *open = NULL;
-    assert_int_equal(s->ops->selections_open(s, &open, &n, NULL), HS_OK);
+    assert_int_equal(s->records->selections_open(s, &open, &n, NULL), HS_OK);
     assert_int_equal(n, 0);
     hs_selections_free(open, n);
-    assert_int_equal(s->ops->job_models_status(s, 7, &st, &n, NULL), HS_OK);
+    assert_int_equal(s->records->job_models_status(s, 7, &st, &n, NULL), HS_OK);
     assert_int_equal(n, 1);
     assert_int_equal(st[0].selection, HS_SEL_FAILED_UPSTREAM);
     assert_string_equal(st[0].reason, HS_PLAN_VANISHED_REASON);

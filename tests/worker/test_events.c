@@ -19,14 +19,19 @@
 #include "core/mem.h"
 #include "fake_transport.h"
 #include "hover/client.h"
+#include "store/policies.h"
+#include "store/records.h"
 #include "store/store.h"
 #include "worker/bulk.h"
+#include "store/tokens.h"
+#include "store/webhooks.h"
+#include "store/work.h"
 #include "worker/events.h"
 
 #define NOW_S 1742200000LL
 #define BASE  "https://hover.test"
 
-static const char PDF[] = "%PDF-1.4 fake measurements of model 601";
+static const char PDF[] = "%PDF-1.4 fake measurements of model 601\n%%EOF\n";
 static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\":{\"total\":12}}}";
 
 /* Job 501: model 601 complete (a PDF and the summarized JSON), 602 still processing. */
@@ -93,12 +98,12 @@ static int setup(void **state)
         return -1;
     snprintf(f->db, sizeof f->db, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(f->db, &f->store, &err))
+    if (hs_store_open(f->db, NULL, &f->store, &err))
         return -1;
     struct hs_token t = {.access_token = (char *)"tok-1",
                          .refresh_token = (char *)"ref-1",
                          .expires_at = NOW_S + 86400};
-    if (f->store->ops->token_save(f->store, "org-1", &t, &err))
+    if (f->store->tokens->token_save(f->store, "org-1", &t, &err))
         return -1;
     fake_transport_init(&f->p.ft);
     hs_fake_clock_init(&f->p.fc, NOW_S * 1000);
@@ -107,7 +112,8 @@ static int setup(void **state)
                                   .client_secret = "secret",
                                   .credential_key = "org-1",
                                   .max_attempts = 1};
-    if (hs_client_new(&cc, f->store, &f->p.fc.clock, &f->p.ft.base, &f->p.client, &err))
+    if (hs_client_new(&cc, hs_store_tokens(f->store), &f->p.fc.clock, &f->p.ft.base, &f->p.client,
+                      &err))
         return -1;
     hs_fake_clock_init(&f->wclock, NOW_S * 1000);
     const char *eps[] = {"http://crm.test/hook"};
@@ -151,9 +157,9 @@ static int64_t accept_event(struct fixture *f, const char *event, int64_t job_id
                              .status = (char *)"accepted"};
     int64_t id = 0;
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->event_accept(f->store, &e, true, 0,
-                                                 f->wclock.clock.wall_ms(&f->wclock.clock), &id,
-                                                 &err),
+    assert_int_equal(f->store->webhooks->event_accept(f->store, &e, true, 0,
+                                                      f->wclock.clock.wall_ms(&f->wclock.clock),
+                                                      &id, &err),
                      0);
     return id;
 }
@@ -279,7 +285,7 @@ static void test_policies(void **state)
 {
     struct fixture *f = *state;
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "none", &err), 0);
     accept_event(f, "job-state-changed-v2", 501);
     script_job(f, JOB_501("\"CRM-9\""));
     run_one(f, true);
@@ -289,7 +295,7 @@ static void test_policies(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed'"),
                      1);
 
-    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "linked", &err), 0);
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "linked", &err), 0);
     accept_event(f, "job-state-changed-v2", 501);
     script_job(f, JOB_501("null"));
     run_one(f, true);
@@ -307,13 +313,13 @@ static void test_open_selection_runs_whatever_the_policy(void **state)
 {
     struct fixture *f = *state;
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "none", &err), 0);
     struct hs_selection sel = {.job_id = 501,
                                .model_id = 601,
                                .status = HS_SEL_PENDING,
                                .reason = (char *)"sync when ready",
                                .connection_key = (char *)"org-1"};
-    assert_int_equal(f->store->ops->selection_put(f->store, &sel, &err), 0);
+    assert_int_equal(f->store->records->selection_put(f->store, &sel, &err), 0);
     accept_event(f, "model-state-changed", 501);
     script_job(f, JOB_501("null"));
     script_artifacts(f);
@@ -325,6 +331,52 @@ static void test_open_selection_runs_whatever_the_policy(void **state)
 }
 
 /* A job Hover no longer shows (404): nothing to sync, events answered, item done. */
+/* A pass with nothing to sync still stores what the Show Job says: the garage that failed after
+ * the house was synced ends "failed", and a job whose models all failed gets its row. */
+static void test_nothing_to_sync_still_stores_the_job(void **state)
+{
+    struct fixture *f = *state;
+    accept_event(f, "job-state-changed-v2", 501);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM models WHERE id = 602 AND "
+                                "state = 'processing'"),
+                     1);
+    int64_t seq = sql_int(f, "SELECT value FROM counters WHERE name = 'change_seq'");
+
+    accept_event(f, "model-state-changed", 501);
+    script_job(f, "{\"id\":501,\"name\":\"Main House\",\"reconstruction_state\":\"completed\","
+                  "\"updated_at\":\"2025-03-17T01:00:00.000Z\",\"models\":[{\"id\":601,\"name\":"
+                  "\"House\",\"state\":\"complete\",\"updated_at\":\"2025-03-17T01:00:00.000Z\"},"
+                  "{\"id\":602,\"name\":\"Detached Garage\",\"state\":\"failed\","
+                  "\"updated_at\":\"2025-03-18T01:00:00.000Z\"}]}");
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs"), 1); /* nothing synced */
+    char q[200];
+    snprintf(q, sizeof q,
+             "SELECT COUNT(*) FROM models WHERE id = 602 AND state = 'failed' AND change_seq > "
+             "%lld",
+             (long long)seq);
+    assert_int_equal(sql_int(f, q), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM jobs WHERE id = 501 AND "
+                                "reconstruction_state = 'completed'"),
+                     1);
+
+    accept_event(f, "job-state-changed-v2", 502);
+    script_job(f, "{\"id\":502,\"name\":\"Cedar Ridge\",\"reconstruction_state\":\"failed\","
+                  "\"models\":[{\"id\":611,\"state\":\"failed\"},{\"id\":612,"
+                  "\"state\":\"failed\"}]}");
+    run_one(f, true);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM jobs WHERE id = 502 AND "
+                                "reconstruction_state = 'failed'"),
+                     1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM models WHERE job_id = 502 AND "
+                                "state = 'failed'"),
+                     2);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+}
+
 static void test_job_gone(void **state)
 {
     struct fixture *f = *state;
@@ -352,7 +404,7 @@ static void test_bulk_jobs_settle_with_their_failures(void **state)
     struct fixture *f = *state;
     struct hs_error err = {0};
     /* Policy none: backfill's selection syncs them all the same. */
-    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "none", &err), 0);
     struct hs_bulk *b = NULL;
     assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
     struct hs_job *job = NULL;
@@ -439,6 +491,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_job_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_jobs_settle_with_their_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_to_sync_still_stores_the_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,11 @@
 #include "core/str.h"
 #include "fake_transport.h"
 #include "hover/client.h"
+#include "store/outbox.h"
+#include "store/records.h"
 #include "store/store.h"
+#include "store/tokens.h"
+#include "store/work.h"
 #include "worker/duties.h"
 #include "worker/events.h"
 #include "worker/syncq.h"
@@ -31,9 +35,9 @@
 #define NOW_S 1742200000LL
 #define BASE  "https://hover.test"
 
-static const char PDF[] = "%PDF-1.4 fake measurements of model 601";
+static const char PDF[] = "%PDF-1.4 fake measurements of model 601\n%%EOF\n";
 static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\":{\"total\":12}}}";
-static const char PDF_602[] = "%PDF-1.4 the garage, once it was done";
+static const char PDF_602[] = "%PDF-1.4 the garage, once it was done\n%%EOF\n";
 
 /* Job 501: model 601 complete (a PDF and the summarized JSON), 602 still processing. */
 static const char JOB_501[] =
@@ -133,14 +137,14 @@ static int setup(void **state)
         return -1;
     snprintf(f->db, sizeof f->db, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(f->db, &f->store, &err)) {
+    if (hs_store_open(f->db, NULL, &f->store, &err)) {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
     struct hs_token t = {.access_token = (char *)"tok-1",
                          .refresh_token = (char *)"ref-1",
                          .expires_at = NOW_S + 86400};
-    if (f->store->ops->token_save(f->store, "org-1", &t, &err))
+    if (f->store->tokens->token_save(f->store, "org-1", &t, &err))
         return -1;
     struct provider *p = &f->p;
     fake_transport_init(&p->ft);
@@ -150,7 +154,8 @@ static int setup(void **state)
                                   .client_secret = "secret",
                                   .credential_key = "org-1",
                                   .max_attempts = 1};
-    if (hs_client_new(&cc, f->store, &p->fc.clock, &p->ft.base, &p->client, &err)) {
+    if (hs_client_new(&cc, hs_store_tokens(f->store), &p->fc.clock, &p->ft.base, &p->client,
+                      &err)) {
         fprintf(stderr, "client: %s\n", err.msg);
         return -1;
     }
@@ -248,7 +253,7 @@ static char *open_selections(struct fixture *f)
 {
     struct hs_selection *v = NULL;
     size_t n = 0;
-    assert_int_equal(f->store->ops->selections_open(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(f->store->records->selections_open(f->store, &v, &n, NULL), HS_OK);
     char buf[1024] = "";
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
@@ -582,14 +587,15 @@ static void test_an_accepted_sync_survives_a_restart(void **state)
     hs_syncq_free(f->q);
     hs_client_free(f->p.client);
     hs_store_close(f->store);
-    assert_int_equal(hs_store_open_sqlite(f->db, &f->store, NULL), HS_OK);
+    assert_int_equal(hs_store_open(f->db, NULL, &f->store, NULL), HS_OK);
     struct hs_client_config cc = {.base_url = BASE,
                                   .client_id = "cid",
                                   .client_secret = "secret",
                                   .credential_key = "org-1",
                                   .max_attempts = 1};
-    assert_int_equal(
-        hs_client_new(&cc, f->store, &f->p.fc.clock, &f->p.ft.base, &f->p.client, NULL), HS_OK);
+    assert_int_equal(hs_client_new(&cc, hs_store_tokens(f->store), &f->p.fc.clock, &f->p.ft.base,
+                                   &f->p.client, NULL),
+                     HS_OK);
     start_queue(f);
     start_workers(f);
     script_501(f);
@@ -647,10 +653,10 @@ static void test_sync_that_changed_something_notifies_the_crm(void **state)
     submit(f, 501, now, 1, NULL, 0, id);
     run_one(f, "w:1:0", true);
     int64_t n = -1;
-    assert_int_equal(f->store->ops->outbox_depth(f->store, &n, NULL), 0);
+    assert_int_equal(f->store->outbox->outbox_depth(f->store, &n, NULL), 0);
     assert_int_equal(n, 1);
     struct hs_outbox_row row = {0};
-    assert_int_equal(f->store->ops->outbox_next(f->store, INT64_MAX / 2, &row, NULL), 0);
+    assert_int_equal(f->store->outbox->outbox_next(f->store, INT64_MAX / 2, &row, NULL), 0);
     assert_int_equal(row.job_id, 501);
     assert_non_null(strstr(row.payload, "\"type\":\"hoversync.job.synced\""));
     hs_outbox_row_clear(&row);
@@ -658,7 +664,7 @@ static void test_sync_that_changed_something_notifies_the_crm(void **state)
     script(f, 200, JOB_501, "application/json");
     submit(f, 501, now, 1, NULL, 0, id);
     run_one(f, "w:1:0", true);
-    assert_int_equal(f->store->ops->outbox_depth(f->store, &n, NULL), 0);
+    assert_int_equal(f->store->outbox->outbox_depth(f->store, &n, NULL), 0);
     assert_int_equal(n, 1);
 }
 

@@ -1,71 +1,16 @@
-/* test_queue.c: the storage suite's work queue, syncs and pending polls (store.h, "the work
- * queue, syncs and their progress, pending polls"), written against the interface: claim order
- * (priority, fairness between connections, oldest due first), how triggers coalesce, leases and
+/* test_work.c: the storage suite: the work queue (store/work.h), through the store interface
+ * only (store_test.h), so that every back-end runs it: claim order (priority, fairness between
+ * connections, oldest due first), how triggers coalesce (an accepted event's too), leases and
  * the fence, the syncs of POST /api/syncs and their progress, and the pending pass's backoff.
  * Times are the callers' (unix ms given to every op): no sleeps. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-#include <sqlite3.h>
-
 #include "core/mem.h"
 #include "core/str.h"
-#include "store/store.h"
-
-struct fixture {
-    char dir[256];
-    char path[300];
-    struct hs_store *store;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = hs_calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/hs-queue-test-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-    struct hs_error err = {0};
-    if (hs_store_open_sqlite(f->path, &f->store, &err)) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    hs_store_close(f->store);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", f->dir);
-    free(f);
-    return 0;
-}
-
-/* SELECT of one integer, as a CRM developer would read the file (-1: no row). */
-static int64_t sql_int(struct fixture *f, const char *q)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
+#include "store/work.h"
+#include "store_test.h"
 
 static void schedule(struct fixture *f, const char *conn, int64_t job, int prio, int64_t now,
                      int64_t due)
@@ -78,13 +23,13 @@ static void schedule(struct fixture *f, const char *conn, int64_t job, int prio,
                                 .due_ms = due,
                                 .rerun_ms = 200};
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->work_schedule(f->store, &t, &err), HS_OK);
+    assert_int_equal(f->store->work->work_schedule(f->store, &t, &err), HS_OK);
 }
 
 static int claim(struct fixture *f, const char *who, int64_t now, struct hs_work_item *w)
 {
     memset(w, 0, sizeof *w);
-    return f->store->ops->work_claim(f->store, who, NULL, now, 30000, w, NULL, NULL);
+    return f->store->work->work_claim(f->store, who, NULL, now, 30000, w, NULL, NULL);
 }
 
 /* The job claimed next at now (0: none), done at once. */
@@ -96,7 +41,7 @@ static int64_t claim_done(struct fixture *f, int64_t now, char *conn_out)
     int64_t job = w.job_id;
     if (conn_out)
         snprintf(conn_out, 64, "%s", w.connection_key);
-    assert_int_equal(f->store->ops->work_done(f->store, &w, now, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_done(f->store, &w, now, NULL), HS_OK);
     hs_work_item_clear(&w);
     return job;
 }
@@ -119,11 +64,11 @@ static void test_claims_go_by_priority_then_due(void **state)
     /* Nothing due: the next due time is given. */
     struct hs_work_item w;
     int64_t next = -1;
-    assert_int_equal(f->store->ops->work_claim(f->store, "w", NULL, 2000, 30000, &w, &next, NULL),
+    assert_int_equal(f->store->work->work_claim(f->store, "w", NULL, 2000, 30000, &w, &next, NULL),
                      HS_ERR_NOT_FOUND);
     assert_int_equal(next, 9000);
     assert_int_equal(claim_done(f, 9000, NULL), 5);
-    assert_int_equal(f->store->ops->work_claim(f->store, "w", NULL, 9000, 30000, &w, &next, NULL),
+    assert_int_equal(f->store->work->work_claim(f->store, "w", NULL, 9000, 30000, &w, &next, NULL),
                      HS_ERR_NOT_FOUND);
     assert_int_equal(next, 0);
 }
@@ -153,11 +98,11 @@ static void test_claims_take_connections_in_turn(void **state)
     struct hs_work_item w;
     int64_t next = -1;
     assert_int_equal(
-        f->store->ops->work_claim(f->store, "w", "org-b", 2000, 30000, &w, &next, NULL), HS_OK);
+        f->store->work->work_claim(f->store, "w", "org-b", 2000, 30000, &w, &next, NULL), HS_OK);
     assert_int_equal(w.job_id, 102);
     hs_work_item_clear(&w);
     assert_int_equal(
-        f->store->ops->work_claim(f->store, "w", "org-b", 2000, 30000, &w, &next, NULL),
+        f->store->work->work_claim(f->store, "w", "org-b", 2000, 30000, &w, &next, NULL),
         HS_ERR_NOT_FOUND);
     assert_int_equal(next, 32000); /* its own item's lease: org-a's is not its to wait for */
 }
@@ -185,7 +130,7 @@ static void test_triggers_coalesce(void **state)
     schedule(f, "org-a", 7, HS_WORK_PRIO_BACKGROUND, 1400, 1400);
     assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 1600);
     /* done() leaves the newer generation for another pass, when it is due. */
-    assert_int_equal(f->store->ops->work_done(f->store, &w, 1500, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_done(f->store, &w, 1500, NULL), HS_OK);
     hs_work_item_clear(&w);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE claimed_by IS NULL AND "
                                 "generation = 4"),
@@ -193,7 +138,7 @@ static void test_triggers_coalesce(void **state)
     assert_int_equal(claim(f, "w1", 1599, &w), HS_ERR_NOT_FOUND);
     assert_int_equal(claim(f, "w1", 1600, &w), HS_OK);
     /* A failure: released for later, attempts + 1, the error kept. */
-    assert_int_equal(f->store->ops->work_retry(f->store, &w, 1700, 6700, "HTTP 503", NULL), HS_OK);
+    assert_int_equal(f->store->work->work_retry(f->store, &w, 1700, 6700, "HTTP 503", NULL), HS_OK);
     hs_work_item_clear(&w);
     assert_int_equal(sql_int(f, "SELECT attempts FROM work_items"), 1);
     schedule(f, "org-a", 7, HS_WORK_PRIO_BACKGROUND, 1800, 1800); /* a webhook: backoff holds */
@@ -205,7 +150,7 @@ static void test_triggers_coalesce(void **state)
                                     .now_ms = 1850,
                                     .due_ms = 1850,
                                     .now = true}; /* asked again: now */
-    assert_int_equal(f->store->ops->work_schedule(f->store, &again, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_schedule(f->store, &again, NULL), HS_OK);
     assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 1850);
     schedule(f, "org-a", 7, HS_WORK_PRIO_INTERACTIVE, 1900, 1900); /* a person: now */
     assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 1850);
@@ -213,7 +158,32 @@ static void test_triggers_coalesce(void **state)
     assert_int_equal(w.attempts, 1);
     assert_int_equal(w.priority, HS_WORK_PRIO_INTERACTIVE);
     assert_string_equal(w.last_error, "HTTP 503");
-    assert_int_equal(f->store->ops->work_done(f->store, &w, 2000, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_done(f->store, &w, 2000, NULL), HS_OK);
+    hs_work_item_clear(&w);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+}
+
+/* An event arrives while the job is being synced: done() must not drop it, and the next pass is
+ * due the event's delay after it. */
+static void test_event_during_a_run_makes_one_more_pass(void **state)
+{
+    struct fixture *f = *state;
+    connect_key(f, "default");
+    accept_event(f, "default", 7, "accepted", true, 0);
+    struct hs_work_item w;
+    assert_int_equal(claim(f, "w1", 1000, &w), HS_OK);
+    assert_int_equal(w.generation, 1);
+    accept_event(f, "default", 7, "accepted", true, 2000); /* during the sync */
+    /* The leased item takes the new not_before (the pass after this one). */
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), 3000);
+    assert_int_equal(f->store->work->work_done(f->store, &w, 2500, NULL), HS_OK);
+    hs_work_item_clear(&w);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE claimed_by IS NULL AND "
+                                "lease_until_ms IS NULL AND generation = 2"),
+                     1);
+    assert_int_equal(claim(f, "w1", 3000, &w), HS_OK);
+    assert_int_equal(w.generation, 2);
+    assert_int_equal(f->store->work->work_done(f->store, &w, 3000, NULL), HS_OK);
     hs_work_item_clear(&w);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
 }
@@ -229,19 +199,19 @@ static void test_payload_follows_the_newest_trigger(void **state)
                                 .now_ms = 5000,
                                 .due_ms = 5000,
                                 .payload = "{\"id\":9}"};
-    assert_int_equal(f->store->ops->work_schedule(f->store, &t, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_schedule(f->store, &t, NULL), HS_OK);
     struct hs_work_item w = {0};
-    assert_int_equal(f->store->ops->work_get(f->store, "org-a", 9, &w, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_get(f->store, "org-a", 9, &w, NULL), HS_OK);
     assert_string_equal(w.payload, "{\"id\":9}");
     assert_int_equal(w.payload_ms, 5000);
     assert_string_equal(w.reason, "backfill");
     hs_work_item_clear(&w);
     schedule(f, "org-a", 9, HS_WORK_PRIO_BACKGROUND, 6000, 6000);
-    assert_int_equal(f->store->ops->work_get(f->store, "org-a", 9, &w, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_get(f->store, "org-a", 9, &w, NULL), HS_OK);
     assert_null(w.payload);
     assert_int_equal(w.priority, HS_WORK_PRIO_BACKGROUND);
     hs_work_item_clear(&w);
-    assert_int_equal(f->store->ops->work_get(f->store, "org-b", 9, &w, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(f->store->work->work_get(f->store, "org-b", 9, &w, NULL), HS_ERR_NOT_FOUND);
 }
 
 /* ---- leases and the fence ---- */
@@ -256,10 +226,10 @@ static void test_lease_expires_after_a_crash(void **state)
     hs_work_item_clear(&w);
     assert_int_equal(sql_int(f, "SELECT lease_until_ms FROM work_items"), 31000);
     hs_store_close(f->store);
-    assert_int_equal(hs_store_open_sqlite(f->path, &f->store, NULL), HS_OK);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
     assert_int_equal(claim(f, "w2", 30999, &w), HS_ERR_NOT_FOUND);
     int64_t due = -1, total = -1;
-    assert_int_equal(f->store->ops->work_depth(f->store, &due, &total, 30999, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, 30999, NULL), HS_OK);
     assert_int_equal(due, 0);
     assert_int_equal(total, 1);
     assert_int_equal(claim(f, "w2", 31000, &w), HS_OK);
@@ -273,32 +243,33 @@ static void test_lease_expires_after_a_crash(void **state)
 static void test_a_lapsed_claim_cannot_commit(void **state)
 {
     struct fixture *f = *state;
-    const struct hs_store_ops *ops = f->store->ops;
     schedule(f, "org-a", 5, HS_WORK_PRIO_BACKGROUND, 0, 0);
     struct hs_work_item a, b;
     assert_int_equal(claim(f, "late", 1000, &a), HS_OK); /* lease until 31000 */
-    assert_int_equal(ops->work_fence(f->store, &a, 30999, NULL), HS_OK);
-    assert_int_equal(ops->work_renew(f->store, &a, 20000, 30000, NULL), HS_OK); /* to 50000 */
-    assert_int_equal(ops->work_fence(f->store, &a, 49999, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_fence(f->store, &a, 30999, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_renew(f->store, &a, 20000, 30000, NULL),
+                     HS_OK); /* to 50000 */
+    assert_int_equal(f->store->work->work_fence(f->store, &a, 49999, NULL), HS_OK);
     /* Paused past its lease, nobody took it yet: refused all the same. */
-    assert_int_equal(ops->work_fence(f->store, &a, 50000, NULL), HS_ERR_CONFLICT);
-    assert_int_equal(ops->work_renew(f->store, &a, 50000, 30000, NULL), HS_ERR_CONFLICT);
+    assert_int_equal(f->store->work->work_fence(f->store, &a, 50000, NULL), HS_ERR_CONFLICT);
+    assert_int_equal(f->store->work->work_renew(f->store, &a, 50000, 30000, NULL), HS_ERR_CONFLICT);
     /* Another worker claims it: a new token. */
     assert_int_equal(claim(f, "other", 50001, &b), HS_OK);
     assert_int_equal(b.claim, a.claim + 1);
-    assert_int_equal(ops->work_fence(f->store, &a, 50002, NULL), HS_ERR_CONFLICT);
-    assert_int_equal(ops->work_done(f->store, &a, 50002, NULL), HS_ERR_CONFLICT);
-    assert_int_equal(ops->work_retry(f->store, &a, 50002, 99999, "late", NULL), HS_ERR_CONFLICT);
+    assert_int_equal(f->store->work->work_fence(f->store, &a, 50002, NULL), HS_ERR_CONFLICT);
+    assert_int_equal(f->store->work->work_done(f->store, &a, 50002, NULL), HS_ERR_CONFLICT);
+    assert_int_equal(f->store->work->work_retry(f->store, &a, 50002, 99999, "late", NULL),
+                     HS_ERR_CONFLICT);
     /* The fence inside a transaction rolls the run's write back. */
-    assert_int_equal(ops->begin(f->store, NULL), HS_OK);
+    assert_int_equal(f->store->ops->begin(f->store, NULL), HS_OK);
     struct hs_selection sel = {.job_id = 5, .model_id = 51, .status = HS_SEL_SYNCED};
-    assert_int_equal(ops->selection_put(f->store, &sel, NULL), HS_OK);
-    assert_int_equal(ops->work_fence(f->store, &a, 50002, NULL), HS_ERR_CONFLICT);
-    ops->rollback(f->store);
+    assert_int_equal(f->store->records->selection_put(f->store, &sel, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_fence(f->store, &a, 50002, NULL), HS_ERR_CONFLICT);
+    f->store->ops->rollback(f->store);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM selections"), 0);
     /* The holder is untouched and finishes. */
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE claimed_by = 'other'"), 1);
-    assert_int_equal(ops->work_done(f->store, &b, 50003, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_done(f->store, &b, 50003, NULL), HS_OK);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
     hs_work_item_clear(&a);
     hs_work_item_clear(&b);
@@ -320,13 +291,13 @@ static void create_sync(struct fixture *f, const char *id, int64_t job, const in
                             .models = m,
                             .n_models = n};
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->sync_create(f->store, &r, now, &err), HS_OK);
+    assert_int_equal(f->store->work->sync_create(f->store, &r, now, &err), HS_OK);
 }
 
 static struct hs_sync_row get_sync(struct fixture *f, const char *id)
 {
     struct hs_sync_row r = {0};
-    assert_int_equal(f->store->ops->sync_get(f->store, id, &r, NULL), HS_OK);
+    assert_int_equal(f->store->work->sync_get(f->store, id, &r, NULL), HS_OK);
     return r;
 }
 
@@ -343,14 +314,14 @@ static int64_t progress(struct fixture *f, int64_t job, int64_t model, const cha
                                   .pdf_sha256 = (char *)pdf};
     int64_t changed = -1;
     assert_int_equal(
-        f->store->ops->sync_progress(f->store, "org-a", job, &m, 100, &changed, NULL, NULL), HS_OK);
+        f->store->work->sync_progress(f->store, "org-a", job, &m, 100, &changed, NULL, NULL),
+        HS_OK);
     return changed;
 }
 
 static void test_sync_lifecycle(void **state)
 {
     struct fixture *f = *state;
-    const struct hs_store_ops *ops = f->store->ops;
     const int64_t models[] = {601, 602};
     create_sync(f, "s1-a", 501, models, 2, 10);
     struct hs_sync_row r = get_sync(f, "s1-a");
@@ -363,9 +334,9 @@ static void test_sync_lifecycle(void **state)
     assert_true(r.models[1].when_ready);
     hs_sync_row_clear(&r);
     struct hs_sync_row none = {0};
-    assert_int_equal(ops->sync_get(f->store, "s9-x", &none, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(f->store->work->sync_get(f->store, "s9-x", &none, NULL), HS_ERR_NOT_FOUND);
     int64_t q = -1, run = -1;
-    assert_int_equal(ops->syncs_count(f->store, &q, &run, NULL), HS_OK);
+    assert_int_equal(f->store->work->syncs_count(f->store, &q, &run, NULL), HS_OK);
     assert_int_equal(q, 1);
 
     /* The job's item claimed: the sync runs. */
@@ -376,7 +347,7 @@ static void test_sync_lifecycle(void **state)
     assert_string_equal(r.status, "running");
     assert_int_equal(r.version, 2);
     hs_sync_row_clear(&r);
-    assert_int_equal(ops->syncs_count(f->store, &q, &run, NULL), HS_OK);
+    assert_int_equal(f->store->work->syncs_count(f->store, &q, &run, NULL), HS_OK);
     assert_int_equal(q, 0);
     assert_int_equal(run, 1);
 
@@ -414,17 +385,17 @@ static void test_sync_lifecycle(void **state)
     assert_true(r.version > v);
     assert_null(r.models[1].message);
     hs_sync_row_clear(&r);
-    assert_int_equal(ops->work_done(f->store, &w, 200, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_done(f->store, &w, 200, NULL), HS_OK);
     hs_work_item_clear(&w);
 
     /* Finished more than an hour ago: deleted by the clean-up. */
-    assert_int_equal(ops->syncs_expire(f->store, 100, NULL, NULL), HS_OK);
+    assert_int_equal(f->store->work->syncs_expire(f->store, 100, NULL, NULL), HS_OK);
     r = get_sync(f, "s1-a");
     hs_sync_row_clear(&r);
     int64_t removed = 0;
-    assert_int_equal(ops->syncs_expire(f->store, 101, &removed, NULL), HS_OK);
+    assert_int_equal(f->store->work->syncs_expire(f->store, 101, &removed, NULL), HS_OK);
     assert_int_equal(removed, 1);
-    assert_int_equal(ops->sync_get(f->store, "s1-a", &none, NULL), HS_ERR_NOT_FOUND);
+    assert_int_equal(f->store->work->sync_get(f->store, "s1-a", &none, NULL), HS_ERR_NOT_FOUND);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_models"), 0);
 }
 
@@ -433,7 +404,6 @@ static void test_sync_lifecycle(void **state)
 static void test_syncs_finish(void **state)
 {
     struct fixture *f = *state;
-    const struct hs_store_ops *ops = f->store->ops;
     const int64_t m1[] = {601}, m2[] = {601, 602};
     create_sync(f, "s1-a", 501, m1, 1, 10);
     schedule(f, "org-a", 501, HS_WORK_PRIO_INTERACTIVE, 20, 20);
@@ -441,8 +411,8 @@ static void test_syncs_finish(void **state)
     assert_int_equal(claim(f, "w", 30, &w), HS_OK);
     create_sync(f, "s2-b", 501, m2, 2, 40);
     int64_t n = -1;
-    assert_int_equal(ops->syncs_finish(f->store, "org-a", 501, "reconnect_required",
-                                       "grant refused", 50, &n, NULL),
+    assert_int_equal(f->store->work->syncs_finish(f->store, "org-a", 501, "reconnect_required",
+                                                  "grant refused", 50, &n, NULL),
                      HS_OK);
     assert_int_equal(n, 1);
     struct hs_sync_row r = get_sync(f, "s1-a");
@@ -456,7 +426,8 @@ static void test_syncs_finish(void **state)
     r = get_sync(f, "s2-b");
     assert_string_equal(r.status, "queued");
     hs_sync_row_clear(&r);
-    assert_int_equal(ops->work_retry(f->store, &w, 55, 60, "grant refused", NULL), HS_OK);
+    assert_int_equal(f->store->work->work_retry(f->store, &w, 55, 60, "grant refused", NULL),
+                     HS_OK);
     hs_work_item_clear(&w);
     /* The next pass: done without error, the result by the models'. */
     assert_int_equal(claim(f, "w", 70, &w), HS_OK);
@@ -467,7 +438,8 @@ static void test_syncs_finish(void **state)
     assert_string_equal(r.status, "failed");
     assert_string_equal(r.models[0].result, "synced");
     hs_sync_row_clear(&r);
-    assert_int_equal(ops->syncs_finish(f->store, "org-a", 501, NULL, NULL, 80, &n, NULL), HS_OK);
+    assert_int_equal(f->store->work->syncs_finish(f->store, "org-a", 501, NULL, NULL, 80, &n, NULL),
+                     HS_OK);
     assert_int_equal(n, 1);
     r = get_sync(f, "s2-b");
     assert_string_equal(r.status, "done");
@@ -483,7 +455,7 @@ static void open_selection(struct fixture *f, const char *conn, int64_t job, int
 {
     struct hs_selection s = {
         .job_id = job, .model_id = model, .status = status, .connection_key = (char *)conn};
-    assert_int_equal(f->store->ops->selection_put(f->store, &s, NULL), HS_OK);
+    assert_int_equal(f->store->records->selection_put(f->store, &s, NULL), HS_OK);
 }
 
 static int by_name(const void *a, const void *b)
@@ -498,7 +470,7 @@ static char *poll(struct fixture *f, int64_t now, const char *skip)
     size_t n = 0;
     const char *sk[1] = {skip};
     assert_int_equal(
-        f->store->ops->pending_poll(f->store, now, 60000, 900000, sk, skip ? 1 : 0, &v, &n, NULL),
+        f->store->work->pending_poll(f->store, now, 60000, 900000, sk, skip ? 1 : 0, &v, &n, NULL),
         HS_OK);
     char *words[8];
     assert_true(n <= 8);
@@ -562,15 +534,16 @@ static void test_pending_polls_back_off(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_claims_go_by_priority_then_due, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claims_take_connections_in_turn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_triggers_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_payload_follows_the_newest_trigger, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease_expires_after_a_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_lapsed_claim_cannot_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sync_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syncs_finish, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pending_polls_back_off, setup, teardown),
+        STORE_TEST(test_claims_go_by_priority_then_due),
+        STORE_TEST(test_claims_take_connections_in_turn),
+        STORE_TEST(test_triggers_coalesce),
+        STORE_TEST(test_event_during_a_run_makes_one_more_pass),
+        STORE_TEST(test_payload_follows_the_newest_trigger),
+        STORE_TEST(test_lease_expires_after_a_crash),
+        STORE_TEST(test_a_lapsed_claim_cannot_commit),
+        STORE_TEST(test_sync_lifecycle),
+        STORE_TEST(test_syncs_finish),
+        STORE_TEST(test_pending_polls_back_off),
     };
-    return cmocka_run_group_tests_name("store-queue", tests, NULL, NULL);
+    return STORE_TESTS("store work", tests);
 }
