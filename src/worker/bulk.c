@@ -20,6 +20,9 @@ struct entry {
     int64_t job_id;
     int64_t *models; /* the complete models selected */
     size_t n_models;
+    /* The item's claim counter once queued: a failed item settles the job only after a pass
+     * claimed it since (the item may still hold an earlier pass's failure). */
+    int64_t claim_floor;
     bool settled;
     struct failure *failed;
     size_t n_failed;
@@ -60,9 +63,20 @@ void hs_bulk_free(struct hs_bulk *b)
     free(b);
 }
 
+/* The item's claim counter now (0 without an item). */
+static int claim_floor(struct hs_bulk *b, const char *conn, int64_t job_id, int64_t *out,
+                       struct hs_error *err)
+{
+    struct hs_work_item w = {0};
+    int rc = b->store->work->work_get(b->store, conn, job_id, &w, err);
+    *out = rc == HS_OK ? w.claim : 0;
+    hs_work_item_clear(&w);
+    return rc;
+}
+
 /* The selections and the item, in the open transaction. */
-static int queue_job(struct hs_bulk *b, const char *conn, const struct hs_job *job,
-                     const struct entry *e, struct hs_error *err)
+static int queue_job(struct hs_bulk *b, const char *conn, const struct hs_job *job, struct entry *e,
+                     struct hs_error *err)
 {
     struct hs_store *st = b->store;
     int rc = HS_OK;
@@ -83,6 +97,8 @@ static int queue_job(struct hs_bulk *b, const char *conn, const struct hs_job *j
                                 .payload = job->raw_json};
     if (rc == HS_OK)
         rc = st->work->work_schedule(st, &t, err);
+    if (rc == HS_OK)
+        rc = claim_floor(b, conn, job->id, &e->claim_floor, err);
     return rc;
 }
 
@@ -141,10 +157,21 @@ int hs_bulk_retry(struct hs_bulk *b, const char *connection_key, int64_t job_id,
                                 .now_ms = now,
                                 .due_ms = now,
                                 .now = true};
-    int rc = b->store->work->work_schedule(b->store, &t, err);
+    struct hs_store *st = b->store;
+    struct entry e = {.job_id = job_id};
+    int rc = st->ops->begin(st, err);
+    if (rc == HS_OK) {
+        rc = st->work->work_schedule(st, &t, err);
+        if (rc == HS_OK)
+            rc = claim_floor(b, connection_key, job_id, &e.claim_floor, err);
+        if (rc)
+            st->ops->rollback(st);
+        else
+            rc = st->ops->commit(st, err);
+    }
     if (rc)
         return rc;
-    struct entry e = {.job_id = job_id, .models = hs_calloc(n + 1, sizeof *e.models)};
+    e.models = hs_calloc(n + 1, sizeof *e.models);
     if (n)
         memcpy(e.models, model_ids, n * sizeof *model_ids);
     e.n_models = n;
@@ -210,7 +237,8 @@ int hs_bulk_poll(struct hs_bulk *b, bool *all, struct hs_bulk_counts *out, struc
         if (rc == HS_ERR_NOT_FOUND) {
             e->settled = true; /* done */
             rc = tally(b, e, NULL, err);
-        } else if (rc == HS_OK && w.attempts > 0 && w.lease_until_ms == 0) {
+        } else if (rc == HS_OK && w.attempts > 0 && w.lease_until_ms == 0 &&
+                   w.claim != e->claim_floor) {
             e->settled = true; /* failed; the queue retries it later */
             rc = tally(b, e, w.last_error ? w.last_error : "the pass failed", err);
         }

@@ -455,6 +455,10 @@ static void test_bulk_jobs_settle_with_their_failures(void **state)
     assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
     const int64_t left[] = {601};
     assert_int_equal(hs_bulk_retry(b, "org-1", 501, left, 1, &err), 0);
+    /* The item still holds the earlier pass's failure: not settled before a pass ran. */
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_false(all);
+    assert_int_equal(c.settled, 0);
     script_job(f, JOB_501("null"));
     script_artifacts(f);
     run_one(f, true);
