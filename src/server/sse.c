@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -90,13 +91,7 @@ static void *watcher_main(void *arg)
         }
         if (h->dirty)
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)WATCH_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = hs_deadline_after(CLOCK_MONOTONIC, WATCH_MS);
         (void)pthread_cond_timedwait(&h->cond, &h->lock, &ts);
     }
     /* Stopping: every parked connection must be resumed before libmicrohttpd stops. */
@@ -114,7 +109,7 @@ int hs_sse_start(struct hs_server *s, struct hs_error *err)
 {
     struct sse_hub *h = hs_calloc(1, sizeof *h);
     pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->cond, NULL);
+    hs_cond_init_monotonic(&h->cond);
     atomic_init(&h->streams, 0);
     atomic_init(&h->started, false);
     s->sse = h;

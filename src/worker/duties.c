@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "hover/client.h"
@@ -84,19 +85,6 @@ int hs_duty_expire_syncs(struct hs_store *store, int64_t now_ms, int64_t keep_ms
 
 /* ---- the thread ---- */
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Half the first poll's wait, within 0.2 .. 10 s; without a pending pass, the clean-up's. */
 static int64_t tick_ms(const struct hs_duties_config *c)
 {
@@ -143,7 +131,7 @@ static void *thread_main(void *arg)
     int64_t last_expire = 0;
     pthread_mutex_lock(&d->lock);
     while (!d->stopping) {
-        struct timespec until = deadline_after(tick_ms(&d->cfg));
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, tick_ms(&d->cfg));
         int rc = 0;
         while (!d->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&d->wake, &d->lock, &until);
@@ -171,11 +159,7 @@ int hs_duties_new(const struct hs_duties_config *cfg, struct hs_store *store,
     d->store = store;
     d->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&d->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&d->wake);
     *out = d;
     return HS_OK;
 }
