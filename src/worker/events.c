@@ -58,14 +58,7 @@ struct hs_events {
 
 int64_t hs_events_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts)
 {
-    if (base_ms <= 0)
-        base_ms = 5000;
-    if (max_ms < base_ms)
-        max_ms = base_ms;
-    int64_t d = base_ms;
-    for (int64_t i = 0; i < attempts && d < max_ms; i++)
-        d *= 2;
-    return d < max_ms ? d : max_ms;
+    return hs_backoff_ms(base_ms > 0 ? base_ms : 5000, max_ms, attempts);
 }
 
 static int64_t now_ms(const struct hs_events *w)
