@@ -18,7 +18,6 @@
 Run on demand: bench/event_to_synced.py [--jobs N] [--budget-jobs N] [--build DIR]."""
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
@@ -30,14 +29,6 @@ sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
 
 def iso_ms(s):
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pct(v, p):
@@ -53,7 +44,7 @@ class Run:
         # that they do not count in the service's budget at the sandbox.
         self.bench_token = sb.admin("POST", "tokens", {"org_id": harness.MAIN_ORG,
                                                        "client_id": "bench-client"})
-        self.port = free_port()
+        self.port = harness.free_port()
         url = "http://127.0.0.1:%d" % self.port
         env.setdefault("HOVERSYNC_LOG_LEVEL", "info")
         self.svc = harness.Service(sb, self.tokens,

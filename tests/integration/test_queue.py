@@ -17,36 +17,15 @@ import http.client
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (HOVERSYNC_BIN, JOB_ALL_COMPLETE, JOB_PROCESSING, Sandbox,  # noqa: E402
-                     Service)
-
-SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
+from harness import (HOVERSYNC_BIN, JOB_ALL_COMPLETE, JOB_PROCESSING, SLOW,  # noqa: E402
+                     Sandbox, Service, free_port, wait_for)
 HOUSE, GARAGE = 17338401, 17338402  # complete models of JOB_ALL_COMPLETE
 HARBOR_HOUSE, HARBOR_GARAGE = 17338407, 17338408  # JOB_PROCESSING: complete, processing
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(what, pred, timeout=30):
-    deadline = time.time() + timeout * SLOW
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Queue(unittest.TestCase):
