@@ -7,7 +7,9 @@
    (sync_results.at of its first "synced" result): p50 / p95 / max. Also from the delivery of the
    job's last model-state-changed. And from the commit of a work item's newest trigger to a
    worker claiming it (the workers' "queue=claim ... waited_ms=N" log lines; a service without
-   them says n/a). With --apart the service runs --no-workers and a `hoversync worker` process
+   them says n/a); and, from the sandbox's logs alone (so for any build), from the delivery of
+   each event of a test job (logged once the service answered it, i.e. committed it) to the
+   service's next Show Job of that job: the start of the pass that answers it. With --apart the service runs --no-workers and a `hoversync worker` process
    on the same store runs the work queue: nothing wakes it, it looks every 250 ms.
 2. Budget, the sandbox's rate limit on (120 requests per 60 s sliding window, per OAuth client)
    and the service's budget at its default (--rate-limit 120, window 60 s + 1 s margin): enough
@@ -122,24 +124,32 @@ def latency(harness, n, apart=False):
         sb.admin("POST", "config", {"rate_limit": 0, "reconstruction_seconds": 1})
         run = Run(harness, sb, ["--rate-limit", 0], apart=apart)
         try:
+            seq0 = sb.last_seq()
             jobs = []
             for _ in range(n):
                 jobs.append(run.test_job())
                 time.sleep(0.25)
             done = run.wait_all(jobs, 60 + n)
             deliveries = sb.admin("GET", "deliveries?limit=20000")["deliveries"]
+            shows = [e for e in sb.requests(seq0) if e["listener"] == "api" and
+                     e["client_id"] == harness.CLIENT_ID and e["method"] == "GET"]
             waits = run.claim_waits()
         finally:
             run.stop()
     finally:
         sb.stop()
-    from_job, from_model = [], []
+    from_job, from_model, to_show = [], [], []
     for j in jobs:
         mine = [d for d in deliveries if d["job_id"] == j and d["result"] == "delivered"]
         job_ev = [d["ts_ms"] for d in mine if d["event"] == "job-state-changed-v2"]
         model_ev = [d["ts_ms"] for d in mine if d["event"] == "model-state-changed"]
         if j in done and job_ev:
             from_job.append(done[j] - min(job_ev))
+        mine_shows = [e["ts_ms"] for e in shows if e["path"] == "/api/v3/jobs/%d" % j]
+        for d in mine:
+            later = [t for t in mine_shows if t >= d["ts_ms"]]
+            if later:
+                to_show.append(min(later) - d["ts_ms"])
         if j in done and model_ev:
             from_model.append(done[j] - max(model_ev))
     print("== event to synced (rate limits lifted), %d test jobs of 3 models%s ==" %
@@ -151,6 +161,9 @@ def latency(harness, n, apart=False):
     if from_model:
         print("from last model-state-changed: p50 %.0f ms, p95 %.0f ms, max %.0f ms"
               % (pct(from_model, 50), pct(from_model, 95), max(from_model)))
+    if to_show:
+        print("event to its pass's Show Job (%d events): p50 %.0f ms, p95 %.0f ms, max %.0f ms"
+              % (len(to_show), pct(to_show, 50), pct(to_show, 95), max(to_show)))
     if waits:
         print("commit to claim (%d items):  p50 %.0f ms, p95 %.0f ms, max %.0f ms"
               % (len(waits), pct(waits, 50), pct(waits, 95), max(waits)))
