@@ -59,14 +59,18 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "first start, printed once (environment only)"},
     {CFG_WEB_DIR, "--web-dir", "HOVERSYNC_WEB_DIR", HS_CFG_STRING, HOVERSYNC_WEB_DIR, 0, 0,
      "serve: directory of the modal's files (web/)"},
-    {CFG_PENDING_INTERVAL, "--pending-interval", "HOVERSYNC_PENDING_INTERVAL", HS_CFG_INT, "30", 0,
-     86400, "seconds between two runs of the pending selections by the service (0 = never)"},
+    {CFG_PENDING_INTERVAL, "--pending-interval", "HOVERSYNC_PENDING_INTERVAL", HS_CFG_INT, "900", 0,
+     86400,
+     "serve, worker: the longest wait, in seconds, between two polls of a job waiting for a "
+     "model to complete where no healthy webhook reports it (polls start a minute apart and "
+     "double; 0 = never)"},
     {CFG_RECONCILE_INTERVAL, "--reconcile-interval", "HOVERSYNC_RECONCILE_INTERVAL", HS_CFG_INT,
      "300", 0, 86400,
      "serve, worker: seconds between two reconciliation passes (List Jobs updated since the "
      "last one, for webhook events that never arrived; 0 = off)"},
     {CFG_EVENT_WORKERS, "--event-workers", "HOVERSYNC_EVENT_WORKERS", HS_CFG_INT, "2", 1, 64,
-     "serve, worker: threads syncing the jobs that webhook events and reconciliation name"},
+     "serve, worker: threads running the work queue (the modal's syncs, webhook events, "
+     "reconciliation, the pending pass)"},
     {CFG_CRM_ENDPOINTS, NULL, "HOVERSYNC_CRM_ENDPOINTS", HS_CFG_STRING, NULL, 0, 0,
      "serve, worker: comma-separated CRM URLs notified after each sync that changed something "
      "(more with --crm-endpoint)"},

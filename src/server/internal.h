@@ -119,6 +119,8 @@ struct hs_server {
     struct hs_client_pool *pool;
     struct hs_search_service *search;
     struct hs_syncq *syncq;
+    struct hs_events *events; /* NULL: no workers in this process */
+    struct hs_duties *duties;
     const struct hs_clock *clock;
     struct hs_metrics *metrics;
 

@@ -6,6 +6,7 @@ Standard library only. Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (s
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +18,30 @@ HOVERSYNC_BIN = os.environ.get("HOVERSYNC_BIN", "build/src/cli/hoversync")
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
 MAIN_ORG = 463605
+
+# Waits are longer in the sanitizer build.
+SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") == "1" else 1
+
+
+def free_port():
+    """A loopback port free now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(what, pred, timeout=30):
+    """pred()'s first true value, polled every 0.1 s for timeout seconds (times SLOW)."""
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
 
 # Showcase jobs of the sandbox (fixed ids whatever the seed; see docs/SANDBOX.md).
 JOB_ALL_COMPLETE = 15084301  # "Main House", 4312 Meadow Drive, 3 complete models
