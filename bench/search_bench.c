@@ -28,6 +28,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "search/search.h"
+#include "store/records.h"
+#include "store/search.h"
 #include "store/store.h"
 #include "world.h"
 
@@ -115,7 +117,7 @@ static int fill(struct hs_store *st, int64_t n_jobs, int64_t tenants, uint64_t s
         char key[32];
         tenant_key(i, tenants, key);
         if (rc == HS_OK)
-            rc = st->ops->job_upsert(st, job, key, NULL, &err);
+            rc = st->records->job_upsert(st, job, key, NULL, &err);
         hs_job_free(job);
         if (rc == HS_OK && (i % 1000 == 999 || i + 1 == w->n_jobs))
             rc = st->ops->commit(st, &err);
@@ -197,7 +199,7 @@ static int64_t arg_i64(const char *name, const char *v, int64_t min, int64_t max
     return n;
 }
 
-/* Times every query through jobs_search_scoped (scope NULL: jobs_search's path) into lat;
+/* Times every query through jobs_search within scope (NULL: every connection) into lat;
  * returns the wall time in ms, or -1 on an error. */
 static double time_store(struct hs_store *st, char **queries, size_t nq,
                          const struct hs_scope *scope, double *lat, int64_t *found, int64_t *empty)
@@ -209,8 +211,7 @@ static double time_store(struct hs_store *st, char **queries, size_t nq,
         size_t n = 0;
         int64_t total = 0;
         double a = now_ms();
-        if (st->ops->jobs_search_scoped(st, queries[i], NULL, 1, PER, scope, &v, &n, &total,
-                                        &err)) {
+        if (st->search->jobs_search(st, queries[i], NULL, 1, PER, scope, &v, &n, &total, &err)) {
             fprintf(stderr, "search_bench: '%s': %s\n", queries[i], err.msg);
             return -1;
         }
@@ -269,7 +270,7 @@ int main(int argc, char **argv)
     struct hs_store *st = NULL;
     struct hs_error err = {0};
     double t_open = now_ms();
-    if (hs_store_open_sqlite(path, &st, &err)) {
+    if (hs_store_open(path, NULL, &st, &err)) {
         fprintf(stderr, "search_bench: %s\n", err.msg);
         return 1;
     }
@@ -278,7 +279,7 @@ int main(int argc, char **argv)
     struct hs_job_summary *v = NULL;
     size_t n = 0;
     int64_t have = 0;
-    if (st->ops->jobs_search(st, NULL, NULL, 1, 1, &v, &n, &have, &err)) {
+    if (st->search->jobs_search(st, NULL, NULL, 1, 1, NULL, &v, &n, &have, &err)) {
         fprintf(stderr, "search_bench: %s\n", err.msg);
         return 1;
     }
@@ -301,7 +302,8 @@ int main(int argc, char **argv)
     /* Warm-up: the page cache and SQLite's, as a running service has them. */
     for (size_t i = 0; i < nq && i < 200; i++) {
         int64_t total;
-        if (st->ops->jobs_search(st, queries[i], NULL, 1, PER, &v, &n, &total, &err) == HS_OK)
+        if (st->search->jobs_search(st, queries[i], NULL, 1, PER, NULL, &v, &n, &total, &err) ==
+            HS_OK)
             hs_job_summaries_free(v, n);
     }
 
@@ -360,8 +362,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nr; i++) {
         int64_t total;
         double a = now_ms();
-        if (st->ops->jobs_search(st, NULL, states[i % 3], 1 + (int64_t)(i % 5), PER, &v, &n, &total,
-                                 &err)) {
+        if (st->search->jobs_search(st, NULL, states[i % 3], 1 + (int64_t)(i % 5), PER, NULL, &v,
+                                    &n, &total, &err)) {
             fprintf(stderr, "search_bench: recent: %s\n", err.msg);
             return 1;
         }

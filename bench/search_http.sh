@@ -41,8 +41,9 @@ export HOVERSYNC_DB="$dir/store.db" HOVERSYNC_DATA_DIR="$dir/data"
 export HOVERSYNC_API_KEY=bench-api-key-0123456789abcdef
 export HOVER_BASE_URL=http://127.0.0.1:9 HOVER_ACCESS_TOKEN=unused HOVER_REFRESH_TOKEN=unused
 rm -f "$dir/port"
+# No per-caller limit: wrk is one caller, and the figures are the index's, not 429s'.
 "$build/src/cli/hoversync" serve --listen 127.0.0.1:0 --port-file "$dir/port" \
-    --pending-interval 0 >"$dir/serve.log" 2>&1 &
+    --pending-interval 0 --caller-rate-limit 0 >"$dir/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 1 200); do [ -s "$dir/port" ] && break; sleep 0.05; done

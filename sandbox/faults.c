@@ -325,8 +325,8 @@ json_t *sb_faults_json(struct sb_faults *f)
         const struct sb_fault_rule *r = &n->r;
         json_array_append_new(
             arr, json_pack("{sI so so so sI si sb sb sb sf sI sI}", "id", (json_int_t)r->id, "path",
-                           sb_json_text(r->path), "method", sb_json_text(r->method), "op",
-                           sb_json_text(r->op), "latency_ms", (json_int_t)r->latency_ms, "status",
+                           hs_json_text(r->path), "method", hs_json_text(r->method), "op",
+                           hs_json_text(r->op), "latency_ms", (json_int_t)r->latency_ms, "status",
                            r->status, "drop", r->drop, "truncate", r->truncate, "malformed",
                            r->malformed, "rate", r->rate, "count", (json_int_t)r->count, "hits",
                            (json_int_t)r->hits));

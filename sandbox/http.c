@@ -57,13 +57,13 @@ void sb_resp_json(struct sb_resp *r, int status, json_t *j)
 
 void sb_resp_error(struct sb_resp *r, int status, const char *msg)
 {
-    sb_resp_json(r, status, json_pack("{so}", "error", sb_json_text(msg)));
+    sb_resp_json(r, status, json_pack("{so}", "error", hs_json_text(msg)));
 }
 
 void sb_resp_oauth_error(struct sb_resp *r, int status, const char *code, const char *desc)
 {
     sb_resp_json(r, status,
-                 json_pack("{ss so}", "error", code, "error_description", sb_json_text(desc)));
+                 json_pack("{ss so}", "error", code, "error_description", hs_json_text(desc)));
 }
 
 void sb_resp_header(struct sb_resp *r, const char *name, const char *value)
@@ -275,20 +275,4 @@ const char *sb_errstr(int e, char *buf, size_t n)
         (void)snprintf(buf, n, "error %d", e);
     return buf;
 #endif
-}
-
-json_t *sb_json_text(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *copy = hs_strdup(s);
-    for (unsigned char *p = (unsigned char *)copy; *p; p++)
-        if (*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
 }

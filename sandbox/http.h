@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/json.h"
 #include "core/str.h"
 #include "oauth.h"
 
@@ -91,10 +92,6 @@ const char *sb_param_str(struct sb_req *q, const char *name);
 size_t sb_url_decode(char *s, size_t n);
 /* application/x-www-form-urlencoded to a JSON object of strings (last value wins). */
 json_t *sb_form_parse(const char *body, size_t len);
-
-/* A JSON string of s (JSON null for NULL) that never fails: bytes that are not valid UTF-8
- * (request paths, queries and parameters are outside input) become '?'. */
-json_t *sb_json_text(const char *s);
 
 /* strerror_r whichever flavour libc has; returns the message. */
 const char *sb_errstr(int e, char *buf, size_t n);

@@ -67,12 +67,12 @@ void sb_reqlog_free(struct sb_reqlog *l)
 
 int64_t sb_reqlog_add(struct sb_reqlog *l, const struct sb_reqlog_entry *e, int64_t ts_ms)
 {
-    /* Paths, queries and client ids come from the network: sb_json_text never fails on them. */
+    /* Paths, queries and client ids come from the network: hs_json_text never fails on them. */
     json_t *o = json_pack(
         "{sI sI ss so so so si sb so sI ss sb}", "seq", (json_int_t)0, "ts_ms", (json_int_t)ts_ms,
-        "listener", e->listener, "method", sb_json_text(e->method ? e->method : ""), "path",
-        sb_json_text(e->path ? e->path : ""), "query", sb_json_text(e->query ? e->query : ""),
-        "status", e->status, "auth", e->auth, "client_id", sb_json_text(e->client_id), "bytes",
+        "listener", e->listener, "method", hs_json_text(e->method ? e->method : ""), "path",
+        hs_json_text(e->path ? e->path : ""), "query", hs_json_text(e->query ? e->query : ""),
+        "status", e->status, "auth", e->auth, "client_id", hs_json_text(e->client_id), "bytes",
         (json_int_t)e->bytes, "fault", e->fault ? e->fault : "none", "if_none_match",
         e->if_none_match);
     if (e->extra)

@@ -227,10 +227,10 @@ static json_t *config_json(struct sb_server *s)
         json_pack("{sI sI sb sI so so sI sI so so so sI}", "rate_limit", (json_int_t)limit,
                   "rate_window_ms", (json_int_t)window, "strict", sb_server_strict(s),
                   "token_lifetime", (json_int_t)sb_oauth_lifetime(s->oauth), "client_id",
-                  sb_json_text(sb_oauth_client_id(s->oauth)), "redirect_uri",
-                  sb_json_text(s->cfg.redirect_uri), "seed", (json_int_t)s->cfg.seed, "jobs",
-                  (json_int_t)n_jobs, "api", sb_json_text(s->api_base), "storage",
-                  sb_json_text(s->storage_base), "request_log", sb_json_text(s->cfg.request_log),
+                  hs_json_text(sb_oauth_client_id(s->oauth)), "redirect_uri",
+                  hs_json_text(s->cfg.redirect_uri), "seed", (json_int_t)s->cfg.seed, "jobs",
+                  (json_int_t)n_jobs, "api", hs_json_text(s->api_base), "storage",
+                  hs_json_text(s->storage_base), "request_log", hs_json_text(s->cfg.request_log),
                   "default_org_id", (json_int_t)s->default_org_id);
     json_t *more = json_pack(
         "{sf sI sf sf sb sb sb}", "reconstruction_seconds",

@@ -1005,8 +1005,8 @@ const char *sb_s3_prepare(struct sb_req *q)
     for (char *p = id; *p; p++)
         *p = (char)(*p >= 'a' ? *p - 'a' + 'A' : *p);
     json_decref(q->log_extra);
-    q->log_extra = json_pack("{ss so so ss ss sI}", "op", name, "bucket", sb_json_text(t.bucket),
-                             "key", sb_json_text(t.key), "auth_type", "none", "request_id", id,
+    q->log_extra = json_pack("{ss so so ss ss sI}", "op", name, "bucket", hs_json_text(t.bucket),
+                             "key", hs_json_text(t.key), "auth_type", "none", "request_id", id,
                              "request_bytes", (json_int_t)q->body_len);
     (void)json_object_set_new(q->log_extra, "s3_error", json_null());
     target_clear(&t);

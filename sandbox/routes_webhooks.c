@@ -51,7 +51,7 @@ static void field_error(struct sb_resp *r, const char *field, const char *msg)
 /* {"error":{"job":"msg"}}: the test job endpoints' shape (hover-api.md 3.6). */
 static void job_error(struct sb_resp *r, const char *msg)
 {
-    sb_resp_json(r, 422, json_pack("{s{so}}", "error", "job", sb_json_text(msg)));
+    sb_resp_json(r, 422, json_pack("{s{so}}", "error", "job", hs_json_text(msg)));
 }
 
 static void bad_body(struct sb_resp *r)

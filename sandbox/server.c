@@ -724,11 +724,7 @@ struct sb_server *sb_server_new(const struct sb_config *cfg, char *err, size_t e
     sb_random_bytes(s->presign_key, sizeof s->presign_key);
     s->d = hs_calloc(1, sizeof *s->d);
     pthread_mutex_init(&s->d->dlock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->d->dcond, &ca);
-    pthread_condattr_destroy(&ca);
+    hs_cond_init_monotonic(&s->d->dcond);
     /* Build the list index now rather than in the first request. */
     pthread_mutex_lock(&s->world->lock);
     size_t none, n_out;

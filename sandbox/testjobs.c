@@ -89,11 +89,7 @@ struct sb_testjobs *sb_testjobs_new(struct sb_server *s, int64_t duration_ms)
     t->s = s;
     t->duration_ms = duration_ms;
     pthread_mutex_init(&t->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    hs_cond_init_monotonic(&t->cond);
     return t;
 }
 

@@ -218,12 +218,12 @@ bool sb_webhook_url_ok(const char *url)
 static json_t *hook_json(const struct hook *k, bool with_secret)
 {
     json_t *o = json_pack("{sI ss sI so so so so}", "id", (json_int_t)k->id, "owner_type", "Org",
-                          "owner_id", (json_int_t)k->org_id, "url", sb_json_text(k->url),
+                          "owner_id", (json_int_t)k->org_id, "url", hs_json_text(k->url),
                           "created_at", iso_json(k->created_ms), "updated_at",
                           iso_json(k->updated_ms), "verified_at", iso_json(k->verified_ms));
     if (with_secret)
         json_object_set_new(o, "hmac_secret", json_string(k->secret));
-    json_object_set_new(o, "last_error", sb_json_text(k->last_error));
+    json_object_set_new(o, "last_error", hs_json_text(k->last_error));
     json_object_set_new(o, "content_type", json_string(k->content_type));
     return o;
 }
@@ -302,7 +302,7 @@ static void log_delivery(struct sb_webhooks *h, const struct delivery *d, bool s
         (json_int_t)d->id, "copy_of", d->copy_of ? json_integer(d->copy_of) : json_null(), "event",
         d->event, "job_id", d->job_id ? json_integer(d->job_id) : json_null(), "model_id",
         d->model_id ? json_integer(d->model_id) : json_null(), "attempt", d->attempts, "result",
-        result, "error", sb_json_text(error), "retry_in_ms",
+        result, "error", hs_json_text(error), "retry_in_ms",
         retry_in >= 0 ? json_integer(retry_in) : json_null(), "url", k->url, "body",
         json_stringn_nocheck(d->body, d->len));
     struct sb_reqlog_entry e = {
@@ -627,11 +627,7 @@ struct sb_webhooks *sb_webhooks_new(struct sb_reqlog *log, uint64_t seed,
         return NULL;
     struct sb_webhooks *h = hs_calloc(1, sizeof *h);
     pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    hs_cond_init_monotonic(&h->cond);
     h->log = log;
     h->deliveries = sb_reqlog_new(NULL, SB_WEBHOOK_DELIVERY_RING);
     h->st = *st;
@@ -894,24 +890,24 @@ int sb_webhooks_request_verification(struct sb_webhooks *h, int64_t org_id, int6
 
 static json_t *event_json(const struct sb_event *ev, int64_t webhook_id)
 {
-    json_t *o = json_pack("{so sI sI}", "event", sb_json_text(ev->type), "webhook_id",
+    json_t *o = json_pack("{so sI sI}", "event", hs_json_text(ev->type), "webhook_id",
                           (json_int_t)webhook_id, "job_id", (json_int_t)ev->job_id);
     if (!strcmp(ev->type, "job-state-changed-v2")) {
         json_object_set_new(o, "job_external_identifier",
-                            sb_json_text(ev->job_external_identifier));
-        json_object_set_new(o, "state", sb_json_text(ev->state));
+                            hs_json_text(ev->job_external_identifier));
+        json_object_set_new(o, "state", hs_json_text(ev->state));
         json_object_set_new(o, "content-available", json_integer(1));
         json_object_set_new(o, "job_estimated_hours_to_completion", json_real(ev->estimated_hours));
     } else if (!strcmp(ev->type, "model-created") || !strcmp(ev->type, "model-state-changed")) {
         json_object_set_new(o, "model_id", json_integer(ev->model_id));
-        json_object_set_new(o, "state", sb_json_text(ev->state));
+        json_object_set_new(o, "state", hs_json_text(ev->state));
         json_object_set_new(o, "job_external_identifier",
-                            sb_json_text(ev->job_external_identifier));
+                            hs_json_text(ev->job_external_identifier));
     } else {
         if (ev->model_id)
             json_object_set_new(o, "model_id", json_integer(ev->model_id));
         if (ev->state)
-            json_object_set_new(o, "state", sb_json_text(ev->state));
+            json_object_set_new(o, "state", hs_json_text(ev->state));
     }
     return o;
 }
@@ -1017,7 +1013,7 @@ json_t *sb_webhooks_admin_json(struct sb_webhooks *h)
             "{sI sI ss sb so ss so so sb sI sI sI sI sI sI sI sI}", "id", (json_int_t)k->id,
             "org_id", (json_int_t)k->org_id, "url", k->url, "verified", k->verified_ms != 0,
             "verified_at", iso_json(k->verified_ms), "verification_code", k->code, "last_error",
-            sb_json_text(k->last_error), "created_at", iso_json(k->created_ms), "deleted",
+            hs_json_text(k->last_error), "created_at", iso_json(k->created_ms), "deleted",
             k->deleted, "sent", (json_int_t)k->sent, "delivered", (json_int_t)k->delivered,
             "failed", (json_int_t)k->failed, "dropped", (json_int_t)k->dropped, "duplicated",
             (json_int_t)k->duplicated, "unverified", (json_int_t)k->unverified, "cancelled",

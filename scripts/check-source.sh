@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Source checks run by the test suite (curl's checksrc, in small): no banned string or time
-# functions in C sources, and every C file formatted per .clang-format when clang-format exists.
+# functions in C sources, every C file formatted per .clang-format (clang-format missing is a
+# failure: scripts/install-deps.sh --test installs it), and no function of src/ longer than 100
+# lines but those of scripts/function-length.allow (scripts/function-length.py).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,7 +28,15 @@ if command -v clang-format >/dev/null 2>&1; then
         fi
     done
 else
-    echo "check-source: clang-format not installed, formatting not checked" >&2
+    echo "check-source: clang-format is missing, formatting cannot be checked" \
+        "(scripts/install-deps.sh --test installs it)" >&2
+    status=1
+fi
+# The length check reads the layout clang-format gives: it runs on formatted files only.
+src_files=$(echo "$files" | tr ' ' '\n' | grep -E '^src/.*\.[ch]$' || true)
+if ! python3 scripts/function-length.py --limit 100 --allow scripts/function-length.allow \
+    $src_files; then
+    status=1
 fi
 [ $status -eq 0 ] && echo "check-source: ok ($(echo "$files" | wc -w) files)"
 exit $status

@@ -3,6 +3,7 @@
 #ifndef HS_CLI_CLI_H
 #define HS_CLI_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -88,5 +89,32 @@ int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struc
 void cli_workers_stop(struct cli_workers *w);
 /* The process's one request budget: --rate-limit per minute plus --rate-margin-ms. */
 struct hs_limiter *cli_shared_limiter(struct cli *c);
+
+/* ---- the start and stop that serve and worker share (workers.c) ---- */
+struct cli_service {
+    sigset_t sigs;               /* SIGINT and SIGTERM, taken by cli_service_wait */
+    struct hs_limiter *limiter;  /* the one budget of what this process sends to Hover */
+    struct hs_client_pool *pool; /* the Hover clients, one per connection */
+    struct cli_workers w;        /* the background work (endpoints added before the start) */
+};
+/* Blocks SIGINT and SIGTERM in this thread and every thread started later (no signal reaches
+ * a worker in the middle of a request), says whether secrets are sealed, creates the budget,
+ * the pool of Hover clients (the configured token pair stored now, so that its connection is
+ * listed from the start), removes the leftovers of interrupted downloads (cli_clean_data_dir)
+ * and creates the CRM outbox (syncs queue notifications whether or not this process delivers
+ * them). what names the command in messages. Exit code style; on failure cli_service_stop
+ * still frees what was made. */
+int cli_service_start(struct cli *c, const char *what, struct cli_service *sv);
+/* Starts the background work (workers: the event worker, reconciliation, the outbox's
+ * deliverer) and the webhook verifier, which runs in any case. Exit code style. */
+int cli_service_background(struct cli *c, struct cli_service *sv, bool workers);
+/* Waits for SIGINT or SIGTERM. */
+void cli_service_wait(struct cli_service *sv, const char *what);
+/* Lets waiters for the budget leave at once (their syncs end as failures, retried later), so
+ * stopping never waits for the budget's window. Repeatable. */
+void cli_service_interrupt(struct cli_service *sv);
+/* Stops the background work (the syncs in flight end first), then frees the clients and the
+ * budget. */
+void cli_service_stop(struct cli_service *sv);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
 #include "sync/engine.h"
 
 #define FAILURES_SHOWN 20
@@ -177,7 +178,7 @@ static int walk_page(struct walk *w, const struct hs_job_page *page, int64_t *la
     for (size_t i = 0; i < page->n_jobs; i++) {
         const struct hs_job *job = &page->jobs[i];
         struct hs_error err = {0};
-        int r = st->ops->job_upsert(st, job, w->e.connection_key, NULL, &err);
+        int r = st->records->job_upsert(st, job, w->e.connection_key, NULL, &err);
         if (r)
             return cli_report("backfill: storing a job failed", r, &err);
         int64_t t = 0;
@@ -201,7 +202,7 @@ static int save_checkpoint(struct walk *w, const char *name, int64_t updated_sin
         hs_aprintf("{\"updated_since\":%lld,\"jobs\":%lld,\"models_synced\":%lld}",
                    (long long)updated_since, (long long)w->pg.jobs, (long long)w->pg.models_synced);
     struct hs_error err = {0};
-    int r = w->c->store->ops->checkpoint_put(w->c->store, name, val, &err);
+    int r = w->c->store->records->checkpoint_put(w->c->store, name, val, &err);
     free(val);
     return r ? cli_report("backfill: saving the checkpoint failed", r, &err) : EXIT_OK;
 }
@@ -218,7 +219,7 @@ static int walk_list(struct walk *w, bool archived, bool last_walk)
                    archived ? ":archived" : "");
     int64_t cursor = w->since;
     char *saved = NULL;
-    if (!w->restart && c->store->ops->checkpoint_get(c->store, ckpt, &saved, NULL) == HS_OK) {
+    if (!w->restart && c->store->records->checkpoint_get(c->store, ckpt, &saved, NULL) == HS_OK) {
         json_t *j = NULL;
         int64_t v64;
         if (hs_json_parse(saved, strlen(saved), 4096, &j, NULL) == HS_OK &&

@@ -126,6 +126,49 @@ static void connect_help(void)
          "  --timeout S   give up after S seconds [default: 300]\n");
 }
 
+/* The callback listener on 127.0.0.1:port (0: any free port); NULL when it cannot listen. */
+static struct MHD_Daemon *listen_callback(struct callback_state *cs, int64_t port)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                            on_request, cs, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                            MHD_OPTION_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, cs, MHD_OPTION_END);
+}
+
+/* Hover's authorization page for this client, redirect URI and state (caller frees). */
+static char *authorize_url(struct cli *c, const char *redirect, const char *state)
+{
+    char *e_client = hs_url_escape(hs_config_str(&c->cfg, CFG_CLIENT_ID));
+    char *e_redirect = hs_url_escape(redirect);
+    const char *base = hs_config_str(&c->cfg, CFG_HOVER_URL);
+    size_t bl = strlen(base);
+    char *url = hs_aprintf(
+        "%.*s/oauth/authorize?client_id=%s&redirect_uri=%s&response_type=code&state=%s",
+        (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, e_client, e_redirect, state);
+    free(e_client);
+    free(e_redirect);
+    return url;
+}
+
+/* Waits until the browser came back and got its answer page, or timeout_s passed; then stops
+ * the listener. True when the callback came. */
+static bool wait_callback(struct callback_state *cs, struct MHD_Daemon *d, int64_t timeout_s)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_s;
+    pthread_mutex_lock(&cs->lock);
+    while (!cs->done || !cs->answered)
+        if (pthread_cond_timedwait(&cs->cond, &cs->lock, &deadline) != 0)
+            break;
+    bool done = cs->done;
+    pthread_mutex_unlock(&cs->lock);
+    MHD_stop_daemon(d);
+    return done;
+}
+
 int cmd_connect(struct cli *c, int argc, char **argv)
 {
     int64_t port = 0, timeout_s = 300;
@@ -146,8 +189,7 @@ int cmd_connect(struct cli *c, int argc, char **argv)
     }
     if (bad)
         return EXIT_USAGE;
-    const char *client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID);
-    if (!client_id || !hs_config_str(&c->cfg, CFG_CLIENT_SECRET)) {
+    if (!hs_config_str(&c->cfg, CFG_CLIENT_ID) || !hs_config_str(&c->cfg, CFG_CLIENT_SECRET)) {
         fprintf(stderr, "hoversync: connect needs HOVER_CLIENT_ID and HOVER_CLIENT_SECRET\n");
         return EXIT_FAIL;
     }
@@ -163,13 +205,7 @@ int cmd_connect(struct cli *c, int argc, char **argv)
     struct callback_state cs = {.expected_state = state};
     pthread_mutex_init(&cs.lock, NULL);
     pthread_cond_init(&cs.cond, NULL);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                         on_request, &cs, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                         MHD_OPTION_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &cs, MHD_OPTION_END);
+    struct MHD_Daemon *d = listen_callback(&cs, port);
     int rc = EXIT_FAIL;
     char *redirect = NULL, *url = NULL;
     if (!d) {
@@ -178,14 +214,7 @@ int cmd_connect(struct cli *c, int argc, char **argv)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     redirect = hs_aprintf("http://127.0.0.1:%u/oauth/callback", (unsigned)info->port);
-    char *e_client = hs_url_escape(client_id), *e_redirect = hs_url_escape(redirect);
-    const char *base = hs_config_str(&c->cfg, CFG_HOVER_URL);
-    size_t bl = strlen(base);
-    url = hs_aprintf(
-        "%.*s/oauth/authorize?client_id=%s&redirect_uri=%s&response_type=code&state=%s",
-        (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, e_client, e_redirect, state);
-    free(e_client);
-    free(e_redirect);
+    url = authorize_url(c, redirect, state);
     printf("%s\n", url);
     fflush(stdout);
     fprintf(stderr,
@@ -193,17 +222,7 @@ int cmd_connect(struct cli *c, int argc, char **argv)
             "redirect to %s ...\n",
             redirect);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_s;
-    pthread_mutex_lock(&cs.lock);
-    while (!cs.done || !cs.answered)
-        if (pthread_cond_timedwait(&cs.cond, &cs.lock, &deadline) != 0)
-            break;
-    bool done = cs.done;
-    pthread_mutex_unlock(&cs.lock);
-    MHD_stop_daemon(d);
-    if (!done) {
+    if (!wait_callback(&cs, d, timeout_s)) {
         fprintf(stderr, "hoversync: connect: no answer from the browser in %lld s\n",
                 (long long)timeout_s);
         goto out;

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "core/json.h"
+#include "store/records.h"
 
 static void export_help(void)
 {
@@ -41,7 +42,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     char *doc = NULL;
     struct hs_error err = {0};
-    int rc = c->store->ops->export_since(c->store, since, &doc, &err);
+    int rc = c->store->records->export_since(c->store, since, NULL, &doc, &err);
     if (rc)
         return cli_report("export", rc, &err);
     json_t *j = NULL;

@@ -94,54 +94,48 @@ static int write_port_file(const char *path, int port)
 static int add_origins(const char *list, const char **origins, size_t *n, char **keep)
 {
     *keep = hs_strdup(list);
-    char *save = NULL;
-    for (char *tok = strtok_r(*keep, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-            tok[--len] = '\0';
-        if (!len)
-            continue;
-        if (*n == MAX_ORIGINS)
-            return -1;
-        origins[(*n)++] = tok;
-    }
-    return 0;
+    return hs_split_list(*keep, origins, MAX_ORIGINS, n) == HS_OK ? 0 : -1;
 }
 
-int cmd_serve(struct cli *c, int argc, char **argv)
-{
+/* What the command line asks for. */
+struct serve_opts {
     const char *origins[MAX_ORIGINS];
-    size_t n_origins = 0;
-    const char *demo = NULL, *port_file = NULL, *v = NULL;
-    bool metrics_public = false, bad = false, workers = true, register_webhooks = false;
-    char *env_origins = NULL;
-    struct cli_workers w;
-    memset(&w, 0, sizeof w);
+    size_t n_origins;
+    char *env_origins; /* HOVERSYNC_ALLOW_ORIGINS split in place: origins point into it */
+    const char *demo, *port_file;
+    bool metrics_public, workers, register_webhooks;
+};
+
+/* The command line (and HOVERSYNC_ALLOW_ORIGINS) into o, CRM endpoints into w: EXIT_OK,
+ * EXIT_USAGE (said on stderr), or -1 after --help. */
+static int parse_serve(struct cli *c, int argc, char **argv, struct serve_opts *o,
+                       struct cli_workers *w)
+{
+    const char *v = NULL;
+    bool bad = false;
     for (int i = 1; i < argc && !bad; i++) {
         if (cli_is_help(argv[i])) {
             serve_help();
-            return EXIT_OK;
+            return -1;
         } else if (cli_opt_value(argc, argv, &i, "--allow-origin", &v, &bad)) {
-            if (!bad && n_origins == MAX_ORIGINS) {
+            if (!bad && o->n_origins == MAX_ORIGINS) {
                 fprintf(stderr, "hoversync: serve: at most %d origins\n", MAX_ORIGINS);
                 bad = true;
             } else if (!bad) {
-                origins[n_origins++] = v;
+                o->origins[o->n_origins++] = v;
             }
         } else if (cli_opt_value(argc, argv, &i, "--demo-crm", &v, &bad)) {
-            demo = v;
+            o->demo = v;
         } else if (cli_opt_value(argc, argv, &i, "--port-file", &v, &bad)) {
-            port_file = v;
+            o->port_file = v;
         } else if (strcmp(argv[i], "--metrics-public") == 0) {
-            metrics_public = true;
+            o->metrics_public = true;
         } else if (strcmp(argv[i], "--register-webhooks") == 0) {
-            register_webhooks = true;
+            o->register_webhooks = true;
         } else if (strcmp(argv[i], "--no-workers") == 0) {
-            workers = false;
+            o->workers = false;
         } else if (cli_opt_value(argc, argv, &i, "--crm-endpoint", &v, &bad)) {
-            if (!bad && cli_workers_add_endpoints(&w, v) != 0) {
+            if (!bad && cli_workers_add_endpoints(w, v) != 0) {
                 fprintf(stderr, "hoversync: serve: at most %d CRM endpoints\n", CLI_MAX_ENDPOINTS);
                 bad = true;
             }
@@ -152,49 +146,30 @@ int cmd_serve(struct cli *c, int argc, char **argv)
             bad = true;
         }
     }
-    if (!bad && register_webhooks && !hs_config_str(&c->cfg, CFG_PUBLIC_URL)) {
+    if (!bad && o->register_webhooks && !hs_config_str(&c->cfg, CFG_PUBLIC_URL)) {
         fprintf(stderr, "hoversync: serve: --register-webhooks needs --public-url (the URL Hover "
                         "delivers to)\n");
         bad = true;
     }
-    if (bad) {
-        cli_workers_stop(&w);
+    if (bad)
         return EXIT_USAGE;
-    }
     const char *env_list = hs_config_str(&c->cfg, CFG_ALLOW_ORIGINS);
-    if (env_list && add_origins(env_list, origins, &n_origins, &env_origins) != 0) {
+    if (env_list && add_origins(env_list, o->origins, &o->n_origins, &o->env_origins) != 0) {
         fprintf(stderr, "hoversync: serve: at most %d origins\n", MAX_ORIGINS);
-        free(env_origins);
-        cli_workers_stop(&w);
         return EXIT_USAGE;
     }
+    return EXIT_OK;
+}
 
-    /* Every thread started from here on inherits this mask: the signals are taken by sigwait
-     * below, never delivered to a worker in the middle of a request. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    int rc = EXIT_FAIL;
-    cli_secrets_notice(c);
+/* The hash of the API key: the configured one, or one generated now and shown this once. */
+static int api_key(struct cli *c, unsigned char key_hash[32])
+{
     struct hs_error err = {0};
-    struct hs_client_pool *pool = NULL;
-    struct hs_search_service *search = NULL;
-    struct hs_syncq *syncq = NULL;
-    struct hs_server *srv = NULL;
-    /* One budget for everything this process sends to Hover (hover/limiter.h). */
-    struct hs_limiter *limiter = cli_shared_limiter(c);
-    unsigned char key_hash[32];
     char generated[65];
     int r =
         hs_server_api_key(c->store, hs_config_str(&c->cfg, CFG_API_KEY), key_hash, generated, &err);
-    if (r) {
-        rc = cli_report("serve: API key", r, &err);
-        goto out;
-    }
+    if (r)
+        return cli_report("serve: API key", r, &err);
     if (generated[0]) {
         fprintf(stderr,
                 "hoversync: generated an API key (shown this once; only its hash is stored).\n"
@@ -205,116 +180,111 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         fflush(stderr);
         OPENSSL_cleanse(generated, sizeof generated);
     }
+    return EXIT_OK;
+}
 
-    struct hs_client_config cc;
-    cli_client_config(c, &cc);
-    cc.limiter = limiter;
-    if ((r = hs_client_pool_new(&cc, c->store, &pool, &err))) {
-        rc = cli_report("serve: Hover clients", r, &err);
-        goto out;
-    }
-    /* The configured pair is stored now, so that the connection is listed from the start. */
-    if (cc.initial_access_token && *cc.initial_access_token) {
-        struct hs_client *cl = NULL;
-        if ((r = hs_client_pool_acquire(pool, cc.credential_key, &cl, &err))) {
-            rc = cli_report("serve: Hover connection", r, &err);
-            goto out;
-        }
-        hs_client_pool_release(pool, cl);
-    }
-    struct hs_client_provider prov = hs_client_pool_provider(pool);
-    if ((r = hs_search_new(NULL, c->store, prov, NULL, &search, &err))) {
-        rc = cli_report("serve: search service", r, &err);
-        goto out;
-    }
-    if ((r = cli_clean_data_dir(c, &err)) != HS_OK) {
-        rc = cli_report("serve: cannot use the data directory", r, &err);
-        goto out;
-    }
-    /* Notifications are queued by every sync here, workers or not (a worker process may
-     * deliver them). */
-    if ((rc = cli_workers_outbox(c, &w)) != EXIT_OK)
-        goto out;
-    rc = EXIT_FAIL;
+/* What serve runs besides the shared service: the search service, the sync queue, the server. */
+struct serve_parts {
+    struct hs_search_service *search;
+    struct hs_syncq *syncq;
+    struct hs_server *srv;
+};
+
+/* Creates the search service and the sync queue, then the server on them, and starts it. */
+static int start_server(struct cli *c, const struct serve_opts *o, struct cli_service *sv,
+                        const unsigned char *key_hash, struct serve_parts *p)
+{
+    struct hs_error err = {0};
+    struct hs_client_provider prov = hs_client_pool_provider(sv->pool);
+    int r = hs_search_new(NULL, c->store, prov, NULL, &p->search, &err);
+    if (r)
+        return cli_report("serve: search service", r, &err);
     struct hs_syncq_config qc = {
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
         .workers = 2,
         .pending_interval_ms = hs_config_int(&c->cfg, CFG_PENDING_INTERVAL) * 1000,
         .keep_done_ms = 3600000,
-        .outbox = w.outbox,
+        .outbox = sv->w.outbox,
     };
-    if ((r = hs_syncq_new(&qc, c->store, prov, NULL, &syncq, &err))) {
-        rc = cli_report("serve: sync queue", r, &err);
-        goto out;
-    }
+    if ((r = hs_syncq_new(&qc, c->store, prov, NULL, &p->syncq, &err)))
+        return cli_report("serve: sync queue", r, &err);
     struct hs_server_config sc = {
         .listen = hs_config_str(&c->cfg, CFG_LISTEN),
         .public_url = hs_config_str(&c->cfg, CFG_PUBLIC_URL),
-        .allow_origins = origins,
-        .n_allow_origins = n_origins,
-        .demo_listen = demo,
+        .allow_origins = o->origins,
+        .n_allow_origins = o->n_origins,
+        .demo_listen = o->demo,
         .web_dir = hs_config_str(&c->cfg, CFG_WEB_DIR),
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
         .hover_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
         .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
         .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),
         .api_key_hash = key_hash,
-        .metrics_public = metrics_public,
-        .register_webhooks = register_webhooks,
+        .metrics_public = o->metrics_public,
+        .register_webhooks = o->register_webhooks,
         .hover_wait_ms = hs_config_int(&c->cfg, CFG_HOVER_WAIT) * 1000,
         .header_timeout_ms = hs_config_int(&c->cfg, CFG_HEADER_TIMEOUT) * 1000,
         .max_connections = (unsigned)hs_config_int(&c->cfg, CFG_MAX_CONNECTIONS),
         .caller_rate = (int)hs_config_int(&c->cfg, CFG_CALLER_RATE),
     };
     struct hs_server_deps deps = {.store = c->store,
-                                  .pool = pool,
-                                  .search = search,
-                                  .syncq = syncq,
+                                  .pool = sv->pool,
+                                  .search = p->search,
+                                  .syncq = p->syncq,
                                   .upstream = hs_curl_multi_default()};
-    if ((r = hs_server_new(&sc, &deps, &srv, &err))) {
-        rc = cli_report("serve", r, &err);
-        goto out;
-    }
-    if ((r = hs_server_start(srv, &err))) {
-        rc = cli_report("serve", r, &err);
-        goto out;
-    }
-    if (workers && (rc = cli_workers_start(c, prov, &w)) != EXIT_OK)
-        goto out;
-    if ((rc = cli_workers_verifier(c, prov, &w)) != EXIT_OK)
-        goto out;
-    rc = EXIT_FAIL;
-    if (port_file && write_port_file(port_file, hs_server_port(srv)) != 0) {
+    if ((r = hs_server_new(&sc, &deps, &p->srv, &err)) || (r = hs_server_start(p->srv, &err)))
+        return cli_report("serve", r, &err);
+    return EXIT_OK;
+}
+
+/* Says where the service listens: the port file, then the URLs on stdout. */
+static int announce(const struct serve_opts *o, struct hs_server *srv)
+{
+    if (o->port_file && write_port_file(o->port_file, hs_server_port(srv)) != 0) {
         char eb[128];
-        fprintf(stderr, "hoversync: serve: cannot write the port file %s: %s\n", port_file,
+        fprintf(stderr, "hoversync: serve: cannot write the port file %s: %s\n", o->port_file,
                 strerror_r(errno, eb, sizeof eb));
-        goto out;
+        return EXIT_FAIL;
     }
     printf("hoversync serving %s\n", hs_server_url(srv));
     if (hs_server_demo_url(srv))
         printf("hoversync demo CRM %s\n", hs_server_demo_url(srv));
     fflush(stdout);
-    /* Once listening: Hover delivers the verification code to this very service. */
-    if (register_webhooks)
-        (void)hs_server_register_webhooks(srv, NULL, NULL); /* failures are logged */
+    return EXIT_OK;
+}
 
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    hs_info("serve msg=\"stopping\" signal=%d", sig);
-    rc = EXIT_OK;
+int cmd_serve(struct cli *c, int argc, char **argv)
+{
+    struct serve_opts o = {.workers = true};
+    struct cli_service sv;
+    memset(&sv, 0, sizeof sv);
+    struct serve_parts p = {0};
+    int rc = parse_serve(c, argc, argv, &o, &sv.w);
+    if (rc != EXIT_OK) {
+        cli_workers_stop(&sv.w);
+        free(o.env_origins);
+        return rc < 0 ? EXIT_OK : rc;
+    }
+    unsigned char key_hash[32];
+    if ((rc = api_key(c, key_hash)) != EXIT_OK ||
+        (rc = cli_service_start(c, "serve", &sv)) != EXIT_OK ||
+        (rc = cli_service_background(c, &sv, o.workers)) != EXIT_OK ||
+        (rc = start_server(c, &o, &sv, key_hash, &p)) != EXIT_OK ||
+        (rc = announce(&o, p.srv)) != EXIT_OK)
+        goto out;
+    /* Once listening: Hover delivers the verification code to this very service. */
+    if (o.register_webhooks)
+        (void)hs_server_register_webhooks(p.srv, NULL, NULL); /* failures are logged */
+    cli_service_wait(&sv, "serve");
 out:
-    /* The server first (it uses the others), then what feeds it, then the pool they share.
-     * Background waiters for the budget leave at once (their syncs end as failures, retried
-     * later), so stopping never waits a minute for the window. */
-    hs_limiter_shutdown(limiter);
-    hs_server_stop(srv);
-    hs_server_free(srv);
-    hs_syncq_free(syncq);
-    cli_workers_stop(&w); /* after the sync queue: its syncs queue notifications */
-    hs_search_free(search);
-    hs_client_pool_free(pool);
-    hs_limiter_free(limiter);
-    free(env_origins);
+    /* The server first (it uses the others), then what feeds it, then the pool they share;
+     * waiters for the budget leave at once. */
+    cli_service_interrupt(&sv);
+    hs_server_stop(p.srv);
+    hs_server_free(p.srv);
+    hs_syncq_free(p.syncq);
+    hs_search_free(p.search);
+    cli_service_stop(&sv); /* after the sync queue: its syncs queue notifications */
+    free(o.env_origins);
     return rc;
 }

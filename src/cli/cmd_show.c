@@ -7,6 +7,7 @@
 #include "cli/output.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "store/records.h"
 
 static void show_help(void)
 {
@@ -110,8 +111,8 @@ int cmd_show(struct cli *c, int argc, char **argv)
         return cli_report("show failed", rc, &err);
     /* Every read of a job updates the store (and so the records feed): states move at Hover. */
     struct hs_error uerr = {0};
-    if (c->store->ops->job_upsert(c->store, job, hs_config_str(&c->cfg, CFG_CONNECTION), NULL,
-                                  &uerr) != HS_OK)
+    if (c->store->records->job_upsert(c->store, job, hs_config_str(&c->cfg, CFG_CONNECTION), NULL,
+                                      &uerr) != HS_OK)
         hs_warn("show msg=\"cannot store the job\" job=%lld error=\"%s\"", (long long)id, uerr.msg);
     if (json) {
         json_t *o = out_job_json(job);

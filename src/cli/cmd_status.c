@@ -114,7 +114,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
         /* status only reads: it never seeds a stored credential with the initial pair. */
         cc.initial_access_token = NULL;
         cc.initial_refresh_token = NULL;
-        int r = hs_client_pool_new(&cc, c->store, &pool, &err);
+        int r = hs_client_pool_new(&cc, hs_store_tokens(c->store), &pool, &err);
         if (r)
             return cli_report("status: Hover clients", r, &err);
         prov = hs_client_pool_provider(pool);

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "core/mem.h"
+#include "store/blobs.h"
 #include "sync/engine.h"
 
 #define MAX_MODELS 256
@@ -113,29 +114,36 @@ static void report_failure(const struct hs_sync_report *r)
     }
 }
 
-int cmd_sync(struct cli *c, int argc, char **argv)
-{
+/* What the command line asks for. */
+struct sync_opts {
     int64_t models[MAX_MODELS];
-    size_t nmodels = 0;
-    bool json = false, all = false, pending = false, bad = false;
+    size_t nmodels;
+    bool json, all, pending;
+    int64_t job_id;
+};
+
+/* The command line into o: EXIT_OK, EXIT_USAGE (said on stderr), or -1 after --help. */
+static int parse_sync(int argc, char **argv, struct sync_opts *o)
+{
+    bool bad = false;
     const char *job_arg = NULL, *v = NULL;
     for (int i = 1; i < argc && !bad; i++) {
         if (cli_is_help(argv[i])) {
             sync_help();
-            return EXIT_OK;
+            return -1;
         } else if (strcmp(argv[i], "--json") == 0) {
-            json = true;
+            o->json = true;
         } else if (strcmp(argv[i], "--all-complete") == 0) {
-            all = true;
+            o->all = true;
         } else if (strcmp(argv[i], "--pending") == 0) {
-            pending = true;
+            o->pending = true;
         } else if (cli_opt_value(argc, argv, &i, "--model", &v, &bad)) {
-            if (!bad && nmodels == MAX_MODELS) {
+            if (!bad && o->nmodels == MAX_MODELS) {
                 fprintf(stderr, "hoversync: at most %d --model options\n", MAX_MODELS);
                 bad = true;
             }
             if (!bad)
-                bad = cli_int_arg("--model", v, 1, INT64_MAX, &models[nmodels++]) != 0;
+                bad = cli_int_arg("--model", v, 1, INT64_MAX, &o->models[o->nmodels++]) != 0;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "hoversync: sync: unknown option '%s'\n", argv[i]);
             bad = true;
@@ -148,83 +156,81 @@ int cmd_sync(struct cli *c, int argc, char **argv)
     }
     if (bad)
         return EXIT_USAGE;
-    if (pending && (job_arg || nmodels || all)) {
+    if (o->pending && (job_arg || o->nmodels || o->all)) {
         fprintf(stderr, "hoversync: sync --pending takes no JOB_ID, --model or --all-complete\n");
         return EXIT_USAGE;
     }
-    if (!pending && !job_arg) {
+    if (!o->pending && !job_arg) {
         fprintf(stderr,
                 "hoversync: sync needs a JOB_ID (or --pending); see hoversync sync --help\n");
         return EXIT_USAGE;
     }
-    if (!pending && !all && nmodels == 0) {
+    if (!o->pending && !o->all && o->nmodels == 0) {
         fprintf(stderr, "hoversync: sync needs --model MODEL_ID or --all-complete\n");
         return EXIT_USAGE;
     }
-    if (all && nmodels) {
+    if (o->all && o->nmodels) {
         fprintf(stderr, "hoversync: --model and --all-complete exclude each other\n");
         return EXIT_USAGE;
     }
-    int64_t job_id = 0;
-    if (job_arg && cli_int_arg("JOB_ID", job_arg, 1, INT64_MAX, &job_id) != 0)
+    if (job_arg && cli_int_arg("JOB_ID", job_arg, 1, INT64_MAX, &o->job_id) != 0)
         return EXIT_USAGE;
+    return EXIT_OK;
+}
 
-    const char *data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR);
+/* sync --pending: every pending selection, one report a job. */
+static int sync_pending(struct hs_sync_engine *e, bool json)
+{
+    struct hs_sync_report **reports = NULL;
+    size_t n = 0;
     struct hs_error err = {0};
-    int rc = cli_clean_data_dir(c, &err);
-    if (rc)
-        return cli_report("sync: cannot use the data directory", rc, &err);
-    struct hs_sync_engine e = {.client = c->client,
-                               .store = c->store,
-                               .data_dir = data_dir,
-                               .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION)};
-
-    if (pending) {
-        struct hs_sync_report **reports = NULL;
-        size_t n = 0;
-        rc = hs_sync_pending(&e, &reports, &n, &err);
-        json_t *arr = json_array();
-        bool ok = rc == HS_OK;
-        for (size_t i = 0; i < n; i++) {
-            if (json)
-                json_array_append_new(arr, report_json(reports[i]));
-            else
-                report_text(reports[i]);
-            if (!hs_sync_report_ok(reports[i])) {
-                report_failure(reports[i]);
-                ok = false;
-            }
-            hs_sync_report_free(reports[i]);
-        }
-        free(reports);
+    int rc = hs_sync_pending(e, &reports, &n, &err);
+    json_t *arr = json_array();
+    bool ok = rc == HS_OK;
+    for (size_t i = 0; i < n; i++) {
         if (json)
-            out_print_json(stdout, arr);
-        else if (n == 0 && rc == HS_OK)
-            puts("No pending selections.");
-        json_decref(arr);
-        if (rc)
-            return cli_report("sync --pending", rc, &err);
-        return ok ? EXIT_OK : EXIT_FAIL;
+            json_array_append_new(arr, report_json(reports[i]));
+        else
+            report_text(reports[i]);
+        if (!hs_sync_report_ok(reports[i])) {
+            report_failure(reports[i]);
+            ok = false;
+        }
+        hs_sync_report_free(reports[i]);
     }
+    free(reports);
+    if (json)
+        out_print_json(stdout, arr);
+    else if (n == 0 && rc == HS_OK)
+        puts("No pending selections.");
+    json_decref(arr);
+    if (rc)
+        return cli_report("sync --pending", rc, &err);
+    return ok ? EXIT_OK : EXIT_FAIL;
+}
 
-    struct hs_sync_request rq = {.job_id = job_id,
-                                 .model_ids = models,
-                                 .n_model_ids = nmodels,
-                                 .all_complete = all,
+/* sync JOB: the models asked for, one report. */
+static int sync_one(struct hs_sync_engine *e, const struct sync_opts *o)
+{
+    struct hs_sync_request rq = {.job_id = o->job_id,
+                                 .model_ids = o->models,
+                                 .n_model_ids = o->nmodels,
+                                 .all_complete = o->all,
                                  .trigger = "cli"};
     struct hs_sync_report *r = NULL;
-    rc = hs_sync_job(&e, &rq, &r, &err);
+    struct hs_error err = {0};
+    int rc = hs_sync_job(e, &rq, &r, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         fprintf(stderr, "hoversync: job %lld not found (or not visible to this connection)\n",
-                (long long)job_id);
+                (long long)o->job_id);
         return EXIT_FAIL;
     }
     if (rc)
         return cli_report("sync", rc, &err);
-    if (json) {
-        json_t *o = report_json(r);
-        out_print_json(stdout, o);
-        json_decref(o);
+    if (o->json) {
+        json_t *j = report_json(r);
+        out_print_json(stdout, j);
+        json_decref(j);
     } else {
         report_text(r);
     }
@@ -233,4 +239,22 @@ int cmd_sync(struct cli *c, int argc, char **argv)
         report_failure(r);
     hs_sync_report_free(r);
     return ok ? EXIT_OK : EXIT_FAIL;
+}
+
+int cmd_sync(struct cli *c, int argc, char **argv)
+{
+    struct sync_opts o = {0};
+    int rc = parse_sync(argc, argv, &o);
+    if (rc != EXIT_OK)
+        return rc < 0 ? EXIT_OK : rc;
+    const char *data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR);
+    struct hs_error err = {0};
+    rc = cli_clean_data_dir(c, &err);
+    if (rc)
+        return cli_report("sync: cannot use the data directory", rc, &err);
+    struct hs_sync_engine e = {.client = c->client,
+                               .store = c->store,
+                               .data_dir = data_dir,
+                               .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION)};
+    return o.pending ? sync_pending(&e, o.json) : sync_one(&e, &o);
 }

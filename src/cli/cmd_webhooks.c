@@ -11,6 +11,7 @@
 #include "cli/output.h"
 #include "core/mem.h"
 #include "hover/webhooks.h"
+#include "store/webhooks.h"
 #include "webhook/registration.h"
 
 #define WAIT_STEP_MS 100
@@ -82,7 +83,8 @@ static int do_register(struct cli *c, bool force, int64_t wait_s, bool json)
             if (hs_verifier_run_once(vf, &ran, &err) != HS_OK)
                 break;
         struct hs_webhook_row now = {0};
-        if (c->store->ops->webhook_get(c->store, w.id, &now, NULL) == HS_OK && now.verified_at) {
+        if (c->store->webhooks->webhook_get(c->store, w.id, &now, NULL) == HS_OK &&
+            now.verified_at) {
             hs_webhook_row_clear(&w);
             w = now;
             verified = true;
@@ -143,7 +145,7 @@ static int do_list(struct cli *c, bool json)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         struct hs_webhook_row w = {0};
-        bool stored = c->store->ops->webhook_get(c->store, v[i].id, &w, NULL) == HS_OK;
+        bool stored = c->store->webhooks->webhook_get(c->store, v[i].id, &w, NULL) == HS_OK;
         json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:b,s:b}", "id",
                                              (json_int_t)v[i].id, "url", str_or_null(v[i].url),
                                              "created_at", str_or_null(v[i].created_at),
@@ -184,7 +186,7 @@ static int do_delete(struct cli *c, int64_t id)
     bool gone_at_hover = rc == HS_ERR_NOT_FOUND;
     if (rc && !gone_at_hover)
         return cli_report("webhooks delete", rc, &err);
-    rc = c->store->ops->webhook_delete(c->store, id, &err);
+    rc = c->store->webhooks->webhook_delete(c->store, id, &err);
     if (rc && rc != HS_ERR_NOT_FOUND)
         return cli_report("webhooks delete", rc, &err);
     if (gone_at_hover && rc == HS_ERR_NOT_FOUND) {

@@ -2,14 +2,10 @@
  * service (docs/WEBHOOKS.md): the event worker's threads, reconciliation and the CRM outbox's
  * deliverer, until SIGINT or SIGTERM. Several worker processes (and services) may share one
  * SQLite file: work items are claimed with leases, the outbox has one deliverer at a time. */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/log.h"
-#include "hover/limiter.h"
-#include "hover/pool.h"
 
 static void worker_help(void)
 {
@@ -36,8 +32,8 @@ static void worker_help(void)
 
 int cmd_worker(struct cli *c, int argc, char **argv)
 {
-    struct cli_workers w;
-    memset(&w, 0, sizeof w);
+    struct cli_service sv;
+    memset(&sv, 0, sizeof sv);
     bool bad = false;
     const char *v = NULL;
     for (int i = 1; i < argc && !bad; i++) {
@@ -45,7 +41,7 @@ int cmd_worker(struct cli *c, int argc, char **argv)
             worker_help();
             return EXIT_OK;
         } else if (cli_opt_value(argc, argv, &i, "--crm-endpoint", &v, &bad)) {
-            if (!bad && cli_workers_add_endpoints(&w, v) != 0) {
+            if (!bad && cli_workers_add_endpoints(&sv.w, v) != 0) {
                 fprintf(stderr, "hoversync: worker: at most %d CRM endpoints\n", CLI_MAX_ENDPOINTS);
                 bad = true;
             }
@@ -57,60 +53,17 @@ int cmd_worker(struct cli *c, int argc, char **argv)
         }
     }
     if (bad) {
-        cli_workers_stop(&w);
+        cli_workers_stop(&sv.w);
         return EXIT_USAGE;
     }
-
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    int rc = EXIT_FAIL;
-    cli_secrets_notice(c);
-    struct hs_error err = {0};
-    struct hs_client_pool *pool = NULL;
-    struct hs_limiter *limiter = cli_shared_limiter(c);
-    struct hs_client_config cc;
-    cli_client_config(c, &cc);
-    cc.limiter = limiter;
-    int r = hs_client_pool_new(&cc, c->store, &pool, &err);
-    if (r) {
-        rc = cli_report("worker: Hover clients", r, &err);
-        goto out;
+    int rc = cli_service_start(c, "worker", &sv);
+    if (rc == EXIT_OK)
+        rc = cli_service_background(c, &sv, true);
+    if (rc == EXIT_OK) {
+        printf("hoversync worker running\n");
+        fflush(stdout);
+        cli_service_wait(&sv, "worker");
     }
-    if (cc.initial_access_token && *cc.initial_access_token) {
-        struct hs_client *cl = NULL;
-        if ((r = hs_client_pool_acquire(pool, cc.credential_key, &cl, &err))) {
-            rc = cli_report("worker: Hover connection", r, &err);
-            goto out;
-        }
-        hs_client_pool_release(pool, cl);
-    }
-    if ((r = cli_clean_data_dir(c, &err)) != HS_OK) {
-        rc = cli_report("worker: cannot use the data directory", r, &err);
-        goto out;
-    }
-    if ((rc = cli_workers_outbox(c, &w)) != EXIT_OK)
-        goto out;
-    if ((rc = cli_workers_start(c, hs_client_pool_provider(pool), &w)) != EXIT_OK)
-        goto out;
-    if ((rc = cli_workers_verifier(c, hs_client_pool_provider(pool), &w)) != EXIT_OK)
-        goto out;
-    printf("hoversync worker running\n");
-    fflush(stdout);
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    hs_info("worker msg=\"stopping\" signal=%d", sig);
-    rc = EXIT_OK;
-out:
-    /* Waiters for the budget leave at once; the syncs in flight end first. */
-    hs_limiter_shutdown(limiter);
-    cli_workers_stop(&w);
-    hs_client_pool_free(pool);
-    hs_limiter_free(limiter);
+    cli_service_stop(&sv);
     return rc;
 }

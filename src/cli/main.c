@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "hover/multi.h"
 #include "core/str.h"
+#include "store/blobs.h"
 #include "sync/lease.h"
 
 struct command {
@@ -76,7 +77,7 @@ int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
     struct hs_store_options so = {.encryption_key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY)};
-    int rc = hs_store_open_sqlite_opts(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
+    int rc = hs_store_open(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
     if (rc)
         return cli_report("cannot open the store", rc, &err);
     /* Runs of processes that died (here or on another machine) stop saying "running". */
@@ -88,7 +89,7 @@ int cli_open(struct cli *c, bool with_client)
         return EXIT_OK;
     struct hs_client_config cc;
     cli_client_config(c, &cc);
-    rc = hs_client_new(&cc, c->store, NULL, NULL, &c->client, &err);
+    rc = hs_client_new(&cc, hs_store_tokens(c->store), NULL, NULL, &c->client, &err);
     if (rc)
         return cli_report("cannot start the Hover client", rc, &err);
     return EXIT_OK;

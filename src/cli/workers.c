@@ -1,7 +1,9 @@
 /* workers.c: the background work that `hoversync serve` runs by default and `hoversync worker`
  * runs on its own (docs/WEBHOOKS.md): the CRM outbox (queueing, and its deliverer), the event
  * worker's threads, reconciliation and the webhook verifier, configured from the one
- * configuration table. */
+ * configuration table; and the start and stop the two commands share around it (signals, the
+ * request budget, the Hover clients). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,8 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/str.h"
+#include "hover/limiter.h"
 #include "webhook/registration.h"
 #include "webhook/verifier.h"
 
@@ -19,20 +23,7 @@ int cli_workers_add_endpoints(struct cli_workers *w, const char *list)
     char *copy = hs_strdup(list);
     w->keep = hs_realloc(w->keep, (w->n_keep + 1) * sizeof *w->keep);
     w->keep[w->n_keep++] = copy;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-            tok[--len] = '\0';
-        if (!len)
-            continue;
-        if (w->n_endpoints == CLI_MAX_ENDPOINTS)
-            return -1;
-        w->endpoints[w->n_endpoints++] = tok;
-    }
-    return 0;
+    return hs_split_list(copy, w->endpoints, CLI_MAX_ENDPOINTS, &w->n_endpoints) == HS_OK ? 0 : -1;
 }
 
 int cli_workers_outbox(struct cli *c, struct cli_workers *w)
@@ -119,4 +110,71 @@ struct hs_limiter *cli_shared_limiter(struct cli *c)
     int rate = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
     int64_t margin = hs_config_int(&c->cfg, CFG_RATE_MARGIN);
     return hs_limiter_new(rate, 60000 + margin, NULL);
+}
+
+int cli_service_start(struct cli *c, const char *what, struct cli_service *sv)
+{
+    sigemptyset(&sv->sigs);
+    sigaddset(&sv->sigs, SIGINT);
+    sigaddset(&sv->sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sv->sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    cli_secrets_notice(c);
+
+    struct hs_error err = {0};
+    char msg[64];
+    sv->limiter = cli_shared_limiter(c);
+    struct hs_client_config cc;
+    cli_client_config(c, &cc);
+    cc.limiter = sv->limiter;
+    int r = hs_client_pool_new(&cc, hs_store_tokens(c->store), &sv->pool, &err);
+    if (r) {
+        (void)snprintf(msg, sizeof msg, "%s: Hover clients", what);
+        return cli_report(msg, r, &err);
+    }
+    if (cc.initial_access_token && *cc.initial_access_token) {
+        struct hs_client *cl = NULL;
+        if ((r = hs_client_pool_acquire(sv->pool, cc.credential_key, &cl, &err))) {
+            (void)snprintf(msg, sizeof msg, "%s: Hover connection", what);
+            return cli_report(msg, r, &err);
+        }
+        hs_client_pool_release(sv->pool, cl);
+    }
+    if ((r = cli_clean_data_dir(c, &err)) != HS_OK) {
+        (void)snprintf(msg, sizeof msg, "%s: cannot use the data directory", what);
+        return cli_report(msg, r, &err);
+    }
+    return cli_workers_outbox(c, &sv->w);
+}
+
+int cli_service_background(struct cli *c, struct cli_service *sv, bool workers)
+{
+    struct hs_client_provider prov = hs_client_pool_provider(sv->pool);
+    int rc = EXIT_OK;
+    if (workers && (rc = cli_workers_start(c, prov, &sv->w)) != EXIT_OK)
+        return rc;
+    return cli_workers_verifier(c, prov, &sv->w);
+}
+
+void cli_service_wait(struct cli_service *sv, const char *what)
+{
+    int sig = 0;
+    while (sigwait(&sv->sigs, &sig) != 0)
+        ;
+    hs_info("%s msg=\"stopping\" signal=%d", what, sig);
+}
+
+void cli_service_interrupt(struct cli_service *sv)
+{
+    hs_limiter_shutdown(sv->limiter);
+}
+
+void cli_service_stop(struct cli_service *sv)
+{
+    cli_service_interrupt(sv);
+    cli_workers_stop(&sv->w);
+    hs_client_pool_free(sv->pool);
+    sv->pool = NULL;
+    hs_limiter_free(sv->limiter);
+    sv->limiter = NULL;
 }

@@ -121,3 +121,12 @@ struct timespec hs_deadline_after(clockid_t clk, int64_t ms)
     }
     return ts;
 }
+
+void hs_cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}

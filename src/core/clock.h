@@ -3,6 +3,7 @@
 #ifndef HS_CORE_CLOCK_H
 #define HS_CORE_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -16,10 +17,6 @@ struct hs_clock {
     double (*random01)(const struct hs_clock *c);
     void *ctx;
 };
-
-/* The moment ms milliseconds from now on clk (CLOCK_MONOTONIC for a condition variable set to
- * it, else CLOCK_REALTIME): a deadline for pthread_cond_timedwait. */
-struct timespec hs_deadline_after(clockid_t clk, int64_t ms);
 
 /* The process's real clock (a static object). */
 const struct hs_clock *hs_clock_system(void);
@@ -35,5 +32,12 @@ struct hs_fake_clock {
 };
 void hs_fake_clock_init(struct hs_fake_clock *fc, int64_t wall_ms);
 void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms);
+
+/* Timed condition waits, the one way: a condition variable from hs_cond_init_monotonic times
+ * its waits on CLOCK_MONOTONIC, so that a deadline does not move when the wall clock is set;
+ * hs_deadline_after(CLOCK_MONOTONIC, ms) is the deadline for its pthread_cond_timedwait, ms
+ * milliseconds from now (CLOCK_REALTIME for a condition variable left on the default clock). */
+void hs_cond_init_monotonic(pthread_cond_t *c);
+struct timespec hs_deadline_after(clockid_t clk, int64_t ms);
 
 #endif

@@ -91,3 +91,19 @@ char *hs_json_dump(const json_t *j)
     free(s);
     return d;
 }
+
+json_t *hs_json_text(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *copy = hs_strdup(s);
+    for (unsigned char *p = (unsigned char *)copy; *p; p++)
+        if (*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}

@@ -24,4 +24,8 @@ bool hs_json_bool(const json_t *obj, const char *key, bool dflt);
 /* Compact serialisation, caller frees. */
 char *hs_json_dump(const json_t *j);
 
+/* A JSON string of s (JSON null for NULL) that never fails: bytes that are not valid UTF-8
+ * (request paths, queries, names that came from outside) become '?'. */
+json_t *hs_json_text(const char *s);
+
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/json.h"
 #include "core/mem.h"
 
 #define LINE_MAX_BYTES 2048
@@ -55,18 +56,11 @@ int hs_log_format_parse(const char *s)
     return -1;
 }
 
-/* A JSON string of n bytes of s; when they are not UTF-8 (jansson refuses them), the bytes
- * outside ASCII become '?'. */
+/* A JSON string of n bytes of s (hs_json_text: bytes that are not UTF-8 become '?'). */
 static json_t *json_text(const char *s, size_t n)
 {
-    json_t *j = json_stringn(s, n);
-    if (j)
-        return j;
     char *copy = hs_strndup(s, n);
-    for (unsigned char *p = (unsigned char *)copy; *p; p++)
-        if (*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
+    json_t *j = hs_json_text(copy);
     free(copy);
     return j;
 }

@@ -87,6 +87,24 @@ bool hs_contains_ci(const char *haystack, const char *needle)
     return false;
 }
 
+int hs_split_list(char *s, const char **items, size_t max, size_t *n)
+{
+    char *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        if (*n >= max)
+            return HS_ERR_TOOBIG;
+        items[(*n)++] = tok;
+    }
+    return HS_OK;
+}
+
 static int digits(const char *s, int n, int *out)
 {
     int v = 0;

@@ -19,6 +19,10 @@ bool hs_streq(const char *a, const char *b); /* NULL-safe */
 bool hs_starts_with(const char *s, const char *prefix);
 /* Case-insensitive ASCII substring search. */
 bool hs_contains_ci(const char *haystack, const char *needle);
+/* Splits the comma-separated list s in place ("a, b,,c"): each item trimmed of spaces, empty
+ * items skipped, appended to items[*n] (pointers into s) while *n < max. HS_ERR_TOOBIG when
+ * the list has more items than room (those that fitted are kept). */
+int hs_split_list(char *s, const char **items, size_t max, size_t *n);
 
 /* ISO-8601 UTC ("2025-03-16T23:55:50.094Z", fractional part and zone optional, "+00:00" ok)
  * to unix seconds. */

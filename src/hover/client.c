@@ -95,7 +95,7 @@ static void set_app(struct hs_client *c)
     c->app.timeout_ms = c->timeout_ms;
 }
 
-int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
+int hs_client_new(const struct hs_client_config *cfg, struct hs_token_store tokens,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_client **out, struct hs_error *err)
 {
@@ -148,7 +148,7 @@ int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
     pthread_mutex_init(&sh->lock, NULL);
     atomic_init(&sh->refs, 1);
     int rc =
-        hs_oauth_cred_init(&sh->cred, store, opt(cfg->credential_key),
+        hs_oauth_cred_init(&sh->cred, tokens, opt(cfg->credential_key),
                            opt(cfg->initial_access_token), opt(cfg->initial_refresh_token), err);
     if (rc != HS_OK) {
         pthread_mutex_destroy(&sh->lock);
@@ -533,8 +533,6 @@ static int call_fail_final(const struct call *k, int rc, const struct hs_http_re
     return rc;
 }
 
-/* Sends k until it succeeds or fails for good. On success rs holds the final answer (2xx/304). */
-
 /* The class of one exchange's outcome, for the status counters. */
 static int status_class(int rc, long status)
 {
@@ -557,6 +555,93 @@ static int status_class(int rc, long status)
     return HS_SC_4XX;
 }
 
+#define CALL_AGAIN 1 /* a step's answer: send the request again */
+
+/* The request's turn: the limiter may wait (the request counts in the calling thread's class,
+ * for this connection: limiter.h; a long wait is announced through bw), then the token is
+ * checked, right before it is sent; *sent gets a copy of it for an authorised request. */
+static int take_turn(struct hs_client *c, const struct call *k, struct budget_wait *bw,
+                     bool *refreshed_now, char **sent, struct hs_error *err)
+{
+    int64_t waited = hs_limiter_acquire_notify(c->limiter, hs_limiter_thread_priority(),
+                                               c->sh->cred.key, on_budget_wait, bw);
+    if (waited < 0)
+        return hs_fail(err, HS_ERR_BUSY, "%s: not sent: the service is stopping", k->what);
+    if (waited > 0) {
+        c->stats.rate_limit_waits++;
+        c->stats.waited_ms += waited;
+    }
+    return k->auth ? ensure_token(c, refreshed_now, sent, err) : HS_OK;
+}
+
+/* A 401 to an authorised request that sent `sent`: CALL_AGAIN after one refresh (or with the
+ * pair a clone already got); a second 401 is final. */
+static int on_unauthorized(struct hs_client *c, const struct call *k,
+                           const struct hs_http_response *rs, const char *sent, bool *retried_401,
+                           struct hs_error *err)
+{
+    if (*retried_401) {
+        int rc = hs_api_fail(401, rs->body.data, rs->body.len, k->what, err);
+        if (err) {
+            size_t n = strlen(err->msg);
+            (void)snprintf(err->msg + n, sizeof err->msg - n,
+                           " (rejected again after a token refresh)");
+        }
+        return rc;
+    }
+    *retried_401 = true;
+    bool rotated = false;
+    int rc = refresh_after_401(c, sent, &rotated, err);
+    if (rc != HS_OK)
+        return rc;
+    if (rotated)
+        c->stats.refreshes++;
+    return CALL_AGAIN;
+}
+
+/* After an exchange that failed (rc, or rs's status): CALL_AGAIN once the retry policy's wait
+ * is over (a long wait Hover asked for with a 429 is announced), else the final error, rs
+ * cleared. */
+static int retry_or_fail(struct hs_client *c, const struct call *k, const struct counted_sink *cs,
+                         struct hs_http_response *rs, int rc, int attempts, struct hs_error *err)
+{
+    struct hs_retry_decision d =
+        hs_retry_decide(&c->retry, attempts, rc, rc == HS_OK ? rs->status : 0,
+                        rc == HS_OK ? rs->retry_after_s : -1, c->clock);
+    if (d.verdict == HS_RETRY_WAIT && k->once && !(rc == HS_OK && rs->status == 429))
+        d.verdict = HS_RETRY_DONE;
+    if (d.verdict == HS_RETRY_WAIT && cs->bytes > 0) {
+        /* Part of a body reached the sink: it must start over, or we stop here. */
+        if (!k->reset || k->reset(k->sink_ctx) != 0)
+            d.verdict = HS_RETRY_DONE;
+    }
+    if (d.verdict == HS_RETRY_WAIT) {
+        hs_debug("hover retry what=\"%s\" attempt=%d status=%ld rc=%s wait_ms=%lld", k->what,
+                 attempts, rc == HS_OK ? rs->status : 0L, hs_err_name(rc), (long long)d.wait_ms);
+        if (rc == HS_OK && rs->status == 429)
+            announce_wait(c, d.wait_ms, "429", k->what);
+        hs_http_response_clear(rs);
+        c->stats.retries++;
+        wait_ms(c, d.wait_ms);
+        return CALL_AGAIN;
+    }
+    if (d.verdict == HS_RETRY_GIVE_UP && d.retry_after_too_long) {
+        rc = hs_fail(err, HS_ERR_RATE_LIMITED,
+                     "%s: HTTP %ld: Hover asks to wait %lld s before retrying, over the %lld s "
+                     "cap; try again later",
+                     k->what, rs->status, (long long)rs->retry_after_s,
+                     (long long)(c->retry.max_wait_ms / 1000));
+        if (err)
+            err->http_status = (int)rs->status;
+    } else {
+        rc = call_fail_final(k, rc, rs, attempts, err);
+    }
+    hs_http_response_clear(rs);
+    return rc;
+}
+
+/* Sends k until it succeeds or fails for good, its body (if any) into cs. On success rs holds
+ * the final answer (2xx/304). */
 static int call_loop(struct hs_client *c, const struct call *k, struct counted_sink *cs,
                      struct hs_http_response *rs, struct hs_error *err)
 {
@@ -579,27 +664,14 @@ static int call_loop(struct hs_client *c, const struct call *k, struct counted_s
     };
     bool refreshed_now = false, retried_401 = false;
     int attempts = 0;
-    int rc;
 
     if (err)
         err->http_status = 0;
     for (;;) {
-        /* The limiter may wait: the token is checked after it, right before it is sent. The
-         * request counts in the calling thread's class, for this connection (limiter.h). */
-        int64_t waited = hs_limiter_acquire_notify(c->limiter, hs_limiter_thread_priority(),
-                                                   c->sh->cred.key, on_budget_wait, &bw);
-        if (waited < 0)
-            return hs_fail(err, HS_ERR_BUSY, "%s: not sent: the service is stopping", k->what);
-        if (waited > 0) {
-            c->stats.rate_limit_waits++;
-            c->stats.waited_ms += waited;
-        }
         char *sent_token = NULL;
-        if (k->auth) {
-            rc = ensure_token(c, &refreshed_now, &sent_token, err);
-            if (rc != HS_OK)
-                return rc;
-        }
+        int rc = take_turn(c, k, &bw, &refreshed_now, &sent_token, err);
+        if (rc != HS_OK)
+            return rc;
         rq.bearer_token = sent_token;
         counted_sink_start(cs);
         rc = c->transport->perform(c->transport, &rq, rs, err);
@@ -610,69 +682,20 @@ static int call_loop(struct hs_client *c, const struct call *k, struct counted_s
          * is retried like a truncated transfer. */
         if (rc == HS_OK && k->sink && rs->status >= 200 && rs->status < 300)
             rc = check_download(rs, cs, k->what, err);
-
         if (rc == HS_OK && rs->status == 401 && k->auth) {
-            if (retried_401) {
-                free(sent_token);
-                rc = hs_api_fail(401, rs->body.data, rs->body.len, k->what, err);
-                if (err) {
-                    size_t n = strlen(err->msg);
-                    (void)snprintf(err->msg + n, sizeof err->msg - n,
-                                   " (rejected again after a token refresh)");
-                }
-                return rc;
-            }
-            retried_401 = true;
-            bool rotated = false;
-            rc = refresh_after_401(c, sent_token, &rotated, err);
+            rc = on_unauthorized(c, k, rs, sent_token, &retried_401, err);
             free(sent_token);
-            refreshed_now = true;
-            if (rc != HS_OK)
+            if (rc != CALL_AGAIN)
                 return rc;
-            if (rotated)
-                c->stats.refreshes++;
+            refreshed_now = true;
             attempts--; /* the retry after a refresh is not a retry of a failure */
             continue;
         }
         free(sent_token);
         if (rc == HS_OK && hs_http_status_code(rs->status) == HS_OK)
             return HS_OK;
-
-        struct hs_retry_decision d =
-            hs_retry_decide(&c->retry, attempts, rc, rc == HS_OK ? rs->status : 0,
-                            rc == HS_OK ? rs->retry_after_s : -1, c->clock);
-        if (d.verdict == HS_RETRY_WAIT && k->once && !(rc == HS_OK && rs->status == 429))
-            d.verdict = HS_RETRY_DONE;
-        if (d.verdict == HS_RETRY_WAIT && cs->bytes > 0) {
-            /* Part of a body reached the sink: it must start over, or we stop here. */
-            if (!k->reset || k->reset(k->sink_ctx) != 0)
-                d.verdict = HS_RETRY_DONE;
-        }
-        if (d.verdict == HS_RETRY_WAIT) {
-            hs_debug("hover retry what=\"%s\" attempt=%d status=%ld rc=%s wait_ms=%lld", k->what,
-                     attempts, rc == HS_OK ? rs->status : 0L, hs_err_name(rc),
-                     (long long)d.wait_ms);
-            if (rc == HS_OK && rs->status == 429)
-                announce_wait(c, d.wait_ms, "429", k->what);
-            hs_http_response_clear(rs);
-            c->stats.retries++;
-            wait_ms(c, d.wait_ms);
-            continue;
-        }
-        if (d.verdict == HS_RETRY_GIVE_UP && d.retry_after_too_long) {
-            rc = hs_fail(err, HS_ERR_RATE_LIMITED,
-                         "%s: HTTP %ld: Hover asks to wait %lld s before retrying, over the %lld s "
-                         "cap; try again later",
-                         k->what, rs->status, (long long)rs->retry_after_s,
-                         (long long)(c->retry.max_wait_ms / 1000));
-            if (err)
-                err->http_status = (int)rs->status;
-            hs_http_response_clear(rs);
+        if ((rc = retry_or_fail(c, k, cs, rs, rc, attempts, err)) != CALL_AGAIN)
             return rc;
-        }
-        rc = call_fail_final(k, rc, rs, attempts, err);
-        hs_http_response_clear(rs);
-        return rc;
     }
 }
 
@@ -801,10 +824,10 @@ int hs_client_exchange_code(struct hs_client *c, const char *code, const char *r
                             struct hs_token *out, struct hs_error *err)
 {
     struct hs_oauth_cred *cred = &c->sh->cred;
-    if (!cred->store)
+    if (!cred->ts.ops)
         return hs_fail(err, HS_ERR_INVALID, "connecting needs a store to keep the token pair");
     struct hs_token t = {0};
-    int rc = hs_oauth_exchange_code(&c->app, cred->store, cred->key, code, redirect_uri, &t, err);
+    int rc = hs_oauth_exchange_code(&c->app, cred->ts, cred->key, code, redirect_uri, &t, err);
     if (rc != HS_OK)
         return rc;
     pthread_mutex_lock(&c->sh->lock);

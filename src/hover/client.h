@@ -17,7 +17,7 @@
 #include "core/clock.h"
 #include "hoversync.h"
 #include "hover/transport.h"
-#include "store/store.h"
+#include "store/tokens.h"
 
 #include "hover/limiter.h"
 
@@ -67,9 +67,10 @@ struct hs_list_params {
 
 struct hs_client;
 
-/* The client borrows store, clock and transport: they must outlive it. transport may be NULL
- * for the default libcurl transport (owned by the client); clock NULL for the system clock. */
-int hs_client_new(const struct hs_client_config *cfg, struct hs_store *store,
+/* The client borrows the token store (its only store: hs_store_tokens(st); ops NULL for none),
+ * clock and transport: they must outlive it. transport may be NULL for the default libcurl
+ * transport (owned by the client); clock NULL for the system clock. */
+int hs_client_new(const struct hs_client_config *cfg, struct hs_token_store tokens,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_client **out, struct hs_error *err);
 void hs_client_free(struct hs_client *c);

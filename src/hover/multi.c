@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -174,26 +175,11 @@ void hs_curl_multi_free(struct hs_curl_multi *m)
     free(m);
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 CURLcode hs_curl_multi_perform(struct hs_curl_multi *m, CURL *easy, int64_t wait_ms, int *stopped)
 {
     *stopped = 0;
     struct xfer x = {.easy = easy};
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&x.cond, &ca);
-    pthread_condattr_destroy(&ca);
+    hs_cond_init_monotonic(&x.cond);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)&x);
 
     pthread_mutex_lock(&m->lock);
@@ -216,8 +202,7 @@ CURLcode hs_curl_multi_perform(struct hs_curl_multi *m, CURL *easy, int64_t wait
     pthread_mutex_unlock(&m->lock);
     curl_multi_wakeup(m->multi);
 
-    struct timespec deadline;
-    deadline_after(&deadline, wait_ms > 0 ? wait_ms : 60000);
+    struct timespec deadline = hs_deadline_after(CLOCK_MONOTONIC, wait_ms > 0 ? wait_ms : 60000);
     pthread_mutex_lock(&m->lock);
     while (!x.done) {
         if (x.cancel) {

@@ -75,8 +75,58 @@ static void oauth_error_code(const char *body, size_t len, char *out, size_t n)
     json_decref(j);
 }
 
-int hs_oauth_token_request(struct hs_oauth_app *app, const char *grant_type, const char *secret,
-                           const char *redirect_uri, struct hs_token *out, struct hs_error *err)
+/* A refresh's hold on its credential's lease while its token request runs (NULL: none). */
+struct lease_keeper {
+    struct hs_token_store ts;
+    const char *key;
+    int64_t fence;
+    int64_t step_ms; /* what one attempt may take: the request's timeout and a margin */
+};
+
+/* Keeps the lease until now + ahead_ms + one attempt; HS_ERR_CONFLICT when it was taken over
+ * (then nothing is sent: the pair is the other refresher's to rotate). */
+static int lease_keep(const struct lease_keeper *k, const struct hs_clock *clock, int64_t ahead_ms,
+                      struct hs_error *err)
+{
+    if (!k)
+        return HS_OK;
+    return k->ts.ops->token_refresh_renew(k->ts.store, k->key, k->fence,
+                                          clock->wall_ms(clock) + ahead_ms + k->step_ms, err);
+}
+
+/* What a refused token request means, in words that say what to do next. */
+static int token_refused(const struct hs_http_response *rs, bool is_code, struct hs_error *err)
+{
+    char code[64];
+    oauth_error_code(rs->body.data, rs->body.len, code, sizeof code);
+    char text_err[200];
+    (void)hs_api_error_text(rs->body.data, rs->body.len, text_err, sizeof text_err);
+    int rc;
+    if (strcmp(code, "invalid_grant") == 0) {
+        if (is_code)
+            rc = hs_fail(err, HS_ERR_INVALID_GRANT,
+                         "Hover rejected the authorization code (%s): it is single-use and "
+                         "short-lived, start the connect flow again",
+                         text_err);
+        else
+            rc = hs_fail(err, HS_ERR_INVALID_GRANT,
+                         "Hover rejected the refresh token (%s): the connection to Hover "
+                         "must be re-authorised, reconnect this org (hoversync connect)",
+                         text_err);
+    } else if (strcmp(code, "invalid_client") == 0 || strcmp(code, "unauthorized_client") == 0) {
+        rc = hs_fail(err, HS_ERR_NO_CREDENTIALS,
+                     "Hover rejected the client id/secret (%s): check the configuration", text_err);
+    } else {
+        rc = hs_api_fail(rs->status, rs->body.data, rs->body.len, "POST /oauth/token", err);
+    }
+    if (err)
+        err->http_status = (int)rs->status;
+    return rc;
+}
+
+static int token_request(struct hs_oauth_app *app, const char *grant_type, const char *secret,
+                         const char *redirect_uri, const struct lease_keeper *keeper,
+                         struct hs_token *out, struct hs_error *err)
 {
     if (empty(app->client_id) || empty(app->client_secret))
         return hs_fail(err, HS_ERR_NO_CREDENTIALS,
@@ -123,6 +173,8 @@ int hs_oauth_token_request(struct hs_oauth_app *app, const char *grant_type, con
 
     for (int attempt = 1;; attempt++) {
         hs_limiter_acquire(app->limiter);
+        if ((rc = lease_keep(keeper, clock, 0, err)))
+            goto out;
         app->requests++;
         rc = app->transport->perform(app->transport, &rq, &rs, err);
         if (rc != HS_OK) {
@@ -138,35 +190,13 @@ int hs_oauth_token_request(struct hs_oauth_app *app, const char *grant_type, con
             hs_retry_decide(policy, attempt, HS_OK, rs.status, rs.retry_after_s, clock);
         if (d.verdict != HS_RETRY_WAIT)
             break;
+        if ((rc = lease_keep(keeper, clock, d.wait_ms, err)))
+            goto out;
         clock->sleep_ms(clock, d.wait_ms);
     }
 
     if (rs.status < 200 || rs.status > 299) {
-        char code[64];
-        oauth_error_code(rs.body.data, rs.body.len, code, sizeof code);
-        char text_err[200];
-        (void)hs_api_error_text(rs.body.data, rs.body.len, text_err, sizeof text_err);
-        if (strcmp(code, "invalid_grant") == 0) {
-            if (is_code)
-                rc = hs_fail(err, HS_ERR_INVALID_GRANT,
-                             "Hover rejected the authorization code (%s): it is single-use and "
-                             "short-lived, start the connect flow again",
-                             text_err);
-            else
-                rc = hs_fail(err, HS_ERR_INVALID_GRANT,
-                             "Hover rejected the refresh token (%s): the connection to Hover "
-                             "must be re-authorised, reconnect this org (hoversync connect)",
-                             text_err);
-        } else if (strcmp(code, "invalid_client") == 0 ||
-                   strcmp(code, "unauthorized_client") == 0) {
-            rc = hs_fail(err, HS_ERR_NO_CREDENTIALS,
-                         "Hover rejected the client id/secret (%s): check the configuration",
-                         text_err);
-        } else {
-            rc = hs_api_fail(rs.status, rs.body.data, rs.body.len, "POST /oauth/token", err);
-        }
-        if (err)
-            err->http_status = (int)rs.status;
+        rc = token_refused(&rs, is_code, err);
         goto out;
     }
     rc =
@@ -180,11 +210,17 @@ out:
     return rc;
 }
 
-int hs_oauth_exchange_code(struct hs_oauth_app *app, struct hs_store *store, const char *key,
+int hs_oauth_token_request(struct hs_oauth_app *app, const char *grant_type, const char *secret,
+                           const char *redirect_uri, struct hs_token *out, struct hs_error *err)
+{
+    return token_request(app, grant_type, secret, redirect_uri, NULL, out, err);
+}
+
+int hs_oauth_exchange_code(struct hs_oauth_app *app, struct hs_token_store ts, const char *key,
                            const char *code, const char *redirect_uri, struct hs_token *out,
                            struct hs_error *err)
 {
-    if (!store || empty(key))
+    if (!ts.ops || empty(key))
         return hs_fail(err, HS_ERR_INVALID, "exchanging a code needs a store and a key");
     if (empty(redirect_uri))
         return hs_fail(err, HS_ERR_INVALID, "exchanging a code needs its redirect_uri");
@@ -192,7 +228,7 @@ int hs_oauth_exchange_code(struct hs_oauth_app *app, struct hs_store *store, con
     int rc = hs_oauth_token_request(app, "authorization_code", code, redirect_uri, &t, err);
     if (rc != HS_OK)
         return rc;
-    rc = store->ops->token_save(store, key, &t, err);
+    rc = ts.ops->token_save(ts.store, key, &t, err);
     if (rc == HS_OK) {
         char fp[9];
         hs_token_fingerprint(t.access_token, fp);
@@ -223,17 +259,17 @@ char *hs_oauth_authorize_url(const char *base_url, const char *client_id, const 
     return url;
 }
 
-int hs_oauth_cred_init(struct hs_oauth_cred *c, struct hs_store *store, const char *key,
+int hs_oauth_cred_init(struct hs_oauth_cred *c, struct hs_token_store ts, const char *key,
                        const char *initial_access, const char *initial_refresh,
                        struct hs_error *err)
 {
     memset(c, 0, sizeof *c);
-    c->store = store;
+    c->ts = ts;
     c->key = hs_strdup(key ? key : "default");
     int rc = HS_ERR_NOT_FOUND;
-    if (store) {
+    if (ts.ops) {
         struct hs_error lerr = {0};
-        rc = store->ops->token_load(store, c->key, &c->tok, &lerr);
+        rc = ts.ops->token_load(ts.store, c->key, &c->tok, &lerr);
         if (rc != HS_OK && rc != HS_ERR_NOT_FOUND) {
             if (err)
                 *err = lerr;
@@ -247,8 +283,8 @@ int hs_oauth_cred_init(struct hs_oauth_cred *c, struct hs_store *store, const ch
             c->tok.access_token = empty(initial_access) ? NULL : hs_strdup(initial_access);
             c->tok.refresh_token = empty(initial_refresh) ? NULL : hs_strdup(initial_refresh);
             c->tok.expires_at = 0; /* unknown: valid until a 401 says otherwise */
-            if (store) {
-                rc = store->ops->token_save(store, c->key, &c->tok, err);
+            if (ts.ops) {
+                rc = ts.ops->token_save(ts.store, c->key, &c->tok, err);
                 if (rc != HS_OK) {
                     hs_oauth_cred_clear(c);
                     return rc;
@@ -270,10 +306,10 @@ void hs_oauth_cred_clear(struct hs_oauth_cred *c)
 
 int hs_oauth_cred_reload(struct hs_oauth_cred *c, struct hs_error *err)
 {
-    if (!c->store)
+    if (!c->ts.ops)
         return hs_fail(err, HS_ERR_NO_CREDENTIALS, "no token for credential %s", c->key);
     struct hs_token t = {0};
-    int rc = c->store->ops->token_load(c->store, c->key, &t, err);
+    int rc = c->ts.ops->token_load(c->ts.store, c->key, &t, err);
     if (rc == HS_ERR_NOT_FOUND)
         return hs_fail(err, HS_ERR_NO_CREDENTIALS,
                        "no Hover token stored for credential %s: connect the org first", c->key);
@@ -289,15 +325,66 @@ bool hs_oauth_expiring(const struct hs_oauth_cred *c, int64_t now_s, int64_t ske
     return c->tok.expires_at > 0 && c->tok.expires_at - skew_s <= now_s;
 }
 
+/* A refresh claims its lease for one attempt of the token request and a margin, then renews
+ * it as the request goes (lease_keep). Waiters poll the lease, from 20 ms up to 500 ms apart,
+ * for at most two leases' time: past that the holder keeps renewing (Hover is answering slowly)
+ * and the caller's next request tries again. */
+#define LEASE_MARGIN_MS 30000
+#define WAIT_FIRST_MS   20
+#define WAIT_MAX_MS     500
+
+static int64_t lease_step_ms(const struct hs_oauth_app *app)
+{
+    return (app->timeout_ms > 0 ? app->timeout_ms : 60000) + LEASE_MARGIN_MS;
+}
+
+/* Claims the credential's refresh lease, waiting while another refresher holds it. */
+static int claim_lease(struct hs_oauth_app *app, struct hs_oauth_cred *c, int64_t *fence,
+                       struct hs_token *cur, struct hs_error *err)
+{
+    const struct hs_clock *clock = app->clock ? app->clock : hs_clock_system();
+    int64_t step = lease_step_ms(app), waited = 0, pause = WAIT_FIRST_MS;
+    for (;;) {
+        struct hs_error cerr = {0};
+        int rc = c->ts.ops->token_refresh_claim(c->ts.store, c->key, clock->wall_ms(clock), step,
+                                                fence, cur, &cerr);
+        if (rc != HS_ERR_BUSY || waited >= 2 * step) {
+            if (rc && err)
+                *err = cerr;
+            return rc;
+        }
+        clock->sleep_ms(clock, pause);
+        waited += pause;
+        pause = pause * 2 < WAIT_MAX_MS ? pause * 2 : WAIT_MAX_MS;
+    }
+}
+
+/* Uses the pair another refresher stored while this one waited (no request made). */
+static int adopt(struct hs_oauth_cred *c, int64_t fence, struct hs_token *cur, bool *refreshed,
+                 struct hs_error *err)
+{
+    int rc = c->ts.ops->token_refresh_finish(c->ts.store, c->key, fence, NULL, err);
+    if (rc != HS_OK)
+        return rc;
+    char fp[9];
+    hs_token_fingerprint(cur->access_token, fp);
+    hs_info("oauth credential=%s adopted a pair rotated elsewhere token=%s", c->key, fp);
+    hs_token_clear(&c->tok);
+    c->tok = *cur;
+    memset(cur, 0, sizeof *cur);
+    *refreshed = false;
+    return HS_OK;
+}
+
 /* Records the refusal, so that every process (status, the modal) can say the org must be
  * reconnected; a pair saved later (a new generation) clears it. */
-static void mark_rejected(struct hs_store *s, const char *key, int64_t generation)
+static void mark_rejected(const struct hs_token_store *ts, const char *key, int64_t generation)
 {
     struct hs_error err = {0};
     hs_warn("oauth credential=%s msg=\"Hover refused the refresh token: reconnect_required "
             "(run hoversync connect, or connect the org again from the modal)\"",
             key);
-    if (s->ops->token_rejected && s->ops->token_rejected(s, key, generation, &err) != HS_OK)
+    if (ts->ops->token_rejected(ts->store, key, generation, &err) != HS_OK)
         hs_warn("oauth credential=%s msg=\"cannot record the refused grant\" error=\"%s\"", key,
                 err.msg);
 }
@@ -310,54 +397,44 @@ int hs_oauth_refresh(struct hs_oauth_app *app, struct hs_oauth_cred *c, const ch
                        "the access token of credential %s needs a refresh, which needs the Hover "
                        "client id and secret: configure them",
                        c->key);
-    if (!c->store)
+    if (!c->ts.ops)
         return hs_fail(err, HS_ERR_NO_CREDENTIALS,
                        "the access token of credential %s needs a refresh, and a rotated pair "
                        "can only be used once it is stored: open a store",
                        c->key);
 
-    struct hs_store *s = c->store;
+    const struct hs_token_ops *ops = c->ts.ops;
     struct hs_token cur = {0}, fresh = {0};
+    int64_t fence = 0;
     char *stale_copy = hs_strdup(stale); /* stale may point into c->tok */
-    int rc = s->ops->token_refresh_begin(s, c->key, &cur, err);
-    bool have_cur = rc == HS_OK;
-    if (rc != HS_OK && rc != HS_ERR_NOT_FOUND)
-        goto out_nolock;
-    if (!have_cur)
-        memset(&cur, 0, sizeof cur);
-
-    if (have_cur && !empty(cur.access_token) && !hs_streq(cur.access_token, stale_copy)) {
-        /* Another refresher stored a new pair while we waited for the lock: use it. */
-        rc = s->ops->token_refresh_end(s, c->key, NULL, err);
-        if (rc != HS_OK)
-            goto out;
-        char fp[9];
-        hs_token_fingerprint(cur.access_token, fp);
-        hs_info("oauth credential=%s adopted a pair rotated elsewhere token=%s", c->key, fp);
-        hs_token_clear(&c->tok);
-        c->tok = cur;
-        memset(&cur, 0, sizeof cur);
-        *refreshed = false;
+    int rc = claim_lease(app, c, &fence, &cur, err);
+    if (rc != HS_OK)
+        goto out;
+    bool have_cur = cur.access_token != NULL;
+    if (have_cur && !hs_streq(cur.access_token, stale_copy)) {
+        rc = adopt(c, fence, &cur, refreshed, err);
         goto out;
     }
 
     const char *rt = have_cur ? cur.refresh_token : c->tok.refresh_token;
     if (empty(rt)) {
-        (void)s->ops->token_refresh_end(s, c->key, NULL, NULL);
+        (void)ops->token_refresh_finish(c->ts.store, c->key, fence, NULL, NULL);
         rc = hs_fail(err, HS_ERR_NO_CREDENTIALS,
                      "no refresh token stored for credential %s: reconnect the org", c->key);
         goto out;
     }
     /* Hover rotates the pair when it handles this request: from then until the commit of
-     * token_refresh_end the new pair exists only in this process. So nothing runs in between
+     * token_refresh_finish the new pair exists only in this process. So nothing runs in between
      * but parsing the answer, and the commit is durable (fsynced) before anything uses it. A
      * kill in the round trip itself still loses the pair: the next refresh is then refused
      * (invalid_grant) and the connection is marked reconnect_required below. */
-    rc = hs_oauth_token_request(app, "refresh_token", rt, NULL, &fresh, err);
+    struct lease_keeper k = {
+        .ts = c->ts, .key = c->key, .fence = fence, .step_ms = lease_step_ms(app)};
+    rc = token_request(app, "refresh_token", rt, NULL, &k, &fresh, err);
     if (rc != HS_OK) {
-        (void)s->ops->token_refresh_end(s, c->key, NULL, NULL);
+        (void)ops->token_refresh_finish(c->ts.store, c->key, fence, NULL, NULL);
         if (rc == HS_ERR_INVALID_GRANT && have_cur)
-            mark_rejected(s, c->key, cur.generation);
+            mark_rejected(&c->ts, c->key, cur.generation);
         goto out;
     }
     hs_crashpoint("refresh_answered");
@@ -370,7 +447,7 @@ int hs_oauth_refresh(struct hs_oauth_app *app, struct hs_oauth_cred *c, const ch
     fresh.generation = cur.generation + 1;
 
     /* Durable before used: only a stored pair replaces the one in memory. */
-    rc = s->ops->token_refresh_end(s, c->key, &fresh, err);
+    rc = ops->token_refresh_finish(c->ts.store, c->key, fence, &fresh, err);
     if (rc != HS_OK) {
         hs_error_log("oauth credential=%s: the rotated token pair could not be stored (%s); the "
                      "previous refresh token is no longer valid at Hover",
@@ -388,7 +465,6 @@ int hs_oauth_refresh(struct hs_oauth_app *app, struct hs_oauth_cred *c, const ch
     *refreshed = true;
 out:
     hs_token_clear(&cur);
-out_nolock:
     hs_token_clear(&fresh);
     free(stale_copy);
     return rc;

@@ -2,9 +2,12 @@
  * code exchange of the connect flow, and the refresh protocol of one credential.
  *
  * Refresh tokens rotate: a refresh returns a new pair and the old refresh token dies. So a refresh
- * runs under the store's per-credential lock (token_refresh_begin/end), re-reads the stored pair
- * first (another process may have rotated it already: then that pair is used and nothing is
- * sent), and has the store persist the new pair durably before anything uses it.
+ * holds its credential's refresh lease in the token store (store/tokens.h: one refresh at a time
+ * per credential, across processes and machines; others wait and re-read), reads the stored pair
+ * when it gets the lease (another process may have rotated it already: then that pair is used and
+ * nothing is sent), keeps the lease while the token request and its retries run, and has the store
+ * persist the new pair durably, releasing the lease, before anything uses it. No transaction is
+ * open meanwhile: the store's other writes go on while /oauth/token is slow.
  * Token values are never logged: hs_token_fingerprint() gives a short non-reversible tag. */
 #ifndef HS_HOVER_OAUTH_H
 #define HS_HOVER_OAUTH_H
@@ -16,7 +19,7 @@
 #include "hover/retry.h"
 #include "hover/transport.h"
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/tokens.h"
 
 struct hs_limiter;
 
@@ -45,9 +48,9 @@ int hs_oauth_token_from_json(const char *json, size_t len, int64_t now_s, struct
 int hs_oauth_token_request(struct hs_oauth_app *app, const char *grant_type, const char *secret,
                            const char *redirect_uri, struct hs_token *out, struct hs_error *err);
 
-/* The connect flow's exchange: a code for a pair, saved in store under key before returning.
- * out (may be NULL) receives a copy of the pair. */
-int hs_oauth_exchange_code(struct hs_oauth_app *app, struct hs_store *store, const char *key,
+/* The connect flow's exchange: a code for a pair, saved in the token store under key before
+ * returning. out (may be NULL) receives a copy of the pair. */
+int hs_oauth_exchange_code(struct hs_oauth_app *app, struct hs_token_store ts, const char *key,
                            const char *code, const char *redirect_uri, struct hs_token *out,
                            struct hs_error *err);
 
@@ -58,7 +61,7 @@ char *hs_oauth_authorize_url(const char *base_url, const char *client_id, const 
 
 /* The token state of one credential, as a client holds it. */
 struct hs_oauth_cred {
-    struct hs_store *store; /* borrowed; may be NULL (then no refresh is possible) */
+    struct hs_token_store ts; /* borrowed; ops NULL: none (then no refresh is possible) */
     char *key;
     struct hs_token tok; /* the pair in use; access_token NULL when none is known */
 };
@@ -66,7 +69,7 @@ struct hs_oauth_cred {
 /* Loads the stored pair of key; when none is stored and an initial pair is given, saves it
  * (expires_at 0: valid until a 401). No pair at all is not an error here (requests will say
  * HS_ERR_NO_CREDENTIALS). */
-int hs_oauth_cred_init(struct hs_oauth_cred *c, struct hs_store *store, const char *key,
+int hs_oauth_cred_init(struct hs_oauth_cred *c, struct hs_token_store ts, const char *key,
                        const char *initial_access, const char *initial_refresh,
                        struct hs_error *err);
 void hs_oauth_cred_clear(struct hs_oauth_cred *c);

@@ -1,7 +1,7 @@
 /* pool.c: the service's Hover clients, one per connection key (pool.h).
  *
  * A mutex guards the map. Each entry holds the connection's client, created on first use outside
- * the map lock (hs_client_new reads the store) behind a placeholder entry, so that a second
+ * the map lock (hs_client_new reads the token store) behind a placeholder entry, so that a second
  * thread asking for the same key waits for it instead of creating a twin. An acquire hands out a
  * clone of it (hs_client_clone: the same token pair, counters of its own), so the requests of one
  * connection run in parallel; a release adds the clone's counters to the entry's. Every client
@@ -27,7 +27,7 @@ struct entry {
 struct hs_client_pool {
     pthread_mutex_t lock;
     struct entry *entries;
-    struct hs_store *store;
+    struct hs_token_store tokens;
     struct hs_limiter *limiter;
     /* The template: strings are copies owned by the pool. */
     struct hs_client_config cfg;
@@ -35,14 +35,14 @@ struct hs_client_pool {
     char *initial_access, *initial_refresh, *as_user_email;
 };
 
-int hs_client_pool_new(const struct hs_client_config *cfg, struct hs_store *store,
+int hs_client_pool_new(const struct hs_client_config *cfg, struct hs_token_store tokens,
                        struct hs_client_pool **out, struct hs_error *err)
 {
     if (!cfg || !cfg->base_url || !*cfg->base_url)
         return hs_fail(err, HS_ERR_INVALID, "a client pool needs the Hover base URL");
     struct hs_client_pool *p = hs_calloc(1, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
-    p->store = store;
+    p->tokens = tokens;
     p->cfg = *cfg;
     p->base_url = hs_strdup(cfg->base_url);
     p->client_id = hs_strdup(cfg->client_id);
@@ -140,7 +140,7 @@ int hs_client_pool_acquire(struct hs_client_pool *p, const char *key, struct hs_
         cc.initial_refresh_token = p->initial_refresh;
     }
     struct hs_client *c = NULL;
-    int rc = hs_client_new(&cc, p->store, NULL, NULL, &c, err);
+    int rc = hs_client_new(&cc, p->tokens, NULL, NULL, &c, err);
 
     pthread_mutex_lock(&p->lock);
     if (rc != HS_OK) {

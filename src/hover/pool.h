@@ -11,8 +11,8 @@
 struct hs_client_pool;
 
 /* cfg is the template of every client (credential_key is replaced per connection); the pool
- * copies what it needs. store must outlive the pool. */
-int hs_client_pool_new(const struct hs_client_config *cfg, struct hs_store *store,
+ * copies what it needs. The token store (hs_store_tokens(st)) must outlive the pool. */
+int hs_client_pool_new(const struct hs_client_config *cfg, struct hs_token_store tokens,
                        struct hs_client_pool **out, struct hs_error *err);
 void hs_client_pool_free(struct hs_client_pool *p);
 /* A client of connection `key` for the calling thread (the connection's client is created on

@@ -189,20 +189,85 @@ static int map_curl_error(CURLcode cc, const struct hop *h, const char *errbuf, 
     }
 }
 
+static void set_method(CURL *e, const struct hs_http_request *rq)
+{
+    const char *method = rq->method ? rq->method : "GET";
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        if (rq->body || strcmp(method, "POST") == 0) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+        }
+    }
+}
+
+/* One "Name: value" line appended to *hdrs; HS_ERR_TOOBIG when it does not fit a line. */
+static int add_header(struct curl_slist **hdrs, struct hs_buf *line, const char *name,
+                      const char *prefix, const char *value, struct hs_error *err)
+{
+    hs_buf_reset(line);
+    if (hs_buf_appendf(line, "%s: %s%s", name, prefix, value) != HS_OK)
+        return hs_fail(err, HS_ERR_TOOBIG, "request header %s too long", name);
+    *hdrs = curl_slist_append(*hdrs, hs_buf_str(line));
+    return HS_OK;
+}
+
+/* The request's headers: the caller's (never its Authorization), If-None-Match, and the bearer
+ * token when this hop may carry it. */
+static int build_headers(const struct hs_http_request *rq, bool send_bearer,
+                         struct curl_slist **hdrs, struct hs_error *err)
+{
+    struct hs_buf line;
+    hs_buf_init(&line, 16 * 1024);
+    /* No "Expect: 100-continue" round trip for bodies. */
+    *hdrs = curl_slist_append(*hdrs, "Expect:");
+    int rc = HS_OK;
+    for (size_t i = 0; i < rq->n_headers && rc == HS_OK; i++) {
+        if (strcasecmp(rq->headers[i].name, "Authorization") == 0)
+            continue; /* only bearer_token authorises, and only on its origin */
+        rc = add_header(hdrs, &line, rq->headers[i].name, "", rq->headers[i].value, err);
+    }
+    if (rc == HS_OK && rq->if_none_match)
+        rc = add_header(hdrs, &line, "If-None-Match", "", rq->if_none_match, err);
+    if (rc == HS_OK && send_bearer && rq->bearer_token)
+        rc = add_header(hdrs, &line, "Authorization", "Bearer ", rq->bearer_token, err);
+    if (rc == HS_OK && !*hdrs)
+        rc = hs_fail(err, HS_ERR_INTERNAL, "out of memory building request headers");
+    hs_buf_free(&line);
+    return rc;
+}
+
+/* What the answer's status line and headers say, once its body is in. */
+static void read_answer(CURL *e, const struct hop *h, struct hs_http_response *rs)
+{
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &rs->status);
+    curl_off_t cl = -1;
+    if (curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl >= 0)
+        rs->content_length = (int64_t)cl;
+    /* curl parses both forms of Retry-After (seconds and HTTP-date); 0 also means "absent". */
+    curl_off_t ra = 0;
+    if (h->saw_retry_after && curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
+        rs->retry_after_s = ra > 0 ? (int64_t)ra : 0;
+    rs->body_bytes = h->bytes;
+}
+
 static int curl_hop(void *ctx, const struct hs_http_request *rq, bool send_bearer,
                     struct hs_http_response *rs, struct hs_error *err)
 {
     (void)ctx;
     char errbuf[CURL_ERROR_SIZE];
     struct curl_slist *hdrs = NULL;
-    struct hs_buf line;
     int rc = HS_OK;
     int64_t timeout_ms = rq->timeout_ms > 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
     struct hop h = {.rq = rq, .rs = rs};
 
     h.max = rq->max_response ? rq->max_response : HS_JSON_MAX_BYTES;
     hs_buf_init(&rs->body, h.max);
-    hs_buf_init(&line, 16 * 1024);
     struct hs_curl_multi *loop = hs_curl_multi_default();
     CURL *e = curl_easy_init();
     h.easy = e;
@@ -227,52 +292,9 @@ static int curl_hop(void *ctx, const struct hs_http_request *rq, bool send_beare
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &h);
 
-    const char *method = rq->method ? rq->method : "GET";
-    if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else {
-        if (strcmp(method, "POST") != 0)
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-        if (rq->body || strcmp(method, "POST") == 0) {
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
-        }
-    }
-
-    /* No "Expect: 100-continue" round trip for bodies. */
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    for (size_t i = 0; i < rq->n_headers; i++) {
-        if (strcasecmp(rq->headers[i].name, "Authorization") == 0)
-            continue; /* only bearer_token authorises, and only on its origin */
-        hs_buf_reset(&line);
-        if (hs_buf_appendf(&line, "%s: %s", rq->headers[i].name, rq->headers[i].value) != HS_OK) {
-            rc = hs_fail(err, HS_ERR_TOOBIG, "request header %s too long", rq->headers[i].name);
-            goto out;
-        }
-        hdrs = curl_slist_append(hdrs, hs_buf_str(&line));
-    }
-    if (rq->if_none_match) {
-        hs_buf_reset(&line);
-        if (hs_buf_appendf(&line, "If-None-Match: %s", rq->if_none_match) != HS_OK) {
-            rc = hs_fail(err, HS_ERR_TOOBIG, "If-None-Match value too long");
-            goto out;
-        }
-        hdrs = curl_slist_append(hdrs, hs_buf_str(&line));
-    }
-    if (send_bearer && rq->bearer_token) {
-        hs_buf_reset(&line);
-        if (hs_buf_appendf(&line, "Authorization: Bearer %s", rq->bearer_token) != HS_OK) {
-            rc = hs_fail(err, HS_ERR_TOOBIG, "access token too long");
-            goto out;
-        }
-        hdrs = curl_slist_append(hdrs, hs_buf_str(&line));
-    }
-    if (!hdrs) {
-        rc = hs_fail(err, HS_ERR_INTERNAL, "out of memory building request headers");
+    set_method(e, rq);
+    if ((rc = build_headers(rq, send_bearer, &hdrs, err)) != HS_OK)
         goto out;
-    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 
     int stopped = 0;
@@ -288,17 +310,8 @@ static int curl_hop(void *ctx, const struct hs_http_request *rq, bool send_beare
         rc = map_curl_error(cc, &h, errbuf, timeout_ms, err);
         goto out;
     }
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &rs->status);
-    curl_off_t cl = -1;
-    if (curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl >= 0)
-        rs->content_length = (int64_t)cl;
-    /* curl parses both forms of Retry-After (seconds and HTTP-date); 0 also means "absent". */
-    curl_off_t ra = 0;
-    if (h.saw_retry_after && curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
-        rs->retry_after_s = ra > 0 ? (int64_t)ra : 0;
-    rs->body_bytes = h.bytes;
+    read_answer(e, &h, rs);
 out:
-    hs_buf_free(&line);
     curl_easy_cleanup(e); /* its connection stays in the loop's cache */
     curl_slist_free_all(hdrs);
     return rc;

@@ -25,6 +25,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/outbox.h"
+#include "store/records.h"
 
 #define LEASE_NAME   "outbox:lease"
 #define LEASE_MS     30000
@@ -96,15 +98,6 @@ int64_t hs_outbox_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts)
 
 /* ---- lifecycle ---- */
 
-static void cond_init_monotonic(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
 int hs_outbox_new(const struct hs_outbox_config *cfg, struct hs_store *store,
                   const struct hs_clock *clock, struct hs_transport *transport,
                   struct hs_outbox **out, struct hs_error *err)
@@ -152,7 +145,7 @@ int hs_outbox_new(const struct hs_outbox_config *cfg, struct hs_store *store,
     host[sizeof host - 1] = '\0';
     snprintf(o->owner, sizeof o->owner, "%s:%d:%p", host, (int)getpid(), (void *)o);
     pthread_mutex_init(&o->lock, NULL);
-    cond_init_monotonic(&o->wake);
+    hs_cond_init_monotonic(&o->wake);
     *out = o;
     return HS_OK;
 }
@@ -226,8 +219,7 @@ static json_t *models_json(struct hs_outbox *o, int64_t job_id, const struct hs_
     }
     struct hs_model_status *st = NULL;
     size_t n = 0;
-    if (o->store->ops->job_models_status &&
-        o->store->ops->job_models_status(o->store, job_id, &st, &n, NULL) == HS_OK) {
+    if (o->store->records->job_models_status(o->store, job_id, &st, &n, NULL) == HS_OK) {
         for (size_t i = 0; i < n; i++) {
             const char *res = st[i].synced_updated_at ? "synced"
                               : st[i].has_selection   ? hs_selection_status_name(st[i].selection)
@@ -274,22 +266,19 @@ int hs_outbox_after_sync(struct hs_outbox *o, const char *connection_key, int64_
         *queued = 0;
     if (!o || !o->cfg.n_endpoints || job_id <= 0)
         return HS_OK;
-    const struct hs_store_ops *ops = o->store->ops;
-    if (!ops->job_synced_seq || !ops->outbox_add || !ops->checkpoint_get || !ops->checkpoint_put)
-        return hs_fail(err, HS_ERR_INTERNAL, "this store keeps no outbox");
     /* Built before the transaction (it reads the store); discarded when nothing is due. The
      * cursors are filled in once known, inside the transaction. */
     char name[48];
     snprintf(name, sizeof name, "notify:%lld", (long long)job_id);
     size_t added = 0;
-    int rc = ops->begin(o->store, err);
+    int rc = o->store->ops->begin(o->store, err);
     if (rc)
         return rc;
     int64_t seq = 0, last = 0;
     char *v = NULL;
-    rc = ops->job_synced_seq(o->store, job_id, &seq, err);
+    rc = o->store->records->job_synced_seq(o->store, job_id, &seq, err);
     if (rc == HS_OK) {
-        int g = ops->checkpoint_get(o->store, name, &v, err);
+        int g = o->store->records->checkpoint_get(o->store, name, &v, err);
         if (g == HS_OK)
             (void)hs_parse_i64(v, &last);
         else if (g != HS_ERR_NOT_FOUND)
@@ -301,20 +290,20 @@ int hs_outbox_after_sync(struct hs_outbox *o, const char *connection_key, int64_
             char key[65];
             hs_outbox_idempotency_key(o->endpoints[i], job_id, seq, key);
             char *payload = payload_json(o, key, connection_key, job_id, report, seq, last);
-            rc = ops->outbox_add(o->store, o->endpoints[i], job_id, payload, key, err);
+            rc = o->store->outbox->outbox_add(o->store, o->endpoints[i], job_id, payload, key, err);
             free(payload);
             added += rc == HS_OK;
         }
         char val[24];
         snprintf(val, sizeof val, "%lld", (long long)seq);
         if (rc == HS_OK)
-            rc = ops->checkpoint_put(o->store, name, val, err);
+            rc = o->store->records->checkpoint_put(o->store, name, val, err);
     }
     if (rc) {
-        ops->rollback(o->store);
+        o->store->ops->rollback(o->store);
         return rc;
     }
-    rc = ops->commit(o->store, err);
+    rc = o->store->ops->commit(o->store, err);
     if (rc)
         return rc;
     if (added) {
@@ -354,14 +343,13 @@ static bool owner_dead(const struct hs_outbox *o, const char *v, size_t owner_le
 /* Takes or renews this process's delivery lease; false when another process holds it. */
 static bool lease(struct hs_outbox *o)
 {
-    const struct hs_store_ops *ops = o->store->ops;
     struct hs_error err = {0};
     int64_t now = o->clock->wall_ms(o->clock);
-    if (ops->begin(o->store, &err))
+    if (o->store->ops->begin(o->store, &err))
         return false;
     char *v = NULL;
     bool mine = true;
-    int rc = ops->checkpoint_get(o->store, LEASE_NAME, &v, &err);
+    int rc = o->store->records->checkpoint_get(o->store, LEASE_NAME, &v, &err);
     if (rc == HS_OK) {
         const char *sp = strrchr(v, ' ');
         int64_t until = 0;
@@ -371,50 +359,46 @@ static bool lease(struct hs_outbox *o)
         else if (sp && (size_t)(sp - v) == strlen(o->owner) &&
                  strncmp(v, o->owner, (size_t)(sp - v)) == 0 && until - now > LEASE_MS / 2) {
             free(v);
-            ops->rollback(o->store); /* held and fresh: no write needed */
+            o->store->ops->rollback(o->store); /* held and fresh: no write needed */
             return true;
         }
         free(v);
     } else if (rc != HS_ERR_NOT_FOUND) {
-        ops->rollback(o->store);
+        o->store->ops->rollback(o->store);
         return false;
     }
     if (!mine) {
-        ops->rollback(o->store);
+        o->store->ops->rollback(o->store);
         return false;
     }
     char val[160];
     snprintf(val, sizeof val, "%s %lld", o->owner, (long long)(now + LEASE_MS));
-    rc = ops->checkpoint_put(o->store, LEASE_NAME, val, &err);
+    rc = o->store->records->checkpoint_put(o->store, LEASE_NAME, val, &err);
     if (rc) {
-        ops->rollback(o->store);
+        o->store->ops->rollback(o->store);
         return false;
     }
-    return ops->commit(o->store, &err) == HS_OK;
+    return o->store->ops->commit(o->store, &err) == HS_OK;
 }
 
 static void release_lease(struct hs_outbox *o)
 {
-    const struct hs_store_ops *ops = o->store->ops;
     char *v = NULL;
-    if (ops->begin(o->store, NULL))
+    if (o->store->ops->begin(o->store, NULL))
         return;
-    if (ops->checkpoint_get(o->store, LEASE_NAME, &v, NULL) == HS_OK &&
+    if (o->store->records->checkpoint_get(o->store, LEASE_NAME, &v, NULL) == HS_OK &&
         strncmp(v, o->owner, strlen(o->owner)) == 0 && v[strlen(o->owner)] == ' ')
-        (void)ops->checkpoint_put(o->store, LEASE_NAME, "released 0", NULL);
+        (void)o->store->records->checkpoint_put(o->store, LEASE_NAME, "released 0", NULL);
     free(v);
-    (void)ops->commit(o->store, NULL);
+    (void)o->store->ops->commit(o->store, NULL);
 }
 
 int hs_outbox_deliver_one(struct hs_outbox *o, bool *sent, struct hs_error *err)
 {
     *sent = false;
-    const struct hs_store_ops *ops = o->store->ops;
-    if (!ops->outbox_next)
-        return hs_fail(err, HS_ERR_INTERNAL, "this store keeps no outbox");
     struct hs_outbox_row row = {0};
     int64_t now_ms = o->clock->wall_ms(o->clock);
-    int rc = ops->outbox_next(o->store, now_ms, &row, err);
+    int rc = o->store->outbox->outbox_next(o->store, now_ms, &row, err);
     if (rc == HS_ERR_NOT_FOUND)
         return HS_OK;
     if (rc)
@@ -456,7 +440,7 @@ int hs_outbox_deliver_one(struct hs_outbox *o, bool *sent, struct hs_error *err)
     char shown[160];
     hs_url_for_log(row.endpoint, shown, sizeof shown);
     if (ok) {
-        rc = ops->outbox_delivered(o->store, row.id, err);
+        rc = o->store->outbox->outbox_delivered(o->store, row.id, err);
         hs_info("outbox=delivered id=%lld job=%lld endpoint=%s attempts=%lld", (long long)row.id,
                 (long long)row.job_id, shown, (long long)row.attempts + 1);
         pthread_mutex_lock(&o->lock);
@@ -465,7 +449,7 @@ int hs_outbox_deliver_one(struct hs_outbox *o, bool *sent, struct hs_error *err)
     } else {
         int64_t delay =
             hs_outbox_backoff_ms(o->cfg.retry_base_ms, o->cfg.retry_max_ms, row.attempts);
-        rc = ops->outbox_retry(o->store, row.id, now_ms + delay, why, err);
+        rc = o->store->outbox->outbox_retry(o->store, row.id, now_ms + delay, why, err);
         hs_warn("outbox=failed id=%lld job=%lld endpoint=%s attempt=%lld error=\"%s\" "
                 "retry_in_ms=%lld",
                 (long long)row.id, (long long)row.job_id, shown, (long long)row.attempts + 1, why,

@@ -40,6 +40,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
+#include "store/search.h"
 
 #define Q_MAX_BYTES  200  /* longer search texts are refused */
 #define SESSIONS_MAX 1024 /* debounce state of this many typists */
@@ -407,8 +409,8 @@ int hs_search_new(const struct hs_search_config *cfg, struct hs_store *store,
                   struct hs_client_provider clients, const struct hs_clock *clock,
                   struct hs_search_service **out, struct hs_error *err)
 {
-    if (!store || !store->ops->jobs_search)
-        return hs_fail(err, HS_ERR_INVALID, "search needs a store with jobs_search");
+    if (!store)
+        return hs_fail(err, HS_ERR_INVALID, "search needs a store");
     struct hs_search_config c = cfg ? *cfg : (struct hs_search_config){0};
     if (c.cache_ttl_ms <= 0)
         c.cache_ttl_ms = 60000;
@@ -496,7 +498,7 @@ static void index_jobs(struct hs_search_service *s, const char *conn, const stru
     for (size_t i = 0; rc == HS_OK && i < pg->n_jobs; i++) {
         struct hs_error jerr = {0};
         /* One bad job (no id) is skipped: the op rolled back its own savepoint. */
-        if (st->ops->job_upsert(st, &pg->jobs[i], conn, NULL, &jerr))
+        if (st->records->job_upsert(st, &pg->jobs[i], conn, NULL, &jerr))
             hs_debug("search=index job=%lld error=\"%s\"", (long long)pg->jobs[i].id, jerr.msg);
     }
     if (rc == HS_OK)
@@ -544,9 +546,8 @@ static int local_search(struct hs_search_service *s, const char *q, const char *
 {
     struct hs_job_summary *v = NULL;
     size_t n = 0;
-    int rc = scope ? s->store->ops->jobs_search_scoped(s->store, q, state, page, per, scope, &v, &n,
-                                                       total, err)
-                   : s->store->ops->jobs_search(s->store, q, state, page, per, &v, &n, total, err);
+    int rc =
+        s->store->search->jobs_search(s->store, q, state, page, per, scope, &v, &n, total, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++)

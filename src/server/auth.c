@@ -22,6 +22,7 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "server/internal.h"
+#include "store/service.h"
 
 #define API_KEY_SETTING "api_key_sha256"
 
@@ -97,7 +98,7 @@ int hs_server_api_key(struct hs_store *store, const char *configured, unsigned c
         return HS_OK;
     }
     char *stored = NULL;
-    int rc = store->ops->setting_get(store, API_KEY_SETTING, &stored, err);
+    int rc = store->service->setting_get(store, API_KEY_SETTING, &stored, err);
     if (rc == HS_OK) {
         rc = unhex(stored, hash, 32);
         free(stored);
@@ -112,7 +113,7 @@ int hs_server_api_key(struct hs_store *store, const char *configured, unsigned c
         return hs_fail(err, HS_ERR_INTERNAL, "no randomness for the API key");
     sha256(key, 64, hash);
     hs_hex(hash, 32, hex);
-    if ((rc = store->ops->setting_put(store, API_KEY_SETTING, hex, err)) != HS_OK) {
+    if ((rc = store->service->setting_put(store, API_KEY_SETTING, hex, err)) != HS_OK) {
         OPENSSL_cleanse(key, sizeof key);
         return rc;
     }
@@ -153,7 +154,7 @@ int hs_session_create(struct hs_server *s, const char *user, const char *const *
         .n_connections = n,
     };
     ss.expires_at = ss.created_at + SESSION_TTL_S;
-    int rc = s->store->ops->session_put(s->store, &ss, err);
+    int rc = s->store->service->session_put(s->store, &ss, err);
     if (rc)
         return rc;
     if (out) {
@@ -178,7 +179,7 @@ int hs_session_lookup(struct hs_server *s, const char *token, struct hs_session 
         return hs_fail(err, HS_ERR_NOT_FOUND, "not a session token");
     char hash[65];
     hs_sha256_hex(token, hash);
-    return s->store->ops->session_get(s->store, hash, hs_server_wall_s(s), out, err);
+    return s->store->service->session_get(s->store, hash, hs_server_wall_s(s), out, err);
 }
 
 void hs_session_set_cookie(const struct hs_server *s, struct hs_resp *r, const char *token)
@@ -313,8 +314,8 @@ static bool changes_state(const char *method)
 static int session_by_hash(struct hs_req *q, const char *hash, struct hs_resp *r)
 {
     struct hs_error err = {0};
-    int rc = q->srv->store->ops->session_get(q->srv->store, hash, hs_server_wall_s(q->srv),
-                                             &q->session, &err);
+    int rc = q->srv->store->service->session_get(q->srv->store, hash, hs_server_wall_s(q->srv),
+                                                 &q->session, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         unauthorized(r, "the session is unknown or expired: open the modal again");
         return -1;
@@ -351,7 +352,7 @@ static int bearer_check(struct hs_req *q, struct hs_resp *r, const char *authz)
     char hash[65];
     hs_hex(h, sizeof h, hash);
     struct hs_error err = {0};
-    int rc = s->store->ops->session_get(s->store, hash, hs_server_wall_s(s), &q->session, &err);
+    int rc = s->store->service->session_get(s->store, hash, hs_server_wall_s(s), &q->session, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         unauthorized(r, "wrong API key, or an unknown or expired session");
         return -1;

@@ -1,12 +1,15 @@
 /* http.c: request and response helpers of the service; see http.h. */
 #include "server/http.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -14,6 +17,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
 
 void hs_resp_init(struct hs_resp *r)
 {
@@ -200,6 +204,59 @@ void hs_resp_fail(struct hs_resp *r, int rc, const struct hs_error *err, const c
                 hs_err_name(rc), msg);
         hs_resp_error(r, 500, "internal", "%s failed: internal error (see the service log)", what);
     }
+}
+
+void hs_resp_html(struct hs_resp *r, int status, char *html)
+{
+    /* The CSP goes out with the common headers of every HTML answer (server.c). */
+    hs_resp_set(r, status, "text/html; charset=utf-8", html, html ? strlen(html) : 0);
+    hs_resp_header(r, "Cache-Control", "no-store");
+}
+
+void hs_resp_html_message(struct hs_resp *r, int status, const char *title, const char *message)
+{
+    char *t = hs_html_escape(title), *m = hs_html_escape(message);
+    char *html = hs_aprintf("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                            "<title>%s</title></head><body><h1>%s</h1><p>%s</p></body></html>",
+                            t, t, m);
+    free(t);
+    free(m);
+    hs_resp_html(r, status, html);
+}
+
+void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *data_dir,
+                         const struct hs_artifact_row *a, const char *cache_control)
+{
+    char *path = hs_aprintf("%s/%s", data_dir, a->path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        char eb[128];
+        hs_warn("http msg=\"stored file missing\" sha256=%s path=%s error=\"%s\"", a->sha256, path,
+                fd < 0 ? strerror_r(errno, eb, sizeof eb) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        hs_resp_error(r, 404, "not_found", "the stored file is missing");
+        return;
+    }
+    free(path);
+    char etag[80];
+    (void)snprintf(etag, sizeof etag, "\"%s\"", a->sha256);
+    hs_resp_set(r, 200,
+                a->content_type && *a->content_type ? a->content_type : "application/octet-stream",
+                NULL, 0);
+    hs_resp_header(r, "ETag", etag);
+    hs_resp_header(r, "Cache-Control", cache_control);
+    /* Bytes from Hover are served from our origin: never as an active document. */
+    hs_resp_header(r, "Content-Security-Policy", "default-src 'none'; sandbox");
+    if (hs_etag_matches(hs_req_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        close(fd);
+        r->status = 304;
+        return;
+    }
+    r->fd = fd;
+    r->fd_size = (uint64_t)st.st_size;
 }
 
 static enum MHD_Result copy_value(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -419,22 +476,6 @@ int hs_req_int_arg(const struct hs_req *q, const char *name, int64_t min, int64_
         return -1;
     }
     return 0;
-}
-
-json_t *hs_json_text(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *copy = hs_strdup(s);
-    for (unsigned char *p = (unsigned char *)copy; *p; p++)
-        if (*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
 }
 
 const char *hs_content_type_for(const char *name)

@@ -10,10 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/json.h"
 #include "core/str.h"
 
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/service.h"
 
 /* Request bodies are refused beyond this (413 payload_too_large). */
 #define HS_HTTP_BODY_MAX   (64u * 1024u)
@@ -21,6 +22,7 @@
 
 struct hs_server;
 struct route;
+struct hs_artifact_row;
 
 enum hs_auth_kind { HS_AUTH_NONE, HS_AUTH_KEY, HS_AUTH_SESSION };
 
@@ -96,6 +98,14 @@ void hs_resp_error(struct hs_resp *r, int status, const char *code, const char *
 void hs_resp_fail(struct hs_resp *r, int rc, const struct hs_error *err, const char *what);
 /* The code of docs/API.md for a status ("not_found"). */
 const char *hs_http_code_for_status(int status);
+/* An HTML page (html taken), never cached. */
+void hs_resp_html(struct hs_resp *r, int status, char *html);
+/* A small HTML page with a title and an escaped message. */
+void hs_resp_html_message(struct hs_resp *r, int status, const char *title, const char *message);
+/* Serves a stored file (an artifact under data_dir) with its type and sha256 ETag (304 on a
+ * matching If-None-Match; 404 when the file is missing). */
+void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *data_dir,
+                         const struct hs_artifact_row *a, const char *cache_control);
 
 /* Copies the headers, arguments and cookies of conn, and method and path (clear frees them). */
 void hs_req_values_copy(struct hs_req_values *v, struct MHD_Connection *conn, const char *method,
@@ -126,8 +136,6 @@ int hs_req_json_object(const struct hs_req *q, bool empty_ok, json_t **out, stru
 int hs_req_int_arg(const struct hs_req *q, const char *name, int64_t min, int64_t max, int64_t dflt,
                    int64_t *out, struct hs_resp *r);
 
-/* A JSON string of s that never fails (bytes that are not UTF-8 become '?'); null for NULL. */
-json_t *hs_json_text(const char *s);
 /* A content type for a file name by its extension ("application/octet-stream" if unknown). */
 const char *hs_content_type_for(const char *name);
 /* Constant-time comparison of two NUL-terminated secrets (false when lengths differ). */

@@ -1,6 +1,7 @@
 /* internal.h: what the files of the service share (server.c: listeners, request pipeline,
- * workers; auth.c: API key, sessions, origins; sse.c: progress streams; routes_*.c: the
- * handlers). Not for other modules. */
+ * workers; http.c: requests and answers; auth.c: API key, sessions, origins; connections.c: the
+ * Hover connections; sse.c: progress streams; routes_*.c: the handlers, which call into the
+ * others but never into server.c). Not for other modules. */
 #ifndef HS_SERVER_INTERNAL_H
 #define HS_SERVER_INTERNAL_H
 
@@ -132,6 +133,15 @@ struct hs_server {
     char *reconnect[CONN_FLAGS_N]; /* connections whose grant Hover refused */
     atomic_llong oauth_requests;
 
+    /* What the request pipeline counts (server.c), read by GET /metrics. */
+    struct hs_server_counters {
+        atomic_llong in_flight; /* requests being handled */
+        /* Routes that wait on Hover: answered in time, answered 504, waiting now, and their
+         * handlers running (those answered 504 included). */
+        atomic_llong hover_answered, hover_timed_out, hover_waiting, hover_running;
+    } counters;
+    struct hs_conns *conns; /* NULL until started */
+
     struct server_rt *rt;
     struct sse_hub *sse;
     struct hs_quota *quota;      /* NULL: no per-caller limit */
@@ -147,20 +157,20 @@ struct hs_server {
 };
 
 /* ---- server.c ---- */
-int64_t hs_server_mono_ms(const struct hs_server *s);
-int64_t hs_server_wall_s(const struct hs_server *s);
-int64_t hs_server_in_flight(const struct hs_server *s);
-/* The route table (for metrics labels). */
+/* The route table (the metrics labels; the HTTP fuzz target matches paths against it). */
 extern const struct route hs_routes[];
 extern const size_t hs_n_routes;
-/* Common headers of HTML pages (CSP frame-ancestors, no caching). */
-void hs_resp_html(const struct hs_server *s, struct hs_resp *r, int status, char *html);
-/* A small HTML page with a title and an escaped message. */
-void hs_resp_html_message(const struct hs_server *s, struct hs_resp *r, int status,
-                          const char *title, const char *message);
-/* Serves a file of the data directory (a stored artifact) with its type and sha256 ETag. */
-void hs_resp_stored_file(struct hs_req *q, struct hs_resp *r, const struct hs_artifact_row *a,
-                         const char *cache_control);
+
+/* ---- the service's clock ---- */
+static inline int64_t hs_server_mono_ms(const struct hs_server *s)
+{
+    return s->clock->mono_ms(s->clock);
+}
+
+static inline int64_t hs_server_wall_s(const struct hs_server *s)
+{
+    return s->clock->wall_ms(s->clock) / 1000;
+}
 
 /* ---- auth.c ---- */
 /* The auth of a request to a route that needs it: 0, or -1 with a 401/403 in r. */
@@ -194,7 +204,11 @@ void hs_sha256_bytes(const char *s, unsigned char out[32]);
 /* True when s is exactly n lowercase hex digits (tokens, tickets, hashes). */
 bool hs_is_hex(const char *s, size_t n);
 
-/* ---- connections (routes_jobs.c) ---- */
+/* ---- connections.c: the Hover connections as the routes see them ---- */
+/* Every stored connection (the caller filters by its scope); 0, or -1 with the error in r.
+ * hs_connection_rows_free frees them. */
+int hs_connections_read(struct hs_req *q, struct hs_connection_row **rows, size_t *n,
+                        struct hs_resp *r);
 /* The connection a request names (`asked`, checked against the store and the caller's scope:
  * 404 outside it), or the caller's first one (connected first); NULL when it has none. 0, or -1
  * with an error in r. *key is owned by the caller. */
@@ -202,6 +216,8 @@ int hs_pick_connection(struct hs_req *q, const char *asked, char **key, struct h
 /* Remembers what Hover said of a connection's grant (reconnect needed or fine). */
 void hs_connection_note(struct hs_server *s, const char *key, int rc);
 bool hs_connection_needs_reconnect(struct hs_server *s, const char *key);
+
+/* ---- routes_jobs.c ---- */
 /* The job as Hover shows it (cached JOB_CACHE_MS, or up to max_age_ms when >= 0), through the
  * connection given (or the one that knows it), within a scope (NULL: any connection; else
  * HS_ERR_NOT_FOUND when none of its connections has the job); *doc is a new reference, *conn
@@ -225,9 +241,6 @@ void hs_conns_request_done(struct MHD_Connection *conn);
 /* Shuts down the sockets of connections past their deadline; how many. */
 size_t hs_conns_reap(struct hs_conns *t);
 void hs_conns_counts(struct hs_conns *t, int64_t *open, int64_t *reaped);
-
-/* The counters of the guards (Hover waits, header deadlines, caller rates) for /metrics. */
-void hs_server_guard_stats(struct hs_server *s, struct hs_metrics_sources *src);
 
 /* ---- quota.c: requests per minute per caller (API key or session) ---- */
 struct hs_quota *hs_quota_new(int per_minute);

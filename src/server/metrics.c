@@ -101,126 +101,149 @@ static void sample(struct hs_buf *b, const char *name, const char *type, const c
     (void)hs_buf_appendf(b, "%s %.17g\n", name, v);
 }
 
-char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *src)
+/* The requests answered, by route and status, and their latencies. */
+static void render_http(struct hs_buf *b, struct hs_metrics *m)
 {
-    struct hs_buf b;
-    hs_buf_init(&b, METRICS_MAX);
     pthread_mutex_lock(&m->lock);
-    family(&b, "hoversync_http_requests_total", "counter",
+    family(b, "hoversync_http_requests_total", "counter",
            "HTTP requests answered by the service, by route and status.");
     for (size_t i = 0; i < m->n_routes; i++) {
         const struct route_stats *r = &m->stats[i];
         for (size_t k = 0; k < r->n_status; k++) {
-            (void)hs_buf_appends(&b, "hoversync_http_requests_total{route=\"");
-            label(&b, m->routes[i]);
-            (void)hs_buf_appendf(&b, "\",status=\"%d\"} %lld\n", r->status[k],
+            (void)hs_buf_appends(b, "hoversync_http_requests_total{route=\"");
+            label(b, m->routes[i]);
+            (void)hs_buf_appendf(b, "\",status=\"%d\"} %lld\n", r->status[k],
                                  (long long)r->count[k]);
         }
         if (r->other) {
-            (void)hs_buf_appends(&b, "hoversync_http_requests_total{route=\"");
-            label(&b, m->routes[i]);
-            (void)hs_buf_appendf(&b, "\",status=\"other\"} %lld\n", (long long)r->other);
+            (void)hs_buf_appends(b, "hoversync_http_requests_total{route=\"");
+            label(b, m->routes[i]);
+            (void)hs_buf_appendf(b, "\",status=\"other\"} %lld\n", (long long)r->other);
         }
     }
-    family(&b, "hoversync_http_request_duration_seconds", "histogram",
+    family(b, "hoversync_http_request_duration_seconds", "histogram",
            "Time from a request's arrival to its answer being queued, by route.");
     for (size_t i = 0; i < m->n_routes; i++) {
         const struct route_stats *r = &m->stats[i];
         if (!r->total)
             continue;
         for (size_t k = 0; k <= N_BUCKETS; k++) {
-            (void)hs_buf_appends(&b, "hoversync_http_request_duration_seconds_bucket{route=\"");
-            label(&b, m->routes[i]);
+            (void)hs_buf_appends(b, "hoversync_http_request_duration_seconds_bucket{route=\"");
+            label(b, m->routes[i]);
             if (k < N_BUCKETS)
-                (void)hs_buf_appendf(&b, "\",le=\"%g\"} %lld\n", bucket_le[k],
+                (void)hs_buf_appendf(b, "\",le=\"%g\"} %lld\n", bucket_le[k],
                                      (long long)r->buckets[k]);
             else
-                (void)hs_buf_appendf(&b, "\",le=\"+Inf\"} %lld\n", (long long)r->total);
+                (void)hs_buf_appendf(b, "\",le=\"+Inf\"} %lld\n", (long long)r->total);
         }
-        (void)hs_buf_appends(&b, "hoversync_http_request_duration_seconds_sum{route=\"");
-        label(&b, m->routes[i]);
-        (void)hs_buf_appendf(&b, "\"} %.9f\n", r->sum);
-        (void)hs_buf_appends(&b, "hoversync_http_request_duration_seconds_count{route=\"");
-        label(&b, m->routes[i]);
-        (void)hs_buf_appendf(&b, "\"} %lld\n", (long long)r->total);
+        (void)hs_buf_appends(b, "hoversync_http_request_duration_seconds_sum{route=\"");
+        label(b, m->routes[i]);
+        (void)hs_buf_appendf(b, "\"} %.9f\n", r->sum);
+        (void)hs_buf_appends(b, "hoversync_http_request_duration_seconds_count{route=\"");
+        label(b, m->routes[i]);
+        (void)hs_buf_appendf(b, "\"} %lld\n", (long long)r->total);
     }
     pthread_mutex_unlock(&m->lock);
+}
 
+/* What the service's Hover clients sent and how Hover answered. */
+static void render_hover(struct hs_buf *b, const struct hs_metrics_sources *src)
+{
     const struct hs_client_stats *h = &src->hover;
-    sample(&b, "hoversync_hover_requests_total", "counter",
+    sample(b, "hoversync_hover_requests_total", "counter",
            "HTTP requests sent to Hover's API by the service's clients, retries included.",
            (double)h->requests);
-    family(&b, "hoversync_hover_responses_total", "counter",
+    family(b, "hoversync_hover_responses_total", "counter",
            "Answers of Hover's API to the service's clients, by status class (network: none).");
     for (int k = 0; k < HS_SC_COUNT; k++)
-        (void)hs_buf_appendf(&b, "hoversync_hover_responses_total{status=\"%s\"} %lld\n",
+        (void)hs_buf_appendf(b, "hoversync_hover_responses_total{status=\"%s\"} %lld\n",
                              hs_status_class_label(k), (long long)h->by_status[k]);
-    sample(&b, "hoversync_hover_retries_total", "counter",
+    sample(b, "hoversync_hover_retries_total", "counter",
            "Requests to Hover retried after a 429, a 5xx or a network error.", (double)h->retries);
-    sample(&b, "hoversync_hover_token_refreshes_total", "counter",
+    sample(b, "hoversync_hover_token_refreshes_total", "counter",
            "OAuth token refreshes made by the service's clients.", (double)h->refreshes);
-    sample(&b, "hoversync_hover_rate_limit_waits_total", "counter",
+    sample(b, "hoversync_hover_rate_limit_waits_total", "counter",
            "Times the client-side limiter made a request to Hover wait.",
            (double)h->rate_limit_waits);
-    sample(&b, "hoversync_hover_rate_limit_wait_seconds_total", "counter",
+    sample(b, "hoversync_hover_rate_limit_wait_seconds_total", "counter",
            "Seconds requests to Hover waited for the client-side limiter.",
            (double)h->waited_ms / 1000.0);
-    sample(&b, "hoversync_hover_oauth_requests_total", "counter",
+    sample(b, "hoversync_hover_oauth_requests_total", "counter",
            "Token endpoint requests of the connect flow (code exchanges).",
            (double)src->oauth_requests);
-    if (src->have_syncq) {
-        const struct hs_syncq_stats *q = &src->syncq;
-        family(&b, "hoversync_syncs_total", "counter", "Syncs finished, by result.");
-        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"done\"} %lld\n",
-                             (long long)q->done);
-        (void)hs_buf_appendf(&b, "hoversync_syncs_total{result=\"failed\"} %lld\n",
-                             (long long)q->failed);
-        sample(&b, "hoversync_sync_queue_depth", "gauge", "Syncs queued and not started yet.",
-               (double)q->queued);
-        sample(&b, "hoversync_syncs_running", "gauge", "Syncs running now.", (double)q->running);
-        sample(&b, "hoversync_sync_pending_runs_total", "counter",
-               "Runs of the pending selections (models synced when they complete).",
-               (double)q->pending_runs);
-    }
-    if (src->have_search) {
-        const struct hs_search_stats *s = &src->search;
-        sample(&b, "hoversync_search_queries_total", "counter", "Searches answered.",
-               (double)s->queries);
-        sample(&b, "hoversync_search_local_answers_total", "counter",
-               "Searches answered from the local index alone.", (double)s->local_answers);
-        sample(&b, "hoversync_search_hover_requests_total", "counter",
-               "List Jobs requests the search service sent to Hover.", (double)s->hover_requests);
-        sample(&b, "hoversync_search_cache_hits_total", "counter",
-               "Searches answered from cached Hover answers.", (double)s->cache_hits);
-        sample(&b, "hoversync_search_debounced_total", "counter",
-               "Searches that did not ask Hover because a newer query superseded them.",
-               (double)s->debounced);
-    }
-    sample(&b, "hoversync_sse_streams", "gauge", "Open progress streams (Server-Sent Events).",
+}
+
+static void render_syncq(struct hs_buf *b, const struct hs_syncq_stats *q)
+{
+    family(b, "hoversync_syncs_total", "counter", "Syncs finished, by result.");
+    (void)hs_buf_appendf(b, "hoversync_syncs_total{result=\"done\"} %lld\n", (long long)q->done);
+    (void)hs_buf_appendf(b, "hoversync_syncs_total{result=\"failed\"} %lld\n",
+                         (long long)q->failed);
+    sample(b, "hoversync_sync_queue_depth", "gauge", "Syncs queued and not started yet.",
+           (double)q->queued);
+    sample(b, "hoversync_syncs_running", "gauge", "Syncs running now.", (double)q->running);
+    sample(b, "hoversync_sync_pending_runs_total", "counter",
+           "Runs of the pending selections (models synced when they complete).",
+           (double)q->pending_runs);
+}
+
+static void render_search(struct hs_buf *b, const struct hs_search_stats *s)
+{
+    sample(b, "hoversync_search_queries_total", "counter", "Searches answered.",
+           (double)s->queries);
+    sample(b, "hoversync_search_local_answers_total", "counter",
+           "Searches answered from the local index alone.", (double)s->local_answers);
+    sample(b, "hoversync_search_hover_requests_total", "counter",
+           "List Jobs requests the search service sent to Hover.", (double)s->hover_requests);
+    sample(b, "hoversync_search_cache_hits_total", "counter",
+           "Searches answered from cached Hover answers.", (double)s->cache_hits);
+    sample(b, "hoversync_search_debounced_total", "counter",
+           "Searches that did not ask Hover because a newer query superseded them.",
+           (double)s->debounced);
+}
+
+/* The guards of the request pipeline: streams, requests in flight, waits on Hover,
+ * connections, header deadlines and caller rates. */
+static void render_pipeline(struct hs_buf *b, const struct hs_metrics_sources *src)
+{
+    sample(b, "hoversync_sse_streams", "gauge", "Open progress streams (Server-Sent Events).",
            (double)src->sse_streams);
-    sample(&b, "hoversync_http_requests_in_flight", "gauge", "Requests being handled now.",
+    sample(b, "hoversync_http_requests_in_flight", "gauge", "Requests being handled now.",
            (double)src->in_flight);
-    family(&b, "hoversync_hover_waits_total", "counter",
+    family(b, "hoversync_hover_waits_total", "counter",
            "Requests of routes that wait on Hover, by how the wait ended: answered in time, or "
            "504 after --hover-wait (the work goes on in the background).");
-    (void)hs_buf_appendf(&b, "hoversync_hover_waits_total{result=\"answered\"} %lld\n",
+    (void)hs_buf_appendf(b, "hoversync_hover_waits_total{result=\"answered\"} %lld\n",
                          (long long)src->hover_answered);
-    (void)hs_buf_appendf(&b, "hoversync_hover_waits_total{result=\"timed_out\"} %lld\n",
+    (void)hs_buf_appendf(b, "hoversync_hover_waits_total{result=\"timed_out\"} %lld\n",
                          (long long)src->hover_timed_out);
-    sample(&b, "hoversync_hover_waiting", "gauge",
+    sample(b, "hoversync_hover_waiting", "gauge",
            "Requests of routes that wait on Hover, waiting now.", (double)src->hover_waiting);
-    sample(&b, "hoversync_hover_handlers_running", "gauge",
+    sample(b, "hoversync_hover_handlers_running", "gauge",
            "Handlers of routes that wait on Hover running now, those already answered 504 "
            "included.",
            (double)src->hover_running);
-    sample(&b, "hoversync_http_connections", "gauge", "Open HTTP connections.",
+    sample(b, "hoversync_http_connections", "gauge", "Open HTTP connections.",
            (double)src->connections);
-    sample(&b, "hoversync_http_header_timeouts_total", "counter",
+    sample(b, "hoversync_http_header_timeouts_total", "counter",
            "Connections closed because their request headers were not complete within "
            "--header-timeout.",
            (double)src->header_timeouts);
-    sample(&b, "hoversync_http_rate_limited_total", "counter",
+    sample(b, "hoversync_http_rate_limited_total", "counter",
            "Requests refused with 429 by the per-caller limit (--caller-rate-limit).",
            (double)src->callers_refused);
+}
+
+char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *src)
+{
+    struct hs_buf b;
+    hs_buf_init(&b, METRICS_MAX);
+    render_http(&b, m);
+    render_hover(&b, src);
+    if (src->have_syncq)
+        render_syncq(&b, &src->syncq);
+    if (src->have_search)
+        render_search(&b, &src->search);
+    render_pipeline(&b, src);
     return hs_buf_take(&b, NULL);
 }

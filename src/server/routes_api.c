@@ -13,6 +13,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "server/internal.h"
+#include "store/records.h"
+#include "store/service.h"
 
 #ifndef HOVERSYNC_VERSION
 #define HOVERSYNC_VERSION "dev"
@@ -27,7 +29,7 @@ void hs_route_healthz(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     char *v = NULL;
-    int rc = s->store->ops->setting_get(s->store, "api_key_sha256", &v, NULL);
+    int rc = s->store->service->setting_get(s->store, "api_key_sha256", &v, NULL);
     free(v);
     bool db = rc == HS_OK || rc == HS_ERR_NOT_FOUND;
     hs_resp_json(r, db ? 200 : 503,
@@ -78,8 +80,14 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     }
     src.oauth_requests = atomic_load(&s->oauth_requests);
     src.sse_streams = hs_sse_count(s);
-    src.in_flight = hs_server_in_flight(s);
-    hs_server_guard_stats(s, &src);
+    src.in_flight = atomic_load(&s->counters.in_flight);
+    src.hover_answered = atomic_load(&s->counters.hover_answered);
+    src.hover_timed_out = atomic_load(&s->counters.hover_timed_out);
+    src.hover_waiting = atomic_load(&s->counters.hover_waiting);
+    src.hover_running = atomic_load(&s->counters.hover_running);
+    if (s->conns)
+        hs_conns_counts(s->conns, &src.connections, &src.header_timeouts);
+    src.callers_refused = hs_quota_refused(s->quota);
     char *text = hs_metrics_render(s->metrics, &src);
     hs_resp_set(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     hs_resp_header(r, "Cache-Control", "no-store");
@@ -149,7 +157,7 @@ static int session_connections(struct hs_server *s, json_t *body, char ***out, s
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
     struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
+    int rc = s->store->service->connections_list(s->store, &rows, &n, &err);
     if (rc) {
         json_decref(asked);
         hs_resp_fail(r, rc, &err, "listing connections");
@@ -274,12 +282,8 @@ void hs_route_connections(struct hs_req *q, struct hs_resp *r)
     struct hs_server *s = q->srv;
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
-    struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
-    if (rc) {
-        hs_resp_fail(r, rc, &err, "listing connections");
+    if (hs_connections_read(q, &rows, &n, r) != 0)
         return;
-    }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         if (!hs_req_may_use(q, rows[i].key))
@@ -411,39 +415,50 @@ static int64_t missing_model(json_t *doc, const int64_t *a, size_t na, const int
     return 0;
 }
 
+/* The job and the models of a sync's body: 0, or -1 with r answered (400). The lists are the
+ * caller's to free either way. */
+static int sync_models(json_t *body, int64_t *job_id, int64_t **ids, size_t *n_ids, int64_t **ready,
+                       size_t *n_ready, struct hs_resp *r)
+{
+    json_t *jid = json_object_get(body, "job_id");
+    if (!json_is_integer(jid) || json_integer_value(jid) <= 0) {
+        hs_resp_error(r, 400, "bad_request", "job_id must be a positive integer");
+        return -1;
+    }
+    *job_id = json_integer_value(jid);
+    if (id_list(body, "model_ids", ids, n_ids, r) != 0 ||
+        id_list(body, "when_ready", ready, n_ready, r) != 0)
+        return -1;
+    if (*n_ids + *n_ready == 0) {
+        hs_resp_error(r, 400, "bad_request", "model_ids (or when_ready) must name a model");
+        return -1;
+    }
+    for (size_t i = 0; i < *n_ids; i++) {
+        for (size_t k = 0; k < *n_ready; k++) {
+            if ((*ids)[i] == (*ready)[k]) {
+                hs_resp_error(r, 400, "bad_request",
+                              "model %lld is in both model_ids and when_ready",
+                              (long long)(*ids)[i]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* POST /api/syncs {"job_id":N,"model_ids":[..],"when_ready":[..],"connection":".."} */
 void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     json_t *body = NULL;
-    int64_t *ids = NULL, *ready = NULL;
+    int64_t job_id = 0, *ids = NULL, *ready = NULL;
     size_t n_ids = 0, n_ready = 0;
     char *conn = NULL, *hint = NULL;
     json_t *doc = NULL;
     if (hs_req_json_object(q, false, &body, r) != 0)
         return;
-    json_t *jid = json_object_get(body, "job_id");
-    if (!json_is_integer(jid) || json_integer_value(jid) <= 0) {
-        hs_resp_error(r, 400, "bad_request", "job_id must be a positive integer");
+    if (sync_models(body, &job_id, &ids, &n_ids, &ready, &n_ready, r) != 0)
         goto out;
-    }
-    int64_t job_id = json_integer_value(jid);
-    if (id_list(body, "model_ids", &ids, &n_ids, r) != 0 ||
-        id_list(body, "when_ready", &ready, &n_ready, r) != 0)
-        goto out;
-    if (n_ids + n_ready == 0) {
-        hs_resp_error(r, 400, "bad_request", "model_ids (or when_ready) must name a model");
-        goto out;
-    }
-    for (size_t i = 0; i < n_ids; i++) {
-        for (size_t k = 0; k < n_ready; k++) {
-            if (ids[i] == ready[k]) {
-                hs_resp_error(r, 400, "bad_request",
-                              "model %lld is in both model_ids and when_ready", (long long)ids[i]);
-                goto out;
-            }
-        }
-    }
     json_t *jc = json_object_get(body, "connection");
     if (jc && !json_is_null(jc) && !json_is_string(jc)) {
         hs_resp_error(r, 400, "bad_request", "connection must be a string");
@@ -530,8 +545,8 @@ void hs_route_records(struct hs_req *q, struct hs_resp *r)
     char *doc = NULL;
     struct hs_error err = {0};
     struct hs_scope scope_buf;
-    int rc = s->store->ops->export_since_scoped(s->store, since, hs_req_scope(q, &scope_buf), &doc,
-                                                &err);
+    int rc =
+        s->store->records->export_since(s->store, since, hs_req_scope(q, &scope_buf), &doc, &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "reading the records");
         return;
@@ -555,7 +570,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
     struct hs_scope scope_buf;
     /* A session sees the bytes of its connections' jobs only. */
     int rc =
-        s->store->ops->artifact_by_sha_scoped(s->store, sha, hs_req_scope(q, &scope_buf), &a, &err);
+        s->store->records->artifact_by_sha(s->store, sha, hs_req_scope(q, &scope_buf), &a, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         hs_resp_error(r, 404, "not_found", "no stored file %s", sha);
         return;
@@ -565,7 +580,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
         return;
     }
     /* Content-addressed: the bytes behind a name never change. */
-    hs_resp_stored_file(q, r, &a, "private, max-age=31536000, immutable");
+    hs_resp_stored_file(q, r, s->data_dir, &a, "private, max-age=31536000, immutable");
     hs_artifact_row_clear(&a);
 }
 
@@ -602,8 +617,8 @@ void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r)
         struct hs_artifact_row a = {0};
         struct hs_error err = {0};
         struct hs_scope scope_buf;
-        int rc = s->store->ops->artifact_by_sha_scoped(s->store, target,
-                                                       hs_req_scope(q, &scope_buf), &a, &err);
+        int rc = s->store->records->artifact_by_sha(s->store, target, hs_req_scope(q, &scope_buf),
+                                                    &a, &err);
         hs_artifact_row_clear(&a);
         if (rc) {
             hs_resp_fail(r, rc, &err, "finding the file");

@@ -1,5 +1,5 @@
-/* routes_jobs.c: one job fresh from Hover (GET /api/jobs/{id}), its images proxied through the
- * service (GET /api/images/{id}), and which connection (Hover org) answers for what.
+/* routes_jobs.c: one job fresh from Hover (GET /api/jobs/{id}) and its images proxied through
+ * the service (GET /api/images/{id}).
  *
  * Show Job answers are cached a few seconds per job (the modal asks again as the user moves
  * around), and every one is upserted into the store so that the local search index learns the
@@ -19,85 +19,11 @@
 #include "core/str.h"
 #include "hover/oauth.h"
 #include "server/internal.h"
+#include "store/blobs.h"
+#include "store/records.h"
+#include "store/service.h"
 
 #define IMAGE_MAX_BYTES ((size_t)20 << 20)
-
-/* ---- connections ---- */
-
-int hs_pick_connection(struct hs_req *q, const char *asked, char **key, struct hs_resp *r)
-{
-    struct hs_server *s = q->srv;
-    *key = NULL;
-    struct hs_connection_row *rows = NULL;
-    size_t n = 0;
-    struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
-    if (rc) {
-        hs_resp_fail(r, rc, &err, "listing connections");
-        return -1;
-    }
-    if (asked && *asked) {
-        /* Another tenant's connection is as unknown as one that does not exist. */
-        for (size_t i = 0; i < n && !*key; i++)
-            if (strcmp(rows[i].key, asked) == 0 && hs_req_may_use(q, asked))
-                *key = hs_strdup(asked);
-        hs_connection_rows_free(rows, n);
-        if (!*key) {
-            hs_resp_error(r, 404, "not_found",
-                          "no connection named %.64s (see "
-                          "GET /api/connections)",
-                          asked);
-            return -1;
-        }
-        return 0;
-    }
-    for (size_t i = 0; i < n && !*key; i++)
-        if (rows[i].has_token && hs_req_may_use(q, rows[i].key))
-            *key = hs_strdup(rows[i].key);
-    for (size_t i = 0; i < n && !*key; i++)
-        if (hs_req_may_use(q, rows[i].key))
-            *key = hs_strdup(rows[i].key);
-    hs_connection_rows_free(rows, n);
-    return 0;
-}
-
-static bool needs_reconnect(int rc)
-{
-    return rc == HS_ERR_UNAUTHORIZED || rc == HS_ERR_INVALID_GRANT || rc == HS_ERR_NO_CREDENTIALS;
-}
-
-void hs_connection_note(struct hs_server *s, const char *key, int rc)
-{
-    if (!key || (rc != HS_OK && !needs_reconnect(rc)))
-        return; /* other failures say nothing about the grant */
-    pthread_mutex_lock(&s->cache_lock);
-    int at = -1, free_slot = -1;
-    for (int i = 0; i < CONN_FLAGS_N; i++) {
-        if (s->reconnect[i] && strcmp(s->reconnect[i], key) == 0)
-            at = i;
-        else if (!s->reconnect[i] && free_slot < 0)
-            free_slot = i;
-    }
-    if (rc == HS_OK && at >= 0) {
-        free(s->reconnect[at]);
-        s->reconnect[at] = NULL;
-    } else if (rc != HS_OK && at < 0 && free_slot >= 0) {
-        s->reconnect[free_slot] = hs_strdup(key);
-        hs_warn("connection msg=\"Hover refused the grant: reconnect needed\" key=%s code=%s", key,
-                hs_err_name(rc));
-    }
-    pthread_mutex_unlock(&s->cache_lock);
-}
-
-bool hs_connection_needs_reconnect(struct hs_server *s, const char *key)
-{
-    bool yes = false;
-    pthread_mutex_lock(&s->cache_lock);
-    for (int i = 0; i < CONN_FLAGS_N && !yes; i++)
-        yes = s->reconnect[i] && strcmp(s->reconnect[i], key) == 0;
-    pthread_mutex_unlock(&s->cache_lock);
-    return yes;
-}
 
 /* ---- the job as the API shows it ---- */
 
@@ -235,7 +161,7 @@ static int show_through(struct hs_server *s, const char *key, int64_t job_id, js
     struct hs_error uerr = {0};
     /* The local index learns every job the service sees; a failure here does not hide the job
      * from the user. */
-    if (s->store->ops->job_upsert(s->store, job, key, NULL, &uerr) != HS_OK)
+    if (s->store->records->job_upsert(s->store, job, key, NULL, &uerr) != HS_OK)
         hs_warn("jobs msg=\"cannot store the job\" job=%lld detail=\"%s\"", (long long)job_id,
                 uerr.msg);
     json_t *d = job_json(job, key);
@@ -286,7 +212,7 @@ int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection,
     } else {
         struct hs_connection_row *rows = NULL;
         size_t nr = 0;
-        int rc = s->store->ops->connections_list(s->store, &rows, &nr, err);
+        int rc = s->store->service->connections_list(s->store, &rows, &nr, err);
         if (rc) {
             free(hint);
             return rc;
@@ -328,7 +254,7 @@ static int merge_status(struct hs_server *s, int64_t job_id, json_t *doc, struct
 {
     struct hs_model_status *st = NULL;
     size_t n = 0;
-    int rc = s->store->ops->job_models_status(s->store, job_id, &st, &n, err);
+    int rc = s->store->records->job_models_status(s->store, job_id, &st, &n, err);
     if (rc)
         return rc;
     size_t i;
@@ -469,7 +395,7 @@ static int image_download(struct hs_server *s, const struct image_entry *e,
     row->etag = hs_strdup(fr.etag);
     row->fetched_at = hs_strdup(fetched);
     row->image_id = e->id;
-    rc = s->store->ops->artifact_put(s->store, row, NULL, err);
+    rc = s->store->records->artifact_put(s->store, row, NULL, err);
     if (rc)
         hs_artifact_row_clear(row);
     else
@@ -493,9 +419,9 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
     struct hs_error err = {0};
     struct hs_scope scope_buf;
     const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
-    int rc = s->store->ops->artifact_by_image_scoped(s->store, id, scope, &a, &err);
+    int rc = s->store->records->artifact_by_image(s->store, id, scope, &a, &err);
     if (rc == HS_OK && stored_file_present(s, &a)) {
-        hs_resp_stored_file(q, r, &a, cache);
+        hs_resp_stored_file(q, r, s->data_dir, &a, cache);
         hs_artifact_row_clear(&a);
         return;
     }
@@ -538,6 +464,6 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
         hs_resp_fail(r, rc, &err, "fetching the image from Hover");
         return;
     }
-    hs_resp_stored_file(q, r, &a, cache);
+    hs_resp_stored_file(q, r, s->data_dir, &a, cache);
     hs_artifact_row_clear(&a);
 }

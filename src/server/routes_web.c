@@ -23,6 +23,8 @@
 #include "hover/oauth.h"
 #include "hover/transport.h"
 #include "server/internal.h"
+#include "store/service.h"
+#include "store/tokens.h"
 
 #define NAME_MAX_LEN 64
 
@@ -136,14 +138,14 @@ void hs_route_modal(struct hs_req *q, struct hs_resp *r)
     if (token && *token) {
         int rc = hs_session_lookup(s, token, &ss, &err);
         if (rc == HS_ERR_NOT_FOUND) {
-            hs_resp_html_message(s, r, 401, "Session expired",
+            hs_resp_html_message(r, 401, "Session expired",
                                  "This modal session is unknown or has expired. Open the modal "
                                  "again from your CRM.");
             return;
         }
         if (rc) {
             hs_warn("modal msg=\"session lookup failed\" detail=\"%s\"", err.msg);
-            hs_resp_html_message(s, r, 500, "Error", "The session could not be checked.");
+            hs_resp_html_message(r, 500, "Error", "The session could not be checked.");
             return;
         }
         hs_session_set_cookie(s, r, token);
@@ -154,7 +156,7 @@ void hs_route_modal(struct hs_req *q, struct hs_resp *r)
     char *html = read_web_file(s->web_dir, "/modal.html");
     if (!html) {
         hs_session_clear(&ss);
-        hs_resp_html_message(s, r, 404, "Not installed",
+        hs_resp_html_message(r, 404, "Not installed",
                              "The modal's files are missing (see --web-dir).");
         return;
     }
@@ -168,7 +170,7 @@ void hs_route_modal(struct hs_req *q, struct hs_resp *r)
     html = replace_all(html, "__HOVERSYNC_SESSION__", "");
     hs_session_clear(&ss);
     /* A stored response or a copy could replay the session: every modal answer is private. */
-    hs_resp_html(s, r, 200, html);
+    hs_resp_html(r, 200, html);
 }
 
 /* ---- the demo CRM (its own listener, its own origin) ---- */
@@ -180,7 +182,7 @@ static int demo_session(struct hs_server *s, const char *only, char token[65],
 {
     struct hs_connection_row *rows = NULL;
     size_t n = 0, k = 0;
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, err);
+    int rc = s->store->service->connections_list(s->store, &rows, &n, err);
     if (rc)
         return rc;
     const char **keys = hs_calloc(n + 1, sizeof *keys);
@@ -211,7 +213,7 @@ void hs_route_demo(struct hs_req *q, struct hs_resp *r)
         char *html = read_web_file(dir, "/crm.html");
         free(dir);
         if (!html) {
-            hs_resp_html_message(s, r, 404, "Not installed", "web/demo/crm.html is missing.");
+            hs_resp_html_message(r, 404, "Not installed", "web/demo/crm.html is missing.");
             return;
         }
         /* What a CRM's back-end does before it opens the modal: mint a session for its user,
@@ -223,11 +225,11 @@ void hs_route_demo(struct hs_req *q, struct hs_resp *r)
         if (rc) {
             free(html);
             if (rc == HS_ERR_NOT_FOUND) {
-                hs_resp_html_message(s, r, 404, "Unknown connection", err.msg);
+                hs_resp_html_message(r, 404, "Unknown connection", err.msg);
                 return;
             }
             hs_warn("demo msg=\"cannot create a session\" detail=\"%s\"", err.msg);
-            hs_resp_html_message(s, r, 500, "Error", "The demo could not create a session.");
+            hs_resp_html_message(r, 500, "Error", "The demo could not create a session.");
             return;
         }
         html = replace_all(html, "__HOVERSYNC_SESSION__", token);
@@ -235,7 +237,7 @@ void hs_route_demo(struct hs_req *q, struct hs_resp *r)
         html = replace_all(html, "__HOVERSYNC_URL__", s->public_url);
         hs_session_clear(&ss);
         OPENSSL_cleanse(token, sizeof token);
-        hs_resp_html(s, r, 200, html);
+        hs_resp_html(r, 200, html);
         return;
     }
     bool ok = hs_web_path_ok(path) && serve_web_file(s, dir, path, r);
@@ -356,7 +358,6 @@ static struct oauth_state *flow_slot(struct hs_server *s, const unsigned char br
 
 int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r)
 {
-    struct hs_server *s = q->srv;
     if (!name || !*name)
         return 0;
     if (!name_ok(name)) {
@@ -370,12 +371,8 @@ int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r)
     /* A session may create a connection, not take over another tenant's. */
     struct hs_connection_row *rows = NULL;
     size_t n = 0;
-    struct hs_error err = {0};
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, &err);
-    if (rc) {
-        hs_resp_fail(r, rc, &err, "listing connections");
+    if (hs_connections_read(q, &rows, &n, r) != 0)
         return -1;
-    }
     bool taken = false;
     for (size_t i = 0; i < n && !taken; i++)
         taken = strcmp(rows[i].key, name) == 0;
@@ -445,7 +442,7 @@ void hs_route_connect(struct hs_req *q, struct hs_resp *r)
     }
     char *ru = redirect_uri(s);
     char *url = hs_oauth_authorize_url(s->hover_url, s->client_id, ru, state);
-    hs_resp_html_message(s, r, 302, "Connecting to Hover", "Redirecting to Hover...");
+    hs_resp_html_message(r, 302, "Connecting to Hover", "Redirecting to Hover...");
     hs_resp_header(r, "Location", url);
     set_flow_cookie(s, r, cookie);
     hs_info("connect msg=\"started\" connection=%s by=%s", name && *name ? name : "(org id)",
@@ -544,8 +541,8 @@ static void session_gains(struct hs_server *s, const char *session, const char *
 {
     struct hs_session ss = {0};
     struct hs_error err = {0};
-    if (!session ||
-        s->store->ops->session_get(s->store, session, hs_server_wall_s(s), &ss, &err) != HS_OK) {
+    if (!session || s->store->service->session_get(s->store, session, hs_server_wall_s(s), &ss,
+                                                   &err) != HS_OK) {
         hs_session_clear(&ss);
         return;
     }
@@ -556,7 +553,7 @@ static void session_gains(struct hs_server *s, const char *session, const char *
         ss.connections =
             hs_realloc(ss.connections, (ss.n_connections + 1) * sizeof *ss.connections);
         ss.connections[ss.n_connections++] = hs_strdup(key);
-        if (s->store->ops->session_put(s->store, &ss, &err) != HS_OK)
+        if (s->store->service->session_put(s->store, &ss, &err) != HS_OK)
             hs_warn("connect msg=\"cannot add the connection to the session\" detail=\"%s\"",
                     err.msg);
     }
@@ -568,9 +565,9 @@ static void connect_finish(struct hs_server *s, struct hs_resp *r, const char *k
                            const struct hs_token *tok, const char *session)
 {
     struct hs_error err = {0};
-    if (s->store->ops->token_save(s->store, key, tok, &err) != HS_OK) {
+    if (s->store->tokens->token_save(s->store, key, tok, &err) != HS_OK) {
         hs_warn("connect msg=\"cannot store the tokens\" detail=\"%s\"", err.msg);
-        hs_resp_html_message(s, r, 500, "Not connected", "The tokens could not be stored.");
+        hs_resp_html_message(r, 500, "Not connected", "The tokens could not be stored.");
         return;
     }
     hs_connection_note(s, key, HS_OK);
@@ -589,7 +586,7 @@ static void connect_finish(struct hs_server *s, struct hs_resp *r, const char *k
     int rc = hs_session_create(s, user, &key, 1, token, NULL, &err);
     free(user);
     char *html = connected_page(s, key, tok->owner_id);
-    hs_resp_html(s, r, 200, html);
+    hs_resp_html(r, 200, html);
     if (rc == HS_OK)
         hs_session_set_cookie(s, r, token);
     else
@@ -605,7 +602,7 @@ static int connection_owner(struct hs_server *s, const char *key, int64_t *owner
     size_t n = 0;
     *owner = 0;
     *exists = false;
-    int rc = s->store->ops->connections_list(s->store, &rows, &n, err);
+    int rc = s->store->service->connections_list(s->store, &rows, &n, err);
     for (size_t i = 0; !rc && i < n && !*exists; i++) {
         if (strcmp(rows[i].key, key) == 0) {
             *exists = true;
@@ -622,7 +619,7 @@ static void ask_confirmation(struct hs_server *s, struct hs_resp *r, struct oaut
 {
     char confirm[65];
     if (hs_random_hex(32, confirm) != HS_OK) {
-        hs_resp_html_message(s, r, 500, "Not connected", "No randomness for the confirmation.");
+        hs_resp_html_message(r, 500, "Not connected", "No randomness for the confirmation.");
         return;
     }
     pthread_mutex_lock(&s->cache_lock);
@@ -647,14 +644,14 @@ static void ask_confirmation(struct hs_server *s, struct hs_resp *r, struct oaut
     pthread_mutex_unlock(&s->cache_lock);
     if (!st) {
         free(key);
-        hs_resp_html_message(s, r, 503, "Not connected",
+        hs_resp_html_message(r, 503, "Not connected",
                              "Too many connect flows are pending. Try again in a few minutes.");
         return;
     }
     hs_info("connect msg=\"re-point needs confirmation\" connection=%s old_owner_id=%lld "
             "owner_id=%lld",
             st->key, (long long)old_owner, (long long)st->tok.owner_id);
-    hs_resp_html(s, r, 200, confirm_page(st->key, old_owner, st->tok.owner_id, confirm));
+    hs_resp_html(r, 200, confirm_page(st->key, old_owner, st->tok.owner_id, confirm));
     OPENSSL_cleanse(confirm, sizeof confirm);
 }
 
@@ -666,7 +663,7 @@ static int exchange_code(struct hs_server *s, const char *code, struct hs_token 
     struct hs_transport *t = hs_transport_curl_new();
     if (!t) {
         free(ru);
-        hs_resp_html_message(s, r, 500, "Not connected", "The HTTP client could not start.");
+        hs_resp_html_message(r, 500, "Not connected", "The HTTP client could not start.");
         return -1;
     }
     struct hs_oauth_app app = {
@@ -686,7 +683,7 @@ static int exchange_code(struct hs_server *s, const char *code, struct hs_token 
     if (rc) {
         hs_warn("connect msg=\"code exchange failed\" code=%s detail=\"%s\"", hs_err_name(rc),
                 err.msg);
-        hs_resp_html_message(s, r, 400, "Not connected", err.msg[0] ? err.msg : hs_err_name(rc));
+        hs_resp_html_message(r, 400, "Not connected", err.msg[0] ? err.msg : hs_err_name(rc));
         return -1;
     }
     return 0;
@@ -700,7 +697,7 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
     struct hs_token tok = {0};
     char *key = NULL;
     if (!take_state(s, q, hs_req_arg(q, "state"), &flow)) {
-        hs_resp_html_message(s, r, 400, "Not connected",
+        hs_resp_html_message(r, 400, "Not connected",
                              "This sign-in answer does not belong to a connect flow started in "
                              "this browser, or it expired. Start again from the modal.");
         return;
@@ -711,7 +708,7 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
         char msg[200];
         (void)snprintf(msg, sizeof msg, "Hover did not grant access (%.64s).",
                        error ? error : "no code in the answer");
-        hs_resp_html_message(s, r, 400, "Not connected", msg);
+        hs_resp_html_message(r, 400, "Not connected", msg);
         goto out;
     }
     if (exchange_code(s, code, &tok, r) != 0)
@@ -723,7 +720,7 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
     bool exists = false;
     struct hs_error err = {0};
     if (connection_owner(s, key, &old_owner, &exists, &err) != HS_OK) {
-        hs_resp_html_message(s, r, 500, "Not connected", "The connections could not be read.");
+        hs_resp_html_message(r, 500, "Not connected", "The connections could not be read.");
         goto out;
     }
     /* Re-pointing: the grant is for another org than the one stored (a pair seeded without
@@ -759,7 +756,7 @@ void hs_route_connect_confirm(struct hs_req *q, struct hs_resp *r)
     const char *decision = hs_req_arg(q, "decision");
     unsigned char browser[32];
     if (q->origin && !hs_origin_own(s, q->origin)) {
-        hs_resp_html_message(s, r, 403, "Not connected",
+        hs_resp_html_message(r, 403, "Not connected",
                              "The confirmation must come from this service's own page.");
         return;
     }
@@ -782,14 +779,14 @@ void hs_route_connect_confirm(struct hs_req *q, struct hs_resp *r)
         pthread_mutex_unlock(&s->cache_lock);
     }
     if (!found) {
-        hs_resp_html_message(s, r, 400, "Not connected",
+        hs_resp_html_message(r, 400, "Not connected",
                              "This confirmation does not belong to a connect flow of this "
                              "browser, or it expired. Start again from the modal.");
         return;
     }
     if (!decision || strcmp(decision, "repoint") != 0) {
         hs_info("connect msg=\"re-point cancelled\" connection=%s", flow.key);
-        hs_resp_html_message(s, r, 200, "Not connected",
+        hs_resp_html_message(r, 200, "Not connected",
                              "Nothing was changed. You can close this window.");
     } else {
         hs_warn("connect msg=\"connection re-pointed to another org\" connection=%s "

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/internal.h"
+#include "store/service.h"
 #include "webhook/health.h"
 #include "webhook/receiver.h"
 #include "webhook/registration.h"
@@ -246,7 +247,7 @@ int hs_server_register_webhooks(struct hs_server *s, const char *connection_key,
     struct hs_connection_row *conns = NULL;
     size_t n = 0;
     int first = HS_OK;
-    int rc = s->store->ops->connections_list(s->store, &conns, &n, err);
+    int rc = s->store->service->connections_list(s->store, &conns, &n, err);
     for (size_t i = 0; !rc && i < n; i++) {
         if (!conns[i].has_token || (connection_key && strcmp(connection_key, conns[i].key) != 0))
             continue;

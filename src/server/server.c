@@ -116,7 +116,7 @@ struct req_ctx {
     struct hs_buf body;
     bool too_big;
     bool bad_path; /* the raw path has an escaped NUL */
-    bool counted;  /* in rt->in_flight */
+    bool counted;  /* in counters.in_flight */
     char *raw_uri; /* the request target as sent (webhook signatures cover it) */
     uint64_t discarded;
     struct hs_req req;
@@ -152,19 +152,15 @@ struct server_rt {
     struct MHD_Daemon *api, *demo;
     MHD_socket api_sock, demo_sock; /* returned by quiesce: closed after stop */
     const char **labels;
-    /* requests in flight, for the graceful stop */
+    /* the end of the requests in flight (counters.in_flight), for the graceful stop */
     pthread_mutex_t lock;
     pthread_cond_t idle;
-    int64_t in_flight;
     /* the workers: routes that wait on the store, and routes that wait on Hover */
     struct wpool store_pool, hover_pool;
     /* Hover-backed requests whose answer is not queued yet, for the 504 at their deadline. */
     pthread_mutex_t hlock;
     struct req_ctx *waiting;
-    atomic_llong hover_answered, hover_timed_out;
-    atomic_llong hover_running; /* handlers running, those answered 504 included */
-    /* the timer thread: header deadlines and Hover waits */
-    struct hs_conns *conns;
+    /* the timer thread: header deadlines (s->conns) and Hover waits */
     pthread_t timer;
     bool timer_started;
     atomic_bool timer_stop;
@@ -175,31 +171,12 @@ struct server_rt {
     atomic_bool ready;
 };
 
-int64_t hs_server_in_flight(const struct hs_server *s)
+static void in_flight_add(struct hs_server *s, int d)
 {
     pthread_mutex_lock(&s->rt->lock);
-    int64_t n = s->rt->in_flight;
+    if (atomic_fetch_add(&s->counters.in_flight, d) + d == 0)
+        pthread_cond_broadcast(&s->rt->idle);
     pthread_mutex_unlock(&s->rt->lock);
-    return n;
-}
-
-int64_t hs_server_mono_ms(const struct hs_server *s)
-{
-    return s->clock->mono_ms(s->clock);
-}
-
-int64_t hs_server_wall_s(const struct hs_server *s)
-{
-    return s->clock->wall_ms(s->clock) / 1000;
-}
-
-static void in_flight_add(struct server_rt *rt, int d)
-{
-    pthread_mutex_lock(&rt->lock);
-    rt->in_flight += d;
-    if (rt->in_flight == 0)
-        pthread_cond_broadcast(&rt->idle);
-    pthread_mutex_unlock(&rt->lock);
 }
 
 /* ---- answers ---- */
@@ -369,8 +346,10 @@ static bool pool_enqueue(struct wpool *p, struct req_ctx *c)
 }
 
 /* The waiting list of Hover-backed requests; under rt->hlock. */
-static void wait_link(struct server_rt *rt, struct req_ctx *c)
+static void wait_link(struct hs_server *s, struct req_ctx *c)
 {
+    struct server_rt *rt = s->rt;
+    atomic_fetch_add(&s->counters.hover_waiting, 1);
     c->wprev = NULL;
     c->wnext = rt->waiting;
     if (rt->waiting)
@@ -379,8 +358,10 @@ static void wait_link(struct server_rt *rt, struct req_ctx *c)
     c->waiting = true;
 }
 
-static void wait_unlink(struct server_rt *rt, struct req_ctx *c)
+static void wait_unlink(struct hs_server *s, struct req_ctx *c)
 {
+    struct server_rt *rt = s->rt;
+    atomic_fetch_sub(&s->counters.hover_waiting, 1);
     if (c->wprev)
         c->wprev->wnext = c->wnext;
     else
@@ -409,10 +390,10 @@ static bool hover_submit(struct hs_server *s, struct req_ctx *c)
     /* Linked before it is queued, under the lock the timer takes: the timer cannot answer a
      * connection that is not suspended yet, nor the worker finish one that is not linked. */
     pthread_mutex_lock(&rt->hlock);
-    wait_link(rt, c);
+    wait_link(s, c);
     bool ok = pool_enqueue(&rt->hover_pool, c);
     if (!ok)
-        wait_unlink(rt, c);
+        wait_unlink(s, c);
     pthread_mutex_unlock(&rt->hlock);
     if (!ok)
         atomic_fetch_sub(&c->refs, 1);
@@ -433,19 +414,19 @@ static void hover_run(struct hs_server *s, struct req_ctx *c, bool stopping)
         hs_resp_error(&c->wresp, 503, "internal", "the service is stopping; try again");
         hs_resp_header(&c->wresp, "Retry-After", "5");
     } else if (live) {
-        atomic_fetch_add(&rt->hover_running, 1);
+        atomic_fetch_add(&s->counters.hover_running, 1);
         c->req.route->fn(&c->wreq, &c->wresp);
-        atomic_fetch_sub(&rt->hover_running, 1);
+        atomic_fetch_sub(&s->counters.hover_running, 1);
     }
     pthread_mutex_lock(&rt->hlock);
     if (c->waiting) {
-        wait_unlink(rt, c);
+        wait_unlink(s, c);
         struct hs_resp mine = c->wresp;
         c->wresp = c->resp;
         c->resp = mine;
         c->phase = PH_READY;
         MHD_resume_connection(c->req.conn);
-        atomic_fetch_add(&rt->hover_answered, 1);
+        atomic_fetch_add(&s->counters.hover_answered, 1);
     }
     pthread_mutex_unlock(&rt->hlock);
     ctx_release(c);
@@ -462,7 +443,7 @@ static void hover_deadlines(struct hs_server *s)
         next = c->wnext;
         if (now < c->deadline_ms)
             continue;
-        wait_unlink(rt, c);
+        wait_unlink(s, c);
         c->timed_out = true;
         hs_resp_error(&c->resp, 504, "upstream_timeout",
                       "Hover did not answer within %lld s; the request goes on in the "
@@ -471,7 +452,7 @@ static void hover_deadlines(struct hs_server *s)
         hs_resp_header(&c->resp, "Retry-After", "5");
         c->phase = PH_READY;
         MHD_resume_connection(c->req.conn);
-        atomic_fetch_add(&rt->hover_timed_out, 1);
+        atomic_fetch_add(&s->counters.hover_timed_out, 1);
     }
     pthread_mutex_unlock(&rt->hlock);
 }
@@ -557,26 +538,11 @@ static void *timer_main(void *arg)
     struct hs_server *s = arg;
     struct timespec tick = {0, TICK_MS * 1000000L};
     while (!atomic_load(&s->rt->timer_stop)) {
-        (void)hs_conns_reap(s->rt->conns);
+        (void)hs_conns_reap(s->conns);
         hover_deadlines(s);
         nanosleep(&tick, NULL);
     }
     return NULL;
-}
-
-void hs_server_guard_stats(struct hs_server *s, struct hs_metrics_sources *src)
-{
-    struct server_rt *rt = s->rt;
-    src->hover_answered = atomic_load(&rt->hover_answered);
-    src->hover_timed_out = atomic_load(&rt->hover_timed_out);
-    src->hover_running = atomic_load(&rt->hover_running);
-    pthread_mutex_lock(&rt->hlock);
-    for (struct req_ctx *c = rt->waiting; c; c = c->wnext)
-        src->hover_waiting++;
-    pthread_mutex_unlock(&rt->hlock);
-    if (rt->conns)
-        hs_conns_counts(rt->conns, &src->connections, &src->header_timeouts);
-    src->callers_refused = hs_quota_refused(s->quota);
 }
 
 static enum MHD_Result dispatch(struct req_ctx *c)
@@ -766,7 +732,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->req.method = method;
         c->req.path = url;
         c->counted = true;
-        in_flight_add(l->srv->rt, 1);
+        in_flight_add(l->srv, 1);
         return first_call(c, conn, version);
     }
     switch (c->phase) {
@@ -830,7 +796,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     ctx_release(c); /* a Hover worker may still hold it */
     if (counted)
-        in_flight_add(l->srv->rt, -1);
+        in_flight_add(l->srv, -1);
 }
 
 /* ---- listeners ---- */
@@ -870,7 +836,7 @@ static struct MHD_Daemon *start_daemon(struct hs_server *s, struct listener *l, 
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
-        MHD_OPTION_NOTIFY_CONNECTION, hs_conns_notify, s->rt->conns, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, hs_conns_notify, s->conns, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d) {
         hs_fail(err, HS_ERR_IO, "cannot listen on %s (address in use or not available)", spec);
@@ -1089,8 +1055,8 @@ int hs_server_start(struct hs_server *s, struct hs_error *err)
     if (rc)
         return rc;
     fit_fd_limit(s);
-    rt->conns = hs_conns_new(s->clock, s->header_timeout_ms, CONNECTION_TIMEOUT_S * 1000,
-                             s->max_connections);
+    s->conns = hs_conns_new(s->clock, s->header_timeout_ms, CONNECTION_TIMEOUT_S * 1000,
+                            s->max_connections);
     if (pool_start(&rt->store_pool, s->workers) != HS_OK ||
         pool_start(&rt->hover_pool, s->hover_workers) != HS_OK ||
         pthread_create(&rt->timer, NULL, timer_main, s) != 0) {
@@ -1176,10 +1142,10 @@ void hs_server_stop(struct hs_server *s)
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += STOP_GRACE_MS / 1000;
     pthread_mutex_lock(&rt->lock);
-    while (rt->in_flight > 0)
+    while (atomic_load(&s->counters.in_flight) > 0)
         if (pthread_cond_timedwait(&rt->idle, &rt->lock, &deadline) != 0)
             break;
-    int64_t left = rt->in_flight;
+    int64_t left = atomic_load(&s->counters.in_flight);
     pthread_mutex_unlock(&rt->lock);
     if (left)
         hs_warn("server msg=\"stopping with requests in flight\" in_flight=%lld", (long long)left);
@@ -1218,10 +1184,10 @@ void hs_server_free(struct hs_server *s)
         pool_destroy(&s->rt->store_pool);
         pool_destroy(&s->rt->hover_pool);
         pthread_mutex_destroy(&s->rt->hlock);
-        hs_conns_free(s->rt->conns);
         free(s->rt->labels);
         free(s->rt);
     }
+    hs_conns_free(s->conns);
     hs_metrics_free(s->metrics);
     hs_quota_free(s->quota);
     hs_health_cache_free(s);
@@ -1259,61 +1225,4 @@ void hs_server_free(struct hs_server *s)
     free(s->csp);
     free(s->demo_url);
     free(s);
-}
-
-/* ---- answers shared by the routes ---- */
-
-void hs_resp_html(const struct hs_server *s, struct hs_resp *r, int status, char *html)
-{
-    (void)s; /* the CSP is added with the common headers */
-    hs_resp_set(r, status, "text/html; charset=utf-8", html, html ? strlen(html) : 0);
-    hs_resp_header(r, "Cache-Control", "no-store");
-}
-
-void hs_resp_html_message(const struct hs_server *s, struct hs_resp *r, int status,
-                          const char *title, const char *message)
-{
-    char *t = hs_html_escape(title), *m = hs_html_escape(message);
-    char *html = hs_aprintf("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                            "<title>%s</title></head><body><h1>%s</h1><p>%s</p></body></html>",
-                            t, t, m);
-    free(t);
-    free(m);
-    hs_resp_html(s, r, status, html);
-}
-
-void hs_resp_stored_file(struct hs_req *q, struct hs_resp *r, const struct hs_artifact_row *a,
-                         const char *cache_control)
-{
-    struct hs_server *s = q->srv;
-    char *path = hs_aprintf("%s/%s", s->data_dir, a->path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        char eb[128];
-        hs_warn("http msg=\"stored file missing\" sha256=%s path=%s error=\"%s\"", a->sha256, path,
-                fd < 0 ? strerror_r(errno, eb, sizeof eb) : "not a regular file");
-        if (fd >= 0)
-            close(fd);
-        free(path);
-        hs_resp_error(r, 404, "not_found", "the stored file is missing");
-        return;
-    }
-    free(path);
-    char etag[80];
-    (void)snprintf(etag, sizeof etag, "\"%s\"", a->sha256);
-    hs_resp_set(r, 200,
-                a->content_type && *a->content_type ? a->content_type : "application/octet-stream",
-                NULL, 0);
-    hs_resp_header(r, "ETag", etag);
-    hs_resp_header(r, "Cache-Control", cache_control);
-    /* Bytes from Hover are served from our origin: never as an active document. */
-    hs_resp_header(r, "Content-Security-Policy", "default-src 'none'; sandbox");
-    if (hs_etag_matches(hs_req_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
-        close(fd);
-        r->status = 304;
-        return;
-    }
-    r->fd = fd;
-    r->fd_size = (uint64_t)st.st_size;
 }

@@ -1,4 +1,4 @@
-/* blobs.c: the content-addressed artifact files under the data directory (see store.h).
+/* blobs.c: the content-addressed artifact files under the data directory (see blobs.h).
  *
  * A download streams into <data_dir>/tmp/ while it is hashed, so memory stays flat whatever the
  * size. Only when the bytes are complete and fsynced is the file renamed to
@@ -29,7 +29,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
-#include "store/store.h"
+#include "store/blobs.h"
 
 struct hs_blob_writer {
     char *data_dir;

@@ -586,6 +586,19 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "-- rebuild (and the index grows segments again as jobs change).\n"
      "INSERT INTO jobs_fts(jobs_fts) VALUES ('optimize');\n"
      "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('optimize');\n"},
+
+    /* Leases in the store instead of a transaction held open: a token refresh claims its
+     * credential's lease in one short transaction and stores the rotated pair in another, so
+     * the store's writes go on while Hover's /oauth/token answers (store/tokens.h). */
+    {12, "leases",
+     "-- A duty held by one claimer until until_ms (unix ms; 0: released). fence counts the\n"
+     "-- claims: a claimer whose lease lapsed and was claimed again finishes nothing. The\n"
+     "-- refresh of a credential's token pair is 'token_refresh:<connection key>'.\n"
+     "CREATE TABLE leases (\n"
+     "  name TEXT PRIMARY KEY,\n"
+     "  fence INTEGER NOT NULL,\n"
+     "  until_ms INTEGER NOT NULL\n"
+     ");\n"},
 };
 
 const int hs_sqlite_migrations_count =

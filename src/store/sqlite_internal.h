@@ -1,5 +1,24 @@
-/* sqlite_internal.h: what the files of the SQLite back-end share (store_sqlite.c: connection,
- * migrations, tokens, transactions; sqlite_records.c: the sync records). Not for other modules. */
+/* sqlite_internal.h: what the files of the SQLite back-end share. Not for other modules.
+ *
+ *   store_sqlite.c    the connections (one writer, a pool of readers), the one way into a
+ *                     transaction (hs_sqlite_enter/leave), statement helpers and the one row
+ *                     collector, migrations, open/close, the ops tables
+ *   sqlite_tokens.c   tokens and their refresh leases        (store/tokens.h)
+ *   sqlite_records.c  the sync records and the records feed  (store/records.h)
+ *   sqlite_search.c   the job search over FTS5               (store/search.h)
+ *   sqlite_service.c  settings, sessions, connections        (store/service.h)
+ *   sqlite_webhooks.c webhooks, events, verifications        (store/webhooks.h)
+ *   sqlite_work.c     work items                             (store/work.h)
+ *   sqlite_outbox.c   the outbox and the policies            (store/outbox.h, store/policies.h)
+ *   sqlite_secrets.c  the file's mode, the key check, rotate-key
+ *
+ * Connections. Writes go through one connection, the writer, under a mutex held for a whole
+ * write transaction (SQLite allows one writer at a time anyway; the mutex makes the threads of
+ * this process queue in order instead of spinning on SQLITE_BUSY). Reads of a thread that is not
+ * inside a write transaction take a read-only connection of a small pool (WAL lets them read the
+ * last commit while the writer writes), so searches and status pages do not queue behind a
+ * sync's commit. A read of a thread inside its own write transaction must see that
+ * transaction's writes: it runs on the writer. */
 #ifndef HS_STORE_SQLITE_INTERNAL_H
 #define HS_STORE_SQLITE_INTERNAL_H
 
@@ -15,49 +34,140 @@
 /* Timestamps written by the store: ISO-8601 UTC with milliseconds, like Hover's. */
 #define HS_SQL_NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-/* Who holds the store lock and why. */
+/* Read-only connections at most; opened when first needed. */
+#define HS_SQLITE_READERS 4
+
+/* What the writer's holder is doing. */
 enum sqlite_txn {
-    SQ_TXN_NONE = 0, /* lock free, or held between statements of a token op */
-    SQ_TXN_REFRESH,  /* token_refresh_begin .. end */
-    SQ_TXN_USER,     /* records begin .. commit/rollback */
-    SQ_TXN_OP,       /* one records op outside begin/commit */
+    SQ_TXN_NONE = 0,
+    SQ_TXN_USER, /* begin .. commit/rollback of the store interface */
+    SQ_TXN_OP,   /* one operation's own transaction */
+};
+
+struct sqlite_reader {
+    sqlite3 *db;
+    struct sqlite_reader *next; /* in the free list */
 };
 
 struct sqlite_store {
     struct hs_store base;
-    sqlite3 *db;
-    /* Serialises the threads sharing this connection; held for a whole transaction. */
+    sqlite3 *db; /* the writer */
+    /* Serialises the threads writing through `db`; held for a whole write transaction. */
     pthread_mutex_t lock;
-    /* The thread holding `lock` (hs_sqlite_thread_tag()), 0 when free: lets an op called inside
-     * a transaction of its own thread join it instead of deadlocking on the lock. Atomic because
+    /* The thread holding `lock` (a thread tag), 0 when free: lets an operation called inside a
+     * transaction of its own thread join it instead of deadlocking on the lock. Atomic because
      * other threads read it without the lock. */
     _Atomic uintptr_t holder;
     enum sqlite_txn txn;
     /* The change sequence taken by the open transaction, 0 until a row really changes. */
     int64_t txn_seq;
-    /* Group commit of event_accept (sqlite_events.c): requests queue here and one thread at a
+
+    /* The read pool: free readers, how many are open, and a wait for one to come back. */
+    char *path;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct sqlite_reader *free_readers;
+    int n_readers, max_readers; /* max 0: reads use the writer (a ":memory:" store) */
+    struct sqlite_reader readers[HS_SQLITE_READERS];
+
+    /* Group commit of event_accept (sqlite_webhooks.c): requests queue here and one thread at a
      * time (the leader) commits every queued one in a single transaction, one fsync for all. */
     pthread_mutex_t gc_lock;
     pthread_cond_t gc_done;
     struct hs_sqlite_accept *gc_head, *gc_tail;
     bool gc_leader;
-    /* The key that seals secrets at rest (secrets.h); NULL: they are stored in clear. */
+
+    /* The key that seals secrets at rest (secrets.h); NULL: they are stored in clear. Readers
+     * hold key_lock (shared) for their whole read transaction, so that rotate-key swaps the key
+     * only between reads (a read sees rows sealed under the key it unseals with). */
     struct hs_secret_key *key;
+    pthread_rwlock_t key_lock;
 };
 
+static inline struct sqlite_store *hs_sqlite_of(struct hs_store *base)
+{
+    return (struct sqlite_store *)base;
+}
+
+/* ---- the one way into a transaction ---- */
+
+enum sq_mode {
+    SQ_READ,  /* a snapshot: a reader of the pool, or the writer inside this thread's txn */
+    SQ_WRITE, /* the writer: its own BEGIN IMMEDIATE .. COMMIT, or a savepoint of this thread's
+                 open transaction (a failure rolls back to it, nothing of the op remains) */
+    SQ_WRITE_ALONE, /* the writer, its own transaction, committed before leave returns: refused
+                       inside this thread's transaction (durable before returning) */
+};
+
+/* One operation's hold on a connection, from hs_sqlite_enter to hs_sqlite_leave. */
+struct sq_txn {
+    struct sqlite_store *s;
+    sqlite3 *db;                  /* the connection to run statements on */
+    struct sqlite_reader *reader; /* the pool's reader held, or NULL (the writer) */
+    bool own;                     /* a transaction of its own (else joined the thread's) */
+    bool write;
+    int64_t seq_before; /* the thread's txn_seq when the savepoint was taken */
+};
+
+/* Enters `what` (for the messages) in mode. HS_ERR_INTERNAL for SQ_WRITE_ALONE inside this
+ * thread's transaction. */
+int hs_sqlite_enter(struct sqlite_store *s, struct sq_txn *t, enum sq_mode mode, const char *what,
+                    struct hs_error *err);
+/* Ends what enter began: commits (rc HS_OK) or rolls back (rc failed; a savepoint rolls back to
+ * itself and the thread's txn_seq is restored). Returns rc, or the commit's failure. */
+int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err);
+
+/* The store interface's begin/commit/rollback (store.h). */
+int hs_sqlite_begin(struct hs_store *base, struct hs_error *err);
+int hs_sqlite_commit(struct hs_store *base, struct hs_error *err);
+void hs_sqlite_rollback(struct hs_store *base);
+
+/* True when the calling thread holds s->lock (is inside a write transaction). */
+bool hs_sqlite_held_by_me(struct sqlite_store *s);
+
+/* ---- statements ---- */
+
 /* The one place SQLite result codes become hs_err. */
-int hs_sqlite_fail(struct sqlite_store *s, int rc, struct hs_error *err, const char *what);
+int hs_sqlite_fail(sqlite3 *db, int rc, struct hs_error *err, const char *what);
 /* Runs SQL without results (pragmas, BEGIN, COMMIT, SAVEPOINT ...). */
-int hs_sqlite_exec(struct sqlite_store *s, const char *sql, struct hs_error *err);
-/* A column as a new string (caller frees), NULL for SQL NULL. */
-char *hs_sqlite_col_text(sqlite3_stmt *st, int i);
+int hs_sqlite_exec(sqlite3 *db, const char *sql, struct hs_error *err);
 /* Prepares sql; a failure is mapped (what: for the message) and *st is NULL. */
-int hs_sqlite_prep(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, const char *what,
+int hs_sqlite_prep(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
                    struct hs_error *err);
 /* Steps a statement that returns no rows and finalizes it; *changes (may be NULL) gets the
  * number of rows it changed. */
-int hs_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st, int *changes, const char *what,
+int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *what,
                   struct hs_error *err);
+/* Fills one row of a statement into `row` (fill may fail: then the row is cleared by the
+ * caller's clear function). */
+typedef int (*hs_sqlite_fill_fn)(struct sq_txn *t, sqlite3_stmt *st, void *row,
+                                 struct hs_error *err);
+/* A row of one text column: a fill into a char * (hs_sqlite_one, hs_sqlite_rows), and its
+ * clear. */
+int hs_sqlite_fill_text(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err);
+void hs_sqlite_clear_text(void *row);
+/* Steps st once and finalizes it: a row is filled into `row` (zeroed first); no row is
+ * HS_ERR_NOT_FOUND, with err left for the caller to say what was not found. */
+int hs_sqlite_one(struct sq_txn *t, sqlite3_stmt *st, hs_sqlite_fill_fn fill, void *row,
+                  const char *what, struct hs_error *err);
+/* The row collector: steps st to its end and finalizes it, each row filled into a new element
+ * (zeroed, elem bytes) of a growing array. On success *out gets the array (NULL when empty) and
+ * *n its length; on failure the rows so far are cleared (clear, may be NULL) and freed. */
+int hs_sqlite_rows(struct sq_txn *t, sqlite3_stmt *st, size_t elem, hs_sqlite_fill_fn fill,
+                   void (*clear)(void *row), void **out, size_t *n, const char *what,
+                   struct hs_error *err);
+/* Steps a statement of one integer column and finalizes it: *out gets it (0 for no row or
+ * NULL). */
+int hs_sqlite_int(struct sq_txn *t, sqlite3_stmt *st, int64_t *out, const char *what,
+                  struct hs_error *err);
+/* An operation of one statement that changes rows by id, in a write transaction of its own (or
+ * a savepoint of the thread's): ?1 the id, ?2 num, ?3 text (a statement without ?2 or ?3 ignores
+ * them). HS_ERR_NOT_FOUND, with `missing` (a format of the id as %lld), when nothing changed. */
+int hs_sqlite_change_by_id(struct hs_store *base, const char *sql, int64_t id, int64_t num,
+                           const char *text, const char *what, const char *missing,
+                           struct hs_error *err);
+/* A column as a new string (caller frees), NULL for SQL NULL. */
+char *hs_sqlite_col_text(sqlite3_stmt *st, int i);
 /* Binds text (NULL binds SQL NULL) / a Hover id (0 or less binds NULL: ids are positive). */
 void hs_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
 void hs_sqlite_bind_id(sqlite3_stmt *st, int i, int64_t v);
@@ -68,151 +178,47 @@ char *hs_sqlite_scope_json(const struct hs_scope *scope);
 #define HS_SQL_IN_SCOPE(col, n)                                                                    \
     "(?" n " IS NULL OR " col " IN (SELECT value FROM json_each(?" n ")))"
 
-/* Secrets at rest: the value to store for a clear one (sealed under s->key, or the clear value
- * without a key), and the clear value of a stored one; aad names its place ("table.column:row").
- * *out is new (NULL for NULL). */
+/* ---- change sequence (sqlite_records.c) ----
+ * The sequence of the open write transaction, or the one it would take (peek), and taking it
+ * once a row really changed (take). */
+int hs_sqlite_seq_peek(struct sq_txn *t, int64_t *out, struct hs_error *err);
+int hs_sqlite_seq_take(struct sq_txn *t, int64_t seq, struct hs_error *err);
+
+/* ---- secrets at rest ---- */
+
+/* The value to store for a clear one (sealed under s->key, or the clear value without a key),
+ * and the clear value of a stored one; aad names its place ("table.column:row"). *out is new
+ * (NULL for NULL). */
 int hs_sqlite_seal(struct sqlite_store *s, const char *clear, const char *aad, char **out,
                    struct hs_error *err);
 int hs_sqlite_unseal(struct sqlite_store *s, const char *stored, const char *aad, char **out,
                      struct hs_error *err);
-
 /* The places of a connection's tokens: the associated data of their sealed values. */
 void hs_sqlite_token_places(const char *key, char *access, char *refresh, size_t n);
-/* Secrets at rest (sqlite_secrets.c): the store file made private before SQLite opens it (its
- * -wal and -shm then get the same mode); the key checked against the one the store's secrets are
- * sealed under (and recorded); every secret sealed again under another key (or none). */
+/* The place of a webhook's secret. */
+void hs_sqlite_webhook_secret_place(const char *id, char *aad, size_t n);
+/* The store file made private before SQLite opens it (its -wal and -shm then get the same
+ * mode); the key checked against the one the store's secrets are sealed under (and recorded);
+ * every secret sealed again under another key (or none). */
 void hs_sqlite_make_private(const char *path);
 int hs_sqlite_key_check(struct sqlite_store *s, const struct hs_secret_key *key,
                         struct hs_error *err);
 int hs_sqlite_secrets_rekey(struct hs_store *base, const char *new_key, int64_t *count,
                             struct hs_error *err);
 
-void hs_sqlite_lock(struct sqlite_store *s);
-void hs_sqlite_unlock(struct sqlite_store *s);
-/* True when the calling thread holds s->lock. */
-bool hs_sqlite_held_by_me(struct sqlite_store *s);
+/* ---- the concerns' tables, defined in their files ---- */
+extern const struct hs_token_ops hs_sqlite_token_ops;
+extern const struct hs_records_ops hs_sqlite_records_ops;
+extern const struct hs_search_ops hs_sqlite_search_ops;
+extern const struct hs_service_ops hs_sqlite_service_ops;
+extern const struct hs_webhook_ops hs_sqlite_webhook_ops;
+extern const struct hs_work_ops hs_sqlite_work_ops;
+extern const struct hs_outbox_ops hs_sqlite_outbox_ops;
+extern const struct hs_policy_ops hs_sqlite_policy_ops;
 
-/* The records ops (sqlite_records.c), plugged into the ops table by store_sqlite.c. */
-int hs_sqlite_begin(struct hs_store *base, struct hs_error *err);
-int hs_sqlite_commit(struct hs_store *base, struct hs_error *err);
-void hs_sqlite_rollback(struct hs_store *base);
-int hs_sqlite_job_upsert(struct hs_store *base, const struct hs_job *job,
-                         const char *connection_key, bool *changed, struct hs_error *err);
-int hs_sqlite_model_get(struct hs_store *base, int64_t model_id, struct hs_model_row *out,
-                        struct hs_error *err);
-int hs_sqlite_model_mark_synced(struct hs_store *base, int64_t model_id, const char *updated_at,
-                                struct hs_error *err);
-int hs_sqlite_artifact_get(struct hs_store *base, int64_t model_id, const char *kind,
-                           struct hs_artifact_row *out, struct hs_error *err);
-int hs_sqlite_artifact_put(struct hs_store *base, const struct hs_artifact_row *a, bool *changed,
-                           struct hs_error *err);
-int hs_sqlite_artifact_each(struct hs_store *base,
-                            int (*fn)(void *ctx, const struct hs_artifact_row *a), void *ctx,
-                            struct hs_error *err);
-int hs_sqlite_measurements_put(struct hs_store *base, const struct hs_measurements *m,
-                               bool *changed, struct hs_error *err);
-int hs_sqlite_selection_put(struct hs_store *base, const struct hs_selection *sel,
-                            struct hs_error *err);
-int hs_sqlite_selections_open(struct hs_store *base, struct hs_selection **out, size_t *n,
-                              struct hs_error *err);
-int hs_sqlite_run_begin(struct hs_store *base, int64_t job_id, const char *trigger, int64_t *run_id,
-                        struct hs_error *err);
-int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t model_id,
-                               const char *result, const char *message, int64_t artifacts_fetched,
-                               int64_t artifacts_unchanged, struct hs_error *err);
-int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
-                      int64_t hover_requests, struct hs_error *err);
-int hs_sqlite_run_renew(struct hs_store *base, int64_t run_id, int64_t lease_until_ms,
-                        struct hs_error *err);
-int hs_sqlite_runs_interrupt_lapsed(struct hs_store *base, int64_t now_ms,
-                                    struct hs_run_counts *out, struct hs_error *err);
-int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err);
-int hs_sqlite_export_since_scoped(struct hs_store *base, int64_t since,
-                                  const struct hs_scope *scope, char **out, struct hs_error *err);
-int hs_sqlite_artifact_by_sha_scoped(struct hs_store *base, const char *sha256,
-                                     const struct hs_scope *scope, struct hs_artifact_row *out,
-                                     struct hs_error *err);
-int hs_sqlite_artifact_by_image_scoped(struct hs_store *base, int64_t image_id,
-                                       const struct hs_scope *scope, struct hs_artifact_row *out,
-                                       struct hs_error *err);
-/* The service's reads (sqlite_records.c). */
-int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
-                              struct hs_artifact_row *out, struct hs_error *err);
-int hs_sqlite_artifact_by_image(struct hs_store *base, int64_t image_id,
-                                struct hs_artifact_row *out, struct hs_error *err);
-int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs_model_status **out,
-                                size_t *n, struct hs_error *err);
-int hs_sqlite_checkpoint_get(struct hs_store *base, const char *name, char **value,
-                             struct hs_error *err);
-int hs_sqlite_checkpoint_put(struct hs_store *base, const char *name, const char *value,
-                             struct hs_error *err);
-/* The event worker's reads (sqlite_worker.c). */
-int hs_sqlite_events_last_accepted(struct hs_store *base, const char *connection_key,
-                                   int64_t job_id, int64_t *event_id, struct hs_error *err);
-int hs_sqlite_job_synced_seq(struct hs_store *base, int64_t job_id, int64_t *seq,
-                             struct hs_error *err);
-int hs_sqlite_work_release_dead(struct hs_store *base, bool (*dead)(void *ctx, const char *worker),
-                                void *ctx, int64_t *released, struct hs_error *err);
-/* jobs_search (sqlite_search.c). */
-int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
-                          int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
-                          struct hs_error *err);
-int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const char *state,
-                                 int64_t page, int64_t per, const struct hs_scope *scope,
-                                 struct hs_job_summary **out, size_t *n, int64_t *total,
-                                 struct hs_error *err);
-
-/* Webhooks, events, work items, outbox, policies (sqlite_events.c). */
-int hs_sqlite_webhook_put(struct hs_store *base, const struct hs_webhook_row *w,
-                          struct hs_error *err);
-int hs_sqlite_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_row *out,
-                          struct hs_error *err);
-int hs_sqlite_webhook_list(struct hs_store *base, struct hs_webhook_row **out, size_t *n,
-                           struct hs_error *err);
-int hs_sqlite_webhook_delete(struct hs_store *base, int64_t id, struct hs_error *err);
-int hs_sqlite_event_accept(struct hs_store *base, const struct hs_event_row *e, bool schedule,
-                           int64_t delay_ms, int64_t now_ms, int64_t *event_id,
-                           struct hs_error *err);
-int hs_sqlite_events_unverified(struct hs_store *base, int64_t webhook_id,
-                                struct hs_event_row **out, size_t *n, struct hs_error *err);
-int hs_sqlite_event_set_status(struct hs_store *base, int64_t event_id, const char *status,
-                               struct hs_error *err);
-int hs_sqlite_events_processed(struct hs_store *base, const char *connection_key, int64_t job_id,
-                               int64_t up_to_event_id, struct hs_error *err);
-int hs_sqlite_webhook_set_local_error(struct hs_store *base, int64_t id, const char *error,
-                                      struct hs_error *err);
-int hs_sqlite_webhook_access_get(struct hs_store *base, const char *access_id, int64_t *webhook_id,
-                                 struct hs_error *err);
-int hs_sqlite_webhook_access_put(struct hs_store *base, const char *access_id, int64_t webhook_id,
-                                 struct hs_error *err);
-int hs_sqlite_events_unverified_trim(struct hs_store *base, int64_t now_ms, int64_t *removed,
-                                     struct hs_error *err);
-int hs_sqlite_verification_add(struct hs_store *base, int64_t webhook_id, const char *code,
-                               int64_t event_id, int64_t now_ms, struct hs_error *err);
-int hs_sqlite_verification_claim(struct hs_store *base, int64_t now_ms, int64_t lease_ms,
-                                 struct hs_verification *out, struct hs_error *err);
-int hs_sqlite_verification_finish(struct hs_store *base, int64_t id, const char *status,
-                                  int64_t next_attempt_ms, const char *error, struct hs_error *err);
-int hs_sqlite_work_schedule(struct hs_store *base, const char *connection_key, int64_t job_id,
-                            const char *reason, int64_t not_before_ms, struct hs_error *err);
-int hs_sqlite_work_claim(struct hs_store *base, const char *worker, int64_t now_ms,
-                         int64_t lease_ms, struct hs_work_item *out, struct hs_error *err);
-int hs_sqlite_work_done(struct hs_store *base, const struct hs_work_item *w, struct hs_error *err);
-int hs_sqlite_work_retry(struct hs_store *base, const struct hs_work_item *w, int64_t not_before_ms,
-                         const char *error, struct hs_error *err);
-int hs_sqlite_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
-                         struct hs_error *err);
-int hs_sqlite_outbox_add(struct hs_store *base, const char *endpoint, int64_t job_id,
-                         const char *payload, const char *idempotency_key, struct hs_error *err);
-int hs_sqlite_outbox_next(struct hs_store *base, int64_t now_ms, struct hs_outbox_row *out,
-                          struct hs_error *err);
-int hs_sqlite_outbox_delivered(struct hs_store *base, int64_t id, struct hs_error *err);
-int hs_sqlite_outbox_retry(struct hs_store *base, int64_t id, int64_t next_attempt_ms,
-                           const char *error, struct hs_error *err);
-int hs_sqlite_outbox_depth(struct hs_store *base, int64_t *pending, struct hs_error *err);
-int hs_sqlite_policy_get(struct hs_store *base, const char *connection_key, char **policy,
-                         struct hs_error *err);
-int hs_sqlite_policy_put(struct hs_store *base, const char *connection_key, const char *policy,
-                         struct hs_error *err);
+/* Inserts the item of (connection, job) or bumps it (sqlite_work.c; event_accept uses it in
+ * its own transaction). */
+int hs_sqlite_work_bump(struct sq_txn *t, const char *connection_key, int64_t job_id,
+                        const char *reason, int64_t not_before_ms, struct hs_error *err);
 
 #endif

@@ -1,13 +1,7 @@
-/* sqlite_records.c: the sync records of the SQLite back-end (jobs, models, artifacts,
- * measurements, selections, runs, checkpoints) and the records feed (docs/RECORDS.md).
- *
- * Transactions. begin() takes the store lock and runs BEGIN IMMEDIATE, so the database's write
- * lock is held from the start (a writer in another process waits for it instead of failing
- * half-way with SQLITE_BUSY); commit() and rollback() end it and release the lock. The lock is
- * held until commit: callers must not do network I/O between begin and commit (the sync engine
- * downloads first and writes afterwards). An op called outside begin/commit runs in its own
- * transaction; an op called inside one runs under a savepoint, so a failed op leaves nothing
- * half-written and the caller decides whether to commit the rest.
+/* sqlite_records.c: the sync records of the SQLite back-end (store/records.h: jobs, models,
+ * artifacts, measurements, selections, runs, checkpoints) and the records feed
+ * (docs/RECORDS.md). Every op enters its transaction through hs_sqlite_enter: its own, or a
+ * savepoint of the caller's (store_sqlite.c).
  *
  * Change sequence. counters.change_seq is the last sequence given out. A transaction that really
  * changes a row takes the next value once and writes it to every row it changes; the upserts
@@ -23,113 +17,8 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "store/records.h"
 #include "store/sqlite_internal.h"
-
-/* ---- transactions ---- */
-
-static struct sqlite_store *sq(struct hs_store *base)
-{
-    return (struct sqlite_store *)base;
-}
-
-int hs_sqlite_begin(struct hs_store *base, struct hs_error *err)
-{
-    struct sqlite_store *s = sq(base);
-    if (hs_sqlite_held_by_me(s))
-        return hs_fail(err, HS_ERR_INTERNAL, "begin: this thread already has a transaction open");
-    hs_sqlite_lock(s);
-    int rc = hs_sqlite_exec(s, "BEGIN IMMEDIATE", err);
-    if (rc) {
-        hs_sqlite_unlock(s);
-        return rc;
-    }
-    s->txn = SQ_TXN_USER;
-    s->txn_seq = 0;
-    return HS_OK;
-}
-
-static void end_user_txn(struct sqlite_store *s)
-{
-    s->txn = SQ_TXN_NONE;
-    s->txn_seq = 0;
-    hs_sqlite_unlock(s);
-}
-
-/* A failed COMMIT rolls back: the transaction is over either way. */
-int hs_sqlite_commit(struct hs_store *base, struct hs_error *err)
-{
-    struct sqlite_store *s = sq(base);
-    if (!hs_sqlite_held_by_me(s) || s->txn != SQ_TXN_USER)
-        return hs_fail(err, HS_ERR_INTERNAL, "commit without begin");
-    int rc = hs_sqlite_exec(s, "COMMIT", err);
-    if (rc)
-        hs_sqlite_exec(s, "ROLLBACK", NULL);
-    end_user_txn(s);
-    return rc;
-}
-
-void hs_sqlite_rollback(struct hs_store *base)
-{
-    struct sqlite_store *s = sq(base);
-    if (!hs_sqlite_held_by_me(s) || s->txn != SQ_TXN_USER)
-        return; /* nothing open: callers may roll back on every error path */
-    hs_sqlite_exec(s, "ROLLBACK", NULL);
-    end_user_txn(s);
-}
-
-/* The transaction one op runs in: its own, or a savepoint in the caller's. */
-struct op {
-    bool own;
-    bool write;
-    int64_t seq_before;
-};
-
-static int op_enter(struct sqlite_store *s, struct op *op, bool write, struct hs_error *err)
-{
-    op->write = write;
-    op->own = false;
-    op->seq_before = 0;
-    if (hs_sqlite_held_by_me(s)) {
-        if (s->txn != SQ_TXN_USER && s->txn != SQ_TXN_OP)
-            return hs_fail(err, HS_ERR_INTERNAL, "sync records used inside a token refresh");
-        op->seq_before = s->txn_seq;
-        return write ? hs_sqlite_exec(s, "SAVEPOINT hs_op", err) : HS_OK;
-    }
-    hs_sqlite_lock(s);
-    /* A read takes a snapshot only, so it does not hold up writers in other processes. */
-    int rc = hs_sqlite_exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
-    if (rc) {
-        hs_sqlite_unlock(s);
-        return rc;
-    }
-    s->txn = SQ_TXN_OP;
-    s->txn_seq = 0;
-    op->own = true;
-    return HS_OK;
-}
-
-static int op_leave(struct sqlite_store *s, struct op *op, int rc, struct hs_error *err)
-{
-    if (!op->own) {
-        if (!op->write)
-            return rc;
-        if (rc) {
-            hs_sqlite_exec(s, "ROLLBACK TO hs_op", NULL);
-            /* The counter update, if this op made it, was undone with the rest. */
-            s->txn_seq = op->seq_before;
-        }
-        int r2 = hs_sqlite_exec(s, "RELEASE hs_op", rc ? NULL : err);
-        return rc ? rc : r2;
-    }
-    if (!rc)
-        rc = hs_sqlite_exec(s, "COMMIT", err);
-    if (rc)
-        hs_sqlite_exec(s, "ROLLBACK", NULL);
-    s->txn = SQ_TXN_NONE;
-    s->txn_seq = 0;
-    hs_sqlite_unlock(s);
-    return rc;
-}
 
 /* ---- statements ---- */
 
@@ -156,42 +45,40 @@ static void bind_count(sqlite3_stmt *st, int i, int64_t v)
 /* The sequence of the open transaction, or the one it would take: read here and written by
  * seq_take only once a row really changed, so a transaction that changes nothing leaves the
  * counter alone. Safe because the caller holds the write lock between the two. */
-static int seq_peek(struct sqlite_store *s, int64_t *out, struct hs_error *err)
+int hs_sqlite_seq_peek(struct sq_txn *t, int64_t *out, struct hs_error *err)
 {
-    if (s->txn_seq) {
-        *out = s->txn_seq;
+    if (t->s->txn_seq) {
+        *out = t->s->txn_seq;
         return HS_OK;
     }
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(s, &st, "SELECT value FROM counters WHERE name = 'change_seq'",
+    int64_t v = -1;
+    int rc = hs_sqlite_prep(t, &st,
+                            "SELECT COALESCE(MAX(value), -1) FROM counters "
+                            "WHERE name = 'change_seq'",
                             "reading change_seq", err);
-    if (rc)
-        return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0) + 1;
-        rc = HS_OK;
-    } else {
-        rc = rc == SQLITE_DONE ? hs_fail(err, HS_ERR_DB, "counters has no change_seq row")
-                               : hs_sqlite_fail(s, rc, err, "reading change_seq");
-    }
-    sqlite3_finalize(st);
+    if (!rc)
+        rc = hs_sqlite_int(t, st, &v, "reading change_seq", err);
+    if (!rc && v < 0)
+        rc = hs_fail(err, HS_ERR_DB, "counters has no change_seq row");
+    if (!rc)
+        *out = v + 1;
     return rc;
 }
 
-static int seq_take(struct sqlite_store *s, int64_t seq, struct hs_error *err)
+int hs_sqlite_seq_take(struct sq_txn *t, int64_t seq, struct hs_error *err)
 {
-    if (s->txn_seq == seq)
+    if (t->s->txn_seq == seq)
         return HS_OK;
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(s, &st, "UPDATE counters SET value = ?1 WHERE name = 'change_seq'",
+    int rc = hs_sqlite_prep(t, &st, "UPDATE counters SET value = ?1 WHERE name = 'change_seq'",
                             "advancing change_seq", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, seq);
-    if ((rc = hs_sqlite_run(s, st, NULL, "advancing change_seq", err)))
+    if ((rc = hs_sqlite_run(t, st, NULL, "advancing change_seq", err)))
         return rc;
-    s->txn_seq = seq;
+    t->s->txn_seq = seq;
     return HS_OK;
 }
 
@@ -261,12 +148,12 @@ static const char *const model_cols[] = {
 };
 #define N_MODEL_COLS (sizeof model_cols / sizeof model_cols[0])
 
-static int job_row_put(struct sqlite_store *s, const struct hs_job *j, const char *connection_key,
+static int job_row_put(struct sq_txn *t, const struct hs_job *j, const char *connection_key,
                        int64_t seq, bool *changed, struct hs_error *err)
 {
     char *sql = upsert_sql("jobs", job_cols, N_JOB_COLS, true);
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(s, &st, sql, "storing job", err);
+    int rc = hs_sqlite_prep(t, &st, sql, "storing job", err);
     free(sql);
     if (rc)
         return rc;
@@ -297,14 +184,15 @@ static int job_row_put(struct sqlite_store *s, const struct hs_job *j, const cha
     hs_sqlite_bind_text(st, i++, j->completed_at);
     hs_sqlite_bind_text(st, i++, j->raw_json);
     sqlite3_bind_int64(st, i, seq);
-    if ((rc = hs_sqlite_run(s, st, NULL, "storing job", err)))
+    int changes = 0;
+    if ((rc = hs_sqlite_run(t, st, &changes, "storing job", err)))
         return rc;
-    *changed = sqlite3_changes(s->db) > 0;
+    *changed = changes > 0;
     return HS_OK;
 }
 
 /* One model on a statement prepared once per job (reset between models). */
-static int model_row_put(struct sqlite_store *s, sqlite3_stmt *st, int64_t job_id,
+static int model_row_put(struct sq_txn *t, sqlite3_stmt *st, int64_t job_id,
                          const struct hs_model *m, int64_t seq, bool *changed, struct hs_error *err)
 {
     sqlite3_reset(st);
@@ -319,84 +207,85 @@ static int model_row_put(struct sqlite_store *s, sqlite3_stmt *st, int64_t job_i
     sqlite3_bind_int64(st, 9, seq);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
-        return hs_sqlite_fail(s, rc, err, "storing model");
-    *changed = sqlite3_changes(s->db) > 0;
+        return hs_sqlite_fail(t->db, rc, err, "storing model");
+    *changed = sqlite3_changes(t->db) > 0;
     return HS_OK;
 }
 
-int hs_sqlite_job_upsert(struct hs_store *base, const struct hs_job *job,
+static int sq_job_upsert(struct hs_store *base, const struct hs_job *job,
                          const char *connection_key, bool *changed, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!job || job->id <= 0)
         return hs_fail(err, HS_ERR_INVALID, "job without an id");
     for (size_t i = 0; i < job->n_models; i++)
         if (job->models[i].id <= 0)
             return hs_fail(err, HS_ERR_INVALID, "job %lld has a model without an id",
                            (long long)job->id);
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "job_upsert", err);
     if (rc)
         return rc;
     int64_t seq = 0;
     bool any = false, one = false;
     sqlite3_stmt *mst = NULL;
-    rc = seq_peek(s, &seq, err);
+    rc = hs_sqlite_seq_peek(&t, &seq, err);
     if (!rc)
-        rc = job_row_put(s, job, connection_key, seq, &any, err);
+        rc = job_row_put(&t, job, connection_key, seq, &any, err);
     if (!rc && job->n_models > 0) {
         char *sql = upsert_sql("models", model_cols, N_MODEL_COLS, false);
-        rc = hs_sqlite_prep(s, &mst, sql, "storing model", err);
+        rc = hs_sqlite_prep(&t, &mst, sql, "storing model", err);
         free(sql);
     }
     for (size_t i = 0; !rc && i < job->n_models; i++) {
-        rc = model_row_put(s, mst, job->id, &job->models[i], seq, &one, err);
+        rc = model_row_put(&t, mst, job->id, &job->models[i], seq, &one, err);
         any = any || one;
     }
     sqlite3_finalize(mst);
     if (!rc && any)
-        rc = seq_take(s, seq, err);
-    rc = op_leave(s, &op, rc, err);
+        rc = hs_sqlite_seq_take(&t, seq, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (!rc && changed)
         *changed = any;
     return rc;
 }
 
-int hs_sqlite_model_get(struct hs_store *base, int64_t model_id, struct hs_model_row *out,
+static int model_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct hs_model_row *m = row;
+    m->id = sqlite3_column_int64(st, 0);
+    m->job_id = sqlite3_column_int64(st, 1);
+    m->name = hs_sqlite_col_text(st, 2);
+    m->state = hs_sqlite_col_text(st, 3);
+    m->deliverable = hs_sqlite_col_text(st, 4);
+    m->updated_at = hs_sqlite_col_text(st, 5);
+    m->synced_updated_at = hs_sqlite_col_text(st, 6);
+    m->change_seq = sqlite3_column_int64(st, 7);
+    return HS_OK;
+}
+
+static int sq_model_get(struct hs_store *base, int64_t model_id, struct hs_model_row *out,
                         struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "model_get", err);
     if (rc)
         return rc;
     struct hs_model_row m = {0};
     sqlite3_stmt *st = NULL;
     rc = hs_sqlite_prep(
-        s, &st,
+        &t, &st,
         "SELECT id, job_id, name, state, deliverable, hover_updated_at, synced_updated_at, "
         "change_seq FROM models WHERE id = ?1",
         "reading model", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, model_id);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            m.id = sqlite3_column_int64(st, 0);
-            m.job_id = sqlite3_column_int64(st, 1);
-            m.name = hs_sqlite_col_text(st, 2);
-            m.state = hs_sqlite_col_text(st, 3);
-            m.deliverable = hs_sqlite_col_text(st, 4);
-            m.updated_at = hs_sqlite_col_text(st, 5);
-            m.synced_updated_at = hs_sqlite_col_text(st, 6);
-            m.change_seq = sqlite3_column_int64(st, 7);
-        } else if (src == SQLITE_DONE) {
-            rc = hs_fail(err, HS_ERR_NOT_FOUND, "model %lld is not stored", (long long)model_id);
-        } else {
-            rc = hs_sqlite_fail(s, src, err, "reading model");
-        }
-        sqlite3_finalize(st);
+        rc = hs_sqlite_one(&t, st, model_fill, &m, "reading model", err);
+        if (rc == HS_ERR_NOT_FOUND)
+            hs_fail(err, HS_ERR_NOT_FOUND, "model %lld is not stored", (long long)model_id);
     }
-    rc = op_leave(s, &op, rc, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc)
         hs_model_row_clear(&m);
     else
@@ -404,36 +293,35 @@ int hs_sqlite_model_get(struct hs_store *base, int64_t model_id, struct hs_model
     return rc;
 }
 
-static int model_exists(struct sqlite_store *s, int64_t model_id, struct hs_error *err)
+static int model_exists(struct sq_txn *t, int64_t model_id, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(s, &st, "SELECT 1 FROM models WHERE id = ?1", "reading model", err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, model_id);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_DONE)
+    int64_t n = 0;
+    int rc =
+        hs_sqlite_prep(t, &st, "SELECT COUNT(*) FROM models WHERE id = ?1", "reading model", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, model_id);
+        rc = hs_sqlite_int(t, st, &n, "reading model", err);
+    }
+    if (!rc && n == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "model %lld is not stored", (long long)model_id);
-    else if (src != SQLITE_ROW)
-        rc = hs_sqlite_fail(s, src, err, "reading model");
-    sqlite3_finalize(st);
     return rc;
 }
 
 /* A new synced_updated_at is a change the CRM sees (the model's files are now all there). */
-int hs_sqlite_model_mark_synced(struct hs_store *base, int64_t model_id, const char *updated_at,
+static int sq_model_mark_synced(struct hs_store *base, int64_t model_id, const char *updated_at,
                                 struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "model_mark_synced", err);
     if (rc)
         return rc;
     int64_t seq = 0;
+    int changes = 0;
     sqlite3_stmt *st = NULL;
-    rc = seq_peek(s, &seq, err);
+    rc = hs_sqlite_seq_peek(&t, &seq, err);
     if (!rc)
-        rc = hs_sqlite_prep(s, &st,
+        rc = hs_sqlite_prep(&t, &st,
                             "UPDATE models SET synced_updated_at = ?2, updated_at = " HS_SQL_NOW
                             ", change_seq = ?3 WHERE id = ?1 AND synced_updated_at IS NOT ?2",
                             "marking model synced", err);
@@ -441,11 +329,11 @@ int hs_sqlite_model_mark_synced(struct hs_store *base, int64_t model_id, const c
         sqlite3_bind_int64(st, 1, model_id);
         hs_sqlite_bind_text(st, 2, updated_at);
         sqlite3_bind_int64(st, 3, seq);
-        rc = hs_sqlite_run(s, st, NULL, "marking model synced", err);
+        rc = hs_sqlite_run(&t, st, &changes, "marking model synced", err);
     }
     if (!rc)
-        rc = sqlite3_changes(s->db) > 0 ? seq_take(s, seq, err) : model_exists(s, model_id, err);
-    return op_leave(s, &op, rc, err);
+        rc = changes > 0 ? hs_sqlite_seq_take(&t, seq, err) : model_exists(&t, model_id, err);
+    return hs_sqlite_leave(&t, rc, err);
 }
 
 /* ---- artifacts ---- */
@@ -454,8 +342,11 @@ int hs_sqlite_model_mark_synced(struct hs_store *base, int64_t model_id, const c
     "model_id, kind, source_url, sha256, bytes, content_type, path, etag, fetched_at, image_id, "  \
     "change_seq"
 
-static void artifact_read(sqlite3_stmt *st, struct hs_artifact_row *a)
+static int artifact_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
 {
+    (void)t;
+    (void)err;
+    struct hs_artifact_row *a = row;
     a->model_id = sqlite3_column_int64(st, 0);
     a->kind = hs_sqlite_col_text(st, 1);
     a->source_url = hs_sqlite_col_text(st, 2);
@@ -467,38 +358,32 @@ static void artifact_read(sqlite3_stmt *st, struct hs_artifact_row *a)
     a->fetched_at = hs_sqlite_col_text(st, 8);
     a->image_id = sqlite3_column_int64(st, 9); /* NULL reads as 0 */
     a->change_seq = sqlite3_column_int64(st, 10);
+    return HS_OK;
 }
 
-int hs_sqlite_artifact_get(struct hs_store *base, int64_t model_id, const char *kind,
+static int sq_artifact_get(struct hs_store *base, int64_t model_id, const char *kind,
                            struct hs_artifact_row *out, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!kind)
         return hs_fail(err, HS_ERR_INVALID, "artifact_get without a kind");
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "artifact_get", err);
     if (rc)
         return rc;
     struct hs_artifact_row a = {0};
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(s, &st,
+    rc = hs_sqlite_prep(&t, &st,
                         "SELECT " ARTIFACT_COLS " FROM artifacts WHERE model_id = ?1 AND kind = ?2",
                         "reading artifact", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, model_id);
         hs_sqlite_bind_text(st, 2, kind);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            artifact_read(st, &a);
-        } else if (src == SQLITE_DONE) {
-            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no artifact '%s' stored for model %lld", kind,
-                         (long long)model_id);
-        } else {
-            rc = hs_sqlite_fail(s, src, err, "reading artifact");
-        }
-        sqlite3_finalize(st);
+        rc = hs_sqlite_one(&t, st, artifact_fill, &a, "reading artifact", err);
+        if (rc == HS_ERR_NOT_FOUND)
+            hs_fail(err, HS_ERR_NOT_FOUND, "no artifact '%s' stored for model %lld", kind,
+                    (long long)model_id);
     }
-    rc = op_leave(s, &op, rc, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc)
         hs_artifact_row_clear(&a);
     else
@@ -509,15 +394,16 @@ int hs_sqlite_artifact_get(struct hs_store *base, int64_t model_id, const char *
 /* New bytes are a change. The same bytes fetched again (a new etag, a later fetched_at, a new
  * URL: presigned or host-dependent links change without the content changing) are bookkeeping:
  * stored, but the row keeps its sequence, so the records feed does not report churn. */
-static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *a, bool *changed,
+static int artifact_write(struct sq_txn *t, const struct hs_artifact_row *a, bool *changed,
                           struct hs_error *err)
 {
     int64_t seq = 0;
+    int changes = 0;
     sqlite3_stmt *st = NULL;
-    int rc = seq_peek(s, &seq, err);
+    int rc = hs_sqlite_seq_peek(t, &seq, err);
     if (!rc)
         rc = hs_sqlite_prep(
-            s, &st,
+            t, &st,
             "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
             "?8, COALESCE(?9, " HS_SQL_NOW "), ?10, ?11) "
             "ON CONFLICT(model_id, kind) DO UPDATE SET source_url = excluded.source_url, "
@@ -540,18 +426,17 @@ static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *
     hs_sqlite_bind_text(st, 9, a->fetched_at);
     hs_sqlite_bind_id(st, 10, a->image_id);
     sqlite3_bind_int64(st, 11, seq);
-    if ((rc = hs_sqlite_run(s, st, NULL, "storing artifact", err)))
+    if ((rc = hs_sqlite_run(t, st, &changes, "storing artifact", err)))
         return rc;
-    if (sqlite3_changes(s->db) > 0) {
+    if (changes > 0) {
         *changed = true;
-        return seq_take(s, seq, err);
+        return hs_sqlite_seq_take(t, seq, err);
     }
     *changed = false;
-    rc =
-        hs_sqlite_prep(s, &st,
-                       "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW "), "
-                       "source_url = ?5 WHERE model_id = ?1 AND kind = ?2",
-                       "storing artifact", err);
+    rc = hs_sqlite_prep(t, &st,
+                        "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW
+                        "), source_url = ?5 WHERE model_id = ?1 AND kind = ?2",
+                        "storing artifact", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, a->model_id);
@@ -559,48 +444,46 @@ static int artifact_write(struct sqlite_store *s, const struct hs_artifact_row *
     hs_sqlite_bind_text(st, 3, a->etag);
     hs_sqlite_bind_text(st, 4, a->fetched_at);
     hs_sqlite_bind_text(st, 5, a->source_url);
-    return hs_sqlite_run(s, st, NULL, "storing artifact", err);
+    return hs_sqlite_run(t, st, NULL, "storing artifact", err);
 }
 
-int hs_sqlite_artifact_put(struct hs_store *base, const struct hs_artifact_row *a, bool *changed,
+static int sq_artifact_put(struct hs_store *base, const struct hs_artifact_row *a, bool *changed,
                            struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!a || !a->kind || !a->sha256 || !a->path || a->bytes < 0)
         return hs_fail(err, HS_ERR_INVALID, "artifact without kind, sha256, path or size");
-    struct op op;
+    struct sq_txn t;
     bool ch = false;
-    int rc = op_enter(s, &op, true, err);
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "artifact_put", err);
     if (rc)
         return rc;
-    rc = op_leave(s, &op, artifact_write(s, a, &ch, err), err);
+    rc = hs_sqlite_leave(&t, artifact_write(&t, a, &ch, err), err);
     if (!rc && changed)
         *changed = ch;
     return rc;
 }
 
-int hs_sqlite_artifact_each(struct hs_store *base,
+static int sq_artifact_each(struct hs_store *base,
                             int (*fn)(void *ctx, const struct hs_artifact_row *a), void *ctx,
                             struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "artifact_each", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(s, &st, "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY model_id, kind",
+    rc = hs_sqlite_prep(&t, &st, "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY model_id, kind",
                         "listing artifacts", err);
     while (!rc) {
         int src = sqlite3_step(st);
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = hs_sqlite_fail(s, src, err, "listing artifacts");
+            rc = hs_sqlite_fail(t.db, src, err, "listing artifacts");
             break;
         }
         struct hs_artifact_row a = {0};
-        artifact_read(st, &a);
+        artifact_fill(&t, st, &a, err);
         int stop = fn(ctx, &a);
         hs_artifact_row_clear(&a);
         if (stop) {
@@ -611,7 +494,7 @@ int hs_sqlite_artifact_each(struct hs_store *base,
         }
     }
     sqlite3_finalize(st);
-    return op_leave(s, &op, rc, err);
+    return hs_sqlite_leave(&t, rc, err);
 }
 
 /* Artifacts of models of jobs in the scope bound to ?2. */
@@ -621,36 +504,31 @@ int hs_sqlite_artifact_each(struct hs_store *base,
 
 /* One artifact row by a column that is not its key (the service's file and image routes), in a
  * scope (?2). */
-static int artifact_find(struct sqlite_store *s, const char *sql, const char *text, int64_t num,
+static int artifact_find(struct hs_store *base, const char *sql, const char *text, int64_t num,
                          const struct hs_scope *scope, struct hs_artifact_row *out,
                          const char *what, struct hs_error *err)
 {
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, what, err);
     if (rc)
         return rc;
     struct hs_artifact_row a = {0};
     sqlite3_stmt *st = NULL;
     char *in = hs_sqlite_scope_json(scope);
-    rc = hs_sqlite_prep(s, &st, sql, what, err);
+    rc = hs_sqlite_prep(&t, &st, sql, what, err);
     if (!rc) {
         if (text)
             hs_sqlite_bind_text(st, 1, text);
         else
             sqlite3_bind_int64(st, 1, num);
         hs_sqlite_bind_text(st, 2, in);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW)
-            artifact_read(st, &a);
-        else if (src == SQLITE_DONE)
-            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no stored artifact with that %s",
-                         text ? "sha256" : "image id");
-        else
-            rc = hs_sqlite_fail(s, src, err, what);
-        sqlite3_finalize(st);
+        rc = hs_sqlite_one(&t, st, artifact_fill, &a, what, err);
+        if (rc == HS_ERR_NOT_FOUND)
+            hs_fail(err, HS_ERR_NOT_FOUND, "no stored artifact with that %s",
+                    text ? "sha256" : "image id");
     }
     free(in);
-    rc = op_leave(s, &op, rc, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc)
         hs_artifact_row_clear(&a);
     else
@@ -658,56 +536,63 @@ static int artifact_find(struct sqlite_store *s, const char *sql, const char *te
     return rc;
 }
 
-int hs_sqlite_artifact_by_sha_scoped(struct hs_store *base, const char *sha256,
-                                     const struct hs_scope *scope, struct hs_artifact_row *out,
-                                     struct hs_error *err)
+static int sq_artifact_by_sha(struct hs_store *base, const char *sha256,
+                              const struct hs_scope *scope, struct hs_artifact_row *out,
+                              struct hs_error *err)
 {
     if (!sha256)
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_sha without a sha256");
-    return artifact_find(sq(base),
+    return artifact_find(base,
                          "SELECT " ARTIFACT_COLS " FROM artifacts WHERE sha256 = ?1 "
                          "AND " ARTIFACT_IN_SCOPE " LIMIT 1",
                          sha256, 0, scope, out, "finding artifact by sha256", err);
 }
 
-int hs_sqlite_artifact_by_sha(struct hs_store *base, const char *sha256,
-                              struct hs_artifact_row *out, struct hs_error *err)
-{
-    return hs_sqlite_artifact_by_sha_scoped(base, sha256, NULL, out, err);
-}
-
-int hs_sqlite_artifact_by_image_scoped(struct hs_store *base, int64_t image_id,
-                                       const struct hs_scope *scope, struct hs_artifact_row *out,
-                                       struct hs_error *err)
+static int sq_artifact_by_image(struct hs_store *base, int64_t image_id,
+                                const struct hs_scope *scope, struct hs_artifact_row *out,
+                                struct hs_error *err)
 {
     if (image_id <= 0)
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_image without an image id");
-    return artifact_find(sq(base),
+    return artifact_find(base,
                          "SELECT " ARTIFACT_COLS " FROM artifacts WHERE image_id = ?1 "
                          "AND " ARTIFACT_IN_SCOPE " ORDER BY fetched_at DESC LIMIT 1",
                          NULL, image_id, scope, out, "finding image", err);
 }
 
-int hs_sqlite_artifact_by_image(struct hs_store *base, int64_t image_id,
-                                struct hs_artifact_row *out, struct hs_error *err)
+static int model_status_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
 {
-    return hs_sqlite_artifact_by_image_scoped(base, image_id, NULL, out, err);
+    (void)t;
+    (void)err;
+    struct hs_model_status *m = row;
+    m->model_id = sqlite3_column_int64(st, 0);
+    m->synced_updated_at = hs_sqlite_col_text(st, 1);
+    const char *status = (const char *)sqlite3_column_text(st, 2);
+    m->has_selection = status && hs_selection_status_parse(status, &m->selection) == HS_OK;
+    m->reason = hs_sqlite_col_text(st, 3);
+    return HS_OK;
 }
 
-int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs_model_status **out,
+static void model_status_clear(void *row)
+{
+    struct hs_model_status *m = row;
+    free(m->synced_updated_at);
+    free(m->reason);
+}
+
+static int sq_job_models_status(struct hs_store *base, int64_t job_id, struct hs_model_status **out,
                                 size_t *n, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "job_models_status", err);
     if (rc)
         return rc;
-    struct hs_model_status *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
+    size_t len = 0;
     sqlite3_stmt *st = NULL;
     /* Stored models with their selection, then selections of models not stored yet. */
     rc = hs_sqlite_prep(
-        s, &st,
+        &t, &st,
         "SELECT m.id, m.synced_updated_at, sel.status, sel.reason FROM models m "
         "LEFT JOIN selections sel ON sel.job_id = m.job_id AND sel.model_id = m.id "
         "WHERE m.job_id = ?1 "
@@ -717,30 +602,12 @@ int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs
         "(SELECT 1 FROM models m WHERE m.id = sel.model_id AND m.job_id = sel.job_id) "
         "ORDER BY 1",
         "reading model status", err);
-    if (!rc)
+    if (!rc) {
         sqlite3_bind_int64(st, 1, job_id);
-    while (!rc) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE)
-            break;
-        if (src != SQLITE_ROW) {
-            rc = hs_sqlite_fail(s, src, err, "reading model status");
-            break;
-        }
-        if (len == cap) {
-            cap = cap ? cap * 2 : 8;
-            v = hs_realloc(v, cap * sizeof *v);
-        }
-        struct hs_model_status *m = &v[len++];
-        memset(m, 0, sizeof *m);
-        m->model_id = sqlite3_column_int64(st, 0);
-        m->synced_updated_at = hs_sqlite_col_text(st, 1);
-        const char *status = (const char *)sqlite3_column_text(st, 2);
-        m->has_selection = status && hs_selection_status_parse(status, &m->selection) == HS_OK;
-        m->reason = hs_sqlite_col_text(st, 3);
+        rc = hs_sqlite_rows(&t, st, sizeof(struct hs_model_status), model_status_fill,
+                            model_status_clear, &v, &len, "reading model status", err);
     }
-    sqlite3_finalize(st);
-    rc = op_leave(s, &op, rc, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc) {
         hs_model_statuses_free(v, len);
         return rc;
@@ -748,6 +615,30 @@ int hs_sqlite_job_models_status(struct hs_store *base, int64_t job_id, struct hs
     *out = v;
     *n = len;
     return HS_OK;
+}
+
+static int sq_job_synced_seq(struct hs_store *base, int64_t job_id, int64_t *seq,
+                             struct hs_error *err)
+{
+    if (job_id <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "job_synced_seq needs a job id");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "job_synced_seq", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(&t, &st,
+                        "SELECT MAX(s) FROM ("
+                        "SELECT a.change_seq AS s FROM artifacts a JOIN models m "
+                        "ON m.id = a.model_id WHERE m.job_id = ?1 "
+                        "UNION ALL SELECT x.change_seq FROM measurements x JOIN models m "
+                        "ON m.id = x.model_id WHERE m.job_id = ?1)",
+                        "reading the job's change sequence", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, job_id);
+        rc = hs_sqlite_int(&t, st, seq, "reading the job's change sequence", err);
+    }
+    return hs_sqlite_leave(&t, rc, err);
 }
 
 /* ---- measurements ---- */
@@ -760,72 +651,73 @@ static const char *const meas_cols[] = {
 };
 #define N_MEAS_COLS (sizeof meas_cols / sizeof meas_cols[0])
 
-int hs_sqlite_measurements_put(struct hs_store *base, const struct hs_measurements *m,
+static void measurements_bind(sqlite3_stmt *st, const struct hs_measurements *m, int64_t seq)
+{
+    int i = 1;
+    sqlite3_bind_int64(st, i++, m->model_id);
+    bind_real(st, i++, m->roof_area_sqft);
+    bind_count(st, i++, m->roof_facets);
+    hs_sqlite_bind_text(st, i++, m->predominant_pitch);
+    bind_real(st, i++, m->ridges_ft);
+    bind_real(st, i++, m->hips_ft);
+    bind_real(st, i++, m->valleys_ft);
+    bind_real(st, i++, m->rakes_ft);
+    bind_real(st, i++, m->eaves_ft);
+    bind_real(st, i++, m->siding_area_sqft);
+    bind_real(st, i++, m->facade_area_sqft);
+    bind_count(st, i++, m->openings_count);
+    bind_real(st, i++, m->openings_area_sqft);
+    bind_real(st, i++, m->living_area_sqft);
+    hs_sqlite_bind_text(st, i++, m->raw_json);
+    sqlite3_bind_int64(st, i, seq);
+}
+
+static int sq_measurements_put(struct hs_store *base, const struct hs_measurements *m,
                                bool *changed, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!m || m->model_id <= 0)
         return hs_fail(err, HS_ERR_INVALID, "measurements without a model id");
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "measurements_put", err);
     if (rc)
         return rc;
     int64_t seq = 0;
-    bool ch = false;
+    int changes = 0;
     sqlite3_stmt *st = NULL;
-    rc = seq_peek(s, &seq, err);
+    rc = hs_sqlite_seq_peek(&t, &seq, err);
     if (!rc) {
         char *sql = upsert_sql("measurements", meas_cols, N_MEAS_COLS, false);
-        rc = hs_sqlite_prep(s, &st, sql, "storing measurements", err);
+        rc = hs_sqlite_prep(&t, &st, sql, "storing measurements", err);
         free(sql);
     }
     if (!rc) {
-        int i = 1;
-        sqlite3_bind_int64(st, i++, m->model_id);
-        bind_real(st, i++, m->roof_area_sqft);
-        bind_count(st, i++, m->roof_facets);
-        hs_sqlite_bind_text(st, i++, m->predominant_pitch);
-        bind_real(st, i++, m->ridges_ft);
-        bind_real(st, i++, m->hips_ft);
-        bind_real(st, i++, m->valleys_ft);
-        bind_real(st, i++, m->rakes_ft);
-        bind_real(st, i++, m->eaves_ft);
-        bind_real(st, i++, m->siding_area_sqft);
-        bind_real(st, i++, m->facade_area_sqft);
-        bind_count(st, i++, m->openings_count);
-        bind_real(st, i++, m->openings_area_sqft);
-        bind_real(st, i++, m->living_area_sqft);
-        hs_sqlite_bind_text(st, i++, m->raw_json);
-        sqlite3_bind_int64(st, i, seq);
-        rc = hs_sqlite_run(s, st, NULL, "storing measurements", err);
+        measurements_bind(st, m, seq);
+        rc = hs_sqlite_run(&t, st, &changes, "storing measurements", err);
     }
-    if (!rc && sqlite3_changes(s->db) > 0) {
-        ch = true;
-        rc = seq_take(s, seq, err);
-    }
-    rc = op_leave(s, &op, rc, err);
+    if (!rc && changes > 0)
+        rc = hs_sqlite_seq_take(&t, seq, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (!rc && changed)
-        *changed = ch;
+        *changed = changes > 0;
     return rc;
 }
 
 /* ---- selections ---- */
 
-int hs_sqlite_selection_put(struct hs_store *base, const struct hs_selection *sel,
+static int sq_selection_put(struct hs_store *base, const struct hs_selection *sel,
                             struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!sel || sel->job_id <= 0 || (unsigned)sel->status > HS_SEL_ERROR)
         return hs_fail(err, HS_ERR_INVALID, "selection without a job id or with a bad status");
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "selection_put", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     /* created_at stays the first selection's: it orders the work queue. A NULL connection_key
      * keeps the one already recorded. */
     rc = hs_sqlite_prep(
-        s, &st,
+        &t, &st,
         "INSERT INTO selections (job_id, model_id, connection_key, status, reason, "
         "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, " HS_SQL_NOW ", " HS_SQL_NOW
         ") ON CONFLICT(job_id, model_id) DO UPDATE SET "
@@ -839,54 +731,49 @@ int hs_sqlite_selection_put(struct hs_store *base, const struct hs_selection *se
         hs_sqlite_bind_text(st, 3, sel->connection_key);
         hs_sqlite_bind_text(st, 4, hs_selection_status_name(sel->status));
         hs_sqlite_bind_text(st, 5, sel->reason);
-        rc = hs_sqlite_run(s, st, NULL, "storing selection", err);
+        rc = hs_sqlite_run(&t, st, NULL, "storing selection", err);
     }
-    return op_leave(s, &op, rc, err);
+    return hs_sqlite_leave(&t, rc, err);
 }
 
-int hs_sqlite_selections_open(struct hs_store *base, struct hs_selection **out, size_t *n,
+static int selection_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    struct hs_selection *x = row;
+    x->job_id = sqlite3_column_int64(st, 0);
+    x->model_id = sqlite3_column_int64(st, 1);
+    x->reason = hs_sqlite_col_text(st, 3);
+    x->connection_key = hs_sqlite_col_text(st, 4);
+    if (hs_selection_status_parse((const char *)sqlite3_column_text(st, 2), &x->status))
+        return hs_fail(err, HS_ERR_DB, "selection %lld/%lld has an unknown status",
+                       (long long)x->job_id, (long long)x->model_id);
+    return HS_OK;
+}
+
+static void selection_clear(void *row)
+{
+    hs_selection_clear(row);
+}
+
+static int sq_selections_open(struct hs_store *base, struct hs_selection **out, size_t *n,
                               struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "selections_open", err);
     if (rc)
         return rc;
-    struct hs_selection *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
+    size_t len = 0;
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(s, &st,
+    rc = hs_sqlite_prep(&t, &st,
                         "SELECT job_id, model_id, status, reason, connection_key FROM selections "
                         "WHERE status IN ('selected', 'pending', 'error') "
                         "ORDER BY created_at, job_id, model_id",
                         "listing selections", err);
-    while (!rc) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE)
-            break;
-        if (src != SQLITE_ROW) {
-            rc = hs_sqlite_fail(s, src, err, "listing selections");
-            break;
-        }
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = hs_realloc(v, cap * sizeof *v);
-        }
-        struct hs_selection *x = &v[len];
-        memset(x, 0, sizeof *x);
-        x->job_id = sqlite3_column_int64(st, 0);
-        x->model_id = sqlite3_column_int64(st, 1);
-        if (hs_selection_status_parse((const char *)sqlite3_column_text(st, 2), &x->status)) {
-            rc = hs_fail(err, HS_ERR_DB, "selection %lld/%lld has an unknown status",
-                         (long long)x->job_id, (long long)x->model_id);
-            break;
-        }
-        x->reason = hs_sqlite_col_text(st, 3);
-        x->connection_key = hs_sqlite_col_text(st, 4);
-        len++;
-    }
-    sqlite3_finalize(st);
-    rc = op_leave(s, &op, rc, err);
+    if (!rc)
+        rc = hs_sqlite_rows(&t, st, sizeof(struct hs_selection), selection_fill, selection_clear,
+                            &v, &len, "listing selections", err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc) {
         hs_selections_free(v, len);
         return rc;
@@ -898,48 +785,46 @@ int hs_sqlite_selections_open(struct hs_store *base, struct hs_selection **out, 
 
 /* ---- runs ---- */
 
-int hs_sqlite_run_begin(struct hs_store *base, int64_t job_id, const char *trigger, int64_t *run_id,
+static int sq_run_begin(struct hs_store *base, int64_t job_id, const char *trigger, int64_t *run_id,
                         struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!trigger)
         return hs_fail(err, HS_ERR_INVALID, "sync run without a trigger");
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "run_begin", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     int64_t id = 0;
-    rc = hs_sqlite_prep(s, &st,
+    rc = hs_sqlite_prep(&t, &st,
                         "INSERT INTO sync_runs (job_id, trigger, status, started_at) "
                         "VALUES (?1, ?2, 'running', " HS_SQL_NOW ")",
                         "starting sync run", err);
     if (!rc) {
         hs_sqlite_bind_id(st, 1, job_id);
         hs_sqlite_bind_text(st, 2, trigger);
-        rc = hs_sqlite_run(s, st, NULL, "starting sync run", err);
-        id = sqlite3_last_insert_rowid(s->db);
+        rc = hs_sqlite_run(&t, st, NULL, "starting sync run", err);
+        id = sqlite3_last_insert_rowid(t.db);
     }
-    rc = op_leave(s, &op, rc, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (!rc)
         *run_id = id;
     return rc;
 }
 
-int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t model_id,
+static int sq_run_model_result(struct hs_store *base, int64_t run_id, int64_t model_id,
                                const char *result, const char *message, int64_t artifacts_fetched,
                                int64_t artifacts_unchanged, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!result)
         return hs_fail(err, HS_ERR_INVALID, "sync result without a result");
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "run_model_result", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     rc = hs_sqlite_prep(
-        s, &st,
+        &t, &st,
         "INSERT INTO sync_results (run_id, model_id, result, message, artifacts_fetched, "
         "artifacts_unchanged, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, " HS_SQL_NOW ")",
         "recording sync result", err);
@@ -950,24 +835,24 @@ int hs_sqlite_run_model_result(struct hs_store *base, int64_t run_id, int64_t mo
         hs_sqlite_bind_text(st, 4, message);
         sqlite3_bind_int64(st, 5, artifacts_fetched);
         sqlite3_bind_int64(st, 6, artifacts_unchanged);
-        rc = hs_sqlite_run(s, st, NULL, "recording sync result", err);
+        rc = hs_sqlite_run(&t, st, NULL, "recording sync result", err);
     }
-    return op_leave(s, &op, rc, err);
+    return hs_sqlite_leave(&t, rc, err);
 }
 
-int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
+static int sq_run_end(struct hs_store *base, int64_t run_id, const char *status,
                       int64_t hover_requests, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!status)
         return hs_fail(err, HS_ERR_INVALID, "sync run end without a status");
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "run_end", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
+    int changes = 0;
     rc = hs_sqlite_prep(
-        s, &st,
+        &t, &st,
         "UPDATE sync_runs SET status = ?2, hover_requests = ?3, finished_at = " HS_SQL_NOW
         " WHERE id = ?1",
         "ending sync run", err);
@@ -975,43 +860,53 @@ int hs_sqlite_run_end(struct hs_store *base, int64_t run_id, const char *status,
         sqlite3_bind_int64(st, 1, run_id);
         hs_sqlite_bind_text(st, 2, status);
         sqlite3_bind_int64(st, 3, hover_requests);
-        rc = hs_sqlite_run(s, st, NULL, "ending sync run", err);
+        rc = hs_sqlite_run(&t, st, &changes, "ending sync run", err);
     }
-    if (!rc && sqlite3_changes(s->db) == 0)
+    if (!rc && changes == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "no sync run %lld", (long long)run_id);
-    return op_leave(s, &op, rc, err);
+    return hs_sqlite_leave(&t, rc, err);
 }
 
-int hs_sqlite_run_renew(struct hs_store *base, int64_t run_id, int64_t lease_until_ms,
+static int sq_run_renew(struct hs_store *base, int64_t run_id, int64_t lease_until_ms,
                         struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
     /* A run marked interrupted while its process was stalled becomes running again: the
-     * process is alive and still working on it. */
-    rc = hs_sqlite_prep(
-        s, &st,
+     * process is alive and still working on it. A run that ended stays as it ended. */
+    struct hs_error e = {0};
+    int rc = hs_sqlite_change_by_id(
+        base,
         "UPDATE sync_runs SET lease_until_ms = ?2, status = 'running', finished_at = NULL "
         "WHERE id = ?1 AND (status = 'running' OR status = 'interrupted')",
-        "renewing sync run", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, run_id);
-        sqlite3_bind_int64(st, 2, lease_until_ms);
-        rc = hs_sqlite_run(s, st, NULL, "renewing sync run", err);
-    }
-    return op_leave(s, &op, rc, err);
+        run_id, lease_until_ms, NULL, "renewing sync run", "no running sync run %lld", &e);
+    if (rc == HS_ERR_NOT_FOUND)
+        return HS_OK;
+    if (rc && err)
+        *err = e;
+    return rc;
 }
 
-/* Counts running (and of those, lapsed) and interrupted runs; the caller holds an op. */
-static int count_runs(struct sqlite_store *s, int64_t now_ms, struct hs_run_counts *c,
-                      int64_t *lapsed, struct hs_error *err)
+/* Running (and of those, lapsed) and interrupted runs, as count_runs reads them. */
+struct run_tally {
+    struct hs_run_counts c;
+    int64_t lapsed;
+};
+
+static int run_tally_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct run_tally *r = row;
+    r->c.running = sqlite3_column_int64(st, 0);
+    r->c.interrupted = sqlite3_column_int64(st, 1);
+    r->lapsed = sqlite3_column_int64(st, 2);
+    return HS_OK;
+}
+
+/* Counts running (and of those, lapsed) and interrupted runs into r (marked is kept). */
+static int count_runs(struct sq_txn *t, int64_t now_ms, struct run_tally *r, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(s, &st,
+    int rc = hs_sqlite_prep(t, &st,
                             "SELECT COALESCE(SUM(status = 'running'), 0), "
                             "COALESCE(SUM(status = 'interrupted'), 0), "
                             "COALESCE(SUM(status = 'running' AND (lease_until_ms IS NULL OR "
@@ -1021,52 +916,47 @@ static int count_runs(struct sqlite_store *s, int64_t now_ms, struct hs_run_coun
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, now_ms);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        c->running = sqlite3_column_int64(st, 0);
-        c->interrupted = sqlite3_column_int64(st, 1);
-        *lapsed = sqlite3_column_int64(st, 2);
-    } else {
-        rc = hs_sqlite_fail(s, src, err, "counting sync runs");
+    struct run_tally got = {0};
+    rc = hs_sqlite_one(t, st, run_tally_fill, &got, "counting sync runs", err);
+    if (!rc) {
+        got.c.marked = r->c.marked;
+        *r = got;
     }
-    sqlite3_finalize(st);
     return rc;
 }
 
-int hs_sqlite_runs_interrupt_lapsed(struct hs_store *base, int64_t now_ms,
+static int sq_runs_interrupt_lapsed(struct hs_store *base, int64_t now_ms,
                                     struct hs_run_counts *out, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct hs_run_counts c = {0};
-    int64_t lapsed = 0;
+    struct sqlite_store *s = hs_sqlite_of(base);
+    struct run_tally r = {0};
     /* A read first: status is polled, and a write lock per poll would queue behind syncs. */
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(s, &t, SQ_READ, "runs_interrupt_lapsed", err);
     if (rc)
         return rc;
-    rc = count_runs(s, now_ms, &c, &lapsed, err);
-    rc = op_leave(s, &op, rc, err);
-    if (rc == HS_OK && lapsed > 0) {
-        if ((rc = op_enter(s, &op, true, err)))
+    rc = hs_sqlite_leave(&t, count_runs(&t, now_ms, &r, err), err);
+    if (rc == HS_OK && r.lapsed > 0) {
+        if ((rc = hs_sqlite_enter(s, &t, SQ_WRITE, "runs_interrupt_lapsed", err)))
             return rc;
         sqlite3_stmt *st = NULL;
         int changes = 0;
-        rc = hs_sqlite_prep(s, &st,
+        rc = hs_sqlite_prep(&t, &st,
                             "UPDATE sync_runs SET status = 'interrupted', finished_at = " HS_SQL_NOW
                             " WHERE status = 'running' AND (lease_until_ms IS NULL OR "
                             "lease_until_ms < ?1)",
                             "marking lapsed sync runs", err);
         if (!rc) {
             sqlite3_bind_int64(st, 1, now_ms);
-            rc = hs_sqlite_run(s, st, &changes, "marking lapsed sync runs", err);
-            c.marked = changes;
+            rc = hs_sqlite_run(&t, st, &changes, "marking lapsed sync runs", err);
+            r.c.marked = changes;
         }
         if (!rc)
-            rc = count_runs(s, now_ms, &c, &lapsed, err);
-        rc = op_leave(s, &op, rc, err);
+            rc = count_runs(&t, now_ms, &r, err);
+        rc = hs_sqlite_leave(&t, rc, err);
     }
     if (!rc && out)
-        *out = c;
+        *out = r.c;
     return rc;
 }
 
@@ -1103,11 +993,11 @@ static void put_cols(json_t *obj, sqlite3_stmt *st, int first, const char *const
 
 /* Runs a feed query (?1 = since, ?2 = the scope's JSON or NULL) and appends one object per row
  * made by `row`. */
-static int feed_rows(struct sqlite_store *s, const char *sql, int64_t since, const char *scope,
+static int feed_rows(struct sq_txn *t, const char *sql, int64_t since, const char *scope,
                      json_t *arr, json_t *(*row)(sqlite3_stmt *st), struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(s, &st, sql, "reading the records feed", err);
+    int rc = hs_sqlite_prep(t, &st, sql, "reading the records feed", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, since);
@@ -1117,7 +1007,7 @@ static int feed_rows(struct sqlite_store *s, const char *sql, int64_t since, con
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = hs_sqlite_fail(s, src, err, "reading the records feed");
+            rc = hs_sqlite_fail(t->db, src, err, "reading the records feed");
             break;
         }
         json_array_append_new(arr, row(st));
@@ -1208,48 +1098,42 @@ static json_t *feed_artifact(sqlite3_stmt *st)
     return j;
 }
 
-static int feed_cursor(struct sqlite_store *s, int64_t since, int64_t *out, struct hs_error *err)
+static int feed_cursor(struct sq_txn *t, int64_t since, int64_t *out, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(s, &st, "SELECT value FROM counters WHERE name = 'change_seq'",
+    int64_t max = 0;
+    int rc = hs_sqlite_prep(t, &st, "SELECT value FROM counters WHERE name = 'change_seq'",
                             "reading change_seq", err);
-    if (rc)
-        return rc;
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        /* The counter is only advanced by a transaction that changed a row, so it is the
-         * largest change_seq in the store. */
-        int64_t max = sqlite3_column_int64(st, 0);
+    if (!rc)
+        rc = hs_sqlite_int(t, st, &max, "reading change_seq", err);
+    /* The counter is only advanced by a transaction that changed a row, so it is the largest
+     * change_seq in the store. */
+    if (!rc)
         *out = max > since ? max : since;
-    } else {
-        rc = hs_sqlite_fail(s, src, err, "reading change_seq");
-    }
-    sqlite3_finalize(st);
     return rc;
 }
 
-int hs_sqlite_export_since_scoped(struct hs_store *base, int64_t since,
-                                  const struct hs_scope *scope, char **out, struct hs_error *err)
+static int sq_export_since(struct hs_store *base, int64_t since, const struct hs_scope *scope,
+                           char **out, struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
-    struct op op;
+    struct sq_txn t;
     /* One read transaction: the cursor and the rows come from the same snapshot. */
-    int rc = op_enter(s, &op, false, err);
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "export_since", err);
     if (rc)
         return rc;
     json_t *doc = json_object(), *jobs = json_array(), *models = json_array(),
            *artifacts = json_array();
     char *in = hs_sqlite_scope_json(scope);
     int64_t cursor = since;
-    rc = feed_cursor(s, since, &cursor, err);
+    rc = feed_cursor(&t, since, &cursor, err);
     if (!rc)
-        rc = feed_rows(s, FEED_JOBS_SQL, since, in, jobs, feed_job, err);
+        rc = feed_rows(&t, FEED_JOBS_SQL, since, in, jobs, feed_job, err);
     if (!rc)
-        rc = feed_rows(s, FEED_MODELS_SQL, since, in, models, feed_model, err);
+        rc = feed_rows(&t, FEED_MODELS_SQL, since, in, models, feed_model, err);
     if (!rc)
-        rc = feed_rows(s, FEED_ARTIFACTS_SQL, since, in, artifacts, feed_artifact, err);
+        rc = feed_rows(&t, FEED_ARTIFACTS_SQL, since, in, artifacts, feed_artifact, err);
     free(in);
-    rc = op_leave(s, &op, rc, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (!rc) {
         json_object_set_new(doc, "cursor", json_integer(cursor));
         json_object_set_new(doc, "jobs", jobs);
@@ -1265,39 +1149,28 @@ int hs_sqlite_export_since_scoped(struct hs_store *base, int64_t since,
     return rc;
 }
 
-int hs_sqlite_export_since(struct hs_store *base, int64_t since, char **out, struct hs_error *err)
-{
-    return hs_sqlite_export_since_scoped(base, since, NULL, out, err);
-}
-
 /* ---- checkpoints ---- */
 
-int hs_sqlite_checkpoint_get(struct hs_store *base, const char *name, char **value,
+static int sq_checkpoint_get(struct hs_store *base, const char *name, char **value,
                              struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!name)
         return hs_fail(err, HS_ERR_INVALID, "checkpoint without a name");
-    struct op op;
-    int rc = op_enter(s, &op, false, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "checkpoint_get", err);
     if (rc)
         return rc;
     char *v = NULL;
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(s, &st, "SELECT value FROM checkpoints WHERE name = ?1",
+    rc = hs_sqlite_prep(&t, &st, "SELECT value FROM checkpoints WHERE name = ?1",
                         "reading checkpoint", err);
     if (!rc) {
         hs_sqlite_bind_text(st, 1, name);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW)
-            v = hs_sqlite_col_text(st, 0);
-        else if (src == SQLITE_DONE)
-            rc = hs_fail(err, HS_ERR_NOT_FOUND, "no checkpoint '%s'", name);
-        else
-            rc = hs_sqlite_fail(s, src, err, "reading checkpoint");
-        sqlite3_finalize(st);
+        rc = hs_sqlite_one(&t, st, hs_sqlite_fill_text, &v, "reading checkpoint", err);
+        if (rc == HS_ERR_NOT_FOUND)
+            hs_fail(err, HS_ERR_NOT_FOUND, "no checkpoint '%s'", name);
     }
-    rc = op_leave(s, &op, rc, err);
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc)
         free(v);
     else
@@ -1305,19 +1178,18 @@ int hs_sqlite_checkpoint_get(struct hs_store *base, const char *name, char **val
     return rc;
 }
 
-int hs_sqlite_checkpoint_put(struct hs_store *base, const char *name, const char *value,
+static int sq_checkpoint_put(struct hs_store *base, const char *name, const char *value,
                              struct hs_error *err)
 {
-    struct sqlite_store *s = sq(base);
     if (!name || !value)
         return hs_fail(err, HS_ERR_INVALID, "checkpoint without a name or a value");
-    struct op op;
-    int rc = op_enter(s, &op, true, err);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "checkpoint_put", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     rc = hs_sqlite_prep(
-        s, &st,
+        &t, &st,
         "INSERT INTO checkpoints (name, value, updated_at) VALUES (?1, ?2, " HS_SQL_NOW
         ") ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
         "updated_at = excluded.updated_at",
@@ -1325,7 +1197,31 @@ int hs_sqlite_checkpoint_put(struct hs_store *base, const char *name, const char
     if (!rc) {
         hs_sqlite_bind_text(st, 1, name);
         hs_sqlite_bind_text(st, 2, value);
-        rc = hs_sqlite_run(s, st, NULL, "storing checkpoint", err);
+        rc = hs_sqlite_run(&t, st, NULL, "storing checkpoint", err);
     }
-    return op_leave(s, &op, rc, err);
+    return hs_sqlite_leave(&t, rc, err);
 }
+
+const struct hs_records_ops hs_sqlite_records_ops = {
+    .job_upsert = sq_job_upsert,
+    .model_get = sq_model_get,
+    .model_mark_synced = sq_model_mark_synced,
+    .job_models_status = sq_job_models_status,
+    .job_synced_seq = sq_job_synced_seq,
+    .artifact_get = sq_artifact_get,
+    .artifact_put = sq_artifact_put,
+    .artifact_each = sq_artifact_each,
+    .artifact_by_sha = sq_artifact_by_sha,
+    .artifact_by_image = sq_artifact_by_image,
+    .measurements_put = sq_measurements_put,
+    .selection_put = sq_selection_put,
+    .selections_open = sq_selections_open,
+    .run_begin = sq_run_begin,
+    .run_model_result = sq_run_model_result,
+    .run_end = sq_run_end,
+    .run_renew = sq_run_renew,
+    .runs_interrupt_lapsed = sq_runs_interrupt_lapsed,
+    .export_since = sq_export_since,
+    .checkpoint_get = sq_checkpoint_get,
+    .checkpoint_put = sq_checkpoint_put,
+};

@@ -2,10 +2,10 @@
  * (jobs_fts: every indexed field; jobs_fts_lead: the street line and the name, and search_lead,
  * where the first word of each is marked), kept in step with jobs by triggers.
  *
- * The cost is the page, not the matches. The ranking is tiers (store.h), each newest job first,
- * and FTS5 streams matches in rowid order (minus the Hover id) and stops at a LIMIT: a first
- * keystroke that matches 86,000 jobs reads HS_SEARCH_MATCHES_MAX of them, and of each tier what
- * the page needs. For a page:
+ * The cost is the page, not the matches. The ranking is tiers (store/search.h), each newest job
+ * first, and FTS5 streams matches in rowid order (minus the Hover id) and stops at a LIMIT: a
+ * first keystroke that matches 86,000 jobs reads HS_SEARCH_MATCHES_MAX of them, and of each tier
+ * what the page needs. For a page:
  *   1. the matches in jobs_fts, newest first, up to HS_SEARCH_MATCHES_MAX: the total, and the
  *      last tier;
  *   2. the tiers of jobs_fts_lead (begins with the words, whole; begins with them; has them),
@@ -24,6 +24,7 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "store/fts_query.h"
+#include "store/search.h"
 #include "store/sqlite_internal.h"
 
 #define PAGE_MAX   1000000
@@ -72,15 +73,9 @@ static const char RECENT_SCOPED_COUNT_SQL[] =
     "SELECT COUNT(*) FROM jobs WHERE connection_key IN (SELECT value FROM json_each(?5)) "
     "AND (?2 IS NULL OR reconstruction_state = ?2)";
 
-static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st, struct hs_error *err)
+static int prepare(struct sq_txn *t, const char *sql, sqlite3_stmt **st, struct hs_error *err)
 {
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return hs_sqlite_fail(s, rc, err, "searching jobs");
-    }
-    return HS_OK;
+    return hs_sqlite_prep(t, st, sql, "searching jobs", err);
 }
 
 /* ---- without text: the most recently updated jobs ---- */
@@ -99,7 +94,7 @@ static void bind_params(sqlite3_stmt *st, const char *state, int64_t limit, int6
         sqlite3_bind_text(st, 5, scope, -1, SQLITE_STATIC);
 }
 
-static int count_rows(struct sqlite_store *s, const char *sql, const char *state, const char *scope,
+static int count_rows(struct sq_txn *s, const char *sql, const char *state, const char *scope,
                       int64_t *total, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
@@ -111,7 +106,7 @@ static int count_rows(struct sqlite_store *s, const char *sql, const char *state
     if (src == SQLITE_ROW)
         *total = sqlite3_column_int64(st, 0);
     else
-        rc = hs_sqlite_fail(s, src, err, "counting search results");
+        rc = hs_sqlite_fail(s->db, src, err, "counting search results");
     sqlite3_finalize(st);
     return rc;
 }
@@ -133,7 +128,7 @@ static void read_summary(sqlite3_stmt *st, struct hs_job_summary *j)
     j->complete_models = sqlite3_column_int64(st, 11);
 }
 
-static int page_rows(struct sqlite_store *s, const char *sql, const char *state, const char *scope,
+static int page_rows(struct sq_txn *s, const char *sql, const char *state, const char *scope,
                      int64_t per, int64_t offset, struct hs_job_summary **out, size_t *n,
                      struct hs_error *err)
 {
@@ -149,7 +144,7 @@ static int page_rows(struct sqlite_store *s, const char *sql, const char *state,
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = hs_sqlite_fail(s, src, err, "searching jobs");
+            rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
             break;
         }
         if (len == (size_t)per)
@@ -178,7 +173,7 @@ static void pick_sql(const char *state, bool scoped, const char **count_sql, con
     }
 }
 
-static int recent_search(struct sqlite_store *s, const char *state, const struct hs_scope *scope,
+static int recent_search(struct sq_txn *s, const char *state, const struct hs_scope *scope,
                          int64_t offset, int64_t per, struct hs_job_summary **out, size_t *n,
                          int64_t *total, struct hs_error *err)
 {
@@ -239,7 +234,7 @@ static void ranking_add(struct ranking *r, int64_t id)
 
 /* The ids st (a MATCH_SQL or LEAD_SQL) lists for expression expr, newest first, up to limit
  * (ids has room for that many). */
-static int read_ids(struct sqlite_store *s, sqlite3_stmt *st, const char *expr, int64_t limit,
+static int read_ids(struct sq_txn *s, sqlite3_stmt *st, const char *expr, int64_t limit,
                     int64_t *ids, size_t *n, struct hs_error *err)
 {
     sqlite3_reset(st);
@@ -250,7 +245,7 @@ static int read_ids(struct sqlite_store *s, sqlite3_stmt *st, const char *expr, 
     while ((src = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit)
         ids[(*n)++] = sqlite3_column_int64(st, 0);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return hs_sqlite_fail(s, src, err, "searching jobs");
+        return hs_sqlite_fail(s->db, src, err, "searching jobs");
     return HS_OK;
 }
 
@@ -305,7 +300,7 @@ static int filter_expr(const struct hs_scope *scope, const char *state, struct h
  * stored connection key answer it for a store of one connection, or a scope of one; else one
  * index seek per stored connection (jobs_connection_updated), up to the first outside the
  * scope. A key that is not text (written by hand) counts as outside: the filter decides. */
-static int scope_holds_all(struct sqlite_store *s, const struct hs_scope *scope, bool *all,
+static int scope_holds_all(struct sq_txn *s, const struct hs_scope *scope, bool *all,
                            struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
@@ -314,7 +309,7 @@ static int scope_holds_all(struct sqlite_store *s, const struct hs_scope *scope,
         return rc;
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
-        rc = hs_sqlite_fail(s, src, err, "searching jobs");
+        rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
         sqlite3_finalize(st);
         return rc;
     }
@@ -342,7 +337,7 @@ static int scope_holds_all(struct sqlite_store *s, const struct hs_scope *scope,
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
         if ((src = sqlite3_step(st)) != SQLITE_ROW) {
-            rc = hs_sqlite_fail(s, src, err, "searching jobs");
+            rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
             break;
         }
         int type = sqlite3_column_type(st, 0);
@@ -361,7 +356,7 @@ static int scope_holds_all(struct sqlite_store *s, const struct hs_scope *scope,
 
 /* The ids of the page at offset (top comment), and the total. match: the words as
  * hs_fts_query_build wrote them; filter: filter_expr's. */
-static int rank_page(struct sqlite_store *s, const char *q, const char *match, const char *filter,
+static int rank_page(struct sq_txn *s, const char *q, const char *match, const char *filter,
                      int64_t offset, int64_t per, struct ranking *r, int64_t *total,
                      struct hs_error *err)
 {
@@ -406,7 +401,7 @@ static int rank_page(struct sqlite_store *s, const char *q, const char *match, c
 }
 
 /* The summaries of ids, in their order (a job deleted meanwhile is left out). */
-static int summaries(struct sqlite_store *s, const int64_t *ids, size_t n_ids,
+static int summaries(struct sq_txn *s, const int64_t *ids, size_t n_ids,
                      struct hs_job_summary **out, size_t *n, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
@@ -422,7 +417,7 @@ static int summaries(struct sqlite_store *s, const int64_t *ids, size_t n_ids,
         if (src == SQLITE_ROW)
             read_summary(st, &v[len++]);
         else if (src != SQLITE_DONE)
-            rc = hs_sqlite_fail(s, src, err, "searching jobs");
+            rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
     }
     sqlite3_finalize(st);
     if (rc) {
@@ -434,7 +429,7 @@ static int summaries(struct sqlite_store *s, const int64_t *ids, size_t n_ids,
     return HS_OK;
 }
 
-static int text_search(struct sqlite_store *s, const char *q, const char *match, const char *state,
+static int text_search(struct sq_txn *s, const char *q, const char *match, const char *state,
                        const struct hs_scope *scope, int64_t offset, int64_t per,
                        struct hs_job_summary **out, size_t *n, int64_t *total, struct hs_error *err)
 {
@@ -475,19 +470,10 @@ static bool scope_empty(const struct hs_scope *scope)
     return scope != NULL;
 }
 
-int hs_sqlite_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
-                          int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
-                          struct hs_error *err)
+static int sq_jobs_search(struct hs_store *base, const char *q, const char *state, int64_t page,
+                          int64_t per, const struct hs_scope *scope, struct hs_job_summary **out,
+                          size_t *n, int64_t *total, struct hs_error *err)
 {
-    return hs_sqlite_jobs_search_scoped(base, q, state, page, per, NULL, out, n, total, err);
-}
-
-int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const char *state,
-                                 int64_t page, int64_t per, const struct hs_scope *scope,
-                                 struct hs_job_summary **out, size_t *n, int64_t *total,
-                                 struct hs_error *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
     if (per < 1 || per > 100)
         return hs_fail(err, HS_ERR_INVALID, "per must be 1 to 100, not %lld", (long long)per);
     if (page < 1 || page > PAGE_MAX)
@@ -505,36 +491,23 @@ int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const cha
         return HS_OK;
     }
 
-    /* A read: inside the caller's transaction if this thread has one, else in a snapshot of
-     * its own (BEGIN, not IMMEDIATE: writers in other processes are not held up). */
-    bool own = !hs_sqlite_held_by_me(s);
-    int rc = HS_OK;
-    if (own) {
-        hs_sqlite_lock(s);
-        rc = hs_sqlite_exec(s, "BEGIN", err);
-        if (rc) {
-            hs_sqlite_unlock(s);
-            return rc;
-        }
-        s->txn = SQ_TXN_OP;
-    } else if (s->txn != SQ_TXN_USER && s->txn != SQ_TXN_OP) {
-        return hs_fail(err, HS_ERR_INTERNAL, "jobs_search inside a token refresh");
-    }
+    /* A read: a reader of the pool, or inside the caller's transaction if this thread has one
+     * (it sees that transaction's writes). */
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "jobs_search", err);
+    if (rc)
+        return rc;
 
     int64_t count = 0;
     struct hs_job_summary *v = NULL;
     size_t len = 0;
     int64_t offset = (page - 1) * per;
     if (all)
-        rc = recent_search(s, state, scope, offset, per, &v, &len, &count, err);
+        rc = recent_search(&t, state, scope, offset, per, &v, &len, &count, err);
     else
-        rc = text_search(s, q, match, state, scope, offset, per, &v, &len, &count, err);
+        rc = text_search(&t, q, match, state, scope, offset, per, &v, &len, &count, err);
 
-    if (own) {
-        hs_sqlite_exec(s, rc ? "ROLLBACK" : "COMMIT", NULL);
-        s->txn = SQ_TXN_NONE;
-        hs_sqlite_unlock(s);
-    }
+    rc = hs_sqlite_leave(&t, rc, err);
     if (rc) {
         hs_job_summaries_free(v, len);
         return rc;
@@ -544,3 +517,7 @@ int hs_sqlite_jobs_search_scoped(struct hs_store *base, const char *q, const cha
     *total = count;
     return HS_OK;
 }
+
+const struct hs_search_ops hs_sqlite_search_ops = {
+    .jobs_search = sq_jobs_search,
+};

@@ -1,10 +1,89 @@
-/* store.c: back-end independent helpers of the storage interface. */
+/* store.c: back-end independent parts of the storage interface: opening a store by its
+ * location, the check that a back-end implements every operation, and the out-structs' clear
+ * functions. */
 #include "store/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mem.h"
+#include "store/outbox.h"
+#include "store/policies.h"
+#include "store/records.h"
+#include "store/search.h"
+#include "store/service.h"
+#include "store/sqlite.h"
+#include "store/tokens.h"
+#include "store/webhooks.h"
+#include "store/work.h"
+
+int hs_store_open(const char *location, const struct hs_store_options *o, struct hs_store **out,
+                  struct hs_error *err)
+{
+    if (!location || !*location)
+        return hs_fail(err, HS_ERR_INVALID, "no store location (HOVERSYNC_DB)");
+    if (strncmp(location, "postgres://", 11) == 0 || strncmp(location, "postgresql://", 13) == 0)
+        return hs_fail(err, HS_ERR_INVALID,
+                       "this hoversync has no PostgreSQL back-end: HOVERSYNC_DB must be the path "
+                       "of a SQLite file");
+    return hs_store_open_sqlite(location, o, out, err);
+}
+
+/* Every member of an ops table but a back-end's name is a function pointer: the table is looked
+ * at as an array of them (all function pointers have one size and representation on the
+ * platforms we build for, which the static assertions below check for these tables). */
+typedef void (*any_fn)(void);
+
+static const char *table_hole(const void *table, size_t size, size_t skip)
+{
+    if (!table)
+        return "missing";
+    const unsigned char *p = (const unsigned char *)table + skip;
+    for (size_t off = 0; off + sizeof(any_fn) <= size - skip; off += sizeof(any_fn)) {
+        any_fn f;
+        memcpy(&f, p + off, sizeof f);
+        if (!f)
+            return "incomplete";
+    }
+    return NULL;
+}
+
+#define FN_TABLE(type) _Static_assert(sizeof(struct type) % sizeof(any_fn) == 0, #type)
+FN_TABLE(hs_token_ops);
+FN_TABLE(hs_records_ops);
+FN_TABLE(hs_search_ops);
+FN_TABLE(hs_service_ops);
+FN_TABLE(hs_webhook_ops);
+FN_TABLE(hs_work_ops);
+FN_TABLE(hs_outbox_ops);
+FN_TABLE(hs_policy_ops);
+_Static_assert(offsetof(struct hs_store_ops, close) == sizeof(any_fn), "name, then functions");
+
+int hs_store_complete(const struct hs_store *s, struct hs_error *err)
+{
+    const struct {
+        const char *name;
+        const void *table;
+        size_t size, skip;
+    } t[] = {
+        {"store", s->ops, sizeof *s->ops, offsetof(struct hs_store_ops, close)},
+        {"tokens", s->tokens, sizeof *s->tokens, 0},
+        {"records", s->records, sizeof *s->records, 0},
+        {"search", s->search, sizeof *s->search, 0},
+        {"service", s->service, sizeof *s->service, 0},
+        {"webhooks", s->webhooks, sizeof *s->webhooks, 0},
+        {"work", s->work, sizeof *s->work, 0},
+        {"outbox", s->outbox, sizeof *s->outbox, 0},
+        {"policies", s->policies, sizeof *s->policies, 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const char *hole = table_hole(t[i].table, t[i].size, t[i].skip);
+        if (hole)
+            return hs_fail(err, HS_ERR_INTERNAL, "store back-end %s: the %s operations are %s",
+                           s->ops && s->ops->name ? s->ops->name : "?", t[i].name, hole);
+    }
+    return HS_OK;
+}
 
 void hs_token_clear(struct hs_token *t)
 {

@@ -1,6 +1,21 @@
-/* store.h: the storage interface. The engine and the client see only this struct of function
- * pointers; SQLite (store_sqlite.c) is the default back-end and every back-end passes the same
- * test suite (tests/store). Strings returned in out-structs are owned by the caller. */
+/* store.h: the store handle, its transactions, and opening a back-end.
+ *
+ * The storage interface is split by concern, each a small table of function pointers in its own
+ * header, included by the modules that use it and by no other:
+ *   store/tokens.h    OAuth token pairs and their refresh lease (the Hover client's only store)
+ *   store/records.h   jobs, models, artifacts, measurements, selections, runs, checkpoints and
+ *                     the records feed
+ *   store/search.h    the local job search
+ *   store/service.h   the service's settings, browser sessions and the list of connections
+ *   store/webhooks.h  registered webhooks, received events, signatures, verification codes
+ *   store/work.h      the queue of background work items
+ *   store/outbox.h    CRM notifications
+ *   store/policies.h  per-connection auto-sync policies
+ * struct hs_store holds one table per concern; call sites read st->records->job_upsert(st, ...).
+ * A back-end implements every operation of every concern (hs_store_complete checks it when a
+ * store opens): no caller tests for a missing operation. SQLite (store_sqlite.c and the
+ * sqlite_*.c files) is the default back-end; every back-end runs the same storage suite
+ * (tests/store). Strings returned in out-structs are owned by the caller. */
 #ifndef HS_STORE_STORE_H
 #define HS_STORE_STORE_H
 
@@ -10,118 +25,60 @@
 
 #include "hoversync.h"
 
-/* An OAuth token pair of one credential (a connected Hover org). */
-struct hs_token {
-    char *access_token;
-    char *refresh_token;
-    int64_t expires_at; /* unix seconds; 0 when unknown */
-    int64_t owner_id;   /* the org the grant covers; 0 when unknown */
-    char *owner_type;
-    int64_t generation; /* bumped by every save: a reader can tell that a rotation happened */
-};
-void hs_token_clear(struct hs_token *t);
-void hs_token_copy(struct hs_token *dst, const struct hs_token *src);
+struct hs_store;
+struct hs_token_ops;
+struct hs_records_ops;
+struct hs_search_ops;
+struct hs_service_ops;
+struct hs_webhook_ops;
+struct hs_work_ops;
+struct hs_outbox_ops;
+struct hs_policy_ops;
 
-/* ---- sync records (see docs/ARCHITECTURE.md "Sync") ----
- * Every row that the sync engine writes carries a change sequence: a store-wide counter bumped in
- * the transaction that really changed the row (an unchanged upsert leaves it as it was). The
- * records feed returns rows whose sequence is above a cursor. */
+/* What spans concerns: the store's life, its transactions, its secrets. */
+struct hs_store_ops {
+    const char *name; /* "sqlite", ... */
+    void (*close)(struct hs_store *s);
 
-/* What the store remembers of a model between syncs. */
-struct hs_model_row {
-    int64_t id, job_id;
-    char *name, *state, *deliverable;
-    char *updated_at;        /* Hover's updated_at as last seen */
-    char *synced_updated_at; /* Hover's updated_at when its artifacts were last all stored; NULL
-                                if never fully synced */
-    int64_t change_seq;
-};
-void hs_model_row_clear(struct hs_model_row *m);
+    /* A write transaction of the calling thread, across concerns (a sync writes its records and
+     * an outbox message together). Every write of the thread between begin and commit belongs
+     * to it; rollback undoes it. Reads of that thread see its writes; other threads' reads go
+     * on meanwhile and see the last commit. An operation that fails inside the transaction
+     * leaves nothing of itself behind and the caller decides whether to commit the rest. A
+     * failed commit rolls back. Operations documented as durable before they return (token
+     * writes, event_accept, session_put, setting_put) refuse to run inside a transaction (its
+     * commit would come later). No network I/O between begin and commit: the transaction holds
+     * the store's writes up for every process. */
+    int (*begin)(struct hs_store *s, struct hs_error *err);
+    int (*commit)(struct hs_store *s, struct hs_error *err);
+    void (*rollback)(struct hs_store *s); /* harmless without a transaction */
 
-/* One stored artifact (measurements JSON version, PDF, export) or image of a model. */
-struct hs_artifact_row {
-    int64_t model_id;
-    char *kind; /* "measurements.json", "measurements.full_json", "measurements.pdf",
-                   "image.<id>", ... */
-    char *source_url;
-    char *sha256; /* hex */
-    int64_t bytes;
-    char *content_type;
-    char *path;       /* relative to the data directory: blobs/ab/cd/<sha256> */
-    char *etag;       /* the validator the server gave, for If-None-Match */
-    char *fetched_at; /* ISO-8601 */
-    int64_t image_id; /* images only, else 0 */
-    int64_t change_seq;
-};
-void hs_artifact_row_clear(struct hs_artifact_row *a);
-
-/* Headline figures extracted from the summarized measurements JSON; NaN / -1 when absent. */
-struct hs_measurements {
-    int64_t model_id;
-    double roof_area_sqft;
-    int64_t roof_facets;
-    char *predominant_pitch;
-    double ridges_ft, hips_ft, valleys_ft, rakes_ft, eaves_ft;
-    double siding_area_sqft;
-    double facade_area_sqft;
-    int64_t openings_count;
-    double openings_area_sqft;
-    double living_area_sqft; /* sketch_json (deliverables 5, 6) */
-    const char *raw_json;    /* the summarized document, stored beside the columns */
+    /* Seals every secret (OAuth tokens, webhook secrets) again under new_key (its text as
+     * configured; NULL: stores them in clear), in one transaction; the store then uses that
+     * key. *count (may be NULL) gets the number of values rewritten (store/secrets.h). */
+    int (*secrets_rekey)(struct hs_store *s, const char *new_key, int64_t *count,
+                         struct hs_error *err);
 };
 
-/* The selection of a model for sync: what the user asked for, kept until it is done. */
-enum hs_selection_status {
-    HS_SEL_SELECTED = 0, /* accepted, not yet handled (or interrupted) */
-    HS_SEL_SYNCED,
-    HS_SEL_PENDING, /* model not complete yet: synced when it is */
-    HS_SEL_FAILED_UPSTREAM,
-    HS_SEL_ERROR, /* our side failed: retried by the next sync --pending */
+struct hs_store {
+    const struct hs_store_ops *ops;
+    const struct hs_token_ops *tokens;
+    const struct hs_records_ops *records;
+    const struct hs_search_ops *search;
+    const struct hs_service_ops *service;
+    const struct hs_webhook_ops *webhooks;
+    const struct hs_work_ops *work;
+    const struct hs_outbox_ops *outbox;
+    const struct hs_policy_ops *policies;
 };
-const char *hs_selection_status_name(enum hs_selection_status s);
-/* The reverse of hs_selection_status_name; HS_ERR_PARSE for an unknown name. */
-int hs_selection_status_parse(const char *name, enum hs_selection_status *out);
 
-struct hs_selection {
-    int64_t job_id, model_id;
-    enum hs_selection_status status;
-    char *reason;
-    char *connection_key;
-};
-void hs_selection_clear(struct hs_selection *s);
-
-/* A search with text ranks and counts at most this many matches (jobs_search). */
-#define HS_SEARCH_MATCHES_MAX 1000
-
-/* A job as a search result lists it (jobs_search). */
-struct hs_job_summary {
-    int64_t id;
-    char *name;
-    struct hs_address address; /* no coordinates */
-    char *reconstruction_state;
-    char *updated_at; /* Hover's updated_at */
-    int64_t models_count, complete_models;
-};
-void hs_job_summaries_free(struct hs_job_summary *v, size_t n);
-
-/* ---- the service (hoversync serve, src/server) ---- */
-
-/* A browser session: the token itself is never stored, only its SHA-256. */
-struct hs_session {
-    char *token_sha256; /* hex */
-    char *csrf_token;   /* sent back by the page in X-CSRF-Token on state-changing calls */
-    int64_t created_at, expires_at; /* unix seconds */
-    char *user;                     /* the CRM's user id, or NULL */
-    /* The connections (Hover orgs) the session may use, by key; it sees nothing of the others.
-     * Stored with the session (session_put replaces them). */
-    char **connections;
-    size_t n_connections;
-};
-void hs_session_clear(struct hs_session *s);
+/* HS_OK when every table of s is there and every operation of it is set; otherwise
+ * HS_ERR_INTERNAL naming the first table with a hole. Every back-end's open calls it. */
+int hs_store_complete(const struct hs_store *s, struct hs_error *err);
 
 /* What a caller of the service may read: the rows of jobs read through one of these
  * connections (jobs.connection_key), and their models and artifacts. A NULL scope (the API
- * key) reads everything; a scope of no keys reads nothing. */
+ * key) reads everything; a scope of no keys reads nothing. Records and search reads take one. */
 struct hs_scope {
     const char *const *keys;
     size_t n;
@@ -129,427 +86,17 @@ struct hs_scope {
 /* True when scope lets connection `key` be read (a NULL scope lets every key). */
 bool hs_scope_has(const struct hs_scope *scope, const char *key);
 
-/* A connected Hover org (a stored credential). */
-struct hs_connection_row {
-    char *key;               /* "org-463605", "default", or a name given at connect time */
-    int64_t owner_id;        /* the org; 0 when unknown */
-    char *owner_type;        /* "orgs", or NULL */
-    char *connected_at;      /* ISO-8601: when it was first connected */
-    bool has_token;          /* a token pair is stored */
-    bool reconnect_required; /* Hover refused the stored pair's refresh token (token_rejected) */
-};
-void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
-
-/* What the store knows of one model of a job: synced or not, and its selection. */
-struct hs_model_status {
-    int64_t model_id;
-    char *synced_updated_at; /* Hover's updated_at at the last complete sync; NULL: never */
-    bool has_selection;
-    enum hs_selection_status selection; /* valid when has_selection */
-    char *reason;                       /* the selection's reason, or NULL */
-};
-void hs_model_statuses_free(struct hs_model_status *v, size_t n);
-
-/* ---- webhooks, received events, background work, CRM notifications (docs/WEBHOOKS.md) ---- */
-
-/* A webhook registered at Hover for one connection (org). */
-struct hs_webhook_row {
-    int64_t id; /* Hover's webhook id */
-    char *connection_key;
-    char *url;
-    char *hmac_secret; /* a secret: never logged */
-    char *verified_at; /* NULL until verified */
-    char *last_error;  /* Hover's last_error as last read */
-    char *created_at;
-    char *local_error; /* our own failure with it (a verification code Hover refused for good);
-                          webhook_put leaves it alone: webhook_set_local_error writes it */
-};
-void hs_webhook_row_clear(struct hs_webhook_row *w);
-/* Frees an array of rows (webhook_list); NULL is fine. */
-void hs_webhook_rows_free(struct hs_webhook_row *v, size_t n);
-
-/* A delivery as received, stored raw before it is acknowledged. */
-struct hs_event_row {
-    int64_t id;
-    int64_t webhook_id;
-    char *connection_key; /* NULL when the webhook is not known yet (verification race) */
-    char *event;          /* "job-state-changed-v2", "model-state-changed", unknown ones too */
-    int64_t job_id;       /* 0 when the event names none */
-    int64_t model_id;
-    char *state;
-    char *body; /* raw bytes as received (may hold NULs: use body_len) */
-    size_t body_len;
-    char *headers_json; /* the signed headers, for audit and late verification */
-    char *received_at;
-    char *status; /* "accepted", "unverified" (signature not checkable yet), "processed",
-                     "ignored" (unknown type, or nothing to do), "rejected" */
-    /* event_accept's inputs only (borrowed; reads leave them NULL): */
-    const char *replay_key;  /* remembered until replay_until_ms; already remembered: a replay,
-                                nothing is stored (see event_accept) */
-    int64_t replay_until_ms; /* unix ms */
-    const char *verify_code; /* queued for webhook_id in the same transaction (once per code) */
-};
-void hs_event_row_clear(struct hs_event_row *e);
-/* Frees an array of rows (events_unverified); NULL is fine. */
-void hs_event_rows_free(struct hs_event_row *v, size_t n);
-
-/* Deliveries kept "unverified" (no known secret verifies them yet: the verification race) are
- * bounded whoever sends them: at most this many in all (the oldest go first), none older than
- * this. event_accept enforces both when it keeps one; events_unverified_trim on its own. */
-#define HS_STORE_UNVERIFIED_MAX    1000
-#define HS_STORE_UNVERIFIED_TTL_MS (15 * 60 * 1000LL)
-
-/* A verification code to send to Hover (PUT /api/v2/webhooks/{code}/verify), claimed by
- * background work. */
-struct hs_verification {
-    int64_t id;
-    int64_t webhook_id;
-    char *code;
-    int64_t event_id; /* the delivery that carried it, 0 when unknown */
-    int64_t attempts; /* failed calls so far */
-    int64_t created_ms;
-};
-void hs_verification_clear(struct hs_verification *v);
-
-/* One unit of background work: a job of a connection to re-read and sync. Events about the same
- * job coalesce into one item (Hover's payloads carry no id or time: they are triggers). */
-struct hs_work_item {
-    int64_t id;
-    char *connection_key;
-    int64_t job_id;
-    char *reason;       /* "webhook", "reconcile", "pending", ... (the latest) */
-    int64_t generation; /* bumped by every new trigger; done() only deletes the generation it
-                           claimed, so an event arriving during a sync schedules another pass */
-    int64_t attempts;
-    int64_t not_before_ms; /* unix ms */
-};
-void hs_work_item_clear(struct hs_work_item *w);
-
-/* A notification for a CRM endpoint, kept until the endpoint acknowledges it. */
-struct hs_outbox_row {
-    int64_t id;
-    char *endpoint;
-    int64_t job_id;
-    int64_t seq_in_job; /* delivered in this order per (endpoint, job) */
-    char *idempotency_key;
-    char *payload; /* JSON */
-    int64_t attempts;
-    int64_t next_attempt_ms;
-    char *last_error;
-};
-void hs_outbox_row_clear(struct hs_outbox_row *o);
-
-/* Sync runs by state (runs_interrupt_lapsed). */
-struct hs_run_counts {
-    int64_t marked;      /* runs this call found lapsed and marked interrupted */
-    int64_t running;     /* runs still running (their lease holds) */
-    int64_t interrupted; /* every interrupted run, the ones just marked included */
-};
-
-struct hs_store;
-
-struct hs_store_ops {
-    const char *name;
-    void (*close)(struct hs_store *s);
-
-    /* The token pair of credential `key`; HS_ERR_NOT_FOUND when none is stored. */
-    int (*token_load)(struct hs_store *s, const char *key, struct hs_token *out,
-                      struct hs_error *err);
-    /* Stores a pair (insert or replace), durably, before returning. */
-    int (*token_save)(struct hs_store *s, const char *key, const struct hs_token *t,
-                      struct hs_error *err);
-    /* A refresh of one credential runs between begin and end, and no other refresh of it (in
-     * this process or another) can run at the same time: begin waits for an exclusive lock and
-     * then re-reads the current pair into *current (HS_ERR_NOT_FOUND if none), so that a caller
-     * that waited sees the pair another refresher just stored. end stores `rotated` (durably)
-     * and releases the lock; with rotated == NULL it releases the lock and stores nothing. */
-    int (*token_refresh_begin)(struct hs_store *s, const char *key, struct hs_token *current,
-                               struct hs_error *err);
-    int (*token_refresh_end)(struct hs_store *s, const char *key, const struct hs_token *rotated,
-                             struct hs_error *err);
-    /* Hover refused the refresh token of key's pair of this generation (invalid_grant): the
-     * connection needs a reconnect (hs_connection_row.reconnect_required) until another pair
-     * is saved. */
-    int (*token_rejected)(struct hs_store *s, const char *key, int64_t generation,
-                          struct hs_error *err);
-
-    /* ---- sync records ----
-     * A write transaction: every write below runs inside begin/commit; rollback undoes it. */
-    int (*begin)(struct hs_store *s, struct hs_error *err);
-    int (*commit)(struct hs_store *s, struct hs_error *err);
-    void (*rollback)(struct hs_store *s);
-
-    /* Upserts the job (address, customer, external id, states, timestamps, raw JSON) and every
-     * model on it (name, state, deliverable, updated_at); *changed (may be NULL) tells whether
-     * any row really changed. connection_key: the connection it was read through. */
-    int (*job_upsert)(struct hs_store *s, const struct hs_job *job, const char *connection_key,
-                      bool *changed, struct hs_error *err);
-    int (*model_get)(struct hs_store *s, int64_t model_id, struct hs_model_row *out,
-                     struct hs_error *err); /* HS_ERR_NOT_FOUND if unknown */
-    /* Records that every artifact of the model was stored while Hover said updated_at. */
-    int (*model_mark_synced)(struct hs_store *s, int64_t model_id, const char *updated_at,
-                             struct hs_error *err);
-
-    int (*artifact_get)(struct hs_store *s, int64_t model_id, const char *kind,
-                        struct hs_artifact_row *out, struct hs_error *err); /* NOT_FOUND */
-    /* Insert or update by (model_id, kind); *changed when the bytes (sha256) or URL changed. */
-    int (*artifact_put)(struct hs_store *s, const struct hs_artifact_row *a, bool *changed,
-                        struct hs_error *err);
-    /* Every artifact row (for tests and the orphan check): callback per row; stop on non-zero. */
-    int (*artifact_each)(struct hs_store *s, int (*fn)(void *ctx, const struct hs_artifact_row *a),
-                         void *ctx, struct hs_error *err);
-
-    int (*measurements_put)(struct hs_store *s, const struct hs_measurements *m, bool *changed,
-                            struct hs_error *err);
-
-    /* Selections: insert or update by (job_id, model_id). */
-    int (*selection_put)(struct hs_store *s, const struct hs_selection *sel, struct hs_error *err);
-    /* Selections whose status is SELECTED, PENDING or ERROR (work left to do), oldest first;
-     * the caller frees with hs_selections_free. */
-    int (*selections_open)(struct hs_store *s, struct hs_selection **out, size_t *n,
-                           struct hs_error *err);
-
-    /* Sync runs and their per-model result log. */
-    int (*run_begin)(struct hs_store *s, int64_t job_id, const char *trigger, int64_t *run_id,
-                     struct hs_error *err);
-    int (*run_model_result)(struct hs_store *s, int64_t run_id, int64_t model_id,
-                            const char *result, const char *message, int64_t artifacts_fetched,
-                            int64_t artifacts_unchanged, struct hs_error *err);
-    int (*run_end)(struct hs_store *s, int64_t run_id, const char *status, int64_t hover_requests,
-                   struct hs_error *err);
-    /* A run holds a lease (unix ms) that its process renews while it runs; run_renew extends
-     * it. runs_interrupt_lapsed marks every "running" run whose lease ended before now_ms (or
-     * that has none) "interrupted", and counts (out may be NULL). The lease time is written by
-     * the run's process and read by any other, on any machine: no PID is involved. */
-    int (*run_renew)(struct hs_store *s, int64_t run_id, int64_t lease_until_ms,
-                     struct hs_error *err);
-    int (*runs_interrupt_lapsed)(struct hs_store *s, int64_t now_ms, struct hs_run_counts *out,
-                                 struct hs_error *err);
-
-    /* The records feed: every job, model and artifact whose change sequence is above `since`,
-     * as {"cursor":N,"jobs":[...],"models":[...],"artifacts":[...]} (see docs/RECORDS.md);
-     * *out is a new JSON string the caller frees. */
-    int (*export_since)(struct hs_store *s, int64_t since, char **out, struct hs_error *err);
-
-    /* Named checkpoints (backfill progress). get: HS_ERR_NOT_FOUND when unset. */
-    int (*checkpoint_get)(struct hs_store *s, const char *name, char **value, struct hs_error *err);
-    int (*checkpoint_put)(struct hs_store *s, const char *name, const char *value,
-                          struct hs_error *err);
-
-    /* ---- search (src/search) ----
-     * The stored jobs matching q, a page of them: every word of q is a prefix of a word of the
-     * job's name, address, customer, external id or capturing user ("4312 mea" finds "4312
-     * Meadow Drive"). Ranked in tiers, each newest job (highest Hover id) first:
-     *   1. the street line or the name begins with the words of q, each whole ("12" finds
-     *      "12 Oak Street", "4312 meadow" "4312 Meadow Drive");
-     *   2. ... begins with them, the last as a prefix ("12": "1234 Elm Street");
-     *   3. every word is in the street line or the name ("oak": "12 Oak Street");
-     *   4. the other matches (city, customer, email, CRM id, capturing user, ...).
-     * Only the first HS_SEARCH_MATCHES_MAX jobs of that ranking are listed (later pages are
-     * empty), and *total counts the matches up to HS_SEARCH_MATCHES_MAX: a total of that many
-     * means "at least". q NULL or blank: every job, most recently updated at Hover first, and
-     * *total is exact; q without any searchable word (only punctuation): none. state:
-     * "completed", "failed" (the job's reconstruction_state) or NULL. page from 1, per 1..100.
-     * *out gets the page (caller frees with hs_job_summaries_free; it may be NULL when *n is 0),
-     * *total the number of matches on every page. */
-    int (*jobs_search)(struct hs_store *s, const char *q, const char *state, int64_t page,
-                       int64_t per, struct hs_job_summary **out, size_t *n, int64_t *total,
-                       struct hs_error *err);
-
-    /* ---- the service (src/server) ----
-     * Small named settings (the API key's hash, ...). get: HS_ERR_NOT_FOUND when unset. */
-    int (*setting_get)(struct hs_store *s, const char *key, char **value, struct hs_error *err);
-    int (*setting_put)(struct hs_store *s, const char *key, const char *value,
-                       struct hs_error *err);
-    /* Stores a session (by token_sha256) and deletes every session expired at its created_at. */
-    int (*session_put)(struct hs_store *s, const struct hs_session *ss, struct hs_error *err);
-    /* The session whose token hashes to token_sha256, if it has not expired at now_s;
-     * HS_ERR_NOT_FOUND otherwise. */
-    int (*session_get)(struct hs_store *s, const char *token_sha256, int64_t now_s,
-                       struct hs_session *out, struct hs_error *err);
-    /* Every stored connection, first connected first (caller frees with
-     * hs_connection_rows_free; *out may be NULL when *n is 0). */
-    int (*connections_list)(struct hs_store *s, struct hs_connection_row **out, size_t *n,
-                            struct hs_error *err);
-    /* An artifact row holding these bytes (hex sha256); HS_ERR_NOT_FOUND if none. */
-    int (*artifact_by_sha)(struct hs_store *s, const char *sha256, struct hs_artifact_row *out,
-                           struct hs_error *err);
-    /* The stored image with this Hover image id (kind "image.<id>"); HS_ERR_NOT_FOUND if none. */
-    int (*artifact_by_image)(struct hs_store *s, int64_t image_id, struct hs_artifact_row *out,
-                             struct hs_error *err);
-    /* Per model of the job (stored models, and selections of models not stored yet), ordered by
-     * model id: its sync mark and selection (caller frees with hs_model_statuses_free). */
-    int (*job_models_status)(struct hs_store *s, int64_t job_id, struct hs_model_status **out,
-                             size_t *n, struct hs_error *err);
-    /* jobs_search, export_since, artifact_by_sha and artifact_by_image within a scope (a
-     * browser session's connections); scope NULL: the same as the unscoped op. */
-    int (*jobs_search_scoped)(struct hs_store *s, const char *q, const char *state, int64_t page,
-                              int64_t per, const struct hs_scope *scope,
-                              struct hs_job_summary **out, size_t *n, int64_t *total,
-                              struct hs_error *err);
-    int (*export_since_scoped)(struct hs_store *s, int64_t since, const struct hs_scope *scope,
-                               char **out, struct hs_error *err);
-    int (*artifact_by_sha_scoped)(struct hs_store *s, const char *sha256,
-                                  const struct hs_scope *scope, struct hs_artifact_row *out,
-                                  struct hs_error *err);
-    int (*artifact_by_image_scoped)(struct hs_store *s, int64_t image_id,
-                                    const struct hs_scope *scope, struct hs_artifact_row *out,
-                                    struct hs_error *err);
-
-    /* ---- webhooks, events, work items, outbox, policies ---- */
-    int (*webhook_put)(struct hs_store *s, const struct hs_webhook_row *w, struct hs_error *err);
-    int (*webhook_get)(struct hs_store *s, int64_t id, struct hs_webhook_row *out,
-                       struct hs_error *err); /* HS_ERR_NOT_FOUND */
-    int (*webhook_list)(struct hs_store *s, struct hs_webhook_row **out, size_t *n,
-                        struct hs_error *err);
-    int (*webhook_delete)(struct hs_store *s, int64_t id, struct hs_error *err);
-    /* Our own error with a webhook (NULL clears it); HS_ERR_NOT_FOUND for an unknown id. */
-    int (*webhook_set_local_error)(struct hs_store *s, int64_t id, const char *error,
-                                   struct hs_error *err);
-    /* The webhook whose secret last verified a delivery of this access id (an Authorization
-     * id that is not a webhook id); HS_ERR_NOT_FOUND when none. put: insert or replace. */
-    int (*webhook_access_get)(struct hs_store *s, const char *access_id, int64_t *webhook_id,
-                              struct hs_error *err);
-    int (*webhook_access_put)(struct hs_store *s, const char *access_id, int64_t webhook_id,
-                              struct hs_error *err);
-
-    /* Verification codes to send to Hover. add: queued, due now, unless (webhook, code) was
-     * queued before (then nothing: a code goes to Hover once). claim: the oldest due pending one,
-     * leased until now + lease_ms (pushed back, so that another process does not take it);
-     * HS_ERR_NOT_FOUND when none is due. finish: status "verified", "rejected" (for good),
-     * "failed" (given up) or "pending" again with attempts + 1, due at next_attempt_ms. */
-    int (*verification_add)(struct hs_store *s, int64_t webhook_id, const char *code,
-                            int64_t event_id, int64_t now_ms, struct hs_error *err);
-    int (*verification_claim)(struct hs_store *s, int64_t now_ms, int64_t lease_ms,
-                              struct hs_verification *out, struct hs_error *err);
-    int (*verification_finish)(struct hs_store *s, int64_t id, const char *status,
-                               int64_t next_attempt_ms, const char *error, struct hs_error *err);
-
-    /* Stores a received delivery and, when schedule is true and it names a job of a known
-     * connection, inserts or bumps the job's work item (not_before = now + delay_ms), in ONE
-     * transaction, durably, before returning: only then may the receiver answer 2xx.
-     * In the same transaction: e->replay_key is remembered (expired keys are forgotten), and
-     * when it was remembered already nothing at all is stored and *event_id is 0 (a replay:
-     * acknowledged, acted on once); e->verify_code is queued (verification_add); a row kept
-     * "unverified" drops the kept rows past HS_STORE_UNVERIFIED_MAX / _TTL_MS at now_ms. */
-    int (*event_accept)(struct hs_store *s, const struct hs_event_row *e, bool schedule,
-                        int64_t delay_ms, int64_t now_ms, int64_t *event_id, struct hs_error *err);
-    /* Deliveries stored as "unverified" for a webhook id, or all of them with webhook_id 0
-     * (the verification race), oldest first. */
-    int (*events_unverified)(struct hs_store *s, int64_t webhook_id, struct hs_event_row **out,
-                             size_t *n, struct hs_error *err);
-    int (*event_set_status)(struct hs_store *s, int64_t event_id, const char *status,
-                            struct hs_error *err);
-    /* Deletes the kept "unverified" rows received before now_ms - HS_STORE_UNVERIFIED_TTL_MS
-     * and the oldest past HS_STORE_UNVERIFIED_MAX; *removed (may be NULL) gets how many. */
-    int (*events_unverified_trim)(struct hs_store *s, int64_t now_ms, int64_t *removed,
-                                  struct hs_error *err);
-    /* Marks every accepted event of (connection, job) received up to the claim as processed. */
-    int (*events_processed)(struct hs_store *s, const char *connection_key, int64_t job_id,
-                            int64_t up_to_event_id, struct hs_error *err);
-
-    /* Inserts or bumps a work item (reconciliation, pending selections). */
-    int (*work_schedule)(struct hs_store *s, const char *connection_key, int64_t job_id,
-                         const char *reason, int64_t not_before_ms, struct hs_error *err);
-    /* Claims the next due item (not_before <= now, not leased, or lease expired) for lease_ms:
-     * oldest due first, and across connections in turn (fair between orgs). HS_ERR_NOT_FOUND
-     * when none is due. A claim survives the claimer's death only until the lease ends. */
-    int (*work_claim)(struct hs_store *s, const char *worker, int64_t now_ms, int64_t lease_ms,
-                      struct hs_work_item *out, struct hs_error *err);
-    /* Done: deletes the item if its generation is still the claimed one, else releases it (a
-     * newer trigger came in: it runs again). */
-    int (*work_done)(struct hs_store *s, const struct hs_work_item *w, struct hs_error *err);
-    /* Failed: releases it for not_before_ms with attempts + 1 and the error. */
-    int (*work_retry)(struct hs_store *s, const struct hs_work_item *w, int64_t not_before_ms,
-                      const char *error, struct hs_error *err);
-    int (*work_depth)(struct hs_store *s, int64_t *due, int64_t *total, int64_t now_ms,
-                      struct hs_error *err);
-
-    /* CRM notifications. add: in the caller's transaction when there is one. */
-    int (*outbox_add)(struct hs_store *s, const char *endpoint, int64_t job_id, const char *payload,
-                      const char *idempotency_key, struct hs_error *err);
-    /* The next due message whose earlier messages of the same (endpoint, job) are all
-     * delivered; HS_ERR_NOT_FOUND when none. */
-    int (*outbox_next)(struct hs_store *s, int64_t now_ms, struct hs_outbox_row *out,
-                       struct hs_error *err);
-    int (*outbox_delivered)(struct hs_store *s, int64_t id, struct hs_error *err);
-    int (*outbox_retry)(struct hs_store *s, int64_t id, int64_t next_attempt_ms, const char *error,
-                        struct hs_error *err);
-    int (*outbox_depth)(struct hs_store *s, int64_t *pending, struct hs_error *err);
-
-    /* Per-connection auto-sync policy: "all" (default), "linked" (only jobs already linked to
-     * a CRM record: an external identifier or a selection), "none". */
-    int (*policy_get)(struct hs_store *s, const char *connection_key, char **policy,
-                      struct hs_error *err);
-    int (*policy_put)(struct hs_store *s, const char *connection_key, const char *policy,
-                      struct hs_error *err);
-
-    /* ---- the event worker's reads (src/worker/events.c; SQLite: sqlite_worker.c) ---- */
-    /* The highest id of the accepted events of (connection, job), 0 when none. The worker reads
-     * it before it re-reads the job from Hover, and passes it to events_processed: an event
-     * stored later bumped the work item's generation, so the item runs again for it. */
-    int (*events_last_accepted)(struct hs_store *s, const char *connection_key, int64_t job_id,
-                                int64_t *event_id, struct hs_error *err);
-    /* The highest change sequence of the job's synced data (its models' artifacts and
-     * measurements), 0 when none is stored: a CRM notification is due when it passes the one
-     * last notified (src/notify/outbox.c). Job and model rows are left out: the search and the
-     * job view upsert them too, and they alone are no sync. */
-    int (*job_synced_seq)(struct hs_store *s, int64_t job_id, int64_t *seq, struct hs_error *err);
-    /* Frees the items claimed by workers that `dead` says are gone (a process restarted after a
-     * kill -9 need not wait for its old leases to end); *released (may be NULL) gets how many.
-     * dead is called with the store locked: it must not use the store. */
-    int (*work_release_dead)(struct hs_store *s, bool (*dead)(void *ctx, const char *worker),
-                             void *ctx, int64_t *released, struct hs_error *err);
-
-    /* ---- secrets at rest (store/secrets.h) ---- */
-    /* Seals every secret (OAuth tokens, webhook secrets) again under new_key (its text as
-     * configured; NULL: stores them in clear), in one transaction; the store then uses that
-     * key. *count (may be NULL) gets the number of values rewritten. */
-    int (*secrets_rekey)(struct hs_store *s, const char *new_key, int64_t *count,
-                         struct hs_error *err);
-};
-
-struct hs_store {
-    const struct hs_store_ops *ops;
-};
-
-/* Opens (creating if needed) a SQLite store at path and applies pending migrations. The file
- * (and its -wal and -shm) is made private to its owner (0600). */
-int hs_store_open_sqlite(const char *path, struct hs_store **out, struct hs_error *err);
-
 struct hs_store_options {
     /* HOVERSYNC_ENCRYPTION_KEY as configured (store/secrets.h); NULL or "": secrets in clear. A
      * store whose secrets are sealed under another key, or opened without its key, is refused
      * (HS_ERR_INVALID, with a message that says which). */
     const char *encryption_key;
 };
-int hs_store_open_sqlite_opts(const char *path, const struct hs_store_options *o,
-                              struct hs_store **out, struct hs_error *err);
-void hs_store_close(struct hs_store *s);
-void hs_selections_free(struct hs_selection *sels, size_t n);
 
-/* Content-addressed artifact files under a data directory (blobs.c). */
-struct hs_blob_writer;
-/* Starts a new file under <data_dir>/tmp; bytes are hashed as they are written. */
-int hs_blob_begin(const char *data_dir, struct hs_blob_writer **out, struct hs_error *err);
-int hs_blob_write(struct hs_blob_writer *w, const void *data, size_t len, struct hs_error *err);
-/* The bytes written so far (NUL-terminated copy, caller frees); HS_ERR_TOOBIG over max. For
- * checks that need the whole body before it is committed. */
-int hs_blob_read(struct hs_blob_writer *w, size_t max, char **out, size_t *len,
-                 struct hs_error *err);
-/* fsyncs the file, renames it to <data_dir>/blobs/ab/cd/<sha256> (an existing identical file is
- * kept), fsyncs the directory, and gives the hex sha256, the size and the relative path
- * (caller frees). Only after this returns may a row point at the path. */
-int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
-                   struct hs_error *err);
-/* Removes the temporary file; safe after commit (then a no-op) and with NULL. */
-void hs_blob_abort(struct hs_blob_writer *w);
-/* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700);
- * directories are created 0700 in the first place. Failures are logged. */
-void hs_data_dir_private(const char *data_dir);
-/* Removes leftovers of interrupted writes (the files under <data_dir>/tmp that no writer
- * holds: each writer keeps its temporary file locked until it is renamed). Safe while other
- * processes write into the same data directory. */
-int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err);
+/* Opens the store at `location` (HOVERSYNC_DB / --db), creating it if needed and applying
+ * pending migrations: a file path is a SQLite store (store/sqlite.h). o may be NULL. */
+int hs_store_open(const char *location, const struct hs_store_options *o, struct hs_store **out,
+                  struct hs_error *err);
+void hs_store_close(struct hs_store *s);
 
 #endif

@@ -25,6 +25,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/blobs.h"
+#include "store/records.h"
 #include "sync/lease.h"
 #include "sync/measurements.h"
 #include "sync/verify.h"
@@ -243,7 +245,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
                       bool model_unchanged, struct hs_sync_artifact *out, struct hs_error *err)
 {
     struct hs_artifact_row old = {0};
-    int rc = e->store->ops->artifact_get(e->store, m->id, it->kind, &old, err);
+    int rc = e->store->records->artifact_get(e->store, m->id, it->kind, &old, err);
     if (rc && rc != HS_ERR_NOT_FOUND)
         return rc;
     bool have = rc == HS_OK && file_present(e->data_dir, old.path);
@@ -291,7 +293,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
     row.fetched_at = fetched;
     row.image_id = it->image_id;
     bool changed = false;
-    rc = e->store->ops->artifact_put(e->store, &row, &changed, err);
+    rc = e->store->records->artifact_put(e->store, &row, &changed, err);
     hs_crashpoint("after_artifact_commit");
     if (rc == HS_OK) {
         report_row(out, &row, true, changed);
@@ -358,7 +360,7 @@ static int store_measurements(struct hs_sync_engine *e, const struct hs_model *m
         struct hs_measurements ms;
         rc = hs_measurements_extract(m->id, s, sl, k, kl, &ms, err);
         if (rc == HS_OK) {
-            rc = e->store->ops->measurements_put(e->store, &ms, NULL, err);
+            rc = e->store->records->measurements_put(e->store, &ms, NULL, err);
             hs_measurements_clear(&ms);
         }
     }
@@ -398,7 +400,7 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
     struct hs_model_row stored = {0};
     struct hs_error err = {0};
     bool unchanged = false;
-    if (e->store->ops->model_get(e->store, m->id, &stored, NULL) == HS_OK)
+    if (e->store->records->model_get(e->store, m->id, &stored, NULL) == HS_OK)
         unchanged = stored.synced_updated_at && m->updated_at &&
                     strcmp(stored.synced_updated_at, m->updated_at) == 0;
     hs_model_row_clear(&stored);
@@ -442,7 +444,7 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
     if (rc == HS_OK && !unchanged)
         rc = store_measurements(e, m, r, &err);
     if (rc == HS_OK && m->updated_at)
-        rc = e->store->ops->model_mark_synced(e->store, m->id, m->updated_at, &err);
+        rc = e->store->records->model_mark_synced(e->store, m->id, m->updated_at, &err);
     if (rc == HS_OK) {
         r->result = HS_RESULT_SYNCED;
     } else {
@@ -574,19 +576,19 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     /* 1. job, models, selection and run: one transaction. */
     rc = write_tx_begin(e, err);
     if (rc == HS_OK) {
-        rc = e->store->ops->job_upsert(e->store, job, e->connection_key, NULL, err);
+        rc = e->store->records->job_upsert(e->store, job, e->connection_key, NULL, err);
         for (size_t i = 0; rc == HS_OK && i < nsel; i++) {
             struct hs_selection s = {.job_id = job->id,
                                      .model_id = sel[i]->id,
                                      .status = HS_SEL_SELECTED,
                                      .connection_key = (char *)e->connection_key};
-            rc = e->store->ops->selection_put(e->store, &s, err);
+            rc = e->store->records->selection_put(e->store, &s, err);
         }
         if (rc == HS_OK)
-            rc = e->store->ops->run_begin(e->store, job->id, rq->trigger ? rq->trigger : "cli",
-                                          &r->run_id, err);
-        if (rc == HS_OK && e->store->ops->run_renew)
-            rc = e->store->ops->run_renew(e->store, r->run_id, hs_run_lease_until(), err);
+            rc = e->store->records->run_begin(e->store, job->id, rq->trigger ? rq->trigger : "cli",
+                                              &r->run_id, err);
+        if (rc == HS_OK)
+            rc = e->store->records->run_renew(e->store, r->run_id, hs_run_lease_until(), err);
         rc = write_tx_end(e, rc, err);
     }
     if (rc) {
@@ -609,11 +611,11 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
                                      .status = selection_status(mr->result),
                                      .reason = mr->message,
                                      .connection_key = (char *)e->connection_key};
-            wrc = e->store->ops->selection_put(e->store, &s, &werr);
+            wrc = e->store->records->selection_put(e->store, &s, &werr);
             if (wrc == HS_OK)
-                wrc = e->store->ops->run_model_result(e->store, r->run_id, mr->id,
-                                                      hs_model_result_name(mr->result), mr->message,
-                                                      mr->downloaded, mr->unchanged, &werr);
+                wrc = e->store->records->run_model_result(
+                    e->store, r->run_id, mr->id, hs_model_result_name(mr->result), mr->message,
+                    mr->downloaded, mr->unchanged, &werr);
             wrc = write_tx_end(e, wrc, &werr);
         }
         if (wrc) {
@@ -643,7 +645,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     r->status = overall_status(r);
     hs_run_lease_drop(e->store, r->run_id);
     struct hs_error eerr = {0};
-    if (e->store->ops->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
+    if (e->store->records->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
         hs_warn("sync=run_end job=%lld run=%lld error=\"%s\"", (long long)job->id,
                 (long long)r->run_id, eerr.msg);
     hs_info("sync=done job=%lld status=%s models=%zu requests=%lld", (long long)job->id, r->status,
@@ -663,7 +665,7 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
 {
     struct hs_selection *sels = NULL;
     size_t ns = 0;
-    int rc = e->store->ops->selections_open(e->store, &sels, &ns, err);
+    int rc = e->store->records->selections_open(e->store, &sels, &ns, err);
     if (rc)
         return rc;
     struct hs_sync_report **out = hs_calloc(ns + 1, sizeof *out);
@@ -691,7 +693,7 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
             /* A model vanished from the job: close those selections instead of retrying. */
             struct hs_job *job = NULL;
             if (hs_client_show_job(e->client, sels[i].job_id, &job, NULL) == HS_OK) {
-                (void)e->store->ops->job_upsert(e->store, job, e->connection_key, NULL, NULL);
+                (void)e->store->records->job_upsert(e->store, job, e->connection_key, NULL, NULL);
                 size_t keep = 0;
                 for (size_t k = 0; k < nid; k++) {
                     if (find_model(job, ids[k])) {
@@ -702,7 +704,7 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
                                              .model_id = ids[k],
                                              .status = HS_SEL_FAILED_UPSTREAM,
                                              .reason = (char *)"model no longer on the job"};
-                    e->store->ops->selection_put(e->store, &s, NULL);
+                    e->store->records->selection_put(e->store, &s, NULL);
                 }
                 hs_job_free(job);
                 rq.n_model_ids = keep;

@@ -15,7 +15,7 @@
 
 #include "hover/client.h"
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/records.h"
 
 enum hs_model_result {
     HS_RESULT_SYNCED,

@@ -49,7 +49,7 @@ static void renew_all(void)
     int64_t until = hs_run_lease_until();
     for (size_t i = 0; i < n_runs; i++) {
         struct hs_error err = {0};
-        if (runs[i].store->ops->run_renew(runs[i].store, runs[i].run_id, until, &err))
+        if (runs[i].store->records->run_renew(runs[i].store, runs[i].run_id, until, &err))
             hs_warn("sync=lease run=%lld error=\"%s\"", (long long)runs[i].run_id, err.msg);
     }
 }
@@ -75,16 +75,12 @@ static void *heartbeat(void *arg)
 
 static void changed_init(void)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&changed, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&changed);
 }
 
 void hs_run_lease_hold(struct hs_store *s, int64_t run_id)
 {
-    if (!s || !s->ops->run_renew || run_id <= 0)
+    if (!s || run_id <= 0)
         return;
     pthread_once(&changed_once, changed_init);
     pthread_mutex_lock(&lock);
@@ -130,16 +126,14 @@ void hs_run_lease_drop(struct hs_store *s, int64_t run_id)
 int hs_run_lease_sweep(struct hs_store *s, struct hs_run_counts *out, struct hs_error *err)
 {
     struct hs_run_counts c = {0};
-    if (s->ops->runs_interrupt_lapsed) {
-        const struct hs_clock *clk = hs_clock_system();
-        int rc = s->ops->runs_interrupt_lapsed(s, clk->wall_ms(clk), &c, err);
-        if (rc)
-            return rc;
-        if (c.marked)
-            hs_info("sync=interrupted runs=%lld msg=\"runs whose process stopped renewing their "
-                    "lease\"",
-                    (long long)c.marked);
-    }
+    const struct hs_clock *clk = hs_clock_system();
+    int rc = s->records->runs_interrupt_lapsed(s, clk->wall_ms(clk), &c, err);
+    if (rc)
+        return rc;
+    if (c.marked)
+        hs_info("sync=interrupted runs=%lld msg=\"runs whose process stopped renewing their "
+                "lease\"",
+                (long long)c.marked);
     if (out)
         *out = c;
     return HS_OK;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/records.h"
 
 #define HS_RUN_LEASE_DEFAULT_MS 60000
 
@@ -27,12 +27,12 @@ int64_t hs_run_lease_until(void);
 /* Starts / stops renewing run_id in store (the first hold starts the heartbeat thread). Call
  * them with no store transaction open in the calling thread: the heartbeat writes to the
  * store while it holds the list of runs. drop returns once no renewal of the run is under way,
- * so the store may be closed after the last drop. Stores without run_renew are ignored. */
+ * so the store may be closed after the last drop. */
 void hs_run_lease_hold(struct hs_store *s, int64_t run_id);
 void hs_run_lease_drop(struct hs_store *s, int64_t run_id);
 
 /* Marks every run whose lease lapsed interrupted (logged when there were some); out (may be
- * NULL) gets the counts. Stores without runs_interrupt_lapsed: zero counts. */
+ * NULL) gets the counts. */
 int hs_run_lease_sweep(struct hs_store *s, struct hs_run_counts *out, struct hs_error *err);
 
 #endif

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/records.h"
 
 /* Fills out from a summarized_json document (and, when given, a sketch_json one for the living
  * area). Figures absent from the documents are NaN / -1. out->raw_json points into `summarized`

@@ -5,6 +5,12 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "store/outbox.h"
+#include "store/policies.h"
+#include "store/records.h"
+#include "store/service.h"
+#include "store/webhooks.h"
+#include "store/work.h"
 #include "webhook/registration.h"
 
 int hs_health_list_via_provider(void *ctx, const char *connection_key,
@@ -71,10 +77,9 @@ static void merge_hover(json_t *hooks, const char *key, const struct hs_hover_we
 int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn list, void *ctx,
                       json_t **out, struct hs_error *err)
 {
-    const struct hs_store_ops *ops = store->ops;
     struct hs_connection_row *conns = NULL;
     size_t nc = 0;
-    int rc = ops->connections_list(store, &conns, &nc, err);
+    int rc = store->service->connections_list(store, &conns, &nc, err);
     if (rc)
         return rc;
     json_t *jc = json_array();
@@ -93,7 +98,7 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
     }
     for (size_t i = 0; !rc && i < nc; i++) {
         char *policy = NULL;
-        rc = ops->policy_get(store, conns[i].key, &policy, err);
+        rc = store->policies->policy_get(store, conns[i].key, &policy, err);
         if (rc)
             break;
         json_t *he = json_object_get(hover_lists, conns[i].key);
@@ -110,7 +115,7 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
     struct hs_webhook_row *hooks = NULL;
     size_t nh = 0;
     if (!rc)
-        rc = ops->webhook_list(store, &hooks, &nh, err);
+        rc = store->webhooks->webhook_list(store, &hooks, &nh, err);
     for (size_t i = 0; !rc && i < nh; i++)
         json_array_append_new(jh, webhook_json(&hooks[i], false));
     for (size_t i = 0; !rc && i < nc; i++)
@@ -120,13 +125,13 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
 
     int64_t due = 0, total = 0, pending = 0;
     if (!rc)
-        rc = ops->work_depth(store, &due, &total, now_ms, err);
+        rc = store->work->work_depth(store, &due, &total, now_ms, err);
     if (!rc)
-        rc = ops->outbox_depth(store, &pending, err);
+        rc = store->outbox->outbox_depth(store, &pending, err);
     struct hs_selection *sels = NULL;
     size_t ns = 0;
     if (!rc)
-        rc = ops->selections_open(store, &sels, &ns, err);
+        rc = store->records->selections_open(store, &sels, &ns, err);
     int64_t by[3] = {0};
     for (size_t i = 0; !rc && i < ns; i++) {
         if (sels[i].status == HS_SEL_SELECTED)
@@ -139,8 +144,8 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
     hs_selections_free(sels, ns);
     /* Runs whose process died are marked here too: status is where one looks for them. */
     struct hs_run_counts runs = {0};
-    if (!rc && ops->runs_interrupt_lapsed)
-        rc = ops->runs_interrupt_lapsed(store, now_ms, &runs, err);
+    if (!rc)
+        rc = store->records->runs_interrupt_lapsed(store, now_ms, &runs, err);
 
     for (size_t i = 0; i < nc; i++)
         hs_hover_webhooks_free(lists[i], counts[i]);

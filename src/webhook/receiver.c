@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/webhooks.h"
 #include "webhook/signature.h"
 
 #define EV_VERIFICATION "webhook-verification-code"
@@ -164,8 +165,8 @@ static int store_event(const struct hs_receiver_config *cfg, const struct hs_web
         .replay_until_ms = x->replay_until_ms,
         .verify_code = x->verify_code,
     };
-    int rc = cfg->store->ops->event_accept(cfg->store, &e, x->schedule, cfg->delay_ms, now_ms,
-                                           event_id, err);
+    int rc = cfg->store->webhooks->event_accept(cfg->store, &e, x->schedule, cfg->delay_ms, now_ms,
+                                                event_id, err);
     free(e.headers_json);
     return rc;
 }
@@ -190,7 +191,7 @@ static int try_id(struct hs_store *store, int64_t id, const struct hs_webhook_de
                   const struct hs_apiauth *a, struct hs_webhook_row *out, struct hs_error *err)
 {
     struct hs_webhook_row w = {0};
-    int rc = store->ops->webhook_get(store, id, &w, err);
+    int rc = store->webhooks->webhook_get(store, id, &w, err);
     if (rc == HS_OK && !signed_by(d, a, &w))
         rc = HS_ERR_NOT_FOUND;
     if (rc == HS_OK)
@@ -213,7 +214,7 @@ static int try_all(struct hs_store *store, const int64_t skip[2],
 {
     struct hs_webhook_row *v = NULL;
     size_t n = 0;
-    int rc = store->ops->webhook_list(store, &v, &n, err);
+    int rc = store->webhooks->webhook_list(store, &v, &n, err);
     if (rc)
         return rc;
     if (n > 1)
@@ -256,7 +257,7 @@ static int find_webhook(struct hs_store *store, const struct hs_webhook_delivery
         skip[0] = 0;
     if (rc != HS_ERR_NOT_FOUND)
         return rc;
-    rc = store->ops->webhook_access_get(store, a->access_id, &skip[1], err);
+    rc = store->webhooks->webhook_access_get(store, a->access_id, &skip[1], err);
     if (rc == HS_OK)
         rc = skip[1] != skip[0] ? try_id(store, skip[1], d, a, out, err) : HS_ERR_NOT_FOUND;
     if (rc != HS_ERR_NOT_FOUND)
@@ -265,7 +266,7 @@ static int find_webhook(struct hs_store *store, const struct hs_webhook_delivery
     if (rc == HS_OK) {
         /* Next time, straight to it. Failing to remember costs only a trial. */
         struct hs_error e2 = {0};
-        if (store->ops->webhook_access_put(store, a->access_id, out->id, &e2) != HS_OK)
+        if (store->webhooks->webhook_access_put(store, a->access_id, out->id, &e2) != HS_OK)
             hs_debug("webhook access id not remembered webhook_id=%lld msg=\"%s\"",
                      (long long)out->id, e2.msg);
         else
@@ -281,9 +282,9 @@ static int find_webhook(struct hs_store *store, const struct hs_webhook_delivery
 static int queue_kept(const struct hs_receiver_config *cfg, const struct hs_webhook_row *w,
                       int64_t event_id, const char *code, int64_t now_ms, struct hs_error *err)
 {
-    int rc = cfg->store->ops->verification_add(cfg->store, w->id, code, event_id, now_ms, err);
+    int rc = cfg->store->webhooks->verification_add(cfg->store, w->id, code, event_id, now_ms, err);
     if (!rc)
-        rc = cfg->store->ops->event_set_status(cfg->store, event_id, "processed", err);
+        rc = cfg->store->webhooks->event_set_status(cfg->store, event_id, "processed", err);
     if (!rc)
         hs_info("webhook kept verification code queued webhook_id=%lld event_id=%lld",
                 (long long)w->id, (long long)event_id);
@@ -483,7 +484,7 @@ static int settle_one(const struct hs_receiver_config *cfg, const struct hs_webh
     } else if (e->webhook_id == w->id) {
         hs_warn("webhook kept delivery rejected webhook_id=%lld event_id=%lld", (long long)w->id,
                 (long long)e->id);
-        rc = cfg->store->ops->event_set_status(cfg->store, e->id, "rejected", err);
+        rc = cfg->store->webhooks->event_set_status(cfg->store, e->id, "rejected", err);
     }
     json_decref(p.root);
     json_decref(h);
@@ -494,7 +495,7 @@ int hs_receiver_complete_unverified(const struct hs_receiver_config *cfg, int64_
                                     size_t *queued, struct hs_error *err)
 {
     struct hs_webhook_row w = {0};
-    int rc = cfg->store->ops->webhook_get(cfg->store, webhook_id, &w, err);
+    int rc = cfg->store->webhooks->webhook_get(cfg->store, webhook_id, &w, err);
     if (rc)
         return rc;
     if (!w.hmac_secret) {
@@ -507,7 +508,7 @@ int hs_receiver_complete_unverified(const struct hs_receiver_config *cfg, int64_
     int64_t skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : HS_WEBHOOK_MAX_SKEW_S;
     struct hs_event_row *v = NULL;
     size_t n = 0, done = 0;
-    rc = cfg->store->ops->events_unverified(cfg->store, 0, &v, &n, err);
+    rc = cfg->store->webhooks->events_unverified(cfg->store, 0, &v, &n, err);
     for (size_t i = 0; !rc && i < n; i++) {
         bool q = false;
         rc = settle_one(cfg, &w, &v[i], skew_s, now_ms, &q, err);

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "store/webhooks.h"
 #include "webhook/receiver.h"
 
 char *hs_webhook_receiver_url(const char *public_url)
@@ -55,7 +56,7 @@ static int find_stored(struct hs_store *store, const char *connection_key, const
 {
     struct hs_webhook_row *v = NULL;
     size_t n = 0;
-    int rc = store->ops->webhook_list(store, &v, &n, err);
+    int rc = store->webhooks->webhook_list(store, &v, &n, err);
     if (rc)
         return rc;
     rc = HS_ERR_NOT_FOUND;
@@ -96,7 +97,7 @@ static int register_new(struct hs_store *store, struct hs_client *c, const char 
         .last_error = h.last_error,
         .created_at = h.created_at,
     };
-    rc = store->ops->webhook_put(store, &w, err);
+    rc = store->webhooks->webhook_put(store, &w, err);
     int64_t id = h.id;
     hs_hover_webhook_clear(&h);
     if (rc)
@@ -108,7 +109,7 @@ static int register_new(struct hs_store *store, struct hs_client *c, const char 
     if (r2)
         hs_warn("webhook kept deliveries not settled webhook_id=%lld error=%s msg=\"%s\"",
                 (long long)id, hs_err_name(r2), e2.msg);
-    rc = store->ops->webhook_get(store, id, row, err);
+    rc = store->webhooks->webhook_get(store, id, row, err);
     if (!rc)
         *verified = row->verified_at != NULL;
     return rc;
@@ -131,14 +132,14 @@ int hs_webhook_ensure(struct hs_store *store, struct hs_client *c, const char *c
         if (rc == HS_OK) {
             what = HS_WEBHOOK_CODE_REQUESTED;
             /* A new code: whatever Hover said of the last one no longer holds. */
-            (void)store->ops->webhook_set_local_error(store, row.id, NULL, NULL);
+            (void)store->webhooks->webhook_set_local_error(store, row.id, NULL, NULL);
             free(row.local_error);
             row.local_error = NULL;
             hs_info("webhook new verification code requested webhook_id=%lld connection=%s",
                     (long long)row.id, connection_key);
         } else if (rc == HS_ERR_NOT_FOUND) {
             /* Hover no longer knows it: forget it and register anew. */
-            (void)store->ops->webhook_delete(store, row.id, NULL);
+            (void)store->webhooks->webhook_delete(store, row.id, NULL);
             hs_webhook_row_clear(&row);
             rc = register_new(store, c, connection_key, url, &row, &ok, err);
         } else if (err) {
@@ -173,7 +174,7 @@ int hs_webhooks_refresh(struct hs_store *store, struct hs_client *c, const char 
         return rc;
     for (size_t i = 0; i < len; i++) {
         struct hs_webhook_row w = {0};
-        if (store->ops->webhook_get(store, v[i].id, &w, NULL) != HS_OK)
+        if (store->webhooks->webhook_get(store, v[i].id, &w, NULL) != HS_OK)
             continue;
         if (strcmp(w.connection_key, connection_key) == 0) {
             struct hs_webhook_row upd = w;
@@ -181,7 +182,7 @@ int hs_webhooks_refresh(struct hs_store *store, struct hs_client *c, const char 
             upd.verified_at = v[i].verified_at;
             upd.last_error = v[i].last_error;
             struct hs_error e2 = {0};
-            if (store->ops->webhook_put(store, &upd, &e2) != HS_OK)
+            if (store->webhooks->webhook_put(store, &upd, &e2) != HS_OK)
                 hs_warn("webhook health not stored webhook_id=%lld msg=\"%s\"", (long long)w.id,
                         e2.msg);
         }

@@ -14,7 +14,7 @@
 #include "hover/pool.h"
 #include "hover/webhooks.h"
 #include "hoversync.h"
-#include "store/store.h"
+#include "store/webhooks.h"
 #include "webhook/verifier.h"
 
 /* The path Hover delivers to, under the service's public URL. */

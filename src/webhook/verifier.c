@@ -8,11 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/client.h"
 #include "hover/retry.h"
+#include "store/webhooks.h"
 
 /* Kept deliveries are trimmed this often (a write transaction: not on every idle look). */
 #define TRIM_EVERY_MS 60000
@@ -47,11 +49,7 @@ int hs_verifier_new(const struct hs_verifier_config *cfg, struct hs_store *store
     v->store = store;
     v->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&v->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&v->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&v->wake);
     *out = v;
     return HS_OK;
 }
@@ -65,7 +63,7 @@ static bool refused_for_good(int rc)
 static void set_local_error(struct hs_verifier *v, int64_t id, const char *text)
 {
     struct hs_error err = {0};
-    if (v->store->ops->webhook_set_local_error(v->store, id, text, &err) != HS_OK)
+    if (v->store->webhooks->webhook_set_local_error(v->store, id, text, &err) != HS_OK)
         hs_warn("webhook local error not stored webhook_id=%lld msg=\"%s\"", (long long)id,
                 err.msg);
 }
@@ -80,7 +78,7 @@ static int record_verified(struct hs_verifier *v, const struct hs_webhook_row *w
     upd.hmac_secret = NULL; /* kept as stored */
     upd.verified_at = (char *)(verified_at ? verified_at : now);
     upd.last_error = NULL;
-    int rc = v->store->ops->webhook_put(v->store, &upd, err);
+    int rc = v->store->webhooks->webhook_put(v->store, &upd, err);
     if (!rc && w->local_error)
         set_local_error(v, w->id, NULL);
     return rc;
@@ -91,7 +89,6 @@ static int settle(struct hs_verifier *v, const struct hs_verification *q,
                   const struct hs_webhook_row *w, int rc, const char *verified_at,
                   const struct hs_error *cerr, struct hs_error *err)
 {
-    const struct hs_store_ops *ops = v->store->ops;
     int64_t now_ms = v->clock->wall_ms(v->clock);
     const char *why = cerr->msg[0] ? cerr->msg : hs_err_name(rc);
     if (rc == HS_OK) {
@@ -100,7 +97,8 @@ static int settle(struct hs_verifier *v, const struct hs_verification *q,
             return r;
         hs_info("webhook verified webhook_id=%lld connection=%s", (long long)w->id,
                 w->connection_key);
-        return ops->verification_finish(v->store, q->id, "verified", now_ms, NULL, err);
+        return v->store->webhooks->verification_finish(v->store, q->id, "verified", now_ms, NULL,
+                                                       err);
     }
     if (refused_for_good(rc)) {
         hs_warn("webhook verification code refused webhook_id=%lld error=%s msg=\"%s\"",
@@ -111,7 +109,8 @@ static int settle(struct hs_verifier *v, const struct hs_verification *q,
                            hs_err_name(rc), why);
             set_local_error(v, w->id, text);
         }
-        return ops->verification_finish(v->store, q->id, "rejected", now_ms, why, err);
+        return v->store->webhooks->verification_finish(v->store, q->id, "rejected", now_ms, why,
+                                                       err);
     }
     if (now_ms - q->created_ms >= v->cfg.give_up_ms) {
         hs_warn("webhook verification given up webhook_id=%lld attempts=%lld msg=\"%s\"",
@@ -119,7 +118,7 @@ static int settle(struct hs_verifier *v, const struct hs_verification *q,
         char text[400];
         (void)snprintf(text, sizeof text, "the verification call kept failing: %s", why);
         set_local_error(v, w->id, text);
-        return ops->verification_finish(v->store, q->id, "failed", now_ms, why, err);
+        return v->store->webhooks->verification_finish(v->store, q->id, "failed", now_ms, why, err);
     }
     struct hs_retry_policy p = {
         .base_ms = v->cfg.retry_base_ms, .max_ms = v->cfg.retry_max_ms, .jitter = HS_JITTER_NONE};
@@ -127,28 +126,28 @@ static int settle(struct hs_verifier *v, const struct hs_verification *q,
     int64_t delay = hs_retry_backoff_ms(&p, attempt, v->clock);
     hs_warn("webhook verification retry webhook_id=%lld attempt=%lld retry_in_ms=%lld msg=\"%s\"",
             (long long)w->id, (long long)q->attempts + 1, (long long)delay, why);
-    return ops->verification_finish(v->store, q->id, "pending", now_ms + delay, why, err);
+    return v->store->webhooks->verification_finish(v->store, q->id, "pending", now_ms + delay, why,
+                                                   err);
 }
 
 int hs_verifier_run_once(struct hs_verifier *v, bool *ran, struct hs_error *err)
 {
     *ran = false;
-    const struct hs_store_ops *ops = v->store->ops;
     struct hs_verification q = {0};
-    int rc =
-        ops->verification_claim(v->store, v->clock->wall_ms(v->clock), v->cfg.lease_ms, &q, err);
+    int rc = v->store->webhooks->verification_claim(v->store, v->clock->wall_ms(v->clock),
+                                                    v->cfg.lease_ms, &q, err);
     if (rc == HS_ERR_NOT_FOUND)
         return HS_OK;
     if (rc)
         return rc;
     *ran = true;
     struct hs_webhook_row w = {0};
-    rc = ops->webhook_get(v->store, q.webhook_id, &w, err);
+    rc = v->store->webhooks->webhook_get(v->store, q.webhook_id, &w, err);
     if (rc == HS_ERR_NOT_FOUND) {
         hs_info("webhook verification dropped webhook_id=%lld msg=\"webhook no longer stored\"",
                 (long long)q.webhook_id);
-        rc = ops->verification_finish(v->store, q.id, "failed", v->clock->wall_ms(v->clock),
-                                      "webhook no longer stored", err);
+        rc = v->store->webhooks->verification_finish(
+            v->store, q.id, "failed", v->clock->wall_ms(v->clock), "webhook no longer stored", err);
     } else if (rc == HS_OK) {
         char *verified_at = NULL;
         struct hs_error cerr = {0};
@@ -161,25 +160,12 @@ int hs_verifier_run_once(struct hs_verifier *v, bool *ran, struct hs_error *err)
     return rc;
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void trim_kept(struct hs_verifier *v)
 {
     int64_t removed = 0;
     struct hs_error err = {0};
-    if (v->store->ops->events_unverified_trim(v->store, v->clock->wall_ms(v->clock), &removed,
-                                              &err) != HS_OK)
+    if (v->store->webhooks->events_unverified_trim(v->store, v->clock->wall_ms(v->clock), &removed,
+                                                   &err) != HS_OK)
         hs_warn("webhook kept deliveries not trimmed msg=\"%s\"", err.msg);
     else if (removed)
         hs_info("webhook kept deliveries dropped count=%lld msg=\"aged out\"", (long long)removed);
@@ -209,7 +195,7 @@ static void *thread_main(void *arg)
         if (ran && rc == HS_OK)
             continue;
         pthread_mutex_lock(&v->lock);
-        struct timespec until = deadline_after(v->cfg.idle_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, v->cfg.idle_ms);
         int wrc = 0;
         while (!v->stopping && wrc != ETIMEDOUT)
             wrc = pthread_cond_timedwait(&v->wake, &v->lock, &until);

@@ -20,6 +20,10 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/client.h"
+#include "store/policies.h"
+#include "store/records.h"
+#include "store/webhooks.h"
+#include "store/work.h"
 #include "sync/engine.h"
 
 #define THREADS_MAX 64
@@ -120,9 +124,7 @@ static enum hs_autosync policy_of(struct hs_events *w, const char *conn)
     enum hs_autosync p = HS_AUTOSYNC_ALL;
     char *v = NULL;
     struct hs_error err = {0};
-    if (!w->store->ops->policy_get)
-        return p;
-    if (w->store->ops->policy_get(w->store, conn, &v, &err) == HS_OK) {
+    if (w->store->policies->policy_get(w->store, conn, &v, &err) == HS_OK) {
         if (hs_autosync_parse(v, &p) != HS_OK) {
             hs_warn("events=policy conn=%s policy=\"%s\" msg=\"unknown policy: syncing all\"", conn,
                     v);
@@ -153,7 +155,7 @@ static void close_vanished(struct hs_events *w, const char *conn, const struct h
                                  .status = HS_SEL_FAILED_UPSTREAM,
                                  .reason = (char *)"model no longer on the job",
                                  .connection_key = (char *)conn};
-        (void)w->store->ops->selection_put(w->store, &s, NULL);
+        (void)w->store->records->selection_put(w->store, &s, NULL);
     }
 }
 
@@ -171,13 +173,12 @@ static bool any_error(const struct hs_sync_report *r, char *why, size_t n)
 
 static int run_item(struct hs_events *w, const struct hs_work_item *it, struct hs_error *err)
 {
-    const struct hs_store_ops *ops = w->store->ops;
     const char *conn = it->connection_key;
     int64_t last_event = 0;
     int rc = HS_OK;
     /* Before the Show Job: every event stored up to here is answered by what it reads. */
-    if (ops->events_last_accepted &&
-        (rc = ops->events_last_accepted(w->store, conn, it->job_id, &last_event, err)))
+    if ((rc = w->store->webhooks->events_last_accepted(w->store, conn, it->job_id, &last_event,
+                                                       err)))
         return rc;
     enum hs_autosync policy = policy_of(w, conn);
 
@@ -203,9 +204,9 @@ static int run_item(struct hs_events *w, const struct hs_work_item *it, struct h
     /* What Hover says now is stored whatever this pass syncs: a model that failed, a job whose
      * models all failed, states that moved on. The records feed shows the change. */
     if (rc == HS_OK)
-        rc = ops->job_upsert(w->store, job, conn, NULL, err);
-    if (rc == HS_OK && ops->job_models_status)
-        rc = ops->job_models_status(w->store, it->job_id, &st, &nst, err);
+        rc = w->store->records->job_upsert(w->store, job, conn, NULL, err);
+    if (rc == HS_OK)
+        rc = w->store->records->job_models_status(w->store, it->job_id, &st, &nst, err);
     if (rc == HS_OK) {
         close_vanished(w, conn, job, st, nst);
         ids = hs_calloc(job->n_models + 1, sizeof *ids);
@@ -243,8 +244,8 @@ static int run_item(struct hs_events *w, const struct hs_work_item *it, struct h
         goto out;
     }
 processed:
-    if (last_event > 0 && ops->events_processed)
-        rc = ops->events_processed(w->store, conn, it->job_id, last_event, err);
+    if (last_event > 0)
+        rc = w->store->webhooks->events_processed(w->store, conn, it->job_id, last_event, err);
 out:
     hs_sync_report_free(report);
     hs_model_statuses_free(st, nst);
@@ -256,12 +257,9 @@ out:
 int hs_events_run_once(struct hs_events *w, const char *worker_id, bool *ran, struct hs_error *err)
 {
     *ran = false;
-    const struct hs_store_ops *ops = w->store->ops;
-    if (!ops->work_claim || !ops->work_done || !ops->work_retry)
-        return hs_fail(err, HS_ERR_INTERNAL, "this store keeps no work items");
     struct hs_work_item it = {0};
-    int rc = ops->work_claim(w->store, worker_id, w->clock->wall_ms(w->clock), w->cfg.lease_ms, &it,
-                             err);
+    int rc = w->store->work->work_claim(w->store, worker_id, w->clock->wall_ms(w->clock),
+                                        w->cfg.lease_ms, &it, err);
     if (rc == HS_ERR_NOT_FOUND)
         return HS_OK;
     if (rc)
@@ -275,7 +273,7 @@ int hs_events_run_once(struct hs_events *w, const char *worker_id, bool *ran, st
     struct hs_error perr = {0};
     int prc = run_item(w, &it, &perr);
     if (prc == HS_OK) {
-        rc = ops->work_done(w->store, &it, err);
+        rc = w->store->work->work_done(w->store, &it, err);
     } else {
         int64_t delay =
             hs_events_backoff_ms(w->cfg.retry_base_ms, w->cfg.retry_max_ms, it.attempts);
@@ -283,7 +281,8 @@ int hs_events_run_once(struct hs_events *w, const char *worker_id, bool *ran, st
         hs_warn("events=retry conn=%s job=%lld attempt=%lld retry_in_ms=%lld error=\"%s\"",
                 it.connection_key, (long long)it.job_id, (long long)it.attempts + 1,
                 (long long)delay, why);
-        rc = ops->work_retry(w->store, &it, w->clock->wall_ms(w->clock) + delay, why, err);
+        rc = w->store->work->work_retry(w->store, &it, w->clock->wall_ms(w->clock) + delay, why,
+                                        err);
         pthread_mutex_lock(&w->lock);
         w->stats.retried++;
         pthread_mutex_unlock(&w->lock);
@@ -365,11 +364,7 @@ int hs_events_new(const struct hs_events_config *cfg, struct hs_store *store,
         hs_strlcpy(w->host, "host", sizeof w->host);
     w->host[sizeof w->host - 1] = '\0';
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&w->wake);
     *out = w;
     return HS_OK;
 }
@@ -398,8 +393,8 @@ int hs_events_start(struct hs_events *w, struct hs_error *err)
      * leases end (workers on other hosts wait for the lease). */
     int64_t released = 0;
     struct hs_error rerr = {0};
-    if (w->n_threads == 0 && w->store->ops->work_release_dead) {
-        if (w->store->ops->work_release_dead(w->store, claimer_dead, w, &released, &rerr))
+    if (w->n_threads == 0) {
+        if (w->store->work->work_release_dead(w->store, claimer_dead, w, &released, &rerr))
             hs_warn("events=release_dead error=\"%s\"", rerr.msg);
         else if (released)
             hs_info("events=release_dead items=%lld", (long long)released);

@@ -27,7 +27,7 @@
 #include "hover/pool.h"
 #include "hoversync.h"
 #include "notify/outbox.h"
-#include "store/store.h"
+#include "store/records.h"
 
 struct hs_events_config {
     const char *data_dir;  /* the sync engine's artifact files */

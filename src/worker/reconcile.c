@@ -19,6 +19,10 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/client.h"
+#include "store/policies.h"
+#include "store/records.h"
+#include "store/service.h"
+#include "store/work.h"
 
 struct hs_reconcile {
     struct hs_reconcile_config cfg;
@@ -37,7 +41,7 @@ static enum hs_autosync policy_of(struct hs_reconcile *r, const char *conn)
 {
     enum hs_autosync p = HS_AUTOSYNC_ALL;
     char *v = NULL;
-    if (r->store->ops->policy_get && r->store->ops->policy_get(r->store, conn, &v, NULL) == HS_OK)
+    if (r->store->policies->policy_get(r->store, conn, &v, NULL) == HS_OK)
         (void)hs_autosync_parse(v, &p);
     free(v);
     return p;
@@ -50,7 +54,7 @@ static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync p
     *scheduled = false;
     struct hs_model_status *st = NULL;
     size_t nst = 0;
-    int rc = r->store->ops->job_models_status(r->store, job->id, &st, &nst, err);
+    int rc = r->store->records->job_models_status(r->store, job->id, &st, &nst, err);
     if (rc)
         return rc;
     int64_t *ids = hs_calloc(job->n_models + 1, sizeof *ids);
@@ -59,8 +63,8 @@ static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync p
     hs_model_statuses_free(st, nst);
     if (n == 0)
         return HS_OK;
-    rc = r->store->ops->work_schedule(r->store, conn, job->id, "reconcile",
-                                      r->clock->wall_ms(r->clock), err);
+    rc = r->store->work->work_schedule(r->store, conn, job->id, "reconcile",
+                                       r->clock->wall_ms(r->clock), err);
     if (rc == HS_OK)
         *scheduled = true;
     return rc;
@@ -70,7 +74,7 @@ static int checkpoint_read(struct hs_reconcile *r, const char *name, int64_t *si
                            struct hs_error *err)
 {
     char *v = NULL;
-    int rc = r->store->ops->checkpoint_get(r->store, name, &v, err);
+    int rc = r->store->records->checkpoint_get(r->store, name, &v, err);
     if (rc == HS_ERR_NOT_FOUND) {
         *since = r->clock->wall_ms(r->clock) / 1000 - r->cfg.first_since_s;
         return HS_OK;
@@ -130,14 +134,14 @@ static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client
         if (newest > since) {
             char v[24];
             snprintf(v, sizeof v, "%lld", (long long)newest);
-            if ((rc = r->store->ops->checkpoint_put(r->store, name, v, err)))
+            if ((rc = r->store->records->checkpoint_put(r->store, name, v, err)))
                 return rc;
         } else if (pages == 0) {
             /* Nothing newer: the checkpoint is written once, so a first pass remembers where
              * it started. */
             char v[24];
             snprintf(v, sizeof v, "%lld", (long long)since);
-            if ((rc = r->store->ops->checkpoint_put(r->store, name, v, err)))
+            if ((rc = r->store->records->checkpoint_put(r->store, name, v, err)))
                 return rc;
         }
         if (!more)
@@ -154,12 +158,9 @@ static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client
 
 int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error *err)
 {
-    const struct hs_store_ops *ops = r->store->ops;
-    if (!ops->work_schedule || !ops->connections_list || !ops->job_models_status)
-        return hs_fail(err, HS_ERR_INTERNAL, "this store keeps no work items");
     struct hs_connection_row *conns = NULL;
     size_t nc = 0, total = 0;
-    int rc = ops->connections_list(r->store, &conns, &nc, err);
+    int rc = r->store->service->connections_list(r->store, &conns, &nc, err);
     if (rc)
         return rc;
     int first_rc = HS_OK;
@@ -246,11 +247,7 @@ int hs_reconcile_new(const struct hs_reconcile_config *cfg, struct hs_store *sto
     r->events = events;
     r->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &a);
-    pthread_condattr_destroy(&a);
+    hs_cond_init_monotonic(&r->wake);
     *out = r;
     return HS_OK;
 }

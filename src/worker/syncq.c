@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/records.h"
 #include "sync/engine.h"
 
 #define WORKERS_MAX 64
@@ -493,7 +494,7 @@ int hs_syncq_run_pending(struct hs_syncq *q, size_t *n_jobs, struct hs_error *er
 
     struct hs_selection *sels = NULL;
     size_t ns = 0, synced_jobs = 0;
-    int rc = q->store->ops->selections_open(q->store, &sels, &ns, err);
+    int rc = q->store->records->selections_open(q->store, &sels, &ns, err);
     /* The connections that have open selections, each once. */
     const char **conns = hs_calloc(ns + 1, sizeof *conns);
     size_t nc = 0;
@@ -575,15 +576,6 @@ static void *timer_main(void *arg)
 
 /* ---- the interface ---- */
 
-static void cond_init_monotonic(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
 int hs_syncq_new(const struct hs_syncq_config *cfg, struct hs_store *store,
                  struct hs_client_provider clients, const struct hs_clock *clock,
                  struct hs_syncq **out, struct hs_error *err)
@@ -609,7 +601,7 @@ int hs_syncq_new(const struct hs_syncq_config *cfg, struct hs_store *store,
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work, NULL);
     pthread_cond_init(&q->released, NULL);
-    cond_init_monotonic(&q->timer_wake);
+    hs_cond_init_monotonic(&q->timer_wake);
     for (int i = 0; i < c.workers; i++) {
         if (pthread_create(&q->workers[i], NULL, worker_main, q) != 0) {
             hs_syncq_free(q);
@@ -691,7 +683,7 @@ static int store_selection(struct hs_syncq *q, const char *conn, int64_t job_id,
                                    .status = now ? HS_SEL_SELECTED : HS_SEL_PENDING,
                                    .reason = now ? NULL : (char *)"sync when ready",
                                    .connection_key = (char *)conn};
-        rc = st->ops->selection_put(st, &sel, err);
+        rc = st->records->selection_put(st, &sel, err);
     }
     if (rc) {
         st->ops->rollback(st);
@@ -749,7 +741,7 @@ int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_
     }
     s->status = ST_QUEUED;
     s->version = 1;
-    cond_init_monotonic(&s->changed);
+    hs_cond_init_monotonic(&s->changed);
 
     pthread_mutex_lock(&q->lock);
     if (q->stopping) {

@@ -6,290 +6,23 @@
 // the service serves. The CRM page and the service are two sites (127.0.0.2 frames 127.0.0.3),
 // and the browser blocks third-party cookies, as Safari does by default: the modal works
 // without cookies. MOCK=1: the same scenarios against tests/browser/mock-server.mjs (fast, no
-// binaries), plus the error states the mock can inject.
+// binaries; those that need the real service are skipped). The error states that only the mock
+// can inject are in mock.test.mjs, which the suite runs too.
 // Screenshots of every step go to test-output/browser/ (test-output/browser/mock/ for MOCK=1).
 //
 // Run: tests/browser/run.sh, or `node --test` in tests/browser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  ctx, start, stop, http, waitFor, shot, newPage, openModal, activeId, searchFor,
+  openJobFromResults, waitSummary, finishModal, openedFile,
+  JOB_ONE_FAILED, JOB_PROCESSING, GARAGE_PROCESSING, FAILED_GARAGE,
+} from './helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(here, '../..');
 const MOCK = process.env.MOCK === '1';
-const OUT = path.join(ROOT, 'test-output', 'browser', MOCK ? 'mock' : '');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-/* Third-party cookies blocked (this chromium's default too; the test proves it holds). */
-const LAUNCH_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--test-third-party-cookie-phaseout'];
-/* Two sites on loopback: the CRM page and the service (real mode). */
-const CRM_HOST = '127.0.0.2';
-const SERVICE_HOST = '127.0.0.3';
 
-const JOB_ONE_FAILED = 15084302; // Whitfield Garage Addition: House complete, Detached Garage failed, Shed complete
-const JOB_PROCESSING = 15084303; // Harbor View Remodel: House complete, Garage processing
-const GARAGE_PROCESSING = 17338408;
-const FAILED_GARAGE = 17338405;
-const API_KEY = 'test-key-browser-0123456789'; /* serve wants at least 16 characters */
-
-let env; // {serviceUrl, demoUrl, completeModel(id), stop(), pendingPass, mock?}
-let browser;
-
-fs.mkdirSync(OUT, { recursive: true });
-
-/* ---------- processes ---------- */
-
-function firstExisting(paths) {
-  return paths.map((p) => path.resolve(ROOT, p)).find((p) => fs.existsSync(p));
-}
-
-async function waitFor(fn, { timeout = 15000, interval = 100, what = 'condition' } = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      if (e && e.fatal) throw e;
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}` + (last ? `: ${last.message}` : ''));
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
-
-async function readPorts(file, proc, name, logFile) {
-  return waitFor(() => {
-    if (proc.exitCode !== null) {
-      const log = logFile && fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-2000) : '';
-      throw Object.assign(new Error(`${name} exited with ${proc.exitCode}\n${log}`), { fatal: true });
-    }
-    if (!fs.existsSync(file)) return null;
-    const ports = fs.readFileSync(file, 'utf8').split(/\s+/).filter(Boolean).map(Number);
-    return ports.length && ports.every((p) => p > 0) ? ports : null;
-  }, { timeout: 20000, interval: 50, what: `${name} port file` }).catch((e) => {
-    if (e.fatal) throw e;
-    throw new Error(`${name}: ${e.message}` + (logFile && fs.existsSync(logFile) ? '\n' + fs.readFileSync(logFile, 'utf8').slice(-2000) : ''));
-  });
-}
-
-async function http(method, url, body, headers = {}) {
-  const res = await fetch(url, {
-    method, headers: { 'Content-Type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let data = text;
-  try { data = JSON.parse(text); } catch (e) { /* not JSON */ }
-  return { status: res.status, data, headers: res.headers };
-}
-
-function stopProc(p) {
-  return new Promise((resolve) => {
-    if (!p || p.exitCode !== null || p.signalCode) return resolve();
-    const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch (e) { /* gone */ } }, 8000);
-    p.once('exit', () => { clearTimeout(t); resolve(); });
-    try { p.kill('SIGTERM'); } catch (e) { clearTimeout(t); resolve(); }
-  });
-}
-
-async function startMockEnv() {
-  const { startMock } = await import('./mock-server.mjs');
-  const mock = await startMock({ pendingIntervalMs: 500 });
-  console.log(`# mock mode: service ${mock.url}, demo CRM ${mock.demoUrl}`);
-  return {
-    mock,
-    serviceUrl: mock.url,
-    demoUrl: mock.demoUrl,
-    pendingPass: true,
-    completeModel: (id) => http('POST', `${mock.url}/__mock/models/${id}`, { state: 'complete' }),
-    stop: () => mock.close(),
-  };
-}
-
-async function startRealEnv() {
-  const sandboxBin = process.env.HOVER_SANDBOX_BIN || firstExisting(['build/ci/sandbox/hover-sandbox', 'build/dev/sandbox/hover-sandbox', 'build/release/sandbox/hover-sandbox', 'build/sandbox/hover-sandbox']);
-  const hsBin = process.env.HOVERSYNC_BIN || firstExisting(['build/ci/src/cli/hoversync', 'build/dev/src/cli/hoversync', 'build/release/src/cli/hoversync', 'build/src/cli/hoversync']);
-  assert.ok(sandboxBin && fs.existsSync(sandboxBin), 'hover-sandbox binary not found (set HOVER_SANDBOX_BIN)');
-  assert.ok(hsBin && fs.existsSync(hsBin), 'hoversync binary not found (set HOVERSYNC_BIN)');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hs-browser-'));
-  const procs = [];
-  const stop = async () => {
-    for (const p of procs.reverse()) await stopProc(p);
-    if (!process.env.KEEP_TMP) fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    const sbPorts = path.join(dir, 'sandbox.ports');
-    const sbLog = path.join(dir, 'sandbox.log');
-    const sbLogFd = fs.openSync(sbLog, 'w');
-    const sb = spawn(sandboxBin, ['--port-file', sbPorts, '--jobs', '300', '--seed', '42', '--rate-limit', '0',
-      '--redirect-uri', `http://${SERVICE_HOST}:`,
-      '--request-log', path.join(dir, 'sandbox-requests.jsonl')], { stdio: ['ignore', sbLogFd, sbLogFd] });
-    procs.push(sb);
-    const [apiPort] = await readPorts(sbPorts, sb, 'hover-sandbox', sbLog);
-    const sandboxUrl = `http://127.0.0.1:${apiPort}`;
-    const tok = await http('POST', `${sandboxUrl}/__sandbox/tokens`, {});
-    assert.equal(tok.status, 200, 'sandbox tokens');
-
-    const help = spawnSync(hsBin, ['serve', '--help'], { encoding: 'utf8', timeout: 10000 });
-    const helpText = (help.stdout || '') + (help.stderr || '');
-    assert.ok(help.status === 0 && /--listen/.test(helpText),
-      `\`hoversync serve\` is not available in ${hsBin} (run with MOCK=1 until it is):\n${helpText.slice(0, 400)}`);
-    const extra = [];
-    /* a short pending interval, if serve offers one, so a "sync when ready" model lands quickly */
-    const pendingLine = helpText.split('\n').find((l) => /--pending[\w-]*/.test(l));
-    let pendingPass = false;
-    if (pendingLine) {
-      const opt = /(--pending[\w-]*)/.exec(pendingLine)[1];
-      const ms = /ms|milli/i.test(pendingLine) || /-ms\b/.test(opt);
-      extra.push(opt, ms ? '1000' : '1');
-      pendingPass = true;
-    }
-    /* serve this tree's web/ (the binary may come from another build) */
-    if (/--web-dir/.test(helpText)) extra.push('--web-dir', path.join(ROOT, 'web'));
-    const hsPorts = path.join(dir, 'serve.ports');
-    const hsLog = path.join(dir, 'serve.log');
-    const hsLogFd = fs.openSync(hsLog, 'w');
-    const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOVER')));
-    Object.assign(childEnv, {
-      HOVER_BASE_URL: sandboxUrl,
-      HOVER_CLIENT_ID: 'sandbox-client',
-      HOVER_CLIENT_SECRET: 'sandbox-secret',
-      HOVER_ACCESS_TOKEN: tok.data.access_token,
-      HOVER_REFRESH_TOKEN: tok.data.refresh_token,
-      HOVERSYNC_DB: path.join(dir, 'hoversync.db'),
-      HOVERSYNC_DATA_DIR: path.join(dir, 'data'),
-      HOVERSYNC_API_KEY: API_KEY,
-      HOVERSYNC_LOG_LEVEL: process.env.HOVERSYNC_LOG_LEVEL || 'info',
-    });
-    const args = ['serve', '--listen', `${SERVICE_HOST}:0`, '--port-file', hsPorts, '--demo-crm', `${CRM_HOST}:0`, ...extra];
-    const hs = spawn(hsBin, args, { env: childEnv, cwd: ROOT, stdio: ['ignore', hsLogFd, hsLogFd] });
-    procs.push(hs);
-    const ports = await readPorts(hsPorts, hs, 'hoversync serve', hsLog);
-    const serviceUrl = `http://${SERVICE_HOST}:${ports[0]}`;
-    let demoUrl = ports[1] ? `http://${CRM_HOST}:${ports[1]}/` : null;
-    if (!demoUrl) {
-      /* not in the port file: look for it in what serve printed */
-      demoUrl = await waitFor(() => {
-        const m = /demo[^\n]*?(http:\/\/127\.0\.0\.\d+:\d+)/i.exec(fs.readFileSync(hsLog, 'utf8'));
-        return m && m[1] + '/';
-      }, { timeout: 5000, what: 'the demo CRM URL (port file line 2, or printed by serve)' });
-    }
-    await waitFor(async () => (await fetch(serviceUrl + '/healthz')).ok, { what: 'hoversync /healthz' });
-    console.log(`# real mode: sandbox ${sandboxUrl}; \`${path.relative(ROOT, hsBin)} ${args.join(' ')}\`` +
-      ` -> port file [${ports.join(', ')}]: service ${serviceUrl}, demo CRM ${demoUrl}` +
-      (pendingPass ? '; short pending pass' : '; serve has no pending-interval option: waiting for its default pending pass'));
-    return {
-      dir, serviceUrl, demoUrl, sandboxUrl, pendingPass, serveLog: hsLog, apiKey: API_KEY,
-      completeModel: (id) => http('POST', `${sandboxUrl}/__sandbox/models/${id}`, { state: 'complete' }),
-      stop,
-    };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
-
-before(async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
-  env = MOCK ? await startMockEnv() : await startRealEnv();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (env) await env.stop();
-});
-
-/* ---------- page helpers ---------- */
-
-let shotNo = 0;
-async function shot(page, name) {
-  shotNo++;
-  const file = path.join(OUT, `${String(shotNo).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file });
-  return file;
-}
-
-/* The demo CRM page in a fresh browser context; query: more of its parameters (?connection=). */
-async function newPage(t, viewport = { width: 1280, height: 860 }, query = '') {
-  const context = await browser.newContext({ viewport, reducedMotion: 'reduce' });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.text())) errors.push(m.text()); });
-  t.after(() => context.close());
-  const demoUrl = env.demoUrl + (env.demoUrl.includes('?') ? '&' : '?') + 'poll_ms=700' + query;
-  await page.goto(demoUrl);
-  await page.waitForFunction(() => !document.getElementById('import-hover').disabled, null, { timeout: 10000 });
-  /* record what the host page gets from the modal */
-  await page.evaluate(() => {
-    window.__hsEvents = [];
-    window.addEventListener('hoversync:done', (e) => window.__hsEvents.push({ type: 'done', detail: e.detail }));
-    window.addEventListener('hoversync:close', (e) => window.__hsEvents.push({ type: 'close', detail: e.detail }));
-  });
-  return { page, context, errors };
-}
-
-async function openModal(page) {
-  await page.click('#import-hover');
-  const iframe = page.locator('iframe[title="Import from Hover"]');
-  await iframe.waitFor();
-  const handle = await iframe.elementHandle();
-  const frame = await waitFor(() => handle.contentFrame(), { what: 'modal frame' });
-  await frame.waitForSelector('#hs-q');
-  /* the modal said it is ready (the host hid its loading cover) and the first list arrived */
-  await frame.waitForFunction(() => document.getElementById('hs-results-wrap').getAttribute('aria-busy') === 'false' &&
-    document.getElementById('hs-results-wrap').dataset.query !== undefined, null, { timeout: 15000 });
-  return frame;
-}
-
-const activeId = (frame) => frame.evaluate(() => document.activeElement && document.activeElement.id);
-
-const waitQuery = (frame, q) => frame.waitForFunction((q) => {
-  const wrap = document.getElementById('hs-results-wrap');
-  return wrap.getAttribute('aria-busy') === 'false' && wrap.dataset.query === q;
-}, q, { timeout: 15000 });
-
-async function searchFor(page, frame, text, { fill = false } = {}) {
-  await frame.focus('#hs-q');
-  await frame.fill('#hs-q', '');
-  if (fill) await frame.fill('#hs-q', text); /* one input event: one request */
-  else await page.keyboard.type(text, { delay: 40 });
-  await waitQuery(frame, text);
-}
-
-async function openJobFromResults(frame, jobId) {
-  await frame.click(`[role="option"][data-job-id="${jobId}"]`);
-  await frame.waitForSelector('.hs-cards:not([aria-hidden]) .hs-card', { timeout: 15000 });
-}
-
-async function waitSummary(frame) {
-  await frame.waitForSelector('#hs-summary:not([hidden])', { timeout: 60000 });
-}
-
-async function finishModal(page, frame) {
-  await frame.click('#hs-done');
-  await page.waitForSelector('iframe[title="Import from Hover"]', { state: 'detached' });
-  const events = await page.evaluate(() => window.__hsEvents);
-  return events.filter((e) => e.type === 'done').pop();
-}
-
-/* Clicks a link to a stored file; the answer to the tab it opens (the file, with a ticket). */
-async function openedFile(page, link) {
-  const answer = page.context().waitForEvent('response', {
-    predicate: (r) => /\/files\/[0-9a-f]{64}\?ticket=[0-9a-f]{64}$/.test(r.url()), timeout: 15000,
-  });
-  await link.click();
-  return answer;
-}
+before(() => start({ mock: MOCK, out: MOCK ? 'mock' : '' }));
+after(stop);
 
 /* ---------- scenarios ---------- */
 
@@ -402,13 +135,13 @@ test('a processing model chosen "sync when ready" lands once Hover completes it'
   await shot(page, 'crm-waiting-for-hover');
 
   /* Hover finishes the garage */
-  const r = await env.completeModel(GARAGE_PROCESSING);
+  const r = await ctx.env.completeModel(GARAGE_PROCESSING);
   assert.equal(r.status, 200, 'model completed at the sandbox');
 
   const landed = `#hover-body .model[data-model-id="${GARAGE_PROCESSING}"][data-status="synced"]`;
   /* the service's pending pass syncs it by itself: quickly with a short interval option, else
    * within its default interval (30 s); PENDING_WAIT_MS=0 skips straight to a re-sync */
-  const wait = env.pendingPass ? 20000 : Number(process.env.PENDING_WAIT_MS ?? 45000);
+  const wait = ctx.env.pendingPass ? 20000 : Number(process.env.PENDING_WAIT_MS ?? 45000);
   let viaPendingPass = false;
   if (wait > 0) {
     viaPendingPass = await page.waitForSelector(landed, { timeout: wait }).then(() => true, () => false);
@@ -542,14 +275,14 @@ test('360 px wide: the record page and the modal fit, the model cards stack', as
 
 test('a CRM on another site with third-party cookies blocked: search, job, sync, summary and reconnect work without a cookie', { skip: MOCK ? 'real mode serves two sites' : false }, async (t) => {
   const { page, context, errors } = await newPage(t);
-  assert.notEqual(new URL(env.demoUrl).hostname, new URL(env.serviceUrl).hostname, 'two sites');
+  assert.notEqual(new URL(ctx.env.demoUrl).hostname, new URL(ctx.env.serviceUrl).hostname, 'two sites');
   const calls = []; /* what the browser sends to the service's API and files */
-  context.on('request', (r) => { if (/^\/(api|files)\//.test(new URL(r.url()).pathname) && r.url().startsWith(env.serviceUrl)) calls.push(r); });
+  context.on('request', (r) => { if (/^\/(api|files)\//.test(new URL(r.url()).pathname) && r.url().startsWith(ctx.env.serviceUrl)) calls.push(r); });
   let frame = await openModal(page);
 
   /* The block is effective: a cookie set in the frame is not kept, and the cookie session of
    * before (set by /modal?session= inside the frame) is not sent back; the Bearer token works. */
-  const s = await http('POST', `${env.serviceUrl}/api/sessions`, {}, { Authorization: 'Bearer ' + env.apiKey });
+  const s = await http('POST', `${ctx.env.serviceUrl}/api/sessions`, {}, { Authorization: 'Bearer ' + ctx.env.apiKey });
   assert.equal(s.status, 201);
   const probe = await frame.evaluate(async (tok) => {
     document.cookie = 'hs_probe=1; Path=/; SameSite=None; Secure';
@@ -563,7 +296,7 @@ test('a CRM on another site with third-party cookies blocked: search, job, sync,
   assert.equal(probe.legacy, 200);
   assert.equal(probe.byCookie, 401, 'the session cookie set in the frame is not sent');
   assert.equal(probe.byHeader, 200);
-  assert.deepEqual(await context.cookies(env.serviceUrl), [], 'no cookie of the service was stored');
+  assert.deepEqual(await context.cookies(ctx.env.serviceUrl), [], 'no cookie of the service was stored');
   calls.length = 0; /* from here on, what the modal sends */
 
   /* search, job (photos fetched with the header), sync (progress by a ticket), summary */
@@ -592,16 +325,16 @@ test('a CRM on another site with third-party cookies blocked: search, job, sync,
   /* Hover refuses the org's grant: "Reconnect Hover" opens the connect flow in a new tab (a
    * ticket, then the flow's own first-party cookie); its last page tells the modal. */
   frame = await openModal(page);
-  const f = await http('POST', `${env.sandboxUrl}/__sandbox/faults`, { path: '/api/v3/jobs*', status: 401 });
+  const f = await http('POST', `${ctx.env.sandboxUrl}/__sandbox/faults`, { path: '/api/v3/jobs*', status: 401 });
   assert.equal(f.status, 201);
   await searchFor(page, frame, 'Sunset Boulevard', { fill: true });
   const link = frame.locator('#hs-search-notice a.hs-connect', { hasText: 'Reconnect Hover' });
   await link.waitFor();
   await shot(page, 'cross-site-reconnect');
-  await http('DELETE', `${env.sandboxUrl}/__sandbox/faults`);
+  await http('DELETE', `${ctx.env.sandboxUrl}/__sandbox/faults`);
   const [tab] = await Promise.all([context.waitForEvent('page'), link.click()]);
   await tab.waitForSelector('#allow', { timeout: 15000 });
-  assert.equal(new URL(tab.url()).origin, env.sandboxUrl, "Hover's authorize page");
+  assert.equal(new URL(tab.url()).origin, ctx.env.sandboxUrl, "Hover's authorize page");
   await Promise.all([tab.waitForNavigation(), tab.click('#allow')]);
   await tab.waitForSelector('text=Connected Hover org', { timeout: 15000 });
   await shot(tab, 'cross-site-reconnected-tab');
@@ -616,10 +349,10 @@ test('a CRM on another site with third-party cookies blocked: search, job, sync,
 test('two CRM tenants: the modal of each one sees its own Hover org only', { skip: MOCK ? 'real mode connects a second org' : false }, async (t) => {
   /* The operator connects the second org as "coastal": a connect ticket of the API key opened
    * in the browser, Hover's page, the org chosen there. */
-  const tk = await http('POST', `${env.serviceUrl}/api/tickets`, { purpose: 'connect', connection: 'coastal' },
-    { Authorization: 'Bearer ' + env.apiKey });
+  const tk = await http('POST', `${ctx.env.serviceUrl}/api/tickets`, { purpose: 'connect', connection: 'coastal' },
+    { Authorization: 'Bearer ' + ctx.env.apiKey });
   assert.equal(tk.status, 201);
-  const op = await browser.newContext();
+  const op = await ctx.browser.newContext();
   t.after(() => op.close());
   const opPage = await op.newPage();
   await opPage.goto(tk.data.url);
@@ -627,13 +360,13 @@ test('two CRM tenants: the modal of each one sees its own Hover org only', { ski
   await Promise.all([opPage.waitForNavigation(), opPage.click('#allow')]);
   assert.match(await opPage.textContent('h1'), /Connected Hover org 471122/);
   /* a job of that org, as Hover lists it */
-  const tok = await http('POST', `${env.sandboxUrl}/__sandbox/tokens`, { org_id: 471122 });
-  const list = await http('GET', `${env.sandboxUrl}/api/v3/jobs?per=5&reconstruction_state=completed`, undefined,
+  const tok = await http('POST', `${ctx.env.sandboxUrl}/__sandbox/tokens`, { org_id: 471122 });
+  const list = await http('GET', `${ctx.env.sandboxUrl}/api/v3/jobs?per=5&reconstruction_state=completed`, undefined,
     { Authorization: 'Bearer ' + tok.data.access_token });
   const jobB = list.data.results[0];
   /* the first org's job is in the service's index (the API key sees every org) */
-  assert.equal((await http('GET', `${env.serviceUrl}/api/jobs/${JOB_ONE_FAILED}`, undefined,
-    { Authorization: 'Bearer ' + env.apiKey })).status, 200);
+  assert.equal((await http('GET', `${ctx.env.serviceUrl}/api/jobs/${JOB_ONE_FAILED}`, undefined,
+    { Authorization: 'Bearer ' + ctx.env.apiKey })).status, 200);
 
   /* The CRM page of that tenant: its session has "coastal" only. */
   const { page, errors } = await newPage(t, undefined, '&connection=coastal');
@@ -664,12 +397,12 @@ test('two CRM tenants: the modal of each one sees its own Hover org only', { ski
 /* Last of the real-mode tests: the service keeps answering from its index for a few seconds after
  * Hover refused it. The sandbox answers 429 to every job search, the service's search retries,
  * gives up, and answers with what it has stored plus hover_error. */
-test('Hover rate-limited: the search answers from what is stored, with a calm notice', { skip: MOCK ? 'the mock variant is in the error-states test' : false }, async (t) => {
+test('Hover rate-limited: the search answers from what is stored, with a calm notice', { skip: MOCK ? 'the mock variant is in mock.test.mjs' : false }, async (t) => {
   const { page, errors } = await newPage(t);
   const frame = await openModal(page);
-  const f = await http('POST', `${env.sandboxUrl}/__sandbox/faults`, { path: '/api/v3/jobs*', status: 429 });
+  const f = await http('POST', `${ctx.env.sandboxUrl}/__sandbox/faults`, { path: '/api/v3/jobs*', status: 429 });
   assert.equal(f.status, 201);
-  t.after(() => http('DELETE', `${env.sandboxUrl}/__sandbox/faults`));
+  t.after(() => http('DELETE', `${ctx.env.sandboxUrl}/__sandbox/faults`));
   await frame.fill('#hs-q', 'Whitfield'); /* a query Hover was not asked yet; the index knows the job */
   await frame.waitForFunction(() => document.getElementById('hs-results-wrap').dataset.query === 'Whitfield', null, { timeout: 40000 });
   const notice = await frame.locator('#hs-search-notice').innerText();
@@ -678,97 +411,4 @@ test('Hover rate-limited: the search answers from what is stored, with a calm no
   assert.ok(await frame.locator(`[role="option"][data-job-id="${JOB_ONE_FAILED}"]`).count() === 1, 'the stored job is still listed');
   await shot(page, 'rate-limited-search');
   assert.deepEqual(errors, []);
-});
-
-/* ---------- error states (the mock injects them) ---------- */
-
-test('error states: rate limited, reconnect required, network error with Retry, no results', { skip: MOCK ? false : 'needs the mock (MOCK=1) to inject faults' }, async (t) => {
-  const { page } = await newPage(t);
-  const frame = await openModal(page);
-  const fault = (body) => http('POST', `${env.serviceUrl}/__mock/faults`, body);
-
-  await searchFor(page, frame, 'zzzz-no-such-job');
-  assert.match(await frame.locator('#hs-results-empty').innerText(), /No jobs match “zzzz-no-such-job”[\s\S]*Try an address or a customer name/);
-  await shot(page, 'state-no-results');
-
-  await fault({ route: 'search', code: 'hover_rate_limited', count: 1 });
-  await searchFor(page, frame, 'Orchard', { fill: true });
-  assert.match(await frame.locator('#hs-search-notice').innerText(), /Hover is busy right now[\s\S]*may be incomplete/);
-  assert.ok(await frame.locator('[role="option"]').count() > 0, 'local results still shown');
-  await shot(page, 'state-rate-limited');
-
-  await fault({ route: 'search', code: 'reconnect_required', status: 401, count: 1 });
-  await frame.fill('#hs-q', 'Harbor');
-  await waitQuery(frame, 'Harbor');
-  const link = frame.locator('#hs-search-notice a', { hasText: 'Reconnect Hover' });
-  assert.equal(await link.getAttribute('target'), '_blank');
-  assert.match(await link.getAttribute('href'), /\/connect\?connection=default$/, 'the connection to connect again');
-  await shot(page, 'state-reconnect');
-
-  await fault({ route: 'search', code: 'network', count: 1 });
-  await frame.fill('#hs-q', 'Meadow');
-  await waitQuery(frame, 'Meadow');
-  assert.match(await frame.locator('#hs-search-notice').innerText(), /Can’t reach hoversync/);
-  await shot(page, 'state-network-error');
-  await frame.click('#hs-search-notice .hs-retry');
-  await frame.waitForSelector('[role="option"][data-job-id="15084301"]');
-  assert.equal(await frame.locator('#hs-search-notice .hs-notice').count(), 0);
-
-  /* loading: a slow answer shows skeletons and aria-busy */
-  await http('POST', `${env.serviceUrl}/__mock/config`, { latency_ms: 1500 });
-  await frame.fill('#hs-q', '');
-  await frame.fill('#hs-q', 'Cedar');
-  await frame.waitForSelector('#hs-results-wrap[aria-busy="true"]');
-  await shot(page, 'state-loading');
-  await http('POST', `${env.serviceUrl}/__mock/config`, { latency_ms: 0 });
-  await frame.waitForSelector('[role="option"][data-job-id="15084304"]');
-
-  /* a job that fails to load offers Retry */
-  await fault({ route: 'job', code: 'upstream_unavailable', count: 1 });
-  await frame.click('[role="option"][data-job-id="15084304"]');
-  await frame.waitForSelector('#hs-job-notice .hs-retry');
-  await shot(page, 'state-job-error');
-  await frame.click('#hs-job-notice .hs-retry');
-  await frame.waitForSelector('.hs-cards .hs-card');
-  assert.match(await frame.locator('#hs-job').innerText(), /Hover could not build any model of this job/);
-  await shot(page, 'state-all-failed');
-});
-
-test('out-of-order answers are ignored: the list matches the last query', { skip: MOCK ? false : 'needs the mock (MOCK=1) to vary latency' }, async (t) => {
-  const { page } = await newPage(t);
-  const frame = await openModal(page);
-  await http('POST', `${env.serviceUrl}/__mock/config`, { random_latency_ms: 500 });
-  t.after(() => http('POST', `${env.serviceUrl}/__mock/config`, { random_latency_ms: 0 }));
-  await frame.focus('#hs-q');
-  for (const q of ['Or', 'Orc', 'Orcha', 'Orchard', 'Orchard L']) {
-    await frame.fill('#hs-q', q);
-    await page.waitForTimeout(180); /* past the debounce: each one is sent */
-  }
-  await frame.waitForFunction(() => document.getElementById('hs-results-wrap').getAttribute('aria-busy') === 'false' &&
-    /found|match/.test(document.getElementById('hs-search-status').textContent), null, { timeout: 5000 });
-  await page.waitForTimeout(700); /* any straggler would have arrived */
-  const ids = await frame.$$eval('[role="option"]', (l) => l.map((o) => Number(o.dataset.jobId)));
-  assert.deepEqual(ids, [JOB_ONE_FAILED]);
-  const sent = env.mock.requests.filter((r) => r.path === '/api/jobs' && /q=Or/.test(r.query)).length;
-  assert.ok(sent >= 3, `several searches were sent (${sent})`);
-});
-
-test('SSE failing falls back to polling', { skip: MOCK ? false : 'needs the mock (MOCK=1) to break SSE' }, async (t) => {
-  const { startMock } = await import('./mock-server.mjs');
-  const broken = await startMock({ sseBroken: true });
-  t.after(() => broken.close());
-  const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  await page.goto(broken.demoUrl);
-  await page.waitForFunction(() => !document.getElementById('import-hover').disabled);
-  const frame = await openModal(page);
-  await searchFor(page, frame, 'Meadow');
-  await openJobFromResults(frame, 15084301);
-  await frame.click('#hs-select-all');
-  await frame.click('#hs-sync');
-  await waitSummary(frame);
-  assert.match(await frame.locator('.hs-sum-group.is-synced').innerText(), /House[\s\S]*Detached Garage[\s\S]*Shed/);
-  const polls = broken.requests.filter((r) => /^\/api\/syncs\/[0-9a-f]+$/.test(r.path)).length;
-  assert.ok(polls >= 1, 'polled GET /api/syncs/{id}');
 });

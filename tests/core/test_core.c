@@ -1,5 +1,7 @@
 /* test_core.c: bounded buffers, checked parsing, dates, URL escaping, the fake clock and the
  * log's two formats. */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -136,6 +139,87 @@ static void test_json_tolerant_getters(void **state)
     assert_int_equal(hs_json_parse("{\"a\":", 5, 1024, &j, &err), HS_ERR_PARSE);
     assert_non_null(strstr(err.msg, "malformed JSON"));
     assert_int_equal(hs_json_parse(doc, strlen(doc), 10, &j, &err), HS_ERR_TOOBIG);
+}
+
+/* Outside bytes that are not UTF-8 still make a JSON string (a bad byte shows as '?'): an
+ * error answer that quotes them is never lost to a failed json_string. */
+static void test_json_text(void **state)
+{
+    (void)state;
+    json_t *j = hs_json_text("caf\xc3\xa9");
+    assert_string_equal(json_string_value(j), "caf\xc3\xa9");
+    json_decref(j);
+    j = hs_json_text("/a\xff-\xfe/b");
+    assert_non_null(j);
+    assert_string_equal(json_string_value(j), "/a?-?/b");
+    json_decref(j);
+    j = hs_json_text(NULL);
+    assert_true(json_is_null(j));
+}
+
+/* Comma lists of the configuration (origins, CRM endpoints): trimmed, empty items skipped, and a
+ * list longer than the room is refused rather than cut silently. */
+static void test_split_list(void **state)
+{
+    (void)state;
+    char a[] = " https://a.example , ,https://b.example,, https://c.example ";
+    const char *items[4] = {"first"};
+    size_t n = 1;
+    assert_int_equal(hs_split_list(a, items, 4, &n), HS_OK);
+    assert_int_equal(n, 4);
+    assert_string_equal(items[0], "first");
+    assert_string_equal(items[1], "https://a.example");
+    assert_string_equal(items[2], "https://b.example");
+    assert_string_equal(items[3], "https://c.example");
+    char b[] = "x,y,z";
+    n = 0;
+    assert_int_equal(hs_split_list(b, items, 2, &n), HS_ERR_TOOBIG);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[1], "y");
+    char c[] = " , ,";
+    n = 0;
+    assert_int_equal(hs_split_list(c, items, 2, &n), HS_OK);
+    assert_int_equal(n, 0);
+}
+
+/* A condition variable from hs_cond_init_monotonic takes its deadlines on CLOCK_MONOTONIC: a
+ * wait until "now + 100 ms" on that clock lasts until then (one on the default, wall clock
+ * would take that moment as decades past and return at once). */
+static void test_cond_monotonic(void **state)
+{
+    (void)state;
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c;
+    hs_cond_init_monotonic(&c);
+    struct timespec now, until = hs_deadline_after(CLOCK_MONOTONIC, 100);
+    pthread_mutex_lock(&m);
+    int rc;
+    do
+        rc = pthread_cond_timedwait(&c, &m, &until);
+    while (rc == 0); /* a spurious wake-up */
+    pthread_mutex_unlock(&m);
+    assert_int_equal(rc, ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(now.tv_sec > until.tv_sec ||
+                (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec));
+    pthread_cond_destroy(&c);
+}
+
+/* A deadline is later than the moment it was asked by the milliseconds asked (whole seconds
+ * carried), with its nanoseconds in range, as pthread_cond_timedwait requires (EINVAL else). */
+static void test_deadline_after(void **state)
+{
+    (void)state;
+    int64_t asks[] = {0, 1, 999, 1000, 1999, 61001};
+    for (size_t i = 0; i < sizeof asks / sizeof *asks; i++) {
+        struct timespec before;
+        clock_gettime(CLOCK_MONOTONIC, &before);
+        struct timespec d = hs_deadline_after(CLOCK_MONOTONIC, asks[i]);
+        assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+        int64_t gap_ns =
+            (int64_t)(d.tv_sec - before.tv_sec) * 1000000000LL + (d.tv_nsec - before.tv_nsec);
+        assert_true(gap_ns >= asks[i] * 1000000LL);
+    }
 }
 
 static void test_fake_clock(void **state)
@@ -281,7 +365,9 @@ int main(void)
         cmocka_unit_test(test_buf_appendf_long), cmocka_unit_test(test_parse_i64),
         cmocka_unit_test(test_iso8601),          cmocka_unit_test(test_url_escape),
         cmocka_unit_test(test_url_redact),       cmocka_unit_test(test_json_tolerant_getters),
-        cmocka_unit_test(test_fake_clock),       cmocka_unit_test(test_log_json),
+        cmocka_unit_test(test_fake_clock),       cmocka_unit_test(test_json_text),
+        cmocka_unit_test(test_split_list),       cmocka_unit_test(test_cond_monotonic),
+        cmocka_unit_test(test_deadline_after),   cmocka_unit_test(test_log_json),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/store.h"
+#include "store/tokens.h"
+#include "store/webhooks.h"
 #include "webhook/receiver.h"
 #include "webhook/signature.h"
 
@@ -37,7 +39,7 @@ static void open_store(void)
     hs_store_close(store);
     store = NULL;
     hs_log_set_level(HS_LOG_OFF);
-    if (hs_store_open_sqlite(":memory:", &store, NULL) != HS_OK)
+    if (hs_store_open(":memory:", NULL, &store, NULL) != HS_OK)
         abort();
     struct hs_token t = {.access_token = (char *)"a",
                          .refresh_token = (char *)"r",
@@ -49,8 +51,8 @@ static void open_store(void)
                                .url = (char *)"http://127.0.0.1:9/webhooks/hover",
                                .hmac_secret = (char *)SECRET,
                                .verified_at = (char *)"2026-11-27T10:00:00.000Z"};
-    if (store->ops->token_save(store, "org-463605", &t, NULL) != HS_OK ||
-        store->ops->webhook_put(store, &w, NULL) != HS_OK)
+    if (store->tokens->token_save(store, "org-463605", &t, NULL) != HS_OK ||
+        store->webhooks->webhook_put(store, &w, NULL) != HS_OK)
         abort();
     hs_fake_clock_init(&fclock, NOW_S * 1000);
     time_t now = (time_t)NOW_S;

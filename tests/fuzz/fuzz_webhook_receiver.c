@@ -17,6 +17,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/store.h"
+#include "store/tokens.h"
+#include "store/webhooks.h"
 #include "webhook/receiver.h"
 #include "webhook/signature.h"
 #include "webhook/verifier.h"
@@ -54,14 +56,14 @@ static void open_store(void)
     hs_store_close(store);
     store = NULL;
     hs_log_set_level(HS_LOG_OFF);
-    if (hs_store_open_sqlite(":memory:", &store, NULL) != HS_OK)
+    if (hs_store_open(":memory:", NULL, &store, NULL) != HS_OK)
         abort();
     struct hs_token t = {.access_token = (char *)"a",
                          .refresh_token = (char *)"r",
                          .expires_at = 1,
                          .owner_id = 463605,
                          .owner_type = (char *)"orgs"};
-    if (store->ops->token_save(store, "org-463605", &t, NULL) != HS_OK)
+    if (store->tokens->token_save(store, "org-463605", &t, NULL) != HS_OK)
         abort();
     hs_fake_clock_init(&fclock, NOW_S * 1000);
     struct hs_verifier_config vc = {.verify = fake_verify};
@@ -126,9 +128,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                .url = (char *)"http://127.0.0.1:9/webhooks/hover",
                                .hmac_secret = (char *)SECRET};
     if (flags & 2)
-        (void)store->ops->webhook_put(store, &w, NULL);
+        (void)store->webhooks->webhook_put(store, &w, NULL);
     else
-        (void)store->ops->webhook_delete(store, WEBHOOK_ID, NULL);
+        (void)store->webhooks->webhook_delete(store, WEBHOOK_ID, NULL);
 
     char md5[25], sha[45], date[40], auth[256];
     struct hs_webhook_request rq = {
@@ -157,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A refused delivery was given no event id. */
     if (res.status >= 400 && res.status != 503 && res.event_id != 0)
         abort();
-    if (!(flags & 2) && store->ops->webhook_put(store, &w, NULL) == HS_OK)
+    if (!(flags & 2) && store->webhooks->webhook_put(store, &w, NULL) == HS_OK)
         (void)hs_receiver_complete_unverified(&cfg, WEBHOOK_ID, NULL, NULL);
     bool ran = true;
     while (ran)

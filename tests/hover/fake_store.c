@@ -53,37 +53,59 @@ static int fs_save(struct hs_store *s, const char *key, const struct hs_token *t
     return HS_OK;
 }
 
-static int fs_begin(struct hs_store *s, const char *key, struct hs_token *current,
-                    struct hs_error *err)
+static int fs_claim(struct hs_store *s, const char *key, int64_t now_ms, int64_t lease_ms,
+                    int64_t *fence, struct hs_token *current, struct hs_error *err)
 {
     struct fake_store *fs = (struct fake_store *)s;
-    fs->begins++;
-    if (fs->locked)
-        fs->protocol_errors++; /* nested begin: would deadlock a real store */
-    fs->locked = true;
+    fs->claims++;
+    if (fs->held)
+        fs->protocol_errors++; /* a second claim of ours while holding the lease */
+    if (now_ms <= 0 || lease_ms <= 0)
+        fs->protocol_errors++;
     if (fs->rotate_pending) {
-        put(fs, key, &fs->rotate_on_begin);
-        hs_token_clear(&fs->rotate_on_begin);
+        /* Another process holds the lease, and stores its rotated pair meanwhile. */
+        put(fs, key, &fs->rotate_pair);
+        hs_token_clear(&fs->rotate_pair);
         fs->rotate_pending = false;
+        fs->busy_answers++;
+        return hs_fail(err, HS_ERR_BUSY, "another refresh of %s is in progress", key);
     }
+    fs->held = true;
+    *fence = ++fs->fence;
+    memset(current, 0, sizeof *current);
     int i = find(fs, key);
-    if (i < 0)
-        return hs_fail(err, HS_ERR_NOT_FOUND, "no token for %s", key);
-    hs_token_copy(current, &fs->toks[i]);
+    if (i >= 0)
+        hs_token_copy(current, &fs->toks[i]);
     return HS_OK;
 }
 
-static int fs_end(struct hs_store *s, const char *key, const struct hs_token *rotated,
-                  struct hs_error *err)
+static int fs_renew(struct hs_store *s, const char *key, int64_t fence, int64_t until_ms,
+                    struct hs_error *err)
+{
+    (void)key;
+    (void)until_ms;
+    struct fake_store *fs = (struct fake_store *)s;
+    fs->renews++;
+    if (!fs->held || fence != fs->fence) {
+        fs->protocol_errors++;
+        return hs_fail(err, HS_ERR_CONFLICT, "fake store: not this claim's lease");
+    }
+    return HS_OK;
+}
+
+static int fs_finish(struct hs_store *s, const char *key, int64_t fence,
+                     const struct hs_token *rotated, struct hs_error *err)
 {
     struct fake_store *fs = (struct fake_store *)s;
-    fs->ends++;
-    if (!fs->locked)
+    fs->finishes++;
+    if (!fs->held || fence != fs->fence) {
         fs->protocol_errors++;
-    fs->locked = false;
+        return hs_fail(err, HS_ERR_CONFLICT, "fake store: not this claim's lease");
+    }
+    fs->held = false;
     if (rotated) {
-        if (fs->fail_end)
-            return hs_fail(err, fs->fail_end, "fake store: cannot save");
+        if (fs->fail_finish)
+            return hs_fail(err, fs->fail_finish, "fake store: cannot save");
         fs->saves++;
         put(fs, key, rotated);
     }
@@ -95,8 +117,8 @@ static int fs_rejected(struct hs_store *s, const char *key, int64_t generation,
 {
     (void)err;
     struct fake_store *fs = (struct fake_store *)s;
-    if (fs->locked)
-        fs->protocol_errors++; /* recorded only once the refresh lock is released */
+    if (fs->held)
+        fs->protocol_errors++; /* recorded only once the refresh lease is released */
     fs->rejections++;
     fs->rejected_generation = generation;
     free(fs->rejected_key);
@@ -104,25 +126,24 @@ static int fs_rejected(struct hs_store *s, const char *key, int64_t generation,
     return HS_OK;
 }
 
-static void fs_close(struct hs_store *s)
-{
-    (void)s;
-}
-
-static const struct hs_store_ops fake_ops = {
-    .name = "fake",
-    .close = fs_close,
+static const struct hs_token_ops fake_ops = {
     .token_load = fs_load,
     .token_save = fs_save,
-    .token_refresh_begin = fs_begin,
-    .token_refresh_end = fs_end,
+    .token_refresh_claim = fs_claim,
+    .token_refresh_renew = fs_renew,
+    .token_refresh_finish = fs_finish,
     .token_rejected = fs_rejected,
 };
 
 void fake_store_init(struct fake_store *fs)
 {
     memset(fs, 0, sizeof *fs);
-    fs->base.ops = &fake_ops;
+    fs->base.tokens = &fake_ops;
+}
+
+struct hs_token_store fake_store_tokens(struct fake_store *fs)
+{
+    return hs_store_tokens(&fs->base);
 }
 
 void fake_store_cleanup(struct fake_store *fs)
@@ -133,7 +154,7 @@ void fake_store_cleanup(struct fake_store *fs)
         free(fs->keys[i]);
         hs_token_clear(&fs->toks[i]);
     }
-    hs_token_clear(&fs->rotate_on_begin);
+    hs_token_clear(&fs->rotate_pair);
     fs->n = 0;
 }
 
@@ -154,14 +175,14 @@ const struct hs_token *fake_store_get(struct fake_store *fs, const char *key)
     return i < 0 ? NULL : &fs->toks[i];
 }
 
-void fake_store_rotate_on_begin(struct fake_store *fs, const char *access, const char *refresh,
-                                int64_t expires_at)
+void fake_store_rotate_elsewhere(struct fake_store *fs, const char *access, const char *refresh,
+                                 int64_t expires_at)
 {
-    hs_token_clear(&fs->rotate_on_begin);
+    hs_token_clear(&fs->rotate_pair);
     struct hs_token t = {.access_token = (char *)access,
                          .refresh_token = (char *)refresh,
                          .expires_at = expires_at,
                          .owner_type = (char *)"orgs"};
-    hs_token_copy(&fs->rotate_on_begin, &t);
+    hs_token_copy(&fs->rotate_pair, &t);
     fs->rotate_pending = true;
 }

@@ -65,7 +65,8 @@ static int env_teardown(void **state)
 static void client_open(struct env *e)
 {
     struct hs_error err = {0};
-    int rc = hs_client_new(&e->cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &e->c, &err);
+    int rc =
+        hs_client_new(&e->cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &e->c, &err);
     if (rc)
         fail_msg("hs_client_new: %s", err.msg);
 }
@@ -738,8 +739,9 @@ static void test_shared_limiter(void **state)
     e->cfg.rate_per_minute = 1000; /* ignored: the shared limiter rules */
     client_open(e);
     struct hs_client *c2 = NULL;
-    assert_int_equal(hs_client_new(&e->cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &c2, NULL),
-                     HS_OK);
+    assert_int_equal(
+        hs_client_new(&e->cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &c2, NULL),
+        HS_OK);
     fake_transport_answer(&e->ft, 200, job_answer);
     fake_transport_answer(&e->ft, 200, job_answer);
     struct hs_job *j = NULL;
@@ -763,8 +765,9 @@ static void test_config_defaults_and_bad_base(void **state)
     struct hs_client *c = (struct hs_client *)0x1;
     struct hs_error err = {0};
     cfg.base_url = "hover.to";
-    assert_int_equal(hs_client_new(&cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &c, &err),
-                     HS_ERR_INVALID);
+    assert_int_equal(
+        hs_client_new(&cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &c, &err),
+        HS_ERR_INVALID);
     assert_ptr_equal(c, (struct hs_client *)0x1);
     hs_client_free(NULL);
 }

@@ -18,6 +18,7 @@
 #include "fake_transport.h"
 #include "hover/client.h"
 #include "hover/oauth.h"
+#include "store/webhooks.h"
 
 #define NOW_S 1700000000LL
 #define BASE  "https://hover.test"
@@ -71,7 +72,8 @@ static int env_teardown(void **state)
 static void client_open(struct env *e)
 {
     struct hs_error err = {0};
-    int rc = hs_client_new(&e->cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &e->c, &err);
+    int rc =
+        hs_client_new(&e->cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &e->c, &err);
     if (rc)
         fail_msg("hs_client_new: %s", err.msg);
 }
@@ -119,8 +121,8 @@ static void test_refresh_before_expiry(void **state)
     assert_string_equal(t->refresh_token, R2);
     assert_int_equal(t->expires_at, NOW_S + 7200);
     assert_int_equal(t->owner_id, 463605);
-    assert_int_equal(e->fs.begins, 1);
-    assert_int_equal(e->fs.ends, 1);
+    assert_int_equal(e->fs.claims, 1);
+    assert_int_equal(e->fs.finishes, 1);
     assert_int_equal(e->fs.protocol_errors, 0);
     struct hs_client_stats st;
     hs_client_get_stats(e->c, &st);
@@ -143,7 +145,7 @@ static void test_no_refresh_when_valid(void **state)
     assert_int_equal(show(e, NULL), HS_OK);
     assert_int_equal(e->ft.n_reqs, 1);
     assert_string_equal(e->ft.reqs[0].bearer, A1);
-    assert_int_equal(e->fs.begins, 0);
+    assert_int_equal(e->fs.claims, 0);
 }
 
 struct persist_check {
@@ -163,7 +165,7 @@ static void check_persisted(void *ctx, struct fake_transport *ft, const struct f
     const struct hs_token *t = fake_store_get(pc->fs, KEY);
     pc->stored_first = t && strcmp(t->access_token, A2) == 0 && strcmp(t->refresh_token, R2) == 0 &&
                        r->bearer && strcmp(r->bearer, A2) == 0;
-    pc->unlocked = !pc->fs->locked;
+    pc->unlocked = !pc->fs->held;
 }
 
 static void test_401_refresh_retry(void **state)
@@ -207,7 +209,7 @@ static void test_second_401_unauthorized(void **state)
     assert_int_equal(e->ft.n_reqs, 3); /* one refresh, one retry, nothing more */
     assert_int_equal(err.http_status, 401);
     assert_non_null(strstr(err.msg, "Not authorized"));
-    assert_int_equal(e->fs.begins, 1);
+    assert_int_equal(e->fs.claims, 1);
 }
 
 static void test_invalid_grant(void **state)
@@ -224,13 +226,13 @@ static void test_invalid_grant(void **state)
     assert_int_equal(e->ft.n_reqs, 2);
     assert_non_null(strstr(err.msg, "reconnect"));
     assert_non_null(strstr(err.msg, "revoked"));
-    /* Nothing stored, the lock released, and the refusal recorded for this generation of the
+    /* Nothing stored, the lease released, and the refusal recorded for this generation of the
      * pair (status and the API say reconnect_required). */
     assert_string_equal(fake_store_get(&e->fs, KEY)->access_token, A1);
     assert_int_equal(e->fs.saves, 0);
-    assert_int_equal(e->fs.begins, 1);
-    assert_int_equal(e->fs.ends, 1);
-    assert_false(e->fs.locked);
+    assert_int_equal(e->fs.claims, 1);
+    assert_int_equal(e->fs.finishes, 1);
+    assert_false(e->fs.held);
     assert_int_equal(e->fs.rejections, 1);
     assert_string_equal(e->fs.rejected_key, KEY);
     assert_int_equal(e->fs.rejected_generation, fake_store_get(&e->fs, KEY)->generation);
@@ -242,8 +244,8 @@ static void test_concurrent_rotation_on_401(void **state)
     struct env *e = *state;
     fake_store_put(&e->fs, KEY, A1, R1, 0);
     client_open(e);
-    /* Another process rotates the pair while this one waits for the refresh lock. */
-    fake_store_rotate_on_begin(&e->fs, A2, R2, NOW_S + 7200);
+    /* Another process holds the refresh lease and rotates the pair while this one waits. */
+    fake_store_rotate_elsewhere(&e->fs, A2, R2, NOW_S + 7200);
     fake_transport_answer(&e->ft, 401, NULL);
     fake_transport_answer(&e->ft, 200, job_answer);
     struct hs_error err = {0};
@@ -251,8 +253,12 @@ static void test_concurrent_rotation_on_401(void **state)
     assert_int_equal(e->ft.n_reqs, 2); /* no POST /oauth/token */
     assert_string_equal(e->ft.reqs[1].method, "GET");
     assert_string_equal(e->ft.reqs[1].bearer, A2);
+    assert_int_equal(e->fs.busy_answers, 1); /* it waited ... */
+    assert_int_equal(e->fs.claims, 2);       /* ... and claimed again, reading the new pair */
+    assert_true(e->fc.sleeps >= 1);
     assert_int_equal(e->fs.saves, 0);
-    assert_int_equal(e->fs.ends, 1);
+    assert_int_equal(e->fs.finishes, 1);
+    assert_int_equal(e->fs.protocol_errors, 0);
     struct hs_client_stats st;
     hs_client_get_stats(e->c, &st);
     assert_int_equal(st.refreshes, 0);
@@ -317,7 +323,7 @@ static void test_concurrent_rotation_before_expiry(void **state)
     struct env *e = *state;
     fake_store_put(&e->fs, KEY, A1, R1, NOW_S + 10);
     client_open(e);
-    fake_store_rotate_on_begin(&e->fs, A2, R2, NOW_S + 7200);
+    fake_store_rotate_elsewhere(&e->fs, A2, R2, NOW_S + 7200);
     fake_transport_answer(&e->ft, 200, job_answer);
     assert_int_equal(show(e, NULL), HS_OK);
     assert_int_equal(e->ft.n_reqs, 1);
@@ -385,7 +391,7 @@ static void test_unstored_pair_not_used(void **state)
 {
     struct env *e = *state;
     fake_store_put(&e->fs, KEY, A1, R1, 0);
-    e->fs.fail_end = HS_ERR_DB;
+    e->fs.fail_finish = HS_ERR_DB;
     client_open(e);
     fake_transport_answer(&e->ft, 401, NULL);
     fake_transport_answer(&e->ft, 200, token_answer);
@@ -406,6 +412,10 @@ static void test_token_endpoint_retries_5xx(void **state)
     assert_int_equal(e->ft.n_reqs, 3);
     assert_int_equal(e->fc.sleeps, 1);
     assert_string_equal(e->ft.reqs[2].bearer, A2);
+    /* The lease kept before each attempt and before the wait between them. */
+    assert_int_equal(e->fs.renews, 3);
+    assert_int_equal(e->fs.protocol_errors, 0);
+    assert_false(e->fs.held);
 }
 
 static void test_token_endpoint_network_error_not_retried(void **state)
@@ -417,7 +427,7 @@ static void test_token_endpoint_network_error_not_retried(void **state)
     fake_transport_push(&e->ft, (struct fake_response){.error = HS_ERR_NETWORK});
     assert_int_equal(show(e, NULL), HS_ERR_NETWORK);
     assert_int_equal(e->ft.n_reqs, 2);
-    assert_false(e->fs.locked);
+    assert_false(e->fs.held);
     assert_string_equal(fake_store_get(&e->fs, KEY)->refresh_token, R1);
 }
 
@@ -509,7 +519,7 @@ static void test_exchange_code(void **state)
     fake_transport_answer(&e->ft, 200, token_answer);
     struct hs_token out = {0};
     struct hs_error err = {0};
-    assert_int_equal(hs_oauth_exchange_code(&app, &e->fs.base, "org-new", "code-123",
+    assert_int_equal(hs_oauth_exchange_code(&app, fake_store_tokens(&e->fs), "org-new", "code-123",
                                             "http://127.0.0.1:8080/callback", &out, &err),
                      HS_OK);
     assert_token_request(&e->ft.reqs[0], "authorization_code", "code", "code-123");
@@ -524,16 +534,16 @@ static void test_exchange_code(void **state)
 
     /* A used code */
     fake_transport_answer(&e->ft, 400, "{\"error\":\"invalid_grant\"}");
-    assert_int_equal(hs_oauth_exchange_code(&app, &e->fs.base, "org-x", "code-123",
+    assert_int_equal(hs_oauth_exchange_code(&app, fake_store_tokens(&e->fs), "org-x", "code-123",
                                             "http://127.0.0.1:8080/callback", NULL, &err),
                      HS_ERR_INVALID_GRANT);
     assert_non_null(strstr(err.msg, "connect flow"));
     assert_null(fake_store_get(&e->fs, "org-x"));
 
     app.client_id = NULL;
-    assert_int_equal(
-        hs_oauth_exchange_code(&app, &e->fs.base, "org-x", "c", "http://x/cb", NULL, &err),
-        HS_ERR_NO_CREDENTIALS);
+    assert_int_equal(hs_oauth_exchange_code(&app, fake_store_tokens(&e->fs), "org-x", "c",
+                                            "http://x/cb", NULL, &err),
+                     HS_ERR_NO_CREDENTIALS);
     assert_int_equal(e->ft.n_reqs, 2);
 }
 
@@ -574,6 +584,72 @@ static void test_authorize_url(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
 
+/* The store's writes go on while the refresh's /oauth/token call is in flight: the refresh holds
+ * a lease row in the store, not a transaction (a real SQLite store here, not the fake). */
+struct write_during {
+    struct hs_store *store;
+    bool ran;
+    int rc;
+    int64_t event_id;
+};
+
+static void write_during_refresh(void *ctx, struct fake_transport *ft, const struct fake_request *r)
+{
+    (void)ft;
+    struct write_during *w = ctx;
+    if (w->ran || strcmp(r->url, BASE "/oauth/token") != 0)
+        return;
+    w->ran = true;
+    struct hs_event_row e = {.webhook_id = 230293,
+                             .connection_key = (char *)KEY,
+                             .event = (char *)"job-state-changed-v2",
+                             .job_id = 15084303,
+                             .body = (char *)"{}",
+                             .body_len = 2,
+                             .status = (char *)"accepted"};
+    w->rc =
+        w->store->webhooks->event_accept(w->store, &e, true, 0, NOW_S * 1000, &w->event_id, NULL);
+}
+
+static void test_store_takes_writes_during_a_refresh(void **state)
+{
+    struct env *e = *state;
+    char dir[] = "/tmp/hs-oauth-test-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/store.db", dir);
+    struct hs_store *st = NULL;
+    assert_int_equal(hs_store_open(path, NULL, &st, NULL), HS_OK);
+    struct hs_token t = {.access_token = (char *)A1,
+                         .refresh_token = (char *)R1,
+                         .expires_at = NOW_S + 10,
+                         .owner_id = 463605};
+    assert_int_equal(st->tokens->token_save(st, KEY, &t, NULL), HS_OK);
+    struct hs_error err = {0};
+    assert_int_equal(
+        hs_client_new(&e->cfg, hs_store_tokens(st), &e->fc.clock, &e->ft.base, &e->c, &err), HS_OK);
+    struct write_during w = {.store = st};
+    e->ft.on_request = write_during_refresh;
+    e->ft.on_request_ctx = &w;
+    fake_transport_answer(&e->ft, 200, token_answer);
+    fake_transport_answer(&e->ft, 200, job_answer);
+    assert_int_equal(show(e, &err), HS_OK);
+    assert_true(w.ran);
+    assert_int_equal(w.rc, HS_OK); /* accepted while /oauth/token was being answered */
+    assert_true(w.event_id > 0);
+    struct hs_token now = {0};
+    assert_int_equal(st->tokens->token_load(st, KEY, &now, NULL), HS_OK);
+    assert_string_equal(now.access_token, A2);
+    assert_string_equal(now.refresh_token, R2);
+    assert_int_equal(now.generation, 2);
+    hs_token_clear(&now);
+    hs_client_free(e->c);
+    e->c = NULL;
+    hs_store_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +661,7 @@ int main(void)
         T(test_concurrent_rotation_on_401),
         T(test_concurrent_rotation_before_expiry),
         T(test_clones_share_one_refresh),
+        T(test_store_takes_writes_during_a_refresh),
         T(test_no_client_credentials),
         T(test_initial_tokens_seeded),
         T(test_stored_pair_wins_over_initial),

@@ -34,7 +34,7 @@ static int setup(void **state)
     cfg.credential_key = "default";
     cfg.initial_access_token = "acc-initial";
     cfg.initial_refresh_token = "ref-initial";
-    if (hs_client_pool_new(&cfg, &f->fs.base, &f->pool, NULL) != HS_OK)
+    if (hs_client_pool_new(&cfg, fake_store_tokens(&f->fs), &f->pool, NULL) != HS_OK)
         return -1;
     *state = f;
     return 0;
@@ -184,7 +184,7 @@ static void test_shared_limiter_and_stats(void **state)
     cfg.base_url = "http://127.0.0.1:9";
     cfg.limiter = l;
     struct hs_client_pool *p = NULL;
-    assert_int_equal(hs_client_pool_new(&cfg, &f->fs.base, &p, NULL), HS_OK);
+    assert_int_equal(hs_client_pool_new(&cfg, fake_store_tokens(&f->fs), &p, NULL), HS_OK);
     assert_ptr_equal(hs_client_pool_limiter(p), l);
     struct hs_client_provider prov = hs_client_pool_provider(p);
     struct hs_client *c = NULL;
@@ -200,7 +200,8 @@ static void test_bad_config(void **state)
     struct hs_client_config cfg = {0};
     struct hs_client_pool *p = NULL;
     struct hs_error err = {0};
-    assert_int_equal(hs_client_pool_new(&cfg, NULL, &p, &err), HS_ERR_INVALID);
+    assert_int_equal(hs_client_pool_new(&cfg, (struct hs_token_store){0}, &p, &err),
+                     HS_ERR_INVALID);
     assert_null(p);
     hs_client_pool_free(NULL);
 }

@@ -46,7 +46,8 @@ static int env_setup(void **state)
                                    .credential_key = KEY,
                                    .max_attempts = 3};
     struct hs_error err = {0};
-    if (hs_client_new(&cfg, &e->fs.base, &e->fc.clock, &e->ft.base, &e->c, &err) != HS_OK)
+    if (hs_client_new(&cfg, fake_store_tokens(&e->fs), &e->fc.clock, &e->ft.base, &e->c, &err) !=
+        HS_OK)
         return -1;
     *state = e;
     return 0;

@@ -390,6 +390,8 @@ class SlowHover(unittest.TestCase):
         self.assertFalse([e for e in sb.requests(0) if e["path"] == slow_path])
         self.assertGreaterEqual(metric(svc, 'hoversync_hover_waits_total{result="timed_out"}'),
                                 self.SLOW_VIEWS)
+        # Answered (504) means no longer waiting: the gauge is back to none.
+        self.assertEqual(metric(svc, "hoversync_hover_waiting"), 0)
 
         # The Show Job goes on in the background and fills the cache: once the sandbox answered
         # it, the view is served without asking Hover again.

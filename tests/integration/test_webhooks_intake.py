@@ -301,9 +301,12 @@ class Intake(unittest.TestCase):
                 self.assertEqual(r.status, 401, (form, what, r.body))
                 self.assertEqual(self.rows(), before, (form, what))
             # The genuine one, with our webhook id and with an access id that is none (signed a
-            # second apart: the access id is not signed, so the same second would be a replay).
+            # second apart: the access id is not signed, so the same second would be a replay;
+            # both seconds from one reading of the clock, or a second boundary passed between
+            # the two posts makes them one).
+            now = int(time.time())
             for k, access_id in enumerate((str(wid), "hover-%s" % form)):
-                date = email.utils.formatdate(time.time() - k, usegmt=True)
+                date = email.utils.formatdate(now - k, usegmt=True)
                 r = self.post(body, signed(secret, access_id, body, date=date, form=form))
                 self.assertEqual(r.status, 200, (form, access_id, r.body))
                 self.assertEqual(r.json["status"], "accepted", form)

@@ -17,6 +17,8 @@
 #include "core/clock.h"
 #include "core/mem.h"
 #include "notify/outbox.h"
+#include "store/outbox.h"
+#include "store/records.h"
 #include "store/store.h"
 
 #define NOW_MS 1742200000000LL
@@ -101,7 +103,7 @@ static int setup(void **state)
     char path[200];
     snprintf(path, sizeof path, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(path, &f->store, &err))
+    if (hs_store_open(path, NULL, &f->store, &err))
         return -1;
     hs_fake_clock_init(&f->fc, NOW_MS);
     f->cap.base.perform = cap_perform;
@@ -143,7 +145,7 @@ static void store_artifact(struct fixture *f, const char *sha)
     struct hs_job *job = NULL;
     struct hs_error err = {0};
     assert_int_equal(hs_job_from_json(job_json, strlen(job_json), &job, &err), 0);
-    assert_int_equal(f->store->ops->job_upsert(f->store, job, "org-1", NULL, &err), 0);
+    assert_int_equal(f->store->records->job_upsert(f->store, job, "org-1", NULL, &err), 0);
     hs_job_free(job);
     char rel[100];
     snprintf(rel, sizeof rel, "blobs/%s", sha);
@@ -153,13 +155,13 @@ static void store_artifact(struct fixture *f, const char *sha)
                                 .bytes = 10,
                                 .path = rel,
                                 .fetched_at = (char *)"2025-03-17T02:00:00.000Z"};
-    assert_int_equal(f->store->ops->artifact_put(f->store, &a, NULL, &err), 0);
+    assert_int_equal(f->store->records->artifact_put(f->store, &a, NULL, &err), 0);
 }
 
 static int64_t pending(struct fixture *f)
 {
     int64_t n = -1;
-    assert_int_equal(f->store->ops->outbox_depth(f->store, &n, NULL), 0);
+    assert_int_equal(f->store->outbox->outbox_depth(f->store, &n, NULL), 0);
     return n;
 }
 

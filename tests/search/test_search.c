@@ -21,6 +21,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "search/search.h"
+#include "store/records.h"
+#include "store/search.h"
 #include "store/store.h"
 
 /* ---- the fake Hover ---- */
@@ -158,7 +160,7 @@ static int setup(void **state)
     char path[300];
     snprintf(path, sizeof path, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(path, &f->store, &err)) {
+    if (hs_store_open(path, NULL, &f->store, &err)) {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
@@ -207,7 +209,7 @@ static void store_job(struct fixture *f, int64_t id, const char *name, const cha
     j.address.city = (char *)city;
     j.raw_json = (char *)"{}";
     struct hs_error err = {0};
-    if (f->store->ops->job_upsert(f->store, &j, "default", NULL, &err))
+    if (f->store->records->job_upsert(f->store, &j, "default", NULL, &err))
         fail_msg("job_upsert: %s", err.msg);
 }
 
@@ -497,9 +499,9 @@ static void test_merge_without_duplicates_and_indexing(void **state)
     struct hs_job_summary *v = NULL;
     size_t n = 0;
     int64_t total = 0;
-    assert_int_equal(
-        f->store->ops->jobs_search(f->store, "orchard park", NULL, 1, 20, &v, &n, &total, NULL),
-        HS_OK);
+    assert_int_equal(f->store->search->jobs_search(f->store, "orchard park", NULL, 1, 20, NULL, &v,
+                                                   &n, &total, NULL),
+                     HS_OK);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].id, 15100002);
     hs_job_summaries_free(v, n);

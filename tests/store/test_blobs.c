@@ -17,7 +17,7 @@
 
 #include "core/mem.h"
 #include "core/str.h"
-#include "store/store.h"
+#include "store/blobs.h"
 
 static const char SHA_ABC[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 static const char SHA_EMPTY[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -17,8 +17,11 @@
 #include <sqlite3.h>
 
 #include "core/mem.h"
+#include "store/blobs.h"
 #include "store/secrets.h"
 #include "store/store.h"
+#include "store/tokens.h"
+#include "store/webhooks.h"
 
 #define KEY_A_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define KEY_A_B64 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -59,7 +62,7 @@ static struct hs_store *open_with(struct fixture *f, const char *key)
     struct hs_store *s = NULL;
     struct hs_store_options o = {.encryption_key = key};
     struct hs_error err = {0};
-    if (hs_store_open_sqlite_opts(f->path, &o, &s, &err) != HS_OK)
+    if (hs_store_open(f->path, &o, &s, &err) != HS_OK)
         fail_msg("open: %s", err.msg);
     return s;
 }
@@ -68,7 +71,7 @@ static int open_fails(struct fixture *f, const char *key, struct hs_error *err)
 {
     struct hs_store *s = NULL;
     struct hs_store_options o = {.encryption_key = key};
-    int rc = hs_store_open_sqlite_opts(f->path, &o, &s, err);
+    int rc = hs_store_open(f->path, &o, &s, err);
     assert_null(s);
     return rc;
 }
@@ -76,28 +79,28 @@ static int open_fails(struct fixture *f, const char *key, struct hs_error *err)
 static void put_secrets(struct hs_store *s)
 {
     struct hs_token t = {.access_token = ACCESS, .refresh_token = REFRESH, .expires_at = 9};
-    assert_int_equal(s->ops->token_save(s, "org-1", &t, NULL), HS_OK);
+    assert_int_equal(s->tokens->token_save(s, "org-1", &t, NULL), HS_OK);
     struct hs_webhook_row w = {.id = 230293,
                                .connection_key = "org-1",
                                .url = "http://127.0.0.1:1/webhooks/hover",
                                .hmac_secret = HMAC};
-    assert_int_equal(s->ops->webhook_put(s, &w, NULL), HS_OK);
+    assert_int_equal(s->webhooks->webhook_put(s, &w, NULL), HS_OK);
 }
 
 static void assert_secrets(struct hs_store *s)
 {
     struct hs_token t = {0};
-    assert_int_equal(s->ops->token_load(s, "org-1", &t, NULL), HS_OK);
+    assert_int_equal(s->tokens->token_load(s, "org-1", &t, NULL), HS_OK);
     assert_string_equal(t.access_token, ACCESS);
     assert_string_equal(t.refresh_token, REFRESH);
     hs_token_clear(&t);
     struct hs_webhook_row w = {0};
-    assert_int_equal(s->ops->webhook_get(s, 230293, &w, NULL), HS_OK);
+    assert_int_equal(s->webhooks->webhook_get(s, 230293, &w, NULL), HS_OK);
     assert_string_equal(w.hmac_secret, HMAC);
     hs_webhook_row_clear(&w);
     struct hs_webhook_row *v = NULL;
     size_t n = 0;
-    assert_int_equal(s->ops->webhook_list(s, &v, &n, NULL), HS_OK);
+    assert_int_equal(s->webhooks->webhook_list(s, &v, &n, NULL), HS_OK);
     assert_int_equal(n, 1);
     assert_string_equal(v[0].hmac_secret, HMAC);
     hs_webhook_rows_free(v, n);

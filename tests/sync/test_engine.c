@@ -22,7 +22,9 @@
 #include "core/str.h"
 #include "fake_transport.h"
 #include "hover/client.h"
+#include "store/records.h"
 #include "store/store.h"
+#include "store/tokens.h"
 #include "sync/engine.h"
 
 #define NOW_S 1742200000LL
@@ -63,12 +65,12 @@ static int setup(void **state)
         return -1;
     snprintf(f->db, sizeof f->db, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(f->db, &f->store, &err))
+    if (hs_store_open(f->db, NULL, &f->store, &err))
         return -1;
     struct hs_token t = {.access_token = (char *)"tok-1",
                          .refresh_token = (char *)"ref-1",
                          .expires_at = NOW_S + 86400};
-    if (f->store->ops->token_save(f->store, "org-1", &t, &err))
+    if (f->store->tokens->token_save(f->store, "org-1", &t, &err))
         return -1;
     fake_transport_init(&f->ft);
     hs_fake_clock_init(&f->fc, NOW_S * 1000);
@@ -77,7 +79,7 @@ static int setup(void **state)
                                   .client_secret = "secret",
                                   .credential_key = "org-1",
                                   .max_attempts = 1};
-    if (hs_client_new(&cc, f->store, &f->fc.clock, &f->ft.base, &f->client, &err))
+    if (hs_client_new(&cc, hs_store_tokens(f->store), &f->fc.clock, &f->ft.base, &f->client, &err))
         return -1;
     f->e = (struct hs_sync_engine){
         .client = f->client, .store = f->store, .data_dir = f->dir, .connection_key = "org-1"};
@@ -282,7 +284,7 @@ static void test_stored_file_contradicting_its_etag_is_fetched_again(void **stat
     /* Damage the stored PDF the way an unchecked short download left it. */
     char path[512];
     struct hs_artifact_row row = {0};
-    assert_int_equal(f->store->ops->artifact_get(f->store, 601, "measurements.pdf", &row, NULL),
+    assert_int_equal(f->store->records->artifact_get(f->store, 601, "measurements.pdf", &row, NULL),
                      HS_OK);
     snprintf(path, sizeof path, "%s/%s", f->dir, row.path);
     hs_artifact_row_clear(&row);

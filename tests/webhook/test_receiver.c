@@ -23,6 +23,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/store.h"
+#include "store/tokens.h"
+#include "store/webhooks.h"
 #include "webhook/receiver.h"
 #include "webhook/signature.h"
 #include "webhook/verifier.h"
@@ -138,7 +140,7 @@ static void put_webhook(struct fixture *f, int64_t id, const char *conn, const c
                                .connection_key = (char *)conn,
                                .url = (char *)url,
                                .hmac_secret = (char *)secret};
-    assert_int_equal(f->store->ops->webhook_put(f->store, &w, NULL), HS_OK);
+    assert_int_equal(f->store->webhooks->webhook_put(f->store, &w, NULL), HS_OK);
 }
 
 static void store_webhook(struct fixture *f, const char *secret)
@@ -154,7 +156,7 @@ static int setup(void **state)
         return -1;
     snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(f->path, &f->store, &err) != HS_OK)
+    if (hs_store_open(f->path, NULL, &f->store, &err) != HS_OK)
         return -1;
     /* The connection exists (its token pair is stored): its job events are scheduled. */
     struct hs_token t = {.access_token = (char *)"a",
@@ -162,7 +164,7 @@ static int setup(void **state)
                          .expires_at = 1,
                          .owner_id = 463605,
                          .owner_type = (char *)"orgs"};
-    if (f->store->ops->token_save(f->store, "org-463605", &t, &err) != HS_OK)
+    if (f->store->tokens->token_save(f->store, "org-463605", &t, &err) != HS_OK)
         return -1;
     hs_fake_clock_init(&f->clock, NOW_MS);
     f->cfg =
@@ -492,7 +494,7 @@ static void test_replay_is_acknowledged_and_stored_once(void **state)
     sign(&d, SECRET, WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000);
     assert_int_equal(handle(f, &d.rq).status, 200);
     hs_store_close(f->store);
-    assert_int_equal(hs_store_open_sqlite(f->path, &f->store, NULL), HS_OK);
+    assert_int_equal(hs_store_open(f->path, NULL, &f->store, NULL), HS_OK);
     f->cfg.store = f->store;
     hs_verifier_free(f->verifier);
     struct hs_verifier_config vc = {.verify = fake_verify, .verify_ctx = f};
@@ -517,7 +519,7 @@ static void test_org_is_the_one_whose_secret_verified(void **state)
     store_webhook(f, SECRET);
     put_webhook(f, 230400, "org-77", "http://127.0.0.1:9/webhooks/hover", "secret-of-org-77");
     struct hs_token t = {.access_token = (char *)"a", .refresh_token = (char *)"r"};
-    assert_int_equal(f->store->ops->token_save(f->store, "org-77", &t, NULL), HS_OK);
+    assert_int_equal(f->store->tokens->token_save(f->store, "org-77", &t, NULL), HS_OK);
     /* Org 77's secret, but org 463605's webhook id as access id and in the body. */
     struct delivery d;
     sign(&d, "secret-of-org-77", WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000);
@@ -680,7 +682,7 @@ static void test_code_refused_for_good_is_a_local_error(void **state)
     }
     assert_int_equal(f->verify_calls, 2);
     struct hs_webhook_row w = {0};
-    assert_int_equal(f->store->ops->webhook_get(f->store, WEBHOOK_ID, &w, NULL), HS_OK);
+    assert_int_equal(f->store->webhooks->webhook_get(f->store, WEBHOOK_ID, &w, NULL), HS_OK);
     assert_non_null(w.local_error);
     hs_webhook_row_clear(&w);
     f->verify_rc = 0;
@@ -736,7 +738,7 @@ static void test_flood_of_codes_keeps_a_bounded_number(void **state)
     /* Aged out: dropped by the next keep, or by the trim the verifier runs. */
     hs_fake_clock_advance(&f->clock, HS_STORE_UNVERIFIED_TTL_MS + 1000);
     int64_t removed = 0;
-    assert_int_equal(f->store->ops->events_unverified_trim(
+    assert_int_equal(f->store->webhooks->events_unverified_trim(
                          f->store, f->clock.clock.wall_ms(&f->clock.clock), &removed, NULL),
                      HS_OK);
     assert_int_equal(removed, HS_STORE_UNVERIFIED_MAX);

@@ -19,7 +19,11 @@
 #include "core/mem.h"
 #include "fake_transport.h"
 #include "hover/client.h"
+#include "store/policies.h"
+#include "store/records.h"
 #include "store/store.h"
+#include "store/tokens.h"
+#include "store/webhooks.h"
 #include "worker/events.h"
 
 #define NOW_S 1742200000LL
@@ -164,12 +168,12 @@ static int setup(void **state)
         return -1;
     snprintf(f->db, sizeof f->db, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(f->db, &f->store, &err))
+    if (hs_store_open(f->db, NULL, &f->store, &err))
         return -1;
     struct hs_token t = {.access_token = (char *)"tok-1",
                          .refresh_token = (char *)"ref-1",
                          .expires_at = NOW_S + 86400};
-    if (f->store->ops->token_save(f->store, "org-1", &t, &err))
+    if (f->store->tokens->token_save(f->store, "org-1", &t, &err))
         return -1;
     fake_transport_init(&f->p.ft);
     hs_fake_clock_init(&f->p.fc, NOW_S * 1000);
@@ -178,7 +182,8 @@ static int setup(void **state)
                                   .client_secret = "secret",
                                   .credential_key = "org-1",
                                   .max_attempts = 1};
-    if (hs_client_new(&cc, f->store, &f->p.fc.clock, &f->p.ft.base, &f->p.client, &err))
+    if (hs_client_new(&cc, hs_store_tokens(f->store), &f->p.fc.clock, &f->p.ft.base, &f->p.client,
+                      &err))
         return -1;
     hs_fake_clock_init(&f->wclock, NOW_S * 1000);
     const char *eps[] = {"http://crm.test/hook"};
@@ -222,9 +227,9 @@ static int64_t accept_event(struct fixture *f, const char *event, int64_t job_id
                              .status = (char *)"accepted"};
     int64_t id = 0;
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->event_accept(f->store, &e, true, 0,
-                                                 f->wclock.clock.wall_ms(&f->wclock.clock), &id,
-                                                 &err),
+    assert_int_equal(f->store->webhooks->event_accept(f->store, &e, true, 0,
+                                                      f->wclock.clock.wall_ms(&f->wclock.clock),
+                                                      &id, &err),
                      0);
     return id;
 }
@@ -350,7 +355,7 @@ static void test_policies(void **state)
 {
     struct fixture *f = *state;
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "none", &err), 0);
     accept_event(f, "job-state-changed-v2", 501);
     script_job(f, JOB_501("\"CRM-9\""));
     run_one(f, true);
@@ -360,7 +365,7 @@ static void test_policies(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed'"),
                      1);
 
-    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "linked", &err), 0);
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "linked", &err), 0);
     accept_event(f, "job-state-changed-v2", 501);
     script_job(f, JOB_501("null"));
     run_one(f, true);
@@ -378,13 +383,13 @@ static void test_open_selection_runs_whatever_the_policy(void **state)
 {
     struct fixture *f = *state;
     struct hs_error err = {0};
-    assert_int_equal(f->store->ops->policy_put(f->store, "org-1", "none", &err), 0);
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "none", &err), 0);
     struct hs_selection sel = {.job_id = 501,
                                .model_id = 601,
                                .status = HS_SEL_PENDING,
                                .reason = (char *)"sync when ready",
                                .connection_key = (char *)"org-1"};
-    assert_int_equal(f->store->ops->selection_put(f->store, &sel, &err), 0);
+    assert_int_equal(f->store->records->selection_put(f->store, &sel, &err), 0);
     accept_event(f, "model-state-changed", 501);
     script_job(f, JOB_501("null"));
     script_artifacts(f);

@@ -23,7 +23,10 @@
 #include "core/str.h"
 #include "fake_transport.h"
 #include "hover/client.h"
+#include "store/outbox.h"
+#include "store/records.h"
 #include "store/store.h"
+#include "store/tokens.h"
 #include "worker/syncq.h"
 
 #define NOW_S 1742200000LL
@@ -139,14 +142,14 @@ static int setup(void **state)
     char path[300];
     snprintf(path, sizeof path, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open_sqlite(path, &f->store, &err)) {
+    if (hs_store_open(path, NULL, &f->store, &err)) {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
     struct hs_token t = {.access_token = (char *)"tok-1",
                          .refresh_token = (char *)"ref-1",
                          .expires_at = NOW_S + 86400};
-    if (f->store->ops->token_save(f->store, "org-1", &t, &err))
+    if (f->store->tokens->token_save(f->store, "org-1", &t, &err))
         return -1;
 
     struct provider *p = &f->p;
@@ -159,7 +162,8 @@ static int setup(void **state)
                                   .client_secret = "secret",
                                   .credential_key = "org-1",
                                   .max_attempts = 1};
-    if (hs_client_new(&cc, f->store, &p->fc.clock, &p->ft.base, &p->client, &err)) {
+    if (hs_client_new(&cc, hs_store_tokens(f->store), &p->fc.clock, &p->ft.base, &p->client,
+                      &err)) {
         fprintf(stderr, "client: %s\n", err.msg);
         return -1;
     }
@@ -264,7 +268,7 @@ static char *open_selections(struct fixture *f)
 {
     struct hs_selection *v = NULL;
     size_t n = 0;
-    assert_int_equal(f->store->ops->selections_open(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(f->store->records->selections_open(f->store, &v, &n, NULL), HS_OK);
     char buf[1024] = "";
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
@@ -496,10 +500,10 @@ static void test_sync_that_changed_something_notifies_the_crm(void **state)
     submit(f, 501, now, 1, NULL, 0, id);
     json_decref(wait_finished(f, id));
     int64_t n = -1;
-    assert_int_equal(f->store->ops->outbox_depth(f->store, &n, NULL), 0);
+    assert_int_equal(f->store->outbox->outbox_depth(f->store, &n, NULL), 0);
     assert_int_equal(n, 1);
     struct hs_outbox_row row = {0};
-    assert_int_equal(f->store->ops->outbox_next(f->store, INT64_MAX / 2, &row, NULL), 0);
+    assert_int_equal(f->store->outbox->outbox_next(f->store, INT64_MAX / 2, &row, NULL), 0);
     assert_int_equal(row.job_id, 501);
     assert_non_null(strstr(row.payload, "\"type\":\"hoversync.job.synced\""));
     hs_outbox_row_clear(&row);
@@ -507,7 +511,7 @@ static void test_sync_that_changed_something_notifies_the_crm(void **state)
     script(f, 200, JOB_501, "application/json");
     submit(f, 501, now, 1, NULL, 0, id);
     json_decref(wait_finished(f, id));
-    assert_int_equal(f->store->ops->outbox_depth(f->store, &n, NULL), 0);
+    assert_int_equal(f->store->outbox->outbox_depth(f->store, &n, NULL), 0);
     assert_int_equal(n, 1);
     hs_syncq_free(f->q);
     f->q = NULL;
@@ -537,7 +541,7 @@ static void test_pending_pass_is_exclusive_and_skips_busy_jobs(void **state)
                                 .model_id = 7771,
                                 .status = HS_SEL_PENDING,
                                 .connection_key = (char *)"org-1"};
-    assert_int_equal(f->store->ops->selection_put(f->store, &s777, NULL), HS_OK);
+    assert_int_equal(f->store->records->selection_put(f->store, &s777, NULL), HS_OK);
 
     /* A sync of job 501 holds the first acquire at the gate: the queue is busy with 501. */
     gate_close(&f->p, 1);
@@ -668,7 +672,7 @@ static void test_timer_runs_pending_passes(void **state)
                                 .model_id = 7771,
                                 .status = HS_SEL_PENDING,
                                 .connection_key = (char *)"org-1"};
-    assert_int_equal(f->store->ops->selection_put(f->store, &s777, NULL), HS_OK);
+    assert_int_equal(f->store->records->selection_put(f->store, &s777, NULL), HS_OK);
     script(f, 200, JOB_777, "application/json");
     start(f);
     /* Real time here (the timer's only clock): up to 5 s, normally ~20 ms. */
