@@ -47,6 +47,9 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "seconds before one HTTP request to Hover is abandoned"},
     {CFG_LOG_LEVEL, "--log-level", "HOVERSYNC_LOG_LEVEL", HS_CFG_STRING, "warn", 0, 0,
      "debug, info, warn, error or off (logs go to stderr)"},
+    {CFG_LOG_FORMAT, "--log-format", "HOVERSYNC_LOG_FORMAT", HS_CFG_STRING, "text", 0, 0,
+     "text (one key=value line per event) or json (one JSON object per line: time, level, msg "
+     "and each field)"},
     {CFG_LISTEN, "--listen", "HOVERSYNC_LISTEN", HS_CFG_STRING, "127.0.0.1:8080", 0, 0,
      "serve: HOST:PORT the HTTP service listens on (port 0: any free port)"},
     {CFG_PUBLIC_URL, "--public-url", "HOVERSYNC_PUBLIC_URL", HS_CFG_STRING, NULL, 0, 0,
@@ -219,6 +222,10 @@ int hs_config_check_value(enum hs_cfg_id id, const char *v, char *msg, size_t n)
     }
     if (id == CFG_LOG_LEVEL && hs_log_level_parse(v) < 0) {
         snprintf(msg, n, "must be debug, info, warn, error or off, not '%s'", v);
+        return -1;
+    }
+    if (id == CFG_LOG_FORMAT && hs_log_format_parse(v) < 0) {
+        snprintf(msg, n, "must be text or json, not '%s'", v);
         return -1;
     }
     return 0;

@@ -278,6 +278,7 @@ void hs_flows_free(struct hs_server *s);
 /* ---- handlers ---- */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r);
 void hs_route_metrics(struct hs_req *q, struct hs_resp *r);
+void hs_route_openapi(struct hs_req *q, struct hs_resp *r);
 void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r);
 void hs_route_session_get(struct hs_req *q, struct hs_resp *r);
 void hs_route_connections(struct hs_req *q, struct hs_resp *r);

@@ -65,6 +65,7 @@
 const struct route hs_routes[] = {
     {"GET", "/healthz", 0, hs_route_healthz},
     {"GET", "/metrics", 0, hs_route_metrics},
+    {"GET", "/openapi.yaml", 0, hs_route_openapi},
     {"POST", "/api/sessions", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY,
      hs_route_sessions_create},
     {"GET", "/api/session", R_AUTH, hs_route_session_get},

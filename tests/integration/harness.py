@@ -1,7 +1,9 @@
 """Shared pieces of the integration tests: start the real hover-sandbox on a free port, talk to
 its admin routes, and run the real hoversync binary against it with a fresh SQLite file.
 
-Standard library only. Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (set by meson).
+Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (set by meson). Every answer of a service
+started here is checked against the API's contract, docs/openapi.yaml (contract.py: Debian's
+python3-jsonschema and python3-yaml); the rest is the standard library.
 """
 import json
 import os
@@ -12,6 +14,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+import contract
 
 SANDBOX_BIN = os.environ.get("HOVER_SANDBOX_BIN", "build/sandbox/hover-sandbox")
 HOVERSYNC_BIN = os.environ.get("HOVERSYNC_BIN", "build/src/cli/hoversync")
@@ -222,7 +226,9 @@ class Response:
 
 
 def http_request(port, method, path, body=None, headers=None, timeout=60):
-    """One request on a fresh connection to 127.0.0.1:port; redirects are not followed."""
+    """One request on a fresh connection to 127.0.0.1:port; redirects are not followed. The
+    answer of a service started by Service must be one docs/openapi.yaml describes (else
+    contract.ContractError, and the test fails)."""
     import http.client
     hdrs = dict(headers or {})
     if body is not None and not isinstance(body, (bytes, str)):
@@ -234,9 +240,12 @@ def http_request(port, method, path, body=None, headers=None, timeout=60):
     try:
         conn.request(method, path, body=body, headers=hdrs)
         r = conn.getresponse()
-        return Response(r.status, r.headers, r.read())
+        resp = Response(r.status, r.headers, r.read())
     finally:
         conn.close()
+    if port in contract.SERVICE_PORTS:
+        contract.check(method, path, resp.status, resp.headers, resp.body)
+    return resp
 
 
 class Service:
@@ -278,6 +287,7 @@ class Service:
             raise RuntimeError("hoversync serve did not start: " + self.read_stderr())
         with open(self.port_file) as f:
             self.port = int(f.read().strip())
+        contract.SERVICE_PORTS.add(self.port)
         # stdout: "hoversync serving URL", then the demo CRM's URL when asked for.
         self.lines.append(self.proc.stdout.readline().strip())
         if "--demo-crm" in map(str, args):
@@ -319,6 +329,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        contract.SERVICE_PORTS.discard(getattr(self, "port", None))
         self.proc.stdout.close()
         self.stderr.close()
         return self.proc.returncode
