@@ -600,6 +600,65 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "  until_ms INTEGER NOT NULL\n"
      ");\n"},
 
+    /* The one work queue (docs/ARCHITECTURE.md "The work queue"): every background sync is a
+     * work item with a priority, a fencing token and optionally the job as listed; the syncs of
+     * POST /api/syncs and their progress per model, so that any process may serve them; and the
+     * per-job backoff of the pending pass. */
+    {13, "work queue priorities and fencing, syncs and their progress, pending polls",
+     "-- higher runs first: 20 interactive (a person waits), 10 background, 0 bulk (backfill)\n"
+     "ALTER TABLE work_items ADD COLUMN priority INTEGER NOT NULL DEFAULT 10;\n"
+     "-- bumped by every claim: the claim's fencing token, checked by every write of its run\n"
+     "ALTER TABLE work_items ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;\n"
+     "ALTER TABLE work_items ADD COLUMN trigger_ms INTEGER;   -- unix ms of the newest trigger\n"
+     "-- the job as a list page gave it (JSON): a run soon after uses it instead of a Show Job\n"
+     "ALTER TABLE work_items ADD COLUMN payload TEXT;\n"
+     "ALTER TABLE work_items ADD COLUMN payload_ms INTEGER;   -- unix ms the payload was read\n"
+     "DROP INDEX work_items_due;\n"
+     "CREATE INDEX work_items_due ON work_items(priority, not_before_ms);\n"
+     "\n"
+     "-- Syncs asked for through POST /api/syncs (the id it answered), readable for an hour\n"
+     "-- after they finish; the process running the job's work item writes their progress.\n"
+     "CREATE TABLE syncs (\n"
+     "  id TEXT PRIMARY KEY,\n"
+     "  connection_key TEXT NOT NULL,\n"
+     "  job_id INTEGER NOT NULL,\n"
+     "  status TEXT NOT NULL CHECK (status IN ('queued','running','done','failed')),\n"
+     "  result TEXT,                        -- synced, partial or failed, once finished\n"
+     "  error_code TEXT,                    -- status failed: why the job could not be synced\n"
+     "  error_message TEXT,\n"
+     "  version INTEGER NOT NULL DEFAULT 1, -- bumped by every change (progress streams)\n"
+     "  created_ms INTEGER NOT NULL,        -- unix ms\n"
+     "  finished_ms INTEGER                 -- unix ms; NULL while queued or running\n"
+     ");\n"
+     "CREATE INDEX syncs_job ON syncs(job_id, status);\n"
+     "CREATE INDEX syncs_finished ON syncs(finished_ms);\n"
+     "CREATE TABLE sync_models (\n"
+     "  sync_id TEXT NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,\n"
+     "  model_id INTEGER NOT NULL,\n"
+     "  position INTEGER NOT NULL,          -- the order they were asked in\n"
+     "  name TEXT,\n"
+     "  when_ready INTEGER NOT NULL DEFAULT 0, -- 1: asked 'sync when ready'\n"
+     "  result TEXT,                        -- synced, pending, failed_upstream, error; NULL "
+     "before\n"
+     "  message TEXT,\n"
+     "  artifacts_done INTEGER NOT NULL DEFAULT 0,\n"
+     "  artifacts_total INTEGER NOT NULL DEFAULT 0,\n"
+     "  pdf_sha256 TEXT,                    -- the stored PDF and summarized measurements JSON\n"
+     "  json_sha256 TEXT,\n"
+     "  PRIMARY KEY (sync_id, model_id)\n"
+     ");\n"
+     "CREATE INDEX sync_models_model ON sync_models(model_id);\n"
+     "\n"
+     "-- Jobs with open selections polled without a healthy webhook: each poll doubles the\n"
+     "-- interval, from a minute up to --pending-interval.\n"
+     "CREATE TABLE pending_polls (\n"
+     "  connection_key TEXT NOT NULL,\n"
+     "  job_id INTEGER NOT NULL,\n"
+     "  interval_ms INTEGER NOT NULL,\n"
+     "  next_poll_ms INTEGER NOT NULL,      -- unix ms\n"
+     "  PRIMARY KEY (connection_key, job_id)\n"
+     ");\n"},
+
     /* What every process of an installation shares instead of keeping it in its memory: the
      * Hover request budget (store/budget.h), and the service's connect flows, image sources and
      * callers' request counts (store/service.h), so that any instance may answer any request. */
