@@ -198,10 +198,9 @@ int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error 
     r->stats.passes++;
     r->stats.scheduled += (int64_t)total;
     pthread_mutex_unlock(&r->lock);
-    if (total) {
-        hs_info("reconcile=pass scheduled=%zu", total);
+    hs_info("reconcile=pass connections=%zu scheduled=%zu", nc, total);
+    if (total)
         hs_events_wake(r->events);
-    }
     if (scheduled)
         *scheduled = total;
     return first_rc;
