@@ -56,7 +56,13 @@ export async function waitFor(fn, { timeout = 15000, interval = 100, what = 'con
   let last;
   for (;;) {
     try {
-      const v = await fn();
+      /* one attempt may not outlive the whole wait: a promise that never settles (a frame
+       * swapped out under Playwright) becomes a timeout with a name, not a hung test */
+      let timer;
+      const left = Math.max(end - Date.now(), interval);
+      const v = await Promise.race([fn(), new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`one attempt took over ${left} ms`)), left);
+      })]).finally(() => clearTimeout(timer));
       if (v) return v;
     } catch (e) {
       if (e && e.fatal) throw e;
@@ -232,8 +238,10 @@ export async function openModal(page) {
   await page.click('#import-hover');
   const iframe = page.locator('iframe[title="Import from Hover"]');
   await iframe.waitFor();
-  const handle = await iframe.elementHandle();
-  const frame = await waitFor(() => handle.contentFrame(), { what: 'modal frame' });
+  /* the modal's frame, looked up among the page's frames (a synchronous list): an element
+   * handle's contentFrame() can wait for ever when the out-of-process frame is replaced */
+  const frame = await waitFor(() => page.frames().find((f) => !f.isDetached() && f.parentFrame() === page.mainFrame() &&
+    /\/modal\?/.test(f.url())), { what: 'modal frame' });
   await frame.waitForSelector('#hs-q');
   /* the modal said it is ready (the host hid its loading cover) and the first list arrived */
   await frame.waitForFunction(() => document.getElementById('hs-results-wrap').getAttribute('aria-busy') === 'false' &&
