@@ -158,6 +158,9 @@ int hs_pg_seal(struct pg_store *s, const char *clear, const char *aad, char **ou
 int hs_pg_unseal(struct pg_store *s, const char *stored, const char *aad, char **out,
                  struct hs_error *err);
 int hs_pg_key_check(struct pg_store *s, const struct hs_secret_key *key, struct hs_error *err);
+/* Takes (on) or gives back the key lock exclusively for this thread: its own operations go on
+ * meanwhile, every other thread's wait (rotate-key swaps the key with its commit). */
+int hs_pg_key_exclusive(struct pg_store *s, bool on); /* HS_ERR_INTERNAL in a transaction */
 int hs_pg_secrets_rekey(struct hs_store *base, const char *new_key, int64_t *count,
                         struct hs_error *err);
 

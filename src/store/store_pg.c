@@ -163,6 +163,31 @@ static int conn_begin(struct pg_conn *pc, const char *sql, struct hs_error *err)
 static _Thread_local struct pg_conn *my_conn;
 static _Thread_local const struct pg_store *my_store;
 static _Thread_local bool my_write; /* the held transaction may write */
+static _Thread_local const struct pg_store *my_key_owner; /* holds key_lock exclusively */
+
+int hs_pg_key_exclusive(struct pg_store *s, bool on)
+{
+    if (on && my_conn && my_store == s)
+        return HS_ERR_INTERNAL; /* its shared hold would never end */
+    if (on) {
+        pthread_rwlock_wrlock(&s->key_lock);
+        my_key_owner = s;
+    } else {
+        my_key_owner = NULL;
+        pthread_rwlock_unlock(&s->key_lock);
+    }
+    return HS_OK;
+}
+
+static void key_shared(struct pg_store *s, bool on)
+{
+    if (my_key_owner == s)
+        return;
+    if (on)
+        pthread_rwlock_rdlock(&s->key_lock);
+    else
+        pthread_rwlock_unlock(&s->key_lock);
+}
 
 static int join(struct pg_txn *t, enum pg_mode mode, const char *what, struct hs_error *err)
 {
@@ -186,7 +211,7 @@ int hs_pg_enter(struct pg_store *s, struct pg_txn *t, enum pg_mode mode, const c
     t->write = mode != PG_READ;
     if (my_conn && my_store == s)
         return join(t, mode, what, err);
-    pthread_rwlock_rdlock(&s->key_lock);
+    key_shared(s, true);
     int rc = pool_take(s, &t->conn, err);
     if (!rc) {
         /* A read sees one snapshot for all its statements (the feed's cursor and its rows). */
@@ -197,7 +222,7 @@ int hs_pg_enter(struct pg_store *s, struct pg_txn *t, enum pg_mode mode, const c
             pool_give(s, t->conn);
     }
     if (rc) {
-        pthread_rwlock_unlock(&s->key_lock);
+        key_shared(s, false);
         t->conn = NULL;
         return rc;
     }
@@ -230,7 +255,7 @@ int hs_pg_leave(struct pg_txn *t, int rc, struct hs_error *err)
     my_conn = NULL;
     my_store = NULL;
     pool_give(t->s, t->conn);
-    pthread_rwlock_unlock(&t->s->key_lock);
+    key_shared(t->s, false);
     t->conn = NULL;
     return rc;
 }
