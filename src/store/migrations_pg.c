@@ -256,7 +256,7 @@ const struct hs_migration hs_pg_migrations[] = {
      "  model_id bigint,\n"
      "  state text,\n"
      "  body bytea NOT NULL,                -- the raw bytes as received (what was signed)\n"
-     "  headers jsonb,\n"
+     "  headers text,                      -- JSON object of the signed headers, as received\n"
      "  status text NOT NULL CHECK (status IN "
      "('accepted','unverified','processed','ignored','rejected')),\n"
      "  received_at timestamptz NOT NULL,\n"

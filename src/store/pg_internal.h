@@ -45,7 +45,7 @@ struct pg_conn {
     PGconn *c;
     /* The change sequence taken by the open transaction, 0 until a row really changes. */
     int64_t txn_seq;
-    bool user_txn; /* held by begin .. commit of a thread */
+    bool user_txn;        /* held by begin .. commit of a thread */
     struct pg_conn *next; /* in the free list */
 };
 
@@ -97,6 +97,7 @@ struct pg_args {
     const char *v[HS_PG_MAX_ARGS];
     int len[HS_PG_MAX_ARGS];
     int fmt[HS_PG_MAX_ARGS];
+    Oid type[HS_PG_MAX_ARGS]; /* 0: PostgreSQL infers it from the statement */
     char num[HS_PG_MAX_ARGS][32];
 };
 void hs_pg_text(struct pg_args *a, const char *v);
@@ -133,8 +134,7 @@ int hs_pg_rows(struct pg_txn *t, const char *sql, const struct pg_args *a, size_
                hs_pg_fill_fn fill, void (*clear)(void *row), void **out, size_t *n,
                const char *what, struct hs_error *err);
 /* Fills a char * from column 0, and its clear. */
-int hs_pg_fill_text(struct pg_txn *t, const PGresult *r, int row, void *out,
-                    struct hs_error *err);
+int hs_pg_fill_text(struct pg_txn *t, const PGresult *r, int row, void *out, struct hs_error *err);
 void hs_pg_clear_text(void *row);
 /* An operation of one statement by id in a write transaction of its own (or a savepoint):
  * $1 id, $2 num, $3 text. HS_ERR_NOT_FOUND with `missing` (a format of the id) when nothing

@@ -38,8 +38,7 @@ static int pg_outbox_add(struct hs_store *base, const char *endpoint, int64_t jo
     return hs_pg_leave(&t, rc, err);
 }
 
-static int outbox_fill(struct pg_txn *t, const PGresult *r, int i, void *row,
-                       struct hs_error *err)
+static int outbox_fill(struct pg_txn *t, const PGresult *r, int i, void *row, struct hs_error *err)
 {
     (void)t;
     (void)err;
@@ -171,11 +170,12 @@ static int pg_policy_put(struct hs_store *base, const char *connection_key, cons
     struct pg_args a = {0};
     hs_pg_text(&a, connection_key);
     hs_pg_text(&a, policy);
-    rc = hs_pg_run(&t,
-                   "INSERT INTO policies (connection_key, auto_sync, updated_at) VALUES ($1, $2, " NOW
-                   ") ON CONFLICT (connection_key) DO UPDATE SET "
-                   "auto_sync = excluded.auto_sync, updated_at = excluded.updated_at",
-                   &a, NULL, "storing policy", err);
+    rc = hs_pg_run(
+        &t,
+        "INSERT INTO policies (connection_key, auto_sync, updated_at) VALUES ($1, $2, " NOW
+        ") ON CONFLICT (connection_key) DO UPDATE SET "
+        "auto_sync = excluded.auto_sync, updated_at = excluded.updated_at",
+        &a, NULL, "storing policy", err);
     return hs_pg_leave(&t, rc, err);
 }
 

@@ -45,8 +45,7 @@ int hs_pg_seq_peek(struct pg_txn *t, int64_t *out, struct hs_error *err)
         return HS_OK;
     }
     int64_t v = 0;
-    int rc = hs_pg_int1(t,
-                        "SELECT value + 1 FROM counters WHERE name = 'change_seq' FOR UPDATE",
+    int rc = hs_pg_int1(t, "SELECT value + 1 FROM counters WHERE name = 'change_seq' FOR UPDATE",
                         NULL, &v, "reading change_seq", err);
     if (!rc && v <= 0)
         rc = hs_fail(err, HS_ERR_DB, "counters has no change_seq row");
@@ -90,8 +89,8 @@ static char *upsert_sql(const char *table, const char *const *cols, size_t n, bo
     rc |= hs_buf_appends(
         &b, "updated_at = excluded.updated_at, change_seq = excluded.change_seq WHERE ");
     for (size_t i = 1; i < n; i++)
-        rc |= hs_buf_appendf(&b, "%s%s.%s IS DISTINCT FROM excluded.%s", i > 1 ? " OR " : "",
-                             table, cols[i], cols[i]);
+        rc |= hs_buf_appendf(&b, "%s%s.%s IS DISTINCT FROM excluded.%s", i > 1 ? " OR " : "", table,
+                             cols[i], cols[i]);
     if (rc)
         abort(); /* the statements are constants far below the cap */
     return hs_buf_take(&b, NULL);
@@ -269,8 +268,8 @@ static int model_exists(struct pg_txn *t, int64_t model_id, struct hs_error *err
     struct pg_args a = {0};
     hs_pg_int(&a, model_id);
     int64_t n = 0;
-    int rc = hs_pg_int1(t, "SELECT COUNT(*) FROM models WHERE id = $1", &a, &n, "reading model",
-                        err);
+    int rc =
+        hs_pg_int1(t, "SELECT COUNT(*) FROM models WHERE id = $1", &a, &n, "reading model", err);
     if (!rc && n == 0)
         rc = hs_fail(err, HS_ERR_NOT_FOUND, "model %lld is not stored", (long long)model_id);
     return rc;
@@ -305,8 +304,8 @@ static int pg_model_mark_synced(struct hs_store *base, int64_t model_id, const c
 /* ---- artifacts ---- */
 
 #define ARTIFACT_COLS                                                                              \
-    "model_id, kind, source_url, sha256, bytes, content_type, path, etag, "                        \
-    HS_PG_ISO("fetched_at") ", image_id, change_seq"
+    "model_id, kind, source_url, sha256, bytes, content_type, path, etag, " HS_PG_ISO(             \
+        "fetched_at") ", image_id, change_seq"
 
 static int artifact_fill(struct pg_txn *t, const PGresult *r, int i, void *row,
                          struct hs_error *err)
@@ -430,8 +429,8 @@ static int pg_artifact_each(struct hs_store *base,
     if (rc)
         return rc;
     PGresult *r = NULL;
-    rc = hs_pg_exec(&t, "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY model_id, kind", NULL,
-                    &r, "listing artifacts", err);
+    rc = hs_pg_exec(&t, "SELECT " ARTIFACT_COLS " FROM artifacts ORDER BY model_id, kind", NULL, &r,
+                    "listing artifacts", err);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         struct hs_artifact_row a = {0};
         artifact_fill(&t, r, i, &a, err);
@@ -749,11 +748,11 @@ static int pg_run_model_result(struct hs_store *base, int64_t run_id, int64_t mo
     hs_pg_text(&a, message);
     hs_pg_int(&a, artifacts_fetched);
     hs_pg_int(&a, artifacts_unchanged);
-    rc = hs_pg_run(&t,
-                   "INSERT INTO sync_results (run_id, model_id, result, message, "
-                   "artifacts_fetched, artifacts_unchanged, at) VALUES ($1, $2, $3, $4, $5, $6, " NOW
-                   ")",
-                   &a, NULL, "recording sync result", err);
+    rc = hs_pg_run(
+        &t,
+        "INSERT INTO sync_results (run_id, model_id, result, message, "
+        "artifacts_fetched, artifacts_unchanged, at) VALUES ($1, $2, $3, $4, $5, $6, " NOW ")",
+        &a, NULL, "recording sync result", err);
     return hs_pg_leave(&t, rc, err);
 }
 
@@ -894,8 +893,7 @@ static void put_cols(json_t *obj, const PGresult *r, int row, int first, const c
 
 /* Runs a feed query ($1 since, $2 the scope) and appends one object per row made by `make`. */
 static int feed_rows(struct pg_txn *t, const char *sql, int64_t since, const char *scope,
-                     json_t *arr, json_t *(*make)(const PGresult *r, int row),
-                     struct hs_error *err)
+                     json_t *arr, json_t *(*make)(const PGresult *r, int row), struct hs_error *err)
 {
     struct pg_args a = {0};
     hs_pg_int(&a, since);
@@ -974,9 +972,11 @@ static json_t *feed_model(const PGresult *r, int row)
 
 static const char FEED_ARTIFACTS_SQL[] =
     "SELECT a.model_id, m.job_id, a.kind, a.sha256, a.bytes, a.content_type, a.path, "
-    "a.source_url, " HS_PG_ISO("a.fetched_at") ", a.image_id, a.change_seq "
-    "FROM artifacts a LEFT JOIN models m ON m.id = a.model_id "
-    "WHERE a.change_seq > $1 AND " FEED_JOB_IN_SCOPE " ORDER BY a.change_seq, a.id";
+    "a.source_url, " HS_PG_ISO(
+        "a.fetched_at") ", a.image_id, a.change_seq "
+                        "FROM artifacts a LEFT JOIN models m ON m.id = a.model_id "
+                        "WHERE a.change_seq > $1 AND " FEED_JOB_IN_SCOPE
+                        " ORDER BY a.change_seq, a.id";
 
 static json_t *feed_artifact(const PGresult *r, int row)
 {

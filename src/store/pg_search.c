@@ -31,8 +31,7 @@
     "($1::text[] IS NULL OR j.connection_key = ANY($1::text[])) AND "                              \
     "($2::text IS NULL OR j.reconstruction_state = $2::text)"
 
-static int summary_fill(struct pg_txn *t, const PGresult *r, int i, void *row,
-                        struct hs_error *err)
+static int summary_fill(struct pg_txn *t, const PGresult *r, int i, void *row, struct hs_error *err)
 {
     (void)t;
     (void)err;
@@ -112,84 +111,127 @@ static int query_words(const char *match, struct hs_buf *b)
     return rc;
 }
 
-/* The ranking statement for nq's words (normalized, space-separated): $1/$2 the filter, $3
- * "begins with the words, whole", $4 "begins with them", then one pattern per word. */
-static int rank_sql(const char *nq, struct hs_buf *sql, struct pg_args *a, char ***pats,
-                    size_t *n_pats)
+/* What a tier asks of a job (beside the filter): every word begins one of its words (MATCH),
+ * its street line or name begins with the words, whole (WHOLE) or the last as a prefix (BEGINS),
+ * every word begins a word of its street line or name (LEAD). */
+enum tier { MATCH, WHOLE, BEGINS, LEAD };
+
+/* The ids of the jobs of tier `tier`, newest first, up to limit, into ids (*n of them). pats:
+ * the words' patterns ('% w%'), lead: the phrase's pattern. */
+static int tier_ids(struct pg_txn *t, const char *scope, const char *state, enum tier tier,
+                    char *const *pats, size_t n_pats, const char *lead, int64_t limit, int64_t *ids,
+                    size_t *n, struct hs_error *err)
 {
-    size_t n = 0, cap = 0;
-    char **v = NULL;
+    struct pg_args a = {0};
+    hs_pg_text(&a, scope);
+    hs_pg_text(&a, state);
+    struct hs_buf sql;
+    hs_buf_init(&sql, 65536);
+    int rc = hs_buf_appends(&sql, "SELECT j.id FROM jobs_search s JOIN jobs j ON j.id = s.job_id "
+                                  "WHERE " FILTER);
+    if (tier == WHOLE || tier == BEGINS) {
+        hs_pg_text(&a, lead);
+        rc |= hs_buf_appends(&sql, tier == WHOLE ? " AND ((s.lead_street || ' ') LIKE $3 OR "
+                                                   "(s.lead_name || ' ') LIKE $3)"
+                                                 : " AND (s.lead_street LIKE $3 OR "
+                                                   "s.lead_name LIKE $3)");
+    }
+    for (size_t i = 0; (tier == MATCH || tier == LEAD) && i < n_pats; i++) {
+        hs_pg_text(&a, pats[i]);
+        rc |= hs_buf_appendf(&sql,
+                             tier == MATCH ? " AND s.words LIKE $%zu"
+                                           : " AND (' ' || s.lead_street || ' ' || s.lead_name) "
+                                             "LIKE $%zu",
+                             i + 3);
+    }
+    rc |= hs_buf_appendf(&sql, " ORDER BY j.id DESC LIMIT %lld", (long long)limit);
+    PGresult *r = NULL;
+    if (rc)
+        rc = hs_fail(err, HS_ERR_TOOBIG, "search query too long");
+    else
+        rc = hs_pg_exec(t, hs_buf_str(&sql), &a, &r, "searching jobs", err);
+    hs_buf_free(&sql);
+    *n = 0;
+    for (int i = 0; !rc && i < PQntuples(r) && (int64_t)*n < limit; i++)
+        ids[(*n)++] = hs_pg_col_int(r, i, 0);
+    PQclear(r);
+    return rc;
+}
+
+/* The ids of a page being ranked, in order, without repeats. */
+struct ranking {
+    int64_t *ids;
+    size_t n, need;
+};
+
+static void ranking_add_all(struct ranking *r, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n && r->n < r->need; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < r->n && !seen; k++)
+            seen = r->ids[k] == ids[i];
+        if (!seen)
+            r->ids[r->n++] = ids[i];
+    }
+}
+
+/* The words' patterns of nq (normalized, space-separated). Caller frees each and the array. */
+static char **word_patterns(const char *nq, size_t *n_out)
+{
+    size_t n = 0;
+    char **v = hs_calloc(HS_PG_MAX_ARGS, sizeof *v);
     char *copy = hs_strdup(nq);
     for (char *w = copy, *next; w && *w; w = next) {
         next = strchr(w, ' ');
         if (next)
             *next++ = '\0';
-        if (!*w || n >= HS_PG_MAX_ARGS - 4)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            v = hs_realloc(v, cap * sizeof *v);
-        }
-        v[n++] = hs_aprintf("%% %s%%", w);
+        if (*w && n < HS_PG_MAX_ARGS - 3)
+            v[n++] = hs_aprintf("%% %s%%", w);
     }
     free(copy);
-    int rc = hs_buf_appends(sql, "SELECT j.id, CASE WHEN (s.lead_street || ' ') LIKE $3 OR "
-                                 "(s.lead_name || ' ') LIKE $3 THEN 1 WHEN s.lead_street LIKE $4 "
-                                 "OR s.lead_name LIKE $4 THEN 2 WHEN true");
-    for (size_t i = 0; i < n && !rc; i++)
-        rc = hs_buf_appendf(sql, " AND (' ' || s.lead_street || ' ' || s.lead_name) LIKE $%zu",
-                            i + 5);
-    if (!rc)
-        rc = hs_buf_appends(sql, " THEN 3 ELSE 4 END AS tier FROM jobs_search s JOIN jobs j ON "
-                                 "j.id = s.job_id WHERE " FILTER);
-    for (size_t i = 0; i < n && !rc; i++)
-        rc = hs_buf_appendf(sql, " AND s.words LIKE $%zu", i + 5);
-    if (!rc)
-        rc = hs_buf_appendf(sql, " ORDER BY j.id DESC LIMIT %d", HS_SEARCH_MATCHES_MAX);
-    for (size_t i = 0; i < n; i++)
-        hs_pg_text(a, v[i]);
-    *pats = v;
-    *n_pats = n;
-    return rc;
+    *n_out = n;
+    return v;
 }
 
-/* The ranked ids of the matches (at most HS_SEARCH_MATCHES_MAX) into *ids in page order. */
+/* The ranking of sqlite_search.c's rank_page: the newest HS_SEARCH_MATCHES_MAX matches give the
+ * total; the tiers (each a subset of the matches) are read up to the end of the page, and the
+ * newest matches fill the rest. */
 static int rank(struct pg_txn *t, const char *nq, const char *scope, const char *state,
-                int64_t **ids, size_t *n, struct hs_error *err)
+                int64_t offset, int64_t per, struct ranking *r, int64_t *total,
+                struct hs_error *err)
 {
-    struct pg_args a = {0};
-    hs_pg_text(&a, scope);
-    hs_pg_text(&a, state);
-    char *exact = hs_aprintf("%s %%", nq), *begins = hs_aprintf("%s%%", nq);
-    hs_pg_text(&a, exact);
-    hs_pg_text(&a, begins);
-    struct hs_buf sql;
-    hs_buf_init(&sql, 65536);
-    char **pats = NULL;
     size_t n_pats = 0;
-    int rc = rank_sql(nq, &sql, &a, &pats, &n_pats) ? hs_fail(err, HS_ERR_TOOBIG, "query too long")
-                                                    : HS_OK;
-    PGresult *r = NULL;
-    if (!rc)
-        rc = hs_pg_exec(t, hs_buf_str(&sql), &a, &r, "searching jobs", err);
-    if (!rc) {
-        /* Already newest first: a stable pass per tier keeps that order within each. */
-        size_t rows = (size_t)PQntuples(r), k = 0;
-        int64_t *v = hs_calloc(rows ? rows : 1, sizeof *v);
-        for (int64_t tier = 1; tier <= 4; tier++)
-            for (size_t i = 0; i < rows; i++)
-                if (hs_pg_col_int(r, (int)i, 1) == tier)
-                    v[k++] = hs_pg_col_int(r, (int)i, 0);
-        *ids = v;
-        *n = k;
-    }
-    PQclear(r);
+    char **pats = word_patterns(nq, &n_pats);
+    char *whole = hs_aprintf("%s %%", nq), *begins = hs_aprintf("%s%%", nq);
+    int64_t *newest = hs_calloc(HS_SEARCH_MATCHES_MAX, sizeof *newest);
+    size_t n_newest = 0;
+    int rc = tier_ids(t, scope, state, MATCH, pats, n_pats, NULL, HS_SEARCH_MATCHES_MAX, newest,
+                      &n_newest, err);
+    *total = (int64_t)n_newest;
+    int64_t need = offset + per < *total ? offset + per : *total;
+    r->need = need > offset ? (size_t)need : 0;
+    r->ids = hs_calloc(r->need + 1, sizeof *r->ids);
+    int64_t *ids = hs_calloc(r->need + 1, sizeof *ids),
+            *begun = hs_calloc(r->need + 1, sizeof *ids);
+    size_t n_ids = 0, n_begun = 0;
+    if (!rc && r->need > 0)
+        rc = tier_ids(t, scope, state, BEGINS, NULL, 0, begins, need, begun, &n_begun, err);
+    if (!rc && n_begun > 0 &&
+        !(rc = tier_ids(t, scope, state, WHOLE, NULL, 0, whole, need, ids, &n_ids, err)))
+        ranking_add_all(r, ids, n_ids);
+    ranking_add_all(r, begun, n_begun);
+    if (!rc && r->n < r->need &&
+        !(rc = tier_ids(t, scope, state, LEAD, pats, n_pats, NULL, need, ids, &n_ids, err)))
+        ranking_add_all(r, ids, n_ids);
+    ranking_add_all(r, newest, n_newest);
     for (size_t i = 0; i < n_pats; i++)
         free(pats[i]);
     free(pats);
-    free(exact);
+    free(whole);
     free(begins);
-    hs_buf_free(&sql);
+    free(newest);
+    free(ids);
+    free(begun);
     return rc;
 }
 
@@ -230,23 +272,17 @@ static int text_search(struct pg_txn *t, const char *match, const char *scope, c
     if (!rc) {
         struct pg_args a = {0};
         hs_pg_text(&a, hs_buf_str(&words));
-        rc = hs_pg_one(t, "SELECT hs_search_words($1)", &a, hs_pg_fill_text, &nq,
-                       "searching jobs", err);
+        rc = hs_pg_one(t, "SELECT hs_search_words($1)", &a, hs_pg_fill_text, &nq, "searching jobs",
+                       err);
     }
     hs_buf_free(&words);
-    int64_t *ids = NULL;
-    size_t n_ids = 0;
+    struct ranking r = {0};
     if (!rc && nq && *nq)
-        rc = rank(t, nq, scope, state, &ids, &n_ids, err);
+        rc = rank(t, nq, scope, state, offset, per, &r, total, err);
     free(nq);
-    if (!rc) {
-        *total = (int64_t)n_ids;
-        if ((int64_t)n_ids > offset) {
-            size_t take = (size_t)((int64_t)n_ids - offset < per ? (int64_t)n_ids - offset : per);
-            rc = summaries(t, ids + offset, take, out, n, err);
-        }
-    }
-    free(ids);
+    if (!rc && r.n > (size_t)offset)
+        rc = summaries(t, r.ids + offset, r.n - (size_t)offset, out, n, err);
+    free(r.ids);
     return rc;
 }
 

@@ -76,8 +76,7 @@ struct secret {
     int kind; /* 0 access token, 1 refresh token, 2 webhook secret */
 };
 
-static int secret_fill(struct pg_txn *t, const PGresult *r, int i, void *out,
-                       struct hs_error *err)
+static int secret_fill(struct pg_txn *t, const PGresult *r, int i, void *out, struct hs_error *err)
 {
     struct secret *x = out;
     char aad_a[300], aad_r[300];

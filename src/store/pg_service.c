@@ -105,8 +105,7 @@ static int pg_session_put(struct hs_store *base, const struct hs_session *ss, st
     return hs_pg_leave(&t, session_write(&t, ss, err), err);
 }
 
-static int session_fill(struct pg_txn *t, const PGresult *r, int i, void *row,
-                        struct hs_error *err)
+static int session_fill(struct pg_txn *t, const PGresult *r, int i, void *row, struct hs_error *err)
 {
     (void)t;
     (void)err;
@@ -191,11 +190,14 @@ static int pg_connections_list(struct hs_store *base, struct hs_connection_row *
     void *v = NULL;
     size_t len = 0;
     rc = hs_pg_rows(&t,
-                    "SELECT c.key, c.owner_id, c.owner_type, " HS_PG_ISO("c.created_at") ", "
-                    "t.connection_key IS NOT NULL, COALESCE(r.generation = t.generation, false) "
-                    "FROM connections c LEFT JOIN oauth_tokens t ON t.connection_key = c.key "
-                    "LEFT JOIN token_rejections r ON r.connection_key = c.key "
-                    "ORDER BY c.created_at, c.key",
+                    "SELECT c.key, c.owner_id, c.owner_type, " HS_PG_ISO(
+                        "c.created_at") ", "
+                                        "t.connection_key IS NOT NULL, COALESCE(r.generation = "
+                                        "t.generation, false) "
+                                        "FROM connections c LEFT JOIN oauth_tokens t ON "
+                                        "t.connection_key = c.key "
+                                        "LEFT JOIN token_rejections r ON r.connection_key = c.key "
+                                        "ORDER BY c.created_at, c.key",
                     NULL, sizeof(struct hs_connection_row), connection_fill, connection_clear, &v,
                     &len, "listing connections", err);
     rc = hs_pg_leave(&t, rc, err);

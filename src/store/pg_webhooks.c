@@ -17,8 +17,8 @@
 /* ---- webhooks ---- */
 
 #define WEBHOOK_COLS                                                                               \
-    "id, connection_key, url, hmac_secret, " HS_PG_ISO("verified_at") ", last_error, "             \
-    HS_PG_ISO("created_at") ", local_error"
+    "id, connection_key, url, hmac_secret, " HS_PG_ISO("verified_at") ", last_error, " HS_PG_ISO(  \
+        "created_at") ", local_error"
 
 static void webhook_secret_place(int64_t id, char *aad, size_t n)
 {
@@ -27,8 +27,7 @@ static void webhook_secret_place(int64_t id, char *aad, size_t n)
     hs_secret_webhook_place(row, aad, n);
 }
 
-static int webhook_fill(struct pg_txn *t, const PGresult *r, int i, void *row,
-                        struct hs_error *err)
+static int webhook_fill(struct pg_txn *t, const PGresult *r, int i, void *row, struct hs_error *err)
 {
     struct hs_webhook_row *w = row;
     w->id = hs_pg_col_int(r, i, 0);
@@ -141,10 +140,9 @@ static int pg_webhook_delete(struct hs_store *base, int64_t id, struct hs_error 
 static int pg_webhook_set_local_error(struct hs_store *base, int64_t id, const char *error,
                                       struct hs_error *err)
 {
-    return hs_pg_change_by_id(base,
-                              "UPDATE webhooks SET local_error = $3, updated_at = " NOW
-                              " WHERE id = $1",
-                              id, 0, error, "storing the webhook's error", "no webhook %lld", err);
+    return hs_pg_change_by_id(
+        base, "UPDATE webhooks SET local_error = $3, updated_at = " NOW " WHERE id = $1", id, 0,
+        error, "storing the webhook's error", "no webhook %lld", err);
 }
 
 static int pg_webhook_access_get(struct hs_store *base, const char *access_id, int64_t *webhook_id,
@@ -346,8 +344,8 @@ static int pg_verification_finish(struct hs_store *base, int64_t id, const char 
     hs_pg_text(&a, error);
     int64_t changes = 0;
     rc = hs_pg_run(&t,
-                   "UPDATE webhook_verifications SET status = $2, last_error = $4, "
-                   "attempts = attempts + (CASE WHEN $2 = 'verified' THEN 0 ELSE 1 END), "
+                   "UPDATE webhook_verifications SET status = $2::text, last_error = $4, "
+                   "attempts = attempts + (CASE WHEN $2::text = 'verified' THEN 0 ELSE 1 END), "
                    "next_attempt_ms = $3 WHERE id = $1",
                    &a, &changes, "finishing a verification", err);
     if (!rc && changes == 0)
@@ -412,8 +410,8 @@ static int accept_rows(struct pg_txn *t, const struct hs_event_row *e, bool sche
         struct pg_args a = {0};
         hs_pg_text(&a, e->replay_key);
         hs_pg_int(&a, *id);
-        rc = hs_pg_run(t, "UPDATE webhook_replays SET event_id = $2 WHERE signature = $1", &a,
-                       NULL, "remembering a signature", err);
+        rc = hs_pg_run(t, "UPDATE webhook_replays SET event_id = $2 WHERE signature = $1", &a, NULL,
+                       "remembering a signature", err);
     }
     if (!rc && e->verify_code)
         rc = verification_insert(t, e->webhook_id, e->verify_code, *id, now_ms, err);
@@ -488,7 +486,8 @@ static int pg_events_unverified(struct hs_store *base, int64_t webhook_id,
     rc = hs_pg_rows(&t,
                     "SELECT id, webhook_id, connection_key, event, job_id, model_id, state, body, "
                     "headers, " HS_PG_ISO("received_at") ", status FROM webhook_events "
-                    "WHERE ($1 = 0 OR webhook_id = $1) AND status = 'unverified' ORDER BY id",
+                                                         "WHERE ($1 = 0 OR webhook_id = $1) AND "
+                                                         "status = 'unverified' ORDER BY id",
                     &a, sizeof(struct hs_event_row), event_fill, event_clear, &v, &len,
                     "listing unverified events", err);
     rc = hs_pg_leave(&t, rc, err);
@@ -507,10 +506,11 @@ static int pg_event_set_status(struct hs_store *base, int64_t event_id, const ch
     if (!event_status_valid(status))
         return hs_fail(err, HS_ERR_INVALID, "unknown event status '%s'",
                        status ? status : "(null)");
-    return hs_pg_change_by_id(base,
-                              "UPDATE webhook_events SET status = $3, processed_at = CASE WHEN "
-                              "$3 = 'processed' THEN " NOW " ELSE processed_at END WHERE id = $1",
-                              event_id, 0, status, "updating event", "no event %lld", err);
+    return hs_pg_change_by_id(
+        base,
+        "UPDATE webhook_events SET status = $3::text, processed_at = CASE WHEN "
+        "$3::text = 'processed' THEN " NOW " ELSE processed_at END WHERE id = $1",
+        event_id, 0, status, "updating event", "no event %lld", err);
 }
 
 static int pg_events_last_accepted(struct hs_store *base, const char *connection_key,

@@ -76,15 +76,18 @@ static int pg_work_claim(struct hs_store *base, const char *worker, int64_t now_
     hs_pg_int(&a, now_ms);
     hs_pg_text(&a, worker);
     hs_pg_int(&a, lease_ms);
-    rc = hs_pg_one(&t,
-                   "UPDATE work_items SET claimed_by = $2, lease_until_ms = $1::bigint + $3 "
-                   "WHERE " WORK_DUE("") " AND id = (SELECT i.id FROM work_items i "
-                   "LEFT JOIN work_turns t ON t.connection_key = i.connection_key "
-                   "WHERE " WORK_DUE("i.") " ORDER BY COALESCE(t.last_claim, 0), "
-                   "i.not_before_ms, i.id LIMIT 1) "
-                   "RETURNING id, connection_key, job_id, reason, generation, attempts, "
-                   "not_before_ms",
-                   &a, work_fill, &w, "claiming work", err);
+    rc = hs_pg_one(
+        &t,
+        "UPDATE work_items SET claimed_by = $2, lease_until_ms = $1::bigint + $3 "
+        "WHERE " WORK_DUE(
+            "") " AND id = (SELECT i.id FROM work_items i "
+                "LEFT JOIN work_turns t ON t.connection_key = i.connection_key "
+                "WHERE " WORK_DUE(
+                    "i.") " ORDER BY COALESCE(t.last_claim, 0), "
+                          "i.not_before_ms, i.id LIMIT 1) "
+                          "RETURNING id, connection_key, job_id, reason, generation, attempts, "
+                          "not_before_ms",
+        &a, work_fill, &w, "claiming work", err);
     if (rc == HS_ERR_NOT_FOUND)
         hs_fail(err, HS_ERR_NOT_FOUND, "no work item is due");
     if (!rc) {

@@ -33,8 +33,7 @@ static hs_err code_of(const char *state)
         return HS_ERR_DB;
     if (strncmp(state, "23", 2) == 0)
         return HS_ERR_CONFLICT;
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-        strcmp(state, "55P03") == 0)
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0)
         return HS_ERR_BUSY;
     return HS_ERR_DB;
 }
@@ -71,8 +70,9 @@ static int commit(PGconn *c, struct hs_error *err)
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = hs_pg_fail(c, r, err, "committing");
     else if (strcmp(PQcmdStatus(r), "COMMIT") != 0)
-        rc = hs_fail(err, HS_ERR_DB, "committing: a statement of the transaction failed, it was "
-                                     "rolled back");
+        rc = hs_fail(err, HS_ERR_DB,
+                     "committing: a statement of the transaction failed, it was "
+                     "rolled back");
     PQclear(r);
     return rc;
 }
@@ -162,7 +162,7 @@ static int conn_begin(struct pg_conn *pc, const char *sql, struct hs_error *err)
  * that an operation called inside it joins it instead of taking another. */
 static _Thread_local struct pg_conn *my_conn;
 static _Thread_local const struct pg_store *my_store;
-static _Thread_local bool my_write; /* the held transaction may write */
+static _Thread_local bool my_write;                       /* the held transaction may write */
 static _Thread_local const struct pg_store *my_key_owner; /* holds key_lock exclusively */
 
 int hs_pg_key_exclusive(struct pg_store *s, bool on)
@@ -215,9 +215,8 @@ int hs_pg_enter(struct pg_store *s, struct pg_txn *t, enum pg_mode mode, const c
     int rc = pool_take(s, &t->conn, err);
     if (!rc) {
         /* A read sees one snapshot for all its statements (the feed's cursor and its rows). */
-        rc = conn_begin(t->conn,
-                        t->write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                        err);
+        rc = conn_begin(
+            t->conn, t->write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
         if (rc)
             pool_give(s, t->conn);
     }
@@ -243,8 +242,8 @@ int hs_pg_leave(struct pg_txn *t, int rc, struct hs_error *err)
             exec_plain(t->c, "ROLLBACK TO SAVEPOINT hs_op", "rolling back", NULL);
             t->conn->txn_seq = t->seq_before; /* the counter's update was undone too */
         }
-        int r2 = exec_plain(t->c, "RELEASE SAVEPOINT hs_op", "releasing a savepoint",
-                            rc ? NULL : err);
+        int r2 =
+            exec_plain(t->c, "RELEASE SAVEPOINT hs_op", "releasing a savepoint", rc ? NULL : err);
         return rc ? rc : r2;
     }
     if (!rc)
@@ -401,8 +400,8 @@ char *hs_pg_scope_array(const struct hs_scope *scope)
 int hs_pg_exec(struct pg_txn *t, const char *sql, const struct pg_args *a, PGresult **res,
                const char *what, struct hs_error *err)
 {
-    PGresult *r = PQexecParams(t->c, sql, a ? a->n : 0, NULL, a ? a->v : NULL,
-                               a ? a->len : NULL, a ? a->fmt : NULL, 0);
+    PGresult *r = PQexecParams(t->c, sql, a ? a->n : 0, a ? a->type : NULL, a ? a->v : NULL, a ? a->len : NULL,
+                               a ? a->fmt : NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int rc = hs_pg_fail(t->c, r, err, what);
@@ -476,8 +475,7 @@ int hs_pg_rows(struct pg_txn *t, const char *sql, const struct pg_args *a, size_
     return HS_OK;
 }
 
-int hs_pg_fill_text(struct pg_txn *t, const PGresult *r, int row, void *out,
-                    struct hs_error *err)
+int hs_pg_fill_text(struct pg_txn *t, const PGresult *r, int row, void *out, struct hs_error *err)
 {
     (void)t;
     (void)err;
@@ -498,13 +496,11 @@ int hs_pg_change_by_id(struct hs_store *base, const char *sql, int64_t id, int64
     int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE, what, err);
     if (rc)
         return rc;
-    /* Only the parameters the statement names are sent: PostgreSQL counts them. */
-    struct pg_args a = {0};
+    /* Typed, so that a statement may leave $2 or $3 out. */
+    struct pg_args a = {.type = {20, 20, 25}}; /* bigint, bigint, text */
     hs_pg_int(&a, id);
-    if (strstr(sql, "$2"))
-        hs_pg_int(&a, num);
-    if (strstr(sql, "$3"))
-        hs_pg_text(&a, text);
+    hs_pg_int(&a, num);
+    hs_pg_text(&a, text);
     int64_t changes = 0;
     rc = hs_pg_run(&t, sql, &a, &changes, what, err);
     if (!rc && changes == 0)
@@ -593,8 +589,8 @@ static int migrate_locked(PGconn *c, struct hs_error *err)
         if (m->version <= have)
             continue;
         if (!(rc = migration_apply(c, m, err)))
-            hs_info("store=postgresql msg=\"applied migration\" version=%d name=\"%s\"",
-                    m->version, m->name);
+            hs_info("store=postgresql msg=\"applied migration\" version=%d name=\"%s\"", m->version,
+                    m->name);
     }
     return rc;
 }
