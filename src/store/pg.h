@@ -11,7 +11,7 @@
 bool hs_store_is_pg_url(const char *location);
 
 /* Connects to url (a libpq connection URI), applies pending migrations and checks the secrets'
- * key. o may be NULL. */
+ * key. o may be NULL. A URL holding a password is refused (HS_ERR_INVALID). */
 int hs_store_open_pg(const char *url, const struct hs_store_options *o, struct hs_store **out,
                      struct hs_error *err);
 

@@ -400,8 +400,8 @@ char *hs_pg_scope_array(const struct hs_scope *scope)
 int hs_pg_exec(struct pg_txn *t, const char *sql, const struct pg_args *a, PGresult **res,
                const char *what, struct hs_error *err)
 {
-    PGresult *r = PQexecParams(t->c, sql, a ? a->n : 0, a ? a->type : NULL, a ? a->v : NULL, a ? a->len : NULL,
-                               a ? a->fmt : NULL, 0);
+    PGresult *r = PQexecParams(t->c, sql, a ? a->n : 0, a ? a->type : NULL, a ? a->v : NULL,
+                               a ? a->len : NULL, a ? a->fmt : NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int rc = hs_pg_fail(t->c, r, err, what);
@@ -644,9 +644,26 @@ bool hs_store_is_pg_url(const char *location)
                         strncmp(location, "postgres://", 11) == 0);
 }
 
+/* Whether url carries a password: "scheme://user:password@host" or a password parameter. */
+static bool url_has_password(const char *url)
+{
+    const char *auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    size_t len = strcspn(auth, "/?");
+    const char *at = memchr(auth, '@', len);
+    if (at && memchr(auth, ':', (size_t)(at - auth)))
+        return true;
+    const char *q = strchr(url, '?');
+    return q && (strstr(q, "?password=") || strstr(q, "&password="));
+}
+
 int hs_store_open_pg(const char *url, const struct hs_store_options *o, struct hs_store **out,
                      struct hs_error *err)
 {
+    if (url_has_password(url))
+        return hs_fail(err, HS_ERR_INVALID,
+                       "the PostgreSQL URL holds a password: put it in PGPASSWORD, PGPASSFILE "
+                       "(~/.pgpass) or a service file, never in --db or HOVERSYNC_DB");
     struct hs_secret_key *key = NULL;
     if (o && o->encryption_key && *o->encryption_key) {
         key = hs_calloc(1, sizeof *key);

@@ -71,6 +71,24 @@ static void test_newer_schema_is_refused(void **state)
     assert_int_equal(sql_int(f, "SELECT MAX(version) FROM schema_migrations"), 9999);
 }
 
+/* A password never travels in the URL (it would be on a command line, in `ps`): refused before
+ * any connection is tried. */
+static void test_password_in_url_is_refused(void **state)
+{
+    (void)state;
+    static const char *const urls[] = {
+        "postgresql://hover:secret@127.0.0.1:1/db",
+        "postgres://127.0.0.1:1/db?sslmode=require&password=secret",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        struct hs_store *s = NULL;
+        struct hs_error err = {0};
+        assert_int_equal(hs_store_open(urls[i], NULL, &s, &err), HS_ERR_INVALID);
+        assert_non_null(strstr(err.msg, "PGPASSWORD"));
+        assert_null(strstr(err.msg, "secret"));
+    }
+}
+
 /* A thread holding a write transaction open does not hold up another thread's reads: they run
  * on other connections of the pool and see the last commit. */
 struct reader {
@@ -141,6 +159,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_opens_migrate_once),
+        cmocka_unit_test(test_password_in_url_is_refused),
         STORE_TEST(test_newer_schema_is_refused),
         STORE_TEST(test_reads_run_beside_an_open_write),
         STORE_TEST(test_store_survives_a_server_restart),
