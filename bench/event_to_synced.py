@@ -5,9 +5,12 @@
    created a few hundred ms apart; per job, from the sandbox's delivery of job-state-changed-v2
    (its delivery log, ts_ms) to the moment the job's last model's rows were committed
    (sync_results.at of its first "synced" result): p50 / p95 / max. Also from the delivery of the
-   job's last model-state-changed. The receiver holds a job's work item for 1 s after its first
-   event so that a burst of events costs one pass (the coalescing delay): it is part of the
-   figure.
+   job's last model-state-changed. And from the commit of a work item's newest trigger to a
+   worker claiming it (the workers' "queue=claim ... waited_ms=N" log lines; a service without
+   them says n/a); and, from the sandbox's logs alone (so for any build), from the delivery of
+   each event of a test job (logged once the service answered it, i.e. committed it) to the
+   service's next Show Job of that job: the start of the pass that answers it. With --apart the service runs --no-workers and a `hoversync worker` process
+   on the same store runs the work queue: nothing wakes it, it looks every 250 ms.
 2. Budget, the sandbox's rate limit on (120 requests per 60 s sliding window, per OAuth client)
    and the service's budget at its default (--rate-limit 120, window 60 s + 1 s margin): enough
    test jobs for about two minutes of requests, all queued at once; the busiest 60 s window of
@@ -17,7 +20,6 @@
 Run on demand: bench/event_to_synced.py [--jobs N] [--budget-jobs N] [--build DIR]."""
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
@@ -31,33 +33,36 @@ def iso_ms(s):
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
 class Run:
-    def __init__(self, harness, sb, service_args=(), **env):
+    def __init__(self, harness, sb, service_args=(), apart=False, **env):
         self.sb = sb
         self.tokens = sb.tokens()
         # The bench's own requests (test jobs) use a token labelled with another client id, so
         # that they do not count in the service's budget at the sandbox.
         self.bench_token = sb.admin("POST", "tokens", {"org_id": harness.MAIN_ORG,
                                                        "client_id": "bench-client"})
-        self.port = free_port()
+        self.port = harness.free_port()
         url = "http://127.0.0.1:%d" % self.port
+        env.setdefault("HOVERSYNC_LOG_LEVEL", "info")
         self.svc = harness.Service(sb, self.tokens,
                                    args=["--listen", "127.0.0.1:%d" % self.port,
                                          "--public-url", url, "--reconcile-interval", 0,
-                                         "--pending-interval", 0, *service_args], **env)
+                                         "--pending-interval", 0, *service_args,
+                                         *(["--no-workers"] if apart else [])], **env)
+        self.worker = None
+        if apart:
+            import subprocess
+            self.worker_log = os.path.join(self.svc.cli.dir, "worker.stderr")
+            self.worker_err = open(self.worker_log, "w")
+            self.worker = subprocess.Popen(
+                [harness.HOVERSYNC_BIN, "worker", "--reconcile-interval", "0",
+                 "--pending-interval", "0", *map(str, service_args)],
+                env=self.svc.cli.env, stdout=subprocess.DEVNULL, stderr=self.worker_err)
         r = self.svc.cli.run("webhooks", "register", "--public-url", url, "--wait", 20,
                              timeout=60)
         if r.returncode != 0:
@@ -92,37 +97,63 @@ class Run:
             time.sleep(0.2)
         return done
 
+    def claim_waits(self):
+        """waited_ms of the claims of items a webhook triggered, from the workers' log."""
+        text = self.svc.read_stderr()
+        if self.worker:
+            with open(self.worker_log) as f:
+                text += f.read()
+        out = []
+        for line in text.splitlines():
+            if "queue=claim" in line and "reason=webhook" in line and "waited_ms=" in line:
+                out.append(int(line.split("waited_ms=")[1].split()[0]))
+        return out
+
     def stop(self):
+        if self.worker:
+            self.worker.terminate()
+            self.worker.wait()
+            self.worker_err.close()
         self.svc.stop()
         self.svc.cleanup()
 
 
-def latency(harness, n):
+def latency(harness, n, apart=False):
     sb = harness.Sandbox(jobs=50, seed=7)
     try:
         sb.admin("POST", "config", {"rate_limit": 0, "reconstruction_seconds": 1})
-        run = Run(harness, sb, ["--rate-limit", 0])
+        run = Run(harness, sb, ["--rate-limit", 0], apart=apart)
         try:
+            seq0 = sb.last_seq()
             jobs = []
             for _ in range(n):
                 jobs.append(run.test_job())
                 time.sleep(0.25)
             done = run.wait_all(jobs, 60 + n)
             deliveries = sb.admin("GET", "deliveries?limit=20000")["deliveries"]
+            shows = [e for e in sb.requests(seq0) if e["listener"] == "api" and
+                     e["client_id"] == harness.CLIENT_ID and e["method"] == "GET"]
+            waits = run.claim_waits()
         finally:
             run.stop()
     finally:
         sb.stop()
-    from_job, from_model = [], []
+    from_job, from_model, to_show = [], [], []
     for j in jobs:
         mine = [d for d in deliveries if d["job_id"] == j and d["result"] == "delivered"]
         job_ev = [d["ts_ms"] for d in mine if d["event"] == "job-state-changed-v2"]
         model_ev = [d["ts_ms"] for d in mine if d["event"] == "model-state-changed"]
         if j in done and job_ev:
             from_job.append(done[j] - min(job_ev))
+        mine_shows = [e["ts_ms"] for e in shows if e["path"] == "/api/v3/jobs/%d" % j]
+        for d in mine:
+            later = [t for t in mine_shows if t >= d["ts_ms"]]
+            if later:
+                to_show.append(min(later) - d["ts_ms"])
         if j in done and model_ev:
             from_model.append(done[j] - max(model_ev))
-    print("== event to synced (rate limits lifted), %d test jobs of 3 models ==" % n)
+    print("== event to synced (rate limits lifted), %d test jobs of 3 models%s ==" %
+          (n, ", work queue in a separate worker process" if apart else ""))
     print("jobs synced:                 %d of %d" % (len(done), n))
     if from_job:
         print("from job-state-changed-v2:   p50 %.0f ms, p95 %.0f ms, max %.0f ms"
@@ -130,6 +161,14 @@ def latency(harness, n):
     if from_model:
         print("from last model-state-changed: p50 %.0f ms, p95 %.0f ms, max %.0f ms"
               % (pct(from_model, 50), pct(from_model, 95), max(from_model)))
+    if to_show:
+        print("event to its pass's Show Job (%d events): p50 %.0f ms, p95 %.0f ms, max %.0f ms"
+              % (len(to_show), pct(to_show, 50), pct(to_show, 95), max(to_show)))
+    if waits:
+        print("commit to claim (%d items):  p50 %.0f ms, p95 %.0f ms, max %.0f ms"
+              % (len(waits), pct(waits, 50), pct(waits, 95), max(waits)))
+    else:
+        print("commit to claim:             n/a (no queue=claim lines in the log)")
 
 
 def budget(harness, n):
@@ -181,12 +220,14 @@ def main():
                     help="build directory with the binaries [build/release]")
     ap.add_argument("--skip-budget", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--apart", action="store_true",
+                    help="latency with the work queue in a `hoversync worker` process")
     args = ap.parse_args()
     os.environ.setdefault("HOVER_SANDBOX_BIN", os.path.join(args.build, "sandbox", "hover-sandbox"))
     os.environ.setdefault("HOVERSYNC_BIN", os.path.join(args.build, "src", "cli", "hoversync"))
     import harness
     if not args.skip_latency:
-        latency(harness, args.jobs)
+        latency(harness, args.jobs, args.apart)
     if not args.skip_budget:
         budget(harness, args.budget_jobs)
 

@@ -6,17 +6,22 @@
 #        what building the Debian package and checking the installed files need: debhelper,
 #        groff and man for the manual pages, systemd's systemd-analyze for the unit)
 #
-# The browser tests need Node 20 or later with npm (playwright-core): when no `node` is on the
-# PATH, --test installs the `nodejs` package of the machine's apt sources (on our machines that
-# is Node 20, which brings npm with it). Debian's separate `npm` package is never installed: it
-# pulls in Debian's older Node. A node older than 20 is an error that says what to install.
+# The browser tests (playwright-core) and the lint of the API's OpenAPI document (@redocly/cli)
+# need Node 20.19 or later with npm: when no `node` is on the PATH, --test installs the `nodejs`
+# package of the machine's apt sources (on our machines that is Node 20, which brings npm with
+# it). Debian's separate `npm` package is never installed: it pulls in Debian's older Node. A
+# node older than 20.19 is an error that says what to install.
+# The integration tests check the service's answers against docs/openapi.yaml with Debian's
+# python3-jsonschema (and python3-yaml), and /metrics with promtool (Debian's `prometheus`
+# package, which also brings the Prometheus server; --no-install-recommends keeps it at that).
 set -euo pipefail
 
 node_major=20
+node_minor=19
 build_pkgs=(build-essential pkg-config meson ninja-build
     libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libssl-dev curl)
 test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 chromium
-    postgresql-15 postgresql-contrib)
+    python3-jsonschema python3-yaml prometheus postgresql-15 postgresql-contrib)
 
 want=("${build_pkgs[@]}")
 bench_pkgs=(wrk)
@@ -58,13 +63,17 @@ fi
 if $with_node; then
     version=$(node --version 2>/dev/null || true)
     major=${version#v}
+    minor=${major#*.}
     major=${major%%.*}
-    if ! [[ "$major" =~ ^[0-9]+$ ]] || [ "$major" -lt "$node_major" ]; then
-        echo "install-deps: the browser tests need Node $node_major or later (playwright-core);" \
-            "this machine has ${version:-no working node} ($(command -v node || echo 'not found'))." >&2
-        echo "install-deps: install the 'nodejs' package of Node $node_major or later (it brings" \
-            "npm), e.g. from NodeSource's node_$node_major.x apt repository, then run this again;" \
-            "do not install Debian's separate 'npm' package." >&2
+    minor=${minor%%.*}
+    if ! [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ ]] || [ "$major" -lt "$node_major" ] ||
+        { [ "$major" -eq "$node_major" ] && [ "$minor" -lt "$node_minor" ]; }; then
+        echo "install-deps: the browser tests and the API document's lint need Node" \
+            "$node_major.$node_minor or later (playwright-core, @redocly/cli); this machine has" \
+            "${version:-no working node} ($(command -v node || echo 'not found'))." >&2
+        echo "install-deps: install the 'nodejs' package of Node $node_major.$node_minor or later" \
+            "(it brings npm), e.g. from NodeSource's node_$node_major.x apt repository, then run" \
+            "this again; do not install Debian's separate 'npm' package." >&2
         exit 1
     fi
     if ! command -v npm >/dev/null 2>&1; then

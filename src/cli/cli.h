@@ -12,6 +12,7 @@
 #include "hover/pool.h"
 #include "notify/outbox.h"
 #include "store/store.h"
+#include "worker/duties.h"
 #include "worker/events.h"
 #include "worker/reconcile.h"
 
@@ -73,6 +74,10 @@ struct cli_workers {
     struct hs_outbox *outbox;
     struct hs_events *events;
     struct hs_reconcile *reconcile;
+    struct hs_duties *duties;
+    /* Told when the work queue's threads wrote a sync's progress (serve: its sync queue). */
+    void (*on_sync_progress)(void *ctx);
+    void *progress_ctx;
     struct hs_client_provider clients; /* the verifier's way to Hover */
     struct hs_verifier *verifier;      /* webhook verification codes (webhook/verifier.h) */
 };
@@ -81,7 +86,8 @@ int cli_workers_add_endpoints(struct cli_workers *w, const char *list);
 /* Creates the outbox (queueing; its deliverer starts with cli_workers_start) from the endpoints
  * given so far and HOVERSYNC_CRM_ENDPOINTS / HOVERSYNC_CRM_SECRET. Exit code style. */
 int cli_workers_outbox(struct cli *c, struct cli_workers *w);
-/* Starts the event worker, reconciliation and the outbox's deliverer. Exit code style. */
+/* Starts the work queue's threads, reconciliation, the periodic duties and the outbox's
+ * deliverer. Exit code style. */
 int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
 /* Starts the webhook verifier (webhook/verifier.h): serve runs it even with --no-workers, since
  * it completes the intake; a worker process runs one too (they share the queue in the store). */
@@ -105,8 +111,9 @@ struct cli_service {
  * them). what names the command in messages. Exit code style; on failure cli_service_stop
  * still frees what was made. */
 int cli_service_start(struct cli *c, const char *what, struct cli_service *sv);
-/* Starts the background work (workers: the event worker, reconciliation, the outbox's
- * deliverer) and the webhook verifier, which runs in any case. Exit code style. */
+/* Starts the background work (workers: the work queue's threads, reconciliation, the periodic
+ * duties, the outbox's deliverer) and the webhook verifier, which runs in any case. Exit code
+ * style. */
 int cli_service_background(struct cli *c, struct cli_service *sv, bool workers);
 /* Waits for SIGINT or SIGTERM. */
 void cli_service_wait(struct cli_service *sv, const char *what);

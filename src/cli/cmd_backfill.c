@@ -2,12 +2,22 @@
  * (and with --sync, syncs every complete model), checkpointed after every page so that an
  * interrupted run resumes where it stopped and a later run only walks what changed since.
  *
+ * --sync goes through the work queue (worker/bulk.h): each listed job is queued, in one
+ * transaction with its complete models selected, at bulk priority with the job as listed (no
+ * Show Job), before the page's checkpoint; work queue threads of this process (this
+ * connection's items only, through clones of the command's client: one budget) run the items
+ * while the walk goes on, a `serve` on the same store may take some, and the command waits for
+ * every job it queued to settle. A killed backfill loses nothing it queued.
+ *
  * Nothing that failed is walked past for good: models whose sync ended in error keep an open
- * selection, and the next backfill --sync retries them first; a job whose sync could not even
- * start holds the checkpoint back, so the next run walks it again. Hover lists archived jobs
- * only when asked (archived=true lists those alone), so --archived makes a second walk. */
+ * selection and their item is retried by the queue; the next backfill --sync retries them
+ * first, at once; a job that could not be queued holds the checkpoint back, so the next run
+ * walks it again. Hover lists archived jobs only when asked (archived=true lists those alone),
+ * so --archived makes a second walk. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -16,7 +26,7 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "store/records.h"
-#include "sync/engine.h"
+#include "worker/bulk.h"
 
 #define FAILURES_SHOWN 20
 
@@ -27,10 +37,13 @@ static void backfill_help(void)
          "\n"
          "Indexes every job updated since DATE (all jobs without it) into the store, oldest\n"
          "update first, 100 jobs a request; archived jobs too with --archived. With --sync,\n"
-         "every complete model of those jobs is synced too. Progress is checkpointed after\n"
-         "every page: an interrupted backfill resumes where it stopped, and running the same\n"
-         "backfill later only walks jobs updated since. Models that could not be synced are\n"
-         "named at the end; running the same backfill again retries them first.\n"
+         "every complete model of those jobs is synced too, through the work queue: this\n"
+         "process runs --event-workers threads for it (a `serve` or `worker` on the same store\n"
+         "may take some of the jobs), and waits until every job it queued is done. Progress is\n"
+         "checkpointed after every page: an interrupted backfill resumes where it stopped\n"
+         "(what it queued stays queued), and running the same backfill later only walks jobs\n"
+         "updated since. Models that could not be synced are named at the end; running the\n"
+         "same backfill again retries them first.\n"
          "\n"
          "  --since DATE    YYYY-MM-DD, ISO-8601 or unix seconds\n"
          "  --state STATE   only jobs in this reconstruction state (completed or failed)\n"
@@ -47,6 +60,7 @@ struct failure {
 };
 
 struct progress {
+    pthread_mutex_t lock; /* the bar and the failures (the walk, and the queue's threads) */
     bool tty;
     int64_t jobs, total, models_synced, models_failed, pages;
     int64_t waiting_ms; /* a wait on Hover's rate limit under way, shown in the bar */
@@ -79,16 +93,27 @@ static void show_progress(const struct progress *p, bool final)
     fflush(stderr);
 }
 
-/* The client's hook: a wait on Hover's rate limit is a log line and shows in the bar. */
+/* The bar, drawn by the walk's thread. */
+static void draw(struct progress *p, bool final)
+{
+    pthread_mutex_lock(&p->lock);
+    show_progress(p, final);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The clients' hook (the walk's and the queue threads'): a wait on Hover's rate limit is a log
+ * line and shows in the bar. */
 static void on_wait(void *ctx, const struct hs_client_wait *w)
 {
     struct progress *p = ctx;
+    pthread_mutex_lock(&p->lock);
     if (p->tty)
         fputs("\r\033[K", stderr); /* the log line starts on a clean line */
     hs_client_log_wait(w);
     p->waiting_ms = w->wait_ms;
     show_progress(p, false);
     p->waiting_ms = 0;
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void add_failure(struct progress *p, int64_t job_id, int64_t model_id, const char *why)
@@ -102,94 +127,182 @@ static void add_failure(struct progress *p, int64_t job_id, int64_t model_id, co
     p->models_failed++;
 }
 
-static void count_report(struct progress *p, const struct hs_sync_report *rep)
-{
-    for (size_t k = 0; k < rep->n_models; k++) {
-        const struct hs_sync_model *m = &rep->models[k];
-        if (m->result == HS_RESULT_SYNCED)
-            p->models_synced++;
-        else if (m->result != HS_RESULT_PENDING)
-            add_failure(p, rep->job_id, m->id,
-                        m->message ? m->message : hs_model_result_name(m->result));
-    }
-}
-
 struct walk {
     struct cli *c;
-    struct hs_sync_engine e;
+    const char *conn;
     int64_t since;
     const char *state;
     bool do_sync, restart;
     struct progress pg;
+    /* --sync: the queue's threads of this process, and the jobs queued */
+    struct cli_workers cw; /* the outbox the threads' syncs notify through */
+    struct hs_events *events;
+    struct hs_bulk *bulk;
+    int64_t synced_before; /* models synced by the retries, before the walk's bulk */
 };
 
-/* Selections of this connection left in error (by an earlier backfill, or any sync). */
-static bool error_selection(void *ctx, const struct hs_selection *sel)
+/* The threads' Hover clients: clones of the command's, for its connection only. */
+static int clone_acquire(void *ctx, const char *key, struct hs_client **out, struct hs_error *err)
 {
-    const struct walk *w = ctx;
-    return sel->status == HS_SEL_ERROR && hs_streq(sel->connection_key, w->e.connection_key);
-}
-
-/* A rerun retries what an earlier run left in error before it walks on. */
-static void retry_errors(struct walk *w)
-{
-    w->e.pending_filter = error_selection;
-    w->e.pending_filter_ctx = w;
-    struct hs_sync_report **reps = NULL;
-    size_t n = 0;
-    struct hs_error err = {0};
-    int rc = hs_sync_pending(&w->e, &reps, &n, &err);
-    w->e.pending_filter = NULL;
-    if (n)
-        fprintf(stderr, "backfill: retried %zu job%s left in error by an earlier run\n", n,
-                n == 1 ? "" : "s");
-    for (size_t i = 0; i < n; i++) {
-        count_report(&w->pg, reps[i]);
-        hs_sync_report_free(reps[i]);
-    }
-    free(reps);
+    struct walk *w = ctx;
+    if (!hs_streq(key, w->conn))
+        return hs_fail(err, HS_ERR_NO_CREDENTIALS, "backfill holds the connection %s only",
+                       w->conn);
+    int rc = hs_client_clone(w->c->client, out);
     if (rc)
-        fprintf(stderr, "hoversync: backfill: retrying models left in error: %s\n", err.msg);
+        return hs_fail(err, rc, "cannot clone the Hover client");
+    hs_client_set_wait_hook(*out, on_wait, &w->pg); /* a clone does not inherit it */
+    return HS_OK;
 }
 
-/* Syncs the complete models of one listed job; false when its sync did not even start. */
-static bool sync_listed(struct walk *w, const struct hs_job *job)
+static void clone_release(void *ctx, struct hs_client *c)
 {
-    struct hs_sync_request rq = {
-        .job_id = job->id, .all_complete = true, .trigger = "backfill", .prefetched = job};
-    struct hs_sync_report *rep = NULL;
-    struct hs_error serr = {0};
-    if (hs_sync_job(&w->e, &rq, &rep, &serr) != HS_OK) {
+    (void)ctx;
+    hs_client_free(c);
+}
+
+/* The work queue's threads of this process: this connection's items, bulk or not. */
+static int start_queue(struct walk *w)
+{
+    struct cli *c = w->c;
+    struct hs_error err = {0};
+    int rc = cli_workers_outbox(c, &w->cw);
+    if (rc != EXIT_OK)
+        return rc;
+    struct hs_events_config ec = {.data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+                                  .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
+                                  .only_connection = w->conn};
+    struct hs_client_provider cp = {clone_acquire, clone_release, w};
+    int r = hs_events_new(&ec, c->store, cp, w->cw.outbox, NULL, &w->events, &err);
+    if (r == HS_OK)
+        r = hs_events_start(w->events, &err);
+    if (r == HS_OK)
+        r = hs_bulk_new(c->store, NULL, &w->bulk, &err);
+    return r ? cli_report("backfill: the work queue", r, &err) : EXIT_OK;
+}
+
+static void stop_queue(struct walk *w)
+{
+    hs_events_free(w->events); /* the items under way end first */
+    w->events = NULL;
+    hs_bulk_free(w->bulk);
+    w->bulk = NULL;
+    cli_workers_stop(&w->cw);
+}
+
+static void note_failure(void *ctx, int64_t job_id, int64_t model_id, const char *why)
+{
+    add_failure(ctx, job_id, model_id, why);
+}
+
+/* Waits until every job queued so far has settled (the bar moving as models land); then their
+ * failures are the progress's, and a new bulk takes the next jobs. */
+static int drain(struct walk *w)
+{
+    for (;;) {
+        bool all = false;
+        struct hs_bulk_counts bc;
+        struct hs_error err = {0};
+        int rc = hs_bulk_poll(w->bulk, &all, &bc, &err);
+        if (rc)
+            return cli_report("backfill: reading the work queue", rc, &err);
+        pthread_mutex_lock(&w->pg.lock);
+        w->pg.models_synced = w->synced_before + bc.synced;
+        if (all)
+            hs_bulk_failures(w->bulk, note_failure, &w->pg);
+        pthread_mutex_unlock(&w->pg.lock);
+        if (all) {
+            w->synced_before += bc.synced;
+            hs_bulk_free(w->bulk);
+            return hs_bulk_new(w->c->store, NULL, &w->bulk, &err) ? EXIT_FAIL : EXIT_OK;
+        }
+        draw(&w->pg, false);
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A rerun retries, first and at once, what an earlier run left in error (selections of this
+ * connection; their items are backing off in the queue). */
+static int retry_errors(struct walk *w)
+{
+    struct hs_selection *sels = NULL;
+    size_t ns = 0, jobs = 0;
+    struct hs_error err = {0};
+    int rc = w->c->store->records->selections_open(w->c->store, &sels, &ns, &err);
+    if (rc)
+        return cli_report("backfill: reading the selections", rc, &err);
+    int64_t *ids = hs_calloc(ns + 1, sizeof *ids);
+    bool *done = hs_calloc(ns + 1, sizeof *done);
+    for (size_t i = 0; rc == HS_OK && i < ns; i++) {
+        if (done[i] || sels[i].status != HS_SEL_ERROR || !hs_streq(sels[i].connection_key, w->conn))
+            continue;
+        size_t n = 0;
+        for (size_t k = i; k < ns; k++)
+            if (!done[k] && sels[k].job_id == sels[i].job_id && sels[k].status == HS_SEL_ERROR &&
+                hs_streq(sels[k].connection_key, w->conn)) {
+                ids[n++] = sels[k].model_id;
+                done[k] = true;
+            }
+        rc = hs_bulk_retry(w->bulk, w->conn, sels[i].job_id, ids, n, &err);
+        jobs++;
+    }
+    free(ids);
+    free(done);
+    hs_selections_free(sels, ns);
+    if (rc)
+        return cli_report("backfill: retrying the jobs left in error", rc, &err);
+    if (!jobs)
+        return EXIT_OK;
+    hs_events_wake(w->events);
+    if ((rc = drain(w)) != EXIT_OK)
+        return rc;
+    fprintf(stderr, "backfill: retried %zu job%s left in error by an earlier run\n", jobs,
+            jobs == 1 ? "" : "s");
+    return EXIT_OK;
+}
+
+/* Queues the complete models of one listed job; false when it could not be queued. */
+static bool queue_listed(struct walk *w, const struct hs_job *job)
+{
+    struct hs_error err = {0};
+    if (hs_bulk_add(w->bulk, w->conn, job, NULL, &err) != HS_OK) {
         fprintf(stderr, "%shoversync: backfill: job %lld: %s\n", w->pg.tty ? "\n" : "",
-                (long long)job->id, serr.msg);
-        add_failure(&w->pg, job->id, 0, serr.msg);
+                (long long)job->id, err.msg);
+        pthread_mutex_lock(&w->pg.lock);
+        add_failure(&w->pg, job->id, 0, err.msg);
+        pthread_mutex_unlock(&w->pg.lock);
         return false;
     }
-    count_report(&w->pg, rep);
-    hs_sync_report_free(rep);
     return true;
 }
 
-/* Stores (and syncs) one page; *last gets the newest updated_at walked, *held the oldest of a
- * job whose sync did not start (0 if none). Exit code style. */
+/* Stores (and queues) one page; *last gets the newest updated_at walked, *held the oldest of a
+ * job that could not be queued (0 if none). Exit code style. */
 static int walk_page(struct walk *w, const struct hs_job_page *page, int64_t *last, int64_t *held)
 {
     struct hs_store *st = w->c->store;
     for (size_t i = 0; i < page->n_jobs; i++) {
         const struct hs_job *job = &page->jobs[i];
         struct hs_error err = {0};
-        int r = st->records->job_upsert(st, job, w->e.connection_key, NULL, &err);
+        int r = st->records->job_upsert(st, job, w->conn, NULL, &err);
         if (r)
             return cli_report("backfill: storing a job failed", r, &err);
         int64_t t = 0;
         if (job->updated_at && hs_iso8601_parse(job->updated_at, &t) == HS_OK && t > *last)
             *last = t;
         w->pg.jobs++;
-        bool any_complete = false;
-        for (size_t k = 0; k < job->n_models; k++)
-            any_complete |= hs_model_is_complete(&job->models[k]);
-        if (w->do_sync && any_complete && !sync_listed(w, job) && t > 0 && (!*held || t < *held))
+        if (w->do_sync && !queue_listed(w, job) && t > 0 && (!*held || t < *held))
             *held = t;
+    }
+    if (w->do_sync) {
+        hs_events_wake(w->events);
+        struct hs_bulk_counts bc;
+        if (hs_bulk_poll(w->bulk, NULL, &bc, NULL) == HS_OK) {
+            pthread_mutex_lock(&w->pg.lock);
+            w->pg.models_synced = w->synced_before + bc.synced;
+            pthread_mutex_unlock(&w->pg.lock);
+        }
     }
     return EXIT_OK;
 }
@@ -264,7 +377,7 @@ static int walk_list(struct walk *w, bool archived, bool last_walk)
         int64_t upto = held && held < last ? held : last;
         if (upto > 0 && (rc = save_checkpoint(w, ckpt, upto)) != EXIT_OK)
             break;
-        show_progress(&w->pg, !more && last_walk);
+        draw(&w->pg, !more && last_walk && !w->do_sync);
         hs_crashpoint("backfill_page"); /* tests: killed after a checkpointed page */
         if (!more)
             break;
@@ -297,7 +410,8 @@ static int report(const struct walk *w, char **argv, int argc)
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "--restart") != 0)
             printf(" %s", argv[i]);
-    printf("\n(or hoversync sync --pending, which retries every open selection)\n");
+    printf("\n(or leave them to `hoversync serve` or `hoversync worker`: their work queue retries\n"
+           "them; hoversync sync --pending retries every open selection now)\n");
     return EXIT_FAIL;
 }
 
@@ -337,26 +451,31 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
     if (bad)
         return EXIT_USAGE;
 
-    w.e = (struct hs_sync_engine){.client = c->client,
-                                  .store = c->store,
-                                  .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
-                                  .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION)};
+    w.conn = hs_config_str(&c->cfg, CFG_CONNECTION);
     struct hs_error err = {0};
     if (w.do_sync && cli_clean_data_dir(c, &err) != HS_OK)
         return cli_report("backfill: cannot use the data directory", err.code, &err);
     w.pg.tty = isatty(STDERR_FILENO);
+    pthread_mutex_init(&w.pg.lock, NULL);
     hs_client_set_wait_hook(c->client, on_wait, &w.pg);
 
-    if (w.do_sync)
-        retry_errors(&w);
-    int rc = walk_list(&w, false, !archived);
+    int rc = w.do_sync ? start_queue(&w) : EXIT_OK;
+    if (rc == EXIT_OK && w.do_sync)
+        rc = retry_errors(&w);
+    if (rc == EXIT_OK)
+        rc = walk_list(&w, false, !archived);
     if (rc == EXIT_OK && archived)
         rc = walk_list(&w, true, true);
+    if (rc == EXIT_OK && w.do_sync && (rc = drain(&w)) == EXIT_OK)
+        draw(&w.pg, true);
+    if (w.do_sync)
+        stop_queue(&w);
+    hs_client_set_wait_hook(c->client, NULL, NULL);
     if (rc == EXIT_OK)
         rc = report(&w, argv, argc);
-    hs_client_set_wait_hook(c->client, NULL, NULL);
     for (size_t i = 0; i < w.pg.n_failed; i++)
         free(w.pg.failed[i].why);
     free(w.pg.failed);
+    pthread_mutex_destroy(&w.pg.lock);
     return rc;
 }

@@ -48,12 +48,15 @@ static void serve_help(void)
          "                          at Hover for every connection without a verified one, at\n"
          "                          start and on connect (needs --public-url)\n"
          "  --web-dir DIR           the modal's files [HOVERSYNC_WEB_DIR]\n"
-         "  --pending-interval S    run pending selections every S seconds (0 = never)\n"
-         "                          [default: 30; HOVERSYNC_PENDING_INTERVAL]\n"
-         "  --no-workers            do not run the background work here (webhook-driven syncs,\n"
-         "                          reconciliation, CRM notifications): `hoversync worker`\n"
-         "                          processes do it (webhook verification codes are still\n"
-         "                          sent to Hover from here)\n"
+         "  --pending-interval S    the longest wait between two polls of a job waiting for a\n"
+         "                          model (\"sync when ready\") where no healthy webhook\n"
+         "                          reports it; polls start a minute apart and double\n"
+         "                          (0 = never) [default: 900; HOVERSYNC_PENDING_INTERVAL]\n"
+         "  --no-workers            do not run the background work here (the work queue: the\n"
+         "                          modal's and webhook-driven syncs; reconciliation, the\n"
+         "                          pending pass, CRM notifications): `hoversync worker`\n"
+         "                          processes on the same store do it (webhook verification\n"
+         "                          codes are still sent to Hover from here)\n"
          "  --crm-endpoint URL      notify this CRM URL after each sync that changed something\n"
          "                          (repeatable; and HOVERSYNC_CRM_ENDPOINTS, comma-separated;\n"
          "                          signed with HOVERSYNC_CRM_SECRET; docs/WEBHOOKS.md)\n"
@@ -190,7 +193,21 @@ struct serve_parts {
     struct hs_server *srv;
 };
 
-/* Creates the search service and the sync queue, then the server on them, and starts it. */
+/* The syncs a person watches (worker/syncq.h), before the background work: the work queue's
+ * threads tell it when they wrote a sync's progress. */
+static int start_syncq(struct cli *c, struct cli_service *sv, struct serve_parts *p)
+{
+    struct hs_error err = {0};
+    struct hs_syncq_config qc = {.keep_done_ms = 3600000};
+    int r = hs_syncq_new(&qc, c->store, NULL, &p->syncq, &err);
+    if (r)
+        return cli_report("serve: sync queue", r, &err);
+    sv->w.on_sync_progress = hs_syncq_progress_written;
+    sv->w.progress_ctx = p->syncq;
+    return EXIT_OK;
+}
+
+/* Creates the search service, then the server on it and on the rest, and starts it. */
 static int start_server(struct cli *c, const struct serve_opts *o, struct cli_service *sv,
                         const unsigned char *key_hash, struct serve_parts *p)
 {
@@ -199,15 +216,6 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
     int r = hs_search_new(NULL, c->store, prov, NULL, &p->search, &err);
     if (r)
         return cli_report("serve: search service", r, &err);
-    struct hs_syncq_config qc = {
-        .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
-        .workers = 2,
-        .pending_interval_ms = hs_config_int(&c->cfg, CFG_PENDING_INTERVAL) * 1000,
-        .keep_done_ms = 3600000,
-        .outbox = sv->w.outbox,
-    };
-    if ((r = hs_syncq_new(&qc, c->store, prov, NULL, &p->syncq, &err)))
-        return cli_report("serve: sync queue", r, &err);
     struct hs_server_config sc = {
         .listen = hs_config_str(&c->cfg, CFG_LISTEN),
         .public_url = hs_config_str(&c->cfg, CFG_PUBLIC_URL),
@@ -231,6 +239,8 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
                                   .pool = sv->pool,
                                   .search = p->search,
                                   .syncq = p->syncq,
+                                  .events = sv->w.events,
+                                  .duties = sv->w.duties,
                                   .upstream = hs_curl_multi_default()};
     if ((r = hs_server_new(&sc, &deps, &p->srv, &err)) || (r = hs_server_start(p->srv, &err)))
         return cli_report("serve", r, &err);
@@ -268,6 +278,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     unsigned char key_hash[32];
     if ((rc = api_key(c, key_hash)) != EXIT_OK ||
         (rc = cli_service_start(c, "serve", &sv)) != EXIT_OK ||
+        (rc = start_syncq(c, &sv, &p)) != EXIT_OK ||
         (rc = cli_service_background(c, &sv, o.workers)) != EXIT_OK ||
         (rc = start_server(c, &o, &sv, key_hash, &p)) != EXIT_OK ||
         (rc = announce(&o, p.srv)) != EXIT_OK)
@@ -282,9 +293,9 @@ out:
     cli_service_interrupt(&sv);
     hs_server_stop(p.srv);
     hs_server_free(p.srv);
-    hs_syncq_free(p.syncq);
     hs_search_free(p.search);
-    cli_service_stop(&sv); /* after the sync queue: its syncs queue notifications */
+    cli_service_stop(&sv); /* before the sync queue: the workers tell it of their progress */
+    hs_syncq_free(p.syncq);
     free(o.env_origins);
     return rc;
 }

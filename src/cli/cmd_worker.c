@@ -10,24 +10,28 @@
 static void worker_help(void)
 {
     puts("Usage: hoversync worker [--crm-endpoint URL]... [--reconcile-interval S]\n"
-         "                        [--event-workers N]\n"
+         "                        [--event-workers N] [--pending-interval S]\n"
          "\n"
          "Runs the background work of `hoversync serve` alone (serve runs it too, unless\n"
-         "--no-workers): the jobs named by webhook events are re-read from Hover and synced by\n"
-         "the connection's auto-sync policy, reconciliation lists jobs updated since its last\n"
-         "pass, CRM endpoints are notified after each sync that changed something, and\n"
-         "webhook verification codes the service received are sent to Hover.\n"
+         "--no-workers): the work queue (the syncs asked for in the modal, the jobs named by\n"
+         "webhook events, re-read from Hover and synced by the connection's auto-sync policy),\n"
+         "reconciliation (jobs updated since its last pass), the pending pass, CRM endpoints\n"
+         "notified after each sync that changed something, and webhook verification codes the\n"
+         "service received sent to Hover.\n"
          "SIGINT or SIGTERM stop it after the syncs in flight; an item a killed worker held is\n"
          "taken up again when its lease ends.\n"
          "\n"
          "  --crm-endpoint URL      notify this CRM URL (repeatable; and HOVERSYNC_CRM_ENDPOINTS,\n"
          "                          comma-separated); HOVERSYNC_CRM_SECRET signs the messages\n"
          "  --reconcile-interval S  seconds between reconciliation passes (0 = off) [300]\n"
-         "  --event-workers N       sync threads [2]\n"
+         "  --event-workers N       work queue threads [2]\n"
+         "  --pending-interval S    the longest wait between two polls of a job waiting for a\n"
+         "                          model without a healthy webhook (0 = never) [900]\n"
          "  --outbox-retry-base-ms MS  first retry delay of a notification [1000]\n"
          "\n"
-         "Requests to Hover are background work: they take what interactive work leaves of\n"
-         "--rate-limit (per process: give each process its share).\n");
+         "Requests to Hover take the class of the work: a modal's sync is interactive, the rest\n"
+         "background, taking what interactive work leaves of --rate-limit (per process: give each\n"
+         "process its share).\n");
 }
 
 int cmd_worker(struct cli *c, int argc, char **argv)

@@ -48,6 +48,9 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "seconds before one HTTP request to Hover is abandoned"},
     {CFG_LOG_LEVEL, "--log-level", "HOVERSYNC_LOG_LEVEL", HS_CFG_STRING, "warn", 0, 0,
      "debug, info, warn, error or off (logs go to stderr)"},
+    {CFG_LOG_FORMAT, "--log-format", "HOVERSYNC_LOG_FORMAT", HS_CFG_STRING, "text", 0, 0,
+     "text (one key=value line per event) or json (one JSON object per line: time, level, msg "
+     "and each field)"},
     {CFG_LISTEN, "--listen", "HOVERSYNC_LISTEN", HS_CFG_STRING, "127.0.0.1:8080", 0, 0,
      "serve: HOST:PORT the HTTP service listens on (port 0: any free port)"},
     {CFG_PUBLIC_URL, "--public-url", "HOVERSYNC_PUBLIC_URL", HS_CFG_STRING, NULL, 0, 0,
@@ -60,14 +63,18 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "first start, printed once (environment only)"},
     {CFG_WEB_DIR, "--web-dir", "HOVERSYNC_WEB_DIR", HS_CFG_STRING, HOVERSYNC_WEB_DIR, 0, 0,
      "serve: directory of the modal's files (web/)"},
-    {CFG_PENDING_INTERVAL, "--pending-interval", "HOVERSYNC_PENDING_INTERVAL", HS_CFG_INT, "30", 0,
-     86400, "seconds between two runs of the pending selections by the service (0 = never)"},
+    {CFG_PENDING_INTERVAL, "--pending-interval", "HOVERSYNC_PENDING_INTERVAL", HS_CFG_INT, "900", 0,
+     86400,
+     "serve, worker: the longest wait, in seconds, between two polls of a job waiting for a "
+     "model to complete where no healthy webhook reports it (polls start a minute apart and "
+     "double; 0 = never)"},
     {CFG_RECONCILE_INTERVAL, "--reconcile-interval", "HOVERSYNC_RECONCILE_INTERVAL", HS_CFG_INT,
      "300", 0, 86400,
      "serve, worker: seconds between two reconciliation passes (List Jobs updated since the "
      "last one, for webhook events that never arrived; 0 = off)"},
     {CFG_EVENT_WORKERS, "--event-workers", "HOVERSYNC_EVENT_WORKERS", HS_CFG_INT, "2", 1, 64,
-     "serve, worker: threads syncing the jobs that webhook events and reconciliation name"},
+     "serve, worker: threads running the work queue (the modal's syncs, webhook events, "
+     "reconciliation, the pending pass)"},
     {CFG_CRM_ENDPOINTS, NULL, "HOVERSYNC_CRM_ENDPOINTS", HS_CFG_STRING, NULL, 0, 0,
      "serve, worker: comma-separated CRM URLs notified after each sync that changed something "
      "(more with --crm-endpoint)"},
@@ -216,6 +223,10 @@ int hs_config_check_value(enum hs_cfg_id id, const char *v, char *msg, size_t n)
     }
     if (id == CFG_LOG_LEVEL && hs_log_level_parse(v) < 0) {
         snprintf(msg, n, "must be debug, info, warn, error or off, not '%s'", v);
+        return -1;
+    }
+    if (id == CFG_LOG_FORMAT && hs_log_format_parse(v) < 0) {
+        snprintf(msg, n, "must be text or json, not '%s'", v);
         return -1;
     }
     return 0;

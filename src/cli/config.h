@@ -26,6 +26,7 @@ enum hs_cfg_id {
     CFG_MAX_ATTEMPTS,
     CFG_TIMEOUT,
     CFG_LOG_LEVEL,
+    CFG_LOG_FORMAT,
     CFG_LISTEN,
     CFG_PUBLIC_URL,
     CFG_ALLOW_ORIGINS,

@@ -255,6 +255,7 @@ int main(int argc, char **argv)
     if (hs_config_load_file(&c.cfg) != 0 || hs_config_validate(&c.cfg) != 0)
         goto out;
     hs_log_set_level(hs_log_level_parse(hs_config_str(&c.cfg, CFG_LOG_LEVEL)));
+    hs_log_set_format(hs_log_format_parse(hs_config_str(&c.cfg, CFG_LOG_FORMAT)));
     bool wants_help = false;
     for (int i = 1; i < nrest; i++)
         wants_help |= cli_is_help(rest[i]);

@@ -51,12 +51,23 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
     struct hs_events_config ec = {
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
         .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
+        .on_sync_progress = w->on_sync_progress,
+        .progress_ctx = w->progress_ctx,
     };
     int r = hs_events_new(&ec, c->store, clients, w->outbox, NULL, &w->events, &err);
     if (r == HS_OK)
         r = hs_events_start(w->events, &err);
     if (r)
-        return cli_report("event worker", r, &err);
+        return cli_report("work queue", r, &err);
+    struct hs_duties_config dc = {
+        .pending_cap_ms = hs_config_int(&c->cfg, CFG_PENDING_INTERVAL) * 1000,
+        .events = w->events,
+    };
+    r = hs_duties_new(&dc, c->store, NULL, &w->duties, &err);
+    if (r == HS_OK)
+        r = hs_duties_start(w->duties, &err);
+    if (r)
+        return cli_report("periodic duties", r, &err);
     struct hs_reconcile_config rc = {
         .interval_ms = hs_config_int(&c->cfg, CFG_RECONCILE_INTERVAL) * 1000,
     };
@@ -67,8 +78,10 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
         return cli_report("reconciliation", r, &err);
     if ((r = hs_outbox_start(w->outbox, &err)))
         return cli_report("CRM notifications", r, &err);
-    hs_info("workers=started event_threads=%d reconcile_interval_s=%lld crm_endpoints=%zu",
-            ec.threads, (long long)(rc.interval_ms / 1000), w->n_endpoints);
+    hs_info("workers=started threads=%d reconcile_interval_s=%lld pending_interval_s=%lld "
+            "crm_endpoints=%zu",
+            ec.threads, (long long)(rc.interval_ms / 1000), (long long)(dc.pending_cap_ms / 1000),
+            w->n_endpoints);
     return EXIT_OK;
 }
 
@@ -88,9 +101,11 @@ int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struc
 
 void cli_workers_stop(struct cli_workers *w)
 {
-    /* Producers first (they queue notifications), then the outbox they feed. */
+    /* Producers first (they queue work and notifications), then what they feed. */
     hs_reconcile_free(w->reconcile);
     w->reconcile = NULL;
+    hs_duties_free(w->duties);
+    w->duties = NULL;
     hs_verifier_free(w->verifier);
     w->verifier = NULL;
     hs_events_free(w->events);

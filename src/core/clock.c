@@ -122,6 +122,16 @@ struct timespec hs_deadline_after(clockid_t clk, int64_t ms)
     return ts;
 }
 
+int64_t hs_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts)
+{
+    if (max_ms < base_ms)
+        max_ms = base_ms;
+    int64_t d = base_ms;
+    for (int64_t i = 0; i < attempts && d < max_ms; i++)
+        d *= 2;
+    return d < max_ms ? d : max_ms;
+}
+
 void hs_cond_init_monotonic(pthread_cond_t *c)
 {
     pthread_condattr_t a;

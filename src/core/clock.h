@@ -40,4 +40,8 @@ void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms);
 void hs_cond_init_monotonic(pthread_cond_t *c);
 struct timespec hs_deadline_after(clockid_t clk, int64_t ms);
 
+/* A retry's delay after `attempts` failures: base_ms doubled per failure, at most max_ms (a
+ * max_ms below base_ms counts as base_ms). */
+int64_t hs_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts);
+
 #endif

@@ -16,11 +16,19 @@ enum hs_log_level {
     HS_LOG_OFF = 4
 };
 
+/* How a line is written: `TIME level=L text` (text), or one JSON object per line with `time`,
+ * `level`, `msg` and each key=value field of the text as a member of its own (json). Both
+ * write the same formatted text: what a caller redacted is redacted in either. */
+enum hs_log_format { HS_LOG_TEXT = 0, HS_LOG_JSON = 1 };
+
 extern int hs_log_level;
 
 void hs_log_set_level(int level);
 /* Parses "debug|info|warn|error|off"; returns -1 for anything else. */
 int hs_log_level_parse(const char *s);
+void hs_log_set_format(int format);
+/* Parses "text|json"; returns -1 for anything else. */
+int hs_log_format_parse(const char *s);
 void hs_log_set_file(FILE *f);
 void hs_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -86,14 +86,7 @@ void hs_outbox_idempotency_key(const char *endpoint, int64_t job_id, int64_t cur
 
 int64_t hs_outbox_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts)
 {
-    if (base_ms <= 0)
-        base_ms = 1000;
-    if (max_ms < base_ms)
-        max_ms = base_ms;
-    int64_t d = base_ms;
-    for (int64_t i = 0; i < attempts && d < max_ms; i++)
-        d *= 2;
-    return d < max_ms ? d : max_ms;
+    return hs_backoff_ms(base_ms > 0 ? base_ms : 1000, max_ms, attempts);
 }
 
 /* ---- lifecycle ---- */

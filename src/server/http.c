@@ -499,6 +499,7 @@ const char *hs_content_type_for(const char *name)
         {".txt", "text/plain; charset=utf-8"},
         {".woff2", "font/woff2"},
         {".pdf", "application/pdf"},
+        {".yaml", "application/yaml"},
     };
     const char *dot = strrchr(name, '.');
     const char *slash = strrchr(name, '/');

@@ -119,6 +119,8 @@ struct hs_server {
     struct hs_client_pool *pool;
     struct hs_search_service *search;
     struct hs_syncq *syncq;
+    struct hs_events *events; /* NULL: no workers in this process */
+    struct hs_duties *duties;
     const struct hs_clock *clock;
     struct hs_metrics *metrics;
 
@@ -276,6 +278,7 @@ void hs_flows_free(struct hs_server *s);
 /* ---- handlers ---- */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r);
 void hs_route_metrics(struct hs_req *q, struct hs_resp *r);
+void hs_route_openapi(struct hs_req *q, struct hs_resp *r);
 void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r);
 void hs_route_session_get(struct hs_req *q, struct hs_resp *r);
 void hs_route_connections(struct hs_req *q, struct hs_resp *r);

@@ -175,16 +175,29 @@ static void render_hover(struct hs_buf *b, const struct hs_metrics_sources *src)
 
 static void render_syncq(struct hs_buf *b, const struct hs_syncq_stats *q)
 {
-    family(b, "hoversync_syncs_total", "counter", "Syncs finished, by result.");
-    (void)hs_buf_appendf(b, "hoversync_syncs_total{result=\"done\"} %lld\n", (long long)q->done);
-    (void)hs_buf_appendf(b, "hoversync_syncs_total{result=\"failed\"} %lld\n",
-                         (long long)q->failed);
     sample(b, "hoversync_sync_queue_depth", "gauge", "Syncs queued and not started yet.",
            (double)q->queued);
     sample(b, "hoversync_syncs_running", "gauge", "Syncs running now.", (double)q->running);
+}
+
+/* This process's work queue workers and periodic duties. */
+static void render_workers(struct hs_buf *b, const struct hs_metrics_sources *src)
+{
+    family(b, "hoversync_syncs_total", "counter",
+           "Syncs finished by this process's work queue workers, by result.");
+    (void)hs_buf_appendf(b, "hoversync_syncs_total{result=\"done\"} %lld\n",
+                         (long long)src->events.syncs_done);
+    (void)hs_buf_appendf(b, "hoversync_syncs_total{result=\"failed\"} %lld\n",
+                         (long long)src->events.syncs_failed);
+    sample(b, "hoversync_work_items_claimed_total", "counter",
+           "Work items this process's workers claimed.", (double)src->events.claimed);
+    sample(b, "hoversync_work_items_retried_total", "counter",
+           "Work item runs that failed and were released for a retry.",
+           (double)src->events.retried);
     sample(b, "hoversync_sync_pending_runs_total", "counter",
-           "Runs of the pending selections (models synced when they complete).",
-           (double)q->pending_runs);
+           "Runs of the pending pass (jobs waiting for a model to complete, polled where no "
+           "healthy webhook reports it).",
+           (double)src->duties.pending_runs);
 }
 
 static void render_search(struct hs_buf *b, const struct hs_search_stats *s)
@@ -242,6 +255,8 @@ char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *s
     render_hover(&b, src);
     if (src->have_syncq)
         render_syncq(&b, &src->syncq);
+    if (src->have_workers)
+        render_workers(&b, src);
     if (src->have_search)
         render_search(&b, &src->search);
     render_pipeline(&b, src);

@@ -10,6 +10,8 @@
 
 #include "hover/client.h"
 #include "search/search.h"
+#include "worker/duties.h"
+#include "worker/events.h"
 #include "worker/syncq.h"
 
 struct hs_metrics;
@@ -25,7 +27,11 @@ void hs_metrics_observe(struct hs_metrics *m, size_t route, int status, double s
 struct hs_metrics_sources {
     struct hs_client_stats hover;
     bool have_syncq;
-    struct hs_syncq_stats syncq;
+    struct hs_syncq_stats syncq; /* syncs queued and running, whichever process runs them */
+    /* This process's work queue workers and periodic duties (serve without --no-workers). */
+    bool have_workers;
+    struct hs_events_stats events;
+    struct hs_duties_stats duties;
     bool have_search;
     struct hs_search_stats search;
     int64_t oauth_requests; /* token endpoint requests of the connect flow */

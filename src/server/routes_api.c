@@ -70,9 +70,12 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     }
     struct hs_metrics_sources src = {0};
     hs_client_pool_get_stats(s->pool, &src.hover);
-    if (s->syncq) {
-        src.have_syncq = true;
-        hs_syncq_get_stats(s->syncq, &src.syncq);
+    if (s->syncq)
+        src.have_syncq = hs_syncq_get_stats(s->syncq, &src.syncq, NULL) == HS_OK;
+    if (s->events && s->duties) {
+        src.have_workers = true;
+        hs_events_get_stats(s->events, &src.events);
+        hs_duties_get_stats(s->duties, &src.duties);
     }
     if (s->search) {
         src.have_search = true;
@@ -415,124 +418,141 @@ static int64_t missing_model(json_t *doc, const int64_t *a, size_t na, const int
     return 0;
 }
 
-/* The job and the models of a sync's body: 0, or -1 with r answered (400). The lists are the
- * caller's to free either way. */
-static int sync_models(json_t *body, int64_t *job_id, int64_t **ids, size_t *n_ids, int64_t **ready,
-                       size_t *n_ready, struct hs_resp *r)
+/* What POST /api/syncs asks for. */
+struct sync_ask {
+    json_t *body;
+    int64_t job_id;
+    int64_t *ids, *ready;
+    size_t n_ids, n_ready;
+    char *hint; /* the connection named, checked against the caller's scope; or NULL */
+};
+
+static void sync_ask_clear(struct sync_ask *a)
 {
-    json_t *jid = json_object_get(body, "job_id");
+    json_decref(a->body);
+    free(a->ids);
+    free(a->ready);
+    free(a->hint);
+}
+
+/* The body, checked: 0, or -1 with the answer set. */
+static int sync_ask_parse(struct hs_req *q, struct hs_resp *r, struct sync_ask *a)
+{
+    if (hs_req_json_object(q, false, &a->body, r) != 0)
+        return -1;
+    json_t *jid = json_object_get(a->body, "job_id");
     if (!json_is_integer(jid) || json_integer_value(jid) <= 0) {
         hs_resp_error(r, 400, "bad_request", "job_id must be a positive integer");
         return -1;
     }
-    *job_id = json_integer_value(jid);
-    if (id_list(body, "model_ids", ids, n_ids, r) != 0 ||
-        id_list(body, "when_ready", ready, n_ready, r) != 0)
+    a->job_id = json_integer_value(jid);
+    if (id_list(a->body, "model_ids", &a->ids, &a->n_ids, r) != 0 ||
+        id_list(a->body, "when_ready", &a->ready, &a->n_ready, r) != 0)
         return -1;
-    if (*n_ids + *n_ready == 0) {
+    if (a->n_ids + a->n_ready == 0) {
         hs_resp_error(r, 400, "bad_request", "model_ids (or when_ready) must name a model");
         return -1;
     }
-    for (size_t i = 0; i < *n_ids; i++) {
-        for (size_t k = 0; k < *n_ready; k++) {
-            if ((*ids)[i] == (*ready)[k]) {
+    for (size_t i = 0; i < a->n_ids; i++) {
+        for (size_t k = 0; k < a->n_ready; k++) {
+            if (a->ids[i] == a->ready[k]) {
                 hs_resp_error(r, 400, "bad_request",
                               "model %lld is in both model_ids and when_ready",
-                              (long long)(*ids)[i]);
+                              (long long)a->ids[i]);
                 return -1;
             }
         }
     }
+    json_t *jc = json_object_get(a->body, "connection");
+    if (jc && !json_is_null(jc) && !json_is_string(jc)) {
+        hs_resp_error(r, 400, "bad_request", "connection must be a string");
+        return -1;
+    }
+    const char *asked = json_is_string(jc) ? json_string_value(jc) : hs_req_arg(q, "connection");
+    if (asked && hs_pick_connection(q, asked, &a->hint, r) != 0)
+        return -1;
     return 0;
+}
+
+/* The job and its models checked before queueing: from the job's recent Show Job when there is
+ * one, else (or when a model is not on it) from a fresh one. Hover being unreachable does not
+ * refuse the sync: the queue reports what happens. *conn gets the connection to sync through.
+ * 0, or -1 with the answer set. */
+static int sync_job_check(struct hs_req *q, struct hs_resp *r, const struct sync_ask *a,
+                          char **conn)
+{
+    struct hs_server *s = q->srv;
+    struct hs_scope scope_buf;
+    const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
+    json_t *doc = NULL;
+    struct hs_error err = {0};
+    int ret = -1;
+    int rc = hs_job_fetch(s, a->job_id, a->hint, scope, 10 * 60 * 1000, &doc, conn, &err);
+    if (rc == HS_OK && missing_model(doc, a->ids, a->n_ids, a->ready, a->n_ready)) {
+        json_decref(doc);
+        doc = NULL;
+        free(*conn);
+        *conn = NULL;
+        rc = hs_job_fetch(s, a->job_id, a->hint, scope, -1, &doc, conn, &err);
+    }
+    int64_t bad = rc == HS_OK ? missing_model(doc, a->ids, a->n_ids, a->ready, a->n_ready) : 0;
+    if (rc == HS_ERR_NOT_FOUND) {
+        hs_resp_error(r, 404, "not_found", "job %lld not found in the connected Hover orgs",
+                      (long long)a->job_id);
+    } else if (bad) {
+        hs_resp_error(r, 400, "bad_request", "model %lld is not on job %lld", (long long)bad,
+                      (long long)a->job_id);
+    } else if (rc == HS_OK) {
+        ret = 0;
+    } else {
+        hs_warn("sync msg=\"cannot check the job before queueing\" job=%lld code=%s",
+                (long long)a->job_id, hs_err_name(rc));
+        free(*conn);
+        *conn = a->hint ? hs_strdup(a->hint) : NULL;
+        if (!*conn && hs_pick_connection(q, NULL, conn, r) != 0)
+            ret = -1;
+        else if (!*conn && scope)
+            hs_resp_error(r, 404, "not_found", "job %lld not found in the connected Hover orgs",
+                          (long long)a->job_id);
+        else
+            ret = 0;
+    }
+    json_decref(doc);
+    return ret;
 }
 
 /* POST /api/syncs {"job_id":N,"model_ids":[..],"when_ready":[..],"connection":".."} */
 void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
-    json_t *body = NULL;
-    int64_t job_id = 0, *ids = NULL, *ready = NULL;
-    size_t n_ids = 0, n_ready = 0;
-    char *conn = NULL, *hint = NULL;
-    json_t *doc = NULL;
-    if (hs_req_json_object(q, false, &body, r) != 0)
-        return;
-    if (sync_models(body, &job_id, &ids, &n_ids, &ready, &n_ready, r) != 0)
+    struct sync_ask a = {0};
+    char *conn = NULL;
+    if (sync_ask_parse(q, r, &a) != 0 || sync_job_check(q, r, &a, &conn) != 0)
         goto out;
-    json_t *jc = json_object_get(body, "connection");
-    if (jc && !json_is_null(jc) && !json_is_string(jc)) {
-        hs_resp_error(r, 400, "bad_request", "connection must be a string");
-        goto out;
-    }
-    const char *asked = json_is_string(jc) ? json_string_value(jc) : hs_req_arg(q, "connection");
-    if (asked && hs_pick_connection(q, asked, &hint, r) != 0)
-        goto out;
-    struct hs_scope scope_buf;
-    const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
-
-    /* Check the job and its models before queueing: from the job's recent Show Job when there is
-     * one, else (or when a model is not on it) from a fresh one. Hover being unreachable does
-     * not refuse the sync: the queue reports what happens. */
-    struct hs_error err = {0};
-    int rc = hs_job_fetch(s, job_id, hint, scope, 10 * 60 * 1000, &doc, &conn, &err);
-    if (rc == HS_OK && missing_model(doc, ids, n_ids, ready, n_ready)) {
-        json_decref(doc);
-        doc = NULL;
-        free(conn);
-        conn = NULL;
-        rc = hs_job_fetch(s, job_id, hint, scope, -1, &doc, &conn, &err);
-    }
-    if (rc == HS_ERR_NOT_FOUND) {
-        hs_resp_error(r, 404, "not_found", "job %lld not found in the connected Hover orgs",
-                      (long long)job_id);
-        goto out;
-    }
-    if (rc == HS_OK) {
-        int64_t bad = missing_model(doc, ids, n_ids, ready, n_ready);
-        if (bad) {
-            hs_resp_error(r, 400, "bad_request", "model %lld is not on job %lld", (long long)bad,
-                          (long long)job_id);
-            goto out;
-        }
-    } else {
-        hs_warn("sync msg=\"cannot check the job before queueing\" job=%lld code=%s",
-                (long long)job_id, hs_err_name(rc));
-        free(conn);
-        conn = hint ? hs_strdup(hint) : NULL;
-        if (!conn && hs_pick_connection(q, NULL, &conn, r) != 0)
-            goto out;
-        if (!conn && scope) {
-            hs_resp_error(r, 404, "not_found", "job %lld not found in the connected Hover orgs",
-                          (long long)job_id);
-            goto out;
-        }
-    }
     if (!s->syncq) {
         hs_resp_error(r, 503, "internal", "the sync queue is not running");
         goto out;
     }
     char id[40] = "";
-    memset(&err, 0, sizeof err);
-    rc = hs_syncq_submit(s->syncq, conn, job_id, ids, n_ids, ready, n_ready, id, &err);
+    struct hs_error err = {0};
+    int rc =
+        hs_syncq_submit(s->syncq, conn, a.job_id, a.ids, a.n_ids, a.ready, a.n_ready, id, &err);
     if (rc) {
         hs_resp_fail(r, rc, &err, "queueing the sync");
         goto out;
     }
+    hs_events_wake(s->events); /* the sync's work item is committed: start it now */
     char *loc = hs_aprintf("/api/syncs/%s", id);
     hs_resp_json(r, 202,
                  json_pack("{s:s, s:s, s:I, s:o}", "id", id, "status", "queued", "job_id",
-                           (json_int_t)job_id, "connection", hs_json_text(conn)));
+                           (json_int_t)a.job_id, "connection", hs_json_text(conn)));
     hs_resp_header(r, "Location", loc);
-    hs_info("sync msg=\"queued\" id=%s job=%lld models=%zu when_ready=%zu", id, (long long)job_id,
-            n_ids, n_ready);
+    hs_info("sync msg=\"queued\" id=%s job=%lld models=%zu when_ready=%zu", id, (long long)a.job_id,
+            a.n_ids, a.n_ready);
     free(loc);
 out:
-    json_decref(doc);
-    json_decref(body);
-    free(ids);
-    free(ready);
+    sync_ask_clear(&a);
     free(conn);
-    free(hint);
 }
 
 /* GET /api/records?since=CURSOR */

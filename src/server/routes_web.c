@@ -111,6 +111,18 @@ bool hs_route_static(struct hs_req *q, struct hs_resp *r)
     return serve_web_file(s, s->web_dir, path, r);
 }
 
+/* GET /openapi.yaml: the API's contract, public like the rest of the documentation. Installed
+ * beside the modal's files; where the web directory is the source tree's web/ (a build run
+ * before any install), it is docs/openapi.yaml beside it. */
+void hs_route_openapi(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    if (serve_web_file(s, s->web_dir, "/openapi.yaml", r) ||
+        serve_web_file(s, s->web_dir, "/../docs/openapi.yaml", r))
+        return;
+    hs_resp_error(r, 404, "not_found", "the API's description is not installed (see --web-dir)");
+}
+
 /* ---- the modal ---- */
 
 /* GET /modal[?session=TOKEN]: the page, with the hs_session cookie set from a session token (a

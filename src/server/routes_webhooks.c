@@ -19,6 +19,11 @@
 #include "webhook/registration.h"
 #include "webhook/signature.h"
 
+static void wake_workers(void *ctx)
+{
+    hs_events_wake(ctx);
+}
+
 void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
@@ -45,6 +50,8 @@ void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
         .store = s->store,
         .clock = s->clock,
         .delay_ms = s->webhook_delay_ms,
+        .wake = s->events ? wake_workers : NULL,
+        .wake_ctx = s->events,
     };
     struct hs_receiver_result res;
     hs_receiver_handle(&cfg, &rq, &res);

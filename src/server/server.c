@@ -65,6 +65,7 @@
 const struct route hs_routes[] = {
     {"GET", "/healthz", 0, hs_route_healthz},
     {"GET", "/metrics", 0, hs_route_metrics},
+    {"GET", "/openapi.yaml", 0, hs_route_openapi},
     {"POST", "/api/sessions", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY,
      hs_route_sessions_create},
     {"GET", "/api/session", R_AUTH, hs_route_session_get},
@@ -993,9 +994,11 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->pool = deps->pool;
     s->search = deps->search;
     s->syncq = deps->syncq;
+    s->events = deps->events;
+    s->duties = deps->duties;
     s->clock = deps->clock ? deps->clock : hs_clock_system();
     s->provider = hs_client_pool_provider(deps->pool);
-    s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 1000;
+    s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 25;
     s->register_webhooks = cfg->register_webhooks;
     pthread_mutex_init(&s->cache_lock, NULL);
     s->images = hs_calloc(IMAGE_MAP_N, sizeof *s->images);

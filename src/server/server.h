@@ -21,6 +21,8 @@
 #include "hoversync.h"
 #include "search/search.h"
 #include "store/store.h"
+#include "worker/duties.h"
+#include "worker/events.h"
 #include "worker/syncq.h"
 
 struct hs_server_config {
@@ -43,20 +45,24 @@ struct hs_server_config {
     unsigned max_connections;  /* open connections at most; 0: 1024 */
     int caller_rate; /* requests a minute per API key or session to routes that ask Hover; 0: no
                         limit */
-    /* Webhooks: a job's work item is due this long after its first event (0: 1000 ms);
-     * register_webhooks: connect flow and hs_server_register_webhooks register the service's
-     * webhook (<public url>/webhooks/hover) for connections without a verified one. */
+    /* Webhooks: an event for a job whose work item is being run makes one more pass, due this
+     * long after the event (0: 25 ms; a job whose item is idle runs at once); register_webhooks:
+     * connect flow and hs_server_register_webhooks register the service's webhook (<public
+     * url>/webhooks/hover) for connections without a verified one. */
     int64_t webhook_delay_ms;
     bool register_webhooks;
 };
 
 /* What the service works with (borrowed: they must outlive the server). search and syncq may be
- * NULL (their routes then answer 503). */
+ * NULL (their routes then answer 503); events and duties are this process's work queue workers
+ * and periodic duties, NULL when other processes run them (serve --no-workers). */
 struct hs_server_deps {
     struct hs_store *store;
     struct hs_client_pool *pool;
     struct hs_search_service *search;
     struct hs_syncq *syncq;
+    struct hs_events *events; /* woken when a webhook or POST /api/syncs queued work */
+    struct hs_duties *duties;
     const struct hs_clock *clock; /* NULL: the system clock */
     /* The loop of the transfers to Hover (hover/multi.h), stopped when the server stops so that
      * nothing waits on a slow Hover then; NULL: none. */

@@ -4,8 +4,11 @@
  * `event: progress` with the same object as GET /api/syncs/{id}, and `event: done` once the sync
  * is over (then the stream ends); a comment line keeps idle streams alive through proxies. When
  * there is nothing to say the reader does not block a libmicrohttpd thread: it suspends its
- * connection ("parks" it) and returns 0; one watcher thread checks the parked streams' syncs a
- * few times a second and resumes those whose sync changed or whose keep-alive is due. */
+ * connection ("parks" it) and returns 0; one watcher thread resumes the parked streams whose
+ * sync changed or whose keep-alive is due. The syncs live in the store, and the process writing
+ * a sync's progress may be another one: the watcher reads the parked streams' versions at once
+ * when this process's workers wrote some progress (the sync queue's listener), and every
+ * POLL_MS otherwise. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -20,6 +24,7 @@
 
 #define KEEPALIVE_MS 15000
 #define WATCH_MS     100
+#define POLL_MS      250
 #define STREAM_BUF   (2u * 1024u * 1024u)
 
 struct sse_stream {
@@ -41,10 +46,22 @@ struct sse_hub {
     pthread_cond_t cond;
     struct sse_stream *parked;
     bool stopping;
-    atomic_bool started; /* the watcher runs (read by request threads) */
+    bool dirty;           /* this process's workers wrote progress since the last look */
+    int64_t last_poll_ms; /* the last look at the store */
+    atomic_bool started;  /* the watcher runs (read by request threads) */
     pthread_t watcher;
     atomic_llong streams;
 };
+
+/* The sync queue's listener: called by a worker thread, under the queue's lock. */
+static void local_progress(void *ctx)
+{
+    struct sse_hub *h = ctx;
+    pthread_mutex_lock(&h->lock);
+    h->dirty = true;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
 
 static void *watcher_main(void *arg)
 {
@@ -53,10 +70,17 @@ static void *watcher_main(void *arg)
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
         int64_t now = hs_server_mono_ms(s);
+        bool look = h->dirty || now - h->last_poll_ms >= POLL_MS;
+        if (look) {
+            h->dirty = false;
+            h->last_poll_ms = now;
+        }
         struct sse_stream **pp = &h->parked;
         while (*pp) {
             struct sse_stream *e = *pp;
-            int64_t v = hs_syncq_wait(s->syncq, e->id, e->version, 0);
+            int64_t v = e->version;
+            if (look && hs_syncq_version(s->syncq, e->id, &v, NULL) != HS_OK)
+                v = -2; /* gone: the stream says so and ends */
             if (v != e->version || now >= e->wake_at_ms) {
                 *pp = e->next;
                 e->next = NULL;
@@ -65,13 +89,9 @@ static void *watcher_main(void *arg)
                 pp = &e->next;
             }
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)WATCH_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        if (h->dirty)
+            continue;
+        struct timespec ts = hs_deadline_after(CLOCK_MONOTONIC, WATCH_MS);
         (void)pthread_cond_timedwait(&h->cond, &h->lock, &ts);
     }
     /* Stopping: every parked connection must be resumed before libmicrohttpd stops. */
@@ -89,7 +109,7 @@ int hs_sse_start(struct hs_server *s, struct hs_error *err)
 {
     struct sse_hub *h = hs_calloc(1, sizeof *h);
     pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->cond, NULL);
+    hs_cond_init_monotonic(&h->cond);
     atomic_init(&h->streams, 0);
     atomic_init(&h->started, false);
     s->sse = h;
@@ -98,6 +118,7 @@ int hs_sse_start(struct hs_server *s, struct hs_error *err)
     if (pthread_create(&h->watcher, NULL, watcher_main, s) != 0)
         return hs_fail(err, HS_ERR_INTERNAL, "cannot start the progress stream watcher");
     atomic_store(&h->started, true);
+    hs_syncq_set_listener(s->syncq, local_progress, h);
     return HS_OK;
 }
 
@@ -106,6 +127,8 @@ void hs_sse_stop(struct hs_server *s)
     struct sse_hub *h = s->sse;
     if (!h)
         return;
+    if (s->syncq)
+        hs_syncq_set_listener(s->syncq, NULL, NULL); /* no call under way once it returns */
     pthread_mutex_lock(&h->lock);
     h->stopping = true;
     pthread_cond_broadcast(&h->cond);

@@ -330,6 +330,53 @@ const struct hs_migration hs_pg_migrations[] = {
      ");\n"
      "CREATE INDEX webhook_verifications_due ON webhook_verifications(next_attempt_ms) "
      "WHERE status = 'pending';\n"},
+
+    /* SQLite's migration 13: the one work queue (priorities, fencing tokens, payloads), the
+     * syncs of POST /api/syncs with their progress, and the pending pass's polls. */
+    {13, "work queue priorities and fencing, syncs and their progress, pending polls",
+     "ALTER TABLE work_items ADD COLUMN priority integer NOT NULL DEFAULT 10;\n"
+     "ALTER TABLE work_items ADD COLUMN claims bigint NOT NULL DEFAULT 0;\n"
+     "ALTER TABLE work_items ADD COLUMN trigger_ms bigint;\n"
+     "ALTER TABLE work_items ADD COLUMN payload text; -- the job as a list page gave it (JSON)\n"
+     "ALTER TABLE work_items ADD COLUMN payload_ms bigint;\n"
+     "DROP INDEX work_items_due;\n"
+     "CREATE INDEX work_items_due ON work_items(priority, not_before_ms);\n"
+     "CREATE TABLE syncs (\n"
+     "  id text PRIMARY KEY,\n"
+     "  connection_key text NOT NULL,\n"
+     "  job_id bigint NOT NULL,\n"
+     "  status text NOT NULL CHECK (status IN ('queued','running','done','failed')),\n"
+     "  result text,\n"
+     "  error_code text,\n"
+     "  error_message text,\n"
+     "  version bigint NOT NULL DEFAULT 1,\n"
+     "  created_ms bigint NOT NULL,\n"
+     "  finished_ms bigint\n"
+     ");\n"
+     "CREATE INDEX syncs_job ON syncs(job_id, status);\n"
+     "CREATE INDEX syncs_finished ON syncs(finished_ms);\n"
+     "CREATE TABLE sync_models (\n"
+     "  sync_id text NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,\n"
+     "  model_id bigint NOT NULL,\n"
+     "  position bigint NOT NULL,\n"
+     "  name text,\n"
+     "  when_ready boolean NOT NULL DEFAULT false,\n"
+     "  result text,\n"
+     "  message text,\n"
+     "  artifacts_done bigint NOT NULL DEFAULT 0,\n"
+     "  artifacts_total bigint NOT NULL DEFAULT 0,\n"
+     "  pdf_sha256 text,\n"
+     "  json_sha256 text,\n"
+     "  PRIMARY KEY (sync_id, model_id)\n"
+     ");\n"
+     "CREATE INDEX sync_models_model ON sync_models(model_id);\n"
+     "CREATE TABLE pending_polls (\n"
+     "  connection_key text NOT NULL,\n"
+     "  job_id bigint NOT NULL,\n"
+     "  interval_ms bigint NOT NULL,\n"
+     "  next_poll_ms bigint NOT NULL,\n"
+     "  PRIMARY KEY (connection_key, job_id)\n"
+     ");\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

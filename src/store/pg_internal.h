@@ -9,7 +9,7 @@
  *   pg_search.c     the job search over pg_trgm            (store/search.h)
  *   pg_service.c    settings, sessions, connections        (store/service.h)
  *   pg_webhooks.c   webhooks, events, verifications        (store/webhooks.h)
- *   pg_work.c       work items                             (store/work.h)
+ *   pg_work.c       work items, syncs' progress, polls     (store/work.h)
  *   pg_outbox.c     the outbox and the policies            (store/outbox.h, store/policies.h)
  *   pg_secrets.c    the key check, rotate-key
  *
@@ -174,8 +174,9 @@ extern const struct hs_work_ops hs_pg_work_ops;
 extern const struct hs_outbox_ops hs_pg_outbox_ops;
 extern const struct hs_policy_ops hs_pg_policy_ops;
 
-/* Inserts or bumps the work item of (connection, job) inside t (pg_work.c). */
-int hs_pg_work_bump(struct pg_txn *t, const char *connection_key, int64_t job_id,
-                    const char *reason, int64_t not_before_ms, struct hs_error *err);
+/* Inserts the item of a trigger's job or bumps it inside t (pg_work.c; event_accept and the
+ * pending pass use it in their own transactions). */
+struct hs_work_trigger;
+int hs_pg_work_bump(struct pg_txn *t, const struct hs_work_trigger *tr, struct hs_error *err);
 
 #endif

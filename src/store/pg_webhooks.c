@@ -11,6 +11,7 @@
 #include "store/pg_internal.h"
 #include "store/secrets.h"
 #include "store/webhooks.h"
+#include "store/work.h"
 
 #define NOW "clock_timestamp()"
 
@@ -388,7 +389,7 @@ static int event_insert(struct pg_txn *t, const struct hs_event_row *e, int64_t 
 
 /* The delivery's rows in t (event_accept's contract, store/webhooks.h). */
 static int accept_rows(struct pg_txn *t, const struct hs_event_row *e, bool schedule,
-                       int64_t not_before_ms, int64_t now_ms, int64_t *id, struct hs_error *err)
+                       int64_t rerun_ms, int64_t now_ms, int64_t *id, struct hs_error *err)
 {
     bool replay = false;
     int rc = HS_OK;
@@ -404,7 +405,15 @@ static int accept_rows(struct pg_txn *t, const struct hs_event_row *e, bool sche
         rc = hs_pg_int1(t, "SELECT COUNT(*) FROM connections WHERE key = $1", &a, &known,
                         "reading connection", err);
         if (!rc && known)
-            rc = hs_pg_work_bump(t, e->connection_key, e->job_id, "webhook", not_before_ms, err);
+            rc = hs_pg_work_bump(t,
+                                 &(struct hs_work_trigger){.connection_key = e->connection_key,
+                                                           .job_id = e->job_id,
+                                                           .reason = "webhook",
+                                                           .priority = HS_WORK_PRIO_BACKGROUND,
+                                                           .now_ms = now_ms,
+                                                           .due_ms = now_ms,
+                                                           .rerun_ms = rerun_ms},
+                                 err);
     }
     if (!rc && e->replay_key) {
         struct pg_args a = {0};
@@ -432,7 +441,7 @@ static int pg_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     if (rc)
         return rc;
     int64_t id = 0;
-    rc = hs_pg_leave(&t, accept_rows(&t, e, schedule, now_ms + delay_ms, now_ms, &id, err), err);
+    rc = hs_pg_leave(&t, accept_rows(&t, e, schedule, delay_ms, now_ms, &id, err), err);
     if (!rc && event_id)
         *event_id = id;
     return rc;

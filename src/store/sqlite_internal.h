@@ -8,7 +8,7 @@
  *   sqlite_search.c   the job search over FTS5               (store/search.h)
  *   sqlite_service.c  settings, sessions, connections        (store/service.h)
  *   sqlite_webhooks.c webhooks, events, verifications        (store/webhooks.h)
- *   sqlite_work.c     work items                             (store/work.h)
+ *   sqlite_work.c     work items, syncs' progress, polls     (store/work.h)
  *   sqlite_outbox.c   the outbox and the policies            (store/outbox.h, store/policies.h)
  *   sqlite_secrets.c  the file's mode, the key check, rotate-key
  *
@@ -216,9 +216,9 @@ extern const struct hs_work_ops hs_sqlite_work_ops;
 extern const struct hs_outbox_ops hs_sqlite_outbox_ops;
 extern const struct hs_policy_ops hs_sqlite_policy_ops;
 
-/* Inserts the item of (connection, job) or bumps it (sqlite_work.c; event_accept uses it in
- * its own transaction). */
-int hs_sqlite_work_bump(struct sq_txn *t, const char *connection_key, int64_t job_id,
-                        const char *reason, int64_t not_before_ms, struct hs_error *err);
+/* Inserts the item of a trigger's job or bumps it (sqlite_work.c, store/work.h work_schedule;
+ * event_accept and the pending pass use it in their own transactions). */
+struct hs_work_trigger;
+int hs_sqlite_work_bump(struct sq_txn *t, const struct hs_work_trigger *tr, struct hs_error *err);
 
 #endif

@@ -5,7 +5,7 @@
  * its own: "durable before returning", so it refuses to run inside a caller's transaction (whose
  * commit would come later), and concurrent calls share one transaction and one fsync (group
  * commit, see there). The connection runs with synchronous=FULL, so a COMMIT that returned is on
- * disk. */
+ * disk. An accepted event bumps its job's work item (sqlite_work.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include "core/str.h"
 #include "store/sqlite_internal.h"
 #include "store/webhooks.h"
+#include "store/work.h"
 
 /* ---- webhooks ---- */
 
@@ -433,7 +434,7 @@ struct hs_sqlite_accept {
     const struct hs_event_row *e;
     bool schedule;
     int64_t now_ms;
-    int64_t not_before_ms;
+    int64_t rerun_ms;
     int64_t id;
     int rc;
     struct hs_error err;
@@ -490,7 +491,14 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
         bool known = false;
         rc = connection_known(&t, e->connection_key, &known, err);
         if (!rc && known)
-            rc = hs_sqlite_work_bump(&t, e->connection_key, e->job_id, "webhook", a->not_before_ms,
+            rc = hs_sqlite_work_bump(&t,
+                                     &(struct hs_work_trigger){.connection_key = e->connection_key,
+                                                               .job_id = e->job_id,
+                                                               .reason = "webhook",
+                                                               .priority = HS_WORK_PRIO_BACKGROUND,
+                                                               .now_ms = a->now_ms,
+                                                               .due_ms = a->now_ms,
+                                                               .rerun_ms = a->rerun_ms},
                                      err);
     }
     if (!rc && e->replay_key)
@@ -543,7 +551,7 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     if (hs_sqlite_held_by_me(s))
         return hs_fail(err, HS_ERR_INTERNAL, "event_accept called inside a store transaction");
     struct hs_sqlite_accept me = {
-        .e = e, .schedule = schedule, .now_ms = now_ms, .not_before_ms = now_ms + delay_ms};
+        .e = e, .schedule = schedule, .now_ms = now_ms, .rerun_ms = delay_ms};
     pthread_mutex_lock(&s->gc_lock);
     if (s->gc_tail)
         s->gc_tail->next = &me;

@@ -292,13 +292,49 @@ void hs_verification_clear(struct hs_verification *v)
     memset(v, 0, sizeof *v);
 }
 
+bool hs_webhook_row_healthy(const struct hs_webhook_row *w)
+{
+    return w->verified_at != NULL && w->last_error == NULL && w->local_error == NULL;
+}
+
 void hs_work_item_clear(struct hs_work_item *w)
 {
     if (!w)
         return;
     free(w->connection_key);
     free(w->reason);
+    free(w->payload);
+    free(w->last_error);
     memset(w, 0, sizeof *w);
+}
+
+void hs_sync_row_clear(struct hs_sync_row *r)
+{
+    if (!r)
+        return;
+    free(r->id);
+    free(r->connection_key);
+    free(r->status);
+    free(r->result);
+    free(r->error_code);
+    free(r->error_message);
+    for (size_t i = 0; i < r->n_models; i++) {
+        struct hs_sync_model_row *m = &r->models[i];
+        free(m->name);
+        free(m->result);
+        free(m->message);
+        free(m->pdf_sha256);
+        free(m->json_sha256);
+    }
+    free(r->models);
+    memset(r, 0, sizeof *r);
+}
+
+void hs_pending_jobs_free(struct hs_pending_job *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].connection_key);
+    free(v);
 }
 
 void hs_outbox_row_clear(struct hs_outbox_row *o)

@@ -8,7 +8,8 @@
  *   store/search.h    the local job search
  *   store/service.h   the service's settings, browser sessions and the list of connections
  *   store/webhooks.h  registered webhooks, received events, signatures, verification codes
- *   store/work.h      the queue of background work items
+ *   store/work.h      the work queue: items with priorities and fenced leases, the syncs of
+ *                     POST /api/syncs and their progress, the pending pass's polls
  *   store/outbox.h    CRM notifications
  *   store/policies.h  per-connection auto-sync policies
  * struct hs_store holds one table per concern; call sites read st->records->job_upsert(st, ...).

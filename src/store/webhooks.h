@@ -21,6 +21,9 @@ struct hs_webhook_row {
 void hs_webhook_row_clear(struct hs_webhook_row *w);
 /* Frees an array of rows (webhook_list); NULL is fine. */
 void hs_webhook_rows_free(struct hs_webhook_row *v, size_t n);
+/* Healthy, as `hoversync status` says: verified, no error from Hover (last_error as last read)
+ * and none of ours (local_error). Hover then delivers the connection's events. */
+bool hs_webhook_row_healthy(const struct hs_webhook_row *w);
 
 /* A delivery as received, stored raw before it is acknowledged. */
 struct hs_event_row {
@@ -95,13 +98,13 @@ struct hs_webhook_ops {
                                int64_t next_attempt_ms, const char *error, struct hs_error *err);
 
     /* Stores a received delivery and, when schedule is true and it names a job of a known
-     * connection, inserts or bumps the job's work item (store/work.h; not_before = now +
-     * delay_ms), in ONE transaction, durably, before returning: only then may the receiver
-     * answer 2xx. In the same transaction: e->replay_key is remembered (expired keys are
-     * forgotten), and when it was remembered already nothing at all is stored and *event_id is
-     * 0 (a replay: acknowledged, acted on once); e->verify_code is queued (verification_add); a
-     * row kept "unverified" drops the kept rows past HS_STORE_UNVERIFIED_MAX / _TTL_MS at
-     * now_ms. Refused inside a transaction (store.h). */
+     * connection, inserts or bumps the job's work item (store/work.h work_schedule: due at
+     * once, or delay_ms after now when the item is being run), in ONE transaction, durably,
+     * before returning: only then may the receiver answer 2xx. In the same transaction:
+     * e->replay_key is remembered (expired keys are forgotten), and when it was remembered already
+     * nothing at all is stored and *event_id is 0 (a replay: acknowledged, acted on once);
+     * e->verify_code is queued (verification_add); a row kept "unverified" drops the kept rows past
+     * HS_STORE_UNVERIFIED_MAX / _TTL_MS at now_ms. Refused inside a transaction (store.h). */
     int (*event_accept)(struct hs_store *s, const struct hs_event_row *e, bool schedule,
                         int64_t delay_ms, int64_t now_ms, int64_t *event_id, struct hs_error *err);
     /* Deliveries stored as "unverified" for a webhook id, or all of them with webhook_id 0

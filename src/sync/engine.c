@@ -29,6 +29,7 @@
 #include "store/records.h"
 #include "sync/lease.h"
 #include "sync/measurements.h"
+#include "sync/plan.h"
 #include "sync/verify.h"
 
 /* Measurement documents read back from disk for extraction are capped like API JSON. */
@@ -241,8 +242,65 @@ static void report_row(struct hs_sync_artifact *a, const struct hs_artifact_row 
     a->changed = changed;
 }
 
+static int write_tx_begin(struct hs_sync_engine *e, struct hs_error *err)
+{
+    return e->store->ops->begin(e->store, err);
+}
+
+static int write_tx_end(struct hs_sync_engine *e, int rc, struct hs_error *err)
+{
+    if (rc) {
+        e->store->ops->rollback(e->store);
+        return rc;
+    }
+    return e->store->ops->commit(e->store, err);
+}
+
+/* What the caller writes in a transaction of the run (engine.h, in_txn). A refusal stops the
+ * run: nothing more of it commits. */
+static int in_txn(struct hs_sync_engine *e, const struct hs_sync_progress *p, struct hs_error *err)
+{
+    if (!e->in_txn || e->stopped)
+        return e->stopped;
+    int rc = e->in_txn(e->in_txn_ctx, p, err);
+    if (rc) {
+        e->stopped = rc;
+        hs_fail(&e->stopped_err, rc, "%s", err && err->msg[0] ? err->msg : hs_err_name(rc));
+        hs_warn("sync=stopped job=%lld error=\"%s\"", (long long)p->job_id, e->stopped_err.msg);
+    }
+    return rc;
+}
+
+/* The artifact's row and what the run writes beside it, in one transaction. */
+static int put_artifact(struct hs_sync_engine *e, const struct hs_artifact_row *row, bool *changed,
+                        const struct hs_sync_progress *at, struct hs_error *err)
+{
+    if (e->stopped)
+        return hs_fail(err, e->stopped, "the run was stopped");
+    int rc = write_tx_begin(e, err);
+    if (rc)
+        return rc;
+    rc = e->store->records->artifact_put(e->store, row, changed, err);
+    if (rc == HS_OK && at) {
+        struct hs_sync_artifact a = {.kind = row->kind,
+                                     .bytes = row->bytes,
+                                     .path = row->path,
+                                     .content_type = row->content_type,
+                                     .downloaded = true,
+                                     .changed = *changed};
+        hs_strlcpy(a.sha256, row->sha256 ? row->sha256 : "", sizeof a.sha256);
+        struct hs_sync_progress p = *at;
+        p.artifact = &a;
+        rc = in_txn(e, &p, err);
+    }
+    return write_tx_end(e, rc, err);
+}
+
+/* One artifact: asked for (or not) and stored; at (may be NULL) is the progress its row commits
+ * with. */
 static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const struct item *it,
-                      bool model_unchanged, struct hs_sync_artifact *out, struct hs_error *err)
+                      bool model_unchanged, const struct hs_sync_progress *at,
+                      struct hs_sync_artifact *out, struct hs_error *err)
 {
     struct hs_artifact_row old = {0};
     int rc = e->store->records->artifact_get(e->store, m->id, it->kind, &old, err);
@@ -293,7 +351,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
     row.fetched_at = fetched;
     row.image_id = it->image_id;
     bool changed = false;
-    rc = e->store->records->artifact_put(e->store, &row, &changed, err);
+    rc = put_artifact(e, &row, &changed, at, err);
     hs_crashpoint("after_artifact_commit");
     if (rc == HS_OK) {
         report_row(out, &row, true, changed);
@@ -335,8 +393,28 @@ static char *read_stored(const char *data_dir, const char *rel, size_t *len)
     return hs_buf_take(&b, len);
 }
 
-static int store_measurements(struct hs_sync_engine *e, const struct hs_model *m,
-                              struct hs_sync_model *r, struct hs_error *err)
+/* What a model's result commits with its selection and log line: the headline measurements
+ * and the "synced at updated_at" mark. */
+struct model_writes {
+    char *summarized, *sketch; /* the documents ms points into */
+    struct hs_measurements ms;
+    bool has_ms;
+    const char *synced_at; /* Hover's updated_at of a model synced whole, or NULL */
+};
+
+static void model_writes_clear(struct model_writes *w)
+{
+    if (w->has_ms)
+        hs_measurements_clear(&w->ms);
+    free(w->summarized);
+    free(w->sketch);
+    memset(w, 0, sizeof *w);
+}
+
+/* The headline figures out of the stored summarized document (and the sketch's), into w. */
+static int extract_measurements(struct hs_sync_engine *e, const struct hs_model *m,
+                                const struct hs_sync_model *r, struct model_writes *w,
+                                struct hs_error *err)
 {
     const struct hs_sync_artifact *summ = NULL, *sketch = NULL;
     for (size_t i = 0; i < r->n_artifacts; i++) {
@@ -351,21 +429,12 @@ static int store_measurements(struct hs_sync_engine *e, const struct hs_model *m
     if (!summ)
         return HS_OK; /* capture-only and interior models have no summary */
     size_t sl = 0, kl = 0;
-    char *s = read_stored(e->data_dir, summ->path, &sl);
-    char *k = sketch ? read_stored(e->data_dir, sketch->path, &kl) : NULL;
-    int rc = HS_OK;
-    if (!s) {
-        rc = hs_fail(err, HS_ERR_IO, "cannot read back stored measurements %s", summ->path);
-    } else {
-        struct hs_measurements ms;
-        rc = hs_measurements_extract(m->id, s, sl, k, kl, &ms, err);
-        if (rc == HS_OK) {
-            rc = e->store->records->measurements_put(e->store, &ms, NULL, err);
-            hs_measurements_clear(&ms);
-        }
-    }
-    free(s);
-    free(k);
+    w->summarized = read_stored(e->data_dir, summ->path, &sl);
+    w->sketch = sketch ? read_stored(e->data_dir, sketch->path, &kl) : NULL;
+    if (!w->summarized)
+        return hs_fail(err, HS_ERR_IO, "cannot read back stored measurements %s", summ->path);
+    int rc = hs_measurements_extract(m->id, w->summarized, sl, w->sketch, kl, &w->ms, err);
+    w->has_ms = rc == HS_OK;
     return rc;
 }
 
@@ -395,7 +464,7 @@ static void collect_items(const struct hs_model *m, struct item **items, size_t 
 }
 
 static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const struct hs_model *m,
-                                struct hs_sync_model *r)
+                                struct hs_sync_model *r, struct model_writes *w)
 {
     struct hs_model_row stored = {0};
     struct hs_error err = {0};
@@ -418,7 +487,14 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
     int rc = HS_OK;
     for (size_t i = 0; i < n && rc == HS_OK; i++) {
         struct hs_sync_artifact *a = &r->artifacts[r->n_artifacts];
-        rc = fetch_item(e, m, &items[i], unchanged, a, &err);
+        struct hs_sync_progress at = {.event = HS_PROGRESS_ARTIFACT,
+                                      .job_id = job_id,
+                                      .model_id = m->id,
+                                      .model_name = m->name,
+                                      .model_state = m->state,
+                                      .artifacts_done = (int64_t)r->n_artifacts + 1,
+                                      .artifacts_total = (int64_t)n};
+        rc = fetch_item(e, m, &items[i], unchanged, &at, a, &err);
         if (rc == HS_OK) {
             r->n_artifacts++;
             if (a->downloaded)
@@ -442,9 +518,9 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
         free(items[i].kind);
     free(items);
     if (rc == HS_OK && !unchanged)
-        rc = store_measurements(e, m, r, &err);
-    if (rc == HS_OK && m->updated_at)
-        rc = e->store->records->model_mark_synced(e->store, m->id, m->updated_at, &err);
+        rc = extract_measurements(e, m, r, w, &err);
+    if (rc == HS_OK)
+        w->synced_at = m->updated_at;
     if (rc == HS_OK) {
         r->result = HS_RESULT_SYNCED;
     } else {
@@ -469,8 +545,14 @@ static enum hs_selection_status selection_status(enum hs_model_result r)
     return HS_SEL_ERROR;
 }
 
+char *hs_sync_pending_message(const struct hs_model *m)
+{
+    return hs_aprintf("model is %s at Hover; it syncs once complete",
+                      m->state ? m->state : "in no state");
+}
+
 static void handle_model(struct hs_sync_engine *e, int64_t job_id, const struct hs_model *m,
-                         struct hs_sync_model *r)
+                         struct hs_sync_model *r, struct model_writes *w)
 {
     r->id = m->id;
     r->name = hs_strdup(m->name);
@@ -482,33 +564,18 @@ static void handle_model(struct hs_sync_engine *e, int64_t job_id, const struct 
                                               .model_name = m->name,
                                               .model_state = m->state});
     if (hs_model_is_complete(m)) {
-        sync_complete_model(e, job_id, m, r);
+        sync_complete_model(e, job_id, m, r, w);
     } else if (hs_streq(m->state, "failed")) {
         r->result = HS_RESULT_FAILED_UPSTREAM;
         r->message = hs_strdup("Hover could not reconstruct this model (state: failed)");
     } else {
         /* processing, uploading, or a state we do not know: not complete, so wait for it. */
         r->result = HS_RESULT_PENDING;
-        r->message = hs_aprintf("model is %s at Hover; it syncs once complete",
-                                m->state ? m->state : "in no state");
+        r->message = hs_sync_pending_message(m);
     }
 }
 
 /* ---- the job ---- */
-
-static int write_tx_begin(struct hs_sync_engine *e, struct hs_error *err)
-{
-    return e->store->ops->begin(e->store, err);
-}
-
-static int write_tx_end(struct hs_sync_engine *e, int rc, struct hs_error *err)
-{
-    if (rc) {
-        e->store->ops->rollback(e->store);
-        return rc;
-    }
-    return e->store->ops->commit(e->store, err);
-}
 
 static const struct hs_model *find_model(const struct hs_job *j, int64_t id)
 {
@@ -531,21 +598,10 @@ static int unknown_model_error(const struct hs_job *j, int64_t id, struct hs_err
     return rc;
 }
 
-int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
-                struct hs_sync_report **out, struct hs_error *err)
+/* The selection, checked against the job as Hover has it now: *out (new) gets the models. */
+static int pick_models(const struct hs_job *job, const struct hs_sync_request *rq,
+                       const struct hs_model ***out, size_t *n, struct hs_error *err)
 {
-    struct hs_client_stats before, after;
-    hs_client_get_stats(e->client, &before);
-    struct hs_job *fetched = NULL;
-    const struct hs_job *job = rq->prefetched;
-    int rc;
-    if (!job) {
-        if ((rc = hs_client_show_job(e->client, rq->job_id, &fetched, err)))
-            return rc;
-        job = fetched;
-    }
-
-    /* The selection, checked against the job as Hover has it now. */
     const struct hs_model **sel = hs_calloc(job->n_models + rq->n_model_ids + 1, sizeof *sel);
     size_t nsel = 0;
     if (rq->all_complete) {
@@ -556,8 +612,8 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
         for (size_t i = 0; i < rq->n_model_ids; i++) {
             const struct hs_model *m = find_model(job, rq->model_ids[i]);
             if (!m) {
-                rc = unknown_model_error(job, rq->model_ids[i], err);
-                goto fail;
+                free(sel);
+                return unknown_model_error(job, rq->model_ids[i], err);
             }
             bool dup = false;
             for (size_t k = 0; k < nsel; k++)
@@ -566,32 +622,135 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
                 sel[nsel++] = m;
         }
     }
+    *out = sel;
+    *n = nsel;
+    return HS_OK;
+}
+
+/* The artifacts a model offers (0 until it is complete). */
+static int64_t items_of(const struct hs_model *m)
+{
+    if (!hs_model_is_complete(m))
+        return 0;
+    int64_t n = (int64_t)m->n_artifacts;
+    for (size_t i = 0; i < m->n_images; i++)
+        n += m->images[i].url != NULL;
+    return n;
+}
+
+/* 1. The job, its models, the selection and the run row: one transaction. */
+static int start_run(struct hs_sync_engine *e, const struct hs_job *job,
+                     const struct hs_model *const *sel, size_t nsel, const char *trigger,
+                     int64_t *run_id, struct hs_error *err)
+{
+    int rc = write_tx_begin(e, err);
+    if (rc)
+        return rc;
+    rc = e->store->records->job_upsert(e->store, job, e->connection_key, NULL, err);
+    for (size_t i = 0; rc == HS_OK && i < nsel; i++) {
+        struct hs_selection s = {.job_id = job->id,
+                                 .model_id = sel[i]->id,
+                                 .status = HS_SEL_SELECTED,
+                                 .connection_key = (char *)e->connection_key};
+        rc = e->store->records->selection_put(e->store, &s, err);
+        if (rc == HS_OK)
+            rc = in_txn(e,
+                        &(struct hs_sync_progress){.event = HS_PROGRESS_RUN_STARTED,
+                                                   .job_id = job->id,
+                                                   .model_id = sel[i]->id,
+                                                   .model_name = sel[i]->name,
+                                                   .model_state = sel[i]->state,
+                                                   .artifacts_total = items_of(sel[i])},
+                        err);
+    }
+    if (rc == HS_OK)
+        rc =
+            e->store->records->run_begin(e->store, job->id, trigger ? trigger : "cli", run_id, err);
+    if (rc == HS_OK)
+        rc = e->store->records->run_renew(e->store, *run_id, hs_run_lease_until(), err);
+    return write_tx_end(e, rc, err);
+}
+
+/* The progress of a model whose result is known. */
+static struct hs_sync_progress model_finished(int64_t job_id, const struct hs_sync_model *mr)
+{
+    return (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_FINISHED,
+                                     .job_id = job_id,
+                                     .model_id = mr->id,
+                                     .model_name = mr->name,
+                                     .model_state = mr->state,
+                                     .artifacts_done = (int64_t)mr->n_artifacts,
+                                     .artifacts_total = (int64_t)mr->n_artifacts,
+                                     .result = mr->result,
+                                     .message = mr->message,
+                                     .model = mr};
+}
+
+/* 3. The model's result: its measurements and synced mark, its selection, its line in the run's
+ * log and what the caller writes beside them, in one transaction. */
+static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_id,
+                         struct hs_sync_model *mr, const struct model_writes *w)
+{
+    struct hs_error werr = {0};
+    int wrc = write_tx_begin(e, &werr);
+    if (wrc == HS_OK && w->has_ms && mr->result == HS_RESULT_SYNCED)
+        wrc = e->store->records->measurements_put(e->store, &w->ms, NULL, &werr);
+    if (wrc == HS_OK && w->synced_at && mr->result == HS_RESULT_SYNCED)
+        wrc = e->store->records->model_mark_synced(e->store, mr->id, w->synced_at, &werr);
+    if (wrc == HS_OK) {
+        struct hs_selection s = {.job_id = job_id,
+                                 .model_id = mr->id,
+                                 .status = selection_status(mr->result),
+                                 .reason = mr->message,
+                                 .connection_key = (char *)e->connection_key};
+        wrc = e->store->records->selection_put(e->store, &s, &werr);
+    }
+    if (wrc == HS_OK)
+        wrc = e->store->records->run_model_result(e->store, run_id, mr->id,
+                                                  hs_model_result_name(mr->result), mr->message,
+                                                  mr->downloaded, mr->unchanged, &werr);
+    if (wrc == HS_OK) {
+        struct hs_sync_progress p = model_finished(job_id, mr);
+        wrc = in_txn(e, &p, &werr);
+    }
+    wrc = write_tx_end(e, wrc, &werr);
+    if (wrc) {
+        /* The files and artifact rows are in; the selection stays open and the next run
+         * completes it. */
+        if (mr->result != HS_RESULT_ERROR) {
+            free(mr->message);
+            mr->message = hs_aprintf("recording the result failed: %s", werr.msg);
+        }
+        mr->result = HS_RESULT_ERROR;
+    }
+}
+
+int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
+                struct hs_sync_report **out, struct hs_error *err)
+{
+    struct hs_client_stats before, after;
+    hs_client_get_stats(e->client, &before);
+    struct hs_job *fetched = NULL;
+    const struct hs_job *job = rq->prefetched;
+    const struct hs_model **sel = NULL;
+    size_t nsel = 0;
+    int rc;
+    e->stopped = HS_OK;
+    memset(&e->stopped_err, 0, sizeof e->stopped_err);
+    if (!job) {
+        if ((rc = hs_client_show_job(e->client, rq->job_id, &fetched, err)))
+            return rc;
+        job = fetched;
+    }
+    if ((rc = pick_models(job, rq, &sel, &nsel, err)))
+        goto fail;
 
     struct hs_sync_report *r = hs_calloc(1, sizeof *r);
     r->job_id = job->id;
     r->job_name = hs_strdup(job->name);
     r->reconstruction_state = hs_strdup(job->reconstruction_state);
     r->models = hs_calloc(nsel + 1, sizeof *r->models);
-
-    /* 1. job, models, selection and run: one transaction. */
-    rc = write_tx_begin(e, err);
-    if (rc == HS_OK) {
-        rc = e->store->records->job_upsert(e->store, job, e->connection_key, NULL, err);
-        for (size_t i = 0; rc == HS_OK && i < nsel; i++) {
-            struct hs_selection s = {.job_id = job->id,
-                                     .model_id = sel[i]->id,
-                                     .status = HS_SEL_SELECTED,
-                                     .connection_key = (char *)e->connection_key};
-            rc = e->store->records->selection_put(e->store, &s, err);
-        }
-        if (rc == HS_OK)
-            rc = e->store->records->run_begin(e->store, job->id, rq->trigger ? rq->trigger : "cli",
-                                              &r->run_id, err);
-        if (rc == HS_OK)
-            rc = e->store->records->run_renew(e->store, r->run_id, hs_run_lease_until(), err);
-        rc = write_tx_end(e, rc, err);
-    }
-    if (rc) {
+    if ((rc = start_run(e, job, sel, nsel, rq->trigger, &r->run_id, err))) {
         hs_sync_report_free(r);
         goto fail;
     }
@@ -599,50 +758,21 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     hs_run_lease_hold(e->store, r->run_id);
     hs_crashpoint("after_selection");
 
-    /* 2. each model by its own state. */
-    for (size_t i = 0; i < nsel; i++) {
+    /* 2. each model by its own state, then 3. its result. */
+    for (size_t i = 0; i < nsel && !e->stopped; i++) {
         struct hs_sync_model *mr = &r->models[r->n_models++];
-        handle_model(e, job->id, sel[i], mr);
-        struct hs_error werr = {0};
-        int wrc = write_tx_begin(e, &werr);
-        if (wrc == HS_OK) {
-            struct hs_selection s = {.job_id = job->id,
-                                     .model_id = mr->id,
-                                     .status = selection_status(mr->result),
-                                     .reason = mr->message,
-                                     .connection_key = (char *)e->connection_key};
-            wrc = e->store->records->selection_put(e->store, &s, &werr);
-            if (wrc == HS_OK)
-                wrc = e->store->records->run_model_result(
-                    e->store, r->run_id, mr->id, hs_model_result_name(mr->result), mr->message,
-                    mr->downloaded, mr->unchanged, &werr);
-            wrc = write_tx_end(e, wrc, &werr);
-        }
-        if (wrc) {
-            /* The files and artifact rows are in; the selection stays open and the next run
-             * completes it. */
-            if (mr->result != HS_RESULT_ERROR) {
-                free(mr->message);
-                mr->message = hs_aprintf("recording the result failed: %s", werr.msg);
-            }
-            mr->result = HS_RESULT_ERROR;
-        }
-        progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_FINISHED,
-                                              .job_id = job->id,
-                                              .model_id = mr->id,
-                                              .model_name = mr->name,
-                                              .model_state = mr->state,
-                                              .artifacts_done = (int64_t)mr->n_artifacts,
-                                              .artifacts_total = (int64_t)mr->n_artifacts,
-                                              .result = mr->result,
-                                              .message = mr->message,
-                                              .model = mr});
+        struct model_writes w = {0};
+        handle_model(e, job->id, sel[i], mr, &w);
+        if (!e->stopped)
+            record_model(e, job->id, r->run_id, mr, &w);
+        model_writes_clear(&w);
+        progress(e, model_finished(job->id, mr));
         hs_crashpoint("after_model");
     }
 
     hs_client_get_stats(e->client, &after);
     r->hover_requests = after.requests - before.requests;
-    r->status = overall_status(r);
+    r->status = e->stopped ? "interrupted" : overall_status(r);
     hs_run_lease_drop(e->store, r->run_id);
     struct hs_error eerr = {0};
     if (e->store->records->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
@@ -650,6 +780,14 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
                 (long long)r->run_id, eerr.msg);
     hs_info("sync=done job=%lld status=%s models=%zu requests=%lld", (long long)job->id, r->status,
             r->n_models, (long long)r->hover_requests);
+    if (e->stopped) {
+        /* The caller's transactions were refused: the run committed nothing more. */
+        rc = e->stopped;
+        if (err)
+            *err = e->stopped_err;
+        hs_sync_report_free(r);
+        goto fail;
+    }
     free(sel);
     hs_job_free(fetched);
     *out = r;
@@ -657,6 +795,57 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
 fail:
     free(sel);
     hs_job_free(fetched);
+    return rc;
+}
+
+static bool contains(const int64_t *v, size_t n, int64_t x)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == x)
+            return true;
+    return false;
+}
+
+/* One job of the pending run: the open selections ids (of n) that the plan runs, after its
+ * vanished ones are closed; *r may stay NULL when none is left to run. */
+static int pending_job(struct hs_sync_engine *e, int64_t job_id, int64_t *ids, size_t n,
+                       struct hs_sync_report **r, struct hs_error *err)
+{
+    struct hs_job *job = NULL;
+    struct hs_model_status *st = NULL;
+    size_t nst = 0;
+    struct hs_sync_plan plan = {0};
+    int rc = hs_client_show_job(e->client, job_id, &job, err);
+    if (rc == HS_OK)
+        rc = e->store->records->job_models_status(e->store, job_id, &st, &nst, err);
+    if (rc == HS_OK) {
+        hs_sync_plan_make(HS_AUTOSYNC_NONE, job, st, nst, &plan);
+        /* Only the selections asked about: the others are left for another run. */
+        size_t nv = 0;
+        for (size_t k = 0; k < plan.n_vanished; k++)
+            if (contains(ids, n, plan.vanished[k]))
+                plan.vanished[nv++] = plan.vanished[k];
+        plan.n_vanished = nv;
+        rc = hs_sync_plan_close_vanished(e->store, e->connection_key, job_id, &plan, err);
+    }
+    size_t keep = 0;
+    for (size_t k = 0; rc == HS_OK && k < n; k++)
+        if (contains(plan.sync, plan.n_sync, ids[k]) ||
+            contains(plan.waiting, plan.n_waiting, ids[k]))
+            ids[keep++] = ids[k];
+    if (rc == HS_OK && keep) {
+        struct hs_sync_request rq = {.job_id = job_id,
+                                     .model_ids = ids,
+                                     .n_model_ids = keep,
+                                     .trigger = "pending",
+                                     .prefetched = job};
+        rc = hs_sync_job(e, &rq, r, err);
+    } else if (rc == HS_OK) {
+        rc = e->store->records->job_upsert(e->store, job, e->connection_key, NULL, err);
+    }
+    hs_sync_plan_clear(&plan);
+    hs_model_statuses_free(st, nst);
+    hs_job_free(job);
     return rc;
 }
 
@@ -684,33 +873,9 @@ int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, 
                 ids[nid++] = sels[k].model_id;
                 done[k] = true;
             }
-        struct hs_sync_request rq = {
-            .job_id = sels[i].job_id, .model_ids = ids, .n_model_ids = nid, .trigger = "pending"};
         struct hs_error jerr = {0};
         struct hs_sync_report *r = NULL;
-        int jrc = hs_sync_job(e, &rq, &r, &jerr);
-        if (jrc == HS_ERR_INVALID) {
-            /* A model vanished from the job: close those selections instead of retrying. */
-            struct hs_job *job = NULL;
-            if (hs_client_show_job(e->client, sels[i].job_id, &job, NULL) == HS_OK) {
-                (void)e->store->records->job_upsert(e->store, job, e->connection_key, NULL, NULL);
-                size_t keep = 0;
-                for (size_t k = 0; k < nid; k++) {
-                    if (find_model(job, ids[k])) {
-                        ids[keep++] = ids[k];
-                        continue;
-                    }
-                    struct hs_selection s = {.job_id = sels[i].job_id,
-                                             .model_id = ids[k],
-                                             .status = HS_SEL_FAILED_UPSTREAM,
-                                             .reason = (char *)"model no longer on the job"};
-                    e->store->records->selection_put(e->store, &s, NULL);
-                }
-                hs_job_free(job);
-                rq.n_model_ids = keep;
-                jrc = keep ? hs_sync_job(e, &rq, &r, &jerr) : HS_OK;
-            }
-        }
+        int jrc = pending_job(e, sels[i].job_id, ids, nid, &r, &jerr);
         if (jrc) {
             hs_warn("sync=pending job=%lld error=\"%s\"", (long long)sels[i].job_id, jerr.msg);
             if (err && !err->msg[0])

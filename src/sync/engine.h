@@ -65,6 +65,8 @@ enum hs_sync_progress_event {
     HS_PROGRESS_MODEL_STARTED,  /* artifacts_total known (0 for a model that is not complete) */
     HS_PROGRESS_ARTIFACT,       /* one more artifact stored, or found unchanged */
     HS_PROGRESS_MODEL_FINISHED, /* result and message final, and recorded in the store */
+    HS_PROGRESS_RUN_STARTED,    /* in_txn only: a model of the run is selected (its
+                                   artifacts_total: 0 for a model that is not complete) */
 };
 
 struct hs_sync_progress {
@@ -87,10 +89,21 @@ struct hs_sync_engine {
      * the pointers in p are valid during the call only. */
     void (*on_progress)(void *ctx, const struct hs_sync_progress *p);
     void *progress_ctx;
-    /* Optional, hs_sync_pending only: false leaves an open selection for another pass (the
-     * service runs one pass per connection, and skips jobs its queue is syncing). NULL: all. */
+    /* Optional, hs_sync_pending only: false leaves an open selection for another run. NULL:
+     * all. */
     bool (*pending_filter)(void *ctx, const struct hs_selection *sel);
     void *pending_filter_ctx;
+    /* Optional: called inside each of the engine's write transactions, with the progress it
+     * commits: RUN_STARTED per selected model in the one that records the selection and the
+     * run, ARTIFACT in each downloaded artifact's, MODEL_FINISHED in each model's result. What
+     * it writes commits with them (the work queue's sync progress); non-zero rolls that
+     * transaction back and stops the run there: hs_sync_job returns that error, and nothing
+     * more of the run commits (the work queue's fence: a worker whose claim lapsed). */
+    int (*in_txn)(void *ctx, const struct hs_sync_progress *p, struct hs_error *err);
+    void *in_txn_ctx;
+    /* The engine's own: the in_txn error that stopped the current run (0: none). */
+    int stopped;
+    struct hs_error stopped_err;
 };
 
 struct hs_sync_request {
@@ -109,7 +122,11 @@ struct hs_sync_request {
 int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
                 struct hs_sync_report **out, struct hs_error *err);
 
-/* Runs every open selection (selected, pending, error) again, one sync per job.
+/* Why a model that is not complete yet waits ("model is processing at Hover; ..."; new). */
+char *hs_sync_pending_message(const struct hs_model *m);
+
+/* Runs every open selection (selected, pending, error) again, one sync per job (the plan of
+ * sync/plan.h with the policy "none": selections of models no longer on the job are closed).
  * *reports gets one report per job (caller frees each and the array). */
 int hs_sync_pending(struct hs_sync_engine *e, struct hs_sync_report ***reports, size_t *n,
                     struct hs_error *err);

@@ -38,8 +38,7 @@ static json_t *webhook_json(const struct hs_webhook_row *w, bool at_hover)
                      w->url ? w->url : "", "verified_at", str_or_null(w->verified_at), "last_error",
                      str_or_null(w->last_error), "local_error", str_or_null(w->local_error),
                      "stored", 1, "secret_stored", w->hmac_secret != NULL, "at_hover", at_hover,
-                     "healthy",
-                     w->verified_at != NULL && w->last_error == NULL && w->local_error == NULL);
+                     "healthy", hs_webhook_row_healthy(w));
 }
 
 /* Adds Hover's webhooks of one connection: stored ones are marked at_hover (the rows were
@@ -56,10 +55,11 @@ static void merge_hover(json_t *hooks, const char *key, const struct hs_hover_we
                 json_object_set_new(h, "at_hover", json_true());
                 json_object_set_new(h, "verified_at", str_or_null(v[i].verified_at));
                 json_object_set_new(h, "last_error", str_or_null(v[i].last_error));
-                json_object_set_new(
-                    h, "healthy",
-                    json_boolean(v[i].verified_at && !v[i].last_error &&
-                                 !json_string_value(json_object_get(h, "local_error"))));
+                struct hs_webhook_row now = {
+                    .verified_at = v[i].verified_at,
+                    .last_error = v[i].last_error,
+                    .local_error = (char *)json_string_value(json_object_get(h, "local_error"))};
+                json_object_set_new(h, "healthy", json_boolean(hs_webhook_row_healthy(&now)));
                 found = true;
             }
         }

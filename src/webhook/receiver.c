@@ -373,6 +373,9 @@ static void accept_verified(const struct hs_receiver_config *cfg,
     } else {
         hs_debug("webhook stored webhook_id=%lld event_id=%lld job_id=%lld status=%s",
                  (long long)w->id, (long long)out->event_id, (long long)p.job_id, what);
+        /* The job's work item is committed: the workers start it now, not at their next look. */
+        if (x.schedule && cfg->wake)
+            cfg->wake(cfg->wake_ctx);
         answer(out, code ? 202 : 200, what, NULL);
     }
 out:

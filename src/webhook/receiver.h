@@ -22,8 +22,9 @@
  *   6. stored with event_accept in one durable transaction with what it causes: a verification
  *      code queued for the background verifier (src/worker/verify.h): 202; a job event as
  *      "accepted" with its work item, unknown types as "ignored": 200; only once the store said
- *      OK (503 otherwise). The signature is remembered in the same transaction until the Date
- *      leaves the window: a delivery sent again is answered 200 "duplicate" and stored once.
+ *      OK (503 otherwise), and once the work item is committed the workers are woken
+ *      (cfg->wake: hs_events_wake). The signature is remembered in the same transaction until the
+ * Date leaves the window: a delivery sent again is answered 200 "duplicate" and stored once.
  * Nothing is stored for a delivery refused with 4xx. Refusals are logged through a rate limit
  * (a few lines a second, with the count held back). The answer is a short JSON object. */
 #ifndef HS_WEBHOOK_RECEIVER_H
@@ -47,7 +48,13 @@ struct hs_receiver_config {
     struct hs_store *store;
     const struct hs_clock *clock; /* NULL: the system clock */
     int64_t max_skew_s;           /* 0: HS_WEBHOOK_MAX_SKEW_S */
-    int64_t delay_ms;             /* a job's work item is due this long after its first event */
+    /* An event for a job whose work item is being run makes one more pass, due this long after
+     * the event (a burst during a run costs one pass); an idle item is due at once. */
+    int64_t delay_ms;
+    /* Called once an accepted event's work item is committed (the route: hs_events_wake, so
+     * that a worker starts it at once); NULL: none. */
+    void (*wake)(void *ctx);
+    void *wake_ctx;
 };
 
 /* A delivery as received; header values NULL when absent. */

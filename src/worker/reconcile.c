@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/client.h"
+#include "sync/plan.h"
 #include "store/policies.h"
 #include "store/records.h"
 #include "store/service.h"
@@ -37,17 +38,10 @@ struct hs_reconcile {
     struct hs_reconcile_stats stats;
 };
 
-static enum hs_autosync policy_of(struct hs_reconcile *r, const char *conn)
-{
-    enum hs_autosync p = HS_AUTOSYNC_ALL;
-    char *v = NULL;
-    if (r->store->policies->policy_get(r->store, conn, &v, NULL) == HS_OK)
-        (void)hs_autosync_parse(v, &p);
-    free(v);
-    return p;
-}
-
-/* Schedules the job when a pass over it would sync something. */
+/* Schedules the job when a pass over it would sync something. The pass reads the job again
+ * (the listed one is not its payload): reconciliation is the safety net, and a job listed half
+ * way through its reconstruction must not be synced from that snapshot alone when no later
+ * listing or event comes (a job's updated_at may not move with every model). */
 static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync policy,
                     const struct hs_job *job, bool *scheduled, struct hs_error *err)
 {
@@ -57,14 +51,21 @@ static int consider(struct hs_reconcile *r, const char *conn, enum hs_autosync p
     int rc = r->store->records->job_models_status(r->store, job->id, &st, &nst, err);
     if (rc)
         return rc;
-    int64_t *ids = hs_calloc(job->n_models + 1, sizeof *ids);
-    size_t n = hs_events_plan(policy, job, st, nst, ids);
-    free(ids);
+    struct hs_sync_plan plan;
+    hs_sync_plan_make(policy, job, st, nst, &plan);
+    size_t n = plan.n_sync + plan.n_vanished;
+    hs_sync_plan_clear(&plan);
     hs_model_statuses_free(st, nst);
     if (n == 0)
         return HS_OK;
-    rc = r->store->work->work_schedule(r->store, conn, job->id, "reconcile",
-                                       r->clock->wall_ms(r->clock), err);
+    int64_t now = r->clock->wall_ms(r->clock);
+    struct hs_work_trigger t = {.connection_key = conn,
+                                .job_id = job->id,
+                                .reason = "reconcile",
+                                .priority = HS_WORK_PRIO_BACKGROUND,
+                                .now_ms = now,
+                                .due_ms = now};
+    rc = r->store->work->work_schedule(r->store, &t, err);
     if (rc == HS_OK)
         *scheduled = true;
     return rc;
@@ -96,7 +97,7 @@ static int reconcile_connection(struct hs_reconcile *r, struct hs_client *client
     int rc = checkpoint_read(r, name, &since, err);
     if (rc)
         return rc;
-    enum hs_autosync policy = policy_of(r, conn);
+    enum hs_autosync policy = hs_autosync_of(r->store, conn);
     int64_t page = 1;
     for (int64_t pages = 0; pages < r->cfg.max_pages; pages++) {
         struct hs_list_params p = {.page = page,

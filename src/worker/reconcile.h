@@ -1,9 +1,9 @@
 /* reconcile.h: reconciliation, the safety net under webhooks. Every interval, per connection,
  * List Jobs updated since the connection's checkpoint (checkpoint "reconcile:<connection>": the
  * unix second of the newest updated_at seen), oldest first, page after page as background work
- * for the request budget; a job whose models need a sync by the connection's policy (the event
- * worker's own decision, hs_events_plan, against the store's sync marks) gets a work item with
- * reason "reconcile", and the event worker does the rest. The checkpoint advances after every
+ * for the request budget; a job a pass would sync something of (the plan every work item
+ * follows, sync/plan.h, against the store's sync marks) gets a work item with reason
+ * "reconcile", and the queue's workers do the rest. The checkpoint advances after every
  * page, so a pass that dies half-way resumes where it was. Deliveries that never arrived (Hover
  * retries for a while, then gives up; a receiver down for a day) are caught within an interval.
  *

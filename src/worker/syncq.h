@@ -1,7 +1,11 @@
-/* syncq.h: the service's sync queue. POST /api/syncs enqueues a sync and answers at once; worker
- * threads run it with the sync engine and publish progress per model and artifact, which
- * GET /api/syncs/{id} and its Server-Sent Events stream read. Pending selections (models chosen
- * "sync when ready") are re-run periodically, so they complete on their own. */
+/* syncq.h: the syncs a person watches (POST /api/syncs and GET /api/syncs/{id}). A sync is a
+ * row in the store with its models, and the job's work item at interactive priority: submit
+ * stores the selection, the sync and the item in one transaction before the id is returned, so
+ * a restart loses no accepted sync; whichever process runs the job's item (events.h) writes the
+ * sync's progress per model into the store, so any process may serve GET /api/syncs/{id} and
+ * its progress stream. This module keeps only what is live for the watchers of this process: a
+ * counter the local workers bump when they write progress, and a listener (the stream watcher)
+ * told at once. */
 #ifndef HS_WORKER_SYNCQ_H
 #define HS_WORKER_SYNCQ_H
 
@@ -10,32 +14,25 @@
 #include <stdint.h>
 
 #include "core/clock.h"
-#include "hover/pool.h"
 #include "hoversync.h"
-#include "notify/outbox.h"
 #include "store/store.h"
 
 struct hs_syncq_config {
-    const char *data_dir;
-    int workers;                 /* default 2 */
-    int64_t pending_interval_ms; /* how often pending selections are retried; default 30000,
-                                    0 = never */
-    int64_t keep_done_ms;        /* finished syncs stay readable this long; default 3600000 */
-    struct hs_outbox *outbox;    /* optional (borrowed): CRM notifications after each sync that
-                                    changed something (notify/outbox.h) */
+    int64_t keep_done_ms; /* finished syncs stay readable this long; default 3600000 (the
+                             periodic clean-up, worker/duties.h, deletes them after) */
 };
 
 struct hs_syncq;
 
+/* store is borrowed; clock NULL: the system's. */
 int hs_syncq_new(const struct hs_syncq_config *cfg, struct hs_store *store,
-                 struct hs_client_provider clients, const struct hs_clock *clock,
-                 struct hs_syncq **out, struct hs_error *err);
-/* Stops the workers after the syncs they are running; queued ones stay as selections in the
- * store (a sync's selection is stored before its id is returned), so none is lost. */
+                 const struct hs_clock *clock, struct hs_syncq **out, struct hs_error *err);
 void hs_syncq_free(struct hs_syncq *q);
 
-/* Enqueues a sync of model_ids (complete now) and when_ready (kept pending until complete).
- * The selection is durably stored before this returns; id_out gets the sync id. */
+/* Stores a sync of model_ids (complete now) and when_ready (kept pending until complete) of the
+ * job: the selections, the sync (queued) and the job's work item at interactive priority, in
+ * one transaction, durably, before this returns; id_out gets the sync id. The caller then wakes
+ * the local workers (hs_events_wake). */
 int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_id,
                     const int64_t *model_ids, size_t n_models, const int64_t *when_ready,
                     size_t n_when_ready, char id_out[40], struct hs_error *err);
@@ -51,28 +48,26 @@ int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_
  *               "records":{"pdf":"/files/<sha>","measurements_json":"/files/<sha>"}}],
  *    "records":{"pdf","measurements_json" (of the first synced model that has them),
  *               "by_model":{"<model id>":{"pdf","measurements_json"}}}}
- * A model synced later by the pending pass ("sync when ready") is updated here too, while the
- * sync is still readable. */
+ * A model synced later ("sync when ready") is updated here too, while the sync is readable. */
 int hs_syncq_get(struct hs_syncq *q, const char *id, json_t **out, int64_t *version,
                  struct hs_error *err);
-/* Waits until the sync's version passes `after` or timeout_ms passes; returns the current
- * version (for SSE), or HS_ERR_NOT_FOUND (negative) for an unknown id. Returns at once when the
- * queue is being freed. */
-int64_t hs_syncq_wait(struct hs_syncq *q, const char *id, int64_t after, int64_t timeout_ms);
+/* The sync's version alone (a progress stream's poll); HS_ERR_NOT_FOUND as hs_syncq_get. */
+int hs_syncq_version(struct hs_syncq *q, const char *id, int64_t *version, struct hs_error *err);
 
-/* queued, running: now; done, failed: syncs finished since start (done: the engine ran, whatever
- * the models' results; failed: the job could not be synced); pending_runs: passes over the
- * pending selections. */
+/* The local workers' hook (hs_events_config.on_sync_progress, ctx: the queue): they just
+ * committed some sync's progress. Bumps the counter and tells the listener. */
+void hs_syncq_progress_written(void *q);
+/* The counter of hs_syncq_progress_written calls. */
+int64_t hs_syncq_local_changes(struct hs_syncq *q);
+/* The one listener (NULL: none), called by the workers' threads under the queue's lock: it must
+ * not block nor call back into the queue. Once this returns, the previous listener is not
+ * being called. */
+void hs_syncq_set_listener(struct hs_syncq *q, void (*fn)(void *ctx), void *ctx);
+
+/* Syncs queued and running now (in the store, whichever process runs them). */
 struct hs_syncq_stats {
-    int64_t queued, running, done, failed, pending_runs;
+    int64_t queued, running;
 };
-void hs_syncq_get_stats(struct hs_syncq *q, struct hs_syncq_stats *out);
-
-/* Extension: runs a pass over the open selections now, in the calling thread (the queue's own
- * timer calls it every pending_interval_ms): one hs_sync_pending per connection that has open
- * selections, skipping jobs the queue has queued or running. HS_ERR_BUSY when a pass is
- * already running (there is never more than one: each costs Hover requests). *n_jobs (may be
- * NULL) gets the number of jobs synced. */
-int hs_syncq_run_pending(struct hs_syncq *q, size_t *n_jobs, struct hs_error *err);
+int hs_syncq_get_stats(struct hs_syncq *q, struct hs_syncq_stats *out, struct hs_error *err);
 
 #endif

@@ -195,7 +195,7 @@ static void test_precedence(void **state)
     assert_int_equal(c.from[CFG_TIMEOUT], HS_CFG_ENV);
     assert_int_equal(hs_config_int(&c, CFG_MAX_ATTEMPTS), 7); /* file over default */
     assert_int_equal(c.from[CFG_MAX_ATTEMPTS], HS_CFG_FILE);
-    assert_int_equal(hs_config_int(&c, CFG_PENDING_INTERVAL), 30); /* default */
+    assert_int_equal(hs_config_int(&c, CFG_PENDING_INTERVAL), 900); /* default */
     /* A second file is not merged into the first. */
     assert_int_equal(parse(&c, "timeout = 5\n", &err), HS_ERR_INVALID);
     hs_config_free(&c);

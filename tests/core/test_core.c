@@ -1,10 +1,12 @@
-/* test_core.c: bounded buffers, checked parsing, dates, URL escaping and the fake clock. */
+/* test_core.c: bounded buffers, checked parsing, dates, URL escaping, the fake clock and the
+ * log's two formats. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -262,6 +264,100 @@ static void test_log_limiter(void **state)
     assert_true(hs_log_limit_take_at(&l, 1500, &sup));
 }
 
+/* Writes one line with the format given and returns it (without its newline); caller frees. */
+static char *log_one(int format, const char *url, const char *detail)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    hs_log_set_file(f);
+    hs_log_set_format(format);
+    hs_info("connect msg=\"started\" connection=%s url=%s detail=\"%s\" time=5", "org-1", url,
+            detail);
+    hs_log_set_file(NULL);
+    hs_log_set_format(HS_LOG_TEXT);
+    char *line = hs_calloc(1, 65536);
+    rewind(f);
+    assert_non_null(fgets(line, 65536, f));
+    assert_null(fgets(line + strlen(line) + 1, 100, f)); /* one line */
+    fclose(f);
+    size_t n = strlen(line);
+    assert_true(n > 0 && line[n - 1] == '\n');
+    line[n - 1] = '\0';
+    return line;
+}
+
+/* --log-format json: one JSON object per line with time (RFC 3339 UTC, milliseconds), level,
+ * msg and each key=value field; what text mode redacted is redacted the same; quotes,
+ * backslashes, control bytes and bytes that are not UTF-8 still give valid JSON. */
+static void test_log_json(void **state)
+{
+    (void)state;
+    assert_int_equal(hs_log_format_parse("text"), HS_LOG_TEXT);
+    assert_int_equal(hs_log_format_parse("json"), HS_LOG_JSON);
+    assert_int_equal(hs_log_format_parse("JSON"), -1);
+    int saved = hs_log_level;
+    hs_log_set_level(HS_LOG_INFO);
+    char *url = hs_url_redact("https://user:hunter2@crm.example/hook");
+    const char *detail = "said \"no\" \\ then\ttab\x01 and \xff\xfe";
+
+    char *text = log_one(HS_LOG_TEXT, url, detail);
+    assert_non_null(strstr(text, " level=info connect msg=\"started\" connection=org-1 url="
+                                 "https://user:***@crm.example/hook detail="));
+    assert_null(strstr(text, "hunter2"));
+
+    char *line = log_one(HS_LOG_JSON, url, detail);
+    assert_null(strstr(line, "hunter2"));
+    json_error_t jerr;
+    json_t *o = json_loads(line, 0, &jerr);
+    assert_non_null(o);
+    const char *t = json_string_value(json_object_get(o, "time"));
+    assert_non_null(t);
+    assert_int_equal(strlen(t), 24); /* 2026-11-27T10:00:00.123Z */
+    assert_true(t[4] == '-' && t[10] == 'T' && t[19] == '.' && t[23] == 'Z');
+    assert_string_equal(json_string_value(json_object_get(o, "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "connect: started");
+    assert_string_equal(json_string_value(json_object_get(o, "connection")), "org-1");
+    assert_string_equal(json_string_value(json_object_get(o, "url")),
+                        "https://user:***@crm.example/hook");
+    /* Not UTF-8: those bytes become '?'; the rest is kept, escaped by the JSON. */
+    assert_string_equal(json_string_value(json_object_get(o, "detail")),
+                        "said \"no\" \\ then\ttab\x01 and ??");
+    assert_string_equal(json_string_value(json_object_get(o, "time_")), "5");
+    assert_int_equal(json_object_size(o), 7);
+    json_decref(o);
+
+    /* A line without fields: its text is the message. */
+    FILE *f = tmpfile();
+    hs_log_set_file(f);
+    hs_log_set_format(HS_LOG_JSON);
+    hs_warn("%s", "plain words only");
+    static struct hs_log_limiter lim = HS_LOG_LIMITER_INIT(1);
+    hs_log_limited(&lim, HS_LOG_WARN, "refused status=%d", 401);
+    hs_log_limited(&lim, HS_LOG_WARN, "refused status=%d", 401); /* held back */
+    hs_log_set_file(NULL);
+    hs_log_set_format(HS_LOG_TEXT);
+    rewind(f);
+    char buf[4096];
+    assert_non_null(fgets(buf, sizeof buf, f));
+    o = json_loads(buf, 0, &jerr);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "plain words only");
+    assert_string_equal(json_string_value(json_object_get(o, "level")), "warn");
+    json_decref(o);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    o = json_loads(buf, 0, &jerr);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "refused");
+    assert_string_equal(json_string_value(json_object_get(o, "status")), "401");
+    json_decref(o);
+    fclose(f);
+
+    free(text);
+    free(line);
+    free(url);
+    hs_log_set_level(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,7 +367,7 @@ int main(void)
         cmocka_unit_test(test_url_redact),       cmocka_unit_test(test_json_tolerant_getters),
         cmocka_unit_test(test_fake_clock),       cmocka_unit_test(test_json_text),
         cmocka_unit_test(test_split_list),       cmocka_unit_test(test_cond_monotonic),
-        cmocka_unit_test(test_deadline_after),
+        cmocka_unit_test(test_deadline_after),   cmocka_unit_test(test_log_json),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `meson install` into a staging directory (--destdir): the executables, the modal's files under
-# <datadir>/hoversync/web (where the binary looks by default), the manual pages, bash
-# completion and the systemd unit, each where its consumer looks for it.
+# `meson install` into a staging directory (--destdir): the executables, the modal's files and
+# the API's openapi.yaml under <datadir>/hoversync/web (where the binary looks by default), the
+# manual pages, bash completion and the systemd unit, each where its consumer looks for it.
 set -uo pipefail
 build=${BUILD_ROOT:?BUILD_ROOT is set by meson}
 src=${SOURCE_ROOT:?SOURCE_ROOT is set by meson}
@@ -35,6 +35,8 @@ for f in modal.html modal.js modal.css hoversync-modal.js demo/crm.html; do
         fail "$datadir/hoversync/web/$f is not the source tree's web/$f"
 done
 [ ! -e "$root/$datadir/hoversync/web/README.md" ] || fail "web/README.md is installed"
+cmp -s "$root/$datadir/hoversync/web/openapi.yaml" "$src/docs/openapi.yaml" ||
+    fail "$datadir/hoversync/web/openapi.yaml is not the source tree's docs/openapi.yaml"
 # The installed binary's default web directory is this one (compiled in from the prefix).
 grep -q "default: $prefix/$datadir/hoversync/web" <<<"$("$root/$bindir/hoversync" --help)" ||
     fail "hoversync's default --web-dir is not $prefix/$datadir/hoversync/web"

@@ -1,22 +1,51 @@
 """Shared pieces of the integration tests: start the real hover-sandbox on a free port, talk to
 its admin routes, and run the real hoversync binary against it with a fresh SQLite file.
 
-Standard library only. Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (set by meson).
+Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (set by meson). Every answer of a service
+started here is checked against the API's contract, docs/openapi.yaml (contract.py: Debian's
+python3-jsonschema and python3-yaml); the rest is the standard library.
 """
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
+import contract
+
 SANDBOX_BIN = os.environ.get("HOVER_SANDBOX_BIN", "build/sandbox/hover-sandbox")
 HOVERSYNC_BIN = os.environ.get("HOVERSYNC_BIN", "build/src/cli/hoversync")
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
 MAIN_ORG = 463605
+
+# Waits are longer in the sanitizer build.
+SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") == "1" else 1
+
+
+def free_port():
+    """A loopback port free now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(what, pred, timeout=30):
+    """pred()'s first true value, polled every 0.1 s for timeout seconds (times SLOW)."""
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
 
 # Showcase jobs of the sandbox (fixed ids whatever the seed; see docs/SANDBOX.md).
 JOB_ALL_COMPLETE = 15084301  # "Main House", 4312 Meadow Drive, 3 complete models
@@ -197,7 +226,9 @@ class Response:
 
 
 def http_request(port, method, path, body=None, headers=None, timeout=60):
-    """One request on a fresh connection to 127.0.0.1:port; redirects are not followed."""
+    """One request on a fresh connection to 127.0.0.1:port; redirects are not followed. The
+    answer of a service started by Service must be one docs/openapi.yaml describes (else
+    contract.ContractError, and the test fails)."""
     import http.client
     hdrs = dict(headers or {})
     if body is not None and not isinstance(body, (bytes, str)):
@@ -209,9 +240,12 @@ def http_request(port, method, path, body=None, headers=None, timeout=60):
     try:
         conn.request(method, path, body=body, headers=hdrs)
         r = conn.getresponse()
-        return Response(r.status, r.headers, r.read())
+        resp = Response(r.status, r.headers, r.read())
     finally:
         conn.close()
+    if port in contract.SERVICE_PORTS:
+        contract.check(method, path, resp.status, resp.headers, resp.body)
+    return resp
 
 
 class Service:
@@ -253,6 +287,7 @@ class Service:
             raise RuntimeError("hoversync serve did not start: " + self.read_stderr())
         with open(self.port_file) as f:
             self.port = int(f.read().strip())
+        contract.SERVICE_PORTS.add(self.port)
         # stdout: "hoversync serving URL", then the demo CRM's URL when asked for.
         self.lines.append(self.proc.stdout.readline().strip())
         if "--demo-crm" in map(str, args):
@@ -294,6 +329,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        contract.SERVICE_PORTS.discard(getattr(self, "port", None))
         self.proc.stdout.close()
         self.stderr.close()
         return self.proc.returncode

@@ -57,7 +57,7 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(rows["timeout"][1:], ("20", "env"))
         self.assertEqual(rows["max-attempts"][1:], ("3", "file:%s:4" % self.conf))
         self.assertEqual(rows["log-level"][1:], ("debug", "flag"))
-        self.assertEqual(rows["pending-interval"][1:], ("30", "default"))
+        self.assertEqual(rows["pending-interval"][1:], ("900", "default"))
         self.assertEqual(rows["db"][1:], (self.cli.db, "env"))
 
     def test_file_named_by_the_environment_and_flag_wins(self):

@@ -1,7 +1,7 @@
 """What a fresh Debian machine goes through before the first build and test run:
 
 - `scripts/install-deps.sh --test` with no `node` installs the `nodejs` package (Node 20 with npm
-  on our machines), never Debian's separate `npm` package; an older node fails with a message
+  on our machines), never Debian's separate `npm` package; a node older than 20.19 fails with a message
   naming what to install. apt-get, dpkg-query and node are stand-ins on a PATH of their own, so
   nothing is installed for real.
 - the build (what `make` runs: meson setup with default options) configures on a machine without
@@ -80,10 +80,19 @@ done
         write_exe(os.path.join(self.bin, "npm"), "echo 9.2.0\n")
         r = self.run_script("--test")
         self.assertEqual(r.returncode, 1)
-        self.assertIn("Node 20 or later", r.stderr)
+        self.assertIn("Node 20.19 or later", r.stderr)
         self.assertIn("v18.19.0", r.stderr)
         self.assertIn("'nodejs' package", r.stderr)
         self.assertEqual(self.apt_calls(), [])
+
+    def test_node_20_before_19_fails(self):
+        """@redocly/cli needs 20.19: an older Node 20 is refused like an older major."""
+        write_exe(os.path.join(self.bin, "node"), "echo v20.11.1\n")
+        write_exe(os.path.join(self.bin, "npm"), "echo 10.2.4\n")
+        r = self.run_script("--test")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Node 20.19 or later", r.stderr)
+        self.assertIn("v20.11.1", r.stderr)
 
     def test_node_without_npm_fails(self):
         write_exe(os.path.join(self.bin, "node"), "echo v20.19.2\n")

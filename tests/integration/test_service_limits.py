@@ -156,28 +156,39 @@ class SlowHeaders(unittest.TestCase):
         sb = harness.Sandbox(jobs=10)
         svc = harness.Service(sb, sb.tokens(), HOVERSYNC_HEADER_TIMEOUT=300,
                               HOVERSYNC_MAX_CONNECTIONS=40)
-        socks = []
+        socks, extra = [], []
+
+        def slow():
+            s = socket.socket()
+            s.connect(("127.0.0.1", svc.port))
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            return s
+
         try:
-            for _ in range(36):  # over three quarters of 40
-                s = socket.socket()
-                s.connect(("127.0.0.1", svc.port))
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-                socks.append(s)
+            socks = [slow() for _ in range(36)]  # over three quarters of 40
+            closed = set()
 
             def all_closed():
-                gone = 0
                 for i, s in enumerate(socks):
+                    if i in closed:
+                        continue
                     try:
                         s.sendall(b"X-Slow: %d\r\n" % i)
                     except OSError:
-                        gone += 1
+                        closed.add(i)
+                        # The pressure holds while slow clients keep coming: one accepted less
+                        # than a second before the others were closed is closed in its turn.
+                        try:
+                            extra.append(slow())
+                        except OSError:
+                            pass
                 time.sleep(0.2)
-                return gone == len(socks)
+                return len(closed) == len(socks)
 
             wait_for("the slow connections closed under pressure", all_closed, 60)
             self.assertEqual(http_request(svc.port, "GET", "/healthz").status, 200)
         finally:
-            for s in socks:
+            for s in socks + extra:
                 s.close()
             rc = svc.stop()
             err = svc.read_stderr()

@@ -3,7 +3,9 @@
  * fail their checks (a short PDF, JPEG or JSON sent as complete, a body that contradicts its
  * ETag) end the model in error with no row and no file, and are fetched again later without
  * their validator; a stored file that contradicts its own ETag is fetched again; runs carry a
- * lease. */
+ * lease; the work queue's hook runs inside each of the engine's transactions (what it writes
+ * commits with them), and a hook that refuses (a claim whose lease lapsed) stops the run: nothing
+ * more of it commits. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +27,7 @@
 #include "store/records.h"
 #include "store/store.h"
 #include "store/tokens.h"
+#include "store/work.h"
 #include "sync/engine.h"
 
 #define NOW_S 1742200000LL
@@ -315,6 +318,139 @@ static void test_run_has_a_lease(void **state)
                      1);
 }
 
+/* ---- the work queue's hook ---- */
+
+/* What the hook saw, and how it answers: a claim of the job's work item, fenced at the fake
+ * clock's time; lapse_at: the clock jumps past the lease at that call (1-based; 0: never). */
+struct hook {
+    struct fixture *f;
+    struct hs_work_item it;
+    int calls, lapse_at;
+    char seen[256];
+};
+
+static int hook_in_txn(void *ctx, const struct hs_sync_progress *p, struct hs_error *err)
+{
+    struct hook *h = ctx;
+    struct fixture *f = h->f;
+    if (++h->calls == h->lapse_at)
+        hs_fake_clock_advance(&f->fc, 60000);
+    static const char *const names[] = {"started", "artifact", "finished", "run"};
+    size_t len = strlen(h->seen);
+    snprintf(h->seen + len, sizeof h->seen - len, "%s:%lld/%lld ", names[p->event],
+             (long long)p->artifacts_done, (long long)p->artifacts_total);
+    int rc = f->store->work->work_fence(f->store, &h->it, f->fc.clock.wall_ms(&f->fc.clock), err);
+    if (rc)
+        return rc;
+    /* A write of the caller's: it commits with the engine's, or not at all. */
+    char name[32];
+    snprintf(name, sizeof name, "hook-%d", h->calls);
+    return f->store->records->checkpoint_put(f->store, name, "1", err);
+}
+
+/* The job's item scheduled and claimed for 30 s at the fake clock's time, and the hook set. */
+static void hook_claim(struct fixture *f, struct hook *h)
+{
+    memset(h, 0, sizeof *h);
+    h->f = f;
+    int64_t now = f->fc.clock.wall_ms(&f->fc.clock);
+    struct hs_work_trigger t = {.connection_key = "org-1",
+                                .job_id = 501,
+                                .reason = "webhook",
+                                .priority = HS_WORK_PRIO_BACKGROUND,
+                                .now_ms = now,
+                                .due_ms = now};
+    assert_int_equal(f->store->work->work_schedule(f->store, &t, NULL), HS_OK);
+    assert_int_equal(
+        f->store->work->work_claim(f->store, "w", NULL, now, 30000, &h->it, NULL, NULL), HS_OK);
+    f->e.in_txn = hook_in_txn;
+    f->e.in_txn_ctx = h;
+}
+
+static int64_t checkpoints(struct fixture *f)
+{
+    return sql_int(f, "SELECT COUNT(*) FROM checkpoints WHERE name LIKE 'hook-%'");
+}
+
+/* The hook runs in the run's first transaction (once per model), in each artifact's and in the
+ * model's result's, and its writes are there after the run. */
+static void test_hook_runs_inside_each_transaction(void **state)
+{
+    struct fixture *f = *state;
+    struct hook h;
+    hook_claim(f, &h);
+    answer_whole(f, NULL, NULL, NULL);
+    struct hs_sync_report *r = sync_601(f);
+    assert_int_equal(r->models[0].result, HS_RESULT_SYNCED);
+    hs_sync_report_free(r);
+    assert_string_equal(h.seen, "run:0/3 artifact:1/3 artifact:2/3 artifact:3/3 finished:3/3 ");
+    assert_int_equal(checkpoints(f), 5);
+    hs_work_item_clear(&h.it);
+}
+
+/* The claim's lease lapses while the run downloads (the worker paused past it): the artifact's
+ * transaction is refused and rolled back, the run stops there and commits nothing more, and says
+ * why; another worker may run the item. */
+static void test_lost_claim_stops_the_run(void **state)
+{
+    struct fixture *f = *state;
+    struct hook h;
+    hook_claim(f, &h);
+    h.lapse_at = 3; /* the second artifact's transaction */
+    answer_whole(f, NULL, NULL, NULL);
+    static const int64_t ids[] = {601};
+    struct hs_sync_request rq = {.job_id = 501, .model_ids = ids, .n_model_ids = 1};
+    struct hs_sync_report *r = NULL;
+    struct hs_error err = {0};
+    assert_int_equal(hs_sync_job(&f->e, &rq, &r, &err), HS_ERR_CONFLICT);
+    assert_null(r);
+    assert_non_null(strstr(err.msg, "lapsed"));
+    /* Show Job, the PDF and the JSON: the photo was never asked for (its answer is dropped). */
+    assert_int_equal(f->ft.n_reqs, 3);
+    f->ft.next++;
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts WHERE model_id = 601"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts WHERE kind = 'measurements.pdf'"),
+                     1);
+    assert_int_equal(checkpoints(f), 2); /* the run's start and the PDF's */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM selections WHERE model_id = 601 AND "
+                                "status = 'selected'"),
+                     1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM measurements"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs WHERE status = 'interrupted'"), 1);
+    assert_int_equal(files_under(f->dir, "tmp"), 0);
+    hs_work_item_clear(&h.it);
+
+    /* Another worker claims the item and runs it whole. */
+    hook_claim(f, &h);
+    assert_int_equal(h.it.claim, 2);
+    answer_whole(f, NULL, NULL, NULL);
+    r = sync_601(f);
+    assert_int_equal(r->models[0].result, HS_RESULT_SYNCED);
+    hs_sync_report_free(r);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts WHERE model_id = 601"), 3);
+    hs_work_item_clear(&h.it);
+}
+
+/* Refused in the run's first transaction: nothing of the run is stored at all. */
+static void test_lost_claim_before_the_run_stores_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct hook h;
+    hook_claim(f, &h);
+    h.lapse_at = 1;
+    answer_job(f, JOB_501(T1));
+    static const int64_t ids[] = {601};
+    struct hs_sync_request rq = {.job_id = 501, .model_ids = ids, .n_model_ids = 1};
+    struct hs_sync_report *r = NULL;
+    assert_int_equal(hs_sync_job(&f->e, &rq, &r, NULL), HS_ERR_CONFLICT);
+    assert_null(r);
+    assert_int_equal(f->ft.n_reqs, 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM selections"), 0);
+    assert_int_equal(checkpoints(f), 0);
+    hs_work_item_clear(&h.it);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -325,6 +461,9 @@ int main(void)
         T(test_body_contradicting_its_etag_is_not_stored),
         T(test_stored_file_contradicting_its_etag_is_fetched_again),
         T(test_run_has_a_lease),
+        T(test_hook_runs_inside_each_transaction),
+        T(test_lost_claim_stops_the_run),
+        T(test_lost_claim_before_the_run_stores_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,7 +52,14 @@ struct fixture {
     int verify_calls;
     char last_code[64];
     int verify_rc;
+    int wakes; /* the workers woken */
 };
+
+static void count_wake(void *ctx)
+{
+    struct fixture *f = ctx;
+    f->wakes++;
+}
 
 /* A signed delivery: the header values live here. */
 struct delivery {
@@ -167,8 +174,11 @@ static int setup(void **state)
     if (f->store->tokens->token_save(f->store, "org-463605", &t, &err) != HS_OK)
         return -1;
     hs_fake_clock_init(&f->clock, NOW_MS);
-    f->cfg =
-        (struct hs_receiver_config){.store = f->store, .clock = &f->clock.clock, .delay_ms = 1000};
+    f->cfg = (struct hs_receiver_config){.store = f->store,
+                                         .clock = &f->clock.clock,
+                                         .delay_ms = 1000,
+                                         .wake = count_wake,
+                                         .wake_ctx = f};
     struct hs_verifier_config vc = {
         .verify = fake_verify, .verify_ctx = f, .retry_base_ms = 1000, .give_up_ms = 3600000};
     if (hs_verifier_new(&vc, f->store, &f->clock.clock, &f->verifier, &err) != HS_OK)
@@ -264,7 +274,10 @@ static void test_valid_job_event_is_stored_with_its_work_item(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE job_id = 15100021 AND "
                                 "connection_key = 'org-463605' AND reason = 'webhook'"),
                      1);
-    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), NOW_MS + 1000);
+    /* Due at once: nobody runs the job's item (the 1000 ms delay is for one being run); the
+     * workers are woken once it is committed. */
+    assert_int_equal(sql_int(f, "SELECT not_before_ms FROM work_items"), NOW_MS);
+    assert_int_equal(f->wakes, 1);
 
     /* Two more about the same job (signed at other times): still one work item, generation 3. */
     sign(&d, SECRET, WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000 - 59);
@@ -488,6 +501,7 @@ static void test_replay_is_acknowledged_and_stored_once(void **state)
         assert_int_equal(res.event_id, 0);
     }
     assert_int_equal(events(f), 3);
+    assert_int_equal(f->wakes, 3); /* a replay queues nothing: nobody is woken */
     assert_int_equal(sql_int(f, "SELECT generation FROM work_items"), 3);
     /* Durable: a restart does not forget. */
     struct delivery d;

@@ -22,8 +22,10 @@
 #include "store/policies.h"
 #include "store/records.h"
 #include "store/store.h"
+#include "worker/bulk.h"
 #include "store/tokens.h"
 #include "store/webhooks.h"
+#include "store/work.h"
 #include "worker/events.h"
 
 #define NOW_S 1742200000LL
@@ -43,83 +45,9 @@ static const char SUMMARY[] = "{\"roof\":{\"area\":{\"total\":2450.3},\"facets\"
     "{\"id\":602,\"name\":\"Detached Garage\",\"state\":\"processing\",\"updated_at\":"            \
     "\"2025-03-17T01:00:00.000Z\",\"artifacts\":null}]}"
 
-/* ---- the decision ---- */
-
-static struct hs_job *job_of(const char *json)
-{
-    struct hs_job *j = NULL;
-    assert_int_equal(hs_job_from_json(json, strlen(json), &j, NULL), 0);
-    return j;
-}
-
-static void test_plan(void **state)
+static void test_backoff(void **state)
 {
     (void)state;
-    /* 701 complete, 702 complete, 703 processing, 704 failed. */
-    struct hs_job *j =
-        job_of("{\"id\":7,\"external_identifier\":null,\"models\":["
-               "{\"id\":701,\"state\":\"complete\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
-               "{\"id\":702,\"state\":\"complete\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
-               "{\"id\":703,\"state\":\"processing\",\"updated_at\":\"2025-01-02T00:00:00Z\"},"
-               "{\"id\":704,\"state\":\"failed\",\"updated_at\":\"2025-01-02T00:00:00Z\"}]}");
-    int64_t out[8];
-    /* Nothing stored: all -> both complete ones; linked (no external id, no selection) and
-     * none -> nothing. */
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, NULL, 0, out), 2);
-    assert_int_equal(out[0], 701);
-    assert_int_equal(out[1], 702);
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 0);
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, NULL, 0, out), 0);
-
-    /* 701 synced at this updated_at: only 702 left. */
-    struct hs_model_status st[3] = {
-        {.model_id = 701, .synced_updated_at = (char *)"2025-01-02T00:00:00Z"},
-    };
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, st, 1, out), 1);
-    assert_int_equal(out[0], 702);
-    /* 701 synced at an older updated_at: both again. */
-    st[0].synced_updated_at = (char *)"2024-12-01T00:00:00Z";
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_ALL, j, st, 1, out), 2);
-
-    /* A selection links the job: linked syncs like all; none runs the open selections only. */
-    st[0].synced_updated_at = (char *)"2025-01-02T00:00:00Z";
-    st[1] = (struct hs_model_status){
-        .model_id = 703, .has_selection = true, .selection = HS_SEL_PENDING};
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, st, 2, out), 1);
-    assert_int_equal(out[0], 702);
-    /* The pending selection of a model still processing is not run again. */
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 2, out), 0);
-    /* ... but a pending one whose model failed is (to record the failure), and a selected one
-     * always is. */
-    st[2] = (struct hs_model_status){
-        .model_id = 704, .has_selection = true, .selection = HS_SEL_PENDING};
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 1);
-    assert_int_equal(out[0], 704);
-    st[1].selection = HS_SEL_SELECTED;
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 2);
-    assert_int_equal(out[0], 703);
-    assert_int_equal(out[1], 704);
-    /* A closed selection (synced) does not count as open, but still links the job. */
-    st[1].selection = HS_SEL_SYNCED;
-    st[2].selection = HS_SEL_FAILED_UPSTREAM;
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_NONE, j, st, 3, out), 0);
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, st, 3, out), 1);
-    hs_job_free(j);
-
-    /* An external identifier links the job. */
-    j = job_of("{\"id\":8,\"external_identifier\":\"CRM-1\",\"models\":[{\"id\":801,"
-               "\"state\":\"complete\"}]}");
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 1);
-    hs_job_free(j);
-    j = job_of("{\"id\":8,\"external_identifier\":\"\",\"models\":[{\"id\":801,"
-               "\"state\":\"complete\"}]}");
-    assert_int_equal(hs_events_plan(HS_AUTOSYNC_LINKED, j, NULL, 0, out), 0);
-    hs_job_free(j);
-
-    enum hs_autosync p;
-    assert_int_equal(hs_autosync_parse("linked", &p), 0);
-    assert_int_equal(p, HS_AUTOSYNC_LINKED);
-    assert_int_equal(hs_autosync_parse("some", &p), HS_ERR_INVALID);
     assert_int_equal(hs_events_backoff_ms(5000, 600000, 0), 5000);
     assert_int_equal(hs_events_backoff_ms(5000, 600000, 3), 40000);
     assert_int_equal(hs_events_backoff_ms(5000, 600000, 40), 600000);
@@ -132,14 +60,16 @@ struct provider {
     struct hs_fake_clock fc;
     struct hs_client *client;
     int acquires;
+    int fail; /* an hs_err acquire answers with, 0: none */
 };
 
 static int p_acquire(void *ctx, const char *key, struct hs_client **out, struct hs_error *err)
 {
-    (void)err;
     struct provider *p = ctx;
     assert_string_equal(key, "org-1");
     p->acquires++;
+    if (p->fail)
+        return hs_fail(err, p->fail, "fake provider: %s", hs_err_name(p->fail));
     *out = p->client;
     return HS_OK;
 }
@@ -459,16 +389,112 @@ static void test_job_gone(void **state)
                      1);
 }
 
+static void note_failure(void *ctx, int64_t job_id, int64_t model_id, const char *why)
+{
+    char *seen = ctx;
+    size_t len = strlen(seen);
+    snprintf(seen + len, 200 - len, "%lld/%lld:%s ", (long long)job_id, (long long)model_id, why);
+}
+
+/* Backfill's way: listed jobs queued with their complete models selected and the job as listed
+ * for payload (no Show Job), at bulk priority after a webhook's item; settled when done or failed
+ * once, with the failures named. */
+static void test_bulk_jobs_settle_with_their_failures(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_error err = {0};
+    /* Policy none: backfill's selection syncs them all the same. */
+    assert_int_equal(f->store->policies->policy_put(f->store, "org-1", "none", &err), 0);
+    struct hs_bulk *b = NULL;
+    assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
+    struct hs_job *job = NULL;
+    const char *j501 = JOB_501("null");
+    assert_int_equal(hs_job_from_json(j501, strlen(j501), &job, NULL), 0);
+    bool queued = false;
+    assert_int_equal(hs_bulk_add(b, "org-1", job, &queued, &err), 0);
+    assert_true(queued);
+    hs_job_free(job);
+    assert_int_equal(sql_int(f, "SELECT priority FROM work_items WHERE job_id = 501 AND reason = "
+                                "'backfill' AND payload IS NOT NULL"),
+                     HS_WORK_PRIO_BULK);
+    /* A job with nothing complete is not queued. */
+    const char *j502 = "{\"id\":502,\"models\":[{\"id\":621,\"state\":\"processing\"}]}";
+    assert_int_equal(hs_job_from_json(j502, strlen(j502), &job, NULL), 0);
+    assert_int_equal(hs_bulk_add(b, "org-1", job, &queued, &err), 0);
+    assert_false(queued);
+    hs_job_free(job);
+    /* A webhook's item goes first. */
+    accept_event(f, "job-state-changed-v2", 999);
+    fake_transport_push(&f->p.ft,
+                        (struct fake_response){.status = 404, .body = "{\"error\":\"Not found\"}"});
+    run_one(f, true);
+    bool all = true;
+    struct hs_bulk_counts c;
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_false(all);
+    assert_int_equal(c.jobs, 1);
+    /* The backfill item: no Show Job, the JSON fails: the model is named, the item retried. */
+    fake_transport_push(
+        &f->p.ft,
+        (struct fake_response){.status = 200, .body = PDF, .content_type = "application/pdf"});
+    fake_transport_push(&f->p.ft, (struct fake_response){.status = 500, .body = "{}"});
+    run_one(f, true);
+    assert_int_equal(f->p.ft.n_reqs, 3); /* the 404 Show Job, the PDF, the JSON */
+    assert_non_null(strstr(f->p.ft.reqs[1].url, "measurements.pdf"));
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_true(all);
+    assert_int_equal(c.settled, 1);
+    assert_int_equal(c.failed, 1);
+    assert_int_equal(c.synced, 0);
+    char seen[200] = "";
+    hs_bulk_failures(b, note_failure, seen);
+    assert_non_null(strstr(seen, "501/601:"));
+    hs_bulk_free(b);
+
+    /* A rerun retries it now, the backoff notwithstanding: read again (no payload), synced. */
+    assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
+    const int64_t left[] = {601};
+    assert_int_equal(hs_bulk_retry(b, "org-1", 501, left, 1, &err), 0);
+    /* The item still holds the earlier pass's failure: not settled before a pass ran. */
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_false(all);
+    assert_int_equal(c.settled, 0);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    run_one(f, true);
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_true(all);
+    assert_int_equal(c.synced, 1);
+    assert_int_equal(c.failed, 0);
+    hs_bulk_free(b);
+
+    /* A pass that fails as a whole: one line for the job, its error. */
+    assert_int_equal(hs_bulk_new(f->store, &f->wclock.clock, &b, &err), 0);
+    assert_int_equal(hs_job_from_json(j501, strlen(j501), &job, NULL), 0);
+    hs_fake_clock_advance(&f->wclock, 600000);
+    assert_int_equal(hs_bulk_add(b, "org-1", job, &queued, &err), 0);
+    hs_job_free(job);
+    f->p.fail = HS_ERR_INVALID_GRANT;
+    run_one(f, true);
+    assert_int_equal(hs_bulk_poll(b, &all, &c, &err), 0);
+    assert_true(all);
+    seen[0] = '\0';
+    hs_bulk_failures(b, note_failure, seen);
+    assert_non_null(strstr(seen, "501/0:fake provider"));
+    hs_bulk_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test_setup_teardown(test_events_coalesce_and_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_retries_with_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_selection_runs_whatever_the_policy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_job_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_jobs_settle_with_their_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_to_sync_still_stores_the_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

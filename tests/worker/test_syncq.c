@@ -1,11 +1,11 @@
-/* test_syncq.c: the sync queue (src/worker/syncq.c) with a real SQLite store and data directory
- * in a temporary directory, and a fake client provider whose one hs_client talks to the scripted
- * fake transport of tests/hover (Show Job and artifact answers, every request recorded). The
- * provider can hold acquires at a gate, so that a test sees a sync queued or running, and runs a
- * pending pass while the queue is busy, in a known order. */
+/* test_syncq.c: the syncs a person watches (src/worker/syncq.c) run through the work queue
+ * (src/worker/events.c), with a real SQLite store and data directory in a temporary directory
+ * and a fake client provider whose one hs_client talks to the scripted fake transport of
+ * tests/hover (Show Job and artifact answers, every request recorded). Items are run with
+ * hs_events_run_once in the test's thread, on a fake clock: what a sync shows at each step,
+ * failures, a sync asked for while its job runs, a worker whose lease lapsed mid-run, a restart
+ * between the answer and the run, "sync when ready" completed by the pending pass, expiry. */
 #include <openssl/evp.h>
-#include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "core/clock.h"
 #include "core/mem.h"
@@ -27,6 +27,9 @@
 #include "store/records.h"
 #include "store/store.h"
 #include "store/tokens.h"
+#include "store/work.h"
+#include "worker/duties.h"
+#include "worker/events.h"
 #include "worker/syncq.h"
 
 #define NOW_S 1742200000LL
@@ -64,13 +67,7 @@ static const char JOB_777[] =
 /* ---- the fake provider ---- */
 
 struct provider {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool gate;    /* closed: acquires number 1..gated wait until it opens */
-    int gated;    /* see gate */
-    int acquires; /* calls so far */
-    bool busy;    /* the client is out */
-    int fail;     /* an hs_err that acquire answers with, 0: none */
+    int fail; /* an hs_err that acquire answers with, 0: none */
     char last_key[64];
     struct fake_transport ft;
     struct hs_fake_clock fc;
@@ -80,17 +77,9 @@ struct provider {
 static int p_acquire(void *ctx, const char *key, struct hs_client **out, struct hs_error *err)
 {
     struct provider *p = ctx;
-    pthread_mutex_lock(&p->mu);
-    int n = ++p->acquires;
     hs_strlcpy(p->last_key, key, sizeof p->last_key);
-    if (p->fail) {
-        pthread_mutex_unlock(&p->mu);
+    if (p->fail)
         return hs_fail(err, p->fail, "fake provider: %s", hs_err_name(p->fail));
-    }
-    while ((p->gate && n <= p->gated) || p->busy)
-        pthread_cond_wait(&p->cv, &p->mu);
-    p->busy = true;
-    pthread_mutex_unlock(&p->mu);
     *out = p->client;
     return HS_OK;
 }
@@ -99,39 +88,46 @@ static void p_release(void *ctx, struct hs_client *c)
 {
     struct provider *p = ctx;
     assert_ptr_equal(c, p->client);
-    pthread_mutex_lock(&p->mu);
-    p->busy = false;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-static void gate_close(struct provider *p, int first_n)
-{
-    pthread_mutex_lock(&p->mu);
-    p->gate = true;
-    p->gated = first_n;
-    pthread_mutex_unlock(&p->mu);
-}
-
-static void gate_open(struct provider *p)
-{
-    pthread_mutex_lock(&p->mu);
-    p->gate = false;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- fixture ---- */
 
 struct fixture {
     char dir[256];
+    char db[300];
     struct hs_store *store;
     struct provider p;
-    struct hs_fake_clock qclock; /* the queue's clock: dates finished syncs */
-    struct hs_syncq_config cfg;
+    struct hs_fake_clock clock; /* the queue's and the workers': leases, dates of syncs */
     struct hs_syncq *q;
-    json_t *snapshot; /* taken by the transport hook, mid-sync */
+    struct hs_events *w;
+    struct hs_outbox *outbox;
+    int told; /* progress hook calls */
 };
+
+static void on_progress(void *ctx)
+{
+    struct fixture *f = ctx;
+    f->told++;
+    hs_syncq_progress_written(f->q);
+}
+
+static void start_workers(struct fixture *f)
+{
+    struct hs_events_config ec = {
+        .data_dir = f->dir, .lease_ms = 30000, .on_sync_progress = on_progress, .progress_ctx = f};
+    struct hs_client_provider cp = {p_acquire, p_release, &f->p};
+    struct hs_error err = {0};
+    if (hs_events_new(&ec, f->store, cp, f->outbox, &f->clock.clock, &f->w, &err))
+        fail_msg("hs_events_new: %s", err.msg);
+}
+
+static void start_queue(struct fixture *f)
+{
+    struct hs_syncq_config qc = {.keep_done_ms = 60000};
+    struct hs_error err = {0};
+    if (hs_syncq_new(&qc, f->store, &f->clock.clock, &f->q, &err))
+        fail_msg("hs_syncq_new: %s", err.msg);
+}
 
 static int setup(void **state)
 {
@@ -139,10 +135,9 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/hs-syncq-test-XXXXXX");
     if (!mkdtemp(f->dir))
         return -1;
-    char path[300];
-    snprintf(path, sizeof path, "%s/store.db", f->dir);
+    snprintf(f->db, sizeof f->db, "%s/store.db", f->dir);
     struct hs_error err = {0};
-    if (hs_store_open(path, NULL, &f->store, &err)) {
+    if (hs_store_open(f->db, NULL, &f->store, &err)) {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
@@ -151,10 +146,7 @@ static int setup(void **state)
                          .expires_at = NOW_S + 86400};
     if (f->store->tokens->token_save(f->store, "org-1", &t, &err))
         return -1;
-
     struct provider *p = &f->p;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
     fake_transport_init(&p->ft);
     hs_fake_clock_init(&p->fc, NOW_S * 1000);
     struct hs_client_config cc = {.base_url = BASE,
@@ -167,8 +159,9 @@ static int setup(void **state)
         fprintf(stderr, "client: %s\n", err.msg);
         return -1;
     }
-    hs_fake_clock_init(&f->qclock, NOW_S * 1000);
-    f->cfg = (struct hs_syncq_config){.data_dir = f->dir, .workers = 1, .keep_done_ms = 60000};
+    hs_fake_clock_init(&f->clock, NOW_S * 1000);
+    start_queue(f);
+    start_workers(f);
     *state = f;
     return 0;
 }
@@ -176,11 +169,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    hs_events_free(f->w);
     hs_syncq_free(f->q);
+    hs_outbox_free(f->outbox);
     hs_client_free(f->p.client);
     fake_transport_cleanup(&f->p.ft);
     hs_store_close(f->store);
-    json_decref(f->snapshot);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
@@ -189,18 +183,17 @@ static int teardown(void **state)
     return 0;
 }
 
-static void start(struct fixture *f)
-{
-    struct hs_client_provider cp = {p_acquire, p_release, &f->p};
-    struct hs_error err = {0};
-    if (hs_syncq_new(&f->cfg, f->store, cp, &f->qclock.clock, &f->q, &err))
-        fail_msg("hs_syncq_new: %s", err.msg);
-}
-
 static void script(struct fixture *f, long status, const char *body, const char *type)
 {
     fake_transport_push(
         &f->p.ft, (struct fake_response){.status = status, .body = body, .content_type = type});
+}
+
+static void script_501(struct fixture *f)
+{
+    script(f, 200, JOB_501, "application/json");
+    script(f, 200, PDF, "application/pdf");
+    script(f, 200, SUMMARY, "application/json");
 }
 
 static void submit(struct fixture *f, int64_t job, const int64_t *now, size_t n_now,
@@ -221,21 +214,13 @@ static json_t *get(struct fixture *f, const char *id)
     return o;
 }
 
-/* Waits (on the sync's condition variable) until it is done or failed. */
-static json_t *wait_finished(struct fixture *f, const char *id)
+/* Runs the next due item (want: whether one was due). */
+static void run_one(struct fixture *f, const char *worker, bool want)
 {
-    int64_t v = 0;
-    for (int i = 0; i < 1000; i++) {
-        json_t *o = get(f, id);
-        const char *st = json_string_value(json_object_get(o, "status"));
-        if (strcmp(st, "done") == 0 || strcmp(st, "failed") == 0)
-            return o;
-        v = json_integer_value(json_object_get(o, "version"));
-        json_decref(o);
-        assert_true(hs_syncq_wait(f->q, id, v, 5000) > v);
-    }
-    fail_msg("sync %s did not finish", id);
-    return NULL;
+    bool ran = !want;
+    struct hs_error err = {0};
+    assert_int_equal(hs_events_run_once(f->w, worker, &ran, &err), HS_OK);
+    assert_int_equal(ran, want);
 }
 
 static const char *str(json_t *o, const char *key)
@@ -263,7 +248,7 @@ static void sha_link(const char *bytes, char out[80])
     snprintf(out, 80, "/files/%s", hex);
 }
 
-/* The open selections as "job/model:status" lines, in the store's order. */
+/* The open selections as "job/model:status" words, in the store's order. */
 static char *open_selections(struct fixture *f)
 {
     struct hs_selection *v = NULL;
@@ -279,43 +264,71 @@ static char *open_selections(struct fixture *f)
     return hs_strdup(buf);
 }
 
-/* Mid-sync, when the second artifact is asked for: what GET /api/syncs/{id} shows then. */
-struct snap_ctx {
+/* SELECT of one integer, as a CRM developer would read the file (-1: no row). */
+static int64_t sql_int(struct fixture *f, const char *q)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    int64_t v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Mid-run, when the summarized JSON is asked for (a hook of the transport): what GET
+ * /api/syncs/{id} shows then, and what the hook's `act` does. */
+struct mid_run {
     struct fixture *f;
     char id[40];
+    json_t *snapshot;
+    void (*act)(struct mid_run *m);
+    char other_id[40];
 };
 
-static void snapshot_hook(void *ctx, struct fake_transport *ft, const struct fake_request *r)
+static void mid_run_hook(void *ctx, struct fake_transport *ft, const struct fake_request *r)
 {
-    struct snap_ctx *sc = ctx;
+    struct mid_run *m = ctx;
     (void)ft;
-    if (strstr(r->url, "measurements.json") && !sc->f->snapshot)
-        sc->f->snapshot = get(sc->f, sc->id);
+    if (!strstr(r->url, "measurements.json") || m->snapshot)
+        return;
+    m->snapshot = get(m->f, m->id);
+    if (m->act)
+        m->act(m);
+}
+
+static void watch(struct fixture *f, struct mid_run *m, const char *id)
+{
+    m->f = f;
+    hs_strlcpy(m->id, id, sizeof m->id);
+    f->p.ft.on_request = mid_run_hook;
+    f->p.ft.on_request_ctx = m;
 }
 
 /* ---- cases ---- */
 
-static void test_submit_stores_selection_then_syncs_with_progress(void **state)
+static void test_submit_then_a_worker_runs_it_with_progress(void **state)
 {
     struct fixture *f = *state;
-    start(f);
-    gate_close(&f->p, 1);
-    script(f, 200, JOB_501, "application/json");
-    script(f, 200, PDF, "application/pdf");
-    script(f, 200, SUMMARY, "application/json");
-
+    script_501(f);
     const int64_t now[] = {601}, later[] = {602};
     char id[40];
     submit(f, 501, now, 1, later, 1, id);
-    /* Durable before the id came back: both selections, as asked. */
+    /* Durable before the id came back: both selections, the sync, the job's work item. */
     char *sel = open_selections(f);
     assert_string_equal(sel, "501/601:selected 501/602:pending ");
     free(sel);
+    assert_int_equal(sql_int(f, "SELECT priority FROM work_items WHERE job_id = 501 AND reason "
+                                "= 'api'"),
+                     HS_WORK_PRIO_INTERACTIVE);
     json_t *o = get(f, id);
     assert_string_equal(str(o, "id"), id);
     assert_int_equal(num(o, "job_id"), 501);
-    assert_true(strcmp(str(o, "status"), "queued") == 0 ||
-                strcmp(str(o, "status"), "running") == 0);
+    assert_string_equal(str(o, "connection"), "org-1");
+    assert_string_equal(str(o, "status"), "queued");
     assert_true(json_is_null(json_object_get(o, "result")));
     assert_int_equal(json_array_size(json_object_get(o, "models")), 2);
     assert_int_equal(num(model_at(o, 0), "id"), 601);
@@ -323,45 +336,49 @@ static void test_submit_stores_selection_then_syncs_with_progress(void **state)
     assert_true(json_boolean_value(json_object_get(model_at(o, 1), "when_ready")));
     int64_t v0 = num(o, "version");
     json_decref(o);
+    struct hs_syncq_stats st;
+    assert_int_equal(hs_syncq_get_stats(f->q, &st, NULL), HS_OK);
+    assert_int_equal(st.queued, 1);
 
-    struct snap_ctx sc = {.f = f};
-    hs_strlcpy(sc.id, id, sizeof sc.id);
-    f->p.ft.on_request = snapshot_hook;
-    f->p.ft.on_request_ctx = &sc;
-    gate_open(&f->p);
-    o = wait_finished(f, id);
+    struct mid_run m = {0};
+    watch(f, &m, id);
+    run_one(f, "w:1:0", true);
 
-    /* Mid-way: running, the first artifact of two stored. */
-    assert_non_null(f->snapshot);
-    assert_string_equal(str(f->snapshot, "status"), "running");
-    assert_true(num(f->snapshot, "version") > v0);
-    json_t *m = model_at(f->snapshot, 0);
-    assert_string_equal(str(m, "name"), "House");
-    assert_int_equal(num(m, "artifacts_done"), 1);
-    assert_int_equal(num(m, "artifacts_total"), 2);
-    assert_true(json_is_null(json_object_get(m, "result")));
+    /* Mid-way: running, the first artifact of two stored, the other model said to wait. */
+    assert_non_null(m.snapshot);
+    assert_string_equal(str(m.snapshot, "status"), "running");
+    assert_true(num(m.snapshot, "version") > v0);
+    json_t *mm = model_at(m.snapshot, 0);
+    assert_string_equal(str(mm, "name"), "House");
+    assert_int_equal(num(mm, "artifacts_done"), 1);
+    assert_int_equal(num(mm, "artifacts_total"), 2);
+    assert_true(json_is_null(json_object_get(mm, "result")));
+    json_decref(m.snapshot);
 
     /* The end: 601 synced with its links, 602 pending until Hover completes it. */
+    o = get(f, id);
     assert_string_equal(str(o, "status"), "done");
     assert_string_equal(str(o, "result"), "partial");
-    m = model_at(o, 0);
-    assert_string_equal(str(m, "result"), "synced");
-    assert_int_equal(num(m, "artifacts_done"), 2);
-    assert_int_equal(num(m, "artifacts_total"), 2);
+    mm = model_at(o, 0);
+    assert_string_equal(str(mm, "result"), "synced");
+    assert_int_equal(num(mm, "artifacts_done"), 2);
+    assert_int_equal(num(mm, "artifacts_total"), 2);
     char pdf[80], summary[80];
     sha_link(PDF, pdf);
     sha_link(SUMMARY, summary);
-    assert_string_equal(str(json_object_get(m, "records"), "pdf"), pdf);
-    assert_string_equal(str(json_object_get(m, "records"), "measurements_json"), summary);
+    assert_string_equal(str(json_object_get(mm, "records"), "pdf"), pdf);
+    assert_string_equal(str(json_object_get(mm, "records"), "measurements_json"), summary);
     json_t *rec = json_object_get(o, "records");
     assert_string_equal(str(rec, "pdf"), pdf);
     assert_string_equal(str(rec, "measurements_json"), summary);
     assert_string_equal(str(json_object_get(json_object_get(rec, "by_model"), "601"), "pdf"), pdf);
-    m = model_at(o, 1);
-    assert_string_equal(str(m, "name"), "Detached Garage");
-    assert_string_equal(str(m, "result"), "pending");
-    assert_non_null(strstr(str(m, "message"), "processing"));
+    mm = model_at(o, 1);
+    assert_string_equal(str(mm, "name"), "Detached Garage");
+    assert_string_equal(str(mm, "result"), "pending");
+    assert_non_null(strstr(str(mm, "message"), "processing"));
     json_decref(o);
+    assert_true(f->told > 0);
+    assert_true(hs_syncq_local_changes(f->q) >= f->told);
 
     /* What went to Hover: Show Job and the two files, nothing for the processing model. */
     assert_int_equal(f->p.ft.n_reqs, 3);
@@ -370,24 +387,30 @@ static void test_submit_stores_selection_then_syncs_with_progress(void **state)
     sel = open_selections(f);
     assert_string_equal(sel, "501/602:pending ");
     free(sel);
-    struct hs_syncq_stats st;
-    hs_syncq_get_stats(f->q, &st);
-    assert_int_equal(st.queued, 0);
-    assert_int_equal(st.running, 0);
-    assert_int_equal(st.done, 1);
-    assert_int_equal(st.failed, 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    assert_int_equal(hs_syncq_get_stats(f->q, &st, NULL), HS_OK);
+    assert_int_equal(st.queued + st.running, 0);
+    struct hs_events_stats es;
+    hs_events_get_stats(f->w, &es);
+    assert_int_equal(es.syncs_done, 1);
 
-    /* A day later the garage is done: the pending pass syncs it, and the sync shows it. */
+    /* A day later the garage is done: the pending pass (no webhook here) polls the job a minute
+     * after it was first seen waiting, and the sync shows the garage synced. */
     f->p.ft.on_request = NULL;
+    int64_t t0 = f->clock.clock.wall_ms(&f->clock.clock);
+    size_t n = 0;
+    assert_int_equal(hs_duty_pending(f->store, t0, 60000, 900000, &n, NULL), HS_OK);
+    assert_int_equal(n, 0);
+    run_one(f, "w:1:0", false);
+    hs_fake_clock_advance(&f->clock, 60000);
+    assert_int_equal(hs_duty_pending(f->store, t0 + 60000, 60000, 900000, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
     script(f, 200, JOB_501_DONE, "application/json");
     script(f, 200, PDF_602, "application/pdf");
     o = get(f, id);
     int64_t v1 = num(o, "version");
     json_decref(o);
-    size_t n = 0;
-    struct hs_error err = {0};
-    assert_int_equal(hs_syncq_run_pending(f->q, &n, &err), HS_OK);
-    assert_int_equal(n, 1);
+    run_one(f, "w:1:0", true);
     assert_int_equal(f->p.ft.n_reqs, 5); /* Show Job and 602's PDF; 601 is not asked again */
     assert_non_null(strstr(f->p.ft.reqs[4].url, "/models/602/"));
     o = get(f, id);
@@ -401,20 +424,18 @@ static void test_submit_stores_selection_then_syncs_with_progress(void **state)
     sel = open_selections(f);
     assert_string_equal(sel, "");
     free(sel);
-    hs_syncq_get_stats(f->q, &st);
-    assert_int_equal(st.pending_runs, 1);
 }
 
-static void test_failures_are_reported_and_selections_kept(void **state)
+static void test_failures_are_reported_and_retried(void **state)
 {
     struct fixture *f = *state;
-    start(f);
     /* The org's grant was revoked. */
     f->p.fail = HS_ERR_INVALID_GRANT;
     const int64_t now[] = {601};
     char id[40];
     submit(f, 501, now, 1, NULL, 0, id);
-    json_t *o = wait_finished(f, id);
+    run_one(f, "w:1:0", true);
+    json_t *o = get(f, id);
     assert_string_equal(str(o, "status"), "failed");
     assert_string_equal(str(o, "result"), "failed");
     assert_string_equal(str(json_object_get(o, "error"), "code"), "reconnect_required");
@@ -422,24 +443,36 @@ static void test_failures_are_reported_and_selections_kept(void **state)
     assert_non_null(str(model_at(o, 0), "message"));
     json_decref(o);
     char *sel = open_selections(f);
-    assert_string_equal(sel, "501/601:selected "); /* retried by a later pending pass */
+    assert_string_equal(sel, "501/601:selected ");
     free(sel);
-
-    /* A model that is not on the job. */
+    /* The item stays, for a retry in 5 s. */
+    assert_int_equal(sql_int(f, "SELECT attempts FROM work_items WHERE job_id = 501"), 1);
+    run_one(f, "w:1:0", false);
+    hs_fake_clock_advance(&f->clock, 5000);
     f->p.fail = 0;
+    script_501(f);
+    run_one(f, "w:1:0", true);
+    sel = open_selections(f);
+    assert_string_equal(sel, ""); /* the later pass synced it; the failed sync shows it too */
+    free(sel);
+    o = get(f, id);
+    assert_string_equal(str(o, "status"), "failed");
+    assert_string_equal(str(model_at(o, 0), "result"), "synced");
+    json_decref(o);
+
+    /* A model that is no longer on the job: closed, failed upstream. */
     script(f, 200, JOB_777, "application/json");
     const int64_t wrong[] = {9999};
     char id2[40];
     submit(f, 777, wrong, 1, NULL, 0, id2);
     assert_string_not_equal(id, id2);
-    o = wait_finished(f, id2);
-    assert_string_equal(str(o, "status"), "failed");
-    assert_string_equal(str(json_object_get(o, "error"), "code"), "bad_request");
-    assert_non_null(strstr(str(json_object_get(o, "error"), "message"), "9999"));
+    run_one(f, "w:1:0", true);
+    o = get(f, id2);
+    assert_string_equal(str(o, "status"), "done");
+    assert_string_equal(str(o, "result"), "failed");
+    assert_string_equal(str(model_at(o, 0), "result"), "failed_upstream");
+    assert_string_equal(str(model_at(o, 0), "message"), "model no longer on the job");
     json_decref(o);
-    struct hs_syncq_stats st;
-    hs_syncq_get_stats(f->q, &st);
-    assert_int_equal(st.failed, 2);
 
     /* Bad submissions store nothing. */
     struct hs_error err = {0};
@@ -449,35 +482,158 @@ static void test_failures_are_reported_and_selections_kept(void **state)
     assert_int_equal(hs_syncq_submit(f->q, "org-1", 5, NULL, 0, NULL, 0, id3, &err),
                      HS_ERR_INVALID);
     assert_int_equal(hs_syncq_submit(f->q, "org-1", 5, now, 1, zero, 1, id3, &err), HS_ERR_INVALID);
-    sel = open_selections(f);
-    assert_string_equal(sel, "501/601:selected 777/9999:selected ");
-    free(sel);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM syncs"), 2);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
 }
 
-static void test_finished_syncs_expire_and_wait_times_out(void **state)
+static void submit_again(struct mid_run *m)
+{
+    const int64_t now[] = {601};
+    submit(m->f, 501, now, 1, NULL, 0, m->other_id);
+}
+
+/* A sync asked for while its job is being synced: the run under way finishes its own sync,
+ * the new one gets the pass after it. */
+static void test_a_sync_during_a_run_gets_the_next_pass(void **state)
 {
     struct fixture *f = *state;
-    start(f);
+    script_501(f);
+    const int64_t now[] = {601};
+    char id[40];
+    submit(f, 501, now, 1, NULL, 0, id);
+    struct mid_run m = {.act = submit_again};
+    watch(f, &m, id);
+    run_one(f, "w:1:0", true);
+    json_decref(m.snapshot);
+    f->p.ft.on_request = NULL;
+    json_t *o = get(f, id);
+    assert_string_equal(str(o, "status"), "done");
+    json_decref(o);
+    o = get(f, m.other_id);
+    assert_string_equal(str(o, "status"), "queued");
+    json_decref(o);
+    /* The item runs again at once: one Show Job, the model unchanged. */
+    script(f, 200, JOB_501, "application/json");
+    run_one(f, "w:1:0", true);
+    assert_int_equal(f->p.ft.n_reqs, 4);
+    o = get(f, m.other_id);
+    assert_string_equal(str(o, "status"), "done");
+    assert_string_equal(str(o, "result"), "synced");
+    assert_int_equal(num(model_at(o, 0), "artifacts_done"), 2);
+    json_decref(o);
+    run_one(f, "w:1:0", false);
+}
+
+static void lapse(struct mid_run *m)
+{
+    hs_fake_clock_advance(&m->f->clock, 30001); /* past the lease: paused, or cut off */
+}
+
+/* A worker whose lease lapsed mid-run commits nothing more: its download is not recorded, the
+ * sync is not finished by it, and the item runs again elsewhere, once. */
+static void test_a_late_worker_cannot_commit(void **state)
+{
+    struct fixture *f = *state;
+    script_501(f);
+    const int64_t now[] = {601};
+    char id[40];
+    submit(f, 501, now, 1, NULL, 0, id);
+    struct mid_run m = {.act = lapse};
+    watch(f, &m, id);
+    run_one(f, "late:1:0", true);
+    json_decref(m.snapshot);
+    f->p.ft.on_request = NULL;
+    struct hs_events_stats es;
+    hs_events_get_stats(f->w, &es);
+    assert_int_equal(es.fenced, 1);
+    /* The PDF row (committed before the lease lapsed) is in; the JSON's is not, nor the
+     * model's result: the selection is open, the sync still running, the item still there. */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts"), 1);
+    char *sel = open_selections(f);
+    assert_string_equal(sel, "501/601:selected ");
+    free(sel);
+    json_t *o = get(f, id);
+    assert_string_equal(str(o, "status"), "running");
+    json_decref(o);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE claimed_by = 'late:1:0'"),
+                     1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_runs WHERE status = 'interrupted'"), 1);
+
+    /* Another worker takes it (the lease ended) and finishes the sync. */
+    script_501(f);
+    run_one(f, "other:2:0", true);
+    o = get(f, id);
+    assert_string_equal(str(o, "status"), "done");
+    assert_string_equal(str(o, "result"), "synced");
+    json_decref(o);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts"), 2);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sync_results WHERE model_id = 601 AND "
+                                "result = 'synced'"),
+                     1);
+    hs_events_get_stats(f->w, &es);
+    assert_int_equal(es.syncs_done, 1);
+}
+
+/* The answer was given, then the process died before any worker ran: a new process finds the
+ * sync in the store and runs it. */
+static void test_an_accepted_sync_survives_a_restart(void **state)
+{
+    struct fixture *f = *state;
+    const int64_t now[] = {601};
+    char id[40];
+    submit(f, 501, now, 1, NULL, 0, id);
+    hs_events_free(f->w);
+    hs_syncq_free(f->q);
+    hs_client_free(f->p.client);
+    hs_store_close(f->store);
+    assert_int_equal(hs_store_open(f->db, NULL, &f->store, NULL), HS_OK);
+    struct hs_client_config cc = {.base_url = BASE,
+                                  .client_id = "cid",
+                                  .client_secret = "secret",
+                                  .credential_key = "org-1",
+                                  .max_attempts = 1};
+    assert_int_equal(hs_client_new(&cc, hs_store_tokens(f->store), &f->p.fc.clock, &f->p.ft.base,
+                                   &f->p.client, NULL),
+                     HS_OK);
+    start_queue(f);
+    start_workers(f);
+    script_501(f);
+    run_one(f, "w:2:0", true);
+    json_t *o = get(f, id);
+    assert_string_equal(str(o, "status"), "done");
+    assert_string_equal(str(o, "result"), "synced");
+    json_decref(o);
+}
+
+static void test_finished_syncs_expire(void **state)
+{
+    struct fixture *f = *state;
     script(f, 200, JOB_777, "application/json");
     const int64_t now[] = {7771};
     char id[40];
     submit(f, 777, now, 1, NULL, 0, id);
-    json_t *o = wait_finished(f, id);
+    run_one(f, "w:1:0", true);
+    json_t *o = get(f, id);
     assert_string_equal(str(o, "result"), "synced");
-    int64_t v = num(o, "version");
+    int64_t v = -1;
+    assert_int_equal(hs_syncq_version(f->q, id, &v, NULL), HS_OK);
+    assert_int_equal(v, num(o, "version"));
     json_decref(o);
-    /* Nothing changes any more: the wait gives up after its timeout, with the same version. */
-    assert_int_equal(hs_syncq_wait(f->q, id, v, 20), v);
-    assert_true(hs_syncq_wait(f->q, id, v - 1, 20) >= v); /* already past: at once */
-
-    hs_fake_clock_advance(&f->qclock, 60000);
+    hs_fake_clock_advance(&f->clock, 60000);
     o = get(f, id); /* exactly keep_done_ms: still readable */
     json_decref(o);
-    hs_fake_clock_advance(&f->qclock, 1);
+    hs_fake_clock_advance(&f->clock, 1);
     struct hs_error err = {0};
     assert_int_equal(hs_syncq_get(f->q, id, &o, NULL, &err), HS_ERR_NOT_FOUND);
-    assert_int_equal(hs_syncq_wait(f->q, id, 0, 20), HS_ERR_NOT_FOUND);
     assert_int_equal(hs_syncq_get(f->q, "no-such-sync", &o, NULL, &err), HS_ERR_NOT_FOUND);
+    /* The clean-up deletes it. */
+    int64_t removed = 0;
+    assert_int_equal(hs_duty_expire_syncs(f->store, f->clock.clock.wall_ms(&f->clock.clock), 60000,
+                                          &removed, NULL),
+                     HS_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM syncs"), 0);
 }
 
 /* A sync from the modal that stored something queues one CRM notification (notify/outbox.h);
@@ -487,18 +643,15 @@ static void test_sync_that_changed_something_notifies_the_crm(void **state)
     struct fixture *f = *state;
     const char *eps[] = {"http://crm.test/hook"};
     struct hs_outbox_config oc = {.endpoints = eps, .n_endpoints = 1, .secret = "s"};
-    struct hs_outbox *o = NULL;
     struct hs_error err = {0};
-    assert_int_equal(hs_outbox_new(&oc, f->store, NULL, &f->p.ft.base, &o, &err), 0);
-    f->cfg.outbox = o;
-    start(f);
-    script(f, 200, JOB_501, "application/json");
-    script(f, 200, PDF, "application/pdf");
-    script(f, 200, SUMMARY, "application/json");
+    assert_int_equal(hs_outbox_new(&oc, f->store, NULL, &f->p.ft.base, &f->outbox, &err), 0);
+    hs_events_free(f->w);
+    start_workers(f);
+    script_501(f);
     const int64_t now[] = {601};
     char id[40];
     submit(f, 501, now, 1, NULL, 0, id);
-    json_decref(wait_finished(f, id));
+    run_one(f, "w:1:0", true);
     int64_t n = -1;
     assert_int_equal(f->store->outbox->outbox_depth(f->store, &n, NULL), 0);
     assert_int_equal(n, 1);
@@ -510,199 +663,22 @@ static void test_sync_that_changed_something_notifies_the_crm(void **state)
     /* Unchanged: one Show Job, nothing stored, nothing to tell. */
     script(f, 200, JOB_501, "application/json");
     submit(f, 501, now, 1, NULL, 0, id);
-    json_decref(wait_finished(f, id));
+    run_one(f, "w:1:0", true);
     assert_int_equal(f->store->outbox->outbox_depth(f->store, &n, NULL), 0);
     assert_int_equal(n, 1);
-    hs_syncq_free(f->q);
-    f->q = NULL;
-    hs_outbox_free(o);
-}
-
-struct pending_arg {
-    struct fixture *f;
-    int rc;
-    size_t n;
-};
-
-static void *pending_main(void *arg)
-{
-    struct pending_arg *a = arg;
-    a->rc = hs_syncq_run_pending(a->f->q, &a->n, NULL);
-    return NULL;
-}
-
-/* One pass at a time, and a pass leaves the jobs the queue is syncing to the queue. */
-static void test_pending_pass_is_exclusive_and_skips_busy_jobs(void **state)
-{
-    struct fixture *f = *state;
-    start(f);
-    /* Job 777 has an open selection from an earlier run (another process, a restart). */
-    struct hs_selection s777 = {.job_id = 777,
-                                .model_id = 7771,
-                                .status = HS_SEL_PENDING,
-                                .connection_key = (char *)"org-1"};
-    assert_int_equal(f->store->records->selection_put(f->store, &s777, NULL), HS_OK);
-
-    /* A sync of job 501 holds the first acquire at the gate: the queue is busy with 501. */
-    gate_close(&f->p, 1);
-    const int64_t now[] = {601};
-    char id[40];
-    submit(f, 501, now, 1, NULL, 0, id);
-    /* Wait until the worker took it (running), so that its acquire is the gated one. */
-    for (;;) {
-        json_t *o = get(f, id);
-        bool running = strcmp(str(o, "status"), "running") == 0;
-        int64_t v = num(o, "version");
-        json_decref(o);
-        if (running)
-            break;
-        hs_syncq_wait(f->q, id, v, 5000);
-    }
-    for (;;) { /* and is at the gate */
-        pthread_mutex_lock(&f->p.mu);
-        int n = f->p.acquires;
-        pthread_mutex_unlock(&f->p.mu);
-        if (n >= 1)
-            break;
-        sched_yield();
-    }
-
-    /* A pass: 777 only (501 is the queue's); it holds the client while it runs. */
-    script(f, 200, JOB_777, "application/json");
-    gate_close(&f->p, 2); /* ...and the pass's own acquire waits too, for now */
-    struct pending_arg pa = {.f = f};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, pending_main, &pa), 0);
-    for (;;) {
-        pthread_mutex_lock(&f->p.mu);
-        int n = f->p.acquires;
-        pthread_mutex_unlock(&f->p.mu);
-        if (n >= 2)
-            break;
-        sched_yield();
-    }
-    struct hs_error err = {0};
-    assert_int_equal(hs_syncq_run_pending(f->q, NULL, &err), HS_ERR_BUSY);
-
-    /* Let the pass through alone first (gate: only acquire 1, the worker's, waits). */
-    pthread_mutex_lock(&f->p.mu);
-    f->p.gated = 1;
-    pthread_cond_broadcast(&f->p.cv);
-    pthread_mutex_unlock(&f->p.mu);
-    pthread_join(th, NULL);
-    assert_int_equal(pa.rc, HS_OK);
-    assert_int_equal(pa.n, 1);
-    assert_int_equal(f->p.ft.n_reqs, 1);
-    assert_non_null(strstr(f->p.ft.reqs[0].url, "/api/v3/jobs/777"));
-    char *sel = open_selections(f);
-    assert_string_equal(sel, "501/601:selected "); /* 777 synced; 501 untouched by the pass */
-    free(sel);
-
-    script(f, 200, JOB_501, "application/json");
-    script(f, 200, PDF, "application/pdf");
-    script(f, 200, SUMMARY, "application/json");
-    gate_open(&f->p);
-    json_t *o = wait_finished(f, id);
-    assert_string_equal(str(o, "result"), "synced");
-    json_decref(o);
-    assert_int_equal(f->p.ft.n_reqs, 4);
-}
-
-struct free_arg {
-    struct fixture *f;
-};
-
-static void *free_main(void *arg)
-{
-    struct free_arg *a = arg;
-    hs_syncq_free(a->f->q);
-    return NULL;
-}
-
-/* Stopping: the running sync finishes, queued ones stay as selections for the next start. */
-static void test_free_leaves_queued_syncs_as_selections(void **state)
-{
-    struct fixture *f = *state;
-    start(f);
-    gate_close(&f->p, 1);
-    const int64_t m501[] = {601}, m777[] = {7771};
-    char id1[40], id2[40];
-    submit(f, 501, m501, 1, NULL, 0, id1); /* the worker takes it, and waits at the gate */
-    submit(f, 777, m777, 1, NULL, 0, id2); /* queued behind it */
-    for (;;) { /* the worker has taken the first (it is running, at the gate) */
-        json_t *o = get(f, id1);
-        bool running = strcmp(str(o, "status"), "running") == 0;
-        int64_t v = num(o, "version");
-        json_decref(o);
-        if (running)
-            break;
-        hs_syncq_wait(f->q, id1, v, 5000);
-    }
-
-    struct free_arg fa = {f};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, free_main, &fa), 0);
-    /* Once the queue is stopping, a submission is refused (its selection is stored all the
-     * same: nothing the user asked for is lost). */
-    const int64_t m999[] = {9991};
-    struct hs_error err = {0};
-    char id3[40];
-    int rc;
-    while ((rc = hs_syncq_submit(f->q, "org-1", 999, m999, 1, NULL, 0, id3, &err)) == HS_OK)
-        sched_yield();
-    assert_int_equal(rc, HS_ERR_BUSY);
-
-    script(f, 404, "{\"error\":\"not found\"}", "application/json"); /* job 501 is gone */
-    gate_open(&f->p);
-    pthread_join(th, NULL);
-    f->q = NULL;
-    assert_int_equal(f->p.ft.n_reqs, 1); /* 501's Show Job only: 777 never ran */
-    char *sel = open_selections(f);
-    assert_non_null(strstr(sel, "501/601:selected"));
-    assert_non_null(strstr(sel, "777/7771:selected"));
-    assert_non_null(strstr(sel, "999/9991:selected"));
-    free(sel);
-}
-
-static void test_timer_runs_pending_passes(void **state)
-{
-    struct fixture *f = *state;
-    f->cfg.pending_interval_ms = 20;
-    struct hs_selection s777 = {.job_id = 777,
-                                .model_id = 7771,
-                                .status = HS_SEL_PENDING,
-                                .connection_key = (char *)"org-1"};
-    assert_int_equal(f->store->records->selection_put(f->store, &s777, NULL), HS_OK);
-    script(f, 200, JOB_777, "application/json");
-    start(f);
-    /* Real time here (the timer's only clock): up to 5 s, normally ~20 ms. */
-    struct hs_syncq_stats st = {0};
-    for (int i = 0; i < 1000 && st.pending_runs < 2; i++) {
-        struct timespec ts = {0, 5 * 1000000L};
-        nanosleep(&ts, NULL);
-        hs_syncq_get_stats(f->q, &st);
-    }
-    assert_true(st.pending_runs >= 2);
-    char *sel = open_selections(f);
-    assert_string_equal(sel, "");
-    free(sel);
-    assert_int_equal(f->p.ft.n_reqs, 1); /* the second pass had nothing to do: no request */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_submit_stores_selection_then_syncs_with_progress,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failures_are_reported_and_selections_kept, setup,
+        cmocka_unit_test_setup_teardown(test_submit_then_a_worker_runs_it_with_progress, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_finished_syncs_expire_and_wait_times_out, setup,
+        cmocka_unit_test_setup_teardown(test_failures_are_reported_and_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_sync_during_a_run_gets_the_next_pass, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_pending_pass_is_exclusive_and_skips_busy_jobs, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_free_leaves_queued_syncs_as_selections, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_timer_runs_pending_passes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_late_worker_cannot_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_accepted_sync_survives_a_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finished_syncs_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_that_changed_something_notifies_the_crm, setup,
                                         teardown),
     };

@@ -1,0 +1,57 @@
+/* duties.h: the periodic duties of a process that runs the work queue (serve, worker): the
+ * pending pass ("sync when ready" without polling where webhooks report the changes) and the
+ * clean-up of finished syncs. Each duty is one function over the store, independent of the
+ * process that calls it, so that it can run once per installation; one thread runs them here.
+ *
+ * The pending pass: a job with open selections (models chosen "sync when ready", or left
+ * selected or in error) and no work item is polled only when its connection has no healthy
+ * webhook (verified, no error from Hover nor ours: store.h hs_webhook_row_healthy); there the
+ * model-state-changed event schedules the job's item, and reconciliation catches what a webhook
+ * missed. Each poll schedules the job's item (reason "pending"), the first a minute after the
+ * job was first seen waiting, then doubling up to --pending-interval (store pending_poll). */
+#ifndef HS_WORKER_DUTIES_H
+#define HS_WORKER_DUTIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "hoversync.h"
+#include "store/store.h"
+#include "worker/events.h"
+
+#define HS_PENDING_FIRST_MS 60000
+
+struct hs_duties_config {
+    int64_t pending_cap_ms;   /* the longest wait between two polls of a job; 0: no pending pass */
+    int64_t pending_first_ms; /* the first wait; default HS_PENDING_FIRST_MS */
+    int64_t keep_done_ms;     /* finished syncs are deleted this long after; default 3600000 */
+    struct hs_events *events; /* woken when the pass scheduled work (may be NULL) */
+};
+
+struct hs_duties;
+
+/* store is borrowed; clock NULL: the system's. */
+int hs_duties_new(const struct hs_duties_config *cfg, struct hs_store *store,
+                  const struct hs_clock *clock, struct hs_duties **out, struct hs_error *err);
+/* Starts the thread: the duties run every tick (a fraction of the first poll's wait, between
+ * 0.2 and 10 s) and the clean-up every minute. */
+int hs_duties_start(struct hs_duties *d, struct hs_error *err);
+/* Stops the thread (after the duty it runs) and frees. Accepts NULL. */
+void hs_duties_free(struct hs_duties *d);
+
+/* The pending pass, once, at now_ms: *scheduled (may be NULL) gets the jobs polled. */
+int hs_duty_pending(struct hs_store *store, int64_t now_ms, int64_t first_ms, int64_t cap_ms,
+                    size_t *scheduled, struct hs_error *err);
+/* Deletes the syncs finished more than keep_ms before now_ms. */
+int hs_duty_expire_syncs(struct hs_store *store, int64_t now_ms, int64_t keep_ms, int64_t *removed,
+                         struct hs_error *err);
+
+struct hs_duties_stats {
+    int64_t pending_runs;  /* pending passes run */
+    int64_t pending_polls; /* jobs they polled */
+    int64_t syncs_expired;
+};
+void hs_duties_get_stats(struct hs_duties *d, struct hs_duties_stats *out);
+
+#endif
