@@ -97,7 +97,14 @@ class Metrics(unittest.TestCase):
         svc = harness.Service(sb, sb.tokens())
         try:
             _, hook = traffic(svc)
-            r = svc.get("/metrics", key=False)
+            # The sync's progress is in the store when its worker commits; the worker counts
+            # it in the process's counters a moment later.
+            def counted():
+                m = svc.get("/metrics", key=False)
+                return m if re.search(r'hoversync_syncs_total\{result="done"\} 1\b',
+                                      m.body.decode()) else None
+
+            r = harness.wait_for("the sync counted in /metrics", counted, timeout=10)
             self.assertEqual(r.status, 200)
             self.assertTrue(r.header("Content-Type").startswith("text/plain; version=0.0.4"))
         finally:
