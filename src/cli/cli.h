@@ -22,6 +22,7 @@ struct cli {
     struct hs_config cfg;
     struct hs_store *store;
     struct hs_client *client;
+    struct hs_limiter *limiter; /* the client's budget (cli_shared_limiter) */
     bool stdout_tty;
 };
 
@@ -93,7 +94,8 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
  * it completes the intake; a worker process runs one too (they share the queue in the store). */
 int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
 void cli_workers_stop(struct cli_workers *w);
-/* The process's one request budget: --rate-limit per minute plus --rate-margin-ms. */
+/* The installation's one request budget (--rate-limit per minute plus --rate-margin-ms), booked
+ * in the store with every other process using it (store/budget.h), under the client id. */
 struct hs_limiter *cli_shared_limiter(struct cli *c);
 
 /* ---- the start and stop that serve and worker share (workers.c) ---- */

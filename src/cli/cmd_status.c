@@ -114,6 +114,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
         /* status only reads: it never seeds a stored credential with the initial pair. */
         cc.initial_access_token = NULL;
         cc.initial_refresh_token = NULL;
+        c->limiter = cli_shared_limiter(c);
+        cc.limiter = c->limiter;
         int r = hs_client_pool_new(&cc, hs_store_tokens(c->store), &pool, &err);
         if (r)
             return cli_report("status: Hover clients", r, &err);

@@ -30,8 +30,8 @@ static void worker_help(void)
          "  --outbox-retry-base-ms MS  first retry delay of a notification [1000]\n"
          "\n"
          "Requests to Hover take the class of the work: a modal's sync is interactive, the rest\n"
-         "background, taking what interactive work leaves of --rate-limit (per process: give each\n"
-         "process its share).\n");
+         "background, taking what interactive work leaves of --rate-limit, the installation's\n"
+         "budget shared with every process using the store.\n");
 }
 
 int cmd_worker(struct cli *c, int argc, char **argv)

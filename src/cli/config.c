@@ -41,7 +41,8 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_CONNECTION, "--connection", "HOVERSYNC_CONNECTION", HS_CFG_STRING, "default", 0, 0,
      "name of the stored Hover connection (token pair) to use"},
     {CFG_RATE_LIMIT, "--rate-limit", "HOVERSYNC_RATE_LIMIT", HS_CFG_INT, "120", 0, 100000,
-     "requests per minute this process may send to Hover (0 = no client-side limit)"},
+     "requests a minute the installation sends to Hover: every process using the store "
+     "together, not each (0 = no client-side limit)"},
     {CFG_MAX_ATTEMPTS, "--max-attempts", "HOVERSYNC_MAX_ATTEMPTS", HS_CFG_INT, "5", 1, 20,
      "attempts per request on 429, 5xx and connection errors"},
     {CFG_TIMEOUT, "--timeout", "HOVERSYNC_TIMEOUT", HS_CFG_INT, "60", 1, 600,
@@ -85,8 +86,8 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "serve, worker: first retry delay of a CRM notification, doubled per attempt up to 5 "
      "minutes"},
     {CFG_RATE_MARGIN, "--rate-margin-ms", "HOVERSYNC_RATE_MARGIN_MS", HS_CFG_INT, "1000", 0, 30000,
-     "serve, worker: the budget's window is a minute plus this, so that requests reaching Hover "
-     "late still fit its 60 s window"},
+     "the budget's window is a minute plus this, so that requests reaching Hover late still fit "
+     "its 60 s window"},
     {CFG_HEADER_TIMEOUT, "--header-timeout", "HOVERSYNC_HEADER_TIMEOUT", HS_CFG_INT, "10", 1, 300,
      "serve: seconds a request may take to send its headers, however slowly they trickle; then "
      "the connection is closed"},

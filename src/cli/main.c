@@ -89,6 +89,8 @@ int cli_open(struct cli *c, bool with_client)
         return EXIT_OK;
     struct hs_client_config cc;
     cli_client_config(c, &cc);
+    c->limiter = cli_shared_limiter(c);
+    cc.limiter = c->limiter;
     rc = hs_client_new(&cc, hs_store_tokens(c->store), NULL, NULL, &c->client, &err);
     if (rc)
         return cli_report("cannot start the Hover client", rc, &err);
@@ -113,6 +115,8 @@ void cli_close(struct cli *c)
 {
     hs_client_free(c->client);
     c->client = NULL;
+    hs_limiter_free(c->limiter);
+    c->limiter = NULL;
     hs_store_close(c->store);
     c->store = NULL;
 }

@@ -124,7 +124,8 @@ struct hs_limiter *cli_shared_limiter(struct cli *c)
 {
     int rate = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
     int64_t margin = hs_config_int(&c->cfg, CFG_RATE_MARGIN);
-    return hs_limiter_new(rate, 60000 + margin, NULL);
+    return hs_limiter_new_shared(rate, 60000 + margin, NULL, c->store,
+                                 hs_config_str(&c->cfg, CFG_CLIENT_ID));
 }
 
 int cli_service_start(struct cli *c, const char *what, struct cli_service *sv)

@@ -610,6 +610,11 @@ static int retry_or_fail(struct hs_client *c, const struct call *k, const struct
                         rc == HS_OK ? rs->retry_after_s : -1, c->clock);
     if (d.verdict == HS_RETRY_WAIT && k->once && !(rc == HS_OK && rs->status == 429))
         d.verdict = HS_RETRY_DONE;
+    if (rc == HS_OK && rs->status == 429) /* every request of the budget waits, not this one */
+        hs_limiter_hold(c->limiter, rs->retry_after_s < 0 ? d.wait_ms
+                                    : rs->retry_after_s <= c->retry.max_wait_ms / 1000
+                                        ? rs->retry_after_s * 1000
+                                        : c->retry.max_wait_ms);
     if (d.verdict == HS_RETRY_WAIT && cs->bytes > 0) {
         /* Part of a body reached the sink: it must start over, or we stop here. */
         if (!k->reset || k->reset(k->sink_ctx) != 0)

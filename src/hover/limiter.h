@@ -6,7 +6,8 @@
  * preceding window. Each caller reserves its start time under the mutex and then sleeps (through
  * the clock) outside it, so that the limiter is thread-safe and callers are served in order.
  * One limiter may be shared by several clients (one per connected org): the budget is per
- * integration, not per org. It does not coordinate separate processes. */
+ * integration, not per org. A limiter made by hs_limiter_new_shared books its starts in the store
+ * instead (store/budget.h): then every process using the store shares the one budget. */
 #ifndef HS_HOVER_LIMITER_H
 #define HS_HOVER_LIMITER_H
 
@@ -16,10 +17,18 @@
 #include "hoversync.h"
 
 struct hs_limiter;
+struct hs_store;
 
 /* limit requests per window_ms (60000 for "per minute"); limit <= 0 makes a limiter that never
  * waits. The clock is borrowed. */
 struct hs_limiter *hs_limiter_new(int limit, int64_t window_ms, const struct hs_clock *clock);
+/* The installation's budget: every start booked in `store` under the budget `name` (the
+ * integration's client id), counted with the starts of every other process using the store, in
+ * the same two classes (store/budget.h says how they are shared across processes). Should the
+ * store fail, a request counts in this process's own log instead (logged). The store is
+ * borrowed and must outlive the limiter. limit <= 0: a limiter that never waits. */
+struct hs_limiter *hs_limiter_new_shared(int limit, int64_t window_ms, const struct hs_clock *clock,
+                                         struct hs_store *store, const char *name);
 void hs_limiter_free(struct hs_limiter *l);
 
 /* Waits until a request may start and counts it; returns the milliseconds waited (0 if none).
@@ -45,8 +54,8 @@ int64_t hs_limiter_acquire(struct hs_limiter *l);
  * slot frees; the others wait on a condition variable. Together with work_claim going round the
  * connections (store.h), one org's backlog cannot starve another's.
  *
- * The budget is per process: several processes against one Hover integration must split
- * --rate-limit between them. */
+ * A shared limiter (hs_limiter_new_shared) keeps these rules across processes: the turn between
+ * connections goes through the store too, and the spreading is the installation's. */
 enum hs_prio {
     HS_PRIO_INTERACTIVE = 0,
     HS_PRIO_BACKGROUND = 1,
@@ -68,6 +77,10 @@ int64_t hs_limiter_acquire_as(struct hs_limiter *l, enum hs_prio prio, const cha
 typedef void (*hs_limiter_notify_fn)(void *ctx, int64_t wait_ms);
 int64_t hs_limiter_acquire_notify(struct hs_limiter *l, enum hs_prio prio, const char *key,
                                   hs_limiter_notify_fn notify, void *ctx);
+
+/* Hover answered 429 and asks to wait wait_ms (Retry-After): no request of this limiter starts
+ * before then, nor, for a shared limiter, a request of any process using the store. */
+void hs_limiter_hold(struct hs_limiter *l, int64_t wait_ms);
 
 /* Releases every background waiter (now and later) with HS_ERR_BUSY, so that worker threads
  * stop without waiting for the budget; interactive requests are not affected. */

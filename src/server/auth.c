@@ -33,11 +33,6 @@ static void sha256(const void *data, size_t len, unsigned char out[32])
         abort(); /* libcrypto without SHA-256 is not a state to run in */
 }
 
-void hs_sha256_bytes(const char *s, unsigned char out[32])
-{
-    sha256(s, strlen(s), out);
-}
-
 void hs_sha256_hex(const char *s, char out[65])
 {
     unsigned char md[32];

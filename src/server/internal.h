@@ -41,8 +41,7 @@ struct route {
 #define SESSION_TTL_S       (12 * 3600)
 #define JOB_CACHE_MS        5000
 #define JOB_CACHE_N         256
-#define IMAGE_MAP_N         4096
-#define OAUTH_STATES_N      256 /* pending connect flows, whoever started them */
+#define OAUTH_STATES_N      256 /* pending connect flows (in the store), whoever started them */
 #define OAUTH_STATE_MS      (10 * 60 * 1000)
 #define FLOWS_PER_BROWSER   4  /* a browser's fifth flow replaces its oldest */
 #define FLOWS_PER_ADDRESS   32 /* past this, /connect from that address is refused */
@@ -57,28 +56,6 @@ struct job_entry {
     char *connection;
     json_t *doc; /* the job as Hover showed it (without the store's per-model status) */
     int64_t at_ms;
-};
-
-struct image_entry {
-    int64_t id, model_id;
-    char *connection;
-    char *url;
-};
-
-/* A pending connect flow (routes_web.c): from /connect to the callback, then, when the grant
- * would re-point an existing connection to another org, until the user confirms. */
-struct oauth_state {
-    char state[33];            /* "" once used (or free) */
-    unsigned char browser[32]; /* SHA-256 of the browser's hs_flow cookie */
-    char address[48];          /* the client address that started it */
-    char *connection;          /* the name asked for, or NULL: org-<owner_id> */
-    char *session;             /* the starting session's token_sha256; NULL: the API key */
-    int64_t expires_ms;
-    /* Waiting for the confirmation of a re-point (confirm[0] != 0). */
-    char confirm[65];
-    char *key;
-    struct hs_token tok;
-    int64_t old_owner;
 };
 
 /* A short-lived, single-use, single-purpose credential for what cannot send a header (an
@@ -128,9 +105,6 @@ struct hs_server {
     pthread_mutex_t cache_lock;
     struct job_entry jobs[JOB_CACHE_N];
     size_t jobs_next;
-    struct image_entry *images; /* IMAGE_MAP_N, a ring */
-    size_t images_next;
-    struct oauth_state *states;    /* OAUTH_STATES_N */
     struct ticket *tickets;        /* TICKETS_N */
     char *reconnect[CONN_FLAGS_N]; /* connections whose grant Hover refused */
     atomic_llong oauth_requests;
@@ -202,7 +176,6 @@ int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, c
 /* Random bytes as hex (2n chars + NUL in out); 0 or HS_ERR_INTERNAL. */
 int hs_random_hex(size_t n, char *out);
 void hs_sha256_hex(const char *s, char out[65]);
-void hs_sha256_bytes(const char *s, unsigned char out[32]);
 /* True when s is exactly n lowercase hex digits (tokens, tickets, hashes). */
 bool hs_is_hex(const char *s, size_t n);
 
@@ -245,7 +218,7 @@ size_t hs_conns_reap(struct hs_conns *t);
 void hs_conns_counts(struct hs_conns *t, int64_t *open, int64_t *reaped);
 
 /* ---- quota.c: requests per minute per caller (API key or session) ---- */
-struct hs_quota *hs_quota_new(int per_minute);
+struct hs_quota *hs_quota_new(int per_minute, struct hs_store *store);
 void hs_quota_free(struct hs_quota *qt);
 /* 0 when the caller may go on; else the seconds to wait before the next request (>= 1). */
 int64_t hs_quota_take(struct hs_quota *qt, const char *caller, int64_t now_ms);
@@ -272,8 +245,6 @@ int64_t hs_sse_count(struct hs_server *s);
  * and for a session one of its connections or a name not taken yet. 0, or -1 with a 400 or 404
  * in r. */
 int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r);
-/* Frees the pending flows (at hs_server_free). */
-void hs_flows_free(struct hs_server *s);
 
 /* ---- handlers ---- */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r);

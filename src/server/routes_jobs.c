@@ -102,29 +102,34 @@ static json_t *job_json(const struct hs_job *j, const char *connection)
                      "connection", hs_json_text(connection), "models", models);
 }
 
-/* Remembers the job's images (under cache_lock). */
+/* Remembers where the job's images are fetched, in the store: GET /api/images/{id} may reach
+ * another instance of the service. A failure only means those images are unknown for now. */
 static void remember_images(struct hs_server *s, const struct hs_job *j, const char *connection)
 {
+    size_t n = 0, cap = 0;
+    struct hs_image_source *v = NULL;
     for (size_t i = 0; i < j->n_models; i++) {
         const struct hs_model *m = &j->models[i];
         for (size_t k = 0; k < m->n_images; k++) {
             const struct hs_image *img = &m->images[k];
             if (img->id <= 0 || !img->url)
                 continue;
-            struct image_entry *e = NULL;
-            for (size_t x = 0; x < IMAGE_MAP_N && !e; x++)
-                if (s->images[x].id == img->id)
-                    e = &s->images[x];
-            if (!e)
-                e = &s->images[s->images_next++ % IMAGE_MAP_N];
-            free(e->connection);
-            free(e->url);
-            e->id = img->id;
-            e->model_id = m->id;
-            e->connection = hs_strdup(connection);
-            e->url = hs_strdup(img->url);
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                v = hs_realloc(v, cap * sizeof *v);
+            }
+            v[n++] = (struct hs_image_source){.image_id = img->id,
+                                              .model_id = m->id,
+                                              .connection_key = (char *)connection,
+                                              .url = img->url};
         }
     }
+    struct hs_error err = {0};
+    if (n && s->store->service->image_sources_put(s->store, v, n, s->clock->wall_ms(s->clock),
+                                                  &err) != HS_OK)
+        hs_warn("images msg=\"cannot remember the job's images\" job=%lld detail=\"%s\"",
+                (long long)j->id, err.msg);
+    free(v);
 }
 
 /* Stores a fresh Show Job answer in the cache (under cache_lock); doc is taken. */
@@ -165,8 +170,8 @@ static int show_through(struct hs_server *s, const char *key, int64_t job_id, js
         hs_warn("jobs msg=\"cannot store the job\" job=%lld detail=\"%s\"", (long long)job_id,
                 uerr.msg);
     json_t *d = job_json(job, key);
-    pthread_mutex_lock(&s->cache_lock);
     remember_images(s, job, key);
+    pthread_mutex_lock(&s->cache_lock);
     cache_put(s, job_id, key, json_incref(d));
     pthread_mutex_unlock(&s->cache_lock);
     hs_job_free(job);
@@ -353,7 +358,7 @@ static bool stored_file_present(const struct hs_server *s, const struct hs_artif
 }
 
 /* Downloads image e into the store (as the sync engine stores images) and fills *row. */
-static int image_download(struct hs_server *s, const struct image_entry *e,
+static int image_download(struct hs_server *s, const struct hs_image_source *e,
                           struct hs_artifact_row *row, struct hs_error *err)
 {
     struct blob_sink sink = {.data_dir = s->data_dir, .err = err};
@@ -365,12 +370,12 @@ static int image_download(struct hs_server *s, const struct image_entry *e,
     };
     struct hs_fetch_result fr = {0};
     struct hs_client *c = NULL;
-    int rc = hs_client_pool_acquire(s->pool, e->connection, &c, err);
+    int rc = hs_client_pool_acquire(s->pool, e->connection_key, &c, err);
     if (rc)
         return rc;
     rc = hs_client_download(c, e->url, &o, &fr, err);
     hs_client_pool_release(s->pool, c);
-    hs_connection_note(s, e->connection, rc == HS_ERR_NOT_FOUND ? HS_OK : rc);
+    hs_connection_note(s, e->connection_key, rc == HS_ERR_NOT_FOUND ? HS_OK : rc);
     if (rc)
         goto out;
     if (!fr.content_type || strncasecmp(fr.content_type, "image/", 6) != 0) {
@@ -388,18 +393,18 @@ static int image_download(struct hs_server *s, const struct image_entry *e,
     if ((rc = hs_blob_commit(sink.w, sha, &row->bytes, &row->path, err)))
         goto out;
     row->model_id = e->model_id;
-    row->kind = hs_aprintf("image.%lld", (long long)e->id);
+    row->kind = hs_aprintf("image.%lld", (long long)e->image_id);
     row->source_url = hs_strdup(e->url);
     row->sha256 = hs_strdup(sha);
     row->content_type = hs_strdup(fr.content_type);
     row->etag = hs_strdup(fr.etag);
     row->fetched_at = hs_strdup(fetched);
-    row->image_id = e->id;
+    row->image_id = e->image_id;
     rc = s->store->records->artifact_put(s->store, row, NULL, err);
     if (rc)
         hs_artifact_row_clear(row);
     else
-        hs_info("images msg=\"stored\" image=%lld model=%lld bytes=%lld", (long long)e->id,
+        hs_info("images msg=\"stored\" image=%lld model=%lld bytes=%lld", (long long)e->image_id,
                 (long long)e->model_id, (long long)row->bytes);
 out:
     hs_blob_abort(sink.w);
@@ -430,20 +435,14 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
         hs_resp_fail(r, rc, &err, "finding the image");
         return;
     }
-    struct image_entry e = {0};
-    pthread_mutex_lock(&s->cache_lock);
-    for (size_t i = 0; i < IMAGE_MAP_N; i++) {
-        /* Listed by a job of another tenant's connection: unknown to this caller. */
-        if (s->images[i].id == id && hs_scope_has(scope, s->images[i].connection)) {
-            e.id = id;
-            e.model_id = s->images[i].model_id;
-            e.connection = hs_strdup(s->images[i].connection);
-            e.url = hs_strdup(s->images[i].url);
-            break;
-        }
+    /* Listed by a job of another tenant's connection: unknown to this caller. */
+    struct hs_image_source e = {0};
+    rc = s->store->service->image_source_get(s->store, id, scope, &e, &err);
+    if (rc && rc != HS_ERR_NOT_FOUND) {
+        hs_resp_fail(r, rc, &err, "finding the image");
+        return;
     }
-    pthread_mutex_unlock(&s->cache_lock);
-    if (!e.id) {
+    if (rc) {
         hs_resp_error(r, 404, "not_found",
                       "image %lld is unknown (images are served for jobs shown by "
                       "GET /api/jobs/{id})",
@@ -452,14 +451,12 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
     }
     /* Only a download spends a Hover request: a stored image does not count for the caller. */
     if (hs_quota_check(q, r) != 0) {
-        free(e.connection);
-        free(e.url);
+        hs_image_source_clear(&e);
         return;
     }
     memset(&err, 0, sizeof err);
     rc = image_download(s, &e, &a, &err);
-    free(e.connection);
-    free(e.url);
+    hs_image_source_clear(&e);
     if (rc) {
         hs_resp_fail(r, rc, &err, "fetching the image from Hover");
         return;

@@ -248,13 +248,14 @@ void hs_route_demo(struct hs_req *q, struct hs_resp *r)
 
 /* ---- the connect flow ----
  * GET /connect (API key, session, or a connect ticket in a new tab) sets the hs_flow cookie on
- * this top-level page and keeps the flow (its state, the cookie's hash, the client address)
- * until Hover sends the browser back to /oauth/callback, which must carry both the state and
- * the cookie: a callback in another browser is refused. A state works once. Flows are bounded
- * per browser (its oldest is replaced) and per address (refused beyond), and never evicted by
- * others: when every slot is live, new flows wait. A grant for another org than the one a
- * connection is bound to re-points it only with the API key, or after the user confirms on a
- * page of the service (POST /connect/confirm, bound to the same cookie); it is logged. */
+ * this top-level page and keeps the flow in the store (the hashes of its state and of the
+ * cookie, the client address: store/service.h) until Hover sends the browser back to
+ * /oauth/callback, which must carry both the state and the cookie: a callback in another browser
+ * is refused. The callback may reach any instance of the service. A state works once. Flows are
+ * bounded per browser (its oldest is replaced) and per address (refused beyond), and never
+ * evicted by others: when every slot is live, new flows wait. A grant for another org than the one
+ * a connection is bound to re-points it only with the API key, or after the user confirms on a page
+ * of the service (POST /connect/confirm, bound to the same cookie); it is logged. */
 
 #define FLOW_COOKIE "hs_flow"
 
@@ -275,14 +276,22 @@ static char *redirect_uri(const struct hs_server *s)
     return hs_aprintf("%s/oauth/callback", s->public_url);
 }
 
-/* The browser's flow cookie as its SHA-256; false when it has none (or not one of ours). */
-static bool flow_browser(const struct hs_req *q, unsigned char out[32])
+/* The browser's flow cookie as its hex SHA-256; false when it has none (or not one of ours). */
+static bool flow_browser(const struct hs_req *q, char out[65])
 {
     const char *c = hs_req_cookie(q, FLOW_COOKIE);
     if (!hs_is_hex(c, 64))
         return false;
-    hs_sha256_bytes(c, out);
+    hs_sha256_hex(c, out);
     return true;
+}
+
+static const struct hs_flow_limits flow_limits = {
+    .per_browser = FLOWS_PER_BROWSER, .per_address = FLOWS_PER_ADDRESS, .total = OAUTH_STATES_N};
+
+static int64_t wall_ms(const struct hs_server *s)
+{
+    return s->clock->wall_ms(s->clock);
 }
 
 static void client_address(const struct hs_req *q, char *out, size_t n)
@@ -297,63 +306,6 @@ static void client_address(const struct hs_req *q, char *out, size_t n)
     else if (sa && sa->sa_family == AF_INET6)
         (void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
                         (socklen_t)n);
-}
-
-static void flow_clear(struct oauth_state *st)
-{
-    free(st->connection);
-    free(st->session);
-    free(st->key);
-    if (st->tok.access_token)
-        OPENSSL_cleanse(st->tok.access_token, strlen(st->tok.access_token));
-    if (st->tok.refresh_token)
-        OPENSSL_cleanse(st->tok.refresh_token, strlen(st->tok.refresh_token));
-    hs_token_clear(&st->tok);
-    memset(st, 0, sizeof *st);
-}
-
-void hs_flows_free(struct hs_server *s)
-{
-    for (size_t i = 0; s->states && i < OAUTH_STATES_N; i++)
-        flow_clear(&s->states[i]);
-    free(s->states);
-    s->states = NULL;
-}
-
-/* Where a new flow goes (under cache_lock): a free slot, or this browser's oldest when it has
- * FLOWS_PER_BROWSER; NULL when the address has too many (*per_address) or every slot is live. */
-static struct oauth_state *flow_slot(struct hs_server *s, const unsigned char browser[32],
-                                     const char *address, bool *per_address)
-{
-    int64_t now = hs_server_mono_ms(s);
-    struct oauth_state *free_slot = NULL, *oldest = NULL;
-    size_t mine = 0, here = 0;
-    *per_address = false;
-    for (size_t i = 0; i < OAUTH_STATES_N; i++) {
-        struct oauth_state *st = &s->states[i];
-        if (st->expires_ms <= now) {
-            if (st->expires_ms)
-                flow_clear(st);
-            if (!free_slot)
-                free_slot = st;
-            continue;
-        }
-        if (CRYPTO_memcmp(st->browser, browser, 32) == 0) {
-            mine++;
-            if (!oldest || st->expires_ms < oldest->expires_ms)
-                oldest = st;
-        }
-        here += strcmp(st->address, address) == 0;
-    }
-    if (mine >= FLOWS_PER_BROWSER) {
-        flow_clear(oldest);
-        return oldest;
-    }
-    if (here >= FLOWS_PER_ADDRESS) {
-        *per_address = true;
-        return NULL;
-    }
-    return free_slot;
 }
 
 int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r)
@@ -407,8 +359,7 @@ void hs_route_connect(struct hs_req *q, struct hs_resp *r)
     const char *name = hs_req_arg(q, "connection");
     if (hs_connect_allowed(q, name, r) != 0)
         return;
-    char state[33], cookie[65], address[48];
-    unsigned char browser[32];
+    char state[33], cookie[65];
     const char *have = hs_req_cookie(q, FLOW_COOKIE);
     if (hs_is_hex(have, 64))
         (void)hs_strlcpy(cookie, have, sizeof cookie);
@@ -417,27 +368,27 @@ void hs_route_connect(struct hs_req *q, struct hs_resp *r)
         hs_resp_error(r, 500, "internal", "no randomness for the OAuth state");
         return;
     }
-    hs_sha256_bytes(cookie, browser);
-    client_address(q, address, sizeof address);
-    bool per_address = false;
-    pthread_mutex_lock(&s->cache_lock);
-    struct oauth_state *st = flow_slot(s, browser, address, &per_address);
-    if (st) {
-        memcpy(st->state, state, sizeof st->state);
-        memcpy(st->browser, browser, sizeof st->browser);
-        (void)hs_strlcpy(st->address, address, sizeof st->address);
-        st->connection = name && *name ? hs_strdup(name) : NULL;
-        st->session = q->auth == HS_AUTH_SESSION ? hs_strdup(q->session.token_sha256) : NULL;
-        st->expires_ms = hs_server_mono_ms(s) + OAUTH_STATE_MS;
-    }
-    pthread_mutex_unlock(&s->cache_lock);
-    if (!st) {
+    struct hs_connect_flow fl = {0};
+    hs_sha256_hex(state, fl.id_sha256);
+    hs_sha256_hex(cookie, fl.browser_sha256);
+    client_address(q, fl.address, sizeof fl.address);
+    fl.connection = name && *name ? (char *)name : NULL;
+    fl.session = q->auth == HS_AUTH_SESSION ? q->session.token_sha256 : NULL;
+    fl.expires_ms = wall_ms(s) + OAUTH_STATE_MS;
+    struct hs_error err = {0};
+    int rc = s->store->service->flow_put(s->store, &fl, &flow_limits, wall_ms(s), &err);
+    if (rc == HS_ERR_RATE_LIMITED || rc == HS_ERR_BUSY) {
+        bool per_address = rc == HS_ERR_RATE_LIMITED;
         hs_warn("connect msg=\"flow refused\" reason=%s address=%s",
-                per_address ? "too_many_from_address" : "all_slots_live", address);
+                per_address ? "too_many_from_address" : "all_slots_live", fl.address);
         hs_resp_error(r, per_address ? 429 : 503, per_address ? "rate_limited" : "internal",
                       "too many connect flows are pending%s; try again in a few minutes",
                       per_address ? " from this address" : "");
         hs_resp_header(r, "Retry-After", "60");
+        return;
+    }
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "storing the connect flow");
         return;
     }
     char *ru = redirect_uri(s);
@@ -452,30 +403,22 @@ void hs_route_connect(struct hs_req *q, struct hs_resp *r)
     free(ru);
 }
 
-/* The flow of `state` begun in this browser, taken (single use): true and its fields moved to
- * *out. Every stored state is compared, in constant time. */
-static bool take_state(struct hs_server *s, const struct hs_req *q, const char *state,
-                       struct oauth_state *out)
+/* The flow of `token` (a state, or a confirmation token when confirm) begun in this browser,
+ * taken from the store (single use, whichever instance began it): true and *out filled. The
+ * store is searched by the token's SHA-256, so its look-up reveals nothing of stored tokens. */
+static bool take_flow(struct hs_server *s, const struct hs_req *q, const char *token, bool confirm,
+                      struct hs_connect_flow *out)
 {
-    unsigned char browser[32];
-    bool found = false;
+    char browser[65], id[65];
     memset(out, 0, sizeof *out);
-    if (!state || strlen(state) != 32 || !flow_browser(q, browser))
+    if (!token || !hs_is_hex(token, confirm ? 64 : 32) || !flow_browser(q, browser))
         return false;
-    int64_t now = hs_server_mono_ms(s);
-    pthread_mutex_lock(&s->cache_lock);
-    for (size_t i = 0; i < OAUTH_STATES_N; i++) {
-        struct oauth_state *st = &s->states[i];
-        bool eq = CRYPTO_memcmp(st->state, state, 32) == 0 &&
-                  CRYPTO_memcmp(st->browser, browser, 32) == 0;
-        if (eq && st->state[0] && !found && st->expires_ms > now) {
-            found = true;
-            *out = *st;
-            memset(st, 0, sizeof *st);
-        }
-    }
-    pthread_mutex_unlock(&s->cache_lock);
-    return found;
+    hs_sha256_hex(token, id);
+    struct hs_error err = {0};
+    int rc = s->store->service->flow_take(s->store, id, browser, confirm, wall_ms(s), out, &err);
+    if (rc && rc != HS_ERR_NOT_FOUND)
+        hs_warn("connect msg=\"cannot read the connect flow\" detail=\"%s\"", err.msg);
+    return rc == HS_OK;
 }
 
 static char *connected_page(const struct hs_server *s, const char *key, int64_t owner_id)
@@ -614,44 +557,38 @@ static int connection_owner(struct hs_server *s, const char *key, int64_t *owner
 }
 
 /* Parks a grant that would re-point `key` until the user confirms; answers the question. */
-static void ask_confirmation(struct hs_server *s, struct hs_resp *r, struct oauth_state *flow,
-                             char *key, struct hs_token *tok, int64_t old_owner)
+static void ask_confirmation(struct hs_server *s, struct hs_resp *r,
+                             const struct hs_connect_flow *flow, const char *key,
+                             const struct hs_token *tok, int64_t old_owner)
 {
     char confirm[65];
     if (hs_random_hex(32, confirm) != HS_OK) {
         hs_resp_html_message(r, 500, "Not connected", "No randomness for the confirmation.");
         return;
     }
-    pthread_mutex_lock(&s->cache_lock);
-    struct oauth_state *st = NULL;
-    int64_t now = hs_server_mono_ms(s);
-    for (size_t i = 0; i < OAUTH_STATES_N && !st; i++)
-        if (s->states[i].expires_ms <= now)
-            st = &s->states[i];
-    if (st) {
-        flow_clear(st);
-        memcpy(st->browser, flow->browser, sizeof st->browser);
-        memcpy(st->address, flow->address, sizeof st->address);
-        memcpy(st->confirm, confirm, sizeof st->confirm);
-        st->session = flow->session;
-        flow->session = NULL;
-        st->key = key;
-        st->tok = *tok;
-        memset(tok, 0, sizeof *tok);
-        st->old_owner = old_owner;
-        st->expires_ms = now + OAUTH_STATE_MS;
-    }
-    pthread_mutex_unlock(&s->cache_lock);
-    if (!st) {
-        free(key);
+    struct hs_connect_flow st = {0};
+    hs_sha256_hex(confirm, st.id_sha256);
+    memcpy(st.browser_sha256, flow->browser_sha256, sizeof st.browser_sha256);
+    memcpy(st.address, flow->address, sizeof st.address);
+    st.session = flow->session;
+    st.confirm = true;
+    st.key = (char *)key;
+    st.grant = *tok;
+    st.old_owner = old_owner;
+    st.expires_ms = wall_ms(s) + OAUTH_STATE_MS;
+    struct hs_error err = {0};
+    /* The browser's authorize flow was just taken: its confirmation takes that place. */
+    if (s->store->service->flow_put(s->store, &st, &flow_limits, wall_ms(s), &err) != HS_OK) {
+        hs_warn("connect msg=\"cannot keep the re-point for confirmation\" detail=\"%s\"", err.msg);
         hs_resp_html_message(r, 503, "Not connected",
                              "Too many connect flows are pending. Try again in a few minutes.");
+        OPENSSL_cleanse(confirm, sizeof confirm);
         return;
     }
     hs_info("connect msg=\"re-point needs confirmation\" connection=%s old_owner_id=%lld "
             "owner_id=%lld",
-            st->key, (long long)old_owner, (long long)st->tok.owner_id);
-    hs_resp_html(r, 200, confirm_page(st->key, old_owner, st->tok.owner_id, confirm));
+            key, (long long)old_owner, (long long)tok->owner_id);
+    hs_resp_html(r, 200, confirm_page(key, old_owner, tok->owner_id, confirm));
     OPENSSL_cleanse(confirm, sizeof confirm);
 }
 
@@ -693,10 +630,10 @@ static int exchange_code(struct hs_server *s, const char *code, struct hs_token 
 void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
-    struct oauth_state flow;
+    struct hs_connect_flow flow;
     struct hs_token tok = {0};
     char *key = NULL;
-    if (!take_state(s, q, hs_req_arg(q, "state"), &flow)) {
+    if (!take_flow(s, q, hs_req_arg(q, "state"), false, &flow)) {
         hs_resp_html_message(r, 400, "Not connected",
                              "This sign-in answer does not belong to a connect flow started in "
                              "this browser, or it expired. Start again from the modal.");
@@ -728,7 +665,6 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r)
     bool repoint = exists && old_owner > 0 && tok.owner_id > 0 && old_owner != tok.owner_id;
     if (repoint && flow.session) {
         ask_confirmation(s, r, &flow, key, &tok, old_owner);
-        key = NULL; /* taken */
         goto out;
     }
     if (repoint)
@@ -742,7 +678,7 @@ out:
     if (tok.refresh_token)
         OPENSSL_cleanse(tok.refresh_token, strlen(tok.refresh_token));
     hs_token_clear(&tok);
-    flow_clear(&flow);
+    hs_connect_flow_clear(&flow);
     free(key);
 }
 
@@ -754,31 +690,13 @@ void hs_route_connect_confirm(struct hs_req *q, struct hs_resp *r)
     struct hs_server *s = q->srv;
     const char *confirm = hs_req_arg(q, "confirm");
     const char *decision = hs_req_arg(q, "decision");
-    unsigned char browser[32];
     if (q->origin && !hs_origin_own(s, q->origin)) {
         hs_resp_html_message(r, 403, "Not connected",
                              "The confirmation must come from this service's own page.");
         return;
     }
-    struct oauth_state flow;
-    bool found = false;
-    memset(&flow, 0, sizeof flow);
-    if (hs_is_hex(confirm, 64) && flow_browser(q, browser)) {
-        int64_t now = hs_server_mono_ms(s);
-        pthread_mutex_lock(&s->cache_lock);
-        for (size_t i = 0; i < OAUTH_STATES_N; i++) {
-            struct oauth_state *st = &s->states[i];
-            bool eq = CRYPTO_memcmp(st->confirm, confirm, 64) == 0 &&
-                      CRYPTO_memcmp(st->browser, browser, 32) == 0;
-            if (eq && st->confirm[0] && !found && st->expires_ms > now) {
-                found = true;
-                flow = *st;
-                memset(st, 0, sizeof *st);
-            }
-        }
-        pthread_mutex_unlock(&s->cache_lock);
-    }
-    if (!found) {
+    struct hs_connect_flow flow;
+    if (!take_flow(s, q, confirm, true, &flow)) {
         hs_resp_html_message(r, 400, "Not connected",
                              "This confirmation does not belong to a connect flow of this "
                              "browser, or it expired. Start again from the modal.");
@@ -791,8 +709,8 @@ void hs_route_connect_confirm(struct hs_req *q, struct hs_resp *r)
     } else {
         hs_warn("connect msg=\"connection re-pointed to another org\" connection=%s "
                 "old_owner_id=%lld owner_id=%lld by=session_confirmed",
-                flow.key, (long long)flow.old_owner, (long long)flow.tok.owner_id);
-        connect_finish(s, r, flow.key, &flow.tok, flow.session);
+                flow.key, (long long)flow.old_owner, (long long)flow.grant.owner_id);
+        connect_finish(s, r, flow.key, &flow.grant, flow.session);
     }
-    flow_clear(&flow);
+    hs_connect_flow_clear(&flow);
 }

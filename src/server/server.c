@@ -989,8 +989,8 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->hover_wait_ms = cfg->hover_wait_ms > 0 ? cfg->hover_wait_ms : DEFAULT_HOVER_WAIT_MS;
     s->header_timeout_ms = cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms : DEFAULT_HEADER_MS;
     s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : CONNECTION_LIMIT;
-    s->quota = hs_quota_new(cfg->caller_rate);
     s->store = deps->store;
+    s->quota = hs_quota_new(cfg->caller_rate, deps->store);
     s->pool = deps->pool;
     s->search = deps->search;
     s->syncq = deps->syncq;
@@ -1001,8 +1001,6 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 25;
     s->register_webhooks = cfg->register_webhooks;
     pthread_mutex_init(&s->cache_lock, NULL);
-    s->images = hs_calloc(IMAGE_MAP_N, sizeof *s->images);
-    s->states = hs_calloc(OAUTH_STATES_N, sizeof *s->states);
     s->tickets = hs_calloc(TICKETS_N, sizeof *s->tickets);
     atomic_init(&s->oauth_requests, 0);
 
@@ -1197,12 +1195,6 @@ void hs_server_free(struct hs_server *s)
         free(s->jobs[i].connection);
         json_decref(s->jobs[i].doc);
     }
-    for (size_t i = 0; s->images && i < IMAGE_MAP_N; i++) {
-        free(s->images[i].connection);
-        free(s->images[i].url);
-    }
-    free(s->images);
-    hs_flows_free(s);
     free(s->tickets);
     for (size_t i = 0; i < CONN_FLAGS_N; i++)
         free(s->reconnect[i]);

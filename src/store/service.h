@@ -1,10 +1,13 @@
-/* service.h: the service's own tables (store.h): small named settings, browser sessions, and
- * the list of connected Hover orgs. Writes here are durable before they return, so they refuse
+/* service.h: the service's own tables (store.h): small named settings, browser sessions, the
+ * list of connected Hover orgs, and what any instance of the service may need to answer a
+ * request another one began: pending connect flows, where images are fetched, callers' request
+ * counts. Writes of settings, sessions and flows are durable before they return, so they refuse
  * to run inside a transaction. */
 #ifndef HS_STORE_SERVICE_H
 #define HS_STORE_SERVICE_H
 
 #include "store/store.h"
+#include "store/tokens.h"
 
 /* A browser session: the token itself is never stored, only its SHA-256. */
 struct hs_session {
@@ -30,6 +33,43 @@ struct hs_connection_row {
 };
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
 
+/* A pending connect flow (GET /connect to GET /oauth/callback; then, when the grant would
+ * re-point a connection to another org, until the user confirms). Only hashes of its secrets
+ * are kept: the state (or the confirmation token) and the browser's flow cookie. */
+struct hs_connect_flow {
+    char id_sha256[65];      /* hex SHA-256 of the state (authorize) or the confirmation token */
+    char browser_sha256[65]; /* hex SHA-256 of the browser's flow cookie */
+    char address[48];        /* the client address that started it */
+    char *connection;        /* authorize: the connection name asked for; NULL: org-<owner> */
+    char *session;           /* the starting session's token_sha256; NULL: the API key */
+    int64_t expires_ms;      /* unix ms */
+    bool confirm;            /* waiting for the confirmation of a re-point */
+    char *key;               /* confirm: the connection to re-point */
+    struct hs_token grant;   /* confirm: the grant (sealed at rest like the stored pairs) */
+    int64_t old_owner;       /* confirm: the org the connection is bound to now */
+};
+/* Frees and wipes (the grant's tokens are cleansed). */
+void hs_connect_flow_clear(struct hs_connect_flow *f);
+
+/* How many flows may be pending: per browser (its oldest is replaced beyond), per client
+ * address (refused beyond), and in all (refused beyond: pending flows are never evicted by
+ * others). */
+struct hs_flow_limits {
+    int per_browser, per_address, total;
+};
+
+/* Where GET /api/images/{id} fetches an image that is not stored yet: the Show Job that listed
+ * it. The strings are owned by the one who filled it. */
+struct hs_image_source {
+    int64_t image_id, model_id;
+    char *connection_key;
+    char *url;
+};
+void hs_image_source_clear(struct hs_image_source *v);
+
+/* Image sources kept at most (the least recently listed go first). */
+#define HS_IMAGE_SOURCES_MAX 100000
+
 struct hs_service_ops {
     /* Small named settings (the API key's hash, ...). get: HS_ERR_NOT_FOUND when unset. */
     int (*setting_get)(struct hs_store *s, const char *key, char **value, struct hs_error *err);
@@ -45,6 +85,34 @@ struct hs_service_ops {
      * hs_connection_rows_free; *out may be NULL when *n is 0). */
     int (*connections_list)(struct hs_store *s, struct hs_connection_row **out, size_t *n,
                             struct hs_error *err);
+
+    /* Stores a pending flow (durable before it returns): expired flows are forgotten first;
+     * then the browser's oldest one is replaced when it has lim->per_browser of them;
+     * HS_ERR_RATE_LIMITED when the address has lim->per_address, HS_ERR_BUSY when lim->total are
+     * pending. */
+    int (*flow_put)(struct hs_store *s, const struct hs_connect_flow *f,
+                    const struct hs_flow_limits *lim, int64_t now_ms, struct hs_error *err);
+    /* Takes the flow of id_sha256 at its stage (confirm or not) begun in browser_sha256 and not
+     * expired at now_ms: deleted as it is returned, so that it works once, in whichever process.
+     * HS_ERR_NOT_FOUND otherwise (a flow asked for by another browser stays). */
+    int (*flow_take)(struct hs_store *s, const char *id_sha256, const char *browser_sha256,
+                     bool confirm, int64_t now_ms, struct hs_connect_flow *out,
+                     struct hs_error *err);
+
+    /* Remembers the n image sources (a Show Job's images) as seen at now_ms, in one
+     * transaction; beyond HS_IMAGE_SOURCES_MAX the least recently seen are forgotten. */
+    int (*image_sources_put)(struct hs_store *s, const struct hs_image_source *v, size_t n,
+                             int64_t now_ms, struct hs_error *err);
+    /* The source of image_id, if a job of a connection in scope listed it; HS_ERR_NOT_FOUND
+     * otherwise. */
+    int (*image_source_get)(struct hs_store *s, int64_t image_id, const struct hs_scope *scope,
+                            struct hs_image_source *out, struct hs_error *err);
+
+    /* Takes up to `want` of the `limit` requests `caller` may make in the window that began at
+     * window_ms (unix ms; the counts of earlier windows are forgotten): *granted gets how many
+     * (0: none left in this window). */
+    int (*caller_rate_take)(struct hs_store *s, const char *caller, int64_t window_ms, int limit,
+                            int want, int *granted, struct hs_error *err);
 };
 
 #endif

@@ -250,6 +250,10 @@ static int reseal_all(struct sq_txn *t, const struct hs_secret_key *next, int64_
     if (!rc)
         rc = write_rows(t, "UPDATE webhooks SET hmac_secret = ?2 WHERE id = CAST(?1 AS INTEGER)",
                         false, hooks, nh, next, err);
+    /* A re-point waiting for its confirmation (ten minutes at most) holds a grant sealed under
+     * the old key: it is dropped, and its user connects again. */
+    if (!rc)
+        rc = hs_sqlite_exec(t->db, "DELETE FROM connect_flows WHERE stage = 'confirm'", err);
     if (!rc)
         rc = record_key(t, next ? next->id : NULL, err);
     if (!rc) {

@@ -1,9 +1,12 @@
 /* sqlite_service.c: the service's own tables in the SQLite back-end (store/service.h): settings,
- * browser sessions with their connections, and the list of connections. */
+ * browser sessions with their connections, the list of connections, and the state the
+ * service's instances share: connect flows, image sources, callers' request counts. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/str.h"
 #include "store/service.h"
 #include "store/sqlite_internal.h"
 
@@ -222,10 +225,338 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
     return HS_OK;
 }
 
+/* ---- connect flows (migration 14) ---- */
+
+/* The places of a pending re-point's grant: the associated data of its sealed tokens. */
+static void flow_places(const char *id, char *access, char *refresh, size_t n)
+{
+    (void)snprintf(access, n, "connect_flows.access_token:%s", id);
+    (void)snprintf(refresh, n, "connect_flows.refresh_token:%s", id);
+}
+
+/* Forgets the expired flows, then makes room for f under lim (in t). */
+static int flow_room(struct sq_txn *t, const struct hs_connect_flow *f,
+                     const struct hs_flow_limits *lim, int64_t now_ms, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t mine = 0, here = 0, all = 0;
+    int rc = hs_sqlite_prep(t, &st, "DELETE FROM connect_flows WHERE expires_ms <= ?1",
+                            "storing a connect flow", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        rc = hs_sqlite_run(t, st, NULL, "storing a connect flow", err);
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(t, &st, "SELECT COUNT(*) FROM connect_flows WHERE browser_sha256 = ?1",
+                            "storing a connect flow", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, f->browser_sha256);
+        rc = hs_sqlite_int(t, st, &mine, "storing a connect flow", err);
+    }
+    if (!rc && mine >= lim->per_browser) {
+        rc = hs_sqlite_prep(t, &st,
+                            "DELETE FROM connect_flows WHERE id_sha256 = (SELECT id_sha256 FROM "
+                            "connect_flows WHERE browser_sha256 = ?1 "
+                            "ORDER BY expires_ms, id_sha256 LIMIT 1)",
+                            "storing a connect flow", err);
+        if (!rc) {
+            hs_sqlite_bind_text(st, 1, f->browser_sha256);
+            rc = hs_sqlite_run(t, st, NULL, "storing a connect flow", err);
+        }
+        return rc; /* the browser's own slot: neither the address nor the total grows */
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(t, &st, "SELECT COUNT(*) FROM connect_flows WHERE address = ?1",
+                            "storing a connect flow", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, f->address);
+        rc = hs_sqlite_int(t, st, &here, "storing a connect flow", err);
+    }
+    if (!rc && here >= lim->per_address)
+        return hs_fail(err, HS_ERR_RATE_LIMITED, "too many connect flows from this address");
+    if (!rc)
+        rc = hs_sqlite_prep(t, &st, "SELECT COUNT(*) FROM connect_flows", "storing a connect flow",
+                            err);
+    if (!rc)
+        rc = hs_sqlite_int(t, st, &all, "storing a connect flow", err);
+    if (!rc && all >= lim->total)
+        return hs_fail(err, HS_ERR_BUSY, "too many connect flows are pending");
+    return rc;
+}
+
+static int flow_insert(struct sq_txn *t, const struct hs_connect_flow *f, struct hs_error *err)
+{
+    char aad_a[120], aad_r[120], *acc = NULL, *ref = NULL;
+    flow_places(f->id_sha256, aad_a, aad_r, sizeof aad_a);
+    int rc = hs_sqlite_seal(t->s, f->grant.access_token, aad_a, &acc, err);
+    if (!rc)
+        rc = hs_sqlite_seal(t->s, f->grant.refresh_token, aad_r, &ref, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc)
+        rc = hs_sqlite_prep(
+            t, &st,
+            "INSERT INTO connect_flows (id_sha256, stage, browser_sha256, address, connection, "
+            "session, expires_ms, connection_key, old_owner, access_token, refresh_token, "
+            "token_expires_at, owner_id, owner_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+            "?10, ?11, ?12, ?13, ?14)",
+            "storing a connect flow", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, f->id_sha256);
+        hs_sqlite_bind_text(st, 2, f->confirm ? "confirm" : "authorize");
+        hs_sqlite_bind_text(st, 3, f->browser_sha256);
+        hs_sqlite_bind_text(st, 4, f->address);
+        hs_sqlite_bind_text(st, 5, f->connection);
+        hs_sqlite_bind_text(st, 6, f->session);
+        sqlite3_bind_int64(st, 7, f->expires_ms);
+        hs_sqlite_bind_text(st, 8, f->key);
+        sqlite3_bind_int64(st, 9, f->old_owner);
+        hs_sqlite_bind_text(st, 10, acc);
+        hs_sqlite_bind_text(st, 11, ref);
+        sqlite3_bind_int64(st, 12, f->grant.expires_at);
+        sqlite3_bind_int64(st, 13, f->grant.owner_id);
+        hs_sqlite_bind_text(st, 14, f->grant.owner_type);
+        rc = hs_sqlite_run(t, st, NULL, "storing a connect flow", err);
+    }
+    hs_secret_free(acc);
+    hs_secret_free(ref);
+    return rc;
+}
+
+static bool flow_valid(const struct hs_connect_flow *f, const struct hs_flow_limits *lim)
+{
+    return f && lim && strlen(f->id_sha256) == 64 && strlen(f->browser_sha256) == 64 &&
+           (!f->confirm || (f->key && f->grant.access_token)) && lim->per_browser > 0 &&
+           lim->per_address > 0 && lim->total > 0;
+}
+
+static int sq_flow_put(struct hs_store *base, const struct hs_connect_flow *f,
+                       const struct hs_flow_limits *lim, int64_t now_ms, struct hs_error *err)
+{
+    if (!flow_valid(f, lim))
+        return hs_fail(err, HS_ERR_INVALID, "connect flow without its hashes, grant or limits");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "flow_put", err);
+    if (rc)
+        return rc;
+    rc = flow_room(&t, f, lim, now_ms, err);
+    if (!rc)
+        rc = flow_insert(&t, f, err);
+    return hs_sqlite_leave(&t, rc, err);
+}
+
+static int flow_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    struct hs_connect_flow *f = row;
+    (void)hs_strlcpy(f->id_sha256, (const char *)sqlite3_column_text(st, 0), sizeof f->id_sha256);
+    f->confirm = strcmp((const char *)sqlite3_column_text(st, 1), "confirm") == 0;
+    (void)hs_strlcpy(f->browser_sha256, (const char *)sqlite3_column_text(st, 2),
+                     sizeof f->browser_sha256);
+    (void)hs_strlcpy(f->address, (const char *)sqlite3_column_text(st, 3), sizeof f->address);
+    f->connection = hs_sqlite_col_text(st, 4);
+    f->session = hs_sqlite_col_text(st, 5);
+    f->expires_ms = sqlite3_column_int64(st, 6);
+    f->key = hs_sqlite_col_text(st, 7);
+    f->old_owner = sqlite3_column_int64(st, 8);
+    f->grant.expires_at = sqlite3_column_int64(st, 11);
+    f->grant.owner_id = sqlite3_column_int64(st, 12);
+    f->grant.owner_type = hs_sqlite_col_text(st, 13);
+    char aad_a[120], aad_r[120];
+    flow_places(f->id_sha256, aad_a, aad_r, sizeof aad_a);
+    int rc = hs_sqlite_unseal(t->s, (const char *)sqlite3_column_text(st, 9), aad_a,
+                              &f->grant.access_token, err);
+    if (!rc)
+        rc = hs_sqlite_unseal(t->s, (const char *)sqlite3_column_text(st, 10), aad_r,
+                              &f->grant.refresh_token, err);
+    return rc;
+}
+
+static int sq_flow_take(struct hs_store *base, const char *id_sha256, const char *browser_sha256,
+                        bool confirm, int64_t now_ms, struct hs_connect_flow *out,
+                        struct hs_error *err)
+{
+    if (!id_sha256 || !browser_sha256)
+        return hs_fail(err, HS_ERR_INVALID, "flow_take without its hashes");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "flow_take", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_connect_flow f = {0};
+    rc = hs_sqlite_prep(&t, &st,
+                        "DELETE FROM connect_flows WHERE id_sha256 = ?1 AND browser_sha256 = ?2 "
+                        "AND stage = ?3 AND expires_ms > ?4 RETURNING id_sha256, stage, "
+                        "browser_sha256, address, connection, session, expires_ms, "
+                        "connection_key, old_owner, access_token, refresh_token, "
+                        "token_expires_at, owner_id, owner_type",
+                        "taking a connect flow", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, id_sha256);
+        hs_sqlite_bind_text(st, 2, browser_sha256);
+        hs_sqlite_bind_text(st, 3, confirm ? "confirm" : "authorize");
+        sqlite3_bind_int64(st, 4, now_ms);
+        rc = hs_sqlite_one(&t, st, flow_fill, &f, "taking a connect flow", err);
+        if (rc == HS_ERR_NOT_FOUND)
+            hs_fail(err, HS_ERR_NOT_FOUND, "no such connect flow");
+    }
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (rc) {
+        hs_connect_flow_clear(&f);
+        return rc;
+    }
+    *out = f;
+    return HS_OK;
+}
+
+/* ---- image sources (migration 14) ---- */
+
+static int image_source_put(struct sq_txn *t, const struct hs_image_source *v, int64_t now_ms,
+                            struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(
+        t, &st,
+        "INSERT INTO image_sources (image_id, connection_key, model_id, url, seen_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (image_id) DO UPDATE SET "
+        "connection_key = excluded.connection_key, model_id = excluded.model_id, "
+        "url = excluded.url, seen_ms = excluded.seen_ms",
+        "remembering an image", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, v->image_id);
+    hs_sqlite_bind_text(st, 2, v->connection_key);
+    sqlite3_bind_int64(st, 3, v->model_id);
+    hs_sqlite_bind_text(st, 4, v->url);
+    sqlite3_bind_int64(st, 5, now_ms);
+    return hs_sqlite_run(t, st, NULL, "remembering an image", err);
+}
+
+static int sq_image_sources_put(struct hs_store *base, const struct hs_image_source *v, size_t n,
+                                int64_t now_ms, struct hs_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].image_id <= 0 || !v[i].connection_key || !v[i].url)
+            return hs_fail(err, HS_ERR_INVALID, "image source without an id, connection or URL");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "image_sources_put", err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = image_source_put(&t, &v[i], now_ms, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc)
+        rc = hs_sqlite_prep(&t, &st,
+                            "DELETE FROM image_sources WHERE seen_ms < (SELECT seen_ms FROM "
+                            "image_sources ORDER BY seen_ms DESC LIMIT 1 OFFSET ?1)",
+                            "remembering an image", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, HS_IMAGE_SOURCES_MAX - 1);
+        rc = hs_sqlite_run(&t, st, NULL, "remembering an image", err);
+    }
+    return hs_sqlite_leave(&t, rc, err);
+}
+
+static int image_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct hs_image_source *v = row;
+    v->image_id = sqlite3_column_int64(st, 0);
+    v->connection_key = hs_sqlite_col_text(st, 1);
+    v->model_id = sqlite3_column_int64(st, 2);
+    v->url = hs_sqlite_col_text(st, 3);
+    return HS_OK;
+}
+
+static int sq_image_source_get(struct hs_store *base, int64_t image_id,
+                               const struct hs_scope *scope, struct hs_image_source *out,
+                               struct hs_error *err)
+{
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "image_source_get", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_image_source v = {0};
+    char *keys = hs_sqlite_scope_json(scope);
+    rc = hs_sqlite_prep(&t, &st,
+                        "SELECT image_id, connection_key, model_id, url FROM image_sources "
+                        "WHERE image_id = ?1 AND " HS_SQL_IN_SCOPE("connection_key", "2"),
+                        "reading an image source", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, image_id);
+        hs_sqlite_bind_text(st, 2, keys);
+        rc = hs_sqlite_one(&t, st, image_fill, &v, "reading an image source", err);
+        if (rc == HS_ERR_NOT_FOUND)
+            hs_fail(err, HS_ERR_NOT_FOUND, "image %lld is unknown", (long long)image_id);
+    }
+    free(keys);
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (rc) {
+        hs_image_source_clear(&v);
+        return rc;
+    }
+    *out = v;
+    return HS_OK;
+}
+
+/* ---- callers' request counts (migration 14) ---- */
+
+static int sq_caller_rate_take(struct hs_store *base, const char *caller, int64_t window_ms,
+                               int limit, int want, int *granted, struct hs_error *err)
+{
+    if (!caller || limit <= 0 || want <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "caller rate without a caller, a limit or a want");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "caller_rate_take", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int64_t used = 0;
+    rc = hs_sqlite_prep(&t, &st, "DELETE FROM caller_rates WHERE window_ms < ?1",
+                        "counting a caller's requests", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, window_ms);
+        rc = hs_sqlite_run(&t, st, NULL, "counting a caller's requests", err);
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(&t, &st,
+                            "SELECT used FROM caller_rates WHERE caller = ?1 AND window_ms = ?2",
+                            "counting a caller's requests", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, caller);
+        sqlite3_bind_int64(st, 2, window_ms);
+        rc = hs_sqlite_int(&t, st, &used, "counting a caller's requests", err);
+    }
+    int64_t give = limit - used < want ? limit - used : want;
+    if (give < 0)
+        give = 0;
+    if (!rc && give > 0)
+        rc =
+            hs_sqlite_prep(&t, &st,
+                           "INSERT INTO caller_rates (caller, window_ms, used) VALUES (?1, ?2, ?3) "
+                           "ON CONFLICT (caller, window_ms) DO UPDATE SET used = used + ?3",
+                           "counting a caller's requests", err);
+    if (!rc && give > 0) {
+        hs_sqlite_bind_text(st, 1, caller);
+        sqlite3_bind_int64(st, 2, window_ms);
+        sqlite3_bind_int64(st, 3, give);
+        rc = hs_sqlite_run(&t, st, NULL, "counting a caller's requests", err);
+    }
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (!rc)
+        *granted = (int)give;
+    return rc;
+}
+
 const struct hs_service_ops hs_sqlite_service_ops = {
     .setting_get = sq_setting_get,
     .setting_put = sq_setting_put,
     .session_put = sq_session_put,
     .session_get = sq_session_get,
     .connections_list = sq_connections_list,
+    .flow_put = sq_flow_put,
+    .flow_take = sq_flow_take,
+    .image_sources_put = sq_image_sources_put,
+    .image_source_get = sq_image_source_get,
+    .caller_rate_take = sq_caller_rate_take,
 };

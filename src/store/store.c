@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "store/budget.h"
 #include "store/outbox.h"
 #include "store/pg.h"
 #include "store/policies.h"
 #include "store/records.h"
 #include "store/search.h"
+#include "store/secrets.h"
 #include "store/service.h"
 #include "store/sqlite.h"
 #include "store/tokens.h"
@@ -56,6 +58,7 @@ FN_TABLE(hs_webhook_ops);
 FN_TABLE(hs_work_ops);
 FN_TABLE(hs_outbox_ops);
 FN_TABLE(hs_policy_ops);
+FN_TABLE(hs_budget_ops);
 _Static_assert(offsetof(struct hs_store_ops, close) == sizeof(any_fn), "name, then functions");
 
 int hs_store_complete(const struct hs_store *s, struct hs_error *err)
@@ -74,6 +77,7 @@ int hs_store_complete(const struct hs_store *s, struct hs_error *err)
         {"work", s->work, sizeof *s->work, 0},
         {"outbox", s->outbox, sizeof *s->outbox, 0},
         {"policies", s->policies, sizeof *s->policies, 0},
+        {"budget", s->budget, sizeof *s->budget, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         const char *hole = table_hole(t[i].table, t[i].size, t[i].skip);
@@ -190,6 +194,29 @@ void hs_job_summaries_free(struct hs_job_summary *v, size_t n)
         free(j->updated_at);
     }
     free(v);
+}
+
+void hs_connect_flow_clear(struct hs_connect_flow *f)
+{
+    if (!f)
+        return;
+    free(f->connection);
+    free(f->session);
+    free(f->key);
+    hs_secret_free(f->grant.access_token);
+    hs_secret_free(f->grant.refresh_token);
+    f->grant.access_token = f->grant.refresh_token = NULL;
+    hs_token_clear(&f->grant);
+    memset(f, 0, sizeof *f);
+}
+
+void hs_image_source_clear(struct hs_image_source *v)
+{
+    if (!v)
+        return;
+    free(v->connection_key);
+    free(v->url);
+    memset(v, 0, sizeof *v);
 }
 
 void hs_session_clear(struct hs_session *s)

@@ -578,6 +578,7 @@ static struct sqlite_store *store_new(const char *path)
         .work = &hs_sqlite_work_ops,
         .outbox = &hs_sqlite_outbox_ops,
         .policies = &hs_sqlite_policy_ops,
+        .budget = &hs_sqlite_budget_ops,
     };
     s->path = hs_strdup(path);
     s->max_readers = private_database(path) ? 0 : HS_SQLITE_READERS;

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "hover/limiter.h"
+#include "store/store.h"
 
 /* ---- a manual clock that many threads may sleep on ---- */
 
@@ -345,6 +346,114 @@ static void test_thread_priority(void **state)
     hs_limiter_free(l);
 }
 
+/* ---- one budget for several processes: limiters booking in one store ---- */
+
+struct two_stores {
+    char dir[64], path[96];
+    struct hs_store *a, *b;
+};
+
+static void stores_open(struct two_stores *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/hs-budget-test-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->path, sizeof t->path, "%s/store.db", t->dir);
+    assert_int_equal(hs_store_open(t->path, NULL, &t->a, NULL), HS_OK);
+    assert_int_equal(hs_store_open(t->path, NULL, &t->b, NULL), HS_OK);
+}
+
+static void stores_close(struct two_stores *t)
+{
+    hs_store_close(t->a);
+    hs_store_close(t->b);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Two processes (two store handles, a limiter each) send a mixed stream, taking turns: together
+ * they never put more than the limit in a window, and together they use the budget up. */
+static void test_shared_limiters_keep_one_budget(void **state)
+{
+    (void)state;
+    struct two_stores ts;
+    stores_open(&ts);
+    struct hs_fake_clock fc;
+    hs_fake_clock_init(&fc, 1700000000000LL);
+    enum { LIMIT = 20, WINDOW = 6100, N = 200 };
+    struct hs_limiter *l[2] = {
+        hs_limiter_new_shared(LIMIT, WINDOW, &fc.clock, ts.a, "client-1"),
+        hs_limiter_new_shared(LIMIT, WINDOW, &fc.clock, ts.b, "client-1"),
+    };
+    int64_t *t = calloc(N, sizeof *t);
+    int64_t t0 = fc.wall;
+    for (int i = 0; i < N; i++) {
+        enum hs_prio p = i % 3 == 0 ? HS_PRIO_INTERACTIVE : HS_PRIO_BACKGROUND;
+        assert_true(hs_limiter_acquire_as(l[i % 2], p, i % 4 < 2 ? "org-1" : "org-2") >= 0);
+        t[i] = fc.wall;
+        if (i % 7 == 0)
+            hs_fake_clock_advance(&fc, 37);
+    }
+    for (int i = 1; i < N; i++)
+        assert_true(t[i] >= t[i - 1]);
+    for (int i = 0; i + LIMIT < N; i++)
+        assert_true(t[i + LIMIT] - t[i] >= WINDOW);
+    /* 200 requests at 20 a window: within 10 windows and a spacing or two. */
+    assert_true(t[N - 1] - t0 <= 10 * WINDOW + 2 * (WINDOW / LIMIT));
+    /* Each process counts its own requests: the budget's, not its share's. */
+    struct hs_limiter_stats sa, sb;
+    hs_limiter_get_stats(l[0], &sa);
+    hs_limiter_get_stats(l[1], &sb);
+    assert_int_equal(sa.acquired + sb.acquired, N);
+    hs_limiter_free(l[0]);
+    hs_limiter_free(l[1]);
+    free(t);
+    stores_close(&ts);
+}
+
+/* Hover answers one process 429 with Retry-After: 30: the other process's next request, of
+ * either class, waits until then too. */
+static void test_hold_in_one_process_holds_the_other(void **state)
+{
+    (void)state;
+    struct two_stores ts;
+    stores_open(&ts);
+    struct hs_fake_clock fc;
+    hs_fake_clock_init(&fc, 1700000000000LL);
+    struct hs_limiter *a = hs_limiter_new_shared(120, 61000, &fc.clock, ts.a, "client-1");
+    struct hs_limiter *b = hs_limiter_new_shared(120, 61000, &fc.clock, ts.b, "client-1");
+    assert_int_equal(hs_limiter_acquire_as(b, HS_PRIO_INTERACTIVE, NULL), 0);
+    hs_limiter_hold(a, 30000);
+    int64_t t0 = fc.wall;
+    assert_int_equal(hs_limiter_acquire_as(b, HS_PRIO_INTERACTIVE, NULL), 30000);
+    assert_int_equal(fc.wall, t0 + 30000);
+    hs_limiter_hold(a, 10000);
+    assert_true(hs_limiter_acquire_as(b, HS_PRIO_BACKGROUND, "org-1") >= 10000);
+    assert_true(fc.wall >= t0 + 40000);
+    hs_limiter_free(a);
+    hs_limiter_free(b);
+    stores_close(&ts);
+}
+
+/* The same within one process, without a store. */
+static void test_hold_without_a_store(void **state)
+{
+    (void)state;
+    struct hs_fake_clock fc;
+    hs_fake_clock_init(&fc, 0);
+    struct hs_limiter *l = hs_limiter_new(120, 61000, &fc.clock);
+    hs_limiter_hold(l, 5000);
+    assert_int_equal(hs_limiter_acquire_as(l, HS_PRIO_INTERACTIVE, NULL), 5000);
+    hs_limiter_hold(l, 2000);
+    assert_true(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1") >= 2000);
+    hs_limiter_free(l);
+    /* A limiter that never waits ignores holds. */
+    l = hs_limiter_new(0, 61000, &fc.clock);
+    hs_limiter_hold(l, 5000);
+    assert_int_equal(hs_limiter_acquire_as(l, HS_PRIO_INTERACTIVE, NULL), 0);
+    hs_limiter_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +463,9 @@ int main(void)
         cmocka_unit_test(test_never_more_than_limit_in_a_window),
         cmocka_unit_test(test_backlog_leaves_interactive_a_slot_soon),
         cmocka_unit_test(test_thread_priority),
+        cmocka_unit_test(test_shared_limiters_keep_one_budget),
+        cmocka_unit_test(test_hold_in_one_process_holds_the_other),
+        cmocka_unit_test(test_hold_without_a_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

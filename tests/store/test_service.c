@@ -1,4 +1,5 @@
-/* test_service.c: the storage suite: settings, browser sessions, connections (store/service.h),
+/* test_service.c: the storage suite: settings, browser sessions, connections, and the state the
+ * service's instances share: connect flows, image sources, callers' counts (store/service.h),
  * through the store interface only (store_test.h), so that every back-end runs it. */
 #include <pthread.h>
 #include <stdio.h>
@@ -156,6 +157,179 @@ static void test_connections_list(void **state)
     hs_connection_rows_free(v, n);
 }
 
+/* ---- what the service's instances share ---- */
+
+#define NOW 1700000000000LL
+
+static const struct hs_flow_limits LIMITS = {.per_browser = 2, .per_address = 3, .total = 4};
+
+/* A flow of browser b (one hex digit repeated) from address addr, id i repeated. */
+static struct hs_connect_flow flow(char i, char b, const char *addr, int64_t expires)
+{
+    struct hs_connect_flow fl = {0};
+    memset(fl.id_sha256, i, 64);
+    memset(fl.browser_sha256, b, 64);
+    snprintf(fl.address, sizeof fl.address, "%s", addr);
+    fl.connection = (char *)"org-1";
+    fl.expires_ms = expires;
+    return fl;
+}
+
+static int take(struct hs_store *s, char i, char b, bool confirm, int64_t now,
+                struct hs_connect_flow *out)
+{
+    char id[65], br[65];
+    memset(id, i, 64);
+    id[64] = 0;
+    memset(br, b, 64);
+    br[64] = 0;
+    return s->service->flow_take(s, id, br, confirm, now, out, NULL);
+}
+
+/* A flow started through one process is completed through another, once, and only by the
+ * browser that started it. */
+static void test_connect_flow_single_use_across_processes(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    struct hs_connect_flow fl = flow('a', '1', "10.0.0.1", NOW + 600000);
+    fl.session = (char *)"sess-hash";
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    struct hs_connect_flow got = {0};
+    assert_int_equal(take(other, 'a', '2', false, NOW + 1, &got), HS_ERR_NOT_FOUND); /* another
+                                                                                        browser */
+    assert_int_equal(take(other, 'a', '1', true, NOW + 1, &got), HS_ERR_NOT_FOUND);  /* stage */
+    assert_int_equal(take(other, 'a', '1', false, NOW + 1, &got), HS_OK);
+    assert_string_equal(got.connection, "org-1");
+    assert_string_equal(got.session, "sess-hash");
+    assert_string_equal(got.address, "10.0.0.1");
+    assert_false(got.confirm);
+    hs_connect_flow_clear(&got);
+    assert_int_equal(take(f->store, 'a', '1', false, NOW + 2, &got), HS_ERR_NOT_FOUND);
+    /* Expired: refused. */
+    fl = flow('b', '1', "10.0.0.1", NOW + 10);
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    assert_int_equal(take(other, 'b', '1', false, NOW + 10, &got), HS_ERR_NOT_FOUND);
+    hs_store_close(other);
+}
+
+/* Bounded: a browser's oldest flow gives way to its new one; an address beyond its share is
+ * refused; when every slot is pending, new flows are refused, never someone else's evicted. */
+static void test_connect_flows_are_bounded(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_service_ops *o = f->store->service;
+    struct hs_connect_flow fl = flow('a', '1', "10.0.0.1", NOW + 1000);
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    fl = flow('b', '1', "10.0.0.1", NOW + 2000);
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    fl = flow('c', '1', "10.0.0.1", NOW + 3000); /* the browser's third: 'a' goes */
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    struct hs_connect_flow got = {0};
+    assert_int_equal(take(f->store, 'a', '1', false, NOW, &got), HS_ERR_NOT_FOUND);
+    fl = flow('d', '2', "10.0.0.1", NOW + 3000); /* the address's third */
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    fl = flow('e', '3', "10.0.0.1", NOW + 3000); /* its fourth: refused */
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_ERR_RATE_LIMITED);
+    fl = flow('f', '4', "10.0.0.2", NOW + 3000); /* the fourth in all */
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    fl = flow('g', '5', "10.0.0.3", NOW + 3000);
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_ERR_BUSY);
+    /* Once the first expires, there is room again. */
+    assert_int_equal(o->flow_put(f->store, &fl, &LIMITS, NOW + 2000, NULL), HS_OK);
+    assert_int_equal(take(f->store, 'c', '1', false, NOW + 2000, &got), HS_OK);
+    hs_connect_flow_clear(&got);
+}
+
+/* A re-point waiting for its confirmation keeps the grant, for whichever process the answer
+ * reaches. */
+static void test_connect_flow_keeps_the_grant_until_confirmed(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    struct hs_connect_flow fl = flow('c', '1', "10.0.0.1", NOW + 600000);
+    fl.connection = NULL;
+    fl.confirm = true;
+    fl.key = (char *)"sales";
+    fl.old_owner = 463605;
+    fl.grant = pair("acc-new", "ref-new", 1800000000);
+    fl.grant.owner_id = 471122;
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    struct hs_connect_flow got = {0};
+    assert_int_equal(take(other, 'c', '1', false, NOW, &got), HS_ERR_NOT_FOUND);
+    assert_int_equal(take(other, 'c', '1', true, NOW, &got), HS_OK);
+    assert_true(got.confirm);
+    assert_string_equal(got.key, "sales");
+    assert_int_equal(got.old_owner, 463605);
+    assert_string_equal(got.grant.access_token, "acc-new");
+    assert_string_equal(got.grant.refresh_token, "ref-new");
+    assert_int_equal(got.grant.owner_id, 471122);
+    assert_string_equal(got.grant.owner_type, "orgs");
+    assert_null(got.connection);
+    hs_connect_flow_clear(&got);
+    hs_store_close(other);
+}
+
+/* A job shown by one instance: its images can be fetched through another, within scope. */
+static void test_image_sources_shared_and_scoped(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    struct hs_image_source v[2] = {
+        {.image_id = 91, .model_id = 7, .connection_key = (char *)"org-a", .url = (char *)"u1"},
+        {.image_id = 92, .model_id = 7, .connection_key = (char *)"org-a", .url = (char *)"u2"},
+    };
+    assert_int_equal(f->store->service->image_sources_put(f->store, v, 2, NOW, NULL), HS_OK);
+    v[1].url = (char *)"u2-again";
+    assert_int_equal(f->store->service->image_sources_put(f->store, &v[1], 1, NOW + 1, NULL),
+                     HS_OK);
+    struct hs_image_source got = {0};
+    const char *a[] = {"org-a"}, *b[] = {"org-b"};
+    struct hs_scope in = {a, 1}, out = {b, 1};
+    assert_int_equal(other->service->image_source_get(other, 92, &out, &got, NULL),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(other->service->image_source_get(other, 93, NULL, &got, NULL),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(other->service->image_source_get(other, 92, &in, &got, NULL), HS_OK);
+    assert_int_equal(got.model_id, 7);
+    assert_string_equal(got.connection_key, "org-a");
+    assert_string_equal(got.url, "u2-again");
+    hs_image_source_clear(&got);
+    assert_int_equal(other->service->image_source_get(other, 91, NULL, &got, NULL), HS_OK);
+    assert_string_equal(got.url, "u1");
+    hs_image_source_clear(&got);
+    hs_store_close(other);
+}
+
+/* A caller's requests a minute are counted across processes; a new minute starts afresh. */
+static void test_caller_rate_counted_across_processes(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    int got = -1;
+    assert_int_equal(f->store->service->caller_rate_take(f->store, "key", NOW, 5, 3, &got, NULL),
+                     HS_OK);
+    assert_int_equal(got, 3);
+    assert_int_equal(other->service->caller_rate_take(other, "key", NOW, 5, 3, &got, NULL), HS_OK);
+    assert_int_equal(got, 2);
+    assert_int_equal(other->service->caller_rate_take(other, "key", NOW, 5, 1, &got, NULL), HS_OK);
+    assert_int_equal(got, 0);
+    /* Another caller has its own count. */
+    assert_int_equal(other->service->caller_rate_take(other, "session:x", NOW, 5, 1, &got, NULL),
+                     HS_OK);
+    assert_int_equal(got, 1);
+    /* The next minute: afresh, and the old minute's rows are gone (the table stays small). */
+    assert_int_equal(
+        f->store->service->caller_rate_take(f->store, "key", NOW + 60000, 5, 5, &got, NULL), HS_OK);
+    assert_int_equal(got, 5);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM caller_rates"), 1);
+    hs_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +337,11 @@ int main(void)
         STORE_TEST(test_sessions_expire_and_are_purged),
         STORE_TEST(test_session_connections_roundtrip),
         STORE_TEST(test_connections_list),
+        STORE_TEST(test_connect_flow_single_use_across_processes),
+        STORE_TEST(test_connect_flows_are_bounded),
+        STORE_TEST(test_connect_flow_keeps_the_grant_until_confirmed),
+        STORE_TEST(test_image_sources_shared_and_scoped),
+        STORE_TEST(test_caller_rate_counted_across_processes),
     };
     return STORE_TESTS("store service", tests);
 }

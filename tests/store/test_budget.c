@@ -1,0 +1,191 @@
+/* test_budget.c: the storage suite: the installation's Hover request budget (store/budget.h),
+ * through the store interface only (store_test.h), so that every back-end runs it. Two handles
+ * on one store stand for two processes. Times are unix ms given by the test. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/budget.h"
+#include "store_test.h"
+
+#define T0     1700000000000LL
+#define WINDOW 61000
+
+static struct hs_budget_booking book(struct hs_store *s, int limit, bool background,
+                                     const char *key, int64_t now)
+{
+    struct hs_budget_request rq = {.name = "client-1",
+                                   .limit = limit,
+                                   .window_ms = WINDOW,
+                                   .background = background,
+                                   .key = key,
+                                   .now_ms = now};
+    struct hs_budget_booking b = {0};
+    struct hs_error err = {0};
+    int rc = s->budget->budget_book(s, &rq, &b, &err);
+    if (rc)
+        fprintf(stderr, "budget_book: %s\n", err.msg);
+    assert_int_equal(rc, HS_OK);
+    return b;
+}
+
+/* Two processes book interactive requests in turn, far more than the limit at once: every
+ * request gets a start, and no window of the budget ever holds more than the limit. */
+static void test_budget_two_processes_never_exceed_the_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    enum { LIMIT = 10, N = 35 };
+    int64_t starts[N];
+    for (int i = 0; i < N; i++) {
+        struct hs_budget_booking b = book(i % 2 ? other : f->store, LIMIT, false, NULL, T0 + i);
+        assert_true(b.booked);
+        assert_true(b.start_ms >= T0 + i);
+        starts[i] = b.start_ms;
+    }
+    for (int i = 0; i < N; i++) {
+        if (i > 0)
+            assert_true(starts[i] >= starts[i - 1]); /* in order */
+        if (i + LIMIT < N)
+            assert_true(starts[i + LIMIT] >= starts[i] + WINDOW);
+    }
+    /* The first ten go at once; the eleventh when the first leaves the window. */
+    assert_int_equal(starts[9], T0 + 9);
+    assert_int_equal(starts[10], T0 + WINDOW);
+    assert_int_equal(starts[20], T0 + 2 * WINDOW);
+    /* The process that booked half of them dies: its starts still count (no slot comes back
+     * before its window ends). */
+    hs_store_close(other);
+    struct hs_budget_booking b = book(f->store, LIMIT, false, NULL, T0 + 100);
+    assert_int_equal(b.start_ms, starts[N - LIMIT] + WINDOW);
+}
+
+/* Interactive first: a background request that waits for the slot does not get it when an
+ * interactive one, even one asked later in another process, wants it. */
+static void test_budget_interactive_goes_before_background(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    assert_true(book(f->store, 1, false, NULL, T0).booked);
+    struct hs_budget_booking bg = book(other, 1, true, "org-a", T0 + 10);
+    assert_false(bg.booked);
+    assert_int_equal(bg.start_ms, T0 + WINDOW); /* when the slot frees */
+    struct hs_budget_booking in = book(f->store, 1, false, NULL, T0 + 20);
+    assert_true(in.booked);
+    assert_int_equal(in.start_ms, T0 + WINDOW); /* the slot the background request waited for */
+    bg = book(other, 1, true, "org-a", T0 + WINDOW);
+    assert_false(bg.booked);
+    assert_int_equal(bg.start_ms, T0 + 2 * WINDOW);
+    bg = book(other, 1, true, "org-a", T0 + 2 * WINDOW);
+    assert_true(bg.booked);
+    assert_int_equal(bg.start_ms, T0 + 2 * WINDOW);
+    hs_store_close(other);
+}
+
+/* A backlog of background work is spread over the window, one start every window/limit, across
+ * processes: never the whole window in one burst. */
+static void test_budget_background_starts_are_spread(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    const int64_t gap = WINDOW / 4;
+    assert_true(book(f->store, 4, true, "org-a", T0).booked);
+    struct hs_budget_booking b = book(other, 4, true, "org-a", T0 + 1);
+    assert_false(b.booked);
+    assert_int_equal(b.start_ms, T0 + gap);
+    assert_true(book(other, 4, true, "org-a", T0 + gap).booked);
+    /* Interactive requests are not spread: the window's room is theirs at once. */
+    assert_true(book(f->store, 4, false, NULL, T0 + gap + 1).booked);
+    assert_int_equal(book(f->store, 4, false, NULL, T0 + gap + 2).start_ms, T0 + gap + 2);
+    hs_store_close(other);
+}
+
+/* Background requests of two orgs waiting in two processes: the slots go to the orgs in turn,
+ * even when one org asks far more often. */
+static void test_budget_background_round_robin_between_orgs(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    const int64_t gap = WINDOW / 100;
+    int64_t now = T0;
+    char served[16] = "";
+    for (int slot = 0; slot < 6; slot++, now += gap) {
+        /* org-a asks first each time (twice), org-b once, from the other process. */
+        struct hs_budget_booking a = book(f->store, 100, true, "org-a", now);
+        struct hs_budget_booking a2 = book(f->store, 100, true, "org-a", now);
+        struct hs_budget_booking b = book(other, 100, true, "org-b", now);
+        assert_false(a2.booked);
+        assert_true(a.booked + b.booked == 1);
+        served[slot] = a.booked ? 'a' : 'b';
+        if (a.booked) { /* the loser asks again after the spacing */
+            assert_true(b.start_ms >= now + gap);
+        }
+    }
+    assert_string_equal(served, "ababab");
+    hs_store_close(other);
+}
+
+/* A waiter that stops asking (its process died) loses its turn after HS_BUDGET_WAITER_MS; one
+ * that leaves gives it up at once. */
+static void test_budget_waiter_place_lapses(void **state)
+{
+    struct fixture *f = *state;
+    const int64_t gap = WINDOW / 100;
+    assert_true(book(f->store, 100, true, "org-a", T0).booked);
+    assert_false(book(f->store, 100, true, "org-b", T0 + 1).booked); /* spacing; b waits */
+    /* b's process dies. a waits: b, served never, has the turn until its place lapses. */
+    assert_false(book(f->store, 100, true, "org-a", T0 + gap).booked);
+    assert_false(book(f->store, 100, true, "org-a", T0 + HS_BUDGET_WAITER_MS).booked);
+    assert_true(book(f->store, 100, true, "org-a", T0 + 1 + HS_BUDGET_WAITER_MS).booked);
+    /* b waits again, then leaves (its process stops): a is not held up. */
+    int64_t now = T0 + 1 + HS_BUDGET_WAITER_MS + gap;
+    assert_false(book(f->store, 100, true, "org-b", now - 1).booked);
+    assert_false(book(f->store, 100, true, "org-a", now).booked);
+    assert_int_equal(f->store->budget->budget_leave(f->store, "client-1", "org-b", NULL), HS_OK);
+    assert_true(book(f->store, 100, true, "org-a", now + 1).booked);
+}
+
+/* Hover's 429 with Retry-After: every booking of the budget, from any process, waits until the
+ * hold ends; a shorter hold does not cut a longer one. */
+static void test_budget_hold_stops_every_booking(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    int64_t until = -1;
+    assert_int_equal(other->budget->budget_held_until(other, "client-1", &until, NULL), HS_OK);
+    assert_int_equal(until, 0);
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", T0 + 30000, NULL), HS_OK);
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", T0 + 5000, NULL), HS_OK);
+    assert_int_equal(other->budget->budget_held_until(other, "client-1", &until, NULL), HS_OK);
+    assert_int_equal(until, T0 + 30000);
+    struct hs_budget_booking b = book(other, 120, false, NULL, T0 + 1);
+    assert_true(b.booked);
+    assert_int_equal(b.start_ms, T0 + 30000);
+    b = book(other, 120, true, "org-a", T0 + 2);
+    assert_false(b.booked);
+    assert_int_equal(b.start_ms, T0 + 30000);
+    /* Another budget (another client id) is not held. */
+    struct hs_budget_request rq = {
+        .name = "client-2", .limit = 120, .window_ms = WINDOW, .now_ms = T0 + 3};
+    assert_int_equal(other->budget->budget_book(other, &rq, &b, NULL), HS_OK);
+    assert_int_equal(b.start_ms, T0 + 3);
+    hs_store_close(other);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        STORE_TEST(test_budget_two_processes_never_exceed_the_limit),
+        STORE_TEST(test_budget_interactive_goes_before_background),
+        STORE_TEST(test_budget_background_starts_are_spread),
+        STORE_TEST(test_budget_background_round_robin_between_orgs),
+        STORE_TEST(test_budget_waiter_place_lapses),
+        STORE_TEST(test_budget_hold_stops_every_booking),
+    };
+    return STORE_TESTS("store budget", tests);
+}
