@@ -7,10 +7,11 @@
  *   pg_tokens.c     tokens and their refresh leases        (store/tokens.h)
  *   pg_records.c    the sync records and the records feed  (store/records.h)
  *   pg_search.c     the job search over pg_trgm            (store/search.h)
- *   pg_service.c    settings, sessions, connections        (store/service.h)
+ *   pg_service.c    settings, sessions, connections, flows (store/service.h)
  *   pg_webhooks.c   webhooks, events, verifications        (store/webhooks.h)
  *   pg_work.c       work items, syncs' progress, polls     (store/work.h)
  *   pg_outbox.c     the outbox and the policies            (store/outbox.h, store/policies.h)
+ *   pg_budget.c     the Hover request budget               (store/budget.h)
  *   pg_secrets.c    the key check, rotate-key
  *
  * Connections. A process keeps a small pool of connections (HS_PG_CONNS), opened when first
@@ -173,6 +174,7 @@ extern const struct hs_webhook_ops hs_pg_webhook_ops;
 extern const struct hs_work_ops hs_pg_work_ops;
 extern const struct hs_outbox_ops hs_pg_outbox_ops;
 extern const struct hs_policy_ops hs_pg_policy_ops;
+extern const struct hs_budget_ops hs_pg_budget_ops;
 
 /* Inserts the item of a trigger's job or bumps it inside t (pg_work.c; event_accept and the
  * pending pass use it in their own transactions). */
