@@ -135,6 +135,11 @@ static int reseal_all(struct pg_txn *t, const struct hs_secret_key *next, int64_
             rc = hs_pg_run(t, WRITE_SQL[all[i].kind], &a, NULL, "storing secrets", err);
         hs_secret_free(sealed);
     }
+    /* A re-point waiting for its confirmation (ten minutes at most) holds a grant sealed under
+     * the old key: it is dropped, and its user connects again. */
+    if (!rc)
+        rc = hs_pg_run(t, "DELETE FROM connect_flows WHERE stage = 'confirm'", NULL, NULL,
+                       "dropping connect flows", err);
     if (!rc)
         rc = record_key(t, next ? next->id : NULL, err);
     if (!rc)

@@ -276,3 +276,9 @@ void hs_secret_webhook_place(const char *id, char *aad, size_t n)
 {
     (void)snprintf(aad, n, "webhooks.hmac_secret:%s", id);
 }
+
+void hs_secret_flow_places(const char *id, char *access, char *refresh, size_t n)
+{
+    (void)snprintf(access, n, "connect_flows.access_token:%s", id);
+    (void)snprintf(refresh, n, "connect_flows.refresh_token:%s", id);
+}
