@@ -330,6 +330,58 @@ static void test_caller_rate_counted_across_processes(void **state)
     hs_store_close(other);
 }
 
+/* One process of the race below: its own handle; takes the flow 'r' of browser '1' once, then
+ * one request of caller "key" at a time, ten times. */
+struct taker {
+    struct hs_store *store;
+    int flows, granted, failed;
+};
+
+static void *take_main(void *arg)
+{
+    struct taker *k = arg;
+    struct hs_connect_flow got = {0};
+    int rc = take(k->store, 'r', '1', false, NOW + 1, &got);
+    if (rc == HS_OK)
+        k->flows++;
+    else if (rc != HS_ERR_NOT_FOUND)
+        k->failed++;
+    hs_connect_flow_clear(&got);
+    for (int i = 0; i < 10; i++) {
+        int g = 0;
+        if (k->store->service->caller_rate_take(k->store, "key", NOW, 25, 1, &g, NULL) != HS_OK)
+            k->failed++;
+        k->granted += g;
+    }
+    return NULL;
+}
+
+/* Four processes at once: a flow is taken by one of them, and a caller's minute gives out its
+ * limit and no more, however their requests interleave. */
+static void test_shared_state_taken_once_under_concurrency(void **state)
+{
+    struct fixture *f = *state;
+    enum { P = 4 };
+    struct hs_connect_flow fl = flow('r', '1', "10.0.0.1", NOW + 600000);
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    struct taker k[P] = {0};
+    pthread_t th[P];
+    for (int i = 0; i < P; i++)
+        assert_int_equal(open_store(f, &k[i].store), HS_OK);
+    for (int i = 0; i < P; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, take_main, &k[i]), 0);
+    int flows = 0, granted = 0;
+    for (int i = 0; i < P; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(k[i].failed, 0);
+        flows += k[i].flows;
+        granted += k[i].granted;
+        hs_store_close(k[i].store);
+    }
+    assert_int_equal(flows, 1);
+    assert_int_equal(granted, 25);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +394,7 @@ int main(void)
         STORE_TEST(test_connect_flow_keeps_the_grant_until_confirmed),
         STORE_TEST(test_image_sources_shared_and_scoped),
         STORE_TEST(test_caller_rate_counted_across_processes),
+        STORE_TEST(test_shared_state_taken_once_under_concurrency),
     };
     return STORE_TESTS("store service", tests);
 }
