@@ -272,6 +272,28 @@ static void test_connect_flow_keeps_the_grant_until_confirmed(void **state)
     hs_store_close(other);
 }
 
+/* rotate-key: a re-point waiting for its confirmation holds a grant sealed under the old key, so
+ * it is dropped (its user connects again); a flow that holds no grant stays. */
+static void test_rotate_key_drops_pending_repoints(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_connect_flow fl = flow('c', '1', "10.0.0.1", NOW + 600000);
+    fl.confirm = true;
+    fl.key = (char *)"sales";
+    fl.grant = pair("acc-new", "ref-new", 1800000000);
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    fl = flow('a', '2', "10.0.0.1", NOW + 600000);
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    int64_t n = 0;
+    assert_int_equal(f->store->ops->secrets_rekey(
+                         f->store, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", &n, NULL),
+                     HS_OK);
+    struct hs_connect_flow got = {0};
+    assert_int_equal(take(f->store, 'c', '1', true, NOW + 1, &got), HS_ERR_NOT_FOUND);
+    assert_int_equal(take(f->store, 'a', '2', false, NOW + 1, &got), HS_OK);
+    hs_connect_flow_clear(&got);
+}
+
 /* A job shown by one instance: its images can be fetched through another, within scope. */
 static void test_image_sources_shared_and_scoped(void **state)
 {
@@ -392,6 +414,7 @@ int main(void)
         STORE_TEST(test_connect_flow_single_use_across_processes),
         STORE_TEST(test_connect_flows_are_bounded),
         STORE_TEST(test_connect_flow_keeps_the_grant_until_confirmed),
+        STORE_TEST(test_rotate_key_drops_pending_repoints),
         STORE_TEST(test_image_sources_shared_and_scoped),
         STORE_TEST(test_caller_rate_counted_across_processes),
         STORE_TEST(test_shared_state_taken_once_under_concurrency),
