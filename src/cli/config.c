@@ -109,6 +109,10 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "seconds of a sync run's lease: its process renews it while the run goes on, and a run "
      "whose lease lapsed (its process died) shows as interrupted; keep it well above the clock "
      "difference between machines sharing the store"},
+    {CFG_WORK_LEASE, "--work-lease", "HOVERSYNC_WORK_LEASE", HS_CFG_INT, "30", 2, 3600,
+     "serve, worker: seconds of a work item's lease: its process renews it every third while it "
+     "syncs the job; once it lapsed (the process died, paused or cut off) another process takes "
+     "the item over and the late one's writes are refused"},
 };
 
 /* The web directory's default: the installed files; a binary built with the source tree's

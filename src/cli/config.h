@@ -46,6 +46,7 @@ enum hs_cfg_id {
     CFG_ENCRYPTION_KEY,
     CFG_NEW_ENCRYPTION_KEY,
     CFG_RUN_LEASE,
+    CFG_WORK_LEASE,
     CFG_COUNT
 };
 

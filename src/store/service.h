@@ -1,8 +1,9 @@
 /* service.h: the service's own tables (store.h): small named settings, browser sessions, the
- * list of connected Hover orgs, and what any instance of the service may need to answer a
- * request another one began: pending connect flows, where images are fetched, callers' request
- * counts. Writes of settings, sessions and flows are durable before they return, so they refuse
- * to run inside a transaction. */
+ * list of connected Hover orgs, named leases (one holder at a time across processes and
+ * machines: the periodic duties of src/worker), and what any instance of the service may
+ * need to answer a request another one began: pending connect flows, where images are
+ * fetched, callers' request counts. Writes of settings, sessions, flows and leases are
+ * durable before they return, so they refuse to run inside a transaction. */
 #ifndef HS_STORE_SERVICE_H
 #define HS_STORE_SERVICE_H
 
@@ -113,6 +114,21 @@ struct hs_service_ops {
      * (0: none left in this window). */
     int (*caller_rate_take)(struct hs_store *s, const char *caller, int64_t window_ms, int limit,
                             int want, int *granted, struct hs_error *err);
+    /* Named leases. lease_claim: the lease `name`, free or lapsed at now_ms (the caller's wall
+     * clock, unix ms; clocks of machines sharing a store must agree well within a lease), is
+     * taken until now_ms + lease_ms under a new fence (*fence), greater than every earlier
+     * claim's of that name. HS_ERR_BUSY, and nothing else, while another claim's lease holds.
+     * A lease that is never released holds until it lapses: a duty claims its lease for its
+     * interval, so that it runs once per interval whichever process runs it. */
+    int (*lease_claim)(struct hs_store *s, const char *name, int64_t now_ms, int64_t lease_ms,
+                       int64_t *fence, struct hs_error *err);
+    /* Moves the lease of claim `fence` to until_ms (unix ms), lapsed or not; HS_ERR_CONFLICT
+     * when it was released or another claim took it meanwhile. */
+    int (*lease_renew)(struct hs_store *s, const char *name, int64_t fence, int64_t until_ms,
+                       struct hs_error *err);
+    /* Releases the lease of claim `fence`: the next claim takes it at once. HS_ERR_CONFLICT as
+     * lease_renew. */
+    int (*lease_release)(struct hs_store *s, const char *name, int64_t fence, struct hs_error *err);
 };
 
 #endif

@@ -207,6 +207,17 @@ int hs_sqlite_key_check(struct sqlite_store *s, const struct hs_secret_key *key,
 int hs_sqlite_secrets_rekey(struct hs_store *base, const char *new_key, int64_t *count,
                             struct hs_error *err);
 
+/* ---- named leases (sqlite_service.c; a row of `leases`, migration 12) ----
+ * Inside t's write transaction. take: the lease `name`, free or lapsed at now_ms, until
+ * now_ms + lease_ms under the next fence (*fence; 0 when another claim's lease holds). move: the
+ * lease of claim `fence` moved to until_ms (0: released), unless it was released or claimed
+ * again; *moved says whether it was. The token refresh lease and the service's leases share them.
+ */
+int hs_sqlite_lease_take(struct sq_txn *t, const char *name, int64_t now_ms, int64_t lease_ms,
+                         int64_t *fence, struct hs_error *err);
+int hs_sqlite_lease_move(struct sq_txn *t, const char *name, int64_t fence, int64_t until_ms,
+                         bool *moved, struct hs_error *err);
+
 /* ---- the concerns' tables, defined in their files ---- */
 extern const struct hs_token_ops hs_sqlite_token_ops;
 extern const struct hs_records_ops hs_sqlite_records_ops;

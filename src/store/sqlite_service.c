@@ -1,6 +1,8 @@
 /* sqlite_service.c: the service's own tables in the SQLite back-end (store/service.h): settings,
- * browser sessions with their connections, the list of connections, and the state the
- * service's instances share: connect flows, image sources, callers' request counts. */
+ * browser sessions with their connections, the list of connections, named leases (rows of
+ * `leases`, migration 12, shared with the token refresh lease of sqlite_tokens.c), and the state
+ * the service's instances share: connect flows, image sources, callers' request counts. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -540,6 +542,97 @@ static int sq_caller_rate_take(struct hs_store *base, const char *caller, int64_
     return rc;
 }
 
+/* ---- named leases ---- */
+
+int hs_sqlite_lease_take(struct sq_txn *t, const char *name, int64_t now_ms, int64_t lease_ms,
+                         int64_t *fence, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    *fence = 0;
+    /* Taken when there is no row, or its lease ended (released: 0, or lapsed); else no row
+     * comes back and the lease is another claim's. */
+    int rc = hs_sqlite_prep(t, &st,
+                            "INSERT INTO leases (name, fence, until_ms) VALUES (?1, 1, ?2 + ?3) "
+                            "ON CONFLICT(name) DO UPDATE SET fence = fence + 1, "
+                            "until_ms = excluded.until_ms WHERE leases.until_ms <= ?2 "
+                            "RETURNING fence",
+                            "claiming a lease", err);
+    if (rc)
+        return rc;
+    hs_sqlite_bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int64(st, 3, lease_ms);
+    return hs_sqlite_int(t, st, fence, "claiming a lease", err);
+}
+
+int hs_sqlite_lease_move(struct sq_txn *t, const char *name, int64_t fence, int64_t until_ms,
+                         bool *moved, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int changes = 0;
+    *moved = false;
+    int rc = hs_sqlite_prep(t, &st,
+                            "UPDATE leases SET until_ms = ?3 WHERE name = ?1 AND fence = ?2 "
+                            "AND until_ms <> 0",
+                            "moving a lease", err);
+    if (rc)
+        return rc;
+    hs_sqlite_bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, fence);
+    sqlite3_bind_int64(st, 3, until_ms);
+    rc = hs_sqlite_run(t, st, &changes, "moving a lease", err);
+    *moved = rc == HS_OK && changes > 0;
+    return rc;
+}
+
+static int sq_lease_claim(struct hs_store *base, const char *name, int64_t now_ms, int64_t lease_ms,
+                          int64_t *fence, struct hs_error *err)
+{
+    if (!name || !fence || lease_ms <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "lease claim without a name or a duration");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "lease_claim", err);
+    if (rc)
+        return rc;
+    int64_t f = 0;
+    rc = hs_sqlite_lease_take(&t, name, now_ms, lease_ms, &f, err);
+    if (!rc && f == 0)
+        rc = hs_fail(err, HS_ERR_BUSY, "lease '%s' is held by another claim", name);
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (!rc)
+        *fence = f;
+    return rc;
+}
+
+static int lease_set(struct hs_store *base, const char *name, int64_t fence, int64_t until_ms,
+                     const char *what, struct hs_error *err)
+{
+    if (!name)
+        return hs_fail(err, HS_ERR_INVALID, "%s without a name", what);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, what, err);
+    if (rc)
+        return rc;
+    bool moved = false;
+    rc = hs_sqlite_lease_move(&t, name, fence, until_ms, &moved, err);
+    if (!rc && !moved)
+        rc = hs_fail(err, HS_ERR_CONFLICT,
+                     "lease '%s' is not this claim's any more (released, or claimed again)", name);
+    return hs_sqlite_leave(&t, rc, err);
+}
+
+static int sq_lease_renew(struct hs_store *base, const char *name, int64_t fence, int64_t until_ms,
+                          struct hs_error *err)
+{
+    return lease_set(base, name, fence, until_ms, "lease_renew", err);
+}
+
+static int sq_lease_release(struct hs_store *base, const char *name, int64_t fence,
+                            struct hs_error *err)
+{
+    return lease_set(base, name, fence, 0, "lease_release", err);
+}
+
 const struct hs_service_ops hs_sqlite_service_ops = {
     .setting_get = sq_setting_get,
     .setting_put = sq_setting_put,
@@ -551,4 +644,7 @@ const struct hs_service_ops hs_sqlite_service_ops = {
     .image_sources_put = sq_image_sources_put,
     .image_source_get = sq_image_source_get,
     .caller_rate_take = sq_caller_rate_take,
+    .lease_claim = sq_lease_claim,
+    .lease_renew = sq_lease_renew,
+    .lease_release = sq_lease_release,
 };

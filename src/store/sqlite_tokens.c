@@ -4,7 +4,8 @@
  * (migration 12), named "token_refresh:<connection key>", until its expiry. The claim and the
  * finish are short write transactions like any other, so the store's writes (webhook intake, a
  * sync's commit) go on while /oauth/token is slow. Each claim bumps the row's fence; finish
- * stores the rotated pair only while the fence is still its claim's. */
+ * stores the rotated pair only while the fence is still its claim's (the lease helpers of
+ * sqlite_service.c, shared with the service's named leases). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,23 +138,9 @@ static int sq_refresh_claim(struct hs_store *base, const char *key, int64_t now_
     int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "token_refresh_claim", err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
     int64_t f = 0;
     struct hs_token cur = {0};
-    /* Taken when there is no row, or its lease ended (released: 0, or lapsed); else no row
-     * comes back and the lease is another claim's. */
-    rc = hs_sqlite_prep(&t, &st,
-                        "INSERT INTO leases (name, fence, until_ms) VALUES (?1, 1, ?2 + ?3) "
-                        "ON CONFLICT(name) DO UPDATE SET fence = fence + 1, "
-                        "until_ms = excluded.until_ms WHERE leases.until_ms <= ?2 "
-                        "RETURNING fence",
-                        "claiming a token refresh", err);
-    if (!rc) {
-        hs_sqlite_bind_text(st, 1, name);
-        sqlite3_bind_int64(st, 2, now_ms);
-        sqlite3_bind_int64(st, 3, lease_ms);
-        rc = hs_sqlite_int(&t, st, &f, "claiming a token refresh", err);
-    }
+    rc = hs_sqlite_lease_take(&t, name, now_ms, lease_ms, &f, err);
     if (!rc && f == 0)
         rc = hs_fail(err, HS_ERR_BUSY, "another refresh of credential '%s' is in progress", key);
     if (!rc) {
@@ -182,17 +169,9 @@ static int sq_refresh_finish(struct hs_store *base, const char *key, int64_t fen
     int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "token_refresh_finish", err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    rc = hs_sqlite_prep(
-        &t, &st, "UPDATE leases SET until_ms = 0 WHERE name = ?1 AND fence = ?2 AND until_ms <> 0",
-        "finishing a token refresh", err);
-    if (!rc) {
-        hs_sqlite_bind_text(st, 1, name);
-        sqlite3_bind_int64(st, 2, fence);
-        rc = hs_sqlite_run(&t, st, &changes, "finishing a token refresh", err);
-    }
-    if (!rc && changes == 0)
+    bool moved = false;
+    rc = hs_sqlite_lease_move(&t, name, fence, 0, &moved, err);
+    if (!rc && !moved)
         rc = hs_fail(err, HS_ERR_CONFLICT,
                      "the refresh lease of credential '%s' is not this refresh's (it lapsed and "
                      "was claimed again, or was finished already)",
@@ -213,19 +192,9 @@ static int sq_refresh_renew(struct hs_store *base, const char *key, int64_t fenc
     int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "token_refresh_renew", err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    rc = hs_sqlite_prep(&t, &st,
-                        "UPDATE leases SET until_ms = ?3 WHERE name = ?1 AND fence = ?2 "
-                        "AND until_ms <> 0",
-                        "renewing a token refresh", err);
-    if (!rc) {
-        hs_sqlite_bind_text(st, 1, name);
-        sqlite3_bind_int64(st, 2, fence);
-        sqlite3_bind_int64(st, 3, until_ms);
-        rc = hs_sqlite_run(&t, st, &changes, "renewing a token refresh", err);
-    }
-    if (!rc && changes == 0)
+    bool moved = false;
+    rc = hs_sqlite_lease_move(&t, name, fence, until_ms, &moved, err);
+    if (!rc && !moved)
         rc = hs_fail(err, HS_ERR_CONFLICT,
                      "the refresh lease of credential '%s' is not this refresh's any more", key);
     return hs_sqlite_leave(&t, rc, err);

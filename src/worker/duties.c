@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "hover/client.h"
+#include "store/service.h"
 #include "store/webhooks.h"
 #include "store/work.h"
 
@@ -83,6 +85,18 @@ int hs_duty_expire_syncs(struct hs_store *store, int64_t now_ms, int64_t keep_ms
     return store->work->syncs_expire(store, now_ms - keep_ms, removed, err);
 }
 
+bool hs_duty_claim(struct hs_store *store, const char *name, int64_t now_ms, int64_t interval_ms)
+{
+    char lease[96];
+    (void)snprintf(lease, sizeof lease, "duty:%s", name);
+    int64_t fence = 0;
+    struct hs_error err = {0};
+    int rc = store->service->lease_claim(store, lease, now_ms, interval_ms, &fence, &err);
+    if (rc && rc != HS_ERR_BUSY)
+        hs_warn("duty=%s error=\"%s\"", name, err.msg);
+    return rc == HS_OK;
+}
+
 /* ---- the thread ---- */
 
 /* Half the first poll's wait, within 0.2 .. 10 s; without a pending pass, the clean-up's. */
@@ -96,11 +110,11 @@ static int64_t tick_ms(const struct hs_duties_config *c)
     return t < 200 ? 200 : t > 10000 ? 10000 : t;
 }
 
-static void run_duties(struct hs_duties *d, int64_t *last_expire)
+static void run_duties(struct hs_duties *d)
 {
     int64_t now = d->clock->wall_ms(d->clock);
     struct hs_error err = {0};
-    if (d->cfg.pending_cap_ms > 0) {
+    if (d->cfg.pending_cap_ms > 0 && hs_duty_claim(d->store, "pending", now, tick_ms(&d->cfg))) {
         size_t n = 0;
         if (hs_duty_pending(d->store, now, d->cfg.pending_first_ms, d->cfg.pending_cap_ms, &n,
                             &err))
@@ -112,12 +126,11 @@ static void run_duties(struct hs_duties *d, int64_t *last_expire)
         if (n)
             hs_events_wake(d->cfg.events);
     }
-    if (now - *last_expire >= EXPIRE_EVERY_MS) {
+    if (hs_duty_claim(d->store, "expire_syncs", now, EXPIRE_EVERY_MS)) {
         int64_t removed = 0;
         memset(&err, 0, sizeof err);
         if (hs_duty_expire_syncs(d->store, now, d->cfg.keep_done_ms, &removed, &err))
             hs_warn("syncs=expire error=\"%s\"", err.msg);
-        *last_expire = now;
         pthread_mutex_lock(&d->lock);
         d->stats.syncs_expired += removed;
         pthread_mutex_unlock(&d->lock);
@@ -128,17 +141,18 @@ static void *thread_main(void *arg)
 {
     struct hs_duties *d = arg;
     hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
-    int64_t last_expire = 0;
     pthread_mutex_lock(&d->lock);
     while (!d->stopping) {
-        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, tick_ms(&d->cfg));
+        /* Half a tick: a duty's lease, held for its interval, ends between two looks of every
+         * process, so that the duty runs within half a tick of being due. */
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, tick_ms(&d->cfg) / 2);
         int rc = 0;
         while (!d->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&d->wake, &d->lock, &until);
         if (d->stopping)
             break;
         pthread_mutex_unlock(&d->lock);
-        run_duties(d, &last_expire);
+        run_duties(d);
         pthread_mutex_lock(&d->lock);
     }
     pthread_mutex_unlock(&d->lock);

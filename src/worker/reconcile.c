@@ -24,6 +24,7 @@
 #include "store/records.h"
 #include "store/service.h"
 #include "store/work.h"
+#include "worker/duties.h"
 
 struct hs_reconcile {
     struct hs_reconcile_config cfg;
@@ -197,30 +198,36 @@ int hs_reconcile_run(struct hs_reconcile *r, size_t *scheduled, struct hs_error 
     r->stats.passes++;
     r->stats.scheduled += (int64_t)total;
     pthread_mutex_unlock(&r->lock);
-    if (total) {
-        hs_info("reconcile=pass scheduled=%zu", total);
+    hs_info("reconcile=pass connections=%zu scheduled=%zu", nc, total);
+    if (total)
         hs_events_wake(r->events);
-    }
     if (scheduled)
         *scheduled = total;
     return first_rc;
 }
 
+/* The first look one interval after the start, then every quarter interval: the pass runs
+ * when this process claims its lease, held for an interval (worker/duties.h hs_duty_claim), so
+ * that it runs once per interval across all processes, within a quarter interval of being due. */
 static void *thread_main(void *arg)
 {
     struct hs_reconcile *r = arg;
     hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
+    int64_t look_ms = r->cfg.interval_ms;
     pthread_mutex_lock(&r->lock);
     while (!r->stopping) {
-        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, r->cfg.interval_ms);
+        struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, look_ms);
         int rc = 0;
         while (!r->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&r->wake, &r->lock, &until);
         if (r->stopping)
             break;
         pthread_mutex_unlock(&r->lock);
-        struct hs_error err = {0};
-        (void)hs_reconcile_run(r, NULL, &err);
+        look_ms = r->cfg.interval_ms / 4 > 0 ? r->cfg.interval_ms / 4 : 1;
+        if (hs_duty_claim(r->store, "reconcile", r->clock->wall_ms(r->clock), r->cfg.interval_ms)) {
+            struct hs_error err = {0};
+            (void)hs_reconcile_run(r, NULL, &err);
+        }
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);

@@ -6,6 +6,8 @@
  * "reconcile", and the queue's workers do the rest. The checkpoint advances after every
  * page, so a pass that dies half-way resumes where it was. Deliveries that never arrived (Hover
  * retries for a while, then gives up; a receiver down for a day) are caught within an interval.
+ * The thread runs a pass under the lease "duty:reconcile" (worker/duties.h hs_duty_claim): one
+ * pass per interval across every process using the store, whichever one makes it.
  *
  * Without a checkpoint a connection starts one hour back (a new install does not reconcile the
  * whole history: that is `hoversync backfill`). */
@@ -34,7 +36,8 @@ struct hs_reconcile;
 int hs_reconcile_new(const struct hs_reconcile_config *cfg, struct hs_store *store,
                      struct hs_client_provider clients, struct hs_events *events,
                      const struct hs_clock *clock, struct hs_reconcile **out, struct hs_error *err);
-/* Starts the thread (nothing when interval_ms is 0): the first pass runs one interval after. */
+/* Starts the thread (nothing when interval_ms is 0): its first look is one interval after, then
+ * it looks every quarter interval and runs the pass when it claims the pass's lease. */
 int hs_reconcile_start(struct hs_reconcile *r, struct hs_error *err);
 void hs_reconcile_free(struct hs_reconcile *r);
 

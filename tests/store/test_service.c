@@ -1,6 +1,7 @@
-/* test_service.c: the storage suite: settings, browser sessions, connections, and the state the
- * service's instances share: connect flows, image sources, callers' counts (store/service.h),
- * through the store interface only (store_test.h), so that every back-end runs it. */
+/* test_service.c: the storage suite: settings, browser sessions, connections, named leases, and the
+ * state the service's instances share: connect flows, image sources, callers' counts
+ * (store/service.h), through the store interface only (store_test.h), so that every back-end runs
+ * it. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,129 @@ static void test_shared_state_taken_once_under_concurrency(void **state)
     assert_int_equal(granted, 25);
 }
 
+/* Two claimers of one lease on two handles (as two processes): one wins, the other is refused
+ * until the lease lapses, and each claim's fence is greater than the one before; a claim that
+ * lapsed and was taken over can neither renew nor release. */
+static void test_lease_one_holder_until_it_lapses(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *a = f->store, *b = NULL;
+    assert_int_equal(open_store(f, &b), HS_OK);
+    int64_t fa = 0, fb = 0, fb2 = 0;
+    struct hs_error err = {0};
+    assert_int_equal(a->service->lease_claim(a, "duty:reconcile", 1000, 5000, &fa, NULL), HS_OK);
+    assert_true(fa > 0);
+    assert_int_equal(b->service->lease_claim(b, "duty:reconcile", 1001, 5000, &fb, &err),
+                     HS_ERR_BUSY);
+    assert_int_equal(fb, 0);
+    assert_non_null(strstr(err.msg, "duty:reconcile"));
+    /* Another name is another lease. */
+    assert_int_equal(b->service->lease_claim(b, "duty:pending", 1001, 5000, &fb, NULL), HS_OK);
+    /* Still held one millisecond before it ends; taken once it ended, under a greater fence. */
+    assert_int_equal(b->service->lease_claim(b, "duty:reconcile", 5999, 5000, &fb, NULL),
+                     HS_ERR_BUSY);
+    assert_int_equal(b->service->lease_claim(b, "duty:reconcile", 6000, 5000, &fb, NULL), HS_OK);
+    assert_true(fb > fa);
+    assert_int_equal(a->service->lease_claim(a, "duty:reconcile", 6001, 5000, &fa, NULL),
+                     HS_ERR_BUSY);
+    /* The first holder's claim is over: its renew and its release are refused. */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(a->service->lease_renew(a, "duty:reconcile", fa, 99000, &err),
+                     HS_ERR_CONFLICT);
+    assert_int_equal(a->service->lease_release(a, "duty:reconcile", fa, NULL), HS_ERR_CONFLICT);
+    /* The holder renews (lapsed or not, while nobody claimed it again) ... */
+    assert_int_equal(b->service->lease_renew(b, "duty:reconcile", fb, 20000, NULL), HS_OK);
+    assert_int_equal(a->service->lease_claim(a, "duty:reconcile", 15000, 5000, &fa, NULL),
+                     HS_ERR_BUSY);
+    /* ... and releases: the next claim takes it at once, under a greater fence still. */
+    assert_int_equal(b->service->lease_release(b, "duty:reconcile", fb, NULL), HS_OK);
+    assert_int_equal(b->service->lease_release(b, "duty:reconcile", fb, NULL), HS_ERR_CONFLICT);
+    assert_int_equal(a->service->lease_claim(a, "duty:reconcile", 15000, 5000, &fb2, NULL), HS_OK);
+    assert_true(fb2 > fb);
+    /* Kept across a reopen: the lease is the store's, not a handle's. */
+    hs_store_close(b);
+    assert_int_equal(open_store(f, &b), HS_OK);
+    assert_int_equal(b->service->lease_claim(b, "duty:reconcile", 19999, 5000, &fb, NULL),
+                     HS_ERR_BUSY);
+    hs_store_close(b);
+}
+
+/* Claimers in several processes at once, each claiming the lease as often as it can over one
+ * stretch of (injected) time: one claim per lease period, whoever makes it, and the fences
+ * strictly increase. */
+static void test_lease_claims_race_across_processes(void **state)
+{
+    struct fixture *f = *state;
+    enum { PROCS = 3, PERIODS = 20, PERIOD = 1000 };
+    int fds[PROCS][2];
+    pid_t pids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        assert_int_equal(pipe(fds[p]), 0);
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            struct hs_store *s = NULL;
+            if (open_store(f, &s))
+                _exit(3);
+            /* Every claimer tries every 100 ms of the stretch, all of them at each instant. */
+            for (int64_t now = 0; now < PERIODS * PERIOD; now += 100) {
+                int64_t fence = 0;
+                int rc = s->service->lease_claim(s, "duty:x", now, PERIOD, &fence, NULL);
+                int64_t rec[2] = {now, fence};
+                if (rc == HS_OK && write(fds[p][1], rec, sizeof rec) != (ssize_t)sizeof rec)
+                    _exit(4);
+                if (rc != HS_OK && rc != HS_ERR_BUSY)
+                    _exit(5);
+            }
+            hs_store_close(s);
+            _exit(0);
+        }
+        close(fds[p][1]);
+    }
+    int64_t won[PERIODS + 1] = {0};
+    int64_t fences[PROCS * PERIODS * 10];
+    size_t nf = 0;
+    for (int p = 0; p < PROCS; p++) {
+        int64_t rec[2];
+        while (read(fds[p][0], rec, sizeof rec) == (ssize_t)sizeof rec) {
+            assert_true(nf < sizeof fences / sizeof fences[0]);
+            fences[nf++] = rec[1];
+            won[rec[0] / PERIOD]++;
+        }
+        close(fds[p][0]);
+        int status = 0;
+        waitpid(pids[p], &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    /* Claims land in one period at most once; the fences are distinct (each claim its own). */
+    for (int i = 0; i < PERIODS; i++)
+        assert_true(won[i] <= 1);
+    for (size_t i = 0; i < nf; i++)
+        for (size_t j = i + 1; j < nf; j++)
+            assert_true(fences[i] != fences[j]);
+    assert_true(nf >= 1);
+    assert_int_equal(sql_int(f, "SELECT fence FROM leases WHERE name = 'duty:x'"), (int64_t)nf);
+}
+
+static void test_lease_refuses_bad_arguments(void **state)
+{
+    struct fixture *f = *state;
+    int64_t fence = 0;
+    struct hs_error err = {0};
+    assert_int_equal(f->store->service->lease_claim(f->store, NULL, 0, 1000, &fence, &err),
+                     HS_ERR_INVALID);
+    assert_int_equal(f->store->service->lease_claim(f->store, "x", 0, 0, &fence, &err),
+                     HS_ERR_INVALID);
+    assert_int_equal(f->store->service->lease_renew(f->store, "never", 1, 10, &err),
+                     HS_ERR_CONFLICT);
+    /* A lease runs its own transaction: it refuses to join one. */
+    assert_int_equal(f->store->ops->begin(f->store, NULL), HS_OK);
+    assert_int_not_equal(f->store->service->lease_claim(f->store, "x", 0, 1000, &fence, &err),
+                         HS_OK);
+    f->store->ops->rollback(f->store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +542,9 @@ int main(void)
         STORE_TEST(test_image_sources_shared_and_scoped),
         STORE_TEST(test_caller_rate_counted_across_processes),
         STORE_TEST(test_shared_state_taken_once_under_concurrency),
+        STORE_TEST(test_lease_one_holder_until_it_lapses),
+        STORE_TEST(test_lease_claims_race_across_processes),
+        STORE_TEST(test_lease_refuses_bad_arguments),
     };
     return STORE_TESTS("store service", tests);
 }
