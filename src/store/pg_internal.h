@@ -176,6 +176,17 @@ extern const struct hs_outbox_ops hs_pg_outbox_ops;
 extern const struct hs_policy_ops hs_pg_policy_ops;
 extern const struct hs_budget_ops hs_pg_budget_ops;
 
+/* ---- named leases (pg_service.c; a row of `leases`) ----
+ * Inside t's write transaction. take: the lease `name`, free or lapsed at now_ms, until
+ * now_ms + lease_ms under the next fence (*fence; 0 when another claim's lease holds). move: the
+ * lease of claim `fence` moved to until_ms (0: released), unless it was released or claimed
+ * again; *moved says whether it was. The token refresh lease and the service's leases share them.
+ */
+int hs_pg_lease_take(struct pg_txn *t, const char *name, int64_t now_ms, int64_t lease_ms,
+                     int64_t *fence, struct hs_error *err);
+int hs_pg_lease_move(struct pg_txn *t, const char *name, int64_t fence, int64_t until_ms,
+                     bool *moved, struct hs_error *err);
+
 /* Inserts the item of a trigger's job or bumps it inside t (pg_work.c; event_accept and the
  * pending pass use it in their own transactions). */
 struct hs_work_trigger;

@@ -1,6 +1,7 @@
 /* pg_service.c: the service's own tables in the PostgreSQL back-end (store/service.h): settings,
- * browser sessions with their connections, the list of connections, and the state the
- * service's instances share: connect flows, image sources, callers' request counts. */
+ * browser sessions with their connections, the list of connections, named leases (rows of
+ * `leases`, shared with the token refresh lease of pg_tokens.c), and the state the service's
+ * instances share: connect flows, image sources, callers' request counts. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,6 +519,91 @@ static int pg_caller_rate_take(struct hs_store *base, const char *caller, int64_
     return rc;
 }
 
+/* ---- named leases ---- */
+
+int hs_pg_lease_take(struct pg_txn *t, const char *name, int64_t now_ms, int64_t lease_ms,
+                     int64_t *fence, struct hs_error *err)
+{
+    *fence = 0;
+    struct pg_args a = {0};
+    hs_pg_text(&a, name);
+    hs_pg_int(&a, now_ms);
+    hs_pg_int(&a, lease_ms);
+    /* Taken when there is no row, or its lease ended (released: 0, or lapsed); else no row
+     * comes back and the lease is another claim's. */
+    return hs_pg_int1(t,
+                      "INSERT INTO leases (name, fence, until_ms) VALUES ($1, 1, $2::bigint + $3) "
+                      "ON CONFLICT (name) DO UPDATE SET fence = leases.fence + 1, "
+                      "until_ms = excluded.until_ms WHERE leases.until_ms <= $2::bigint "
+                      "RETURNING fence",
+                      &a, fence, "claiming a lease", err);
+}
+
+int hs_pg_lease_move(struct pg_txn *t, const char *name, int64_t fence, int64_t until_ms,
+                     bool *moved, struct hs_error *err)
+{
+    *moved = false;
+    struct pg_args a = {0};
+    hs_pg_text(&a, name);
+    hs_pg_int(&a, fence);
+    hs_pg_int(&a, until_ms);
+    int64_t changes = 0;
+    int rc = hs_pg_run(t,
+                       "UPDATE leases SET until_ms = $3 WHERE name = $1 AND fence = $2 "
+                       "AND until_ms <> 0",
+                       &a, &changes, "moving a lease", err);
+    *moved = rc == HS_OK && changes > 0;
+    return rc;
+}
+
+static int pg_lease_claim(struct hs_store *base, const char *name, int64_t now_ms, int64_t lease_ms,
+                          int64_t *fence, struct hs_error *err)
+{
+    if (!name || !fence || lease_ms <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "lease claim without a name or a duration");
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE_ALONE, "lease_claim", err);
+    if (rc)
+        return rc;
+    int64_t f = 0;
+    rc = hs_pg_lease_take(&t, name, now_ms, lease_ms, &f, err);
+    if (!rc && f == 0)
+        rc = hs_fail(err, HS_ERR_BUSY, "lease '%s' is held by another claim", name);
+    rc = hs_pg_leave(&t, rc, err);
+    if (!rc)
+        *fence = f;
+    return rc;
+}
+
+static int lease_set(struct hs_store *base, const char *name, int64_t fence, int64_t until_ms,
+                     const char *what, struct hs_error *err)
+{
+    if (!name)
+        return hs_fail(err, HS_ERR_INVALID, "%s without a name", what);
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE_ALONE, what, err);
+    if (rc)
+        return rc;
+    bool moved = false;
+    rc = hs_pg_lease_move(&t, name, fence, until_ms, &moved, err);
+    if (!rc && !moved)
+        rc = hs_fail(err, HS_ERR_CONFLICT,
+                     "lease '%s' is not this claim's any more (released, or claimed again)", name);
+    return hs_pg_leave(&t, rc, err);
+}
+
+static int pg_lease_renew(struct hs_store *base, const char *name, int64_t fence, int64_t until_ms,
+                          struct hs_error *err)
+{
+    return lease_set(base, name, fence, until_ms, "lease_renew", err);
+}
+
+static int pg_lease_release(struct hs_store *base, const char *name, int64_t fence,
+                            struct hs_error *err)
+{
+    return lease_set(base, name, fence, 0, "lease_release", err);
+}
+
 const struct hs_service_ops hs_pg_service_ops = {
     .setting_get = pg_setting_get,
     .setting_put = pg_setting_put,
@@ -529,4 +615,7 @@ const struct hs_service_ops hs_pg_service_ops = {
     .image_sources_put = pg_image_sources_put,
     .image_source_get = pg_image_source_get,
     .caller_rate_take = pg_caller_rate_take,
+    .lease_claim = pg_lease_claim,
+    .lease_renew = pg_lease_renew,
+    .lease_release = pg_lease_release,
 };

@@ -137,17 +137,7 @@ static int pg_refresh_claim(struct hs_store *base, const char *key, int64_t now_
         return rc;
     int64_t f = 0;
     struct hs_token cur = {0};
-    struct pg_args a = {0};
-    hs_pg_text(&a, name);
-    hs_pg_int(&a, now_ms);
-    hs_pg_int(&a, lease_ms);
-    /* Taken when there is no row, or its lease ended; else no row comes back. */
-    rc = hs_pg_int1(&t,
-                    "INSERT INTO leases (name, fence, until_ms) VALUES ($1, 1, $2::bigint + $3) "
-                    "ON CONFLICT (name) DO UPDATE SET fence = leases.fence + 1, "
-                    "until_ms = excluded.until_ms WHERE leases.until_ms <= $2::bigint "
-                    "RETURNING fence",
-                    &a, &f, "claiming a token refresh", err);
+    rc = hs_pg_lease_take(&t, name, now_ms, lease_ms, &f, err);
     if (!rc && f == 0)
         rc = hs_fail(err, HS_ERR_BUSY, "another refresh of credential '%s' is in progress", key);
     if (!rc) {
@@ -172,16 +162,9 @@ static int lease_move(struct pg_txn *t, const char *key, int64_t fence, int64_t 
 {
     char name[300];
     lease_name(key, name, sizeof name);
-    struct pg_args a = {0};
-    hs_pg_text(&a, name);
-    hs_pg_int(&a, fence);
-    hs_pg_int(&a, until_ms);
-    int64_t changes = 0;
-    int rc = hs_pg_run(t,
-                       "UPDATE leases SET until_ms = $3 WHERE name = $1 AND fence = $2 "
-                       "AND until_ms <> 0",
-                       &a, &changes, "moving a token refresh's lease", err);
-    if (!rc && changes == 0)
+    bool moved = false;
+    int rc = hs_pg_lease_move(t, name, fence, until_ms, &moved, err);
+    if (!rc && !moved)
         rc = hs_fail(err, HS_ERR_CONFLICT,
                      "the refresh lease of credential '%s' is not this refresh's any more (it "
                      "lapsed and was claimed again, or was finished already)",
