@@ -140,3 +140,16 @@ void hs_cond_init_monotonic(pthread_cond_t *c)
     pthread_cond_init(c, &a);
     pthread_condattr_destroy(&a);
 }
+
+void hs_thread_stop(pthread_mutex_t *lock, pthread_cond_t *wake, bool *stopping, pthread_t thread,
+                    bool started)
+{
+    pthread_mutex_lock(lock);
+    *stopping = true;
+    pthread_cond_broadcast(wake);
+    pthread_mutex_unlock(lock);
+    if (started)
+        pthread_join(thread, NULL);
+    pthread_cond_destroy(wake);
+    pthread_mutex_destroy(lock);
+}

@@ -4,6 +4,7 @@
 #define HS_CORE_CLOCK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -39,6 +40,12 @@ void hs_fake_clock_advance(struct hs_fake_clock *fc, int64_t ms);
  * milliseconds from now (CLOCK_REALTIME for a condition variable left on the default clock). */
 void hs_cond_init_monotonic(pthread_cond_t *c);
 struct timespec hs_deadline_after(clockid_t clk, int64_t ms);
+
+/* Stops a background thread that waits on `wake` under `lock` and leaves once *stopping is set:
+ * sets it, wakes the thread, joins it if it was started, then destroys the lock and the
+ * condition variable (the owner frees the rest). */
+void hs_thread_stop(pthread_mutex_t *lock, pthread_cond_t *wake, bool *stopping, pthread_t thread,
+                    bool started);
 
 /* A retry's delay after `attempts` failures: base_ms doubled per failure, at most max_ms (a
  * max_ms below base_ms counts as base_ms). */

@@ -147,14 +147,7 @@ void hs_outbox_free(struct hs_outbox *o)
 {
     if (!o)
         return;
-    pthread_mutex_lock(&o->lock);
-    o->stopping = true;
-    pthread_cond_broadcast(&o->wake);
-    pthread_mutex_unlock(&o->lock);
-    if (o->started)
-        pthread_join(o->thread, NULL);
-    pthread_cond_destroy(&o->wake);
-    pthread_mutex_destroy(&o->lock);
+    hs_thread_stop(&o->lock, &o->wake, &o->stopping, o->thread, o->started);
     if (o->own_transport)
         hs_transport_free(o->transport);
     for (size_t i = 0; i < o->cfg.n_endpoints; i++)

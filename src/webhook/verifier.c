@@ -218,13 +218,6 @@ void hs_verifier_free(struct hs_verifier *v)
 {
     if (!v)
         return;
-    pthread_mutex_lock(&v->lock);
-    v->stopping = true;
-    pthread_cond_broadcast(&v->wake);
-    pthread_mutex_unlock(&v->lock);
-    if (v->started)
-        pthread_join(v->thread, NULL);
-    pthread_cond_destroy(&v->wake);
-    pthread_mutex_destroy(&v->lock);
+    hs_thread_stop(&v->lock, &v->wake, &v->stopping, v->thread, v->started);
     free(v);
 }

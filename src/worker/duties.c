@@ -192,14 +192,7 @@ void hs_duties_free(struct hs_duties *d)
 {
     if (!d)
         return;
-    pthread_mutex_lock(&d->lock);
-    d->stopping = true;
-    pthread_cond_broadcast(&d->wake);
-    pthread_mutex_unlock(&d->lock);
-    if (d->started)
-        pthread_join(d->thread, NULL);
-    pthread_cond_destroy(&d->wake);
-    pthread_mutex_destroy(&d->lock);
+    hs_thread_stop(&d->lock, &d->wake, &d->stopping, d->thread, d->started);
     free(d);
 }
 

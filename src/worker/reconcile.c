@@ -274,14 +274,7 @@ void hs_reconcile_free(struct hs_reconcile *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->lock);
-    r->stopping = true;
-    pthread_cond_broadcast(&r->wake);
-    pthread_mutex_unlock(&r->lock);
-    if (r->started)
-        pthread_join(r->thread, NULL);
-    pthread_cond_destroy(&r->wake);
-    pthread_mutex_destroy(&r->lock);
+    hs_thread_stop(&r->lock, &r->wake, &r->stopping, r->thread, r->started);
     free(r);
 }
 

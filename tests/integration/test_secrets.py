@@ -13,7 +13,6 @@
 Standard library only; binaries from $HOVERSYNC_BIN and $HOVER_SANDBOX_BIN (set by meson)."""
 import json
 import os
-import socket
 import stat
 import sys
 import time
@@ -21,20 +20,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import JOB_ALL_COMPLETE  # noqa: E402
+from harness import JOB_ALL_COMPLETE, free_port  # noqa: E402
 
 SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
 KEY_A = "k8Yq1w1m6Hn3X0gQ7R2rQm0cF4yV9tB5sL2eP6aJ3dU="
 KEY_B = "3f1c0e7a9b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e"
 HOUSE = 17338401
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def mode(path):

@@ -28,19 +28,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import JOB_ALL_COMPLETE, JOB_ONE_FAILED, http_request  # noqa: E402
+from harness import JOB_ALL_COMPLETE, JOB_ONE_FAILED, http_request, wait_for  # noqa: E402
 
 SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
-
-
-def wait_for(what, fn, timeout=30):
-    deadline = time.time() + timeout * SLOW
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def raw_exchange(port, data, timeout=10, until_close=False):

@@ -30,7 +30,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import threading
@@ -38,21 +37,13 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import HOVERSYNC_BIN, MAIN_ORG, Sandbox, Service  # noqa: E402
+from harness import HOVERSYNC_BIN, MAIN_ORG, Sandbox, Service, free_port, wait_for  # noqa: E402
 
 SECRET = "crm-shared-secret-for-tests"
 SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
 # Artifacts of a complete model of a test job (deliverable 3): measurements JSON in 4 versions,
 # PDF, xlsx, 2 CAD exports, and 2-4 photos.
 MIN_ARTIFACTS = 8
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Crm:
@@ -101,16 +92,6 @@ class Crm:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(what, pred, timeout=30):
-    deadline = time.time() + timeout * SLOW
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class WebhooksEndToEnd(unittest.TestCase):

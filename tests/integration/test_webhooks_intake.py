@@ -25,36 +25,18 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import free_port, wait_for  # noqa: E402
 
 SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
 UNKNOWN_TYPES = {"capture-request-state-changed", "deliverable-change-request-state-changed",
                  "estimate-created"}
 JOB_EVENTS = {"model-created", "model-state-changed", "job-state-changed-v2"}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(what, fn, timeout=20):
-    deadline = time.time() + timeout * SLOW
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 # The api_auth gem's forms (hover-api.md 4.2): (method first?, digest header, header prefix,
@@ -218,7 +200,7 @@ class Intake(unittest.TestCase):
                 return done
             return None
 
-        done = wait_for("the test job's deliveries", settled)
+        done = wait_for("the test job's deliveries", settled, timeout=20)
         for d in done:
             self.assertEqual(d["status"], 200, d)
         accepted = self.cli.sql("SELECT event, status, connection_key FROM webhook_events "
@@ -436,7 +418,7 @@ class RegisterOnStart(unittest.TestCase):
                                       HOVERSYNC_PUBLIC_URL="http://127.0.0.1:%d" % port)
             try:
                 hooks = wait_for("a verified webhook", lambda: [
-                    h for h in sandbox.admin("GET", "webhooks")["webhooks"] if h["verified"]])
+                    h for h in sandbox.admin("GET", "webhooks")["webhooks"] if h["verified"]], timeout=20)
                 self.assertEqual(len(hooks), 1)
                 self.assertEqual(hooks[0]["url"], "http://127.0.0.1:%d/webhooks/hover" % port)
             finally:
