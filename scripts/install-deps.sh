@@ -19,9 +19,9 @@ set -euo pipefail
 node_major=20
 node_minor=19
 build_pkgs=(build-essential pkg-config meson ninja-build
-    libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libssl-dev curl)
+    libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libssl-dev curl)
 test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 chromium
-    python3-jsonschema python3-yaml prometheus)
+    python3-jsonschema python3-yaml prometheus postgresql-15 postgresql-contrib)
 
 want=("${build_pkgs[@]}")
 bench_pkgs=(wrk)

@@ -20,7 +20,8 @@
 
 const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_DB, "--db", "HOVERSYNC_DB", HS_CFG_STRING, "./hoversync.db", 0, 0,
-     "SQLite database file (created if missing)"},
+     "the store: a SQLite database file (created if missing), or a postgresql:// URL (the "
+     "password from PGPASSWORD or ~/.pgpass, never in the URL)"},
     {CFG_DATA_DIR, "--data-dir", "HOVERSYNC_DATA_DIR", HS_CFG_STRING, "./hoversync-data", 0, 0,
      "directory of the stored artifact files (content-addressed by sha256)"},
     {CFG_HOVER_URL, "--hover-url", "HOVER_BASE_URL", HS_CFG_STRING, "https://hover.to", 0, 0,

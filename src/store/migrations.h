@@ -12,4 +12,9 @@ struct hs_migration {
 extern const struct hs_migration hs_sqlite_migrations[];
 extern const int hs_sqlite_migrations_count;
 
+/* PostgreSQL's list (migrations_pg.c): a version number means the same schema in both lists (a
+ * baseline at the version SQLite had reached when the back-end came, then both grow together). */
+extern const struct hs_migration hs_pg_migrations[];
+extern const int hs_pg_migrations_count;
+
 #endif

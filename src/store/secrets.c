@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,4 +264,21 @@ out:
     OPENSSL_cleanse(raw, b64_n * 3 / 4 + 3);
     free(raw);
     return rc;
+}
+
+void hs_secret_token_places(const char *key, char *access, char *refresh, size_t n)
+{
+    (void)snprintf(access, n, "oauth_tokens.access_token:%s", key);
+    (void)snprintf(refresh, n, "oauth_tokens.refresh_token:%s", key);
+}
+
+void hs_secret_webhook_place(const char *id, char *aad, size_t n)
+{
+    (void)snprintf(aad, n, "webhooks.hmac_secret:%s", id);
+}
+
+void hs_secret_flow_places(const char *id, char *access, char *refresh, size_t n)
+{
+    (void)snprintf(access, n, "connect_flows.access_token:%s", id);
+    (void)snprintf(refresh, n, "connect_flows.refresh_token:%s", id);
 }

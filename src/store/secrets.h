@@ -48,4 +48,11 @@ int hs_secret_open(const struct hs_secret_key *k, const char *stored, const char
 /* Wipes and frees a string that held a secret. Accepts NULL. */
 void hs_secret_free(char *s);
 
+/* The places (associated data) of sealed values, the same in every back-end: a connection's
+ * tokens, a webhook's secret (id: the webhook id as text), and the grant of a connect flow
+ * waiting for its confirmation (id: the flow's id_sha256). */
+void hs_secret_token_places(const char *key, char *access, char *refresh, size_t n);
+void hs_secret_webhook_place(const char *id, char *aad, size_t n);
+void hs_secret_flow_places(const char *id, char *access, char *refresh, size_t n);
+
 #endif

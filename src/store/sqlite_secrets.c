@@ -20,13 +20,12 @@
 
 void hs_sqlite_token_places(const char *key, char *access, char *refresh, size_t n)
 {
-    (void)snprintf(access, n, "oauth_tokens.access_token:%s", key);
-    (void)snprintf(refresh, n, "oauth_tokens.refresh_token:%s", key);
+    hs_secret_token_places(key, access, refresh, n);
 }
 
 void hs_sqlite_webhook_secret_place(const char *id, char *aad, size_t n)
 {
-    (void)snprintf(aad, n, "webhooks.hmac_secret:%s", id);
+    hs_secret_webhook_place(id, aad, n);
 }
 
 /* Owner read/write only, whatever the umask: the file holds the OAuth tokens, the webhook

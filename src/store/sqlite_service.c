@@ -228,13 +228,6 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
 
 /* ---- connect flows (migration 14) ---- */
 
-/* The places of a pending re-point's grant: the associated data of its sealed tokens. */
-static void flow_places(const char *id, char *access, char *refresh, size_t n)
-{
-    (void)snprintf(access, n, "connect_flows.access_token:%s", id);
-    (void)snprintf(refresh, n, "connect_flows.refresh_token:%s", id);
-}
-
 /* Forgets the expired flows, then makes room for f under lim (in t). */
 static int flow_room(struct sq_txn *t, const struct hs_connect_flow *f,
                      const struct hs_flow_limits *lim, int64_t now_ms, struct hs_error *err)
@@ -288,7 +281,7 @@ static int flow_room(struct sq_txn *t, const struct hs_connect_flow *f,
 static int flow_insert(struct sq_txn *t, const struct hs_connect_flow *f, struct hs_error *err)
 {
     char aad_a[120], aad_r[120], *acc = NULL, *ref = NULL;
-    flow_places(f->id_sha256, aad_a, aad_r, sizeof aad_a);
+    hs_secret_flow_places(f->id_sha256, aad_a, aad_r, sizeof aad_a);
     int rc = hs_sqlite_seal(t->s, f->grant.access_token, aad_a, &acc, err);
     if (!rc)
         rc = hs_sqlite_seal(t->s, f->grant.refresh_token, aad_r, &ref, err);
@@ -362,7 +355,7 @@ static int flow_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_er
     f->grant.owner_id = sqlite3_column_int64(st, 12);
     f->grant.owner_type = hs_sqlite_col_text(st, 13);
     char aad_a[120], aad_r[120];
-    flow_places(f->id_sha256, aad_a, aad_r, sizeof aad_a);
+    hs_secret_flow_places(f->id_sha256, aad_a, aad_r, sizeof aad_a);
     int rc = hs_sqlite_unseal(t->s, (const char *)sqlite3_column_text(st, 9), aad_a,
                               &f->grant.access_token, err);
     if (!rc)

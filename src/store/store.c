@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "store/budget.h"
 #include "store/outbox.h"
+#include "store/pg.h"
 #include "store/policies.h"
 #include "store/records.h"
 #include "store/search.h"
@@ -24,10 +25,8 @@ int hs_store_open(const char *location, const struct hs_store_options *o, struct
 {
     if (!location || !*location)
         return hs_fail(err, HS_ERR_INVALID, "no store location (HOVERSYNC_DB)");
-    if (strncmp(location, "postgres://", 11) == 0 || strncmp(location, "postgresql://", 13) == 0)
-        return hs_fail(err, HS_ERR_INVALID,
-                       "this hoversync has no PostgreSQL back-end: HOVERSYNC_DB must be the path "
-                       "of a SQLite file");
+    if (hs_store_is_pg_url(location))
+        return hs_store_open_pg(location, o, out, err);
     return hs_store_open_sqlite(location, o, out, err);
 }
 

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "core/mem.h"
 #include "store/sqlite.h"
@@ -22,6 +24,82 @@ static bool is_sqlite(void)
     return strcmp(store_test_backend(), "sqlite") == 0;
 }
 
+bool store_test_is_pg(void)
+{
+    return strcmp(store_test_backend(), "postgresql") == 0;
+}
+
+/* ---- PostgreSQL: the cluster of tests/support/pg_cluster.sh (HS_TEST_PG_URL), a schema per
+ * test, so that a test starts from an empty store in milliseconds ---- */
+
+static PGconn *pg_connect(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "cannot connect to %s: %s", url, PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Runs sql on url; the first column of the first row into *v when v (-999 for none). */
+static bool pg_sql(const char *url, const char *sql, int64_t *v)
+{
+    PGconn *c = pg_connect(url);
+    if (!c)
+        return false;
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "sql: %s", PQresultErrorMessage(r));
+    if (ok && v) {
+        *v = -999;
+        if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+            const char *t = PQgetvalue(r, 0, 0);
+            *v = strcmp(t, "t") == 0 ? 1 : strcmp(t, "f") == 0 ? 0 : strtoll(t, NULL, 10);
+        }
+    }
+    PQclear(r);
+    PQfinish(c);
+    return ok;
+}
+
+const char *store_test_pg_url(void)
+{
+    const char *u = getenv("HS_TEST_PG_URL");
+    return u && *u ? u : NULL;
+}
+
+int store_test_pg_fresh(char *schema, size_t schema_n, char *url, size_t url_n)
+{
+    static int counter;
+    const char *base = store_test_pg_url();
+    if (!base) {
+        fprintf(stderr,
+                "HS_TEST_STORE=postgresql needs HS_TEST_PG_URL (tests/support/pg_cluster.sh)\n");
+        return -1;
+    }
+    (void)snprintf(schema, schema_n, "t_%ld_%d", (long)getpid(), ++counter);
+    char sql[200];
+    (void)snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema,
+                   schema);
+    if (!pg_sql(base, sql, NULL))
+        return -1;
+    (void)snprintf(url, url_n, "%s%coptions=-csearch_path%%3D%s%%2Cpublic", base,
+                   strchr(base, '?') ? '&' : '?', schema);
+    return 0;
+}
+
+void store_test_pg_drop(const char *schema)
+{
+    char sql[200];
+    (void)snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+    if (store_test_pg_url())
+        pg_sql(store_test_pg_url(), sql, NULL);
+}
+
 int open_store(struct fixture *f, struct hs_store **out)
 {
     struct hs_error err = {0};
@@ -33,7 +111,7 @@ int open_store(struct fixture *f, struct hs_store **out)
 
 int setup(void **state)
 {
-    if (!is_sqlite()) {
+    if (!is_sqlite() && !store_test_is_pg()) {
         fprintf(stderr, "HS_TEST_STORE=%s: no such back-end in this build\n", store_test_backend());
         return -1;
     }
@@ -44,6 +122,11 @@ int setup(void **state)
         return -1;
     }
     snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
+    if (store_test_is_pg() &&
+        store_test_pg_fresh(f->schema, sizeof f->schema, f->path, sizeof f->path)) {
+        free(f);
+        return -1;
+    }
     struct hs_error err = {0};
     if (open_store(f, &f->store)) {
         free(f);
@@ -63,6 +146,8 @@ int teardown(void **state)
 {
     struct fixture *f = *state;
     hs_store_close(f->store);
+    if (f->schema[0])
+        store_test_pg_drop(f->schema);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
@@ -73,6 +158,12 @@ int teardown(void **state)
 
 void store_check_integrity(struct fixture *f)
 {
+    if (store_test_is_pg()) { /* the search's words are every job's, and only theirs */
+        assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM jobs j FULL JOIN jobs_search s "
+                                    "ON s.job_id = j.id WHERE s.job_id IS NULL OR j.id IS NULL"),
+                         0);
+        return;
+    }
     assert_int_equal(sql_int(f, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
     sql_exec(f, "INSERT INTO jobs_fts(jobs_fts) VALUES ('integrity-check');"
                 "INSERT INTO jobs_fts_lead(jobs_fts_lead) VALUES ('integrity-check')");
@@ -92,6 +183,11 @@ struct hs_token pair(const char *access, const char *refresh, int64_t expires)
 /* A second connection on the file, as a CRM would have (store_test.h). */
 int64_t sql_int(struct fixture *f, const char *sql)
 {
+    if (store_test_is_pg()) {
+        int64_t pv = -999;
+        assert_true(pg_sql(f->path, sql, &pv));
+        return pv;
+    }
     assert_true(is_sqlite());
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -107,6 +203,10 @@ int64_t sql_int(struct fixture *f, const char *sql)
 
 void sql_exec(struct fixture *f, const char *sql)
 {
+    if (store_test_is_pg()) {
+        assert_true(pg_sql(f->path, sql, NULL));
+        return;
+    }
     assert_true(is_sqlite());
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);

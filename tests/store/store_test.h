@@ -1,9 +1,10 @@
 /* store_test.h: the storage suite's harness. Each concern of the store interface has its own
  * test file (test_tokens.c, test_records.c, ...) written against the interface only; the store
- * under test comes from one factory, store_test_open, which reads HS_TEST_STORE: "sqlite" (the
- * default) gives each test a fresh SQLite file in a temporary directory. A second back-end
- * plugs in there, and runs every concern's file unchanged. SQLite-only checks (migrations of old
- * files, the read pool, the transaction helper) are in test_sqlite.c. */
+ * under test comes from one factory, setup, which reads HS_TEST_STORE: "sqlite" (the default)
+ * gives each test a fresh SQLite file in a temporary directory, "postgresql" a fresh schema in
+ * the throw-away cluster of tests/support/pg_cluster.sh. Every concern's file runs unchanged on
+ * both. Back-end checks: test_sqlite.c (migrations of old files, the read pool, the transaction
+ * helper) and test_pg.c (migrations under the lock, the pool, a server restart). */
 #ifndef HS_TESTS_STORE_TEST_H
 #define HS_TESTS_STORE_TEST_H
 
@@ -24,12 +25,19 @@
 
 struct fixture {
     char dir[256];
-    char path[300]; /* the store's location, as hs_store_open takes it */
+    char path[600];  /* the store's location, as hs_store_open takes it */
+    char schema[64]; /* PostgreSQL: the test's own schema (dropped at teardown) */
     struct hs_store *store;
 };
 
-/* The back-end under test (HS_TEST_STORE), "sqlite" by default. */
+/* The back-end under test (HS_TEST_STORE: "sqlite", the default, or "postgresql"). */
 const char *store_test_backend(void);
+bool store_test_is_pg(void);
+/* PostgreSQL: the cluster's URL (HS_TEST_PG_URL, set by tests/support/pg_cluster.sh), or NULL; a
+ * new empty schema (its name into schema) and the URL of a store in it (into url); dropping it. */
+const char *store_test_pg_url(void);
+int store_test_pg_fresh(char *schema, size_t schema_n, char *url, size_t url_n);
+void store_test_pg_drop(const char *schema);
 /* Opens another handle on the fixture's store (as another process would); HS_OK or the error,
  * printed. */
 int open_store(struct fixture *f, struct hs_store **out);

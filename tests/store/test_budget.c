@@ -1,6 +1,7 @@
 /* test_budget.c: the storage suite: the installation's Hover request budget (store/budget.h),
  * through the store interface only (store_test.h), so that every back-end runs it. Two handles
  * on one store stand for two processes. Times are unix ms given by the test. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,83 @@ static void test_budget_hold_stops_every_booking(void **state)
     hs_store_close(other);
 }
 
+/* One process of the race below: its own handle, books `n` requests at one instant. */
+struct racer {
+    struct hs_store *store;
+    bool background;
+    int n, booked;
+    int64_t starts[20];
+    int failed;
+};
+
+static void *race_main(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        struct hs_budget_request rq = {.name = r->background ? "client-2" : "client-1",
+                                       .limit = 10,
+                                       .window_ms = WINDOW,
+                                       .background = r->background,
+                                       .key = "org-a",
+                                       .now_ms = T0};
+        struct hs_budget_booking b = {0};
+        struct hs_error err = {0};
+        if (r->store->budget->budget_book(r->store, &rq, &b, &err) != HS_OK) {
+            fprintf(stderr, "budget_book: %s\n", err.msg);
+            r->failed++;
+        } else if (b.booked) {
+            r->starts[r->booked++] = b.start_ms;
+        }
+    }
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Four processes book at the same instant, at once: every interactive request gets a start and
+ * no window holds more than the limit, however their bookings interleave; of their background
+ * requests for one connection at that instant, exactly one is booked. */
+static void test_budget_concurrent_bookings_never_exceed_the_limit(void **state)
+{
+    struct fixture *f = *state;
+    enum { P = 4, EACH = 15, LIMIT = 10 };
+    struct racer r[P];
+    pthread_t th[P];
+    for (int bg = 0; bg < 2; bg++) {
+        memset(r, 0, sizeof r);
+        for (int i = 0; i < P; i++) {
+            assert_int_equal(open_store(f, &r[i].store), HS_OK);
+            r[i].background = bg;
+            r[i].n = bg ? 1 : EACH;
+        }
+        for (int i = 0; i < P; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, race_main, &r[i]), 0);
+        int64_t all[P * EACH];
+        int n = 0;
+        for (int i = 0; i < P; i++) {
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+            assert_int_equal(r[i].failed, 0);
+            for (int k = 0; k < r[i].booked; k++)
+                all[n++] = r[i].starts[k];
+            hs_store_close(r[i].store);
+        }
+        if (bg) {
+            assert_int_equal(n, 1);
+            break;
+        }
+        assert_int_equal(n, P * EACH);
+        qsort(all, (size_t)n, sizeof all[0], cmp_i64);
+        for (int i = 0; i + LIMIT < n; i++)
+            assert_true(all[i + LIMIT] >= all[i] + WINDOW);
+        assert_int_equal(all[LIMIT - 1], T0);
+        assert_int_equal(all[n - 1], T0 + (n - 1) / LIMIT * WINDOW);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +264,7 @@ int main(void)
         STORE_TEST(test_budget_background_round_robin_between_orgs),
         STORE_TEST(test_budget_waiter_place_lapses),
         STORE_TEST(test_budget_hold_stops_every_booking),
+        STORE_TEST(test_budget_concurrent_bookings_never_exceed_the_limit),
     };
     return STORE_TESTS("store budget", tests);
 }

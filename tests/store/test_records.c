@@ -545,7 +545,9 @@ static void test_failed_op_inside_transaction_leaves_the_rest(void **state)
     json_decref(d);
 }
 
-/* Another thread's write waits for our transaction instead of interleaving with it. */
+/* Another thread's write is no part of our transaction: it survives our rollback, and ours does
+ * not leak into it. On SQLite (one writer) it waits for our transaction to end; on PostgreSQL
+ * (row locks) it commits beside it. */
 struct writer {
     struct hs_store *store;
     int rc;
@@ -568,8 +570,10 @@ static void test_transaction_excludes_other_threads(void **state)
     struct writer w = {.store = f->store};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, write_checkpoint, &w), 0);
-    usleep(200 * 1000);
-    assert_int_equal(w.done, 0);
+    if (!store_test_is_pg()) {
+        usleep(200 * 1000);
+        assert_int_equal(w.done, 0);
+    }
     assert_int_equal(f->store->records->checkpoint_put(f->store, "mine", "1", NULL), HS_OK);
     ops->rollback(f->store);
     pthread_join(th, NULL);

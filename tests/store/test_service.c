@@ -273,6 +273,28 @@ static void test_connect_flow_keeps_the_grant_until_confirmed(void **state)
     hs_store_close(other);
 }
 
+/* rotate-key: a re-point waiting for its confirmation holds a grant sealed under the old key, so
+ * it is dropped (its user connects again); a flow that holds no grant stays. */
+static void test_rotate_key_drops_pending_repoints(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_connect_flow fl = flow('c', '1', "10.0.0.1", NOW + 600000);
+    fl.confirm = true;
+    fl.key = (char *)"sales";
+    fl.grant = pair("acc-new", "ref-new", 1800000000);
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    fl = flow('a', '2', "10.0.0.1", NOW + 600000);
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    int64_t n = 0;
+    assert_int_equal(f->store->ops->secrets_rekey(
+                         f->store, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", &n, NULL),
+                     HS_OK);
+    struct hs_connect_flow got = {0};
+    assert_int_equal(take(f->store, 'c', '1', true, NOW + 1, &got), HS_ERR_NOT_FOUND);
+    assert_int_equal(take(f->store, 'a', '2', false, NOW + 1, &got), HS_OK);
+    hs_connect_flow_clear(&got);
+}
+
 /* A job shown by one instance: its images can be fetched through another, within scope. */
 static void test_image_sources_shared_and_scoped(void **state)
 {
@@ -329,6 +351,58 @@ static void test_caller_rate_counted_across_processes(void **state)
     assert_int_equal(got, 5);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM caller_rates"), 1);
     hs_store_close(other);
+}
+
+/* One process of the race below: its own handle; takes the flow 'r' of browser '1' once, then
+ * one request of caller "key" at a time, ten times. */
+struct taker {
+    struct hs_store *store;
+    int flows, granted, failed;
+};
+
+static void *take_main(void *arg)
+{
+    struct taker *k = arg;
+    struct hs_connect_flow got = {0};
+    int rc = take(k->store, 'r', '1', false, NOW + 1, &got);
+    if (rc == HS_OK)
+        k->flows++;
+    else if (rc != HS_ERR_NOT_FOUND)
+        k->failed++;
+    hs_connect_flow_clear(&got);
+    for (int i = 0; i < 10; i++) {
+        int g = 0;
+        if (k->store->service->caller_rate_take(k->store, "key", NOW, 25, 1, &g, NULL) != HS_OK)
+            k->failed++;
+        k->granted += g;
+    }
+    return NULL;
+}
+
+/* Four processes at once: a flow is taken by one of them, and a caller's minute gives out its
+ * limit and no more, however their requests interleave. */
+static void test_shared_state_taken_once_under_concurrency(void **state)
+{
+    struct fixture *f = *state;
+    enum { P = 4 };
+    struct hs_connect_flow fl = flow('r', '1', "10.0.0.1", NOW + 600000);
+    assert_int_equal(f->store->service->flow_put(f->store, &fl, &LIMITS, NOW, NULL), HS_OK);
+    struct taker k[P] = {0};
+    pthread_t th[P];
+    for (int i = 0; i < P; i++)
+        assert_int_equal(open_store(f, &k[i].store), HS_OK);
+    for (int i = 0; i < P; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, take_main, &k[i]), 0);
+    int flows = 0, granted = 0;
+    for (int i = 0; i < P; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(k[i].failed, 0);
+        flows += k[i].flows;
+        granted += k[i].granted;
+        hs_store_close(k[i].store);
+    }
+    assert_int_equal(flows, 1);
+    assert_int_equal(granted, 25);
 }
 
 /* Two claimers of one lease on two handles (as two processes): one wins, the other is refused
@@ -464,8 +538,10 @@ int main(void)
         STORE_TEST(test_connect_flow_single_use_across_processes),
         STORE_TEST(test_connect_flows_are_bounded),
         STORE_TEST(test_connect_flow_keeps_the_grant_until_confirmed),
+        STORE_TEST(test_rotate_key_drops_pending_repoints),
         STORE_TEST(test_image_sources_shared_and_scoped),
         STORE_TEST(test_caller_rate_counted_across_processes),
+        STORE_TEST(test_shared_state_taken_once_under_concurrency),
         STORE_TEST(test_lease_one_holder_until_it_lapses),
         STORE_TEST(test_lease_claims_race_across_processes),
         STORE_TEST(test_lease_refuses_bad_arguments),
