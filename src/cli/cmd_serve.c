@@ -241,7 +241,9 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
                                   .syncq = p->syncq,
                                   .events = sv->w.events,
                                   .duties = sv->w.duties,
-                                  .upstream = hs_curl_multi_default()};
+                                  .upstream = hs_curl_multi_default(),
+                                  .limiter = sv->limiter,
+                                  .outbox = sv->w.outbox};
     if ((r = hs_server_new(&sc, &deps, &p->srv, &err)) || (r = hs_server_start(p->srv, &err)))
         return cli_report("serve", r, &err);
     return EXIT_OK;
@@ -287,6 +289,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     if (o.register_webhooks)
         (void)hs_server_register_webhooks(p.srv, NULL, NULL); /* failures are logged */
     cli_service_wait(&sv, "serve");
+    cli_service_drain(c, &sv, "serve", p.srv);
 out:
     /* The server first (it uses the others), then what feeds it, then the pool they share;
      * waiters for the budget leave at once. */

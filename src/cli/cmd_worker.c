@@ -67,6 +67,7 @@ int cmd_worker(struct cli *c, int argc, char **argv)
         printf("hoversync worker running\n");
         fflush(stdout);
         cli_service_wait(&sv, "worker");
+        cli_service_drain(c, &sv, "worker", NULL);
     }
     cli_service_stop(&sv);
     return rc;
