@@ -11,8 +11,8 @@
   "draining" from the moment SIGTERM arrives;
 - SIGTERM during a slow sync: new requests get 503, the sync runs out of --drain-timeout and is
   handed back (its lease released), the process exits 0, and a second serve finishes the sync
-  long before the lease would have ended; nothing is lost. A second SIGTERM ends the drain at
-  once, with the item handed back all the same.
+  long before the lease would have ended; nothing is lost. `hoversync worker` drains alike. A
+  second SIGTERM ends the drain at once, with the item handed back all the same.
 
 Standard library only, besides promtool (Debian's prometheus package)."""
 import json
@@ -242,6 +242,34 @@ class Drain(unittest.TestCase):
                                    "kind HAVING COUNT(*) > 1"), [])
         self.assertGreater(b.cli.sql("SELECT COUNT(*) FROM artifacts WHERE model_id = %d"
                                      % HOUSE)[0][0], 0)
+
+    def test_a_worker_drains_and_hands_back_too(self):
+        front = self.serve("--no-workers")
+        err_path = os.path.join(front.cli.dir, "worker.stderr")
+        with open(err_path, "w") as err:
+            proc = subprocess.Popen([harness.HOVERSYNC_BIN, "worker", "--rate-limit", "0",
+                                     "--work-lease", str(LONG_LEASE), "--drain-timeout", "1",
+                                     "--reconcile-interval", "0", "--pending-interval", "0"],
+                                    env=front.cli.env, stdout=subprocess.PIPE, stderr=err,
+                                    text=True)
+            try:
+                self.assertEqual(proc.stdout.readline().strip(), "hoversync worker running")
+                self.sb.fault(path="/api/v3/models/%d/*" % HOUSE, latency_ms=120000)
+                r = front.request("POST", "/api/syncs",
+                                  {"job_id": JOB_ALL_COMPLETE, "model_ids": [HOUSE]})
+                self.assertEqual(r.status, 202, r.body)
+                wait_for("the worker running the sync", lambda: self.claimed(front) == 1)
+                proc.terminate()
+                self.assertEqual(proc.wait(timeout=60 * SLOW), 0)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+        with open(err_path) as f:
+            self.assertIn("events=handed_back job=%d" % JOB_ALL_COMPLETE, f.read())
+        self.assertEqual(self.claimed(front), 0)
+        self.assertEqual(front.cli.sql("SELECT COUNT(*) FROM work_items")[0][0], 1)
 
     def test_a_second_signal_exits_at_once_and_still_hands_back(self):
         a = self.serve("--drain-timeout", 3600)
