@@ -556,6 +556,23 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
+/* Draining: the probes and the metrics still answer, so that a balancer sees the drain and a
+ * scraper its end; the rest is refused, to go to another instance. True when refused. */
+static bool draining_refused(struct req_ctx *c)
+{
+    struct hs_server *s = c->l->srv;
+    const char *p = c->req.path;
+    if (!atomic_load(&s->draining) || strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 ||
+        strcmp(p, "/metrics") == 0)
+        return false;
+    c->label = hs_n_routes + LBL_UNMATCHED;
+    hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try another instance");
+    hs_resp_header(&c->resp, "Retry-After", "1");
+    hs_resp_header(&c->resp, "Connection", "close");
+    webhook_refused(c, HS_WH_UNAVAILABLE);
+    return true;
+}
+
 static enum MHD_Result dispatch(struct req_ctx *c)
 {
     struct hs_server *s = c->l->srv;
@@ -575,17 +592,8 @@ static enum MHD_Result dispatch(struct req_ctx *c)
         hs_resp_error(r, 400, "bad_request", "malformed path");
         return respond(c);
     }
-    /* Draining: the probes and the metrics still answer, so that a balancer sees the drain and
-     * a scraper its end; the rest goes to another instance. */
-    if (atomic_load(&s->draining) && strcmp(q->path, "/healthz") != 0 &&
-        strcmp(q->path, "/readyz") != 0 && strcmp(q->path, "/metrics") != 0) {
-        c->label = hs_n_routes + LBL_UNMATCHED;
-        hs_resp_error(r, 503, "internal", "the service is stopping; try another instance");
-        hs_resp_header(r, "Retry-After", "1");
-        hs_resp_header(r, "Connection", "close");
-        webhook_refused(c, HS_WH_UNAVAILABLE);
+    if (draining_refused(c))
         return respond(c);
-    }
     if (c->l->kind == HS_LISTENER_DEMO) {
         c->label = hs_n_routes + LBL_DEMO;
         hs_route_demo(q, r);
