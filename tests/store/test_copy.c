@@ -93,7 +93,9 @@ static void test_copy_carries_everything_and_the_feed_goes_on(void **state)
 {
     struct fixture *f = *state, g;
     populate(f);
-    int64_t cursor = cursor_of(feed(f, 0));
+    json_t *doc = feed(f, 0);
+    int64_t cursor = cursor_of(doc);
+    json_decref(doc);
     other_store(f, &g, false);
     struct hs_copy_report rep = {0};
     assert_int_equal(copy(f, &g, false, &rep), HS_OK);
