@@ -1,11 +1,13 @@
 /* test_copy.c: the storage suite: a whole store copied into another (store/copy.h, the copy_*
  * operations of store.h), through the store interface only (store_test.h), so that every back-end
- * runs it. On PostgreSQL the copies also go through a SQLite file and back. */
+ * runs it. On PostgreSQL the copies also go through a SQLite file and back. The list of tables
+ * and columns copied is checked against the schema. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/mem.h"
 #include "store/copy.h"
 #include "store/outbox.h"
@@ -215,6 +217,43 @@ static void test_open_must_exist_creates_nothing(void **state)
     hs_store_close(s);
 }
 
+/* The list of tables and columns is the schema's: every column of every table is copied (but
+ * those each back-end derives itself: the search indexes, generated columns, PostgreSQL's order
+ * of a session's connections), so a migration that adds one without listing it fails here. */
+static void test_copy_list_is_the_schema(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_buf b;
+    hs_buf_init(&b, (size_t)1 << 20);
+    int64_t listed = 0;
+    int rc = hs_buf_appends(&b, "WITH v(t, c) AS (VALUES ");
+    for (size_t i = 0; i < hs_copy_tables_count && !rc; i++)
+        for (size_t j = 0; j < hs_copy_tables[i].n_cols && !rc; j++, listed++)
+            rc = hs_buf_appendf(&b, "%s('%s', '%s')", listed ? ", " : "", hs_copy_tables[i].name,
+                                hs_copy_tables[i].cols[j].name);
+    assert_int_equal(rc, HS_OK);
+    const char *schema =
+        store_test_is_pg()
+            ? "SELECT table_name AS t, column_name AS c FROM information_schema.columns "
+              "WHERE table_schema = current_schema() AND is_generated = 'NEVER' "
+              "AND table_name IN (SELECT table_name FROM information_schema.tables WHERE "
+              "table_schema = current_schema() AND table_type = 'BASE TABLE') "
+              "AND table_name NOT IN ('schema_migrations', 'jobs_search') "
+              "AND NOT (table_name = 'session_connections' AND column_name = 'position')"
+            : "SELECT m.name AS t, x.name AS c FROM sqlite_master m, pragma_table_xinfo(m.name) x "
+              "WHERE m.type = 'table' AND x.hidden = 0 AND m.name NOT LIKE 'jobs_fts%' "
+              "AND m.name NOT LIKE 'sqlite_%' AND m.name <> 'schema_migrations'";
+    assert_int_equal(hs_buf_appendf(&b, "), s AS (%s) ", schema), HS_OK);
+    char *with = hs_buf_take(&b, NULL);
+    char *sql = hs_aprintf("%s SELECT COUNT(*) FROM v JOIN s ON s.t = v.t AND s.c = v.c", with);
+    assert_int_equal(sql_int(f, sql), listed); /* every listed column exists */
+    free(sql);
+    sql = hs_aprintf("%s SELECT COUNT(*) FROM s", with);
+    assert_int_equal(sql_int(f, sql), listed); /* and no other */
+    free(sql);
+    free(with);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +261,7 @@ int main(void)
         STORE_TEST(test_copy_through_the_other_back_end),
         STORE_TEST(test_copy_is_all_or_nothing),
         STORE_TEST(test_open_must_exist_creates_nothing),
+        STORE_TEST(test_copy_list_is_the_schema),
     };
     return STORE_TESTS("store copy", tests);
 }
