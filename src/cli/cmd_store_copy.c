@@ -104,10 +104,10 @@ int cmd_store_copy(struct cli *c, int argc, char **argv)
         goto out;
     }
     if ((rc = hs_store_copy(src, dst, replace, &rep, &err))) {
-        if (rc == HS_ERR_CONFLICT)
+        if (rep.not_empty)
             fprintf(stderr, "hoversync: store copy: %s; --replace deletes what it holds first\n",
                     err.msg);
-        rc = rc == HS_ERR_CONFLICT ? EXIT_FAIL : cli_report("store copy", rc, &err);
+        rc = rep.not_empty ? EXIT_FAIL : cli_report("store copy", rc, &err);
         goto out;
     }
     /* The artifact files: both stores name them by the same paths under the one data

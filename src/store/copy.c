@@ -1,7 +1,7 @@
 /* copy.c: the tables both schemas share, and the copy of a whole store into another through
  * the back-ends' copy operations (store/copy.h). The list follows migrations_pg.c, where each
  * column has its proper type; a column a later migration adds goes here too (the storage suite's
- * round trip through the other back-end fails otherwise). */
+ * test_copy.c checks the list against the schema of each back-end). */
 #include "store/copy.h"
 
 #include <stdio.h>
@@ -260,15 +260,18 @@ static int sink_row(void *arg, const struct hs_copy_value *v, struct hs_error *e
 
 /* Inside the target's transaction: refused when it holds more than its initial rows (unless
  * replace), then emptied, children first. */
-static int target_prepare(struct hs_store *to, bool replace, struct hs_error *err)
+static int target_prepare(struct copy_run *r, bool replace, struct hs_error *err)
 {
+    struct hs_store *to = r->to;
     int rc = HS_OK;
     for (size_t i = 0; i < hs_copy_tables_count && !replace && !rc; i++) {
         int64_t n = 0;
         rc = to->ops->copy_count(to, &hs_copy_tables[i], &n, err);
-        if (!rc && n > 0)
+        if (!rc && n > 0) {
+            r->rep.not_empty = hs_copy_tables[i].name;
             rc = hs_fail(err, HS_ERR_CONFLICT, "the target store is not empty (%s: %lld rows)",
                          hs_copy_tables[i].name, (long long)n);
+        }
     }
     for (size_t i = hs_copy_tables_count; i-- > 0 && !rc;)
         if (replace || hs_copy_tables[i].initial)
@@ -283,18 +286,17 @@ int hs_store_copy(struct hs_store *from, struct hs_store *to, bool replace,
     int rc = to->ops->begin(to, err);
     if (rc)
         return rc;
-    rc = target_prepare(to, replace, err);
+    rc = target_prepare(&r, replace, err);
     if (!rc) {
         const struct hs_copy_sink sink = {sink_table, sink_row, &r};
         rc = from->ops->copy_read(from, hs_copy_tables, hs_copy_tables_count, &sink, err);
     }
     rc = writer_end(&r, rc, err);
-    if (rc) {
+    if (rc)
         to->ops->rollback(to);
-        return rc;
-    }
-    rc = to->ops->commit(to, err);
-    if (!rc && rep)
+    else
+        rc = to->ops->commit(to, err);
+    if (rep)
         *rep = r.rep;
     return rc;
 }

@@ -71,14 +71,17 @@ struct hs_copy_writer;
 struct hs_copy_report {
     size_t tables;
     int64_t rows;
+    /* Set (whatever the result) when the target was refused as not empty: the first table
+     * found holding rows. */
+    const char *not_empty;
 };
 
 /* Copies every table of `from` into `to`, in one transaction of `to` (all or nothing). A target
  * holding anything but its initial rows is refused (HS_ERR_CONFLICT, naming the table) unless
  * replace, which deletes its rows first (in the same transaction). rep (may be NULL) gets what
- * was copied. Both stores must be at the same schema version (opening them migrates both to
- * this binary's). The artifact files are not copied: both stores name them by the same paths
- * under the one data directory. */
+ * was copied, or which table made the target not empty. Both stores must be at the same schema
+ * version (opening them migrates both to this binary's). The artifact files are not copied: both
+ * stores name them by the same paths under the one data directory. */
 int hs_store_copy(struct hs_store *from, struct hs_store *to, bool replace,
                   struct hs_copy_report *rep, struct hs_error *err);
 

@@ -1,8 +1,8 @@
 /* pg_copy.c: whole tables read and written for `store copy` (store/copy.h) on PostgreSQL. The
  * values go as text in SQLite's forms: our timestamps as ISO-8601 UTC with milliseconds, booleans
  * as 0 and 1, numbers as PostgreSQL prints them (the shortest exact decimal), bytea as raw bytes.
- * On the way in, PostgreSQL types each parameter from its column. A read walks each table with a
- * cursor, so a large table never sits in memory whole. */
+ * On the way in, each table's rows go in one COPY, which types each value from its column. A read
+ * walks each table with a cursor, so a large table never sits in memory whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,39 +184,58 @@ int hs_pg_copy_clear(struct hs_store *base, const struct hs_copy_table *tb, stru
     return hs_pg_leave(&t, rc, err);
 }
 
+/* An insertion is one COPY ... FROM STDIN (a round trip per table, not per row), under a
+ * savepoint of the thread's transaction. */
 struct hs_copy_writer {
     struct pg_txn t;
     const struct hs_copy_table *tb;
-    char *sql;
-    char what[96]; /* "copying a row into <table>" */
+    bool copying; /* COPY IN under way */
+    struct hs_buf line;
+    char what[96]; /* "copying rows into <table>" */
 };
+
+/* The message of a failed COPY without its DETAIL and CONTEXT, which quote the row (a token,
+ * say): the primary message only. */
+static int copy_fail(struct hs_copy_writer *w, const PGresult *r, struct hs_error *err)
+{
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    hs_fail(err, HS_ERR_DB, "%s: %s", w->what, msg ? msg : PQerrorMessage(w->t.c));
+    return state && strncmp(state, "23", 2) == 0 ? HS_ERR_CONFLICT : HS_ERR_DB;
+}
 
 int hs_pg_copy_write_begin(struct hs_store *base, const struct hs_copy_table *tb,
                            struct hs_copy_writer **out, struct hs_error *err)
 {
-    if (tb->n_cols > HS_PG_MAX_ARGS)
-        return hs_fail(err, HS_ERR_INTERNAL, "%s has more columns than a statement takes",
-                       tb->name);
     struct hs_buf b;
     hs_buf_init(&b, (size_t)1 << 20);
-    int rc = hs_buf_appendf(&b, "INSERT INTO \"%s\" (", tb->name);
+    int rc = hs_buf_appendf(&b, "COPY \"%s\" (", tb->name);
     for (size_t i = 0; i < tb->n_cols && !rc; i++)
         rc = hs_buf_appendf(&b, "%s\"%s\"", i ? ", " : "", tb->cols[i].name);
     if (!rc)
-        rc = hs_buf_appends(&b, ") VALUES (");
-    for (size_t i = 0; i < tb->n_cols && !rc; i++)
-        rc = hs_buf_appendf(&b, "%s$%zu", i ? ", " : "", i + 1);
-    if (!rc)
-        rc = hs_buf_appends(&b, ")");
+        rc = hs_buf_appends(&b, ") FROM STDIN");
     if (rc)
         abort(); /* constants, far under the cap */
+    char *sql = sql_of(&b);
     struct hs_copy_writer *w = hs_calloc(1, sizeof *w);
     w->tb = tb;
-    w->sql = sql_of(&b);
-    (void)snprintf(w->what, sizeof w->what, "copying a row into %s", tb->name);
+    /* A row's line: its values, the largest a webhook body or a raw job, twice over for hex. */
+    hs_buf_init(&w->line, (size_t)1 << 30);
+    (void)snprintf(w->what, sizeof w->what, "copying rows into %s", tb->name);
     rc = hs_pg_enter(hs_pg_of(base), &w->t, PG_WRITE, "copy_write", err);
+    if (!rc) {
+        PGresult *r = PQexec(w->t.c, sql);
+        if (PQresultStatus(r) == PGRES_COPY_IN)
+            w->copying = true;
+        else
+            rc = hs_pg_fail(w->t.c, r, err, w->what);
+        PQclear(r);
+        if (rc)
+            hs_pg_leave(&w->t, rc, NULL);
+    }
+    free(sql);
     if (rc) {
-        free(w->sql);
+        hs_buf_free(&w->line);
         free(w);
         return rc;
     }
@@ -224,21 +243,74 @@ int hs_pg_copy_write_begin(struct hs_store *base, const struct hs_copy_table *tb
     return HS_OK;
 }
 
+/* A value in COPY's text form: backslash, tab, newline and carriage return escaped; bytes as
+ * bytea's hex form (its backslash escaped in turn). */
+static int put_value(struct hs_buf *b, enum hs_copy_type type, const struct hs_copy_value *v)
+{
+    if (!v->p)
+        return hs_buf_appends(b, "\\N");
+    int rc = HS_OK;
+    if (type == HS_COPY_BYTES) {
+        static const char hex[] = "0123456789abcdef";
+        rc = hs_buf_appends(b, "\\\\x");
+        for (size_t i = 0; i < v->n && !rc; i++) {
+            unsigned char c = (unsigned char)v->p[i];
+            char two[2] = {hex[c >> 4], hex[c & 15]};
+            rc = hs_buf_append(b, two, 2);
+        }
+        return rc;
+    }
+    size_t from = 0;
+    for (size_t i = 0; i < v->n && !rc; i++) {
+        const char *esc = v->p[i] == '\\'   ? "\\\\"
+                          : v->p[i] == '\t' ? "\\t"
+                          : v->p[i] == '\n' ? "\\n"
+                          : v->p[i] == '\r' ? "\\r"
+                                            : NULL;
+        if (!esc)
+            continue;
+        rc = hs_buf_append(b, v->p + from, i - from);
+        if (!rc)
+            rc = hs_buf_appends(b, esc);
+        from = i + 1;
+    }
+    return rc ? rc : hs_buf_append(b, v->p + from, v->n - from);
+}
+
 int hs_pg_copy_write_row(struct hs_copy_writer *w, const struct hs_copy_value *v,
                          struct hs_error *err)
 {
-    struct pg_args a = {0};
-    for (size_t i = 0; i < w->tb->n_cols; i++) {
-        if (v[i].p && w->tb->cols[i].type == HS_COPY_BYTES)
-            hs_pg_bytes(&a, v[i].p, v[i].n);
-        else
-            hs_pg_text(&a, v[i].p);
+    hs_buf_reset(&w->line);
+    int rc = HS_OK;
+    for (size_t i = 0; i < w->tb->n_cols && !rc; i++) {
+        if (i)
+            rc = hs_buf_append(&w->line, "\t", 1);
+        if (!rc)
+            rc = put_value(&w->line, w->tb->cols[i].type, &v[i]);
     }
-    int rc = hs_pg_run(&w->t, w->sql, &a, NULL, w->what, err);
-    /* PostgreSQL's DETAIL quotes the failing row, which may hold a token: not in a message. */
-    char *detail = rc && err ? strstr(err->msg, "\nDETAIL:") : NULL;
-    if (detail)
-        *detail = '\0';
+    if (!rc)
+        rc = hs_buf_append(&w->line, "\n", 1);
+    if (rc)
+        return hs_fail(err, HS_ERR_TOOBIG, "%s: a row over the size cap", w->what);
+    if (w->line.len > INT32_MAX ||
+        PQputCopyData(w->t.c, hs_buf_str(&w->line), (int)w->line.len) != 1)
+        return hs_pg_fail(w->t.c, NULL, err, w->what);
+    return HS_OK;
+}
+
+/* Ends the COPY: its rows are in (ok) or refused; the result of it is PostgreSQL's. */
+static int copy_end(struct hs_copy_writer *w, bool ok, struct hs_error *err)
+{
+    int rc = HS_OK;
+    if (PQputCopyEnd(w->t.c, ok ? NULL : "the copy failed") != 1)
+        rc = hs_pg_fail(w->t.c, NULL, err, w->what);
+    PGresult *r;
+    while ((r = PQgetResult(w->t.c)) != NULL) {
+        if (!rc && ok && PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = copy_fail(w, r, err);
+        PQclear(r);
+    }
+    w->copying = false;
     return rc;
 }
 
@@ -256,10 +328,14 @@ static int identity_past(struct hs_copy_writer *w, struct hs_error *err)
 
 int hs_pg_copy_write_end(struct hs_copy_writer *w, int rc, struct hs_error *err)
 {
+    if (w->copying) {
+        int r2 = copy_end(w, rc == HS_OK, rc ? NULL : err);
+        rc = rc ? rc : r2;
+    }
     if (!rc && w->tb->identity)
         rc = identity_past(w, err);
     rc = hs_pg_leave(&w->t, rc, rc ? NULL : err);
-    free(w->sql);
+    hs_buf_free(&w->line);
     free(w);
     return rc;
 }
