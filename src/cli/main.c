@@ -37,8 +37,7 @@ static const struct command commands[] = {
     {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
     {"store", cmd_store, NEEDS_NOTHING,
-     "store rotate-key: encrypt the stored secrets under a new key; store copy: copy a whole "
-     "store (SQLite, PostgreSQL)"},
+     "rotate-key: seal the stored secrets under a new key; copy: move a whole store"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
