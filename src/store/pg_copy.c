@@ -148,7 +148,12 @@ int hs_pg_copy_read(struct hs_store *base, const struct hs_copy_table *tables, s
     int rc = PQstatus(t.c) == CONNECTION_OK
                  ? HS_OK
                  : hs_pg_fail(t.c, NULL, err, "connecting to PostgreSQL");
-    /* One snapshot for every table. */
+    /* Numbers printed exactly (the shortest form that reads back the same, whatever the
+     * server's default), text as stored; one snapshot for every table. */
+    if (!rc && PQsetClientEncoding(t.c, "UTF8") != 0)
+        rc = hs_pg_fail(t.c, NULL, err, "setting the client encoding");
+    if (!rc)
+        rc = hs_pg_run(&t, "SET extra_float_digits = 3", NULL, NULL, "setting the output", err);
     if (!rc)
         rc = hs_pg_run(&t, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL,
                        "beginning a read", err);
