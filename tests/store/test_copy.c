@@ -116,7 +116,8 @@ static void test_copy_carries_everything_and_the_feed_goes_on(void **state)
     assert_int_equal(j1, j2);
     assert_int_equal(s1, s2);
     int64_t due = 0, total = 0;
-    assert_int_equal(g.store->work->work_depth(g.store, &due, &total, INT64_MAX / 2, NULL), HS_OK);
+    assert_int_equal(g.store->work->work_depth(g.store, &due, &total, NULL, INT64_MAX / 2, NULL),
+                     HS_OK);
     assert_int_equal(total, 1);
 
     /* The feed goes on from the copied cursor: a change on the target comes after it, under
