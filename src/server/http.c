@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/blobs.h"
 #include "store/records.h"
 
 void hs_resp_init(struct hs_resp *r)
@@ -24,6 +25,8 @@ void hs_resp_init(struct hs_resp *r)
     memset(r, 0, sizeof *r);
     r->status = 500;
     r->fd = -1;
+    r->reader_size = MHD_SIZE_UNKNOWN;
+    r->reader_block = 4096;
 }
 
 void hs_resp_clear(struct hs_resp *r)
@@ -224,23 +227,112 @@ void hs_resp_html_message(struct hs_resp *r, int status, const char *title, cons
     hs_resp_html(r, status, html);
 }
 
-void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *data_dir,
-                         const struct hs_artifact_row *a, const char *cache_control)
+/* A file of object storage streamed in ranges of STREAM_CHUNK: each range is one request,
+ * retried on its own, so a dropped connection to the store costs one range, not the file. */
+#define STREAM_CHUNK (1024 * 1024)
+
+struct blob_stream {
+    const struct hs_blobs *b;
+    char *name;
+    char sha256[65];
+    int64_t size;
+    int64_t at; /* offset of buf's first byte */
+    size_t len; /* bytes in buf */
+    char *buf;
+};
+
+static ssize_t blob_stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
-    char *path = hs_aprintf("%s/%s", data_dir, a->path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    struct blob_stream *st = cls;
+    if ((int64_t)pos >= st->size)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if ((int64_t)pos < st->at || (int64_t)pos >= st->at + (int64_t)st->len) {
+        int64_t left = st->size - (int64_t)pos;
+        size_t n = left < STREAM_CHUNK ? (size_t)left : STREAM_CHUNK;
+        struct hs_error err = {0};
+        if (hs_blobs_read(st->b, st->name, (int64_t)pos, st->buf, n, &err) != HS_OK) {
+            /* The status went out already: closing the connection early is all that tells
+             * the client (its Content-Length is not met). */
+            hs_warn("http msg=\"stored file stream failed\" sha256=%s at=%llu error=\"%s\"",
+                    st->sha256, (unsigned long long)pos, err.msg);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        st->at = (int64_t)pos;
+        st->len = n;
+    }
+    size_t off = (size_t)((int64_t)pos - st->at);
+    size_t n = st->len - off < max ? st->len - off : max;
+    memcpy(out, st->buf + off, n);
+    return (ssize_t)n;
+}
+
+static void blob_stream_free(void *cls)
+{
+    struct blob_stream *st = cls;
+    free(st->name);
+    free(st->buf);
+    free(st);
+}
+
+/* The answer's body once its headers are set: a local file, a stream, or a redirect. */
+static void stored_file_body(struct hs_resp *r, const struct hs_blobs *b,
+                             const struct hs_artifact_row *a, int64_t size)
+{
+    struct hs_error err = {0};
+    char *url = NULL;
+    char *path = hs_blobs_local_path(b, a->path);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (path && fd < 0) {
         char eb[128];
         hs_warn("http msg=\"stored file missing\" sha256=%s path=%s error=\"%s\"", a->sha256, path,
-                fd < 0 ? strerror_r(errno, eb, sizeof eb) : "not a regular file");
-        if (fd >= 0)
-            close(fd);
-        free(path);
+                strerror_r(errno, eb, sizeof eb));
+        hs_resp_error(r, 404, "not_found", "the stored file is missing");
+    } else if (fd >= 0) {
+        r->fd = fd;
+        r->fd_size = (uint64_t)size;
+    } else if (hs_blobs_redirect_seconds(b) > 0) {
+        if (hs_blobs_presign(b, a->path, a->content_type, &url, &err) != HS_OK) {
+            hs_resp_fail(r, HS_ERR_INTERNAL, &err, "signing the file's URL");
+        } else {
+            hs_resp_set(r, 302, NULL, NULL, 0);
+            hs_resp_header(r, "Location", url);
+            /* The URL expires: a cache must not keep the redirect longer than a minute. */
+            hs_resp_header(r, "Cache-Control", "private, max-age=60");
+        }
+    } else {
+        struct blob_stream *st = hs_calloc(1, sizeof *st);
+        st->b = b;
+        st->name = hs_strdup(a->path);
+        hs_strlcpy(st->sha256, a->sha256 ? a->sha256 : "", sizeof st->sha256);
+        st->size = size;
+        st->buf = hs_malloc(STREAM_CHUNK);
+        r->reader = blob_stream_read;
+        r->reader_cls = st;
+        r->reader_free = blob_stream_free;
+        r->reader_size = (uint64_t)size;
+        r->reader_block = 64 * 1024;
+    }
+    free(url);
+    free(path);
+}
+
+void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
+                         const struct hs_artifact_row *a, const char *cache_control)
+{
+    int64_t size = 0;
+    struct hs_error err = {0};
+    int rc = hs_blobs_size(b, a->path, &size, &err);
+    if (rc == HS_ERR_NOT_FOUND || (rc == HS_OK && a->bytes > 0 && size != a->bytes)) {
+        hs_warn("http msg=\"stored file missing\" sha256=%s path=%s bytes=%lld error=\"%s\"",
+                a->sha256, a->path, (long long)(rc ? -1 : size),
+                rc ? err.msg : "not the size of the row");
         hs_resp_error(r, 404, "not_found", "the stored file is missing");
         return;
     }
-    free(path);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "reading the stored file");
+        return;
+    }
     char etag[80];
     (void)snprintf(etag, sizeof etag, "\"%s\"", a->sha256);
     hs_resp_set(r, 200,
@@ -251,12 +343,10 @@ void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *
     /* Bytes from Hover are served from our origin: never as an active document. */
     hs_resp_header(r, "Content-Security-Policy", "default-src 'none'; sandbox");
     if (hs_etag_matches(hs_req_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
-        close(fd);
         r->status = 304;
         return;
     }
-    r->fd = fd;
-    r->fd_size = (uint64_t)st.st_size;
+    stored_file_body(r, b, a, size);
 }
 
 static enum MHD_Result copy_value(void *cls, enum MHD_ValueKind kind, const char *key,

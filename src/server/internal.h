@@ -14,6 +14,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "store/blobs.h"
 #include "webhook/registration.h"
 
 /* Route flags. */
@@ -77,6 +78,8 @@ struct health_cache; /* routes_webhooks.c */
 
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
+    const struct hs_blobs *blobs; /* the artifact files: the configured store or local_blobs */
+    struct hs_blobs local_blobs;  /* the local folder data_dir, when none was configured */
     char *public_url_cfg;
     char *public_url;    /* no trailing slash */
     char *public_origin; /* scheme://host[:port] of public_url */

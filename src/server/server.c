@@ -220,8 +220,8 @@ static enum MHD_Result respond(struct req_ctx *c)
     c->phase = PH_DONE;
     struct MHD_Response *mr = NULL;
     if (r->reader) {
-        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, r->reader, r->reader_cls,
-                                               r->reader_free);
+        mr = MHD_create_response_from_callback(r->reader_size, r->reader_block, r->reader,
+                                               r->reader_cls, r->reader_free);
         if (mr) {
             r->reader = NULL;
             r->reader_cls = NULL;
@@ -976,6 +976,8 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->demo_listen = hs_strdup(cfg->demo_listen);
     s->web_dir = hs_strdup(cfg->web_dir ? cfg->web_dir : "web");
     s->data_dir = hs_strdup(cfg->data_dir ? cfg->data_dir : ".");
+    hs_blobs_local(&s->local_blobs, s->data_dir);
+    s->blobs = cfg->blobs ? cfg->blobs : &s->local_blobs;
     s->hover_url = hs_strdup(cfg->hover_url ? cfg->hover_url : "https://hover.to");
     s->client_id = hs_strdup(cfg->client_id && *cfg->client_id ? cfg->client_id : NULL);
     s->client_secret =
