@@ -292,18 +292,25 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     return len;
 }
 
-/* The text of <tag>...</tag> in an XML answer (the first one), caller frees; NULL if absent. */
-static char *xml_text(const char *xml, const char *tag)
+char *hs_s3_xml_text(const char *xml, size_t len, const char *tag)
 {
     char open[64], close[64];
-    (void)snprintf(open, sizeof open, "<%s>", tag);
-    (void)snprintf(close, sizeof close, "</%s>", tag);
-    const char *a = strstr(xml, open);
-    const char *b = a ? strstr(a, close) : NULL;
-    if (!a || !b)
+    int ol = snprintf(open, sizeof open, "<%s>", tag);
+    int cl = snprintf(close, sizeof close, "</%s>", tag);
+    if (!xml || ol <= 0 || cl <= 0 || (size_t)ol >= sizeof open || (size_t)cl >= sizeof close)
         return NULL;
-    a += strlen(open);
-    return hs_strndup(a, (size_t)(b - a));
+    const char *a = memmem(xml, len, open, (size_t)ol);
+    if (!a)
+        return NULL;
+    a += ol;
+    const char *b = memmem(a, len - (size_t)(a - xml), close, (size_t)cl);
+    return b ? hs_strndup(a, (size_t)(b - a)) : NULL;
+}
+
+/* The text of <tag> in an answer's body. */
+static char *answer_text(const struct hs_buf *body, const char *tag)
+{
+    return hs_s3_xml_text(body->data, body->len, tag);
 }
 
 static char *request_url(const struct hs_s3 *s, const struct s3_req *rq)
@@ -383,8 +390,8 @@ static int map_curl(CURLcode cc, const struct s3_req *rq, const struct s3_answer
 /* An HTTP status that is not a success, with S3's error code from the body. */
 static int map_status(const struct s3_req *rq, const struct s3_answer *ans, struct hs_error *err)
 {
-    char *code = xml_text(hs_buf_str(&ans->body), "Code");
-    char *msg = xml_text(hs_buf_str(&ans->body), "Message");
+    char *code = answer_text(&ans->body, "Code");
+    char *msg = answer_text(&ans->body, "Message");
     long st = ans->status;
     int rc = st == 404                ? HS_ERR_NOT_FOUND
              : st == 403 || st == 401 ? HS_ERR_FORBIDDEN
@@ -592,7 +599,7 @@ static int multipart_init(struct hs_s3 *s, const char *key, char **upload_id, st
     struct s3_answer ans;
     answer_init(&ans);
     int rc = perform(s, &rq, &ans, err);
-    char *id = rc ? NULL : xml_text(hs_buf_str(&ans.body), "UploadId");
+    char *id = rc ? NULL : answer_text(&ans.body, "UploadId");
     if (!rc && (!id || !*id)) {
         rc = hs_fail(err, HS_ERR_PARSE, "CreateMultipartUpload %s: no UploadId in the answer", key);
         free(id);
@@ -653,7 +660,7 @@ static int multipart_complete(struct hs_s3 *s, const char *key, const char *qid,
     answer_init(&ans);
     int rc = perform(s, &rq, &ans, err);
     /* S3 may answer 200 and report an error in the body. */
-    if (!rc && strstr(hs_buf_str(&ans.body), "<Error>"))
+    if (!rc && memmem(ans.body.data ? ans.body.data : "", ans.body.len, "<Error>", 7))
         rc = map_status(&rq, &(struct s3_answer){.status = 500, .body = ans.body}, err);
     /* A retry after a lost answer finds the upload already completed: the HEAD that follows
      * every upload decides. */

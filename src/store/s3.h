@@ -64,6 +64,11 @@ int hs_s3_delete(struct hs_s3 *s, const char *key, struct hs_error *err);
 int hs_s3_presign_get(const struct hs_s3 *s, const char *key, const char *content_type,
                       int64_t now_s, int64_t expires_s, char **url, struct hs_error *err);
 
+/* The text between the first <tag> and the </tag> after it in len bytes of an XML answer of S3
+ * (caller frees); NULL when there is none. Entities are left as they are: the values read this
+ * way (UploadId, Code, Message) are used as sent or only shown. */
+char *hs_s3_xml_text(const char *xml, size_t len, const char *tag);
+
 /* AWS Signature Version 4 for a query string (a presigned URL), on its own so that it can be
  * checked against AWS's published example: the query string (without '?') for a request of
  * method on host (as sent in Host) and path (already encoded, S3-style), signing only host, with
