@@ -103,6 +103,24 @@ class ObjectStorage(unittest.TestCase):
         finally:
             cli.cleanup()
 
+    def test_downloads_are_checked_before_upload(self):
+        """A PDF cut short by Hover's storage host but sent as complete: the download's checks
+        (its digest against the ETag, its format) fail it before it is uploaded, so no object
+        and no row."""
+        cli = Cli(self.sb, self.sb.tokens(), HOVERSYNC_DATA_DIR=os.path.join(self.tmp, "d"),
+                  HOVERSYNC_MAX_ATTEMPTS="2", **s3_env(self.sb))
+        try:
+            self.sb.fault(path="/storage/*", malformed=True)
+            r = cli.run("sync", JOB_ALL_COMPLETE, "--model", HOUSE, "--json")
+            self.assertNotEqual(r.returncode, 0)
+            self.assertRegex(r.stderr, r"measurements\.pdf: .*(does not match its ETag|%%EOF)")
+            pdfs = cli.sql("SELECT COUNT(*) FROM artifacts WHERE kind = 'measurements.pdf'")
+            self.assertEqual(pdfs[0][0], 0)
+            stored = {path for path, in cli.sql("SELECT path FROM artifacts")}
+            self.assertEqual(set(self.objects()), {"fleet/" + p for p in stored})
+        finally:
+            cli.cleanup()
+
     def test_two_serves_share_files_streamed_and_redirected(self):
         env = s3_env(self.sb)
         a = Service(self.sb, self.sb.tokens(), **env)
