@@ -2,7 +2,7 @@
 listener, which checks every signature: a CLI sync stores the files as objects (large ones in
 parts) and nothing under the data directory; an upload that keeps failing leaves no row; `serve`
 streams /files from the bucket, or redirects to a presigned URL; two `serve` on separate data
-directories, sharing the store and the bucket, serve each other's files."""
+directories, sharing the store and the bucket, serve each other's files and images."""
 import hashlib
 import http.client
 import os
@@ -152,6 +152,23 @@ class ObjectStorage(unittest.TestCase):
                 self.assertEqual(svc.get(pdf, headers={"If-None-Match": '"%s"' % sha}).status,
                                  304)
             self.assertFalse(os.path.exists(os.path.join(other, "blobs")))
+
+            # An image of a job one instance showed: served by both from the bucket (stored by
+            # whichever fetched it first from Hover: a route, or a sync in the background).
+            r = a.get("/api/jobs/%d" % JOB_ALL_COMPLETE)
+            self.assertEqual(r.status, 200, r.body)
+            image = [i["url"] for m in r.json["models"] if m["id"] != HOUSE
+                     for i in m["images"]][0]
+            first = b.get(image)
+            self.assertEqual(first.status, 200, first.body)
+            self.assertTrue(first.header("Content-Type").startswith("image/"))
+            again = a.get(image)
+            self.assertEqual((again.status, again.body), (200, first.body))
+            digest = hashlib.sha256(first.body).hexdigest()
+            self.assertIn("fleet/blobs/%s/%s/%s" % (digest[:2], digest[2:4], digest),
+                          self.objects())
+            for d in (os.path.join(a.dir, "data"), other):
+                self.assertEqual(files_under(os.path.join(d, "blobs")), [])
 
             # The store fails in the middle of an answer: the client sees the answer end before
             # its Content-Length, never a complete-looking file.
