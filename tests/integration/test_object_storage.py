@@ -193,6 +193,8 @@ class ObjectStorage(unittest.TestCase):
                 body = got.read()
                 self.assertEqual(got.headers["Content-Type"], "application/pdf")
             self.assertEqual(hashlib.sha256(body).hexdigest(), sha)
+            for svc in (c, b, a):  # a clean exit (and, in the sanitizer build, no leak)
+                self.assertEqual(svc.stop(), 0, svc.read_stderr())
         finally:
             for svc in (c, b, a):
                 if svc:
