@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "server/internal.h"
 #include "store/blobs.h"
 #include "store/records.h"
 
@@ -87,6 +88,9 @@ static void resp_drop_content(struct hs_resp *r)
     r->reader = NULL;
     r->reader_cls = NULL;
     r->reader_free = NULL;
+    r->reader_bind = NULL;
+    r->reader_size = MHD_SIZE_UNKNOWN;
+    r->reader_block = 4096;
 }
 
 void hs_resp_set(struct hs_resp *r, int status, const char *ctype, char *body, size_t len)
@@ -227,55 +231,8 @@ void hs_resp_html_message(struct hs_resp *r, int status, const char *title, cons
     hs_resp_html(r, status, html);
 }
 
-/* A file of object storage streamed in ranges of STREAM_CHUNK: each range is one request,
- * retried on its own, so a dropped connection to the store costs one range, not the file. */
-#define STREAM_CHUNK (1024 * 1024)
-
-struct blob_stream {
-    const struct hs_blobs *b;
-    char *name;
-    char sha256[65];
-    int64_t size;
-    int64_t at; /* offset of buf's first byte */
-    size_t len; /* bytes in buf */
-    char *buf;
-};
-
-static ssize_t blob_stream_read(void *cls, uint64_t pos, char *out, size_t max)
-{
-    struct blob_stream *st = cls;
-    if ((int64_t)pos >= st->size)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if ((int64_t)pos < st->at || (int64_t)pos >= st->at + (int64_t)st->len) {
-        int64_t left = st->size - (int64_t)pos;
-        size_t n = left < STREAM_CHUNK ? (size_t)left : STREAM_CHUNK;
-        struct hs_error err = {0};
-        if (hs_blobs_read(st->b, st->name, (int64_t)pos, st->buf, n, &err) != HS_OK) {
-            /* The status went out already: closing the connection early is all that tells
-             * the client (its Content-Length is not met). */
-            hs_warn("http msg=\"stored file stream failed\" sha256=%s at=%llu error=\"%s\"",
-                    st->sha256, (unsigned long long)pos, err.msg);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-        st->at = (int64_t)pos;
-        st->len = n;
-    }
-    size_t off = (size_t)((int64_t)pos - st->at);
-    size_t n = st->len - off < max ? st->len - off : max;
-    memcpy(out, st->buf + off, n);
-    return (ssize_t)n;
-}
-
-static void blob_stream_free(void *cls)
-{
-    struct blob_stream *st = cls;
-    free(st->name);
-    free(st->buf);
-    free(st);
-}
-
 /* The answer's body once its headers are set: a local file, a stream, or a redirect. */
-static void stored_file_body(struct hs_resp *r, const struct hs_blobs *b,
+static void stored_file_body(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
                              const struct hs_artifact_row *a, int64_t size)
 {
     struct hs_error err = {0};
@@ -299,18 +256,8 @@ static void stored_file_body(struct hs_resp *r, const struct hs_blobs *b,
             /* The URL expires: a cache must not keep the redirect longer than a minute. */
             hs_resp_header(r, "Cache-Control", "private, max-age=60");
         }
-    } else {
-        struct blob_stream *st = hs_calloc(1, sizeof *st);
-        st->b = b;
-        st->name = hs_strdup(a->path);
-        hs_strlcpy(st->sha256, a->sha256 ? a->sha256 : "", sizeof st->sha256);
-        st->size = size;
-        st->buf = hs_malloc(STREAM_CHUNK);
-        r->reader = blob_stream_read;
-        r->reader_cls = st;
-        r->reader_free = blob_stream_free;
-        r->reader_size = (uint64_t)size;
-        r->reader_block = 64 * 1024;
+    } else if (hs_blobstream_response(q, r, b, a, size) != 0) {
+        hs_resp_error(r, 503, "internal", "the service is stopping");
     }
     free(url);
     free(path);
@@ -346,7 +293,7 @@ void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const struct
         r->status = 304;
         return;
     }
-    stored_file_body(r, b, a, size);
+    stored_file_body(q, r, b, a, size);
 }
 
 static enum MHD_Result copy_value(void *cls, enum MHD_ValueKind kind, const char *key,

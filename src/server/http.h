@@ -78,6 +78,9 @@ struct hs_resp {
     MHD_ContentReaderCallback reader;
     void *reader_cls;
     MHD_ContentReaderFreeCallback reader_free;
+    /* Optional: told the connection the answer goes out on, before the reader is first called
+     * (a handler run off the connection's thread does not have it). */
+    void (*reader_bind)(void *cls, struct MHD_Connection *conn);
     size_t n_headers, cap_headers;
     char **hname, **hvalue;
 };

@@ -72,6 +72,7 @@ struct ticket {
 
 struct server_rt;    /* server.c: daemons and workers */
 struct sse_hub;      /* sse.c */
+struct blob_hub;     /* blobstream.c */
 struct hs_conns;     /* conns.c */
 struct hs_quota;     /* quota.c */
 struct health_cache; /* routes_webhooks.c */
@@ -123,6 +124,7 @@ struct hs_server {
 
     struct server_rt *rt;
     struct sse_hub *sse;
+    struct blob_hub *blobhub;    /* object storage only */
     struct hs_quota *quota;      /* NULL: no per-caller limit */
     struct health_cache *health; /* Hover's word on the webhooks, for GET /api/status */
     int hover_workers;
@@ -242,6 +244,18 @@ int hs_sse_start(struct hs_server *s, struct hs_error *err);
 void hs_sse_stop(struct hs_server *s);
 void hs_sse_free(struct hs_server *s);
 int64_t hs_sse_count(struct hs_server *s);
+
+/* ---- blobstream.c ---- */
+/* The threads that fetch the ranges of files streamed from object storage (none for a local
+ * folder). */
+int hs_blobstream_start(struct hs_server *s, struct hs_error *err);
+/* Ends every stream (their connections are resumed) and refuses new ones. */
+void hs_blobstream_stop(struct hs_server *s);
+/* Then, once libmicrohttpd stopped: joins the threads. */
+void hs_blobstream_free(struct hs_server *s);
+/* Makes r stream size bytes of a's file from object storage; -1 when streams are not running. */
+int hs_blobstream_response(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
+                           const struct hs_artifact_row *a, int64_t size);
 
 /* ---- the connect flow (routes_web.c) ---- */
 /* Whether the caller may start a connect flow for `name` (NULL: org-<owner id>): a valid name,

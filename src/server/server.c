@@ -220,6 +220,8 @@ static enum MHD_Result respond(struct req_ctx *c)
     c->phase = PH_DONE;
     struct MHD_Response *mr = NULL;
     if (r->reader) {
+        if (r->reader_bind)
+            r->reader_bind(r->reader_cls, c->req.conn);
         mr = MHD_create_response_from_callback(r->reader_size, r->reader_block, r->reader,
                                                r->reader_cls, r->reader_free);
         if (mr) {
@@ -1054,6 +1056,8 @@ int hs_server_start(struct hs_server *s, struct hs_error *err)
     struct server_rt *rt = s->rt;
     char host[256];
     int rc = hs_sse_start(s, err);
+    if (!rc)
+        rc = hs_blobstream_start(s, err);
     if (rc)
         return rc;
     fit_fd_limit(s);
@@ -1139,6 +1143,7 @@ void hs_server_stop(struct hs_server *s)
     if (rt->demo)
         rt->demo_sock = MHD_quiesce_daemon(rt->demo);
     hs_sse_stop(s);
+    hs_blobstream_stop(s);
     /* Let the requests in flight end (bounded: a Hover call may take long). */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -1180,6 +1185,7 @@ void hs_server_free(struct hs_server *s)
         return;
     hs_server_stop(s);
     hs_sse_free(s);
+    hs_blobstream_free(s);
     if (s->rt) {
         pthread_mutex_destroy(&s->rt->lock);
         pthread_cond_destroy(&s->rt->idle);

@@ -585,6 +585,11 @@ int hs_blobs_read_all(const struct hs_blobs *b, const char *name, size_t max, ch
     return HS_OK;
 }
 
+bool hs_blobs_is_local(const struct hs_blobs *b)
+{
+    return !b->s3;
+}
+
 char *hs_blobs_local_path(const struct hs_blobs *b, const char *name)
 {
     return b->s3 ? NULL : hs_aprintf("%s/%s", b->data_dir, name);

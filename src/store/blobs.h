@@ -9,6 +9,7 @@
 #ifndef HS_STORE_BLOBS_H
 #define HS_STORE_BLOBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,8 @@ int hs_blobs_read(const struct hs_blobs *b, const char *name, int64_t off, char 
 /* The whole of name (NUL-terminated, caller frees); HS_ERR_TOOBIG over max bytes. */
 int hs_blobs_read_all(const struct hs_blobs *b, const char *name, size_t max, char **out,
                       size_t *len, struct hs_error *err);
+/* Whether b is the local folder. */
+bool hs_blobs_is_local(const struct hs_blobs *b);
 /* The local folder's path of name (caller frees); NULL for other back-ends. */
 char *hs_blobs_local_path(const struct hs_blobs *b, const char *name);
 /* Seconds a redirect to a presigned URL is valid; 0: files are streamed (always, locally). */

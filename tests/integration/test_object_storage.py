@@ -9,11 +9,12 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import JOB_ALL_COMPLETE, Cli, Sandbox, Service, wait_for  # noqa: E402
+from harness import SLOW, JOB_ALL_COMPLETE, Cli, Sandbox, Service, wait_for  # noqa: E402
 
 KEY = "AKIAIOSFODNN7EXAMPLE"  # the sandbox's default credential
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -200,6 +201,52 @@ class ObjectStorage(unittest.TestCase):
                 if svc:
                     svc.stop()
                     svc.cleanup()
+
+    def synced_pdf(self, svc):
+        """Syncs HOUSE through svc; the /files path of its PDF."""
+        r = svc.request("POST", "/api/syncs", {"job_id": JOB_ALL_COMPLETE, "model_ids": [HOUSE]})
+        self.assertEqual(r.status, 202, r.body)
+        sync_id = r.json["id"]
+
+        def finished():
+            st = svc.get("/api/syncs/" + sync_id).json
+            return st if st["status"] in ("done", "failed") else None
+        st = wait_for("the sync", finished, timeout=90)
+        self.assertEqual(st["result"], "synced", st)
+        return st["records"]["pdf"]
+
+    def test_slow_storage_holds_up_no_other_request(self):
+        """Eight downloads wait on a slow storage (more than the service's request threads):
+        the service still answers other requests meanwhile, and then every download whole."""
+        svc = Service(self.sb, self.sb.tokens(), **s3_env(self.sb))
+        try:
+            pdf = self.synced_pdf(svc)
+            sha = pdf.split("/")[-1]
+            self.sb.fault(op="GetObject", latency_ms=4000 * SLOW)
+            results = []
+
+            def download():
+                r = svc.get(pdf)
+                results.append((r.status, hashlib.sha256(r.body).hexdigest()))
+            threads = [threading.Thread(target=download) for _ in range(8)]
+            for t in threads:
+                t.start()
+
+            def answered():  # the eight answers' headers went out; their bodies wait
+                m = svc.get("/metrics", key=False).body.decode()
+                line = 'hoversync_http_requests_total{route="/files/{sha256}",status="200"} '
+                return any(x.startswith(line) and int(x.split()[-1]) >= 8
+                           for x in m.splitlines())
+            wait_for("the downloads to be answered", answered)
+            self.assertEqual(svc.get("/healthz", key=False).status, 200)
+            self.assertEqual(results, [])  # all still waiting on the storage
+            for t in threads:
+                t.join(60 * SLOW)
+            self.assertEqual(results, [(200, sha)] * 8)
+            self.assertEqual(svc.stop(), 0, svc.read_stderr())
+        finally:
+            svc.stop()
+            svc.cleanup()
 
     def test_bad_settings_are_refused(self):
         cli = Cli(self.sb, None, HOVERSYNC_DATA_DIR=os.path.join(self.tmp, "d"))
