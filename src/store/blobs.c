@@ -37,7 +37,9 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "store/blobs.h"
+#include "store/records.h"
 #include "store/s3.h"
+#include "store/store.h"
 
 /* What differs between the back-ends; the writer and its temporary file are common. */
 struct hs_blob_backend {
@@ -695,5 +697,55 @@ int hs_blobs_copy_all(const struct hs_blobs *from, const struct hs_blobs *to,
         hs_info("blobs=copy from=%s to=%s copied=%lld kept=%lld",
                 from->location ? from->location : from->data_dir,
                 to->location ? to->location : to->data_dir, (long long)nc, (long long)nk);
+    return rc;
+}
+
+/* The distinct digests of the store's artifact rows. */
+struct digests {
+    char (*v)[65];
+    size_t n, cap, at;
+};
+
+static int collect_digest(void *ctx, const struct hs_artifact_row *a)
+{
+    struct digests *d = ctx;
+    if (!a->sha256 || strlen(a->sha256) != 64 || strspn(a->sha256, "0123456789abcdef") != 64)
+        return 0; /* not a name of ours: nothing stored under it */
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 256;
+        d->v = hs_realloc(d->v, d->cap * sizeof *d->v);
+    }
+    memcpy(d->v[d->n++], a->sha256, 65);
+    return 0;
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+    return memcmp(a, b, 64);
+}
+
+static int next_digest(void *ctx, char out[65])
+{
+    struct digests *d = ctx;
+    while (d->at < d->n && d->at > 0 && memcmp(d->v[d->at], d->v[d->at - 1], 64) == 0)
+        d->at++; /* sorted: each digest once */
+    if (d->at == d->n)
+        return 0;
+    memcpy(out, d->v[d->at++], 65);
+    return 1;
+}
+
+int hs_blobs_copy_store(struct hs_store *store, const struct hs_blobs *from,
+                        const struct hs_blobs *to, int64_t *copied, int64_t *kept,
+                        struct hs_error *err)
+{
+    struct digests d = {0};
+    int rc = store->records->artifact_each(store, collect_digest, &d, err);
+    if (!rc) {
+        if (d.n)
+            qsort(d.v, d.n, sizeof *d.v, cmp_digest);
+        rc = hs_blobs_copy_all(from, to, next_digest, &d, copied, kept, err);
+    }
+    free(d.v);
     return rc;
 }

@@ -79,6 +79,14 @@ int hs_blobs_copy_all(const struct hs_blobs *from, const struct hs_blobs *to,
                       int (*next)(void *ctx, char sha256_hex[65]), void *ctx, int64_t *copied,
                       int64_t *kept, struct hs_error *err);
 
+/* Copies, as hs_blobs_copy_all, every blob that an artifact row of the store points at (each
+ * digest once, whatever the number of rows). The digests are listed first, then copied outside
+ * any transaction of the store. */
+struct hs_store;
+int hs_blobs_copy_store(struct hs_store *store, const struct hs_blobs *from,
+                        const struct hs_blobs *to, int64_t *copied, int64_t *kept,
+                        struct hs_error *err);
+
 struct hs_blob_writer;
 /* Starts a file of the store b under <data_dir>/tmp; bytes are hashed as they are written. */
 int hs_blobs_begin(const struct hs_blobs *b, struct hs_blob_writer **out, struct hs_error *err);
