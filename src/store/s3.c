@@ -1,11 +1,12 @@
 /* s3.c: the S3 client of the blob store (see s3.h).
  *
- * One libcurl easy handle per request attempt, so the client may be used from any number of
- * threads at once without a lock. libcurl signs (CURLOPT_AWS_SIGV4); libcurl 7.88 takes the
- * payload hash from the x-amz-content-sha256 header we send, which is why every request sends it
- * (the hash of the empty body for requests without one). The presigner at the bottom is ours,
- * as libcurl cannot presign; it is independent of the sandbox's verifier on purpose, so that
- * a mistake shared by both cannot hide.
+ * The client may be used from any number of threads at once: each attempt takes an idle libcurl
+ * easy handle from the client's few (or makes one) and gives it back after, so that the next
+ * request reuses its connection (keep-alive) rather than connecting again. libcurl signs
+ * (CURLOPT_AWS_SIGV4); libcurl 7.88 takes the payload hash from the x-amz-content-sha256 header we
+ * send, which is why every request sends it (the hash of the empty body for requests without one).
+ * The presigner at the bottom is ours, as libcurl cannot presign; it is independent of the
+ * sandbox's verifier on purpose, so that a mistake shared by both cannot hide.
  *
  * What S3 answers is trusted only as far as it is confirmed: an upload is followed by a HEAD of
  * the object that must show its full size, and a ranged read must bring exactly the bytes asked
@@ -36,6 +37,7 @@
 #define RETRY_MAX_MS     5000
 #define MAX_PARTS        10000
 #define READ_CHUNK_BYTES (64 * 1024)
+#define IDLE_HANDLES     8
 
 struct hs_s3 {
     char *endpoint; /* scheme://authority[/base], no trailing '/' */
@@ -47,6 +49,9 @@ struct hs_s3 {
     int64_t part_size;
     int max_attempts;
     int64_t retry_base_ms, timeout_ms;
+    pthread_mutex_t lock; /* guards idle */
+    CURL *idle[IDLE_HANDLES];
+    int n_idle;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -142,6 +147,7 @@ int hs_s3_new(const struct hs_s3_config *cfg, struct hs_s3 **out, struct hs_erro
         return hs_fail(err, HS_ERR_INVALID, "the part size must be at least %d bytes",
                        HS_S3_PART_MIN);
     struct hs_s3 *s = hs_calloc(1, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
     s->region = hs_strdup(cfg->region && *cfg->region ? cfg->region : "us-east-1");
     char *dflt = hs_aprintf("https://s3.%s.amazonaws.com", s->region);
     int rc = parse_endpoint(s, cfg->endpoint && *cfg->endpoint ? cfg->endpoint : dflt, err);
@@ -169,6 +175,9 @@ void hs_s3_free(struct hs_s3 *s)
 {
     if (!s)
         return;
+    for (int i = 0; i < s->n_idle; i++)
+        curl_easy_cleanup(s->idle[i]);
+    pthread_mutex_destroy(&s->lock);
     free(s->endpoint);
     free(s->host);
     free(s->base);
@@ -406,7 +415,32 @@ static int map_status(const struct s3_req *rq, const struct s3_answer *ans, stru
     return rc;
 }
 
-static int attempt(const struct hs_s3 *s, const struct s3_req *rq, struct s3_answer *ans,
+/* An easy handle with its connections: an idle one of the client's, else a new one. */
+static CURL *handle_take(struct hs_s3 *s)
+{
+    CURL *e = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->n_idle > 0)
+        e = s->idle[--s->n_idle];
+    pthread_mutex_unlock(&s->lock);
+    if (e)
+        curl_easy_reset(e); /* options back to defaults; the connections stay */
+    return e ? e : curl_easy_init();
+}
+
+static void handle_give(struct hs_s3 *s, CURL *e)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->n_idle < IDLE_HANDLES) {
+        s->idle[s->n_idle++] = e;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (e)
+        curl_easy_cleanup(e);
+}
+
+static int attempt(struct hs_s3 *s, const struct s3_req *rq, struct s3_answer *ans,
                    struct hs_error *err)
 {
     hs_buf_reset(&ans->body);
@@ -416,7 +450,7 @@ static int attempt(const struct hs_s3 *s, const struct s3_req *rq, struct s3_ans
     ans->overflow = false;
     ans->io_errno = 0;
     ans->length = -1;
-    struct xfer x = {.rq = rq, .ans = ans, .easy = curl_easy_init()};
+    struct xfer x = {.rq = rq, .ans = ans, .easy = handle_take(s)};
     if (!x.easy)
         return hs_fail(err, HS_ERR_INTERNAL, "cannot create a libcurl handle");
     char *sha = hs_aprintf("x-amz-content-sha256: %s", rq->sha256 ? rq->sha256 : EMPTY_SHA256);
@@ -440,7 +474,10 @@ static int attempt(const struct hs_s3 *s, const struct s3_req *rq, struct s3_ans
     else if (!rc && rq->dst && ans->got != rq->dst_len)
         rc = hs_fail(err, HS_ERR_TRUNCATED, "%s %s: %zu of %zu bytes", rq->op, rq->key, ans->got,
                      rq->dst_len);
-    curl_easy_cleanup(x.easy);
+    /* Unset what points into this attempt's memory before the handle waits for another. */
+    curl_easy_setopt(x.easy, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(x.easy, CURLOPT_HTTPHEADER, NULL);
+    handle_give(s, x.easy);
     curl_slist_free_all(h);
     free(url);
     free(sha);
@@ -464,7 +501,7 @@ static void sleep_ms(int64_t ms)
 }
 
 /* A request with its retries; ans holds the last attempt's answer (the caller clears it). */
-static int perform(const struct hs_s3 *s, const struct s3_req *rq, struct s3_answer *ans,
+static int perform(struct hs_s3 *s, const struct s3_req *rq, struct s3_answer *ans,
                    struct hs_error *err)
 {
     int rc = HS_OK;
