@@ -25,12 +25,16 @@ struct cli {
     struct hs_store *store;
     struct hs_client *client;
     struct hs_limiter *limiter; /* the client's budget (cli_shared_limiter) */
+    struct hs_blobs *blobs;     /* the artifact files: the data directory or S3 (cli_open) */
     bool stdout_tty;
 };
 
 /* The Hover client's settings from the configuration table (defaults for the rest); the
  * strings are borrowed from the configuration. */
 void cli_client_config(const struct cli *c, struct hs_client_config *cc);
+/* The blob store's settings from the configuration table (strings borrowed from it). */
+struct hs_blobs_config;
+void cli_blobs_config(const struct cli *c, struct hs_blobs_config *bc);
 /* Opens the store and (with_client) creates the client from the configuration; on failure
  * prints the reason and returns EXIT_FAIL. */
 int cli_open(struct cli *c, bool with_client);

@@ -227,6 +227,7 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
         .demo_listen = o->demo,
         .web_dir = hs_config_str(&c->cfg, CFG_WEB_DIR),
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .blobs = c->blobs,
         .hover_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
         .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
         .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),

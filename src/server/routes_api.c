@@ -653,7 +653,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
         return;
     }
     /* Content-addressed: the bytes behind a name never change. */
-    hs_resp_stored_file(q, r, s->data_dir, &a, "private, max-age=31536000, immutable");
+    hs_resp_stored_file(q, r, s->blobs, &a, "private, max-age=31536000, immutable");
     hs_artifact_row_clear(&a);
 }
 

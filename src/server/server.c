@@ -221,8 +221,10 @@ static enum MHD_Result respond(struct req_ctx *c)
     c->phase = PH_DONE;
     struct MHD_Response *mr = NULL;
     if (r->reader) {
-        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, r->reader, r->reader_cls,
-                                               r->reader_free);
+        if (r->reader_bind)
+            r->reader_bind(r->reader_cls, c->req.conn);
+        mr = MHD_create_response_from_callback(r->reader_size, r->reader_block, r->reader,
+                                               r->reader_cls, r->reader_free);
         if (mr) {
             r->reader = NULL;
             r->reader_cls = NULL;
@@ -1009,6 +1011,8 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->demo_listen = hs_strdup(cfg->demo_listen);
     s->web_dir = hs_strdup(cfg->web_dir ? cfg->web_dir : "web");
     s->data_dir = hs_strdup(cfg->data_dir ? cfg->data_dir : ".");
+    hs_blobs_local(&s->local_blobs, s->data_dir);
+    s->blobs = cfg->blobs ? cfg->blobs : &s->local_blobs;
     s->hover_url = hs_strdup(cfg->hover_url ? cfg->hover_url : "https://hover.to");
     s->client_id = hs_strdup(cfg->client_id && *cfg->client_id ? cfg->client_id : NULL);
     s->client_secret =
@@ -1088,6 +1092,8 @@ int hs_server_start(struct hs_server *s, struct hs_error *err)
     struct server_rt *rt = s->rt;
     char host[256];
     int rc = hs_sse_start(s, err);
+    if (!rc)
+        rc = hs_blobstream_start(s, err);
     if (rc)
         return rc;
     fit_fd_limit(s);
@@ -1188,6 +1194,7 @@ void hs_server_stop(struct hs_server *s)
     if (rt->demo)
         rt->demo_sock = MHD_quiesce_daemon(rt->demo);
     hs_sse_stop(s);
+    hs_blobstream_stop(s);
     /* Let the requests in flight end (bounded: a Hover call may take long). */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -1229,6 +1236,7 @@ void hs_server_free(struct hs_server *s)
         return;
     hs_server_stop(s);
     hs_sse_free(s);
+    hs_blobstream_free(s);
     if (s->rt) {
         pthread_mutex_destroy(&s->rt->lock);
         pthread_cond_destroy(&s->rt->idle);

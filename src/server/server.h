@@ -27,6 +27,8 @@
 #include "worker/events.h"
 #include "worker/syncq.h"
 
+struct hs_blobs;
+
 struct hs_server_config {
     const char *listen;     /* "HOST:PORT"; port 0 = any free port */
     const char *public_url; /* how browsers reach the service; NULL: http://HOST:PORT as bound */
@@ -35,7 +37,9 @@ struct hs_server_config {
     const char *demo_listen; /* "HOST:PORT" of the demo CRM page; NULL: none */
     const char *web_dir;     /* the modal's files (web/) */
     const char *data_dir;    /* artifact files (the sync engine's data directory) */
-    const char *hover_url;   /* Hover's base URL, for the connect flow */
+    /* Where they are stored (outlives the server); NULL: the local folder data_dir. */
+    const struct hs_blobs *blobs;
+    const char *hover_url; /* Hover's base URL, for the connect flow */
     const char *client_id, *client_secret;
     const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of the API key (hs_server_api_key) */
     bool metrics_public;               /* /metrics from any address, not only loopback */

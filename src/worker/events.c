@@ -262,6 +262,7 @@ static int sync_plan(struct run *r, struct hs_client *client, const struct hs_jo
         struct hs_sync_engine e = {.client = client,
                                    .store = w->store,
                                    .data_dir = w->data_dir,
+                                   .blobs = w->cfg.blobs,
                                    .connection_key = it->connection_key,
                                    .on_progress = on_progress,
                                    .progress_ctx = r,

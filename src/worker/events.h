@@ -36,7 +36,9 @@
 #include "store/records.h"
 
 struct hs_events_config {
-    const char *data_dir;       /* the sync engine's artifact files */
+    const char *data_dir; /* the sync engine's artifact files */
+    /* Where they are stored (outlives the queue); NULL: the local folder data_dir. */
+    const struct hs_blobs *blobs;
     int threads;                /* default 2 */
     int64_t lease_ms;           /* a claim's lease, renewed every third of it; default 30000 */
     int64_t idle_ms;            /* how often an idle thread looks for other processes' items; 250 */
