@@ -119,12 +119,12 @@ class Balancer:
 
 class Fleet:
     """The sandbox, a CRM endpoint, the balancer, 3 serves and 2 workers on PG_URL and one data
-    folder. Also used by bench/fleet_intake.py (db: a SQLite path works as well)."""
+    folder. Also used by bench/fleet_intake.py (db None: a SQLite file in the shared folder)."""
 
     def __init__(self, sb, db=PG_URL, serves=3, workers=2, reconcile=3, rate=RATE):
         self.sb = sb
-        self.db = db
         self.dir = tempfile.mkdtemp(prefix="hs-fleet-")
+        self.db = db or os.path.join(self.dir, "hoversync.db")
         self.logs = os.path.join(self.dir, "logs")
         os.mkdir(self.logs)
         self.crm = Crm()
