@@ -416,6 +416,8 @@ class FleetTest(unittest.TestCase):
         codes = self.fleet.stop()
         self.assertEqual(set(codes.values()), {0}, (codes, self.fleet.log_text()[-4000:]))
         log = self.fleet.log_text()
+        self.assertNotIn("AddressSanitizer", log)
+        self.assertNotIn("runtime error:", log)
         print("logs: %d lines, %d warnings, %d errors, %d reconnections to PostgreSQL" % (
             log.count("\n"), log.count("level=warn"), log.count("level=error"),
             log.count("reconnecting")))
