@@ -273,7 +273,7 @@ def main():
             import shutil
             shutil.rmtree(d, ignore_errors=True)
     if args.only != "intake":
-        print("== event to synced: 3 serves + 2 workers, %d test jobs, one every %.1f s =="
+        print("== event to synced: 3 serves + 2 workers, %d test jobs, one every %g s =="
               % (args.jobs, args.interval))
         latency(harness, test_fleet, pg_url, args.jobs, args.interval)
         latency(harness, test_fleet, None, args.jobs, args.interval)
