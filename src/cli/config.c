@@ -113,6 +113,9 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "serve, worker: seconds of a work item's lease: its process renews it every third while it "
      "syncs the job; once it lapsed (the process died, paused or cut off) another process takes "
      "the item over and the late one's writes are refused"},
+    {CFG_DRAIN_TIMEOUT, "--drain-timeout", "HOVERSYNC_DRAIN_TIMEOUT", HS_CFG_INT, "20", 0, 3600,
+     "serve, worker: seconds SIGTERM waits for requests and syncs in flight to finish; then the "
+     "syncs still running are handed back to the queue for another process, and it exits"},
 };
 
 /* The web directory's default: the installed files; a binary built with the source tree's

@@ -100,6 +100,9 @@ struct hs_server {
     struct hs_duties *duties;
     const struct hs_clock *clock;
     struct hs_metrics *metrics;
+    struct hs_limiter *limiter; /* NULL: no budget series */
+    struct hs_outbox *outbox;   /* NULL: no delivery series */
+    atomic_bool draining;       /* SIGTERM came: /readyz 503, new requests 503 */
 
     /* Caches and flow state, under cache_lock. */
     pthread_mutex_t cache_lock;
@@ -248,6 +251,7 @@ int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r);
 
 /* ---- handlers ---- */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r);
+void hs_route_readyz(struct hs_req *q, struct hs_resp *r);
 void hs_route_metrics(struct hs_req *q, struct hs_resp *r);
 void hs_route_openapi(struct hs_req *q, struct hs_resp *r);
 void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r);

@@ -64,6 +64,7 @@
 
 const struct route hs_routes[] = {
     {"GET", "/healthz", 0, hs_route_healthz},
+    {"GET", "/readyz", 0, hs_route_readyz},
     {"GET", "/metrics", 0, hs_route_metrics},
     {"GET", "/openapi.yaml", 0, hs_route_openapi},
     {"POST", "/api/sessions", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY,
@@ -253,6 +254,8 @@ static enum MHD_Result respond(struct req_ctx *c)
     MHD_destroy_response(mr);
     int64_t ms = hs_server_mono_ms(s) - c->start_ms;
     hs_metrics_observe(s->metrics, c->label, r->status, (double)ms / 1000.0);
+    if (c->req.route && c->req.route->fn == hs_route_webhook_hover)
+        hs_metrics_webhook_intake(s->metrics, (double)ms / 1000.0);
     if (hs_log_level <= HS_LOG_INFO) {
         /* The path is the client's: no control characters or quotes reach the log line. */
         char path[201];
@@ -265,6 +268,13 @@ static enum MHD_Result respond(struct req_ctx *c)
                 path, r->status, (long long)ms);
     }
     return ok;
+}
+
+/* A webhook delivery refused before the receiver saw it, counted by result all the same. */
+static void webhook_refused(struct req_ctx *c, enum hs_webhook_result result)
+{
+    if (c->l->kind == HS_LISTENER_API && c->req.path && strcmp(c->req.path, HS_WEBHOOK_PATH) == 0)
+        hs_metrics_webhook(c->l->srv->metrics, result);
 }
 
 /* ---- routing ---- */
@@ -479,6 +489,7 @@ static void *worker_main(void *arg)
             if (stopping) {
                 hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try again");
                 hs_resp_header(&c->resp, "Retry-After", "5");
+                webhook_refused(c, HS_WH_UNAVAILABLE);
             } else {
                 c->req.route->fn(&c->req, &c->resp);
             }
@@ -545,6 +556,23 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
+/* Draining: the probes and the metrics still answer, so that a balancer sees the drain and a
+ * scraper its end; the rest is refused, to go to another instance. True when refused. */
+static bool draining_refused(struct req_ctx *c)
+{
+    struct hs_server *s = c->l->srv;
+    const char *p = c->req.path;
+    if (!atomic_load(&s->draining) || strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 ||
+        strcmp(p, "/metrics") == 0)
+        return false;
+    c->label = hs_n_routes + LBL_UNMATCHED;
+    hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try another instance");
+    hs_resp_header(&c->resp, "Retry-After", "1");
+    hs_resp_header(&c->resp, "Connection", "close");
+    webhook_refused(c, HS_WH_UNAVAILABLE);
+    return true;
+}
+
 static enum MHD_Result dispatch(struct req_ctx *c)
 {
     struct hs_server *s = c->l->srv;
@@ -564,6 +592,8 @@ static enum MHD_Result dispatch(struct req_ctx *c)
         hs_resp_error(r, 400, "bad_request", "malformed path");
         return respond(c);
     }
+    if (draining_refused(c))
+        return respond(c);
     if (c->l->kind == HS_LISTENER_DEMO) {
         c->label = hs_n_routes + LBL_DEMO;
         hs_route_demo(q, r);
@@ -616,6 +646,7 @@ static enum MHD_Result dispatch(struct req_ctx *c)
     if (c->too_big) {
         hs_resp_error(r, 413, "payload_too_large", "request bodies are limited to %u bytes",
                       HS_HTTP_BODY_MAX);
+        webhook_refused(c, HS_WH_TOO_BIG);
         return respond(c);
     }
     if ((rt->flags & R_AUTH) && hs_auth_check(q, r) != 0)
@@ -638,6 +669,7 @@ static enum MHD_Result dispatch(struct req_ctx *c)
             return MHD_YES; /* answered when the worker (or the timer) resumes the connection */
         hs_resp_error(r, 503, "internal", "the service is busy or stopping; try again");
         hs_resp_header(r, "Retry-After", "1");
+        webhook_refused(c, HS_WH_UNAVAILABLE);
         return respond(c);
     }
     rt->fn(q, r);
@@ -709,6 +741,7 @@ static enum MHD_Result first_call(struct req_ctx *c, struct MHD_Connection *conn
     if (!f.status)
         return MHD_YES; /* accept; answer on a later call (keep-alive) */
     c->label = hs_n_routes + LBL_UNMATCHED;
+    webhook_refused(c, f.status == 413 ? HS_WH_TOO_BIG : HS_WH_MALFORMED);
     hs_resp_error(&c->resp, f.status, f.status == 413 ? "payload_too_large" : NULL, "%s", f.msg);
     hs_resp_header(&c->resp, "Connection", "close");
     return respond(c);
@@ -996,6 +1029,9 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->syncq = deps->syncq;
     s->events = deps->events;
     s->duties = deps->duties;
+    s->limiter = deps->limiter;
+    s->outbox = deps->outbox;
+    atomic_init(&s->draining, false);
     s->clock = deps->clock ? deps->clock : hs_clock_system();
     s->provider = hs_client_pool_provider(deps->pool);
     s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 25;
@@ -1124,6 +1160,21 @@ const char *hs_server_url(const struct hs_server *s)
 const char *hs_server_demo_url(const struct hs_server *s)
 {
     return s->demo_url;
+}
+
+void hs_server_drain(struct hs_server *s)
+{
+    if (s && !atomic_exchange(&s->draining, true))
+        hs_info("server msg=\"draining\" in_flight=%lld",
+                (long long)atomic_load(&s->counters.in_flight));
+}
+
+int64_t hs_server_busy(struct hs_server *s)
+{
+    if (!s)
+        return 0;
+    int64_t n = atomic_load(&s->counters.in_flight) - hs_sse_count(s);
+    return n > 0 ? n : 0;
 }
 
 void hs_server_stop(struct hs_server *s)

@@ -1,7 +1,7 @@
 /* server.h: `hoversync serve`, the HTTP service of docs/API.md on libmicrohttpd: the modal's API
  * (search, jobs, syncs and their progress, records, files, images), the connect flow (Hover OAuth),
- * the modal's static files, /healthz and /metrics; optionally a second listener that plays a CRM
- * page for demos (--demo-crm).
+ * the modal's static files, /healthz, /readyz and /metrics; optionally a second listener that plays
+ * a CRM page for demos (--demo-crm).
  *
  * Threads: libmicrohttpd's epoll thread pool does the I/O and the quick routes; routes that wait
  * on the store (and the webhook intake) run on a small pool of worker threads while their
@@ -16,9 +16,11 @@
 #include <stddef.h>
 
 #include "core/clock.h"
+#include "hover/limiter.h"
 #include "hover/multi.h"
 #include "hover/pool.h"
 #include "hoversync.h"
+#include "notify/outbox.h"
 #include "search/search.h"
 #include "store/store.h"
 #include "worker/duties.h"
@@ -67,6 +69,10 @@ struct hs_server_deps {
     /* The loop of the transfers to Hover (hover/multi.h), stopped when the server stops so that
      * nothing waits on a slow Hover then; NULL: none. */
     struct hs_curl_multi *upstream;
+    /* For /metrics (NULL: their series are left out): the Hover budget of this process, and its
+     * CRM outbox (delivery attempts, when events is set). */
+    struct hs_limiter *limiter;
+    struct hs_outbox *outbox;
 };
 
 struct hs_server;
@@ -86,6 +92,12 @@ int hs_server_port(const struct hs_server *s);
 const char *hs_server_url(const struct hs_server *s);
 /* The demo CRM page's URL, or NULL. */
 const char *hs_server_demo_url(const struct hs_server *s);
+/* The start of a graceful stop (SIGTERM): from now on /readyz answers 503 "draining" and new
+ * requests other than /healthz, /readyz and /metrics get 503 with Connection: close; requests
+ * in flight go on. Safe from any thread, twice too. */
+void hs_server_drain(struct hs_server *s);
+/* Requests in flight, open progress streams left out (hs_server_stop ends those). */
+int64_t hs_server_busy(struct hs_server *s);
 /* Stops accepting, ends progress streams, lets running requests finish (a few seconds at most),
  * then stops. Safe to call twice. */
 void hs_server_stop(struct hs_server *s);

@@ -66,6 +66,16 @@ void hs_events_wake(struct hs_events *w);
  * pool's limiter is shut down first) and frees. Accepts NULL. */
 void hs_events_free(struct hs_events *w);
 
+/* The drain of a stopping process: no new item is claimed from now on (the threads end once
+ * their runs do; the leases of those runs are still renewed). Accepts NULL. */
+void hs_events_drain(struct hs_events *w);
+/* Runs going on now (0 for NULL). */
+int64_t hs_events_running(struct hs_events *w);
+/* Hands back the claims of the runs still going (store work_release): their items are due at
+ * once for any other process, and what those runs would still write is fenced out. Returns how
+ * many were handed back. Accepts NULL. */
+int64_t hs_events_hand_back(struct hs_events *w);
+
 /* Claims and runs one due item in the calling thread; *ran false when none was due. The
  * threads loop on it; tests call it directly. */
 int hs_events_run_once(struct hs_events *w, const char *worker_id, bool *ran, struct hs_error *err);
