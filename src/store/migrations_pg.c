@@ -448,7 +448,7 @@ const struct hs_migration hs_pg_migrations[] = {
      "  SELECT 'default', value, extract(epoch FROM updated_at)::bigint FROM settings\n"
      "  WHERE key = 'api_key_sha256';\n"
      "DELETE FROM settings WHERE key = 'api_key_sha256';\n"
-     "ALTER TABLE jobs ADD COLUMN disconnected_at timestamptz;\n"},
+     "ALTER TABLE jobs ADD COLUMN disconnected_at text; -- ISO-8601, as SQLite's\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

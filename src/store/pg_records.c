@@ -911,7 +911,8 @@ static int feed_rows(struct pg_txn *t, const char *sql, int64_t since, const cha
 static const char FEED_JOBS_SQL[] =
     "SELECT id, name, external_identifier, reconstruction_state, org_id, "
     "address_line1, address_line2, city, region, postal_code, country, latitude, longitude, "
-    "customer_name, customer_email, customer_phone, hover_updated_at, change_seq "
+    "customer_name, customer_email, customer_phone, hover_updated_at, change_seq, "
+    "disconnected_at "
     "FROM jobs WHERE change_seq > $1 AND " IN_SCOPE("connection_key") " ORDER BY change_seq, id";
 
 static json_t *feed_job(const PGresult *r, int row)
@@ -921,14 +922,14 @@ static json_t *feed_job(const PGresult *r, int row)
     static const char *const addr[] = {"line1",       "line2",   "city",     "region",
                                        "postal_code", "country", "latitude", "longitude"};
     static const char *const cust[] = {"name", "email", "phone"};
-    static const char *const tail[] = {"hover_updated_at", "change_seq"};
+    static const char *const tail[] = {"hover_updated_at", "change_seq", "disconnected_at"};
     json_t *j = json_object(), *a = json_object(), *c = json_object();
     put_cols(j, r, row, 0, top, 5);
     put_cols(a, r, row, 5, addr, 8);
     put_cols(c, r, row, 13, cust, 3);
     json_object_set_new(j, "address", a);
     json_object_set_new(j, "customer", c);
-    put_cols(j, r, row, 16, tail, 2);
+    put_cols(j, r, row, 16, tail, 3);
     return j;
 }
 

@@ -742,4 +742,5 @@ const struct hs_service_ops hs_pg_service_ops = {
     .api_keys_list = pg_api_keys_list,
     .api_key_delete = pg_api_key_delete,
     .api_key_used = pg_api_key_used,
+    .connection_delete = hs_pg_connection_delete,
 };

@@ -80,6 +80,20 @@ void hs_image_source_clear(struct hs_image_source *v);
 /* Image sources kept at most (the least recently listed go first). */
 #define HS_IMAGE_SOURCES_MAX 100000
 
+/* What connection_delete did. */
+struct hs_connection_deleted {
+    bool existed;       /* the connection's row (its token pair) was there */
+    int64_t webhooks;   /* its webhooks' rows deleted (deregister them at Hover first) */
+    int64_t work_items; /* its queued work items dropped */
+    int64_t syncs;      /* its syncs of POST /api/syncs ended (queued or running) */
+    int64_t jobs;       /* its jobs purged, or marked disconnected */
+    /* purge: the sha256 (hex) of the files that no row holds any more, for the caller to remove
+     * (hs_connection_deleted_clear frees them). */
+    char **orphans;
+    size_t n_orphans;
+};
+void hs_connection_deleted_clear(struct hs_connection_deleted *d);
+
 struct hs_service_ops {
     /* Small named settings (the API key's hash, ...). get: HS_ERR_NOT_FOUND when unset. */
     int (*setting_get)(struct hs_store *s, const char *key, char **value, struct hs_error *err);
@@ -127,6 +141,19 @@ struct hs_service_ops {
      * (0: none left in this window). */
     int (*caller_rate_take)(struct hs_store *s, const char *caller, int64_t window_ms, int limit,
                             int want, int *granted, struct hs_error *err);
+    /* Deletes the connection `key` in one transaction: its token pair, its webhooks' rows (and
+     * their access ids and pending verifications), its queued work (work items, pending polls,
+     * open selections; syncs queued or running end failed, error_code "disconnected"), its
+     * pending connect flows, image sources, sessions' scope, auto-sync policy, reconciliation
+     * checkpoint and refresh lease. Its accepted deliveries turn "ignored". Without purge its
+     * jobs and their records stay, each marked with disconnected_at = now_iso under a new
+     * change sequence (the records feed shows them); with purge they go with their models,
+     * artifacts, measurements, selections, sync runs and results, syncs, outbox messages and
+     * webhook deliveries, and out->orphans lists the files no other row holds. now_ms: unix ms.
+     * HS_ERR_NOT_FOUND (and nothing done) when nothing of that name exists. */
+    int (*connection_delete)(struct hs_store *s, const char *key, bool purge, int64_t now_ms,
+                             const char *now_iso, struct hs_connection_deleted *out,
+                             struct hs_error *err);
     /* Named API keys. api_key_put stores a new one (name and the hex SHA-256 of the key, at
      * created_at); HS_ERR_CONFLICT when the name or the key is taken. api_keys_list: every key,
      * by name (caller frees with hs_api_keys_free; *out may be NULL when *n is 0).

@@ -788,4 +788,5 @@ const struct hs_service_ops hs_sqlite_service_ops = {
     .api_keys_list = sq_api_keys_list,
     .api_key_delete = sq_api_key_delete,
     .api_key_used = sq_api_key_used,
+    .connection_delete = hs_sqlite_connection_delete,
 };
