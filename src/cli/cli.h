@@ -65,6 +65,7 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_worker(struct cli *c, int argc, char **argv);
 int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_apikeys(struct cli *c, int argc, char **argv);
+int cmd_connections(struct cli *c, int argc, char **argv);
 
 /* ---- background work shared by serve and worker (workers.c) ---- */
 #define CLI_MAX_ENDPOINTS 16

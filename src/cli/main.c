@@ -38,6 +38,8 @@ static const struct command commands[] = {
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
     {"store", cmd_store, NEEDS_STORE,
      "store rotate-key: encrypt the stored secrets under a new key"},
+    {"connections", cmd_connections, NEEDS_STORE,
+     "list the connected Hover orgs, or delete one (--purge: with its records)"},
     {"apikeys", cmd_apikeys, NEEDS_STORE, "create, list or revoke the API keys of CRM back-ends"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };

@@ -284,6 +284,7 @@ void hs_route_apikeys_create(struct hs_req *q, struct hs_resp *r);
 void hs_route_apikeys_revoke(struct hs_req *q, struct hs_resp *r);
 void hs_route_sessions_revoke(struct hs_req *q, struct hs_resp *r);
 void hs_route_session_end(struct hs_req *q, struct hs_resp *r);
+void hs_route_connection_delete(struct hs_req *q, struct hs_resp *r);
 /* Static files of web/ on the API listener (no route matched); false when there is none. */
 bool hs_route_static(struct hs_req *q, struct hs_resp *r);
 /* Everything the demo CRM listener serves. */

@@ -1,7 +1,8 @@
 /* routes_access.c: the routes that give and take back access (docs/API.md "API keys",
- * "Sessions"): the named API keys, revoking a session with the API key, and the modal's logout.
- * Keys and sessions live in the store, so that what one instance revokes fails at once on
- * every other (keys: within the cache of auth.c, KEYS_CACHE_MS). */
+ * "Sessions", "Deleting a connection"): the named API keys, revoking a session with the API
+ * key, the modal's logout, and deleting a connection (a Hover org). Keys, sessions and
+ * connections live in the store, so that what one instance revokes fails at once on every
+ * other (keys: within the cache of auth.c, KEYS_CACHE_MS). */
 #include <openssl/crypto.h>
 #include <string.h>
 
@@ -9,7 +10,9 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "server/internal.h"
+#include "hover/pool.h"
 #include "store/service.h"
+#include "webhook/disconnect.h"
 
 static json_t *unix_iso(int64_t unix_s)
 {
@@ -143,4 +146,33 @@ void hs_route_session_end(struct hs_req *q, struct hs_resp *r)
                        s->cookie_secure
                            ? "hs_session=; Path=/; HttpOnly; Max-Age=0; SameSite=None; Secure"
                            : "hs_session=; Path=/; HttpOnly; Max-Age=0; SameSite=Lax");
+}
+
+/* DELETE /api/connections/{name}[?purge=true] (API key only): src/webhook/disconnect.h. */
+void hs_route_connection_delete(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    const char *name = q->params[0];
+    const char *p = hs_req_arg(q, "purge");
+    if (p && strcmp(p, "true") != 0 && strcmp(p, "false") != 0) {
+        hs_resp_error(r, 400, "bad_request", "purge is true or false");
+        return;
+    }
+    bool purge = p && strcmp(p, "true") == 0;
+    struct hs_client *client = NULL;
+    struct hs_error err = {0};
+    if (hs_client_pool_acquire(s->pool, name, &client, &err) != HS_OK)
+        client = NULL; /* said in the answer: nothing could be deregistered */
+    struct hs_disconnect_report rep = {0};
+    int rc = hs_connection_disconnect(s->store, client, name, purge, s->data_dir,
+                                      s->clock->wall_ms(s->clock), &rep, &err);
+    if (client)
+        hs_client_pool_release(s->pool, client);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "deleting the connection");
+        return;
+    }
+    hs_connection_note(s, name, HS_OK); /* a flag of this process, for a name no longer there */
+    hs_resp_json(r, 200, hs_disconnect_report_json(name, purge, &rep));
+    hs_disconnect_report_clear(&rep);
 }

@@ -75,6 +75,9 @@ const struct route hs_routes[] = {
     {"POST", "/api/apikeys", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY, hs_route_apikeys_create},
     {"DELETE", "/api/apikeys/{name}", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_apikeys_revoke},
     {"GET", "/api/connections", R_AUTH | R_WORKER, hs_route_connections},
+    /* Deregisters the org's webhooks at Hover first (src/webhook/disconnect.h). */
+    {"DELETE", "/api/connections/{name}", R_AUTH | R_KEY_ONLY | R_HOVER,
+     hs_route_connection_delete},
     {"GET", "/api/jobs", R_AUTH | R_HOVER | R_QUOTA, hs_route_jobs_search},
     {"GET", "/api/jobs/{id}", R_AUTH | R_HOVER | R_QUOTA, hs_route_job_show},
     {"POST", "/api/syncs", R_AUTH | R_HOVER | R_QUOTA | R_JSON_BODY, hs_route_syncs_create},
