@@ -95,7 +95,7 @@ struct hs_connection_deleted {
 void hs_connection_deleted_clear(struct hs_connection_deleted *d);
 
 struct hs_service_ops {
-    /* Small named settings (the API key's hash, ...). get: HS_ERR_NOT_FOUND when unset. */
+    /* Small named settings. get: HS_ERR_NOT_FOUND when unset. */
     int (*setting_get)(struct hs_store *s, const char *key, char **value, struct hs_error *err);
     int (*setting_put)(struct hs_store *s, const char *key, const char *value,
                        struct hs_error *err);
