@@ -26,11 +26,12 @@ class ApiKeys(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for s in (cls.b, cls.a):
-            s.stop()
+        rcs = [(s.stop(), s.read_stderr()) for s in (cls.b, cls.a)]
         cls.a.cleanup()
         cls.b.cleanup()
         cls.sb.stop()
+        for rc, err in rcs:
+            assert rc == 0, "hoversync serve exited with %s: %s" % (rc, err[-3000:])
 
     def status_with(self, svc, key):
         return svc.get("/api/connections", key=bearer(key)).status
@@ -112,11 +113,12 @@ class Sessions(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for s in (cls.b, cls.a):
-            s.stop()
+        rcs = [(s.stop(), s.read_stderr()) for s in (cls.b, cls.a)]
         cls.a.cleanup()
         cls.b.cleanup()
         cls.sb.stop()
+        for rc, err in rcs:
+            assert rc == 0, "hoversync serve exited with %s: %s" % (rc, err[-3000:])
 
     def new_session(self):
         r = self.a.request("POST", "/api/sessions", {"user": "u-1"})

@@ -47,10 +47,11 @@ class Disconnect(unittest.TestCase):
         self.sync(self.cli_b, self.job_b)
 
     def tearDown(self):
-        self.svc.stop()
+        rc, err = self.svc.stop(), self.svc.read_stderr()
         self.svc.cleanup()
         self.cli_b.cleanup()
         self.sb.stop()
+        self.assertEqual(rc, 0, err[-3000:])
 
     def sync(self, cli, job):
         r = cli.run("sync", job, "--all-complete", "--rate-limit", 0, "--json",
