@@ -191,6 +191,23 @@ static int model_row_put(struct pg_txn *t, const char *sql, int64_t job_id,
     return rc;
 }
 
+/* A job of a deleted connection (disconnected_at set, connection_delete) read again through a
+ * connection is connected again: the feed shows it with disconnected_at null. */
+static int job_connected(struct pg_txn *t, int64_t id, int64_t seq, bool *changed,
+                         struct hs_error *err)
+{
+    struct pg_args a = {0};
+    hs_pg_int(&a, id);
+    hs_pg_int(&a, seq);
+    int64_t changes = 0;
+    int rc = hs_pg_run(t,
+                       "UPDATE jobs SET disconnected_at = NULL, change_seq = $2 "
+                       "WHERE id = $1 AND disconnected_at IS NOT NULL",
+                       &a, &changes, "storing job", err);
+    *changed = !rc && changes > 0;
+    return rc;
+}
+
 static int pg_job_upsert(struct hs_store *base, const struct hs_job *job,
                          const char *connection_key, bool *changed, struct hs_error *err)
 {
@@ -209,6 +226,9 @@ static int pg_job_upsert(struct hs_store *base, const struct hs_job *job,
     rc = hs_pg_seq_peek(&t, &seq, err);
     if (!rc)
         rc = job_row_put(&t, job, connection_key, seq, &any, err);
+    if (!rc)
+        rc = job_connected(&t, job->id, seq, &one, err);
+    any = any || one;
     char *msql = upsert_sql("models", model_cols, N_MODEL_COLS, false);
     for (size_t i = 0; !rc && i < job->n_models; i++) {
         rc = model_row_put(&t, msql, job->id, &job->models[i], seq, &one, err);

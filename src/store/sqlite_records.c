@@ -212,6 +212,26 @@ static int model_row_put(struct sq_txn *t, sqlite3_stmt *st, int64_t job_id,
     return HS_OK;
 }
 
+/* A job of a deleted connection (disconnected_at set, connection_delete) read again through a
+ * connection is connected again: the feed shows it with disconnected_at null. */
+static int job_connected(struct sq_txn *t, int64_t id, int64_t seq, bool *changed,
+                         struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(t, &st,
+                            "UPDATE jobs SET disconnected_at = NULL, change_seq = ?2 "
+                            "WHERE id = ?1 AND disconnected_at IS NOT NULL",
+                            "storing job", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, seq);
+    int changes = 0;
+    rc = hs_sqlite_run(t, st, &changes, "storing job", err);
+    *changed = !rc && changes > 0;
+    return rc;
+}
+
 static int sq_job_upsert(struct hs_store *base, const struct hs_job *job,
                          const char *connection_key, bool *changed, struct hs_error *err)
 {
@@ -231,6 +251,9 @@ static int sq_job_upsert(struct hs_store *base, const struct hs_job *job,
     rc = hs_sqlite_seq_peek(&t, &seq, err);
     if (!rc)
         rc = job_row_put(&t, job, connection_key, seq, &any, err);
+    if (!rc)
+        rc = job_connected(&t, job->id, seq, &one, err);
+    any = any || one;
     if (!rc && job->n_models > 0) {
         char *sql = upsert_sql("models", model_cols, N_MODEL_COLS, false);
         rc = hs_sqlite_prep(&t, &mst, sql, "storing model", err);

@@ -140,6 +140,32 @@ static void test_delete_keeps_records_marked_in_the_feed(void **state)
         HS_ERR_INVALID);
 }
 
+/* Connected again (the org connected anew, its job read again): the mark goes, in the feed. */
+static void test_job_read_again_is_connected_again(void **state)
+{
+    struct fixture *f = *state;
+    two_orgs(f);
+    struct hs_connection_deleted d = {0};
+    assert_int_equal(
+        f->store->service->connection_delete(f->store, "org-a", false, NOW_MS, NOW_ISO, &d, NULL),
+        HS_OK);
+    hs_connection_deleted_clear(&d);
+    json_t *before = feed(f, 0);
+    int64_t cursor = cursor_of(before);
+    json_decref(before);
+    struct test_job a;
+    make_job(&a);
+    bool changed = false;
+    assert_int_equal(f->store->records->job_upsert(f->store, &a.job, "org-a", &changed, NULL),
+                     HS_OK);
+    assert_true(changed);
+    json_t *after = feed(f, cursor);
+    assert_int_equal(count_of(after, "jobs"), 1);
+    json_t *job = json_array_get(json_object_get(after, "jobs"), 0);
+    assert_true(json_is_null(json_object_get(job, "disconnected_at")));
+    json_decref(after);
+}
+
 static void test_purge_removes_rows_and_names_only_its_own_files(void **state)
 {
     struct fixture *f = *state;
@@ -203,6 +229,7 @@ int main(void)
         STORE_TEST(test_delete_keeps_records_marked_in_the_feed),
         STORE_TEST(test_purge_removes_rows_and_names_only_its_own_files),
         STORE_TEST(test_purge_after_delete),
+        STORE_TEST(test_job_read_again_is_connected_again),
     };
     return STORE_TESTS("store disconnect", tests);
 }
