@@ -459,6 +459,7 @@ static int bearer_check(struct hs_req *q, struct hs_resp *r, const char *authz)
     struct hs_error err = {0};
     if (s->has_env_key && CRYPTO_memcmp(h, s->api_key_hash, sizeof h) == 0) {
         q->auth = HS_AUTH_KEY;
+        (void)hs_strlcpy(q->key_name, HS_API_KEY_ENV_NAME, sizeof q->key_name);
         return 0;
     }
     char name[HS_API_KEY_NAME_MAX + 1];
@@ -470,6 +471,7 @@ static int bearer_check(struct hs_req *q, struct hs_resp *r, const char *authz)
     }
     if (rc == 1) {
         q->auth = HS_AUTH_KEY;
+        (void)hs_strlcpy(q->key_name, name, sizeof q->key_name);
         return 0;
     }
     if (!hs_is_hex(key, 64)) {

@@ -104,6 +104,28 @@ class ApiKeys(unittest.TestCase):
                  timeout=10)
 
 
+class PerKeyRate(unittest.TestCase):
+    def test_each_named_key_has_its_own_caller_rate(self):
+        sb = Sandbox(jobs=10)
+        svc = Service(sb, sb.tokens(), args=["--caller-rate-limit", 2])
+        try:
+            keys = [svc.request("POST", "/api/apikeys", {"name": n}).json["key"]
+                    for n in ("crm-one", "crm-two")]
+            path = "/api/jobs?q=Meadow"
+            for _ in range(2):
+                self.assertEqual(svc.get(path, key=bearer(keys[0])).status, 200)
+            self.assertEqual(svc.get(path, key=bearer(keys[0])).status, 429)
+            # Another CRM's key, and the environment's, are not held back by the first one's.
+            self.assertEqual(svc.get(path, key=bearer(keys[1])).status, 200)
+            self.assertEqual(svc.get(path).status, 200)
+        finally:
+            rc = svc.stop()
+            err = svc.read_stderr()
+            svc.cleanup()
+            sb.stop()
+        self.assertEqual(rc, 0, err[-3000:])
+
+
 class Sessions(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
