@@ -196,39 +196,51 @@ static int keys_read(struct hs_server *s, int64_t now_ms, struct hs_error *err)
     return HS_OK;
 }
 
+/* The cached key whose hash is h, compared with every one in constant time: its name into name,
+ * and into touch when its use is to be noted (to the minute). Under keys_lock. */
+static bool key_lookup(struct hs_server *s, const unsigned char h[32], int64_t wall,
+                       char name[HS_API_KEY_NAME_MAX + 1], char touch[HS_API_KEY_NAME_MAX + 1])
+{
+    struct key_entry *hit = NULL;
+    for (size_t i = 0; i < s->n_keys; i++)
+        if (CRYPTO_memcmp(s->keys[i].hash, h, 32) == 0)
+            hit = &s->keys[i];
+    if (!hit)
+        return false;
+    (void)hs_strlcpy(name, hit->name, HS_API_KEY_NAME_MAX + 1);
+    if (wall - hit->last_used_at >= 60) {
+        hit->last_used_at = wall;
+        (void)hs_strlcpy(touch, hit->name, HS_API_KEY_NAME_MAX + 1);
+    }
+    return true;
+}
+
 /* Whether h is the hash of a stored key: 1 (its name into name), 0, or a negative hs_err. The
- * keys are re-read every KEYS_CACHE_MS, so that a revoke holds everywhere within that; a miss on
- * what has a created key's shape re-reads them at once, so that a key just created works at once
- * (one read of a small table: what a wrong key costs; session tokens never have that shape).
- * Every stored hash is compared, in constant time. */
+ * keys are re-read every KEYS_CACHE_MS, so that a revoke holds everywhere within that. A miss on
+ * what has a created key's shape (session tokens never have it) reads them again, so that a key
+ * just created works at once; at most every KEYS_MISS_MS: a flood of wrong keys waits for its
+ * turn, it does not hold the store. */
 static int key_match(struct hs_server *s, const unsigned char h[32], bool maybe_new,
                      char name[HS_API_KEY_NAME_MAX + 1], struct hs_error *err)
 {
-    int64_t now = hs_server_mono_ms(s), wall = hs_server_wall_s(s);
-    int found = 0, rc = HS_OK;
+    int64_t start = hs_server_mono_ms(s), wall = hs_server_wall_s(s);
     char touch[HS_API_KEY_NAME_MAX + 1] = "";
+    int rc = HS_OK;
     pthread_mutex_lock(&s->keys_lock);
-    bool fresh = false;
-    for (int pass = 0; pass < 2 && !found; pass++) {
-        bool read = pass == 0 ? !s->keys_loaded || now - s->keys_read_ms >= KEYS_CACHE_MS
-                              : maybe_new && !fresh;
-        if (pass == 1 && !read)
-            break;
-        if (read && (rc = keys_read(s, now, err)) != HS_OK)
-            break;
-        fresh = fresh || read;
-        struct key_entry *hit = NULL;
-        for (size_t i = 0; i < s->n_keys; i++)
-            if (CRYPTO_memcmp(s->keys[i].hash, h, 32) == 0)
-                hit = &s->keys[i];
-        if (!hit)
-            continue;
-        found = 1;
-        (void)hs_strlcpy(name, hit->name, HS_API_KEY_NAME_MAX + 1);
-        if (wall - hit->last_used_at >= 60) {
-            hit->last_used_at = wall;
-            (void)hs_strlcpy(touch, hit->name, sizeof touch);
+    if (!s->keys_loaded || start - s->keys_read_ms >= KEYS_CACHE_MS)
+        rc = keys_read(s, start, err);
+    bool found = !rc && key_lookup(s, h, wall, name, touch);
+    if (!rc && !found && maybe_new) {
+        int64_t since = hs_server_mono_ms(s) - s->keys_read_ms;
+        if (since < KEYS_MISS_MS) {
+            pthread_mutex_unlock(&s->keys_lock);
+            s->clock->sleep_ms(s->clock, KEYS_MISS_MS - since);
+            pthread_mutex_lock(&s->keys_lock);
         }
+        /* A read begun after this request did (another miss's) saw every key made before. */
+        if (s->keys_read_ms <= start)
+            rc = keys_read(s, hs_server_mono_ms(s), err);
+        found = !rc && key_lookup(s, h, wall, name, touch);
     }
     pthread_mutex_unlock(&s->keys_lock);
     /* "Last used" to the minute: a failure to note it does not refuse the request. */

@@ -50,6 +50,7 @@ struct route {
 #define TICKETS_PER_SESSION 16 /* a caller's seventeenth ticket replaces its oldest */
 #define CONN_FLAGS_N        64
 #define KEYS_CACHE_MS       1000 /* stored API keys re-read at least this often: a revoke's delay */
+#define KEYS_MISS_MS        50 /* an unknown key of a created key's shape re-reads at most this often */
 #define HTML_MAX            (1u << 20)
 
 struct job_entry {
