@@ -66,6 +66,9 @@ int cmd_worker(struct cli *c, int argc, char **argv);
 int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_apikeys(struct cli *c, int argc, char **argv);
 int cmd_connections(struct cli *c, int argc, char **argv);
+/* store copy (cmd_store_copy.c): its run and its help. */
+int cmd_store_copy(struct cli *c, int argc, char **argv);
+void cli_store_copy_help(void);
 
 /* ---- background work shared by serve and worker (workers.c) ---- */
 #define CLI_MAX_ENDPOINTS 16
