@@ -51,9 +51,9 @@ static void usage(FILE *out)
           "Commands:\n",
           out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fputs("  help CMD   the help of one command (or: hoversync CMD --help)\n"
-          "  version    print the version\n\n",
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fputs("  help CMD     the help of one command (or: hoversync CMD --help)\n"
+          "  version      print the version\n\n",
           out);
     hs_config_print_help(out);
     fputs("\nExit status: 0 success, 1 failure (reason on stderr), 2 usage error.\n", out);
