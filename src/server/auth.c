@@ -1,9 +1,11 @@
 /* auth.c: who may call the service, and what they may see (docs/API.md "Authentication",
  * "Tenants").
  *
- * The API key is kept only as its SHA-256 (in the store, or from HOVERSYNC_API_KEY) and compared
- * in constant time; it may do everything. Browser sessions are random 32-byte tokens, also
- * stored only as their SHA-256, each with the connections (Hover orgs) it may use: its scope.
+ * API keys are kept only as their SHA-256 (named ones in the store, read again every second so
+ * that every instance honours a create or a revoke without a restart; HOVERSYNC_API_KEY's in
+ * memory) and compared in constant time; any of them may do everything. Browser sessions are
+ * random 32-byte tokens, also stored only as their SHA-256, each with the connections (Hover
+ * orgs) it may use: its scope; a revoked one is deleted, and fails at its next request.
  * A session is sent as `Authorization: Bearer <token>` (not ambient, so no CSRF: a page of
  * another origin cannot make the browser send it), or, for pages served by the service on its
  * own site, in the HttpOnly hs_session cookie, where a state-changing call must also echo the
