@@ -24,7 +24,7 @@
             "(connection_key = " P1 " OR job_id IN " HS_DC_JOBS ")",                               \
             "UPDATE webhook_events SET status = 'ignored' WHERE connection_key = " P1              \
             " AND status = 'accepted'",                                                            \
-            "DELETE FROM connect_flows WHERE connection_key = " P1,                                \
+            "DELETE FROM connect_flows WHERE connection_key = " P1 " OR connection = " P1,         \
             "DELETE FROM image_sources WHERE connection_key = " P1,                                \
             "DELETE FROM session_connections WHERE connection_key = " P1,                          \
             "DELETE FROM policies WHERE connection_key = " P1,                                     \

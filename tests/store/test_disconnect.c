@@ -54,6 +54,16 @@ static void two_orgs(struct fixture *f)
                            .connections = (char **)both,
                            .n_connections = 2};
     assert_int_equal(f->store->service->session_put(f->store, &s, NULL), HS_OK);
+    /* A connect flow begun for each (authorize stage: the name asked for). */
+    const struct hs_flow_limits lim = {4, 32, 256};
+    for (int i = 0; i < 2; i++) {
+        struct hs_connect_flow fl = {.connection = (char *)(i ? "org-b" : "org-a"),
+                                     .expires_ms = NOW_MS + 600000};
+        memset(fl.id_sha256, i ? 'b' : 'a', 64);
+        memset(fl.browser_sha256, '1', 64);
+        snprintf(fl.address, sizeof fl.address, "10.0.0.1");
+        assert_int_equal(f->store->service->flow_put(f->store, &fl, &lim, NOW_MS, NULL), HS_OK);
+    }
 }
 
 /* What stays of org-b whatever happens to org-a. */
@@ -66,6 +76,8 @@ static void org_b_untouched(struct fixture *f)
                                 "disconnected_at IS NULL"),
                      1);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts WHERE model_id = 17338404"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM connect_flows WHERE connection = 'org-b'"),
+                     1);
     struct hs_session out = {0};
     assert_int_equal(f->store->service->session_get(f->store, SHA_A, NOW_MS / 1000 + 1, &out, NULL),
                      HS_OK);
@@ -85,6 +97,8 @@ static void org_a_stopped(struct fixture *f)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM selections WHERE status = 'pending'"), 0);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM connections WHERE key = 'org-a'"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM connect_flows WHERE connection = 'org-a'"),
+                     0);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE status = 'accepted'"),
                      0);
 }
