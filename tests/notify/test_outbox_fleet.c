@@ -26,6 +26,7 @@
 #define PER    5 /* messages per (endpoint, job) */
 #define TOTAL  (2 * JOBS * PER)
 #define LOGMAX (4 * TOTAL)
+#define ROUNDS 10
 
 /* ---- every POST of every deliverer of this process, in the order they were made ---- */
 
@@ -82,6 +83,7 @@ static void rec_destroy(struct hs_transport *t)
     (void)t;
 }
 
+/* A deliverer of s posting through r, not started yet. */
 static struct hs_outbox *deliverer(struct hs_store *s, struct rec *r, const struct hs_clock *clock)
 {
     r->base.perform = rec_perform;
@@ -91,19 +93,27 @@ static struct hs_outbox *deliverer(struct hs_store *s, struct rec *r, const stru
         .endpoints = eps, .n_endpoints = 2, .secret = "shh-secret", .idle_ms = 20};
     struct hs_outbox *o = NULL;
     struct hs_error err = {0};
-    if (hs_outbox_new(&oc, s, clock, &r->base, &o, &err) || hs_outbox_start(o, &err))
+    if (hs_outbox_new(&oc, s, clock, &r->base, &o, &err))
         fail_msg("outbox: %s", err.msg);
     return o;
 }
 
-/* The messages: PER per (endpoint, job), keyed "<endpoint n>-<job>-<k>". */
-static void add_messages(struct fixture *f)
+static void start(struct hs_outbox *o)
+{
+    struct hs_error err = {0};
+    if (hs_outbox_start(o, &err))
+        fail_msg("outbox: %s", err.msg);
+}
+
+/* The messages: PER per (endpoint, job), keyed "<endpoint n>-<job>-<k>" (and the round's
+ * number when round > 0: each round's messages are new ones). */
+static void add_messages(struct fixture *f, int round)
 {
     for (int e = 0; e < 2; e++)
         for (int j = 1; j <= JOBS; j++)
             for (int k = 1; k <= PER; k++) {
                 char key[64], body[64];
-                snprintf(key, sizeof key, "%d-%d-%d", e + 1, j, k);
+                snprintf(key, sizeof key, "%d-%d-%d-%d", e + 1, j, k, round);
                 snprintf(body, sizeof body, "{\"job\":%d,\"k\":%d}", j, k);
                 assert_int_equal(
                     f->store->outbox->outbox_add(f->store, e ? EP2 : EP1, j, body, key, NULL),
@@ -130,7 +140,7 @@ static void check_posts(void)
     int seen[2][JOBS + 1][PER + 1] = {{{0}}}, last[2][JOBS + 1] = {{0}}, repeats = 0;
     for (int i = 0; i < n_posts; i++) {
         int e = 0, j = 0, k = 0;
-        assert_int_equal(sscanf(posts[i].idem, "%d-%d-%d", &e, &j, &k), 3);
+        assert_true(sscanf(posts[i].idem, "%d-%d-%d", &e, &j, &k) == 3);
         assert_string_equal(posts[i].url, e == 1 ? EP1 : EP2);
         if (seen[e - 1][j][k]++)
             repeats++;
@@ -152,24 +162,29 @@ static void reset_log(void)
     pthread_mutex_unlock(&log_lock);
 }
 
-/* Two processes' deliverers start at once on one store: one of them delivers at a time, every
- * message once, in order per (endpoint, job). */
+/* Two processes' deliverers start at once on one store, round after round (each stops, giving
+ * the lease back, at the end of its round): one of them delivers at a time, every message once,
+ * in order per (endpoint, job). */
 static void test_two_deliverers_deliver_each_message_once_in_order(void **state)
 {
     struct fixture *f = *state;
-    reset_log();
-    add_messages(f);
     struct hs_store *other = NULL;
     assert_int_equal(open_store(f, &other), HS_OK);
-    struct rec ra = {.who = 1, .block_fd = -1}, rb = {.who = 2, .block_fd = -1};
-    struct hs_outbox *a = deliverer(f->store, &ra, NULL);
-    struct hs_outbox *b = deliverer(other, &rb, NULL);
-    wait_delivered(f);
-    hs_outbox_free(a);
-    hs_outbox_free(b);
+    for (int round = 1; round <= ROUNDS; round++) {
+        reset_log();
+        add_messages(f, round);
+        struct rec ra = {.who = 1, .block_fd = -1}, rb = {.who = 2, .block_fd = -1};
+        struct hs_outbox *a = deliverer(f->store, &ra, NULL);
+        struct hs_outbox *b = deliverer(other, &rb, NULL);
+        start(a); /* back to back: their first claims of the lease race */
+        start(b);
+        wait_delivered(f);
+        hs_outbox_free(a);
+        hs_outbox_free(b);
+        assert_int_equal(n_posts, TOTAL);
+        check_posts();
+    }
     hs_store_close(other);
-    assert_int_equal(n_posts, TOTAL);
-    check_posts();
 }
 
 /* A deliverer killed in the middle of a POST: its restart on this host releases the dead
@@ -179,7 +194,7 @@ static void test_a_killed_deliverer_loses_nothing(void **state)
 {
     struct fixture *f = *state;
     reset_log();
-    add_messages(f);
+    add_messages(f, 0);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -189,7 +204,7 @@ static void test_a_killed_deliverer_loses_nothing(void **state)
         if (open_store(f, &s))
             _exit(2);
         struct rec r = {.who = 9, .block_fd = fds[1]};
-        (void)deliverer(s, &r, NULL);
+        start(deliverer(s, &r, NULL));
         for (;;)
             pause();
     }
@@ -202,6 +217,7 @@ static void test_a_killed_deliverer_loses_nothing(void **state)
     hs_fake_clock_init(&fc, hs_clock_system()->wall_ms(hs_clock_system()));
     struct rec r = {.who = 1, .block_fd = -1};
     struct hs_outbox *o = deliverer(f->store, &r, &fc.clock);
+    start(o);
     wait_delivered(f);
     hs_outbox_free(o);
     close(fds[0]);
