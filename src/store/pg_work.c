@@ -4,10 +4,12 @@
  * Every op runs through hs_pg_enter: in a transaction of its own, or joining the calling
  * thread's. The fence: each claim bumps the item's claim counter and the claim's token is its
  * value; a write of the run checks, in its own transaction, that the counter is still the token
- * and the lease has not ended. The check reads the item FOR SHARE, so a claim of the same item by
- * another process waits for the checked write to commit (and then bumps the counter), never
- * slips between the check and the write. A claim re-checks that the item is still due when it
- * updates it, so two processes claiming at once never both get it. */
+ * and the lease has not ended. The check reads the item FOR SHARE, and a claim picks its row
+ * FOR UPDATE SKIP LOCKED, so a claim by another process passes the item by until the checked
+ * write commits (and claims it at a later look, bumping the counter), never slips between the
+ * check and the write. A claim re-checks that the item is still due when it updates it, so two
+ * processes claiming at once never both get it. Writes that make work due NOTIFY the channel
+ * hoversync_work in their transaction, and work_wait LISTENs on it. */
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
