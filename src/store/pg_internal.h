@@ -13,6 +13,7 @@
  *   pg_outbox.c     the outbox and the policies            (store/outbox.h, store/policies.h)
  *   pg_budget.c     the Hover request budget               (store/budget.h)
  *   pg_secrets.c    the key check, rotate-key
+ *   pg_copy.c       whole tables read and written for `store copy` (store/copy.h)
  *
  * Connections. A process keeps a small pool of connections (HS_PG_CONNS), opened when first
  * needed. An operation outside a transaction of its thread takes a free connection for its own
@@ -172,6 +173,18 @@ int hs_pg_key_exclusive(struct pg_store *s, bool on); /* HS_ERR_INTERNAL in a tr
 int hs_pg_secrets_rekey(struct hs_store *base, const char *new_key, int64_t *count,
                         struct hs_error *err);
 
+/* ---- whole tables for `store copy` (pg_copy.c; store.h's copy_* operations) ---- */
+int hs_pg_copy_read(struct hs_store *base, const struct hs_copy_table *tables, size_t n,
+                    const struct hs_copy_sink *sink, struct hs_error *err);
+int hs_pg_copy_count(struct hs_store *base, const struct hs_copy_table *tb, int64_t *out,
+                     struct hs_error *err);
+int hs_pg_copy_clear(struct hs_store *base, const struct hs_copy_table *tb, struct hs_error *err);
+int hs_pg_copy_write_begin(struct hs_store *base, const struct hs_copy_table *tb,
+                           struct hs_copy_writer **out, struct hs_error *err);
+int hs_pg_copy_write_row(struct hs_copy_writer *w, const struct hs_copy_value *v,
+                         struct hs_error *err);
+int hs_pg_copy_write_end(struct hs_copy_writer *w, int rc, struct hs_error *err);
+
 /* ---- the concerns' tables ---- */
 extern const struct hs_token_ops hs_pg_token_ops;
 extern const struct hs_records_ops hs_pg_records_ops;
@@ -198,5 +211,11 @@ int hs_pg_lease_move(struct pg_txn *t, const char *name, int64_t fence, int64_t 
  * pending pass use it in their own transactions). */
 struct hs_work_trigger;
 int hs_pg_work_bump(struct pg_txn *t, const struct hs_work_trigger *tr, struct hs_error *err);
+
+/* ---- connection_delete (pg_disconnect.c) ---- */
+struct hs_connection_deleted;
+int hs_pg_connection_delete(struct hs_store *base, const char *key, bool purge_records,
+                            int64_t now_ms, const char *now_iso, struct hs_connection_deleted *out,
+                            struct hs_error *err);
 
 #endif
