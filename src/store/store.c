@@ -3,6 +3,8 @@
  * functions. */
 #include "store/store.h"
 
+#include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -400,4 +402,11 @@ void hs_store_close(struct hs_store *s)
 {
     if (s)
         s->ops->close(s);
+}
+
+void hs_work_wait_idle(int cancel_fd, int64_t timeout_ms)
+{
+    struct pollfd p = {.fd = cancel_fd, .events = POLLIN};
+    int ms = timeout_ms < 0 ? 0 : timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
+    (void)poll(&p, 1, ms); /* a negative fd is ignored: a plain sleep (EINTR: a shorter one) */
 }
