@@ -1,0 +1,91 @@
+/* retention.c: one pass of the retention duty (retention.h). */
+#include "worker/retention.h"
+
+#include <string.h>
+
+#include "core/log.h"
+
+/* The store's answer for the collector of files. */
+static int referenced(void *ctx, const char *sha256, bool *used, struct hs_error *err)
+{
+    struct hs_store *store = ctx;
+    return store->retention->blob_referenced(store, sha256, used, err);
+}
+
+/* Batches of one kind until one removes fewer than the batch: each its own short transaction,
+ * so that the service's writes go on between them. */
+static int prune_kind(struct hs_store *store, enum hs_prune_kind kind, int64_t before_ms,
+                      int64_t batch, struct hs_retention_report *r, struct hs_error *err)
+{
+    int64_t n = 0;
+    int rc;
+    do {
+        n = 0;
+        rc = store->retention->prune(store, kind, before_ms, batch, &n, err);
+        r->removed[kind] += n;
+        r->batches += n > 0;
+    } while (rc == HS_OK && n == batch);
+    if (r->removed[kind])
+        hs_info("retention=rows table=%s removed=%lld", hs_prune_kind_name(kind),
+                (long long)r->removed[kind]);
+    return rc;
+}
+
+int hs_retention_run(struct hs_store *store, const struct hs_retention_config *cfg, int64_t now_ms,
+                     struct hs_retention_report *out, struct hs_error *err)
+{
+    struct hs_retention_report r;
+    memset(&r, 0, sizeof r);
+    int64_t batch = cfg->batch > 0 ? cfg->batch : HS_RETENTION_BATCH;
+    /* Results before runs: a run goes once no result of it is left. Replays and connect flows
+     * go when they expire (their own dates). */
+    const struct {
+        enum hs_prune_kind kind;
+        int64_t keep_ms;
+    } plan[] = {
+        {HS_PRUNE_WEBHOOK_EVENTS, cfg->keep_events_ms},
+        {HS_PRUNE_SYNC_RESULTS, cfg->keep_runs_ms},
+        {HS_PRUNE_SYNC_RUNS, cfg->keep_runs_ms},
+        {HS_PRUNE_OUTBOX, cfg->keep_outbox_ms},
+        {HS_PRUNE_REPLAYS, -1},
+        {HS_PRUNE_CONNECT_FLOWS, -1},
+    };
+    int first = HS_OK;
+    struct hs_error e = {0};
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        if (plan[i].keep_ms == 0)
+            continue; /* kept for ever */
+        int64_t before = plan[i].keep_ms < 0 ? now_ms : now_ms - plan[i].keep_ms;
+        if (before <= 0)
+            continue;
+        int rc = prune_kind(store, plan[i].kind, before, batch, &r, &e);
+        if (rc) {
+            hs_warn("retention=error table=%s error=\"%s\"", hs_prune_kind_name(plan[i].kind),
+                    e.msg);
+            if (!first) {
+                first = rc;
+                if (err)
+                    *err = e;
+            }
+        }
+    }
+    if (cfg->data_dir && *cfg->data_dir) {
+        int rc = hs_blob_gc(cfg->data_dir, now_ms, cfg->blob_grace_ms, referenced, store, NULL,
+                            NULL, &r.files, &e);
+        if (rc) {
+            hs_warn("retention=error files=%s error=\"%s\"", cfg->data_dir, e.msg);
+            if (!first) {
+                first = rc;
+                if (err)
+                    *err = e;
+            }
+        }
+        if (r.files.removed || r.files.restored)
+            hs_info("retention=files removed=%lld bytes=%lld kept_recent=%lld put_back=%lld",
+                    (long long)r.files.removed, (long long)r.files.removed_bytes,
+                    (long long)r.files.kept_fresh, (long long)r.files.restored);
+    }
+    if (out)
+        *out = r;
+    return first;
+}
