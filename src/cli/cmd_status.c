@@ -21,6 +21,8 @@ static void status_help(void)
          "work queue (jobs to re-read and sync, and how many are due), the CRM outbox,\n"
          "the open selections and the sync runs (running, or interrupted: their process\n"
          "died). A connection whose refresh token Hover refused shows reconnect_required.\n"
+         "Then the store's size with its five largest tables, and the artifact files'\n"
+         "count and bytes under --data-dir.\n"
          "Asks Hover for each connection's webhooks (one request each).\n"
          "\n"
          "  --offline   do not ask Hover: the stored values only\n"
@@ -36,6 +38,22 @@ static const char *text(json_t *o, const char *key, const char *dflt)
 static long long num(json_t *o, const char *key)
 {
     return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void print_storage(json_t *st)
+{
+    json_t *files = json_object_get(st, "files");
+    printf("store        %s, %.1f MB\n", text(st, "backend", "?"), (double)num(st, "bytes") / 1e6);
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(st, "tables"), i, x)
+    {
+        printf("  %-24s %10.1f MB %12lld rows\n", text(x, "name", "?"),
+               (double)num(x, "bytes") / 1e6, num(x, "rows"));
+    }
+    if (files)
+        printf("files        %lld, %.1f MB\n", num(files, "count"),
+               (double)num(files, "bytes") / 1e6);
 }
 
 static void print_status(json_t *doc)
@@ -86,6 +104,7 @@ static void print_status(json_t *doc)
     json_t *runs = json_object_get(doc, "runs");
     printf("sync runs    %lld running, %lld interrupted (their process died)\n",
            num(runs, "running"), num(runs, "interrupted"));
+    print_storage(json_object_get(doc, "storage"));
 }
 
 int cmd_status(struct cli *c, int argc, char **argv)
@@ -128,6 +147,9 @@ int cmd_status(struct cli *c, int argc, char **argv)
     int rc = hs_health_collect(c->store, now_ms, offline ? NULL : hs_health_list_via_provider, &src,
                                &doc, &err);
     hs_client_pool_free(pool);
+    if (!rc &&
+        (rc = hs_health_add_storage(doc, c->store, hs_config_str(&c->cfg, CFG_DATA_DIR), &err)))
+        json_decref(doc);
     if (rc)
         return cli_report("status", rc, &err);
     if (json)

@@ -216,6 +216,8 @@ void hs_route_status(struct hs_req *q, struct hs_resp *r)
     json_t *doc = NULL;
     struct hs_error err = {0};
     int rc = hs_health_collect(s->store, s->clock->wall_ms(s->clock), cached_list, s, &doc, &err);
+    if (!rc && (rc = hs_health_add_storage(doc, s->store, s->data_dir, &err)))
+        json_decref(doc);
     if (rc) {
         hs_resp_fail(r, rc, &err, "status");
         return;
