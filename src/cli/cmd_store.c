@@ -1,4 +1,5 @@
-/* cmd_store.c: `hoversync store rotate-key`: seals every stored secret (OAuth tokens, webhook
+/* cmd_store.c: `hoversync store`: dispatches its subcommands (backup, restore and prune are in
+ * cmd_store_backup.c), and `store rotate-key`: seals every stored secret (OAuth tokens, webhook
  * secrets) under a new key, or encrypts a store that kept them in clear (store/secrets.h). */
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,9 @@
 static void store_help(void)
 {
     puts("Usage: hoversync store rotate-key [--to-clear]\n"
+         "       hoversync store backup DIR     (see hoversync store backup --help)\n"
+         "       hoversync store restore DIR\n"
+         "       hoversync store prune [--batch N]\n"
          "\n"
          "Re-encrypts every secret of the store (the OAuth tokens of each connection, the\n"
          "webhook secrets) in one transaction:\n"
@@ -24,6 +28,12 @@ int cmd_store(struct cli *c, int argc, char **argv)
 {
     bool to_clear = false;
     const char *what = argc >= 2 ? argv[1] : NULL;
+    if (what && strcmp(what, "backup") == 0)
+        return cmd_store_backup(c, argc - 1, argv + 1);
+    if (what && strcmp(what, "restore") == 0)
+        return cmd_store_restore(c, argc - 1, argv + 1);
+    if (what && strcmp(what, "prune") == 0)
+        return cmd_store_prune(c, argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             store_help();
@@ -42,7 +52,7 @@ int cmd_store(struct cli *c, int argc, char **argv)
     }
     if (!what || strcmp(what, "rotate-key") != 0) {
         fprintf(stderr, "hoversync: store: %s (see hoversync store --help)\n",
-                what ? "unknown subcommand" : "rotate-key is the one subcommand");
+                what ? "unknown subcommand" : "rotate-key, backup, restore or prune");
         return EXIT_USAGE;
     }
     const char *next = hs_config_str(&c->cfg, CFG_NEW_ENCRYPTION_KEY);
@@ -52,6 +62,8 @@ int cmd_store(struct cli *c, int argc, char **argv)
                          : "set HOVERSYNC_NEW_ENCRYPTION_KEY to the new key (or --to-clear)");
         return EXIT_USAGE;
     }
+    if (cli_open(c, false) != EXIT_OK)
+        return EXIT_FAIL;
     struct hs_secret_key k;
     struct hs_error err = {0};
     int rc = to_clear ? HS_OK : hs_secret_key_parse(next, &k, &err);

@@ -36,8 +36,8 @@ static const struct command commands[] = {
      "reconciliation, CRM notifications"},
     {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
-    {"store", cmd_store, NEEDS_STORE,
-     "store rotate-key: encrypt the stored secrets under a new key"},
+    {"store", cmd_store, NEEDS_NOTHING,
+     "store rotate-key|backup|restore|prune: new key, copies, old rows"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
