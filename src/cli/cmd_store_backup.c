@@ -138,8 +138,8 @@ static int copy_blob(const char *src, const char *data_dir, const char *sha256, 
     if (!rc)
         rc = hs_blob_commit(w, hex, bytes, &rel, err);
     if (!rc && strcmp(hex, sha256) != 0)
-        rc = hs_fail(err, HS_ERR_IO, "%s does not match its digest (its bytes hash to %s)",
-                     src, hex);
+        rc = hs_fail(err, HS_ERR_IO, "%s does not match its digest (its bytes hash to %s)", src,
+                     hex);
     free(rel);
     hs_blob_abort(w);
     return rc;
