@@ -22,17 +22,16 @@
 #include "cli/cli.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/backup_manifest.h"
 #include "store/blobs.h"
 #include "store/pg.h"
 #include "store/sqlite.h"
 #include "worker/retention.h"
 
-#define BACKUP_FORMAT  "hoversync-backup/1"
-#define DB_NAME        "hoversync.db"
-#define MANIFEST       "manifest.json"
+#define DB_NAME        HS_BACKUP_DB
+#define MANIFEST       HS_BACKUP_MANIFEST
 #define PAGES_PER_STEP 256
 #define COPY_CHUNK     65536
-#define MANIFEST_MAX   (256L * 1024 * 1024)
 
 static const char see_docs[] = "see docs/OPERATIONS.md \"Backup and restore\"";
 
@@ -190,8 +189,11 @@ static int backup_one(void *ctx, const char *sha256, const char *rel, int64_t by
     int rc = copy_blob(src, b->dir, sha256, &n, &e);
     free(src);
     if (rc == HS_OK) {
-        json_array_append_new(b->files, json_pack("{s:s, s:s, s:I}", "sha256", sha256, "path", rel,
+        /* Named by where it now is: its digest's place (blobs.h), whatever the row said. */
+        char *at = hs_aprintf("blobs/%.2s/%.2s/%s", sha256, sha256 + 2, sha256);
+        json_array_append_new(b->files, json_pack("{s:s, s:s, s:I}", "sha256", sha256, "path", at,
                                                   "bytes", (json_int_t)n));
+        free(at);
         b->bytes += n;
         return 0;
     }
@@ -260,7 +262,7 @@ int cmd_store_backup(struct cli *c, int argc, char **argv)
     if (!rc) {
         char now[40];
         hs_iso8601_format(time(NULL), 0, now, sizeof now);
-        json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O, s:O}", "format", BACKUP_FORMAT,
+        json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O, s:O}", "format", HS_BACKUP_FORMAT,
                               "created_at", now, "db", DB_NAME, "db_sha256", db_sha, "db_bytes",
                               (json_int_t)db_bytes, "files", b.files, "missing", b.missing);
         rc = write_manifest(dir, m, &b.err);
@@ -280,59 +282,55 @@ int cmd_store_backup(struct cli *c, int argc, char **argv)
     return n_missing ? EXIT_FAIL : EXIT_OK;
 }
 
-/* The manifest of a backup folder, checked for its shape (a new reference). */
-static int read_manifest(const char *dir, json_t **out, struct hs_error *err)
+/* The manifest of a backup folder, read whole (within its cap) and checked for its shape. */
+static int read_manifest(const char *dir, struct hs_backup_manifest *out, struct hs_error *err)
 {
     char *path = hs_aprintf("%s/" MANIFEST, dir);
     struct stat sb;
-    json_error_t je;
-    json_t *m = NULL;
+    char *text = NULL;
     int rc = HS_OK;
-    if (stat(path, &sb) != 0)
+    FILE *f = NULL;
+    if (stat(path, &sb) != 0) {
         rc = hs_fail(err, HS_ERR_INVALID, "%s has no " MANIFEST ": not a complete backup", dir);
-    else if (sb.st_size > MANIFEST_MAX)
-        rc = hs_fail(err, HS_ERR_TOOBIG, "%s is larger than %ld bytes", path, MANIFEST_MAX);
-    else if (!(m = json_load_file(path, JSON_REJECT_DUPLICATES, &je)))
-        rc = hs_fail(err, HS_ERR_PARSE, "%s: %s (line %d)", path, je.text, je.line);
-    const char *format = NULL, *db = NULL, *db_sha = NULL;
-    json_t *files = NULL;
-    if (!rc && json_unpack(m, "{s:s, s:s, s:s, s:o}", "format", &format, "db", &db, "db_sha256",
-                           &db_sha, "files", &files) != 0)
-        rc = hs_fail(err, HS_ERR_PARSE, "%s: format, db, db_sha256 or files missing", path);
-    if (!rc &&
-        (strcmp(format, BACKUP_FORMAT) != 0 || strcmp(db, DB_NAME) != 0 || !json_is_array(files)))
-        rc = hs_fail(err, HS_ERR_PARSE, "%s: not a backup of format " BACKUP_FORMAT, path);
-    free(path);
-    if (rc) {
-        json_decref(m);
-        return rc;
+    } else if (sb.st_size > HS_BACKUP_MANIFEST_MAX) {
+        rc =
+            hs_fail(err, HS_ERR_TOOBIG, "%s is larger than %d bytes", path, HS_BACKUP_MANIFEST_MAX);
+    } else if (!(f = fopen(path, "rb"))) {
+        rc = io_error(err, "cannot open", path);
+    } else {
+        text = hs_malloc((size_t)sb.st_size + 1);
+        size_t got = fread(text, 1, (size_t)sb.st_size, f);
+        if (got != (size_t)sb.st_size)
+            rc = io_error(err, "cannot read", path);
+        else
+            rc = hs_backup_manifest_parse(text, got, out, err);
     }
-    *out = m;
-    return HS_OK;
+    if (f)
+        fclose(f);
+    if (rc == HS_ERR_PARSE) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        rc = hs_fail(err, HS_ERR_PARSE, "%s: %s", path, msg);
+    }
+    free(text);
+    free(path);
+    return rc;
 }
 
 /* The files of the manifest into data_dir, each checked against its digest. */
-static int restore_files(const char *dir, json_t *files, const char *data_dir, int64_t *bytes,
-                         struct hs_error *err)
+static int restore_files(const char *dir, const struct hs_backup_manifest *m, const char *data_dir,
+                         int64_t *bytes, struct hs_error *err)
 {
-    size_t i;
-    json_t *f;
-    int rc = HS_OK;
-    json_array_foreach(files, i, f)
-    {
-        const char *sha = NULL, *rel = NULL;
-        if (json_unpack(f, "{s:s, s:s}", "sha256", &sha, "path", &rel) != 0 || strlen(sha) != 64 ||
-            strstr(rel, "..") || rel[0] == '/')
-            return hs_fail(err, HS_ERR_PARSE, "file %zu of the manifest is not a stored file", i);
-        char *src = hs_aprintf("%s/%s", dir, rel);
+    for (size_t i = 0; i < m->n_files; i++) {
+        char *src = hs_aprintf("%s/%s", dir, m->files[i].path);
         int64_t n = 0;
-        rc = copy_blob(src, data_dir, sha, &n, err);
+        int rc = copy_blob(src, data_dir, m->files[i].sha256, &n, err);
         free(src);
         if (rc)
             return rc;
         *bytes += n;
     }
-    return rc;
+    return HS_OK;
 }
 
 static void restore_help(void)
@@ -374,34 +372,32 @@ int cmd_store_restore(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     struct hs_error err = {0};
-    json_t *m = NULL;
+    struct hs_backup_manifest m = {0};
     int rc = read_manifest(dir, &m, &err);
     if (rc)
         return cli_report("store restore", rc, &err);
     char *src = hs_aprintf("%s/" DB_NAME, dir);
     char sha[65];
     int64_t db_bytes = 0, bytes = 0;
-    json_t *files = json_object_get(m, "files");
     /* The database first, checked, then the files: a failure removes the database again, so
      * that no half-restored store looks whole. */
     rc = copy_hashed(src, db, sha, &db_bytes, &err);
-    if (!rc && strcmp(sha, json_string_value(json_object_get(m, "db_sha256"))) != 0)
-        rc = hs_fail(&err, HS_ERR_INVALID, "%s does not match its digest in the manifest", src);
+    if (!rc && strcmp(sha, m.db_sha256) != 0)
+        rc = hs_fail(&err, HS_ERR_IO, "%s does not match its digest in the manifest", src);
     if (!rc)
-        rc = restore_files(dir, files, data_dir, &bytes, &err);
+        rc = restore_files(dir, &m, data_dir, &bytes, &err);
     if (rc && stat(db, &sb) == 0 && unlink(db) == 0)
         fprintf(stderr,
                 "hoversync: store restore: %s removed again; empty %s before trying "
                 "again\n",
                 db, data_dir);
     free(src);
-    if (rc) {
-        json_decref(m);
+    size_t n_files = m.n_files;
+    hs_backup_manifest_clear(&m);
+    if (rc)
         return cli_report("store restore", rc, &err);
-    }
     printf("restored %s (%lld bytes) and %zu files (%lld bytes) into %s\n", db, (long long)db_bytes,
-           json_array_size(files), (long long)bytes, data_dir);
-    json_decref(m);
+           n_files, (long long)bytes, data_dir);
     /* Opened once, as the service will: the schema and the key are checked now. */
     if (cli_open(c, false) != EXIT_OK) {
         fprintf(stderr, "hoversync: store restore: the files are in place, but the store does "
