@@ -87,11 +87,6 @@ static int size_fill(struct pg_txn *t, const PGresult *r, int row, void *out, st
     return HS_OK;
 }
 
-static void size_clear(void *row)
-{
-    free(((struct hs_table_size *)row)->name);
-}
-
 /* The tables of the store's schema by their total size (indexes and TOAST included), each with
  * its row count. */
 static int top_tables(struct pg_txn *t, struct hs_store_size *out, struct hs_error *err)
@@ -103,33 +98,21 @@ static int top_tables(struct pg_txn *t, struct hs_store_size *out, struct hs_err
                         "JOIN pg_namespace ns ON ns.oid = c.relnamespace "
                         "WHERE c.relkind = 'r' AND ns.nspname = current_schema() "
                         "ORDER BY 2 DESC, 1 LIMIT 5",
-                        NULL, sizeof *v, size_fill, size_clear, (void **)&v, &n,
+                        NULL, sizeof *v, size_fill, hs_table_size_clear, (void **)&v, &n,
                         "measuring the tables", err);
     for (size_t i = 0; !rc && i < n && i < HS_STORE_TOP_TABLES; i++) {
-        /* A name of the catalog, quoted as an identifier ("" doubled). */
-        size_t len = strlen(v[i].name);
-        char *quoted = hs_malloc(2 * len + 3);
-        size_t k = 0;
-        quoted[k++] = '"';
-        for (size_t j = 0; j < len; j++) {
-            if (v[i].name[j] == '"')
-                quoted[k++] = '"';
-            quoted[k++] = v[i].name[j];
+        /* A name of the catalog, quoted as an identifier. */
+        char *quoted = PQescapeIdentifier(t->c, v[i].name, strlen(v[i].name));
+        if (!quoted) {
+            rc = hs_pg_fail(t->c, NULL, err, "quoting a table's name");
+            break;
         }
-        quoted[k++] = '"';
-        quoted[k] = '\0';
         char *sql = hs_aprintf("SELECT COUNT(*) FROM %s", quoted);
+        PQfreemem(quoted);
         rc = hs_pg_int1(t, sql, NULL, &v[i].rows, "counting rows", err);
         free(sql);
-        free(quoted);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!rc && i < HS_STORE_TOP_TABLES)
-            out->top[out->n_top++] = v[i];
-        else
-            free(v[i].name);
-    }
-    free(v);
+    hs_store_size_take(out, v, n, rc == HS_OK);
     return rc;
 }
 

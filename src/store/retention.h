@@ -43,6 +43,11 @@ struct hs_store_size {
     size_t n_top;
 };
 void hs_store_size_clear(struct hs_store_size *s);
+/* For the back-ends: the clear of one row of a table size (a row collector's), and the largest
+ * HS_STORE_TOP_TABLES of the n rows v moved into out when keep (the others freed, all of them
+ * when not), v freed. */
+void hs_table_size_clear(void *row);
+void hs_store_size_take(struct hs_store_size *out, struct hs_table_size *v, size_t n, bool keep);
 
 struct hs_retention_ops {
     /* Deletes at most limit rows of `kind` dated before before_ms (unix ms), oldest first, in

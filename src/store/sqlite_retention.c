@@ -107,11 +107,6 @@ static int size_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_er
     return HS_OK;
 }
 
-static void size_clear(void *row)
-{
-    free(((struct hs_table_size *)row)->name);
-}
-
 /* The largest tables by their pages and their indexes' (dbstat, in Debian's SQLite), each with
  * its row count. */
 static int top_tables(struct sq_txn *t, struct hs_store_size *out, struct hs_error *err)
@@ -125,7 +120,7 @@ static int top_tables(struct sq_txn *t, struct hs_store_size *out, struct hs_err
                             "GROUP BY s.tbl_name ORDER BY 2 DESC, 1 LIMIT 5",
                             "measuring the tables", err);
     if (!rc)
-        rc = hs_sqlite_rows(t, st, sizeof *v, size_fill, size_clear, (void **)&v, &n,
+        rc = hs_sqlite_rows(t, st, sizeof *v, size_fill, hs_table_size_clear, (void **)&v, &n,
                             "measuring the tables", err);
     for (size_t i = 0; !rc && i < n && i < HS_STORE_TOP_TABLES; i++) {
         char *sql = sqlite3_mprintf("SELECT COUNT(*) FROM \"%w\"", v[i].name);
@@ -134,13 +129,7 @@ static int top_tables(struct sq_txn *t, struct hs_store_size *out, struct hs_err
         if (!rc)
             rc = hs_sqlite_int(t, st, &v[i].rows, "counting rows", err);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!rc && i < HS_STORE_TOP_TABLES)
-            out->top[out->n_top++] = v[i];
-        else
-            free(v[i].name);
-    }
-    free(v);
+    hs_store_size_take(out, v, n, rc == HS_OK);
     return rc;
 }
 

@@ -386,6 +386,22 @@ const char *hs_prune_kind_name(enum hs_prune_kind kind)
     return kind >= 0 && kind < HS_PRUNE_KINDS ? names[kind] : "?";
 }
 
+void hs_table_size_clear(void *row)
+{
+    free(((struct hs_table_size *)row)->name);
+}
+
+void hs_store_size_take(struct hs_store_size *out, struct hs_table_size *v, size_t n, bool keep)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (keep && out->n_top < HS_STORE_TOP_TABLES)
+            out->top[out->n_top++] = v[i];
+        else
+            free(v[i].name);
+    }
+    free(v);
+}
+
 void hs_store_size_clear(struct hs_store_size *s)
 {
     if (!s)
