@@ -25,6 +25,7 @@
 #include "store/backup_manifest.h"
 #include "store/blobs.h"
 #include "store/pg.h"
+#include "store/service.h"
 #include "store/sqlite.h"
 #include "worker/retention.h"
 
@@ -176,13 +177,55 @@ struct backup {
     json_t *files, *missing;
     int64_t bytes;
     struct hs_error err;
-    int rc;
+    struct hs_store *store; /* for the hold on the files */
+    int64_t fence, renewed_ms;
 };
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Takes the hold on the files (worker/retention.h HS_FILES_HOLD) before the database is copied,
+ * so that no file the copy points at is collected before it is copied; waits for a collector's
+ * pass to end. */
+static int hold_files(struct backup *b)
+{
+    bool said = false;
+    for (;;) {
+        int64_t now = wall_ms();
+        int rc = b->store->service->lease_claim(b->store, HS_FILES_HOLD, now, HS_FILES_HOLD_MS,
+                                                &b->fence, &b->err);
+        if (rc != HS_ERR_BUSY) {
+            b->renewed_ms = now;
+            return rc;
+        }
+        if (!said)
+            fprintf(stderr, "hoversync: store backup: waiting for the collector of files\n");
+        said = true;
+        sleep(1);
+    }
+}
+
+/* Keeps the hold while files are copied (renewed every third of its length). */
+static int hold_renew(struct backup *b)
+{
+    int64_t now = wall_ms();
+    if (now - b->renewed_ms < HS_FILES_HOLD_MS / 3)
+        return HS_OK;
+    b->renewed_ms = now;
+    return b->store->service->lease_renew(b->store, HS_FILES_HOLD, b->fence, now + HS_FILES_HOLD_MS,
+                                          &b->err);
+}
 
 static int backup_one(void *ctx, const char *sha256, const char *rel, int64_t bytes)
 {
     struct backup *b = ctx;
     (void)bytes;
+    if (hold_renew(b))
+        return -1; /* lost: a collector may run */
     char *src = hs_aprintf("%s/%s", b->data_dir, rel);
     int64_t n = 0;
     struct hs_error e = {0};
@@ -246,16 +289,23 @@ int cmd_store_backup(struct cli *c, int argc, char **argv)
         fprintf(stderr, "hoversync: store backup: %s must be a new or empty folder\n", dir);
         return EXIT_USAGE;
     }
+    if (cli_open(c, false) != EXIT_OK)
+        return EXIT_FAIL;
     struct backup b = {.data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
                        .dir = dir,
                        .files = json_array(),
-                       .missing = json_array()};
+                       .missing = json_array(),
+                       .store = c->store};
     char *copy = hs_aprintf("%s/" DB_NAME, dir), *tmp = hs_aprintf("%s/tmp", dir);
     int64_t pages = 0, db_bytes = 0;
     char db_sha[65];
-    int rc = hs_sqlite_backup(db, copy, PAGES_PER_STEP, &pages, &b.err);
+    int rc = hold_files(&b);
+    if (!rc)
+        rc = hs_sqlite_backup(db, copy, PAGES_PER_STEP, &pages, &b.err);
     if (!rc)
         rc = hs_sqlite_artifact_files(copy, backup_one, &b, &b.err);
+    if (b.fence)
+        (void)c->store->service->lease_release(c->store, HS_FILES_HOLD, b.fence, NULL);
     if (!rc)
         rc = copy_hashed(copy, NULL, db_sha, &db_bytes, &b.err);
     (void)rmdir(tmp); /* the writers' temporary folder, empty by now */

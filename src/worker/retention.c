@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "store/service.h"
 
 /* The store's answer for the collector of files. */
 static int referenced(void *ctx, const char *sha256, bool *used, struct hs_error *err)
@@ -28,6 +29,29 @@ static int prune_kind(struct hs_store *store, enum hs_prune_kind kind, int64_t b
     if (r->removed[kind])
         hs_info("retention=rows table=%s removed=%lld", hs_prune_kind_name(kind),
                 (long long)r->removed[kind]);
+    return rc;
+}
+
+/* The files no row points at, under the hold a backup takes while it copies files. */
+static int collect_files(struct hs_store *store, const struct hs_retention_config *cfg,
+                         int64_t now_ms, struct hs_blob_gc_stats *st, struct hs_error *err)
+{
+    int64_t fence = 0;
+    int rc =
+        store->service->lease_claim(store, HS_FILES_HOLD, now_ms, HS_FILES_HOLD_MS, &fence, err);
+    if (rc == HS_ERR_BUSY) {
+        hs_info("retention=files msg=\"a backup copies files: collected at the next pass\"");
+        return HS_OK;
+    }
+    if (rc)
+        return rc;
+    rc = hs_blob_gc(cfg->data_dir, now_ms, cfg->blob_grace_ms, referenced, store, NULL, NULL, st,
+                    err);
+    (void)store->service->lease_release(store, HS_FILES_HOLD, fence, NULL);
+    if (st->removed || st->restored)
+        hs_info("retention=files removed=%lld bytes=%lld kept_recent=%lld put_back=%lld",
+                (long long)st->removed, (long long)st->removed_bytes, (long long)st->kept_fresh,
+                (long long)st->restored);
     return rc;
 }
 
@@ -70,8 +94,7 @@ int hs_retention_run(struct hs_store *store, const struct hs_retention_config *c
         }
     }
     if (cfg->data_dir && *cfg->data_dir) {
-        int rc = hs_blob_gc(cfg->data_dir, now_ms, cfg->blob_grace_ms, referenced, store, NULL,
-                            NULL, &r.files, &e);
+        int rc = collect_files(store, cfg, now_ms, &r.files, &e);
         if (rc) {
             hs_warn("retention=error files=%s error=\"%s\"", cfg->data_dir, e.msg);
             if (!first) {
@@ -80,10 +103,6 @@ int hs_retention_run(struct hs_store *store, const struct hs_retention_config *c
                     *err = e;
             }
         }
-        if (r.files.removed || r.files.restored)
-            hs_info("retention=files removed=%lld bytes=%lld kept_recent=%lld put_back=%lld",
-                    (long long)r.files.removed, (long long)r.files.removed_bytes,
-                    (long long)r.files.kept_fresh, (long long)r.files.restored);
     }
     if (out)
         *out = r;

@@ -15,6 +15,11 @@
 #include "store/store.h"
 
 #define HS_RETENTION_BATCH 500
+/* The named lease (store/service.h) that keeps the collector of files and a backup copying
+ * files apart: a file a backup's database copy points at may lose its last row meanwhile (a
+ * new version synced), and must still be there when the backup copies it. */
+#define HS_FILES_HOLD    "files:hold"
+#define HS_FILES_HOLD_MS (10 * 60 * 1000LL)
 
 struct hs_retention_config {
     int64_t keep_events_ms; /* handled webhook deliveries; 0: kept for ever */
@@ -32,7 +37,8 @@ struct hs_retention_report {
 };
 
 /* One pass at now_ms; every kind is tried even when one fails (the first error is returned).
- * Logs one line per kind that removed rows and one for the files. */
+ * The files are collected under HS_FILES_HOLD, and left for the next pass while a backup holds
+ * it. Logs one line per kind that removed rows and one for the files. */
 int hs_retention_run(struct hs_store *store, const struct hs_retention_config *cfg, int64_t now_ms,
                      struct hs_retention_report *out, struct hs_error *err);
 

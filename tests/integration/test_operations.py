@@ -5,7 +5,7 @@
   retention duty of a running `serve` (--retention-interval); current rows stay, and each
   model's latest sync result whatever its age;
 - the collector of artifact files: an orphan older than --blob-grace goes, a file a row points
-  at and a fresh orphan stay;
+  at and a fresh orphan stay; it and a backup hold the files in turn;
 - `status` shows the store's size, its largest tables and the files' total;
 - `store backup` taken while a serve and a backfill sync sandbox jobs, restored into a new
   folder: every model and file synced before the backup began is there (files checked by their
@@ -178,6 +178,41 @@ class Retention(unittest.TestCase):
         time.sleep(1)
         self.run_ok("store", "prune")
         self.assertFalse(os.path.exists(fresh))
+
+    def test_backup_and_collector_hold_the_files_in_turn(self):
+        self.run_ok("sync", JOB_ALL_COMPLETE, "--model", HOUSE)
+        sha = hashlib.sha256(b"an old orphan").hexdigest()
+        d = os.path.join(self.data, "blobs", sha[:2], sha[2:4])
+        os.makedirs(d, exist_ok=True)
+        orphan = os.path.join(d, sha)
+        with open(orphan, "wb") as f:
+            f.write(b"an old orphan")
+        os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+        # A backup holds the files (as another process's would): the collector leaves them.
+        until = int(time.time() * 1000) + 600000
+        write(self.cli.db, "INSERT INTO leases (name, fence, until_ms) VALUES ('files:hold', 7, ?)",
+              [(until,)])
+        self.run_ok("store", "prune")
+        self.assertTrue(os.path.exists(orphan))
+        # The collector holds them (a long pass): a backup waits for the end of it.
+        target = os.path.join(self.cli.dir, "backup")
+        proc = subprocess.Popen([HOVERSYNC_BIN, "store", "backup", target], env=self.cli.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stderr.readline()
+            self.assertIn("waiting for the collector of files", line)
+            self.assertFalse(os.path.exists(os.path.join(target, "hoversync.db")))
+            write(self.cli.db, "UPDATE leases SET until_ms = 0 WHERE name = 'files:hold'")
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn("backup %s" % target, out)
+        # Its hold released: the next pass collects.
+        self.run_ok("store", "prune")
+        self.assertFalse(os.path.exists(orphan))
 
     def test_status_shows_sizes(self):
         self.run_ok("sync", JOB_ALL_COMPLETE, "--model", HOUSE, "--model", GARAGE)
