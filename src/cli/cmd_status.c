@@ -40,20 +40,38 @@ static long long num(json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
+/* A size for a person: bytes, kB, MB or GB (powers of 1000), into out. */
+static const char *size_text(long long bytes, char *out, size_t n)
+{
+    static const char *const unit[] = {"kB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    int u = -1;
+    while (v >= 1000 && u < 3) {
+        v /= 1000;
+        u++;
+    }
+    if (u < 0)
+        snprintf(out, n, "%lld B", bytes);
+    else
+        snprintf(out, n, "%.1f %s", v, unit[u]);
+    return out;
+}
+
 static void print_storage(json_t *st)
 {
+    char a[32];
     json_t *files = json_object_get(st, "files");
-    printf("store        %s, %.1f MB\n", text(st, "backend", "?"), (double)num(st, "bytes") / 1e6);
+    printf("store        %s, %s\n", text(st, "backend", "?"), size_text(num(st, "bytes"), a, 32));
     size_t i;
     json_t *x;
     json_array_foreach(json_object_get(st, "tables"), i, x)
     {
-        printf("  %-24s %10.1f MB %12lld rows\n", text(x, "name", "?"),
-               (double)num(x, "bytes") / 1e6, num(x, "rows"));
+        printf("  %-24s %10s %12lld rows\n", text(x, "name", "?"),
+               size_text(num(x, "bytes"), a, 32), num(x, "rows"));
     }
     if (files)
-        printf("files        %lld, %.1f MB\n", num(files, "count"),
-               (double)num(files, "bytes") / 1e6);
+        printf("files        %lld, %s\n", num(files, "count"),
+               size_text(num(files, "bytes"), a, 32));
 }
 
 static void print_status(json_t *doc)
