@@ -257,6 +257,8 @@ static void backup_help(void)
          "SQLite's online backup, a consistent state of a moment during the copy; then\n"
          "each file it points at by its SHA-256, checked; manifest.json, written last,\n"
          "lists them with their digests. Restore with `hoversync store restore DIR`.\n"
+         "Run it with the service's configuration (HOVERSYNC_ENCRYPTION_KEY included):\n"
+         "it opens the store to keep the collector of unreferenced files away meanwhile.\n"
          "The OAuth tokens and webhook secrets stay encrypted under\n"
          "HOVERSYNC_ENCRYPTION_KEY: keep the key too, apart from the backup.\n"
          "A PostgreSQL store is backed up with pg_dump or a base backup instead\n"
@@ -414,7 +416,10 @@ int cmd_store_restore(struct cli *c, int argc, char **argv)
         return EXIT_FAIL;
     }
     struct stat sb;
-    if (stat(db, &sb) == 0 || empty_dir(data_dir) != 1) {
+    char *wal = hs_aprintf("%s-wal", db);
+    bool taken = stat(db, &sb) == 0 || stat(wal, &sb) == 0; /* a WAL left would be replayed */
+    free(wal);
+    if (taken || empty_dir(data_dir) != 1) {
         fprintf(stderr,
                 "hoversync: store restore: the target is not empty: %s must not exist and %s "
                 "must be missing or empty\n",
