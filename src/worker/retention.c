@@ -2,15 +2,38 @@
 #include "worker/retention.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "store/service.h"
 
-/* The store's answer for the collector of files. */
+/* The collector's pass: its store and its hold on the files (in real time, as a backup's). */
+struct pass {
+    struct hs_store *store;
+    int64_t fence, renewed_ms;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The store's answer for the collector of files; the hold renewed on the way (every third of
+ * its length: a pass over many files may outlast it). A hold lost stops the pass. */
 static int referenced(void *ctx, const char *sha256, bool *used, struct hs_error *err)
 {
-    struct hs_store *store = ctx;
-    return store->retention->blob_referenced(store, sha256, used, err);
+    struct pass *p = ctx;
+    int64_t now = wall_ms();
+    if (now - p->renewed_ms >= HS_FILES_HOLD_MS / 3) {
+        int rc = p->store->service->lease_renew(p->store, HS_FILES_HOLD, p->fence,
+                                                now + HS_FILES_HOLD_MS, err);
+        if (rc)
+            return rc;
+        p->renewed_ms = now;
+    }
+    return p->store->retention->blob_referenced(p->store, sha256, used, err);
 }
 
 /* Batches of one kind until one removes fewer than the batch: each its own short transaction,
@@ -36,18 +59,17 @@ static int prune_kind(struct hs_store *store, enum hs_prune_kind kind, int64_t b
 static int collect_files(struct hs_store *store, const struct hs_retention_config *cfg,
                          int64_t now_ms, struct hs_blob_gc_stats *st, struct hs_error *err)
 {
-    int64_t fence = 0;
-    int rc =
-        store->service->lease_claim(store, HS_FILES_HOLD, now_ms, HS_FILES_HOLD_MS, &fence, err);
+    struct pass p = {.store = store, .renewed_ms = wall_ms()};
+    int rc = store->service->lease_claim(store, HS_FILES_HOLD, p.renewed_ms, HS_FILES_HOLD_MS,
+                                         &p.fence, err);
     if (rc == HS_ERR_BUSY) {
         hs_info("retention=files msg=\"a backup copies files: collected at the next pass\"");
         return HS_OK;
     }
     if (rc)
         return rc;
-    rc = hs_blob_gc(cfg->data_dir, now_ms, cfg->blob_grace_ms, referenced, store, NULL, NULL, st,
-                    err);
-    (void)store->service->lease_release(store, HS_FILES_HOLD, fence, NULL);
+    rc = hs_blob_gc(cfg->data_dir, now_ms, cfg->blob_grace_ms, referenced, &p, NULL, NULL, st, err);
+    (void)store->service->lease_release(store, HS_FILES_HOLD, p.fence, NULL);
     if (st->removed || st->restored)
         hs_info("retention=files removed=%lld bytes=%lld kept_recent=%lld put_back=%lld",
                 (long long)st->removed, (long long)st->removed_bytes, (long long)st->kept_fresh,
