@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/mem.h"
 #include "core/str.h"
 #include "store/backup_manifest.h"
@@ -183,9 +184,7 @@ struct backup {
 
 static int64_t wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return hs_clock_system()->wall_ms(hs_clock_system());
 }
 
 /* Takes the hold on the files (worker/retention.h HS_FILES_HOLD) before the database is copied,
@@ -500,10 +499,7 @@ int cmd_store_prune(struct cli *c, int argc, char **argv)
     rc_cfg.batch = batch;
     struct hs_retention_report r;
     struct hs_error err = {0};
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int rc = hs_retention_run(c->store, &rc_cfg, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-                              &r, &err);
+    int rc = hs_retention_run(c->store, &rc_cfg, wall_ms(), &r, &err);
     for (int k = 0; k < HS_PRUNE_KINDS; k++)
         printf("%-16s %lld rows\n", hs_prune_kind_name(k), (long long)r.removed[k]);
     printf("%-16s %lld (%lld bytes); %lld unreferenced kept within the grace\n", "files",

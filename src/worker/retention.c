@@ -2,8 +2,8 @@
 #include "worker/retention.h"
 
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "store/service.h"
 
@@ -15,9 +15,7 @@ struct pass {
 
 static int64_t wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return hs_clock_system()->wall_ms(hs_clock_system());
 }
 
 /* The store's answer for the collector of files; the hold renewed on the way (every third of
