@@ -28,8 +28,11 @@ static void serve_help(void)
          "\n"
          "Runs the HTTP service of docs/API.md: the modal's search, jobs, syncs with their\n"
          "progress, the records feed, stored files and images, and the connect flow.\n"
-         "It prints `hoversync serving URL` on stdout once it listens; SIGINT or SIGTERM stop\n"
-         "it (running requests end first).\n"
+         "It prints `hoversync serving URL` on stdout once it listens. SIGINT or SIGTERM drain\n"
+         "it: /readyz answers 503 and new requests get 503 at once, requests and syncs in\n"
+         "flight get --drain-timeout seconds (20) to end, syncs still running then are handed\n"
+         "back to the queue for another process; then it exits 0. A second signal exits at\n"
+         "once (status 1), handing the syncs back all the same. /healthz says it is alive.\n"
          "\n"
          "API calls need the API key (Authorization: Bearer KEY): HOVERSYNC_API_KEY, or one\n"
          "generated on first start and printed once on stderr (only its hash is stored).\n"
@@ -224,6 +227,7 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
         .demo_listen = o->demo,
         .web_dir = hs_config_str(&c->cfg, CFG_WEB_DIR),
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .blobs = c->blobs,
         .hover_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
         .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
         .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),
@@ -241,7 +245,9 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
                                   .syncq = p->syncq,
                                   .events = sv->w.events,
                                   .duties = sv->w.duties,
-                                  .upstream = hs_curl_multi_default()};
+                                  .upstream = hs_curl_multi_default(),
+                                  .limiter = sv->limiter,
+                                  .outbox = sv->w.outbox};
     if ((r = hs_server_new(&sc, &deps, &p->srv, &err)) || (r = hs_server_start(p->srv, &err)))
         return cli_report("serve", r, &err);
     return EXIT_OK;
@@ -287,6 +293,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     if (o.register_webhooks)
         (void)hs_server_register_webhooks(p.srv, NULL, NULL); /* failures are logged */
     cli_service_wait(&sv, "serve");
+    cli_service_drain(c, &sv, "serve", p.srv);
 out:
     /* The server first (it uses the others), then what feeds it, then the pool they share;
      * waiters for the budget leave at once. */

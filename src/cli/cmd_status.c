@@ -165,8 +165,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
     int rc = hs_health_collect(c->store, now_ms, offline ? NULL : hs_health_list_via_provider, &src,
                                &doc, &err);
     hs_client_pool_free(pool);
-    if (!rc &&
-        (rc = hs_health_add_storage(doc, c->store, hs_config_str(&c->cfg, CFG_DATA_DIR), &err)))
+    const char *files = cli_blobs_local(c) ? hs_config_str(&c->cfg, CFG_DATA_DIR) : NULL;
+    if (!rc && (rc = hs_health_add_storage(doc, c->store, files, &err)))
         json_decref(doc);
     if (rc)
         return cli_report("status", rc, &err);

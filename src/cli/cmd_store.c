@@ -1,6 +1,7 @@
-/* cmd_store.c: `hoversync store`: dispatches its subcommands (backup, restore and prune are in
- * cmd_store_backup.c), and `store rotate-key`: seals every stored secret (OAuth tokens, webhook
- * secrets) under a new key, or encrypts a store that kept them in clear (store/secrets.h). */
+/* cmd_store.c: `hoversync store`: dispatches its subcommands (copy: cmd_store_copy.c; backup,
+ * restore and prune: cmd_store_backup.c), and `store rotate-key`: seals every stored secret
+ * (OAuth tokens, webhook secrets) under a new key, or encrypts a store that kept them in clear
+ * (store/secrets.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +22,8 @@ static void store_help(void)
          "       openssl rand -base64 32), or to clear text with --to-clear.\n"
          "Stop `hoversync serve` and `hoversync worker` first, and start them again with\n"
          "HOVERSYNC_ENCRYPTION_KEY set to the new key. Losing the key loses the secrets: every\n"
-         "org must be connected again and its webhook registered again.");
+         "org must be connected again and its webhook registered again.\n");
+    cli_store_copy_help();
 }
 
 int cmd_store(struct cli *c, int argc, char **argv)
@@ -36,10 +38,15 @@ int cmd_store(struct cli *c, int argc, char **argv)
         return cmd_store_prune(c, argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
-            store_help();
+            if (what && strcmp(what, "copy") == 0)
+                cli_store_copy_help();
+            else
+                store_help();
             return EXIT_OK;
         }
     }
+    if (what && strcmp(what, "copy") == 0)
+        return cmd_store_copy(c, argc, argv);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--to-clear") == 0) {
             to_clear = true;
@@ -52,7 +59,7 @@ int cmd_store(struct cli *c, int argc, char **argv)
     }
     if (!what || strcmp(what, "rotate-key") != 0) {
         fprintf(stderr, "hoversync: store: %s (see hoversync store --help)\n",
-                what ? "unknown subcommand" : "rotate-key, backup, restore or prune");
+                what ? "unknown subcommand" : "rotate-key, copy, backup, restore or prune");
         return EXIT_USAGE;
     }
     const char *next = hs_config_str(&c->cfg, CFG_NEW_ENCRYPTION_KEY);
@@ -62,11 +69,12 @@ int cmd_store(struct cli *c, int argc, char **argv)
                          : "set HOVERSYNC_NEW_ENCRYPTION_KEY to the new key (or --to-clear)");
         return EXIT_USAGE;
     }
-    if (cli_open(c, false) != EXIT_OK)
-        return EXIT_FAIL;
+    int rc = cli_open(c, false);
+    if (rc != EXIT_OK)
+        return rc;
     struct hs_secret_key k;
     struct hs_error err = {0};
-    int rc = to_clear ? HS_OK : hs_secret_key_parse(next, &k, &err);
+    rc = to_clear ? HS_OK : hs_secret_key_parse(next, &k, &err);
     if (rc)
         return cli_report("store rotate-key: HOVERSYNC_NEW_ENCRYPTION_KEY", rc, &err);
     int64_t n = 0;

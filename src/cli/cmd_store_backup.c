@@ -282,6 +282,13 @@ int cmd_store_backup(struct cli *c, int argc, char **argv)
                 see_docs);
         return EXIT_FAIL;
     }
+    if (!cli_blobs_local(c)) {
+        fprintf(stderr,
+                "hoversync: store backup: the artifact files are in object storage (--blobs): "
+                "back up the database, then the bucket (%s)\n",
+                see_docs);
+        return EXIT_FAIL;
+    }
     if (access(db, R_OK) != 0) {
         fprintf(stderr, "hoversync: store backup: no store at %s\n", db);
         return EXIT_FAIL;
@@ -413,6 +420,11 @@ int cmd_store_restore(struct cli *c, int argc, char **argv)
                 "tools (%s)\n",
                 see_docs);
         return EXIT_FAIL;
+    }
+    if (!cli_blobs_local(c)) {
+        fprintf(stderr, "hoversync: store restore: restores into the local folder --data-dir, "
+                        "not object storage (--blobs)\n");
+        return EXIT_USAGE;
     }
     struct stat sb;
     char *wal = hs_aprintf("%s-wal", db);

@@ -37,7 +37,8 @@ static const struct command commands[] = {
     {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
     {"store", cmd_store, NEEDS_NOTHING,
-     "store rotate-key|backup|restore|prune: new key, copies, old rows"},
+     "rotate-key: seal the stored secrets under a new key; copy: move a whole store; "
+     "backup, restore, prune"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
@@ -73,6 +74,28 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc)
     cc->rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
 }
 
+bool cli_blobs_local(const struct cli *c)
+{
+    const char *url = hs_config_str(&c->cfg, CFG_BLOBS);
+    return !url || !*url;
+}
+
+void cli_blobs_config(const struct cli *c, struct hs_blobs_config *bc)
+{
+    *bc = (struct hs_blobs_config){
+        .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .url = hs_config_str(&c->cfg, CFG_BLOBS),
+        .s3_endpoint = hs_config_str(&c->cfg, CFG_S3_ENDPOINT),
+        .s3_region = hs_config_str(&c->cfg, CFG_S3_REGION),
+        .access_key = hs_config_str(&c->cfg, CFG_AWS_ACCESS_KEY_ID),
+        .secret_key = hs_config_str(&c->cfg, CFG_AWS_SECRET_ACCESS_KEY),
+        .session_token = hs_config_str(&c->cfg, CFG_AWS_SESSION_TOKEN),
+        .part_size = hs_config_int(&c->cfg, CFG_S3_PART_SIZE),
+        .redirect_s = hs_config_int(&c->cfg, CFG_BLOBS_REDIRECT),
+        .max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS),
+    };
+}
+
 int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
@@ -85,6 +108,10 @@ int cli_open(struct cli *c, bool with_client)
     if (hs_run_lease_sweep(c->store, NULL, &err) != HS_OK)
         hs_warn("store msg=\"cannot mark lapsed sync runs interrupted\" error=\"%s\"", err.msg);
     hs_data_dir_private(hs_config_str(&c->cfg, CFG_DATA_DIR));
+    struct hs_blobs_config bc;
+    cli_blobs_config(c, &bc);
+    if ((rc = hs_blobs_open(&bc, &c->blobs, &err)))
+        return cli_report("cannot use the blob store", rc, &err);
     if (!with_client)
         return EXIT_OK;
     struct hs_client_config cc;
@@ -117,6 +144,8 @@ void cli_close(struct cli *c)
     c->client = NULL;
     hs_limiter_free(c->limiter);
     c->limiter = NULL;
+    hs_blobs_free(c->blobs);
+    c->blobs = NULL;
     hs_store_close(c->store);
     c->store = NULL;
 }

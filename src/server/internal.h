@@ -14,6 +14,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "store/blobs.h"
 #include "webhook/registration.h"
 
 /* Route flags. */
@@ -71,12 +72,15 @@ struct ticket {
 
 struct server_rt;    /* server.c: daemons and workers */
 struct sse_hub;      /* sse.c */
+struct blob_hub;     /* blobstream.c */
 struct hs_conns;     /* conns.c */
 struct hs_quota;     /* quota.c */
 struct health_cache; /* routes_webhooks.c */
 
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
+    const struct hs_blobs *blobs; /* the artifact files: the configured store or local_blobs */
+    struct hs_blobs local_blobs;  /* the local folder data_dir, when none was configured */
     char *public_url_cfg;
     char *public_url;    /* no trailing slash */
     char *public_origin; /* scheme://host[:port] of public_url */
@@ -100,6 +104,9 @@ struct hs_server {
     struct hs_duties *duties;
     const struct hs_clock *clock;
     struct hs_metrics *metrics;
+    struct hs_limiter *limiter; /* NULL: no budget series */
+    struct hs_outbox *outbox;   /* NULL: no delivery series */
+    atomic_bool draining;       /* SIGTERM came: /readyz 503, new requests 503 */
 
     /* Caches and flow state, under cache_lock. */
     pthread_mutex_t cache_lock;
@@ -120,6 +127,7 @@ struct hs_server {
 
     struct server_rt *rt;
     struct sse_hub *sse;
+    struct blob_hub *blobhub;    /* object storage only */
     struct hs_quota *quota;      /* NULL: no per-caller limit */
     struct health_cache *health; /* Hover's word on the webhooks, for GET /api/status */
     int hover_workers;
@@ -240,6 +248,18 @@ void hs_sse_stop(struct hs_server *s);
 void hs_sse_free(struct hs_server *s);
 int64_t hs_sse_count(struct hs_server *s);
 
+/* ---- blobstream.c ---- */
+/* The threads that fetch the ranges of files streamed from object storage (none for a local
+ * folder). */
+int hs_blobstream_start(struct hs_server *s, struct hs_error *err);
+/* Ends every stream (their connections are resumed) and refuses new ones. */
+void hs_blobstream_stop(struct hs_server *s);
+/* Then, once libmicrohttpd stopped: joins the threads. */
+void hs_blobstream_free(struct hs_server *s);
+/* Makes r stream size bytes of a's file from object storage; -1 when streams are not running. */
+int hs_blobstream_response(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
+                           const struct hs_artifact_row *a, int64_t size);
+
 /* ---- the connect flow (routes_web.c) ---- */
 /* Whether the caller may start a connect flow for `name` (NULL: org-<owner id>): a valid name,
  * and for a session one of its connections or a name not taken yet. 0, or -1 with a 400 or 404
@@ -248,6 +268,7 @@ int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r);
 
 /* ---- handlers ---- */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r);
+void hs_route_readyz(struct hs_req *q, struct hs_resp *r);
 void hs_route_metrics(struct hs_req *q, struct hs_resp *r);
 void hs_route_openapi(struct hs_req *q, struct hs_resp *r);
 void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r);

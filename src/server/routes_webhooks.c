@@ -55,6 +55,7 @@ void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
     };
     struct hs_receiver_result res;
     hs_receiver_handle(&cfg, &rq, &res);
+    hs_metrics_webhook(s->metrics, res.result);
     hs_resp_text(r, res.status, "application/json", res.body);
     if (res.status == 503)
         hs_resp_header(r, "Retry-After", "5");
@@ -225,7 +226,8 @@ static int add_storage(struct hs_server *s, json_t *doc, int64_t now, struct hs_
     pthread_mutex_lock(&h->storage_lock);
     int rc = HS_OK;
     if (!h->storage || now - h->storage_at_ms >= HEALTH_TTL_MS) {
-        rc = hs_health_add_storage(doc, s->store, s->data_dir, err);
+        rc = hs_health_add_storage(doc, s->store, hs_blobs_is_local(s->blobs) ? s->data_dir : NULL,
+                                   err);
         if (!rc) {
             json_decref(h->storage);
             h->storage = json_deep_copy(json_object_get(doc, "storage"));

@@ -1,7 +1,7 @@
 /* server.h: `hoversync serve`, the HTTP service of docs/API.md on libmicrohttpd: the modal's API
  * (search, jobs, syncs and their progress, records, files, images), the connect flow (Hover OAuth),
- * the modal's static files, /healthz and /metrics; optionally a second listener that plays a CRM
- * page for demos (--demo-crm).
+ * the modal's static files, /healthz, /readyz and /metrics; optionally a second listener that plays
+ * a CRM page for demos (--demo-crm).
  *
  * Threads: libmicrohttpd's epoll thread pool does the I/O and the quick routes; routes that wait
  * on the store (and the webhook intake) run on a small pool of worker threads while their
@@ -16,14 +16,18 @@
 #include <stddef.h>
 
 #include "core/clock.h"
+#include "hover/limiter.h"
 #include "hover/multi.h"
 #include "hover/pool.h"
 #include "hoversync.h"
+#include "notify/outbox.h"
 #include "search/search.h"
 #include "store/store.h"
 #include "worker/duties.h"
 #include "worker/events.h"
 #include "worker/syncq.h"
+
+struct hs_blobs;
 
 struct hs_server_config {
     const char *listen;     /* "HOST:PORT"; port 0 = any free port */
@@ -33,7 +37,9 @@ struct hs_server_config {
     const char *demo_listen; /* "HOST:PORT" of the demo CRM page; NULL: none */
     const char *web_dir;     /* the modal's files (web/) */
     const char *data_dir;    /* artifact files (the sync engine's data directory) */
-    const char *hover_url;   /* Hover's base URL, for the connect flow */
+    /* Where they are stored (outlives the server); NULL: the local folder data_dir. */
+    const struct hs_blobs *blobs;
+    const char *hover_url; /* Hover's base URL, for the connect flow */
     const char *client_id, *client_secret;
     const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of the API key (hs_server_api_key) */
     bool metrics_public;               /* /metrics from any address, not only loopback */
@@ -67,6 +73,10 @@ struct hs_server_deps {
     /* The loop of the transfers to Hover (hover/multi.h), stopped when the server stops so that
      * nothing waits on a slow Hover then; NULL: none. */
     struct hs_curl_multi *upstream;
+    /* For /metrics (NULL: their series are left out): the Hover budget of this process, and its
+     * CRM outbox (delivery attempts, when events is set). */
+    struct hs_limiter *limiter;
+    struct hs_outbox *outbox;
 };
 
 struct hs_server;
@@ -86,6 +96,12 @@ int hs_server_port(const struct hs_server *s);
 const char *hs_server_url(const struct hs_server *s);
 /* The demo CRM page's URL, or NULL. */
 const char *hs_server_demo_url(const struct hs_server *s);
+/* The start of a graceful stop (SIGTERM): from now on /readyz answers 503 "draining" and new
+ * requests other than /healthz, /readyz and /metrics get 503 with Connection: close; requests
+ * in flight go on. Safe from any thread, twice too. */
+void hs_server_drain(struct hs_server *s);
+/* Requests in flight, open progress streams left out (hs_server_stop ends those). */
+int64_t hs_server_busy(struct hs_server *s);
 /* Stops accepting, ends progress streams, lets running requests finish (a few seconds at most),
  * then stops. Safe to call twice. */
 void hs_server_stop(struct hs_server *s);

@@ -14,6 +14,7 @@
  *   pg_budget.c     the Hover request budget               (store/budget.h)
  *   pg_retention.c  pruning, artifact references, sizes    (store/retention.h)
  *   pg_secrets.c    the key check, rotate-key
+ *   pg_copy.c       whole tables read and written for `store copy` (store/copy.h)
  *
  * Connections. A process keeps a small pool of connections (HS_PG_CONNS), opened when first
  * needed. An operation outside a transaction of its thread takes a free connection for its own
@@ -165,6 +166,18 @@ int hs_pg_key_check(struct pg_store *s, const struct hs_secret_key *key, struct 
 int hs_pg_key_exclusive(struct pg_store *s, bool on); /* HS_ERR_INTERNAL in a transaction */
 int hs_pg_secrets_rekey(struct hs_store *base, const char *new_key, int64_t *count,
                         struct hs_error *err);
+
+/* ---- whole tables for `store copy` (pg_copy.c; store.h's copy_* operations) ---- */
+int hs_pg_copy_read(struct hs_store *base, const struct hs_copy_table *tables, size_t n,
+                    const struct hs_copy_sink *sink, struct hs_error *err);
+int hs_pg_copy_count(struct hs_store *base, const struct hs_copy_table *tb, int64_t *out,
+                     struct hs_error *err);
+int hs_pg_copy_clear(struct hs_store *base, const struct hs_copy_table *tb, struct hs_error *err);
+int hs_pg_copy_write_begin(struct hs_store *base, const struct hs_copy_table *tb,
+                           struct hs_copy_writer **out, struct hs_error *err);
+int hs_pg_copy_write_row(struct hs_copy_writer *w, const struct hs_copy_value *v,
+                         struct hs_error *err);
+int hs_pg_copy_write_end(struct hs_copy_writer *w, int rc, struct hs_error *err);
 
 /* ---- the concerns' tables ---- */
 extern const struct hs_token_ops hs_pg_token_ops;

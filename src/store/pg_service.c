@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/migrations.h"
 #include "store/pg_internal.h"
 #include "store/service.h"
 
@@ -604,6 +605,23 @@ static int pg_lease_release(struct hs_store *base, const char *name, int64_t fen
     return lease_set(base, name, fence, 0, "lease_release", err);
 }
 
+static int pg_schema_status(struct hs_store *base, int *have, int *want, struct hs_error *err)
+{
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_READ, "schema_status", err);
+    if (rc)
+        return rc;
+    int64_t v = 0;
+    rc = hs_pg_int1(&t, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &v,
+                    "reading the schema version", err);
+    rc = hs_pg_leave(&t, rc, err);
+    if (rc)
+        return rc;
+    *have = (int)v;
+    *want = hs_pg_migrations[hs_pg_migrations_count - 1].version;
+    return HS_OK;
+}
+
 const struct hs_service_ops hs_pg_service_ops = {
     .setting_get = pg_setting_get,
     .setting_put = pg_setting_put,
@@ -618,4 +636,5 @@ const struct hs_service_ops hs_pg_service_ops = {
     .lease_claim = pg_lease_claim,
     .lease_renew = pg_lease_renew,
     .lease_release = pg_lease_release,
+    .schema_status = pg_schema_status,
 };

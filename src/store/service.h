@@ -129,6 +129,11 @@ struct hs_service_ops {
     /* Releases the lease of claim `fence`: the next claim takes it at once. HS_ERR_CONFLICT as
      * lease_renew. */
     int (*lease_release)(struct hs_store *s, const char *name, int64_t fence, struct hs_error *err);
+
+    /* A cheap read for readiness probes: *have gets the schema version the store is at (its
+     * latest applied migration), *want the latest this binary knows. Fails when the store
+     * cannot be reached. */
+    int (*schema_status)(struct hs_store *s, int *have, int *want, struct hs_error *err);
 };
 
 #endif

@@ -13,6 +13,7 @@
  *   sqlite_budget.c   the Hover request budget                (store/budget.h)
  *   sqlite_retention.c pruning, artifact references, sizes   (store/retention.h)
  *   sqlite_secrets.c  the file's mode, the key check, rotate-key
+ *   sqlite_copy.c     whole tables read and written for `store copy` (store/copy.h)
  *
  * Connections. Writes go through one connection, the writer, under a mutex held for a whole
  * write transaction (SQLite allows one writer at a time anyway; the mutex makes the threads of
@@ -218,6 +219,19 @@ int hs_sqlite_lease_take(struct sq_txn *t, const char *name, int64_t now_ms, int
                          int64_t *fence, struct hs_error *err);
 int hs_sqlite_lease_move(struct sq_txn *t, const char *name, int64_t fence, int64_t until_ms,
                          bool *moved, struct hs_error *err);
+
+/* ---- whole tables for `store copy` (sqlite_copy.c; store.h's copy_* operations) ---- */
+int hs_sqlite_copy_read(struct hs_store *base, const struct hs_copy_table *tables, size_t n,
+                        const struct hs_copy_sink *sink, struct hs_error *err);
+int hs_sqlite_copy_count(struct hs_store *base, const struct hs_copy_table *tb, int64_t *out,
+                         struct hs_error *err);
+int hs_sqlite_copy_clear(struct hs_store *base, const struct hs_copy_table *tb,
+                         struct hs_error *err);
+int hs_sqlite_copy_write_begin(struct hs_store *base, const struct hs_copy_table *tb,
+                               struct hs_copy_writer **out, struct hs_error *err);
+int hs_sqlite_copy_write_row(struct hs_copy_writer *w, const struct hs_copy_value *v,
+                             struct hs_error *err);
+int hs_sqlite_copy_write_end(struct hs_copy_writer *w, int rc, struct hs_error *err);
 
 /* ---- the concerns' tables, defined in their files ---- */
 extern const struct hs_token_ops hs_sqlite_token_ops;

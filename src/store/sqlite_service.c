@@ -8,6 +8,7 @@
 
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/migrations.h"
 #include "store/service.h"
 #include "store/sqlite_internal.h"
 
@@ -633,6 +634,26 @@ static int sq_lease_release(struct hs_store *base, const char *name, int64_t fen
     return lease_set(base, name, fence, 0, "lease_release", err);
 }
 
+static int sq_schema_status(struct hs_store *base, int *have, int *want, struct hs_error *err)
+{
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "schema_status", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    rc = hs_sqlite_prep(&t, &st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                        "reading the schema version", err);
+    if (!rc)
+        rc = hs_sqlite_int(&t, st, &v, "reading the schema version", err);
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (rc)
+        return rc;
+    *have = (int)v;
+    *want = hs_sqlite_migrations[hs_sqlite_migrations_count - 1].version;
+    return HS_OK;
+}
+
 const struct hs_service_ops hs_sqlite_service_ops = {
     .setting_get = sq_setting_get,
     .setting_put = sq_setting_put,
@@ -647,4 +668,5 @@ const struct hs_service_ops hs_sqlite_service_ops = {
     .lease_claim = sq_lease_claim,
     .lease_renew = sq_lease_renew,
     .lease_release = sq_lease_release,
+    .schema_status = sq_schema_status,
 };

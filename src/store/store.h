@@ -39,6 +39,10 @@ struct hs_outbox_ops;
 struct hs_policy_ops;
 struct hs_budget_ops;
 struct hs_retention_ops;
+struct hs_copy_table;
+struct hs_copy_sink;
+struct hs_copy_writer;
+struct hs_copy_value;
 
 /* What spans concerns: the store's life, its transactions, its secrets. */
 struct hs_store_ops {
@@ -63,6 +67,23 @@ struct hs_store_ops {
      * key. *count (may be NULL) gets the number of values rewritten (store/secrets.h). */
     int (*secrets_rekey)(struct hs_store *s, const char *new_key, int64_t *count,
                          struct hs_error *err);
+
+    /* Whole tables, for `store copy` (store/copy.h). copy_read: every row of tables[0..n), all
+     * in one snapshot, given to sink. copy_count: the rows of t other than its initial ones.
+     * copy_clear: every row of t deleted. copy_write_begin: an insertion of rows of t, each by
+     * copy_write_row (values as copy_read gives them, secrets as stored), until copy_write_end
+     * (rc: how it went; it frees w, and a failed rc undoes its rows). copy_clear and the writes
+     * run inside this thread's transaction (begin .. commit). */
+    int (*copy_read)(struct hs_store *s, const struct hs_copy_table *tables, size_t n,
+                     const struct hs_copy_sink *sink, struct hs_error *err);
+    int (*copy_count)(struct hs_store *s, const struct hs_copy_table *t, int64_t *out,
+                      struct hs_error *err);
+    int (*copy_clear)(struct hs_store *s, const struct hs_copy_table *t, struct hs_error *err);
+    int (*copy_write_begin)(struct hs_store *s, const struct hs_copy_table *t,
+                            struct hs_copy_writer **w, struct hs_error *err);
+    int (*copy_write_row)(struct hs_copy_writer *w, const struct hs_copy_value *v,
+                          struct hs_error *err);
+    int (*copy_write_end)(struct hs_copy_writer *w, int rc, struct hs_error *err);
 };
 
 struct hs_store {
@@ -98,6 +119,9 @@ struct hs_store_options {
      * store whose secrets are sealed under another key, or opened without its key, is refused
      * (HS_ERR_INVALID, with a message that says which). */
     const char *encryption_key;
+    /* true: a store that does not exist yet (no file; a database without hoversync's schema)
+     * is refused (HS_ERR_NOT_FOUND) and nothing is created. */
+    bool must_exist;
 };
 
 /* Opens the store at `location` (HOVERSYNC_DB / --db), creating it if needed and applying

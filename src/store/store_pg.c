@@ -566,8 +566,19 @@ static int migration_apply(PGconn *c, const struct hs_migration *m, struct hs_er
 /* Every pending migration in one transaction under the advisory lock: an instance that starts
  * while another migrates waits for it, then finds nothing left to do (PostgreSQL's DDL is
  * transactional, so a failed migration leaves nothing behind). */
-static int migrate_locked(PGconn *c, struct hs_error *err)
+static int migrate_locked(PGconn *c, bool must_exist, struct hs_error *err)
 {
+    if (must_exist) { /* nothing created in a database without our schema */
+        PGresult *r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NULL");
+        int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? HS_OK
+                                                      : hs_pg_fail(c, r, err, "reading the schema");
+        bool missing = !rc && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        PQclear(r);
+        if (missing)
+            rc = hs_fail(err, HS_ERR_NOT_FOUND, "the database holds no hoversync store");
+        if (rc)
+            return rc;
+    }
     int rc = exec_plain(c,
                         "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ");"
                         "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY "
@@ -595,7 +606,7 @@ static int migrate_locked(PGconn *c, struct hs_error *err)
     return rc;
 }
 
-static int migrate(struct pg_store *s, struct hs_error *err)
+static int migrate(struct pg_store *s, bool must_exist, struct hs_error *err)
 {
     struct pg_conn *pc = NULL;
     int rc = pool_take(s, &pc, err);
@@ -603,7 +614,7 @@ static int migrate(struct pg_store *s, struct hs_error *err)
         return rc;
     rc = conn_begin(pc, "BEGIN", err);
     if (!rc) {
-        rc = migrate_locked(pc->c, err);
+        rc = migrate_locked(pc->c, must_exist, err);
         if (!rc)
             rc = commit(pc->c, err);
         else
@@ -636,6 +647,12 @@ static const struct hs_store_ops pg_ops = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .secrets_rekey = hs_pg_secrets_rekey,
+    .copy_read = hs_pg_copy_read,
+    .copy_count = hs_pg_copy_count,
+    .copy_clear = hs_pg_copy_clear,
+    .copy_write_begin = hs_pg_copy_write_begin,
+    .copy_write_row = hs_pg_copy_write_row,
+    .copy_write_end = hs_pg_copy_write_end,
 };
 
 bool hs_store_is_pg_url(const char *location)
@@ -691,7 +708,7 @@ int hs_store_open_pg(const char *url, const struct hs_store_options *o, struct h
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_rwlock_init(&s->key_lock, NULL);
-    int rc = migrate(s, err);
+    int rc = migrate(s, o && o->must_exist, err);
     if (!rc)
         rc = hs_pg_key_check(s, key, err);
     if (!rc)

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/json.h"
 #include "core/log.h"
@@ -500,6 +501,28 @@ static int migration_apply(sqlite3 *db, const struct hs_migration *m, struct hs_
     return rc;
 }
 
+/* A store that must exist already (hs_store_options.must_exist): the file is there and holds
+ * hoversync's schema, before anything is created in it. */
+static int check_exists(const char *path, sqlite3 *db, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        db,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return hs_sqlite_fail(db, rc, err, "reading the schema");
+    rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int r = rc == SQLITE_ROW || rc == SQLITE_DONE
+                ? HS_OK
+                : hs_sqlite_fail(db, rc, err, "reading the schema");
+    sqlite3_finalize(st);
+    if (!r && n == 0)
+        r = hs_fail(err, HS_ERR_NOT_FOUND, "%s is not a hoversync store", path);
+    return r;
+}
+
 static int migrate(sqlite3 *db, struct hs_error *err)
 {
     int rc = hs_sqlite_exec(db,
@@ -557,6 +580,12 @@ static const struct hs_store_ops sqlite_ops = {
     .commit = hs_sqlite_commit,
     .rollback = hs_sqlite_rollback,
     .secrets_rekey = hs_sqlite_secrets_rekey,
+    .copy_read = hs_sqlite_copy_read,
+    .copy_count = hs_sqlite_copy_count,
+    .copy_clear = hs_sqlite_copy_clear,
+    .copy_write_begin = hs_sqlite_copy_write_begin,
+    .copy_write_row = hs_sqlite_copy_write_row,
+    .copy_write_end = hs_sqlite_copy_write_end,
 };
 
 /* A path SQLite opens as a private database of one connection: no reader can share it. */
@@ -605,16 +634,25 @@ int hs_store_open_sqlite(const char *path, const struct hs_store_options *o, str
             return rc;
         }
     }
+    bool must_exist = o && o->must_exist;
+    if (must_exist && access(path, F_OK) != 0) {
+        hs_secret_key_clear(key);
+        free(key);
+        return hs_fail(err, HS_ERR_NOT_FOUND, "no store at %s", path);
+    }
     hs_sqlite_make_private(path);
     struct sqlite_store *s = store_new(path);
     int rc = sqlite3_open_v2(
-        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        path, &s->db,
+        SQLITE_OPEN_READWRITE | (must_exist ? 0 : SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = hs_fail(err, HS_ERR_DB, "cannot open database %s: %s", path,
                      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (must_exist && (rc = check_exists(path, s->db, err)))
+        goto fail;
     if ((rc = hs_sqlite_exec(
              s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
              err)))

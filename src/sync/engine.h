@@ -83,7 +83,9 @@ struct hs_sync_progress {
 struct hs_sync_engine {
     struct hs_client *client;
     struct hs_store *store;
-    const char *data_dir;       /* artifact files live under it */
+    const char *data_dir; /* artifact files live under it */
+    /* Where they are stored; NULL: the local folder data_dir. */
+    const struct hs_blobs *blobs;
     const char *connection_key; /* recorded on jobs and selections */
     /* Optional: called by the syncing thread at each step, with no store transaction open;
      * the pointers in p are valid during the call only. */

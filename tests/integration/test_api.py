@@ -87,9 +87,10 @@ class ServiceApi(unittest.TestCase):
         r = self.svc.get("/healthz", key=False)
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json["status"], "ok")
-        self.assertEqual(r.json["db"], "ok")
         self.assertTrue(r.json["version"])
         self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+        ready = self.svc.get("/readyz", key=False)
+        self.assertEqual((ready.status, ready.json["status"]), (200, "ready"), ready.body)
 
     def test_unknown_route_and_wrong_method(self):
         self.assert_error(self.svc.get("/api/nope"), 404, "not_found")

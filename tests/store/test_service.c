@@ -528,6 +528,21 @@ static void test_lease_refuses_bad_arguments(void **state)
     f->store->ops->rollback(f->store);
 }
 
+/* Readiness reads the schema version: current once opened, behind when a migration is missing
+ * (a store an older binary left, as a probe would see it before the migrations ran). */
+static void test_schema_status_tells_current_or_behind(void **state)
+{
+    struct fixture *f = *state;
+    int have = -1, want = -1;
+    assert_int_equal(f->store->service->schema_status(f->store, &have, &want, NULL), HS_OK);
+    assert_true(want > 0);
+    assert_int_equal(have, want);
+    sql_exec(f, "DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) FROM "
+                "schema_migrations)");
+    assert_int_equal(f->store->service->schema_status(f->store, &have, &want, NULL), HS_OK);
+    assert_true(have < want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +560,7 @@ int main(void)
         STORE_TEST(test_lease_one_holder_until_it_lapses),
         STORE_TEST(test_lease_claims_race_across_processes),
         STORE_TEST(test_lease_refuses_bad_arguments),
+        STORE_TEST(test_schema_status_tells_current_or_behind),
     };
     return STORE_TESTS("store service", tests);
 }
