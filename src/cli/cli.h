@@ -78,6 +78,8 @@ int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_store_backup(struct cli *c, int argc, char **argv);
 int cmd_store_restore(struct cli *c, int argc, char **argv);
 int cmd_store_prune(struct cli *c, int argc, char **argv);
+int cmd_apikeys(struct cli *c, int argc, char **argv);
+int cmd_connections(struct cli *c, int argc, char **argv);
 /* store copy (cmd_store_copy.c): its run and its help. */
 int cmd_store_copy(struct cli *c, int argc, char **argv);
 void cli_store_copy_help(void);
