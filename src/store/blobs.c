@@ -250,9 +250,12 @@ static int local_commit(struct hs_blob_writer *w, const char *hex, const char *r
     int rc = mkdir_p(dir, err);
     if (!rc) {
         struct stat sb;
-        /* Same name, same bytes: keep the stored file. One of another size is damaged (not
-         * written by us), so it is replaced. */
-        if (stat(final, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == (off_t)w->bytes) {
+        /* Same name, same bytes: keep the stored file, its date renewed so that the collector
+         * of unreferenced files (blob_gc.c) leaves it be until our row commits. If the
+         * collector took the name away first, the renewal fails and our file takes its place.
+         * One of another size is damaged (not written by us), so it is replaced. */
+        if (stat(final, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == (off_t)w->bytes &&
+            utimensat(AT_FDCWD, final, NULL, 0) == 0) {
             if (unlink(w->tmp_path) != 0)
                 rc = io_fail(err, errno, "cannot remove", w->tmp_path);
         } else if (rename(w->tmp_path, final) != 0) {
