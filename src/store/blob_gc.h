@@ -10,6 +10,13 @@
 
 #include "hoversync.h"
 
+/* The named lease (store/service.h) that keeps whoever removes files (the collector, a purge)
+ * and a backup copying files apart: a file a backup's database copy points at may lose its
+ * last row meanwhile (a new version synced, an org purged), and must still be there when the
+ * backup copies it. */
+#define HS_FILES_HOLD    "files:hold"
+#define HS_FILES_HOLD_MS (10 * 60 * 1000LL)
+
 /* Whether a row points at the bytes of this hex sha256 (store/retention.h blob_referenced). */
 typedef int (*hs_blob_referenced_fn)(void *ctx, const char *sha256, bool *referenced,
                                      struct hs_error *err);
@@ -36,6 +43,14 @@ struct hs_blob_gc_stats {
 int hs_blob_gc(const char *data_dir, int64_t now_ms, int64_t grace_ms, hs_blob_referenced_fn ref,
                void *ref_ctx, hs_blob_gc_hook_fn hook, void *hook_ctx,
                struct hs_blob_gc_stats *stats, struct hs_error *err);
+
+/* The file of one digest (a purge's: its last row just deleted), removed by the same rules as a
+ * pass (set aside, asked again, removed), when not modified for grace_ms; *removed tells. A
+ * file recently written or reused stays for the collector's next pass; a missing one is no
+ * error. */
+int hs_blob_collect_one(const char *data_dir, const char *sha256, int64_t now_ms, int64_t grace_ms,
+                        hs_blob_referenced_fn ref, void *ref_ctx, bool *removed,
+                        struct hs_error *err);
 
 /* The artifact files under <data_dir>/blobs: how many and their bytes. */
 int hs_blob_usage(const char *data_dir, int64_t *files, int64_t *bytes, struct hs_error *err);

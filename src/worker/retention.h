@@ -15,11 +15,6 @@
 #include "store/store.h"
 
 #define HS_RETENTION_BATCH 500
-/* The named lease (store/service.h) that keeps the collector of files and a backup copying
- * files apart: a file a backup's database copy points at may lose its last row meanwhile (a
- * new version synced), and must still be there when the backup copies it. */
-#define HS_FILES_HOLD    "files:hold"
-#define HS_FILES_HOLD_MS (10 * 60 * 1000LL)
 
 struct hs_retention_config {
     int64_t keep_events_ms; /* handled webhook deliveries; 0: kept for ever */
