@@ -436,6 +436,13 @@ const struct hs_migration hs_pg_migrations[] = {
      "  PRIMARY KEY (caller, window_ms)\n"
      ");\n"
      "CREATE INDEX caller_rates_window ON caller_rates(window_ms);\n"},
+
+    /* SQLite's migration 17: artifact profiles; a store created before them keeps fetching
+     * everything. */
+    {17, "artifact profiles",
+     "ALTER TABLE artifacts ADD COLUMN fetched boolean NOT NULL DEFAULT true;\n"
+     "ALTER TABLE connections ADD COLUMN artifacts text;\n"
+     "UPDATE connections SET artifacts = 'all';\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

@@ -729,6 +729,18 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "  PRIMARY KEY (caller, window_ms)\n"
      ");\n"
      "CREATE INDEX caller_rates_window ON caller_rates(window_ms);\n"},
+
+    /* Artifact profiles (sync/profile.h): a sync downloads what the connection's profile names
+     * and records the rest. A store created before profiles existed fetched everything: its
+     * connections keep doing so until an operator changes it, so that a CRM reading the
+     * artifacts table loses nothing on upgrade. */
+    {17, "artifact profiles",
+     "-- 0: recorded with its Hover URL (source_url) but not downloaded yet: sha256 and path are\n"
+     "-- '' and bytes 0 until its first use fetches it.\n"
+     "ALTER TABLE artifacts ADD COLUMN fetched INTEGER NOT NULL DEFAULT 1;\n"
+     "-- The connection's artifact profile (a comma list); NULL: the installation's --artifacts.\n"
+     "ALTER TABLE connections ADD COLUMN artifacts TEXT;\n"
+     "UPDATE connections SET artifacts = 'all';\n"},
 };
 
 const int hs_sqlite_migrations_count =
