@@ -36,7 +36,10 @@
 #include "store/records.h"
 
 struct hs_events_config {
-    const char *data_dir;       /* the sync engine's artifact files */
+    const char *data_dir; /* the sync engine's artifact files */
+    /* The installation's artifact profile (sync/profile.h) for connections without their own;
+     * NULL: "default". */
+    const char *artifacts;
     int threads;                /* default 2 */
     int64_t lease_ms;           /* a claim's lease, renewed every third of it; default 30000 */
     int64_t idle_ms;            /* how often an idle thread looks for other processes' items; 250 */
