@@ -170,6 +170,7 @@ static int start_queue(struct walk *w)
     if (rc != EXIT_OK)
         return rc;
     struct hs_events_config ec = {.data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+                                  .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
                                   .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
                                   .only_connection = w->conn};
     struct hs_client_provider cp = {clone_acquire, clone_release, w};

@@ -21,6 +21,7 @@ static void status_help(void)
          "work queue (jobs to re-read and sync, and how many are due), the CRM outbox,\n"
          "the open selections and the sync runs (running, or interrupted: their process\n"
          "died). A connection whose refresh token Hover refused shows reconnect_required.\n"
+         "Each connection shows its artifact profile (store set-artifacts, else --artifacts).\n"
          "Asks Hover for each connection's webhooks (one request each).\n"
          "\n"
          "  --offline   do not ask Hover: the stored values only\n"
@@ -38,7 +39,7 @@ static long long num(json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
-static void print_status(json_t *doc)
+static void print_status(json_t *doc, const char *artifacts)
 {
     json_t *conns = json_object_get(doc, "connections");
     json_t *hooks = json_object_get(doc, "webhooks");
@@ -50,6 +51,10 @@ static void print_status(json_t *doc)
         printf("  %-20s org %-10lld token %-3s auto-sync %-6s", text(x, "key", "?"),
                num(x, "owner_id"), json_is_true(json_object_get(x, "has_token")) ? "yes" : "no",
                text(x, "auto_sync", "all"));
+        if (text(x, "artifacts", NULL))
+            printf(" artifacts %s", text(x, "artifacts", ""));
+        else
+            printf(" artifacts %s (--artifacts)", artifacts);
         if (json_is_true(json_object_get(x, "reconnect_required")))
             printf("  reconnect_required: Hover refused the stored grant, run hoversync "
                    "connect");
@@ -133,7 +138,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
     if (json)
         out_print_json(stdout, doc);
     else
-        print_status(doc);
+        print_status(doc, hs_config_str(&c->cfg, CFG_ARTIFACTS));
     json_decref(doc);
     return EXIT_OK;
 }

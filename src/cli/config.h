@@ -47,6 +47,7 @@ enum hs_cfg_id {
     CFG_NEW_ENCRYPTION_KEY,
     CFG_RUN_LEASE,
     CFG_WORK_LEASE,
+    CFG_ARTIFACTS,
     CFG_COUNT
 };
 

@@ -260,6 +260,7 @@ void hs_route_sync_get(struct hs_req *q, struct hs_resp *r);
 void hs_route_sync_events(struct hs_req *q, struct hs_resp *r);
 void hs_route_records(struct hs_req *q, struct hs_resp *r);
 void hs_route_file(struct hs_req *q, struct hs_resp *r);
+void hs_route_file_model(struct hs_req *q, struct hs_resp *r);
 void hs_route_image(struct hs_req *q, struct hs_resp *r);
 void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r);
 void hs_route_connect(struct hs_req *q, struct hs_resp *r);

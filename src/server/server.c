@@ -77,6 +77,9 @@ const struct route hs_routes[] = {
     {"GET", "/api/syncs/{id}/events", R_AUTH | R_TICKET, hs_route_sync_events},
     {"GET", "/api/records", R_AUTH | R_WORKER, hs_route_records},
     {"GET", "/files/{sha256}", R_AUTH | R_WORKER | R_TICKET, hs_route_file},
+    /* Asks Hover for an artifact a sync recorded without downloading it (its first use); counts
+     * against the caller's rate only when it downloads. */
+    {"GET", "/files/models/{model_id}/{kind}", R_AUTH | R_HOVER, hs_route_file_model},
     /* Counts against the caller's rate only when it downloads (hs_quota_check). */
     {"GET", "/api/images/{id}", R_AUTH | R_HOVER, hs_route_image},
     {"POST", "/api/tickets", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_tickets_create},

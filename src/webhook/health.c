@@ -102,13 +102,14 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
         if (rc)
             break;
         json_t *he = json_object_get(hover_lists, conns[i].key);
-        json_array_append_new(jc, json_pack("{s:s,s:I,s:o,s:o,s:b,s:b,s:s,s:O}", "key",
+        json_array_append_new(jc, json_pack("{s:s,s:I,s:o,s:o,s:b,s:b,s:s,s:O,s:o}", "key",
                                             conns[i].key, "owner_id", (json_int_t)conns[i].owner_id,
                                             "owner_type", str_or_null(conns[i].owner_type),
                                             "connected_at", str_or_null(conns[i].connected_at),
                                             "has_token", conns[i].has_token, "reconnect_required",
                                             conns[i].reconnect_required, "auto_sync", policy,
-                                            "hover_error", he ? he : json_null()));
+                                            "hover_error", he ? he : json_null(), "artifacts",
+                                            str_or_null(conns[i].artifacts)));
         free(policy);
     }
     json_t *jh = json_array();

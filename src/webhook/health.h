@@ -29,13 +29,14 @@ int hs_health_list_via_provider(void *ctx, const char *connection_key,
 
 /* The status document (a new reference):
  *   {"connections":[{"key","owner_id","owner_type","connected_at","has_token",
- *                    "reconnect_required","auto_sync","hover_error"}],
+ *                    "reconnect_required","auto_sync","hover_error","artifacts"}],
  *    "webhooks":[{"id","connection","url","verified_at","last_error","local_error","stored",
  *                 "secret_stored","at_hover","healthy"}],
  *    "work":{"due","total"},"outbox":{"pending"},
  *    "selections":{"open","selected","pending","error"},
  *    "runs":{"running","interrupted"}}
  * reconnect_required: Hover refused the stored refresh token (the org must be connected again).
+ * artifacts: the connection's artifact profile (sync/profile.h); null: the installation's.
  * runs: sync runs whose lease holds, and those whose process died (lapsed leases are marked
  * interrupted by this call: sync/lease.h).
  * list (may be NULL: stored values only) is asked once per connection that has a token; its
