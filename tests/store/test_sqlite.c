@@ -67,6 +67,10 @@ static void back_to_v1(struct fixture *f)
             break;
         assert_int_equal(sqlite3_exec(db, drop, NULL, NULL, NULL), SQLITE_OK);
     }
+    /* Migration 17's column on a table of migration 1. */
+    assert_int_equal(
+        sqlite3_exec(db, "ALTER TABLE connections DROP COLUMN artifacts", NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(
         sqlite3_exec(db, "DELETE FROM schema_migrations WHERE version > 1", NULL, NULL, NULL),
         SQLITE_OK);
@@ -117,10 +121,11 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[2048];
-    /* Migrations 13 and 14 undone too: they are applied again after 12. */
+    /* Migrations 13, 14 and 17 undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
-        "DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE budget_waiters; "
+        "ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections DROP COLUMN "
+        "artifacts; DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE budget_waiters; "
         "DROP TABLE connect_flows; DROP TABLE image_sources; DROP TABLE caller_rates; "
         "DROP TABLE sync_models; DROP TABLE syncs; DROP TABLE pending_polls; "
         "DROP INDEX work_items_due; ALTER TABLE work_items DROP COLUMN priority; "
@@ -158,6 +163,34 @@ static void test_sessions_of_before_get_the_only_connection(void **state)
     assert_int_equal(f->store->service->session_get(f->store, SHA_B, 2000, &out, NULL),
                      HS_ERR_NOT_FOUND);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sessions"), 0);
+}
+
+/* A store of before artifact profiles (migration 17) with a connection keeps fetching
+ * everything on it; a connection made after the upgrade, and every one of a new store, follows
+ * the installation's profile. */
+static void test_store_of_before_profiles_keeps_all(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_token a = pair("acc", "ref", 0);
+    assert_int_equal(f->store->tokens->token_save(f->store, "org-1", &a, NULL), HS_OK);
+    char *list = (char *)"unset";
+    assert_int_equal(f->store->service->connection_artifacts_get(f->store, "org-1", &list, NULL),
+                     HS_OK);
+    assert_null(list);
+    hs_store_close(f->store);
+    f->store = NULL;
+    sql_exec(f, "ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections DROP COLUMN "
+                "artifacts; DELETE FROM schema_migrations WHERE version = 17;");
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+    assert_int_equal(f->store->service->connection_artifacts_get(f->store, "org-1", &list, NULL),
+                     HS_OK);
+    assert_non_null(list);
+    assert_string_equal(list, "all");
+    free(list);
+    assert_int_equal(f->store->tokens->token_save(f->store, "org-2", &a, NULL), HS_OK);
+    assert_int_equal(f->store->service->connection_artifacts_get(f->store, "org-2", &list, NULL),
+                     HS_OK);
+    assert_null(list);
 }
 
 /* The fixture's store closed and back to schema version 1, opened by hand. */
@@ -481,6 +514,7 @@ int main(void)
         STORE_TEST(test_migrations_recorded_once),
         STORE_TEST(test_v1_database_is_upgraded),
         STORE_TEST(test_sessions_of_before_get_the_only_connection),
+        STORE_TEST(test_store_of_before_profiles_keeps_all),
         STORE_TEST(test_jobs_search_backfills_stored_jobs),
         STORE_TEST(test_jobs_search_index_rebuilt_for_stores_of_before),
         STORE_TEST(test_event_accept_group_commit),
