@@ -1035,7 +1035,13 @@ static json_t *feed_artifact(const PGresult *r, int row)
                                        "fetched_at", "image_id",     "change_seq"};
     json_t *j = json_object();
     put_cols(j, r, row, 0, keys, sizeof keys / sizeof keys[0]);
-    json_object_set_new(j, "fetched", json_boolean(hs_pg_col_int(r, row, 11) != 0));
+    /* Not fetched yet: no bytes, no file (fetched on first use, GET /files/models/...). */
+    bool fetched = hs_pg_col_int(r, row, 11) != 0;
+    json_object_set_new(j, "fetched", json_boolean(fetched));
+    if (!fetched) {
+        json_object_set_new(j, "sha256", json_null());
+        json_object_set_new(j, "path", json_null());
+    }
     return j;
 }
 

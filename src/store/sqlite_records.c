@@ -1149,7 +1149,13 @@ static json_t *feed_artifact(sqlite3_stmt *st)
                                        "fetched_at", "image_id",     "change_seq"};
     json_t *j = json_object();
     put_cols(j, st, 0, keys, sizeof keys / sizeof keys[0]);
-    json_object_set_new(j, "fetched", json_boolean(sqlite3_column_int(st, 11) != 0));
+    /* Not fetched yet: no bytes, no file (fetched on first use, GET /files/models/...). */
+    bool fetched = sqlite3_column_int(st, 11) != 0;
+    json_object_set_new(j, "fetched", json_boolean(fetched));
+    if (!fetched) {
+        json_object_set_new(j, "sha256", json_null());
+        json_object_set_new(j, "path", json_null());
+    }
     return j;
 }
 
