@@ -39,6 +39,30 @@ static long long num(json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
+/* The budget as a person plans with it: what the last minute used, what is queued, how long it
+ * takes at this pace. */
+static void print_budget(json_t *b)
+{
+    long long limit = num(b, "limit");
+    printf("budget       %lld of %lld requests used in the last minute (%lld interactive, "
+           "%lld background)\n",
+           num(b, "interactive_last_minute") + num(b, "background_last_minute"), limit,
+           num(b, "interactive_last_minute"), num(b, "background_last_minute"));
+    json_t *per = json_object_get(b, "requests_per_job");
+    json_t *drain = json_object_get(b, "drain_seconds");
+    printf("             %lld jobs queued", num(b, "queued_jobs"));
+    if (json_is_number(per))
+        printf(", %.1f requests a job", json_number_value(per));
+    if (json_is_integer(drain) && json_integer_value(drain) == 0)
+        printf(": nothing to drain\n");
+    else if (json_is_integer(drain))
+        printf(": drained in about %lld min %02lld s at the current rate\n",
+               (long long)json_integer_value(drain) / 60,
+               (long long)json_integer_value(drain) % 60);
+    else
+        printf(": no background work in the last minute to drain it at\n");
+}
+
 static void print_status(json_t *doc, const char *artifacts)
 {
     json_t *conns = json_object_get(doc, "connections");
@@ -91,6 +115,7 @@ static void print_status(json_t *doc, const char *artifacts)
     json_t *runs = json_object_get(doc, "runs");
     printf("sync runs    %lld running, %lld interrupted (their process died)\n",
            num(runs, "running"), num(runs, "interrupted"));
+    print_budget(json_object_get(doc, "budget"));
 }
 
 int cmd_status(struct cli *c, int argc, char **argv)
@@ -133,8 +158,19 @@ int cmd_status(struct cli *c, int argc, char **argv)
     int rc = hs_health_collect(c->store, now_ms, offline ? NULL : hs_health_list_via_provider, &src,
                                &doc, &err);
     hs_client_pool_free(pool);
-    if (rc)
+    json_t *budget = NULL;
+    if (rc == HS_OK)
+        rc = hs_health_budget(
+            c->store,
+            hs_config_str(&c->cfg, CFG_CLIENT_ID) ? hs_config_str(&c->cfg, CFG_CLIENT_ID) : "",
+            hs_config_int(&c->cfg, CFG_RATE_LIMIT), now_ms,
+            json_integer_value(json_object_get(json_object_get(doc, "work"), "total")), &budget,
+            &err);
+    if (rc) {
+        json_decref(doc);
         return cli_report("status", rc, &err);
+    }
+    json_object_set_new(doc, "budget", budget);
     if (json)
         out_print_json(stdout, doc);
     else

@@ -77,6 +77,7 @@ struct health_cache; /* routes_webhooks.c */
 
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
+    int rate_limit; /* Hover requests a minute, for GET /api/status's budget */
     char *public_url_cfg;
     char *public_url;    /* no trailing slash */
     char *public_origin; /* scheme://host[:port] of public_url */

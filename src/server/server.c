@@ -994,6 +994,7 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : CONNECTION_LIMIT;
     s->store = deps->store;
     s->quota = hs_quota_new(cfg->caller_rate, deps->store);
+    s->rate_limit = cfg->rate_limit;
     s->pool = deps->pool;
     s->search = deps->search;
     s->syncq = deps->syncq;

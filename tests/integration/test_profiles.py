@@ -233,6 +233,45 @@ class Profiles(unittest.TestCase):
             svc.stop()
             svc.cleanup()
 
+    def test_status_shows_the_budget(self):
+        out = self.sync(JOB_ALL_COMPLETE)
+        b = self.cli.json("status", "--offline")["budget"]
+        # A CLI sync is a person waiting: interactive requests, each booked in the store.
+        self.assertEqual(b["limit"], 120)
+        self.assertEqual(b["interactive_last_minute"], out["hover_requests"])
+        self.assertEqual(b["background_last_minute"], 0)
+        self.assertEqual(b["requests_per_job"], out["hover_requests"])
+        self.assertEqual((b["queued_jobs"], b["drain_seconds"]), (0, 0))
+        text = self.cli.run("status", "--offline").stdout
+        self.assertIn("budget       %d of 120 requests used in the last minute (%d interactive, 0 "
+                      "background)" % (out["hover_requests"], out["hover_requests"]), text)
+        self.assertIn("0 jobs queued, %.1f requests a job: nothing to drain"
+                      % out["hover_requests"], text)
+        # Background work (backfill's queue), whose progress line shows the budget too.
+        r = self.cli.run("--rate-limit", "6000", "backfill", "--sync", timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r"; budget \d+/6000 a minute \(\d+ background\), \d+ jobs "
+                                   r"queued")
+        # Queued work that nothing drains here: the service without its workers.
+        svc = Service(self.sb, self.sb.tokens(), args=["--no-workers"], db_dir=self.cli.dir,
+                      connection=CONNECTION, HOVERSYNC_RATE_LIMIT=6000)
+        try:
+            mids = self.offered_via(svc, JOB_ONE_FAILED)
+            r = svc.request("POST", "/api/syncs", {"job_id": JOB_ONE_FAILED, "model_ids": mids})
+            self.assertEqual(r.status, 202, r.body)
+            b = svc.get("/api/status").json["budget"]
+        finally:
+            svc.stop()
+            svc.cleanup()
+        self.assertEqual(b["limit"], 6000)
+        self.assertGreater(b["background_last_minute"], 0)
+        self.assertEqual(b["queued_jobs"], 1)
+        per_job = b["requests_per_job"]
+        self.assertGreater(per_job, 1)
+        # the queued job's requests at the last minute's background pace, rounded up
+        expect = -(-(int(round(per_job * 1000)) * 60) // (b["background_last_minute"] * 1000))
+        self.assertEqual(b["drain_seconds"], expect)
+
     def offered_via(self, svc, job_id):
         doc = svc.get("/api/jobs/%d" % job_id).json
         return [m["id"] for m in doc["models"] if m["state"] == "complete"]
