@@ -441,6 +441,10 @@ const struct hs_migration hs_pg_migrations[] = {
      * everything. */
     {17, "artifact profiles",
      "ALTER TABLE artifacts ADD COLUMN fetched boolean NOT NULL DEFAULT true;\n"
+     "DROP VIEW IF EXISTS images;\n"
+     "CREATE VIEW images AS\n"
+     "  SELECT image_id, model_id, sha256, bytes, path, content_type, source_url, fetched_at\n"
+     "  FROM artifacts WHERE image_id IS NOT NULL AND fetched;\n"
      "ALTER TABLE connections ADD COLUMN artifacts text;\n"
      "UPDATE connections SET artifacts = 'all';\n"},
 };

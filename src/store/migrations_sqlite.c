@@ -738,6 +738,11 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "-- 0: recorded with its Hover URL (source_url) but not downloaded yet: sha256 and path are\n"
      "-- '' and bytes 0 until its first use fetches it.\n"
      "ALTER TABLE artifacts ADD COLUMN fetched INTEGER NOT NULL DEFAULT 1;\n"
+     "-- The images of models that are stored (a file at path).\n"
+     "DROP VIEW IF EXISTS images;\n"
+     "CREATE VIEW images AS\n"
+     "  SELECT image_id, model_id, sha256, bytes, path, content_type, source_url, fetched_at\n"
+     "  FROM artifacts WHERE image_id IS NOT NULL AND fetched = 1;\n"
      "-- The connection's artifact profile (a comma list); NULL: the installation's --artifacts.\n"
      "ALTER TABLE connections ADD COLUMN artifacts TEXT;\n"
      "UPDATE connections SET artifacts = 'all';\n"},

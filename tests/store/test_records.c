@@ -299,6 +299,19 @@ static void test_artifact_recorded_then_fetched(void **state)
     assert_int_equal(count_of(d, "artifacts"), 0);
     json_decref(d);
     assert_int_equal(artifact_count(f), 1);
+
+    /* The images view lists stored images only: one recorded is not there until fetched. */
+    struct hs_artifact_row img = {.model_id = 17338410,
+                                  .kind = (char *)"image.166283886",
+                                  .source_url = (char *)"https://hover.to/i.jpg",
+                                  .image_id = 166283886,
+                                  .not_fetched = true};
+    assert_true(put_artifact(f, &img));
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM images WHERE image_id = 166283886"), 0);
+    struct hs_artifact_row got = artifact("image.166283886", SHA_B, NULL);
+    got.image_id = 166283886;
+    assert_true(put_artifact(f, &got));
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM images WHERE image_id = 166283886"), 1);
 }
 
 static struct hs_measurements measurements(void)

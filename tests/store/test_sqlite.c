@@ -124,8 +124,9 @@ static void before_session_connections(struct fixture *f, const char *hash)
     /* Migrations 13, 14 and 17 undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
-        "ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections DROP COLUMN "
-        "artifacts; DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE budget_waiters; "
+        "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections "
+        "DROP COLUMN artifacts; DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE "
+        "budget_waiters; "
         "DROP TABLE connect_flows; DROP TABLE image_sources; DROP TABLE caller_rates; "
         "DROP TABLE sync_models; DROP TABLE syncs; DROP TABLE pending_polls; "
         "DROP INDEX work_items_due; ALTER TABLE work_items DROP COLUMN priority; "
@@ -179,8 +180,12 @@ static void test_store_of_before_profiles_keeps_all(void **state)
     assert_null(list);
     hs_store_close(f->store);
     f->store = NULL;
-    sql_exec(f, "ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections DROP COLUMN "
-                "artifacts; DELETE FROM schema_migrations WHERE version = 17;");
+    /* The schema of before: the view without the column, then the column gone. */
+    sql_exec(f, "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE "
+                "connections DROP COLUMN artifacts; CREATE VIEW images AS SELECT image_id, "
+                "model_id, sha256, bytes, path, content_type, source_url, fetched_at FROM "
+                "artifacts WHERE image_id IS NOT NULL; DELETE FROM schema_migrations WHERE "
+                "version = 17;");
     assert_int_equal(open_store(f, &f->store), HS_OK);
     assert_int_equal(f->store->service->connection_artifacts_get(f->store, "org-1", &list, NULL),
                      HS_OK);
