@@ -16,6 +16,8 @@
 #include "worker/events.h"
 #include "worker/reconcile.h"
 
+struct hs_server;
+
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 struct cli {
@@ -23,12 +25,16 @@ struct cli {
     struct hs_store *store;
     struct hs_client *client;
     struct hs_limiter *limiter; /* the client's budget (cli_shared_limiter) */
+    struct hs_blobs *blobs;     /* the artifact files: the data directory or S3 (cli_open) */
     bool stdout_tty;
 };
 
 /* The Hover client's settings from the configuration table (defaults for the rest); the
  * strings are borrowed from the configuration. */
 void cli_client_config(const struct cli *c, struct hs_client_config *cc);
+/* The blob store's settings from the configuration table (strings borrowed from it). */
+struct hs_blobs_config;
+void cli_blobs_config(const struct cli *c, struct hs_blobs_config *bc);
 /* Opens the store and (with_client) creates the client from the configuration; on failure
  * prints the reason and returns EXIT_FAIL. */
 int cli_open(struct cli *c, bool with_client);
@@ -64,12 +70,14 @@ int cmd_webhooks(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_worker(struct cli *c, int argc, char **argv);
 int cmd_store(struct cli *c, int argc, char **argv);
+int cmd_apikeys(struct cli *c, int argc, char **argv);
+int cmd_connections(struct cli *c, int argc, char **argv);
 /* store copy (cmd_store_copy.c): its run and its help. */
 int cmd_store_copy(struct cli *c, int argc, char **argv);
 void cli_store_copy_help(void);
-/* `store set-artifacts` (cmd_fetch.c). */
-int cli_store_set_artifacts(struct cli *c, int argc, char **argv);
-void cli_store_set_artifacts_help(void);
+/* `connections set-artifacts` (cmd_fetch.c). */
+int cli_connections_set_artifacts(struct cli *c, int argc, char **argv);
+void cli_connections_set_artifacts_help(void);
 int cmd_fetch(struct cli *c, int argc, char **argv);
 
 /* ---- background work shared by serve and worker (workers.c) ---- */
@@ -126,6 +134,14 @@ int cli_service_start(struct cli *c, const char *what, struct cli_service *sv);
 int cli_service_background(struct cli *c, struct cli_service *sv, bool workers);
 /* Waits for SIGINT or SIGTERM. */
 void cli_service_wait(struct cli_service *sv, const char *what);
+/* The graceful stop, once the first signal came: srv (may be NULL) drains (/readyz 503, new
+ * requests 503), no new work item is claimed, and the requests and syncs in flight get up to
+ * --drain-timeout to finish; the syncs still running then are handed back to the queue (their
+ * leases released, so that another process takes them at once) and the transfers to Hover are
+ * cut. A second SIGINT or SIGTERM ends the wait: the syncs are handed back all the same and
+ * the process exits at once, with status 1 (what the store holds is durable already). */
+void cli_service_drain(struct cli *c, struct cli_service *sv, const char *what,
+                       struct hs_server *srv);
 /* Lets waiters for the budget leave at once (their syncs end as failures, retried later), so
  * stopping never waits for the budget's window. Repeatable. */
 void cli_service_interrupt(struct cli_service *sv);

@@ -174,6 +174,7 @@ static int start_queue(struct walk *w)
         return rc;
     struct hs_events_config ec = {.data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
                                   .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
+                                  .blobs = c->blobs,
                                   .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
                                   .only_connection = w->conn};
     struct hs_client_provider cp = {clone_acquire, clone_release, w};
@@ -211,7 +212,7 @@ static void refresh_budget(struct walk *w)
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, due = 0, queued = 0;
     const char *name = hs_config_str(&c->cfg, CFG_CLIENT_ID);
     json_t *b = NULL;
-    if (c->store->work->work_depth(c->store, &due, &queued, now_ms, NULL) != HS_OK ||
+    if (c->store->work->work_depth(c->store, &due, &queued, NULL, now_ms, NULL) != HS_OK ||
         hs_health_budget(c->store, name ? name : "", hs_config_int(&c->cfg, CFG_RATE_LIMIT), now_ms,
                          queued, &b, NULL) != HS_OK)
         return;

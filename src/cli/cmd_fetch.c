@@ -1,7 +1,7 @@
 /* cmd_fetch.c: `hoversync fetch MODEL_ID KIND`: an artifact a sync recorded but did not download
  * (outside its artifact profile, sync/profile.h) fetched now, checked and stored, as
- * GET /files/models/{id}/{kind} does; and `hoversync store set-artifacts`, the artifact profile
- * stored on a connection. */
+ * GET /files/models/{id}/{kind} does; and `hoversync connections set-artifacts`, the artifact
+ * profile stored on a connection. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +52,7 @@ int cmd_fetch(struct cli *c, int argc, char **argv)
     struct hs_sync_engine e = {.client = c->client,
                                .store = c->store,
                                .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+                               .blobs = c->blobs,
                                .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION)};
     struct hs_artifact_row row = {0};
     struct hs_error err = {0};
@@ -66,10 +67,10 @@ int cmd_fetch(struct cli *c, int argc, char **argv)
     return EXIT_OK;
 }
 
-void cli_store_set_artifacts_help(void)
+void cli_connections_set_artifacts_help(void)
 {
     puts("\n"
-         "Usage: hoversync store set-artifacts CONNECTION (LIST | --clear)\n"
+         "Usage: hoversync connections set-artifacts NAME (LIST | --clear)\n"
          "\n"
          "Stores the artifact profile of a connection: which artifacts its syncs download; the\n"
          "others are recorded with their Hover URL and fetched on first use (GET\n"
@@ -81,11 +82,16 @@ void cli_store_set_artifacts_help(void)
          "profiles existed has `all` on each of its connections.");
 }
 
-int cli_store_set_artifacts(struct cli *c, int argc, char **argv)
+int cli_connections_set_artifacts(struct cli *c, int argc, char **argv)
 {
+    for (int i = 2; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            cli_connections_set_artifacts_help();
+            return EXIT_OK;
+        }
     if (argc != 4) {
-        fprintf(stderr, "hoversync: store set-artifacts: CONNECTION and LIST (or --clear) "
-                        "expected (see hoversync store --help)\n");
+        fprintf(stderr, "hoversync: connections set-artifacts: NAME and LIST (or --clear) "
+                        "expected (see hoversync connections --help)\n");
         return EXIT_USAGE;
     }
     const char *name = argv[2], *list = argv[3];
@@ -93,13 +99,10 @@ int cli_store_set_artifacts(struct cli *c, int argc, char **argv)
     struct hs_profile p;
     struct hs_error err = {0};
     if (!clear && hs_profile_parse(list, &p, &err) != HS_OK)
-        return cli_report("store set-artifacts", HS_ERR_INVALID, &err);
-    int rc = cli_open(c, false);
-    if (rc != EXIT_OK)
-        return rc;
-    rc = c->store->service->connection_artifacts_put(c->store, name, clear ? NULL : list, &err);
+        return cli_report("connections set-artifacts", HS_ERR_INVALID, &err);
+    int rc = c->store->service->connection_artifacts_put(c->store, name, clear ? NULL : list, &err);
     if (rc)
-        return cli_report("store set-artifacts", rc, &err);
+        return cli_report("connections set-artifacts", rc, &err);
     if (clear)
         printf("connection %s: artifact profile removed; it follows --artifacts (%s)\n", name,
                hs_config_str(&c->cfg, CFG_ARTIFACTS));

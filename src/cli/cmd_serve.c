@@ -28,8 +28,11 @@ static void serve_help(void)
          "\n"
          "Runs the HTTP service of docs/API.md: the modal's search, jobs, syncs with their\n"
          "progress, the records feed, stored files and images, and the connect flow.\n"
-         "It prints `hoversync serving URL` on stdout once it listens; SIGINT or SIGTERM stop\n"
-         "it (running requests end first).\n"
+         "It prints `hoversync serving URL` on stdout once it listens. SIGINT or SIGTERM drain\n"
+         "it: /readyz answers 503 and new requests get 503 at once, requests and syncs in\n"
+         "flight get --drain-timeout seconds (20) to end, syncs still running then are handed\n"
+         "back to the queue for another process; then it exits 0. A second signal exits at\n"
+         "once (status 1), handing the syncs back all the same. /healthz says it is alive.\n"
          "\n"
          "API calls need the API key (Authorization: Bearer KEY): HOVERSYNC_API_KEY, or one\n"
          "generated on first start and printed once on stderr (only its hash is stored).\n"
@@ -164,21 +167,24 @@ static int parse_serve(struct cli *c, int argc, char **argv, struct serve_opts *
     return EXIT_OK;
 }
 
-/* The hash of the API key: the configured one, or one generated now and shown this once. */
-static int api_key(struct cli *c, unsigned char key_hash[32])
+/* The hash of HOVERSYNC_API_KEY (*from_env), or, when no key is stored either, one generated
+ * now and shown this once. */
+static int api_key(struct cli *c, unsigned char key_hash[32], bool *from_env)
 {
     struct hs_error err = {0};
     char generated[65];
-    int r =
-        hs_server_api_key(c->store, hs_config_str(&c->cfg, CFG_API_KEY), key_hash, generated, &err);
+    int r = hs_server_api_key(c->store, hs_config_str(&c->cfg, CFG_API_KEY), key_hash, from_env,
+                              generated, &err);
     if (r)
         return cli_report("serve: API key", r, &err);
     if (generated[0]) {
         fprintf(stderr,
-                "hoversync: generated an API key (shown this once; only its hash is stored).\n"
+                "hoversync: generated an API key named 'default' (shown this once; only its "
+                "hash is stored).\n"
                 "hoversync: API key: %s\n"
                 "hoversync: CRM back-ends send it as 'Authorization: Bearer <key>'; set "
-                "HOVERSYNC_API_KEY to choose your own.\n",
+                "HOVERSYNC_API_KEY to choose your own, or make more with 'hoversync apikeys "
+                "create NAME'.\n",
                 generated);
         fflush(stderr);
         OPENSSL_cleanse(generated, sizeof generated);
@@ -224,6 +230,7 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
         .demo_listen = o->demo,
         .web_dir = hs_config_str(&c->cfg, CFG_WEB_DIR),
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .blobs = c->blobs,
         .hover_url = hs_config_str(&c->cfg, CFG_HOVER_URL),
         .client_id = hs_config_str(&c->cfg, CFG_CLIENT_ID),
         .client_secret = hs_config_str(&c->cfg, CFG_CLIENT_SECRET),
@@ -242,7 +249,9 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
                                   .syncq = p->syncq,
                                   .events = sv->w.events,
                                   .duties = sv->w.duties,
-                                  .upstream = hs_curl_multi_default()};
+                                  .upstream = hs_curl_multi_default(),
+                                  .limiter = sv->limiter,
+                                  .outbox = sv->w.outbox};
     if ((r = hs_server_new(&sc, &deps, &p->srv, &err)) || (r = hs_server_start(p->srv, &err)))
         return cli_report("serve", r, &err);
     return EXIT_OK;
@@ -277,17 +286,19 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         return rc < 0 ? EXIT_OK : rc;
     }
     unsigned char key_hash[32];
-    if ((rc = api_key(c, key_hash)) != EXIT_OK ||
+    bool env_key = false;
+    if ((rc = api_key(c, key_hash, &env_key)) != EXIT_OK ||
         (rc = cli_service_start(c, "serve", &sv)) != EXIT_OK ||
         (rc = start_syncq(c, &sv, &p)) != EXIT_OK ||
         (rc = cli_service_background(c, &sv, o.workers)) != EXIT_OK ||
-        (rc = start_server(c, &o, &sv, key_hash, &p)) != EXIT_OK ||
+        (rc = start_server(c, &o, &sv, env_key ? key_hash : NULL, &p)) != EXIT_OK ||
         (rc = announce(&o, p.srv)) != EXIT_OK)
         goto out;
     /* Once listening: Hover delivers the verification code to this very service. */
     if (o.register_webhooks)
         (void)hs_server_register_webhooks(p.srv, NULL, NULL); /* failures are logged */
     cli_service_wait(&sv, "serve");
+    cli_service_drain(c, &sv, "serve", p.srv);
 out:
     /* The server first (it uses the others), then what feeds it, then the pool they share;
      * waiters for the budget leave at once. */

@@ -1,7 +1,6 @@
 /* cmd_store.c: `hoversync store rotate-key`: seals every stored secret (OAuth tokens, webhook
  * secrets) under a new key, or encrypts a store that kept them in clear (store/secrets.h); and
- * the dispatch to `hoversync store copy` (cmd_store_copy.c) and `store set-artifacts`
- * (cmd_fetch.c). */
+ * the dispatch to `hoversync store copy` (cmd_store_copy.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +20,6 @@ static void store_help(void)
          "HOVERSYNC_ENCRYPTION_KEY set to the new key. Losing the key loses the secrets: every\n"
          "org must be connected again and its webhook registered again.\n");
     cli_store_copy_help();
-    cli_store_set_artifacts_help();
 }
 
 int cmd_store(struct cli *c, int argc, char **argv)
@@ -32,8 +30,6 @@ int cmd_store(struct cli *c, int argc, char **argv)
         if (cli_is_help(argv[i])) {
             if (what && strcmp(what, "copy") == 0)
                 cli_store_copy_help();
-            else if (what && strcmp(what, "set-artifacts") == 0)
-                cli_store_set_artifacts_help();
             else
                 store_help();
             return EXIT_OK;
@@ -41,8 +37,6 @@ int cmd_store(struct cli *c, int argc, char **argv)
     }
     if (what && strcmp(what, "copy") == 0)
         return cmd_store_copy(c, argc, argv);
-    if (what && strcmp(what, "set-artifacts") == 0)
-        return cli_store_set_artifacts(c, argc, argv);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--to-clear") == 0) {
             to_clear = true;
@@ -55,7 +49,7 @@ int cmd_store(struct cli *c, int argc, char **argv)
     }
     if (!what || strcmp(what, "rotate-key") != 0) {
         fprintf(stderr, "hoversync: store: %s (see hoversync store --help)\n",
-                what ? "unknown subcommand" : "rotate-key, copy or set-artifacts");
+                what ? "unknown subcommand" : "rotate-key or copy");
         return EXIT_USAGE;
     }
     const char *next = hs_config_str(&c->cfg, CFG_NEW_ENCRYPTION_KEY);

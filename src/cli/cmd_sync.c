@@ -255,6 +255,7 @@ int cmd_sync(struct cli *c, int argc, char **argv)
     struct hs_sync_engine e = {.client = c->client,
                                .store = c->store,
                                .data_dir = data_dir,
+                               .blobs = c->blobs,
                                .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION),
                                .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS)};
     return o.pending ? sync_pending(&e, o.json) : sync_one(&e, &o);

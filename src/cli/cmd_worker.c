@@ -18,8 +18,11 @@ static void worker_help(void)
          "reconciliation (jobs updated since its last pass), the pending pass, CRM endpoints\n"
          "notified after each sync that changed something, and webhook verification codes the\n"
          "service received sent to Hover.\n"
-         "SIGINT or SIGTERM stop it after the syncs in flight; an item a killed worker held is\n"
-         "taken up again when its lease ends.\n"
+         "SIGINT or SIGTERM drain it: it claims nothing more, the syncs in flight get\n"
+         "--drain-timeout seconds (20) to end, and those still running then are handed back\n"
+         "to the queue (another process takes them at once); then it exits 0. A second signal\n"
+         "exits at once (status 1). An item a killed worker held is taken up again when its\n"
+         "lease ends.\n"
          "\n"
          "  --crm-endpoint URL      notify this CRM URL (repeatable; and HOVERSYNC_CRM_ENDPOINTS,\n"
          "                          comma-separated); HOVERSYNC_CRM_SECRET signs the messages\n"
@@ -67,6 +70,7 @@ int cmd_worker(struct cli *c, int argc, char **argv)
         printf("hoversync worker running\n");
         fflush(stdout);
         cli_service_wait(&sv, "worker");
+        cli_service_drain(c, &sv, "worker", NULL);
     }
     cli_service_stop(&sv);
     return rc;

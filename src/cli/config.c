@@ -23,7 +23,30 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "the store: a SQLite database file (created if missing), or a postgresql:// URL (the "
      "password from PGPASSWORD or ~/.pgpass, never in the URL)"},
     {CFG_DATA_DIR, "--data-dir", "HOVERSYNC_DATA_DIR", HS_CFG_STRING, "./hoversync-data", 0, 0,
-     "directory of the stored artifact files (content-addressed by sha256)"},
+     "directory of the stored artifact files (content-addressed by sha256); with --blobs "
+     "s3://, only their temporary files while they download"},
+    {CFG_BLOBS, "--blobs", "HOVERSYNC_BLOBS", HS_CFG_STRING, NULL, 0, 0,
+     "where artifact files are stored: unset for the data directory, or s3://BUCKET/PREFIX "
+     "for S3-compatible object storage shared by instances on several machines "
+     "(docs/OBJECT-STORAGE.md)"},
+    {CFG_S3_ENDPOINT, "--s3-endpoint", "HOVERSYNC_S3_ENDPOINT", HS_CFG_STRING, NULL, 0, 0,
+     "the object storage's URL for services other than AWS (path-style addressing) [default: "
+     "https://s3.REGION.amazonaws.com]"},
+    {CFG_S3_REGION, "--s3-region", "HOVERSYNC_S3_REGION", HS_CFG_STRING, "us-east-1", 0, 0,
+     "the object storage's region (part of every request's signature)"},
+    {CFG_S3_PART_SIZE, "--s3-part-size", "HOVERSYNC_S3_PART_SIZE", HS_CFG_INT, "8388608", 1024,
+     INT64_C(5368709120),
+     "bytes above which a file is uploaded in parts (multipart upload), and the size of each "
+     "part; S3 wants parts of 5 MiB at least"},
+    {CFG_BLOBS_REDIRECT, "--blobs-redirect", "HOVERSYNC_BLOBS_REDIRECT", HS_CFG_INT, "0", 0, 604800,
+     "serve, with --blobs s3://: /files answers with a redirect to a presigned URL of the object "
+     "valid this many seconds, instead of streaming it through the service (0 = stream)"},
+    {CFG_AWS_ACCESS_KEY_ID, NULL, "AWS_ACCESS_KEY_ID", HS_CFG_SECRET, NULL, 0, 0,
+     "the object storage's access key id (environment only)"},
+    {CFG_AWS_SECRET_ACCESS_KEY, NULL, "AWS_SECRET_ACCESS_KEY", HS_CFG_SECRET, NULL, 0, 0,
+     "the object storage's secret access key (environment only)"},
+    {CFG_AWS_SESSION_TOKEN, NULL, "AWS_SESSION_TOKEN", HS_CFG_SECRET, NULL, 0, 0,
+     "the object storage's session token, for temporary credentials (environment only)"},
     {CFG_HOVER_URL, "--hover-url", "HOVER_BASE_URL", HS_CFG_STRING, "https://hover.to", 0, 0,
      "base URL of Hover's API (the sandbox's URL in demos and tests)"},
     {CFG_CLIENT_ID, "--client-id", "HOVER_CLIENT_ID", HS_CFG_STRING, NULL, 0, 0,
@@ -114,10 +137,13 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "syncs the job; once it lapsed (the process died, paused or cut off) another process takes "
      "the item over and the late one's writes are refused"},
     {CFG_ARTIFACTS, "--artifacts", "HOVERSYNC_ARTIFACTS", HS_CFG_STRING, "default", 0, 0,
-     "artifact profile of syncs for connections without their own (store set-artifacts): a "
+     "artifact profile of syncs for connections without their own (connections set-artifacts): a "
      "comma list of artifact kinds (measurements.pdf, measurements.json, cad_exports.skp, ...), "
      "images:none|first|all, default (the PDF, the measurements JSON the columns come from, the "
      "first image) or all; the rest is recorded and fetched on first use"},
+    {CFG_DRAIN_TIMEOUT, "--drain-timeout", "HOVERSYNC_DRAIN_TIMEOUT", HS_CFG_INT, "20", 0, 3600,
+     "serve, worker: seconds SIGTERM waits for requests and syncs in flight to finish; then the "
+     "syncs still running are handed back to the queue for another process, and it exits"},
 };
 
 /* The web directory's default: the installed files; a binary built with the source tree's
@@ -226,8 +252,12 @@ int hs_config_check_value(enum hs_cfg_id id, const char *v, char *msg, size_t n)
                  (long long)d->max, v);
         return -1;
     }
-    if ((id == CFG_HOVER_URL || id == CFG_PUBLIC_URL) && !hs_starts_with(v, "https://") &&
-        !hs_starts_with(v, "http://")) {
+    if (id == CFG_BLOBS && !hs_starts_with(v, "s3://")) {
+        snprintf(msg, n, "must be an s3://BUCKET/PREFIX URL, not '%s'", v);
+        return -1;
+    }
+    if ((id == CFG_HOVER_URL || id == CFG_PUBLIC_URL || id == CFG_S3_ENDPOINT) &&
+        !hs_starts_with(v, "https://") && !hs_starts_with(v, "http://")) {
         snprintf(msg, n, "must start with http:// or https://, not '%s'", v);
         return -1;
     }

@@ -39,8 +39,11 @@ static const struct command commands[] = {
     {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
     {"store", cmd_store, NEEDS_NOTHING,
-     "rotate-key: seal the stored secrets under a new key; copy: move a whole store; "
-     "set-artifacts: a connection's artifact profile"},
+     "rotate-key: seal the stored secrets under a new key; copy: move a whole store"},
+    {"connections", cmd_connections, NEEDS_STORE,
+     "list the connected Hover orgs, or delete one (--purge: with its records); set-artifacts: "
+     "an org's artifact profile"},
+    {"apikeys", cmd_apikeys, NEEDS_STORE, "create, list or revoke the API keys of CRM back-ends"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
@@ -51,9 +54,9 @@ static void usage(FILE *out)
           "Commands:\n",
           out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fputs("  help CMD   the help of one command (or: hoversync CMD --help)\n"
-          "  version    print the version\n\n",
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fputs("  help CMD     the help of one command (or: hoversync CMD --help)\n"
+          "  version      print the version\n\n",
           out);
     hs_config_print_help(out);
     fputs("\nExit status: 0 success, 1 failure (reason on stderr), 2 usage error.\n", out);
@@ -76,6 +79,22 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc)
     cc->rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
 }
 
+void cli_blobs_config(const struct cli *c, struct hs_blobs_config *bc)
+{
+    *bc = (struct hs_blobs_config){
+        .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .url = hs_config_str(&c->cfg, CFG_BLOBS),
+        .s3_endpoint = hs_config_str(&c->cfg, CFG_S3_ENDPOINT),
+        .s3_region = hs_config_str(&c->cfg, CFG_S3_REGION),
+        .access_key = hs_config_str(&c->cfg, CFG_AWS_ACCESS_KEY_ID),
+        .secret_key = hs_config_str(&c->cfg, CFG_AWS_SECRET_ACCESS_KEY),
+        .session_token = hs_config_str(&c->cfg, CFG_AWS_SESSION_TOKEN),
+        .part_size = hs_config_int(&c->cfg, CFG_S3_PART_SIZE),
+        .redirect_s = hs_config_int(&c->cfg, CFG_BLOBS_REDIRECT),
+        .max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS),
+    };
+}
+
 int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
@@ -88,6 +107,10 @@ int cli_open(struct cli *c, bool with_client)
     if (hs_run_lease_sweep(c->store, NULL, &err) != HS_OK)
         hs_warn("store msg=\"cannot mark lapsed sync runs interrupted\" error=\"%s\"", err.msg);
     hs_data_dir_private(hs_config_str(&c->cfg, CFG_DATA_DIR));
+    struct hs_blobs_config bc;
+    cli_blobs_config(c, &bc);
+    if ((rc = hs_blobs_open(&bc, &c->blobs, &err)))
+        return cli_report("cannot use the blob store", rc, &err);
     if (!with_client)
         return EXIT_OK;
     struct hs_client_config cc;
@@ -120,6 +143,8 @@ void cli_close(struct cli *c)
     c->client = NULL;
     hs_limiter_free(c->limiter);
     c->limiter = NULL;
+    hs_blobs_free(c->blobs);
+    c->blobs = NULL;
     hs_store_close(c->store);
     c->store = NULL;
 }

@@ -7,12 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "core/clock.h"
 #include "hover/limiter.h"
+#include "hover/multi.h"
+#include "server/server.h"
 #include "webhook/registration.h"
 #include "webhook/verifier.h"
 
@@ -51,6 +56,7 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
     struct hs_events_config ec = {
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
         .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
+        .blobs = c->blobs,
         .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
         .lease_ms = hs_config_int(&c->cfg, CFG_WORK_LEASE) * 1000,
         .on_sync_progress = w->on_sync_progress,
@@ -180,6 +186,46 @@ void cli_service_wait(struct cli_service *sv, const char *what)
     while (sigwait(&sv->sigs, &sig) != 0)
         ;
     hs_info("%s msg=\"stopping\" signal=%d", what, sig);
+}
+
+#define DRAIN_LOOK_MS 100
+
+void cli_service_drain(struct cli *c, struct cli_service *sv, const char *what,
+                       struct hs_server *srv)
+{
+    const struct hs_clock *clock = hs_clock_system();
+    int64_t timeout_ms = hs_config_int(&c->cfg, CFG_DRAIN_TIMEOUT) * 1000;
+    int64_t start = clock->mono_ms(clock);
+    hs_server_drain(srv);
+    hs_events_drain(sv->w.events);
+    bool forced = false;
+    int64_t busy = 0, syncs = 0;
+    for (;;) {
+        syncs = hs_events_running(sv->w.events);
+        busy = hs_server_busy(srv) + syncs;
+        int64_t left = start + timeout_ms - clock->mono_ms(clock);
+        if (busy == 0 || left <= 0)
+            break;
+        int64_t nap = left < DRAIN_LOOK_MS ? left : DRAIN_LOOK_MS;
+        struct timespec ts = {(time_t)(nap / 1000), (long)(nap % 1000) * 1000000L};
+        int sig = sigtimedwait(&sv->sigs, NULL, &ts);
+        if (sig > 0) {
+            hs_warn("%s msg=\"second signal: stopping now\" signal=%d", what, sig);
+            forced = true;
+            break;
+        }
+    }
+    /* What still runs goes back to the queue for another process, and its transfers end: its
+     * late writes are fenced out. */
+    int64_t handed = hs_events_hand_back(sv->w.events);
+    hs_curl_multi_stop(hs_curl_multi_default());
+    hs_info("%s msg=\"drained\" ms=%lld busy=%lld handed_back=%lld", what,
+            (long long)(clock->mono_ms(clock) - start), (long long)busy, (long long)handed);
+    if (forced) {
+        /* Threads may be anywhere: leave without joining them. */
+        fflush(NULL);
+        _exit(EXIT_FAIL);
+    }
 }
 
 void cli_service_interrupt(struct cli_service *sv)

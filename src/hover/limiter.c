@@ -313,6 +313,7 @@ static int64_t acquire_background(struct hs_limiter *l, const char *key,
             if (result > 0) {
                 l->stats.waits++;
                 l->stats.waited_ms += result;
+                l->stats.background_waited_ms += result;
             }
             break;
         }

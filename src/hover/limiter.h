@@ -91,7 +91,8 @@ struct hs_limiter_stats {
     int64_t waits;
     int64_t waited_ms;
     int64_t background_acquired;
-    int64_t background_waiting; /* background requests waiting now */
+    int64_t background_waited_ms; /* of the background class alone */
+    int64_t background_waiting;   /* background requests waiting now */
 };
 void hs_limiter_get_stats(struct hs_limiter *l, struct hs_limiter_stats *out);
 

@@ -17,6 +17,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "server/internal.h"
+#include "store/blobs.h"
 #include "store/records.h"
 
 void hs_resp_init(struct hs_resp *r)
@@ -24,6 +26,8 @@ void hs_resp_init(struct hs_resp *r)
     memset(r, 0, sizeof *r);
     r->status = 500;
     r->fd = -1;
+    r->reader_size = MHD_SIZE_UNKNOWN;
+    r->reader_block = 4096;
 }
 
 void hs_resp_clear(struct hs_resp *r)
@@ -84,6 +88,9 @@ static void resp_drop_content(struct hs_resp *r)
     r->reader = NULL;
     r->reader_cls = NULL;
     r->reader_free = NULL;
+    r->reader_bind = NULL;
+    r->reader_size = MHD_SIZE_UNKNOWN;
+    r->reader_block = 4096;
 }
 
 void hs_resp_set(struct hs_resp *r, int status, const char *ctype, char *body, size_t len)
@@ -224,23 +231,55 @@ void hs_resp_html_message(struct hs_resp *r, int status, const char *title, cons
     hs_resp_html(r, status, html);
 }
 
-void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *data_dir,
-                         const struct hs_artifact_row *a, const char *cache_control)
+/* The answer's body once its headers are set: a local file, a stream, or a redirect. */
+static void stored_file_body(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
+                             const struct hs_artifact_row *a, int64_t size)
 {
-    char *path = hs_aprintf("%s/%s", data_dir, a->path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    struct hs_error err = {0};
+    char *url = NULL;
+    char *path = hs_blobs_local_path(b, a->path);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (path && fd < 0) {
         char eb[128];
         hs_warn("http msg=\"stored file missing\" sha256=%s path=%s error=\"%s\"", a->sha256, path,
-                fd < 0 ? strerror_r(errno, eb, sizeof eb) : "not a regular file");
-        if (fd >= 0)
-            close(fd);
-        free(path);
+                strerror_r(errno, eb, sizeof eb));
+        hs_resp_error(r, 404, "not_found", "the stored file is missing");
+    } else if (fd >= 0) {
+        r->fd = fd;
+        r->fd_size = (uint64_t)size;
+    } else if (hs_blobs_redirect_seconds(b) > 0) {
+        if (hs_blobs_presign(b, a->path, a->content_type, &url, &err) != HS_OK) {
+            hs_resp_fail(r, HS_ERR_INTERNAL, &err, "signing the file's URL");
+        } else {
+            hs_resp_set(r, 302, NULL, NULL, 0);
+            hs_resp_header(r, "Location", url);
+            /* The URL expires: a cache must not keep the redirect longer than a minute. */
+            hs_resp_header(r, "Cache-Control", "private, max-age=60");
+        }
+    } else if (hs_blobstream_response(q, r, b, a, size) != 0) {
+        hs_resp_error(r, 503, "internal", "the service is stopping");
+    }
+    free(url);
+    free(path);
+}
+
+void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
+                         const struct hs_artifact_row *a, const char *cache_control)
+{
+    int64_t size = 0;
+    struct hs_error err = {0};
+    int rc = hs_blobs_size(b, a->path, &size, &err);
+    if (rc == HS_ERR_NOT_FOUND || (rc == HS_OK && a->bytes > 0 && size != a->bytes)) {
+        hs_warn("http msg=\"stored file missing\" sha256=%s path=%s bytes=%lld error=\"%s\"",
+                a->sha256, a->path, (long long)(rc ? -1 : size),
+                rc ? err.msg : "not the size of the row");
         hs_resp_error(r, 404, "not_found", "the stored file is missing");
         return;
     }
-    free(path);
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "reading the stored file");
+        return;
+    }
     char etag[80];
     (void)snprintf(etag, sizeof etag, "\"%s\"", a->sha256);
     hs_resp_set(r, 200,
@@ -251,12 +290,10 @@ void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *
     /* Bytes from Hover are served from our origin: never as an active document. */
     hs_resp_header(r, "Content-Security-Policy", "default-src 'none'; sandbox");
     if (hs_etag_matches(hs_req_header(q, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
-        close(fd);
         r->status = 304;
         return;
     }
-    r->fd = fd;
-    r->fd_size = (uint64_t)st.st_size;
+    stored_file_body(q, r, b, a, size);
 }
 
 static enum MHD_Result copy_value(void *cls, enum MHD_ValueKind kind, const char *key,

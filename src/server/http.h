@@ -59,6 +59,7 @@ struct hs_req {
     size_t n_params;
     enum hs_auth_kind auth;
     struct hs_session session; /* when auth is HS_AUTH_SESSION */
+    char key_name[65]; /* when auth is HS_AUTH_KEY: the key's name ("env"; "" for a ticket's) */
     /* When set, headers, arguments and cookies come from this copy and conn is NULL. */
     const struct hs_req_values *values;
 };
@@ -71,10 +72,16 @@ struct hs_resp {
     /* A file answer: fd (taken: closed by libmicrohttpd) and its size. -1 when not a file. */
     int fd;
     uint64_t fd_size;
-    /* A streamed answer (Server-Sent Events). */
+    /* A streamed answer (Server-Sent Events, a file from object storage): its size
+     * (MHD_SIZE_UNKNOWN unless set) and the most it asks of the reader at once. */
+    uint64_t reader_size;
+    size_t reader_block;
     MHD_ContentReaderCallback reader;
     void *reader_cls;
     MHD_ContentReaderFreeCallback reader_free;
+    /* Optional: told the connection the answer goes out on, before the reader is first called
+     * (a handler run off the connection's thread does not have it). */
+    void (*reader_bind)(void *cls, struct MHD_Connection *conn);
     size_t n_headers, cap_headers;
     char **hname, **hvalue;
 };
@@ -102,9 +109,12 @@ const char *hs_http_code_for_status(int status);
 void hs_resp_html(struct hs_resp *r, int status, char *html);
 /* A small HTML page with a title and an escaped message. */
 void hs_resp_html_message(struct hs_resp *r, int status, const char *title, const char *message);
-/* Serves a stored file (an artifact under data_dir) with its type and sha256 ETag (304 on a
- * matching If-None-Match; 404 when the file is missing). */
-void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const char *data_dir,
+/* Serves a stored file (an artifact of the blob store b, which outlives the response) with its
+ * type and sha256 ETag (304 on a matching If-None-Match; 404 when the file is missing): from a
+ * local file, streamed from object storage in ranges, or as a redirect to a presigned URL when
+ * the store is configured so. */
+struct hs_blobs;
+void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
                          const struct hs_artifact_row *a, const char *cache_control);
 
 /* Copies the headers, arguments and cookies of conn, and method and path (clear frees them). */

@@ -14,6 +14,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "store/blobs.h"
 #include "webhook/registration.h"
 
 /* Route flags. */
@@ -49,6 +50,8 @@ struct route {
 #define TICKET_MS           (60 * 1000)
 #define TICKETS_PER_SESSION 16 /* a caller's seventeenth ticket replaces its oldest */
 #define CONN_FLAGS_N        64
+#define KEYS_CACHE_MS       1000 /* stored API keys re-read at least this often: a revoke's delay */
+#define KEYS_MISS_MS        50 /* an unknown key of a created key's shape re-reads at most this often */
 #define HTML_MAX            (1u << 20)
 
 struct job_entry {
@@ -71,6 +74,7 @@ struct ticket {
 
 struct server_rt;    /* server.c: daemons and workers */
 struct sse_hub;      /* sse.c */
+struct blob_hub;     /* blobstream.c */
 struct hs_conns;     /* conns.c */
 struct hs_quota;     /* quota.c */
 struct health_cache; /* routes_webhooks.c */
@@ -78,6 +82,8 @@ struct health_cache; /* routes_webhooks.c */
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
     int rate_limit; /* Hover requests a minute, for GET /api/status's budget */
+    const struct hs_blobs *blobs; /* the artifact files: the configured store or local_blobs */
+    struct hs_blobs local_blobs;  /* the local folder data_dir, when none was configured */
     char *public_url_cfg;
     char *public_url;    /* no trailing slash */
     char *public_origin; /* scheme://host[:port] of public_url */
@@ -88,7 +94,14 @@ struct hs_server {
     char *csp; /* Content-Security-Policy of HTML pages */
     bool cookie_secure;
     bool metrics_public;
-    unsigned char api_key_hash[32];
+    unsigned char api_key_hash[32]; /* HOVERSYNC_API_KEY's, when has_env_key */
+    bool has_env_key;
+    /* The stored API keys (auth.c), re-read every KEYS_CACHE_MS, under keys_lock. */
+    pthread_mutex_t keys_lock;
+    struct key_entry *keys;
+    size_t n_keys;
+    int64_t keys_read_ms;
+    bool keys_loaded;
     int threads, workers;
     char *demo_url;
     int port, demo_port;
@@ -101,6 +114,9 @@ struct hs_server {
     struct hs_duties *duties;
     const struct hs_clock *clock;
     struct hs_metrics *metrics;
+    struct hs_limiter *limiter; /* NULL: no budget series */
+    struct hs_outbox *outbox;   /* NULL: no delivery series */
+    atomic_bool draining;       /* SIGTERM came: /readyz 503, new requests 503 */
 
     /* Caches and flow state, under cache_lock. */
     pthread_mutex_t cache_lock;
@@ -121,6 +137,7 @@ struct hs_server {
 
     struct server_rt *rt;
     struct sse_hub *sse;
+    struct blob_hub *blobhub;    /* object storage only */
     struct hs_quota *quota;      /* NULL: no per-caller limit */
     struct health_cache *health; /* Hover's word on the webhooks, for GET /api/status */
     int hover_workers;
@@ -152,6 +169,8 @@ static inline int64_t hs_server_wall_s(const struct hs_server *s)
 /* ---- auth.c ---- */
 /* The auth of a request to a route that needs it: 0, or -1 with a 401/403 in r. */
 int hs_auth_check(struct hs_req *q, struct hs_resp *r);
+/* Frees the cache of stored API keys. */
+void hs_auth_free(struct hs_server *s);
 /* True when origin may call the API with credentials (the allow-list). */
 bool hs_origin_allowed(const struct hs_server *s, const char *origin);
 /* True when origin is the service's own. */
@@ -241,6 +260,18 @@ void hs_sse_stop(struct hs_server *s);
 void hs_sse_free(struct hs_server *s);
 int64_t hs_sse_count(struct hs_server *s);
 
+/* ---- blobstream.c ---- */
+/* The threads that fetch the ranges of files streamed from object storage (none for a local
+ * folder). */
+int hs_blobstream_start(struct hs_server *s, struct hs_error *err);
+/* Ends every stream (their connections are resumed) and refuses new ones. */
+void hs_blobstream_stop(struct hs_server *s);
+/* Then, once libmicrohttpd stopped: joins the threads. */
+void hs_blobstream_free(struct hs_server *s);
+/* Makes r stream size bytes of a's file from object storage; -1 when streams are not running. */
+int hs_blobstream_response(const struct hs_req *q, struct hs_resp *r, const struct hs_blobs *b,
+                           const struct hs_artifact_row *a, int64_t size);
+
 /* ---- the connect flow (routes_web.c) ---- */
 /* Whether the caller may start a connect flow for `name` (NULL: org-<owner id>): a valid name,
  * and for a session one of its connections or a name not taken yet. 0, or -1 with a 400 or 404
@@ -249,6 +280,7 @@ int hs_connect_allowed(struct hs_req *q, const char *name, struct hs_resp *r);
 
 /* ---- handlers ---- */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r);
+void hs_route_readyz(struct hs_req *q, struct hs_resp *r);
 void hs_route_metrics(struct hs_req *q, struct hs_resp *r);
 void hs_route_openapi(struct hs_req *q, struct hs_resp *r);
 void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r);
@@ -270,6 +302,13 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r);
 void hs_route_modal(struct hs_req *q, struct hs_resp *r);
 void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r);
 void hs_route_status(struct hs_req *q, struct hs_resp *r);
+/* routes_access.c */
+void hs_route_apikeys_list(struct hs_req *q, struct hs_resp *r);
+void hs_route_apikeys_create(struct hs_req *q, struct hs_resp *r);
+void hs_route_apikeys_revoke(struct hs_req *q, struct hs_resp *r);
+void hs_route_sessions_revoke(struct hs_req *q, struct hs_resp *r);
+void hs_route_session_end(struct hs_req *q, struct hs_resp *r);
+void hs_route_connection_delete(struct hs_req *q, struct hs_resp *r);
 /* Static files of web/ on the API listener (no route matched); false when there is none. */
 bool hs_route_static(struct hs_req *q, struct hs_resp *r);
 /* Everything the demo CRM listener serves. */

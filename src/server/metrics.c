@@ -30,6 +30,8 @@ struct hs_metrics {
     const char *const *routes;
     size_t n_routes;
     struct route_stats *stats;
+    int64_t webhooks[HS_WH_RESULT_COUNT];
+    struct route_stats intake; /* its buckets, total and sum only */
 };
 
 struct hs_metrics *hs_metrics_new(const char *const *routes, size_t n_routes)
@@ -74,6 +76,28 @@ void hs_metrics_observe(struct hs_metrics *m, size_t route, int status, double s
             r->buckets[b]++;
     r->total++;
     r->sum += seconds;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void hs_metrics_webhook(struct hs_metrics *m, enum hs_webhook_result result)
+{
+    if (!m || result >= HS_WH_RESULT_COUNT)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->webhooks[result]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void hs_metrics_webhook_intake(struct hs_metrics *m, double seconds)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    for (size_t b = 0; b < N_BUCKETS; b++)
+        if (seconds <= bucket_le[b])
+            m->intake.buckets[b]++;
+    m->intake.total++;
+    m->intake.sum += seconds;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -247,6 +271,83 @@ static void render_pipeline(struct hs_buf *b, const struct hs_metrics_sources *s
            (double)src->callers_refused);
 }
 
+/* The webhook side: deliveries by result and their intake time (this process's). */
+static void render_webhooks(struct hs_buf *b, struct hs_metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    family(b, "hoversync_webhook_events_total", "counter",
+           "Webhook deliveries received by this process, by result (accepted, unknown_event, "
+           "verification, duplicate, bad_signature, malformed, too_big, bad_method, "
+           "unavailable).");
+    for (int k = 0; k < HS_WH_RESULT_COUNT; k++)
+        (void)hs_buf_appendf(b, "hoversync_webhook_events_total{result=\"%s\"} %lld\n",
+                             hs_webhook_result_label((enum hs_webhook_result)k),
+                             (long long)m->webhooks[k]);
+    const struct route_stats *r = &m->intake;
+    family(b, "hoversync_webhook_intake_duration_seconds", "histogram",
+           "Time from a webhook delivery's arrival to its answer (stored before acknowledged).");
+    for (size_t k = 0; k < N_BUCKETS; k++)
+        (void)hs_buf_appendf(b,
+                             "hoversync_webhook_intake_duration_seconds_bucket{le=\"%g\"} %lld\n",
+                             bucket_le[k], (long long)r->buckets[k]);
+    (void)hs_buf_appendf(b, "hoversync_webhook_intake_duration_seconds_bucket{le=\"+Inf\"} %lld\n",
+                         (long long)r->total);
+    (void)hs_buf_appendf(b, "hoversync_webhook_intake_duration_seconds_sum %.9f\n", r->sum);
+    (void)hs_buf_appendf(b, "hoversync_webhook_intake_duration_seconds_count %lld\n",
+                         (long long)r->total);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* What the store holds for every process: the work queue and the outbox's backlog. */
+static void render_backlog(struct hs_buf *b, const struct hs_metrics_sources *src)
+{
+    if (src->have_queue) {
+        sample(b, "hoversync_work_items_due", "gauge",
+               "Work items due and not claimed, read from the store (every process's queue).",
+               (double)src->work_due);
+        sample(b, "hoversync_work_items", "gauge",
+               "Work items in the store, due or not, claimed or not (every process's queue).",
+               (double)src->work_total);
+        sample(b, "hoversync_work_oldest_due_age_seconds", "gauge",
+               "How long the oldest due, unclaimed work item has waited for a worker, read from "
+               "the store (0 when none is due).",
+               (double)src->work_oldest_due_age_ms / 1000.0);
+    }
+    if (src->have_backlog)
+        sample(b, "hoversync_outbox_backlog_messages", "gauge",
+               "CRM notifications not delivered yet, read from the store (every process's).",
+               (double)src->outbox_backlog);
+}
+
+/* This process's CRM deliveries and its background share of the Hover budget. */
+static void render_delivery(struct hs_buf *b, const struct hs_metrics_sources *src)
+{
+    if (src->have_workers) {
+        family(b, "hoversync_outbox_delivery_attempts_total", "counter",
+               "Deliveries of CRM notifications this process attempted, by outcome.");
+        (void)hs_buf_appendf(b,
+                             "hoversync_outbox_delivery_attempts_total{outcome=\"delivered\"} "
+                             "%lld\n",
+                             (long long)src->outbox.delivered);
+        (void)hs_buf_appendf(b,
+                             "hoversync_outbox_delivery_attempts_total{outcome=\"failed\"} "
+                             "%lld\n",
+                             (long long)src->outbox.failed_attempts);
+    }
+    if (src->have_budget) {
+        sample(b, "hoversync_budget_background_requests_total", "counter",
+               "Background requests to Hover this process booked from the installation's "
+               "budget.",
+               (double)src->budget.background_acquired);
+        sample(b, "hoversync_budget_background_wait_seconds_total", "counter",
+               "Seconds this process's background requests waited for the budget.",
+               (double)src->budget.background_waited_ms / 1000.0);
+        sample(b, "hoversync_budget_background_waiting", "gauge",
+               "Background requests of this process waiting for the budget now.",
+               (double)src->budget.background_waiting);
+    }
+}
+
 char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *src)
 {
     struct hs_buf b;
@@ -260,5 +361,8 @@ char *hs_metrics_render(struct hs_metrics *m, const struct hs_metrics_sources *s
     if (src->have_search)
         render_search(&b, &src->search);
     render_pipeline(&b, src);
+    render_webhooks(&b, m);
+    render_backlog(&b, src);
+    render_delivery(&b, src);
     return hs_buf_take(&b, NULL);
 }

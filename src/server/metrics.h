@@ -9,7 +9,10 @@
 #include <stdint.h>
 
 #include "hover/client.h"
+#include "hover/limiter.h"
+#include "notify/outbox.h"
 #include "search/search.h"
+#include "webhook/receiver.h"
 #include "worker/duties.h"
 #include "worker/events.h"
 #include "worker/syncq.h"
@@ -22,6 +25,11 @@ struct hs_metrics *hs_metrics_new(const char *const *routes, size_t n_routes);
 void hs_metrics_free(struct hs_metrics *m);
 /* Counts one answered request. Thread-safe. */
 void hs_metrics_observe(struct hs_metrics *m, size_t route, int status, double seconds);
+
+/* Counts one webhook delivery by what became of it, and, with seconds >= 0, its intake time
+ * (request received to answer queued). Thread-safe. */
+void hs_metrics_webhook(struct hs_metrics *m, enum hs_webhook_result result);
+void hs_metrics_webhook_intake(struct hs_metrics *m, double seconds);
 
 /* What other parts count, gathered by the caller for one rendering. */
 struct hs_metrics_sources {
@@ -43,6 +51,16 @@ struct hs_metrics_sources {
     int64_t connections;     /* open connections */
     int64_t header_timeouts; /* connections closed because their headers were late */
     int64_t callers_refused; /* 429 answers of the per-caller limit */
+    /* Read from the store at scrape time: the installation's view, whichever process runs the
+     * work (false when the store did not answer). */
+    bool have_queue;
+    int64_t work_due, work_total, work_oldest_due_age_ms;
+    bool have_backlog;
+    int64_t outbox_backlog; /* CRM notifications not delivered yet */
+    /* This process's CRM deliverer (have_workers) and its Hover budget. */
+    struct hs_outbox_stats outbox;
+    bool have_budget;
+    struct hs_limiter_stats budget;
 };
 
 /* The text page (caller frees). */

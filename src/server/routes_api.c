@@ -2,6 +2,7 @@
  * sessions, connections, search, syncs, the records feed and stored files. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,8 +15,10 @@
 #include "core/str.h"
 #include "server/internal.h"
 #include "store/records.h"
+#include "store/outbox.h"
 #include "store/service.h"
 #include "sync/engine.h"
+#include "store/work.h"
 
 #ifndef HOVERSYNC_VERSION
 #define HOVERSYNC_VERSION "dev"
@@ -25,18 +28,49 @@
 #define USER_MAX        256
 #define QUERY_MAX       200
 
-/* GET /healthz */
+/* GET /healthz: liveness. The process answers; nothing else is asked (a store that does not
+ * answer is /readyz's business: restarting the process would not mend it). */
 void hs_route_healthz(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
-    char *v = NULL;
-    int rc = s->store->service->setting_get(s->store, "api_key_sha256", &v, NULL);
-    free(v);
-    bool db = rc == HS_OK || rc == HS_ERR_NOT_FOUND;
-    hs_resp_json(r, db ? 200 : 503,
-                 json_pack("{s:s, s:s, s:s, s:s, s:s}", "status", db ? "ok" : "degraded", "db",
-                           db ? "ok" : "error", "version", HOVERSYNC_VERSION, "search",
-                           s->search ? "ok" : "off", "sync_queue", s->syncq ? "ok" : "off"));
+    hs_resp_json(r, 200,
+                 json_pack("{s:s, s:s, s:s, s:s}", "status", "ok", "version", HOVERSYNC_VERSION,
+                           "search", s->search ? "ok" : "off", "sync_queue",
+                           s->syncq ? "ok" : "off"));
+}
+
+static void not_ready(struct hs_resp *r, const char *reason, const char *message)
+{
+    hs_resp_json(
+        r, 503,
+        json_pack("{s:s, s:s, s:s}", "status", "not_ready", "reason", reason, "message", message));
+    hs_resp_header(r, "Retry-After", "5");
+}
+
+/* GET /readyz: readiness. Not draining, the store answers a cheap read, and its schema is the
+ * one this binary knows (a store behind it is being migrated by another process). */
+void hs_route_readyz(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    if (atomic_load(&s->draining)) {
+        not_ready(r, "draining", "the service is stopping");
+        return;
+    }
+    int have = 0, want = 0;
+    struct hs_error err = {0};
+    if (s->store->service->schema_status(s->store, &have, &want, &err) != HS_OK) {
+        hs_warn("readyz msg=\"store unreachable\" error=\"%s\"", err.msg);
+        not_ready(r, "store_unreachable", "the store does not answer");
+        return;
+    }
+    if (have != want) {
+        char msg[96];
+        (void)snprintf(msg, sizeof msg, "the store's schema is at version %d, this binary's %d",
+                       have, want);
+        not_ready(r, "migrations_pending", msg);
+        return;
+    }
+    hs_resp_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "schema_version", have));
 }
 
 static bool from_loopback(const struct hs_req *q)
@@ -58,6 +92,18 @@ static bool from_loopback(const struct hs_req *q)
                (memcmp(b, v4mapped, 12) == 0 && b[12] == 127);
     }
     return false;
+}
+
+/* The gauges read from the store at scrape time (two short reads): left out when it fails. */
+static void metrics_from_store(struct hs_server *s, struct hs_metrics_sources *src)
+{
+    struct hs_store *st = s->store;
+    int64_t now = s->clock->wall_ms(s->clock), oldest = 0;
+    src->have_queue =
+        st->work->work_depth(st, &src->work_due, &src->work_total, &oldest, now, NULL) == HS_OK;
+    if (src->have_queue && oldest > 0 && oldest < now)
+        src->work_oldest_due_age_ms = now - oldest;
+    src->have_backlog = st->outbox->outbox_depth(st, &src->outbox_backlog, NULL) == HS_OK;
 }
 
 /* GET /metrics */
@@ -92,6 +138,13 @@ void hs_route_metrics(struct hs_req *q, struct hs_resp *r)
     if (s->conns)
         hs_conns_counts(s->conns, &src.connections, &src.header_timeouts);
     src.callers_refused = hs_quota_refused(s->quota);
+    metrics_from_store(s, &src);
+    if (s->outbox && src.have_workers)
+        hs_outbox_get_stats(s->outbox, &src.outbox);
+    if (s->limiter) {
+        src.have_budget = true;
+        hs_limiter_get_stats(s->limiter, &src.budget);
+    }
     char *text = hs_metrics_render(s->metrics, &src);
     hs_resp_set(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     hs_resp_header(r, "Cache-Control", "no-store");
@@ -255,9 +308,10 @@ void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r)
     /* The token goes in the fragment: never sent to a server, never in an access log. */
     char *modal = hs_aprintf("%s/modal#session=%s", s->public_url, token);
     hs_resp_json(r, 201,
-                 json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "session", token, "csrf_token",
-                           ss.csrf_token, "expires_at", iso_time(ss.expires_at), "modal_url", modal,
-                           "user", hs_json_text(ss.user), "connections",
+                 json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o}", "id", ss.token_sha256, "session",
+                           token, "csrf_token", ss.csrf_token, "expires_at",
+                           iso_time(ss.expires_at), "modal_url", modal, "user",
+                           hs_json_text(ss.user), "connections",
                            string_array(ss.connections, ss.n_connections)));
     hs_info("session msg=\"created\" user_set=%d connections=%zu expires_at=%lld", user != NULL,
             ss.n_connections, (long long)ss.expires_at);
@@ -601,7 +655,7 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
         return;
     }
     /* Content-addressed: the bytes behind a name never change. */
-    hs_resp_stored_file(q, r, s->data_dir, &a, "private, max-age=31536000, immutable");
+    hs_resp_stored_file(q, r, s->blobs, &a, "private, max-age=31536000, immutable");
     hs_artifact_row_clear(&a);
 }
 
@@ -616,7 +670,8 @@ static int fetch_recorded(struct hs_server *s, const struct hs_model_row *m, con
     if (rc)
         return rc;
     hs_client_set_thread_priority(HS_PRIO_INTERACTIVE);
-    struct hs_sync_engine e = {.client = c, .store = s->store, .data_dir = s->data_dir};
+    struct hs_sync_engine e = {
+        .client = c, .store = s->store, .data_dir = s->data_dir, .blobs = s->blobs};
     rc = hs_sync_fetch_artifact(&e, m->id, kind, a, NULL, err);
     hs_client_pool_release(s->pool, c);
     hs_connection_note(s, key, rc == HS_ERR_NOT_FOUND ? HS_OK : rc);
@@ -664,7 +719,7 @@ void hs_route_file_model(struct hs_req *q, struct hs_resp *r)
         }
     }
     /* By kind, the bytes may change with the next sync: a short private cache. */
-    hs_resp_stored_file(q, r, s->data_dir, &a, "private, max-age=60");
+    hs_resp_stored_file(q, r, s->blobs, &a, "private, max-age=60");
 out:
     hs_artifact_row_clear(&a);
     hs_model_row_clear(&m);

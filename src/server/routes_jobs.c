@@ -324,7 +324,7 @@ void hs_route_job_show(struct hs_req *q, struct hs_resp *r)
 /* ---- images ---- */
 
 struct blob_sink {
-    const char *data_dir;
+    const struct hs_blobs *blobs;
     struct hs_blob_writer *w;
     struct hs_error *err;
 };
@@ -333,7 +333,7 @@ static int sink_write(void *ctx, const char *data, size_t len)
 {
     struct blob_sink *b = ctx;
     if (!b->w) {
-        int rc = hs_blob_begin(b->data_dir, &b->w, b->err);
+        int rc = hs_blobs_begin(b->blobs, &b->w, b->err);
         if (rc)
             return rc;
     }
@@ -350,18 +350,15 @@ static int sink_reset(void *ctx)
 
 static bool stored_file_present(const struct hs_server *s, const struct hs_artifact_row *a)
 {
-    char *path = hs_aprintf("%s/%s", s->data_dir, a->path);
-    struct stat st;
-    bool ok = stat(path, &st) == 0 && S_ISREG(st.st_mode);
-    free(path);
-    return ok;
+    int64_t size;
+    return hs_blobs_size(s->blobs, a->path, &size, NULL) == HS_OK;
 }
 
 /* Downloads image e into the store (as the sync engine stores images) and fills *row. */
 static int image_download(struct hs_server *s, const struct hs_image_source *e,
                           struct hs_artifact_row *row, struct hs_error *err)
 {
-    struct blob_sink sink = {.data_dir = s->data_dir, .err = err};
+    struct blob_sink sink = {.blobs = s->blobs, .err = err};
     struct hs_download_opts o = {
         .sink = sink_write,
         .sink_ctx = &sink,
@@ -383,7 +380,7 @@ static int image_download(struct hs_server *s, const struct hs_image_source *e,
                      fr.content_type ? fr.content_type : "no content type");
         goto out;
     }
-    if (!sink.w && (rc = hs_blob_begin(s->data_dir, &sink.w, err)))
+    if (!sink.w && (rc = hs_blobs_begin(s->blobs, &sink.w, err)))
         goto out;
     char sha[65], fetched[32];
     struct timespec ts;
@@ -426,7 +423,7 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
     const struct hs_scope *scope = hs_req_scope(q, &scope_buf);
     int rc = s->store->records->artifact_by_image(s->store, id, scope, &a, &err);
     if (rc == HS_OK && stored_file_present(s, &a)) {
-        hs_resp_stored_file(q, r, s->data_dir, &a, cache);
+        hs_resp_stored_file(q, r, s->blobs, &a, cache);
         hs_artifact_row_clear(&a);
         return;
     }
@@ -461,6 +458,6 @@ void hs_route_image(struct hs_req *q, struct hs_resp *r)
         hs_resp_fail(r, rc, &err, "fetching the image from Hover");
         return;
     }
-    hs_resp_stored_file(q, r, s->data_dir, &a, cache);
+    hs_resp_stored_file(q, r, s->blobs, &a, cache);
     hs_artifact_row_clear(&a);
 }

@@ -55,6 +55,7 @@ void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
     };
     struct hs_receiver_result res;
     hs_receiver_handle(&cfg, &rq, &res);
+    hs_metrics_webhook(s->metrics, res.result);
     hs_resp_text(r, res.status, "application/json", res.body);
     if (res.status == 503)
         hs_resp_header(r, "Retry-After", "5");

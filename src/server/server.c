@@ -64,12 +64,21 @@
 
 const struct route hs_routes[] = {
     {"GET", "/healthz", 0, hs_route_healthz},
+    {"GET", "/readyz", 0, hs_route_readyz},
     {"GET", "/metrics", 0, hs_route_metrics},
     {"GET", "/openapi.yaml", 0, hs_route_openapi},
     {"POST", "/api/sessions", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY,
      hs_route_sessions_create},
+    {"DELETE", "/api/sessions/{id}", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_sessions_revoke},
     {"GET", "/api/session", R_AUTH, hs_route_session_get},
+    {"DELETE", "/api/session", R_AUTH | R_WORKER, hs_route_session_end},
+    {"GET", "/api/apikeys", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_apikeys_list},
+    {"POST", "/api/apikeys", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY, hs_route_apikeys_create},
+    {"DELETE", "/api/apikeys/{name}", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_apikeys_revoke},
     {"GET", "/api/connections", R_AUTH | R_WORKER, hs_route_connections},
+    /* Deregisters the org's webhooks at Hover first (src/webhook/disconnect.h). */
+    {"DELETE", "/api/connections/{name}", R_AUTH | R_KEY_ONLY | R_HOVER,
+     hs_route_connection_delete},
     {"GET", "/api/jobs", R_AUTH | R_HOVER | R_QUOTA, hs_route_jobs_search},
     {"GET", "/api/jobs/{id}", R_AUTH | R_HOVER | R_QUOTA, hs_route_job_show},
     {"POST", "/api/syncs", R_AUTH | R_HOVER | R_QUOTA | R_JSON_BODY, hs_route_syncs_create},
@@ -223,8 +232,10 @@ static enum MHD_Result respond(struct req_ctx *c)
     c->phase = PH_DONE;
     struct MHD_Response *mr = NULL;
     if (r->reader) {
-        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, r->reader, r->reader_cls,
-                                               r->reader_free);
+        if (r->reader_bind)
+            r->reader_bind(r->reader_cls, c->req.conn);
+        mr = MHD_create_response_from_callback(r->reader_size, r->reader_block, r->reader,
+                                               r->reader_cls, r->reader_free);
         if (mr) {
             r->reader = NULL;
             r->reader_cls = NULL;
@@ -256,6 +267,8 @@ static enum MHD_Result respond(struct req_ctx *c)
     MHD_destroy_response(mr);
     int64_t ms = hs_server_mono_ms(s) - c->start_ms;
     hs_metrics_observe(s->metrics, c->label, r->status, (double)ms / 1000.0);
+    if (c->req.route && c->req.route->fn == hs_route_webhook_hover)
+        hs_metrics_webhook_intake(s->metrics, (double)ms / 1000.0);
     if (hs_log_level <= HS_LOG_INFO) {
         /* The path is the client's: no control characters or quotes reach the log line. */
         char path[201];
@@ -268,6 +281,13 @@ static enum MHD_Result respond(struct req_ctx *c)
                 path, r->status, (long long)ms);
     }
     return ok;
+}
+
+/* A webhook delivery refused before the receiver saw it, counted by result all the same. */
+static void webhook_refused(struct req_ctx *c, enum hs_webhook_result result)
+{
+    if (c->l->kind == HS_LISTENER_API && c->req.path && strcmp(c->req.path, HS_WEBHOOK_PATH) == 0)
+        hs_metrics_webhook(c->l->srv->metrics, result);
 }
 
 /* ---- routing ---- */
@@ -317,12 +337,12 @@ static void preflight(struct req_ctx *c)
     struct hs_resp *r = &c->resp;
     hs_resp_set(r, 204, NULL, NULL, 0);
     if (q->origin && q->origin_allowed) {
-        hs_resp_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        hs_resp_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         hs_resp_header(r, "Access-Control-Allow-Headers",
                        "Authorization, Content-Type, X-CSRF-Token");
         hs_resp_header(r, "Access-Control-Max-Age", "600");
     }
-    hs_resp_header(r, "Allow", "GET, HEAD, POST, OPTIONS");
+    hs_resp_header(r, "Allow", "GET, HEAD, POST, DELETE, OPTIONS");
 }
 
 /* ---- workers: the store pool and the Hover pool ---- */
@@ -482,6 +502,7 @@ static void *worker_main(void *arg)
             if (stopping) {
                 hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try again");
                 hs_resp_header(&c->resp, "Retry-After", "5");
+                webhook_refused(c, HS_WH_UNAVAILABLE);
             } else {
                 c->req.route->fn(&c->req, &c->resp);
             }
@@ -548,6 +569,23 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
+/* Draining: the probes and the metrics still answer, so that a balancer sees the drain and a
+ * scraper its end; the rest is refused, to go to another instance. True when refused. */
+static bool draining_refused(struct req_ctx *c)
+{
+    struct hs_server *s = c->l->srv;
+    const char *p = c->req.path;
+    if (!atomic_load(&s->draining) || strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 ||
+        strcmp(p, "/metrics") == 0)
+        return false;
+    c->label = hs_n_routes + LBL_UNMATCHED;
+    hs_resp_error(&c->resp, 503, "internal", "the service is stopping; try another instance");
+    hs_resp_header(&c->resp, "Retry-After", "1");
+    hs_resp_header(&c->resp, "Connection", "close");
+    webhook_refused(c, HS_WH_UNAVAILABLE);
+    return true;
+}
+
 static enum MHD_Result dispatch(struct req_ctx *c)
 {
     struct hs_server *s = c->l->srv;
@@ -567,6 +605,8 @@ static enum MHD_Result dispatch(struct req_ctx *c)
         hs_resp_error(r, 400, "bad_request", "malformed path");
         return respond(c);
     }
+    if (draining_refused(c))
+        return respond(c);
     if (c->l->kind == HS_LISTENER_DEMO) {
         c->label = hs_n_routes + LBL_DEMO;
         hs_route_demo(q, r);
@@ -619,6 +659,7 @@ static enum MHD_Result dispatch(struct req_ctx *c)
     if (c->too_big) {
         hs_resp_error(r, 413, "payload_too_large", "request bodies are limited to %u bytes",
                       HS_HTTP_BODY_MAX);
+        webhook_refused(c, HS_WH_TOO_BIG);
         return respond(c);
     }
     if ((rt->flags & R_AUTH) && hs_auth_check(q, r) != 0)
@@ -641,6 +682,7 @@ static enum MHD_Result dispatch(struct req_ctx *c)
             return MHD_YES; /* answered when the worker (or the timer) resumes the connection */
         hs_resp_error(r, 503, "internal", "the service is busy or stopping; try again");
         hs_resp_header(r, "Retry-After", "1");
+        webhook_refused(c, HS_WH_UNAVAILABLE);
         return respond(c);
     }
     rt->fn(q, r);
@@ -712,6 +754,7 @@ static enum MHD_Result first_call(struct req_ctx *c, struct MHD_Connection *conn
     if (!f.status)
         return MHD_YES; /* accept; answer on a later call (keep-alive) */
     c->label = hs_n_routes + LBL_UNMATCHED;
+    webhook_refused(c, f.status == 413 ? HS_WH_TOO_BIG : HS_WH_MALFORMED);
     hs_resp_error(&c->resp, f.status, f.status == 413 ? "payload_too_large" : NULL, "%s", f.msg);
     hs_resp_header(&c->resp, "Connection", "close");
     return respond(c);
@@ -953,10 +996,9 @@ static void build_csp(struct hs_server *s)
 int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
                   struct hs_server **out, struct hs_error *err)
 {
-    if (!cfg || !deps || !deps->store || !deps->pool || !cfg->listen || !cfg->api_key_hash)
+    if (!cfg || !deps || !deps->store || !deps->pool || !cfg->listen)
         return hs_fail(err, HS_ERR_INVALID,
-                       "the server needs a listen address, a store, a "
-                       "client pool and an API key");
+                       "the server needs a listen address, a store and a client pool");
     char host[256];
     int port;
     if (hs_listen_parse(cfg->listen, host, sizeof host, &port) != HS_OK)
@@ -979,12 +1021,18 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->demo_listen = hs_strdup(cfg->demo_listen);
     s->web_dir = hs_strdup(cfg->web_dir ? cfg->web_dir : "web");
     s->data_dir = hs_strdup(cfg->data_dir ? cfg->data_dir : ".");
+    hs_blobs_local(&s->local_blobs, s->data_dir);
+    s->blobs = cfg->blobs ? cfg->blobs : &s->local_blobs;
     s->hover_url = hs_strdup(cfg->hover_url ? cfg->hover_url : "https://hover.to");
     s->client_id = hs_strdup(cfg->client_id && *cfg->client_id ? cfg->client_id : NULL);
     s->client_secret =
         hs_strdup(cfg->client_secret && *cfg->client_secret ? cfg->client_secret : NULL);
     s->public_url_cfg = hs_strdup(cfg->public_url);
-    memcpy(s->api_key_hash, cfg->api_key_hash, 32);
+    if (cfg->api_key_hash) {
+        memcpy(s->api_key_hash, cfg->api_key_hash, 32);
+        s->has_env_key = true;
+    }
+    pthread_mutex_init(&s->keys_lock, NULL);
     s->metrics_public = cfg->metrics_public;
     s->threads = cfg->threads > 0 ? cfg->threads : DEFAULT_THREADS;
     s->workers = cfg->workers > 0 ? cfg->workers : DEFAULT_WORKERS;
@@ -1000,6 +1048,9 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->syncq = deps->syncq;
     s->events = deps->events;
     s->duties = deps->duties;
+    s->limiter = deps->limiter;
+    s->outbox = deps->outbox;
+    atomic_init(&s->draining, false);
     s->clock = deps->clock ? deps->clock : hs_clock_system();
     s->provider = hs_client_pool_provider(deps->pool);
     s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 25;
@@ -1056,6 +1107,8 @@ int hs_server_start(struct hs_server *s, struct hs_error *err)
     struct server_rt *rt = s->rt;
     char host[256];
     int rc = hs_sse_start(s, err);
+    if (!rc)
+        rc = hs_blobstream_start(s, err);
     if (rc)
         return rc;
     fit_fd_limit(s);
@@ -1130,6 +1183,21 @@ const char *hs_server_demo_url(const struct hs_server *s)
     return s->demo_url;
 }
 
+void hs_server_drain(struct hs_server *s)
+{
+    if (s && !atomic_exchange(&s->draining, true))
+        hs_info("server msg=\"draining\" in_flight=%lld",
+                (long long)atomic_load(&s->counters.in_flight));
+}
+
+int64_t hs_server_busy(struct hs_server *s)
+{
+    if (!s)
+        return 0;
+    int64_t n = atomic_load(&s->counters.in_flight) - hs_sse_count(s);
+    return n > 0 ? n : 0;
+}
+
 void hs_server_stop(struct hs_server *s)
 {
     if (!s || !s->rt || s->rt->stopped)
@@ -1141,6 +1209,7 @@ void hs_server_stop(struct hs_server *s)
     if (rt->demo)
         rt->demo_sock = MHD_quiesce_daemon(rt->demo);
     hs_sse_stop(s);
+    hs_blobstream_stop(s);
     /* Let the requests in flight end (bounded: a Hover call may take long). */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -1182,6 +1251,7 @@ void hs_server_free(struct hs_server *s)
         return;
     hs_server_stop(s);
     hs_sse_free(s);
+    hs_blobstream_free(s);
     if (s->rt) {
         pthread_mutex_destroy(&s->rt->lock);
         pthread_cond_destroy(&s->rt->idle);
@@ -1203,6 +1273,8 @@ void hs_server_free(struct hs_server *s)
     for (size_t i = 0; i < CONN_FLAGS_N; i++)
         free(s->reconnect[i]);
     pthread_mutex_destroy(&s->cache_lock);
+    hs_auth_free(s);
+    pthread_mutex_destroy(&s->keys_lock);
     for (size_t i = 0; i < s->n_origins; i++)
         free(s->origins[i]);
     free(s->origins);

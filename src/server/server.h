@@ -1,7 +1,7 @@
 /* server.h: `hoversync serve`, the HTTP service of docs/API.md on libmicrohttpd: the modal's API
  * (search, jobs, syncs and their progress, records, files, images), the connect flow (Hover OAuth),
- * the modal's static files, /healthz and /metrics; optionally a second listener that plays a CRM
- * page for demos (--demo-crm).
+ * the modal's static files, /healthz, /readyz and /metrics; optionally a second listener that plays
+ * a CRM page for demos (--demo-crm).
  *
  * Threads: libmicrohttpd's epoll thread pool does the I/O and the quick routes; routes that wait
  * on the store (and the webhook intake) run on a small pool of worker threads while their
@@ -16,14 +16,18 @@
 #include <stddef.h>
 
 #include "core/clock.h"
+#include "hover/limiter.h"
 #include "hover/multi.h"
 #include "hover/pool.h"
 #include "hoversync.h"
+#include "notify/outbox.h"
 #include "search/search.h"
 #include "store/store.h"
 #include "worker/duties.h"
 #include "worker/events.h"
 #include "worker/syncq.h"
+
+struct hs_blobs;
 
 struct hs_server_config {
     const char *listen;     /* "HOST:PORT"; port 0 = any free port */
@@ -33,9 +37,11 @@ struct hs_server_config {
     const char *demo_listen; /* "HOST:PORT" of the demo CRM page; NULL: none */
     const char *web_dir;     /* the modal's files (web/) */
     const char *data_dir;    /* artifact files (the sync engine's data directory) */
-    const char *hover_url;   /* Hover's base URL, for the connect flow */
+    /* Where they are stored (outlives the server); NULL: the local folder data_dir. */
+    const struct hs_blobs *blobs;
+    const char *hover_url; /* Hover's base URL, for the connect flow */
     const char *client_id, *client_secret;
-    const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of the API key (hs_server_api_key) */
+    const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of HOVERSYNC_API_KEY; NULL: none */
     bool metrics_public;               /* /metrics from any address, not only loopback */
     int threads;                       /* libmicrohttpd's thread pool; 0: 4 */
     int workers;                       /* threads for routes that wait on the store; 0: 8 */
@@ -68,15 +74,33 @@ struct hs_server_deps {
     /* The loop of the transfers to Hover (hover/multi.h), stopped when the server stops so that
      * nothing waits on a slow Hover then; NULL: none. */
     struct hs_curl_multi *upstream;
+    /* For /metrics (NULL: their series are left out): the Hover budget of this process, and its
+     * CRM outbox (delivery attempts, when events is set). */
+    struct hs_limiter *limiter;
+    struct hs_outbox *outbox;
 };
 
 struct hs_server;
 
-/* The API key: `configured` (HOVERSYNC_API_KEY) when set; else the one whose hash the store
- * holds; else a new one (32 random bytes, hex) whose hash is stored and which is given once in
- * `generated` (else generated[0] is '\0') for the caller to show. hash gets its SHA-256. */
+/* API keys. Stored ones have a name (hoversync apikeys, /api/apikeys) and are kept only as
+ * their SHA-256; HOVERSYNC_API_KEY, when set, works besides them and is listed as "env". A
+ * created key is the prefix and 64 hex digits. */
+#define HS_API_KEY_NAME_MAX 64
+#define HS_API_KEY_PREFIX   "hsk_"
+#define HS_API_KEY_LEN      (4 + 64)
+#define HS_API_KEY_ENV_NAME "env"
+/* True when name may name a stored key: 1 to HS_API_KEY_NAME_MAX of [A-Za-z0-9._-], not "env". */
+bool hs_api_key_name_ok(const char *name);
+/* Creates a key named name at now_s: key gets it (shown once: only its hash is stored).
+ * HS_ERR_INVALID for a bad name, HS_ERR_CONFLICT when the name is taken. */
+int hs_api_key_create(struct hs_store *store, const char *name, int64_t now_s,
+                      char key[HS_API_KEY_LEN + 1], struct hs_error *err);
+/* The API keys at start: `configured` (HOVERSYNC_API_KEY), when set, is checked and its SHA-256
+ * put in hash (*from_env true); the stored keys work besides it. With neither, a key named
+ * "default" (32 random bytes, hex) is stored and given once in `generated` (else generated[0]
+ * is '\0') for the caller to show. */
 int hs_server_api_key(struct hs_store *store, const char *configured, unsigned char hash[32],
-                      char generated[65], struct hs_error *err);
+                      bool *from_env, char generated[65], struct hs_error *err);
 
 int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
                   struct hs_server **out, struct hs_error *err);
@@ -87,6 +111,12 @@ int hs_server_port(const struct hs_server *s);
 const char *hs_server_url(const struct hs_server *s);
 /* The demo CRM page's URL, or NULL. */
 const char *hs_server_demo_url(const struct hs_server *s);
+/* The start of a graceful stop (SIGTERM): from now on /readyz answers 503 "draining" and new
+ * requests other than /healthz, /readyz and /metrics get 503 with Connection: close; requests
+ * in flight go on. Safe from any thread, twice too. */
+void hs_server_drain(struct hs_server *s);
+/* Requests in flight, open progress streams left out (hs_server_stop ends those). */
+int64_t hs_server_busy(struct hs_server *s);
 /* Stops accepting, ends progress streams, lets running requests finish (a few seconds at most),
  * then stops. Safe to call twice. */
 void hs_server_stop(struct hs_server *s);

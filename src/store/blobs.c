@@ -13,7 +13,12 @@
  * machine or several): each writer holds an exclusive flock on its temporary file from its
  * creation until it is renamed, and the cleaner removes only files whose lock it can take at
  * once, so it never removes a live writer's file, whoever started it. The kernel drops the
- * lock of a killed process, so its leftovers become removable. */
+ * lock of a killed process, so its leftovers become removable.
+ *
+ * With S3 (store/s3.h) the temporary file is the same; the commit uploads it instead of renaming
+ * it, and returns only once S3 shows the whole object: the row that follows never points at a
+ * missing or partial object. Reads go by byte ranges, so serving a large object never holds it
+ * whole either. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -30,8 +37,22 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "store/blobs.h"
+#include "store/records.h"
+#include "store/s3.h"
+#include "store/store.h"
+
+/* What differs between the back-ends; the writer and its temporary file are common. */
+struct hs_blob_backend {
+    int (*size)(const struct hs_blobs *b, const char *name, int64_t *size, struct hs_error *err);
+    int (*read)(const struct hs_blobs *b, const char *name, int64_t off, char *buf, size_t len,
+                struct hs_error *err);
+    /* Puts the writer's complete, hashed temporary file in place as name (in dir, locally). */
+    int (*commit)(struct hs_blob_writer *w, const char *hex, const char *name,
+                  struct hs_error *err);
+};
 
 struct hs_blob_writer {
+    const struct hs_blobs *blobs; /* NULL: the local folder data_dir */
     char *data_dir;
     char *tmp_path; /* NULL once renamed or removed */
     int fd;         /* -1 once closed */
@@ -217,28 +238,16 @@ int hs_blob_read(struct hs_blob_writer *w, size_t max, char **out, size_t *len,
     return HS_OK;
 }
 
-int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
-                   struct hs_error *err)
+/* The local folder: the bytes must be on disk before any name (and so any row) points at them.
+ * The file stays open, and so locked, until it has its final name: a cleaner must not take it. */
+static int local_commit(struct hs_blob_writer *w, const char *hex, const char *rel,
+                        struct hs_error *err)
 {
-    if (!w || w->fd < 0 || w->committed)
-        return hs_fail(err, HS_ERR_INVALID, "commit of a closed blob");
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (EVP_DigestFinal_ex(w->md, md, &md_len) != 1 || md_len != 32)
-        return hs_fail(err, HS_ERR_INTERNAL, "SHA-256 final failed");
-    char hex[65];
-    hs_hex(md, 32, hex);
-
-    /* The bytes must be on disk before any name (and so any row) points at them. The file
-     * stays open, and so locked, until it has its final name: a cleaner must not take it. */
-    int rc = HS_OK;
     if (fsync(w->fd) != 0)
         return io_fail(err, errno, "cannot fsync", w->tmp_path);
-
-    char *rel = hs_aprintf("blobs/%.2s/%.2s/%s", hex, hex + 2, hex);
     char *dir = hs_aprintf("%s/blobs/%.2s/%.2s", w->data_dir, hex, hex + 2);
     char *final = hs_aprintf("%s/%s", w->data_dir, rel);
-    rc = mkdir_p(dir, err);
+    int rc = mkdir_p(dir, err);
     if (!rc) {
         struct stat sb;
         /* Same name, same bytes: keep the stored file. One of another size is damaged (not
@@ -256,17 +265,59 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
     }
     free(dir);
     free(final);
+    return rc;
+}
+
+/* S3: an object of that name and size holds these bytes already (the name is their digest). */
+static int s3_commit(struct hs_blob_writer *w, const char *hex, const char *rel,
+                     struct hs_error *err)
+{
+    struct hs_s3 *s3 = w->blobs->s3;
+    char *key = hs_s3_key(s3, rel);
+    int64_t have = -1;
+    struct hs_error herr = {0};
+    int rc = hs_s3_head(s3, key, &have, &herr);
+    if (rc == HS_OK && have == w->bytes) {
+        hs_debug("blobs=s3 key=%s msg=\"already stored\"", key);
+    } else if (rc == HS_OK || rc == HS_ERR_NOT_FOUND) {
+        rc = hs_s3_put_file(s3, key, w->fd, w->bytes, hex, err);
+    } else if (err) {
+        *err = herr;
+    }
+    if (!rc) {
+        if (unlink(w->tmp_path) != 0)
+            hs_warn("blobs=s3 msg=\"cannot remove the uploaded temporary file\" path=%s",
+                    w->tmp_path);
+        hs_free_ptr(&w->tmp_path);
+    }
+    free(key);
+    return rc;
+}
+
+int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
+                   struct hs_error *err)
+{
+    if (!w || w->fd < 0 || w->committed)
+        return hs_fail(err, HS_ERR_INVALID, "commit of a closed blob");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (EVP_DigestFinal_ex(w->md, md, &md_len) != 1 || md_len != 32)
+        return hs_fail(err, HS_ERR_INTERNAL, "SHA-256 final failed");
+    char hex[65];
+    hs_hex(md, 32, hex);
+    char rel[80];
+    hs_blob_name(hex, rel);
+    const struct hs_blobs *b = w->blobs;
+    int rc = b ? b->be->commit(w, hex, rel, err) : local_commit(w, hex, rel, err);
     if (close(w->fd) != 0 && !rc)
         rc = io_fail(err, errno, "cannot close", w->tmp_path ? w->tmp_path : rel);
     w->fd = -1;
-    if (rc) {
-        free(rel);
+    if (rc)
         return rc;
-    }
     w->committed = true;
     memcpy(sha256_hex, hex, sizeof hex);
     *bytes = w->bytes;
-    *rel_path = rel;
+    *rel_path = hs_strdup(rel);
     return HS_OK;
 }
 
@@ -282,6 +333,26 @@ void hs_blob_abort(struct hs_blob_writer *w)
     free(w->tmp_path);
     free(w->data_dir);
     free(w);
+}
+
+int hs_blob_remove(const char *data_dir, const char *hex, struct hs_error *err)
+{
+    size_t n = hex ? strlen(hex) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            n = 0;
+    if (n != 64 || !data_dir)
+        return hs_fail(err, HS_ERR_INVALID, "not a file's sha256");
+    char *p = hs_aprintf("%s/blobs/%.2s/%.2s/%s", data_dir, hex, hex + 2, hex);
+    int rc = HS_OK;
+    if (unlink(p) != 0) {
+        char eb[128];
+        rc = errno == ENOENT ? hs_fail(err, HS_ERR_NOT_FOUND, "no file %s", p)
+                             : hs_fail(err, HS_ERR_IO, "cannot remove %s: %s", p,
+                                       strerror_r(errno, eb, sizeof eb));
+    }
+    free(p);
+    return rc;
 }
 
 /* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700). */
@@ -359,5 +430,342 @@ int hs_blob_clean_tmp(const char *data_dir, struct hs_error *err)
         hs_info("blobs=clean dir=%s removed=%d msg=\"leftovers of interrupted downloads\"", tmp_dir,
                 removed);
     free(tmp_dir);
+    return rc;
+}
+
+/* ---- the blob store: back-ends ---- */
+
+void hs_blob_name(const char sha256_hex[65], char out[80])
+{
+    (void)snprintf(out, 80, "blobs/%.2s/%.2s/%.64s", sha256_hex, sha256_hex + 2, sha256_hex);
+}
+
+static int local_size(const struct hs_blobs *b, const char *name, int64_t *size,
+                      struct hs_error *err)
+{
+    char *path = hs_aprintf("%s/%s", b->data_dir, name);
+    struct stat st;
+    int rc = HS_OK;
+    if (stat(path, &st) != 0)
+        rc = errno == ENOENT || errno == ENOTDIR
+                 ? hs_fail(err, HS_ERR_NOT_FOUND, "no file %s", path)
+                 : io_fail(err, errno, "cannot stat", path);
+    else if (!S_ISREG(st.st_mode))
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "%s is not a regular file", path);
+    else
+        *size = (int64_t)st.st_size;
+    free(path);
+    return rc;
+}
+
+static int local_read(const struct hs_blobs *b, const char *name, int64_t off, char *buf,
+                      size_t len, struct hs_error *err)
+{
+    char *path = hs_aprintf("%s/%s", b->data_dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int rc = fd < 0 ? io_fail(err, errno, "cannot open", path) : HS_OK;
+    for (size_t got = 0; !rc && got < len;) {
+        ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + (int64_t)got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = io_fail(err, errno, "cannot read", path);
+        else if (r == 0)
+            rc = hs_fail(err, HS_ERR_TRUNCATED, "%s ends before byte %lld", path,
+                         (long long)(off + (int64_t)len));
+        else
+            got += (size_t)r;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+static int s3_size(const struct hs_blobs *b, const char *name, int64_t *size, struct hs_error *err)
+{
+    char *key = hs_s3_key(b->s3, name);
+    int rc = hs_s3_head(b->s3, key, size, err);
+    free(key);
+    return rc;
+}
+
+static int s3_read(const struct hs_blobs *b, const char *name, int64_t off, char *buf, size_t len,
+                   struct hs_error *err)
+{
+    char *key = hs_s3_key(b->s3, name);
+    int rc = hs_s3_get_range(b->s3, key, off, len, buf, err);
+    free(key);
+    return rc;
+}
+
+static const struct hs_blob_backend local_backend = {local_size, local_read, local_commit};
+static const struct hs_blob_backend s3_backend = {s3_size, s3_read, s3_commit};
+
+void hs_blobs_local(struct hs_blobs *b, const char *data_dir)
+{
+    memset(b, 0, sizeof *b);
+    b->be = &local_backend;
+    b->data_dir = data_dir;
+}
+
+int hs_blobs_open(const struct hs_blobs_config *c, struct hs_blobs **out, struct hs_error *err)
+{
+    if (!c->data_dir || !*c->data_dir)
+        return hs_fail(err, HS_ERR_INVALID, "no data directory");
+    struct hs_blobs *b = hs_calloc(1, sizeof *b);
+    b->own_data_dir = hs_strdup(c->data_dir);
+    b->data_dir = b->own_data_dir;
+    b->be = &local_backend;
+    if (!c->url || !*c->url) {
+        b->location = hs_strdup(c->data_dir);
+        *out = b;
+        return HS_OK;
+    }
+    char *bucket = NULL, *prefix = NULL;
+    int rc = hs_s3_parse_url(c->url, &bucket, &prefix, err);
+    if (!rc) {
+        struct hs_s3_config sc = {
+            .endpoint = c->s3_endpoint,
+            .region = c->s3_region,
+            .bucket = bucket,
+            .prefix = prefix,
+            .access_key = c->access_key,
+            .secret_key = c->secret_key,
+            .session_token = c->session_token,
+            .part_size = c->part_size,
+            .max_attempts = c->max_attempts,
+            .retry_base_ms = c->retry_base_ms,
+        };
+        rc = hs_s3_new(&sc, &b->s3, err);
+    }
+    free(bucket);
+    free(prefix);
+    if (rc) {
+        hs_blobs_free(b);
+        return rc;
+    }
+    b->be = &s3_backend;
+    b->location = hs_strdup(c->url);
+    b->redirect_s = c->redirect_s;
+    *out = b;
+    return HS_OK;
+}
+
+void hs_blobs_free(struct hs_blobs *b)
+{
+    if (!b)
+        return;
+    hs_s3_free(b->s3);
+    free(b->own_data_dir);
+    free(b->location);
+    free(b);
+}
+
+int hs_blobs_begin(const struct hs_blobs *b, struct hs_blob_writer **out, struct hs_error *err)
+{
+    struct hs_blob_writer *w = NULL;
+    int rc = hs_blob_begin(b->data_dir, &w, err);
+    if (rc)
+        return rc;
+    w->blobs = b;
+    *out = w;
+    return HS_OK;
+}
+
+int hs_blobs_size(const struct hs_blobs *b, const char *name, int64_t *size, struct hs_error *err)
+{
+    if (!name || !*name)
+        return hs_fail(err, HS_ERR_NOT_FOUND, "no file name");
+    return b->be->size(b, name, size, err);
+}
+
+int hs_blobs_read(const struct hs_blobs *b, const char *name, int64_t off, char *buf, size_t len,
+                  struct hs_error *err)
+{
+    return len ? b->be->read(b, name, off, buf, len, err) : HS_OK;
+}
+
+int hs_blobs_read_all(const struct hs_blobs *b, const char *name, size_t max, char **out,
+                      size_t *len, struct hs_error *err)
+{
+    int64_t size = 0;
+    int rc = hs_blobs_size(b, name, &size, err);
+    if (rc)
+        return rc;
+    if ((uint64_t)size > max)
+        return hs_fail(err, HS_ERR_TOOBIG, "%s: %lld bytes, over the %zu byte cap", name,
+                       (long long)size, max);
+    char *buf = hs_malloc((size_t)size + 1);
+    if ((rc = hs_blobs_read(b, name, 0, buf, (size_t)size, err))) {
+        free(buf);
+        return rc;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    *len = (size_t)size;
+    return HS_OK;
+}
+
+bool hs_blobs_is_local(const struct hs_blobs *b)
+{
+    return !b->s3;
+}
+
+char *hs_blobs_local_path(const struct hs_blobs *b, const char *name)
+{
+    return b->s3 ? NULL : hs_aprintf("%s/%s", b->data_dir, name);
+}
+
+int64_t hs_blobs_redirect_seconds(const struct hs_blobs *b)
+{
+    return b->s3 ? b->redirect_s : 0;
+}
+
+int hs_blobs_presign(const struct hs_blobs *b, const char *name, const char *content_type,
+                     char **url, struct hs_error *err)
+{
+    if (!b->s3 || b->redirect_s <= 0)
+        return hs_fail(err, HS_ERR_INVALID, "files of %s are not served by redirects",
+                       b->location ? b->location : b->data_dir);
+    char *key = hs_s3_key(b->s3, name);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int rc =
+        hs_s3_presign_get(b->s3, key, content_type, (int64_t)now.tv_sec, b->redirect_s, url, err);
+    free(key);
+    return rc;
+}
+
+/* ---- copies between stores ---- */
+
+#define COPY_CHUNK (1024 * 1024)
+
+/* One blob: streamed from `from` through a writer of `to`, which hashes it on the way. */
+static int copy_one(const struct hs_blobs *from, const struct hs_blobs *to, const char *sha,
+                    bool *copied, struct hs_error *err)
+{
+    char name[80];
+    hs_blob_name(sha, name);
+    int64_t size = 0, there = -1;
+    int rc = hs_blobs_size(from, name, &size, err);
+    if (rc)
+        return rc;
+    struct hs_error e2 = {0};
+    if (hs_blobs_size(to, name, &there, &e2) == HS_OK && there == size) {
+        *copied = false;
+        return HS_OK;
+    }
+    struct hs_blob_writer *w = NULL;
+    char *chunk = hs_malloc(COPY_CHUNK);
+    rc = hs_blobs_begin(to, &w, err);
+    for (int64_t off = 0; !rc && off < size; off += COPY_CHUNK) {
+        size_t n = size - off < COPY_CHUNK ? (size_t)(size - off) : COPY_CHUNK;
+        rc = hs_blobs_read(from, name, off, chunk, n, err);
+        if (!rc)
+            rc = hs_blob_write(w, chunk, n, err);
+    }
+    char got[65];
+    int64_t bytes = 0;
+    char *rel = NULL;
+    /* The digest is checked before the commit could put damaged bytes under this name. */
+    if (!rc && w) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int ml = 0;
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        if (!c || EVP_MD_CTX_copy_ex(c, w->md) != 1 || EVP_DigestFinal_ex(c, md, &ml) != 1)
+            rc = hs_fail(err, HS_ERR_INTERNAL, "SHA-256 failed");
+        EVP_MD_CTX_free(c);
+        hs_hex(md, 32, got);
+        if (!rc && strcmp(got, sha) != 0)
+            rc = hs_fail(err, HS_ERR_IO, "%s holds bytes of digest %s: not copied", name, got);
+    }
+    if (!rc)
+        rc = hs_blob_commit(w, got, &bytes, &rel, err);
+    free(rel);
+    free(chunk);
+    hs_blob_abort(w);
+    if (!rc)
+        *copied = true;
+    return rc;
+}
+
+int hs_blobs_copy_all(const struct hs_blobs *from, const struct hs_blobs *to,
+                      int (*next)(void *ctx, char sha256_hex[65]), void *ctx, int64_t *copied,
+                      int64_t *kept, struct hs_error *err)
+{
+    int64_t nc = 0, nk = 0;
+    int rc = HS_OK;
+    char sha[65];
+    int more;
+    while (!rc && (more = next(ctx, sha)) != 0) {
+        if (more < 0) {
+            rc = hs_fail(err, more, "the list of digests failed");
+            break;
+        }
+        sha[64] = '\0';
+        bool did = false;
+        rc = copy_one(from, to, sha, &did, err);
+        if (!rc)
+            did ? nc++ : nk++;
+    }
+    if (copied)
+        *copied = nc;
+    if (kept)
+        *kept = nk;
+    if (!rc)
+        hs_info("blobs=copy from=%s to=%s copied=%lld kept=%lld",
+                from->location ? from->location : from->data_dir,
+                to->location ? to->location : to->data_dir, (long long)nc, (long long)nk);
+    return rc;
+}
+
+/* The distinct digests of the store's artifact rows. */
+struct digests {
+    char (*v)[65];
+    size_t n, cap, at;
+};
+
+static int collect_digest(void *ctx, const struct hs_artifact_row *a)
+{
+    struct digests *d = ctx;
+    if (!a->sha256 || strlen(a->sha256) != 64 || strspn(a->sha256, "0123456789abcdef") != 64)
+        return 0; /* not a name of ours: nothing stored under it */
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 256;
+        d->v = hs_realloc(d->v, d->cap * sizeof *d->v);
+    }
+    memcpy(d->v[d->n++], a->sha256, 65);
+    return 0;
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+    return memcmp(a, b, 64);
+}
+
+static int next_digest(void *ctx, char out[65])
+{
+    struct digests *d = ctx;
+    while (d->at < d->n && d->at > 0 && memcmp(d->v[d->at], d->v[d->at - 1], 64) == 0)
+        d->at++; /* sorted: each digest once */
+    if (d->at == d->n)
+        return 0;
+    memcpy(out, d->v[d->at++], 65);
+    return 1;
+}
+
+int hs_blobs_copy_store(struct hs_store *store, const struct hs_blobs *from,
+                        const struct hs_blobs *to, int64_t *copied, int64_t *kept,
+                        struct hs_error *err)
+{
+    struct digests d = {0};
+    int rc = store->records->artifact_each(store, collect_digest, &d, err);
+    if (!rc) {
+        if (d.n)
+            qsort(d.v, d.n, sizeof *d.v, cmp_digest);
+        rc = hs_blobs_copy_all(from, to, next_digest, &d, copied, kept, err);
+    }
+    free(d.v);
     return rc;
 }

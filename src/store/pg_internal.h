@@ -205,4 +205,10 @@ int hs_pg_lease_move(struct pg_txn *t, const char *name, int64_t fence, int64_t 
 struct hs_work_trigger;
 int hs_pg_work_bump(struct pg_txn *t, const struct hs_work_trigger *tr, struct hs_error *err);
 
+/* ---- connection_delete (pg_disconnect.c) ---- */
+struct hs_connection_deleted;
+int hs_pg_connection_delete(struct hs_store *base, const char *key, bool purge_records,
+                            int64_t now_ms, const char *now_iso, struct hs_connection_deleted *out,
+                            struct hs_error *err);
+
 #endif

@@ -297,6 +297,20 @@ static int pg_work_retry(struct hs_store *base, const struct hs_work_item *w, in
     return hs_pg_leave(&t, rc, err);
 }
 
+static int pg_work_release(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
+                           struct hs_error *err)
+{
+    struct pg_txn t;
+    int rc = fenced_enter(base, &t, w, now_ms, "work_release", err);
+    if (rc)
+        return rc;
+    rc = item_exec(&t,
+                   "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
+                   "not_before_ms = LEAST(not_before_ms, $2) WHERE id = $1",
+                   w->id, now_ms, 0, NULL, NULL, "handing back work", err);
+    return hs_pg_leave(&t, rc, err);
+}
+
 static int pg_work_get(struct hs_store *base, const char *connection_key, int64_t job_id,
                        struct hs_work_item *out, struct hs_error *err)
 {
@@ -324,18 +338,22 @@ static int pg_work_get(struct hs_store *base, const char *connection_key, int64_
     return HS_OK;
 }
 
-static int pg_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
-                         struct hs_error *err)
+static int pg_work_depth(struct hs_store *base, int64_t *due, int64_t *total,
+                         int64_t *oldest_due_ms, int64_t now_ms, struct hs_error *err)
 {
     struct pg_txn t;
     int rc = hs_pg_enter(hs_pg_of(base), &t, PG_READ, "work_depth", err);
     if (rc)
         return rc;
-    int64_t d = 0, n = 0;
+    int64_t d = 0, n = 0, oldest = 0;
     struct pg_args a = {0};
     hs_pg_int(&a, now_ms);
     rc = hs_pg_int1(&t, "SELECT COUNT(*) FROM work_items WHERE " WORK_DUE(""), &a, &d,
                     "counting work", err);
+    if (!rc)
+        rc = hs_pg_int1(
+            &t, "SELECT COALESCE(MIN(not_before_ms), 0) FROM work_items WHERE " WORK_DUE(""), &a,
+            &oldest, "counting work", err);
     if (!rc)
         rc = hs_pg_int1(&t, "SELECT COUNT(*) FROM work_items", NULL, &n, "counting work", err);
     rc = hs_pg_leave(&t, rc, err);
@@ -345,6 +363,8 @@ static int pg_work_depth(struct hs_store *base, int64_t *due, int64_t *total, in
         *due = d;
     if (total)
         *total = n;
+    if (oldest_due_ms)
+        *oldest_due_ms = oldest;
     return HS_OK;
 }
 
@@ -831,6 +851,7 @@ const struct hs_work_ops hs_pg_work_ops = {
     .work_retry = pg_work_retry,
     .work_get = pg_work_get,
     .work_depth = pg_work_depth,
+    .work_release = pg_work_release,
     .work_release_dead = pg_work_release_dead,
     .sync_create = pg_sync_create,
     .sync_get = pg_sync_get,

@@ -316,6 +316,20 @@ static int sq_work_retry(struct hs_store *base, const struct hs_work_item *w, in
     return hs_sqlite_leave(&t, rc, err);
 }
 
+static int sq_work_release(struct hs_store *base, const struct hs_work_item *w, int64_t now_ms,
+                           struct hs_error *err)
+{
+    struct sq_txn t;
+    int rc = fenced_enter(base, &t, w, now_ms, "work_release", err);
+    if (rc)
+        return rc;
+    rc = item_exec(&t,
+                   "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
+                   "not_before_ms = MIN(not_before_ms, ?2) WHERE id = ?1",
+                   w->id, now_ms, 0, NULL, NULL, "handing back work", err);
+    return hs_sqlite_leave(&t, rc, err);
+}
+
 static int sq_work_get(struct hs_store *base, const char *connection_key, int64_t job_id,
                        struct hs_work_item *out, struct hs_error *err)
 {
@@ -360,18 +374,21 @@ static int count_one(struct sq_txn *t, const char *sql, int64_t num, int64_t *ou
     return hs_sqlite_int(t, st, out, what, err);
 }
 
-static int sq_work_depth(struct hs_store *base, int64_t *due, int64_t *total, int64_t now_ms,
-                         struct hs_error *err)
+static int sq_work_depth(struct hs_store *base, int64_t *due, int64_t *total,
+                         int64_t *oldest_due_ms, int64_t now_ms, struct hs_error *err)
 {
     struct sq_txn t;
     int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "work_depth", err);
     if (rc)
         return rc;
-    int64_t d = 0, n = 0;
+    int64_t d = 0, n = 0, oldest = 0;
     rc = count_one(&t, "SELECT COUNT(*) FROM work_items WHERE " WORK_DUE, now_ms, &d,
                    "counting work", err);
     if (!rc)
         rc = count_one(&t, "SELECT COUNT(*) FROM work_items", 0, &n, "counting work", err);
+    if (!rc)
+        rc = count_one(&t, "SELECT MIN(not_before_ms) FROM work_items WHERE " WORK_DUE, now_ms,
+                       &oldest, "counting work", err);
     rc = hs_sqlite_leave(&t, rc, err);
     if (rc)
         return rc;
@@ -379,6 +396,8 @@ static int sq_work_depth(struct hs_store *base, int64_t *due, int64_t *total, in
         *due = d;
     if (total)
         *total = n;
+    if (oldest_due_ms)
+        *oldest_due_ms = oldest;
     return HS_OK;
 }
 
@@ -939,6 +958,7 @@ const struct hs_work_ops hs_sqlite_work_ops = {
     .work_retry = sq_work_retry,
     .work_get = sq_work_get,
     .work_depth = sq_work_depth,
+    .work_release = sq_work_release,
     .work_release_dead = sq_work_release_dead,
     .sync_create = sq_sync_create,
     .sync_get = sq_sync_get,

@@ -256,6 +256,27 @@ void hs_connection_rows_free(struct hs_connection_row *rows, size_t n)
     free(rows);
 }
 
+void hs_connection_deleted_clear(struct hs_connection_deleted *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_orphans; i++)
+        free(d->orphans[i]);
+    free(d->orphans);
+    memset(d, 0, sizeof *d);
+}
+
+void hs_api_keys_free(struct hs_api_key *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].key_sha256);
+    }
+    free(v);
+}
+
 void hs_model_statuses_free(struct hs_model_status *v, size_t n)
 {
     if (!v)

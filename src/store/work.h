@@ -122,8 +122,16 @@ struct hs_work_ops {
     /* The job's item as it stands; HS_ERR_NOT_FOUND when it has none. */
     int (*work_get)(struct hs_store *s, const char *connection_key, int64_t job_id,
                     struct hs_work_item *out, struct hs_error *err);
-    int (*work_depth)(struct hs_store *s, int64_t *due, int64_t *total, int64_t now_ms,
-                      struct hs_error *err);
+    /* Items due at now_ms (not leased) and in all; *oldest_due_ms (may be NULL) gets the
+     * earliest due time among the due ones (unix ms; 0 when none is due), so that a reader
+     * tells how long work has been waiting for a worker. */
+    int (*work_depth)(struct hs_store *s, int64_t *due, int64_t *total, int64_t *oldest_due_ms,
+                      int64_t now_ms, struct hs_error *err);
+    /* Hands back w's claim (a process stopping before its run ended): the item is free and due
+     * again at once (its attempts unchanged) for any worker to claim, and the run's later
+     * writes are fenced out. HS_ERR_CONFLICT when the claim no longer holds. */
+    int (*work_release)(struct hs_store *s, const struct hs_work_item *w, int64_t now_ms,
+                        struct hs_error *err);
     /* Frees the items claimed by workers that `dead` says are gone (a process restarted after a
      * kill -9 need not wait for its old leases to end); *released (may be NULL) gets how many.
      * dead is called inside the store's transaction: it must not use the store. */

@@ -110,6 +110,15 @@ static void now_iso(char out[32])
 
 /* ---- one artifact ---- */
 
+/* The engine's blob store: the one it was given, or the local folder, filled into *local. */
+static const struct hs_blobs *engine_blobs(const struct hs_sync_engine *e, struct hs_blobs *local)
+{
+    if (e->blobs)
+        return e->blobs;
+    hs_blobs_local(local, e->data_dir);
+    return local;
+}
+
 struct item {
     char *kind;
     const char *url;
@@ -118,7 +127,7 @@ struct item {
 };
 
 struct blob_sink {
-    const char *data_dir;
+    const struct hs_blobs *blobs;
     struct hs_blob_writer *w;
     struct hs_body_ends ends; /* for the format check */
     struct hs_error *err;
@@ -128,7 +137,7 @@ static int sink_write(void *ctx, const char *data, size_t len)
 {
     struct blob_sink *s = ctx;
     if (!s->w) {
-        int rc = hs_blob_begin(s->data_dir, &s->w, s->err);
+        int rc = hs_blobs_begin(s->blobs, &s->w, s->err);
         if (rc)
             return rc;
     }
@@ -177,52 +186,50 @@ static int check_format(const struct item *it, const struct hs_fetch_result *fr,
     return rc;
 }
 
-static bool file_present(const char *data_dir, const char *rel)
+static bool file_present(const struct hs_blobs *b, const char *rel)
 {
-    if (!rel)
-        return false;
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
-    struct stat st;
-    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    int64_t size;
+    return rel && hs_blobs_size(b, rel, &size, NULL) == HS_OK;
 }
 
-/* The hex MD5 of a stored file. */
-static int file_md5(const char *data_dir, const char *rel, char out[33])
+/* The hex MD5 of a stored file, read in chunks from whichever back-end holds it. */
+static int file_md5(const struct hs_blobs *b, const char *rel, char out[33])
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
-    FILE *f = n > 0 && (size_t)n < sizeof path ? fopen(path, "rb") : NULL;
-    if (!f)
+    int64_t size = 0;
+    if (hs_blobs_size(b, rel, &size, NULL) != HS_OK)
         return HS_ERR_IO;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int rc = md && EVP_DigestInit_ex(md, EVP_md5(), NULL) == 1 ? HS_OK : HS_ERR_INTERNAL;
-    char chunk[65536];
-    size_t got;
-    while (rc == HS_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (EVP_DigestUpdate(md, chunk, got) != 1)
+    enum { CHUNK = 1024 * 1024 };
+    char *chunk = hs_malloc(CHUNK);
+    for (int64_t off = 0; rc == HS_OK && off < size; off += CHUNK) {
+        size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+        if (hs_blobs_read(b, rel, off, chunk, n, NULL) != HS_OK)
+            rc = HS_ERR_IO;
+        else if (EVP_DigestUpdate(md, chunk, n) != 1)
             rc = HS_ERR_INTERNAL;
+    }
     unsigned char d[16];
     unsigned int dl = 0;
-    if (rc == HS_OK && (ferror(f) || EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 16))
+    if (rc == HS_OK && (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 16))
         rc = HS_ERR_IO;
     if (rc == HS_OK)
         hs_hex(d, 16, out);
     EVP_MD_CTX_free(md);
-    fclose(f);
+    free(chunk);
     return rc;
 }
 
 /* The stored row's validator for If-None-Match, unless the stored bytes contradict it: a row
  * written before downloads were checked may hold a short file under the whole file's digest
  * ETag, which a 304 would confirm for ever. */
-static const char *usable_validator(const char *data_dir, const struct hs_artifact_row *old)
+static const char *usable_validator(const struct hs_blobs *b, const struct hs_artifact_row *old)
 {
     char tag[33], md5[33];
     if (!old->etag || !hs_etag_digest(old->etag, tag))
         return old->etag;
     if ((old->sha256 && strncmp(old->sha256, tag, 32) == 0) ||
-        (file_md5(data_dir, old->path, md5) == HS_OK && strcmp(md5, tag) == 0))
+        (file_md5(b, old->path, md5) == HS_OK && strcmp(md5, tag) == 0))
         return old->etag;
     hs_warn("sync=artifact model=%lld kind=%s msg=\"the stored file does not match its ETag: "
             "downloading it again\"",
@@ -307,7 +314,9 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
     int rc = e->store->records->artifact_get(e->store, m->id, it->kind, &old, err);
     if (rc && rc != HS_ERR_NOT_FOUND)
         return rc;
-    bool have = rc == HS_OK && file_present(e->data_dir, old.path);
+    struct hs_blobs local;
+    const struct hs_blobs *blobs = engine_blobs(e, &local);
+    bool have = rc == HS_OK && file_present(blobs, old.path);
     if (have && model_unchanged) {
         /* Hover says the model did not change since its last complete sync: no request. */
         report_row(out, &old, false, false);
@@ -315,9 +324,9 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
         return HS_OK;
     }
 
-    struct blob_sink sink = {.data_dir = e->data_dir, .err = err};
+    struct blob_sink sink = {.blobs = blobs, .err = err};
     struct hs_download_opts o = {
-        .if_none_match = have ? usable_validator(e->data_dir, &old) : NULL,
+        .if_none_match = have ? usable_validator(blobs, &old) : NULL,
         .sink = sink_write,
         .sink_ctx = &sink,
         .reset = sink_reset,
@@ -331,7 +340,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
         goto out;
     }
     if (!sink.w) { /* an empty body never called the sink */
-        if ((rc = hs_blob_begin(e->data_dir, &sink.w, err)))
+        if ((rc = hs_blobs_begin(blobs, &sink.w, err)))
             goto out;
     }
     if ((rc = check_format(it, &fr, &sink, err)))
@@ -374,7 +383,8 @@ int hs_sync_fetch_artifact(struct hs_sync_engine *e, int64_t model_id, const cha
     int rc = e->store->records->artifact_get(e->store, model_id, kind, &row, err);
     if (rc)
         return rc;
-    if (!row.not_fetched && file_present(e->data_dir, row.path)) {
+    struct hs_blobs local;
+    if (!row.not_fetched && file_present(engine_blobs(e, &local), row.path)) {
         if (downloaded)
             *downloaded = false;
         *out = row;
@@ -408,28 +418,16 @@ out:
 /* ---- one model ---- */
 
 /* Reads a stored artifact file back (bounded) for measurement extraction. */
-static char *read_stored(const char *data_dir, const char *rel, size_t *len)
+static char *read_stored(const struct hs_sync_engine *e, const char *rel, size_t *len)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s", data_dir, rel);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct hs_buf b;
-    hs_buf_init(&b, MEASUREMENTS_MAX);
-    char chunk[65536];
-    size_t got;
-    int rc = HS_OK;
-    while (rc == HS_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = hs_buf_append(&b, chunk, got);
-    fclose(f);
-    if (rc) {
-        hs_buf_free(&b);
+    struct hs_blobs local;
+    char *doc = NULL;
+    struct hs_error err = {0};
+    if (hs_blobs_read_all(engine_blobs(e, &local), rel, MEASUREMENTS_MAX, &doc, len, &err)) {
+        hs_warn("sync=measurements path=%s error=\"%s\"", rel, err.msg);
         return NULL;
     }
-    return hs_buf_take(&b, len);
+    return doc;
 }
 
 /* What a model's result commits with its selection and log line: the headline measurements
@@ -473,8 +471,8 @@ static int extract_measurements(struct hs_sync_engine *e, const struct hs_model 
     if (!summ)
         return HS_OK; /* capture-only and interior models have no summary */
     size_t sl = 0, kl = 0;
-    w->summarized = read_stored(e->data_dir, summ->path, &sl);
-    w->sketch = sketch ? read_stored(e->data_dir, sketch->path, &kl) : NULL;
+    w->summarized = read_stored(e, summ->path, &sl);
+    w->sketch = sketch ? read_stored(e, sketch->path, &kl) : NULL;
     if (!w->summarized)
         return hs_fail(err, HS_ERR_IO, "cannot read back stored measurements %s", summ->path);
     int rc = hs_measurements_extract(m->id, w->summarized, sl, w->sketch, kl, &w->ms, err);

@@ -85,7 +85,9 @@ struct hs_sync_progress {
 struct hs_sync_engine {
     struct hs_client *client;
     struct hs_store *store;
-    const char *data_dir;       /* artifact files live under it */
+    const char *data_dir; /* artifact files live under it */
+    /* Where they are stored; NULL: the local folder data_dir. */
+    const struct hs_blobs *blobs;
     const char *connection_key; /* recorded on jobs and selections */
     /* The installation's artifact profile (--artifacts, sync/profile.h), for a connection with
      * none of its own; NULL: "default". */
@@ -135,7 +137,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
  * (sync/verify.h) and stored; a stored one costs no request. *out gets the row (caller clears
  * it); *downloaded (may be NULL) says whether Hover was asked. HS_ERR_NOT_FOUND when the store
  * has no such artifact recorded (a model not synced, or a kind Hover does not offer). Only
- * e->client, e->store and e->data_dir are used. */
+ * e->client, e->store, e->data_dir and e->blobs are used. */
 int hs_sync_fetch_artifact(struct hs_sync_engine *e, int64_t model_id, const char *kind,
                            struct hs_artifact_row *out, bool *downloaded, struct hs_error *err);
 

@@ -152,7 +152,7 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
 
     int64_t due = 0, total = 0, pending = 0;
     if (!rc)
-        rc = store->work->work_depth(store, &due, &total, now_ms, err);
+        rc = store->work->work_depth(store, &due, &total, NULL, now_ms, err);
     if (!rc)
         rc = store->outbox->outbox_depth(store, &pending, err);
     struct hs_selection *sels = NULL;

@@ -33,10 +33,43 @@ static bool is_job_event(const char *event)
     return false;
 }
 
+const char *hs_webhook_result_label(enum hs_webhook_result r)
+{
+    static const char *const labels[HS_WH_RESULT_COUNT] = {
+        "accepted",  "unknown_event", "verification", "duplicate",   "bad_signature",
+        "malformed", "too_big",       "bad_method",   "unavailable",
+    };
+    return r < HS_WH_RESULT_COUNT ? labels[r] : "unavailable";
+}
+
+/* The result by the answer's status and word (the words are this file's own). */
+static enum hs_webhook_result result_of(int status, const char *what)
+{
+    switch (status) {
+    case 200:
+        return strcmp(what, "accepted") == 0    ? HS_WH_ACCEPTED
+               : strcmp(what, "duplicate") == 0 ? HS_WH_DUPLICATE
+                                                : HS_WH_UNKNOWN_EVENT;
+    case 202:
+        return HS_WH_VERIFICATION;
+    case 400:
+        return HS_WH_MALFORMED;
+    case 401:
+        return HS_WH_BAD_SIGNATURE;
+    case 405:
+        return HS_WH_BAD_METHOD;
+    case 413:
+        return HS_WH_TOO_BIG;
+    default:
+        return HS_WH_UNAVAILABLE;
+    }
+}
+
 static void answer(struct hs_receiver_result *out, int status, const char *what,
                    const char *message)
 {
     out->status = status;
+    out->result = result_of(status, what);
     if (status < 300)
         (void)snprintf(out->body, sizeof out->body, "{\"status\":\"%s\",\"event_id\":%lld}", what,
                        (long long)out->event_id);

@@ -73,7 +73,24 @@ struct hs_webhook_request {
     bool body_too_big; /* the HTTP layer stopped reading at the cap */
 };
 
+/* What became of a delivery, as /metrics counts it. */
+enum hs_webhook_result {
+    HS_WH_ACCEPTED,      /* a job event: stored with its job's work item (200) */
+    HS_WH_UNKNOWN_EVENT, /* an event type that names no job: stored as "ignored" (200) */
+    HS_WH_VERIFICATION,  /* a verification code, queued for the verifier or kept (202) */
+    HS_WH_DUPLICATE,     /* a signature already accepted (200, stored once) */
+    HS_WH_BAD_SIGNATURE, /* unsigned, stale, a wrong digest or no secret verifies it (401) */
+    HS_WH_MALFORMED,     /* a malformed header or body (400) */
+    HS_WH_TOO_BIG,       /* a body over the cap (413) */
+    HS_WH_BAD_METHOD,    /* not a POST (405) */
+    HS_WH_UNAVAILABLE,   /* the store failed, or the service was busy or stopping (503) */
+    HS_WH_RESULT_COUNT
+};
+/* The result's label ("accepted", "bad_signature", ...). */
+const char *hs_webhook_result_label(enum hs_webhook_result r);
+
 struct hs_receiver_result {
+    enum hs_webhook_result result;
     int status;         /* 200, 202, 400, 401, 405, 413 or 503 */
     char body[192];     /* a short JSON object: {"status":"accepted","event_id":N} or an error */
     int64_t event_id;   /* the stored event, 0 when none (refused, or a replay) */

@@ -45,6 +45,7 @@ struct hs_events {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
+    bool draining; /* no new claims; the heartbeat goes on */
     int64_t wakes; /* bumped by hs_events_wake: a waiter that missed the signal sees it */
     struct hs_events_stats stats;
     pthread_t threads[THREADS_MAX];
@@ -263,6 +264,7 @@ static int sync_plan(struct run *r, struct hs_client *client, const struct hs_jo
                                    .store = w->store,
                                    .data_dir = w->data_dir,
                                    .artifacts = w->artifacts,
+                                   .blobs = w->cfg.blobs,
                                    .connection_key = it->connection_key,
                                    .on_progress = on_progress,
                                    .progress_ctx = r,
@@ -550,7 +552,7 @@ static void idle_wait(struct hs_events *w, int64_t seen, int64_t next_due)
     pthread_mutex_lock(&w->lock);
     struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, wait);
     int wrc = 0;
-    while (!w->stopping && w->wakes == seen && wrc != ETIMEDOUT)
+    while (!w->stopping && !w->draining && w->wakes == seen && wrc != ETIMEDOUT)
         wrc = pthread_cond_timedwait(&w->wake, &w->lock, &until);
     pthread_mutex_unlock(&w->lock);
 }
@@ -565,7 +567,7 @@ static void *thread_main(void *arg)
     hs_client_set_thread_priority(HS_PRIO_BACKGROUND);
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        bool stop = w->stopping;
+        bool stop = w->stopping || w->draining;
         int64_t seen = w->wakes;
         pthread_mutex_unlock(&w->lock);
         if (stop)
@@ -679,6 +681,51 @@ void hs_events_wake(struct hs_events *w)
     w->wakes++;
     pthread_cond_broadcast(&w->wake);
     pthread_mutex_unlock(&w->lock);
+}
+
+void hs_events_drain(struct hs_events *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->draining = true;
+    pthread_cond_broadcast(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int64_t hs_events_running(struct hs_events *w)
+{
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    int64_t n = w->stats.running;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+int64_t hs_events_hand_back(struct hs_events *w)
+{
+    if (!w)
+        return 0;
+    struct held now[HELD_MAX];
+    pthread_mutex_lock(&w->lock);
+    memcpy(now, w->held, sizeof now);
+    pthread_mutex_unlock(&w->lock);
+    int64_t n = 0;
+    for (int i = 0; i < HELD_MAX; i++) {
+        if (now[i].id == 0)
+            continue;
+        struct hs_work_item it = {.id = now[i].id, .claim = now[i].claim, .job_id = now[i].job_id};
+        struct hs_error err = {0};
+        if (w->store->work->work_release(w->store, &it, now_ms(w), &err) == HS_OK) {
+            hs_info("events=handed_back job=%lld", (long long)it.job_id);
+            hold(w, &it, false); /* the heartbeat renews it no more */
+            n++;
+        } else {
+            hs_warn("events=hand_back job=%lld error=\"%s\"", (long long)it.job_id, err.msg);
+        }
+    }
+    return n;
 }
 
 void hs_events_free(struct hs_events *w)

@@ -40,6 +40,8 @@ struct hs_events_config {
     /* The installation's artifact profile (sync/profile.h) for connections without their own;
      * NULL: "default". */
     const char *artifacts;
+    /* Where they are stored (outlives the queue); NULL: the local folder data_dir. */
+    const struct hs_blobs *blobs;
     int threads;                /* default 2 */
     int64_t lease_ms;           /* a claim's lease, renewed every third of it; default 30000 */
     int64_t idle_ms;            /* how often an idle thread looks for other processes' items; 250 */
@@ -68,6 +70,16 @@ void hs_events_wake(struct hs_events *w);
 /* Stops the threads after the items they run (a waiting request is released at once when the
  * pool's limiter is shut down first) and frees. Accepts NULL. */
 void hs_events_free(struct hs_events *w);
+
+/* The drain of a stopping process: no new item is claimed from now on (the threads end once
+ * their runs do; the leases of those runs are still renewed). Accepts NULL. */
+void hs_events_drain(struct hs_events *w);
+/* Runs going on now (0 for NULL). */
+int64_t hs_events_running(struct hs_events *w);
+/* Hands back the claims of the runs still going (store work_release): their items are due at
+ * once for any other process, and what those runs would still write is fenced out. Returns how
+ * many were handed back. Accepts NULL. */
+int64_t hs_events_hand_back(struct hs_events *w);
 
 /* Claims and runs one due item in the calling thread; *ran false when none was due. The
  * threads loop on it; tests call it directly. */

@@ -80,6 +80,7 @@ class Sandbox:
             ports = f.read().split()
         self.port = int(ports[0])
         self.storage_port = int(ports[1]) if len(ports) > 1 else None
+        self.s3_port = int(ports[2]) if len(ports) > 2 else None  # with --s3-listen
         self.url = "http://127.0.0.1:%d" % self.port
 
     def read_stderr(self):

@@ -87,9 +87,10 @@ class ServiceApi(unittest.TestCase):
         r = self.svc.get("/healthz", key=False)
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json["status"], "ok")
-        self.assertEqual(r.json["db"], "ok")
         self.assertTrue(r.json["version"])
         self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+        ready = self.svc.get("/readyz", key=False)
+        self.assertEqual((ready.status, ready.json["status"]), (200, "ready"), ready.body)
 
     def test_unknown_route_and_wrong_method(self):
         self.assert_error(self.svc.get("/api/nope"), 404, "not_found")
@@ -662,8 +663,8 @@ class Lifecycle(unittest.TestCase):
             self.assertRegex(a.api_key, r"^[0-9a-f]{64}$")
             self.assertEqual(a.get("/api/connections").status, 200)
             # Only its hash is stored.
-            rows = a.cli.sql("SELECT value FROM settings WHERE key = 'api_key_sha256'")
-            self.assertEqual(rows, [(hashlib.sha256(a.api_key.encode()).hexdigest(),)])
+            rows = a.cli.sql("SELECT name, key_sha256 FROM api_keys")
+            self.assertEqual(rows, [("default", hashlib.sha256(a.api_key.encode()).hexdigest())])
             with open(a.cli.db, "rb") as f:
                 self.assertNotIn(a.api_key.encode(), f.read())
             self.assertEqual(a.stop(), 0, a.read_stderr())

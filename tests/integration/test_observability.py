@@ -5,7 +5,8 @@
   `time` (RFC 3339 UTC, milliseconds), `level` and `msg`, the fields as string members, and no
   secret (the API key, the OAuth client secret, the tokens) anywhere;
 - `/metrics` after that kind of traffic passes `promtool check metrics` (Debian's prometheus
-  package), and counts the routes the traffic took."""
+  package), counts the routes the traffic took, and has the webhook side's series (their
+  movement is test_lifecycle.py's)."""
 import json
 import os
 import re
@@ -120,6 +121,22 @@ class Metrics(unittest.TestCase):
             self.assertRegex(text, r'hoversync_http_requests_total\{route="%s",status="%s"\} [1-9]'
                              % (re.escape(route), status))
         self.assertRegex(text, r"hoversync_syncs_total\{result=\"done\"\} 1\b")
+        # The webhook side's series, typed as Prometheus expects (promtool checked them above):
+        # the refused delivery counted by its result, its intake time, and the store's queues.
+        refused = "malformed" if hook == 400 else "bad_signature"
+        self.assertRegex(text, r'hoversync_webhook_events_total\{result="%s"\} 1\b' % refused)
+        for name, kind in (("hoversync_webhook_events_total", "counter"),
+                           ("hoversync_webhook_intake_duration_seconds", "histogram"),
+                           ("hoversync_work_items_due", "gauge"),
+                           ("hoversync_work_items", "gauge"),
+                           ("hoversync_work_oldest_due_age_seconds", "gauge"),
+                           ("hoversync_outbox_backlog_messages", "gauge"),
+                           ("hoversync_outbox_delivery_attempts_total", "counter"),
+                           ("hoversync_budget_background_requests_total", "counter"),
+                           ("hoversync_budget_background_wait_seconds_total", "counter"),
+                           ("hoversync_budget_background_waiting", "gauge")):
+            self.assertIn("# TYPE %s %s\n" % (name, kind), text)
+        self.assertRegex(text, r"hoversync_webhook_intake_duration_seconds_count [1-9]")
 
 
 if __name__ == "__main__":

@@ -145,20 +145,20 @@ class Profiles(unittest.TestCase):
         self.assertEqual(self.rows(JOB_ALL_COMPLETE)[(mid, "measurements.full_json")][0], 1)
 
     def test_connection_profile_and_unknown_names(self):
-        r = self.cli.run("store", "set-artifacts", CONNECTION, "default,measurements.pfd")
+        r = self.cli.run("connections", "set-artifacts", CONNECTION, "default,measurements.pfd")
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown artifact name 'measurements.pfd'", r.stderr)
         self.assertIn("measurements.pdf|json", r.stderr)
         r = self.cli.run("--artifacts", "images:some", "status", "--offline")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--artifacts: unknown artifact name 'images:some'", r.stderr)
-        r = self.cli.run("store", "set-artifacts", "org-nobody", "all")
+        r = self.cli.run("connections", "set-artifacts", "org-nobody", "all")
         self.assertEqual(r.returncode, 1)
         self.assertIn("no connection named 'org-nobody'", r.stderr)
         # The connection exists once its tokens are stored (the first run with a client seeds
         # them).
         offered = self.offered(JOB_ONE_FAILED)
-        r = self.cli.run("store", "set-artifacts", CONNECTION, "measurements.xlsx,images:none")
+        r = self.cli.run("connections", "set-artifacts", CONNECTION, "measurements.xlsx,images:none")
         self.assertEqual(r.returncode, 0, r.stderr)
         status = self.cli.json("status", "--offline")
         self.assertEqual([c["artifacts"] for c in status["connections"]],
@@ -171,7 +171,7 @@ class Profiles(unittest.TestCase):
             ["/api/v3/models/%d/artifacts/measurements.xlsx" % m for m in offered]
         self.assertEqual(sorted(self.requests_since(start)), sorted(expect))
         # Cleared: the installation's profile again.
-        r = self.cli.run("store", "set-artifacts", CONNECTION, "--clear")
+        r = self.cli.run("connections", "set-artifacts", CONNECTION, "--clear")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("artifacts default (--artifacts)",
                       self.cli.run("status", "--offline").stdout)

@@ -77,7 +77,7 @@ static void test_events_coalesce_into_one_work_item(void **state)
 
     struct hs_work_item w = {0};
     int64_t due = -1, total = -1;
-    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, 9999, NULL), HS_OK);
+    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, NULL, 9999, NULL), HS_OK);
     assert_int_equal(due, 0);
     assert_int_equal(total, 1);
     assert_int_equal(f->store->work->work_claim(f->store, "w1", NULL, 9999, 5000, &w, NULL, NULL),

@@ -229,9 +229,12 @@ static void test_lease_expires_after_a_crash(void **state)
     assert_int_equal(open_store(f, &f->store), HS_OK);
     assert_int_equal(claim(f, "w2", 30999, &w), HS_ERR_NOT_FOUND);
     int64_t due = -1, total = -1;
-    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, 30999, NULL), HS_OK);
+    int64_t oldest = -1;
+    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, &oldest, 30999, NULL),
+                     HS_OK);
     assert_int_equal(due, 0);
     assert_int_equal(total, 1);
+    assert_int_equal(oldest, 0); /* leased: not waiting for a worker */
     assert_int_equal(claim(f, "w2", 31000, &w), HS_OK);
     assert_int_equal(w.job_id, 42);
     assert_int_equal(w.claim, 2);
@@ -270,6 +273,55 @@ static void test_a_lapsed_claim_cannot_commit(void **state)
     /* The holder is untouched and finishes. */
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items WHERE claimed_by = 'other'"), 1);
     assert_int_equal(f->store->work->work_done(f->store, &b, 50003, NULL), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
+    hs_work_item_clear(&a);
+    hs_work_item_clear(&b);
+}
+
+/* The depth counts what is due and tells since when the oldest due item waits. */
+static void test_depth_tells_the_oldest_due(void **state)
+{
+    struct fixture *f = *state;
+    int64_t due = -1, total = -1, oldest = -1;
+    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, &oldest, 1000, NULL),
+                     HS_OK);
+    assert_int_equal(due + total + oldest, 0);
+    schedule(f, "org-a", 1, HS_WORK_PRIO_BACKGROUND, 1000, 1000);
+    schedule(f, "org-a", 2, HS_WORK_PRIO_BACKGROUND, 1000, 4000);
+    schedule(f, "org-b", 3, HS_WORK_PRIO_BACKGROUND, 1000, 9000); /* not due yet */
+    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, &oldest, 5000, NULL),
+                     HS_OK);
+    assert_int_equal(due, 2);
+    assert_int_equal(total, 3);
+    assert_int_equal(oldest, 1000);
+    struct hs_work_item w;
+    assert_int_equal(claim(f, "w", 5000, &w), HS_OK);
+    assert_int_equal(w.job_id, 1);
+    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, &oldest, 5000, NULL),
+                     HS_OK);
+    assert_int_equal(due, 1);
+    assert_int_equal(oldest, 4000);
+    hs_work_item_clear(&w);
+}
+
+/* A stopping worker hands its claim back: the item is due at once for another worker, with its
+ * attempts as they were, and the first run's later writes are refused. */
+static void test_release_hands_the_item_back(void **state)
+{
+    struct fixture *f = *state;
+    schedule(f, "org-a", 7, HS_WORK_PRIO_BACKGROUND, 1000, 1000);
+    struct hs_work_item a, b;
+    assert_int_equal(claim(f, "stopping", 2000, &a), HS_OK); /* lease until 32000 */
+    assert_int_equal(claim(f, "other", 2001, &b), HS_ERR_NOT_FOUND);
+    assert_int_equal(f->store->work->work_release(f->store, &a, 2500, NULL), HS_OK);
+    /* Not after the lease: at once. */
+    assert_int_equal(claim(f, "other", 2501, &b), HS_OK);
+    assert_int_equal(b.job_id, 7);
+    assert_int_equal(b.attempts, 0);
+    assert_int_equal(b.claim, a.claim + 1);
+    assert_int_equal(f->store->work->work_done(f->store, &a, 2502, NULL), HS_ERR_CONFLICT);
+    assert_int_equal(f->store->work->work_release(f->store, &a, 2502, NULL), HS_ERR_CONFLICT);
+    assert_int_equal(f->store->work->work_done(f->store, &b, 2503, NULL), HS_OK);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
     hs_work_item_clear(&a);
     hs_work_item_clear(&b);
@@ -541,6 +593,8 @@ int main(void)
         STORE_TEST(test_payload_follows_the_newest_trigger),
         STORE_TEST(test_lease_expires_after_a_crash),
         STORE_TEST(test_a_lapsed_claim_cannot_commit),
+        STORE_TEST(test_depth_tells_the_oldest_due),
+        STORE_TEST(test_release_hands_the_item_back),
         STORE_TEST(test_sync_lifecycle),
         STORE_TEST(test_syncs_finish),
         STORE_TEST(test_pending_polls_back_off),

@@ -4,8 +4,9 @@
 # (runuser when run as root: PostgreSQL refuses to run as root), starts it on a free port of
 # 127.0.0.1 with its Unix socket in that directory, creates the database `hoversync_test`, then
 # runs each program given with HS_TEST_STORE=postgresql, HS_TEST_PG_URL (the database's URL) and
-# HS_TEST_PG_RESTART (a command that restarts the server), and at the end, failure or not, stops
-# the server and removes the directory. The package's own cluster (5432) is never used.
+# HS_TEST_PG_RESTART (a command that restarts the server: pg_ctl restart, fast mode), and at the
+# end, failure or not, stops the server and removes the directory. The package's own cluster
+# (5432) is never used.
 # Usage: tests/support/pg_cluster.sh PROGRAM [PROGRAM ...]   (exit status: 1 if any failed)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,8 +34,11 @@ trap 'exit 1' INT TERM
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # A test cluster: nothing here must survive a power cut, so no fsync (the store's own commits
 # are no less correct for it: durability is PostgreSQL's, and is not what these tests measure).
-opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off \
--c full_page_writes=off -c max_connections=200"
+# HS_TEST_PG_DURABLE=1 keeps fsync on, for benchmarks that compare with SQLite's FULL commits.
+durability="-c fsync=off -c full_page_writes=off"
+[ -n "${HS_TEST_PG_DURABLE:-}" ] && durability=""
+opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir $durability \
+-c max_connections=200"
 
 if ! "${as_pg[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 \
     --locale=C.UTF-8 -N >"$dir/initdb.log" 2>&1; then
