@@ -81,7 +81,7 @@ struct health_cache; /* routes_webhooks.c */
 
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
-    int rate_limit; /* Hover requests a minute, for GET /api/status's budget */
+    int rate_limit;               /* Hover requests a minute, for GET /api/status's budget */
     const struct hs_blobs *blobs; /* the artifact files: the configured store or local_blobs */
     struct hs_blobs local_blobs;  /* the local folder data_dir, when none was configured */
     char *public_url_cfg;

@@ -10,8 +10,8 @@
  *     measurement columns are extracted from (summarized, else sketch, else full JSON), and the
  *     first image;
  *   - all: everything the model offers (what every sync fetched before profiles existed).
- * The effective profile of a sync: its connection's (stored, `hoversync connections set-artifacts`),
- * else the installation's --artifacts. */
+ * The effective profile of a sync: its connection's (stored, `hoversync connections
+ * set-artifacts`), else the installation's --artifacts. */
 #ifndef HS_SYNC_PROFILE_H
 #define HS_SYNC_PROFILE_H
 
