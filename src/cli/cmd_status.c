@@ -23,6 +23,8 @@ static void status_help(void)
          "died). A connection whose refresh token Hover refused shows reconnect_required.\n"
          "Each connection shows its artifact profile (connections set-artifacts, else "
          "--artifacts).\n"
+         "Then the store's size with its five largest tables, and the artifact files'\n"
+         "count and bytes under --data-dir.\n"
          "Asks Hover for each connection's webhooks (one request each).\n"
          "\n"
          "  --offline   do not ask Hover: the stored values only\n"
@@ -62,6 +64,40 @@ static void print_budget(json_t *b)
                (long long)json_integer_value(drain) % 60);
     else
         printf(": no background work in the last minute to drain it at\n");
+}
+
+/* A size for a person: bytes, kB, MB or GB (powers of 1000), into out. */
+static const char *size_text(long long bytes, char *out, size_t n)
+{
+    static const char *const unit[] = {"kB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    int u = -1;
+    while (v >= 1000 && u < 3) {
+        v /= 1000;
+        u++;
+    }
+    if (u < 0)
+        snprintf(out, n, "%lld B", bytes);
+    else
+        snprintf(out, n, "%.1f %s", v, unit[u]);
+    return out;
+}
+
+static void print_storage(json_t *st)
+{
+    char a[32];
+    json_t *files = json_object_get(st, "files");
+    printf("store        %s, %s\n", text(st, "backend", "?"), size_text(num(st, "bytes"), a, 32));
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(st, "tables"), i, x)
+    {
+        printf("  %-24s %10s %12lld rows\n", text(x, "name", "?"),
+               size_text(num(x, "bytes"), a, 32), num(x, "rows"));
+    }
+    if (files)
+        printf("files        %lld, %s\n", num(files, "count"),
+               size_text(num(files, "bytes"), a, 32));
 }
 
 static void print_status(json_t *doc, const char *artifacts)
@@ -117,6 +153,7 @@ static void print_status(json_t *doc, const char *artifacts)
     printf("sync runs    %lld running, %lld interrupted (their process died)\n",
            num(runs, "running"), num(runs, "interrupted"));
     print_budget(json_object_get(doc, "budget"));
+    print_storage(json_object_get(doc, "storage"));
 }
 
 int cmd_status(struct cli *c, int argc, char **argv)
@@ -160,6 +197,9 @@ int cmd_status(struct cli *c, int argc, char **argv)
                                &doc, &err);
     hs_client_pool_free(pool);
     json_t *budget = NULL;
+    const char *files = cli_blobs_local(c) ? hs_config_str(&c->cfg, CFG_DATA_DIR) : NULL;
+    if (rc == HS_OK)
+        rc = hs_health_add_storage(doc, c->store, files, &err);
     if (rc == HS_OK)
         rc = hs_health_budget(
             c->store,

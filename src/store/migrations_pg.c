@@ -447,8 +447,16 @@ const struct hs_migration hs_pg_migrations[] = {
      "INSERT INTO api_keys (name, key_sha256, created_at)\n"
      "  SELECT 'default', value, extract(epoch FROM updated_at)::bigint FROM settings\n"
      "  WHERE key = 'api_key_sha256';\n"
-     "DELETE FROM settings WHERE key = 'api_key_sha256';\n"
      "ALTER TABLE jobs ADD COLUMN disconnected_at text; -- ISO-8601, as SQLite's\n"},
+
+    /* Retention (store/retention.h): the prune of each table reads its oldest rows first, in
+     * batches, by the date it is kept for. */
+    {16, "retention indexes",
+     "-- Retention (docs/OPERATIONS.md): the prunes read the oldest rows by their date.\n"
+     "CREATE INDEX webhook_events_received ON webhook_events(received_at);\n"
+     "CREATE INDEX sync_runs_started ON sync_runs(started_at);\n"
+     "CREATE INDEX sync_results_at ON sync_results(at);\n"
+     "CREATE INDEX outbox_delivered ON outbox(delivered_at) WHERE delivered_at IS NOT NULL;\n"},
     /* SQLite's migration 17: artifact profiles; a store created before them keeps fetching
      * everything. */
     {17, "artifact profiles",

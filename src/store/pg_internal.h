@@ -12,6 +12,7 @@
  *   pg_work.c       work items, syncs' progress, polls     (store/work.h)
  *   pg_outbox.c     the outbox and the policies            (store/outbox.h, store/policies.h)
  *   pg_budget.c     the Hover request budget               (store/budget.h)
+ *   pg_retention.c  pruning, artifact references, sizes    (store/retention.h)
  *   pg_secrets.c    the key check, rotate-key
  *   pg_copy.c       whole tables read and written for `store copy` (store/copy.h)
  *
@@ -49,6 +50,11 @@ struct pg_conn {
     int64_t txn_seq;
     bool user_txn;        /* held by begin .. commit of a thread */
     struct pg_conn *next; /* in the free list */
+    /* While a thread holds it: what that thread held before (a transaction on another store
+     * handle), given back when this transaction ends. */
+    struct pg_conn *outer_conn;
+    const struct pg_store *outer_store;
+    bool outer_write;
 };
 
 struct pg_store {
@@ -63,12 +69,19 @@ struct pg_store {
      * key_lock shared; rotate-key holds it exclusively, so the key changes between operations. */
     struct hs_secret_key *key;
     pthread_rwlock_t key_lock;
+    /* The connection outside the pool that LISTENs for committed work (pg_work.c work_wait),
+     * opened by the first wait, under listen_lock (one listening thread at a time). */
+    pthread_mutex_t listen_lock;
+    PGconn *listen;
 };
 
 static inline struct pg_store *hs_pg_of(struct hs_store *base)
 {
     return (struct pg_store *)base;
 }
+
+/* A new connection of the store's conninfo, outside the pool (its NOTICEs silenced). */
+int hs_pg_connect(struct pg_store *s, PGconn **out, struct hs_error *err);
 
 /* ---- the one way into a transaction ---- */
 
@@ -188,6 +201,7 @@ extern const struct hs_work_ops hs_pg_work_ops;
 extern const struct hs_outbox_ops hs_pg_outbox_ops;
 extern const struct hs_policy_ops hs_pg_policy_ops;
 extern const struct hs_budget_ops hs_pg_budget_ops;
+extern const struct hs_retention_ops hs_pg_retention_ops;
 
 /* ---- named leases (pg_service.c; a row of `leases`) ----
  * Inside t's write transaction. take: the lease `name`, free or lapsed at now_ms, until

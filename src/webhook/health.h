@@ -53,5 +53,13 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
  * (0 with nothing queued; null when nothing drains it now, or the cost is unknown). */
 int hs_health_budget(struct hs_store *store, const char *name, int64_t limit, int64_t now_ms,
                      int64_t queued_jobs, json_t **out, struct hs_error *err);
+/* Adds to the status document what the installation occupies:
+ *   "storage":{"backend","bytes","tables":[{"name","bytes","rows"}],
+ *              "files":{"count","bytes"}}
+ * bytes: the store's (SQLite: page_count * page_size; PostgreSQL: pg_database_size); tables: the
+ * five largest, indexes included; files: the artifact files under data_dir (NULL: left out, as
+ * where they are in object storage). */
+int hs_health_add_storage(json_t *doc, struct hs_store *store, const char *data_dir,
+                          struct hs_error *err);
 
 #endif

@@ -121,13 +121,15 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[2048];
-    /* Migrations 13 to 15 and 17 undone too: they are applied again after 12. */
+    /* Migrations 13 to 17 undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
         "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections "
-        "DROP COLUMN artifacts; DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN "
-        "disconnected_at; DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE "
-        "budget_waiters; "
+        "DROP COLUMN artifacts; "
+        "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
+        "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
+        "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
+        "DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE budget_waiters; "
         "DROP TABLE connect_flows; DROP TABLE image_sources; DROP TABLE caller_rates; "
         "DROP TABLE sync_models; DROP TABLE syncs; DROP TABLE pending_polls; "
         "DROP INDEX work_items_due; ALTER TABLE work_items DROP COLUMN priority; "
@@ -217,11 +219,13 @@ static void test_key_of_before_becomes_default(void **state)
     struct fixture *f = *state;
     hs_store_close(f->store);
     f->store = NULL;
-    char sql[640];
-    /* Migration 17 undone too: it is applied again after 15. */
+    char sql[896];
+    /* Migrations 16 and 17 undone too: they are applied again after 15. */
     snprintf(sql, sizeof sql,
              "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE "
              "connections DROP COLUMN artifacts; "
+             "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
+             "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
              "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
              "DELETE FROM schema_migrations WHERE version >= 15; "
              "INSERT INTO settings VALUES ('api_key_sha256', '%s', '2026-01-02T03:04:05.000Z');",
@@ -236,7 +240,8 @@ static void test_key_of_before_becomes_default(void **state)
     assert_string_equal(v[0].key_sha256, SHA_A);
     assert_int_equal(v[0].created_at, 1767323045);
     hs_api_keys_free(v, n);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM settings"), 0);
+    /* Copied, not moved: the previous release, still running in a rolling upgrade, reads it. */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM settings WHERE key = 'api_key_sha256'"), 1);
 }
 
 static void test_jobs_search_backfills_stored_jobs(void **state)
