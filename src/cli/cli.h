@@ -83,6 +83,10 @@ int cmd_connections(struct cli *c, int argc, char **argv);
 /* store copy (cmd_store_copy.c): its run and its help. */
 int cmd_store_copy(struct cli *c, int argc, char **argv);
 void cli_store_copy_help(void);
+/* `connections set-artifacts` (cmd_fetch.c). */
+int cli_connections_set_artifacts(struct cli *c, int argc, char **argv);
+void cli_connections_set_artifacts_help(void);
+int cmd_fetch(struct cli *c, int argc, char **argv);
 
 /* ---- background work shared by serve and worker (workers.c) ---- */
 #define CLI_MAX_ENDPOINTS 16

@@ -26,6 +26,8 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "store/records.h"
+#include "store/work.h"
+#include "webhook/health.h"
 #include "worker/bulk.h"
 
 #define FAILURES_SHOWN 20
@@ -64,6 +66,7 @@ struct progress {
     bool tty;
     int64_t jobs, total, models_synced, models_failed, pages;
     int64_t waiting_ms; /* a wait on Hover's rate limit under way, shown in the bar */
+    char budget[160];   /* the budget's figures (refresh_budget), shown in the bar */
     struct failure *failed;
     size_t n_failed, cap_failed;
 };
@@ -81,14 +84,14 @@ static void show_progress(const struct progress *p, bool final)
         fprintf(stderr, "\r\033[K[");
         for (int i = 0; i < width; i++)
             fputc(i < filled ? '#' : ' ', stderr);
-        fprintf(stderr, "] %lld/%lld jobs, %lld models synced%s", (long long)p->jobs,
-                (long long)p->total, (long long)p->models_synced, wait);
+        fprintf(stderr, "] %lld/%lld jobs, %lld models synced%s%s", (long long)p->jobs,
+                (long long)p->total, (long long)p->models_synced, wait, p->budget);
         if (final)
             fputc('\n', stderr);
     } else {
-        fprintf(stderr, "backfill: page %lld, %lld/%lld jobs indexed, %lld models synced%s\n",
+        fprintf(stderr, "backfill: page %lld, %lld/%lld jobs indexed, %lld models synced%s%s\n",
                 (long long)p->pages, (long long)p->jobs, (long long)p->total,
-                (long long)p->models_synced, wait);
+                (long long)p->models_synced, wait, p->budget);
     }
     fflush(stderr);
 }
@@ -170,6 +173,7 @@ static int start_queue(struct walk *w)
     if (rc != EXIT_OK)
         return rc;
     struct hs_events_config ec = {.data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+                                  .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
                                   .blobs = c->blobs,
                                   .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
                                   .only_connection = w->conn};
@@ -198,6 +202,37 @@ static void note_failure(void *ctx, int64_t job_id, int64_t model_id, const char
 
 /* Waits until every job queued so far has settled (the bar moving as models land); then their
  * failures are the progress's, and a new bulk takes the next jobs. */
+/* The budget in the bar, as `hoversync status` shows it: the requests of the last minute, the
+ * jobs queued and the time to drain them at that pace. Left as it was when the store cannot say. */
+static void refresh_budget(struct walk *w)
+{
+    struct cli *c = w->c;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, due = 0, queued = 0;
+    const char *name = hs_config_str(&c->cfg, CFG_CLIENT_ID);
+    json_t *b = NULL;
+    if (c->store->work->work_depth(c->store, &due, &queued, NULL, now_ms, NULL) != HS_OK ||
+        hs_health_budget(c->store, name ? name : "", hs_config_int(&c->cfg, CFG_RATE_LIMIT), now_ms,
+                         queued, &b, NULL) != HS_OK)
+        return;
+    json_t *drain = json_object_get(b, "drain_seconds");
+    char eta[48] = "";
+    if (json_is_integer(drain) && json_integer_value(drain) > 0)
+        snprintf(eta, sizeof eta, ", drained in ~%lld min",
+                 (long long)(json_integer_value(drain) + 59) / 60);
+    pthread_mutex_lock(&w->pg.lock);
+    snprintf(w->pg.budget, sizeof w->pg.budget,
+             "; budget %lld/%lld a minute (%lld background), %lld jobs queued%s",
+             (long long)(json_integer_value(json_object_get(b, "interactive_last_minute")) +
+                         json_integer_value(json_object_get(b, "background_last_minute"))),
+             (long long)json_integer_value(json_object_get(b, "limit")),
+             (long long)json_integer_value(json_object_get(b, "background_last_minute")),
+             (long long)queued, eta);
+    pthread_mutex_unlock(&w->pg.lock);
+    json_decref(b);
+}
+
 static int drain(struct walk *w)
 {
     for (;;) {
@@ -217,6 +252,7 @@ static int drain(struct walk *w)
             hs_bulk_free(w->bulk);
             return hs_bulk_new(w->c->store, NULL, &w->bulk, &err) ? EXIT_FAIL : EXIT_OK;
         }
+        refresh_budget(w);
         draw(&w->pg, false);
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
@@ -378,6 +414,8 @@ static int walk_list(struct walk *w, bool archived, bool last_walk)
         int64_t upto = held && held < last ? held : last;
         if (upto > 0 && (rc = save_checkpoint(w, ckpt, upto)) != EXIT_OK)
             break;
+        if (w->do_sync)
+            refresh_budget(w);
         draw(&w->pg, !more && last_walk && !w->do_sync);
         hs_crashpoint("backfill_page"); /* tests: killed after a checkpointed page */
         if (!more)

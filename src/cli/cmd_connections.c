@@ -1,4 +1,5 @@
-/* cmd_connections.c: `hoversync connections list|delete`: the connected Hover orgs, and
+/* cmd_connections.c: `hoversync connections list|delete` (and the dispatch to `set-artifacts`,
+ * cmd_fetch.c): the connected Hover orgs, and
  * deleting one (src/webhook/disconnect.h): its webhooks deregistered at Hover, its token pair,
  * queued work and connect flows dropped, its records kept (marked disconnected in the records
  * feed) or, with --purge, removed with the files only they held. */
@@ -32,6 +33,7 @@ static void connections_help(void)
          "                deliveries, and the files only it held (a file another connection's\n"
          "                record holds by the same content stays)\n"
          "  --json        machine-readable output\n");
+    cli_connections_set_artifacts_help();
 }
 
 static int do_list(struct cli *c, bool json)
@@ -131,6 +133,8 @@ static int do_delete(struct cli *c, const char *name, bool purge, bool json)
 
 int cmd_connections(struct cli *c, int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "set-artifacts") == 0)
+        return cli_connections_set_artifacts(c, argc, argv);
     bool json = false, purge = false;
     const char *args[2] = {NULL, NULL};
     int n = 0;

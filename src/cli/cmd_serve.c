@@ -241,6 +241,7 @@ static int start_server(struct cli *c, const struct serve_opts *o, struct cli_se
         .header_timeout_ms = hs_config_int(&c->cfg, CFG_HEADER_TIMEOUT) * 1000,
         .max_connections = (unsigned)hs_config_int(&c->cfg, CFG_MAX_CONNECTIONS),
         .caller_rate = (int)hs_config_int(&c->cfg, CFG_CALLER_RATE),
+        .rate_limit = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT),
     };
     struct hs_server_deps deps = {.store = c->store,
                                   .pool = sv->pool,

@@ -21,6 +21,8 @@ static void status_help(void)
          "work queue (jobs to re-read and sync, and how many are due), the CRM outbox,\n"
          "the open selections and the sync runs (running, or interrupted: their process\n"
          "died). A connection whose refresh token Hover refused shows reconnect_required.\n"
+         "Each connection shows its artifact profile (connections set-artifacts, else "
+         "--artifacts).\n"
          "Then the store's size with its five largest tables, and the artifact files'\n"
          "count and bytes under --data-dir.\n"
          "Asks Hover for each connection's webhooks (one request each).\n"
@@ -38,6 +40,30 @@ static const char *text(json_t *o, const char *key, const char *dflt)
 static long long num(json_t *o, const char *key)
 {
     return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* The budget as a person plans with it: what the last minute used, what is queued, how long it
+ * takes at this pace. */
+static void print_budget(json_t *b)
+{
+    long long limit = num(b, "limit");
+    printf("budget       %lld of %lld requests used in the last minute (%lld interactive, "
+           "%lld background)\n",
+           num(b, "interactive_last_minute") + num(b, "background_last_minute"), limit,
+           num(b, "interactive_last_minute"), num(b, "background_last_minute"));
+    json_t *per = json_object_get(b, "requests_per_job");
+    json_t *drain = json_object_get(b, "drain_seconds");
+    printf("             %lld jobs queued", num(b, "queued_jobs"));
+    if (json_is_number(per))
+        printf(", %.1f requests a job", json_number_value(per));
+    if (json_is_integer(drain) && json_integer_value(drain) == 0)
+        printf(": nothing to drain\n");
+    else if (json_is_integer(drain))
+        printf(": drained in about %lld min %02lld s at the current rate\n",
+               (long long)json_integer_value(drain) / 60,
+               (long long)json_integer_value(drain) % 60);
+    else
+        printf(": no background work in the last minute to drain it at\n");
 }
 
 /* A size for a person: bytes, kB, MB or GB (powers of 1000), into out. */
@@ -74,7 +100,7 @@ static void print_storage(json_t *st)
                size_text(num(files, "bytes"), a, 32));
 }
 
-static void print_status(json_t *doc)
+static void print_status(json_t *doc, const char *artifacts)
 {
     json_t *conns = json_object_get(doc, "connections");
     json_t *hooks = json_object_get(doc, "webhooks");
@@ -86,6 +112,10 @@ static void print_status(json_t *doc)
         printf("  %-20s org %-10lld token %-3s auto-sync %-6s", text(x, "key", "?"),
                num(x, "owner_id"), json_is_true(json_object_get(x, "has_token")) ? "yes" : "no",
                text(x, "auto_sync", "all"));
+        if (text(x, "artifacts", NULL))
+            printf(" artifacts %s", text(x, "artifacts", ""));
+        else
+            printf(" artifacts %s (--artifacts)", artifacts);
         if (json_is_true(json_object_get(x, "reconnect_required")))
             printf("  reconnect_required: Hover refused the stored grant, run hoversync "
                    "connect");
@@ -122,6 +152,7 @@ static void print_status(json_t *doc)
     json_t *runs = json_object_get(doc, "runs");
     printf("sync runs    %lld running, %lld interrupted (their process died)\n",
            num(runs, "running"), num(runs, "interrupted"));
+    print_budget(json_object_get(doc, "budget"));
     print_storage(json_object_get(doc, "storage"));
 }
 
@@ -165,15 +196,26 @@ int cmd_status(struct cli *c, int argc, char **argv)
     int rc = hs_health_collect(c->store, now_ms, offline ? NULL : hs_health_list_via_provider, &src,
                                &doc, &err);
     hs_client_pool_free(pool);
+    json_t *budget = NULL;
     const char *files = cli_blobs_local(c) ? hs_config_str(&c->cfg, CFG_DATA_DIR) : NULL;
-    if (!rc && (rc = hs_health_add_storage(doc, c->store, files, &err)))
+    if (rc == HS_OK)
+        rc = hs_health_add_storage(doc, c->store, files, &err);
+    if (rc == HS_OK)
+        rc = hs_health_budget(
+            c->store,
+            hs_config_str(&c->cfg, CFG_CLIENT_ID) ? hs_config_str(&c->cfg, CFG_CLIENT_ID) : "",
+            hs_config_int(&c->cfg, CFG_RATE_LIMIT), now_ms,
+            json_integer_value(json_object_get(json_object_get(doc, "work"), "total")), &budget,
+            &err);
+    if (rc) {
         json_decref(doc);
-    if (rc)
         return cli_report("status", rc, &err);
+    }
+    json_object_set_new(doc, "budget", budget);
     if (json)
         out_print_json(stdout, doc);
     else
-        print_status(doc);
+        print_status(doc, hs_config_str(&c->cfg, CFG_ARTIFACTS));
     json_decref(doc);
     return EXIT_OK;
 }

@@ -256,6 +256,7 @@ int cmd_sync(struct cli *c, int argc, char **argv)
                                .store = c->store,
                                .data_dir = data_dir,
                                .blobs = c->blobs,
-                               .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION)};
+                               .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION),
+                               .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS)};
     return o.pending ? sync_pending(&e, o.json) : sync_one(&e, &o);
 }

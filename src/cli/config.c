@@ -136,6 +136,11 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "serve, worker: seconds of a work item's lease: its process renews it every third while it "
      "syncs the job; once it lapsed (the process died, paused or cut off) another process takes "
      "the item over and the late one's writes are refused"},
+    {CFG_ARTIFACTS, "--artifacts", "HOVERSYNC_ARTIFACTS", HS_CFG_STRING, "default", 0, 0,
+     "artifact profile of syncs for connections without their own (connections set-artifacts): a "
+     "comma list of artifact kinds (measurements.pdf, measurements.json, cad_exports.skp, ...), "
+     "images:none|first|all, default (the PDF, the measurements JSON the columns come from, the "
+     "first image) or all; the rest is recorded and fetched on first use"},
     {CFG_KEEP_WEBHOOK_EVENTS, "--keep-webhook-events", "HOVERSYNC_KEEP_WEBHOOK_EVENTS", HS_CFG_INT,
      "30", 0, 36500,
      "days a handled webhook delivery (its raw body) is kept, then deleted by the retention duty "

@@ -13,6 +13,7 @@
 #include "core/str.h"
 #include "store/blobs.h"
 #include "sync/lease.h"
+#include "sync/profile.h"
 
 struct command {
     const char *name;
@@ -28,6 +29,7 @@ static const struct command commands[] = {
     {"show", cmd_show, NEEDS_CLIENT, "show one job with its models and their artifacts"},
     {"sync", cmd_sync, NEEDS_CLIENT, "store the selected models of a job (or --pending ones)"},
     {"export", cmd_export, NEEDS_STORE, "print the records changed since a cursor"},
+    {"fetch", cmd_fetch, NEEDS_CLIENT, "store an artifact a sync recorded but did not download"},
     {"backfill", cmd_backfill, NEEDS_CLIENT, "index (and --sync) historic jobs, resumable"},
     {"connect", cmd_connect, NEEDS_CLIENT, "connect a Hover org (OAuth authorization-code flow)"},
     {"serve", cmd_serve, NEEDS_STORE, "run the HTTP service (modal API, connect flow, files)"},
@@ -40,7 +42,8 @@ static const struct command commands[] = {
      "rotate-key: seal the stored secrets under a new key; copy: move a whole store; "
      "backup, restore, prune"},
     {"connections", cmd_connections, NEEDS_STORE,
-     "list the connected Hover orgs, or delete one (--purge: with its records)"},
+     "list the connected Hover orgs, or delete one (--purge: with its records); set-artifacts: "
+     "an org's artifact profile"},
     {"apikeys", cmd_apikeys, NEEDS_STORE, "create, list or revoke the API keys of CRM back-ends"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
@@ -226,6 +229,18 @@ int cmd_config(struct cli *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* The configuration table knows strings, not profiles: the profile's names are checked here,
+ * before any command runs. */
+static int check_artifacts(const struct hs_config *cfg)
+{
+    struct hs_profile p;
+    struct hs_error err = {0};
+    if (hs_profile_parse(hs_config_str(cfg, CFG_ARTIFACTS), &p, &err) == HS_OK)
+        return 0;
+    fprintf(stderr, "hoversync: --artifacts: %s\n", err.msg);
+    return -1;
+}
+
 static const struct command *find_command(const char *name)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -288,7 +303,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "hoversync: unknown command '%s' (see hoversync --help)\n", rest[0]);
         goto out;
     }
-    if (hs_config_load_file(&c.cfg) != 0 || hs_config_validate(&c.cfg) != 0)
+    if (hs_config_load_file(&c.cfg) != 0 || hs_config_validate(&c.cfg) != 0 ||
+        check_artifacts(&c.cfg) != 0)
         goto out;
     hs_log_set_level(hs_log_level_parse(hs_config_str(&c.cfg, CFG_LOG_LEVEL)));
     hs_log_set_format(hs_log_format_parse(hs_config_str(&c.cfg, CFG_LOG_FORMAT)));

@@ -67,6 +67,7 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
     struct hs_error err = {0};
     struct hs_events_config ec = {
         .data_dir = hs_config_str(&c->cfg, CFG_DATA_DIR),
+        .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
         .blobs = c->blobs,
         .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
         .lease_ms = hs_config_int(&c->cfg, CFG_WORK_LEASE) * 1000,

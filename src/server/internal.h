@@ -81,6 +81,7 @@ struct health_cache; /* routes_webhooks.c */
 
 struct hs_server {
     char *listen, *demo_listen, *web_dir, *data_dir, *hover_url, *client_id, *client_secret;
+    int rate_limit;               /* Hover requests a minute, for GET /api/status's budget */
     const struct hs_blobs *blobs; /* the artifact files: the configured store or local_blobs */
     struct hs_blobs local_blobs;  /* the local folder data_dir, when none was configured */
     char *public_url_cfg;
@@ -292,6 +293,7 @@ void hs_route_sync_get(struct hs_req *q, struct hs_resp *r);
 void hs_route_sync_events(struct hs_req *q, struct hs_resp *r);
 void hs_route_records(struct hs_req *q, struct hs_resp *r);
 void hs_route_file(struct hs_req *q, struct hs_resp *r);
+void hs_route_file_model(struct hs_req *q, struct hs_resp *r);
 void hs_route_image(struct hs_req *q, struct hs_resp *r);
 void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r);
 void hs_route_connect(struct hs_req *q, struct hs_resp *r);

@@ -17,6 +17,7 @@
 #include "store/records.h"
 #include "store/outbox.h"
 #include "store/service.h"
+#include "sync/engine.h"
 #include "store/work.h"
 
 #ifndef HOVERSYNC_VERSION
@@ -656,6 +657,72 @@ void hs_route_file(struct hs_req *q, struct hs_resp *r)
     /* Content-addressed: the bytes behind a name never change. */
     hs_resp_stored_file(q, r, s->blobs, &a, "private, max-age=31536000, immutable");
     hs_artifact_row_clear(&a);
+}
+
+/* The artifact's bytes fetched through the model's connection (sync/engine.h): a person waits,
+ * so the request goes ahead of background work in the budget (this thread's class). */
+static int fetch_recorded(struct hs_server *s, const struct hs_model_row *m, const char *kind,
+                          struct hs_artifact_row *a, struct hs_error *err)
+{
+    const char *key = m->connection_key ? m->connection_key : "default";
+    struct hs_client *c = NULL;
+    int rc = hs_client_pool_acquire(s->pool, key, &c, err);
+    if (rc)
+        return rc;
+    hs_client_set_thread_priority(HS_PRIO_INTERACTIVE);
+    struct hs_sync_engine e = {
+        .client = c, .store = s->store, .data_dir = s->data_dir, .blobs = s->blobs};
+    rc = hs_sync_fetch_artifact(&e, m->id, kind, a, NULL, err);
+    hs_client_pool_release(s->pool, c);
+    hs_connection_note(s, key, rc == HS_ERR_NOT_FOUND ? HS_OK : rc);
+    return rc;
+}
+
+/* GET /files/models/{model_id}/{kind}: a model's artifact by kind, fetched from Hover on first
+ * use when its sync recorded it without downloading it (sync/profile.h). */
+void hs_route_file_model(struct hs_req *q, struct hs_resp *r)
+{
+    struct hs_server *s = q->srv;
+    int64_t id = 0;
+    const char *kind = q->params[1];
+    if (hs_parse_i64_range(q->params[0], 1, INT64_MAX, &id) != 0 || !kind || !*kind) {
+        hs_resp_error(r, 400, "bad_request", "a model id (a positive integer) and a kind expected");
+        return;
+    }
+    struct hs_model_row m = {0};
+    struct hs_artifact_row a = {0};
+    struct hs_error err = {0};
+    struct hs_scope scope_buf;
+    int rc = s->store->records->model_get(s->store, id, &m, &err);
+    /* A session sees the models of its connections' jobs only: others are unknown to it. */
+    if (rc == HS_OK && !hs_scope_has(hs_req_scope(q, &scope_buf), m.connection_key))
+        rc = HS_ERR_NOT_FOUND;
+    if (rc == HS_OK)
+        rc = s->store->records->artifact_get(s->store, id, kind, &a, &err);
+    if (rc == HS_ERR_NOT_FOUND) {
+        hs_resp_error(r, 404, "not_found", "no artifact '%s' recorded for model %lld", kind,
+                      (long long)id);
+        goto out;
+    }
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "finding the artifact");
+        goto out;
+    }
+    if (a.not_fetched) {
+        /* Only a download spends a Hover request: a stored file does not count for the caller. */
+        hs_artifact_row_clear(&a);
+        if (hs_quota_check(q, r) != 0)
+            goto out;
+        if ((rc = fetch_recorded(s, &m, kind, &a, &err))) {
+            hs_resp_fail(r, rc, &err, "fetching the artifact from Hover");
+            goto out;
+        }
+    }
+    /* By kind, the bytes may change with the next sync: a short private cache. */
+    hs_resp_stored_file(q, r, s->blobs, &a, "private, max-age=60");
+out:
+    hs_artifact_row_clear(&a);
+    hs_model_row_clear(&m);
 }
 
 /* POST /api/tickets {"purpose":"events","sync_id":ID} | {"purpose":"file","sha256":SHA} |

@@ -245,14 +245,22 @@ void hs_route_status(struct hs_req *q, struct hs_resp *r)
     struct hs_server *s = q->srv;
     json_t *doc = NULL;
     struct hs_error err = {0};
-    int64_t now = s->clock->wall_ms(s->clock);
-    int rc = hs_health_collect(s->store, now, cached_list, s, &doc, &err);
-    if (!rc && (rc = add_storage(s, doc, now, &err)))
-        json_decref(doc);
+    int64_t now_ms = s->clock->wall_ms(s->clock);
+    int rc = hs_health_collect(s->store, now_ms, cached_list, s, &doc, &err);
+    json_t *budget = NULL;
+    if (rc == HS_OK)
+        rc = add_storage(s, doc, now_ms, &err);
+    if (rc == HS_OK)
+        rc = hs_health_budget(
+            s->store, s->client_id ? s->client_id : "", s->rate_limit, now_ms,
+            json_integer_value(json_object_get(json_object_get(doc, "work"), "total")), &budget,
+            &err);
     if (rc) {
+        json_decref(doc);
         hs_resp_fail(r, rc, &err, "status");
         return;
     }
+    json_object_set_new(doc, "budget", budget);
     hs_resp_json(r, 200, doc);
 }
 

@@ -86,6 +86,9 @@ const struct route hs_routes[] = {
     {"GET", "/api/syncs/{id}/events", R_AUTH | R_TICKET, hs_route_sync_events},
     {"GET", "/api/records", R_AUTH | R_WORKER, hs_route_records},
     {"GET", "/files/{sha256}", R_AUTH | R_WORKER | R_TICKET, hs_route_file},
+    /* Asks Hover for an artifact a sync recorded without downloading it (its first use); counts
+     * against the caller's rate only when it downloads. */
+    {"GET", "/files/models/{model_id}/{kind}", R_AUTH | R_HOVER, hs_route_file_model},
     /* Counts against the caller's rate only when it downloads (hs_quota_check). */
     {"GET", "/api/images/{id}", R_AUTH | R_HOVER, hs_route_image},
     {"POST", "/api/tickets", R_AUTH | R_WORKER | R_JSON_BODY, hs_route_tickets_create},
@@ -1049,6 +1052,7 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : CONNECTION_LIMIT;
     s->store = deps->store;
     s->quota = hs_quota_new(cfg->caller_rate, deps->store);
+    s->rate_limit = cfg->rate_limit;
     s->pool = deps->pool;
     s->search = deps->search;
     s->syncq = deps->syncq;

@@ -51,6 +51,7 @@ struct hs_server_config {
     unsigned max_connections;  /* open connections at most; 0: 1024 */
     int caller_rate; /* requests a minute per API key or session to routes that ask Hover; 0: no
                         limit */
+    int rate_limit;  /* the installation's Hover requests a minute (shown by GET /api/status) */
     /* Webhooks: an event for a job whose work item is being run makes one more pass, due this
      * long after the event (0: 25 ms; a job whose item is idle runs at once); register_webhooks:
      * connect flow and hs_server_register_webhooks register the service's webhook (<public

@@ -45,6 +45,13 @@ struct hs_budget_booking {
                          again may succeed (> now) */
 };
 
+/* How the budget is used, as a person plans with it (hoversync status). */
+struct hs_budget_usage {
+    int64_t interactive, background; /* request starts booked after since_ms, by class */
+    int64_t requests_per_job_milli;  /* the Hover requests of the last 50 finished sync runs, on
+                                        average, in thousandths; 0: none ran */
+};
+
 struct hs_budget_ops {
     /* Books one request start (see above). Interactive requests are always booked; a background
      * one is booked only at now, else *out says when to ask again (and the request's connection
@@ -62,6 +69,10 @@ struct hs_budget_ops {
      * place in the turn is given up at once. */
     int (*budget_leave)(struct hs_store *s, const char *name, const char *key,
                         struct hs_error *err);
+    /* A read: the bookings of budget `name` whose start is after since_ms (bookings older than
+     * a window are gone: ask about the last minute at most), and the recent runs' cost. */
+    int (*budget_usage)(struct hs_store *s, const char *name, int64_t since_ms,
+                        struct hs_budget_usage *out, struct hs_error *err);
 };
 
 #endif

@@ -16,8 +16,8 @@
 #define X HS_COPY_BYTES
 
 static const struct hs_copy_column connections[] = {
-    {"key", T},        {"base_url", T},   {"owner_id", I},
-    {"owner_type", T}, {"created_at", W}, {"updated_at", W},
+    {"key", T},        {"base_url", T},   {"owner_id", I},  {"owner_type", T},
+    {"created_at", W}, {"updated_at", W}, {"artifacts", T},
 };
 static const struct hs_copy_column oauth_tokens[] = {
     {"connection_key", T}, {"access_token", T}, {"refresh_token", T},
@@ -64,9 +64,9 @@ static const struct hs_copy_column models[] = {
     {"updated_at", W}, {"change_seq", I},
 };
 static const struct hs_copy_column artifacts[] = {
-    {"id", I},     {"model_id", I},   {"kind", T},         {"source_url", T},
-    {"sha256", T}, {"bytes", I},      {"content_type", T}, {"path", T},
-    {"etag", T},   {"fetched_at", W}, {"image_id", I},     {"change_seq", I},
+    {"id", I},       {"model_id", I},     {"kind", T},    {"source_url", T}, {"sha256", T},
+    {"bytes", I},    {"content_type", T}, {"path", T},    {"etag", T},       {"fetched_at", W},
+    {"image_id", I}, {"change_seq", I},   {"fetched", B},
 };
 static const struct hs_copy_column measurements[] = {
     {"model_id", I},           {"roof_area_sqft", R},   {"roof_facets", I},

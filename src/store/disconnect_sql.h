@@ -48,8 +48,9 @@
     "UPDATE jobs SET disconnected_at = " P2 ", change_seq = " P3 " WHERE connection_key = " P1     \
     " AND disconnected_at IS NULL"
 
-/* The files the connection's artifacts hold (before the purge). P1. */
-#define HS_DC_SHAS_SQL "SELECT DISTINCT sha256 FROM artifacts WHERE model_id IN " HS_DC_MODELS
+/* The files the connection's artifacts hold (before the purge; one not fetched holds none). P1. */
+#define HS_DC_SHAS_SQL                                                                             \
+    "SELECT DISTINCT sha256 FROM artifacts WHERE sha256 <> '' AND model_id IN " HS_DC_MODELS
 
 /* A file still held by another row (after the purge). P1 is the sha256 here. */
 #define HS_DC_SHA_HELD_SQL "SELECT COUNT(*) FROM artifacts WHERE sha256 = " P1

@@ -457,6 +457,16 @@ const struct hs_migration hs_pg_migrations[] = {
      "CREATE INDEX sync_runs_started ON sync_runs(started_at);\n"
      "CREATE INDEX sync_results_at ON sync_results(at);\n"
      "CREATE INDEX outbox_delivered ON outbox(delivered_at) WHERE delivered_at IS NOT NULL;\n"},
+    /* SQLite's migration 17: artifact profiles; a store created before them keeps fetching
+     * everything. */
+    {17, "artifact profiles",
+     "ALTER TABLE artifacts ADD COLUMN fetched boolean NOT NULL DEFAULT true;\n"
+     "DROP VIEW IF EXISTS images;\n"
+     "CREATE VIEW images AS\n"
+     "  SELECT image_id, model_id, sha256, bytes, path, content_type, source_url, fetched_at\n"
+     "  FROM artifacts WHERE image_id IS NOT NULL AND fetched;\n"
+     "ALTER TABLE connections ADD COLUMN artifacts text;\n"
+     "UPDATE connections SET artifacts = 'all';\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

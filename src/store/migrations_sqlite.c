@@ -755,6 +755,22 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "CREATE INDEX sync_runs_started ON sync_runs(started_at);\n"
      "CREATE INDEX sync_results_at ON sync_results(at);\n"
      "CREATE INDEX outbox_delivered ON outbox(delivered_at) WHERE delivered_at IS NOT NULL;\n"},
+    /* Artifact profiles (sync/profile.h): a sync downloads what the connection's profile names
+     * and records the rest. A store created before profiles existed fetched everything: its
+     * connections keep doing so until an operator changes it, so that a CRM reading the
+     * artifacts table loses nothing on upgrade. */
+    {17, "artifact profiles",
+     "-- 0: recorded with its Hover URL (source_url) but not downloaded yet: sha256 and path are\n"
+     "-- '' and bytes 0 until its first use fetches it.\n"
+     "ALTER TABLE artifacts ADD COLUMN fetched INTEGER NOT NULL DEFAULT 1;\n"
+     "-- The images of models that are stored (a file at path).\n"
+     "DROP VIEW IF EXISTS images;\n"
+     "CREATE VIEW images AS\n"
+     "  SELECT image_id, model_id, sha256, bytes, path, content_type, source_url, fetched_at\n"
+     "  FROM artifacts WHERE image_id IS NOT NULL AND fetched = 1;\n"
+     "-- The connection's artifact profile (a comma list); NULL: the installation's --artifacts.\n"
+     "ALTER TABLE connections ADD COLUMN artifacts TEXT;\n"
+     "UPDATE connections SET artifacts = 'all';\n"},
 };
 
 const int hs_sqlite_migrations_count =

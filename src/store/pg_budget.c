@@ -257,9 +257,44 @@ static int pg_budget_leave(struct hs_store *base, const char *name, const char *
     return hs_pg_leave(&t, rc, err);
 }
 
+static int pg_budget_usage(struct hs_store *base, const char *name, int64_t since_ms,
+                           struct hs_budget_usage *out, struct hs_error *err)
+{
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_READ, "budget_usage", err);
+    if (rc)
+        return rc;
+    struct hs_budget_usage u = {0};
+    struct pg_args a = {0};
+    hs_pg_text(&a, name_of(name));
+    hs_pg_int(&a, since_ms);
+    rc = hs_pg_int1(&t,
+                    "SELECT COUNT(*) FROM budget_bookings WHERE budget = $1 AND start_ms > $2 "
+                    "AND NOT background",
+                    &a, &u.interactive, "reading the budget's use", err);
+    if (!rc)
+        rc = hs_pg_int1(&t,
+                        "SELECT COUNT(*) FROM budget_bookings WHERE budget = $1 AND start_ms > $2 "
+                        "AND background",
+                        &a, &u.background, "reading the budget's use", err);
+    if (!rc)
+        rc = hs_pg_int1(
+            &t,
+            "SELECT COALESCE(CAST(AVG(hover_requests) * 1000 AS bigint), 0) FROM (SELECT "
+            "hover_requests FROM sync_runs WHERE status != 'running' AND hover_requests > 0 ORDER "
+            "BY "
+            "id DESC LIMIT 50) r",
+            NULL, &u.requests_per_job_milli, "reading the runs' cost", err);
+    rc = hs_pg_leave(&t, rc, err);
+    if (!rc)
+        *out = u;
+    return rc;
+}
+
 const struct hs_budget_ops hs_pg_budget_ops = {
     .budget_book = pg_budget_book,
     .budget_hold = pg_budget_hold,
     .budget_held_until = pg_budget_held_until,
     .budget_leave = pg_budget_leave,
+    .budget_usage = pg_budget_usage,
 };

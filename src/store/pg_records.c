@@ -256,6 +256,7 @@ static int model_fill(struct pg_txn *t, const PGresult *r, int i, void *row, str
     m->updated_at = hs_pg_col_text(r, i, 5);
     m->synced_updated_at = hs_pg_col_text(r, i, 6);
     m->change_seq = hs_pg_col_int(r, i, 7);
+    m->connection_key = hs_pg_col_text(r, i, 8);
     return HS_OK;
 }
 
@@ -271,7 +272,8 @@ static int pg_model_get(struct hs_store *base, int64_t model_id, struct hs_model
     hs_pg_int(&a, model_id);
     rc = hs_pg_one(&t,
                    "SELECT id, job_id, name, state, deliverable, hover_updated_at, "
-                   "synced_updated_at, change_seq FROM models WHERE id = $1",
+                   "synced_updated_at, change_seq, (SELECT connection_key FROM jobs WHERE "
+                   "jobs.id = models.job_id) FROM models WHERE id = $1",
                    &a, model_fill, &m, "reading model", err);
     if (rc == HS_ERR_NOT_FOUND)
         hs_fail(err, HS_ERR_NOT_FOUND, "model %lld is not stored", (long long)model_id);
@@ -325,7 +327,7 @@ static int pg_model_mark_synced(struct hs_store *base, int64_t model_id, const c
 
 #define ARTIFACT_COLS                                                                              \
     "model_id, kind, source_url, sha256, bytes, content_type, path, etag, " HS_PG_ISO(             \
-        "fetched_at") ", image_id, change_seq"
+        "fetched_at") ", image_id, change_seq, fetched"
 
 static int artifact_fill(struct pg_txn *t, const PGresult *r, int i, void *row,
                          struct hs_error *err)
@@ -344,6 +346,7 @@ static int artifact_fill(struct pg_txn *t, const PGresult *r, int i, void *row,
     a->fetched_at = hs_pg_col_text(r, i, 8);
     a->image_id = hs_pg_col_int(r, i, 9); /* NULL reads as 0 */
     a->change_seq = hs_pg_col_int(r, i, 10);
+    a->not_fetched = hs_pg_col_int(r, i, 11) == 0;
     return HS_OK;
 }
 
@@ -402,8 +405,8 @@ static int artifact_write(struct pg_txn *t, const struct hs_artifact_row *art, b
                    "sha256 = excluded.sha256, bytes = excluded.bytes, "
                    "content_type = excluded.content_type, path = excluded.path, "
                    "etag = excluded.etag, fetched_at = excluded.fetched_at, "
-                   "image_id = excluded.image_id, change_seq = excluded.change_seq "
-                   "WHERE artifacts.sha256 IS DISTINCT FROM excluded.sha256",
+                   "image_id = excluded.image_id, change_seq = excluded.change_seq, "
+                   "fetched = true WHERE artifacts.sha256 IS DISTINCT FROM excluded.sha256",
                    &a, &changes, "storing artifact", err);
     if (rc)
         return rc;
@@ -424,9 +427,55 @@ static int artifact_write(struct pg_txn *t, const struct hs_artifact_row *art, b
                      &b, NULL, "storing artifact", err);
 }
 
+/* A row recorded but not downloaded: a new row is a change; the URL of a row still not fetched
+ * is bookkeeping; a fetched row stays as it is (as in SQLite's artifact_record). */
+static int artifact_record(struct pg_txn *t, const struct hs_artifact_row *art, bool *changed,
+                           struct hs_error *err)
+{
+    int64_t seq = 0, changes = 0;
+    int rc = hs_pg_seq_peek(t, &seq, err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    hs_pg_int(&a, art->model_id);
+    hs_pg_text(&a, art->kind);
+    hs_pg_text(&a, art->source_url);
+    hs_pg_id(&a, art->image_id);
+    hs_pg_int(&a, seq);
+    rc = hs_pg_run(t,
+                   "INSERT INTO artifacts (model_id, kind, source_url, sha256, bytes, path, "
+                   "image_id, change_seq, fetched) VALUES ($1, $2, $3, '', 0, '', $4, $5, false) "
+                   "ON CONFLICT (model_id, kind) DO NOTHING",
+                   &a, &changes, "recording artifact", err);
+    if (rc)
+        return rc;
+    *changed = changes > 0;
+    if (changes > 0)
+        return hs_pg_seq_take(t, seq, err);
+    struct pg_args b = {0};
+    hs_pg_int(&b, art->model_id);
+    hs_pg_text(&b, art->kind);
+    hs_pg_text(&b, art->source_url);
+    return hs_pg_run(t,
+                     "UPDATE artifacts SET source_url = $3 WHERE model_id = $1 AND kind = $2 "
+                     "AND NOT fetched",
+                     &b, NULL, "recording artifact", err);
+}
+
 static int pg_artifact_put(struct hs_store *base, const struct hs_artifact_row *a, bool *changed,
                            struct hs_error *err)
 {
+    if (a && a->kind && a->not_fetched) {
+        struct pg_txn t;
+        bool ch = false;
+        int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE, "artifact_put", err);
+        if (rc)
+            return rc;
+        rc = hs_pg_leave(&t, artifact_record(&t, a, &ch, err), err);
+        if (!rc && changed)
+            *changed = ch;
+        return rc;
+    }
     if (!a || !a->kind || !a->sha256 || !a->path || a->bytes < 0)
         return hs_fail(err, HS_ERR_INVALID, "artifact without kind, sha256, path or size");
     struct pg_txn t;
@@ -509,7 +558,7 @@ static int pg_artifact_by_sha(struct hs_store *base, const char *sha256,
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_sha without a sha256");
     return artifact_find(base,
                          "SELECT " ARTIFACT_COLS " FROM artifacts WHERE sha256 = $1 "
-                         "AND " ARTIFACT_IN_SCOPE " LIMIT 1",
+                         "AND fetched AND " ARTIFACT_IN_SCOPE " LIMIT 1",
                          sha256, 0, scope, out, "finding artifact by sha256", err);
 }
 
@@ -521,7 +570,8 @@ static int pg_artifact_by_image(struct hs_store *base, int64_t image_id,
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_image without an image id");
     return artifact_find(base,
                          "SELECT " ARTIFACT_COLS " FROM artifacts WHERE image_id = $1 "
-                         "AND " ARTIFACT_IN_SCOPE " ORDER BY artifacts.fetched_at DESC LIMIT 1",
+                         "AND fetched AND " ARTIFACT_IN_SCOPE
+                         " ORDER BY artifacts.fetched_at DESC LIMIT 1",
                          NULL, image_id, scope, out, "finding image", err);
 }
 
@@ -994,7 +1044,7 @@ static json_t *feed_model(const PGresult *r, int row)
 static const char FEED_ARTIFACTS_SQL[] =
     "SELECT a.model_id, m.job_id, a.kind, a.sha256, a.bytes, a.content_type, a.path, "
     "a.source_url, " HS_PG_ISO(
-        "a.fetched_at") ", a.image_id, a.change_seq "
+        "a.fetched_at") ", a.image_id, a.change_seq, a.fetched "
                         "FROM artifacts a LEFT JOIN models m ON m.id = a.model_id "
                         "WHERE a.change_seq > $1 AND " FEED_JOB_IN_SCOPE
                         " ORDER BY a.change_seq, a.id";
@@ -1006,6 +1056,13 @@ static json_t *feed_artifact(const PGresult *r, int row)
                                        "fetched_at", "image_id",     "change_seq"};
     json_t *j = json_object();
     put_cols(j, r, row, 0, keys, sizeof keys / sizeof keys[0]);
+    /* Not fetched yet: no bytes, no file (fetched on first use, GET /files/models/...). */
+    bool fetched = hs_pg_col_int(r, row, 11) != 0;
+    json_object_set_new(j, "fetched", json_boolean(fetched));
+    if (!fetched) {
+        json_object_set_new(j, "sha256", json_null());
+        json_object_set_new(j, "path", json_null());
+    }
     return j;
 }
 

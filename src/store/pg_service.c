@@ -175,6 +175,7 @@ static int connection_fill(struct pg_txn *t, const PGresult *r, int i, void *row
     c->connected_at = hs_pg_col_text(r, i, 3);
     c->has_token = hs_pg_col_int(r, i, 4) != 0;
     c->reconnect_required = hs_pg_col_int(r, i, 5) != 0;
+    c->artifacts = hs_pg_col_text(r, i, 6);
     return HS_OK;
 }
 
@@ -184,6 +185,7 @@ static void connection_clear(void *row)
     free(c->key);
     free(c->owner_type);
     free(c->connected_at);
+    free(c->artifacts);
 }
 
 static int pg_connections_list(struct hs_store *base, struct hs_connection_row **out, size_t *n,
@@ -199,7 +201,7 @@ static int pg_connections_list(struct hs_store *base, struct hs_connection_row *
                     "SELECT c.key, c.owner_id, c.owner_type, " HS_PG_ISO(
                         "c.created_at") ", "
                                         "t.connection_key IS NOT NULL, COALESCE(r.generation = "
-                                        "t.generation, false) "
+                                        "t.generation, false), c.artifacts "
                                         "FROM connections c LEFT JOIN oauth_tokens t ON "
                                         "t.connection_key = c.key "
                                         "LEFT JOIN token_rejections r ON r.connection_key = c.key "
@@ -214,6 +216,51 @@ static int pg_connections_list(struct hs_store *base, struct hs_connection_row *
     *out = v;
     *n = len;
     return HS_OK;
+}
+
+/* ---- a connection's artifact profile (migration 17) ---- */
+
+static int pg_connection_artifacts_get(struct hs_store *base, const char *key, char **list,
+                                       struct hs_error *err)
+{
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_READ, "connection_artifacts_get", err);
+    if (rc)
+        return rc;
+    char *v = NULL;
+    struct pg_args a = {0};
+    hs_pg_text(&a, key);
+    rc = hs_pg_one(&t, "SELECT artifacts FROM connections WHERE key = $1", &a, hs_pg_fill_text, &v,
+                   "reading a connection's artifact profile", err);
+    if (rc == HS_ERR_NOT_FOUND)
+        hs_fail(err, rc, "no connection named '%s'", key);
+    rc = hs_pg_leave(&t, rc, err);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *list = v;
+    return HS_OK;
+}
+
+static int pg_connection_artifacts_put(struct hs_store *base, const char *key, const char *list,
+                                       struct hs_error *err)
+{
+    struct pg_txn t;
+    int64_t changes = 0;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE, "connection_artifacts_put", err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    hs_pg_text(&a, key);
+    hs_pg_text(&a, list);
+    rc = hs_pg_run(&t,
+                   "UPDATE connections SET artifacts = $2, updated_at = clock_timestamp() "
+                   "WHERE key = $1",
+                   &a, &changes, "storing a connection's artifact profile", err);
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no connection named '%s'", key);
+    return hs_pg_leave(&t, rc, err);
 }
 
 /* ---- connect flows (migration 14) ---- */
@@ -748,6 +795,8 @@ const struct hs_service_ops hs_pg_service_ops = {
     .session_get = pg_session_get,
     .session_delete = pg_session_delete,
     .connections_list = pg_connections_list,
+    .connection_artifacts_get = pg_connection_artifacts_get,
+    .connection_artifacts_put = pg_connection_artifacts_put,
     .flow_put = pg_flow_put,
     .flow_take = pg_flow_take,
     .image_sources_put = pg_image_sources_put,

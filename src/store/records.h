@@ -19,6 +19,7 @@ struct hs_model_row {
     char *synced_updated_at; /* Hover's updated_at when its artifacts were last all stored; NULL
                                 if never fully synced */
     int64_t change_seq;
+    char *connection_key; /* model_get: its job's connection (jobs.connection_key), or NULL */
 };
 void hs_model_row_clear(struct hs_model_row *m);
 
@@ -36,6 +37,9 @@ struct hs_artifact_row {
     char *fetched_at; /* ISO-8601 */
     int64_t image_id; /* images only, else 0 */
     int64_t change_seq;
+    /* Recorded with its Hover URL but not downloaded (not in the sync's artifact profile,
+     * sync/profile.h): sha256 and path are "" and bytes 0 until its first use fetches it. */
+    bool not_fetched;
 };
 void hs_artifact_row_clear(struct hs_artifact_row *a);
 
@@ -116,7 +120,9 @@ struct hs_records_ops {
     int (*artifact_get)(struct hs_store *s, int64_t model_id, const char *kind,
                         struct hs_artifact_row *out, struct hs_error *err); /* NOT_FOUND */
     /* Insert or update by (model_id, kind); *changed when the bytes (sha256) changed (a new etag
-     * or URL for the same bytes is stored, but keeps the row's change sequence). */
+     * or URL for the same bytes is stored, but keeps the row's change sequence). A not_fetched
+     * row (only kind, source_url and image_id are read) is inserted when none exists; over a
+     * not-fetched row it updates the URL alone (no change); a fetched row is left as it is. */
     int (*artifact_put)(struct hs_store *s, const struct hs_artifact_row *a, bool *changed,
                         struct hs_error *err);
     /* Every artifact row (for tests and the orphan check): callback per row; stop on non-zero

@@ -31,6 +31,7 @@ struct hs_connection_row {
     char *connected_at;      /* ISO-8601: when it was first connected */
     bool has_token;          /* a token pair is stored */
     bool reconnect_required; /* Hover refused the stored pair's refresh token (token_rejected) */
+    char *artifacts;         /* its artifact profile; NULL: the installation's */
 };
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
 
@@ -113,6 +114,14 @@ struct hs_service_ops {
      * hs_connection_rows_free; *out may be NULL when *n is 0). */
     int (*connections_list)(struct hs_store *s, struct hs_connection_row **out, size_t *n,
                             struct hs_error *err);
+    /* The artifact profile stored on a connection (sync/profile.h): *list is NULL when none is
+     * (the installation's --artifacts applies), else new; HS_ERR_NOT_FOUND when no such
+     * connection. put: list NULL clears it; HS_ERR_NOT_FOUND when no such connection. The list
+     * is stored as given: the caller checks it (hs_profile_parse). */
+    int (*connection_artifacts_get)(struct hs_store *s, const char *key, char **list,
+                                    struct hs_error *err);
+    int (*connection_artifacts_put)(struct hs_store *s, const char *key, const char *list,
+                                    struct hs_error *err);
 
     /* Stores a pending flow (durable before it returns): expired flows are forgotten first;
      * then the browser's oldest one is replaced when it has lim->per_browser of them;

@@ -124,7 +124,7 @@ int hs_sqlite_artifact_files(const char *path,
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db,
-                                "SELECT sha256, path, MAX(bytes) FROM artifacts "
+                                "SELECT sha256, path, MAX(bytes) FROM artifacts WHERE sha256 <> '' "
                                 "GROUP BY sha256, path ORDER BY sha256, path",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK) {

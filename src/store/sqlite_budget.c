@@ -287,9 +287,53 @@ static int sq_budget_leave(struct hs_store *base, const char *name, const char *
     return hs_sqlite_leave(&t, rc, err);
 }
 
+static const char USAGE_SQL[] =
+    "SELECT COALESCE(SUM(background = 0), 0), COALESCE(SUM(background != 0), 0) "
+    "FROM budget_bookings WHERE budget = ?1 AND start_ms > ?2";
+static const char RUNS_SQL[] =
+    "SELECT COALESCE(CAST(AVG(hover_requests) * 1000 AS INTEGER), 0) FROM (SELECT "
+    "hover_requests FROM sync_runs WHERE status != 'running' AND hover_requests > 0 ORDER BY "
+    "id DESC LIMIT 50) r";
+
+static int usage_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct hs_budget_usage *u = row;
+    u->interactive = sqlite3_column_int64(st, 0);
+    u->background = sqlite3_column_int64(st, 1);
+    return HS_OK;
+}
+
+static int sq_budget_usage(struct hs_store *base, const char *name, int64_t since_ms,
+                           struct hs_budget_usage *out, struct hs_error *err)
+{
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "budget_usage", err);
+    if (rc)
+        return rc;
+    struct hs_budget_usage u = {0};
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(&t, &st, USAGE_SQL, "reading the budget's use", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, name_of(name));
+        sqlite3_bind_int64(st, 2, since_ms);
+        rc = hs_sqlite_one(&t, st, usage_fill, &u, "reading the budget's use", err);
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(&t, &st, RUNS_SQL, "reading the runs' cost", err);
+    if (!rc)
+        rc = hs_sqlite_int(&t, st, &u.requests_per_job_milli, "reading the runs' cost", err);
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (!rc)
+        *out = u;
+    return rc;
+}
+
 const struct hs_budget_ops hs_sqlite_budget_ops = {
     .budget_book = sq_budget_book,
     .budget_hold = sq_budget_hold,
     .budget_held_until = sq_budget_held_until,
     .budget_leave = sq_budget_leave,
+    .budget_usage = sq_budget_usage,
 };

@@ -285,6 +285,7 @@ static int model_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_e
     m->updated_at = hs_sqlite_col_text(st, 5);
     m->synced_updated_at = hs_sqlite_col_text(st, 6);
     m->change_seq = sqlite3_column_int64(st, 7);
+    m->connection_key = hs_sqlite_col_text(st, 8);
     return HS_OK;
 }
 
@@ -300,7 +301,8 @@ static int sq_model_get(struct hs_store *base, int64_t model_id, struct hs_model
     rc = hs_sqlite_prep(
         &t, &st,
         "SELECT id, job_id, name, state, deliverable, hover_updated_at, synced_updated_at, "
-        "change_seq FROM models WHERE id = ?1",
+        "change_seq, (SELECT connection_key FROM jobs WHERE jobs.id = models.job_id) "
+        "FROM models WHERE id = ?1",
         "reading model", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, model_id);
@@ -363,7 +365,7 @@ static int sq_model_mark_synced(struct hs_store *base, int64_t model_id, const c
 
 #define ARTIFACT_COLS                                                                              \
     "model_id, kind, source_url, sha256, bytes, content_type, path, etag, fetched_at, image_id, "  \
-    "change_seq"
+    "change_seq, fetched"
 
 static int artifact_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
 {
@@ -381,6 +383,7 @@ static int artifact_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct h
     a->fetched_at = hs_sqlite_col_text(st, 8);
     a->image_id = sqlite3_column_int64(st, 9); /* NULL reads as 0 */
     a->change_seq = sqlite3_column_int64(st, 10);
+    a->not_fetched = sqlite3_column_int(st, 11) == 0;
     return HS_OK;
 }
 
@@ -428,12 +431,12 @@ static int artifact_write(struct sq_txn *t, const struct hs_artifact_row *a, boo
         rc = hs_sqlite_prep(
             t, &st,
             "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-            "?8, COALESCE(?9, " HS_SQL_NOW "), ?10, ?11) "
+            "?8, COALESCE(?9, " HS_SQL_NOW "), ?10, ?11, 1) "
             "ON CONFLICT(model_id, kind) DO UPDATE SET source_url = excluded.source_url, "
             "sha256 = excluded.sha256, bytes = excluded.bytes, "
             "content_type = excluded.content_type, path = excluded.path, "
             "etag = excluded.etag, fetched_at = excluded.fetched_at, "
-            "image_id = excluded.image_id, change_seq = excluded.change_seq "
+            "image_id = excluded.image_id, change_seq = excluded.change_seq, fetched = 1 "
             "WHERE artifacts.sha256 IS NOT excluded.sha256",
             "storing artifact", err);
     if (rc)
@@ -470,9 +473,59 @@ static int artifact_write(struct sq_txn *t, const struct hs_artifact_row *a, boo
     return hs_sqlite_run(t, st, NULL, "storing artifact", err);
 }
 
+/* A row recorded but not downloaded: a new row is a change; the URL of a row still not fetched
+ * is bookkeeping; a fetched row stays as it is. */
+static int artifact_record(struct sq_txn *t, const struct hs_artifact_row *a, bool *changed,
+                           struct hs_error *err)
+{
+    int64_t seq = 0;
+    int changes = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_seq_peek(t, &seq, err);
+    if (!rc)
+        rc = hs_sqlite_prep(t, &st,
+                            "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, '', 0, "
+                            "NULL, '', NULL, NULL, ?4, ?5, 0) "
+                            "ON CONFLICT(model_id, kind) DO NOTHING",
+                            "recording artifact", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->model_id);
+    hs_sqlite_bind_text(st, 2, a->kind);
+    hs_sqlite_bind_text(st, 3, a->source_url);
+    hs_sqlite_bind_id(st, 4, a->image_id);
+    sqlite3_bind_int64(st, 5, seq);
+    if ((rc = hs_sqlite_run(t, st, &changes, "recording artifact", err)))
+        return rc;
+    *changed = changes > 0;
+    if (changes > 0)
+        return hs_sqlite_seq_take(t, seq, err);
+    rc = hs_sqlite_prep(t, &st,
+                        "UPDATE artifacts SET source_url = ?3 WHERE model_id = ?1 AND kind = ?2 "
+                        "AND fetched = 0",
+                        "recording artifact", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->model_id);
+    hs_sqlite_bind_text(st, 2, a->kind);
+    hs_sqlite_bind_text(st, 3, a->source_url);
+    return hs_sqlite_run(t, st, NULL, "recording artifact", err);
+}
+
 static int sq_artifact_put(struct hs_store *base, const struct hs_artifact_row *a, bool *changed,
                            struct hs_error *err)
 {
+    if (a && a->kind && a->not_fetched) {
+        struct sq_txn t;
+        bool ch = false;
+        int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "artifact_put", err);
+        if (rc)
+            return rc;
+        rc = hs_sqlite_leave(&t, artifact_record(&t, a, &ch, err), err);
+        if (!rc && changed)
+            *changed = ch;
+        return rc;
+    }
     if (!a || !a->kind || !a->sha256 || !a->path || a->bytes < 0)
         return hs_fail(err, HS_ERR_INVALID, "artifact without kind, sha256, path or size");
     struct sq_txn t;
@@ -567,7 +620,7 @@ static int sq_artifact_by_sha(struct hs_store *base, const char *sha256,
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_sha without a sha256");
     return artifact_find(base,
                          "SELECT " ARTIFACT_COLS " FROM artifacts WHERE sha256 = ?1 "
-                         "AND " ARTIFACT_IN_SCOPE " LIMIT 1",
+                         "AND fetched = 1 AND " ARTIFACT_IN_SCOPE " LIMIT 1",
                          sha256, 0, scope, out, "finding artifact by sha256", err);
 }
 
@@ -579,7 +632,8 @@ static int sq_artifact_by_image(struct hs_store *base, int64_t image_id,
         return hs_fail(err, HS_ERR_INVALID, "artifact_by_image without an image id");
     return artifact_find(base,
                          "SELECT " ARTIFACT_COLS " FROM artifacts WHERE image_id = ?1 "
-                         "AND " ARTIFACT_IN_SCOPE " ORDER BY fetched_at DESC LIMIT 1",
+                         "AND fetched = 1 AND " ARTIFACT_IN_SCOPE
+                         " ORDER BY fetched_at DESC LIMIT 1",
                          NULL, image_id, scope, out, "finding image", err);
 }
 
@@ -1108,7 +1162,7 @@ static json_t *feed_model(sqlite3_stmt *st)
 
 static const char FEED_ARTIFACTS_SQL[] =
     "SELECT a.model_id, m.job_id, a.kind, a.sha256, a.bytes, a.content_type, a.path, "
-    "a.source_url, a.fetched_at, a.image_id, a.change_seq "
+    "a.source_url, a.fetched_at, a.image_id, a.change_seq, a.fetched "
     "FROM artifacts a LEFT JOIN models m ON m.id = a.model_id "
     "WHERE a.change_seq > ?1 AND " FEED_JOB_IN_SCOPE " ORDER BY a.change_seq, a.id";
 
@@ -1119,6 +1173,13 @@ static json_t *feed_artifact(sqlite3_stmt *st)
                                        "fetched_at", "image_id",     "change_seq"};
     json_t *j = json_object();
     put_cols(j, st, 0, keys, sizeof keys / sizeof keys[0]);
+    /* Not fetched yet: no bytes, no file (fetched on first use, GET /files/models/...). */
+    bool fetched = sqlite3_column_int(st, 11) != 0;
+    json_object_set_new(j, "fetched", json_boolean(fetched));
+    if (!fetched) {
+        json_object_set_new(j, "sha256", json_null());
+        json_object_set_new(j, "path", json_null());
+    }
     return j;
 }
 

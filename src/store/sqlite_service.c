@@ -185,6 +185,7 @@ static int connection_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct
     r->connected_at = hs_sqlite_col_text(st, 3);
     r->has_token = sqlite3_column_int(st, 4) != 0;
     r->reconnect_required = sqlite3_column_int(st, 5) != 0;
+    r->artifacts = hs_sqlite_col_text(st, 6);
     return HS_OK;
 }
 
@@ -194,6 +195,7 @@ static void connection_clear(void *row)
     free(r->key);
     free(r->owner_type);
     free(r->connected_at);
+    free(r->artifacts);
 }
 
 static int sq_connections_list(struct hs_store *base, struct hs_connection_row **out, size_t *n,
@@ -209,7 +211,7 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
     rc = hs_sqlite_prep(&t, &st,
                         "SELECT c.key, c.owner_id, c.owner_type, c.created_at, "
                         "t.connection_key IS NOT NULL, r.generation IS NOT NULL AND "
-                        "r.generation = t.generation FROM connections c "
+                        "r.generation = t.generation, c.artifacts FROM connections c "
                         "LEFT JOIN oauth_tokens t ON t.connection_key = c.key "
                         "LEFT JOIN token_rejections r ON r.connection_key = c.key "
                         "ORDER BY c.created_at, c.key",
@@ -225,6 +227,58 @@ static int sq_connections_list(struct hs_store *base, struct hs_connection_row *
     *out = v;
     *n = len;
     return HS_OK;
+}
+
+/* ---- a connection's artifact profile (migration 17) ---- */
+
+static int sq_connection_artifacts_get(struct hs_store *base, const char *key, char **list,
+                                       struct hs_error *err)
+{
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "connection_artifacts_get", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    char *v = NULL;
+    rc = hs_sqlite_prep(&t, &st, "SELECT artifacts FROM connections WHERE key = ?1",
+                        "reading a connection's artifact profile", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, key);
+        rc = hs_sqlite_one(&t, st, hs_sqlite_fill_text, &v,
+                           "reading a connection's artifact profile", err);
+        if (rc == HS_ERR_NOT_FOUND)
+            hs_fail(err, rc, "no connection named '%s'", key);
+    }
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *list = v;
+    return HS_OK;
+}
+
+static int sq_connection_artifacts_put(struct hs_store *base, const char *key, const char *list,
+                                       struct hs_error *err)
+{
+    struct sq_txn t;
+    int changes = 0;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE, "connection_artifacts_put", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(&t, &st,
+                        "UPDATE connections SET artifacts = ?2, updated_at = " HS_SQL_NOW
+                        " WHERE key = ?1",
+                        "storing a connection's artifact profile", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, key);
+        hs_sqlite_bind_text(st, 2, list);
+        rc = hs_sqlite_run(&t, st, &changes, "storing a connection's artifact profile", err);
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no connection named '%s'", key);
+    return hs_sqlite_leave(&t, rc, err);
 }
 
 /* ---- connect flows (migration 14) ---- */
@@ -797,6 +851,8 @@ const struct hs_service_ops hs_sqlite_service_ops = {
     .session_get = sq_session_get,
     .session_delete = sq_session_delete,
     .connections_list = sq_connections_list,
+    .connection_artifacts_get = sq_connection_artifacts_get,
+    .connection_artifacts_put = sq_connection_artifacts_put,
     .flow_put = sq_flow_put,
     .flow_take = sq_flow_take,
     .image_sources_put = sq_image_sources_put,

@@ -122,6 +122,7 @@ void hs_model_row_clear(struct hs_model_row *m)
     free(m->deliverable);
     free(m->updated_at);
     free(m->synced_updated_at);
+    free(m->connection_key);
     memset(m, 0, sizeof *m);
 }
 
@@ -255,6 +256,7 @@ void hs_connection_rows_free(struct hs_connection_row *rows, size_t n)
         free(rows[i].key);
         free(rows[i].owner_type);
         free(rows[i].connected_at);
+        free(rows[i].artifacts);
     }
     free(rows);
 }

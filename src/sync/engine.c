@@ -123,6 +123,7 @@ struct item {
     char *kind;
     const char *url;
     int64_t image_id;
+    bool wanted; /* in the run's artifact profile: downloaded; else recorded as not fetched */
 };
 
 struct blob_sink {
@@ -375,6 +376,45 @@ out:
     return rc;
 }
 
+int hs_sync_fetch_artifact(struct hs_sync_engine *e, int64_t model_id, const char *kind,
+                           struct hs_artifact_row *out, bool *downloaded, struct hs_error *err)
+{
+    struct hs_artifact_row row = {0};
+    int rc = e->store->records->artifact_get(e->store, model_id, kind, &row, err);
+    if (rc)
+        return rc;
+    struct hs_blobs local;
+    if (!row.not_fetched && file_present(engine_blobs(e, &local), row.path)) {
+        if (downloaded)
+            *downloaded = false;
+        *out = row;
+        return HS_OK;
+    }
+    if (!row.source_url) {
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no Hover URL recorded for artifact '%s' of model %lld",
+                     kind, (long long)model_id);
+        goto out;
+    }
+    struct item it = {.kind = row.kind, .url = row.source_url, .image_id = row.image_id};
+    struct hs_model m = {.id = model_id};
+    struct hs_sync_artifact a = {0};
+    rc = fetch_item(e, &m, &it, false, NULL, &a, err);
+    artifact_free(&a);
+    if (rc == HS_OK) {
+        hs_artifact_row_clear(&row);
+        rc = e->store->records->artifact_get(e->store, model_id, kind, &row, err);
+    }
+    if (rc == HS_OK) {
+        if (downloaded)
+            *downloaded = true;
+        *out = row;
+        return HS_OK;
+    }
+out:
+    hs_artifact_row_clear(&row);
+    return rc;
+}
+
 /* ---- one model ---- */
 
 /* Reads a stored artifact file back (bounded) for measurement extraction. */
@@ -396,13 +436,18 @@ struct model_writes {
     char *summarized, *sketch; /* the documents ms points into */
     struct hs_measurements ms;
     bool has_ms;
-    const char *synced_at; /* Hover's updated_at of a model synced whole, or NULL */
+    const char *synced_at;  /* Hover's updated_at of a model synced whole, or NULL */
+    struct item *unfetched; /* outside the profile: recorded with their URL, not downloaded */
+    size_t n_unfetched;
 };
 
 static void model_writes_clear(struct model_writes *w)
 {
     if (w->has_ms)
         hs_measurements_clear(&w->ms);
+    for (size_t i = 0; i < w->n_unfetched; i++)
+        free(w->unfetched[i].kind);
+    free(w->unfetched);
     free(w->summarized);
     free(w->sketch);
     memset(w, 0, sizeof *w);
@@ -441,13 +486,16 @@ static void progress(struct hs_sync_engine *e, struct hs_sync_progress p)
         e->on_progress(e->progress_ctx, &p);
 }
 
-static void collect_items(const struct hs_model *m, struct item **items, size_t *n)
+/* The model's artifacts and images, those of the profile first: *n_wanted of *n. */
+static void collect_items(const struct hs_profile *p, const struct hs_model *m, struct item **items,
+                          size_t *n, size_t *n_wanted)
 {
     *items = hs_calloc(m->n_artifacts + m->n_images + 1, sizeof **items);
     *n = 0;
     for (size_t i = 0; i < m->n_artifacts; i++) {
         (*items)[*n].kind = hs_strdup(m->artifacts[i].kind);
         (*items)[*n].url = m->artifacts[i].url;
+        (*items)[*n].wanted = hs_profile_wants_artifact(p, m, m->artifacts[i].kind);
         (*n)++;
     }
     for (size_t i = 0; i < m->n_images; i++) {
@@ -456,8 +504,21 @@ static void collect_items(const struct hs_model *m, struct item **items, size_t 
         (*items)[*n].kind = hs_aprintf("image.%lld", (long long)m->images[i].id);
         (*items)[*n].url = m->images[i].url;
         (*items)[*n].image_id = m->images[i].id;
+        (*items)[*n].wanted = hs_profile_wants_image(p, m, i);
         (*n)++;
     }
+    /* A stable partition: the wanted ones first, each group in Hover's order. */
+    struct item *sorted = hs_calloc(*n + 1, sizeof *sorted);
+    size_t k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < *n; i++)
+            if ((*items)[i].wanted == (pass == 0))
+                sorted[k++] = (*items)[i];
+    free(*items);
+    *items = sorted;
+    *n_wanted = 0;
+    while (*n_wanted < *n && sorted[*n_wanted].wanted)
+        (*n_wanted)++;
 }
 
 static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const struct hs_model *m,
@@ -472,8 +533,8 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
     hs_model_row_clear(&stored);
 
     struct item *items = NULL;
-    size_t n = 0;
-    collect_items(m, &items, &n);
+    size_t n = 0, all = 0;
+    collect_items(&e->profile, m, &items, &all, &n);
     progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_MODEL_STARTED,
                                           .job_id = job_id,
                                           .model_id = m->id,
@@ -513,6 +574,10 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
     }
     for (size_t i = 0; i < n; i++)
         free(items[i].kind);
+    /* The rest commit with the model's result (record_model). */
+    w->unfetched = hs_calloc(all - n + 1, sizeof *w->unfetched);
+    for (size_t i = n; i < all; i++)
+        w->unfetched[w->n_unfetched++] = items[i];
     free(items);
     if (rc == HS_OK && !unchanged)
         rc = extract_measurements(e, m, r, w, &err);
@@ -624,14 +689,16 @@ static int pick_models(const struct hs_job *job, const struct hs_sync_request *r
     return HS_OK;
 }
 
-/* The artifacts a model offers (0 until it is complete). */
-static int64_t items_of(const struct hs_model *m)
+/* The artifacts a sync of the model downloads (0 until it is complete). */
+static int64_t items_of(const struct hs_profile *p, const struct hs_model *m)
 {
     if (!hs_model_is_complete(m))
         return 0;
-    int64_t n = (int64_t)m->n_artifacts;
+    int64_t n = 0;
+    for (size_t i = 0; i < m->n_artifacts; i++)
+        n += hs_profile_wants_artifact(p, m, m->artifacts[i].kind);
     for (size_t i = 0; i < m->n_images; i++)
-        n += m->images[i].url != NULL;
+        n += m->images[i].url != NULL && hs_profile_wants_image(p, m, i);
     return n;
 }
 
@@ -651,14 +718,15 @@ static int start_run(struct hs_sync_engine *e, const struct hs_job *job,
                                  .connection_key = (char *)e->connection_key};
         rc = e->store->records->selection_put(e->store, &s, err);
         if (rc == HS_OK)
-            rc = in_txn(e,
-                        &(struct hs_sync_progress){.event = HS_PROGRESS_RUN_STARTED,
-                                                   .job_id = job->id,
-                                                   .model_id = sel[i]->id,
-                                                   .model_name = sel[i]->name,
-                                                   .model_state = sel[i]->state,
-                                                   .artifacts_total = items_of(sel[i])},
-                        err);
+            rc =
+                in_txn(e,
+                       &(struct hs_sync_progress){.event = HS_PROGRESS_RUN_STARTED,
+                                                  .job_id = job->id,
+                                                  .model_id = sel[i]->id,
+                                                  .model_name = sel[i]->name,
+                                                  .model_state = sel[i]->state,
+                                                  .artifacts_total = items_of(&e->profile, sel[i])},
+                       err);
     }
     if (rc == HS_OK)
         rc =
@@ -692,6 +760,14 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
     int wrc = write_tx_begin(e, &werr);
     if (wrc == HS_OK && w->has_ms && mr->result == HS_RESULT_SYNCED)
         wrc = e->store->records->measurements_put(e->store, &w->ms, NULL, &werr);
+    for (size_t i = 0; wrc == HS_OK && mr->result == HS_RESULT_SYNCED && i < w->n_unfetched; i++) {
+        struct hs_artifact_row row = {.model_id = mr->id,
+                                      .kind = w->unfetched[i].kind,
+                                      .source_url = (char *)w->unfetched[i].url,
+                                      .image_id = w->unfetched[i].image_id,
+                                      .not_fetched = true};
+        wrc = e->store->records->artifact_put(e->store, &row, NULL, &werr);
+    }
     if (wrc == HS_OK && w->synced_at && mr->result == HS_RESULT_SYNCED)
         wrc = e->store->records->model_mark_synced(e->store, mr->id, w->synced_at, &werr);
     if (wrc == HS_OK) {
@@ -722,6 +798,21 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
     }
 }
 
+/* The run's artifact profile: the connection's, else the installation's. A list that does not
+ * parse (checked when it was set, so only an older binary's) falls back to everything: nothing
+ * a CRM reads goes missing. */
+static void run_profile(struct hs_sync_engine *e)
+{
+    char *list = hs_profile_of(e->store, e->connection_key, e->artifacts);
+    struct hs_error perr = {0};
+    if (hs_profile_parse(list, &e->profile, &perr)) {
+        hs_warn("sync=profile connection=%s error=\"%s\" msg=\"fetching every artifact\"",
+                e->connection_key ? e->connection_key : "", perr.msg);
+        e->profile = (struct hs_profile){.all = true};
+    }
+    free(list);
+}
+
 int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
                 struct hs_sync_report **out, struct hs_error *err)
 {
@@ -734,6 +825,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     int rc;
     e->stopped = HS_OK;
     memset(&e->stopped_err, 0, sizeof e->stopped_err);
+    run_profile(e);
     if (!job) {
         if ((rc = hs_client_show_job(e->client, rq->job_id, &fetched, err)))
             return rc;

@@ -1,8 +1,9 @@
 /* engine.h: the sync engine: pulls the selected models of a job into the store, exactly once.
  *
  * For one job: Show Job (fresh), the job and its models upserted, the selection recorded, then
- * per selected model by its own state (never the job's): complete -> every artifact it offers and
- * its images stored (content-addressed files first, then the rows), headline measurements
+ * per selected model by its own state (never the job's): complete -> the artifacts and images its
+ * artifact profile names stored (content-addressed files first, then the rows; the others
+ * recorded as not fetched, with their Hover URL, sync/profile.h), headline measurements
  * extracted; still working or unknown -> pending; failed -> failed upstream, no artifact request.
  * Unchanged models cost nothing beyond the Show Job: a model whose Hover updated_at is the one of
  * its last complete sync, with every file present, is not asked for again; others are asked with
@@ -16,6 +17,7 @@
 #include "hover/client.h"
 #include "hoversync.h"
 #include "store/records.h"
+#include "sync/profile.h"
 
 enum hs_model_result {
     HS_RESULT_SYNCED,
@@ -87,6 +89,9 @@ struct hs_sync_engine {
     /* Where they are stored; NULL: the local folder data_dir. */
     const struct hs_blobs *blobs;
     const char *connection_key; /* recorded on jobs and selections */
+    /* The installation's artifact profile (--artifacts, sync/profile.h), for a connection with
+     * none of its own; NULL: "default". */
+    const char *artifacts;
     /* Optional: called by the syncing thread at each step, with no store transaction open;
      * the pointers in p are valid during the call only. */
     void (*on_progress)(void *ctx, const struct hs_sync_progress *p);
@@ -106,6 +111,8 @@ struct hs_sync_engine {
     /* The engine's own: the in_txn error that stopped the current run (0: none). */
     int stopped;
     struct hs_error stopped_err;
+    /* The engine's own: the artifact profile of the current run. */
+    struct hs_profile profile;
 };
 
 struct hs_sync_request {
@@ -123,6 +130,16 @@ struct hs_sync_request {
  * job; other codes when the job could not be read or stored. */
 int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
                 struct hs_sync_report **out, struct hs_error *err);
+
+/* The stored artifact `kind` of model_id, fetched on first use: a row recorded but not fetched
+ * (or whose file is missing) is downloaded from its recorded Hover URL now (through the client's
+ * budget, in the calling thread's priority class: interactive unless set otherwise), checked
+ * (sync/verify.h) and stored; a stored one costs no request. *out gets the row (caller clears
+ * it); *downloaded (may be NULL) says whether Hover was asked. HS_ERR_NOT_FOUND when the store
+ * has no such artifact recorded (a model not synced, or a kind Hover does not offer). Only
+ * e->client, e->store, e->data_dir and e->blobs are used. */
+int hs_sync_fetch_artifact(struct hs_sync_engine *e, int64_t model_id, const char *kind,
+                           struct hs_artifact_row *out, bool *downloaded, struct hs_error *err);
 
 /* Why a model that is not complete yet waits ("model is processing at Hover; ..."; new). */
 char *hs_sync_pending_message(const struct hs_model *m);

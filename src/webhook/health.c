@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "store/budget.h"
 #include "store/outbox.h"
 #include "store/policies.h"
 #include "store/blob_gc.h"
@@ -76,6 +77,31 @@ static void merge_hover(json_t *hooks, const char *key, const struct hs_hover_we
     }
 }
 
+int hs_health_budget(struct hs_store *store, const char *name, int64_t limit, int64_t now_ms,
+                     int64_t queued_jobs, json_t **out, struct hs_error *err)
+{
+    struct hs_budget_usage u = {0};
+    int rc = store->budget->budget_usage(store, name, now_ms - 60000, &u, err);
+    if (rc)
+        return rc;
+    json_t *per_job = u.requests_per_job_milli > 0
+                          ? json_real((double)u.requests_per_job_milli / 1000.0)
+                          : json_null();
+    json_t *drain = json_null();
+    if (queued_jobs == 0)
+        drain = json_integer(0);
+    else if (u.background > 0 && u.requests_per_job_milli > 0)
+        /* requests left / requests a minute, in seconds, rounded up */
+        drain = json_integer(
+            (json_int_t)((queued_jobs * u.requests_per_job_milli * 60 + u.background * 1000 - 1) /
+                         (u.background * 1000)));
+    *out = json_pack("{s:I,s:I,s:I,s:I,s:o,s:o}", "limit", (json_int_t)limit,
+                     "interactive_last_minute", (json_int_t)u.interactive, "background_last_minute",
+                     (json_int_t)u.background, "queued_jobs", (json_int_t)queued_jobs,
+                     "requests_per_job", per_job, "drain_seconds", drain);
+    return *out ? HS_OK : hs_fail(err, HS_ERR_INTERNAL, "budget document");
+}
+
 int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn list, void *ctx,
                       json_t **out, struct hs_error *err)
 {
@@ -104,13 +130,14 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
         if (rc)
             break;
         json_t *he = json_object_get(hover_lists, conns[i].key);
-        json_array_append_new(jc, json_pack("{s:s,s:I,s:o,s:o,s:b,s:b,s:s,s:O}", "key",
+        json_array_append_new(jc, json_pack("{s:s,s:I,s:o,s:o,s:b,s:b,s:s,s:O,s:o}", "key",
                                             conns[i].key, "owner_id", (json_int_t)conns[i].owner_id,
                                             "owner_type", str_or_null(conns[i].owner_type),
                                             "connected_at", str_or_null(conns[i].connected_at),
                                             "has_token", conns[i].has_token, "reconnect_required",
                                             conns[i].reconnect_required, "auto_sync", policy,
-                                            "hover_error", he ? he : json_null()));
+                                            "hover_error", he ? he : json_null(), "artifacts",
+                                            str_or_null(conns[i].artifacts)));
         free(policy);
     }
     json_t *jh = json_array();

@@ -29,13 +29,14 @@ int hs_health_list_via_provider(void *ctx, const char *connection_key,
 
 /* The status document (a new reference):
  *   {"connections":[{"key","owner_id","owner_type","connected_at","has_token",
- *                    "reconnect_required","auto_sync","hover_error"}],
+ *                    "reconnect_required","auto_sync","hover_error","artifacts"}],
  *    "webhooks":[{"id","connection","url","verified_at","last_error","local_error","stored",
  *                 "secret_stored","at_hover","healthy"}],
  *    "work":{"due","total"},"outbox":{"pending"},
  *    "selections":{"open","selected","pending","error"},
  *    "runs":{"running","interrupted"}}
  * reconnect_required: Hover refused the stored refresh token (the org must be connected again).
+ * artifacts: the connection's artifact profile (sync/profile.h); null: the installation's.
  * runs: sync runs whose lease holds, and those whose process died (lapsed leases are marked
  * interrupted by this call: sync/lease.h).
  * list (may be NULL: stored values only) is asked once per connection that has a token; its
@@ -43,6 +44,15 @@ int hs_health_list_via_provider(void *ctx, const char *connection_key,
 int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn list, void *ctx,
                       json_t **out, struct hs_error *err);
 
+/* The Hover request budget as a person plans with it (store/budget.h), as a new object:
+ *   {"limit","interactive_last_minute","background_last_minute","queued_jobs",
+ *    "requests_per_job","drain_seconds"}
+ * name: the budget (the client id), limit: requests a minute (0: none); queued_jobs: the work
+ * queue's items. requests_per_job: the last finished runs' average (null: none ran yet);
+ * drain_seconds: the queued jobs' requests at the rate background work had in the last minute
+ * (0 with nothing queued; null when nothing drains it now, or the cost is unknown). */
+int hs_health_budget(struct hs_store *store, const char *name, int64_t limit, int64_t now_ms,
+                     int64_t queued_jobs, json_t **out, struct hs_error *err);
 /* Adds to the status document what the installation occupies:
  *   "storage":{"backend","bytes","tables":[{"name","bytes","rows"}],
  *              "files":{"count","bytes"}}

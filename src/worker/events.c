@@ -40,6 +40,7 @@
 struct hs_events {
     struct hs_events_config cfg;
     char *data_dir;
+    char *artifacts;
     struct hs_store *store;
     struct hs_client_provider clients;
     struct hs_outbox *outbox;
@@ -275,6 +276,7 @@ static int sync_plan(struct run *r, struct hs_client *client, const struct hs_jo
         struct hs_sync_engine e = {.client = client,
                                    .store = w->store,
                                    .data_dir = w->data_dir,
+                                   .artifacts = w->artifacts,
                                    .blobs = w->cfg.blobs,
                                    .connection_key = it->connection_key,
                                    .on_progress = on_progress,
@@ -652,6 +654,8 @@ int hs_events_new(const struct hs_events_config *cfg, struct hs_store *store,
     w->cfg = c;
     w->data_dir = hs_strdup(c.data_dir);
     w->cfg.data_dir = w->data_dir;
+    w->artifacts = c.artifacts ? hs_strdup(c.artifacts) : NULL;
+    w->cfg.artifacts = w->artifacts;
     w->store = store;
     w->clients = clients;
     w->outbox = outbox;
@@ -800,6 +804,7 @@ void hs_events_free(struct hs_events *w)
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w->data_dir);
+    free(w->artifacts);
     free(w);
 }
 

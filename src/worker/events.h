@@ -37,6 +37,9 @@
 
 struct hs_events_config {
     const char *data_dir; /* the sync engine's artifact files */
+    /* The installation's artifact profile (sync/profile.h) for connections without their own;
+     * NULL: "default". */
+    const char *artifacts;
     /* Where they are stored (outlives the queue); NULL: the local folder data_dir. */
     const struct hs_blobs *blobs;
     int threads;                /* default 2 */

@@ -143,8 +143,10 @@ class Fleet:
             self.start_worker(i)
 
     def common_args(self):
+        # every artifact (--artifacts all): the downloads checked are one per artifact and photo
         return ["--db", self.db, "--rate-limit", self.rate, "--crm-endpoint", self.crm.url,
-                "--reconcile-interval", self.reconcile, "--pending-interval", 0]
+                "--reconcile-interval", self.reconcile, "--pending-interval", 0,
+                "--artifacts", "all"]
 
     def start_serve(self, i, tokens=None):
         listen = ["--listen", "127.0.0.1:%d" % self.ports[i]] if self.ports[i] else []

@@ -51,8 +51,9 @@ class ObjectStorage(unittest.TestCase):
 
     def test_cli_sync_stores_objects_not_files(self):
         data = os.path.join(self.tmp, "data")
+        # every artifact: small ones go up whole, larger ones in parts
         cli = Cli(self.sb, self.sb.tokens(), HOVERSYNC_DATA_DIR=data, HOVERSYNC_LOG_LEVEL="debug",
-                  **s3_env(self.sb))
+                  HOVERSYNC_ARTIFACTS="all", **s3_env(self.sb))
         try:
             r = cli.run("sync", JOB_ALL_COMPLETE, "--all-complete", "--json")
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -84,7 +85,7 @@ class ObjectStorage(unittest.TestCase):
         saying so, no row points at an object that is not there, and a later run stores
         everything."""
         cli = Cli(self.sb, self.sb.tokens(), HOVERSYNC_DATA_DIR=os.path.join(self.tmp, "d"),
-                  HOVERSYNC_MAX_ATTEMPTS="2", **s3_env(self.sb))
+                  HOVERSYNC_MAX_ATTEMPTS="2", HOVERSYNC_ARTIFACTS="all", **s3_env(self.sb))
         try:
             self.sb.fault(op="PutObject", status=500)
             self.sb.fault(op="UploadPart", drop=True)

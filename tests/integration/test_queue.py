@@ -122,7 +122,8 @@ class Queue(unittest.TestCase):
         return events
 
     def test_progress_is_served_by_another_process(self):
-        worker = self.serve()
+        # every artifact: enough slow downloads for the stream to see the sync part-way
+        worker = self.serve("--artifacts", "all")
         reader = self.serve("--no-workers", db_dir=worker.dir)
         self.sb.fault(path="/api/v3/models/%d/*" % HOUSE, latency_ms=150)
         # Asked on the process without workers: the other one runs it, this one follows it.

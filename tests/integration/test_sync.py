@@ -49,10 +49,14 @@ class SyncAgainstSandbox(unittest.TestCase):
         return self.cli.sql("SELECT COUNT(*) FROM %s WHERE %s" % (table, where))[0][0]
 
     def assert_store_consistent(self):
-        """Every artifact row points at a file with its size and hash; no temp leftovers."""
+        """Every fetched artifact row points at a file with its size and hash, every other one
+        (outside the artifact profile) at nothing but its Hover URL; no temp leftovers. Returns
+        the number of fetched rows."""
         import hashlib
         data = self.cli.env["HOVERSYNC_DATA_DIR"]
-        rows = self.cli.sql("SELECT path, bytes, sha256 FROM artifacts")
+        self.assertEqual(self.cli.sql("SELECT kind FROM artifacts WHERE fetched = 0 AND "
+                                      "(path != '' OR sha256 != '' OR source_url IS NULL)"), [])
+        rows = self.cli.sql("SELECT path, bytes, sha256 FROM artifacts WHERE fetched = 1")
         for path, size, sha in rows:
             full = os.path.join(data, path)
             self.assertTrue(os.path.isfile(full), "row points at missing file " + path)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store/budget.h"
+#include "store/records.h"
 #include "store_test.h"
 
 #define T0     1700000000000LL
@@ -28,6 +29,39 @@ static struct hs_budget_booking book(struct hs_store *s, int limit, bool backgro
         fprintf(stderr, "budget_book: %s\n", err.msg);
     assert_int_equal(rc, HS_OK);
     return b;
+}
+
+/* The budget's use as status shows it: the starts booked after a moment, by class, of this
+ * budget only; and what the last finished runs cost a job. */
+static void test_budget_usage(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_budget_usage u = {.interactive = 9};
+    assert_int_equal(f->store->budget->budget_usage(f->store, "client-1", T0 - 1, &u, NULL), HS_OK);
+    assert_int_equal(u.interactive + u.background + u.requests_per_job_milli, 0);
+    for (int i = 0; i < 3; i++)
+        book(f->store, 100, false, NULL, T0 + i);
+    /* Background starts are spread: one at a time. */
+    assert_true(book(f->store, 100, true, "org-1", T0 + 10).booked);
+    assert_true(book(f->store, 100, true, "org-1", T0 + 20000).booked);
+    assert_int_equal(f->store->budget->budget_usage(f->store, "client-1", T0 - 1, &u, NULL), HS_OK);
+    assert_int_equal(u.interactive, 3);
+    assert_int_equal(u.background, 2);
+    /* After a moment: only what started later. */
+    assert_int_equal(f->store->budget->budget_usage(f->store, "client-1", T0 + 1, &u, NULL), HS_OK);
+    assert_int_equal(u.interactive, 1);
+    assert_int_equal(u.background, 2);
+    assert_int_equal(f->store->budget->budget_usage(f->store, "client-2", T0 - 1, &u, NULL), HS_OK);
+    assert_int_equal(u.interactive + u.background, 0);
+    /* Finished runs with their requests; a running one does not count yet. */
+    int64_t r1 = 0, r2 = 0, r3 = 0;
+    assert_int_equal(f->store->records->run_begin(f->store, 1, "cli", &r1, NULL), HS_OK);
+    assert_int_equal(f->store->records->run_begin(f->store, 2, "cli", &r2, NULL), HS_OK);
+    assert_int_equal(f->store->records->run_begin(f->store, 3, "cli", &r3, NULL), HS_OK);
+    assert_int_equal(f->store->records->run_end(f->store, r1, "synced", 10, NULL), HS_OK);
+    assert_int_equal(f->store->records->run_end(f->store, r2, "synced", 5, NULL), HS_OK);
+    assert_int_equal(f->store->budget->budget_usage(f->store, "client-1", T0 - 1, &u, NULL), HS_OK);
+    assert_int_equal(u.requests_per_job_milli, 7500);
 }
 
 /* Two processes book interactive requests in turn, far more than the limit at once: every
@@ -259,6 +293,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         STORE_TEST(test_budget_two_processes_never_exceed_the_limit),
+        STORE_TEST(test_budget_usage),
         STORE_TEST(test_budget_interactive_goes_before_background),
         STORE_TEST(test_budget_background_starts_are_spread),
         STORE_TEST(test_budget_background_round_robin_between_orgs),

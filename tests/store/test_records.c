@@ -224,6 +224,96 @@ static void test_artifact_new_sha_is_a_change_in_the_feed(void **state)
                      1);
 }
 
+/* An artifact outside the sync's profile is recorded with its URL, "not fetched", and shows so
+ * in the feed; fetching it later is a change; recording it again never undoes a fetch. */
+static void test_artifact_recorded_then_fetched(void **state)
+{
+    struct fixture *f = *state;
+    struct test_job t;
+    make_job(&t);
+    upsert(f, &t.job, true);
+    struct hs_artifact_row rec = {.model_id = 17338410,
+                                  .kind = (char *)"measurements.xlsx",
+                                  .source_url = (char *)"https://hover.to/x.xlsx",
+                                  .not_fetched = true};
+    json_t *d = feed(f, 0);
+    int64_t c0 = cursor_of(d);
+    json_decref(d);
+    assert_true(put_artifact(f, &rec));
+    struct hs_artifact_row out = {0};
+    assert_int_equal(
+        f->store->records->artifact_get(f->store, 17338410, "measurements.xlsx", &out, NULL),
+        HS_OK);
+    assert_true(out.not_fetched);
+    assert_string_equal(out.source_url, "https://hover.to/x.xlsx");
+    assert_string_equal(out.sha256, "");
+    assert_string_equal(out.path, "");
+    assert_int_equal(out.bytes, 0);
+    hs_artifact_row_clear(&out);
+    d = feed(f, c0);
+    assert_int_equal(count_of(d, "artifacts"), 1);
+    json_t *x = json_array_get(json_object_get(d, "artifacts"), 0);
+    assert_true(json_is_false(json_object_get(x, "fetched")));
+    assert_string_equal(json_string_value(json_object_get(x, "source_url")),
+                        "https://hover.to/x.xlsx");
+    int64_t c1 = cursor_of(d);
+    json_decref(d);
+    /* Not servable by sha256: no bytes yet. */
+    struct hs_error err = {0};
+    assert_int_equal(f->store->records->artifact_by_sha(f->store, "", NULL, &out, &err),
+                     HS_ERR_NOT_FOUND);
+
+    /* Recorded again with another URL: the URL is kept, no change. */
+    rec.source_url = (char *)"https://hover.to/y.xlsx";
+    assert_false(put_artifact(f, &rec));
+    d = feed(f, c1);
+    assert_int_equal(count_of(d, "artifacts"), 0);
+    json_decref(d);
+
+    /* Fetched: a change, with its bytes. */
+    struct hs_artifact_row a = artifact("measurements.xlsx", SHA_A, NULL);
+    assert_true(put_artifact(f, &a));
+    assert_int_equal(
+        f->store->records->artifact_get(f->store, 17338410, "measurements.xlsx", &out, NULL),
+        HS_OK);
+    assert_false(out.not_fetched);
+    assert_string_equal(out.sha256, SHA_A);
+    hs_artifact_row_clear(&out);
+    d = feed(f, c1);
+    assert_int_equal(count_of(d, "artifacts"), 1);
+    x = json_array_get(json_object_get(d, "artifacts"), 0);
+    assert_true(json_is_true(json_object_get(x, "fetched")));
+    int64_t c2 = cursor_of(d);
+    json_decref(d);
+
+    /* A later sync whose profile leaves it out records it again: the fetched row stays. */
+    assert_false(put_artifact(f, &rec));
+    assert_int_equal(
+        f->store->records->artifact_get(f->store, 17338410, "measurements.xlsx", &out, NULL),
+        HS_OK);
+    assert_false(out.not_fetched);
+    assert_string_equal(out.sha256, SHA_A);
+    assert_int_equal(out.bytes, 1234);
+    hs_artifact_row_clear(&out);
+    d = feed(f, c2);
+    assert_int_equal(count_of(d, "artifacts"), 0);
+    json_decref(d);
+    assert_int_equal(artifact_count(f), 1);
+
+    /* The images view lists stored images only: one recorded is not there until fetched. */
+    struct hs_artifact_row img = {.model_id = 17338410,
+                                  .kind = (char *)"image.166283886",
+                                  .source_url = (char *)"https://hover.to/i.jpg",
+                                  .image_id = 166283886,
+                                  .not_fetched = true};
+    assert_true(put_artifact(f, &img));
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM images WHERE image_id = 166283886"), 0);
+    struct hs_artifact_row got = artifact("image.166283886", SHA_B, NULL);
+    got.image_id = 166283886;
+    assert_true(put_artifact(f, &got));
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM images WHERE image_id = 166283886"), 1);
+}
+
 static struct hs_measurements measurements(void)
 {
     struct hs_measurements m = {0};
@@ -980,6 +1070,7 @@ int main(void)
         STORE_TEST(test_model_mark_synced),
         STORE_TEST(test_artifact_put_same_sha_is_unchanged),
         STORE_TEST(test_artifact_new_sha_is_a_change_in_the_feed),
+        STORE_TEST(test_artifact_recorded_then_fetched),
         STORE_TEST(test_measurements_nan_is_null_and_change_counts_for_the_model),
         STORE_TEST(test_selection_lifecycle),
         STORE_TEST(test_selections_open_empty),

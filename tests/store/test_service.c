@@ -158,6 +158,44 @@ static void test_connections_list(void **state)
     hs_connection_rows_free(v, n);
 }
 
+/* A connection's artifact profile: none until set (the installation's applies), listed with
+ * the connections, cleared again; an unknown connection is NOT_FOUND. */
+static void test_connection_artifacts(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_service_ops *sv = f->store->service;
+    char *list = (char *)"unset";
+    struct hs_error err = {0};
+    assert_int_equal(sv->connection_artifacts_get(f->store, "org-1", &list, &err),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(sv->connection_artifacts_put(f->store, "org-1", "all", &err),
+                     HS_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "org-1"));
+    struct hs_token a = pair("acc-a", "ref-a", 0);
+    assert_int_equal(f->store->tokens->token_save(f->store, "org-1", &a, NULL), HS_OK);
+    assert_int_equal(sv->connection_artifacts_get(f->store, "org-1", &list, NULL), HS_OK);
+    assert_null(list);
+    assert_int_equal(
+        sv->connection_artifacts_put(f->store, "org-1", "default,measurements.xlsx", NULL), HS_OK);
+    assert_int_equal(sv->connection_artifacts_get(f->store, "org-1", &list, NULL), HS_OK);
+    assert_string_equal(list, "default,measurements.xlsx");
+    free(list);
+    /* A refresh of the token pair keeps it. */
+    assert_int_equal(f->store->tokens->token_save(f->store, "org-1", &a, NULL), HS_OK);
+    struct hs_connection_row *v = NULL;
+    size_t n = 0;
+    assert_int_equal(sv->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].artifacts, "default,measurements.xlsx");
+    hs_connection_rows_free(v, n);
+    assert_int_equal(sv->connection_artifacts_put(f->store, "org-1", NULL, NULL), HS_OK);
+    assert_int_equal(sv->connection_artifacts_get(f->store, "org-1", &list, NULL), HS_OK);
+    assert_null(list);
+    assert_int_equal(sv->connections_list(f->store, &v, &n, NULL), HS_OK);
+    assert_null(v[0].artifacts);
+    hs_connection_rows_free(v, n);
+}
+
 /* ---- what the service's instances share ---- */
 
 #define NOW 1700000000000LL
@@ -621,6 +659,7 @@ int main(void)
         STORE_TEST(test_sessions_expire_and_are_purged),
         STORE_TEST(test_session_connections_roundtrip),
         STORE_TEST(test_connections_list),
+        STORE_TEST(test_connection_artifacts),
         STORE_TEST(test_connect_flow_single_use_across_processes),
         STORE_TEST(test_connect_flows_are_bounded),
         STORE_TEST(test_connect_flow_keeps_the_grant_until_confirmed),

@@ -67,6 +67,10 @@ static void back_to_v1(struct fixture *f)
             break;
         assert_int_equal(sqlite3_exec(db, drop, NULL, NULL, NULL), SQLITE_OK);
     }
+    /* Migration 17's column on a table of migration 1. */
+    assert_int_equal(
+        sqlite3_exec(db, "ALTER TABLE connections DROP COLUMN artifacts", NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(
         sqlite3_exec(db, "DELETE FROM schema_migrations WHERE version > 1", NULL, NULL, NULL),
         SQLITE_OK);
@@ -117,9 +121,11 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[2048];
-    /* Migrations 13 to 16 undone too: they are applied again after 12. */
+    /* Migrations 13 to 17 undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
+        "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections "
+        "DROP COLUMN artifacts; "
         "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
         "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
         "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
@@ -163,6 +169,38 @@ static void test_sessions_of_before_get_the_only_connection(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sessions"), 0);
 }
 
+/* A store of before artifact profiles (migration 17) with a connection keeps fetching
+ * everything on it; a connection made after the upgrade, and every one of a new store, follows
+ * the installation's profile. */
+static void test_store_of_before_profiles_keeps_all(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_token a = pair("acc", "ref", 0);
+    assert_int_equal(f->store->tokens->token_save(f->store, "org-1", &a, NULL), HS_OK);
+    char *list = (char *)"unset";
+    assert_int_equal(f->store->service->connection_artifacts_get(f->store, "org-1", &list, NULL),
+                     HS_OK);
+    assert_null(list);
+    hs_store_close(f->store);
+    f->store = NULL;
+    /* The schema of before: the view without the column, then the column gone. */
+    sql_exec(f, "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE "
+                "connections DROP COLUMN artifacts; CREATE VIEW images AS SELECT image_id, "
+                "model_id, sha256, bytes, path, content_type, source_url, fetched_at FROM "
+                "artifacts WHERE image_id IS NOT NULL; DELETE FROM schema_migrations WHERE "
+                "version = 17;");
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+    assert_int_equal(f->store->service->connection_artifacts_get(f->store, "org-1", &list, NULL),
+                     HS_OK);
+    assert_non_null(list);
+    assert_string_equal(list, "all");
+    free(list);
+    assert_int_equal(f->store->tokens->token_save(f->store, "org-2", &a, NULL), HS_OK);
+    assert_int_equal(f->store->service->connection_artifacts_get(f->store, "org-2", &list, NULL),
+                     HS_OK);
+    assert_null(list);
+}
+
 /* The fixture's store closed and back to schema version 1, opened by hand. */
 static sqlite3 *by_hand_at_v1(struct fixture *f)
 {
@@ -181,9 +219,11 @@ static void test_key_of_before_becomes_default(void **state)
     struct fixture *f = *state;
     hs_store_close(f->store);
     f->store = NULL;
-    char sql[768];
-    /* Migration 16 undone too: it is applied again after 15. */
+    char sql[896];
+    /* Migrations 16 and 17 undone too: they are applied again after 15. */
     snprintf(sql, sizeof sql,
+             "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE "
+             "connections DROP COLUMN artifacts; "
              "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
              "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
              "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
@@ -513,6 +553,7 @@ int main(void)
         STORE_TEST(test_migrations_recorded_once),
         STORE_TEST(test_v1_database_is_upgraded),
         STORE_TEST(test_sessions_of_before_get_the_only_connection),
+        STORE_TEST(test_store_of_before_profiles_keeps_all),
         STORE_TEST(test_key_of_before_becomes_default),
         STORE_TEST(test_jobs_search_backfills_stored_jobs),
         STORE_TEST(test_jobs_search_index_rebuilt_for_stores_of_before),
