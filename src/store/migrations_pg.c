@@ -457,6 +457,18 @@ const struct hs_migration hs_pg_migrations[] = {
      "CREATE INDEX sync_runs_started ON sync_runs(started_at);\n"
      "CREATE INDEX sync_results_at ON sync_results(at);\n"
      "CREATE INDEX outbox_delivered ON outbox(delivered_at) WHERE delivered_at IS NOT NULL;\n"},
+
+    {22, "tickets",
+     "CREATE TABLE tickets (\n"
+     "  hash text PRIMARY KEY,              -- hex SHA-256 of the ticket (never the ticket)\n"
+     "  purpose text NOT NULL,\n"
+     "  target text NOT NULL,\n"
+     "  caller text NOT NULL,               -- the issuing session's token_sha256; '': API key\n"
+     "  created_ms bigint NOT NULL,         -- unix ms\n"
+     "  expires_ms bigint NOT NULL          -- unix ms\n"
+     ");\n"
+     "CREATE INDEX tickets_expires ON tickets(expires_ms);\n"
+     "CREATE INDEX tickets_caller ON tickets(caller, created_ms);\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

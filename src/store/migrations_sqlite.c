@@ -755,6 +755,20 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "CREATE INDEX sync_runs_started ON sync_runs(started_at);\n"
      "CREATE INDEX sync_results_at ON sync_results(at);\n"
      "CREATE INDEX outbox_delivered ON outbox(delivered_at) WHERE delivered_at IS NOT NULL;\n"},
+
+    /* Tickets (POST /api/tickets) in the store, so that one minted by one instance of a fleet
+     * is accepted by another; only the ticket's SHA-256 is kept. */
+    {22, "tickets",
+     "CREATE TABLE tickets (\n"
+     "  hash TEXT PRIMARY KEY,              -- hex SHA-256 of the ticket (never the ticket)\n"
+     "  purpose TEXT NOT NULL,              -- events, file, connect\n"
+     "  target TEXT NOT NULL,               -- sync id, sha256 or connection name; '': none\n"
+     "  caller TEXT NOT NULL,               -- the issuing session's token_sha256; '': API key\n"
+     "  created_ms INTEGER NOT NULL,        -- unix ms\n"
+     "  expires_ms INTEGER NOT NULL         -- unix ms\n"
+     ");\n"
+     "CREATE INDEX tickets_expires ON tickets(expires_ms);\n"
+     "CREATE INDEX tickets_caller ON tickets(caller, created_ms);\n"},
 };
 
 const int hs_sqlite_migrations_count =

@@ -117,9 +117,10 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[2048];
-    /* Migrations 13 to 16 undone too: they are applied again after 12. */
+    /* Migrations 13 and later undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
+        "DROP TABLE tickets; "
         "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
         "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
         "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
@@ -182,8 +183,9 @@ static void test_key_of_before_becomes_default(void **state)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[768];
-    /* Migration 16 undone too: it is applied again after 15. */
+    /* Migrations 16 and later undone too: they are applied again after 15. */
     snprintf(sql, sizeof sql,
+             "DROP TABLE tickets; "
              "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
              "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
              "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
