@@ -11,7 +11,8 @@
  * own site, in the HttpOnly hs_session cookie, where a state-changing call must also echo the
  * session's csrf token in X-CSRF-Token. What cannot send a header (an EventSource, a link opened
  * in a new tab) gets a ticket: single-use, a minute long, for one route and one target, issued
- * to a session or the API key and acting as it. Origins outside the allow-list are refused
+ * to a session or the API key and acting as it; kept in the store (its SHA-256 only), so that
+ * whichever instance a link reaches takes it. Origins outside the allow-list are refused
  * before any of this (server.c). */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
