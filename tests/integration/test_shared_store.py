@@ -153,10 +153,10 @@ class SharedState(unittest.TestCase):
         ticket, url = r.json["ticket"], urllib.parse.urlsplit(r.json["url"])
         # Stored as its SHA-256 only.
         digest = hashlib.sha256(ticket.encode()).hexdigest()
-        self.assertEqual(self.a.cli.sql("SELECT COUNT(*) FROM tickets WHERE hash = '%s'" % digest),
+        self.assertEqual(self.a.cli.sql("SELECT COUNT(*) FROM tickets WHERE hash = ?", (digest,)),
                          [(1,)])
-        self.assertEqual(self.a.cli.sql("SELECT COUNT(*) FROM tickets WHERE hash = '%s' OR "
-                                        "target = '%s'" % (ticket, ticket)), [(0,)])
+        self.assertEqual(self.a.cli.sql("SELECT COUNT(*) FROM tickets WHERE hash = ? OR target = ?",
+                                        (ticket, ticket)), [(0,)])
         # Opened in a new tab, the link reaches the other instance: it works there, once.
         r = self.b.get(url.path + "?" + url.query, key=False)
         self.assertEqual(r.status, 302, r.body)
