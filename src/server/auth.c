@@ -11,7 +11,8 @@
  * own site, in the HttpOnly hs_session cookie, where a state-changing call must also echo the
  * session's csrf token in X-CSRF-Token. What cannot send a header (an EventSource, a link opened
  * in a new tab) gets a ticket: single-use, a minute long, for one route and one target, issued
- * to a session or the API key and acting as it. Origins outside the allow-list are refused
+ * to a session or the API key and acting as it; kept in the store (its SHA-256 only), so that
+ * whichever instance a link reaches takes it. Origins outside the allow-list are refused
  * before any of this (server.c). */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -339,80 +340,53 @@ bool hs_req_may_use(const struct hs_req *q, const char *key)
 
 /* ---- tickets ---- */
 
-int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, char out[65],
-                    int64_t *expires_ms)
+static int64_t wall_ms(const struct hs_server *s)
 {
-    struct hs_server *s = q->srv;
-    const char *who = q->auth == HS_AUTH_SESSION ? q->session.token_sha256 : "";
-    if (!target)
-        target = "";
-    if (strlen(purpose) >= sizeof s->tickets[0].purpose ||
-        strlen(target) >= sizeof s->tickets[0].target || strlen(who) >= 65)
-        return HS_ERR_INVALID;
-    if (hs_random_hex(32, out) != HS_OK)
-        return HS_ERR_INTERNAL;
-    int64_t now = hs_server_mono_ms(s);
-    pthread_mutex_lock(&s->cache_lock);
-    /* A free (or expired) slot; a caller with TICKETS_PER_SESSION live ones replaces its oldest,
-     * so that no caller can push out the tickets of others. */
-    struct ticket *slot = NULL, *oldest = NULL;
-    size_t mine = 0;
-    for (size_t i = 0; i < TICKETS_N; i++) {
-        struct ticket *t = &s->tickets[i];
-        if (t->expires_ms <= now) {
-            if (!slot)
-                slot = t;
-            continue;
-        }
-        if (strcmp(t->session, who) == 0) {
-            mine++;
-            if (!oldest || t->created_ms < oldest->created_ms)
-                oldest = t;
-        }
-    }
-    if (mine >= TICKETS_PER_SESSION)
-        slot = oldest;
-    if (slot) {
-        memset(slot, 0, sizeof *slot);
-        sha256(out, 64, slot->hash);
-        (void)hs_strlcpy(slot->purpose, purpose, sizeof slot->purpose);
-        (void)hs_strlcpy(slot->target, target, sizeof slot->target);
-        (void)hs_strlcpy(slot->session, who, sizeof slot->session);
-        slot->created_ms = now;
-        slot->expires_ms = now + TICKET_MS;
-        *expires_ms = slot->expires_ms;
-    }
-    pthread_mutex_unlock(&s->cache_lock);
-    if (!slot)
-        OPENSSL_cleanse(out, 65);
-    return slot ? HS_OK : HS_ERR_BUSY;
+    return s->clock->wall_ms(s->clock);
 }
 
-/* Takes (uses up) the live ticket with this value for purpose and target; true and the issuing
- * session's hash ("" for the API key) in who. */
-static bool ticket_take(struct hs_server *s, const char *ticket, const char *purpose,
-                        const char *target, char who[65])
+/* Tickets live in the store, so that any instance of a fleet takes one another minted: a wall
+ * clock (the store's rows are read by other processes) and the store's bounds. */
+int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, char out[65],
+                    int64_t *expires_ms, struct hs_error *err)
+{
+    struct hs_server *s = q->srv;
+    static const struct hs_ticket_limits limits = {.per_caller = TICKETS_PER_SESSION,
+                                                   .total = TICKETS_N};
+    struct hs_ticket t = {0};
+    const char *who = q->auth == HS_AUTH_SESSION ? q->session.token_sha256 : "";
+    if (hs_strlcpy(t.purpose, purpose, sizeof t.purpose) != HS_OK ||
+        hs_strlcpy(t.target, target ? target : "", sizeof t.target) != HS_OK ||
+        hs_strlcpy(t.caller, who, sizeof t.caller) != HS_OK)
+        return hs_fail(err, HS_ERR_INVALID, "a ticket's purpose or target is too long");
+    if (hs_random_hex(32, out) != HS_OK)
+        return hs_fail(err, HS_ERR_INTERNAL, "no random bytes for a ticket");
+    hs_sha256_hex(out, t.hash);
+    t.created_ms = wall_ms(s);
+    t.expires_ms = t.created_ms + TICKET_MS;
+    int rc = s->store->service->ticket_put(s->store, &t, &limits, t.created_ms, err);
+    if (rc)
+        OPENSSL_cleanse(out, 65);
+    else
+        *expires_ms = t.expires_ms;
+    return rc;
+}
+
+/* Takes (uses up) the live ticket with this value for purpose and target: 0 and the issuing
+ * session's hash ("" for the API key) in who; HS_ERR_NOT_FOUND when it is unknown, used,
+ * expired or for another request (used up all the same); another failure of the store. */
+static int ticket_take(struct hs_server *s, const char *ticket, const char *purpose,
+                       const char *target, char who[65], struct hs_error *err)
 {
     if (!hs_is_hex(ticket, 64))
-        return false;
-    unsigned char h[32];
-    sha256(ticket, 64, h);
-    bool found = false;
-    int64_t now = hs_server_mono_ms(s);
-    pthread_mutex_lock(&s->cache_lock);
-    for (size_t i = 0; i < TICKETS_N && !found; i++) {
-        struct ticket *t = &s->tickets[i];
-        if (t->expires_ms <= now || CRYPTO_memcmp(t->hash, h, sizeof h) != 0)
-            continue;
-        /* Found: used up whatever it was asked for, so that a leaked ticket works at most once. */
-        found = strcmp(t->purpose, purpose) == 0 && strcmp(t->target, target) == 0;
-        if (found)
-            memcpy(who, t->session, 65);
-        memset(t, 0, sizeof *t);
-        break;
-    }
-    pthread_mutex_unlock(&s->cache_lock);
-    return found;
+        return hs_fail(err, HS_ERR_NOT_FOUND, "not a ticket");
+    char hash[65];
+    hs_sha256_hex(ticket, hash);
+    struct hs_ticket t = {0};
+    int rc = s->store->service->ticket_take(s->store, hash, purpose, target, wall_ms(s), &t, err);
+    if (!rc)
+        memcpy(who, t.caller, 65);
+    return rc;
 }
 
 /* What a ticket may be used for: the route pattern, the purpose, where the target is. */
@@ -520,8 +494,15 @@ static int ticket_check(struct hs_req *q, struct hs_resp *r, const char *ticket)
         const char *target =
             ticket_routes[i].target_in_path ? q->params[0] : hs_req_arg(q, "connection");
         char who[65] = "";
-        if (!ticket_take(q->srv, ticket, ticket_routes[i].purpose, target ? target : "", who)) {
+        struct hs_error err = {0};
+        int rc =
+            ticket_take(q->srv, ticket, ticket_routes[i].purpose, target ? target : "", who, &err);
+        if (rc == HS_ERR_NOT_FOUND) {
             unauthorized(r, "the ticket is unknown, used, expired or for another request");
+            return -1;
+        }
+        if (rc) {
+            hs_resp_fail(r, rc, &err, "checking the ticket");
             return -1;
         }
         if (!who[0]) {

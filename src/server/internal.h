@@ -61,17 +61,6 @@ struct job_entry {
     int64_t at_ms;
 };
 
-/* A short-lived, single-use, single-purpose credential for what cannot send a header (an
- * EventSource, a link opened in a new tab): it acts as its session (or the API key) for one
- * request of one route on one target. Only its SHA-256 is kept. */
-struct ticket {
-    unsigned char hash[32];
-    char purpose[8];  /* "events", "file", "connect" */
-    char target[72];  /* the sync id, the sha256, or the connection name ("": none) */
-    char session[65]; /* the issuing session's token_sha256; "": the API key */
-    int64_t created_ms, expires_ms;
-};
-
 struct server_rt;    /* server.c: daemons and workers */
 struct sse_hub;      /* sse.c */
 struct blob_hub;     /* blobstream.c */
@@ -122,7 +111,6 @@ struct hs_server {
     pthread_mutex_t cache_lock;
     struct job_entry jobs[JOB_CACHE_N];
     size_t jobs_next;
-    struct ticket *tickets;        /* TICKETS_N */
     char *reconnect[CONN_FLAGS_N]; /* connections whose grant Hover refused */
     atomic_llong oauth_requests;
 
@@ -190,9 +178,10 @@ const struct hs_scope *hs_req_scope(const struct hs_req *q, struct hs_scope *buf
 /* True when the caller may use connection `key` (the API key may use any). */
 bool hs_req_may_use(const struct hs_req *q, const char *key);
 /* Issues a ticket for purpose and target on behalf of the caller of q (its session, or the API
- * key); out gets it (64 hex). HS_ERR_BUSY when every slot holds a live ticket. */
+ * key), stored (as its SHA-256) for any instance to take; out gets it (64 hex), *expires_ms its
+ * end (unix ms). HS_ERR_BUSY when TICKETS_N are live; another failure of the store. */
 int hs_ticket_issue(struct hs_req *q, const char *purpose, const char *target, char out[65],
-                    int64_t *expires_ms);
+                    int64_t *expires_ms, struct hs_error *err);
 /* Random bytes as hex (2n chars + NUL in out); 0 or HS_ERR_INTERNAL. */
 int hs_random_hex(size_t n, char *out);
 void hs_sha256_hex(const char *s, char out[65]);

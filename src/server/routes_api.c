@@ -784,14 +784,19 @@ void hs_route_tickets_create(struct hs_req *q, struct hs_resp *r)
     }
     char ticket[65];
     int64_t expires_ms = 0;
-    int rc = hs_ticket_issue(q, purpose, target, ticket, &expires_ms);
-    if (rc) {
+    struct hs_error err = {0};
+    int rc = hs_ticket_issue(q, purpose, target, ticket, &expires_ms, &err);
+    if (rc == HS_ERR_BUSY) {
         hs_resp_error(r, 503, "internal", "too many tickets are in use; try again in a minute");
         hs_resp_header(r, "Retry-After", "60");
         goto out;
     }
+    if (rc) {
+        hs_resp_fail(r, rc, &err, "storing the ticket");
+        goto out;
+    }
     char *url = hs_aprintf("%s%sticket=%s", s->public_url, path, ticket);
-    int64_t expires_s = hs_server_wall_s(s) + (expires_ms - hs_server_mono_ms(s)) / 1000;
+    int64_t expires_s = expires_ms / 1000;
     hs_resp_json(r, 201,
                  json_pack("{s:s, s:s, s:s, s:o}", "ticket", ticket, "purpose", purpose, "url", url,
                            "expires_at", iso_time(expires_s)));

@@ -1066,7 +1066,6 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 25;
     s->register_webhooks = cfg->register_webhooks;
     pthread_mutex_init(&s->cache_lock, NULL);
-    s->tickets = hs_calloc(TICKETS_N, sizeof *s->tickets);
     atomic_init(&s->oauth_requests, 0);
 
     struct server_rt *rt = hs_calloc(1, sizeof *rt);
@@ -1279,7 +1278,6 @@ void hs_server_free(struct hs_server *s)
         free(s->jobs[i].connection);
         json_decref(s->jobs[i].doc);
     }
-    free(s->tickets);
     for (size_t i = 0; i < CONN_FLAGS_N; i++)
         free(s->reconnect[i]);
     pthread_mutex_destroy(&s->cache_lock);

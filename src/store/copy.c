@@ -170,6 +170,9 @@ static const struct hs_copy_column image_sources[] = {
 static const struct hs_copy_column caller_rates[] = {{"caller", T}, {"window_ms", I}, {"used", I}};
 static const struct hs_copy_column api_keys[] = {
     {"name", T}, {"key_sha256", T}, {"created_at", I}, {"last_used_at", I}};
+static const struct hs_copy_column tickets[] = {{"hash", T},       {"purpose", T},
+                                                {"target", T},     {"caller", T},
+                                                {"created_ms", I}, {"expires_ms", I}};
 
 #define N(a) (sizeof a / sizeof a[0])
 #define TABLE(name, order, identity, initial)                                                      \
@@ -215,6 +218,7 @@ const struct hs_copy_table hs_copy_tables[] = {
     TABLE(image_sources, "image_id", NULL, NULL),
     TABLE(caller_rates, "caller, window_ms", NULL, NULL),
     TABLE(api_keys, "name", NULL, NULL),
+    TABLE(tickets, "hash", NULL, NULL),
 };
 const size_t hs_copy_tables_count = N(hs_copy_tables);
 

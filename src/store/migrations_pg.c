@@ -467,6 +467,18 @@ const struct hs_migration hs_pg_migrations[] = {
      "  FROM artifacts WHERE image_id IS NOT NULL AND fetched;\n"
      "ALTER TABLE connections ADD COLUMN artifacts text;\n"
      "UPDATE connections SET artifacts = 'all';\n"},
+
+    {22, "tickets",
+     "CREATE TABLE tickets (\n"
+     "  hash text PRIMARY KEY,              -- hex SHA-256 of the ticket (never the ticket)\n"
+     "  purpose text NOT NULL,\n"
+     "  target text NOT NULL,\n"
+     "  caller text NOT NULL,               -- the issuing session's token_sha256; '': API key\n"
+     "  created_ms bigint NOT NULL,         -- unix ms\n"
+     "  expires_ms bigint NOT NULL          -- unix ms\n"
+     ");\n"
+     "CREATE INDEX tickets_expires ON tickets(expires_ms);\n"
+     "CREATE INDEX tickets_caller ON tickets(caller, created_ms);\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

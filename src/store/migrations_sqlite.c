@@ -771,6 +771,20 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "-- The connection's artifact profile (a comma list); NULL: the installation's --artifacts.\n"
      "ALTER TABLE connections ADD COLUMN artifacts TEXT;\n"
      "UPDATE connections SET artifacts = 'all';\n"},
+
+    /* Tickets (POST /api/tickets) in the store, so that one minted by one instance of a fleet
+     * is accepted by another; only the ticket's SHA-256 is kept. */
+    {22, "tickets",
+     "CREATE TABLE tickets (\n"
+     "  hash TEXT PRIMARY KEY,              -- hex SHA-256 of the ticket (never the ticket)\n"
+     "  purpose TEXT NOT NULL,              -- events, file, connect\n"
+     "  target TEXT NOT NULL,               -- sync id, sha256 or connection name; '': none\n"
+     "  caller TEXT NOT NULL,               -- the issuing session's token_sha256; '': API key\n"
+     "  created_ms INTEGER NOT NULL,        -- unix ms\n"
+     "  expires_ms INTEGER NOT NULL         -- unix ms\n"
+     ");\n"
+     "CREATE INDEX tickets_expires ON tickets(expires_ms);\n"
+     "CREATE INDEX tickets_caller ON tickets(caller, created_ms);\n"},
 };
 
 const int hs_sqlite_migrations_count =

@@ -1,7 +1,7 @@
 /* pg_service.c: the service's own tables in the PostgreSQL back-end (store/service.h): settings,
  * browser sessions with their connections, the list of connections, named leases (rows of
  * `leases`, shared with the token refresh lease of pg_tokens.c), and the state the service's
- * instances share: connect flows, image sources, callers' request counts. */
+ * instances share: connect flows, tickets, image sources, callers' request counts. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +421,103 @@ static int pg_flow_take(struct hs_store *base, const char *id_sha256, const char
     return HS_OK;
 }
 
+/* ---- tickets (migration 22) ---- */
+
+/* The advisory lock that makes the tickets' bounds hold across processes: ticket_put counts,
+ * then inserts, under it (any constant; "hstick" in ASCII). */
+#define TICKET_LOCK "114845083591531"
+
+/* Forgets the expired tickets, then makes room for t under lim (in tx, under TICKET_LOCK). */
+static int ticket_room(struct pg_txn *tx, const struct hs_ticket *t,
+                       const struct hs_ticket_limits *lim, int64_t now_ms, struct hs_error *err)
+{
+    int64_t mine = 0, all = 0;
+    struct pg_args now = {0}, who = {0};
+    hs_pg_int(&now, now_ms);
+    hs_pg_text(&who, t->caller);
+    int rc = hs_pg_run(tx, "SELECT pg_advisory_xact_lock(" TICKET_LOCK ")", NULL, NULL,
+                       "storing a ticket", err);
+    if (!rc)
+        rc = hs_pg_run(tx, "DELETE FROM tickets WHERE expires_ms <= $1", &now, NULL,
+                       "storing a ticket", err);
+    if (!rc)
+        rc = hs_pg_int1(tx, "SELECT COUNT(*) FROM tickets WHERE caller = $1", &who, &mine,
+                        "storing a ticket", err);
+    if (!rc && mine >= lim->per_caller) { /* the caller's own slot: the total does not grow */
+        hs_pg_int(&who, mine - lim->per_caller + 1);
+        return hs_pg_run(tx,
+                         "DELETE FROM tickets WHERE hash IN (SELECT hash FROM tickets "
+                         "WHERE caller = $1 ORDER BY created_ms, hash LIMIT $2)",
+                         &who, NULL, "storing a ticket", err);
+    }
+    if (!rc)
+        rc = hs_pg_int1(tx, "SELECT COUNT(*) FROM tickets", NULL, &all, "storing a ticket", err);
+    if (!rc && all >= lim->total)
+        return hs_fail(err, HS_ERR_BUSY, "too many tickets are live");
+    return rc;
+}
+
+static int pg_ticket_put(struct hs_store *base, const struct hs_ticket *t,
+                         const struct hs_ticket_limits *lim, int64_t now_ms, struct hs_error *err)
+{
+    if (!hs_ticket_valid(t, lim))
+        return hs_fail(err, HS_ERR_INVALID, "ticket without its hash, expiry or limits");
+    struct pg_txn tx;
+    int rc = hs_pg_enter(hs_pg_of(base), &tx, PG_WRITE_ALONE, "ticket_put", err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    hs_pg_text(&a, t->hash);
+    hs_pg_text(&a, t->purpose);
+    hs_pg_text(&a, t->target);
+    hs_pg_text(&a, t->caller);
+    hs_pg_int(&a, t->created_ms);
+    hs_pg_int(&a, t->expires_ms);
+    rc = ticket_room(&tx, t, lim, now_ms, err);
+    if (!rc)
+        rc = hs_pg_run(&tx,
+                       "INSERT INTO tickets (hash, purpose, target, caller, created_ms, "
+                       "expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                       &a, NULL, "storing a ticket", err);
+    return hs_pg_leave(&tx, rc, err);
+}
+
+static int ticket_fill(struct pg_txn *tx, const PGresult *r, int i, void *row, struct hs_error *err)
+{
+    (void)tx;
+    (void)err;
+    struct hs_ticket *t = row;
+    (void)hs_strlcpy(t->hash, PQgetvalue(r, i, 0), sizeof t->hash);
+    (void)hs_strlcpy(t->purpose, PQgetvalue(r, i, 1), sizeof t->purpose);
+    (void)hs_strlcpy(t->target, PQgetvalue(r, i, 2), sizeof t->target);
+    (void)hs_strlcpy(t->caller, PQgetvalue(r, i, 3), sizeof t->caller);
+    t->created_ms = hs_pg_col_int(r, i, 4);
+    t->expires_ms = hs_pg_col_int(r, i, 5);
+    return HS_OK;
+}
+
+/* DELETE ... RETURNING: of two processes taking one ticket at once, one gets it. */
+static int pg_ticket_take(struct hs_store *base, const char *hash, const char *purpose,
+                          const char *target, int64_t now_ms, struct hs_ticket *out,
+                          struct hs_error *err)
+{
+    if (!hash || !purpose || !target)
+        return hs_fail(err, HS_ERR_INVALID, "ticket_take without its hash, purpose or target");
+    struct pg_txn tx;
+    int rc = hs_pg_enter(hs_pg_of(base), &tx, PG_WRITE, "ticket_take", err);
+    if (rc)
+        return rc;
+    struct hs_ticket t = {0};
+    struct pg_args a = {0};
+    hs_pg_text(&a, hash);
+    rc = hs_pg_one(&tx,
+                   "DELETE FROM tickets WHERE hash = $1 RETURNING hash, purpose, target, caller, "
+                   "created_ms, expires_ms",
+                   &a, ticket_fill, &t, "taking a ticket", err);
+    rc = hs_pg_leave(&tx, rc, err);
+    return hs_ticket_taken(&t, rc, purpose, target, now_ms, out, err);
+}
+
 /* ---- image sources (migration 14) ---- */
 
 /* The n sources as one JSON array (one statement, whatever n), each with its place in v. */
@@ -799,6 +896,8 @@ const struct hs_service_ops hs_pg_service_ops = {
     .connection_artifacts_put = pg_connection_artifacts_put,
     .flow_put = pg_flow_put,
     .flow_take = pg_flow_take,
+    .ticket_put = pg_ticket_put,
+    .ticket_take = pg_ticket_take,
     .image_sources_put = pg_image_sources_put,
     .image_source_get = pg_image_source_get,
     .caller_rate_take = pg_caller_rate_take,

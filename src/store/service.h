@@ -1,7 +1,7 @@
 /* service.h: the service's own tables (store.h): small named settings, browser sessions, the
  * list of connected Hover orgs, named leases (one holder at a time across processes and
  * machines: the periodic duties of src/worker), and what any instance of the service may
- * need to answer a request another one began: pending connect flows, where images are
+ * need to answer a request another one began: pending connect flows, tickets, where images are
  * fetched, callers' request counts. Writes of settings, sessions, flows and leases are
  * durable before they return, so they refuse to run inside a transaction. */
 #ifndef HS_STORE_SERVICE_H
@@ -69,6 +69,30 @@ struct hs_flow_limits {
     int per_browser, per_address, total;
 };
 
+/* A ticket (POST /api/tickets): single-use, for one purpose and target, acting as its caller.
+ * Only the ticket's SHA-256 is stored, so that a reader of the store cannot use one. */
+struct hs_ticket {
+    char hash[65];                  /* hex SHA-256 of the ticket */
+    char purpose[16];               /* "events", "file", "connect" */
+    char target[80];                /* the sync id, the sha256, or the connection name ("": none) */
+    char caller[65];                /* the issuing session's token_sha256; "": the API key */
+    int64_t created_ms, expires_ms; /* unix ms: instances sharing a store share no other clock */
+};
+
+/* How many tickets may be live: per caller (its oldest is replaced beyond), and in all (refused
+ * beyond: a caller never evicts the tickets of others). */
+struct hs_ticket_limits {
+    int per_caller, total;
+};
+
+/* For the back-ends: true when t and lim can be stored (a hash of 64 characters, an expiry after
+ * its creation, limits above 0); and the end of a ticket_take, whose delete (rc) returned t:
+ * HS_OK with t in *out when it is live at now_ms for purpose and target, else
+ * HS_ERR_NOT_FOUND (or rc's failure). */
+bool hs_ticket_valid(const struct hs_ticket *t, const struct hs_ticket_limits *lim);
+int hs_ticket_taken(const struct hs_ticket *t, int rc, const char *purpose, const char *target,
+                    int64_t now_ms, struct hs_ticket *out, struct hs_error *err);
+
 /* Where GET /api/images/{id} fetches an image that is not stored yet: the Show Job that listed
  * it. The strings are owned by the one who filled it. */
 struct hs_image_source {
@@ -135,6 +159,19 @@ struct hs_service_ops {
     int (*flow_take)(struct hs_store *s, const char *id_sha256, const char *browser_sha256,
                      bool confirm, int64_t now_ms, struct hs_connect_flow *out,
                      struct hs_error *err);
+
+    /* Stores a ticket (durable before it returns): the tickets expired at now_ms are deleted
+     * first; then the caller's oldest is replaced when it has lim->per_caller live ones;
+     * HS_ERR_BUSY when lim->total are live. */
+    int (*ticket_put)(struct hs_store *s, const struct hs_ticket *t,
+                      const struct hs_ticket_limits *lim, int64_t now_ms, struct hs_error *err);
+    /* Takes the ticket whose SHA-256 is hash for purpose and target at now_ms: deleted as it is
+     * read (DELETE ... RETURNING), so that it works once, in whichever process; *out gets it.
+     * HS_ERR_NOT_FOUND when there is none, it expired, or it was for another purpose or target
+     * (used up all the same, so that a leaked ticket works at most once). */
+    int (*ticket_take)(struct hs_store *s, const char *hash, const char *purpose,
+                       const char *target, int64_t now_ms, struct hs_ticket *out,
+                       struct hs_error *err);
 
     /* Remembers the n image sources (a Show Job's images) as seen at now_ms, in one
      * transaction; beyond HS_IMAGE_SOURCES_MAX the least recently seen are forgotten. */

@@ -1,7 +1,7 @@
 /* sqlite_service.c: the service's own tables in the SQLite back-end (store/service.h): settings,
  * browser sessions with their connections, the list of connections, named leases (rows of
  * `leases`, migration 12, shared with the token refresh lease of sqlite_tokens.c), and the state
- * the service's instances share: connect flows, image sources, callers' request counts. */
+ * the service's instances share: connect flows, tickets, image sources, callers' request counts. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,6 +456,115 @@ static int sq_flow_take(struct hs_store *base, const char *id_sha256, const char
     return HS_OK;
 }
 
+/* ---- tickets (migration 22) ---- */
+
+/* Forgets the expired tickets, then makes room for t under lim (in tx). */
+static int ticket_room(struct sq_txn *tx, const struct hs_ticket *t,
+                       const struct hs_ticket_limits *lim, int64_t now_ms, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t mine = 0, all = 0;
+    int rc = hs_sqlite_prep(tx, &st, "DELETE FROM tickets WHERE expires_ms <= ?1",
+                            "storing a ticket", err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        rc = hs_sqlite_run(tx, st, NULL, "storing a ticket", err);
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(tx, &st, "SELECT COUNT(*) FROM tickets WHERE caller = ?1",
+                            "storing a ticket", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, t->caller);
+        rc = hs_sqlite_int(tx, st, &mine, "storing a ticket", err);
+    }
+    if (!rc && mine >= lim->per_caller) {
+        rc = hs_sqlite_prep(tx, &st,
+                            "DELETE FROM tickets WHERE hash IN (SELECT hash FROM tickets "
+                            "WHERE caller = ?1 ORDER BY created_ms, hash LIMIT ?2)",
+                            "storing a ticket", err);
+        if (!rc) {
+            hs_sqlite_bind_text(st, 1, t->caller);
+            sqlite3_bind_int64(st, 2, mine - lim->per_caller + 1);
+            rc = hs_sqlite_run(tx, st, NULL, "storing a ticket", err);
+        }
+        return rc; /* the caller's own slot: the total does not grow */
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(tx, &st, "SELECT COUNT(*) FROM tickets", "storing a ticket", err);
+    if (!rc)
+        rc = hs_sqlite_int(tx, st, &all, "storing a ticket", err);
+    if (!rc && all >= lim->total)
+        return hs_fail(err, HS_ERR_BUSY, "too many tickets are live");
+    return rc;
+}
+
+static int sq_ticket_put(struct hs_store *base, const struct hs_ticket *t,
+                         const struct hs_ticket_limits *lim, int64_t now_ms, struct hs_error *err)
+{
+    if (!hs_ticket_valid(t, lim))
+        return hs_fail(err, HS_ERR_INVALID, "ticket without its hash, expiry or limits");
+    struct sq_txn tx;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &tx, SQ_WRITE_ALONE, "ticket_put", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = ticket_room(&tx, t, lim, now_ms, err);
+    if (!rc)
+        rc = hs_sqlite_prep(&tx, &st,
+                            "INSERT INTO tickets (hash, purpose, target, caller, created_ms, "
+                            "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            "storing a ticket", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, t->hash);
+        hs_sqlite_bind_text(st, 2, t->purpose);
+        hs_sqlite_bind_text(st, 3, t->target);
+        hs_sqlite_bind_text(st, 4, t->caller);
+        sqlite3_bind_int64(st, 5, t->created_ms);
+        sqlite3_bind_int64(st, 6, t->expires_ms);
+        rc = hs_sqlite_run(&tx, st, NULL, "storing a ticket", err);
+    }
+    return hs_sqlite_leave(&tx, rc, err);
+}
+
+static int ticket_fill(struct sq_txn *tx, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)tx;
+    (void)err;
+    struct hs_ticket *t = row;
+    (void)hs_strlcpy(t->hash, (const char *)sqlite3_column_text(st, 0), sizeof t->hash);
+    (void)hs_strlcpy(t->purpose, (const char *)sqlite3_column_text(st, 1), sizeof t->purpose);
+    (void)hs_strlcpy(t->target, (const char *)sqlite3_column_text(st, 2), sizeof t->target);
+    (void)hs_strlcpy(t->caller, (const char *)sqlite3_column_text(st, 3), sizeof t->caller);
+    t->created_ms = sqlite3_column_int64(st, 4);
+    t->expires_ms = sqlite3_column_int64(st, 5);
+    return HS_OK;
+}
+
+/* DELETE ... RETURNING: of two processes taking one ticket at once, one gets it. */
+static int sq_ticket_take(struct hs_store *base, const char *hash, const char *purpose,
+                          const char *target, int64_t now_ms, struct hs_ticket *out,
+                          struct hs_error *err)
+{
+    if (!hash || !purpose || !target)
+        return hs_fail(err, HS_ERR_INVALID, "ticket_take without its hash, purpose or target");
+    struct sq_txn tx;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &tx, SQ_WRITE, "ticket_take", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    struct hs_ticket t = {0};
+    rc = hs_sqlite_prep(&tx, &st,
+                        "DELETE FROM tickets WHERE hash = ?1 RETURNING hash, purpose, target, "
+                        "caller, created_ms, expires_ms",
+                        "taking a ticket", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, hash);
+        rc = hs_sqlite_one(&tx, st, ticket_fill, &t, "taking a ticket", err);
+    }
+    rc = hs_sqlite_leave(&tx, rc, err);
+    return hs_ticket_taken(&t, rc, purpose, target, now_ms, out, err);
+}
+
 /* ---- image sources (migration 14) ---- */
 
 static int image_source_put(struct sq_txn *t, const struct hs_image_source *v, int64_t now_ms,
@@ -855,6 +964,8 @@ const struct hs_service_ops hs_sqlite_service_ops = {
     .connection_artifacts_put = sq_connection_artifacts_put,
     .flow_put = sq_flow_put,
     .flow_take = sq_flow_take,
+    .ticket_put = sq_ticket_put,
+    .ticket_take = sq_ticket_take,
     .image_sources_put = sq_image_sources_put,
     .image_source_get = sq_image_source_get,
     .caller_rate_take = sq_caller_rate_take,

@@ -216,6 +216,29 @@ void hs_connect_flow_clear(struct hs_connect_flow *f)
     memset(f, 0, sizeof *f);
 }
 
+bool hs_ticket_valid(const struct hs_ticket *t, const struct hs_ticket_limits *lim)
+{
+    if (!t || !lim || lim->per_caller <= 0 || lim->total <= 0 || t->expires_ms <= t->created_ms)
+        return false;
+    return strnlen(t->hash, sizeof t->hash) == 64 && memchr(t->purpose, 0, sizeof t->purpose) &&
+           memchr(t->target, 0, sizeof t->target) && memchr(t->caller, 0, sizeof t->caller);
+}
+
+int hs_ticket_taken(const struct hs_ticket *t, int rc, const char *purpose, const char *target,
+                    int64_t now_ms, struct hs_ticket *out, struct hs_error *err)
+{
+    if (rc == HS_ERR_NOT_FOUND)
+        return hs_fail(err, HS_ERR_NOT_FOUND, "no such ticket");
+    if (rc)
+        return rc;
+    /* Used up all the same: a leaked ticket tried on the wrong request works at most once. */
+    if (t->expires_ms <= now_ms || strcmp(t->purpose, purpose) != 0 ||
+        strcmp(t->target, target) != 0)
+        return hs_fail(err, HS_ERR_NOT_FOUND, "no such ticket (expired, or for another request)");
+    *out = *t;
+    return HS_OK;
+}
+
 void hs_image_source_clear(struct hs_image_source *v)
 {
     if (!v)

@@ -1,7 +1,8 @@
 """Several processes of one installation on one store: two `serve` and a CLI `backfill --sync`
 share Hover's request budget (no 429, no 60 s window over the limit, whoever sends); a connect
-flow started on one `serve` completes on the other; a webhook delivery replayed to the other
-`serve` is stored once."""
+flow started on one `serve` completes on the other, and a ticket minted by one is taken once by
+the other; a webhook delivery replayed to the other `serve` is stored once."""
+import hashlib
 import json
 import os
 import signal
@@ -145,6 +146,31 @@ class SharedState(unittest.TestCase):
         for svc in (self.a, self.b):
             r = svc.get(back.path + "?" + back.query, key=False, headers=browser)
             self.assertEqual(r.status, 400, r.body)
+
+    def test_ticket_minted_on_one_serve_is_taken_once_on_the_other(self):
+        r = self.a.request("POST", "/api/tickets", {"purpose": "connect", "connection": "tix"})
+        self.assertEqual(r.status, 201, r.body)
+        ticket, url = r.json["ticket"], urllib.parse.urlsplit(r.json["url"])
+        # Stored as its SHA-256 only.
+        digest = hashlib.sha256(ticket.encode()).hexdigest()
+        self.assertEqual(self.a.cli.sql("SELECT COUNT(*) FROM tickets WHERE hash = ?", (digest,)),
+                         [(1,)])
+        self.assertEqual(self.a.cli.sql("SELECT COUNT(*) FROM tickets WHERE hash = ? OR target = ?",
+                                        (ticket, ticket)), [(0,)])
+        # Opened in a new tab, the link reaches the other instance: it works there, once.
+        r = self.b.get(url.path + "?" + url.query, key=False)
+        self.assertEqual(r.status, 302, r.body)
+        for svc in (self.b, self.a):
+            r = svc.get(url.path + "?" + url.query, key=False)
+            self.assertEqual(r.status, 401, r.body)
+            self.assertIn("the ticket is unknown, used, expired or for another request",
+                          r.json["error"]["message"])
+        # Tried on another target on one instance, it is used up for its own on the other.
+        r = self.b.request("POST", "/api/tickets", {"purpose": "connect", "connection": "tix"})
+        self.assertEqual(r.status, 201, r.body)
+        t = r.json["ticket"]
+        self.assertEqual(self.b.get("/connect?connection=other&ticket=" + t, key=False).status, 401)
+        self.assertEqual(self.a.get("/connect?connection=tix&ticket=" + t, key=False).status, 401)
 
     def test_webhook_replayed_to_the_other_serve_is_stored_once(self):
         secret = "c2hhcmVkLXN0b3JlLXNlY3JldC1zaGFyZWQtc3RvcmU="

@@ -1,5 +1,5 @@
 /* test_service.c: the storage suite: settings, browser sessions, connections, named leases, and the
- * state the service's instances share: connect flows, image sources, callers' counts
+ * state the service's instances share: connect flows, tickets, image sources, callers' counts
  * (store/service.h), through the store interface only (store_test.h), so that every back-end runs
  * it. */
 #include <pthread.h>
@@ -443,6 +443,170 @@ static void test_shared_state_taken_once_under_concurrency(void **state)
     assert_int_equal(granted, 25);
 }
 
+/* ---- tickets ---- */
+
+static const struct hs_ticket_limits TICKET_LIMITS = {.per_caller = 3, .total = 5};
+
+/* A ticket whose hash is h repeated, of caller c ("" : the API key), minted at `at` for a
+ * minute. */
+static struct hs_ticket ticket(char h, const char *c, int64_t at)
+{
+    struct hs_ticket t = {0};
+    memset(t.hash, h, 64);
+    snprintf(t.purpose, sizeof t.purpose, "events");
+    snprintf(t.target, sizeof t.target, "sync-1");
+    snprintf(t.caller, sizeof t.caller, "%s", c);
+    t.created_ms = at;
+    t.expires_ms = at + 60000;
+    return t;
+}
+
+static int ticket_put(struct hs_store *s, char h, const char *c, int64_t at)
+{
+    struct hs_ticket t = ticket(h, c, at);
+    return s->service->ticket_put(s, &t, &TICKET_LIMITS, at, NULL);
+}
+
+static int ticket_take(struct hs_store *s, char h, const char *purpose, const char *target,
+                       int64_t now, struct hs_ticket *out)
+{
+    char hash[65];
+    memset(hash, h, 64);
+    hash[64] = 0;
+    return s->service->ticket_take(s, hash, purpose, target, now, out, NULL);
+}
+
+/* Minted through one process, taken through another, once; a second take fails on either. A
+ * take for another purpose or target fails and uses the ticket up all the same. */
+static void test_ticket_single_use_across_processes(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    assert_int_equal(ticket_put(f->store, 'a', "sess-hash", NOW), HS_OK);
+    assert_int_equal(ticket_put(f->store, 'b', "", NOW), HS_OK);
+    struct hs_ticket got = {0};
+    assert_int_equal(ticket_take(other, 'a', "events", "sync-1", NOW + 1, &got), HS_OK);
+    assert_string_equal(got.caller, "sess-hash");
+    assert_string_equal(got.purpose, "events");
+    assert_string_equal(got.target, "sync-1");
+    assert_int_equal(got.expires_ms, NOW + 60000);
+    assert_int_equal(ticket_take(other, 'a', "events", "sync-1", NOW + 2, &got), HS_ERR_NOT_FOUND);
+    assert_int_equal(ticket_take(f->store, 'a', "events", "sync-1", NOW + 2, &got),
+                     HS_ERR_NOT_FOUND);
+    /* The wrong target: refused, and gone. */
+    assert_int_equal(ticket_take(other, 'b', "events", "sync-2", NOW + 1, &got), HS_ERR_NOT_FOUND);
+    assert_int_equal(ticket_take(f->store, 'b', "events", "sync-1", NOW + 1, &got),
+                     HS_ERR_NOT_FOUND);
+    /* The wrong purpose: likewise. */
+    assert_int_equal(ticket_put(f->store, 'c', "", NOW), HS_OK);
+    assert_int_equal(ticket_take(other, 'c', "file", "sync-1", NOW + 1, &got), HS_ERR_NOT_FOUND);
+    assert_int_equal(ticket_take(other, 'c', "events", "sync-1", NOW + 1, &got), HS_ERR_NOT_FOUND);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM tickets"), 0);
+    /* Refused: a hash that is not one, no limits. */
+    struct hs_ticket bad = ticket('d', "", NOW);
+    bad.hash[10] = 0;
+    assert_int_equal(f->store->service->ticket_put(f->store, &bad, &TICKET_LIMITS, NOW, NULL),
+                     HS_ERR_INVALID);
+    bad = ticket('d', "", NOW);
+    struct hs_ticket_limits none = {0};
+    assert_int_equal(f->store->service->ticket_put(f->store, &bad, &none, NOW, NULL),
+                     HS_ERR_INVALID);
+    hs_store_close(other);
+}
+
+/* A ticket works until its expiry and not at it; the expired are deleted as new ones come. */
+static void test_tickets_expire_and_are_forgotten(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_ticket got = {0};
+    assert_int_equal(ticket_put(f->store, 'a', "", NOW), HS_OK);
+    assert_int_equal(ticket_put(f->store, 'b', "", NOW), HS_OK);
+    assert_int_equal(ticket_take(f->store, 'a', "events", "sync-1", NOW + 59999, &got), HS_OK);
+    assert_int_equal(ticket_take(f->store, 'b', "events", "sync-1", NOW + 60000, &got),
+                     HS_ERR_NOT_FOUND);
+    for (char h = 'c'; h <= 'e'; h++)
+        assert_int_equal(ticket_put(f->store, h, h == 'c' ? "x" : "y", NOW), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM tickets"), 3);
+    assert_int_equal(ticket_put(f->store, 'f', "z", NOW + 60000), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM tickets"), 1);
+    assert_int_equal(ticket_take(f->store, 'f', "events", "sync-1", NOW + 60001, &got), HS_OK);
+}
+
+/* A caller's oldest ticket gives way to its new one; when the total is live, new tickets are
+ * refused, never another caller's evicted; an expiry makes room. */
+static void test_tickets_bounded_per_caller_and_in_all(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_ticket got = {0};
+    for (char h = 'a'; h <= 'd'; h++) /* caller s1's fourth: 'a', its oldest, goes */
+        assert_int_equal(ticket_put(f->store, h, "s1", NOW + (h - 'a')), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM tickets WHERE caller = 's1'"), 3);
+    assert_int_equal(ticket_take(f->store, 'a', "events", "sync-1", NOW + 10, &got),
+                     HS_ERR_NOT_FOUND);
+    assert_int_equal(ticket_put(f->store, 'e', "", NOW + 10), HS_OK);
+    assert_int_equal(ticket_put(f->store, 'f', "", NOW + 11), HS_OK); /* five in all */
+    assert_int_equal(ticket_put(f->store, '0', "s2", NOW + 12), HS_ERR_BUSY);
+    assert_int_equal(ticket_put(f->store, '1', "s1", NOW + 12), HS_OK); /* its own slot */
+    assert_int_equal(ticket_take(f->store, 'b', "events", "sync-1", NOW + 13, &got),
+                     HS_ERR_NOT_FOUND);
+    for (char h = 'c'; h <= 'f'; h++)
+        assert_int_equal(ticket_take(f->store, h, "events", "sync-1", NOW + 13, &got), HS_OK);
+    assert_int_equal(ticket_put(f->store, '0', "s2", NOW + 14), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM tickets"), 2);
+}
+
+/* One process of the race below: its own handle; mints five tickets of one caller, then tries
+ * to take the ticket 'z'. */
+struct ticket_racer {
+    struct hs_store *store;
+    char first;
+    int taken, failed;
+};
+
+static void *ticket_race_main(void *arg)
+{
+    struct ticket_racer *k = arg;
+    for (int i = 0; i < 5; i++)
+        if (ticket_put(k->store, (char)(k->first + i), "s1", NOW + i) != HS_OK)
+            k->failed++;
+    struct hs_ticket got = {0};
+    int rc = ticket_take(k->store, 'z', "events", "sync-1", NOW + 10, &got);
+    if (rc == HS_OK)
+        k->taken++;
+    else if (rc != HS_ERR_NOT_FOUND)
+        k->failed++;
+    return NULL;
+}
+
+/* Four processes at once: the ticket is taken by one of them, and the caller's cap holds
+ * however their mints interleave. */
+static void test_tickets_taken_once_under_concurrency(void **state)
+{
+    struct fixture *f = *state;
+    enum { P = 4 };
+    static const char firsts[P] = {'0', '5', 'a', 'f'};
+    assert_int_equal(ticket_put(f->store, 'z', "", NOW), HS_OK);
+    struct ticket_racer k[P] = {0};
+    pthread_t th[P];
+    for (int i = 0; i < P; i++) {
+        k[i].first = firsts[i];
+        assert_int_equal(open_store(f, &k[i].store), HS_OK);
+    }
+    for (int i = 0; i < P; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, ticket_race_main, &k[i]), 0);
+    int taken = 0;
+    for (int i = 0; i < P; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(k[i].failed, 0);
+        taken += k[i].taken;
+        hs_store_close(k[i].store);
+    }
+    assert_int_equal(taken, 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM tickets WHERE caller = 's1'"), 3);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM tickets"), 3);
+}
+
 /* Two claimers of one lease on two handles (as two processes): one wins, the other is refused
  * until the lease lapses, and each claim's fence is greater than the one before; a claim that
  * lapsed and was taken over can neither renew nor release. */
@@ -667,6 +831,10 @@ int main(void)
         STORE_TEST(test_image_sources_shared_and_scoped),
         STORE_TEST(test_caller_rate_counted_across_processes),
         STORE_TEST(test_shared_state_taken_once_under_concurrency),
+        STORE_TEST(test_ticket_single_use_across_processes),
+        STORE_TEST(test_tickets_expire_and_are_forgotten),
+        STORE_TEST(test_tickets_bounded_per_caller_and_in_all),
+        STORE_TEST(test_tickets_taken_once_under_concurrency),
         STORE_TEST(test_lease_one_holder_until_it_lapses),
         STORE_TEST(test_lease_claims_race_across_processes),
         STORE_TEST(test_lease_refuses_bad_arguments),

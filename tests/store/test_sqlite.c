@@ -121,10 +121,10 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[2048];
-    /* Migrations 13 to 17 undone too: they are applied again after 12. */
+    /* Migrations 13 and later undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
-        "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections "
+        "DROP TABLE tickets; DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections "
         "DROP COLUMN artifacts; "
         "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
         "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
@@ -220,9 +220,9 @@ static void test_key_of_before_becomes_default(void **state)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[896];
-    /* Migrations 16 and 17 undone too: they are applied again after 15. */
+    /* Migrations 16 and later undone too: they are applied again after 15. */
     snprintf(sql, sizeof sql,
-             "DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE "
+             "DROP TABLE tickets; DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE "
              "connections DROP COLUMN artifacts; "
              "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
              "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
