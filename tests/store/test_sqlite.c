@@ -124,7 +124,8 @@ static void before_session_connections(struct fixture *f, const char *hash)
     /* Migrations 13 and later undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
-        "DROP TABLE tickets; DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE connections "
+        "DROP TABLE tickets; DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER "
+        "TABLE connections "
         "DROP COLUMN artifacts; "
         "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
         "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
@@ -222,7 +223,8 @@ static void test_key_of_before_becomes_default(void **state)
     char sql[896];
     /* Migrations 16 and later undone too: they are applied again after 15. */
     snprintf(sql, sizeof sql,
-             "DROP TABLE tickets; DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; ALTER TABLE "
+             "DROP TABLE tickets; DROP VIEW images; ALTER TABLE artifacts DROP COLUMN fetched; "
+             "ALTER TABLE "
              "connections DROP COLUMN artifacts; "
              "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
              "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
