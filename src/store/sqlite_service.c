@@ -547,11 +547,27 @@ static int sq_ticket_take(struct hs_store *base, const char *hash, const char *p
 {
     if (!hash || !purpose || !target)
         return hs_fail(err, HS_ERR_INVALID, "ticket_take without its hash, purpose or target");
+    /* A ticket nobody minted (anyone may send one) costs a read, never SQLite's one writer. */
     struct sq_txn tx;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &tx, SQ_WRITE, "ticket_take", err);
+    int64_t known = 0;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &tx, SQ_READ, "ticket_take", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(&tx, &st, "SELECT COUNT(*) FROM tickets WHERE hash = ?1",
+                        "looking a ticket up", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, hash);
+        rc = hs_sqlite_int(&tx, st, &known, "looking a ticket up", err);
+    }
+    rc = hs_sqlite_leave(&tx, rc, err);
+    if (!rc && !known)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no such ticket");
+    if (rc)
+        return rc;
+    rc = hs_sqlite_enter(hs_sqlite_of(base), &tx, SQ_WRITE, "ticket_take", err);
+    if (rc)
+        return rc;
     struct hs_ticket t = {0};
     rc = hs_sqlite_prep(&tx, &st,
                         "DELETE FROM tickets WHERE hash = ?1 RETURNING hash, purpose, target, "
