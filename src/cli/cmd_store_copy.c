@@ -76,10 +76,9 @@ struct copy_args {
 static int parse_args(int argc, char **argv, struct copy_args *a)
 {
     bool bad = false;
-    const char **from = &a->from, **to = &a->to;
     for (int i = 2; i < argc && !bad; i++) {
-        if (cli_opt_value(argc, argv, &i, "--from", from, &bad) ||
-            cli_opt_value(argc, argv, &i, "--to", to, &bad) ||
+        if (cli_opt_value(argc, argv, &i, "--from", &a->from, &bad) ||
+            cli_opt_value(argc, argv, &i, "--to", &a->to, &bad) ||
             cli_opt_value(argc, argv, &i, "--from-blobs", &a->from_blobs, &bad) ||
             cli_opt_value(argc, argv, &i, "--to-blobs", &a->to_blobs, &bad))
             continue;
@@ -94,11 +93,11 @@ static int parse_args(int argc, char **argv, struct copy_args *a)
     }
     if (bad)
         return EXIT_USAGE;
-    if (!*from || !**from || !*to || !**to) {
+    if (!a->from || !*a->from || !a->to || !*a->to) {
         fprintf(stderr, "hoversync: store copy: --from SOURCE and --to TARGET are both needed\n");
         return EXIT_USAGE;
     }
-    if (same_store(*from, *to)) {
+    if (same_store(a->from, a->to)) {
         fprintf(stderr, "hoversync: store copy: SOURCE and TARGET are the same store\n");
         return EXIT_USAGE;
     }
