@@ -177,6 +177,7 @@
       if (e && e.name === 'AbortError') throw e;
       throw new ApiError('network', 'hoversync could not be reached.', 0);
     }
+    if (res.status === 204) return {};
     let data = null;
     try {
       const text = await res.text();
@@ -1225,6 +1226,30 @@
     $('hs-done').focus();
   }
 
+  /* Sign out: the session ends on the service (DELETE /api/session), on every instance; nothing
+   * of this page works after it, so the modal says so and asks its host page to close it. */
+  async function signOut() {
+    const btn = $('hs-signout');
+    btn.disabled = true;
+    try {
+      await api('api/session', { method: 'DELETE' });
+    } catch (e) {
+      if (e.status !== 401) {
+        btn.disabled = false;
+        setNotice('hs-search-notice', errorNotice(e, null));
+        return;
+      }
+    }
+    TOKEN = null;
+    show('search');
+    input.disabled = true;
+    $('hs-results').replaceChildren();
+    setNotice('hs-search-notice', notice('info', 'Signed out.',
+      'Open the import from the CRM again to continue.', null, null));
+    post('close', {});
+  }
+
+  $('hs-signout').addEventListener('click', signOut);
   $('hs-done').addEventListener('click', finish);
   $('hs-close').addEventListener('click', requestClose);
   $('hs-cancel').addEventListener('click', requestClose);

@@ -70,6 +70,8 @@ int cmd_webhooks(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_worker(struct cli *c, int argc, char **argv);
 int cmd_store(struct cli *c, int argc, char **argv);
+int cmd_apikeys(struct cli *c, int argc, char **argv);
+int cmd_connections(struct cli *c, int argc, char **argv);
 /* store copy (cmd_store_copy.c): its run and its help. */
 int cmd_store_copy(struct cli *c, int argc, char **argv);
 void cli_store_copy_help(void);

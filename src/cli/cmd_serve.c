@@ -167,21 +167,24 @@ static int parse_serve(struct cli *c, int argc, char **argv, struct serve_opts *
     return EXIT_OK;
 }
 
-/* The hash of the API key: the configured one, or one generated now and shown this once. */
-static int api_key(struct cli *c, unsigned char key_hash[32])
+/* The hash of HOVERSYNC_API_KEY (*from_env), or, when no key is stored either, one generated
+ * now and shown this once. */
+static int api_key(struct cli *c, unsigned char key_hash[32], bool *from_env)
 {
     struct hs_error err = {0};
     char generated[65];
-    int r =
-        hs_server_api_key(c->store, hs_config_str(&c->cfg, CFG_API_KEY), key_hash, generated, &err);
+    int r = hs_server_api_key(c->store, hs_config_str(&c->cfg, CFG_API_KEY), key_hash, from_env,
+                              generated, &err);
     if (r)
         return cli_report("serve: API key", r, &err);
     if (generated[0]) {
         fprintf(stderr,
-                "hoversync: generated an API key (shown this once; only its hash is stored).\n"
+                "hoversync: generated an API key named 'default' (shown this once; only its "
+                "hash is stored).\n"
                 "hoversync: API key: %s\n"
                 "hoversync: CRM back-ends send it as 'Authorization: Bearer <key>'; set "
-                "HOVERSYNC_API_KEY to choose your own.\n",
+                "HOVERSYNC_API_KEY to choose your own, or make more with 'hoversync apikeys "
+                "create NAME'.\n",
                 generated);
         fflush(stderr);
         OPENSSL_cleanse(generated, sizeof generated);
@@ -282,11 +285,12 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         return rc < 0 ? EXIT_OK : rc;
     }
     unsigned char key_hash[32];
-    if ((rc = api_key(c, key_hash)) != EXIT_OK ||
+    bool env_key = false;
+    if ((rc = api_key(c, key_hash, &env_key)) != EXIT_OK ||
         (rc = cli_service_start(c, "serve", &sv)) != EXIT_OK ||
         (rc = start_syncq(c, &sv, &p)) != EXIT_OK ||
         (rc = cli_service_background(c, &sv, o.workers)) != EXIT_OK ||
-        (rc = start_server(c, &o, &sv, key_hash, &p)) != EXIT_OK ||
+        (rc = start_server(c, &o, &sv, env_key ? key_hash : NULL, &p)) != EXIT_OK ||
         (rc = announce(&o, p.srv)) != EXIT_OK)
         goto out;
     /* Once listening: Hover delivers the verification code to this very service. */

@@ -38,6 +38,9 @@ static const struct command commands[] = {
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
     {"store", cmd_store, NEEDS_NOTHING,
      "rotate-key: seal the stored secrets under a new key; copy: move a whole store"},
+    {"connections", cmd_connections, NEEDS_STORE,
+     "list the connected Hover orgs, or delete one (--purge: with its records)"},
+    {"apikeys", cmd_apikeys, NEEDS_STORE, "create, list or revoke the API keys of CRM back-ends"},
     {"config", cmd_config, NEEDS_NOTHING, "print the effective configuration (secrets redacted)"},
 };
 
@@ -48,9 +51,9 @@ static void usage(FILE *out)
           "Commands:\n",
           out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fputs("  help CMD   the help of one command (or: hoversync CMD --help)\n"
-          "  version    print the version\n\n",
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fputs("  help CMD     the help of one command (or: hoversync CMD --help)\n"
+          "  version      print the version\n\n",
           out);
     hs_config_print_help(out);
     fputs("\nExit status: 0 success, 1 failure (reason on stderr), 2 usage error.\n", out);

@@ -1,10 +1,14 @@
 /* outbox.c: CRM notifications (outbox.h): queueing after a sync, signing, the deliverer thread.
  *
- * One deliverer per store: a process delivers only while it holds the lease in checkpoint
- * "outbox:lease" ("<owner> <until unix ms>", renewed every round), so that `hoversync serve` and
- * `hoversync worker` processes sharing one SQLite file never POST the same message at the same
- * time. A message acknowledged by the endpoint but not yet marked delivered when the process dies
- * goes out again after the restart, with the same Idempotency-Key: receivers drop repeats. */
+ * One deliverer per store: a process delivers only while it holds the named lease
+ * "outbox:lease" (store/service.h: claimed, renewed before every message, released at stop;
+ * each claim under a new fence), so that the `hoversync serve` and `hoversync worker` processes
+ * sharing one store, on one machine or a fleet on PostgreSQL, never POST the same message at
+ * the same time, and messages go out in order per (endpoint, job). The holder writes itself and
+ * its fence into checkpoint "outbox:deliverer", so that a restart after kill -9 on the same host
+ * releases its dead predecessor's lease at once instead of waiting for it to lapse. A message
+ * acknowledged by the endpoint but not yet marked delivered when the process dies goes out again
+ * after the restart, with the same Idempotency-Key: receivers drop repeats. */
 #include "notify/outbox.h"
 
 #include <errno.h>
@@ -27,8 +31,10 @@
 #include "core/str.h"
 #include "store/outbox.h"
 #include "store/records.h"
+#include "store/service.h"
 
 #define LEASE_NAME   "outbox:lease"
+#define HOLDER_NAME  "outbox:deliverer" /* checkpoint: "<owner> <fence>" of the lease's holder */
 #define LEASE_MS     30000
 #define PAYLOAD_MAX  (256u * 1024u)
 #define RESPONSE_MAX (64u * 1024u)
@@ -41,7 +47,9 @@ struct hs_outbox {
     const struct hs_clock *clock;
     struct hs_transport *transport;
     bool own_transport;
-    char owner[96]; /* this process, for the lease */
+    char owner[96];         /* this process, for the lease */
+    int64_t fence;          /* of this process's claim of the lease; 0: not held (deliverer's) */
+    int64_t lease_until_ms; /* of that claim */
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -307,7 +315,7 @@ int hs_outbox_after_sync(struct hs_outbox *o, const char *connection_key, int64_
 
 /* ---- delivery ---- */
 
-/* The lease "<owner> <until>" names a process of this host that no longer exists (a restart
+/* The holder "<owner> <fence>" names a process of this host that no longer exists (a restart
  * after kill -9 takes over at once instead of waiting for the lease to end). */
 static bool owner_dead(const struct hs_outbox *o, const char *v, size_t owner_len)
 {
@@ -326,57 +334,80 @@ static bool owner_dead(const struct hs_outbox *o, const char *v, size_t owner_le
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-/* Takes or renews this process's delivery lease; false when another process holds it. */
-static bool lease(struct hs_outbox *o)
+/* Releases the lease of a dead holder of this host (per checkpoint HOLDER_NAME); whether it did.
+ * Its fence makes this safe: had another process claimed the lease since, the release would
+ * conflict and change nothing. */
+static bool release_dead_holder(struct hs_outbox *o)
+{
+    char *v = NULL;
+    if (o->store->records->checkpoint_get(o->store, HOLDER_NAME, &v, NULL) != HS_OK)
+        return false;
+    const char *sp = strrchr(v, ' ');
+    int64_t fence = 0;
+    bool released = sp && hs_parse_i64(sp + 1, &fence) == 0 && fence > 0 &&
+                    owner_dead(o, v, (size_t)(sp - v)) &&
+                    o->store->service->lease_release(o->store, LEASE_NAME, fence, NULL) == HS_OK;
+    if (released)
+        hs_info("outbox=lease msg=\"released the lease of a process that died\" holder=\"%.*s\"",
+                (int)(sp - v), v);
+    free(v);
+    return released;
+}
+
+/* Claims the lease and says so in HOLDER_NAME; false when another process holds it. */
+static bool lease_claim(struct hs_outbox *o, int64_t now)
 {
     struct hs_error err = {0};
-    int64_t now = o->clock->wall_ms(o->clock);
-    if (o->store->ops->begin(o->store, &err))
+    int64_t fence = 0;
+    int rc = o->store->service->lease_claim(o->store, LEASE_NAME, now, LEASE_MS, &fence, &err);
+    if (rc == HS_ERR_BUSY && release_dead_holder(o))
+        rc = o->store->service->lease_claim(o->store, LEASE_NAME, now, LEASE_MS, &fence, &err);
+    if (rc) {
+        if (rc != HS_ERR_BUSY)
+            hs_warn("outbox=lease error=\"%s\"", err.msg);
         return false;
-    char *v = NULL;
-    bool mine = true;
-    int rc = o->store->records->checkpoint_get(o->store, LEASE_NAME, &v, &err);
-    if (rc == HS_OK) {
-        const char *sp = strrchr(v, ' ');
-        int64_t until = 0;
-        if (sp && hs_parse_i64(sp + 1, &until) == 0 && until > now &&
-            strncmp(v, o->owner, (size_t)(sp - v)) != 0 && !owner_dead(o, v, (size_t)(sp - v)))
-            mine = false;
-        else if (sp && (size_t)(sp - v) == strlen(o->owner) &&
-                 strncmp(v, o->owner, (size_t)(sp - v)) == 0 && until - now > LEASE_MS / 2) {
-            free(v);
-            o->store->ops->rollback(o->store); /* held and fresh: no write needed */
+    }
+    o->fence = fence;
+    o->lease_until_ms = now + LEASE_MS;
+    char val[160];
+    snprintf(val, sizeof val, "%s %lld", o->owner, (long long)fence);
+    if (o->store->records->checkpoint_put(o->store, HOLDER_NAME, val, &err))
+        hs_warn("outbox=lease msg=\"cannot record the holder\" error=\"%s\"", err.msg);
+    return true;
+}
+
+/* Takes or renews this process's delivery lease; false when another process holds it. Called
+ * before every message: a process that was paused past its lease finds it claimed by another
+ * and stops delivering. */
+static bool lease(struct hs_outbox *o)
+{
+    int64_t now = o->clock->wall_ms(o->clock);
+    if (o->fence && o->lease_until_ms - now > LEASE_MS / 2)
+        return true; /* held and fresh: no write needed */
+    if (o->fence) {
+        struct hs_error err = {0};
+        int rc =
+            o->store->service->lease_renew(o->store, LEASE_NAME, o->fence, now + LEASE_MS, &err);
+        if (rc == HS_OK) {
+            o->lease_until_ms = now + LEASE_MS;
             return true;
         }
-        free(v);
-    } else if (rc != HS_ERR_NOT_FOUND) {
-        o->store->ops->rollback(o->store);
-        return false;
+        if (rc != HS_ERR_CONFLICT) { /* the store is unreachable: hold off until it answers */
+            hs_warn("outbox=lease error=\"%s\"", err.msg);
+            return false;
+        }
+        hs_warn("outbox=lease msg=\"lost the delivery lease to another process\"");
+        o->fence = 0;
     }
-    if (!mine) {
-        o->store->ops->rollback(o->store);
-        return false;
-    }
-    char val[160];
-    snprintf(val, sizeof val, "%s %lld", o->owner, (long long)(now + LEASE_MS));
-    rc = o->store->records->checkpoint_put(o->store, LEASE_NAME, val, &err);
-    if (rc) {
-        o->store->ops->rollback(o->store);
-        return false;
-    }
-    return o->store->ops->commit(o->store, &err) == HS_OK;
+    return lease_claim(o, now);
 }
 
 static void release_lease(struct hs_outbox *o)
 {
-    char *v = NULL;
-    if (o->store->ops->begin(o->store, NULL))
+    if (!o->fence)
         return;
-    if (o->store->records->checkpoint_get(o->store, LEASE_NAME, &v, NULL) == HS_OK &&
-        strncmp(v, o->owner, strlen(o->owner)) == 0 && v[strlen(o->owner)] == ' ')
-        (void)o->store->records->checkpoint_put(o->store, LEASE_NAME, "released 0", NULL);
-    free(v);
-    (void)o->store->ops->commit(o->store, NULL);
+    (void)o->store->service->lease_release(o->store, LEASE_NAME, o->fence, NULL);
+    o->fence = 0;
 }
 
 int hs_outbox_deliver_one(struct hs_outbox *o, bool *sent, struct hs_error *err)
@@ -476,8 +507,7 @@ static void *deliverer_main(void *arg)
             rc = pthread_cond_timedwait(&o->wake, &o->lock, &until);
         pthread_mutex_unlock(&o->lock);
     }
-    if (had_lease)
-        release_lease(o);
+    release_lease(o);
     return NULL;
 }
 

@@ -1,9 +1,11 @@
 /* auth.c: who may call the service, and what they may see (docs/API.md "Authentication",
  * "Tenants").
  *
- * The API key is kept only as its SHA-256 (in the store, or from HOVERSYNC_API_KEY) and compared
- * in constant time; it may do everything. Browser sessions are random 32-byte tokens, also
- * stored only as their SHA-256, each with the connections (Hover orgs) it may use: its scope.
+ * API keys are kept only as their SHA-256 (named ones in the store, read again every second so
+ * that every instance honours a create or a revoke without a restart; HOVERSYNC_API_KEY's in
+ * memory) and compared in constant time; any of them may do everything. Browser sessions are
+ * random 32-byte tokens, also stored only as their SHA-256, each with the connections (Hover
+ * orgs) it may use: its scope; a revoked one is deleted, and fails at its next request.
  * A session is sent as `Authorization: Bearer <token>` (not ambient, so no CSRF: a page of
  * another origin cannot make the browser send it), or, for pages served by the service on its
  * own site, in the HttpOnly hs_session cookie, where a state-changing call must also echo the
@@ -17,14 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
 #include "server/internal.h"
 #include "store/service.h"
-
-#define API_KEY_SETTING "api_key_sha256"
 
 static void sha256(const void *data, size_t len, unsigned char out[32])
 {
@@ -81,40 +82,173 @@ bool hs_is_hex(const char *s, size_t n)
     return true;
 }
 
+/* Names of stored keys: what a shell, a log line and a URL path take as they are. */
+bool hs_api_key_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > HS_API_KEY_NAME_MAX || strcmp(name, HS_API_KEY_ENV_NAME) == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+int hs_api_key_create(struct hs_store *store, const char *name, int64_t now_s,
+                      char key[HS_API_KEY_LEN + 1], struct hs_error *err)
+{
+    if (!hs_api_key_name_ok(name))
+        return hs_fail(err, HS_ERR_INVALID,
+                       "an API key's name is 1 to %d letters, digits, '-', '_' or '.', and not "
+                       "'" HS_API_KEY_ENV_NAME "'",
+                       HS_API_KEY_NAME_MAX);
+    char hex[65], hash[65];
+    if (hs_random_hex(32, hex) != HS_OK)
+        return hs_fail(err, HS_ERR_INTERNAL, "no randomness for the API key");
+    /* The prefix tells a stored key from a session token (64 hex digits) before any lookup. */
+    snprintf(key, HS_API_KEY_LEN + 1, "%s%s", HS_API_KEY_PREFIX, hex);
+    OPENSSL_cleanse(hex, sizeof hex);
+    hs_sha256_hex(key, hash);
+    int rc = store->service->api_key_put(store, name, hash, now_s, err);
+    if (rc)
+        OPENSSL_cleanse(key, HS_API_KEY_LEN + 1);
+    return rc;
+}
+
 int hs_server_api_key(struct hs_store *store, const char *configured, unsigned char hash[32],
-                      char generated[65], struct hs_error *err)
+                      bool *from_env, char generated[65], struct hs_error *err)
 {
     generated[0] = '\0';
+    *from_env = false;
     if (configured && *configured) {
         if (strlen(configured) < 16)
             return hs_fail(err, HS_ERR_INVALID,
                            "HOVERSYNC_API_KEY is too short: use at least 16 random characters");
         sha256(configured, strlen(configured), hash);
+        *from_env = true;
         return HS_OK;
     }
-    char *stored = NULL;
-    int rc = store->service->setting_get(store, API_KEY_SETTING, &stored, err);
-    if (rc == HS_OK) {
-        rc = unhex(stored, hash, 32);
-        free(stored);
-        if (rc)
-            return hs_fail(err, HS_ERR_DB, "the stored API key hash is malformed");
-        return HS_OK;
-    }
-    if (rc != HS_ERR_NOT_FOUND)
+    struct hs_api_key *keys = NULL;
+    size_t n = 0;
+    int rc = store->service->api_keys_list(store, &keys, &n, err);
+    hs_api_keys_free(keys, n);
+    if (rc || n > 0)
         return rc;
+    /* No key at all: one named "default" is made and shown this once (as before keys had
+     * names). Another instance starting at the same moment may win the name: its key stands. */
     char key[65], hex[65];
     if (hs_random_hex(32, key) != HS_OK)
         return hs_fail(err, HS_ERR_INTERNAL, "no randomness for the API key");
-    sha256(key, 64, hash);
-    hs_hex(hash, 32, hex);
-    if ((rc = store->service->setting_put(store, API_KEY_SETTING, hex, err)) != HS_OK) {
-        OPENSSL_cleanse(key, sizeof key);
-        return rc;
-    }
-    memcpy(generated, key, sizeof key);
+    hs_sha256_hex(key, hex);
+    rc = store->service->api_key_put(store, "default", hex, (int64_t)time(NULL), err);
+    if (rc == HS_OK)
+        memcpy(generated, key, sizeof key);
+    else if (rc == HS_ERR_CONFLICT)
+        rc = HS_OK;
     OPENSSL_cleanse(key, sizeof key);
+    return rc;
+}
+
+/* ---- the stored API keys, as the service checks them ---- */
+
+struct key_entry {
+    unsigned char hash[32];
+    char *name;
+    int64_t last_used_at; /* unix s, as read (or as noted by this process since) */
+};
+
+static void keys_drop(struct hs_server *s)
+{
+    for (size_t i = 0; i < s->n_keys; i++)
+        free(s->keys[i].name);
+    free(s->keys);
+    s->keys = NULL;
+    s->n_keys = 0;
+}
+
+void hs_auth_free(struct hs_server *s)
+{
+    keys_drop(s);
+}
+
+/* Reads the stored keys into the cache; under keys_lock. */
+static int keys_read(struct hs_server *s, int64_t now_ms, struct hs_error *err)
+{
+    struct hs_api_key *v = NULL;
+    size_t n = 0;
+    int rc = s->store->service->api_keys_list(s->store, &v, &n, err);
+    if (rc)
+        return rc;
+    keys_drop(s);
+    s->keys = n ? hs_calloc(n, sizeof *s->keys) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct key_entry *k = &s->keys[s->n_keys];
+        if (unhex(v[i].key_sha256, k->hash, sizeof k->hash) != HS_OK)
+            continue; /* not a hash we wrote: matches nothing */
+        k->name = hs_strdup(v[i].name);
+        k->last_used_at = v[i].last_used_at;
+        s->n_keys++;
+    }
+    hs_api_keys_free(v, n);
+    s->keys_read_ms = now_ms;
+    s->keys_loaded = true;
     return HS_OK;
+}
+
+/* The cached key whose hash is h, compared with every one in constant time: its name into name,
+ * and into touch when its use is to be noted (to the minute). Under keys_lock. */
+static bool key_lookup(struct hs_server *s, const unsigned char h[32], int64_t wall,
+                       char name[HS_API_KEY_NAME_MAX + 1], char touch[HS_API_KEY_NAME_MAX + 1])
+{
+    struct key_entry *hit = NULL;
+    for (size_t i = 0; i < s->n_keys; i++)
+        if (CRYPTO_memcmp(s->keys[i].hash, h, 32) == 0)
+            hit = &s->keys[i];
+    if (!hit)
+        return false;
+    (void)hs_strlcpy(name, hit->name, HS_API_KEY_NAME_MAX + 1);
+    if (wall - hit->last_used_at >= 60) {
+        hit->last_used_at = wall;
+        (void)hs_strlcpy(touch, hit->name, HS_API_KEY_NAME_MAX + 1);
+    }
+    return true;
+}
+
+/* Whether h is the hash of a stored key: 1 (its name into name), 0, or a negative hs_err. The
+ * keys are re-read every KEYS_CACHE_MS, so that a revoke holds everywhere within that. A miss on
+ * what has a created key's shape (session tokens never have it) reads them again, so that a key
+ * just created works at once; at most every KEYS_MISS_MS: a flood of wrong keys waits for its
+ * turn, it does not hold the store. */
+static int key_match(struct hs_server *s, const unsigned char h[32], bool maybe_new,
+                     char name[HS_API_KEY_NAME_MAX + 1], struct hs_error *err)
+{
+    int64_t start = hs_server_mono_ms(s), wall = hs_server_wall_s(s);
+    char touch[HS_API_KEY_NAME_MAX + 1] = "";
+    int rc = HS_OK;
+    pthread_mutex_lock(&s->keys_lock);
+    if (!s->keys_loaded || start - s->keys_read_ms >= KEYS_CACHE_MS)
+        rc = keys_read(s, start, err);
+    bool found = !rc && key_lookup(s, h, wall, name, touch);
+    if (!rc && !found && maybe_new) {
+        int64_t since = hs_server_mono_ms(s) - s->keys_read_ms;
+        if (since < KEYS_MISS_MS) {
+            pthread_mutex_unlock(&s->keys_lock);
+            s->clock->sleep_ms(s->clock, KEYS_MISS_MS - since);
+            pthread_mutex_lock(&s->keys_lock);
+        }
+        /* A read begun after this request did (another miss's) saw every key made before. */
+        if (s->keys_read_ms <= start)
+            rc = keys_read(s, hs_server_mono_ms(s), err);
+        found = !rc && key_lookup(s, h, wall, name, touch);
+    }
+    pthread_mutex_unlock(&s->keys_lock);
+    /* "Last used" to the minute: a failure to note it does not refuse the request. */
+    if (touch[0])
+        (void)s->store->service->api_key_used(s->store, touch, wall, NULL);
+    return rc ? rc : found;
 }
 
 bool hs_origin_allowed(const struct hs_server *s, const char *origin)
@@ -336,8 +470,22 @@ static int bearer_check(struct hs_req *q, struct hs_resp *r, const char *authz)
         key++;
     unsigned char h[32];
     sha256(key, strlen(key), h);
-    if (CRYPTO_memcmp(h, s->api_key_hash, sizeof h) == 0) {
+    struct hs_error err = {0};
+    if (s->has_env_key && CRYPTO_memcmp(h, s->api_key_hash, sizeof h) == 0) {
         q->auth = HS_AUTH_KEY;
+        (void)hs_strlcpy(q->key_name, HS_API_KEY_ENV_NAME, sizeof q->key_name);
+        return 0;
+    }
+    char name[HS_API_KEY_NAME_MAX + 1];
+    int rc = key_match(s, h, strncmp(key, HS_API_KEY_PREFIX, strlen(HS_API_KEY_PREFIX)) == 0, name,
+                       &err);
+    if (rc < 0) {
+        hs_resp_fail(r, rc, &err, "checking the API key");
+        return -1;
+    }
+    if (rc == 1) {
+        q->auth = HS_AUTH_KEY;
+        (void)hs_strlcpy(q->key_name, name, sizeof q->key_name);
         return 0;
     }
     if (!hs_is_hex(key, 64)) {
@@ -346,10 +494,9 @@ static int bearer_check(struct hs_req *q, struct hs_resp *r, const char *authz)
     }
     char hash[65];
     hs_hex(h, sizeof h, hash);
-    struct hs_error err = {0};
-    int rc = s->store->service->session_get(s->store, hash, hs_server_wall_s(s), &q->session, &err);
+    rc = s->store->service->session_get(s->store, hash, hs_server_wall_s(s), &q->session, &err);
     if (rc == HS_ERR_NOT_FOUND) {
-        unauthorized(r, "wrong API key, or an unknown or expired session");
+        unauthorized(r, "wrong API key, or an unknown, expired or revoked session");
         return -1;
     }
     if (rc) {

@@ -59,6 +59,7 @@ struct hs_req {
     size_t n_params;
     enum hs_auth_kind auth;
     struct hs_session session; /* when auth is HS_AUTH_SESSION */
+    char key_name[65]; /* when auth is HS_AUTH_KEY: the key's name ("env"; "" for a ticket's) */
     /* When set, headers, arguments and cookies come from this copy and conn is NULL. */
     const struct hs_req_values *values;
 };

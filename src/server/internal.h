@@ -50,6 +50,8 @@ struct route {
 #define TICKET_MS           (60 * 1000)
 #define TICKETS_PER_SESSION 16 /* a caller's seventeenth ticket replaces its oldest */
 #define CONN_FLAGS_N        64
+#define KEYS_CACHE_MS       1000 /* stored API keys re-read at least this often: a revoke's delay */
+#define KEYS_MISS_MS        50 /* an unknown key of a created key's shape re-reads at most this often */
 #define HTML_MAX            (1u << 20)
 
 struct job_entry {
@@ -91,7 +93,14 @@ struct hs_server {
     char *csp; /* Content-Security-Policy of HTML pages */
     bool cookie_secure;
     bool metrics_public;
-    unsigned char api_key_hash[32];
+    unsigned char api_key_hash[32]; /* HOVERSYNC_API_KEY's, when has_env_key */
+    bool has_env_key;
+    /* The stored API keys (auth.c), re-read every KEYS_CACHE_MS, under keys_lock. */
+    pthread_mutex_t keys_lock;
+    struct key_entry *keys;
+    size_t n_keys;
+    int64_t keys_read_ms;
+    bool keys_loaded;
     int threads, workers;
     char *demo_url;
     int port, demo_port;
@@ -159,6 +168,8 @@ static inline int64_t hs_server_wall_s(const struct hs_server *s)
 /* ---- auth.c ---- */
 /* The auth of a request to a route that needs it: 0, or -1 with a 401/403 in r. */
 int hs_auth_check(struct hs_req *q, struct hs_resp *r);
+/* Frees the cache of stored API keys. */
+void hs_auth_free(struct hs_server *s);
 /* True when origin may call the API with credentials (the allow-list). */
 bool hs_origin_allowed(const struct hs_server *s, const char *origin);
 /* True when origin is the service's own. */
@@ -289,6 +300,13 @@ void hs_route_oauth_callback(struct hs_req *q, struct hs_resp *r);
 void hs_route_modal(struct hs_req *q, struct hs_resp *r);
 void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r);
 void hs_route_status(struct hs_req *q, struct hs_resp *r);
+/* routes_access.c */
+void hs_route_apikeys_list(struct hs_req *q, struct hs_resp *r);
+void hs_route_apikeys_create(struct hs_req *q, struct hs_resp *r);
+void hs_route_apikeys_revoke(struct hs_req *q, struct hs_resp *r);
+void hs_route_sessions_revoke(struct hs_req *q, struct hs_resp *r);
+void hs_route_session_end(struct hs_req *q, struct hs_resp *r);
+void hs_route_connection_delete(struct hs_req *q, struct hs_resp *r);
 /* Static files of web/ on the API listener (no route matched); false when there is none. */
 bool hs_route_static(struct hs_req *q, struct hs_resp *r);
 /* Everything the demo CRM listener serves. */

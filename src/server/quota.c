@@ -149,8 +149,8 @@ int hs_quota_check(struct hs_req *q, struct hs_resp *r)
     char caller[96];
     if (q->auth == HS_AUTH_SESSION && q->session.token_sha256)
         (void)snprintf(caller, sizeof caller, "session:%s", q->session.token_sha256);
-    else if (q->auth == HS_AUTH_KEY)
-        (void)snprintf(caller, sizeof caller, "key");
+    else if (q->auth == HS_AUTH_KEY) /* each named key its own caller */
+        (void)snprintf(caller, sizeof caller, "key%s%s", q->key_name[0] ? ":" : "", q->key_name);
     else
         return 0;
     int64_t wait_s = hs_quota_take(s->quota, caller, s->clock->wall_ms(s->clock));

@@ -307,9 +307,10 @@ void hs_route_sessions_create(struct hs_req *q, struct hs_resp *r)
     /* The token goes in the fragment: never sent to a server, never in an access log. */
     char *modal = hs_aprintf("%s/modal#session=%s", s->public_url, token);
     hs_resp_json(r, 201,
-                 json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "session", token, "csrf_token",
-                           ss.csrf_token, "expires_at", iso_time(ss.expires_at), "modal_url", modal,
-                           "user", hs_json_text(ss.user), "connections",
+                 json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o}", "id", ss.token_sha256, "session",
+                           token, "csrf_token", ss.csrf_token, "expires_at",
+                           iso_time(ss.expires_at), "modal_url", modal, "user",
+                           hs_json_text(ss.user), "connections",
                            string_array(ss.connections, ss.n_connections)));
     hs_info("session msg=\"created\" user_set=%d connections=%zu expires_at=%lld", user != NULL,
             ss.n_connections, (long long)ss.expires_at);

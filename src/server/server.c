@@ -69,8 +69,16 @@ const struct route hs_routes[] = {
     {"GET", "/openapi.yaml", 0, hs_route_openapi},
     {"POST", "/api/sessions", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY,
      hs_route_sessions_create},
+    {"DELETE", "/api/sessions/{id}", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_sessions_revoke},
     {"GET", "/api/session", R_AUTH, hs_route_session_get},
+    {"DELETE", "/api/session", R_AUTH | R_WORKER, hs_route_session_end},
+    {"GET", "/api/apikeys", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_apikeys_list},
+    {"POST", "/api/apikeys", R_AUTH | R_KEY_ONLY | R_WORKER | R_JSON_BODY, hs_route_apikeys_create},
+    {"DELETE", "/api/apikeys/{name}", R_AUTH | R_KEY_ONLY | R_WORKER, hs_route_apikeys_revoke},
     {"GET", "/api/connections", R_AUTH | R_WORKER, hs_route_connections},
+    /* Deregisters the org's webhooks at Hover first (src/webhook/disconnect.h). */
+    {"DELETE", "/api/connections/{name}", R_AUTH | R_KEY_ONLY | R_HOVER,
+     hs_route_connection_delete},
     {"GET", "/api/jobs", R_AUTH | R_HOVER | R_QUOTA, hs_route_jobs_search},
     {"GET", "/api/jobs/{id}", R_AUTH | R_HOVER | R_QUOTA, hs_route_job_show},
     {"POST", "/api/syncs", R_AUTH | R_HOVER | R_QUOTA | R_JSON_BODY, hs_route_syncs_create},
@@ -326,12 +334,12 @@ static void preflight(struct req_ctx *c)
     struct hs_resp *r = &c->resp;
     hs_resp_set(r, 204, NULL, NULL, 0);
     if (q->origin && q->origin_allowed) {
-        hs_resp_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        hs_resp_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         hs_resp_header(r, "Access-Control-Allow-Headers",
                        "Authorization, Content-Type, X-CSRF-Token");
         hs_resp_header(r, "Access-Control-Max-Age", "600");
     }
-    hs_resp_header(r, "Allow", "GET, HEAD, POST, OPTIONS");
+    hs_resp_header(r, "Allow", "GET, HEAD, POST, DELETE, OPTIONS");
 }
 
 /* ---- workers: the store pool and the Hover pool ---- */
@@ -985,10 +993,9 @@ static void build_csp(struct hs_server *s)
 int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
                   struct hs_server **out, struct hs_error *err)
 {
-    if (!cfg || !deps || !deps->store || !deps->pool || !cfg->listen || !cfg->api_key_hash)
+    if (!cfg || !deps || !deps->store || !deps->pool || !cfg->listen)
         return hs_fail(err, HS_ERR_INVALID,
-                       "the server needs a listen address, a store, a "
-                       "client pool and an API key");
+                       "the server needs a listen address, a store and a client pool");
     char host[256];
     int port;
     if (hs_listen_parse(cfg->listen, host, sizeof host, &port) != HS_OK)
@@ -1018,7 +1025,11 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->client_secret =
         hs_strdup(cfg->client_secret && *cfg->client_secret ? cfg->client_secret : NULL);
     s->public_url_cfg = hs_strdup(cfg->public_url);
-    memcpy(s->api_key_hash, cfg->api_key_hash, 32);
+    if (cfg->api_key_hash) {
+        memcpy(s->api_key_hash, cfg->api_key_hash, 32);
+        s->has_env_key = true;
+    }
+    pthread_mutex_init(&s->keys_lock, NULL);
     s->metrics_public = cfg->metrics_public;
     s->threads = cfg->threads > 0 ? cfg->threads : DEFAULT_THREADS;
     s->workers = cfg->workers > 0 ? cfg->workers : DEFAULT_WORKERS;
@@ -1258,6 +1269,8 @@ void hs_server_free(struct hs_server *s)
     for (size_t i = 0; i < CONN_FLAGS_N; i++)
         free(s->reconnect[i]);
     pthread_mutex_destroy(&s->cache_lock);
+    hs_auth_free(s);
+    pthread_mutex_destroy(&s->keys_lock);
     for (size_t i = 0; i < s->n_origins; i++)
         free(s->origins[i]);
     free(s->origins);

@@ -41,7 +41,7 @@ struct hs_server_config {
     const struct hs_blobs *blobs;
     const char *hover_url; /* Hover's base URL, for the connect flow */
     const char *client_id, *client_secret;
-    const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of the API key (hs_server_api_key) */
+    const unsigned char *api_key_hash; /* 32 bytes: SHA-256 of HOVERSYNC_API_KEY; NULL: none */
     bool metrics_public;               /* /metrics from any address, not only loopback */
     int threads;                       /* libmicrohttpd's thread pool; 0: 4 */
     int workers;                       /* threads for routes that wait on the store; 0: 8 */
@@ -81,11 +81,25 @@ struct hs_server_deps {
 
 struct hs_server;
 
-/* The API key: `configured` (HOVERSYNC_API_KEY) when set; else the one whose hash the store
- * holds; else a new one (32 random bytes, hex) whose hash is stored and which is given once in
- * `generated` (else generated[0] is '\0') for the caller to show. hash gets its SHA-256. */
+/* API keys. Stored ones have a name (hoversync apikeys, /api/apikeys) and are kept only as
+ * their SHA-256; HOVERSYNC_API_KEY, when set, works besides them and is listed as "env". A
+ * created key is the prefix and 64 hex digits. */
+#define HS_API_KEY_NAME_MAX 64
+#define HS_API_KEY_PREFIX   "hsk_"
+#define HS_API_KEY_LEN      (4 + 64)
+#define HS_API_KEY_ENV_NAME "env"
+/* True when name may name a stored key: 1 to HS_API_KEY_NAME_MAX of [A-Za-z0-9._-], not "env". */
+bool hs_api_key_name_ok(const char *name);
+/* Creates a key named name at now_s: key gets it (shown once: only its hash is stored).
+ * HS_ERR_INVALID for a bad name, HS_ERR_CONFLICT when the name is taken. */
+int hs_api_key_create(struct hs_store *store, const char *name, int64_t now_s,
+                      char key[HS_API_KEY_LEN + 1], struct hs_error *err);
+/* The API keys at start: `configured` (HOVERSYNC_API_KEY), when set, is checked and its SHA-256
+ * put in hash (*from_env true); the stored keys work besides it. With neither, a key named
+ * "default" (32 random bytes, hex) is stored and given once in `generated` (else generated[0]
+ * is '\0') for the caller to show. */
 int hs_server_api_key(struct hs_store *store, const char *configured, unsigned char hash[32],
-                      char generated[65], struct hs_error *err);
+                      bool *from_env, char generated[65], struct hs_error *err);
 
 int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
                   struct hs_server **out, struct hs_error *err);

@@ -335,6 +335,26 @@ void hs_blob_abort(struct hs_blob_writer *w)
     free(w);
 }
 
+int hs_blob_remove(const char *data_dir, const char *hex, struct hs_error *err)
+{
+    size_t n = hex ? strlen(hex) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            n = 0;
+    if (n != 64 || !data_dir)
+        return hs_fail(err, HS_ERR_INVALID, "not a file's sha256");
+    char *p = hs_aprintf("%s/blobs/%.2s/%.2s/%s", data_dir, hex, hex + 2, hex);
+    int rc = HS_OK;
+    if (unlink(p) != 0) {
+        char eb[128];
+        rc = errno == ENOENT ? hs_fail(err, HS_ERR_NOT_FOUND, "no file %s", p)
+                             : hs_fail(err, HS_ERR_IO, "cannot remove %s: %s", p,
+                                       strerror_r(errno, eb, sizeof eb));
+    }
+    free(p);
+    return rc;
+}
+
 /* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700). */
 void hs_data_dir_private(const char *data_dir)
 {

@@ -55,6 +55,7 @@ static const struct hs_copy_column jobs[] = {
     {"first_seen_at", W},
     {"updated_at", W},
     {"change_seq", I},
+    {"disconnected_at", T},
 };
 static const struct hs_copy_column models[] = {
     {"id", I},         {"job_id", I},           {"name", T},
@@ -167,6 +168,8 @@ static const struct hs_copy_column connect_flows[] = {
 static const struct hs_copy_column image_sources[] = {
     {"image_id", I}, {"connection_key", T}, {"model_id", I}, {"url", T}, {"seen_ms", I}};
 static const struct hs_copy_column caller_rates[] = {{"caller", T}, {"window_ms", I}, {"used", I}};
+static const struct hs_copy_column api_keys[] = {
+    {"name", T}, {"key_sha256", T}, {"created_at", I}, {"last_used_at", I}};
 
 #define N(a) (sizeof a / sizeof a[0])
 #define TABLE(name, order, identity, initial)                                                      \
@@ -211,6 +214,7 @@ const struct hs_copy_table hs_copy_tables[] = {
     TABLE(connect_flows, "id_sha256", NULL, NULL),
     TABLE(image_sources, "image_id", NULL, NULL),
     TABLE(caller_rates, "caller, window_ms", NULL, NULL),
+    TABLE(api_keys, "name", NULL, NULL),
 };
 const size_t hs_copy_tables_count = N(hs_copy_tables);
 

@@ -436,6 +436,19 @@ const struct hs_migration hs_pg_migrations[] = {
      "  PRIMARY KEY (caller, window_ms)\n"
      ");\n"
      "CREATE INDEX caller_rates_window ON caller_rates(window_ms);\n"},
+
+    {15, "named API keys, disconnected jobs",
+     "CREATE TABLE api_keys (\n"
+     "  name text PRIMARY KEY,\n"
+     "  key_sha256 text NOT NULL UNIQUE,\n"
+     "  created_at bigint NOT NULL,         -- unix seconds\n"
+     "  last_used_at bigint                 -- unix seconds, to the minute; NULL: never used\n"
+     ");\n"
+     "INSERT INTO api_keys (name, key_sha256, created_at)\n"
+     "  SELECT 'default', value, extract(epoch FROM updated_at)::bigint FROM settings\n"
+     "  WHERE key = 'api_key_sha256';\n"
+     "DELETE FROM settings WHERE key = 'api_key_sha256';\n"
+     "ALTER TABLE jobs ADD COLUMN disconnected_at text; -- ISO-8601, as SQLite's\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

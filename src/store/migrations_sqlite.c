@@ -729,6 +729,22 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "  PRIMARY KEY (caller, window_ms)\n"
      ");\n"
      "CREATE INDEX caller_rates_window ON caller_rates(window_ms);\n"},
+
+    /* Named API keys (hoversync apikeys), each kept only as its SHA-256; the key the service
+     * generated before names existed becomes "default". A job of a deleted connection that is
+     * kept (not purged) says since when in the records feed. */
+    {15, "named API keys, disconnected jobs",
+     "CREATE TABLE api_keys (\n"
+     "  name TEXT PRIMARY KEY,\n"
+     "  key_sha256 TEXT NOT NULL UNIQUE,    -- hex SHA-256 of the key (never the key)\n"
+     "  created_at INTEGER NOT NULL,        -- unix seconds\n"
+     "  last_used_at INTEGER                -- unix seconds, to the minute; NULL: never used\n"
+     ");\n"
+     "INSERT INTO api_keys (name, key_sha256, created_at)\n"
+     "  SELECT 'default', value, CAST(strftime('%s', updated_at) AS INTEGER) FROM settings\n"
+     "  WHERE key = 'api_key_sha256';\n"
+     "DELETE FROM settings WHERE key = 'api_key_sha256';\n"
+     "ALTER TABLE jobs ADD COLUMN disconnected_at TEXT; -- ISO-8601: its connection was deleted\n"},
 };
 
 const int hs_sqlite_migrations_count =

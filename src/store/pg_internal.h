@@ -63,12 +63,19 @@ struct pg_store {
      * key_lock shared; rotate-key holds it exclusively, so the key changes between operations. */
     struct hs_secret_key *key;
     pthread_rwlock_t key_lock;
+    /* The connection outside the pool that LISTENs for committed work (pg_work.c work_wait),
+     * opened by the first wait, under listen_lock (one listening thread at a time). */
+    pthread_mutex_t listen_lock;
+    PGconn *listen;
 };
 
 static inline struct pg_store *hs_pg_of(struct hs_store *base)
 {
     return (struct pg_store *)base;
 }
+
+/* A new connection of the store's conninfo, outside the pool (its NOTICEs silenced). */
+int hs_pg_connect(struct pg_store *s, PGconn **out, struct hs_error *err);
 
 /* ---- the one way into a transaction ---- */
 
@@ -204,5 +211,11 @@ int hs_pg_lease_move(struct pg_txn *t, const char *name, int64_t fence, int64_t 
  * pending pass use it in their own transactions). */
 struct hs_work_trigger;
 int hs_pg_work_bump(struct pg_txn *t, const struct hs_work_trigger *tr, struct hs_error *err);
+
+/* ---- connection_delete (pg_disconnect.c) ---- */
+struct hs_connection_deleted;
+int hs_pg_connection_delete(struct hs_store *base, const char *key, bool purge_records,
+                            int64_t now_ms, const char *now_iso, struct hs_connection_deleted *out,
+                            struct hs_error *err);
 
 #endif

@@ -191,6 +191,23 @@ static int model_row_put(struct pg_txn *t, const char *sql, int64_t job_id,
     return rc;
 }
 
+/* A job of a deleted connection (disconnected_at set, connection_delete) read again through a
+ * connection is connected again: the feed shows it with disconnected_at null. */
+static int job_connected(struct pg_txn *t, int64_t id, int64_t seq, bool *changed,
+                         struct hs_error *err)
+{
+    struct pg_args a = {0};
+    hs_pg_int(&a, id);
+    hs_pg_int(&a, seq);
+    int64_t changes = 0;
+    int rc = hs_pg_run(t,
+                       "UPDATE jobs SET disconnected_at = NULL, change_seq = $2 "
+                       "WHERE id = $1 AND disconnected_at IS NOT NULL",
+                       &a, &changes, "storing job", err);
+    *changed = !rc && changes > 0;
+    return rc;
+}
+
 static int pg_job_upsert(struct hs_store *base, const struct hs_job *job,
                          const char *connection_key, bool *changed, struct hs_error *err)
 {
@@ -209,6 +226,9 @@ static int pg_job_upsert(struct hs_store *base, const struct hs_job *job,
     rc = hs_pg_seq_peek(&t, &seq, err);
     if (!rc)
         rc = job_row_put(&t, job, connection_key, seq, &any, err);
+    if (!rc)
+        rc = job_connected(&t, job->id, seq, &one, err);
+    any = any || one;
     char *msql = upsert_sql("models", model_cols, N_MODEL_COLS, false);
     for (size_t i = 0; !rc && i < job->n_models; i++) {
         rc = model_row_put(&t, msql, job->id, &job->models[i], seq, &one, err);
@@ -911,7 +931,8 @@ static int feed_rows(struct pg_txn *t, const char *sql, int64_t since, const cha
 static const char FEED_JOBS_SQL[] =
     "SELECT id, name, external_identifier, reconstruction_state, org_id, "
     "address_line1, address_line2, city, region, postal_code, country, latitude, longitude, "
-    "customer_name, customer_email, customer_phone, hover_updated_at, change_seq "
+    "customer_name, customer_email, customer_phone, hover_updated_at, change_seq, "
+    "disconnected_at "
     "FROM jobs WHERE change_seq > $1 AND " IN_SCOPE("connection_key") " ORDER BY change_seq, id";
 
 static json_t *feed_job(const PGresult *r, int row)
@@ -921,14 +942,14 @@ static json_t *feed_job(const PGresult *r, int row)
     static const char *const addr[] = {"line1",       "line2",   "city",     "region",
                                        "postal_code", "country", "latitude", "longitude"};
     static const char *const cust[] = {"name", "email", "phone"};
-    static const char *const tail[] = {"hover_updated_at", "change_seq"};
+    static const char *const tail[] = {"hover_updated_at", "change_seq", "disconnected_at"};
     json_t *j = json_object(), *a = json_object(), *c = json_object();
     put_cols(j, r, row, 0, top, 5);
     put_cols(a, r, row, 5, addr, 8);
     put_cols(c, r, row, 13, cust, 3);
     json_object_set_new(j, "address", a);
     json_object_set_new(j, "customer", c);
-    put_cols(j, r, row, 16, tail, 2);
+    put_cols(j, r, row, 16, tail, 3);
     return j;
 }
 

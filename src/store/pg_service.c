@@ -622,11 +622,131 @@ static int pg_schema_status(struct hs_store *base, int *have, int *want, struct 
     return HS_OK;
 }
 
+static int pg_session_delete(struct hs_store *base, const char *token_sha256, struct hs_error *err)
+{
+    if (!token_sha256)
+        return hs_fail(err, HS_ERR_INVALID, "session_delete without a token hash");
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE_ALONE, "session_delete", err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    hs_pg_text(&a, token_sha256);
+    int64_t changes = 0;
+    /* session_connections follow by ON DELETE CASCADE. */
+    rc = hs_pg_run(&t, "DELETE FROM sessions WHERE token_sha256 = $1", &a, &changes,
+                   "deleting session", err);
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no such session");
+    return hs_pg_leave(&t, rc, err);
+}
+
+static int pg_api_key_put(struct hs_store *base, const char *name, const char *key_sha256,
+                          int64_t created_at, struct hs_error *err)
+{
+    if (!name || !*name || !key_sha256)
+        return hs_fail(err, HS_ERR_INVALID, "API key without a name or a hash");
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE_ALONE, "api_key_put", err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    hs_pg_text(&a, name);
+    hs_pg_text(&a, key_sha256);
+    hs_pg_int(&a, created_at);
+    rc = hs_pg_run(&t, "INSERT INTO api_keys (name, key_sha256, created_at) VALUES ($1, $2, $3)",
+                   &a, NULL, "storing API key", err);
+    if (rc == HS_ERR_CONFLICT)
+        hs_fail(err, HS_ERR_CONFLICT, "an API key named '%s' exists already", name);
+    return hs_pg_leave(&t, rc, err);
+}
+
+static int api_key_fill(struct pg_txn *t, const PGresult *r, int i, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct hs_api_key *k = row;
+    k->name = hs_pg_col_text(r, i, 0);
+    k->key_sha256 = hs_pg_col_text(r, i, 1);
+    k->created_at = hs_pg_col_int(r, i, 2);
+    k->last_used_at = hs_pg_col_int(r, i, 3);
+    return HS_OK;
+}
+
+static void api_key_clear(void *row)
+{
+    struct hs_api_key *k = row;
+    free(k->name);
+    free(k->key_sha256);
+}
+
+static int pg_api_keys_list(struct hs_store *base, struct hs_api_key **out, size_t *n,
+                            struct hs_error *err)
+{
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_READ, "api_keys_list", err);
+    if (rc)
+        return rc;
+    void *v = NULL;
+    size_t len = 0;
+    rc = hs_pg_rows(&t,
+                    "SELECT name, key_sha256, created_at, COALESCE(last_used_at, 0) FROM api_keys "
+                    "ORDER BY name",
+                    NULL, sizeof(struct hs_api_key), api_key_fill, api_key_clear, &v, &len,
+                    "listing API keys", err);
+    rc = hs_pg_leave(&t, rc, err);
+    if (rc) {
+        hs_api_keys_free(v, len);
+        return rc;
+    }
+    *out = v;
+    *n = len;
+    return HS_OK;
+}
+
+static int pg_api_key_delete(struct hs_store *base, const char *name, struct hs_error *err)
+{
+    if (!name)
+        return hs_fail(err, HS_ERR_INVALID, "api_key_delete without a name");
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE_ALONE, "api_key_delete", err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    hs_pg_text(&a, name);
+    int64_t changes = 0;
+    rc = hs_pg_run(&t, "DELETE FROM api_keys WHERE name = $1", &a, &changes, "deleting API key",
+                   err);
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no API key named '%s'", name);
+    return hs_pg_leave(&t, rc, err);
+}
+
+static int pg_api_key_used(struct hs_store *base, const char *name, int64_t at_s,
+                           struct hs_error *err)
+{
+    if (!name)
+        return hs_fail(err, HS_ERR_INVALID, "api_key_used without a name");
+    struct pg_txn t;
+    int rc = hs_pg_enter(hs_pg_of(base), &t, PG_WRITE_ALONE, "api_key_used", err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    hs_pg_text(&a, name);
+    hs_pg_int(&a, at_s);
+    rc = hs_pg_run(&t,
+                   "UPDATE api_keys SET last_used_at = $2 WHERE name = $1 AND "
+                   "(last_used_at IS NULL OR last_used_at <= $2 - 60)",
+                   &a, NULL, "noting an API key's use", err);
+    return hs_pg_leave(&t, rc, err);
+}
+
 const struct hs_service_ops hs_pg_service_ops = {
     .setting_get = pg_setting_get,
     .setting_put = pg_setting_put,
     .session_put = pg_session_put,
     .session_get = pg_session_get,
+    .session_delete = pg_session_delete,
     .connections_list = pg_connections_list,
     .flow_put = pg_flow_put,
     .flow_take = pg_flow_take,
@@ -637,4 +757,9 @@ const struct hs_service_ops hs_pg_service_ops = {
     .lease_renew = pg_lease_renew,
     .lease_release = pg_lease_release,
     .schema_status = pg_schema_status,
+    .api_key_put = pg_api_key_put,
+    .api_keys_list = pg_api_keys_list,
+    .api_key_delete = pg_api_key_delete,
+    .api_key_used = pg_api_key_used,
+    .connection_delete = hs_pg_connection_delete,
 };

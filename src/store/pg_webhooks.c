@@ -307,13 +307,16 @@ static int pg_verification_claim(struct hs_store *base, int64_t now_ms, int64_t 
     struct pg_args a = {0};
     hs_pg_int(&a, now_ms);
     hs_pg_int(&a, lease_ms);
-    rc = hs_pg_one(&t,
-                   "UPDATE webhook_verifications SET next_attempt_ms = $1::bigint + $2 "
-                   "WHERE status = 'pending' AND next_attempt_ms <= $1 AND id = ("
-                   "SELECT id FROM webhook_verifications WHERE status = 'pending' AND "
-                   "next_attempt_ms <= $1 ORDER BY next_attempt_ms, id LIMIT 1) "
-                   "RETURNING id, webhook_id, code, event_id, attempts, created_ms",
-                   &a, verification_fill, &v, "claiming a verification", err);
+    /* SKIP LOCKED: verifiers of other processes claiming at once take the next row instead of
+     * waiting on this one; the UPDATE checks again that it is still due. */
+    rc = hs_pg_one(
+        &t,
+        "UPDATE webhook_verifications SET next_attempt_ms = $1::bigint + $2 "
+        "WHERE status = 'pending' AND next_attempt_ms <= $1 AND id = ("
+        "SELECT id FROM webhook_verifications WHERE status = 'pending' AND "
+        "next_attempt_ms <= $1 ORDER BY next_attempt_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, webhook_id, code, event_id, attempts, created_ms",
+        &a, verification_fill, &v, "claiming a verification", err);
     if (rc == HS_ERR_NOT_FOUND)
         hs_fail(err, HS_ERR_NOT_FOUND, "no verification is due");
     rc = hs_pg_leave(&t, rc, err);

@@ -4,10 +4,14 @@
  * Every op runs through hs_pg_enter: in a transaction of its own, or joining the calling
  * thread's. The fence: each claim bumps the item's claim counter and the claim's token is its
  * value; a write of the run checks, in its own transaction, that the counter is still the token
- * and the lease has not ended. The check reads the item FOR SHARE, so a claim of the same item by
- * another process waits for the checked write to commit (and then bumps the counter), never
- * slips between the check and the write. A claim re-checks that the item is still due when it
- * updates it, so two processes claiming at once never both get it. */
+ * and the lease has not ended. The check reads the item FOR SHARE, and a claim picks its row
+ * FOR UPDATE SKIP LOCKED, so a claim by another process passes the item by until the checked
+ * write commits (and claims it at a later look, bumping the counter), never slips between the
+ * check and the write. A claim re-checks that the item is still due when it updates it, so two
+ * processes claiming at once never both get it. Writes that make work due NOTIFY the channel
+ * hoversync_work in their transaction, and work_wait LISTENs on it. */
+#include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +46,83 @@ static int item_fill(struct pg_txn *t, const PGresult *r, int i, void *row, stru
     return HS_OK;
 }
 
+/* ---- waking workers: NOTIFY in the writer's transaction, LISTEN in one thread ---- */
+
+#define WORK_CHANNEL "hoversync_work"
+
+/* Inside t: every process listening hears of it when t commits. PostgreSQL sends notifications
+ * on commit only (none for a rollback, nor for a savepoint rolled back), and folds a
+ * transaction's identical ones into one, so a pass that schedules a hundred items wakes once. */
+static int notify_work(struct pg_txn *t, struct hs_error *err)
+{
+    return hs_pg_run(t, "SELECT pg_notify('" WORK_CHANNEL "', '')", NULL, NULL, "waking workers",
+                     err);
+}
+
+/* Opens s->listen and LISTENs on it (under listen_lock). */
+static int listen_open(struct pg_store *s, struct hs_error *err)
+{
+    int rc = hs_pg_connect(s, &s->listen, err);
+    if (rc)
+        return rc;
+    PGresult *r = PQexec(s->listen, "LISTEN " WORK_CHANNEL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        rc = hs_pg_fail(s->listen, r, err, "listening for work");
+        PQfinish(s->listen);
+        s->listen = NULL;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Frees the notifications read so far; whether there was one. */
+static bool drain_notifies(PGconn *c)
+{
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(c)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+static int pg_work_wait(struct hs_store *base, int cancel_fd, int64_t timeout_ms, bool *woken,
+                        struct hs_error *err)
+{
+    struct pg_store *s = hs_pg_of(base);
+    *woken = false;
+    if (pthread_mutex_trylock(&s->listen_lock) != 0) { /* another thread listens */
+        hs_work_wait_idle(cancel_fd, timeout_ms);
+        return HS_OK;
+    }
+    int rc = HS_OK;
+    if (!s->listen) { /* nobody listened until now: what committed meanwhile was not heard */
+        rc = listen_open(s, err);
+        *woken = rc == HS_OK;
+        goto out;
+    }
+    if ((*woken = drain_notifies(s->listen)))
+        goto out;
+    struct pollfd p[2] = {{.fd = PQsocket(s->listen), .events = POLLIN},
+                          {.fd = cancel_fd, .events = POLLIN}};
+    int ms = timeout_ms < 0 ? 0 : timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
+    if (poll(p, 2, ms) <= 0 || !(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+        goto out; /* timed out, cancelled or interrupted */
+    if (!PQconsumeInput(s->listen) || PQstatus(s->listen) != CONNECTION_OK) {
+        rc = hs_pg_fail(s->listen, NULL, err, "listening for work: the connection was lost");
+        PQfinish(s->listen);
+        s->listen = NULL;
+        goto out;
+    }
+    *woken = drain_notifies(s->listen);
+out:
+    pthread_mutex_unlock(&s->listen_lock);
+    return rc;
+}
+
+/* ---- scheduling and claiming ---- */
+
 int hs_pg_work_bump(struct pg_txn *t, const struct hs_work_trigger *tr, struct hs_error *err)
 {
     /* text, bigint, text, int, bigint x3, text, int, boolean */
@@ -59,7 +140,7 @@ int hs_pg_work_bump(struct pg_txn *t, const struct hs_work_trigger *tr, struct h
     /* The payload is the newest trigger's: a later trigger without one means the job may have
      * changed since it was listed. An item being run makes one more pass after rerun_ms; one
      * backing off after a failure keeps its time unless the trigger is interactive or now. */
-    return hs_pg_run(
+    int rc = hs_pg_run(
         t,
         "INSERT INTO work_items (connection_key, job_id, reason, priority, generation, attempts, "
         "not_before_ms, trigger_ms, payload, payload_ms, created_at) VALUES ($1, $2, $3, $4, 1, "
@@ -74,6 +155,7 @@ int hs_pg_work_bump(struct pg_txn *t, const struct hs_work_trigger *tr, struct h
         "$9::int AND NOT $10::boolean THEN work_items.not_before_ms "
         "ELSE LEAST(work_items.not_before_ms, excluded.not_before_ms) END",
         &a, NULL, "scheduling work", err);
+    return rc ? rc : notify_work(t, err);
 }
 
 static int pg_work_schedule(struct hs_store *base, const struct hs_work_trigger *tr,
@@ -94,7 +176,10 @@ static int pg_work_schedule(struct hs_store *base, const struct hs_work_trigger 
     p "not_before_ms <= $1 AND (" p "lease_until_ms IS NULL OR " p "lease_until_ms <= $1)"
 
 /* The claim's row: highest priority, then the connection whose last claim is the oldest, then
- * the oldest due ($4: only that connection's, or NULL). */
+ * the oldest due ($4: only that connection's, or NULL). The subselect locks the row it picks and
+ * skips rows other claimers hold (SKIP LOCKED), so processes claiming at once each take the
+ * next free item instead of queueing on the same row; the UPDATE checks again that the row is
+ * still due (a claim that committed in between has leased it). */
 static int claim_row(struct pg_txn *t, const char *worker, const char *only, int64_t now_ms,
                      int64_t lease_ms, struct hs_work_item *w, struct hs_error *err)
 {
@@ -112,7 +197,8 @@ static int claim_row(struct pg_txn *t, const char *worker, const char *only, int
                     "i.") " "
                           "AND ($4::text IS NULL OR i.connection_key = $4::text) ORDER BY "
                           "i.priority DESC, "
-                          "COALESCE(t.last_claim, 0), i.not_before_ms, i.id LIMIT 1) "
+                          "COALESCE(t.last_claim, 0), i.not_before_ms, i.id LIMIT 1 "
+                          "FOR UPDATE OF i SKIP LOCKED) "
                           "RETURNING " ITEM_COLS,
         &a, item_fill, w, "claiming work", err);
     if (rc == HS_ERR_NOT_FOUND)
@@ -274,11 +360,14 @@ static int pg_work_done(struct hs_store *base, const struct hs_work_item *w, int
     int64_t changes = 0;
     rc = item_exec(&t, "DELETE FROM work_items WHERE id = $1 AND generation = $2", w->id,
                    w->generation, 0, NULL, &changes, "finishing work", err);
-    if (!rc && changes == 0) /* a newer trigger came in while it ran: another pass when due */
+    if (!rc && changes == 0) { /* a newer trigger came in while it ran: another pass when due */
         rc = item_exec(&t,
                        "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
                        "attempts = 0, last_error = NULL WHERE id = $1",
                        w->id, 0, 0, NULL, NULL, "finishing work", err);
+        if (!rc)
+            rc = notify_work(&t, err);
+    }
     return hs_pg_leave(&t, rc, err);
 }
 
@@ -294,6 +383,8 @@ static int pg_work_retry(struct hs_store *base, const struct hs_work_item *w, in
                    "attempts = attempts + 1, not_before_ms = $2, last_error = $4, "
                    "priority = GREATEST(priority, $3) WHERE id = $1",
                    w->id, not_before_ms, w->priority, error, NULL, "retrying work", err);
+    if (!rc)
+        rc = notify_work(&t, err);
     return hs_pg_leave(&t, rc, err);
 }
 
@@ -308,6 +399,8 @@ static int pg_work_release(struct hs_store *base, const struct hs_work_item *w, 
                    "UPDATE work_items SET claimed_by = NULL, lease_until_ms = NULL, "
                    "not_before_ms = LEAST(not_before_ms, $2) WHERE id = $1",
                    w->id, now_ms, 0, NULL, NULL, "handing back work", err);
+    if (!rc) /* due at once: another process's workers take it */
+        rc = notify_work(&t, err);
     return hs_pg_leave(&t, rc, err);
 }
 
@@ -396,6 +489,8 @@ static int pg_work_release_dead(struct hs_store *base, bool (*dead)(void *ctx, c
                        &a, &changes, "releasing dead workers' claims", err);
         total += changes;
     }
+    if (!rc && total)
+        rc = notify_work(&t, err);
     for (size_t i = 0; i < n; i++)
         free(who[i]);
     free(who);
@@ -853,6 +948,7 @@ const struct hs_work_ops hs_pg_work_ops = {
     .work_depth = pg_work_depth,
     .work_release = pg_work_release,
     .work_release_dead = pg_work_release_dead,
+    .work_wait = pg_work_wait,
     .sync_create = pg_sync_create,
     .sync_get = pg_sync_get,
     .sync_version = pg_sync_version,

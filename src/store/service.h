@@ -34,6 +34,15 @@ struct hs_connection_row {
 };
 void hs_connection_rows_free(struct hs_connection_row *rows, size_t n);
 
+/* A named API key (hoversync apikeys): only the key's SHA-256 is stored. */
+struct hs_api_key {
+    char *name;
+    char *key_sha256;     /* hex */
+    int64_t created_at;   /* unix seconds */
+    int64_t last_used_at; /* unix seconds, to the minute; 0: never used */
+};
+void hs_api_keys_free(struct hs_api_key *v, size_t n);
+
 /* A pending connect flow (GET /connect to GET /oauth/callback; then, when the grant would
  * re-point a connection to another org, until the user confirms). Only hashes of its secrets
  * are kept: the state (or the confirmation token) and the browser's flow cookie. */
@@ -71,8 +80,22 @@ void hs_image_source_clear(struct hs_image_source *v);
 /* Image sources kept at most (the least recently listed go first). */
 #define HS_IMAGE_SOURCES_MAX 100000
 
+/* What connection_delete did. */
+struct hs_connection_deleted {
+    bool existed;       /* the connection's row (its token pair) was there */
+    int64_t webhooks;   /* its webhooks' rows deleted (deregister them at Hover first) */
+    int64_t work_items; /* its queued work items dropped */
+    int64_t syncs;      /* its syncs of POST /api/syncs ended (queued or running) */
+    int64_t jobs;       /* its jobs purged, or marked disconnected */
+    /* purge: the sha256 (hex) of the files that no row holds any more, for the caller to remove
+     * (hs_connection_deleted_clear frees them). */
+    char **orphans;
+    size_t n_orphans;
+};
+void hs_connection_deleted_clear(struct hs_connection_deleted *d);
+
 struct hs_service_ops {
-    /* Small named settings (the API key's hash, ...). get: HS_ERR_NOT_FOUND when unset. */
+    /* Small named settings. get: HS_ERR_NOT_FOUND when unset. */
     int (*setting_get)(struct hs_store *s, const char *key, char **value, struct hs_error *err);
     int (*setting_put)(struct hs_store *s, const char *key, const char *value,
                        struct hs_error *err);
@@ -82,6 +105,10 @@ struct hs_service_ops {
      * HS_ERR_NOT_FOUND otherwise. */
     int (*session_get)(struct hs_store *s, const char *token_sha256, int64_t now_s,
                        struct hs_session *out, struct hs_error *err);
+    /* Deletes the session whose token hashes to token_sha256 (a revoked session fails at once
+     * in every process: sessions are read from the store on each request); HS_ERR_NOT_FOUND
+     * when there is none (or it expired). */
+    int (*session_delete)(struct hs_store *s, const char *token_sha256, struct hs_error *err);
     /* Every stored connection, first connected first (caller frees with
      * hs_connection_rows_free; *out may be NULL when *n is 0). */
     int (*connections_list)(struct hs_store *s, struct hs_connection_row **out, size_t *n,
@@ -114,6 +141,30 @@ struct hs_service_ops {
      * (0: none left in this window). */
     int (*caller_rate_take)(struct hs_store *s, const char *caller, int64_t window_ms, int limit,
                             int want, int *granted, struct hs_error *err);
+    /* Deletes the connection `key` in one transaction: its token pair, its webhooks' rows (and
+     * their access ids and pending verifications), its queued work (work items, pending polls,
+     * open selections; syncs queued or running end failed, error_code "disconnected"), its
+     * pending connect flows, image sources, sessions' scope, auto-sync policy, reconciliation
+     * checkpoint and refresh lease. Its accepted deliveries turn "ignored". Without purge its
+     * jobs and their records stay, each marked with disconnected_at = now_iso under a new
+     * change sequence (the records feed shows them); with purge they go with their models,
+     * artifacts, measurements, selections, sync runs and results, syncs, outbox messages and
+     * webhook deliveries, and out->orphans lists the files no other row holds. now_ms: unix ms.
+     * HS_ERR_NOT_FOUND (and nothing done) when nothing of that name exists. */
+    int (*connection_delete)(struct hs_store *s, const char *key, bool purge, int64_t now_ms,
+                             const char *now_iso, struct hs_connection_deleted *out,
+                             struct hs_error *err);
+    /* Named API keys. api_key_put stores a new one (name and the hex SHA-256 of the key, at
+     * created_at); HS_ERR_CONFLICT when the name or the key is taken. api_keys_list: every key,
+     * by name (caller frees with hs_api_keys_free; *out may be NULL when *n is 0).
+     * api_key_delete: HS_ERR_NOT_FOUND when no key has the name. api_key_used records a use at
+     * at_s (unix seconds) unless one within the minute before is recorded already. */
+    int (*api_key_put)(struct hs_store *s, const char *name, const char *key_sha256,
+                       int64_t created_at, struct hs_error *err);
+    int (*api_keys_list)(struct hs_store *s, struct hs_api_key **out, size_t *n,
+                         struct hs_error *err);
+    int (*api_key_delete)(struct hs_store *s, const char *name, struct hs_error *err);
+    int (*api_key_used)(struct hs_store *s, const char *name, int64_t at_s, struct hs_error *err);
     /* Named leases. lease_claim: the lease `name`, free or lapsed at now_ms (the caller's wall
      * clock, unix ms; clocks of machines sharing a store must agree well within a lease), is
      * taken until now_ms + lease_ms under a new fence (*fence), greater than every earlier

@@ -248,4 +248,10 @@ extern const struct hs_budget_ops hs_sqlite_budget_ops;
 struct hs_work_trigger;
 int hs_sqlite_work_bump(struct sq_txn *t, const struct hs_work_trigger *tr, struct hs_error *err);
 
+/* ---- connection_delete (sqlite_disconnect.c) ---- */
+struct hs_connection_deleted;
+int hs_sqlite_connection_delete(struct hs_store *base, const char *key, bool purge_records,
+                                int64_t now_ms, const char *now_iso,
+                                struct hs_connection_deleted *out, struct hs_error *err);
+
 #endif

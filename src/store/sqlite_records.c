@@ -212,6 +212,26 @@ static int model_row_put(struct sq_txn *t, sqlite3_stmt *st, int64_t job_id,
     return HS_OK;
 }
 
+/* A job of a deleted connection (disconnected_at set, connection_delete) read again through a
+ * connection is connected again: the feed shows it with disconnected_at null. */
+static int job_connected(struct sq_txn *t, int64_t id, int64_t seq, bool *changed,
+                         struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hs_sqlite_prep(t, &st,
+                            "UPDATE jobs SET disconnected_at = NULL, change_seq = ?2 "
+                            "WHERE id = ?1 AND disconnected_at IS NOT NULL",
+                            "storing job", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, seq);
+    int changes = 0;
+    rc = hs_sqlite_run(t, st, &changes, "storing job", err);
+    *changed = !rc && changes > 0;
+    return rc;
+}
+
 static int sq_job_upsert(struct hs_store *base, const struct hs_job *job,
                          const char *connection_key, bool *changed, struct hs_error *err)
 {
@@ -231,6 +251,9 @@ static int sq_job_upsert(struct hs_store *base, const struct hs_job *job,
     rc = hs_sqlite_seq_peek(&t, &seq, err);
     if (!rc)
         rc = job_row_put(&t, job, connection_key, seq, &any, err);
+    if (!rc)
+        rc = job_connected(&t, job->id, seq, &one, err);
+    any = any || one;
     if (!rc && job->n_models > 0) {
         char *sql = upsert_sql("models", model_cols, N_MODEL_COLS, false);
         rc = hs_sqlite_prep(&t, &mst, sql, "storing model", err);
@@ -1019,7 +1042,8 @@ static int feed_rows(struct sq_txn *t, const char *sql, int64_t since, const cha
 static const char FEED_JOBS_SQL[] =
     "SELECT id, name, external_identifier, reconstruction_state, org_id, "
     "address_line1, address_line2, city, region, postal_code, country, latitude, longitude, "
-    "customer_name, customer_email, customer_phone, hover_updated_at, change_seq "
+    "customer_name, customer_email, customer_phone, hover_updated_at, change_seq, "
+    "disconnected_at "
     "FROM jobs WHERE change_seq > ?1 AND " HS_SQL_IN_SCOPE("connection_key",
                                                            "2") " "
                                                                 "ORDER BY change_seq, id";
@@ -1031,14 +1055,14 @@ static json_t *feed_job(sqlite3_stmt *st)
     static const char *const addr[] = {"line1",       "line2",   "city",     "region",
                                        "postal_code", "country", "latitude", "longitude"};
     static const char *const cust[] = {"name", "email", "phone"};
-    static const char *const tail[] = {"hover_updated_at", "change_seq"};
+    static const char *const tail[] = {"hover_updated_at", "change_seq", "disconnected_at"};
     json_t *j = json_object(), *a = json_object(), *c = json_object();
     put_cols(j, st, 0, top, 5);
     put_cols(a, st, 5, addr, 8);
     put_cols(c, st, 13, cust, 3);
     json_object_set_new(j, "address", a);
     json_object_set_new(j, "customer", c);
-    put_cols(j, st, 16, tail, 2);
+    put_cols(j, st, 16, tail, 3);
     return j;
 }
 

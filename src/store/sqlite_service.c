@@ -654,11 +654,148 @@ static int sq_schema_status(struct hs_store *base, int *have, int *want, struct 
     return HS_OK;
 }
 
+static int sq_session_delete(struct hs_store *base, const char *token_sha256, struct hs_error *err)
+{
+    if (!token_sha256)
+        return hs_fail(err, HS_ERR_INVALID, "session_delete without a token hash");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "session_delete", err);
+    if (rc)
+        return rc;
+    static const char *const sql[] = {
+        "DELETE FROM session_connections WHERE token_sha256 = ?1",
+        "DELETE FROM sessions WHERE token_sha256 = ?1",
+    };
+    int changes = 0;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++) {
+        sqlite3_stmt *st = NULL;
+        rc = hs_sqlite_prep(&t, &st, sql[i], "deleting session", err);
+        if (!rc) {
+            hs_sqlite_bind_text(st, 1, token_sha256);
+            rc = hs_sqlite_run(&t, st, &changes, "deleting session", err);
+        }
+    }
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no such session");
+    return hs_sqlite_leave(&t, rc, err);
+}
+
+static int sq_api_key_put(struct hs_store *base, const char *name, const char *key_sha256,
+                          int64_t created_at, struct hs_error *err)
+{
+    if (!name || !*name || !key_sha256)
+        return hs_fail(err, HS_ERR_INVALID, "API key without a name or a hash");
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, "api_key_put", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(&t, &st,
+                        "INSERT INTO api_keys (name, key_sha256, created_at) VALUES (?1, ?2, ?3)",
+                        "storing API key", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, name);
+        hs_sqlite_bind_text(st, 2, key_sha256);
+        sqlite3_bind_int64(st, 3, created_at);
+        rc = hs_sqlite_run(&t, st, NULL, "storing API key", err);
+        if (rc == HS_ERR_CONFLICT)
+            hs_fail(err, HS_ERR_CONFLICT, "an API key named '%s' exists already", name);
+    }
+    return hs_sqlite_leave(&t, rc, err);
+}
+
+static int api_key_fill(struct sq_txn *t, sqlite3_stmt *st, void *row, struct hs_error *err)
+{
+    (void)t;
+    (void)err;
+    struct hs_api_key *k = row;
+    k->name = hs_sqlite_col_text(st, 0);
+    k->key_sha256 = hs_sqlite_col_text(st, 1);
+    k->created_at = sqlite3_column_int64(st, 2);
+    k->last_used_at = sqlite3_column_int64(st, 3);
+    return HS_OK;
+}
+
+static void api_key_clear(void *row)
+{
+    struct hs_api_key *k = row;
+    free(k->name);
+    free(k->key_sha256);
+}
+
+static int sq_api_keys_list(struct hs_store *base, struct hs_api_key **out, size_t *n,
+                            struct hs_error *err)
+{
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "api_keys_list", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    void *v = NULL;
+    size_t len = 0;
+    rc = hs_sqlite_prep(&t, &st,
+                        "SELECT name, key_sha256, created_at, COALESCE(last_used_at, 0) "
+                        "FROM api_keys ORDER BY name",
+                        "listing API keys", err);
+    if (!rc)
+        rc = hs_sqlite_rows(&t, st, sizeof(struct hs_api_key), api_key_fill, api_key_clear, &v,
+                            &len, "listing API keys", err);
+    rc = hs_sqlite_leave(&t, rc, err);
+    if (rc) {
+        hs_api_keys_free(v, len);
+        return rc;
+    }
+    *out = v;
+    *n = len;
+    return HS_OK;
+}
+
+/* One statement on the key `name` (?1) and a time (?2, ignored by a statement without it), alone
+ * in a write transaction; *changes gets the rows it changed. */
+static int api_key_stmt(struct hs_store *base, const char *sql, const char *name, int64_t at_s,
+                        int *changes, const char *what, struct hs_error *err)
+{
+    if (!name)
+        return hs_fail(err, HS_ERR_INVALID, "%s without a name", what);
+    struct sq_txn t;
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_WRITE_ALONE, what, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = hs_sqlite_prep(&t, &st, sql, what, err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, name);
+        sqlite3_bind_int64(st, 2, at_s);
+        rc = hs_sqlite_run(&t, st, changes, what, err);
+    }
+    return hs_sqlite_leave(&t, rc, err);
+}
+
+static int sq_api_key_delete(struct hs_store *base, const char *name, struct hs_error *err)
+{
+    int changes = 0;
+    int rc = api_key_stmt(base, "DELETE FROM api_keys WHERE name = ?1", name, 0, &changes,
+                          "api_key_delete", err);
+    if (!rc && changes == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "no API key named '%s'", name);
+    return rc;
+}
+
+static int sq_api_key_used(struct hs_store *base, const char *name, int64_t at_s,
+                           struct hs_error *err)
+{
+    return api_key_stmt(base,
+                        "UPDATE api_keys SET last_used_at = ?2 WHERE name = ?1 AND "
+                        "(last_used_at IS NULL OR last_used_at <= ?2 - 60)",
+                        name, at_s, NULL, "api_key_used", err);
+}
+
 const struct hs_service_ops hs_sqlite_service_ops = {
     .setting_get = sq_setting_get,
     .setting_put = sq_setting_put,
     .session_put = sq_session_put,
     .session_get = sq_session_get,
+    .session_delete = sq_session_delete,
     .connections_list = sq_connections_list,
     .flow_put = sq_flow_put,
     .flow_take = sq_flow_take,
@@ -669,4 +806,9 @@ const struct hs_service_ops hs_sqlite_service_ops = {
     .lease_renew = sq_lease_renew,
     .lease_release = sq_lease_release,
     .schema_status = sq_schema_status,
+    .api_key_put = sq_api_key_put,
+    .api_keys_list = sq_api_keys_list,
+    .api_key_delete = sq_api_key_delete,
+    .api_key_used = sq_api_key_used,
+    .connection_delete = hs_sqlite_connection_delete,
 };

@@ -949,6 +949,17 @@ static int sq_pending_poll(struct hs_store *base, int64_t now_ms, int64_t first_
     return HS_OK;
 }
 
+/* No channel between the processes of one file: a wait is a sleep (store/work.h). */
+static int sq_work_wait(struct hs_store *base, int cancel_fd, int64_t timeout_ms, bool *woken,
+                        struct hs_error *err)
+{
+    (void)base;
+    (void)err;
+    *woken = false;
+    hs_work_wait_idle(cancel_fd, timeout_ms);
+    return HS_OK;
+}
+
 const struct hs_work_ops hs_sqlite_work_ops = {
     .work_schedule = sq_work_schedule,
     .work_claim = sq_work_claim,
@@ -960,6 +971,7 @@ const struct hs_work_ops hs_sqlite_work_ops = {
     .work_depth = sq_work_depth,
     .work_release = sq_work_release,
     .work_release_dead = sq_work_release_dead,
+    .work_wait = sq_work_wait,
     .sync_create = sq_sync_create,
     .sync_get = sq_sync_get,
     .sync_version = sq_sync_version,

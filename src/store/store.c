@@ -3,6 +3,8 @@
  * functions. */
 #include "store/store.h"
 
+#include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,6 +256,27 @@ void hs_connection_rows_free(struct hs_connection_row *rows, size_t n)
     free(rows);
 }
 
+void hs_connection_deleted_clear(struct hs_connection_deleted *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_orphans; i++)
+        free(d->orphans[i]);
+    free(d->orphans);
+    memset(d, 0, sizeof *d);
+}
+
+void hs_api_keys_free(struct hs_api_key *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].key_sha256);
+    }
+    free(v);
+}
+
 void hs_model_statuses_free(struct hs_model_status *v, size_t n)
 {
     if (!v)
@@ -379,4 +402,11 @@ void hs_store_close(struct hs_store *s)
 {
     if (s)
         s->ops->close(s);
+}
+
+void hs_work_wait_idle(int cancel_fd, int64_t timeout_ms)
+{
+    struct pollfd p = {.fd = cancel_fd, .events = POLLIN};
+    int ms = timeout_ms < 0 ? 0 : timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
+    (void)poll(&p, 1, ms); /* a negative fd is ignored: a plain sleep (EINTR: a shorter one) */
 }

@@ -98,6 +98,15 @@ static int conn_open(struct pg_store *s, struct pg_conn *pc, struct hs_error *er
     return HS_OK;
 }
 
+int hs_pg_connect(struct pg_store *s, PGconn **out, struct hs_error *err)
+{
+    struct pg_conn pc = {0};
+    int rc = conn_open(s, &pc, err);
+    if (!rc)
+        *out = pc.c;
+    return rc;
+}
+
 /* A free connection, opening one when none is free and the pool is not full, else waiting. */
 static int pool_take(struct pg_store *s, struct pg_conn **out, struct hs_error *err)
 {
@@ -631,12 +640,14 @@ static void pg_close(struct hs_store *base)
     struct pg_store *s = hs_pg_of(base);
     for (int i = 0; i < s->n_open; i++)
         PQfinish(s->conns[i].c);
+    PQfinish(s->listen);
     hs_secret_key_clear(s->key);
     free(s->key);
     free(s->conninfo);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_rwlock_destroy(&s->key_lock);
+    pthread_mutex_destroy(&s->listen_lock);
     free(s);
 }
 
@@ -707,6 +718,7 @@ int hs_store_open_pg(const char *url, const struct hs_store_options *o, struct h
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_rwlock_init(&s->key_lock, NULL);
+    pthread_mutex_init(&s->listen_lock, NULL);
     int rc = migrate(s, o && o->must_exist, err);
     if (!rc)
         rc = hs_pg_key_check(s, key, err);

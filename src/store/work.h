@@ -137,6 +137,19 @@ struct hs_work_ops {
      * dead is called inside the store's transaction: it must not use the store. */
     int (*work_release_dead)(struct hs_store *s, bool (*dead)(void *ctx, const char *worker),
                              void *ctx, int64_t *released, struct hs_error *err);
+    /* Waits until some process commits work that may be due (work_schedule, event_accept, the
+     * pending pass, work_retry, work_release, a work_done that leaves a newer trigger,
+     * work_release_dead):
+     * *woken true; or until cancel_fd (-1: none) is readable or timeout_ms passes: *woken
+     * false. Wake-ups may be spurious; the caller claims and finds out. PostgreSQL: LISTEN on a
+     * connection of its own (those writes NOTIFY in their transaction, heard on commit), one
+     * listening thread per store handle at a time (another caller just waits); a lost
+     * connection is an error, and the next call opens a new one and says *woken (a commit may
+     * have gone unheard). SQLite: its processes share a file and no channel, so it only waits:
+     * workers find other processes' items by polling, and this process's producers wake its
+     * workers themselves (worker/events.h). */
+    int (*work_wait)(struct hs_store *s, int cancel_fd, int64_t timeout_ms, bool *woken,
+                     struct hs_error *err);
 
     /* A new sync (queued, version 1) and its models, in the caller's transaction (with the
      * selections and the job's work item). */
@@ -174,5 +187,9 @@ struct hs_work_ops {
                         const char *const *skip, size_t n_skip, struct hs_pending_job **out,
                         size_t *n, struct hs_error *err);
 };
+
+/* Sleeps until cancel_fd (-1: none) is readable or timeout_ms passes (a back-end's work_wait
+ * when it has nothing to listen to). */
+void hs_work_wait_idle(int cancel_fd, int64_t timeout_ms);
 
 #endif

@@ -3,12 +3,17 @@
  * Threads: each loops claim -> run -> done/retry; with nothing due it waits on `wake` until the
  * next item is due, at most idle_ms (hs_events_wake cuts the wait short), so an idle service
  * costs one small SELECT per thread per idle_ms and no busy loop. The heartbeat thread renews
- * the lease of every item this process runs, a third of a lease before it would end. The store
+ * the lease of every item this process runs, a third of a lease before it would end. The
+ * listener thread waits in the store for work other processes commit (store work_wait:
+ * PostgreSQL's LISTEN/NOTIFY) and wakes the threads, so an item accepted by another instance
+ * starts within milliseconds; the idle_ms poll stays the fallback (SQLite, a lost listening
+ * connection). The store
  * is shared with the HTTP service; nothing here holds a store transaction across a Hover request
  * (the sync engine writes after it downloads). */
 #include "worker/events.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,7 +60,15 @@ struct hs_events {
     } held[HELD_MAX];
     pthread_t heartbeat;
     bool has_heartbeat;
+    pthread_t listener;
+    bool has_listener;
+    int stop_pipe[2]; /* written once at stop: a listener waiting in the store returns */
 };
+
+/* The listener's wait in the store at most (it returns sooner when woken or stopped), and its
+ * pause after the store failed to listen (the threads poll meanwhile). */
+#define LISTEN_WAIT_MS  30000
+#define LISTEN_RETRY_MS 1000
 
 int64_t hs_events_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts)
 {
@@ -583,6 +596,37 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* Wakes the threads when another process commits work (store work_wait). */
+static void *listener_main(void *arg)
+{
+    struct hs_events *w = arg;
+    bool failing = false;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        bool stop = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        if (stop)
+            break;
+        bool woken = false;
+        struct hs_error err = {0};
+        int rc = w->store->work->work_wait(w->store, w->stop_pipe[0], LISTEN_WAIT_MS, &woken, &err);
+        if (rc) {
+            if (!failing) /* once per outage, not once per retry */
+                hs_warn("events=listen error=\"%s\" msg=\"polling every %lld ms until it is back\"",
+                        err.msg, (long long)w->cfg.idle_ms);
+            failing = true;
+            hs_work_wait_idle(w->stop_pipe[0], LISTEN_RETRY_MS);
+            continue;
+        }
+        if (failing)
+            hs_info("events=listen msg=\"listening again\"");
+        failing = false;
+        if (woken)
+            hs_events_wake(w);
+    }
+    return NULL;
+}
+
 int hs_events_new(const struct hs_events_config *cfg, struct hs_store *store,
                   struct hs_client_provider clients, struct hs_outbox *outbox,
                   const struct hs_clock *clock, struct hs_events **out, struct hs_error *err)
@@ -615,6 +659,11 @@ int hs_events_new(const struct hs_events_config *cfg, struct hs_store *store,
     if (gethostname(w->host, sizeof w->host - 1) != 0)
         hs_strlcpy(w->host, "host", sizeof w->host);
     w->host[sizeof w->host - 1] = '\0';
+    if (pipe2(w->stop_pipe, O_CLOEXEC) != 0) {
+        free(w->data_dir);
+        free(w);
+        return hs_fail(err, HS_ERR_IO, "cannot make the work queue's stop pipe");
+    }
     pthread_mutex_init(&w->lock, NULL);
     hs_cond_init_monotonic(&w->wake);
     *out = w;
@@ -655,6 +704,11 @@ int hs_events_start(struct hs_events *w, struct hs_error *err)
         if (pthread_create(&w->heartbeat, NULL, heartbeat_main, w) != 0)
             return hs_fail(err, HS_ERR_INTERNAL, "cannot start the lease heartbeat");
         w->has_heartbeat = true;
+    }
+    if (!w->has_listener) {
+        if (pthread_create(&w->listener, NULL, listener_main, w) != 0)
+            return hs_fail(err, HS_ERR_INTERNAL, "cannot start the work queue's listener");
+        w->has_listener = true;
     }
     for (int i = w->n_threads; i < w->cfg.threads; i++) {
         struct thread_arg *ta = hs_calloc(1, sizeof *ta);
@@ -732,10 +786,17 @@ void hs_events_free(struct hs_events *w)
     w->stopping = true;
     pthread_cond_broadcast(&w->wake);
     pthread_mutex_unlock(&w->lock);
+    char byte = 1;
+    while (write(w->stop_pipe[1], &byte, 1) < 0 && errno == EINTR)
+        ;
     for (int i = 0; i < w->n_threads; i++)
         pthread_join(w->threads[i], NULL);
     if (w->has_heartbeat)
         pthread_join(w->heartbeat, NULL);
+    if (w->has_listener)
+        pthread_join(w->listener, NULL);
+    close(w->stop_pipe[0]);
+    close(w->stop_pipe[1]);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w->data_dir);

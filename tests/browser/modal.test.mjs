@@ -238,6 +238,25 @@ test('Escape closes the modal and gives the focus back to the Import button; Tab
   assert.deepEqual(errors, []);
 });
 
+test('Sign out ends the modal\'s session on the service and closes the modal', { skip: MOCK ? 'the mock keeps no sessions' : false }, async (t) => {
+  const { page, context, errors } = await newPage(t);
+  const auth = []; /* the session the modal sends */
+  context.on('request', (r) => {
+    const h = r.headers().authorization;
+    if (h && r.url().startsWith(ctx.env.serviceUrl + '/api/')) auth.push(h);
+  });
+  const frame = await openModal(page);
+  await waitFor(async () => auth.length > 0, { what: 'a call of the modal with its session' });
+  const bearer = auth[0];
+  assert.equal((await http('GET', `${ctx.env.serviceUrl}/api/session`, undefined, { Authorization: bearer })).status, 200);
+  await shot(page, 'before-sign-out');
+  await frame.click('#hs-signout');
+  await page.waitForSelector('iframe[title="Import from Hover"]', { state: 'detached' });
+  assert.deepEqual((await page.evaluate(() => window.__hsEvents)).map((e) => e.type), ['close']);
+  assert.equal((await http('GET', `${ctx.env.serviceUrl}/api/session`, undefined, { Authorization: bearer })).status, 401, 'the session is ended');
+  assert.deepEqual(errors, []);
+});
+
 test('messages from another origin are ignored by the host page', async (t) => {
   const { page } = await newPage(t);
   await openModal(page);

@@ -1,12 +1,16 @@
 """Shared pieces of the integration tests: start the real hover-sandbox on a free port, talk to
-its admin routes, and run the real hoversync binary against it with a fresh SQLite file.
+its admin routes, and run the real hoversync binary against it with a fresh store: a SQLite file
+by default, or, with HS_TEST_STORE=postgresql and HS_TEST_PG_URL (tests/support/pg_cluster.sh), a
+fresh database of that throw-away cluster (store_location, Cli.sql).
 
 Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (set by meson). Every answer of a service
 started here is checked against the API's contract, docs/openapi.yaml (contract.py: Debian's
 python3-jsonschema and python3-yaml); the rest is the standard library.
 """
+import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -45,6 +49,89 @@ def wait_for(what, pred, timeout=30):
             return v
         time.sleep(0.1)
     raise AssertionError("timed out waiting for " + what)
+
+
+# The store under test: PostgreSQL when the cluster of tests/support/pg_cluster.sh is given.
+PG_URL = (os.environ.get("HS_TEST_PG_URL")
+          if os.environ.get("HS_TEST_STORE") == "postgresql" else None)
+
+
+def on_postgresql():
+    return PG_URL is not None
+
+
+def _pg_url(dbname):
+    """PG_URL with its database replaced by dbname."""
+    scheme, rest = PG_URL.split("://", 1)
+    return scheme + "://" + re.sub(r"/[^/?]*", "/" + dbname, rest, count=1)
+
+
+def _pg_name(d):
+    """The database of the test directory d."""
+    return "hs_" + hashlib.sha1(os.path.abspath(d).encode()).hexdigest()[:20]
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+_NULL = "\x01NULL\x01"
+
+
+def _pg_value(v):
+    """A psql field as the sqlite3 module would give it: None, int, float, bool (t/f), bytes
+    (bytea, which psql shows as \\x and hex) or str."""
+    if v == _NULL:
+        return None
+    if re.fullmatch(r"\\x(?:[0-9a-f]{2})+", v):
+        return bytes.fromhex(v[2:])
+    if re.fullmatch(r"-?\d+", v):
+        return int(v)
+    if re.fullmatch(r"-?\d+\.\d+(e[-+]?\d+)?", v):
+        return float(v)
+    if v in ("t", "f"):
+        return v == "t"
+    return v
+
+
+def psql(url, query, params=()):
+    """Runs query (with ? placeholders, as sqlite3 takes them) on url; the rows as tuples."""
+    parts = query.split("?")
+    if len(parts) != len(params) + 1:
+        raise ValueError("%d parameters for %r" % (len(params), query))
+    sql = parts[0] + "".join(_pg_literal(p) + rest for p, rest in zip(params, parts[1:]))
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\x1f",
+                        "-R", "\x1e", "-P", "null=" + _NULL, "-d", url, "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("psql %r: %s" % (sql, r.stderr))
+    out = r.stdout[:-1] if r.stdout.endswith("\n") else r.stdout
+    return [tuple(_pg_value(f) for f in rec.split("\x1f")) for rec in out.split("\x1e") if rec]
+
+
+def store_location(d):
+    """The store of the test directory d, as HOVERSYNC_DB takes it: d/hoversync.db, or on
+    PostgreSQL a database named after d (made from the cluster's database, which has the
+    extensions, when it does not exist yet), so that a second service given d shares it."""
+    if not on_postgresql():
+        return os.path.join(d, "hoversync.db")
+    admin, name = _pg_url("postgres"), _pg_name(d)
+    if not psql(admin, "SELECT 1 FROM pg_database WHERE datname = ?", (name,)):
+        template = re.search(r"/([^/?]+)", PG_URL.split("://", 1)[1]).group(1)
+        psql(admin, 'CREATE DATABASE "%s" TEMPLATE "%s"' % (name, template))
+    return _pg_url(name)
+
+
+def store_drop(d):
+    """Removes the store of the test directory d (on SQLite it goes with the directory)."""
+    if on_postgresql():
+        psql(_pg_url("postgres"), 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % _pg_name(d))
 
 
 # Showcase jobs of the sandbox (fixed ids whatever the seed; see docs/SANDBOX.md).
@@ -159,11 +246,12 @@ class Sandbox:
 
 
 class Cli:
-    """The hoversync binary with its own SQLite file and environment, connected to a sandbox."""
+    """The hoversync binary with its own store (store_location) and environment, connected to a
+    sandbox."""
 
     def __init__(self, sandbox, tokens=None, **env):
         self.dir = tempfile.mkdtemp(prefix="hs-cli-")
-        self.db = os.path.join(self.dir, "hoversync.db")
+        self.db = store_location(self.dir)
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("HOVER") and not k.startswith("HOVERSYNC")}
         self.env.update({
@@ -199,16 +287,22 @@ class Cli:
             raise AssertionError("hoversync %s failed (%d): %s" % (args, r.returncode, r.stderr))
         return json.loads(r.stdout)
 
-    def sql(self, query):
-        """Reads the SQLite store with the sqlite3 module, as a CRM developer would."""
+    def sql(self, query, params=()):
+        """Reads the store as a CRM developer would: the SQLite file with the sqlite3 module, or
+        the PostgreSQL database with psql (values typed as sqlite3 gives them; ? placeholders)."""
+        if on_postgresql():
+            return psql(self.db, query, params)
         import sqlite3
-        con = sqlite3.connect(self.db)
+        con = sqlite3.connect(self.db, timeout=30)
         try:
-            return con.execute(query).fetchall()
+            rows = con.execute(query, params).fetchall()
+            con.commit()
+            return rows
         finally:
             con.close()
 
     def cleanup(self):
+        store_drop(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -277,7 +371,7 @@ class Service:
                  api_key="test-api-key-0123456789abcdef", db_dir=None, **env):
         self.cli = Cli(sandbox, tokens, HOVERSYNC_CONNECTION=connection, **env)
         if db_dir:  # reuse another instance's store (restart tests)
-            self.cli.db = os.path.join(db_dir, "hoversync.db")
+            self.cli.db = store_location(db_dir)
             self.cli.env["HOVERSYNC_DB"] = self.cli.db
         self.dir = db_dir or self.cli.dir
         self.cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(self.dir, "data")

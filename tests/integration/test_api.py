@@ -15,7 +15,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (CLIENT_ID, JOB_ALL_COMPLETE, JOB_ONE_FAILED, JOB_PROCESSING,  # noqa: E402
-                     MAIN_ORG, Sandbox, Service, api_requests, http_request)
+                     MAIN_ORG, Sandbox, Service, api_requests, http_request, on_postgresql)
 
 SECOND_ORG = 471122
 ALLOWED = "http://crm.example"
@@ -663,10 +663,14 @@ class Lifecycle(unittest.TestCase):
             self.assertRegex(a.api_key, r"^[0-9a-f]{64}$")
             self.assertEqual(a.get("/api/connections").status, 200)
             # Only its hash is stored.
-            rows = a.cli.sql("SELECT value FROM settings WHERE key = 'api_key_sha256'")
-            self.assertEqual(rows, [(hashlib.sha256(a.api_key.encode()).hexdigest(),)])
-            with open(a.cli.db, "rb") as f:
-                self.assertNotIn(a.api_key.encode(), f.read())
+            rows = a.cli.sql("SELECT name, key_sha256 FROM api_keys")
+            self.assertEqual(rows, [("default", hashlib.sha256(a.api_key.encode()).hexdigest())])
+            if on_postgresql():  # no file to read: no setting holds it
+                self.assertEqual(a.cli.sql("SELECT COUNT(*) FROM settings WHERE value LIKE ?",
+                                           ("%" + a.api_key + "%",)), [(0,)])
+            else:
+                with open(a.cli.db, "rb") as f:
+                    self.assertNotIn(a.api_key.encode(), f.read())
             self.assertEqual(a.stop(), 0, a.read_stderr())
             # A restart keeps the key and does not print it again.
             b = Service(sb, None, api_key=None, db_dir=a.dir)

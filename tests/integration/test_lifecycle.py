@@ -6,6 +6,10 @@
   (read from the store, so a serve without workers sees the items pile up and age), the outbox's
   backlog, and the background Hover budget a second serve uses when it syncs those items; the
   page passes `promtool check metrics`;
+- a CRM endpoint that answers 500 and then 200: the outbox's failed attempts rise while the
+  notification stays in the backlog, then it is delivered and the backlog is empty again;
+- background syncs queued beyond what a minute of a low --rate-limit allows: a background request
+  is seen waiting for the budget, and the seconds waited add up;
 - /healthz answers while the process does; /readyz answers 200 only with the store reachable
   and its schema current (a store behind this binary is 503 "migrations_pending"), and 503
   "draining" from the moment SIGTERM arrives;
@@ -28,8 +32,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import JOB_ALL_COMPLETE, SLOW, free_port, wait_for  # noqa: E402
+from harness import (JOB_ALL_COMPLETE, JOB_ONE_FAILED, JOB_PROCESSING, SLOW,  # noqa: E402
+                     free_port, wait_for)
 from test_webhooks_intake import signed  # noqa: E402
+from test_webhooks_e2e import SECRET as CRM_SECRET, Crm  # noqa: E402
 
 HOUSE = 17338401  # a complete model of JOB_ALL_COMPLETE
 LONG_LEASE = 600  # seconds: a handed-back item must not wait for it
@@ -56,15 +62,23 @@ class Metrics(unittest.TestCase):
     def setUpClass(cls):
         cls.sb = harness.Sandbox("--rate-limit", "0", jobs=40)
         cls.tokens = cls.sb.tokens()
-        port = free_port()
-        # No workers: the work items the deliveries queue stay in the store, due.
-        cls.front = harness.Service(cls.sb, cls.tokens,
-                                    args=["--listen", "127.0.0.1:%d" % port, "--no-workers"],
-                                    HOVERSYNC_PUBLIC_URL="http://127.0.0.1:%d" % port)
-        r = cls.front.cli.run("webhooks", "register", "--wait", str(20 * SLOW), "--json")
-        assert r.returncode == 0, r.stdout + r.stderr
-        cls.webhook_id = json.loads(r.stdout)["id"]
         cls.others = []
+        cls.front, cls.webhook_id = cls.webhook_front()
+
+    @classmethod
+    def webhook_front(cls):
+        """A serve without workers and with its webhook registered: the work items the
+        deliveries queue stay in its store, due. Returns it and the webhook's id."""
+        port = free_port()
+        front = harness.Service(cls.sb, cls.tokens,
+                                args=["--listen", "127.0.0.1:%d" % port, "--no-workers"],
+                                HOVERSYNC_PUBLIC_URL="http://127.0.0.1:%d" % port)
+        r = front.cli.run("webhooks", "register", "--wait", str(20 * SLOW), "--json")
+        if r.returncode != 0:
+            front.stop()
+            front.cleanup()
+            raise AssertionError(r.stdout + r.stderr)
+        return front, json.loads(r.stdout)["id"]
 
     @classmethod
     def tearDownClass(cls):
@@ -78,8 +92,16 @@ class Metrics(unittest.TestCase):
         self.assertEqual(r.status, 200, r.body)
         return r.body.decode()
 
-    def deliver(self, body, headers):
-        return harness.http_request(self.front.port, "POST", "/webhooks/hover", body, headers)
+    def deliver(self, body, headers, front=None):
+        return harness.http_request((front or self.front).port, "POST", "/webhooks/hover", body,
+                                    headers)
+
+    def counts(self, svc):
+        """The outbox's series of svc's page: (delivered, failed, backlog)."""
+        text = self.page(svc)
+        return (series(text, "hoversync_outbox_delivery_attempts_total", '{outcome="delivered"}'),
+                series(text, "hoversync_outbox_delivery_attempts_total", '{outcome="failed"}'),
+                series(text, "hoversync_outbox_backlog_messages"))
 
     def test_webhook_series_move_and_promtool_accepts_them(self):
         secret = self.front.cli.sql("SELECT hmac_secret FROM webhooks WHERE id = %d"
@@ -140,6 +162,82 @@ class Metrics(unittest.TestCase):
         self.assertEqual(series(text, "hoversync_work_oldest_due_age_seconds"), 0)
         self.assertIsNotNone(series(text, "hoversync_outbox_delivery_attempts_total",
                                     '{outcome="delivered"}'))
+
+    def test_outbox_attempts_count_a_failing_crm_then_its_recovery(self):
+        crm = Crm()
+        crm.status = 500
+        self.addCleanup(crm.stop)
+        svc = harness.Service(self.sb, self.tokens,
+                              args=["--crm-endpoint", crm.url, "--reconcile-interval", 0,
+                                    "--pending-interval", 0],
+                              HOVERSYNC_CRM_SECRET=CRM_SECRET, HOVERSYNC_OUTBOX_RETRY_BASE_MS=100)
+        self.others.append(svc)
+        self.assertEqual(self.counts(svc), (0, 0, 0))
+
+        # A sync that changed something: its notification goes to the CRM, which fails it.
+        r = svc.request("POST", "/api/syncs", {"job_id": JOB_ALL_COMPLETE, "model_ids": [HOUSE]})
+        self.assertEqual(r.status, 202, r.body)
+        delivered, failed, backlog = wait_for(
+            "a failed delivery counted", lambda: (lambda c: c if c[1] >= 1 else None)(
+                self.counts(svc)), 60)
+        self.assertEqual(delivered, 0)
+        self.assertEqual(backlog, 1)
+        self.assertEqual(crm.acked(), [])
+        with crm.lock:
+            self.assertGreaterEqual(len(crm.posts), failed)
+            self.assertEqual({p[0] for p in crm.posts}, {500})
+
+        # The CRM is back: the next retry is delivered and the backlog empties.
+        crm.status = 200
+        delivered, failed_after, backlog = wait_for(
+            "the notification delivered", lambda: (lambda c: c if c[0] >= 1 and c[2] == 0
+                                                   else None)(self.counts(svc)), 60)
+        self.assertEqual(delivered, 1)
+        self.assertGreaterEqual(failed_after, failed)
+        self.assertEqual([p["job_id"] for _, p in crm.acked()], [JOB_ALL_COMPLETE])
+        self.assertEqual(crm.bad_signatures, 0)
+        self.assertEqual(svc.cli.sql("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"),
+                         [(0,)])
+
+    def test_background_syncs_beyond_the_budget_wait_for_it(self):
+        front, wid = self.webhook_front()
+        self.others.append(front)
+        secret = front.cli.sql("SELECT hmac_secret FROM webhooks WHERE id = %d" % wid)[0][0]
+        jobs = (JOB_ALL_COMPLETE, JOB_ONE_FAILED, JOB_PROCESSING)
+        for job in jobs:
+            body = json.dumps({"event": "job-state-changed-v2", "webhook_id": wid,
+                               "job_id": job, "state": "completed"}).encode()
+            self.assertEqual(self.deliver(body, signed(secret, wid, body), front).status, 200)
+        self.assertEqual(series(self.page(front), "hoversync_work_items_due"), len(jobs))
+
+        # Six requests a minute, one background start every ten seconds: syncing three jobs
+        # (a Show Job and the downloads of each complete model) takes more than a minute allows.
+        # One worker thread and no periodic pass: one background request at most waits at a time.
+        worker = harness.Service(self.sb, self.tokens, db_dir=front.dir,
+                                 args=["--rate-limit", 6, "--event-workers", 1,
+                                       "--reconcile-interval", 0, "--pending-interval", 0,
+                                       "--drain-timeout", 1])
+        self.others.append(worker)
+        seen = []
+
+        def budget():
+            text = self.page(worker)
+            seen.append(series(text, "hoversync_budget_background_waiting"))
+            return (series(text, "hoversync_budget_background_wait_seconds_total"),
+                    series(text, "hoversync_budget_background_requests_total"), seen[-1])
+
+        # A request seen waiting; once it is let through, its wait is in the total.
+        total, granted, _ = wait_for("a background request waiting for the budget",
+                                     lambda: (lambda b: b if b[2] == 1 else None)(budget()), 60)
+        after = wait_for("the wait counted", lambda: (lambda b: b if b[0] > total and
+                                                      b[1] > granted else None)(budget()), 120)
+        self.assertGreater(after[0], 0)
+        self.assertEqual(max(seen), 1, seen)
+        # The budget holds the syncs back: the queue is not through yet, and the operator reads
+        # why in the log too.
+        self.assertGreater(series(self.page(worker), "hoversync_work_items"), 0)
+        self.assertIn("reason=budget", worker.read_stderr())
+        self.assertEqual(worker.stop(), 0, worker.read_stderr()[-3000:])
 
 
 class Probes(unittest.TestCase):

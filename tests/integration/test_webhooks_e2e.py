@@ -30,14 +30,14 @@ import http.server
 import json
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import HOVERSYNC_BIN, MAIN_ORG, Sandbox, Service, free_port, wait_for  # noqa: E402
+from harness import (HOVERSYNC_BIN, MAIN_ORG, Sandbox, Service, free_port,  # noqa: E402
+                     on_postgresql, store_location, wait_for)
 
 SECRET = "crm-shared-secret-for-tests"
 SLOW = 3 if os.environ.get("HOVERSYNC_SANITIZED") else 1
@@ -134,16 +134,8 @@ class WebhooksEndToEnd(unittest.TestCase):
         assert rc == 0, "hoversync serve exited with %s: %s" % (rc, err[-3000:])
 
     # ---- helpers ----
-    def db(self, svc=None):
-        con = sqlite3.connect((svc or self.svc).cli.db, timeout=30)
-        return con
-
     def sql(self, q, args=(), svc=None):
-        con = self.db(svc)
-        try:
-            return con.execute(q, args).fetchall()
-        finally:
-            con.close()
+        return (svc or self.svc).cli.sql(q, args)
 
     def new_test_job(self, failed=0):
         status, _, out = self.sb.call(
@@ -349,13 +341,12 @@ class WebhooksEndToEnd(unittest.TestCase):
         # A store whose reconciliation starts now (not an hour back, which would sync the jobs
         # of the tests before: a fresh install does that, but it is not this test's point).
         db_dir = tempfile.mkdtemp(prefix="hs-reconcile-")
-        prep = Cli(self.sb, HOVERSYNC_DB=os.path.join(db_dir, "hoversync.db"))
+        prep = Cli(self.sb, HOVERSYNC_DB=store_location(db_dir))
+        prep.db = store_location(db_dir)
         self.assertEqual(prep.run("export", "--since", "0").returncode, 0)
-        con = sqlite3.connect(os.path.join(db_dir, "hoversync.db"))
-        con.execute("INSERT INTO checkpoints (name, value, updated_at) VALUES (?, ?, '')",
-                    ("reconcile:org-%d" % MAIN_ORG, str(int(time.time()) - 2)))
-        con.commit()
-        con.close()
+        prep.sql("INSERT INTO checkpoints (name, value, updated_at) VALUES (?, ?, %s)"
+                 % ("now()" if on_postgresql() else "''"),
+                 ("reconcile:org-%d" % MAIN_ORG, str(int(time.time()) - 2)))
         prep.cleanup()
         port = free_port()
         svc = self.start_service(port, db_dir=db_dir, reconcile=1)

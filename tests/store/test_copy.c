@@ -11,6 +11,7 @@
 #include "core/mem.h"
 #include "store/copy.h"
 #include "store/outbox.h"
+#include "store/service.h"
 #include "store/sqlite.h"
 #include "store/work.h"
 #include "store_test.h"
@@ -51,6 +52,8 @@ static void populate(struct fixture *f)
     assert_int_equal(f->store->outbox->outbox_add(f->store, ep, 15084303, "{\"n\":1}", "k1", NULL),
                      HS_OK);
     assert_int_equal(f->store->outbox->outbox_add(f->store, ep, 15084303, "{\"n\":2}", "k2", NULL),
+                     HS_OK);
+    assert_int_equal(f->store->service->api_key_put(f->store, "crm-west", SHA_B, 1000, NULL),
                      HS_OK);
 }
 
@@ -111,6 +114,12 @@ static void test_copy_carries_everything_and_the_feed_goes_on(void **state)
     assert_string_equal(t.access_token, "acc");
     assert_string_equal(t.refresh_token, "ref");
     hs_token_clear(&t);
+    struct hs_api_key *keys = NULL;
+    size_t n_keys = 0;
+    assert_int_equal(g.store->service->api_keys_list(g.store, &keys, &n_keys, NULL), HS_OK);
+    assert_int_equal(n_keys, 1);
+    assert_string_equal(keys[0].key_sha256, SHA_B);
+    hs_api_keys_free(keys, n_keys);
     int64_t j1, s1, j2, s2;
     assert_int_equal(first_outbox(&g, &j2, &s2), first_outbox(f, &j1, &s1));
     assert_int_equal(j1, j2);

@@ -10,6 +10,7 @@
 #include "store/migrations.h"
 #include "store/records.h"
 #include "store/service.h"
+#include "store/work.h"
 #include "store_test.h"
 
 #define OPENERS 8
@@ -154,6 +155,42 @@ static void test_store_survives_a_server_restart(void **state)
     assert_int_equal(s->records->checkpoint_get(s, "in-flight", &v, NULL), HS_ERR_NOT_FOUND);
 }
 
+/* The listening connection of work_wait is lost with a server restart: the wait says so (an
+ * error, the workers poll meanwhile), the next one listens again (and says woken: commits may
+ * have gone unheard), and a schedule committed after the restart by another handle is heard. */
+static void test_work_wait_listens_again_after_a_server_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *s = f->store;
+    const char *restart = getenv("HS_TEST_PG_RESTART");
+    assert_non_null(restart);
+    bool woken = false;
+    assert_int_equal(s->work->work_wait(s, -1, 0, &woken, NULL), HS_OK);
+    assert_true(woken); /* started listening */
+    assert_int_equal(system(restart), 0);
+    struct hs_error err = {0};
+    int rc = HS_OK;
+    for (int i = 0; i < 3 && rc == HS_OK; i++) /* until the wait finds the connection gone */
+        rc = s->work->work_wait(s, -1, 5000, &woken, &err);
+    assert_int_not_equal(rc, HS_OK);
+    assert_non_null(strstr(err.msg, "listening for work"));
+    assert_int_equal(s->work->work_wait(s, -1, 0, &woken, NULL), HS_OK);
+    assert_true(woken); /* listening again */
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    struct hs_work_trigger t = {.connection_key = "org-a",
+                                .job_id = 7,
+                                .reason = "test",
+                                .priority = HS_WORK_PRIO_BACKGROUND,
+                                .now_ms = 1000,
+                                .due_ms = 1000};
+    assert_int_equal(other->work->work_schedule(other, &t, NULL), HS_OK);
+    woken = false;
+    assert_int_equal(s->work->work_wait(s, -1, 10000, &woken, NULL), HS_OK);
+    assert_true(woken);
+    hs_store_close(other);
+}
+
 int main(void)
 {
     if (!store_test_is_pg()) {
@@ -166,6 +203,7 @@ int main(void)
         STORE_TEST(test_newer_schema_is_refused),
         STORE_TEST(test_reads_run_beside_an_open_write),
         STORE_TEST(test_store_survives_a_server_restart),
+        STORE_TEST(test_work_wait_listens_again_after_a_server_restart),
     };
     return STORE_TESTS("store-pg", tests);
 }

@@ -616,6 +616,148 @@ static void test_export_cursor_is_monotonic(void **state)
     json_decref(d);
 }
 
+/* ---- the feed under concurrent writers ---- */
+
+#define FEED_WRITERS   6
+#define FEED_TXNS      30 /* per writer, each of FEED_PER_TXN new jobs with a model each */
+#define FEED_PER_TXN   2
+#define FEED_JOBS      (FEED_WRITERS * FEED_TXNS * FEED_PER_TXN)
+#define FEED_FIRST_JOB 40000000
+#define FEED_MODEL_OF  100000000 /* a job's model id: the job's plus this */
+
+struct feed_writer {
+    struct hs_store *store; /* a handle of its own, as another process has */
+    int index;
+    int failures;
+};
+
+static void *feed_write(void *arg)
+{
+    struct feed_writer *w = arg;
+    struct test_job t;
+    make_job(&t);
+    t.job.n_models = 1;
+    for (int i = 0; i < FEED_TXNS; i++) {
+        if (w->store->ops->begin(w->store, NULL) != HS_OK) {
+            w->failures++;
+            continue;
+        }
+        int rc = HS_OK;
+        for (int k = 0; rc == HS_OK && k < FEED_PER_TXN; k++) {
+            t.job.id = FEED_FIRST_JOB + (w->index * FEED_TXNS + i) * FEED_PER_TXN + k;
+            t.models[0].id = t.job.id + FEED_MODEL_OF;
+            bool changed = false;
+            rc = w->store->records->job_upsert(w->store, &t.job, "default", &changed, NULL);
+        }
+        if (rc == HS_OK)
+            rc = w->store->ops->commit(w->store, NULL);
+        else
+            w->store->ops->rollback(w->store);
+        if (rc != HS_OK)
+            w->failures++;
+    }
+    return NULL;
+}
+
+struct feed_follower {
+    struct fixture *f;
+    volatile int writers_done;
+    int seen_jobs[FEED_JOBS], seen_models[FEED_JOBS];
+    int strays, stale, polls;
+    int64_t cursor;
+};
+
+/* Notes one page's rows of `key` (jobs or models) whose id is the job's plus `offset`. */
+static void feed_note(struct feed_follower *fl, json_t *doc, const char *key, int64_t offset,
+                      int *seen)
+{
+    json_t *arr = json_object_get(doc, key), *row;
+    size_t i;
+    json_array_foreach(arr, i, row)
+    {
+        int64_t n = json_integer_value(json_object_get(row, "id")) - offset - FEED_FIRST_JOB;
+        if (json_integer_value(json_object_get(row, "change_seq")) <= fl->cursor)
+            fl->stale++; /* a row at or below the cursor it was asked above */
+        if (n < 0 || n >= FEED_JOBS)
+            fl->strays++;
+        else
+            seen[n]++;
+    }
+}
+
+/* Follows the feed as a CRM does (`since` = the last cursor) until the writers are done and a
+ * last page brings nothing. */
+static void *feed_follow(void *arg)
+{
+    struct feed_follower *fl = arg;
+    for (bool last = false;;) {
+        last = fl->writers_done; /* read before the page: a page after the end is the last */
+        char *text = NULL;
+        if (fl->f->store->records->export_since(fl->f->store, fl->cursor, NULL, &text, NULL)) {
+            fl->strays++;
+            break;
+        }
+        json_t *doc = json_loads(text, 0, NULL);
+        free(text);
+        if (!doc) {
+            fl->strays++;
+            break;
+        }
+        feed_note(fl, doc, "jobs", 0, fl->seen_jobs);
+        feed_note(fl, doc, "models", FEED_MODEL_OF, fl->seen_models);
+        bool empty = json_array_size(json_object_get(doc, "jobs")) == 0 &&
+                     json_array_size(json_object_get(doc, "models")) == 0;
+        int64_t next = json_integer_value(json_object_get(doc, "cursor"));
+        if (next < fl->cursor)
+            fl->stale++;
+        fl->cursor = next;
+        json_decref(doc);
+        fl->polls++;
+        if (last && empty)
+            break;
+    }
+    return NULL;
+}
+
+/* Many writers (handles of their own, transactions of two jobs) while a follower reads the feed
+ * since its last cursor in a loop: it sees every job and model exactly once, never a row at or
+ * below a cursor it already had (a row committing later with a lower number would be skipped by
+ * a real follower). */
+static void test_feed_follower_sees_every_change_once_under_concurrent_writers(void **state)
+{
+    struct fixture *f = *state;
+    struct feed_writer w[FEED_WRITERS];
+    pthread_t th[FEED_WRITERS], follower;
+    struct feed_follower *fl = hs_calloc(1, sizeof *fl);
+    fl->f = f;
+    for (int i = 0; i < FEED_WRITERS; i++) {
+        w[i] = (struct feed_writer){.index = i};
+        assert_int_equal(open_store(f, &w[i].store), HS_OK);
+    }
+    assert_int_equal(pthread_create(&follower, NULL, feed_follow, fl), 0);
+    for (int i = 0; i < FEED_WRITERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, feed_write, &w[i]), 0);
+    for (int i = 0; i < FEED_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+        hs_store_close(w[i].store);
+    }
+    fl->writers_done = 1;
+    pthread_join(follower, NULL);
+    assert_int_equal(fl->strays, 0);
+    assert_int_equal(fl->stale, 0);
+    for (int n = 0; n < FEED_JOBS; n++) {
+        if (fl->seen_jobs[n] != 1 || fl->seen_models[n] != 1)
+            fail_msg("job %d seen %d times, its model %d times", FEED_FIRST_JOB + n,
+                     fl->seen_jobs[n], fl->seen_models[n]);
+    }
+    /* Followed while they wrote, not only read at the end. */
+    fprintf(stderr, "feed: %d jobs by %d writers, followed in %d polls\n", FEED_JOBS, FEED_WRITERS,
+            fl->polls);
+    assert_true(fl->polls > 1);
+    free(fl);
+}
+
 static void test_checkpoints_roundtrip(void **state)
 {
     struct fixture *f = *state;
@@ -847,6 +989,7 @@ int main(void)
         STORE_TEST(test_failed_op_inside_transaction_leaves_the_rest),
         STORE_TEST(test_transaction_excludes_other_threads),
         STORE_TEST(test_export_cursor_is_monotonic),
+        STORE_TEST(test_feed_follower_sees_every_change_once_under_concurrent_writers),
         STORE_TEST(test_checkpoints_roundtrip),
         STORE_TEST(test_scoped_reads_stay_in_their_connections),
         STORE_TEST(test_artifact_by_sha_and_image),

@@ -543,6 +543,77 @@ static void test_schema_status_tells_current_or_behind(void **state)
     assert_true(have < want);
 }
 
+static void test_session_revoked_at_once(void **state)
+{
+    struct fixture *f = *state;
+    const char *two[] = {"org-471122", "org-463605"};
+    struct hs_session a = session(SHA_A, 1000, 2000);
+    a.connections = (char **)two;
+    a.n_connections = 2;
+    struct hs_session b = session(SHA_B, 1000, 2000);
+    assert_int_equal(f->store->service->session_put(f->store, &a, NULL), HS_OK);
+    assert_int_equal(f->store->service->session_put(f->store, &b, NULL), HS_OK);
+    /* Another handle (another process) no longer finds it once deleted; the other stays. */
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    assert_int_equal(f->store->service->session_delete(f->store, SHA_A, NULL), HS_OK);
+    struct hs_session out = {0};
+    struct hs_error err = {0};
+    assert_int_equal(other->service->session_get(other, SHA_A, 1500, &out, &err), HS_ERR_NOT_FOUND);
+    assert_int_equal(other->service->session_get(other, SHA_B, 1500, &out, NULL), HS_OK);
+    hs_session_clear(&out);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM session_connections"), 0);
+    /* Deleting it again, or a hash never stored, is not found. */
+    assert_int_equal(other->service->session_delete(other, SHA_A, &err), HS_ERR_NOT_FOUND);
+    assert_int_equal(f->store->service->session_delete(f->store, NULL, &err), HS_ERR_INVALID);
+    hs_store_close(other);
+}
+
+static void test_api_keys_named_and_revoked(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_service_ops const *sv = f->store->service;
+    struct hs_api_key *v = NULL;
+    size_t n = 7;
+    assert_int_equal(sv->api_keys_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 0);
+    hs_api_keys_free(v, n);
+    assert_int_equal(sv->api_key_put(f->store, "zeta-crm", SHA_B, 1000, NULL), HS_OK);
+    assert_int_equal(sv->api_key_put(f->store, "acme-crm", SHA_A, 2000, NULL), HS_OK);
+    /* A name or a key is taken once. */
+    struct hs_error err = {0};
+    assert_int_equal(sv->api_key_put(f->store, "acme-crm", SHA_B, 3000, &err), HS_ERR_CONFLICT);
+    assert_int_equal(sv->api_key_put(f->store, "other", SHA_A, 3000, &err), HS_ERR_CONFLICT);
+    assert_int_equal(sv->api_key_put(f->store, "", SHA_A, 3000, &err), HS_ERR_INVALID);
+    /* Another handle sees them, by name, never used yet. */
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    assert_int_equal(other->service->api_keys_list(other, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].name, "acme-crm");
+    assert_string_equal(v[0].key_sha256, SHA_A);
+    assert_int_equal(v[0].created_at, 2000);
+    assert_int_equal(v[0].last_used_at, 0);
+    assert_string_equal(v[1].name, "zeta-crm");
+    hs_api_keys_free(v, n);
+    /* A use is noted to the minute: a second use within it writes nothing. */
+    assert_int_equal(other->service->api_key_used(other, "acme-crm", 5000, NULL), HS_OK);
+    assert_int_equal(other->service->api_key_used(other, "acme-crm", 5030, NULL), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT last_used_at FROM api_keys WHERE name = 'acme-crm'"), 5000);
+    assert_int_equal(other->service->api_key_used(other, "acme-crm", 5060, NULL), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT last_used_at FROM api_keys WHERE name = 'acme-crm'"), 5060);
+    /* Revoked: gone for every handle; revoking again is not found. */
+    assert_int_equal(sv->api_key_delete(f->store, "acme-crm", NULL), HS_OK);
+    assert_int_equal(other->service->api_keys_list(other, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].name, "zeta-crm");
+    hs_api_keys_free(v, n);
+    assert_int_equal(other->service->api_key_delete(other, "acme-crm", &err), HS_ERR_NOT_FOUND);
+    /* Only hashes are stored. */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM api_keys WHERE length(key_sha256) = 64"), 1);
+    hs_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +632,8 @@ int main(void)
         STORE_TEST(test_lease_claims_race_across_processes),
         STORE_TEST(test_lease_refuses_bad_arguments),
         STORE_TEST(test_schema_status_tells_current_or_behind),
+        STORE_TEST(test_session_revoked_at_once),
+        STORE_TEST(test_api_keys_named_and_revoked),
     };
     return STORE_TESTS("store service", tests);
 }

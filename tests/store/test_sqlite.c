@@ -117,9 +117,10 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[2048];
-    /* Migrations 13 and 14 undone too: they are applied again after 12. */
+    /* Migrations 13 to 15 undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
+        "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
         "DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE budget_waiters; "
         "DROP TABLE connect_flows; DROP TABLE image_sources; DROP TABLE caller_rates; "
         "DROP TABLE sync_models; DROP TABLE syncs; DROP TABLE pending_polls; "
@@ -172,6 +173,31 @@ static sqlite3 *by_hand_at_v1(struct fixture *f)
 }
 
 /* Jobs stored before the index existed are searchable once the migration ran. */
+/* The API key generated before keys had names is kept, as "default", with its time. */
+static void test_key_of_before_becomes_default(void **state)
+{
+    struct fixture *f = *state;
+    hs_store_close(f->store);
+    f->store = NULL;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
+             "DELETE FROM schema_migrations WHERE version >= 15; "
+             "INSERT INTO settings VALUES ('api_key_sha256', '%s', '2026-01-02T03:04:05.000Z');",
+             SHA_A);
+    sql_exec(f, sql);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+    struct hs_api_key *v = NULL;
+    size_t n = 0;
+    assert_int_equal(f->store->service->api_keys_list(f->store, &v, &n, NULL), HS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].name, "default");
+    assert_string_equal(v[0].key_sha256, SHA_A);
+    assert_int_equal(v[0].created_at, 1767323045);
+    hs_api_keys_free(v, n);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM settings"), 0);
+}
+
 static void test_jobs_search_backfills_stored_jobs(void **state)
 {
     struct fixture *f = *state;
@@ -481,6 +507,7 @@ int main(void)
         STORE_TEST(test_migrations_recorded_once),
         STORE_TEST(test_v1_database_is_upgraded),
         STORE_TEST(test_sessions_of_before_get_the_only_connection),
+        STORE_TEST(test_key_of_before_becomes_default),
         STORE_TEST(test_jobs_search_backfills_stored_jobs),
         STORE_TEST(test_jobs_search_index_rebuilt_for_stores_of_before),
         STORE_TEST(test_event_accept_group_commit),

@@ -3,9 +3,11 @@
  * connections, oldest due first), how triggers coalesce (an accepted event's too), leases and
  * the fence, the syncs of POST /api/syncs and their progress, and the pending pass's backoff.
  * Times are the callers' (unix ms given to every op): no sleeps. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/mem.h"
 #include "core/str.h"
@@ -583,6 +585,172 @@ static void test_pending_polls_back_off(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM pending_polls WHERE job_id = 11"), 0);
 }
 
+/* ---- claimers in several processes ---- */
+
+#define RACE_CLAIMERS 4
+#define RACE_ITEMS    60
+
+struct claimer {
+    struct hs_store *store; /* a handle of its own, as another process has */
+    char name[16];
+    int64_t jobs[RACE_ITEMS];
+    int n, failures;
+};
+
+static void *claim_all(void *arg)
+{
+    struct claimer *c = arg;
+    for (;;) {
+        struct hs_work_item w = {0};
+        int rc = c->store->work->work_claim(c->store, c->name, NULL, 5000, 30000, &w, NULL, NULL);
+        if (rc == HS_ERR_NOT_FOUND)
+            break;
+        if (rc == HS_OK && c->n < RACE_ITEMS)
+            c->jobs[c->n++] = w.job_id;
+        if (rc == HS_OK)
+            rc = c->store->work->work_done(c->store, &w, 5000, NULL);
+        if (rc != HS_OK && rc != HS_ERR_BUSY) /* busy: the file was locked, try again */
+            c->failures++;
+        hs_work_item_clear(&w);
+        if (c->failures > 10)
+            break;
+    }
+    return NULL;
+}
+
+/* Workers of several processes claiming at once run every item exactly once. */
+static void test_concurrent_claimers_run_each_item_once(void **state)
+{
+    struct fixture *f = *state;
+    for (int64_t j = 1; j <= RACE_ITEMS; j++)
+        schedule(f, j % 3 ? "org-a" : "org-b", j, HS_WORK_PRIO_BACKGROUND, 1000, 1000);
+    struct claimer c[RACE_CLAIMERS];
+    pthread_t th[RACE_CLAIMERS];
+    for (int i = 0; i < RACE_CLAIMERS; i++) {
+        c[i] = (struct claimer){0};
+        snprintf(c[i].name, sizeof c[i].name, "w%d", i);
+        assert_int_equal(open_store(f, &c[i].store), HS_OK);
+    }
+    for (int i = 0; i < RACE_CLAIMERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, claim_all, &c[i]), 0);
+    int runs[RACE_ITEMS + 1] = {0};
+    for (int i = 0; i < RACE_CLAIMERS; i++) {
+        pthread_join(th[i], NULL);
+        hs_store_close(c[i].store);
+        assert_int_equal(c[i].failures, 0);
+        for (int k = 0; k < c[i].n; k++)
+            runs[c[i].jobs[k]]++;
+    }
+    for (int j = 1; j <= RACE_ITEMS; j++)
+        if (runs[j] != 1)
+            fail_msg("job %d ran %d times", j, runs[j]);
+    int64_t due = -1, total = -1;
+    assert_int_equal(f->store->work->work_depth(f->store, &due, &total, NULL, 5000, NULL), HS_OK);
+    assert_int_equal(total, 0);
+}
+
+struct other_claim {
+    struct hs_store *store;
+    struct hs_work_item w;
+    struct hs_error err;
+    int rc;
+};
+
+static void *claim_in_thread(void *arg)
+{
+    struct other_claim *oc = arg;
+    oc->rc = oc->store->work->work_claim(oc->store, "b", NULL, 2000, 30000, &oc->w, NULL, &oc->err);
+    return NULL;
+}
+
+/* A claim does not wait behind another process's claim still in its transaction: it takes the
+ * next item (PostgreSQL's SKIP LOCKED). The other handle gives up on a row lock after 5 s
+ * (lock_timeout), so a claim that queued on the locked row fails here instead of hanging. */
+static void test_claim_skips_an_item_locked_by_another_claim(void **state)
+{
+    struct fixture *f = *state;
+    if (!store_test_is_pg())
+        skip(); /* SQLite: one writer at a time, a claim in a transaction holds the whole file */
+    schedule(f, "org-a", 1, HS_WORK_PRIO_BACKGROUND, 1000, 1000);
+    schedule(f, "org-b", 2, HS_WORK_PRIO_BACKGROUND, 1000, 1000);
+    struct fixture other = *f;
+    int len = snprintf(other.path, sizeof other.path, "%s%%20-clock_timeout%%3D5000", f->path);
+    assert_true(len > 0 && (size_t)len < sizeof other.path);
+    struct hs_store *b = NULL;
+    assert_int_equal(open_store(&other, &b), HS_OK);
+    struct hs_work_item wa;
+    assert_int_equal(f->store->ops->begin(f->store, NULL), HS_OK);
+    assert_int_equal(claim(f, "a", 2000, &wa), HS_OK); /* its row stays locked until commit */
+    /* Another thread: a thread holds one transaction at a time, whatever the handle. */
+    struct other_claim oc = {.store = b};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, claim_in_thread, &oc), 0);
+    pthread_join(th, NULL);
+    if (oc.rc)
+        fail_msg("the second claim: %s", oc.err.msg);
+    struct hs_work_item wb = oc.w;
+    assert_int_not_equal(wb.job_id, wa.job_id);
+    assert_int_equal(f->store->ops->commit(f->store, NULL), HS_OK);
+    int64_t next = -1;
+    struct hs_work_item none = {0};
+    assert_int_equal(b->work->work_claim(b, "b", NULL, 2000, 30000, &none, &next, NULL),
+                     HS_ERR_NOT_FOUND);
+    hs_work_item_clear(&wa);
+    hs_work_item_clear(&wb);
+    hs_store_close(b);
+}
+
+/* ---- waking workers ---- */
+
+static bool wait_once(struct hs_store *s, int cancel_fd, int64_t timeout_ms)
+{
+    bool woken = false;
+    struct hs_error err = {0};
+    int rc = s->work->work_wait(s, cancel_fd, timeout_ms, &woken, &err);
+    if (rc)
+        fail_msg("work_wait: %s", err.msg);
+    return woken;
+}
+
+/* A schedule committed through another handle (another process) wakes a waiter on PostgreSQL;
+ * a rolled back one does not. SQLite has no channel between processes: its wait only sleeps.
+ * A readable cancel_fd ends a wait, woken or not. */
+static void test_work_wait_hears_other_processes_commits(void **state)
+{
+    struct fixture *f = *state;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    assert_int_equal(write(pipefd[1], "x", 1), 1);
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    if (store_test_is_pg()) {
+        /* The first wait starts listening and says woken: before it, nothing was heard. */
+        assert_true(wait_once(f->store, -1, 0));
+        assert_false(wait_once(f->store, -1, 300));
+        assert_false(wait_once(f->store, pipefd[0], 600000)); /* cancelled, not 10 minutes */
+        assert_int_equal(other->ops->begin(other, NULL), HS_OK);
+        struct hs_work_trigger t = {.connection_key = "org-a",
+                                    .job_id = 7,
+                                    .reason = "test",
+                                    .priority = HS_WORK_PRIO_BACKGROUND,
+                                    .now_ms = 1000,
+                                    .due_ms = 1000};
+        assert_int_equal(other->work->work_schedule(other, &t, NULL), HS_OK);
+        other->ops->rollback(other);
+        assert_false(wait_once(f->store, -1, 300));
+        assert_int_equal(other->work->work_schedule(other, &t, NULL), HS_OK);
+        assert_true(wait_once(f->store, -1, 10000)); /* 10 s: only if it was never heard */
+        assert_false(wait_once(f->store, -1, 0));    /* heard once */
+    } else {
+        assert_false(wait_once(f->store, pipefd[0], 600000)); /* cancelled, not 10 minutes */
+        schedule(f, "org-a", 7, HS_WORK_PRIO_BACKGROUND, 1000, 1000);
+        assert_false(wait_once(f->store, -1, 50));
+    }
+    hs_store_close(other);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +766,9 @@ int main(void)
         STORE_TEST(test_sync_lifecycle),
         STORE_TEST(test_syncs_finish),
         STORE_TEST(test_pending_polls_back_off),
+        STORE_TEST(test_concurrent_claimers_run_each_item_once),
+        STORE_TEST(test_claim_skips_an_item_locked_by_another_claim),
+        STORE_TEST(test_work_wait_hears_other_processes_commits),
     };
     return STORE_TESTS("store work", tests);
 }

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <poll.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/mem.h"
@@ -484,6 +486,63 @@ static void test_bulk_jobs_settle_with_their_failures(void **state)
     hs_bulk_free(b);
 }
 
+/* ---- the listener: another process's commit wakes the idle threads ---- */
+
+/* A store wait that hears "another process committed work" when the test writes to `heard`. */
+static int heard[2] = {-1, -1};
+static int waits;
+
+static int fake_work_wait(struct hs_store *s, int cancel_fd, int64_t timeout_ms, bool *woken,
+                          struct hs_error *err)
+{
+    (void)s;
+    (void)err;
+    __atomic_add_fetch(&waits, 1, __ATOMIC_SEQ_CST);
+    struct pollfd p[2] = {{.fd = heard[0], .events = POLLIN}, {.fd = cancel_fd, .events = POLLIN}};
+    *woken = false;
+    if (poll(p, 2, (int)timeout_ms) > 0 && (p[0].revents & POLLIN)) {
+        char c;
+        *woken = read(heard[0], &c, 1) == 1;
+    }
+    return HS_OK;
+}
+
+/* Threads idle for ten minutes (idle_ms) run an item scheduled without waking them as soon as
+ * the store's wait says another process committed work (PostgreSQL's NOTIFY); stopping ends
+ * the listener's wait at once. */
+static void test_listener_wakes_idle_threads(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(pipe(heard), 0);
+    struct hs_work_ops ops = *f->store->work;
+    const struct hs_work_ops *real = f->store->work;
+    ops.work_wait = fake_work_wait;
+    f->store->work = &ops;
+    struct hs_events_config ec = {.data_dir = f->dir, .threads = 1, .idle_ms = 600000};
+    struct hs_client_provider cp = {p_acquire, p_release, &f->p};
+    struct hs_events *w = NULL;
+    assert_int_equal(hs_events_new(&ec, f->store, cp, NULL, &f->wclock.clock, &w, NULL), 0);
+    assert_int_equal(hs_events_start(w, NULL), 0);
+    /* The thread finds nothing and goes idle; the listener waits in the store. */
+    while (__atomic_load_n(&waits, __ATOMIC_SEQ_CST) == 0)
+        usleep(10 * 1000);
+    usleep(200 * 1000);
+    script_job(f, JOB_501("null"));
+    script_artifacts(f);
+    accept_event(f, "job-state-changed-v2", 501); /* as another process would: no wake here */
+    assert_int_equal(write(heard[1], "x", 1), 1);
+    struct hs_events_stats st = {0};
+    for (int i = 0; i < 6000 && st.claimed == 0; i++) { /* a minute, far below ten */
+        usleep(10 * 1000);
+        hs_events_get_stats(w, &st);
+    }
+    assert_int_equal(st.claimed, 1);
+    hs_events_free(w);
+    f->store->work = real;
+    close(heard[0]);
+    close(heard[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_jobs_settle_with_their_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_to_sync_still_stores_the_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_wakes_idle_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
