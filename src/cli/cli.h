@@ -35,6 +35,9 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc);
 /* The blob store's settings from the configuration table (strings borrowed from it). */
 struct hs_blobs_config;
 void cli_blobs_config(const struct cli *c, struct hs_blobs_config *bc);
+/* Whether the artifact files are in the local folder --data-dir (no --blobs): what the
+ * collector of files, the status's files total and store backup/restore handle. */
+bool cli_blobs_local(const struct cli *c);
 /* Opens the store and (with_client) creates the client from the configuration; on failure
  * prints the reason and returns EXIT_FAIL. */
 int cli_open(struct cli *c, bool with_client);
@@ -70,6 +73,11 @@ int cmd_webhooks(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_worker(struct cli *c, int argc, char **argv);
 int cmd_store(struct cli *c, int argc, char **argv);
+/* cmd_store_backup.c: `store backup DIR`, `store restore DIR` (the store is not opened before:
+ * a restore's target must not exist), `store prune`. */
+int cmd_store_backup(struct cli *c, int argc, char **argv);
+int cmd_store_restore(struct cli *c, int argc, char **argv);
+int cmd_store_prune(struct cli *c, int argc, char **argv);
 int cmd_apikeys(struct cli *c, int argc, char **argv);
 int cmd_connections(struct cli *c, int argc, char **argv);
 /* store copy (cmd_store_copy.c): its run and its help. */
@@ -101,6 +109,8 @@ int cli_workers_outbox(struct cli *c, struct cli_workers *w);
 /* Starts the work queue's threads, reconciliation, the periodic duties and the outbox's
  * deliverer. Exit code style. */
 int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);
+/* The retention duty's settings from the configuration table (the strings borrowed). */
+void cli_retention_config(const struct cli *c, struct hs_retention_config *rc);
 /* Starts the webhook verifier (webhook/verifier.h): serve runs it even with --no-workers, since
  * it completes the intake; a worker process runs one too (they share the queue in the store). */
 int cli_workers_verifier(struct cli *c, struct hs_client_provider clients, struct cli_workers *w);

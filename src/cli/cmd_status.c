@@ -21,6 +21,8 @@ static void status_help(void)
          "work queue (jobs to re-read and sync, and how many are due), the CRM outbox,\n"
          "the open selections and the sync runs (running, or interrupted: their process\n"
          "died). A connection whose refresh token Hover refused shows reconnect_required.\n"
+         "Then the store's size with its five largest tables, and the artifact files'\n"
+         "count and bytes under --data-dir.\n"
          "Asks Hover for each connection's webhooks (one request each).\n"
          "\n"
          "  --offline   do not ask Hover: the stored values only\n"
@@ -36,6 +38,40 @@ static const char *text(json_t *o, const char *key, const char *dflt)
 static long long num(json_t *o, const char *key)
 {
     return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* A size for a person: bytes, kB, MB or GB (powers of 1000), into out. */
+static const char *size_text(long long bytes, char *out, size_t n)
+{
+    static const char *const unit[] = {"kB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    int u = -1;
+    while (v >= 1000 && u < 3) {
+        v /= 1000;
+        u++;
+    }
+    if (u < 0)
+        snprintf(out, n, "%lld B", bytes);
+    else
+        snprintf(out, n, "%.1f %s", v, unit[u]);
+    return out;
+}
+
+static void print_storage(json_t *st)
+{
+    char a[32];
+    json_t *files = json_object_get(st, "files");
+    printf("store        %s, %s\n", text(st, "backend", "?"), size_text(num(st, "bytes"), a, 32));
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(st, "tables"), i, x)
+    {
+        printf("  %-24s %10s %12lld rows\n", text(x, "name", "?"),
+               size_text(num(x, "bytes"), a, 32), num(x, "rows"));
+    }
+    if (files)
+        printf("files        %lld, %s\n", num(files, "count"),
+               size_text(num(files, "bytes"), a, 32));
 }
 
 static void print_status(json_t *doc)
@@ -86,6 +122,7 @@ static void print_status(json_t *doc)
     json_t *runs = json_object_get(doc, "runs");
     printf("sync runs    %lld running, %lld interrupted (their process died)\n",
            num(runs, "running"), num(runs, "interrupted"));
+    print_storage(json_object_get(doc, "storage"));
 }
 
 int cmd_status(struct cli *c, int argc, char **argv)
@@ -128,6 +165,9 @@ int cmd_status(struct cli *c, int argc, char **argv)
     int rc = hs_health_collect(c->store, now_ms, offline ? NULL : hs_health_list_via_provider, &src,
                                &doc, &err);
     hs_client_pool_free(pool);
+    const char *files = cli_blobs_local(c) ? hs_config_str(&c->cfg, CFG_DATA_DIR) : NULL;
+    if (!rc && (rc = hs_health_add_storage(doc, c->store, files, &err)))
+        json_decref(doc);
     if (rc)
         return cli_report("status", rc, &err);
     if (json)

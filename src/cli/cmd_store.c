@@ -1,6 +1,7 @@
-/* cmd_store.c: `hoversync store rotate-key`: seals every stored secret (OAuth tokens, webhook
- * secrets) under a new key, or encrypts a store that kept them in clear (store/secrets.h); and
- * the dispatch to `hoversync store copy` (cmd_store_copy.c). */
+/* cmd_store.c: `hoversync store`: dispatches its subcommands (copy: cmd_store_copy.c; backup,
+ * restore and prune: cmd_store_backup.c), and `store rotate-key`: seals every stored secret
+ * (OAuth tokens, webhook secrets) under a new key, or encrypts a store that kept them in clear
+ * (store/secrets.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +11,9 @@
 static void store_help(void)
 {
     puts("Usage: hoversync store rotate-key [--to-clear]\n"
+         "       hoversync store backup DIR     (see hoversync store backup --help)\n"
+         "       hoversync store restore DIR\n"
+         "       hoversync store prune [--batch N]\n"
          "\n"
          "Re-encrypts every secret of the store (the OAuth tokens of each connection, the\n"
          "webhook secrets) in one transaction:\n"
@@ -26,6 +30,12 @@ int cmd_store(struct cli *c, int argc, char **argv)
 {
     bool to_clear = false;
     const char *what = argc >= 2 ? argv[1] : NULL;
+    if (what && strcmp(what, "backup") == 0)
+        return cmd_store_backup(c, argc - 1, argv + 1);
+    if (what && strcmp(what, "restore") == 0)
+        return cmd_store_restore(c, argc - 1, argv + 1);
+    if (what && strcmp(what, "prune") == 0)
+        return cmd_store_prune(c, argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             if (what && strcmp(what, "copy") == 0)
@@ -49,7 +59,7 @@ int cmd_store(struct cli *c, int argc, char **argv)
     }
     if (!what || strcmp(what, "rotate-key") != 0) {
         fprintf(stderr, "hoversync: store: %s (see hoversync store --help)\n",
-                what ? "unknown subcommand" : "rotate-key or copy");
+                what ? "unknown subcommand" : "rotate-key, copy, backup, restore or prune");
         return EXIT_USAGE;
     }
     const char *next = hs_config_str(&c->cfg, CFG_NEW_ENCRYPTION_KEY);

@@ -136,6 +136,22 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
      "serve, worker: seconds of a work item's lease: its process renews it every third while it "
      "syncs the job; once it lapsed (the process died, paused or cut off) another process takes "
      "the item over and the late one's writes are refused"},
+    {CFG_KEEP_WEBHOOK_EVENTS, "--keep-webhook-events", "HOVERSYNC_KEEP_WEBHOOK_EVENTS", HS_CFG_INT,
+     "30", 0, 36500,
+     "days a handled webhook delivery (its raw body) is kept, then deleted by the retention duty "
+     "(0 = for ever)"},
+    {CFG_KEEP_SYNC_RUNS, "--keep-sync-runs", "HOVERSYNC_KEEP_SYNC_RUNS", HS_CFG_INT, "90", 0, 36500,
+     "days sync runs and their per-model results are kept (each model's latest result stays; "
+     "0 = for ever)"},
+    {CFG_KEEP_OUTBOX, "--keep-outbox", "HOVERSYNC_KEEP_OUTBOX", HS_CFG_INT, "7", 0, 36500,
+     "days a delivered CRM notification is kept (0 = for ever)"},
+    {CFG_BLOB_GRACE, "--blob-grace", "HOVERSYNC_BLOB_GRACE", HS_CFG_INT, "3600", 60, 2592000,
+     "seconds an artifact file no row points at (a replaced version, a crash's orphan) is kept "
+     "before the retention duty deletes it"},
+    {CFG_RETENTION_INTERVAL, "--retention-interval", "HOVERSYNC_RETENTION_INTERVAL", HS_CFG_INT,
+     "3600", 0, 86400,
+     "serve, worker: seconds between two passes of the retention duty, once across the "
+     "installation (0 = never; `hoversync store prune` runs one at once)"},
     {CFG_DRAIN_TIMEOUT, "--drain-timeout", "HOVERSYNC_DRAIN_TIMEOUT", HS_CFG_INT, "20", 0, 3600,
      "serve, worker: seconds SIGTERM waits for requests and syncs in flight to finish; then the "
      "syncs still running are handed back to the queue for another process, and it exits"},

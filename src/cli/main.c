@@ -37,7 +37,8 @@ static const struct command commands[] = {
     {"webhooks", cmd_webhooks, NEEDS_CLIENT, "register, list or delete the service's webhook"},
     {"status", cmd_status, NEEDS_STORE, "connections, webhook health, work queue and outbox"},
     {"store", cmd_store, NEEDS_NOTHING,
-     "rotate-key: seal the stored secrets under a new key; copy: move a whole store"},
+     "rotate-key: seal the stored secrets under a new key; copy: move a whole store; "
+     "backup, restore, prune"},
     {"connections", cmd_connections, NEEDS_STORE,
      "list the connected Hover orgs, or delete one (--purge: with its records)"},
     {"apikeys", cmd_apikeys, NEEDS_STORE, "create, list or revoke the API keys of CRM back-ends"},
@@ -74,6 +75,12 @@ void cli_client_config(const struct cli *c, struct hs_client_config *cc)
     cc->max_attempts = (int)hs_config_int(&c->cfg, CFG_MAX_ATTEMPTS);
     cc->timeout_ms = hs_config_int(&c->cfg, CFG_TIMEOUT) * 1000;
     cc->rate_per_minute = (int)hs_config_int(&c->cfg, CFG_RATE_LIMIT);
+}
+
+bool cli_blobs_local(const struct cli *c)
+{
+    const char *url = hs_config_str(&c->cfg, CFG_BLOBS);
+    return !url || !*url;
 }
 
 void cli_blobs_config(const struct cli *c, struct hs_blobs_config *bc)

@@ -50,6 +50,18 @@ int cli_workers_outbox(struct cli *c, struct cli_workers *w)
     return EXIT_OK;
 }
 
+void cli_retention_config(const struct cli *c, struct hs_retention_config *rc)
+{
+    const int64_t day_ms = 86400 * 1000LL;
+    *rc = (struct hs_retention_config){
+        .keep_events_ms = hs_config_int(&c->cfg, CFG_KEEP_WEBHOOK_EVENTS) * day_ms,
+        .keep_runs_ms = hs_config_int(&c->cfg, CFG_KEEP_SYNC_RUNS) * day_ms,
+        .keep_outbox_ms = hs_config_int(&c->cfg, CFG_KEEP_OUTBOX) * day_ms,
+        .blob_grace_ms = hs_config_int(&c->cfg, CFG_BLOB_GRACE) * 1000,
+        .data_dir = cli_blobs_local(c) ? hs_config_str(&c->cfg, CFG_DATA_DIR) : NULL,
+    };
+}
+
 int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct cli_workers *w)
 {
     struct hs_error err = {0};
@@ -69,7 +81,9 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
     struct hs_duties_config dc = {
         .pending_cap_ms = hs_config_int(&c->cfg, CFG_PENDING_INTERVAL) * 1000,
         .events = w->events,
+        .retention_interval_ms = hs_config_int(&c->cfg, CFG_RETENTION_INTERVAL) * 1000,
     };
+    cli_retention_config(c, &dc.retention);
     r = hs_duties_new(&dc, c->store, NULL, &w->duties, &err);
     if (r == HS_OK)
         r = hs_duties_start(w->duties, &err);

@@ -222,6 +222,13 @@ static void render_workers(struct hs_buf *b, const struct hs_metrics_sources *sr
            "Runs of the pending pass (jobs waiting for a model to complete, polled where no "
            "healthy webhook reports it).",
            (double)src->duties.pending_runs);
+    sample(b, "hoversync_retention_rows_deleted_total", "counter",
+           "Rows the retention duty deleted in this process (old deliveries, runs, results, "
+           "delivered notifications, expired signatures and connect flows).",
+           (double)src->duties.retention_rows);
+    sample(b, "hoversync_retention_files_deleted_total", "counter",
+           "Artifact files no row pointed at, deleted by the retention duty in this process.",
+           (double)src->duties.retention_files);
 }
 
 static void render_search(struct hs_buf *b, const struct hs_search_stats *s)

@@ -79,6 +79,11 @@ struct health_cache {
     pthread_mutex_t refresh; /* one list call at a time */
     struct health_entry e[HEALTH_N];
     size_t next;
+    /* The status's sizes (hs_health_add_storage reads every table's pages and walks the files):
+     * measured at most once a HEALTH_TTL_MS, one request at a time. */
+    pthread_mutex_t storage_lock;
+    json_t *storage;
+    int64_t storage_at_ms;
 };
 
 static struct health_cache *health_cache(struct hs_server *s)
@@ -88,6 +93,7 @@ static struct health_cache *health_cache(struct hs_server *s)
         s->health = hs_calloc(1, sizeof *s->health);
         pthread_mutex_init(&s->health->lock, NULL);
         pthread_mutex_init(&s->health->refresh, NULL);
+        pthread_mutex_init(&s->health->storage_lock, NULL);
     }
     struct health_cache *h = s->health;
     pthread_mutex_unlock(&s->cache_lock);
@@ -103,6 +109,8 @@ void hs_health_cache_free(struct hs_server *s)
         free(h->e[i].key);
         hs_hover_webhooks_free(h->e[i].v, h->e[i].n);
     }
+    json_decref(h->storage);
+    pthread_mutex_destroy(&h->storage_lock);
     pthread_mutex_destroy(&h->lock);
     pthread_mutex_destroy(&h->refresh);
     free(h);
@@ -211,12 +219,36 @@ static int cached_list(void *ctx, const char *key, struct hs_hover_webhook **out
     return rc;
 }
 
+/* The sizes into the status document, measured again once the last measure is a minute old. */
+static int add_storage(struct hs_server *s, json_t *doc, int64_t now, struct hs_error *err)
+{
+    struct health_cache *h = health_cache(s);
+    pthread_mutex_lock(&h->storage_lock);
+    int rc = HS_OK;
+    if (!h->storage || now - h->storage_at_ms >= HEALTH_TTL_MS) {
+        rc = hs_health_add_storage(doc, s->store, hs_blobs_is_local(s->blobs) ? s->data_dir : NULL,
+                                   err);
+        if (!rc) {
+            json_decref(h->storage);
+            h->storage = json_deep_copy(json_object_get(doc, "storage"));
+            h->storage_at_ms = now;
+        }
+    } else {
+        json_object_set_new(doc, "storage", json_deep_copy(h->storage));
+    }
+    pthread_mutex_unlock(&h->storage_lock);
+    return rc;
+}
+
 void hs_route_status(struct hs_req *q, struct hs_resp *r)
 {
     struct hs_server *s = q->srv;
     json_t *doc = NULL;
     struct hs_error err = {0};
-    int rc = hs_health_collect(s->store, s->clock->wall_ms(s->clock), cached_list, s, &doc, &err);
+    int64_t now = s->clock->wall_ms(s->clock);
+    int rc = hs_health_collect(s->store, now, cached_list, s, &doc, &err);
+    if (!rc && (rc = add_storage(s, doc, now, &err)))
+        json_decref(doc);
     if (rc) {
         hs_resp_fail(r, rc, &err, "status");
         return;

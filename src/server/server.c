@@ -990,8 +990,9 @@ static void build_csp(struct hs_server *s)
     s->csp = hs_buf_take(&b, NULL);
 }
 
-int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
-                  struct hs_server **out, struct hs_error *err)
+/* What hs_server_new refuses before it builds anything. */
+static int config_check(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
+                        struct hs_error *err)
 {
     if (!cfg || !deps || !deps->store || !deps->pool || !cfg->listen)
         return hs_fail(err, HS_ERR_INVALID,
@@ -1013,6 +1014,15 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
                            "bad public URL '%s' (want http(s)://HOST[:PORT][/PATH])",
                            cfg->public_url);
     }
+    return HS_OK;
+}
+
+int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_deps *deps,
+                  struct hs_server **out, struct hs_error *err)
+{
+    int rc = config_check(cfg, deps, err);
+    if (rc)
+        return rc;
     struct hs_server *s = hs_calloc(1, sizeof *s);
     s->listen = hs_strdup(cfg->listen);
     s->demo_listen = hs_strdup(cfg->demo_listen);

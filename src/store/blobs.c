@@ -250,9 +250,12 @@ static int local_commit(struct hs_blob_writer *w, const char *hex, const char *r
     int rc = mkdir_p(dir, err);
     if (!rc) {
         struct stat sb;
-        /* Same name, same bytes: keep the stored file. One of another size is damaged (not
-         * written by us), so it is replaced. */
-        if (stat(final, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == (off_t)w->bytes) {
+        /* Same name, same bytes: keep the stored file, its date renewed so that the collector
+         * of unreferenced files (blob_gc.c) leaves it be until our row commits. If the
+         * collector took the name away first, the renewal fails and our file takes its place.
+         * One of another size is damaged (not written by us), so it is replaced. */
+        if (stat(final, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == (off_t)w->bytes &&
+            utimensat(AT_FDCWD, final, NULL, 0) == 0) {
             if (unlink(w->tmp_path) != 0)
                 rc = io_fail(err, errno, "cannot remove", w->tmp_path);
         } else if (rename(w->tmp_path, final) != 0) {
@@ -333,26 +336,6 @@ void hs_blob_abort(struct hs_blob_writer *w)
     free(w->tmp_path);
     free(w->data_dir);
     free(w);
-}
-
-int hs_blob_remove(const char *data_dir, const char *hex, struct hs_error *err)
-{
-    size_t n = hex ? strlen(hex) : 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
-            n = 0;
-    if (n != 64 || !data_dir)
-        return hs_fail(err, HS_ERR_INVALID, "not a file's sha256");
-    char *p = hs_aprintf("%s/blobs/%.2s/%.2s/%s", data_dir, hex, hex + 2, hex);
-    int rc = HS_OK;
-    if (unlink(p) != 0) {
-        char eb[128];
-        rc = errno == ENOENT ? hs_fail(err, HS_ERR_NOT_FOUND, "no file %s", p)
-                             : hs_fail(err, HS_ERR_IO, "cannot remove %s: %s", p,
-                                       strerror_r(errno, eb, sizeof eb));
-    }
-    free(p);
-    return rc;
 }
 
 /* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700). */

@@ -106,9 +106,6 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
                    struct hs_error *err);
 /* Removes the temporary file; safe after commit (then a no-op) and with NULL. */
 void hs_blob_abort(struct hs_blob_writer *w);
-/* Removes the file of sha256_hex (64 hex digits) under <data_dir>/blobs, once no row points at
- * it; HS_ERR_NOT_FOUND when there was none, HS_ERR_INVALID for anything but a digest. */
-int hs_blob_remove(const char *data_dir, const char *sha256_hex, struct hs_error *err);
 /* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700);
  * directories are created 0700 in the first place. Failures are logged. */
 void hs_data_dir_private(const char *data_dir);

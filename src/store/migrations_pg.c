@@ -449,6 +449,15 @@ const struct hs_migration hs_pg_migrations[] = {
      "  WHERE key = 'api_key_sha256';\n"
      "DELETE FROM settings WHERE key = 'api_key_sha256';\n"
      "ALTER TABLE jobs ADD COLUMN disconnected_at text; -- ISO-8601, as SQLite's\n"},
+
+    /* Retention (store/retention.h): the prune of each table reads its oldest rows first, in
+     * batches, by the date it is kept for. */
+    {16, "retention indexes",
+     "-- Retention (docs/OPERATIONS.md): the prunes read the oldest rows by their date.\n"
+     "CREATE INDEX webhook_events_received ON webhook_events(received_at);\n"
+     "CREATE INDEX sync_runs_started ON sync_runs(started_at);\n"
+     "CREATE INDEX sync_results_at ON sync_results(at);\n"
+     "CREATE INDEX outbox_delivered ON outbox(delivered_at) WHERE delivered_at IS NOT NULL;\n"},
 };
 
 const int hs_pg_migrations_count = (int)(sizeof hs_pg_migrations / sizeof hs_pg_migrations[0]);

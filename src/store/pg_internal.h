@@ -12,6 +12,7 @@
  *   pg_work.c       work items, syncs' progress, polls     (store/work.h)
  *   pg_outbox.c     the outbox and the policies            (store/outbox.h, store/policies.h)
  *   pg_budget.c     the Hover request budget               (store/budget.h)
+ *   pg_retention.c  pruning, artifact references, sizes    (store/retention.h)
  *   pg_secrets.c    the key check, rotate-key
  *   pg_copy.c       whole tables read and written for `store copy` (store/copy.h)
  *
@@ -195,6 +196,7 @@ extern const struct hs_work_ops hs_pg_work_ops;
 extern const struct hs_outbox_ops hs_pg_outbox_ops;
 extern const struct hs_policy_ops hs_pg_policy_ops;
 extern const struct hs_budget_ops hs_pg_budget_ops;
+extern const struct hs_retention_ops hs_pg_retention_ops;
 
 /* ---- named leases (pg_service.c; a row of `leases`) ----
  * Inside t's write transaction. take: the lease `name`, free or lapsed at now_ms, until

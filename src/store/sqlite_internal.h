@@ -11,6 +11,7 @@
  *   sqlite_work.c     work items, syncs' progress, polls     (store/work.h)
  *   sqlite_outbox.c   the outbox and the policies            (store/outbox.h, store/policies.h)
  *   sqlite_budget.c   the Hover request budget                (store/budget.h)
+ *   sqlite_retention.c pruning, artifact references, sizes   (store/retention.h)
  *   sqlite_secrets.c  the file's mode, the key check, rotate-key
  *   sqlite_copy.c     whole tables read and written for `store copy` (store/copy.h)
  *
@@ -242,6 +243,7 @@ extern const struct hs_work_ops hs_sqlite_work_ops;
 extern const struct hs_outbox_ops hs_sqlite_outbox_ops;
 extern const struct hs_policy_ops hs_sqlite_policy_ops;
 extern const struct hs_budget_ops hs_sqlite_budget_ops;
+extern const struct hs_retention_ops hs_sqlite_retention_ops;
 
 /* Inserts the item of a trigger's job or bumps it (sqlite_work.c, store/work.h work_schedule;
  * event_accept and the pending pass use it in their own transactions). */

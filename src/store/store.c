@@ -14,6 +14,7 @@
 #include "store/pg.h"
 #include "store/policies.h"
 #include "store/records.h"
+#include "store/retention.h"
 #include "store/search.h"
 #include "store/secrets.h"
 #include "store/service.h"
@@ -61,6 +62,7 @@ FN_TABLE(hs_work_ops);
 FN_TABLE(hs_outbox_ops);
 FN_TABLE(hs_policy_ops);
 FN_TABLE(hs_budget_ops);
+FN_TABLE(hs_retention_ops);
 _Static_assert(offsetof(struct hs_store_ops, close) == sizeof(any_fn), "name, then functions");
 
 int hs_store_complete(const struct hs_store *s, struct hs_error *err)
@@ -80,6 +82,7 @@ int hs_store_complete(const struct hs_store *s, struct hs_error *err)
         {"outbox", s->outbox, sizeof *s->outbox, 0},
         {"policies", s->policies, sizeof *s->policies, 0},
         {"budget", s->budget, sizeof *s->budget, 0},
+        {"retention", s->retention, sizeof *s->retention, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         const char *hole = table_hole(t[i].table, t[i].size, t[i].skip);
@@ -396,6 +399,39 @@ void hs_outbox_row_clear(struct hs_outbox_row *o)
     free(o->payload);
     free(o->last_error);
     memset(o, 0, sizeof *o);
+}
+
+const char *hs_prune_kind_name(enum hs_prune_kind kind)
+{
+    static const char *const names[HS_PRUNE_KINDS] = {
+        "webhook_events", "sync_results", "sync_runs", "outbox", "webhook_replays", "connect_flows",
+    };
+    return kind >= 0 && kind < HS_PRUNE_KINDS ? names[kind] : "?";
+}
+
+void hs_table_size_clear(void *row)
+{
+    free(((struct hs_table_size *)row)->name);
+}
+
+void hs_store_size_take(struct hs_store_size *out, struct hs_table_size *v, size_t n, bool keep)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (keep && out->n_top < HS_STORE_TOP_TABLES)
+            out->top[out->n_top++] = v[i];
+        else
+            free(v[i].name);
+    }
+    free(v);
+}
+
+void hs_store_size_clear(struct hs_store_size *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_top; i++)
+        free(s->top[i].name);
+    memset(s, 0, sizeof *s);
 }
 
 void hs_store_close(struct hs_store *s)

@@ -13,6 +13,7 @@
  *   store/outbox.h    CRM notifications
  *   store/policies.h  per-connection auto-sync policies
  *   store/budget.h    the installation's Hover request budget, shared by its processes
+ *   store/retention.h pruning old rows in batches, the artifact files' references, sizes
  * struct hs_store holds one table per concern; call sites read st->records->job_upsert(st, ...).
  * A back-end implements every operation of every concern (hs_store_complete checks it when a
  * store opens): no caller tests for a missing operation. SQLite (store_sqlite.c and the
@@ -37,6 +38,7 @@ struct hs_work_ops;
 struct hs_outbox_ops;
 struct hs_policy_ops;
 struct hs_budget_ops;
+struct hs_retention_ops;
 struct hs_copy_table;
 struct hs_copy_sink;
 struct hs_copy_writer;
@@ -95,6 +97,7 @@ struct hs_store {
     const struct hs_outbox_ops *outbox;
     const struct hs_policy_ops *policies;
     const struct hs_budget_ops *budget;
+    const struct hs_retention_ops *retention;
 };
 
 /* HS_OK when every table of s is there and every operation of it is set; otherwise

@@ -713,6 +713,7 @@ int hs_store_open_pg(const char *url, const struct hs_store_options *o, struct h
         .outbox = &hs_pg_outbox_ops,
         .policies = &hs_pg_policy_ops,
         .budget = &hs_pg_budget_ops,
+        .retention = &hs_pg_retention_ops,
     };
     s->conninfo = hs_strdup(url);
     pthread_mutex_init(&s->pool_lock, NULL);

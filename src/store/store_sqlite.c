@@ -608,6 +608,7 @@ static struct sqlite_store *store_new(const char *path)
         .outbox = &hs_sqlite_outbox_ops,
         .policies = &hs_sqlite_policy_ops,
         .budget = &hs_sqlite_budget_ops,
+        .retention = &hs_sqlite_retention_ops,
     };
     s->path = hs_strdup(path);
     s->max_readers = private_database(path) ? 0 : HS_SQLITE_READERS;

@@ -8,9 +8,14 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "hover/webhooks.h"
-#include "store/blobs.h"
+#include "store/blob_gc.h"
+#include "store/retention.h"
 #include "store/webhooks.h"
 #include "webhook/disconnect.h"
+
+/* A purged file modified this recently may be one a sync of another org is about to point at
+ * (it renews a file it reuses just before its row commits): the collector takes it later. */
+#define PURGE_GRACE_MS (60 * 1000LL)
 
 void hs_disconnect_report_clear(struct hs_disconnect_report *r)
 {
@@ -72,6 +77,42 @@ static int deregister(struct hs_store *store, struct hs_client *client, const ch
     return HS_OK;
 }
 
+static int orphan_referenced(void *ctx, const char *sha256, bool *used, struct hs_error *err)
+{
+    struct hs_store *store = ctx;
+    return store->retention->blob_referenced(store, sha256, used, err);
+}
+
+/* The files only the purged rows held, removed the collector's way (store/blob_gc.h) under the
+ * files' hold: a sync of another org writing the same bytes at this moment, or a backup copying
+ * them, keeps its file. A file written or reused within PURGE_GRACE_MS, and every file while a
+ * backup holds the files, stays for the collector's next pass. */
+static void remove_orphans(struct hs_store *store, const char *data_dir, const char *key,
+                           int64_t now_ms, struct hs_disconnect_report *r)
+{
+    int64_t fence = 0;
+    struct hs_error e = {0};
+    if (store->service->lease_claim(store, HS_FILES_HOLD, now_ms, HS_FILES_HOLD_MS, &fence, &e)) {
+        hs_info("connection msg=\"purged files left to the collector\" connection=%s files=%zu "
+                "reason=\"%s\"",
+                key, r->store.n_orphans, e.msg);
+        return;
+    }
+    for (size_t i = 0; i < r->store.n_orphans; i++) {
+        bool removed = false;
+        if (hs_blob_collect_one(data_dir, r->store.orphans[i], now_ms, PURGE_GRACE_MS,
+                                orphan_referenced, store, &removed, &e) != HS_OK)
+            hs_warn("connection msg=\"cannot remove a purged file\" connection=%s error=\"%s\"",
+                    key, e.msg);
+        r->files_removed += removed;
+    }
+    (void)store->service->lease_release(store, HS_FILES_HOLD, fence, NULL);
+    if ((size_t)r->files_removed < r->store.n_orphans)
+        hs_info("connection msg=\"recent purged files left to the collector\" connection=%s "
+                "files=%lld",
+                key, (long long)(r->store.n_orphans - (size_t)r->files_removed));
+}
+
 int hs_connection_disconnect(struct hs_store *store, struct hs_client *client, const char *key,
                              bool purge, const char *data_dir, int64_t now_ms,
                              struct hs_disconnect_report *out, struct hs_error *err)
@@ -82,15 +123,8 @@ int hs_connection_disconnect(struct hs_store *store, struct hs_client *client, c
     int rc = deregister(store, client, key, &r, err);
     if (!rc)
         rc = store->service->connection_delete(store, key, purge, now_ms, iso, &r.store, err);
-    for (size_t i = 0; !rc && i < r.store.n_orphans; i++) {
-        struct hs_error e = {0};
-        int f = hs_blob_remove(data_dir, r.store.orphans[i], &e);
-        if (f == HS_OK)
-            r.files_removed++;
-        else if (f != HS_ERR_NOT_FOUND)
-            hs_warn("connection msg=\"cannot remove a purged file\" connection=%s error=\"%s\"",
-                    key, e.msg);
-    }
+    if (!rc && r.store.n_orphans)
+        remove_orphans(store, data_dir, key, now_ms, &r);
     if (rc) {
         hs_disconnect_report_clear(&r);
         return rc;

@@ -7,7 +7,9 @@
 #include "core/mem.h"
 #include "store/outbox.h"
 #include "store/policies.h"
+#include "store/blob_gc.h"
 #include "store/records.h"
+#include "store/retention.h"
 #include "store/service.h"
 #include "store/webhooks.h"
 #include "store/work.h"
@@ -165,4 +167,32 @@ int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn 
                      (json_int_t)by[2], "runs", "running", (json_int_t)runs.running, "interrupted",
                      (json_int_t)runs.interrupted);
     return *out ? HS_OK : hs_fail(err, HS_ERR_INTERNAL, "status document");
+}
+
+int hs_health_add_storage(json_t *doc, struct hs_store *store, const char *data_dir,
+                          struct hs_error *err)
+{
+    struct hs_store_size sz = {0};
+    int rc = store->retention->size(store, &sz, err);
+    if (rc)
+        return rc;
+    json_t *tables = json_array();
+    for (size_t i = 0; i < sz.n_top; i++)
+        json_array_append_new(tables, json_pack("{s:s, s:I, s:I}", "name", sz.top[i].name, "bytes",
+                                                (json_int_t)sz.top[i].bytes, "rows",
+                                                (json_int_t)sz.top[i].rows));
+    json_t *st = json_pack("{s:s, s:I, s:o}", "backend", store->ops->name, "bytes",
+                           (json_int_t)sz.bytes, "tables", tables);
+    hs_store_size_clear(&sz);
+    int64_t files = 0, bytes = 0;
+    if (data_dir && (rc = hs_blob_usage(data_dir, &files, &bytes, err)) == HS_OK)
+        json_object_set_new(
+            st, "files",
+            json_pack("{s:I, s:I}", "count", (json_int_t)files, "bytes", (json_int_t)bytes));
+    if (rc) {
+        json_decref(st);
+        return rc;
+    }
+    json_object_set_new(doc, "storage", st);
+    return HS_OK;
 }

@@ -43,4 +43,13 @@ int hs_health_list_via_provider(void *ctx, const char *connection_key,
 int hs_health_collect(struct hs_store *store, int64_t now_ms, hs_health_list_fn list, void *ctx,
                       json_t **out, struct hs_error *err);
 
+/* Adds to the status document what the installation occupies:
+ *   "storage":{"backend","bytes","tables":[{"name","bytes","rows"}],
+ *              "files":{"count","bytes"}}
+ * bytes: the store's (SQLite: page_count * page_size; PostgreSQL: pg_database_size); tables: the
+ * five largest, indexes included; files: the artifact files under data_dir (NULL: left out, as
+ * where they are in object storage). */
+int hs_health_add_storage(json_t *doc, struct hs_store *store, const char *data_dir,
+                          struct hs_error *err);
+
 #endif

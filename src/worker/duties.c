@@ -135,6 +135,19 @@ static void run_duties(struct hs_duties *d)
         d->stats.syncs_expired += removed;
         pthread_mutex_unlock(&d->lock);
     }
+    if (d->cfg.retention_interval_ms > 0 &&
+        hs_duty_claim(d->store, "retention", now, d->cfg.retention_interval_ms)) {
+        struct hs_retention_report r;
+        (void)hs_retention_run(d->store, &d->cfg.retention, now, &r, NULL); /* logged */
+        int64_t rows = 0;
+        for (int k = 0; k < HS_PRUNE_KINDS; k++)
+            rows += r.removed[k];
+        pthread_mutex_lock(&d->lock);
+        d->stats.retention_runs++;
+        d->stats.retention_rows += rows;
+        d->stats.retention_files += r.files.removed;
+        pthread_mutex_unlock(&d->lock);
+    }
 }
 
 static void *thread_main(void *arg)

@@ -10,7 +10,10 @@
  * webhook (verified, no error from Hover nor ours: store.h hs_webhook_row_healthy); there the
  * model-state-changed event schedules the job's item, and reconciliation catches what a webhook
  * missed. Each poll schedules the job's item (reason "pending"), the first a minute after the
- * job was first seen waiting, then doubling up to --pending-interval (store pending_poll). */
+ * job was first seen waiting, then doubling up to --pending-interval (store pending_poll).
+ *
+ * The retention duty (retention.h, duty "retention"): old rows deleted in batches and the
+ * artifact files no row points at, once per --retention-interval. */
 #ifndef HS_WORKER_DUTIES_H
 #define HS_WORKER_DUTIES_H
 
@@ -21,6 +24,7 @@
 #include "hoversync.h"
 #include "store/store.h"
 #include "worker/events.h"
+#include "worker/retention.h"
 
 #define HS_PENDING_FIRST_MS 60000
 
@@ -29,6 +33,9 @@ struct hs_duties_config {
     int64_t pending_first_ms; /* the first wait; default HS_PENDING_FIRST_MS */
     int64_t keep_done_ms;     /* finished syncs are deleted this long after; default 3600000 */
     struct hs_events *events; /* woken when the pass scheduled work (may be NULL) */
+    /* The retention duty (retention.h), once per interval; 0: never. */
+    int64_t retention_interval_ms;
+    struct hs_retention_config retention; /* its strings borrowed for the duties' life */
 };
 
 struct hs_duties;
@@ -60,6 +67,9 @@ struct hs_duties_stats {
     int64_t pending_runs;  /* pending passes run by this process */
     int64_t pending_polls; /* jobs they polled */
     int64_t syncs_expired;
+    int64_t retention_runs;  /* retention passes run by this process */
+    int64_t retention_rows;  /* rows they deleted */
+    int64_t retention_files; /* unreferenced artifact files they removed */
 };
 void hs_duties_get_stats(struct hs_duties *d, struct hs_duties_stats *out);
 

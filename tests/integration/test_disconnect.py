@@ -1,4 +1,4 @@
-"""Deleting a connection (docs/OPERATIONS-keys.md "Disconnecting an org") through real
+"""Deleting a connection (docs/OPERATIONS.md "Disconnecting an org") through real
 processes: `hoversync serve` with its webhook registered at the sandbox, jobs of two orgs synced
 into one store, then `hoversync connections delete` (and DELETE /api/connections/{name}):
 
@@ -131,11 +131,22 @@ class Disconnect(unittest.TestCase):
         con.execute(con_sql)
         con.commit()
         con.close()
+        # The files were written a moment ago; a purge removes only those not written or reused
+        # in the last minute (a sync of another org may be about to point at such a file): all
+        # but one are made older, the recent one stays for the collector.
+        own = sorted(set(a_files) - {shared})
+        self.assertGreater(len(own), 1)
+        recent = own[0]
+        for rel in own[1:] + [shared]:
+            full = os.path.join(self.cli.env["HOVERSYNC_DATA_DIR"], rel)
+            old = os.stat(full).st_mtime - 3600
+            os.utime(full, (old, old))
         r = self.svc.request("DELETE", "/api/connections/%s?purge=true" % A)
         self.assertEqual(r.status, 200, r.body)
         self.assertTrue(r.json["purged"])
         self.assertEqual(r.json["webhooks_deregistered"], 1)
-        self.assertEqual(r.json["files_removed"], len(set(a_files)) - 1)
+        self.assertEqual(r.json["files_removed"], len(own) - 1)
+        self.assertTrue(self.exists(recent), "a file written within the minute is the collector's")
         self.assertTrue(self.sandbox_hook()["deleted"])
         for table, where in (("jobs", "id = %d" % JOB_ALL_COMPLETE),
                              ("models", "job_id = %d" % JOB_ALL_COMPLETE),
@@ -147,7 +158,7 @@ class Disconnect(unittest.TestCase):
         self.assertEqual(self.count("SELECT COUNT(*) FROM artifacts a LEFT JOIN models m ON "
                                     "m.id = a.model_id WHERE m.id IS NULL"), 0)
         # A's own files are gone; the shared one and B's stay.
-        self.assertFalse(any(self.exists(p) for p in a_files if p != shared))
+        self.assertFalse(any(self.exists(p) for p in own[1:]))
         self.assertTrue(self.exists(shared))
         self.assertTrue(all(self.exists(p) for p in b_files))
         self.assertEqual(self.count("SELECT COUNT(*) FROM jobs WHERE id = %d" % self.job_b), 1)

@@ -117,9 +117,11 @@ static void before_session_connections(struct fixture *f, const char *hash)
     hs_store_close(f->store);
     f->store = NULL;
     char sql[2048];
-    /* Migrations 13 to 15 undone too: they are applied again after 12. */
+    /* Migrations 13 to 16 undone too: they are applied again after 12. */
     snprintf(
         sql, sizeof sql,
+        "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
+        "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
         "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
         "DROP TABLE budget_bookings; DROP TABLE budgets; DROP TABLE budget_waiters; "
         "DROP TABLE connect_flows; DROP TABLE image_sources; DROP TABLE caller_rates; "
@@ -179,8 +181,11 @@ static void test_key_of_before_becomes_default(void **state)
     struct fixture *f = *state;
     hs_store_close(f->store);
     f->store = NULL;
-    char sql[512];
+    char sql[768];
+    /* Migration 16 undone too: it is applied again after 15. */
     snprintf(sql, sizeof sql,
+             "DROP INDEX webhook_events_received; DROP INDEX sync_runs_started; "
+             "DROP INDEX sync_results_at; DROP INDEX outbox_delivered; "
              "DROP TABLE api_keys; ALTER TABLE jobs DROP COLUMN disconnected_at; "
              "DELETE FROM schema_migrations WHERE version >= 15; "
              "INSERT INTO settings VALUES ('api_key_sha256', '%s', '2026-01-02T03:04:05.000Z');",
