@@ -34,6 +34,9 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
+# The source is a SQLite file, whatever store the harness would give under pg_cluster.sh: the
+# cluster is the copies' target, named by URL.
+os.environ.pop("HS_TEST_STORE", None)
 from harness import (HOVERSYNC_BIN, JOB_ALL_COMPLETE, JOB_ONE_FAILED, JOB_PROCESSING,  # noqa: E402
                      MAIN_ORG, S3_ARGS, S3_BUCKET, SLOW, Sandbox, Service, free_port, s3_env,
                      wait_for)
