@@ -256,8 +256,13 @@ class StoreCopy(unittest.TestCase):
     def test_2_cli_reads_the_same_on_postgresql(self):
         for args in (("export",), ("export", "--since", self.mid_cursor),
                      ("status", "--offline")):
-            self.assertEqual(self.json_of(self.target, *args), self.json_of(self.src, *args),
-                             " ".join(map(str, args)))
+            got, want = self.json_of(self.target, *args), self.json_of(self.src, *args)
+            if args[0] == "status":
+                # The sizes of each back-end's own tables differ; the files are the same.
+                gs, ws = got.pop("storage"), want.pop("storage")
+                self.assertEqual((gs["backend"], ws["backend"]), ("postgresql", "sqlite"))
+                self.assertEqual(gs["files"], ws["files"])
+            self.assertEqual(got, want, " ".join(map(str, args)))
         # The copied token pair, still sealed under the key, reaches Hover.
         job = self.json_of(self.target, "show", JOB_ALL_COMPLETE)
         self.assertEqual(job["id"], JOB_ALL_COMPLETE)
