@@ -447,7 +447,6 @@ const struct hs_migration hs_pg_migrations[] = {
      "INSERT INTO api_keys (name, key_sha256, created_at)\n"
      "  SELECT 'default', value, extract(epoch FROM updated_at)::bigint FROM settings\n"
      "  WHERE key = 'api_key_sha256';\n"
-     "DELETE FROM settings WHERE key = 'api_key_sha256';\n"
      "ALTER TABLE jobs ADD COLUMN disconnected_at text; -- ISO-8601, as SQLite's\n"},
 
     /* Retention (store/retention.h): the prune of each table reads its oldest rows first, in

@@ -732,7 +732,9 @@ const struct hs_migration hs_sqlite_migrations[] = {
 
     /* Named API keys (hoversync apikeys), each kept only as its SHA-256; the key the service
      * generated before names existed becomes "default". A job of a deleted connection that is
-     * kept (not purged) says since when in the records feed. */
+     * kept (not purged) says since when in the records feed. The previous release's key stays
+     * in settings too (copied, not moved), so that an instance of that release, still running
+     * during a rolling upgrade, keeps the same key; a later release removes it. */
     {15, "named API keys, disconnected jobs",
      "CREATE TABLE api_keys (\n"
      "  name TEXT PRIMARY KEY,\n"
@@ -743,7 +745,6 @@ const struct hs_migration hs_sqlite_migrations[] = {
      "INSERT INTO api_keys (name, key_sha256, created_at)\n"
      "  SELECT 'default', value, CAST(strftime('%s', updated_at) AS INTEGER) FROM settings\n"
      "  WHERE key = 'api_key_sha256';\n"
-     "DELETE FROM settings WHERE key = 'api_key_sha256';\n"
      "ALTER TABLE jobs ADD COLUMN disconnected_at TEXT; -- ISO-8601: its connection was deleted\n"},
 
     /* Retention (store/retention.h): the prune of each table reads its oldest rows first, in

@@ -50,6 +50,11 @@ struct pg_conn {
     int64_t txn_seq;
     bool user_txn;        /* held by begin .. commit of a thread */
     struct pg_conn *next; /* in the free list */
+    /* While a thread holds it: what that thread held before (a transaction on another store
+     * handle), given back when this transaction ends. */
+    struct pg_conn *outer_conn;
+    const struct pg_store *outer_store;
+    bool outer_write;
 };
 
 struct pg_store {

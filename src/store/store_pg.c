@@ -236,6 +236,9 @@ int hs_pg_enter(struct pg_store *s, struct pg_txn *t, enum pg_mode mode, const c
     }
     t->c = t->conn->c;
     t->own = true;
+    t->conn->outer_conn = my_conn;
+    t->conn->outer_store = my_store;
+    t->conn->outer_write = my_write;
     my_conn = t->conn;
     my_store = s;
     my_write = t->write;
@@ -260,8 +263,11 @@ int hs_pg_leave(struct pg_txn *t, int rc, struct hs_error *err)
     else
         exec_plain(t->c, "ROLLBACK", "rolling back", NULL);
     t->conn->txn_seq = 0;
-    my_conn = NULL;
-    my_store = NULL;
+    my_conn = t->conn->outer_conn;
+    my_store = t->conn->outer_store;
+    my_write = t->conn->outer_write;
+    t->conn->outer_conn = NULL;
+    t->conn->outer_store = NULL;
     pool_give(t->s, t->conn);
     key_shared(t->s, false);
     t->conn = NULL;

@@ -1,7 +1,8 @@
 """Shared pieces of the integration tests: start the real hover-sandbox on a free port, talk to
 its admin routes, and run the real hoversync binary against it with a fresh store: a SQLite file
-by default, or, with HS_TEST_STORE=postgresql and HS_TEST_PG_URL (tests/support/pg_cluster.sh), a
-fresh database of that throw-away cluster (store_location, Cli.sql).
+by default, or, with HS_TEST_INTEGRATION_STORE=postgresql and HS_TEST_PG_URL (on_postgresql.py
+under tests/support/pg_cluster.sh), a fresh database of that throw-away cluster (store_location,
+Cli.sql).
 
 Binaries come from HOVER_SANDBOX_BIN and HOVERSYNC_BIN (set by meson). Every answer of a service
 started here is checked against the API's contract, docs/openapi.yaml (contract.py: Debian's
@@ -52,8 +53,10 @@ def wait_for(what, pred, timeout=30):
 
 
 # The store under test: PostgreSQL when the cluster of tests/support/pg_cluster.sh is given.
+# Only the runs that ask for it (tests/integration/on_postgresql.py) put every store on
+# PostgreSQL; other tests under pg_cluster.sh (the fleet, store copy) choose their stores.
 PG_URL = (os.environ.get("HS_TEST_PG_URL")
-          if os.environ.get("HS_TEST_STORE") == "postgresql" else None)
+          if os.environ.get("HS_TEST_INTEGRATION_STORE") == "postgresql" else None)
 
 
 def on_postgresql():

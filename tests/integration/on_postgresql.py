@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The integration tests of search, show, sync, export, serve and webhooks on PostgreSQL: run by
 tests/support/pg_cluster.sh (meson test `integration-postgresql`), which starts a throw-away
-cluster and sets HS_TEST_STORE=postgresql and HS_TEST_PG_URL, so that the harness gives every
+cluster and sets HS_TEST_PG_URL; this sets HS_TEST_INTEGRATION_STORE=postgresql, so that the harness gives every
 store a fresh database of that cluster instead of a SQLite file. Each file runs as it does on
 SQLite; the time of each is printed. Exit status 1 if any failed."""
 import os
@@ -23,7 +23,9 @@ def main():
     status = 0
     for name in FILES:
         start = time.monotonic()
-        rc = subprocess.run([sys.executable, os.path.join(here, name)], cwd=here).returncode
+        env = dict(os.environ, HS_TEST_INTEGRATION_STORE="postgresql")
+        rc = subprocess.run([sys.executable, os.path.join(here, name)], cwd=here,
+                            env=env).returncode
         print("integration-postgresql: %s %s in %.1f s"
               % (name, "passed" if rc == 0 else "FAILED", time.monotonic() - start), flush=True)
         status = status or (1 if rc else 0)

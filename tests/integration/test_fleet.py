@@ -44,9 +44,6 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-# Every process is given --db: the harness is not to make a store of its own for each (under
-# pg_cluster.sh it would copy the fleet's database, which the fleet is using, as a template).
-os.environ.pop("HS_TEST_STORE", None)
 from harness import (CLIENT_ID, HOVERSYNC_BIN, MAIN_ORG, S3_ARGS, S3_BUCKET, SLOW,  # noqa: E402
                      Sandbox, Service, s3_env, wait_for)
 from test_webhooks_e2e import SECRET, Crm  # noqa: E402

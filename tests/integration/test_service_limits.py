@@ -313,7 +313,7 @@ class CallerRates(unittest.TestCase):
             # One connection: its webhook list asked once, not once per call.
             self.assertLessEqual(len(hover), 1, [e["path"] for e in hover])
             self.assertEqual(set(r.json), {"connections", "webhooks", "work", "outbox",
-                                           "selections", "runs"})
+                                           "selections", "runs", "storage"})
         finally:
             rc = svc.stop()
             err = svc.read_stderr()

@@ -130,6 +130,31 @@ static void test_reads_run_beside_an_open_write(void **state)
     free(v);
 }
 
+/* One thread, two handles of one database (store copy between two PostgreSQL stores, a test's
+ * second process): an operation on the second handle inside a transaction of the first runs
+ * its own transaction and gives the first one back, whose writes then commit. */
+static void test_a_second_handle_inside_a_transaction(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *s = f->store, *other = NULL;
+    assert_int_equal(hs_store_open(f->path, NULL, &other, NULL), HS_OK);
+    assert_int_equal(s->ops->begin(s, NULL), HS_OK);
+    assert_int_equal(s->records->checkpoint_put(s, "cursor", "from the first", NULL), HS_OK);
+    assert_int_equal(other->records->checkpoint_put(other, "other", "from the second", NULL),
+                     HS_OK);
+    assert_int_equal(s->records->checkpoint_put(s, "cursor2", "still the first", NULL), HS_OK);
+    assert_int_equal(s->ops->commit(s, NULL), HS_OK);
+    const char *const names[] = {"cursor", "other", "cursor2"};
+    const char *const want[] = {"from the first", "from the second", "still the first"};
+    for (int i = 0; i < 3; i++) {
+        char *v = NULL;
+        assert_int_equal(s->records->checkpoint_get(s, names[i], &v, NULL), HS_OK);
+        assert_string_equal(v, want[i]);
+        free(v);
+    }
+    hs_store_close(other);
+}
+
 /* PostgreSQL restarted under an open store (every connection of its pool dropped): the next
  * operations reconnect and work, without reopening the store. A transaction open across the
  * restart fails, and nothing of it is stored. */
@@ -202,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_password_in_url_is_refused),
         STORE_TEST(test_newer_schema_is_refused),
         STORE_TEST(test_reads_run_beside_an_open_write),
+        STORE_TEST(test_a_second_handle_inside_a_transaction),
         STORE_TEST(test_store_survives_a_server_restart),
         STORE_TEST(test_work_wait_listens_again_after_a_server_restart),
     };
