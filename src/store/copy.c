@@ -290,6 +290,13 @@ static int target_prepare(struct copy_run *r, bool replace, struct hs_error *err
 int hs_store_copy(struct hs_store *from, struct hs_store *to, bool replace,
                   struct hs_copy_report *rep, struct hs_error *err)
 {
+    return hs_store_copy_before(from, to, replace, NULL, NULL, rep, err);
+}
+
+int hs_store_copy_before(struct hs_store *from, struct hs_store *to, bool replace,
+                         int (*before_commit)(void *arg, struct hs_error *err), void *arg,
+                         struct hs_copy_report *rep, struct hs_error *err)
+{
     struct copy_run r = {.to = to};
     int rc = to->ops->begin(to, err);
     if (rc)
@@ -300,6 +307,8 @@ int hs_store_copy(struct hs_store *from, struct hs_store *to, bool replace,
         rc = from->ops->copy_read(from, hs_copy_tables, hs_copy_tables_count, &sink, err);
     }
     rc = writer_end(&r, rc, err);
+    if (!rc && before_commit)
+        rc = before_commit(arg, err);
     if (rc)
         to->ops->rollback(to);
     else

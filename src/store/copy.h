@@ -81,9 +81,18 @@ struct hs_copy_report {
  * replace, which deletes its rows first (in the same transaction). rep (may be NULL) gets what
  * was copied, or which table made the target not empty. Both stores must be at the same schema
  * version (opening them migrates both to this binary's). The artifact files are not copied: both
- * stores name them by the same paths under the one data directory. */
+ * stores name them by the same paths (blobs/ab/cd/<sha256>) in whichever blob store holds them;
+ * hs_blobs_copy_store moves them between blob stores. */
 int hs_store_copy(struct hs_store *from, struct hs_store *to, bool replace,
                   struct hs_copy_report *rep, struct hs_error *err);
+
+/* As hs_store_copy, with before_commit (may be NULL) called inside the target's transaction
+ * once every row is written and before the commit: its failure rolls the copy back. For what
+ * must be in place before the copied rows may point at it (the artifact files, when the target
+ * keeps them in another blob store). */
+int hs_store_copy_before(struct hs_store *from, struct hs_store *to, bool replace,
+                         int (*before_commit)(void *arg, struct hs_error *err), void *arg,
+                         struct hs_copy_report *rep, struct hs_error *err);
 
 /* The shortest decimal that reads back as v exactly (for REAL columns); out >= 32 bytes. */
 void hs_copy_format_real(double v, char *out, size_t n);

@@ -144,6 +144,23 @@ JOB_PROCESSING = 15084303  # one model complete, one processing
 JOB_FAILED = 15084304  # every model failed
 CAPTURING_USER = "jordan.reyes@summitroofing.example"
 
+# The sandbox's S3 listener (Sandbox(*S3_ARGS)): its default credential and a bucket.
+S3_KEY = "AKIAIOSFODNN7EXAMPLE"
+S3_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+S3_BUCKET = "hoversync"
+S3_ARGS = ("--s3-listen", "127.0.0.1:0", "--s3-bucket", S3_BUCKET)
+
+
+def s3_env(sb, prefix="fleet", part_size=None):
+    """The environment of a hoversync keeping its files in the sandbox's bucket under prefix
+    (part_size: multipart uploads above it)."""
+    env = {"HOVERSYNC_BLOBS": "s3://%s/%s" % (S3_BUCKET, prefix),
+           "HOVERSYNC_S3_ENDPOINT": "http://127.0.0.1:%d" % sb.s3_port,
+           "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+    if part_size:
+        env["HOVERSYNC_S3_PART_SIZE"] = str(part_size)
+    return env
+
 
 class Sandbox:
     """A hover-sandbox process on 127.0.0.1, stopped by stop() (or at exit of the test)."""

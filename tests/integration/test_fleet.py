@@ -19,8 +19,16 @@ few seconds and started again, and PostgreSQL itself is restarted once. At the e
   one acknowledged; the same key twice only across a kill or the restart;
 - no 429 from the sandbox: the five processes book one request budget in the database.
 
+With HS_FLEET_BLOBS=s3 (meson test `fleet-s3`, through test_fleet_s3.py) the same fleet runs as
+if on five machines: each process has a data folder of its own and keeps the artifact files in
+object storage (--blobs s3://..., the sandbox's S3 listener, which checks every signature). Then
+also: every artifact row's object is in the bucket with its size, no instance holds a file in its
+own folder, and each instance serves /files of every artifact (all synced by the workers, other
+processes) with the bytes of its digest.
+
 Run by meson through tests/support/pg_cluster.sh (HS_TEST_PG_URL, HS_TEST_PG_RESTART); without
 that cluster it says so and exits 77 (skipped). Standard library and psql."""
+import hashlib
 import http.client
 import http.server
 import json
@@ -36,8 +44,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (CLIENT_ID, HOVERSYNC_BIN, MAIN_ORG, SLOW, Sandbox, Service,  # noqa: E402
-                     wait_for)
+from harness import (CLIENT_ID, HOVERSYNC_BIN, MAIN_ORG, S3_ARGS, S3_BUCKET, SLOW,  # noqa: E402
+                     Sandbox, Service, s3_env, wait_for)
 from test_webhooks_e2e import SECRET, Crm  # noqa: E402
 
 PG_URL = os.environ.get("HS_TEST_PG_URL")
@@ -47,6 +55,9 @@ PG_RESTART = os.environ.get("HS_TEST_PG_RESTART")
 RATE = 300
 JOBS = 12
 SEED = int(os.environ.get("HS_FLEET_SEED", "14"))
+# Where the artifact files go: "folder" (one data folder for the fleet) or "s3" (a data folder per
+# process, the files in the sandbox's bucket under the prefix "fleet").
+BLOBS = os.environ.get("HS_FLEET_BLOBS", "folder")
 
 
 def pg(query):
@@ -119,10 +130,13 @@ class Balancer:
 
 class Fleet:
     """The sandbox, a CRM endpoint, the balancer, 3 serves and 2 workers on PG_URL and one data
-    folder. Also used by bench/fleet_intake.py (db None: a SQLite file in the shared folder)."""
+    folder, or (blobs "s3") a data folder per process and the files in the sandbox's bucket. Also
+    used by bench/fleet_intake.py (db None: a SQLite file in the shared folder)."""
 
-    def __init__(self, sb, db=PG_URL, serves=3, workers=2, reconcile=3, rate=RATE):
+    def __init__(self, sb, db=PG_URL, serves=3, workers=2, reconcile=3, rate=RATE,
+                 blobs="folder"):
         self.sb = sb
+        self.blobs = blobs
         self.dir = tempfile.mkdtemp(prefix="hs-fleet-")
         self.db = db or os.path.join(self.dir, "hoversync.db")
         self.logs = os.path.join(self.dir, "logs")
@@ -142,18 +156,23 @@ class Fleet:
         for i in range(workers):
             self.start_worker(i)
 
-    def common_args(self):
-        # every artifact (--artifacts all): the downloads checked are one per artifact and photo
+    def common_args(self, name):
+        """The arguments of every process: every artifact (--artifacts all: the downloads checked
+        are one per artifact and photo); with object storage, the data folder of `name`."""
+        own = ["--data-dir", self.data_dir(name)] if self.blobs == "s3" else []
         return ["--db", self.db, "--rate-limit", self.rate, "--crm-endpoint", self.crm.url,
-                "--reconcile-interval", self.reconcile, "--pending-interval", 0,
-                "--artifacts", "all"]
+                "--reconcile-interval", self.reconcile, "--pending-interval", 0, "--artifacts", "all", *own]
+
+    def data_dir(self, name):
+        return os.path.join(self.dir, "data-" + name if self.blobs == "s3" else "data")
 
     def start_serve(self, i, tokens=None):
         listen = ["--listen", "127.0.0.1:%d" % self.ports[i]] if self.ports[i] else []
+        s3 = s3_env(self.sb) if self.blobs == "s3" else {}
         svc = Service(self.sb, tokens, db_dir=self.dir,
-                      args=[*self.common_args(), "--no-workers", "--public-url", self.lb.url,
-                            *listen],
-                      HOVERSYNC_CRM_SECRET=SECRET, HOVERSYNC_LOG_LEVEL="info")
+                      args=[*self.common_args("serve%d" % i), "--no-workers", "--public-url",
+                            self.lb.url, *listen],
+                      HOVERSYNC_CRM_SECRET=SECRET, HOVERSYNC_LOG_LEVEL="info", **s3)
         self.ports[i] = svc.port
         self.serves[i] = svc
         self.starts += 1
@@ -164,7 +183,8 @@ class Fleet:
         env.update(HOVERSYNC_CRM_SECRET=SECRET, HOVERSYNC_OUTBOX_RETRY_BASE_MS="100",
                    HOVERSYNC_LOG_LEVEL="info")
         err = open(os.path.join(self.logs, "worker%d.stderr" % i), "a")
-        proc = subprocess.Popen([HOVERSYNC_BIN, "worker", *map(str, self.common_args())],
+        proc = subprocess.Popen([HOVERSYNC_BIN, "worker",
+                                 *map(str, self.common_args("worker%d" % i))],
                                 env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         err.close()
         line = proc.stdout.readline().strip()
@@ -268,7 +288,7 @@ def reconcile_from_now(sb, db):
 class FleetTest(unittest.TestCase):
     def setUp(self):
         self.rng = random.Random(SEED)
-        self.sb = Sandbox(jobs=40)
+        self.sb = Sandbox(*(S3_ARGS if BLOBS == "s3" else ()), jobs=40)
         self.sb.admin("POST", "config", {"rate_limit": RATE, "rate_window_ms": 60000,
                                          "reconstruction_seconds": 2,
                                          "webhook_retry_base_ms": 200})
@@ -277,7 +297,7 @@ class FleetTest(unittest.TestCase):
         self.own = self.sb.admin("POST", "tokens", {"org_id": MAIN_ORG,
                                                     "client_id": "fleet-test"})["access_token"]
         reconcile_from_now(self.sb, PG_URL)
-        self.fleet = Fleet(self.sb)
+        self.fleet = Fleet(self.sb, blobs=BLOBS)
         self.disruptions = []  # (from ms, to ms) of each kill and of the restart
 
     def tearDown(self):
@@ -415,6 +435,8 @@ class FleetTest(unittest.TestCase):
             len(mine)))
         self.check_notifications(jobs)
         self.check_chaos(jobs)
+        if BLOBS == "s3":
+            self.check_objects(complete)
         codes = self.fleet.stop()
         self.assertEqual(set(codes.values()), {0}, (codes, self.fleet.log_text()[-4000:]))
         log = self.fleet.log_text()
@@ -430,6 +452,32 @@ class FleetTest(unittest.TestCase):
                 kinds[k] = kinds.get(k, 0) + 1
         for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:20]:
             print("  %4d %s" % (n, k))
+
+    def check_objects(self, complete):
+        """Object storage: every file of the complete models is an object with its row's size,
+        none is in a process's own folder, and each instance serves every one of them, all synced
+        by the workers."""
+        rows = pg("SELECT DISTINCT sha256, bytes FROM artifacts WHERE model_id IN (%s)"
+                  % ",".join(map(str, complete)))
+        objects = {o["key"]: o["size"] for b in self.sb.admin("GET", "s3")["buckets"]
+                   if b["name"] == S3_BUCKET for o in b["objects"]}
+        for sha, size in rows:
+            key = "fleet/blobs/%s/%s/%s" % (sha[:2], sha[2:4], sha)
+            self.assertEqual(objects.get(key), int(size), key)
+        for name in self.fleet.names():
+            kept = [f for _, _, fs in os.walk(os.path.join(self.fleet.data_dir(name), "blobs"))
+                    for f in fs]
+            self.assertEqual(kept, [], name)
+        served = 0
+        for i, svc in enumerate(self.fleet.serves):
+            for sha, size in rows:
+                r = svc.get("/files/" + sha)
+                self.assertEqual(r.status, 200, (i, sha, r.body[:200]))
+                self.assertEqual(len(r.body), int(size), (i, sha))
+                self.assertEqual(hashlib.sha256(r.body).hexdigest(), sha, (i, sha))
+                served += 1
+        print("objects: %d files in the bucket, served %d times by the %d instances, none in "
+              "their folders" % (len(rows), served, len(self.fleet.serves)))
 
     def check_downloads(self, reqs, complete):
         """One download per artifact and photo, unless a kill or the restart came between."""

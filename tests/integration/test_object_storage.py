@@ -14,19 +14,15 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import SLOW, JOB_ALL_COMPLETE, Cli, Sandbox, Service, wait_for  # noqa: E402
 
-KEY = "AKIAIOSFODNN7EXAMPLE"  # the sandbox's default credential
-SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-BUCKET = "hoversync"
+KEY, SECRET, BUCKET = harness.S3_KEY, harness.S3_SECRET, harness.S3_BUCKET
 HOUSE = 17338401  # a complete model of JOB_ALL_COMPLETE
 
 
 def s3_env(sb, prefix="fleet"):
-    return {"HOVERSYNC_BLOBS": "s3://%s/%s" % (BUCKET, prefix),
-            "HOVERSYNC_S3_ENDPOINT": "http://127.0.0.1:%d" % sb.s3_port,
-            "HOVERSYNC_S3_PART_SIZE": "1024",  # larger files go up in parts
-            "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET}
+    return harness.s3_env(sb, prefix, part_size=1024)  # larger files go up in parts
 
 
 def files_under(path):

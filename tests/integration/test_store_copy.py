@@ -18,10 +18,15 @@ a follower's feed cursor taken half-way. Then:
 - the feed goes on: a sync on the target gets the numbers after the source's last, and a follower
   at the half-way cursor gets the source's later rows and the new ones, nothing twice;
 - bad inputs (a missing source, a database without a store, an unreachable target, a target
-  with a newer schema, one store for both) give clear errors and change nothing."""
+  with a newer schema, one store for both) give clear errors and change nothing;
+- the artifact files move too (--from-blobs, --to-blobs): from the data folder to PostgreSQL and
+  the sandbox's S3 listener, where a serve with an empty data folder answers every /files as the
+  SQLite one does, then from the bucket to a new folder; a file missing from the source stops
+  the copy, naming the file, and the target gets no rows."""
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +35,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (HOVERSYNC_BIN, JOB_ALL_COMPLETE, JOB_ONE_FAILED, JOB_PROCESSING,  # noqa: E402
-                     MAIN_ORG, SLOW, Sandbox, Service, free_port, wait_for)
+                     MAIN_ORG, S3_ARGS, S3_BUCKET, SLOW, Sandbox, Service, free_port, s3_env,
+                     wait_for)
 
 PG_URL = os.environ.get("HS_TEST_PG_URL")
 KEY = "k8Yq1w1m6Hn3X0gQ7R2rQm0cF4yV9tB5sL2eP6aJ3dU="
@@ -90,7 +96,7 @@ def sqlite_dump(path):
 class StoreCopy(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sb = Sandbox(jobs=40)
+        cls.sb = Sandbox(*S3_ARGS, jobs=40)
         cls.sb.admin("POST", "config", {"rate_limit": 0, "reconstruction_seconds": 1,
                                         "webhook_retry_base_ms": 200,
                                         "webhook_signer": "2.5-sha256",
@@ -114,13 +120,13 @@ class StoreCopy(unittest.TestCase):
         cls.back = os.path.join(cls.dir, "back.db")
 
     @classmethod
-    def serve(cls, tokens, *args, db_dir=None):
+    def serve(cls, tokens, *args, db_dir=None, **env):
         return Service(cls.sb, tokens, db_dir=db_dir,
                        args=["--public-url", cls.public, "--crm-endpoint", cls.crm,
                              "--reconcile-interval", 0, "--pending-interval", 0,
                              "--rate-limit", 0, *args],
                        HOVERSYNC_CRM_SECRET="crm-secret", HOVERSYNC_OUTBOX_RETRY_BASE_MS=600000,
-                       HOVERSYNC_ENCRYPTION_KEY=KEY)
+                       HOVERSYNC_ENCRYPTION_KEY=KEY, **env)
 
     @classmethod
     def populate(cls):
@@ -196,6 +202,37 @@ class StoreCopy(unittest.TestCase):
 
     def copy(self, frm, to, *extra):
         return self.run_hs(self.src, "store", "copy", "--from", frm, "--to", to, *extra)
+
+    def copy_files(self, frm, to, from_blobs, to_blobs):
+        """store copy with the files, the S3 endpoint and credentials in the environment (and
+        no --blobs there: each side is named)."""
+        env = dict(self.env(self.src), **s3_env(self.sb))
+        del env["HOVERSYNC_BLOBS"]
+        return subprocess.run([HOVERSYNC_BIN, "store", "copy", "--from", frm, "--to", to,
+                               "--from-blobs", from_blobs, "--to-blobs", to_blobs], env=env,
+                              capture_output=True, text=True, timeout=120 * SLOW)
+
+    def objects(self, prefix):
+        """{key: size} of the bucket's objects under prefix/ (the sandbox's own view)."""
+        return {o["key"]: o["size"] for b in self.sb.admin("GET", "s3")["buckets"]
+                if b["name"] == S3_BUCKET for o in b["objects"]
+                if o["key"].startswith(prefix + "/")}
+
+    def digests(self):
+        """The distinct SHA-256 of the source's artifact rows."""
+        con = sqlite3.connect(self.src)
+        try:
+            return sorted({sha for sha, in con.execute("SELECT sha256 FROM artifacts")})
+        finally:
+            con.close()
+
+    def files(self, svc, digests):
+        """{sha256: (status, content type, body)} of svc's /files answers."""
+        out = {}
+        for sha in digests:
+            r = svc.get("/files/" + sha)
+            out[sha] = (r.status, r.header("Content-Type"), r.body)
+        return out
 
     # ---- the tests, in name order on one pair of stores ----
     def test_1_copy_to_postgresql_and_back_is_equal(self):
@@ -327,6 +364,70 @@ class StoreCopy(unittest.TestCase):
         r = self.run_hs(self.src, "store", "copy", "--from", self.src)
         self.assertEqual(r.returncode, 2)
         self.assertEqual(sqlite_dump(self.src), before)
+
+    def test_7_files_to_object_storage_and_back(self):
+        digests = self.digests()
+        self.assertGreater(len(digests), 8)
+        schema, target = fresh_schema()
+        r = self.copy_files(self.src, target, self.data_dir, "s3://%s/moved" % S3_BUCKET)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("copied %d artifact files from %s to s3://%s/moved (0 already there)"
+                      % (len(digests), self.data_dir, S3_BUCKET), r.stdout)
+        objects = self.objects("moved")
+        for sha in digests:
+            path = os.path.join(self.data_dir, "blobs", sha[:2], sha[2:4], sha)
+            self.assertEqual(objects.get("moved/blobs/%s/%s/%s" % (sha[:2], sha[2:4], sha)),
+                             os.path.getsize(path), sha)
+        # Served from PostgreSQL and the bucket by an instance whose data folder is empty.
+        a = self.serve(None, "--no-workers", db_dir=self.dir)
+        b = self.serve(None, "--no-workers", "--db", target, **s3_env(self.sb, "moved"))
+        try:
+            self.assertFalse(os.path.exists(b.cli.env["HOVERSYNC_DATA_DIR"] + "/blobs"))
+            want, got = self.files(a, digests), self.files(b, digests)
+            for sha in digests:
+                self.assertEqual(want[sha][0], 200, sha)
+                self.assertEqual(hashlib.sha256(want[sha][2]).hexdigest(), sha)
+                self.assertEqual(got[sha], want[sha], sha)
+        finally:
+            for svc in (a, b):
+                self.assertEqual(svc.stop(), 0, svc.read_stderr()[-3000:])
+                svc.cli.cleanup()
+        # And back, from the bucket to a new folder beside a new SQLite file.
+        back_db, back_dir = os.path.join(self.dir, "back-s3.db"), os.path.join(self.dir, "from-s3")
+        r = self.copy_files(target, back_db, "s3://%s/moved" % S3_BUCKET, back_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("copied %d artifact files" % len(digests), r.stdout)
+        got = {}
+        for d, _, names in os.walk(os.path.join(back_dir, "blobs")):
+            for name in names:
+                with open(os.path.join(d, name), "rb") as f:
+                    got[name] = hashlib.sha256(f.read()).hexdigest()
+        self.assertEqual(got, {sha: sha for sha in digests})
+        self.assertEqual(os.listdir(os.path.join(back_dir, "tmp")), [])
+        # Again: every file is there with its size, none copied twice.
+        r = self.copy_files(target, os.path.join(self.dir, "again.db"),
+                            "s3://%s/moved" % S3_BUCKET, back_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("copied 0 artifact files", r.stdout)
+        self.assertIn("(%d already there)" % len(digests), r.stdout)
+
+    def test_8_a_file_missing_from_the_source_stops_the_copy(self):
+        partial = os.path.join(self.dir, "partial")
+        shutil.copytree(self.data_dir, partial)
+        sha = self.digests()[3]
+        os.unlink(os.path.join(partial, "blobs", sha[:2], sha[2:4], sha))
+        schema, target = fresh_schema()
+        r = self.copy_files(self.src, target, partial, "s3://%s/partial" % S3_BUCKET)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("lacks a file an artifact row of SOURCE points at", r.stderr)
+        self.assertIn(sha, r.stderr)
+        self.assertIn("--from-blobs", r.stderr)
+        for table in ("jobs", "artifacts", "connections"):
+            self.assertEqual(psql("SELECT COUNT(*) FROM %s.%s" % (schema, table)), [["0"]])
+        # A folder that is not there is refused before anything is opened.
+        r = self.copy_files(self.src, target, os.path.join(self.dir, "nowhere"), partial)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--from-blobs: no folder", r.stderr)
 
 
 if __name__ == "__main__":
