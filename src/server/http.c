@@ -277,7 +277,11 @@ void hs_resp_stored_file(const struct hs_req *q, struct hs_resp *r, const struct
         return;
     }
     if (rc) {
-        hs_resp_fail(r, rc, &err, "reading the stored file");
+        /* The object store failing is not Hover failing: say which one. */
+        hs_resp_error(r, 503, "storage_unavailable",
+                      "reading the stored file: the artifact store is unreachable or failing (%s)",
+                      err.msg[0] ? err.msg : hs_err_name(rc));
+        hs_resp_header(r, "Retry-After", "30");
         return;
     }
     char etag[80];

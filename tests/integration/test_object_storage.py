@@ -176,6 +176,16 @@ class ObjectStorage(unittest.TestCase):
             self.sb.clear_faults()
             self.assertIn("stored file stream failed", b.read_stderr())
 
+            # The store failing before an answer starts: a 503 that names the artifact store,
+            # not Hover, and says when to come back.
+            self.sb.fault(op="HeadObject", status=503, count=100)
+            r = b.get(pdf)
+            self.sb.clear_faults()
+            self.assertEqual(r.status, 503, r.body)
+            self.assertEqual(r.json["error"]["code"], "storage_unavailable")
+            self.assertIn("artifact store", r.json["error"]["message"])
+            self.assertIsNotNone(r.header("Retry-After"))
+
             # With redirects: a presigned URL, fetched without any credential.
             c = Service(self.sb, None, db_dir=a.dir,
                         args=("--data-dir", os.path.join(self.tmp, "third"),
