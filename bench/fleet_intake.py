@@ -216,7 +216,8 @@ def latency(harness, fleet_mod, db, jobs, interval):
     synced_at = {j: [pg_ms(t) for t in ts] for j, ts in rows.items()}
     from_job = []
     for j in made:
-        ev = [d["ts_ms"] for d in deliveries if d["job_id"] == j and d["result"] == "delivered"
+        # from when the delivery was sent (ts_ms is when its answer came back: after the ack)
+        ev = [d["sent_ms"] for d in deliveries if d["job_id"] == j and d["result"] == "delivered"
               and d["event"] == "job-state-changed-v2"]
         if ev and len(synced_at.get(j, [])) == 3:
             from_job.append(max(synced_at[j]) - min(ev))

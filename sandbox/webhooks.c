@@ -291,20 +291,23 @@ static void delivery_free(struct delivery *d)
 
 /* One line in the request log (listener "webhook") and in the delivery log. Call with the lock
  * held (the logs' locks are leaves). status 0: nothing was received (or nothing sent). */
-static void log_delivery(struct sb_webhooks *h, const struct delivery *d, bool sent, long status,
-                         const char *result, const char *error, int64_t retry_in)
+/* sent_ms: when the attempt began (the log's own time is when its answer came), 0: not sent. */
+static void log_delivery(struct sb_webhooks *h, const struct delivery *d, bool sent,
+                         int64_t sent_ms, long status, const char *result, const char *error,
+                         int64_t retry_in)
 {
     const struct hook *k = d->hook;
     char fault[64];
     chaos_name(d->chaos, fault, sizeof fault);
     json_t *extra = json_pack(
-        "{sI sI so ss so so si ss so so ss so}", "webhook_id", (json_int_t)k->id, "delivery_id",
+        "{sI sI so ss so so si ss so so ss so so}", "webhook_id", (json_int_t)k->id, "delivery_id",
         (json_int_t)d->id, "copy_of", d->copy_of ? json_integer(d->copy_of) : json_null(), "event",
         d->event, "job_id", d->job_id ? json_integer(d->job_id) : json_null(), "model_id",
         d->model_id ? json_integer(d->model_id) : json_null(), "attempt", d->attempts, "result",
         result, "error", hs_json_text(error), "retry_in_ms",
         retry_in >= 0 ? json_integer(retry_in) : json_null(), "url", k->url, "body",
-        json_stringn_nocheck(d->body, d->len));
+        json_stringn_nocheck(d->body, d->len), "sent_ms",
+        sent_ms > 0 ? json_integer(sent_ms) : json_null());
     struct sb_reqlog_entry e = {
         .listener = "webhook",
         .method = "POST",
@@ -575,7 +578,7 @@ static void attempt(struct sb_webhooks *h, CURL *c, struct delivery *d)
             retry_in = backoff_ms(h->st.retry_base_ms, d->attempts);
         }
     }
-    log_delivery(h, d, true, status, result, ok ? NULL : err, retry_in);
+    log_delivery(h, d, true, now, status, result, ok ? NULL : err, retry_in);
     if (retry_in >= 0) {
         d->due = mono_ms() + retry_in;
         d->order = ++h->next_order;
@@ -837,12 +840,12 @@ int sb_webhooks_delete(struct sb_webhooks *h, int64_t org_id, int64_t id)
         *pp = d->next;
         h->n_queued--;
         k->cancelled++;
-        log_delivery(h, d, false, 0, "cancelled", "webhook deleted", -1);
+        log_delivery(h, d, false, 0, 0, "cancelled", "webhook deleted", -1);
         delivery_free(d);
     }
     for (size_t i = 0; i < k->n_held; i++) {
         k->cancelled++;
-        log_delivery(h, k->held[i], false, 0, "cancelled", "webhook deleted", -1);
+        log_delivery(h, k->held[i], false, 0, 0, "cancelled", "webhook deleted", -1);
         delivery_free(k->held[i]);
     }
     k->n_held = 0;
@@ -941,13 +944,13 @@ static void emit_one(struct sb_webhooks *h, struct delivery *d, int64_t now)
     if (h->st.drop_rate > 0 && sb_rng_chance(&h->rng, h->st.drop_rate)) {
         k->dropped++;
         d->chaos |= CHAOS_DROP;
-        log_delivery(h, d, false, 0, "dropped", NULL, -1);
+        log_delivery(h, d, false, 0, 0, "dropped", NULL, -1);
         delivery_free(d);
         return;
     }
     if (h->n_queued >= QUEUE_MAX) {
         k->dropped++;
-        log_delivery(h, d, false, 0, "dropped", "delivery queue full", -1);
+        log_delivery(h, d, false, 0, 0, "dropped", "delivery queue full", -1);
         delivery_free(d);
         return;
     }
@@ -980,7 +983,7 @@ size_t sb_webhooks_emit(struct sb_webhooks *h, int64_t org_id, const struct sb_e
             if (!k->verified_ms) {
                 /* hover-api.md 4: nothing but the code before the verify call */
                 k->unverified++;
-                log_delivery(h, d, false, 0, "unverified", "webhook not verified", -1);
+                log_delivery(h, d, false, 0, 0, "unverified", "webhook not verified", -1);
                 delivery_free(d);
                 continue;
             }
