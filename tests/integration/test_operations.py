@@ -143,7 +143,7 @@ class Retention(unittest.TestCase):
 
     def test_files_collected_after_their_grace(self):
         self.run_ok("sync", JOB_ALL_COMPLETE, "--model", HOUSE)
-        used = self.cli.sql("SELECT DISTINCT path FROM artifacts WHERE fetched = 1")
+        used = self.cli.sql("SELECT DISTINCT path FROM artifacts WHERE fetched")
         self.assertTrue(used)
 
         def orphan(content, age_s):
@@ -256,7 +256,7 @@ class Backup(unittest.TestCase):
         """{model id: synced_updated_at} and {(sha256, path)} of a store, each file checked."""
         models = dict(cli.sql("SELECT id, synced_updated_at FROM models "
                               "WHERE synced_updated_at IS NOT NULL"))
-        files = set(cli.sql("SELECT sha256, path FROM artifacts WHERE fetched = 1"))
+        files = set(cli.sql("SELECT sha256, path FROM artifacts WHERE fetched"))
         for sha, path in files:
             full = os.path.join(data, path)
             self.assertTrue(os.path.isfile(full), "a row points at a missing file " + path)

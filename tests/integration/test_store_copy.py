@@ -219,10 +219,12 @@ class StoreCopy(unittest.TestCase):
                 if o["key"].startswith(prefix + "/")}
 
     def digests(self):
-        """The distinct SHA-256 of the source's artifact rows."""
+        """The distinct SHA-256 of the source's fetched artifacts (a row recorded but not fetched
+        has no file)."""
         con = sqlite3.connect(self.src)
         try:
-            return sorted({sha for sha, in con.execute("SELECT sha256 FROM artifacts")})
+            return sorted({sha for sha, in con.execute("SELECT sha256 FROM artifacts WHERE "
+                                                       "fetched")})
         finally:
             con.close()
 

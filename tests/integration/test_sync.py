@@ -54,9 +54,9 @@ class SyncAgainstSandbox(unittest.TestCase):
         the number of fetched rows."""
         import hashlib
         data = self.cli.env["HOVERSYNC_DATA_DIR"]
-        self.assertEqual(self.cli.sql("SELECT kind FROM artifacts WHERE fetched = 0 AND "
+        self.assertEqual(self.cli.sql("SELECT kind FROM artifacts WHERE NOT fetched AND "
                                       "(path != '' OR sha256 != '' OR source_url IS NULL)"), [])
-        rows = self.cli.sql("SELECT path, bytes, sha256 FROM artifacts WHERE fetched = 1")
+        rows = self.cli.sql("SELECT path, bytes, sha256 FROM artifacts WHERE fetched")
         for path, size, sha in rows:
             full = os.path.join(data, path)
             self.assertTrue(os.path.isfile(full), "row points at missing file " + path)
