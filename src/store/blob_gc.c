@@ -243,18 +243,12 @@ int hs_blob_collect_one(const char *data_dir, const char *sha256, int64_t now_ms
     if (!data_dir || !*data_dir || !ref || grace_ms < 0 || !sha256 ||
         !is_digest(sha256, strlen(sha256)))
         return hs_fail(err, HS_ERR_INVALID, "the collector needs a data directory and a digest");
+    /* One file of a pass, by the pass's own step. */
     struct gc g = {.old_before_s = (now_ms - grace_ms) / 1000, .ref = ref, .ref_ctx = ref_ctx};
-    char *path = hs_aprintf("%s/blobs/%.2s/%.2s/%s", data_dir, sha256, sha256 + 2, sha256);
-    struct stat sb;
-    bool used = false;
-    int rc = HS_OK;
-    if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && !fresh(&g, &sb)) {
-        rc = ref(ref_ctx, sha256, &used, err);
-        if (!rc && !used)
-            rc = set_aside_and_remove(&g, path, sha256, sb.st_size, err);
-    }
+    char *dir = hs_aprintf("%s/blobs/%.2s/%.2s", data_dir, sha256, sha256 + 2);
+    int rc = gc_one(&g, dir, sha256, err);
     *removed = g.st.removed > 0;
-    free(path);
+    free(dir);
     return rc;
 }
 
