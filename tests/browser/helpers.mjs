@@ -207,6 +207,23 @@ async function startRealEnv() {
 
 /* ---------- page helpers ---------- */
 
+/* Each scenario's own limit (they take 2 to 10 s, a minute on a loaded machine): one that hangs
+ * fails by name and the others still run. */
+export const SCENARIO_MS = 150000;
+
+/* A Playwright call that has no timeout of its own (a key press, an evaluate) ends within ms, or
+ * fails the scenario with what it was doing, instead of hanging the whole file. */
+export async function bounded(promise, what, ms = 30000) {
+  let timer;
+  try {
+    return await Promise.race([promise, new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer from the browser in ${ms} ms`)), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function shot(page, name) {
   ctx.shotNo++;
   const file = path.join(ctx.out, `${String(ctx.shotNo).padStart(2, '0')}-${name}.png`);
@@ -216,8 +233,8 @@ export async function shot(page, name) {
 
 /* The demo CRM page in a fresh browser context; query: more of its parameters (?connection=). */
 export async function newPage(t, viewport = { width: 1280, height: 860 }, query = '') {
-  const context = await ctx.browser.newContext({ viewport, reducedMotion: 'reduce' });
-  const page = await context.newPage();
+  const context = await bounded(ctx.browser.newContext({ viewport, reducedMotion: 'reduce' }), 'a new browser context');
+  const page = await bounded(context.newPage(), 'a new page');
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.text())) errors.push(m.text()); });
@@ -226,11 +243,11 @@ export async function newPage(t, viewport = { width: 1280, height: 860 }, query 
   await page.goto(demoUrl);
   await page.waitForFunction(() => !document.getElementById('import-hover').disabled, null, { timeout: 10000 });
   /* record what the host page gets from the modal */
-  await page.evaluate(() => {
+  await bounded(page.evaluate(() => {
     window.__hsEvents = [];
     window.addEventListener('hoversync:done', (e) => window.__hsEvents.push({ type: 'done', detail: e.detail }));
     window.addEventListener('hoversync:close', (e) => window.__hsEvents.push({ type: 'close', detail: e.detail }));
-  });
+  }), 'the host page\'s event recorder');
   return { page, context, errors };
 }
 
@@ -249,7 +266,7 @@ export async function openModal(page) {
   return frame;
 }
 
-export const activeId = (frame) => frame.evaluate(() => document.activeElement && document.activeElement.id);
+export const activeId = (frame) => bounded(frame.evaluate(() => document.activeElement && document.activeElement.id), 'the focused element');
 
 export const waitQuery = (frame, q) => frame.waitForFunction((q) => {
   const wrap = document.getElementById('hs-results-wrap');

@@ -6,14 +6,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ctx, start, stop, http, shot, newPage, openModal, searchFor, waitQuery, openJobFromResults,
+  ctx, SCENARIO_MS, start, stop, http, shot, newPage, openModal, searchFor, waitQuery, openJobFromResults,
   waitSummary, JOB_ONE_FAILED,
 } from './helpers.mjs';
 
 before(() => start({ mock: true, out: 'mock-faults' }));
 after(stop);
 
-test('error states: rate limited, reconnect required, network error with Retry, no results', async (t) => {
+test('error states: rate limited, reconnect required, network error with Retry, no results', { timeout: SCENARIO_MS }, async (t) => {
   const { page } = await newPage(t);
   const frame = await openModal(page);
   const fault = (body) => http('POST', `${ctx.env.serviceUrl}/__mock/faults`, body);
@@ -65,7 +65,7 @@ test('error states: rate limited, reconnect required, network error with Retry, 
   await shot(page, 'state-all-failed');
 });
 
-test('out-of-order answers are ignored: the list matches the last query', async (t) => {
+test('out-of-order answers are ignored: the list matches the last query', { timeout: SCENARIO_MS }, async (t) => {
   const { page } = await newPage(t);
   const frame = await openModal(page);
   await http('POST', `${ctx.env.serviceUrl}/__mock/config`, { random_latency_ms: 500 });
@@ -84,7 +84,7 @@ test('out-of-order answers are ignored: the list matches the last query', async 
   assert.ok(sent >= 3, `several searches were sent (${sent})`);
 });
 
-test('SSE failing falls back to polling', async (t) => {
+test('SSE failing falls back to polling', { timeout: SCENARIO_MS }, async (t) => {
   const { startMock } = await import('./mock-server.mjs');
   const broken = await startMock({ sseBroken: true });
   t.after(() => broken.close());
