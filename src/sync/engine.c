@@ -4,8 +4,10 @@
  *   1. the job, its models, the selection and the run row commit together (nothing is lost:
  *      a selection accepted is a row before any download starts);
  *   2. each artifact's bytes go to a temporary file, are fsynced and renamed to their
- *      content address, and only then the artifact row that points at them commits;
- *   3. the model's result, its selection status and its "synced at updated_at" mark commit last.
+ *      content address; once the model's files are all in place, each directory that gained
+ *      an entry is fsynced once (store/blobs.h, a batch), and only then
+ *   3. the model's artifact rows, its result, its selection status and its "synced at
+ *      updated_at" mark commit, in one transaction.
  * A run killed anywhere leaves selections that the next run (the same sync, or sync --pending)
  * finishes; rows never point at a missing file; re-downloaded bytes land on the same path. */
 #include "sync/engine.h"
@@ -279,36 +281,23 @@ static int in_txn(struct hs_sync_engine *e, const struct hs_sync_progress *p, st
     return rc;
 }
 
-/* The artifact's row and what the run writes beside it, in one transaction. */
-static int put_artifact(struct hs_sync_engine *e, const struct hs_artifact_row *row, bool *changed,
-                        const struct hs_sync_progress *at, struct hs_error *err)
+/* A row fetched on first use, in its own transaction. */
+static int put_artifact(struct hs_sync_engine *e, const struct hs_artifact_row *row,
+                        struct hs_error *err)
 {
-    if (e->stopped)
-        return hs_fail(err, e->stopped, "the run was stopped");
     int rc = write_tx_begin(e, err);
-    if (rc)
-        return rc;
-    rc = e->store->records->artifact_put(e->store, row, changed, err);
-    if (rc == HS_OK && at) {
-        struct hs_sync_artifact a = {.kind = row->kind,
-                                     .bytes = row->bytes,
-                                     .path = row->path,
-                                     .content_type = row->content_type,
-                                     .downloaded = true,
-                                     .changed = *changed};
-        hs_strlcpy(a.sha256, row->sha256 ? row->sha256 : "", sizeof a.sha256);
-        struct hs_sync_progress p = *at;
-        p.artifact = &a;
-        rc = in_txn(e, &p, err);
-    }
-    return write_tx_end(e, rc, err);
+    if (rc == HS_OK)
+        rc = write_tx_end(e, e->store->records->artifact_put(e->store, row, NULL, err), err);
+    return rc;
 }
 
-/* One artifact: asked for (or not) and stored; at (may be NULL) is the progress its row commits
- * with. */
+/* One artifact: asked for (or not); a download is checked and its file put in place in batch,
+ * and *staged gets the row that may point at it once the batch is synced (staged->path stays
+ * NULL when nothing was downloaded). */
 static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const struct item *it,
-                      bool model_unchanged, const struct hs_sync_progress *at,
-                      struct hs_sync_artifact *out, struct hs_error *err)
+                      bool model_unchanged, struct hs_blob_batch *batch,
+                      struct hs_artifact_row *staged, struct hs_sync_artifact *out,
+                      struct hs_error *err)
 {
     struct hs_artifact_row old = {0};
     int rc = e->store->records->artifact_get(e->store, m->id, it->kind, &old, err);
@@ -345,30 +334,21 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
     }
     if ((rc = check_format(it, &fr, &sink, err)))
         goto out;
-    struct hs_artifact_row row = {0};
     char sha[65];
     char fetched[32];
-    if ((rc = hs_blob_commit(sink.w, sha, &row.bytes, &row.path, err)))
+    if ((rc = hs_blob_commit_in(sink.w, batch, sha, &staged->bytes, &staged->path, err)))
         goto out;
-    hs_crashpoint("after_download");
+    hs_crashpoint("after_download"); /* inside the batch: the file is in place, no row yet */
     now_iso(fetched);
-    row.model_id = m->id;
-    row.kind = it->kind;
-    row.source_url = (char *)it->url;
-    row.sha256 = sha;
-    row.content_type = fr.content_type;
-    row.etag = fr.etag;
-    row.fetched_at = fetched;
-    row.image_id = it->image_id;
-    bool changed = false;
-    rc = put_artifact(e, &row, &changed, at, err);
-    hs_crashpoint("after_artifact_commit");
-    if (rc == HS_OK) {
-        report_row(out, &row, true, changed);
-        hs_info("sync=artifact model=%lld kind=%s bytes=%lld changed=%d", (long long)m->id,
-                it->kind, (long long)row.bytes, changed);
-    }
-    free(row.path);
+    staged->model_id = m->id;
+    staged->kind = hs_strdup(it->kind);
+    staged->source_url = hs_strdup(it->url);
+    staged->sha256 = hs_strdup(sha);
+    staged->content_type = hs_strdup(fr.content_type);
+    staged->etag = hs_strdup(fr.etag);
+    staged->fetched_at = hs_strdup(fetched);
+    staged->image_id = it->image_id;
+    report_row(out, staged, true, false);
 out:
     hs_blob_abort(sink.w);
     hs_fetch_result_clear(&fr);
@@ -398,7 +378,17 @@ int hs_sync_fetch_artifact(struct hs_sync_engine *e, int64_t model_id, const cha
     struct item it = {.kind = row.kind, .url = row.source_url, .image_id = row.image_id};
     struct hs_model m = {.id = model_id};
     struct hs_sync_artifact a = {0};
-    rc = fetch_item(e, &m, &it, false, NULL, &a, err);
+    struct hs_artifact_row staged = {0};
+    struct hs_blob_batch *batch = hs_blob_batch_new();
+    rc = fetch_item(e, &m, &it, false, batch, &staged, &a, err);
+    if (rc == HS_OK && staged.path) {
+        rc = hs_blob_batch_sync(batch, err);
+        if (rc == HS_OK)
+            rc = put_artifact(e, &staged, err);
+        hs_crashpoint("after_artifact_commit");
+    }
+    hs_blob_batch_free(batch);
+    hs_artifact_row_clear(&staged);
     artifact_free(&a);
     if (rc == HS_OK) {
         hs_artifact_row_clear(&row);
@@ -439,6 +429,12 @@ struct model_writes {
     const char *synced_at;  /* Hover's updated_at of a model synced whole, or NULL */
     struct item *unfetched; /* outside the profile: recorded with their URL, not downloaded */
     size_t n_unfetched;
+    /* Downloaded, their files durable (the batch synced): staged[i] is the row of the report's
+     * artifact staged_at[i]. */
+    struct hs_artifact_row *staged;
+    size_t *staged_at;
+    size_t n_staged;
+    size_t n_wanted; /* the artifacts the profile asks for */
 };
 
 static void model_writes_clear(struct model_writes *w)
@@ -448,6 +444,10 @@ static void model_writes_clear(struct model_writes *w)
     for (size_t i = 0; i < w->n_unfetched; i++)
         free(w->unfetched[i].kind);
     free(w->unfetched);
+    for (size_t i = 0; i < w->n_staged; i++)
+        hs_artifact_row_clear(&w->staged[i]);
+    free(w->staged);
+    free(w->staged_at);
     free(w->summarized);
     free(w->sketch);
     memset(w, 0, sizeof *w);
@@ -542,17 +542,16 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
                                           .model_state = m->state,
                                           .artifacts_total = (int64_t)n});
     r->artifacts = hs_calloc(n + 1, sizeof *r->artifacts);
+    w->n_wanted = n;
+    w->staged = hs_calloc(n + 1, sizeof *w->staged);
+    w->staged_at = hs_calloc(n + 1, sizeof *w->staged_at);
+    struct hs_blob_batch *batch = hs_blob_batch_new();
     int rc = HS_OK;
     for (size_t i = 0; i < n && rc == HS_OK; i++) {
         struct hs_sync_artifact *a = &r->artifacts[r->n_artifacts];
-        struct hs_sync_progress at = {.event = HS_PROGRESS_ARTIFACT,
-                                      .job_id = job_id,
-                                      .model_id = m->id,
-                                      .model_name = m->name,
-                                      .model_state = m->state,
-                                      .artifacts_done = (int64_t)r->n_artifacts + 1,
-                                      .artifacts_total = (int64_t)n};
-        rc = fetch_item(e, m, &items[i], unchanged, &at, a, &err);
+        rc = fetch_item(e, m, &items[i], unchanged, batch, &w->staged[w->n_staged], a, &err);
+        if (rc == HS_OK && w->staged[w->n_staged].path)
+            w->staged_at[w->n_staged++] = r->n_artifacts;
         if (rc == HS_OK) {
             r->n_artifacts++;
             if (a->downloaded)
@@ -574,6 +573,23 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
     }
     for (size_t i = 0; i < n; i++)
         free(items[i].kind);
+    /* The files of this model made durable together; their rows commit with its result, also
+     * when a later artifact failed (a retry then finds them). */
+    if (w->n_staged) {
+        struct hs_error berr = {0};
+        int brc = hs_blob_batch_sync(batch, &berr);
+        if (brc) {
+            for (size_t i = 0; i < w->n_staged; i++)
+                hs_artifact_row_clear(&w->staged[i]);
+            w->n_staged = 0;
+            if (rc == HS_OK) {
+                rc = brc;
+                err = berr;
+            }
+        }
+        hs_crashpoint("batch_synced"); /* the files durable, no row yet */
+    }
+    hs_blob_batch_free(batch);
     /* The rest commit with the model's result (record_model). */
     w->unfetched = hs_calloc(all - n + 1, sizeof *w->unfetched);
     for (size_t i = n; i < all; i++)
@@ -751,6 +767,29 @@ static struct hs_sync_progress model_finished(int64_t job_id, const struct hs_sy
                                      .model = mr};
 }
 
+/* The rows of the model's downloaded artifacts, each with the progress it commits. */
+static int put_staged(struct hs_sync_engine *e, int64_t job_id, struct hs_sync_model *mr,
+                      const struct model_writes *w, struct hs_error *err)
+{
+    int rc = HS_OK;
+    for (size_t i = 0; rc == HS_OK && i < w->n_staged; i++) {
+        struct hs_sync_artifact *a = &mr->artifacts[w->staged_at[i]];
+        rc = e->store->records->artifact_put(e->store, &w->staged[i], &a->changed, err);
+        if (rc == HS_OK)
+            rc = in_txn(e,
+                        &(struct hs_sync_progress){.event = HS_PROGRESS_ARTIFACT,
+                                                   .job_id = job_id,
+                                                   .model_id = mr->id,
+                                                   .model_name = mr->name,
+                                                   .model_state = mr->state,
+                                                   .artifacts_done = (int64_t)w->staged_at[i] + 1,
+                                                   .artifacts_total = (int64_t)w->n_wanted,
+                                                   .artifact = a},
+                        err);
+    }
+    return rc;
+}
+
 /* 3. The model's result: its measurements and synced mark, its selection, its line in the run's
  * log and what the caller writes beside them, in one transaction. */
 static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_id,
@@ -758,6 +797,8 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
 {
     struct hs_error werr = {0};
     int wrc = write_tx_begin(e, &werr);
+    if (wrc == HS_OK)
+        wrc = put_staged(e, job_id, mr, w, &werr);
     if (wrc == HS_OK && w->has_ms && mr->result == HS_RESULT_SYNCED)
         wrc = e->store->records->measurements_put(e->store, &w->ms, NULL, &werr);
     for (size_t i = 0; wrc == HS_OK && mr->result == HS_RESULT_SYNCED && i < w->n_unfetched; i++) {
@@ -787,6 +828,12 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
         wrc = in_txn(e, &p, &werr);
     }
     wrc = write_tx_end(e, wrc, &werr);
+    for (size_t i = 0; wrc == HS_OK && i < w->n_staged; i++)
+        hs_info("sync=artifact model=%lld kind=%s bytes=%lld changed=%d", (long long)mr->id,
+                w->staged[i].kind, (long long)w->staged[i].bytes,
+                mr->artifacts[w->staged_at[i]].changed);
+    if (w->n_staged)
+        hs_crashpoint("after_artifact_commit"); /* the model's rows and result committed */
     if (wrc) {
         /* The files and artifact rows are in; the selection stays open and the next run
          * completes it. */
