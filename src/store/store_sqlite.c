@@ -254,8 +254,32 @@ int hs_sqlite_begin(struct hs_store *base, struct hs_error *err)
     return HS_OK;
 }
 
+/* The setting is the connection's: NORMAL from before BEGIN until after the transaction ends,
+ * under the writer lock, so no other transaction commits under it. */
+int hs_sqlite_begin_lazy(struct hs_store *base, struct hs_error *err)
+{
+    struct sqlite_store *s = hs_sqlite_of(base);
+    if (hs_sqlite_held_by_me(s))
+        return hs_fail(err, HS_ERR_INTERNAL, "begin: this thread already has a transaction open");
+    writer_lock(s);
+    int rc = hs_sqlite_exec(s->db, "PRAGMA synchronous=NORMAL", err);
+    if (rc == HS_OK && (rc = hs_sqlite_exec(s->db, "BEGIN IMMEDIATE", err)) != HS_OK)
+        hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL);
+    if (rc) {
+        writer_unlock(s);
+        return rc;
+    }
+    s->txn = SQ_TXN_USER;
+    s->txn_seq = 0;
+    s->txn_lazy = true;
+    return HS_OK;
+}
+
 static void end_user_txn(struct sqlite_store *s)
 {
+    if (s->txn_lazy && hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL) != HS_OK)
+        abort(); /* every later commit would be lazy */
+    s->txn_lazy = false;
     s->txn = SQ_TXN_NONE;
     s->txn_seq = 0;
     writer_unlock(s);
@@ -577,6 +601,7 @@ static const struct hs_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
     .begin = hs_sqlite_begin,
+    .begin_lazy = hs_sqlite_begin_lazy,
     .commit = hs_sqlite_commit,
     .rollback = hs_sqlite_rollback,
     .secrets_rekey = hs_sqlite_secrets_rekey,

@@ -376,6 +376,32 @@ static void test_event_accept_group_commit(void **state)
 
 /* ---- the transaction helper (store_sqlite.c) ---- */
 
+static int64_t writer_synchronous(struct sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* A lazy transaction commits with synchronous=NORMAL, and the writer is back to FULL (2) once it
+ * ends, committed or rolled back: every other commit still waits for the disk. */
+static void test_lazy_transaction_leaves_the_writer_full(void **state)
+{
+    struct fixture *f = *state;
+    struct sqlite_store *s = hs_sqlite_of(f->store);
+    assert_int_equal(writer_synchronous(s), 2);
+    assert_int_equal(f->store->ops->begin_lazy(f->store, NULL), HS_OK);
+    assert_int_equal(writer_synchronous(s), 1);
+    assert_int_equal(f->store->ops->commit(f->store, NULL), HS_OK);
+    assert_int_equal(writer_synchronous(s), 2);
+    assert_int_equal(f->store->ops->begin_lazy(f->store, NULL), HS_OK);
+    f->store->ops->rollback(f->store);
+    assert_int_equal(writer_synchronous(s), 2);
+}
+
 /* An op that fails inside the caller's transaction after taking the change sequence gives it
  * back: the savepoint's rollback undoes the counter's update, and the transaction's memory of the
  * sequence must follow, or the next change of the transaction reuses a value the counter no
@@ -555,6 +581,7 @@ int main(void)
         STORE_TEST(test_reopen_does_not_reapply_migrations),
         cmocka_unit_test(test_unwritable_path_is_a_clear_error),
         STORE_TEST(test_migrations_recorded_once),
+        STORE_TEST(test_lazy_transaction_leaves_the_writer_full),
         STORE_TEST(test_v1_database_is_upgraded),
         STORE_TEST(test_sessions_of_before_get_the_only_connection),
         STORE_TEST(test_store_of_before_profiles_keeps_all),
