@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,10 @@ struct hs_blob_backend {
                   struct hs_blob_batch *batch, struct hs_error *err);
 };
 
-/* The directories that gained an entry since the batch began, each once. */
+/* The directories that gained an entry since the batch began, each once; the writers of one
+ * batch may commit from several threads. */
 struct hs_blob_batch {
+    pthread_mutex_t lock;
     char **dirs;
     size_t n, cap;
 };
@@ -95,14 +98,17 @@ static int fsync_dir(const char *dir, struct hs_error *err)
 
 static void batch_note(struct hs_blob_batch *b, const char *dir)
 {
-    for (size_t i = 0; i < b->n; i++)
-        if (strcmp(b->dirs[i], dir) == 0)
-            return;
-    if (b->n == b->cap) {
+    pthread_mutex_lock(&b->lock);
+    bool seen = false;
+    for (size_t i = 0; i < b->n && !seen; i++)
+        seen = strcmp(b->dirs[i], dir) == 0;
+    if (!seen && b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 16;
         b->dirs = hs_realloc(b->dirs, b->cap * sizeof *b->dirs);
     }
-    b->dirs[b->n++] = hs_strdup(dir);
+    if (!seen)
+        b->dirs[b->n++] = hs_strdup(dir);
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* The parent directory's entry of p made durable: at once, or noted in batch. */
@@ -339,7 +345,9 @@ static int s3_commit(struct hs_blob_writer *w, const char *hex, const char *rel,
 
 struct hs_blob_batch *hs_blob_batch_new(void)
 {
-    return hs_calloc(1, sizeof(struct hs_blob_batch));
+    struct hs_blob_batch *b = hs_calloc(1, sizeof *b);
+    pthread_mutex_init(&b->lock, NULL);
+    return b;
 }
 
 int hs_blob_batch_sync(struct hs_blob_batch *batch, struct hs_error *err)
@@ -350,18 +358,14 @@ int hs_blob_batch_sync(struct hs_blob_batch *batch, struct hs_error *err)
     return rc;
 }
 
-static void batch_clear(struct hs_blob_batch *batch)
-{
-    for (size_t i = 0; i < batch->n; i++)
-        free(batch->dirs[i]);
-    free(batch->dirs);
-}
-
 void hs_blob_batch_free(struct hs_blob_batch *batch)
 {
     if (!batch)
         return;
-    batch_clear(batch);
+    for (size_t i = 0; i < batch->n; i++)
+        free(batch->dirs[i]);
+    free(batch->dirs);
+    pthread_mutex_destroy(&batch->lock);
     free(batch);
 }
 
@@ -369,11 +373,11 @@ void hs_blob_batch_free(struct hs_blob_batch *batch)
 int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
                    struct hs_error *err)
 {
-    struct hs_blob_batch batch = {0};
-    int rc = hs_blob_commit_in(w, &batch, sha256_hex, bytes, rel_path, err);
-    if (rc == HS_OK && (rc = hs_blob_batch_sync(&batch, err)) != HS_OK)
+    struct hs_blob_batch *batch = hs_blob_batch_new();
+    int rc = hs_blob_commit_in(w, batch, sha256_hex, bytes, rel_path, err);
+    if (rc == HS_OK && (rc = hs_blob_batch_sync(batch, err)) != HS_OK)
         hs_free_ptr(rel_path);
-    batch_clear(&batch);
+    hs_blob_batch_free(batch);
     return rc;
 }
 

@@ -108,7 +108,8 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
  * file once and puts it in place (or uploads it), and hs_blob_batch_sync then fsyncs each
  * directory that gained an entry once, however many files it gained. Only after
  * hs_blob_batch_sync returned may a row point at a name committed in the batch; a crash before
- * leaves at most files no row points at (the collector of blob_gc.h removes them). */
+ * leaves at most files no row points at (the collector of blob_gc.h removes them). Writers of
+ * several threads may commit into one batch. */
 struct hs_blob_batch;
 struct hs_blob_batch *hs_blob_batch_new(void);
 /* As hs_blob_commit, but the directories are synced by hs_blob_batch_sync. */
