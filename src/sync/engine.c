@@ -648,6 +648,7 @@ static void run_slots(struct downloads *d)
         slots[started].d = d;
         if (hs_client_clone(d->e->client, &slots[started].client) != HS_OK)
             break;
+        hs_client_share_wait_hook(slots[started].client, d->e->client);
         if (pthread_create(&slots[started].thread, NULL, slot_main, &slots[started]) != 0) {
             hs_client_free(slots[started].client);
             break;
