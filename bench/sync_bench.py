@@ -10,7 +10,7 @@ jobs, at each injected latency (a sandbox fault delaying every request, storage 
   queue     `hoversync serve` with its workers, one POST /api/syncs per job naming its
             complete models, until every model is synced.
 
-Then, at 0 ms: the fsync/fdatasync calls per synced model of `backfill --sync` (strace -f -c -w;
+Then, at 0 ms: the fsync/fdatasync/syncfs calls per synced model of `backfill --sync` (strace -f -c -w;
 skipped, saying so, without strace) and the peak RSS of `backfill --sync` over --rss-jobs jobs.
 
 With --before DIR (another build, e.g. of main), backfill, strace and rss also run that build's
@@ -270,13 +270,13 @@ def fsyncs_per_model(world, binary=None):
     out.close()
     try:
         # -w: the time in those calls is wall-clock (a thread waiting for the disk), not CPU
-        r = run_backfill(world, ["strace", "-f", "-c", "-w", "-e", "trace=fsync,fdatasync",
+        r = run_backfill(world, ["strace", "-f", "-c", "-w", "-e", "trace=fsync,fdatasync,syncfs",
                                  "-o", out.name], binary)
         calls, secs = {}, 0.0
         with open(out.name) as f:
             for line in f:
                 fields = line.split()
-                if fields and fields[-1] in ("fsync", "fdatasync"):
+                if fields and fields[-1] in ("fsync", "fdatasync", "syncfs"):
                     calls[fields[-1]] = int(fields[3])
                     secs += float(fields[1])
         return calls, secs, r
@@ -293,12 +293,12 @@ def rate(r):
 def print_fsyncs(world, label="", binary=None):
     st = fsyncs_per_model(world, binary)
     if st is None:
-        print("  fsync/fdatasync per model: skipped, strace is not installed "
+        print("  fsync/fdatasync/syncfs per model: skipped, strace is not installed "
               "(scripts/install-deps.sh --bench)")
         return
     calls, secs, r = st
     n = sum(calls.values())
-    print("  fsync/fdatasync per synced model%s (backfill --sync under strace -f -c -w): "
+    print("  fsync/fdatasync/syncfs per synced model%s (backfill --sync under strace -f -c -w): "
           "%.1f  (%s in all for %d models, %d artifacts; %.2f s waiting in those calls, "
           "summed over threads; %.2f s wall under strace)" %
           (label, n / r["models"] if r["models"] else 0,

@@ -350,9 +350,38 @@ struct hs_blob_batch *hs_blob_batch_new(void)
     return b;
 }
 
+/* Past this many folders in a batch, one syncfs of their filesystem replaces their fsyncs: each
+ * fsync of a folder is a journal commit of its own, and the two-level fan-out gives nearly every
+ * file a folder of its own (and a new store a new folder whose parent needs one too). The files
+ * themselves were fsynced before their rename, so what syncfs adds is the folders' entries (and
+ * whatever else of that filesystem was waiting to be written). */
+#define BATCH_SYNCFS_DIRS 4
+
+/* The folders' filesystem made durable in one call, when they all are on one filesystem; false
+ * when they are not (then each is fsynced). */
+static bool batch_syncfs(const struct hs_blob_batch *batch, int *rc, struct hs_error *err)
+{
+    struct stat first, sb;
+    if (stat(batch->dirs[0], &first) != 0)
+        return false;
+    for (size_t i = 1; i < batch->n; i++)
+        if (stat(batch->dirs[i], &sb) != 0 || sb.st_dev != first.st_dev)
+            return false;
+    int fd = open(batch->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    *rc = HS_OK;
+    if (syncfs(fd) != 0)
+        *rc = io_fail(err, errno, "cannot sync the filesystem of", batch->dirs[0]);
+    close(fd);
+    return true;
+}
+
 int hs_blob_batch_sync(struct hs_blob_batch *batch, struct hs_error *err)
 {
     int rc = HS_OK;
+    if (batch && batch->n > BATCH_SYNCFS_DIRS && batch_syncfs(batch, &rc, err))
+        return rc;
     for (size_t i = 0; batch && i < batch->n && rc == HS_OK; i++)
         rc = fsync_dir(batch->dirs[i], err);
     return rc;
