@@ -72,6 +72,7 @@ struct sqlite_store {
     pthread_cond_t pool_cond;
     struct sqlite_reader *free_readers;
     int n_readers, max_readers; /* max 0: reads use the writer (a ":memory:" store) */
+    bool unmapped_reads;        /* hs_store_options: readers do not map the file */
     struct sqlite_reader readers[HS_SQLITE_READERS];
 
     /* Group commit of event_accept (sqlite_webhooks.c): requests queue here and one thread at a

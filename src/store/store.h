@@ -127,6 +127,11 @@ struct hs_store_options {
     /* true: a store that does not exist yet (no file; a database without hoversync's schema)
      * is refused (HS_ERR_NOT_FOUND) and nothing is created. */
     bool must_exist;
+    /* SQLite: true: the read connections read the file through a small page cache each instead
+     * of mapping it. A batch command (backfill, sync) then keeps its resident memory small: the
+     * pages a mapping touched count in it until the mapping goes. false (serve): the readers
+     * share the kernel's pages of the file, which suits many searches at once. */
+    bool unmapped_reads;
 };
 
 /* Opens the store at `location` (HOVERSYNC_DB / --db), creating it if needed and applying

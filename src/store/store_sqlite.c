@@ -102,7 +102,11 @@ static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, struct h
     /* Read-write to SQLite (WAL readers write the -shm index), read-only to us. Readers map the
      * file rather than copy its pages through read() into a cache each of their own: several
      * readers of one file then share the kernel's page cache (bench/README.md, search_http). */
-    rc = hs_sqlite_exec(r->db, "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES, err);
+    rc = hs_sqlite_exec(r->db,
+                        s->unmapped_reads
+                            ? "PRAGMA query_only=1"
+                            : "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES,
+                        err);
     if (rc) {
         sqlite3_close_v2(r->db);
         r->db = NULL;
@@ -667,6 +671,7 @@ int hs_store_open_sqlite(const char *path, const struct hs_store_options *o, str
     }
     hs_sqlite_make_private(path);
     struct sqlite_store *s = store_new(path);
+    s->unmapped_reads = o && o->unmapped_reads;
     int rc = sqlite3_open_v2(
         path, &s->db,
         SQLITE_OPEN_READWRITE | (must_exist ? 0 : SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX, NULL);
