@@ -4,8 +4,9 @@
  *   1. the job, its models, the selection and the run row commit together (nothing is lost:
  *      a selection accepted is a row before any download starts);
  *   2. each artifact's bytes go to a temporary file, are fsynced and renamed to their
- *      content address; once the model's files are all in place, each directory that gained
- *      an entry is fsynced once (store/blobs.h, a batch), and only then
+ *      content address (by up to download_slots threads at once); once the model's files are
+ *      all in place, the directories that gained an entry are made durable together
+ *      (store/blobs.h, a batch), and only then
  *   3. the model's artifact rows, its result, its selection status and its "synced at
  *      updated_at" mark commit, in one transaction.
  * A run killed anywhere leaves selections that the next run (the same sync, or sync --pending)
