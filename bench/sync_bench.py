@@ -10,10 +10,14 @@ jobs, at each injected latency (a sandbox fault delaying every request, storage 
   queue     `hoversync serve` with its workers, one POST /api/syncs per job naming its
             complete models, until every model is synced.
 
-Then, at 0 ms: the fsync/fdatasync calls per synced model of `backfill --sync` (strace -f -c -w;
+Then, at 0 ms: the fsync/fdatasync/syncfs calls per synced model of `backfill --sync` (strace -f -c -w;
 skipped, saying so, without strace) and the peak RSS of `backfill --sync` over --rss-jobs jobs.
 
-Run on demand: bench/sync_bench.py [--jobs N] [--latency 0,50] [--rss-jobs N] [--build DIR]."""
+With --before DIR (another build, e.g. of main), backfill, strace and rss also run that build's
+hoversync against the same sandbox, each right before this build's: before and after in one run.
+
+Run on demand: bench/sync_bench.py [--jobs N] [--latency 0,50] [--rss-jobs N] [--build DIR]
+[--before DIR]."""
 import argparse
 import hashlib
 import http.client
@@ -24,6 +28,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -205,21 +210,55 @@ def run_baseline(world):
 
 # ---- hoversync ---------------------------------------------------------------------------------
 
-def run_backfill(world, prefix=()):
-    """`backfill --sync` on a fresh store, under prefix (strace) if given."""
+class PeakRss:
+    """The peak RSS (VmHWM) of a running process, read from /proc every 20 ms until stop(). Not
+    wait4's ru_maxrss: the child Python forks (vfork) carries the bench's own RSS into it, which
+    that figure then shows whatever hoversync uses. Under a prefix (strace) it is not read."""
+
+    def __init__(self, pid, prefix):
+        self.pid, self.kib, self.done = pid, 0, threading.Event()
+        self.thread = None if prefix else threading.Thread(target=self.run, daemon=True)
+        if self.thread:
+            self.thread.start()
+
+    def read(self):
+        try:
+            with open("/proc/%d/status" % self.pid) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        self.kib = max(self.kib, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+
+    def run(self):
+        while not self.done.wait(0.02):
+            self.read()
+
+    def stop(self):
+        self.done.set()
+        if self.thread:
+            self.thread.join()
+
+
+def run_backfill(world, prefix=(), binary=None):
+    """`backfill --sync` on a fresh store, under prefix (strace) if given; binary: another
+    build's hoversync (--before)."""
     cli = world.cli()
     try:
         t0 = time.monotonic()
-        proc = subprocess.Popen([*prefix, world.harness.HOVERSYNC_BIN, "backfill", "--sync",
+        proc = subprocess.Popen([*prefix, binary or world.harness.HOVERSYNC_BIN, "backfill",
+                                 "--sync",
                                  "--since", world.cutoff], env=cli.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL)
+        peak = PeakRss(proc.pid, prefix)
         out = proc.stdout.read().decode()
         _, status, usage = os.wait4(proc.pid, 0)
+        peak.stop()
         elapsed = time.monotonic() - t0
         if not os.WIFEXITED(status) or os.WEXITSTATUS(status) not in (0, 1):
             raise RuntimeError("backfill failed: " + out)
         art = cli.sql("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM artifacts")[0]
-        return {"models": synced_models(cli), "elapsed": elapsed, "rss_kib": usage.ru_maxrss,
+        return {"models": synced_models(cli), "elapsed": elapsed, "rss_kib": peak.kib,
                 "jobs": cli.sql("SELECT COUNT(*) FROM jobs")[0][0], "artifacts": art[0],
                 "bytes": art[1]}
     finally:
@@ -256,7 +295,7 @@ def run_queue(world, plan):
         svc.cleanup()
 
 
-def fsyncs_per_model(world):
+def fsyncs_per_model(world, binary=None):
     """strace -f -c -w of backfill --sync: ({syscall: calls}, seconds in them, the run)."""
     if not shutil.which("strace"):
         return None
@@ -264,13 +303,13 @@ def fsyncs_per_model(world):
     out.close()
     try:
         # -w: the time in those calls is wall-clock (a thread waiting for the disk), not CPU
-        r = run_backfill(world, ["strace", "-f", "-c", "-w", "-e", "trace=fsync,fdatasync",
-                                 "-o", out.name])
+        r = run_backfill(world, ["strace", "-f", "-c", "-w", "-e", "trace=fsync,fdatasync,syncfs",
+                                 "-o", out.name], binary)
         calls, secs = {}, 0.0
         with open(out.name) as f:
             for line in f:
                 fields = line.split()
-                if fields and fields[-1] in ("fsync", "fdatasync"):
+                if fields and fields[-1] in ("fsync", "fdatasync", "syncfs"):
                     calls[fields[-1]] = int(fields[3])
                     secs += float(fields[1])
         return calls, secs, r
@@ -284,20 +323,27 @@ def rate(r):
     return r["models"] / r["elapsed"] if r and r["elapsed"] else 0.0
 
 
-def print_fsyncs(world):
-    st = fsyncs_per_model(world)
+def print_fsyncs(world, label="", binary=None):
+    st = fsyncs_per_model(world, binary)
     if st is None:
-        print("  fsync/fdatasync per model: skipped, strace is not installed "
+        print("  fsync/fdatasync/syncfs per model: skipped, strace is not installed "
               "(scripts/install-deps.sh --bench)")
         return
     calls, secs, r = st
     n = sum(calls.values())
-    print("  fsync/fdatasync per synced model (backfill --sync under strace -f -c -w): "
+    print("  fsync/fdatasync/syncfs per synced model%s (backfill --sync under strace -f -c -w): "
           "%.1f  (%s in all for %d models, %d artifacts; %.2f s waiting in those calls, "
           "summed over threads; %.2f s wall under strace)" %
-          (n / r["models"] if r["models"] else 0,
+          (label, n / r["models"] if r["models"] else 0,
            " + ".join("%d %s" % (v, k) for k, v in sorted(calls.items())) or "0",
            r["models"], r["artifacts"], secs, r["elapsed"]))
+
+
+def builds(args):
+    """(label, binary) of each build that runs: --before's first, then this one (None)."""
+    if not args.before:
+        return [("", None)]
+    return [(" (before)", os.path.join(args.before, "src", "cli", "hoversync")), (" (after)", None)]
 
 
 def side_by_side(harness, args, latency, only):
@@ -311,20 +357,20 @@ def side_by_side(harness, args, latency, only):
         if "baseline" in only:
             print("  baseline  %6.1f models/s  %d models in %.2f s, %d requests, %d files" %
                   (rate(base), base["models"], base["elapsed"], base["requests"], base["files"]))
-        if "backfill" in only:
-            r = run_backfill(world)
-            print("  backfill  %6.1f models/s  %d models in %.2f s  %.2fx baseline  "
+        for label, binary in builds(args) if "backfill" in only else ():
+            r = run_backfill(world, binary=binary)
+            print("  backfill%-9s %6.1f models/s  %d models in %.2f s  %.2fx baseline  "
                   "(%d artifacts, %.1f MB; peak RSS %.1f MiB)" %
-                  (rate(r), r["models"], r["elapsed"], rate(r) / rate(base), r["artifacts"],
-                   r["bytes"] / 1e6, r["rss_kib"] / 1024))
+                  (label, rate(r), r["models"], r["elapsed"], rate(r) / rate(base),
+                   r["artifacts"], r["bytes"] / 1e6, r["rss_kib"] / 1024))
         if "queue" in only:
             r = run_queue(world, base["plan"])
             print("  queue     %6.1f models/s  %d models in %.2f s  %.2fx baseline  "
                   "(%d POST /api/syncs answered in %.2f s)" %
                   (rate(r), r["models"], r["elapsed"], rate(r) / rate(base), len(base["plan"]),
                    r["posted"]))
-        if "strace" in only and latency == 0:
-            print_fsyncs(world)
+        for label, binary in builds(args) if "strace" in only and latency == 0 else ():
+            print_fsyncs(world, label, binary)
     finally:
         world.stop()
 
@@ -341,6 +387,9 @@ def main():
                     help="parts to run, comma-separated, of: " + ", ".join(PARTS))
     ap.add_argument("--build", default=os.path.join(here, "..", "build", "release"),
                     help="build directory with the binaries [build/release]")
+    ap.add_argument("--before", default=None,
+                    help="another build directory whose hoversync also runs backfill, strace "
+                    "and rss, before this build's")
     args = ap.parse_args()
     only = set(args.only.split(","))
     if only - set(PARTS):
@@ -360,10 +409,11 @@ def main():
     if "rss" in only:
         world = World(harness, args.rss_jobs, 0)
         try:
-            r = run_backfill(world)
-            print("peak RSS of backfill --sync over %d jobs: %.1f MiB  (%d models in %.2f s, "
-                  "%.1f models/s, 0 ms)" % (r["jobs"], r["rss_kib"] / 1024, r["models"],
-                                            r["elapsed"], rate(r)))
+            for label, binary in builds(args):
+                r = run_backfill(world, binary=binary)
+                print("peak RSS of backfill --sync%s over %d jobs: %.1f MiB  (%d models in %.2f s, "
+                      "%.1f models/s, 0 ms)" % (label, r["jobs"], r["rss_kib"] / 1024, r["models"],
+                                                r["elapsed"], rate(r)))
         finally:
             world.stop()
     try:

@@ -27,6 +27,7 @@ struct cli {
     struct hs_limiter *limiter; /* the client's budget (cli_shared_limiter) */
     struct hs_blobs *blobs;     /* the artifact files: the data directory or S3 (cli_open) */
     bool stdout_tty;
+    bool unmapped_reads; /* a batch command: the store's readers do not map the file */
 };
 
 /* The Hover client's settings from the configuration table (defaults for the rest); the

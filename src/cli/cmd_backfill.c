@@ -176,6 +176,7 @@ static int start_queue(struct walk *w)
                                   .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
                                   .blobs = c->blobs,
                                   .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
+                                  .download_slots = (int)hs_config_int(&c->cfg, CFG_DOWNLOAD_SLOTS),
                                   .only_connection = w->conn};
     struct hs_client_provider cp = {clone_acquire, clone_release, w};
     int r = hs_events_new(&ec, c->store, cp, w->cw.outbox, NULL, &w->events, &err);

@@ -257,6 +257,7 @@ int cmd_sync(struct cli *c, int argc, char **argv)
                                .data_dir = data_dir,
                                .blobs = c->blobs,
                                .connection_key = hs_config_str(&c->cfg, CFG_CONNECTION),
-                               .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS)};
+                               .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
+                               .download_slots = (int)hs_config_int(&c->cfg, CFG_DOWNLOAD_SLOTS)};
     return o.pending ? sync_pending(&e, o.json) : sync_one(&e, &o);
 }

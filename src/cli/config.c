@@ -99,6 +99,9 @@ const struct hs_cfg_def hs_cfg_defs[CFG_COUNT] = {
     {CFG_EVENT_WORKERS, "--event-workers", "HOVERSYNC_EVENT_WORKERS", HS_CFG_INT, "2", 1, 64,
      "serve, worker: threads running the work queue (the modal's syncs, webhook events, "
      "reconciliation, the pending pass)"},
+    {CFG_DOWNLOAD_SLOTS, "--download-slots", "HOVERSYNC_DOWNLOAD_SLOTS", HS_CFG_INT, "4", 1, 16,
+     "sync, backfill, serve, worker: artifacts of a model downloaded at once by each sync, over "
+     "the same keep-alive connections (every request still counts against the budget)"},
     {CFG_CRM_ENDPOINTS, NULL, "HOVERSYNC_CRM_ENDPOINTS", HS_CFG_STRING, NULL, 0, 0,
      "serve, worker: comma-separated CRM URLs notified after each sync that changed something "
      "(more with --crm-endpoint)"},

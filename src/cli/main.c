@@ -105,7 +105,8 @@ void cli_blobs_config(const struct cli *c, struct hs_blobs_config *bc)
 int cli_open(struct cli *c, bool with_client)
 {
     struct hs_error err = {0};
-    struct hs_store_options so = {.encryption_key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY)};
+    struct hs_store_options so = {.encryption_key = hs_config_str(&c->cfg, CFG_ENCRYPTION_KEY),
+                                  .unmapped_reads = c->unmapped_reads};
     int rc = hs_store_open(hs_config_str(&c->cfg, CFG_DB), &so, &c->store, &err);
     if (rc)
         return cli_report("cannot open the store", rc, &err);
@@ -312,6 +313,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < nrest; i++)
         wants_help |= cli_is_help(rest[i]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Only the service's concurrent searches gain from mapping the store (store.h). */
+    c.unmapped_reads = strcmp(cmd->name, "backfill") == 0 || strcmp(cmd->name, "sync") == 0;
     if (cmd->needs != NEEDS_NOTHING && !wants_help &&
         (rc = cli_open(&c, cmd->needs == NEEDS_CLIENT)) != EXIT_OK)
         goto out_curl;

@@ -70,6 +70,7 @@ int cli_workers_start(struct cli *c, struct hs_client_provider clients, struct c
         .artifacts = hs_config_str(&c->cfg, CFG_ARTIFACTS),
         .blobs = c->blobs,
         .threads = (int)hs_config_int(&c->cfg, CFG_EVENT_WORKERS),
+        .download_slots = (int)hs_config_int(&c->cfg, CFG_DOWNLOAD_SLOTS),
         .lease_ms = hs_config_int(&c->cfg, CFG_WORK_LEASE) * 1000,
         .on_sync_progress = w->on_sync_progress,
         .progress_ctx = w->progress_ctx,

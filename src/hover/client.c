@@ -418,6 +418,12 @@ void hs_client_set_wait_hook(struct hs_client *c, hs_client_wait_fn fn, void *ct
     c->on_wait_ctx = ctx;
 }
 
+void hs_client_share_wait_hook(struct hs_client *to, const struct hs_client *from)
+{
+    to->on_wait = from->on_wait;
+    to->on_wait_ctx = from->on_wait_ctx;
+}
+
 void hs_client_log_wait(const struct hs_client_wait *w)
 {
     hs_warn("hover wait_s=%lld reason=%s request=\"%s\" msg=\"%s\"",

@@ -159,6 +159,9 @@ struct hs_client_wait {
 };
 typedef void (*hs_client_wait_fn)(void *ctx, const struct hs_client_wait *w);
 void hs_client_set_wait_hook(struct hs_client *c, hs_client_wait_fn fn, void *ctx);
+/* Gives a clone working for the same caller (a sync's download slots) the hook of from, which
+ * must then be safe to call from several threads. */
+void hs_client_share_wait_hook(struct hs_client *to, const struct hs_client *from);
 /* The line: "hover wait_s=N reason=... request=... msg=..." at warn level. */
 void hs_client_log_wait(const struct hs_client_wait *w);
 

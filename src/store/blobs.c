@@ -7,7 +7,10 @@
  * and are stored once.
  *
  * Lifecycle: begin, write..., commit, then hs_blob_abort to free the writer (after a commit it
- * only frees; after a failure it also removes the temporary file).
+ * only frees; after a failure it also removes the temporary file). A sync commits a model's files
+ * in a batch (hs_blob_commit_in): each file is fsynced and renamed as it completes, and the
+ * directories that gained entries are fsynced once each at the end, before any row points at
+ * them (hs_blob_batch_sync).
  *
  * The data directory may be shared by several processes (serve, workers, CLI runs, on one
  * machine or several): each writer holds an exclusive flock on its temporary file from its
@@ -22,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +50,18 @@ struct hs_blob_backend {
     int (*size)(const struct hs_blobs *b, const char *name, int64_t *size, struct hs_error *err);
     int (*read)(const struct hs_blobs *b, const char *name, int64_t off, char *buf, size_t len,
                 struct hs_error *err);
-    /* Puts the writer's complete, hashed temporary file in place as name (in dir, locally). */
+    /* Puts the writer's complete, hashed temporary file in place as name (in dir, locally);
+     * the directories that gained an entry are noted in batch, to be synced by its owner. */
     int (*commit)(struct hs_blob_writer *w, const char *hex, const char *name,
-                  struct hs_error *err);
+                  struct hs_blob_batch *batch, struct hs_error *err);
+};
+
+/* The directories that gained an entry since the batch began, each once; the writers of one
+ * batch may commit from several threads. */
+struct hs_blob_batch {
+    pthread_mutex_t lock;
+    char **dirs;
+    size_t n, cap;
 };
 
 struct hs_blob_writer {
@@ -83,9 +96,45 @@ static int fsync_dir(const char *dir, struct hs_error *err)
     return rc;
 }
 
+static void batch_note(struct hs_blob_batch *b, const char *dir)
+{
+    pthread_mutex_lock(&b->lock);
+    bool seen = false;
+    for (size_t i = 0; i < b->n && !seen; i++)
+        seen = strcmp(b->dirs[i], dir) == 0;
+    if (!seen && b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->dirs = hs_realloc(b->dirs, b->cap * sizeof *b->dirs);
+    }
+    if (!seen)
+        b->dirs[b->n++] = hs_strdup(dir);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* The parent directory's entry of p made durable: at once, or noted in batch. */
+static int sync_parent(const char *p, struct hs_blob_batch *batch, struct hs_error *err)
+{
+    char *dir = hs_strdup(p);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        hs_strlcpy(dir, ".", strlen(dir) + 1);
+    int rc = HS_OK;
+    if (batch)
+        batch_note(batch, dir);
+    else
+        rc = fsync_dir(dir, err);
+    free(dir);
+    return rc;
+}
+
 /* mkdir -p with mode 0700 (the files are the orgs' data: the owner's alone, whatever the umask);
- * each directory it creates is made durable in its parent. */
-static int mkdir_p(const char *path, struct hs_error *err)
+ * each directory it creates is made durable in its parent, at once or with the batch (NULL: at
+ * once). */
+static int mkdir_p_in(const char *path, struct hs_blob_batch *batch, struct hs_error *err)
 {
     char *p = hs_strdup(path);
     int rc = HS_OK;
@@ -96,16 +145,7 @@ static int mkdir_p(const char *path, struct hs_error *err)
         char saved = p[i];
         p[i] = '\0';
         if (mkdir(p, 0700) == 0) {
-            char *slash = strrchr(p, '/');
-            if (slash == p) {
-                rc = fsync_dir("/", err);
-            } else if (slash) {
-                *slash = '\0';
-                rc = fsync_dir(p, err);
-                *slash = '/';
-            } else {
-                rc = fsync_dir(".", err);
-            }
+            rc = sync_parent(p, batch, err);
         } else if (errno != EEXIST) {
             rc = io_fail(err, errno, "cannot create directory", p);
         } else {
@@ -119,6 +159,11 @@ static int mkdir_p(const char *path, struct hs_error *err)
     }
     free(p);
     return rc;
+}
+
+static int mkdir_p(const char *path, struct hs_error *err)
+{
+    return mkdir_p_in(path, NULL, err);
 }
 
 /* mkstemp, then the file's lock. A cleaner may have locked and removed the new file in the
@@ -241,13 +286,13 @@ int hs_blob_read(struct hs_blob_writer *w, size_t max, char **out, size_t *len,
 /* The local folder: the bytes must be on disk before any name (and so any row) points at them.
  * The file stays open, and so locked, until it has its final name: a cleaner must not take it. */
 static int local_commit(struct hs_blob_writer *w, const char *hex, const char *rel,
-                        struct hs_error *err)
+                        struct hs_blob_batch *batch, struct hs_error *err)
 {
     if (fsync(w->fd) != 0)
         return io_fail(err, errno, "cannot fsync", w->tmp_path);
     char *dir = hs_aprintf("%s/blobs/%.2s/%.2s", w->data_dir, hex, hex + 2);
     char *final = hs_aprintf("%s/%s", w->data_dir, rel);
-    int rc = mkdir_p(dir, err);
+    int rc = mkdir_p_in(dir, batch, err);
     if (!rc) {
         struct stat sb;
         /* Same name, same bytes: keep the stored file, its date renewed so that the collector
@@ -261,7 +306,7 @@ static int local_commit(struct hs_blob_writer *w, const char *hex, const char *r
         } else if (rename(w->tmp_path, final) != 0) {
             rc = io_fail(err, errno, "cannot rename into", final);
         } else {
-            rc = fsync_dir(dir, err);
+            batch_note(batch, dir);
         }
         if (!rc)
             hs_free_ptr(&w->tmp_path);
@@ -273,8 +318,9 @@ static int local_commit(struct hs_blob_writer *w, const char *hex, const char *r
 
 /* S3: an object of that name and size holds these bytes already (the name is their digest). */
 static int s3_commit(struct hs_blob_writer *w, const char *hex, const char *rel,
-                     struct hs_error *err)
+                     struct hs_blob_batch *batch, struct hs_error *err)
 {
+    (void)batch; /* the object is whole in S3 once the upload is confirmed */
     struct hs_s3 *s3 = w->blobs->s3;
     char *key = hs_s3_key(s3, rel);
     int64_t have = -1;
@@ -297,8 +343,75 @@ static int s3_commit(struct hs_blob_writer *w, const char *hex, const char *rel,
     return rc;
 }
 
+struct hs_blob_batch *hs_blob_batch_new(void)
+{
+    struct hs_blob_batch *b = hs_calloc(1, sizeof *b);
+    pthread_mutex_init(&b->lock, NULL);
+    return b;
+}
+
+/* Past this many folders in a batch, one syncfs of their filesystem replaces their fsyncs: each
+ * fsync of a folder is a journal commit of its own, and the two-level fan-out gives nearly every
+ * file a folder of its own (and a new store a new folder whose parent needs one too). The files
+ * themselves were fsynced before their rename, so what syncfs adds is the folders' entries (and
+ * whatever else of that filesystem was waiting to be written). */
+#define BATCH_SYNCFS_DIRS 4
+
+/* The folders' filesystem made durable in one call, when they all are on one filesystem; false
+ * when they are not (then each is fsynced). */
+static bool batch_syncfs(const struct hs_blob_batch *batch, int *rc, struct hs_error *err)
+{
+    struct stat first, sb;
+    if (stat(batch->dirs[0], &first) != 0)
+        return false;
+    for (size_t i = 1; i < batch->n; i++)
+        if (stat(batch->dirs[i], &sb) != 0 || sb.st_dev != first.st_dev)
+            return false;
+    int fd = open(batch->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    *rc = HS_OK;
+    if (syncfs(fd) != 0)
+        *rc = io_fail(err, errno, "cannot sync the filesystem of", batch->dirs[0]);
+    close(fd);
+    return true;
+}
+
+int hs_blob_batch_sync(struct hs_blob_batch *batch, struct hs_error *err)
+{
+    int rc = HS_OK;
+    if (batch && batch->n > BATCH_SYNCFS_DIRS && batch_syncfs(batch, &rc, err))
+        return rc;
+    for (size_t i = 0; batch && i < batch->n && rc == HS_OK; i++)
+        rc = fsync_dir(batch->dirs[i], err);
+    return rc;
+}
+
+void hs_blob_batch_free(struct hs_blob_batch *batch)
+{
+    if (!batch)
+        return;
+    for (size_t i = 0; i < batch->n; i++)
+        free(batch->dirs[i]);
+    free(batch->dirs);
+    pthread_mutex_destroy(&batch->lock);
+    free(batch);
+}
+
+/* A commit on its own: a batch of one, synced before it returns. */
 int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
                    struct hs_error *err)
+{
+    struct hs_blob_batch *batch = hs_blob_batch_new();
+    int rc = hs_blob_commit_in(w, batch, sha256_hex, bytes, rel_path, err);
+    if (rc == HS_OK && (rc = hs_blob_batch_sync(batch, err)) != HS_OK)
+        hs_free_ptr(rel_path);
+    hs_blob_batch_free(batch);
+    return rc;
+}
+
+int hs_blob_commit_in(struct hs_blob_writer *w, struct hs_blob_batch *batch, char sha256_hex[65],
+                      int64_t *bytes, char **rel_path, struct hs_error *err)
 {
     if (!w || w->fd < 0 || w->committed)
         return hs_fail(err, HS_ERR_INVALID, "commit of a closed blob");
@@ -311,7 +424,7 @@ int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes
     char rel[80];
     hs_blob_name(hex, rel);
     const struct hs_blobs *b = w->blobs;
-    int rc = b ? b->be->commit(w, hex, rel, err) : local_commit(w, hex, rel, err);
+    int rc = b ? b->be->commit(w, hex, rel, batch, err) : local_commit(w, hex, rel, batch, err);
     if (close(w->fd) != 0 && !rc)
         rc = io_fail(err, errno, "cannot close", w->tmp_path ? w->tmp_path : rel);
     w->fd = -1;

@@ -104,6 +104,20 @@ int hs_blob_read(struct hs_blob_writer *w, size_t max, char **out, size_t *len,
  * name; after a failure nothing does. */
 int hs_blob_commit(struct hs_blob_writer *w, char sha256_hex[65], int64_t *bytes, char **rel_path,
                    struct hs_error *err);
+/* A batch of commits whose new names become durable together: hs_blob_commit_in fsyncs each
+ * file once and puts it in place (or uploads it), and hs_blob_batch_sync then fsyncs each
+ * directory that gained an entry once, however many files it gained. Only after
+ * hs_blob_batch_sync returned may a row point at a name committed in the batch; a crash before
+ * leaves at most files no row points at (the collector of blob_gc.h removes them). Writers of
+ * several threads may commit into one batch. */
+struct hs_blob_batch;
+struct hs_blob_batch *hs_blob_batch_new(void);
+/* As hs_blob_commit, but the directories are synced by hs_blob_batch_sync. */
+int hs_blob_commit_in(struct hs_blob_writer *w, struct hs_blob_batch *batch, char sha256_hex[65],
+                      int64_t *bytes, char **rel_path, struct hs_error *err);
+int hs_blob_batch_sync(struct hs_blob_batch *batch, struct hs_error *err);
+/* Frees the batch (NULL is fine); names not synced yet stay as they are. */
+void hs_blob_batch_free(struct hs_blob_batch *batch);
 /* Removes the temporary file; safe after commit (then a no-op) and with NULL. */
 void hs_blob_abort(struct hs_blob_writer *w);
 /* Makes an existing data directory (and its tmp/ and blobs/) private to its owner (0700);

@@ -233,6 +233,18 @@ struct xfer {
     int64_t sent;
 };
 
+/* curl rewinds the body when it sends it again on a new connection (a reused one that the
+ * server had closed meanwhile, as several uploads at once meet more often). */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    struct xfer *x = ud;
+    int64_t total = x->rq->mem ? (int64_t)x->rq->mem_len : x->rq->size;
+    if (origin != SEEK_SET || offset < 0 || offset > total)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->sent = (int64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
@@ -355,6 +367,8 @@ static void setup_handle(const struct hs_s3 *s, const struct s3_req *rq, struct 
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
                          (curl_off_t)(rq->mem ? (int64_t)rq->mem_len
                                       : body  ? rq->size

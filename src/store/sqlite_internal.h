@@ -62,6 +62,7 @@ struct sqlite_store {
      * other threads read it without the lock. */
     _Atomic uintptr_t holder;
     enum sqlite_txn txn;
+    bool txn_lazy; /* begun by begin_lazy: synchronous=NORMAL until it ends */
     /* The change sequence taken by the open transaction, 0 until a row really changes. */
     int64_t txn_seq;
 
@@ -71,6 +72,7 @@ struct sqlite_store {
     pthread_cond_t pool_cond;
     struct sqlite_reader *free_readers;
     int n_readers, max_readers; /* max 0: reads use the writer (a ":memory:" store) */
+    bool unmapped_reads;        /* hs_store_options: readers do not map the file */
     struct sqlite_reader readers[HS_SQLITE_READERS];
 
     /* Group commit of event_accept (sqlite_webhooks.c): requests queue here and one thread at a
@@ -122,6 +124,7 @@ int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err);
 
 /* The store interface's begin/commit/rollback (store.h). */
 int hs_sqlite_begin(struct hs_store *base, struct hs_error *err);
+int hs_sqlite_begin_lazy(struct hs_store *base, struct hs_error *err);
 int hs_sqlite_commit(struct hs_store *base, struct hs_error *err);
 void hs_sqlite_rollback(struct hs_store *base);
 

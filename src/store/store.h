@@ -59,6 +59,11 @@ struct hs_store_ops {
      * commit would come later). No network I/O between begin and commit: the transaction holds
      * the store's writes up for every process. */
     int (*begin)(struct hs_store *s, struct hs_error *err);
+    /* begin for writes a power cut may take back (never a crash of the process alone): a step's
+     * progress that a person watches and the next commit rewrites. Its commit does not wait for
+     * the disk (SQLite: synchronous=NORMAL for it, the WAL synced by the next commit of any
+     * other transaction; PostgreSQL: synchronous_commit off); it ends like any other. */
+    int (*begin_lazy)(struct hs_store *s, struct hs_error *err);
     int (*commit)(struct hs_store *s, struct hs_error *err);
     void (*rollback)(struct hs_store *s); /* harmless without a transaction */
 
@@ -122,6 +127,11 @@ struct hs_store_options {
     /* true: a store that does not exist yet (no file; a database without hoversync's schema)
      * is refused (HS_ERR_NOT_FOUND) and nothing is created. */
     bool must_exist;
+    /* SQLite: true: the read connections read the file through a small page cache each instead
+     * of mapping it. A batch command (backfill, sync) then keeps its resident memory small: the
+     * pages a mapping touched count in it until the mapping goes. false (serve): the readers
+     * share the kernel's pages of the file, which suits many searches at once. */
+    bool unmapped_reads;
 };
 
 /* Opens the store at `location` (HOVERSYNC_DB / --db), creating it if needed and applying

@@ -288,6 +288,18 @@ static int pg_begin(struct hs_store *base, struct hs_error *err)
     return rc;
 }
 
+static int pg_begin_lazy(struct hs_store *base, struct hs_error *err)
+{
+    int rc = pg_begin(base, err);
+    if (rc == HS_OK) {
+        struct pg_txn t = {.s = hs_pg_of(base), .conn = my_conn, .c = my_conn->c, .write = true};
+        rc = hs_pg_exec(&t, "SET LOCAL synchronous_commit TO OFF", NULL, NULL, "begin", err);
+        if (rc)
+            base->ops->rollback(base);
+    }
+    return rc;
+}
+
 /* The thread's transaction of the interface as a pg_txn of its own, to leave; NULL when the
  * thread has none. */
 static bool user_txn(struct pg_store *s, struct pg_txn *t)
@@ -661,6 +673,7 @@ static const struct hs_store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
     .begin = pg_begin,
+    .begin_lazy = pg_begin_lazy,
     .commit = pg_commit,
     .rollback = pg_rollback,
     .secrets_rekey = hs_pg_secrets_rekey,

@@ -102,7 +102,11 @@ static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, struct h
     /* Read-write to SQLite (WAL readers write the -shm index), read-only to us. Readers map the
      * file rather than copy its pages through read() into a cache each of their own: several
      * readers of one file then share the kernel's page cache (bench/README.md, search_http). */
-    rc = hs_sqlite_exec(r->db, "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES, err);
+    rc = hs_sqlite_exec(r->db,
+                        s->unmapped_reads
+                            ? "PRAGMA query_only=1"
+                            : "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES,
+                        err);
     if (rc) {
         sqlite3_close_v2(r->db);
         r->db = NULL;
@@ -254,8 +258,32 @@ int hs_sqlite_begin(struct hs_store *base, struct hs_error *err)
     return HS_OK;
 }
 
+/* The setting is the connection's: NORMAL from before BEGIN until after the transaction ends,
+ * under the writer lock, so no other transaction commits under it. */
+int hs_sqlite_begin_lazy(struct hs_store *base, struct hs_error *err)
+{
+    struct sqlite_store *s = hs_sqlite_of(base);
+    if (hs_sqlite_held_by_me(s))
+        return hs_fail(err, HS_ERR_INTERNAL, "begin: this thread already has a transaction open");
+    writer_lock(s);
+    int rc = hs_sqlite_exec(s->db, "PRAGMA synchronous=NORMAL", err);
+    if (rc == HS_OK && (rc = hs_sqlite_exec(s->db, "BEGIN IMMEDIATE", err)) != HS_OK)
+        hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL);
+    if (rc) {
+        writer_unlock(s);
+        return rc;
+    }
+    s->txn = SQ_TXN_USER;
+    s->txn_seq = 0;
+    s->txn_lazy = true;
+    return HS_OK;
+}
+
 static void end_user_txn(struct sqlite_store *s)
 {
+    if (s->txn_lazy && hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL) != HS_OK)
+        abort(); /* every later commit would be lazy */
+    s->txn_lazy = false;
     s->txn = SQ_TXN_NONE;
     s->txn_seq = 0;
     writer_unlock(s);
@@ -577,6 +605,7 @@ static const struct hs_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
     .begin = hs_sqlite_begin,
+    .begin_lazy = hs_sqlite_begin_lazy,
     .commit = hs_sqlite_commit,
     .rollback = hs_sqlite_rollback,
     .secrets_rekey = hs_sqlite_secrets_rekey,
@@ -642,6 +671,7 @@ int hs_store_open_sqlite(const char *path, const struct hs_store_options *o, str
     }
     hs_sqlite_make_private(path);
     struct sqlite_store *s = store_new(path);
+    s->unmapped_reads = o && o->unmapped_reads;
     int rc = sqlite3_open_v2(
         path, &s->db,
         SQLITE_OPEN_READWRITE | (must_exist ? 0 : SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX, NULL);

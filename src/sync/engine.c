@@ -4,14 +4,18 @@
  *   1. the job, its models, the selection and the run row commit together (nothing is lost:
  *      a selection accepted is a row before any download starts);
  *   2. each artifact's bytes go to a temporary file, are fsynced and renamed to their
- *      content address, and only then the artifact row that points at them commits;
- *   3. the model's result, its selection status and its "synced at updated_at" mark commit last.
+ *      content address (by up to download_slots threads at once); once the model's files are
+ *      all in place, the directories that gained an entry are made durable together
+ *      (store/blobs.h, a batch), and only then
+ *   3. the model's artifact rows, its result, its selection status and its "synced at
+ *      updated_at" mark commit, in one transaction.
  * A run killed anywhere leaves selections that the next run (the same sync, or sync --pending)
  * finishes; rows never point at a missing file; re-downloaded bytes land on the same path. */
 #include "sync/engine.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,36 +283,23 @@ static int in_txn(struct hs_sync_engine *e, const struct hs_sync_progress *p, st
     return rc;
 }
 
-/* The artifact's row and what the run writes beside it, in one transaction. */
-static int put_artifact(struct hs_sync_engine *e, const struct hs_artifact_row *row, bool *changed,
-                        const struct hs_sync_progress *at, struct hs_error *err)
+/* A row fetched on first use, in its own transaction. */
+static int put_artifact(struct hs_sync_engine *e, const struct hs_artifact_row *row,
+                        struct hs_error *err)
 {
-    if (e->stopped)
-        return hs_fail(err, e->stopped, "the run was stopped");
     int rc = write_tx_begin(e, err);
-    if (rc)
-        return rc;
-    rc = e->store->records->artifact_put(e->store, row, changed, err);
-    if (rc == HS_OK && at) {
-        struct hs_sync_artifact a = {.kind = row->kind,
-                                     .bytes = row->bytes,
-                                     .path = row->path,
-                                     .content_type = row->content_type,
-                                     .downloaded = true,
-                                     .changed = *changed};
-        hs_strlcpy(a.sha256, row->sha256 ? row->sha256 : "", sizeof a.sha256);
-        struct hs_sync_progress p = *at;
-        p.artifact = &a;
-        rc = in_txn(e, &p, err);
-    }
-    return write_tx_end(e, rc, err);
+    if (rc == HS_OK)
+        rc = write_tx_end(e, e->store->records->artifact_put(e->store, row, NULL, err), err);
+    return rc;
 }
 
-/* One artifact: asked for (or not) and stored; at (may be NULL) is the progress its row commits
- * with. */
-static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const struct item *it,
-                      bool model_unchanged, const struct hs_sync_progress *at,
-                      struct hs_sync_artifact *out, struct hs_error *err)
+/* One artifact: asked for (or not); a download is checked and its file put in place in batch,
+ * and *staged gets the row that may point at it once the batch is synced (staged->path stays
+ * NULL when nothing was downloaded). */
+static int fetch_item(struct hs_sync_engine *e, struct hs_client *client, const struct hs_model *m,
+                      const struct item *it, bool model_unchanged, struct hs_blob_batch *batch,
+                      struct hs_artifact_row *staged, struct hs_sync_artifact *out,
+                      struct hs_error *err)
 {
     struct hs_artifact_row old = {0};
     int rc = e->store->records->artifact_get(e->store, m->id, it->kind, &old, err);
@@ -332,7 +323,7 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
         .reset = sink_reset,
     };
     struct hs_fetch_result fr = {0};
-    rc = hs_client_download(e->client, it->url, &o, &fr, err);
+    rc = hs_client_download(client, it->url, &o, &fr, err);
     if (rc)
         goto out;
     if (fr.status == 304) {
@@ -345,30 +336,21 @@ static int fetch_item(struct hs_sync_engine *e, const struct hs_model *m, const 
     }
     if ((rc = check_format(it, &fr, &sink, err)))
         goto out;
-    struct hs_artifact_row row = {0};
     char sha[65];
     char fetched[32];
-    if ((rc = hs_blob_commit(sink.w, sha, &row.bytes, &row.path, err)))
+    if ((rc = hs_blob_commit_in(sink.w, batch, sha, &staged->bytes, &staged->path, err)))
         goto out;
-    hs_crashpoint("after_download");
+    hs_crashpoint("after_download"); /* inside the batch: the file is in place, no row yet */
     now_iso(fetched);
-    row.model_id = m->id;
-    row.kind = it->kind;
-    row.source_url = (char *)it->url;
-    row.sha256 = sha;
-    row.content_type = fr.content_type;
-    row.etag = fr.etag;
-    row.fetched_at = fetched;
-    row.image_id = it->image_id;
-    bool changed = false;
-    rc = put_artifact(e, &row, &changed, at, err);
-    hs_crashpoint("after_artifact_commit");
-    if (rc == HS_OK) {
-        report_row(out, &row, true, changed);
-        hs_info("sync=artifact model=%lld kind=%s bytes=%lld changed=%d", (long long)m->id,
-                it->kind, (long long)row.bytes, changed);
-    }
-    free(row.path);
+    staged->model_id = m->id;
+    staged->kind = hs_strdup(it->kind);
+    staged->source_url = hs_strdup(it->url);
+    staged->sha256 = hs_strdup(sha);
+    staged->content_type = hs_strdup(fr.content_type);
+    staged->etag = hs_strdup(fr.etag);
+    staged->fetched_at = hs_strdup(fetched);
+    staged->image_id = it->image_id;
+    report_row(out, staged, true, false);
 out:
     hs_blob_abort(sink.w);
     hs_fetch_result_clear(&fr);
@@ -398,7 +380,17 @@ int hs_sync_fetch_artifact(struct hs_sync_engine *e, int64_t model_id, const cha
     struct item it = {.kind = row.kind, .url = row.source_url, .image_id = row.image_id};
     struct hs_model m = {.id = model_id};
     struct hs_sync_artifact a = {0};
-    rc = fetch_item(e, &m, &it, false, NULL, &a, err);
+    struct hs_artifact_row staged = {0};
+    struct hs_blob_batch *batch = hs_blob_batch_new();
+    rc = fetch_item(e, e->client, &m, &it, false, batch, &staged, &a, err);
+    if (rc == HS_OK && staged.path) {
+        rc = hs_blob_batch_sync(batch, err);
+        if (rc == HS_OK)
+            rc = put_artifact(e, &staged, err);
+        hs_crashpoint("after_artifact_commit");
+    }
+    hs_blob_batch_free(batch);
+    hs_artifact_row_clear(&staged);
     artifact_free(&a);
     if (rc == HS_OK) {
         hs_artifact_row_clear(&row);
@@ -439,6 +431,12 @@ struct model_writes {
     const char *synced_at;  /* Hover's updated_at of a model synced whole, or NULL */
     struct item *unfetched; /* outside the profile: recorded with their URL, not downloaded */
     size_t n_unfetched;
+    /* Downloaded, their files durable (the batch synced): staged[i] is the row of the report's
+     * artifact staged_at[i]. */
+    struct hs_artifact_row *staged;
+    size_t *staged_at;
+    size_t n_staged;
+    size_t n_wanted; /* the artifacts the profile asks for */
 };
 
 static void model_writes_clear(struct model_writes *w)
@@ -448,6 +446,10 @@ static void model_writes_clear(struct model_writes *w)
     for (size_t i = 0; i < w->n_unfetched; i++)
         free(w->unfetched[i].kind);
     free(w->unfetched);
+    for (size_t i = 0; i < w->n_staged; i++)
+        hs_artifact_row_clear(&w->staged[i]);
+    free(w->staged);
+    free(w->staged_at);
     free(w->summarized);
     free(w->sketch);
     memset(w, 0, sizeof *w);
@@ -521,6 +523,204 @@ static void collect_items(const struct hs_profile *p, const struct hs_model *m, 
         (*n_wanted)++;
 }
 
+/* ---- a model's downloads, a few at once ---- */
+
+/* One item's outcome, filled by the thread that downloaded it. */
+struct fetched {
+    int rc;
+    struct hs_error err;
+    struct hs_artifact_row staged; /* path NULL: nothing downloaded */
+    struct hs_sync_artifact a;
+    bool done, told;
+};
+
+/* A model's downloads, shared by its slots: the next item to take and the outcomes. */
+struct downloads {
+    struct hs_sync_engine *e;
+    int64_t job_id;
+    const struct hs_model *m;
+    const struct item *items;
+    size_t n;
+    bool unchanged;
+    struct hs_blob_batch *batch;
+    struct fetched *out;
+    enum hs_prio prio; /* the syncing thread's, for its slots' requests */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t next, n_done, n_told, n_ok;
+    bool failed; /* an item failed, or the run was stopped: no more are taken */
+};
+
+/* Downloads the next item, unless none is left or one failed (the rest are not asked for, as a
+ * sequential run stops at its first failure); false when it took none. */
+static bool download_one(struct downloads *d, struct hs_client *client)
+{
+    pthread_mutex_lock(&d->lock);
+    size_t i = d->next;
+    bool take = !d->failed && i < d->n;
+    d->next += take;
+    pthread_mutex_unlock(&d->lock);
+    if (!take)
+        return false;
+    struct fetched *f = &d->out[i];
+    f->rc = fetch_item(d->e, client, d->m, &d->items[i], d->unchanged, d->batch, &f->staged, &f->a,
+                       &f->err);
+    pthread_mutex_lock(&d->lock);
+    f->done = true;
+    d->n_done++;
+    d->failed |= f->rc != HS_OK;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    return true;
+}
+
+struct slot {
+    struct downloads *d;
+    struct hs_client *client; /* the slot's clone of the engine's */
+    pthread_t thread;
+};
+
+static void *slot_main(void *arg)
+{
+    struct slot *s = arg;
+    hs_limiter_set_thread_priority(s->d->prio);
+    while (download_one(s->d, s->client))
+        ;
+    return NULL;
+}
+
+/* The caller's count of the model's artifacts done, for a person watching: the rows commit with
+ * the model's result, so this commit alone is lazy (store.h, begin_lazy) and costs no disk sync.
+ * True when the caller refused it: the run stops. */
+static bool progress_lazy(struct hs_sync_engine *e, const struct hs_sync_progress *p)
+{
+    if (!e->in_txn || e->stopped)
+        return e->stopped != HS_OK;
+    struct hs_error err = {0};
+    int rc = e->store->ops->begin_lazy(e->store, &err);
+    if (rc == HS_OK)
+        rc = write_tx_end(e, in_txn(e, p, &err), &err);
+    if (rc && !e->stopped)
+        hs_warn("sync=progress job=%lld model=%lld error=\"%s\"", (long long)p->job_id,
+                (long long)p->model_id, err.msg);
+    return e->stopped != HS_OK;
+}
+
+/* The progress of the items done since the last call (the syncing thread's, in the order they
+ * finished). Under d->lock when slots run; it is dropped while the progress is told. */
+static void tell_done(struct downloads *d, bool locked)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        struct fetched *f = &d->out[i];
+        if (!f->done || f->told)
+            continue;
+        f->told = true;
+        d->n_told++;
+        if (f->rc != HS_OK)
+            continue;
+        d->n_ok++;
+        if (locked)
+            pthread_mutex_unlock(&d->lock);
+        struct hs_sync_progress p = {.event = HS_PROGRESS_ARTIFACT,
+                                     .job_id = d->job_id,
+                                     .model_id = d->m->id,
+                                     .model_name = d->m->name,
+                                     .model_state = d->m->state,
+                                     .artifacts_done = (int64_t)d->n_ok,
+                                     .artifacts_total = (int64_t)d->n};
+        bool stop = progress_lazy(d->e, &p);
+        p.artifact = &f->a;
+        progress(d->e, p);
+        if (locked)
+            pthread_mutex_lock(&d->lock);
+        d->failed |= stop;
+    }
+}
+
+/* Runs the downloads on up to e->download_slots threads, each with its own clone of the client
+ * (the budget, connections and token are shared), while this thread tells the progress. */
+static void run_slots(struct downloads *d)
+{
+    size_t k = d->e->download_slots > 1 ? (size_t)d->e->download_slots : 1;
+    k = k < d->n ? k : d->n;
+    struct slot *slots = hs_calloc(k + 1, sizeof *slots);
+    size_t started = 0;
+    for (size_t i = 0; k > 1 && i < k; i++) {
+        slots[started].d = d;
+        if (hs_client_clone(d->e->client, &slots[started].client) != HS_OK)
+            break;
+        hs_client_share_wait_hook(slots[started].client, d->e->client);
+        if (pthread_create(&slots[started].thread, NULL, slot_main, &slots[started]) != 0) {
+            hs_client_free(slots[started].client);
+            break;
+        }
+        started++;
+    }
+    if (started == 0) { /* one at a time, here */
+        while (download_one(d, d->e->client))
+            tell_done(d, false);
+    }
+    pthread_mutex_lock(&d->lock);
+    while (started && !(d->n_done == d->next && (d->failed || d->next == d->n))) {
+        tell_done(d, true);
+        if (!(d->n_done == d->next && (d->failed || d->next == d->n)) && d->n_told == d->n_done)
+            pthread_cond_wait(&d->cond, &d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(slots[i].thread, NULL);
+        struct hs_client_stats st;
+        hs_client_get_stats(slots[i].client, &st);
+        d->e->slot_requests += st.requests;
+        hs_client_free(slots[i].client);
+    }
+    tell_done(d, false);
+    free(slots);
+}
+
+/* The model's wanted items downloaded; the report gets those done in Hover's order, w the rows
+ * of those downloaded; the first failure (in that order) is returned. */
+static int download_all(struct downloads *d, struct hs_sync_model *r, struct model_writes *w,
+                        struct hs_error *err)
+{
+    d->out = hs_calloc(d->n + 1, sizeof *d->out);
+    d->prio = hs_limiter_thread_priority();
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    run_slots(d);
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    r->artifacts = hs_calloc(d->n + 1, sizeof *r->artifacts);
+    w->staged = hs_calloc(d->n + 1, sizeof *w->staged);
+    w->staged_at = hs_calloc(d->n + 1, sizeof *w->staged_at);
+    int rc = HS_OK;
+    for (size_t i = 0; i < d->n; i++) {
+        struct fetched *f = &d->out[i];
+        if (f->done && f->rc == HS_OK) {
+            if (f->staged.path) {
+                w->staged[w->n_staged] = f->staged;
+                w->staged_at[w->n_staged++] = r->n_artifacts;
+            }
+            if (f->a.downloaded)
+                r->downloaded++;
+            else
+                r->unchanged++;
+            r->artifacts[r->n_artifacts++] = f->a;
+            continue;
+        }
+        if (f->done && rc == HS_OK) {
+            rc = f->rc;
+            *err = f->err;
+            r->message = hs_aprintf("%s: %s", d->items[i].kind,
+                                    f->err.msg[0] ? f->err.msg : hs_err_name(f->rc));
+        }
+        hs_artifact_row_clear(&f->staged);
+        artifact_free(&f->a);
+    }
+    free(d->out);
+    return rc;
+}
+
 static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const struct hs_model *m,
                                 struct hs_sync_model *r, struct model_writes *w)
 {
@@ -541,39 +741,35 @@ static void sync_complete_model(struct hs_sync_engine *e, int64_t job_id, const 
                                           .model_name = m->name,
                                           .model_state = m->state,
                                           .artifacts_total = (int64_t)n});
-    r->artifacts = hs_calloc(n + 1, sizeof *r->artifacts);
-    int rc = HS_OK;
-    for (size_t i = 0; i < n && rc == HS_OK; i++) {
-        struct hs_sync_artifact *a = &r->artifacts[r->n_artifacts];
-        struct hs_sync_progress at = {.event = HS_PROGRESS_ARTIFACT,
-                                      .job_id = job_id,
-                                      .model_id = m->id,
-                                      .model_name = m->name,
-                                      .model_state = m->state,
-                                      .artifacts_done = (int64_t)r->n_artifacts + 1,
-                                      .artifacts_total = (int64_t)n};
-        rc = fetch_item(e, m, &items[i], unchanged, &at, a, &err);
-        if (rc == HS_OK) {
-            r->n_artifacts++;
-            if (a->downloaded)
-                r->downloaded++;
-            else
-                r->unchanged++;
-            progress(e, (struct hs_sync_progress){.event = HS_PROGRESS_ARTIFACT,
-                                                  .job_id = job_id,
-                                                  .model_id = m->id,
-                                                  .model_name = m->name,
-                                                  .model_state = m->state,
-                                                  .artifacts_done = (int64_t)r->n_artifacts,
-                                                  .artifacts_total = (int64_t)n,
-                                                  .artifact = a});
-        } else {
-            r->message =
-                hs_aprintf("%s: %s", items[i].kind, err.msg[0] ? err.msg : hs_err_name(rc));
-        }
-    }
+    w->n_wanted = n;
+    struct hs_blob_batch *batch = hs_blob_batch_new();
+    struct downloads d = {.e = e,
+                          .job_id = job_id,
+                          .m = m,
+                          .items = items,
+                          .n = n,
+                          .unchanged = unchanged,
+                          .batch = batch};
+    int rc = download_all(&d, r, w, &err);
     for (size_t i = 0; i < n; i++)
         free(items[i].kind);
+    /* The files of this model made durable together; their rows commit with its result, also
+     * when a later artifact failed (a retry then finds them). */
+    if (w->n_staged) {
+        struct hs_error berr = {0};
+        int brc = hs_blob_batch_sync(batch, &berr);
+        if (brc) {
+            for (size_t i = 0; i < w->n_staged; i++)
+                hs_artifact_row_clear(&w->staged[i]);
+            w->n_staged = 0;
+            if (rc == HS_OK) {
+                rc = brc;
+                err = berr;
+            }
+        }
+        hs_crashpoint("batch_synced"); /* the files durable, no row yet */
+    }
+    hs_blob_batch_free(batch);
     /* The rest commit with the model's result (record_model). */
     w->unfetched = hs_calloc(all - n + 1, sizeof *w->unfetched);
     for (size_t i = n; i < all; i++)
@@ -751,6 +947,29 @@ static struct hs_sync_progress model_finished(int64_t job_id, const struct hs_sy
                                      .model = mr};
 }
 
+/* The rows of the model's downloaded artifacts, each with the progress it commits. */
+static int put_staged(struct hs_sync_engine *e, int64_t job_id, struct hs_sync_model *mr,
+                      const struct model_writes *w, struct hs_error *err)
+{
+    int rc = HS_OK;
+    for (size_t i = 0; rc == HS_OK && i < w->n_staged; i++) {
+        struct hs_sync_artifact *a = &mr->artifacts[w->staged_at[i]];
+        rc = e->store->records->artifact_put(e->store, &w->staged[i], &a->changed, err);
+        if (rc == HS_OK)
+            rc = in_txn(e,
+                        &(struct hs_sync_progress){.event = HS_PROGRESS_ARTIFACT,
+                                                   .job_id = job_id,
+                                                   .model_id = mr->id,
+                                                   .model_name = mr->name,
+                                                   .model_state = mr->state,
+                                                   .artifacts_done = (int64_t)w->staged_at[i] + 1,
+                                                   .artifacts_total = (int64_t)w->n_wanted,
+                                                   .artifact = a},
+                        err);
+    }
+    return rc;
+}
+
 /* 3. The model's result: its measurements and synced mark, its selection, its line in the run's
  * log and what the caller writes beside them, in one transaction. */
 static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_id,
@@ -758,6 +977,8 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
 {
     struct hs_error werr = {0};
     int wrc = write_tx_begin(e, &werr);
+    if (wrc == HS_OK)
+        wrc = put_staged(e, job_id, mr, w, &werr);
     if (wrc == HS_OK && w->has_ms && mr->result == HS_RESULT_SYNCED)
         wrc = e->store->records->measurements_put(e->store, &w->ms, NULL, &werr);
     for (size_t i = 0; wrc == HS_OK && mr->result == HS_RESULT_SYNCED && i < w->n_unfetched; i++) {
@@ -787,6 +1008,12 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
         wrc = in_txn(e, &p, &werr);
     }
     wrc = write_tx_end(e, wrc, &werr);
+    for (size_t i = 0; wrc == HS_OK && i < w->n_staged; i++)
+        hs_info("sync=artifact model=%lld kind=%s bytes=%lld changed=%d", (long long)mr->id,
+                w->staged[i].kind, (long long)w->staged[i].bytes,
+                mr->artifacts[w->staged_at[i]].changed);
+    if (w->n_staged)
+        hs_crashpoint("after_artifact_commit"); /* the model's rows and result committed */
     if (wrc) {
         /* The files and artifact rows are in; the selection stays open and the next run
          * completes it. */
@@ -818,6 +1045,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
 {
     struct hs_client_stats before, after;
     hs_client_get_stats(e->client, &before);
+    e->slot_requests = 0;
     struct hs_job *fetched = NULL;
     const struct hs_job *job = rq->prefetched;
     const struct hs_model **sel = NULL;
@@ -860,7 +1088,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     }
 
     hs_client_get_stats(e->client, &after);
-    r->hover_requests = after.requests - before.requests;
+    r->hover_requests = after.requests - before.requests + e->slot_requests;
     r->status = e->stopped ? "interrupted" : overall_status(r);
     hs_run_lease_drop(e->store, r->run_id);
     struct hs_error eerr = {0};

@@ -65,7 +65,8 @@ bool hs_sync_report_ok(const struct hs_sync_report *r);
 /* Progress of a sync as it happens, for a live view (the service's GET /api/syncs/{id}). */
 enum hs_sync_progress_event {
     HS_PROGRESS_MODEL_STARTED,  /* artifacts_total known (0 for a model that is not complete) */
-    HS_PROGRESS_ARTIFACT,       /* one more artifact stored, or found unchanged */
+    HS_PROGRESS_ARTIFACT,       /* one more artifact downloaded, its file in place (its row
+                                   commits with the model's result), or found unchanged */
     HS_PROGRESS_MODEL_FINISHED, /* result and message final, and recorded in the store */
     HS_PROGRESS_RUN_STARTED,    /* in_txn only: a model of the run is selected (its
                                    artifacts_total: 0 for a model that is not complete) */
@@ -102,12 +103,21 @@ struct hs_sync_engine {
     void *pending_filter_ctx;
     /* Optional: called inside each of the engine's write transactions, with the progress it
      * commits: RUN_STARTED per selected model in the one that records the selection and the
-     * run, ARTIFACT in each downloaded artifact's, MODEL_FINISHED in each model's result. What
+     * run, ARTIFACT per downloaded artifact and MODEL_FINISHED in each model's result (the
+     * model's artifact rows commit with it, once its files are durable: store/blobs.h); and
+     * ARTIFACT (artifact NULL) alone in a lazy transaction (store.h, begin_lazy) as each
+     * artifact is done, for a person watching. What
      * it writes commits with them (the work queue's sync progress); non-zero rolls that
      * transaction back and stops the run there: hs_sync_job returns that error, and nothing
      * more of the run commits (the work queue's fence: a worker whose claim lapsed). */
     int (*in_txn)(void *ctx, const struct hs_sync_progress *p, struct hs_error *err);
     void *in_txn_ctx;
+    /* Downloads of a model at once, each on its own thread with a clone of client (their
+     * requests booked by its limiter like any other); 0 or 1: one at a time, in the calling
+     * thread. */
+    int download_slots;
+    /* The engine's own: requests sent by the download slots' clients in the current run. */
+    int64_t slot_requests;
     /* The engine's own: the in_txn error that stopped the current run (0: none). */
     int stopped;
     struct hs_error stopped_err;

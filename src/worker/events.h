@@ -43,6 +43,7 @@ struct hs_events_config {
     /* Where they are stored (outlives the queue); NULL: the local folder data_dir. */
     const struct hs_blobs *blobs;
     int threads;                /* default 2 */
+    int download_slots;         /* a sync's downloads at once (sync/engine.h); 0: one */
     int64_t lease_ms;           /* a claim's lease, renewed every third of it; default 30000 */
     int64_t idle_ms;            /* how often an idle thread looks for other processes' items; 250 */
     int64_t retry_base_ms;      /* default 5000 */

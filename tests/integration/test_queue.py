@@ -122,8 +122,9 @@ class Queue(unittest.TestCase):
         return events
 
     def test_progress_is_served_by_another_process(self):
-        # every artifact: enough slow downloads for the stream to see the sync part-way
-        worker = self.serve("--artifacts", "all")
+        # every artifact, one at a time: enough slow downloads for the stream to see the sync
+        # part-way
+        worker = self.serve("--artifacts", "all", "--download-slots", "1")
         reader = self.serve("--no-workers", db_dir=worker.dir)
         self.sb.fault(path="/api/v3/models/%d/*" % HOUSE, latency_ms=150)
         # Asked on the process without workers: the other one runs it, this one follows it.

@@ -222,38 +222,81 @@ class SyncAgainstSandbox(unittest.TestCase):
         self.sync(JOB_ALL_COMPLETE, "--model", ms[0]["id"])
         self.assertEqual(self.cli.json("export", "--since", delta["cursor"])["artifacts"], [])
 
+    def kill_then_complete(self, point, killed=None):
+        """Kills a sync of JOB_ALL_COMPLETE at the crash point, calls killed(cli) on the store
+        it left, then checks that `sync --pending` completes it and that every row points at a
+        whole file; returns the number of fetched rows."""
+        cli = Cli(self.sb, self.sb.tokens())
+        cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
+        try:
+            cli.env["HOVERSYNC_CRASHPOINT"] = point
+            r = cli.run("sync", JOB_ALL_COMPLETE, "--all-complete")
+            self.assertEqual(r.returncode, -9, "%s: not killed: %s" % (point, r.stderr))
+            del cli.env["HOVERSYNC_CRASHPOINT"]
+            self.cli, saved = cli, self.cli
+            try:
+                self.assert_store_consistent()  # what the crash left holds already
+                if killed:
+                    killed(cli)
+                # the next run completes what was left
+                r = cli.run("sync", "--pending", "--json")
+                self.assertEqual(r.returncode, 0, point + ": " + r.stderr)
+                n = self.assert_store_consistent()
+            finally:
+                self.cli = saved
+            self.assertEqual(cli.sql("SELECT COUNT(*) FROM selections "
+                                     "WHERE status != 'synced'")[0][0], 0, point)
+            self.assertEqual(cli.sql("SELECT COUNT(*) FROM selections")[0][0], 3, point)
+            tmp = os.path.join(cli.env["HOVERSYNC_DATA_DIR"], "tmp")
+            self.assertEqual(os.listdir(tmp) if os.path.isdir(tmp) else [], [], point)
+            return n
+        finally:
+            cli.cleanup()
+
     def test_kill_at_any_point_then_complete_cleanly(self):
         expected = None
         for point in ("after_selection", "after_download:1", "after_download:4",
                       "after_artifact_commit:2", "after_model:1"):
-            cli = Cli(self.sb, self.sb.tokens())
-            cli.env["HOVERSYNC_DATA_DIR"] = os.path.join(cli.dir, "data")
-            try:
-                cli.env["HOVERSYNC_CRASHPOINT"] = point
-                r = cli.run("sync", JOB_ALL_COMPLETE, "--all-complete")
-                self.assertEqual(r.returncode, -9, "%s: not killed: %s" % (point, r.stderr))
-                del cli.env["HOVERSYNC_CRASHPOINT"]
-                open_sel = cli.sql("SELECT COUNT(*) FROM selections WHERE status != 'synced'")[0][0]
+            def killed(cli, point=point):
                 if point != "after_model:1":
+                    open_sel = cli.sql("SELECT COUNT(*) FROM selections "
+                                       "WHERE status != 'synced'")[0][0]
                     self.assertGreater(open_sel, 0, point + ": the selection was lost")
-                # the next run completes what was left
-                r = cli.run("sync", "--pending", "--json")
-                self.assertEqual(r.returncode, 0, point + ": " + r.stderr)
-                self.cli, saved = cli, self.cli
-                try:
-                    n = self.assert_store_consistent()
-                finally:
-                    self.cli = saved
-                self.assertEqual(cli.sql("SELECT COUNT(*) FROM selections "
-                                         "WHERE status != 'synced'")[0][0], 0, point)
-                self.assertEqual(cli.sql("SELECT COUNT(*) FROM selections")[0][0], 3, point)
-                tmp = os.path.join(cli.env["HOVERSYNC_DATA_DIR"], "tmp")
-                self.assertEqual(os.listdir(tmp) if os.path.isdir(tmp) else [], [], point)
-                if expected is None:
-                    expected = n
-                self.assertEqual(n, expected, point + ": artifact count differs")
-            finally:
-                cli.cleanup()
+            n = self.kill_then_complete(point, killed)
+            if expected is None:
+                expected = n
+            self.assertEqual(n, expected, point + ": artifact count differs")
+
+    def test_kill_inside_a_batch_then_complete_cleanly(self):
+        """A model's files are put in place one by one and their rows commit together with the
+        model's result: killed in between, the files already written are there but no row
+        points at them (the collector removes them unless a rerun claims them); killed after
+        the commit, the model is whole. Either way the rerun completes every model."""
+        def blobs(cli):
+            out = []
+            for d, _, files in os.walk(os.path.join(cli.env["HOVERSYNC_DATA_DIR"], "blobs")):
+                out += [os.path.join(d, f) for f in files]
+            return out
+
+        def fetched(cli):
+            return cli.sql("SELECT COUNT(*) FROM artifacts WHERE fetched")[0][0]
+
+        expected = None
+        # the point, and the models whose batch had committed when it was passed
+        for point, whole in (("after_download:2", 0), ("batch_synced:1", 0),
+                             ("batch_synced:2", 1), ("after_artifact_commit:1", 1)):
+            def killed(cli, point=point, whole=whole):
+                self.assertGreaterEqual(len(blobs(cli)), 2, point + ": the batch's files")
+                synced = cli.sql("SELECT COUNT(*) FROM selections WHERE status = 'synced'")
+                self.assertEqual(synced[0][0], whole, point)
+                if whole:
+                    self.assertGreater(fetched(cli), 0, point + ": the first model's rows")
+                else:
+                    self.assertEqual(fetched(cli), 0, point + ": rows before their commit")
+            n = self.kill_then_complete(point, killed)
+            if expected is None:
+                expected = n
+            self.assertEqual(n, expected, point + ": artifact count differs")
 
     # --- downloads are checked before they count ---
     def test_short_pdf_from_storage_is_not_stored(self):

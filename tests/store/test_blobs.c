@@ -1,6 +1,7 @@
 /* test_blobs.c: the content-addressed artifact files (store/blobs.c) on a real temporary
  * directory: names, contents, deduplication, no leftovers, large files and clear errors. */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,6 +157,64 @@ static void test_identical_bytes_are_stored_once(void **state)
     free(b.path);
 }
 
+/* A batch: each file is in place as its commit returns, from several threads at once, and the
+ * batch's sync (a fsync of each folder, or with many folders one syncfs) then succeeds; files
+ * of identical bytes land on one name. */
+struct batch_writer {
+    struct fixture *f;
+    struct hs_blob_batch *batch;
+    int first, n;
+    char *paths[8];
+};
+
+static void *write_in_batch(void *arg)
+{
+    struct batch_writer *bw = arg;
+    for (int i = 0; i < bw->n; i++) {
+        struct hs_blob_writer *w = NULL;
+        char body[32], sha[65];
+        int64_t bytes = 0;
+        int len = snprintf(body, sizeof body, "file %d", (bw->first + i) % 10);
+        if (hs_blob_begin(bw->f->dir, &w, NULL) != HS_OK ||
+            hs_blob_write(w, body, (size_t)len, NULL) != HS_OK ||
+            hs_blob_commit_in(w, bw->batch, sha, &bytes, &bw->paths[i], NULL) != HS_OK)
+            bw->paths[i] = NULL;
+        hs_blob_abort(w);
+    }
+    return NULL;
+}
+
+static void test_batch_commits_from_several_threads(void **state)
+{
+    struct fixture *f = *state;
+    for (int many = 0; many < 2; many++) {
+        struct hs_blob_batch *batch = hs_blob_batch_new();
+        struct batch_writer bw[3];
+        pthread_t th[3];
+        for (int t = 0; t < 3; t++) {
+            bw[t] =
+                (struct batch_writer){.f = f, .batch = batch, .first = t * 4, .n = many ? 4 : 1};
+            assert_int_equal(pthread_create(&th[t], NULL, write_in_batch, &bw[t]), 0);
+        }
+        for (int t = 0; t < 3; t++)
+            assert_int_equal(pthread_join(th[t], NULL), 0);
+        for (int t = 0; t < 3; t++)
+            for (int i = 0; i < bw[t].n; i++) {
+                assert_non_null(bw[t].paths[i]);
+                size_t len = 0;
+                char *data = slurp(f->dir, bw[t].paths[i], &len);
+                assert_non_null(data);
+                assert_int_equal(strncmp(data, "file ", 5), 0);
+                free(data);
+                free(bw[t].paths[i]);
+            }
+        assert_int_equal(hs_blob_batch_sync(batch, NULL), HS_OK);
+        hs_blob_batch_free(batch);
+    }
+    assert_int_equal(tmp_entries(f), 0);
+    hs_blob_batch_free(NULL);
+}
+
 static void test_empty_file(void **state)
 {
     struct fixture *f = *state;
@@ -306,6 +365,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chunks_hash_to_the_sha_of_the_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identical_bytes_are_stored_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_commits_from_several_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_leaves_no_temporary_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_tmp_spares_live_writers, setup, teardown),

@@ -595,6 +595,35 @@ static void test_rollback_discards_writes(void **state)
     assert_int_equal(ops->commit(f->store, NULL), HS_ERR_INTERNAL); /* nothing open */
 }
 
+/* A lazy transaction is a transaction like the others to its readers: rolled back, nothing of it
+ * stays; committed, its writes are there, and the next ordinary one commits as always. */
+static void test_lazy_transaction_commits_and_rolls_back(void **state)
+{
+    struct fixture *f = *state;
+    const struct hs_store_ops *ops = f->store->ops;
+    char *v = NULL;
+    assert_int_equal(ops->begin_lazy(f->store, NULL), HS_OK);
+    assert_int_equal(ops->begin_lazy(f->store, NULL), HS_ERR_INTERNAL); /* one at a time */
+    assert_int_equal(f->store->records->checkpoint_put(f->store, "progress", "1", NULL), HS_OK);
+    ops->rollback(f->store);
+    assert_int_equal(f->store->records->checkpoint_get(f->store, "progress", &v, NULL),
+                     HS_ERR_NOT_FOUND);
+
+    assert_int_equal(ops->begin_lazy(f->store, NULL), HS_OK);
+    assert_int_equal(f->store->records->checkpoint_put(f->store, "progress", "2", NULL), HS_OK);
+    assert_int_equal(ops->commit(f->store, NULL), HS_OK);
+    assert_int_equal(f->store->records->checkpoint_get(f->store, "progress", &v, NULL), HS_OK);
+    assert_string_equal(v, "2");
+    free(v);
+
+    assert_int_equal(ops->begin(f->store, NULL), HS_OK);
+    assert_int_equal(f->store->records->checkpoint_put(f->store, "progress", "3", NULL), HS_OK);
+    assert_int_equal(ops->commit(f->store, NULL), HS_OK);
+    assert_int_equal(f->store->records->checkpoint_get(f->store, "progress", &v, NULL), HS_OK);
+    assert_string_equal(v, "3");
+    free(v);
+}
+
 /* A failed op inside a transaction undoes only itself: the caller may still commit the rest. */
 static void test_failed_op_inside_transaction_leaves_the_rest(void **state)
 {
@@ -1077,6 +1106,7 @@ int main(void)
         STORE_TEST(test_run_rows),
         STORE_TEST(test_run_leases),
         STORE_TEST(test_rollback_discards_writes),
+        STORE_TEST(test_lazy_transaction_commits_and_rolls_back),
         STORE_TEST(test_failed_op_inside_transaction_leaves_the_rest),
         STORE_TEST(test_transaction_excludes_other_threads),
         STORE_TEST(test_export_cursor_is_monotonic),

@@ -41,6 +41,33 @@ static void test_unwritable_path_is_a_clear_error(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent-dir/x/y.db"));
 }
 
+static int64_t reader_mmap_size(struct hs_store *st)
+{
+    struct sqlite_store *s = hs_sqlite_of(st);
+    char *v = NULL;
+    /* a read: it opens a reader */
+    assert_int_equal(st->records->checkpoint_get(st, "none", &v, NULL), HS_ERR_NOT_FOUND);
+    assert_non_null(s->readers[0].db);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(s->readers[0].db, "PRAGMA mmap_size", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* The readers map the file unless the store was opened for a batch command (unmapped_reads). */
+static void test_unmapped_reads_do_not_map_the_file(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(reader_mmap_size(f->store) > 0);
+    hs_store_close(f->store);
+    struct hs_store_options o = {.unmapped_reads = true};
+    assert_int_equal(hs_store_open_sqlite(f->path, &o, &f->store, NULL), HS_OK);
+    assert_int_equal(reader_mmap_size(f->store), 0);
+}
+
 /* Turns the file back into a version-1 database, whatever later migrations created: every view,
  * virtual table and table but those of migration 1 is dropped (views and virtual tables first,
  * their triggers and shadow tables go with them). */
@@ -376,6 +403,32 @@ static void test_event_accept_group_commit(void **state)
 
 /* ---- the transaction helper (store_sqlite.c) ---- */
 
+static int64_t writer_synchronous(struct sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* A lazy transaction commits with synchronous=NORMAL, and the writer is back to FULL (2) once it
+ * ends, committed or rolled back: every other commit still waits for the disk. */
+static void test_lazy_transaction_leaves_the_writer_full(void **state)
+{
+    struct fixture *f = *state;
+    struct sqlite_store *s = hs_sqlite_of(f->store);
+    assert_int_equal(writer_synchronous(s), 2);
+    assert_int_equal(f->store->ops->begin_lazy(f->store, NULL), HS_OK);
+    assert_int_equal(writer_synchronous(s), 1);
+    assert_int_equal(f->store->ops->commit(f->store, NULL), HS_OK);
+    assert_int_equal(writer_synchronous(s), 2);
+    assert_int_equal(f->store->ops->begin_lazy(f->store, NULL), HS_OK);
+    f->store->ops->rollback(f->store);
+    assert_int_equal(writer_synchronous(s), 2);
+}
+
 /* An op that fails inside the caller's transaction after taking the change sequence gives it
  * back: the savepoint's rollback undoes the counter's update, and the transaction's memory of the
  * sequence must follow, or the next change of the transaction reuses a value the counter no
@@ -555,6 +608,8 @@ int main(void)
         STORE_TEST(test_reopen_does_not_reapply_migrations),
         cmocka_unit_test(test_unwritable_path_is_a_clear_error),
         STORE_TEST(test_migrations_recorded_once),
+        STORE_TEST(test_lazy_transaction_leaves_the_writer_full),
+        STORE_TEST(test_unmapped_reads_do_not_map_the_file),
         STORE_TEST(test_v1_database_is_upgraded),
         STORE_TEST(test_sessions_of_before_get_the_only_connection),
         STORE_TEST(test_store_of_before_profiles_keeps_all),

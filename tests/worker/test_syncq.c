@@ -546,9 +546,9 @@ static void test_a_late_worker_cannot_commit(void **state)
     struct hs_events_stats es;
     hs_events_get_stats(f->w, &es);
     assert_int_equal(es.fenced, 1);
-    /* The PDF row (committed before the lease lapsed) is in; the JSON's is not, nor the
-     * model's result: the selection is open, the sync still running, the item still there. */
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts"), 1);
+    /* The model's rows commit with its result, which the fence refused: no artifact row, the
+     * selection is open, the sync still running, the item still there. */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM artifacts"), 0);
     char *sel = open_selections(f);
     assert_string_equal(sel, "501/601:selected ");
     free(sel);
