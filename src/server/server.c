@@ -79,7 +79,8 @@ const struct route hs_routes[] = {
     /* Deregisters the org's webhooks at Hover first (src/webhook/disconnect.h). */
     {"DELETE", "/api/connections/{name}", R_AUTH | R_KEY_ONLY | R_HOVER,
      hs_route_connection_delete},
-    {"GET", "/api/jobs", R_AUTH | R_HOVER | R_QUOTA, hs_route_jobs_search},
+    /* The local index answers most searches at once; Hover (and the debounce) on a worker. */
+    {"GET", "/api/jobs", R_AUTH | R_HOVER | R_HERE_FIRST | R_QUOTA, hs_route_jobs_search},
     {"GET", "/api/jobs/{id}", R_AUTH | R_HOVER | R_QUOTA, hs_route_job_show},
     {"POST", "/api/syncs", R_AUTH | R_HOVER | R_QUOTA | R_JSON_BODY, hs_route_syncs_create},
     {"GET", "/api/syncs/{id}", R_AUTH, hs_route_sync_get},
@@ -675,6 +676,14 @@ static enum MHD_Result dispatch(struct req_ctx *c)
     }
     if ((rt->flags & R_QUOTA) && hs_quota_check(q, r) != 0)
         return respond(c);
+    if (rt->flags & R_HERE_FIRST) {
+        q->no_wait = true;
+        rt->fn(q, r);
+        q->no_wait = false;
+        if (!r->defer)
+            return respond(c);
+        hs_resp_clear(r); /* nothing was answered: the worker's turn */
+    }
     if (rt->flags & (R_WORKER | R_HOVER)) {
         bool queued =
             (rt->flags & R_HOVER) ? hover_submit(s, c) : pool_enqueue(&s->rt->store_pool, c);
