@@ -14,9 +14,10 @@
  *      capturing user);
  *   5. a request of C failed less than error_backoff_ms ago: local answer with that error;
  *   6. the index has min_local_hits matches or more: they are enough ("enough_local");
- *   7. debounce: the request waits until q is debounce_ms old, checking every debounce_step_ms
- *      (through the clock, so tests run on fake time); if a newer query of the same session came
- *      meanwhile, this one answers locally ("debounced"): the user is still typing;
+ *   7. debounce: the request waits until q is debounce_ms old; if a newer query of the same
+ *      session comes meanwhile, this one answers locally at once ("debounced"): the user is
+ *      still typing (on a clock other than the system's, a test's, the wait checks every
+ *      debounce_step_ms);
  *   8. one request (List Jobs, search=q, per=hover_per, through the provider's client); two
  *      sessions asking the same (C, S, q) at once share it. Its jobs are upserted into the store
  *      (so the index learns them) and the local query runs again.
@@ -26,8 +27,12 @@
  * not (substring matches) follow in Hover's order; no job twice; at most `per`. Local first so that
  * the list does not reorder what the user already saw, and so that one ranking rules the page.
  *
- * Locking: one mutex over the cache, the sessions and the stats, never held across the store,
- * Hover or a sleep. */
+ * A caller that cannot wait (no_wait: an HTTP connection's thread) gets the answers of rules 1
+ * to 6 at once; at rule 7 it gets a ticket instead, and the local answer is kept (HELD_MAX) for
+ * the run that resumes the query on a thread that may wait.
+ *
+ * Locking: one mutex over the cache, the sessions, the kept answers and the stats, never held
+ * across the store, Hover or a sleep (the debounce waits on a condition variable of it). */
 #include "search/search.h"
 
 #include <pthread.h>

@@ -28,7 +28,8 @@ struct hs_search_config {
                                  answer with fewer is Hover's complete answer; default 100 */
     int64_t error_backoff_ms; /* after a failed Hover request, the connection's searches answer
                                  locally (with the error) for this long; default 10000 */
-    int64_t debounce_step_ms; /* the debounce wait checks for a newer query this often; 25 */
+    int64_t debounce_step_ms; /* on a clock other than the system's, the debounce wait checks
+                                 for a newer query this often; 25 */
     size_t cache_max;         /* Hover answers kept; default 256 */
     /* Test seam: when set, Hover's List Jobs is this function instead of the provider's client
      * (acquire, hs_client_list_jobs, release). Called without any lock held, from the thread of
