@@ -106,6 +106,10 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 1 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
 port=$(head -n 1 "$dir/port")
 url="http://127.0.0.1:$port"
+# serve's CPU time (user + system) in ms.
+serve_cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$pid/stat"
+}
 # One request first: it meets the unreachable Hover, and from then on the backoff holds.
 curl -s -o /dev/null -H "Authorization: Bearer $HOVERSYNC_API_KEY" "$url/api/jobs?q=meadow"
 echo "build $build ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo ?)), store $dir/store.db"
@@ -118,9 +122,14 @@ for conns in $conns_list; do
         perf record -F 999 -g -p "$pid" -o "$dir/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    cpu0=$(serve_cpu_ms)
     wrk -t$threads -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $HOVERSYNC_API_KEY" \
-        -s "$dir/distinct.lua" "$url" -- "$dir/queries-$run.txt" "$threads"
+        -s "$dir/distinct.lua" "$url" -- "$dir/queries-$run.txt" "$threads" | tee "$dir/wrk.out"
+    cpu1=$(serve_cpu_ms)
+    n=$(awk '/requests in/ {print $1}' "$dir/wrk.out")
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    # What each answer cost serve, whatever else ran on the machine.
+    awk -v c=$((cpu1 - cpu0)) -v n="$n" 'BEGIN { if (n > 0) printf "serve CPU time: %.3f ms per request (%d ms for %d)\n", c / n, c, n }'
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
         perf report -i "$dir/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null |

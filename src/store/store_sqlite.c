@@ -297,6 +297,45 @@ int hs_sqlite_prep(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const c
     return HS_OK;
 }
 
+int hs_sqlite_prep_kept(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
+                        struct hs_error *err)
+{
+    struct sqlite_reader *r = t->reader;
+    for (size_t i = 0; r && i < HS_SQLITE_KEPT; i++) {
+        if (r->kept_sql[i] == sql && r->kept[i]) {
+            *st = r->kept[i];
+            r->kept[i] = NULL; /* in use: a second use meanwhile prepares its own */
+            return HS_OK;
+        }
+    }
+    return hs_sqlite_prep(t, st, sql, what, err);
+}
+
+void hs_sqlite_unprep(struct sq_txn *t, const char *sql, sqlite3_stmt *st)
+{
+    struct sqlite_reader *r = t->reader;
+    size_t slot = HS_SQLITE_KEPT;
+    for (size_t i = 0; r && st && i < HS_SQLITE_KEPT && slot == HS_SQLITE_KEPT; i++)
+        if ((r->kept_sql[i] == sql && !r->kept[i]) || !r->kept_sql[i])
+            slot = i;
+    if (slot == HS_SQLITE_KEPT) {
+        sqlite3_finalize(st);
+        return;
+    }
+    /* Reset: a statement left stepping would hold the reader's snapshot open. */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    r->kept_sql[slot] = sql;
+    r->kept[slot] = st;
+}
+
+static void reader_close(struct sqlite_reader *r)
+{
+    for (size_t i = 0; i < HS_SQLITE_KEPT; i++)
+        sqlite3_finalize(r->kept[i]);
+    sqlite3_close_v2(r->db);
+}
+
 int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *what,
                   struct hs_error *err)
 {
@@ -559,7 +598,7 @@ static void sq_close(struct hs_store *base)
 {
     struct sqlite_store *s = hs_sqlite_of(base);
     for (int i = 0; i < s->n_readers; i++)
-        sqlite3_close_v2(s->readers[i].db);
+        reader_close(&s->readers[i]);
     hs_secret_key_clear(s->key);
     free(s->key);
     sqlite3_close_v2(s->db);
