@@ -96,6 +96,9 @@ struct hs_server {
     int64_t keys_read_ms;
     bool keys_loaded;
     int threads, workers;
+    /* R_HERE_FIRST routes run on the connection's thread first: the store reads a local file
+     * (SQLite); a round trip to PostgreSQL would hold every connection of that thread. */
+    bool here_first;
     char *demo_url;
     int port, demo_port;
 
