@@ -24,7 +24,7 @@ test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 c
     python3-jsonschema python3-yaml prometheus postgresql-15 postgresql-contrib)
 
 want=("${build_pkgs[@]}")
-bench_pkgs=(wrk strace)
+bench_pkgs=(wrk strace linux-perf)
 package_pkgs=(debhelper dpkg-dev groff-base man-db systemd)
 with_node=false
 case "${1:-}" in
