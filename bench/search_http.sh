@@ -112,7 +112,9 @@ serve_cpu_ms() {
 }
 # One request first: it meets the unreachable Hover, and from then on the backoff holds.
 curl -s -o /dev/null -H "Authorization: Bearer $HOVERSYNC_API_KEY" "$url/api/jobs?q=meadow"
-echo "build $build ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo ?)), store $dir/store.db"
+src=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["directories"]["source"])' \
+    "$build/meson-info/meson-info.json" 2>/dev/null || echo "$root")
+echo "build $build (source $src, $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")), store $dir/store.db"
 run=0
 for conns in $conns_list; do
     threads=$((conns < 2 ? 1 : 2))
