@@ -591,6 +591,21 @@ static bool draining_refused(struct req_ctx *c)
     return true;
 }
 
+/* An R_HERE_FIRST route on the connection's thread (server/internal.h): true when it answered,
+ * false when it goes to its worker. */
+static bool ran_here(struct hs_server *s, const struct route *rt, struct req_ctx *c)
+{
+    if (!(rt->flags & R_HERE_FIRST) || !s->here_first)
+        return false;
+    c->req.no_wait = true;
+    rt->fn(&c->req, &c->resp);
+    c->req.no_wait = false;
+    if (!c->resp.defer)
+        return true;
+    hs_resp_clear(&c->resp); /* nothing was answered: the worker's turn */
+    return false;
+}
+
 static enum MHD_Result dispatch(struct req_ctx *c)
 {
     struct hs_server *s = c->l->srv;
@@ -678,16 +693,9 @@ static enum MHD_Result dispatch(struct req_ctx *c)
             return respond(c);
         }
     }
-    if ((rt->flags & R_QUOTA) && hs_quota_check(q, r) != 0)
+    /* Over the caller's rate, or answered here (R_HERE_FIRST): the answer goes out now. */
+    if (((rt->flags & R_QUOTA) && hs_quota_check(q, r) != 0) || ran_here(s, rt, c))
         return respond(c);
-    if ((rt->flags & R_HERE_FIRST) && s->here_first) {
-        q->no_wait = true;
-        rt->fn(q, r);
-        q->no_wait = false;
-        if (!r->defer)
-            return respond(c);
-        hs_resp_clear(r); /* nothing was answered: the worker's turn */
-    }
     if (rt->flags & (R_WORKER | R_HOVER)) {
         bool queued =
             (rt->flags & R_HOVER) ? hover_submit(s, c) : pool_enqueue(&s->rt->store_pool, c);
