@@ -514,6 +514,24 @@ static int schema_version(sqlite3 *db, int *out, struct hs_error *err)
     return rc == SQLITE_OK ? HS_OK : hs_sqlite_fail(db, rc, err, "reading schema version");
 }
 
+/* Whether the migration of version is recorded: versions are given out ahead to changes made
+ * side by side, so a store may have later ones and miss an earlier one; it is applied then. */
+static int migration_recorded(sqlite3 *db, int version, bool *yes, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, version);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            *yes = sqlite3_column_int(st, 0) > 0;
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? HS_OK : hs_sqlite_fail(db, rc, err, "reading schema version");
+}
+
 static int migration_apply(sqlite3 *db, const struct hs_migration *m, struct hs_error *err)
 {
     int rc = hs_sqlite_exec(db, "BEGIN IMMEDIATE", err);
@@ -582,7 +600,10 @@ static int migrate(sqlite3 *db, struct hs_error *err)
                        have, latest);
     for (int i = 0; i < hs_sqlite_migrations_count; i++) {
         const struct hs_migration *m = &hs_sqlite_migrations[i];
-        if (m->version <= have)
+        bool recorded = m->version <= have;
+        if (recorded && (rc = migration_recorded(db, m->version, &recorded, err)))
+            return rc;
+        if (recorded)
             continue;
         if ((rc = migration_apply(db, m, err)))
             return rc;

@@ -318,7 +318,8 @@ static void test_jobs_search_index_rebuilt_for_stores_of_before(void **state)
 }
 
 /* A store of before the prefix indexes of 9 to 12 characters (migration 19) gets them when it
- * opens, with its jobs in the index again. */
+ * opens, with its jobs in the index again; a store with later migrations but not this one too
+ * (versions are given out ahead, so a store may miss an earlier one). */
 static void test_jobs_search_longer_prefixes_for_stores_of_before(void **state)
 {
     struct fixture *f = *state;
@@ -327,9 +328,10 @@ static void test_jobs_search_longer_prefixes_for_stores_of_before(void **state)
     upsert(f, &a.job, true);
     hs_store_close(f->store);
     f->store = NULL;
-    /* Later migrations undone too: they are applied again after 19. */
-    sql_exec(f, "DROP TABLE tickets; DELETE FROM schema_migrations WHERE version >= 19;");
+    sql_exec(f, "DELETE FROM schema_migrations WHERE version = 19;");
+    assert_true(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE version > 19") > 0);
     assert_int_equal(open_store(f, &f->store), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE version = 19"), 1);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('jobs_fts', "
                                 "'jobs_fts_lead') AND sql LIKE "
                                 "'%prefix=''1 2 3 4 5 6 7 8 9 10 11 12''%'"),
