@@ -14,8 +14,14 @@
  *   search: hs_search_run, the service's path (the same plus the JSON answer), Hover never
  *           asked (its seam answers "not connected" and the error backoff keeps it out);
  * and of recent: jobs_search without text (the modal's first screen).
+ * Each pass also prints the p50/p99 of the CPU time its queries took (on a loaded machine the
+ * latency's tail is mostly the wait for a core), and with --slowest N the N queries that took
+ * the most CPU time.
  * Usage: search_bench [--jobs N] [--queries N] [--seed N] [--tenants N] [--db PATH] [--keep]
+ *                     [--slowest N]
  * With --db, an existing file with at least N jobs is reused (no fill). See bench/README.md. */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +48,17 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* CPU time of this thread: with now_ms, tells the query's own cost from the time it waited for a
+ * core on a loaded machine. */
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static size_t show_slowest; /* --slowest N: the N costliest queries of each pass */
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -64,10 +81,32 @@ static void report(const char *what, double *v, size_t n, double total_ms)
     printf("\n");
 }
 
-/* A pass over the queries (lat[i]: the latency of queries[i]): by the length of the text typed
- * (first keystrokes, a word begun, more), then all. */
-static void report_pass(const char *pass, char **queries, double *lat, size_t nq, double total_ms)
+/* The n queries of a pass that took the most CPU time (the code's cost; the longest latencies
+ * of a loaded machine are mostly waits for a core), with their latency. */
+static void report_slowest(const char *pass, char **queries, const double *lat, const double *cpu,
+                           size_t nq, size_t n)
 {
+    bool *shown = hs_calloc(nq, sizeof *shown);
+    for (size_t k = 0; k < n && k < nq; k++) {
+        size_t worst = SIZE_MAX;
+        for (size_t i = 0; i < nq; i++)
+            if (!shown[i] && (worst == SIZE_MAX || cpu[i] > cpu[worst]))
+                worst = i;
+        shown[worst] = true;
+        printf("        costliest %s: cpu %7.3f ms (latency %7.3f ms) '%s'\n", pass, cpu[worst],
+               lat[worst], queries[worst]);
+    }
+    free(shown);
+}
+
+/* A pass over the queries (lat[i]: the latency of queries[i], cpu[i] its thread's CPU time): by
+ * the length of the text typed (first keystrokes, a word begun, more), then all; then the CPU
+ * time of all (what the query cost, without the waits for a core of a loaded machine). */
+static void report_pass(const char *pass, char **queries, double *lat, double *cpu, size_t nq,
+                        double total_ms)
+{
+    if (show_slowest)
+        report_slowest(pass, queries, lat, cpu, nq, show_slowest);
     static const struct {
         const char *name;
         size_t min, max;
@@ -86,6 +125,8 @@ static void report_pass(const char *pass, char **queries, double *lat, size_t nq
     free(part);
     snprintf(name, sizeof name, "%s all", pass);
     report(name, lat, nq, total_ms);
+    snprintf(name, sizeof name, "%s cpu", pass);
+    report(name, cpu, nq, 0);
 }
 
 /* The connection of job i: "default", or one of n tenants in turn. */
@@ -202,7 +243,8 @@ static int64_t arg_i64(const char *name, const char *v, int64_t min, int64_t max
 /* Times every query through jobs_search within scope (NULL: every connection) into lat;
  * returns the wall time in ms, or -1 on an error. */
 static double time_store(struct hs_store *st, char **queries, size_t nq,
-                         const struct hs_scope *scope, double *lat, int64_t *found, int64_t *empty)
+                         const struct hs_scope *scope, double *lat, double *cpu, int64_t *found,
+                         int64_t *empty)
 {
     struct hs_error err = {0};
     double t0 = now_ms();
@@ -210,12 +252,13 @@ static double time_store(struct hs_store *st, char **queries, size_t nq,
         struct hs_job_summary *v = NULL;
         size_t n = 0;
         int64_t total = 0;
-        double a = now_ms();
+        double a = now_ms(), c = cpu_ms();
         if (st->search->jobs_search(st, queries[i], NULL, 1, PER, scope, &v, &n, &total, &err)) {
             fprintf(stderr, "search_bench: '%s': %s\n", queries[i], err.msg);
             return -1;
         }
         lat[i] = now_ms() - a;
+        cpu[i] = cpu_ms() - c;
         hs_job_summaries_free(v, n);
         *found += total;
         *empty += total == 0;
@@ -246,11 +289,14 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--db") == 0 && v) {
             db = v;
             i++;
+        } else if (strcmp(argv[i], "--slowest") == 0) {
+            show_slowest = (size_t)arg_i64("--slowest", v, 0, 1000);
+            i++;
         } else if (strcmp(argv[i], "--keep") == 0) {
             keep = true;
         } else {
             fprintf(stderr, "usage: search_bench [--jobs N] [--queries N] [--seed N] "
-                            "[--tenants N] [--db PATH] [--keep]\n");
+                            "[--tenants N] [--db PATH] [--keep] [--slowest N]\n");
             return 2;
         }
     }
@@ -297,7 +343,7 @@ int main(int argc, char **argv)
 
     size_t nq = 0;
     char **queries = make_queries(w, (size_t)n_queries, &nq);
-    double *lat = hs_calloc(nq, sizeof *lat);
+    double *lat = hs_calloc(nq, sizeof *lat), *cpu = hs_calloc(nq, sizeof *cpu);
 
     /* Warm-up: the page cache and SQLite's, as a running service has them. */
     for (size_t i = 0; i < nq && i < 200; i++) {
@@ -308,10 +354,10 @@ int main(int argc, char **argv)
     }
 
     int64_t found = 0, empty = 0;
-    double store_ms = time_store(st, queries, nq, NULL, lat, &found, &empty);
+    double store_ms = time_store(st, queries, nq, NULL, lat, cpu, &found, &empty);
     if (store_ms < 0)
         return 1;
-    report_pass("store", queries, lat, nq, store_ms);
+    report_pass("store", queries, lat, cpu, nq, store_ms);
     printf("        matches per query (as counted): mean %.0f; %lld of %zu queries found nothing\n",
            (double)found / (double)nq, (long long)empty, nq);
     /* A browser session's search: the jobs of its connection only. */
@@ -320,10 +366,10 @@ int main(int argc, char **argv)
     const char *keys[] = {first};
     struct hs_scope scope = {keys, 1};
     found = empty = 0;
-    double scoped_ms = time_store(st, queries, nq, &scope, lat, &found, &empty);
+    double scoped_ms = time_store(st, queries, nq, &scope, lat, cpu, &found, &empty);
     if (scoped_ms < 0)
         return 1;
-    report_pass("scoped", queries, lat, nq, scoped_ms);
+    report_pass("scoped", queries, lat, cpu, nq, scoped_ms);
     printf("        within %s of %lld connection(s): mean %.0f matches per query\n", first,
            (long long)tenants, (double)found / (double)nq);
 
@@ -339,17 +385,18 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nq; i++) {
         struct hs_search_query sq = {.q = queries[i], .session = "bench"};
         json_t *out = NULL;
-        double a = now_ms();
+        double a = now_ms(), c = cpu_ms();
         if (hs_search_run(svc, &sq, &out, &err)) {
             fprintf(stderr, "search_bench: '%s': %s\n", queries[i], err.msg);
             return 1;
         }
         char *body = json_dumps(out, JSON_COMPACT); /* what the HTTP answer costs too */
         lat[i] = now_ms() - a;
+        cpu[i] = cpu_ms() - c;
         free(body);
         json_decref(out);
     }
-    report_pass("search", queries, lat, nq, now_ms() - t0);
+    report_pass("search", queries, lat, cpu, nq, now_ms() - t0);
     struct hs_search_stats ss;
     hs_search_get_stats(svc, &ss);
     printf("        Hover requests: %lld (the seam refuses; then the backoff keeps Hover out)\n",
@@ -376,6 +423,7 @@ int main(int argc, char **argv)
         free(queries[i]);
     free(queries);
     free(lat);
+    free(cpu);
     sb_world_free(w);
     hs_store_close(st);
     if (dir[0] && !keep) {

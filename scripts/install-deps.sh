@@ -2,8 +2,8 @@
 # Installs the Debian 12 packages hoversync needs to build, test and run.
 # Idempotent: packages already present are skipped, apt is only called when something is missing.
 # Usage: scripts/install-deps.sh [--test | --bench | --package]   (--test: what the test suite
-#        needs, --package included; --bench: that and the tools of bench/ (wrk, strace); --package:
-#        what building the Debian package and checking the installed files need: debhelper,
+#        needs, --package included; --bench: that and the tools of bench/ (wrk, strace, perf);
+#        --package: what building the Debian package and checking the installed files need: debhelper,
 #        groff and man for the manual pages, systemd's systemd-analyze for the unit)
 #
 # The browser tests (playwright-core) and the lint of the API's OpenAPI document (@redocly/cli)
@@ -24,7 +24,7 @@ test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev sqlite3 python3 c
     python3-jsonschema python3-yaml prometheus postgresql-15 postgresql-contrib)
 
 want=("${build_pkgs[@]}")
-bench_pkgs=(wrk strace)
+bench_pkgs=(wrk strace linux-perf)
 package_pkgs=(debhelper dpkg-dev groff-base man-db systemd)
 with_node=false
 case "${1:-}" in

@@ -14,9 +14,10 @@
  *      capturing user);
  *   5. a request of C failed less than error_backoff_ms ago: local answer with that error;
  *   6. the index has min_local_hits matches or more: they are enough ("enough_local");
- *   7. debounce: the request waits until q is debounce_ms old, checking every debounce_step_ms
- *      (through the clock, so tests run on fake time); if a newer query of the same session came
- *      meanwhile, this one answers locally ("debounced"): the user is still typing;
+ *   7. debounce: the request waits until q is debounce_ms old; if a newer query of the same
+ *      session comes meanwhile, this one answers locally at once ("debounced"): the user is
+ *      still typing (on a clock other than the system's, a test's, the wait checks every
+ *      debounce_step_ms);
  *   8. one request (List Jobs, search=q, per=hover_per, through the provider's client); two
  *      sessions asking the same (C, S, q) at once share it. Its jobs are upserted into the store
  *      (so the index learns them) and the local query runs again.
@@ -26,8 +27,12 @@
  * not (substring matches) follow in Hover's order; no job twice; at most `per`. Local first so that
  * the list does not reorder what the user already saw, and so that one ranking rules the page.
  *
- * Locking: one mutex over the cache, the sessions and the stats, never held across the store,
- * Hover or a sleep. */
+ * A caller that cannot wait (no_wait: an HTTP connection's thread) gets the answers of rules 1
+ * to 6 at once; at rule 7 it gets a ticket instead, and the local answer is kept (HELD_MAX) for
+ * the run that resumes the query on a thread that may wait.
+ *
+ * Locking: one mutex over the cache, the sessions, the kept answers and the stats, never held
+ * across the store, Hover or a sleep (the debounce waits on a condition variable of it). */
 #include "search/search.h"
 
 #include <pthread.h>
@@ -46,6 +51,7 @@
 #define Q_MAX_BYTES  200  /* longer search texts are refused */
 #define SESSIONS_MAX 1024 /* debounce state of this many typists */
 #define HAYSTACK_MAX 2048
+#define HELD_MAX     256 /* local answers kept for their query's turn on a Hover worker */
 
 struct cached {
     char *conn, *state, *q; /* state NULL: any */
@@ -69,6 +75,22 @@ struct conn_error {
     char message[256];
 };
 
+struct answer {
+    json_t *results;
+    int64_t *ids;
+    size_t n, max;
+    bool truncated;
+};
+
+/* The local answer of a no_wait run whose query needs Hover's turn: the run that resumes it (on
+ * a thread that may wait) takes it instead of asking the index again. */
+struct held {
+    int64_t ticket; /* 0: a free slot */
+    char *q, *session;
+    int64_t page, per, seq, arrived, total;
+    struct answer a;
+};
+
 struct hs_search_service {
     struct hs_search_config cfg;
     struct hs_store *store;
@@ -77,6 +99,7 @@ struct hs_search_service {
 
     pthread_mutex_t lock;
     pthread_cond_t filled; /* an inflight answer arrived (or failed) */
+    pthread_cond_t newer;  /* a session has a newer query (debounce), on CLOCK_MONOTONIC */
     struct cached *cache;
     size_t n_cache;
     struct session *sessions;
@@ -84,6 +107,8 @@ struct hs_search_service {
     struct conn_error *errors;
     size_t n_errors;
     struct hs_search_stats stats;
+    struct held *held; /* HELD_MAX */
+    int64_t tickets;   /* the last ticket given */
 };
 
 /* ---- small helpers ---- */
@@ -439,11 +464,15 @@ int hs_search_new(const struct hs_search_config *cfg, struct hs_store *store,
     s->clock = clock ? clock : hs_clock_system();
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->filled, NULL);
+    hs_cond_init_monotonic(&s->newer);
     s->cache = hs_calloc(c.cache_max, sizeof *s->cache);
     s->sessions = hs_calloc(SESSIONS_MAX, sizeof *s->sessions);
+    s->held = hs_calloc(HELD_MAX, sizeof *s->held);
     *out = s;
     return HS_OK;
 }
+
+static void held_clear(struct held *h);
 
 void hs_search_free(struct hs_search_service *s)
 {
@@ -458,7 +487,11 @@ void hs_search_free(struct hs_search_service *s)
     for (size_t i = 0; i < s->n_errors; i++)
         free(s->errors[i].conn);
     free(s->errors);
+    for (size_t i = 0; i < HELD_MAX; i++)
+        held_clear(&s->held[i]);
+    free(s->held);
     pthread_cond_destroy(&s->filled);
+    pthread_cond_destroy(&s->newer);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -508,13 +541,6 @@ static void index_jobs(struct hs_search_service *s, const char *conn, const stru
 }
 
 /* ---- one search ---- */
-
-struct answer {
-    json_t *results;
-    int64_t *ids;
-    size_t n, max;
-    bool truncated;
-};
 
 static bool answer_has(const struct answer *a, int64_t id)
 {
@@ -604,28 +630,42 @@ struct run {
     json_t *hover_jobs; /* Hover's matches to merge (cached or fresh), or NULL */
     bool hover_more;    /* Hover has more than it gave */
     bool reindexed;     /* the index learned Hover's jobs during this search */
+    bool no_wait;       /* the caller cannot wait: Hover's turn is left to another call */
+    bool pending;       /* ... and it has come: no answer given */
     char err_code[32], err_msg[256];
 };
 
-/* Waits out the debounce; false when a newer query of the session came meanwhile. */
+/* Waits out the debounce; false when a newer query of the session came meanwhile. On the real
+ * clock the newer query wakes the wait at once (s->newer), so that a superseded query answers
+ * as soon as it is; another clock (a test's) is slept on in steps of debounce_step_ms. */
 static bool debounce(struct run *r)
 {
     struct hs_search_service *s = r->s;
     int64_t deadline = r->arrived + s->cfg.debounce_ms;
+    bool real = s->clock == hs_clock_system();
+    pthread_mutex_lock(&s->lock);
     for (;;) {
-        pthread_mutex_lock(&s->lock);
         struct session *x = session_get(s, r->session, false, 0);
-        bool newer = x && x->seq != r->seq;
-        pthread_mutex_unlock(&s->lock);
-        if (newer)
-            return false;
+        if (x && x->seq != r->seq)
+            break;
         int64_t now = now_ms(s);
-        if (now >= deadline)
+        if (now >= deadline) {
+            pthread_mutex_unlock(&s->lock);
             return true;
+        }
         int64_t step = deadline - now;
+        if (real) {
+            struct timespec until = hs_deadline_after(CLOCK_MONOTONIC, step);
+            (void)pthread_cond_timedwait(&s->newer, &s->lock, &until);
+            continue;
+        }
+        pthread_mutex_unlock(&s->lock);
         s->clock->sleep_ms(s->clock,
                            step < s->cfg.debounce_step_ms ? step : s->cfg.debounce_step_ms);
+        pthread_mutex_lock(&s->lock);
     }
+    pthread_mutex_unlock(&s->lock);
+    return false;
 }
 
 static void take_error(struct run *r, const struct conn_error *e)
@@ -769,6 +809,10 @@ static void consult_hover(struct run *r, int64_t page, int64_t local_total)
         r->outcome = HOVER_ENOUGH_LOCAL;
         return;
     }
+    if (r->no_wait) {
+        r->pending = true;
+        return;
+    }
     if (!debounce(r)) {
         r->outcome = HOVER_DEBOUNCED;
         pthread_mutex_lock(&s->lock);
@@ -779,48 +823,162 @@ static void consult_hover(struct run *r, int64_t page, int64_t local_total)
     ask_hover(r, s->cfg.hover_per);
 }
 
+/* ---- answers kept for the run that resumes them (caller holds s->lock) ---- */
+
+static void held_clear(struct held *h)
+{
+    free(h->q);
+    free(h->session);
+    json_decref(h->a.results);
+    free(h->a.ids);
+    memset(h, 0, sizeof *h);
+}
+
+/* Keeps r's answer (taken from a and r) under a new ticket; the oldest kept answer makes room. */
+static int64_t held_put(struct hs_search_service *s, struct run *r, struct answer *a, int64_t page,
+                        int64_t per, int64_t total)
+{
+    struct held *slot = NULL;
+    for (size_t i = 0; i < HELD_MAX; i++)
+        if (!slot || s->held[i].ticket < slot->ticket)
+            slot = &s->held[i];
+    held_clear(slot); /* a free slot (0), or the oldest: its run will ask the index again */
+    *slot = (struct held){.ticket = ++s->tickets,
+                          .q = hs_strdup(r->q),
+                          .session = hs_strdup(r->session),
+                          .page = page,
+                          .per = per,
+                          .seq = r->seq,
+                          .arrived = r->arrived,
+                          .total = total,
+                          .a = *a};
+    *a = (struct answer){0};
+    return slot->ticket;
+}
+
+/* Takes the kept answer of ticket into r, a and total, if it is still kept and of the same
+ * query. */
+static bool held_take(struct hs_search_service *s, int64_t ticket, struct run *r, struct answer *a,
+                      int64_t page, int64_t per, int64_t *total)
+{
+    for (size_t i = 0; ticket > 0 && i < HELD_MAX; i++) {
+        struct held *h = &s->held[i];
+        if (h->ticket != ticket)
+            continue;
+        bool same = strcmp(h->q, r->q) == 0 && strcmp(h->session, r->session) == 0 &&
+                    h->page == page && h->per == per;
+        if (same) {
+            r->seq = h->seq;
+            r->arrived = h->arrived;
+            *total = h->total;
+            *a = h->a;
+            h->a = (struct answer){0};
+        }
+        held_clear(h);
+        return same;
+    }
+    return false;
+}
+
+/* The answer document (docs/API.md); takes a->results. */
+static json_t *answer_doc(const struct run *r, struct answer *a, const char *norm, int64_t page,
+                          int64_t per, int64_t total, bool had_local)
+{
+    bool hover_used = r->outcome == HOVER_ASKED || r->outcome == HOVER_CACHED;
+    const char *source = !hover_used ? "local" : had_local ? "local+hover" : "hover";
+    json_t *doc = json_object();
+    json_object_set_new(doc, "source", json_string(source));
+    json_object_set_new(doc, "results", a->results);
+    json_object_set_new(doc, "page", json_integer(page));
+    json_object_set_new(
+        doc, "more",
+        json_boolean(total > page * per || a->truncated || (r->hover_more && hover_used)));
+    json_object_set_new(doc, "total", json_integer(total));
+    /* With text the store counts up to HS_SEARCH_MATCHES_MAX: there may be more. */
+    json_object_set_new(doc, "total_exact",
+                        json_boolean(!norm[0] || total < HS_SEARCH_MATCHES_MAX));
+    json_object_set_new(doc, "hover", json_string(outcome_names[r->outcome]));
+    if (r->err_code[0]) {
+        json_t *he = json_object();
+        json_object_set_new(he, "code", jstr(r->err_code));
+        json_object_set_new(he, "message", jstr(r->err_msg));
+        json_object_set_new(doc, "hover_error", he);
+    }
+    a->results = NULL;
+    return doc;
+}
+
+static int check_query(const struct hs_search_query *q, int64_t per, int64_t page,
+                       struct hs_error *err)
+{
+    if (q->no_wait && !q->pending)
+        return hs_fail(err, HS_ERR_INVALID, "a search that cannot wait needs its pending ticket");
+    if (per < 1 || per > 100)
+        return hs_fail(err, HS_ERR_INVALID, "per must be 1 to 100, not %lld", (long long)per);
+    if (page < 1)
+        return hs_fail(err, HS_ERR_INVALID, "page must be 1 or more, not %lld", (long long)page);
+    if (q->state && *q->state && strcmp(q->state, "completed") != 0 &&
+        strcmp(q->state, "failed") != 0)
+        return hs_fail(err, HS_ERR_INVALID, "state must be completed or failed");
+    if (q->q && strlen(q->q) > Q_MAX_BYTES)
+        return hs_fail(err, HS_ERR_INVALID, "search text over %d bytes", Q_MAX_BYTES);
+    return HS_OK;
+}
+
 int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, json_t **out,
                   struct hs_error *err)
 {
     int64_t per = q->per ? q->per : s->cfg.per_default;
     int64_t page = q->page ? q->page : 1;
-    if (per < 1 || per > 100)
-        return hs_fail(err, HS_ERR_INVALID, "per must be 1 to 100, not %lld", (long long)per);
-    if (page < 1)
-        return hs_fail(err, HS_ERR_INVALID, "page must be 1 or more, not %lld", (long long)page);
+    if (q->pending)
+        *q->pending = 0;
+    int rc = check_query(q, per, page, err);
+    if (rc)
+        return rc;
     const char *state = q->state && *q->state ? q->state : NULL;
-    if (state && strcmp(state, "completed") != 0 && strcmp(state, "failed") != 0)
-        return hs_fail(err, HS_ERR_INVALID, "state must be completed or failed");
-    if (q->q && strlen(q->q) > Q_MAX_BYTES)
-        return hs_fail(err, HS_ERR_INVALID, "search text over %d bytes", Q_MAX_BYTES);
-
     char *norm = normalise(q->q);
     const char *conn = q->connection_key && *q->connection_key ? q->connection_key : "default";
     struct run r = {.s = s,
                     .conn = conn,
                     .state = state,
                     .q = norm,
-                    .session = q->session && *q->session ? q->session : conn};
+                    .session = q->session && *q->session ? q->session : conn,
+                    .no_wait = q->no_wait};
+    struct answer a = {0};
+    int64_t total = 0;
 
-    /* Register the query first: from now on it supersedes the session's older ones. */
     pthread_mutex_lock(&s->lock);
-    r.arrived = now_ms(s);
-    struct session *x = session_get(s, r.session, true, r.arrived);
-    r.seq = ++x->seq;
-    x->last_at = r.arrived;
-    s->stats.queries++;
+    bool resumed = held_take(s, q->resume, &r, &a, page, per, &total);
+    if (!resumed) {
+        /* Register the query first: from now on it supersedes the session's older ones. */
+        r.arrived = now_ms(s);
+        struct session *x = session_get(s, r.session, true, r.arrived);
+        r.seq = ++x->seq;
+        x->last_at = r.arrived;
+        pthread_cond_broadcast(&s->newer); /* an older query of the session waits no more */
+    }
     pthread_mutex_unlock(&s->lock);
 
-    struct answer a = {.results = json_array(),
-                       .ids = hs_calloc((size_t)per, sizeof(int64_t)),
-                       .max = (size_t)per};
-    int64_t total = 0;
-    int rc = local_search(s, norm, state, page, per, q->scope, &a, &total, err);
-    if (rc)
-        goto out;
+    if (!resumed) {
+        a = (struct answer){.results = json_array(),
+                            .ids = hs_calloc((size_t)per, sizeof(int64_t)),
+                            .max = (size_t)per};
+        rc = local_search(s, norm, state, page, per, q->scope, &a, &total, err);
+        if (rc)
+            goto out;
+    }
     bool had_local = a.n > 0;
 
     consult_hover(&r, page, total);
+    if (r.pending) {
+        /* Hover's turn, where the caller may wait: the run that resumes the query takes this
+         * answer (it stays the session's newest query). */
+        pthread_mutex_lock(&s->lock);
+        *q->pending = held_put(s, &r, &a, page, per, total);
+        pthread_mutex_unlock(&s->lock);
+        *out = NULL;
+        goto out;
+    }
 
     if (r.reindexed) {
         /* The index learned Hover's jobs: one ranking over everything. */
@@ -835,36 +993,14 @@ int hs_search_run(struct hs_search_service *s, const struct hs_search_query *q, 
         json_t *j = json_array_get(r.hover_jobs, i);
         answer_add(&a, summary_id(j), json_incref(j));
     }
-
-    bool hover_used = r.outcome == HOVER_ASKED || r.outcome == HOVER_CACHED;
-    const char *source = !hover_used ? "local" : had_local ? "local+hover" : "hover";
-    json_t *doc = json_object();
-    json_object_set_new(doc, "source", json_string(source));
-    json_object_set_new(doc, "results", a.results);
-    json_object_set_new(doc, "page", json_integer(page));
-    json_object_set_new(
-        doc, "more",
-        json_boolean(total > page * per || a.truncated || (r.hover_more && hover_used)));
-    json_object_set_new(doc, "total", json_integer(total));
-    /* With text the store counts up to HS_SEARCH_MATCHES_MAX: there may be more. */
-    json_object_set_new(doc, "total_exact",
-                        json_boolean(!norm[0] || total < HS_SEARCH_MATCHES_MAX));
-    json_object_set_new(doc, "hover", json_string(outcome_names[r.outcome]));
-    if (r.err_code[0]) {
-        json_t *he = json_object();
-        json_object_set_new(he, "code", jstr(r.err_code));
-        json_object_set_new(he, "message", jstr(r.err_msg));
-        json_object_set_new(doc, "hover_error", he);
-    }
-    a.results = NULL;
+    *out = answer_doc(&r, &a, norm, page, per, total, had_local);
 
     pthread_mutex_lock(&s->lock);
-    if (!hover_used)
+    s->stats.queries++;
+    if (r.outcome != HOVER_ASKED && r.outcome != HOVER_CACHED)
         s->stats.local_answers++;
     pthread_mutex_unlock(&s->lock);
-    hs_debug("search=run conn=%s source=%s hover=%s results=%zu", conn, source,
-             outcome_names[r.outcome], a.n);
-    *out = doc;
+    hs_debug("search=run conn=%s hover=%s results=%zu", conn, outcome_names[r.outcome], a.n);
 out:
     json_decref(a.results);
     json_decref(r.hover_jobs);

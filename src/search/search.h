@@ -8,6 +8,7 @@
 #define HS_SEARCH_SEARCH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/clock.h"
@@ -27,7 +28,8 @@ struct hs_search_config {
                                  answer with fewer is Hover's complete answer; default 100 */
     int64_t error_backoff_ms; /* after a failed Hover request, the connection's searches answer
                                  locally (with the error) for this long; default 10000 */
-    int64_t debounce_step_ms; /* the debounce wait checks for a newer query this often; 25 */
+    int64_t debounce_step_ms; /* on a clock other than the system's, the debounce wait checks
+                                 for a newer query this often; 25 */
     size_t cache_max;         /* Hover answers kept; default 256 */
     /* Test seam: when set, Hover's List Jobs is this function instead of the provider's client
      * (acquire, hs_client_list_jobs, release). Called without any lock held, from the thread of
@@ -49,6 +51,15 @@ struct hs_search_query {
     /* Extension: the local index answers with jobs of these connections only (a browser
      * session's, docs/API.md "Tenants"); NULL: every stored job. */
     const struct hs_scope *scope;
+    /* Extension: the caller cannot wait (an HTTP connection's own thread). When the answer
+     * would need Hover (rules 7 and 8 of search.c: a debounce, then a request), hs_search_run
+     * gives no answer (*out NULL) and sets *pending to a ticket instead: the caller runs the
+     * query again where it may wait, with resume set to that ticket, and that run takes the
+     * local answer of this one (the index is not asked twice). Every other answer (the local
+     * index, a cached or covering answer of Hover, the error backoff) is given as usual. */
+    bool no_wait;
+    int64_t *pending; /* needed with no_wait: 0, or the ticket */
+    int64_t resume;   /* 0, or a ticket of *pending (a ticket no longer kept: a full run) */
 };
 
 struct hs_search_service;

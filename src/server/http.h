@@ -62,6 +62,11 @@ struct hs_req {
     char key_name[65]; /* when auth is HS_AUTH_KEY: the key's name ("env"; "" for a ticket's) */
     /* When set, headers, arguments and cookies come from this copy and conn is NULL. */
     const struct hs_req_values *values;
+    /* Set on the connection's thread for an R_HERE_FIRST route: the handler must not wait on
+     * Hover; it sets r->defer instead (server/internal.h), and may leave in resume a note for
+     * its run on the worker (which gets a copy of this request). */
+    bool no_wait;
+    int64_t resume;
 };
 
 struct hs_resp {
@@ -84,6 +89,8 @@ struct hs_resp {
     void (*reader_bind)(void *cls, struct MHD_Connection *conn);
     size_t n_headers, cap_headers;
     char **hname, **hvalue;
+    /* Set by a handler called with q->no_wait that needs to wait: no answer yet. */
+    bool defer;
 };
 
 void hs_resp_init(struct hs_resp *r);

@@ -28,6 +28,10 @@ enum {
      * --hover-wait (then 504) while the handler may go on and fill the caches. */
     R_HOVER = 32,
     R_QUOTA = 64, /* counts against the caller's request rate (--caller-rate-limit) */
+    /* With R_HOVER: runs first on the connection's thread with q->no_wait set, and answers
+     * there unless it sets r->defer (it needs Hover or a wait); then the Hover workers run it.
+     * Spares the hand-over (two thread switches) of answers that need only the store. */
+    R_HERE_FIRST = 128,
 };
 
 typedef void (*hs_handler)(struct hs_req *q, struct hs_resp *r);
@@ -92,6 +96,9 @@ struct hs_server {
     int64_t keys_read_ms;
     bool keys_loaded;
     int threads, workers;
+    /* R_HERE_FIRST routes run on the connection's thread first: the store reads a local file
+     * (SQLite); a round trip to PostgreSQL would hold every connection of that thread. */
+    bool here_first;
     char *demo_url;
     int port, demo_port;
 

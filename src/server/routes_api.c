@@ -405,13 +405,21 @@ void hs_route_jobs_search(struct hs_req *q, struct hs_resp *r)
         .session = q->auth == HS_AUTH_SESSION ? q->session.token_sha256 : NULL,
         /* Stored jobs of the connection searched, when one is named; else the caller's. */
         .scope = named_arg && *named_arg ? &named : scope,
+        /* On the connection's thread: an answer that needs Hover goes to a Hover worker, where
+         * the search resumes with what the index answered here. */
+        .no_wait = q->no_wait,
+        .pending = &q->resume,
+        .resume = q->resume,
     };
     json_t *out = NULL;
     struct hs_error err = {0};
     int rc = hs_search_run(s->search, &sq, &out, &err);
-    if (key)
+    r->defer = q->no_wait && q->resume != 0;
+    if (key && !r->defer)
         hs_connection_note(s, key, rc);
     free(key);
+    if (r->defer)
+        return;
     if (rc) {
         hs_resp_fail(r, rc, &err, "searching jobs");
         return;

@@ -15,7 +15,11 @@
  *     runs here, on a store worker while the connection is suspended (routes that wait on the
  *     store, the webhook receiver), or on a Hover worker (routes that wait on Hover): those get
  *     their own copy of the request, and the timer thread answers 504 once --hover-wait has
- *     passed while the handler goes on (its result fills the caches);
+ *     passed while the handler goes on (its result fills the caches). A Hover route marked
+ *     R_HERE_FIRST (the search) runs here first with q->no_wait on a SQLite store, and goes to a
+ *     Hover worker only when it says it must wait (r->defer): most searches are answered by the
+ *     local index, and the hand-over (a suspend, two thread switches, a resume) cost more than
+ *     the search;
  *  4. the answer is queued with the common headers (CORS, nosniff, no-store, CSP for HTML) and
  *     counted in the metrics.
  * Two pools: a slow Hover holds up Hover workers only, never the store routes or the webhook
@@ -79,7 +83,8 @@ const struct route hs_routes[] = {
     /* Deregisters the org's webhooks at Hover first (src/webhook/disconnect.h). */
     {"DELETE", "/api/connections/{name}", R_AUTH | R_KEY_ONLY | R_HOVER,
      hs_route_connection_delete},
-    {"GET", "/api/jobs", R_AUTH | R_HOVER | R_QUOTA, hs_route_jobs_search},
+    /* The local index answers most searches at once; Hover (and the debounce) on a worker. */
+    {"GET", "/api/jobs", R_AUTH | R_HOVER | R_HERE_FIRST | R_QUOTA, hs_route_jobs_search},
     {"GET", "/api/jobs/{id}", R_AUTH | R_HOVER | R_QUOTA, hs_route_job_show},
     {"POST", "/api/syncs", R_AUTH | R_HOVER | R_QUOTA | R_JSON_BODY, hs_route_syncs_create},
     {"GET", "/api/syncs/{id}", R_AUTH, hs_route_sync_get},
@@ -586,6 +591,21 @@ static bool draining_refused(struct req_ctx *c)
     return true;
 }
 
+/* An R_HERE_FIRST route on the connection's thread (server/internal.h): true when it answered,
+ * false when it goes to its worker. */
+static bool ran_here(struct hs_server *s, const struct route *rt, struct req_ctx *c)
+{
+    if (!(rt->flags & R_HERE_FIRST) || !s->here_first)
+        return false;
+    c->req.no_wait = true;
+    rt->fn(&c->req, &c->resp);
+    c->req.no_wait = false;
+    if (!c->resp.defer)
+        return true;
+    hs_resp_clear(&c->resp); /* nothing was answered: the worker's turn */
+    return false;
+}
+
 static enum MHD_Result dispatch(struct req_ctx *c)
 {
     struct hs_server *s = c->l->srv;
@@ -673,7 +693,8 @@ static enum MHD_Result dispatch(struct req_ctx *c)
             return respond(c);
         }
     }
-    if ((rt->flags & R_QUOTA) && hs_quota_check(q, r) != 0)
+    /* Over the caller's rate, or answered here (R_HERE_FIRST): the answer goes out now. */
+    if (((rt->flags & R_QUOTA) && hs_quota_check(q, r) != 0) || ran_here(s, rt, c))
         return respond(c);
     if (rt->flags & (R_WORKER | R_HOVER)) {
         bool queued =
@@ -1051,6 +1072,7 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->header_timeout_ms = cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms : DEFAULT_HEADER_MS;
     s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : CONNECTION_LIMIT;
     s->store = deps->store;
+    s->here_first = deps->store && strcmp(deps->store->ops->name, "sqlite") == 0;
     s->quota = hs_quota_new(cfg->caller_rate, deps->store);
     s->rate_limit = cfg->rate_limit;
     s->pool = deps->pool;

@@ -468,6 +468,10 @@ const struct hs_migration hs_pg_migrations[] = {
      "ALTER TABLE connections ADD COLUMN artifacts text;\n"
      "UPDATE connections SET artifacts = 'all';\n"},
 
+    /* SQLite's FTS5 prefix indexes up to 12 characters (migrations_sqlite.c); the search of
+     * this back-end (pg_search.c) has no prefix lengths: nothing changes here. */
+    {19, "job search prefixes up to 12 characters", "SELECT 1;\n"},
+
     {22, "tickets",
      "CREATE TABLE tickets (\n"
      "  hash text PRIMARY KEY,              -- hex SHA-256 of the ticket (never the ticket)\n"

@@ -47,9 +47,15 @@ enum sqlite_txn {
     SQ_TXN_OP,   /* one operation's own transaction */
 };
 
+/* Statements a reader keeps prepared (hs_sqlite_prep_kept). */
+#define HS_SQLITE_KEPT 8
+
 struct sqlite_reader {
     sqlite3 *db;
     struct sqlite_reader *next; /* in the free list */
+    /* Kept statements, by the address of their SQL text; NULL while one is in use. */
+    const char *kept_sql[HS_SQLITE_KEPT];
+    sqlite3_stmt *kept[HS_SQLITE_KEPT];
 };
 
 struct sqlite_store {
@@ -140,6 +146,12 @@ int hs_sqlite_exec(sqlite3 *db, const char *sql, struct hs_error *err);
 /* Prepares sql; a failure is mapped (what: for the message) and *st is NULL. */
 int hs_sqlite_prep(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
                    struct hs_error *err);
+/* hs_sqlite_prep for a static SQL text run on every search (a type-ahead keystroke): a reader of
+ * the pool keeps it prepared from one read to the next, sparing the parse and plan. Handed back
+ * with hs_sqlite_unprep (reset and kept, or finalized), never finalized by the caller. */
+int hs_sqlite_prep_kept(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
+                        struct hs_error *err);
+void hs_sqlite_unprep(struct sq_txn *t, const char *sql, sqlite3_stmt *st);
 /* Steps a statement that returns no rows and finalizes it; *changes (may be NULL) gets the
  * number of rows it changed. */
 int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *what,

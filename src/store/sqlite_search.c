@@ -304,13 +304,13 @@ static int scope_holds_all(struct sq_txn *s, const struct hs_scope *scope, bool 
                            struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, KEYS_SQL, &st, err);
+    int rc = hs_sqlite_prep_kept(s, &st, KEYS_SQL, "searching jobs", err);
     if (rc)
         return rc;
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
         rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
-        sqlite3_finalize(st);
+        hs_sqlite_unprep(s, KEYS_SQL, st);
         return rc;
     }
     bool holds = sqlite3_column_int(st, 2) == 0;
@@ -328,10 +328,10 @@ static int scope_holds_all(struct sq_txn *s, const struct hs_scope *scope, bool 
         walk = strcmp(key, last) != 0;
         free(last);
     }
-    sqlite3_finalize(st);
+    hs_sqlite_unprep(s, KEYS_SQL, st);
     st = NULL;
     if (walk)
-        rc = prepare(s, NEXT_KEY_SQL, &st, err);
+        rc = hs_sqlite_prep_kept(s, &st, NEXT_KEY_SQL, "searching jobs", err);
     /* Each key seen is one of the scope's, and the next is larger: at most n rounds. */
     for (size_t round = 0; !rc && walk && holds && round < scope->n; round++) {
         sqlite3_reset(st);
@@ -347,7 +347,7 @@ static int scope_holds_all(struct sq_txn *s, const struct hs_scope *scope, bool 
         key = hs_sqlite_col_text(st, 0);
         holds = type == SQLITE_TEXT && hs_scope_has(scope, key);
     }
-    sqlite3_finalize(st);
+    hs_sqlite_unprep(s, NEXT_KEY_SQL, st);
     free(key);
     if (!rc)
         *all = holds;
@@ -371,7 +371,7 @@ static int rank_page(struct sq_txn *s, const char *q, const char *match, const c
     sqlite3_stmt *all = NULL, *lead = NULL;
     int64_t *newest = hs_calloc(HS_SEARCH_MATCHES_MAX, sizeof *newest);
     size_t n_newest = 0;
-    int rc = prepare(s, MATCH_SQL, &all, err);
+    int rc = hs_sqlite_prep_kept(s, &all, MATCH_SQL, "searching jobs", err);
     if (!rc)
         rc = read_ids(s, all, expr[2], HS_SEARCH_MATCHES_MAX, newest, &n_newest, err);
     *total = (int64_t)n_newest;
@@ -382,7 +382,8 @@ static int rank_page(struct sq_txn *s, const char *q, const char *match, const c
     int64_t *begun = hs_calloc(r->need + 1, sizeof *begun),
             *ids = hs_calloc(r->need + 1, sizeof *ids);
     size_t n_begun = 0, n_ids = 0;
-    if (!rc && r->need > 0 && !(rc = prepare(s, LEAD_SQL, &lead, err)))
+    if (!rc && r->need > 0 &&
+        !(rc = hs_sqlite_prep_kept(s, &lead, LEAD_SQL, "searching jobs", err)))
         rc = read_ids(s, lead, expr[1], need, begun, &n_begun, err);
     if (!rc && n_begun > 0 && !(rc = read_ids(s, lead, expr[0], need, ids, &n_ids, err)))
         ranking_add_all(r, ids, n_ids);
@@ -390,8 +391,8 @@ static int rank_page(struct sq_txn *s, const char *q, const char *match, const c
     if (!rc && r->n < r->need && !(rc = read_ids(s, lead, expr[2], need, ids, &n_ids, err)))
         ranking_add_all(r, ids, n_ids);
     ranking_add_all(r, newest, n_newest);
-    sqlite3_finalize(all);
-    sqlite3_finalize(lead);
+    hs_sqlite_unprep(s, MATCH_SQL, all);
+    hs_sqlite_unprep(s, LEAD_SQL, lead);
     free(ids);
     free(begun);
     free(newest);
@@ -405,7 +406,7 @@ static int summaries(struct sq_txn *s, const int64_t *ids, size_t n_ids,
                      struct hs_job_summary **out, size_t *n, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, SUMMARY_SQL, &st, err);
+    int rc = hs_sqlite_prep_kept(s, &st, SUMMARY_SQL, "searching jobs", err);
     if (rc)
         return rc;
     struct hs_job_summary *v = hs_calloc(n_ids ? n_ids : 1, sizeof *v);
@@ -419,7 +420,7 @@ static int summaries(struct sq_txn *s, const int64_t *ids, size_t n_ids,
         else if (src != SQLITE_DONE)
             rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
     }
-    sqlite3_finalize(st);
+    hs_sqlite_unprep(s, SUMMARY_SQL, st);
     if (rc) {
         hs_job_summaries_free(v, len);
         return rc;

@@ -574,6 +574,24 @@ static int schema_version(PGconn *c, int *out, struct hs_error *err)
     return rc;
 }
 
+/* Whether the migration of version is recorded: versions are given out ahead to changes made
+ * side by side, so a store may have later ones and miss an earlier one; it is applied then. */
+static int migration_recorded(PGconn *c, int version, bool *yes, struct hs_error *err)
+{
+    char v[16];
+    (void)snprintf(v, sizeof v, "%d", version);
+    const char *args[1] = {v};
+    PGresult *r = PQexecParams(c, "SELECT COUNT(*) FROM schema_migrations WHERE version = $1", 1,
+                               NULL, args, NULL, NULL, 0);
+    int rc = HS_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = hs_pg_fail(c, r, err, "reading schema version");
+    else
+        *yes = strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+    PQclear(r);
+    return rc;
+}
+
 static int migration_apply(PGconn *c, const struct hs_migration *m, struct hs_error *err)
 {
     int rc = exec_plain(c, m->sql, "applying a migration", err);
@@ -624,7 +642,10 @@ static int migrate_locked(PGconn *c, bool must_exist, struct hs_error *err)
                        have, latest);
     for (int i = 0; i < hs_pg_migrations_count && !rc; i++) {
         const struct hs_migration *m = &hs_pg_migrations[i];
-        if (m->version <= have)
+        bool recorded = m->version <= have;
+        if (recorded && (rc = migration_recorded(c, m->version, &recorded, err)))
+            break;
+        if (recorded)
             continue;
         if (!(rc = migration_apply(c, m, err)))
             hs_info("store=postgresql msg=\"applied migration\" version=%d name=\"%s\"", m->version,

@@ -325,6 +325,45 @@ int hs_sqlite_prep(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const c
     return HS_OK;
 }
 
+int hs_sqlite_prep_kept(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
+                        struct hs_error *err)
+{
+    struct sqlite_reader *r = t->reader;
+    for (size_t i = 0; r && i < HS_SQLITE_KEPT; i++) {
+        if (r->kept_sql[i] == sql && r->kept[i]) {
+            *st = r->kept[i];
+            r->kept[i] = NULL; /* in use: a second use meanwhile prepares its own */
+            return HS_OK;
+        }
+    }
+    return hs_sqlite_prep(t, st, sql, what, err);
+}
+
+void hs_sqlite_unprep(struct sq_txn *t, const char *sql, sqlite3_stmt *st)
+{
+    struct sqlite_reader *r = t->reader;
+    size_t slot = HS_SQLITE_KEPT;
+    for (size_t i = 0; r && st && i < HS_SQLITE_KEPT && slot == HS_SQLITE_KEPT; i++)
+        if ((r->kept_sql[i] == sql && !r->kept[i]) || !r->kept_sql[i])
+            slot = i;
+    if (slot == HS_SQLITE_KEPT) {
+        sqlite3_finalize(st);
+        return;
+    }
+    /* Reset: a statement left stepping would hold the reader's snapshot open. */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    r->kept_sql[slot] = sql;
+    r->kept[slot] = st;
+}
+
+static void reader_close(struct sqlite_reader *r)
+{
+    for (size_t i = 0; i < HS_SQLITE_KEPT; i++)
+        sqlite3_finalize(r->kept[i]);
+    sqlite3_close_v2(r->db);
+}
+
 int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *what,
                   struct hs_error *err)
 {
@@ -503,6 +542,24 @@ static int schema_version(sqlite3 *db, int *out, struct hs_error *err)
     return rc == SQLITE_OK ? HS_OK : hs_sqlite_fail(db, rc, err, "reading schema version");
 }
 
+/* Whether the migration of version is recorded: versions are given out ahead to changes made
+ * side by side, so a store may have later ones and miss an earlier one; it is applied then. */
+static int migration_recorded(sqlite3 *db, int version, bool *yes, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, version);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            *yes = sqlite3_column_int(st, 0) > 0;
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? HS_OK : hs_sqlite_fail(db, rc, err, "reading schema version");
+}
+
 static int migration_apply(sqlite3 *db, const struct hs_migration *m, struct hs_error *err)
 {
     int rc = hs_sqlite_exec(db, "BEGIN IMMEDIATE", err);
@@ -571,7 +628,10 @@ static int migrate(sqlite3 *db, struct hs_error *err)
                        have, latest);
     for (int i = 0; i < hs_sqlite_migrations_count; i++) {
         const struct hs_migration *m = &hs_sqlite_migrations[i];
-        if (m->version <= have)
+        bool recorded = m->version <= have;
+        if (recorded && (rc = migration_recorded(db, m->version, &recorded, err)))
+            return rc;
+        if (recorded)
             continue;
         if ((rc = migration_apply(db, m, err)))
             return rc;
@@ -587,7 +647,7 @@ static void sq_close(struct hs_store *base)
 {
     struct sqlite_store *s = hs_sqlite_of(base);
     for (int i = 0; i < s->n_readers; i++)
-        sqlite3_close_v2(s->readers[i].db);
+        reader_close(&s->readers[i]);
     hs_secret_key_clear(s->key);
     free(s->key);
     sqlite3_close_v2(s->db);

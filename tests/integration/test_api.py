@@ -270,6 +270,13 @@ class ServiceApi(unittest.TestCase):
         self.assert_error(self.svc.get("/api/jobs?q=meadow&per=1000"), 400, "bad_request")
         self.assert_error(self.svc.get("/api/jobs?q=" + "x" * 300), 400, "bad_request")
         self.assert_error(self.svc.get("/api/jobs?q=meadow&connection=nope"), 404, "not_found")
+        # Few local matches and nothing typed after: the search leaves the connection's thread
+        # for a Hover worker, waits out the debounce there and asks Hover, whose job is listed.
+        r = self.svc.get("/api/jobs?q=" + urllib.parse.quote("118 Orchard Lane"))
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json["hover"], "asked", r.json)
+        self.assertIn(r.json["source"], ("hover", "local+hover"))
+        self.assertIn(JOB_ONE_FAILED, [j["id"] for j in r.json["results"]])
 
     def test_job_show(self):
         seq = self.sb.last_seq()

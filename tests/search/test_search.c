@@ -319,6 +319,71 @@ static void test_enough_local_matches_skip_hover(void **state)
     json_decref(a);
 }
 
+/* A caller that cannot wait (an HTTP connection's thread) gets every answer that needs neither
+ * Hover nor the debounce at once; for one that does, a ticket, and the run that resumes it where
+ * it may wait goes on from the local answer already made (a job stored in between is not in
+ * it: the index was not asked again). A ticket of another query, or one no longer kept, is a
+ * full run. */
+static void test_no_wait_answers_locally_or_hands_over(void **state)
+{
+    struct fixture *f = *state;
+    f->cfg.min_local_hits = 3;
+    f->cfg.debounce_ms = -1;
+    service(f, &f->fc.clock);
+    store_job(f, 1, "Meadow One", "1 A St", "X", "2025-01-01T00:00:00.000Z");
+    store_job(f, 2, "Meadow Two", "2 A St", "X", "2025-01-02T00:00:00.000Z");
+    store_job(f, 3, "Meadow Three", "3 A St", "X", "2025-01-03T00:00:00.000Z");
+    int64_t ticket = -1;
+    struct hs_search_query sq = {
+        .q = "meadow", .connection_key = "org-1", .no_wait = true, .pending = &ticket};
+    json_t *out = NULL;
+    struct hs_error err = {0};
+    assert_int_equal(hs_search_run(f->s, &sq, &out, &err), HS_OK);
+    assert_int_equal(ticket, 0);
+    assert_string_equal(str_of(out, "hover"), "enough_local");
+    assert_int_equal(n_results(out), 3);
+    json_decref(out);
+
+    sq.q = "1 a st"; /* one match: Hover is worth asking, which the caller cannot wait for */
+    out = NULL;
+    assert_int_equal(hs_search_run(f->s, &sq, &out, &err), HS_OK);
+    assert_true(ticket > 0);
+    assert_null(out);
+    assert_int_equal(hover_calls(&f->hover), 0);
+    store_job(f, 4, "Other", "1 A St", "Y", "2025-01-04T00:00:00.000Z");
+    f->hover.fail = HS_ERR_NETWORK; /* Hover asked, nothing learned: the kept answer is given */
+
+    struct hs_search_query later = {.q = "1 a st", .connection_key = "org-1", .resume = ticket};
+    assert_int_equal(hs_search_run(f->s, &later, &out, &err), HS_OK);
+    assert_string_equal(str_of(out, "hover"), "error");
+    assert_int_equal(hover_calls(&f->hover), 1);
+    assert_true(has_job(out, 1));
+    assert_false(has_job(out, 4)); /* the answer made before job 4 was stored */
+    json_decref(out);
+
+    /* The ticket was taken: its second use, and a ticket of another text, are full runs. */
+    later.q = "1 A  St";
+    assert_int_equal(hs_search_run(f->s, &later, &out, &err), HS_OK);
+    assert_string_equal(str_of(out, "hover"), "backoff");
+    assert_true(has_job(out, 4));
+    json_decref(out);
+    hs_search_connection_ok(f->s, "org-1");
+    sq.q = "2 a st";
+    assert_int_equal(hs_search_run(f->s, &sq, &out, &err), HS_OK);
+    assert_true(ticket > 0);
+    later.q = "3 a st";
+    later.resume = ticket;
+    assert_int_equal(hs_search_run(f->s, &later, &out, &err), HS_OK);
+    assert_true(has_job(out, 3));
+    assert_false(has_job(out, 2));
+    json_decref(out);
+
+    sq.pending = NULL; /* no_wait needs somewhere to put its ticket */
+    assert_int_equal(hs_search_run(f->s, &sq, &out, &err), HS_ERR_INVALID);
+    struct hs_search_stats st = stats(f);
+    assert_int_equal(st.queries, 4); /* the handed-over runs counted once, when answered */
+}
+
 /* A text search's total is exact up to HS_SEARCH_MATCHES_MAX matches, then "at least". */
 static void test_total_is_exact_up_to_the_cap(void **state)
 {
@@ -782,6 +847,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_short_and_empty_queries_answer_locally, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_enough_local_matches_skip_hover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_wait_answers_locally_or_hands_over, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_total_is_exact_up_to_the_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cached_within_ttl_refetched_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refinement_of_a_complete_answer_costs_nothing, setup,

@@ -75,6 +75,20 @@ static void test_newer_schema_is_refused(void **state)
     assert_int_equal(sql_int(f, "SELECT MAX(version) FROM schema_migrations"), 9999);
 }
 
+/* A store with later migrations but not an earlier one (versions are given out ahead to
+ * changes made side by side) gets that one when it opens. */
+static void test_missing_earlier_migration_is_applied(void **state)
+{
+    struct fixture *f = *state;
+    sql_exec(f, "DELETE FROM schema_migrations WHERE version = 19");
+    assert_true(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE version > 19") > 0);
+    struct hs_store *other = NULL;
+    struct hs_error err = {0};
+    assert_int_equal(hs_store_open(f->path, NULL, &other, &err), HS_OK);
+    hs_store_close(other);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE version = 19"), 1);
+}
+
 /* A password never travels in the URL (it would be on a command line, in `ps`): refused before
  * any connection is tried. */
 static void test_password_in_url_is_refused(void **state)
@@ -226,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_opens_migrate_once),
         cmocka_unit_test(test_password_in_url_is_refused),
         STORE_TEST(test_newer_schema_is_refused),
+        STORE_TEST(test_missing_earlier_migration_is_applied),
         STORE_TEST(test_reads_run_beside_an_open_write),
         STORE_TEST(test_a_second_handle_inside_a_transaction),
         STORE_TEST(test_store_survives_a_server_restart),

@@ -31,6 +31,11 @@ static void test_jobs_search_finds_prefixes_of_every_field(void **state)
     assert_int_equal(only_id(f, "crm-20417"), 15084302);     /* external id with a dash */
     assert_int_equal(only_id(f, "jordan rey"), 15084302);    /* capturing user, from raw_json */
     assert_int_equal(only_id(f, "summitroofing"), 15084302);
+    /* Prefixes of 9 to 12 characters (their own indexes on SQLite), and past them. */
+    assert_int_equal(only_id(f, "summitroo"), 15084302);
+    assert_int_equal(only_id(f, "summitroofi"), 15084302);
+    assert_int_equal(only_id(f, "summitroofin"), 15084302);
+    assert_int_equal(count_found(f, "summitrooz"), 0);
     assert_int_equal(count_found(f, "main house"), 1);
     assert_int_equal(count_found(f, "meadow orchard"), 0); /* every word must match */
     assert_int_equal(count_found(f, "eadow"), 0);          /* prefixes, not infixes */

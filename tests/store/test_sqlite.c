@@ -344,6 +344,30 @@ static void test_jobs_search_index_rebuilt_for_stores_of_before(void **state)
     store_check_integrity(f);
 }
 
+/* A store of before the prefix indexes of 9 to 12 characters (migration 19) gets them when it
+ * opens, with its jobs in the index again; a store with later migrations but not this one too
+ * (versions are given out ahead, so a store may miss an earlier one). */
+static void test_jobs_search_longer_prefixes_for_stores_of_before(void **state)
+{
+    struct fixture *f = *state;
+    struct test_job a;
+    make_orchard(&a);
+    upsert(f, &a.job, true);
+    hs_store_close(f->store);
+    f->store = NULL;
+    sql_exec(f, "DELETE FROM schema_migrations WHERE version = 19;");
+    assert_true(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE version > 19") > 0);
+    assert_int_equal(open_store(f, &f->store), HS_OK);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE version = 19"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('jobs_fts', "
+                                "'jobs_fts_lead') AND sql LIKE "
+                                "'%prefix=''1 2 3 4 5 6 7 8 9 10 11 12''%'"),
+                     2);
+    assert_int_equal(only_id(f, "summitroo"), 15084302); /* 9 characters: a prefix index now */
+    assert_int_equal(only_id(f, "whitfield gar"), 15084302);
+    store_check_integrity(f);
+}
+
 /* Concurrent event_accept calls share transactions (group commit): every accepted event is
  * stored with its work item, and one that fails inside a batch fails alone. */
 struct accept_worker {
@@ -616,6 +640,7 @@ int main(void)
         STORE_TEST(test_key_of_before_becomes_default),
         STORE_TEST(test_jobs_search_backfills_stored_jobs),
         STORE_TEST(test_jobs_search_index_rebuilt_for_stores_of_before),
+        STORE_TEST(test_jobs_search_longer_prefixes_for_stores_of_before),
         STORE_TEST(test_event_accept_group_commit),
         STORE_TEST(test_failed_op_gives_its_sequence_back),
         STORE_TEST(test_reads_run_beside_an_open_write),
