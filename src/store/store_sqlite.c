@@ -6,6 +6,8 @@
  * operation of every concern enters its transaction through hs_sqlite_enter and leaves it
  * through hs_sqlite_leave, and reads its rows through the helpers below; the concerns' SQL is
  * in the sqlite_*.c files. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -53,6 +55,83 @@ int hs_sqlite_exec(sqlite3 *db, const char *sql, struct hs_error *err)
         return r;
     }
     return HS_OK;
+}
+
+/* ---- statements kept prepared (sqlite_internal.h) ---- */
+
+/* The kept set of the connection db of s (the writer or one of its readers). */
+static struct sqlite_kept *kept_of(struct sqlite_store *s, sqlite3 *db)
+{
+    if (db == s->db)
+        return &s->kept;
+    for (int i = 0; i < HS_SQLITE_READERS; i++)
+        if (s->readers[i].db == db)
+            return &s->readers[i].kept;
+    return NULL;
+}
+
+/* sql's statement, prepared once and then reset for each use; a nested use of a busy one, or
+ * one past the set's size, gets a statement of its own (finalized when it ends). */
+static int kept_take(struct sqlite_kept *k, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    for (int i = 0; k && i < k->n; i++) {
+        if (k->v[i].sql != sql || k->v[i].busy)
+            continue;
+        k->v[i].busy = true;
+        *st = k->v[i].st;
+        return SQLITE_OK;
+    }
+    bool keep = k && k->n < HS_SQLITE_KEPT;
+    for (int i = 0; keep && i < k->n; i++)
+        keep = k->v[i].sql != sql; /* busy: this use's copy is not kept */
+    int rc = sqlite3_prepare_v3(db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL);
+    if (rc == SQLITE_OK && keep && *st) {
+        k->v[k->n].sql = sql;
+        k->v[k->n].st = *st;
+        k->v[k->n].busy = true;
+        k->n++;
+    }
+    return rc;
+}
+
+/* Ends a statement: a kept one is reset for its next use, any other finalized. */
+static void stmt_end(struct sq_txn *t, sqlite3_stmt *st)
+{
+    struct sqlite_kept *k = st ? kept_of(t->s, t->db) : NULL;
+    for (int i = 0; k && i < k->n; i++) {
+        if (k->v[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            k->v[i].busy = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+static void kept_clear(struct sqlite_kept *k)
+{
+    for (int i = 0; i < k->n; i++)
+        sqlite3_finalize(k->v[i].st);
+    k->n = 0;
+}
+
+/* hs_sqlite_exec of a statement of the transactions' own (BEGIN, COMMIT, SAVEPOINT ...), kept
+ * prepared: every operation runs two or three of them. */
+static int kept_exec(struct sqlite_store *s, sqlite3 *db, const char *sql, struct hs_error *err)
+{
+    struct sqlite_kept *k = kept_of(s, db);
+    sqlite3_stmt *st = NULL;
+    int rc = kept_take(k, db, sql, &st);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+            rc = SQLITE_OK;
+    }
+    int ret = rc == SQLITE_OK ? HS_OK : hs_fail(err, code_of(rc), "%s", sqlite3_errmsg(db));
+    struct sq_txn t = {.s = s, .db = db};
+    stmt_end(&t, st);
+    return ret;
 }
 
 /* ---- the writer's lock ---- */
@@ -154,7 +233,7 @@ static int enter_read(struct sqlite_store *s, struct sq_txn *t, struct hs_error 
     int rc = pool_take(s, &t->reader, err);
     if (!rc) {
         t->db = t->reader->db;
-        rc = hs_sqlite_exec(t->db, "BEGIN", err); /* one snapshot for every statement */
+        rc = kept_exec(s, t->db, "BEGIN", err); /* one snapshot for every statement */
         if (rc)
             pool_give(s, t->reader);
     }
@@ -176,21 +255,28 @@ int hs_sqlite_enter(struct sqlite_store *s, struct sq_txn *t, enum sq_mode mode,
     t->s = s;
     t->write = mode != SQ_READ;
     if (hs_sqlite_held_by_me(s)) {
-        if (mode == SQ_WRITE_ALONE)
+        if (mode == SQ_WRITE_ALONE || mode == SQ_WRITE_UNSYNCED)
             return hs_fail(err, HS_ERR_INTERNAL, "%s called inside a store transaction", what);
         t->db = s->db;
         if (mode == SQ_READ)
             return HS_OK; /* sees the transaction's own writes */
         t->seq_before = s->txn_seq;
-        return hs_sqlite_exec(s->db, "SAVEPOINT hs_op", err);
+        return kept_exec(s, s->db, "SAVEPOINT hs_op", err);
     }
     if (mode == SQ_READ && s->max_readers > 0)
         return enter_read(s, t, err);
     writer_lock(s);
+    /* The commit's fsync is the caller's (hs_sqlite_wal_sync); the setting is the connection's
+     * and cannot change inside a transaction, so it is set here and put back in leave. */
+    t->unsynced = mode == SQ_WRITE_UNSYNCED;
+    int rc = t->unsynced ? hs_sqlite_exec(s->db, "PRAGMA synchronous=NORMAL", err) : HS_OK;
     /* A write takes the database's write lock at once (a writer in another process waits for
      * it instead of failing half-way with SQLITE_BUSY); a read on the writer only a snapshot. */
-    int rc = hs_sqlite_exec(s->db, t->write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+    if (!rc)
+        rc = kept_exec(s, s->db, t->write ? "BEGIN IMMEDIATE" : "BEGIN", err);
     if (rc) {
+        if (t->unsynced)
+            hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL);
         writer_unlock(s);
         return rc;
     }
@@ -208,16 +294,16 @@ int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err)
         if (!t->write)
             return rc;
         if (rc) {
-            hs_sqlite_exec(t->db, "ROLLBACK TO hs_op", NULL);
+            kept_exec(s, t->db, "ROLLBACK TO hs_op", NULL);
             /* The counter update, if this op made it, was undone with the rest. */
             s->txn_seq = t->seq_before;
         }
-        int r2 = hs_sqlite_exec(t->db, "RELEASE hs_op", rc ? NULL : err);
+        int r2 = kept_exec(s, t->db, "RELEASE hs_op", rc ? NULL : err);
         return rc ? rc : r2;
     }
     if (t->reader) {
         /* A read keeps nothing: ending its snapshot cannot lose anything. */
-        if (hs_sqlite_exec(t->db, "COMMIT", NULL))
+        if (kept_exec(s, t->db, "COMMIT", NULL))
             hs_sqlite_exec(t->db, "ROLLBACK", NULL);
         my_reader = NULL;
         my_reader_store = NULL;
@@ -227,12 +313,35 @@ int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err)
         return rc;
     }
     if (!rc)
-        rc = hs_sqlite_exec(t->db, "COMMIT", err);
+        rc = kept_exec(s, t->db, "COMMIT", err);
     if (rc)
         hs_sqlite_exec(t->db, "ROLLBACK", NULL);
+    /* Every other commit of the writer waits for the disk. */
+    if (t->unsynced && hs_sqlite_exec(t->db, "PRAGMA synchronous=FULL", rc ? NULL : err) != HS_OK)
+        rc = rc ? rc : HS_ERR_DB;
     s->txn = SQ_TXN_NONE;
     s->txn_seq = 0;
     writer_unlock(s);
+    return rc;
+}
+
+int hs_sqlite_wal_sync(struct sqlite_store *s, struct hs_error *err)
+{
+    const char *db = sqlite3_db_filename(s->db, "main");
+    if (!db || !*db)
+        return HS_OK; /* in memory: nothing to make durable */
+    /* fdatasync works on any descriptor of the file; one of our own keeps this off the writer's
+     * connection, which the next transaction is using meanwhile. */
+    const char *wal = sqlite3_filename_wal(db);
+    int fd = open(wal, O_RDONLY | O_CLOEXEC);
+    int rc = fd >= 0 && fdatasync(fd) == 0 ? HS_OK : errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        char buf[128];
+        /* GNU strerror_r (_GNU_SOURCE is set project-wide): returns the message, maybe not buf. */
+        rc = hs_fail(err, HS_ERR_IO, "syncing %s: %s", wal, strerror_r(rc, buf, sizeof buf));
+    }
     return rc;
 }
 
@@ -297,6 +406,18 @@ int hs_sqlite_prep(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const c
     return HS_OK;
 }
 
+int hs_sqlite_prep_kept(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
+                        struct hs_error *err)
+{
+    int rc = kept_take(kept_of(t->s, t->db), t->db, sql, st);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return hs_sqlite_fail(t->db, rc, err, what);
+    }
+    return HS_OK;
+}
+
 int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *what,
                   struct hs_error *err)
 {
@@ -304,7 +425,7 @@ int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *
     int ret = rc == SQLITE_DONE ? HS_OK : hs_sqlite_fail(t->db, rc, err, what);
     if (changes)
         *changes = ret ? 0 : sqlite3_changes(t->db);
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     return ret;
 }
 
@@ -332,7 +453,7 @@ int hs_sqlite_one(struct sq_txn *t, sqlite3_stmt *st, hs_sqlite_fill_fn fill, vo
         rc = HS_ERR_NOT_FOUND;
     else
         rc = hs_sqlite_fail(t->db, src, err, what);
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     return rc;
 }
 
@@ -360,7 +481,7 @@ int hs_sqlite_rows(struct sq_txn *t, sqlite3_stmt *st, size_t elem, hs_sqlite_fi
         if ((rc = fill(t, st, row, err)))
             break;
     }
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     if (rc) {
         for (size_t i = 0; clear && i < len; i++)
             clear(v + i * elem);
@@ -383,7 +504,7 @@ int hs_sqlite_int(struct sq_txn *t, sqlite3_stmt *st, int64_t *out, const char *
         *out = 0;
     else
         rc = hs_sqlite_fail(t->db, src, err, what);
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     return rc;
 }
 
@@ -558,10 +679,13 @@ static int migrate(sqlite3 *db, struct hs_error *err)
 static void sq_close(struct hs_store *base)
 {
     struct sqlite_store *s = hs_sqlite_of(base);
-    for (int i = 0; i < s->n_readers; i++)
+    for (int i = 0; i < s->n_readers; i++) {
+        kept_clear(&s->readers[i].kept);
         sqlite3_close_v2(s->readers[i].db);
+    }
     hs_secret_key_clear(s->key);
     free(s->key);
+    kept_clear(&s->kept);
     sqlite3_close_v2(s->db);
     free(s->path);
     pthread_mutex_destroy(&s->lock);
