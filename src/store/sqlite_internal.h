@@ -91,7 +91,6 @@ struct sqlite_store {
     /* Group commit of event_accept (sqlite_webhooks.c): requests queue here and one thread at a
      * time (the leader) commits every queued one in a single transaction, one fsync for all. */
     pthread_mutex_t gc_lock;
-    pthread_cond_t gc_done;
     struct hs_sqlite_accept *gc_head, *gc_tail;
     bool gc_leader;
     /* Committed batches waiting for the fdatasync that makes them durable (one at a time). */

@@ -442,6 +442,10 @@ struct hs_sqlite_accept {
     int rc;
     struct hs_error err;
     bool done;
+    /* Its caller waits here (under gc_lock, `waiting` set) to be told its request is done, or to
+     * take a role. */
+    pthread_cond_t wake;
+    bool waiting;
     struct hs_sqlite_accept *next;
 };
 
@@ -558,6 +562,22 @@ static void batches_sync(struct sqlite_store *s, struct hs_sqlite_accept *list)
     }
 }
 
+/* A role nobody holds while there is work for it goes to one caller that waits for it: one of
+ * the queue leads, one of the committed ones syncs. Only that caller is woken, not every waiter
+ * (a caller holding a role takes the next one itself when its role ends). */
+static void hand_over(struct sqlite_store *s)
+{
+    struct hs_sqlite_accept *a = NULL;
+    for (a = s->gc_leader ? NULL : s->gc_head; a && !a->waiting; a = a->next)
+        ;
+    if (a)
+        pthread_cond_signal(&a->wake);
+    for (a = s->gc_syncing ? NULL : s->gc_unsynced; a && !a->waiting; a = a->next)
+        ;
+    if (a)
+        pthread_cond_signal(&a->wake);
+}
+
 /* Leader: the queue, committed in one transaction, joins the committed batches waiting for
  * their sync. Called and returns with gc_lock held. */
 static void gc_lead(struct sqlite_store *s)
@@ -565,6 +585,7 @@ static void gc_lead(struct sqlite_store *s)
     s->gc_leader = true;
     struct hs_sqlite_accept *batch = s->gc_head, *last = batch;
     s->gc_head = s->gc_tail = NULL;
+    hand_over(s);
     pthread_mutex_unlock(&s->gc_lock);
     accept_batch(s, batch);
     while (last->next)
@@ -585,12 +606,14 @@ static void gc_sync(struct sqlite_store *s)
     s->gc_syncing = true;
     struct hs_sqlite_accept *list = s->gc_unsynced;
     s->gc_unsynced = s->gc_unsynced_tail = NULL;
+    hand_over(s);
     pthread_mutex_unlock(&s->gc_lock);
     batches_sync(s, list);
     pthread_mutex_lock(&s->gc_lock);
     for (struct hs_sqlite_accept *a = list, *next; a; a = next) {
         next = a->next; /* a may return (and its stack go) once done is set */
         a->done = true;
+        pthread_cond_signal(&a->wake);
     }
     s->gc_syncing = false;
 }
@@ -601,7 +624,9 @@ static void gc_sync(struct sqlite_store *s)
  * fdatasync and wakes their callers. So while one fsync runs, the next batch is written, and the
  * next fsync covers every batch committed meanwhile: under load one fsync covers many events;
  * alone a request costs what a plain transaction would. A caller returns only once the
- * transaction holding its row has committed and is on disk. */
+ * transaction holding its row has committed and is on disk. A caller done with a role takes the
+ * next one its request still waits for, or hands it to one waiting caller (hand_over): each
+ * waiter is woken when its request is done or a role is its to take, never by everyone's. */
 static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, bool schedule,
                            int64_t delay_ms, int64_t now_ms, int64_t *event_id,
                            struct hs_error *err)
@@ -615,6 +640,7 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
         return hs_fail(err, HS_ERR_INTERNAL, "event_accept called inside a store transaction");
     struct hs_sqlite_accept me = {
         .e = e, .schedule = schedule, .now_ms = now_ms, .rerun_ms = delay_ms};
+    pthread_cond_init(&me.wake, NULL);
     pthread_mutex_lock(&s->gc_lock);
     if (s->gc_tail)
         s->gc_tail->next = &me;
@@ -622,17 +648,19 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
         s->gc_head = &me;
     s->gc_tail = &me;
     while (!me.done) {
-        if (!s->gc_leader && s->gc_head)
-            gc_lead(s);
-        else if (!s->gc_syncing && s->gc_unsynced)
+        if (!s->gc_syncing && s->gc_unsynced)
             gc_sync(s);
+        else if (!s->gc_leader && s->gc_head)
+            gc_lead(s);
         else {
-            pthread_cond_wait(&s->gc_done, &s->gc_lock);
-            continue;
+            me.waiting = true;
+            pthread_cond_wait(&me.wake, &s->gc_lock);
+            me.waiting = false;
         }
-        pthread_cond_broadcast(&s->gc_done);
     }
+    hand_over(s); /* the roles this caller leaves */
     pthread_mutex_unlock(&s->gc_lock);
+    pthread_cond_destroy(&me.wake);
     if (me.rc) {
         if (err)
             *err = me.err;

@@ -692,7 +692,6 @@ static void sq_close(struct hs_store *base)
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->gc_lock);
-    pthread_cond_destroy(&s->gc_done);
     pthread_rwlock_destroy(&s->key_lock);
     free(s);
 }
@@ -740,7 +739,6 @@ static struct sqlite_store *store_new(const char *path)
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->gc_lock, NULL);
-    pthread_cond_init(&s->gc_done, NULL);
     pthread_rwlock_init(&s->key_lock, NULL);
     atomic_init(&s->holder, 0);
     return s;
