@@ -5,7 +5,8 @@
  * its own: "durable before returning", so it refuses to run inside a caller's transaction (whose
  * commit would come later), and concurrent calls share one transaction and one fsync (group
  * commit, see there). The connection runs with synchronous=FULL, so a COMMIT that returned is on
- * disk. An accepted event bumps its job's work item (sqlite_work.c). */
+ * disk; event_accept's batches alone commit without it and fdatasync the log themselves before
+ * anyone is answered. An accepted event bumps its job's work item (sqlite_work.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
