@@ -131,23 +131,28 @@ for conns in ${CONNS:-1 16 64}; do
     # PERF=dir: a call-graph profile of serve during each run (perf report -i DIR/perf-N.data).
     [ -z "${PERF:-}" ] || { perf record ${PERF_OPTS:--g} -p "$pid" -o "$PERF/perf-$conns.data" 2>/dev/null &
         perf_pid=$!; }
-    wrk -t$threads -c"$conns" -d"${secs}s" --latency -s "$dir/deliveries.lua" "$url" | tee "$dir/wrk.out"
+    # wrk's own CPU time too (bash's time: user and system seconds): the load generator shares
+    # the cores.
+    { TIMEFORMAT="%U %S"; time wrk -t$threads -c"$conns" -d"${secs}s" --latency \
+        -s "$dir/deliveries.lua" "$url" >"$dir/wrk.out"; } 2>"$dir/wrk.time"
+    cat "$dir/wrk.out"
     [ -z "${PERF:-}" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     cpu_after=$(cpu_ticks)
     after=$(count "SELECT COUNT(*) FROM webhook_events WHERE status = 'accepted'")
     python3 - "$before" "$after" "$secs" "$dir/wrk.out" "$((cpu_after - cpu_before))" \
-        "$(getconf CLK_TCK)" <<'PY'
+        "$(getconf CLK_TCK)" "$(tail -n 1 "$dir/wrk.time")" <<'PY'
 import os, re, sys
 before, after, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 cpu_s = int(sys.argv[5]) / int(sys.argv[6])
+wrk_s = sum(float(x) for x in sys.argv[7].split())
 out = open(sys.argv[4]).read()
 lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 print("-> %d events stored durably (%.0f/s), ack latency p50 %s p99 %s, non-2xx %s"
       % (after - before, (after - before) / secs, lat.get("50", "?"), lat.get("99", "?"),
          non2xx.group(1) if non2xx else 0))
-print("   serve's CPU %.0f%% of one core, %.0f us per stored event; load average %s"
-      % (100 * cpu_s / secs, 1e6 * cpu_s / max(after - before, 1),
+print("   serve's CPU %.0f%% of one core, %.0f us per stored event; wrk's %.0f%%; load average %s"
+      % (100 * cpu_s / secs, 1e6 * cpu_s / max(after - before, 1), 100 * wrk_s / secs,
          " ".join(open("/proc/loadavg").read().split()[:3])))
 PY
 done
