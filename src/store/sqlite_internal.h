@@ -87,6 +87,9 @@ struct sqlite_store {
     struct sqlite_reader *free_readers;
     int n_readers, max_readers; /* max 0: reads use the writer (a ":memory:" store) */
     struct sqlite_reader readers[HS_SQLITE_READERS];
+    /* The point reader (SQ_READ_POINT): no memory map, one holder at a time (point_lock). */
+    struct sqlite_reader point;
+    pthread_mutex_t point_lock;
 
     /* Group commit of event_accept (sqlite_webhooks.c): requests queue here and one thread at a
      * time (the leader) commits every queued one in a single transaction, one fsync for all. */
@@ -112,9 +115,12 @@ static inline struct sqlite_store *hs_sqlite_of(struct hs_store *base)
 /* ---- the one way into a transaction ---- */
 
 enum sq_mode {
-    SQ_READ,  /* a snapshot: a reader of the pool, or the writer inside this thread's txn */
-    SQ_WRITE, /* the writer: its own BEGIN IMMEDIATE .. COMMIT, or a savepoint of this thread's
-                 open transaction (a failure rolls back to it, nothing of the op remains) */
+    SQ_READ,       /* a snapshot: a reader of the pool, or the writer inside this thread's txn */
+    SQ_READ_POINT, /* SQ_READ of a few rows by key, on the point reader: a pool reader maps the
+                      file and drops its map whenever the log changed since its last read (every
+                      read, under a stream of commits), which costs more than such a read */
+    SQ_WRITE,      /* the writer: its own BEGIN IMMEDIATE .. COMMIT, or a savepoint of this thread's
+                      open transaction (a failure rolls back to it, nothing of the op remains) */
     SQ_WRITE_ALONE,    /* the writer, its own transaction, committed before leave returns: refused
                           inside this thread's transaction (durable before returning) */
     SQ_WRITE_UNSYNCED, /* SQ_WRITE_ALONE whose commit does not wait for the disk: the caller

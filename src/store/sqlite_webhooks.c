@@ -95,7 +95,7 @@ static int sq_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_r
                           struct hs_error *err)
 {
     struct sq_txn t;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "webhook_get", err);
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ_POINT, "webhook_get", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -163,7 +163,7 @@ static int sq_webhook_access_get(struct hs_store *base, const char *access_id, i
     if (!access_id)
         return hs_fail(err, HS_ERR_INVALID, "no access id");
     struct sq_txn t;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "webhook_access_get", err);
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ_POINT, "webhook_access_get", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;

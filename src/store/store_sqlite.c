@@ -64,6 +64,8 @@ static struct sqlite_kept *kept_of(struct sqlite_store *s, sqlite3 *db)
 {
     if (db == s->db)
         return &s->kept;
+    if (db == s->point.db)
+        return &s->point.kept;
     for (int i = 0; i < HS_SQLITE_READERS; i++)
         if (s->readers[i].db == db)
             return &s->readers[i].kept;
@@ -168,7 +170,8 @@ bool hs_sqlite_held_by_me(struct sqlite_store *s)
 static _Thread_local struct sqlite_reader *my_reader;
 static _Thread_local const struct sqlite_store *my_reader_store;
 
-static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, struct hs_error *err)
+static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, bool map,
+                       struct hs_error *err)
 {
     int rc = sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -181,7 +184,10 @@ static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, struct h
     /* Read-write to SQLite (WAL readers write the -shm index), read-only to us. Readers map the
      * file rather than copy its pages through read() into a cache each of their own: several
      * readers of one file then share the kernel's page cache (bench/README.md, search_http). */
-    rc = hs_sqlite_exec(r->db, "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES, err);
+    rc = hs_sqlite_exec(r->db,
+                        map ? "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES
+                            : "PRAGMA query_only=1",
+                        err);
     if (rc) {
         sqlite3_close_v2(r->db);
         r->db = NULL;
@@ -202,7 +208,7 @@ static int pool_take(struct sqlite_store *s, struct sqlite_reader **out, struct 
         s->free_readers = r->next;
     } else {
         r = &s->readers[s->n_readers];
-        rc = reader_open(s, r, err);
+        rc = reader_open(s, r, true, err);
         if (!rc)
             s->n_readers++;
     }
@@ -214,6 +220,10 @@ static int pool_take(struct sqlite_store *s, struct sqlite_reader **out, struct 
 
 static void pool_give(struct sqlite_store *s, struct sqlite_reader *r)
 {
+    if (r == &s->point) {
+        pthread_mutex_unlock(&s->point_lock);
+        return;
+    }
     pthread_mutex_lock(&s->pool_lock);
     r->next = s->free_readers;
     s->free_readers = r;
@@ -221,16 +231,29 @@ static void pool_give(struct sqlite_store *s, struct sqlite_reader *r)
     pthread_mutex_unlock(&s->pool_lock);
 }
 
+/* The point reader (SQ_READ_POINT), opened when first needed; one holder at a time. */
+static int point_take(struct sqlite_store *s, struct sqlite_reader **out, struct hs_error *err)
+{
+    pthread_mutex_lock(&s->point_lock);
+    int rc = s->point.db ? HS_OK : reader_open(s, &s->point, false, err);
+    if (rc) {
+        pthread_mutex_unlock(&s->point_lock);
+        return rc;
+    }
+    *out = &s->point;
+    return HS_OK;
+}
+
 /* ---- the one way into a transaction ---- */
 
-static int enter_read(struct sqlite_store *s, struct sq_txn *t, struct hs_error *err)
+static int enter_read(struct sqlite_store *s, struct sq_txn *t, bool point, struct hs_error *err)
 {
     if (my_reader && my_reader_store == s) { /* inside this thread's read: join it */
         t->db = my_reader->db;
         return HS_OK;
     }
     pthread_rwlock_rdlock(&s->key_lock);
-    int rc = pool_take(s, &t->reader, err);
+    int rc = point ? point_take(s, &t->reader, err) : pool_take(s, &t->reader, err);
     if (!rc) {
         t->db = t->reader->db;
         rc = kept_exec(s, t->db, "BEGIN", err); /* one snapshot for every statement */
@@ -253,18 +276,18 @@ int hs_sqlite_enter(struct sqlite_store *s, struct sq_txn *t, enum sq_mode mode,
 {
     memset(t, 0, sizeof *t);
     t->s = s;
-    t->write = mode != SQ_READ;
+    t->write = mode != SQ_READ && mode != SQ_READ_POINT;
     if (hs_sqlite_held_by_me(s)) {
         if (mode == SQ_WRITE_ALONE || mode == SQ_WRITE_UNSYNCED)
             return hs_fail(err, HS_ERR_INTERNAL, "%s called inside a store transaction", what);
         t->db = s->db;
-        if (mode == SQ_READ)
+        if (!t->write)
             return HS_OK; /* sees the transaction's own writes */
         t->seq_before = s->txn_seq;
         return kept_exec(s, s->db, "SAVEPOINT hs_op", err);
     }
-    if (mode == SQ_READ && s->max_readers > 0)
-        return enter_read(s, t, err);
+    if (!t->write && s->max_readers > 0)
+        return enter_read(s, t, mode == SQ_READ_POINT, err);
     writer_lock(s);
     /* The commit's fsync is the caller's (hs_sqlite_wal_sync); the setting is the connection's
      * and cannot change inside a transaction, so it is set here and put back in leave. */
@@ -683,6 +706,8 @@ static void sq_close(struct hs_store *base)
         kept_clear(&s->readers[i].kept);
         sqlite3_close_v2(s->readers[i].db);
     }
+    kept_clear(&s->point.kept);
+    sqlite3_close_v2(s->point.db);
     hs_secret_key_clear(s->key);
     free(s->key);
     kept_clear(&s->kept);
@@ -692,6 +717,7 @@ static void sq_close(struct hs_store *base)
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->gc_lock);
+    pthread_mutex_destroy(&s->point_lock);
     pthread_rwlock_destroy(&s->key_lock);
     free(s);
 }
@@ -739,6 +765,7 @@ static struct sqlite_store *store_new(const char *path)
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->gc_lock, NULL);
+    pthread_mutex_init(&s->point_lock, NULL);
     pthread_rwlock_init(&s->key_lock, NULL);
     atomic_init(&s->holder, 0);
     return s;

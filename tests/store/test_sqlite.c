@@ -504,6 +504,11 @@ static void test_reads_run_beside_an_open_write(void **state)
     struct test_job j;
     make_job(&j);
     upsert(f, &j.job, true);
+    struct hs_webhook_row w = {.id = 230293,
+                               .connection_key = (char *)"default",
+                               .url = (char *)"https://hs.example/webhooks/hover",
+                               .hmac_secret = (char *)"c2VjcmV0"};
+    assert_int_equal(f->store->webhooks->webhook_put(f->store, &w, NULL), HS_OK);
     struct holder h = {.store = f->store};
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
@@ -522,6 +527,11 @@ static void test_reads_run_beside_an_open_write(void **state)
     assert_int_equal(f->store->records->model_get(f->store, 990, &m, NULL), HS_ERR_NOT_FOUND);
     assert_int_equal(f->store->records->model_get(f->store, 17338410, &m, NULL), HS_OK);
     hs_model_row_clear(&m);
+    /* The webhook look-up of every delivery, on the point reader. */
+    struct hs_webhook_row got = {0};
+    assert_int_equal(f->store->webhooks->webhook_get(f->store, 230293, &got, NULL), HS_OK);
+    assert_string_equal(got.hmac_secret, "c2VjcmV0");
+    hs_webhook_row_clear(&got);
 
     pthread_mutex_lock(&h.lock);
     bool released = h.released; /* still open while every read above ran */
