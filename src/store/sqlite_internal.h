@@ -87,7 +87,8 @@ struct sqlite_store {
     struct sqlite_reader *free_readers;
     int n_readers, max_readers; /* max 0: reads use the writer (a ":memory:" store) */
     struct sqlite_reader readers[HS_SQLITE_READERS];
-    /* The point reader (SQ_READ_POINT): no memory map, one holder at a time (point_lock). */
+    /* The point reader (SQ_READ_POINT): no memory map, one holder at a time (point_lock; the
+     * others take a pool reader meanwhile). */
     struct sqlite_reader point;
     pthread_mutex_t point_lock;
 

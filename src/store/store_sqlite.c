@@ -231,10 +231,13 @@ static void pool_give(struct sqlite_store *s, struct sqlite_reader *r)
     pthread_mutex_unlock(&s->pool_lock);
 }
 
-/* The point reader (SQ_READ_POINT), opened when first needed; one holder at a time. */
+/* The point reader (SQ_READ_POINT), opened when first needed; one holder at a time. Held by
+ * another thread, a reader of the pool serves instead: no queue forms behind a holder that the
+ * scheduler has put aside. */
 static int point_take(struct sqlite_store *s, struct sqlite_reader **out, struct hs_error *err)
 {
-    pthread_mutex_lock(&s->point_lock);
+    if (pthread_mutex_trylock(&s->point_lock) != 0)
+        return pool_take(s, out, err);
     int rc = s->point.db ? HS_OK : reader_open(s, &s->point, false, err);
     if (rc) {
         pthread_mutex_unlock(&s->point_lock);
