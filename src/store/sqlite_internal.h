@@ -47,20 +47,29 @@ enum sqlite_txn {
     SQ_TXN_OP,   /* one operation's own transaction */
 };
 
-/* Statements a reader keeps prepared (hs_sqlite_prep_kept). */
-#define HS_SQLITE_KEPT 8
+/* Statements kept prepared on one connection (hs_sqlite_prep_kept): parsing and planning a
+ * statement costs more than running a small insert, and the hot paths run the same few. Used by
+ * whoever holds the connection, so it needs no lock of its own. */
+#define HS_SQLITE_KEPT 32
+struct sqlite_kept {
+    int n;
+    struct {
+        const char *sql; /* the caller's string literal, by address */
+        sqlite3_stmt *st;
+        bool busy; /* handed out, not yet ended (a nested use prepares a copy of its own) */
+    } v[HS_SQLITE_KEPT];
+};
 
 struct sqlite_reader {
     sqlite3 *db;
     struct sqlite_reader *next; /* in the free list */
-    /* Kept statements, by the address of their SQL text; NULL while one is in use. */
-    const char *kept_sql[HS_SQLITE_KEPT];
-    sqlite3_stmt *kept[HS_SQLITE_KEPT];
+    struct sqlite_kept kept;
 };
 
 struct sqlite_store {
     struct hs_store base;
     sqlite3 *db; /* the writer */
+    struct sqlite_kept kept;
     /* Serialises the threads writing through `db`; held for a whole write transaction. */
     pthread_mutex_t lock;
     /* The thread holding `lock` (a thread tag), 0 when free: lets an operation called inside a
@@ -80,13 +89,19 @@ struct sqlite_store {
     int n_readers, max_readers; /* max 0: reads use the writer (a ":memory:" store) */
     bool unmapped_reads;        /* hs_store_options: readers do not map the file */
     struct sqlite_reader readers[HS_SQLITE_READERS];
+    /* The point reader (SQ_READ_POINT): no memory map, one holder at a time (point_lock; the
+     * others take a pool reader meanwhile). */
+    struct sqlite_reader point;
+    pthread_mutex_t point_lock;
 
     /* Group commit of event_accept (sqlite_webhooks.c): requests queue here and one thread at a
      * time (the leader) commits every queued one in a single transaction, one fsync for all. */
     pthread_mutex_t gc_lock;
-    pthread_cond_t gc_done;
     struct hs_sqlite_accept *gc_head, *gc_tail;
     bool gc_leader;
+    /* Committed batches waiting for the fdatasync that makes them durable (one at a time). */
+    struct hs_sqlite_accept *gc_unsynced, *gc_unsynced_tail;
+    bool gc_syncing;
 
     /* The key that seals secrets at rest (secrets.h); NULL: they are stored in clear. Readers
      * hold key_lock (shared) for their whole read transaction, so that rotate-key swaps the key
@@ -103,11 +118,17 @@ static inline struct sqlite_store *hs_sqlite_of(struct hs_store *base)
 /* ---- the one way into a transaction ---- */
 
 enum sq_mode {
-    SQ_READ,  /* a snapshot: a reader of the pool, or the writer inside this thread's txn */
-    SQ_WRITE, /* the writer: its own BEGIN IMMEDIATE .. COMMIT, or a savepoint of this thread's
-                 open transaction (a failure rolls back to it, nothing of the op remains) */
-    SQ_WRITE_ALONE, /* the writer, its own transaction, committed before leave returns: refused
-                       inside this thread's transaction (durable before returning) */
+    SQ_READ,       /* a snapshot: a reader of the pool, or the writer inside this thread's txn */
+    SQ_READ_POINT, /* SQ_READ of a few rows by key, on the point reader: a pool reader maps the
+                      file and drops its map whenever the log changed since its last read (every
+                      read, under a stream of commits), which costs more than such a read */
+    SQ_WRITE,      /* the writer: its own BEGIN IMMEDIATE .. COMMIT, or a savepoint of this thread's
+                      open transaction (a failure rolls back to it, nothing of the op remains) */
+    SQ_WRITE_ALONE,    /* the writer, its own transaction, committed before leave returns: refused
+                          inside this thread's transaction (durable before returning) */
+    SQ_WRITE_UNSYNCED, /* SQ_WRITE_ALONE whose commit does not wait for the disk: the caller
+                          calls hs_sqlite_wal_sync after leave, and only then may say the rows
+                          are stored (the writer is free meanwhile: group commit) */
 };
 
 /* One operation's hold on a connection, from hs_sqlite_enter to hs_sqlite_leave. */
@@ -117,16 +138,21 @@ struct sq_txn {
     struct sqlite_reader *reader; /* the pool's reader held, or NULL (the writer) */
     bool own;                     /* a transaction of its own (else joined the thread's) */
     bool write;
+    bool unsynced;      /* SQ_WRITE_UNSYNCED: synchronous=NORMAL until leave */
     int64_t seq_before; /* the thread's txn_seq when the savepoint was taken */
 };
 
-/* Enters `what` (for the messages) in mode. HS_ERR_INTERNAL for SQ_WRITE_ALONE inside this
- * thread's transaction. */
+/* Enters `what` (for the messages) in mode. HS_ERR_INTERNAL for SQ_WRITE_ALONE (or
+ * SQ_WRITE_UNSYNCED) inside this thread's transaction. */
 int hs_sqlite_enter(struct sqlite_store *s, struct sq_txn *t, enum sq_mode mode, const char *what,
                     struct hs_error *err);
 /* Ends what enter began: commits (rc HS_OK) or rolls back (rc failed; a savepoint rolls back to
  * itself and the thread's txn_seq is restored). Returns rc, or the commit's failure. */
 int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err);
+
+/* Makes every commit so far durable, those of SQ_WRITE_UNSYNCED included: an fdatasync of the
+ * write-ahead log, outside the writer's lock (several may run at once). */
+int hs_sqlite_wal_sync(struct sqlite_store *s, struct hs_error *err);
 
 /* The store interface's begin/commit/rollback (store.h). */
 int hs_sqlite_begin(struct hs_store *base, struct hs_error *err);
@@ -146,12 +172,15 @@ int hs_sqlite_exec(sqlite3 *db, const char *sql, struct hs_error *err);
 /* Prepares sql; a failure is mapped (what: for the message) and *st is NULL. */
 int hs_sqlite_prep(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
                    struct hs_error *err);
-/* hs_sqlite_prep for a static SQL text run on every search (a type-ahead keystroke): a reader of
- * the pool keeps it prepared from one read to the next, sparing the parse and plan. Handed back
- * with hs_sqlite_unprep (reset and kept, or finalized), never finalized by the caller. */
+/* The same for a hot statement, kept prepared on the connection for the next call: sql must be a
+ * string literal (it is kept by its address), and the statement is ended by hs_sqlite_run, _one,
+ * _int or _rows (which reset a kept statement instead of finalizing it), never finalized by the
+ * caller. */
 int hs_sqlite_prep_kept(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
                         struct hs_error *err);
-void hs_sqlite_unprep(struct sq_txn *t, const char *sql, sqlite3_stmt *st);
+/* Ends a statement of hs_sqlite_prep_kept that the caller stepped itself (a search's): reset and
+ * kept for the next use. */
+void hs_sqlite_unprep(struct sq_txn *t, sqlite3_stmt *st);
 /* Steps a statement that returns no rows and finalizes it; *changes (may be NULL) gets the
  * number of rows it changed. */
 int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *what,

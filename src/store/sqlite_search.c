@@ -310,7 +310,7 @@ static int scope_holds_all(struct sq_txn *s, const struct hs_scope *scope, bool 
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
         rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
-        hs_sqlite_unprep(s, KEYS_SQL, st);
+        hs_sqlite_unprep(s, st);
         return rc;
     }
     bool holds = sqlite3_column_int(st, 2) == 0;
@@ -328,7 +328,7 @@ static int scope_holds_all(struct sq_txn *s, const struct hs_scope *scope, bool 
         walk = strcmp(key, last) != 0;
         free(last);
     }
-    hs_sqlite_unprep(s, KEYS_SQL, st);
+    hs_sqlite_unprep(s, st);
     st = NULL;
     if (walk)
         rc = hs_sqlite_prep_kept(s, &st, NEXT_KEY_SQL, "searching jobs", err);
@@ -347,7 +347,7 @@ static int scope_holds_all(struct sq_txn *s, const struct hs_scope *scope, bool 
         key = hs_sqlite_col_text(st, 0);
         holds = type == SQLITE_TEXT && hs_scope_has(scope, key);
     }
-    hs_sqlite_unprep(s, NEXT_KEY_SQL, st);
+    hs_sqlite_unprep(s, st);
     free(key);
     if (!rc)
         *all = holds;
@@ -391,8 +391,8 @@ static int rank_page(struct sq_txn *s, const char *q, const char *match, const c
     if (!rc && r->n < r->need && !(rc = read_ids(s, lead, expr[2], need, ids, &n_ids, err)))
         ranking_add_all(r, ids, n_ids);
     ranking_add_all(r, newest, n_newest);
-    hs_sqlite_unprep(s, MATCH_SQL, all);
-    hs_sqlite_unprep(s, LEAD_SQL, lead);
+    hs_sqlite_unprep(s, all);
+    hs_sqlite_unprep(s, lead);
     free(ids);
     free(begun);
     free(newest);
@@ -420,7 +420,7 @@ static int summaries(struct sq_txn *s, const int64_t *ids, size_t n_ids,
         else if (src != SQLITE_DONE)
             rc = hs_sqlite_fail(s->db, src, err, "searching jobs");
     }
-    hs_sqlite_unprep(s, SUMMARY_SQL, st);
+    hs_sqlite_unprep(s, st);
     if (rc) {
         hs_job_summaries_free(v, len);
         return rc;

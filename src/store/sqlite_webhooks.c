@@ -5,7 +5,8 @@
  * its own: "durable before returning", so it refuses to run inside a caller's transaction (whose
  * commit would come later), and concurrent calls share one transaction and one fsync (group
  * commit, see there). The connection runs with synchronous=FULL, so a COMMIT that returned is on
- * disk. An accepted event bumps its job's work item (sqlite_work.c). */
+ * disk; event_accept's batches alone commit without it and fdatasync the log themselves before
+ * anyone is answered. An accepted event bumps its job's work item (sqlite_work.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,13 +95,13 @@ static int sq_webhook_get(struct hs_store *base, int64_t id, struct hs_webhook_r
                           struct hs_error *err)
 {
     struct sq_txn t;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "webhook_get", err);
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ_POINT, "webhook_get", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     struct hs_webhook_row w = {0};
-    rc = hs_sqlite_prep(&t, &st, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = ?1",
-                        "reading webhook", err);
+    rc = hs_sqlite_prep_kept(&t, &st, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = ?1",
+                             "reading webhook", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, id);
         rc = hs_sqlite_one(&t, st, webhook_fill, &w, "reading webhook", err);
@@ -162,13 +163,14 @@ static int sq_webhook_access_get(struct hs_store *base, const char *access_id, i
     if (!access_id)
         return hs_fail(err, HS_ERR_INVALID, "no access id");
     struct sq_txn t;
-    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ, "webhook_access_get", err);
+    int rc = hs_sqlite_enter(hs_sqlite_of(base), &t, SQ_READ_POINT, "webhook_access_get", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     int64_t id = 0;
-    rc = hs_sqlite_prep(&t, &st, "SELECT webhook_id FROM webhook_access_ids WHERE access_id = ?1",
-                        "reading an access id", err);
+    rc = hs_sqlite_prep_kept(&t, &st,
+                             "SELECT webhook_id FROM webhook_access_ids WHERE access_id = ?1",
+                             "reading an access id", err);
     if (!rc) {
         hs_sqlite_bind_text(st, 1, access_id);
         rc = hs_sqlite_int(&t, st, &id, "reading an access id", err);
@@ -211,18 +213,19 @@ static int replay_remember(struct sq_txn *t, const char *key, int64_t until_ms, 
                            bool *replay, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(t, &st, "DELETE FROM webhook_replays WHERE expires_ms < ?1",
-                            "forgetting old signatures", err);
+    int rc = hs_sqlite_prep_kept(t, &st, "DELETE FROM webhook_replays WHERE expires_ms < ?1",
+                                 "forgetting old signatures", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, now_ms);
         rc = hs_sqlite_run(t, st, NULL, "forgetting old signatures", err);
     }
     int changes = 0;
     if (!rc)
-        rc = hs_sqlite_prep(t, &st,
-                            "INSERT INTO webhook_replays (signature, expires_ms) VALUES (?1, ?2) "
-                            "ON CONFLICT(signature) DO NOTHING",
-                            "remembering a signature", err);
+        rc = hs_sqlite_prep_kept(
+            t, &st,
+            "INSERT INTO webhook_replays (signature, expires_ms) VALUES (?1, ?2) "
+            "ON CONFLICT(signature) DO NOTHING",
+            "remembering a signature", err);
     if (!rc) {
         hs_sqlite_bind_text(st, 1, key);
         sqlite3_bind_int64(st, 2, until_ms);
@@ -236,7 +239,8 @@ static int replay_remember(struct sq_txn *t, const char *key, int64_t until_ms, 
 static int replay_link(struct sq_txn *t, const char *key, int64_t event_id, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(t, &st, "UPDATE webhook_replays SET event_id = ?2 WHERE signature = ?1",
+    int rc =
+        hs_sqlite_prep_kept(t, &st, "UPDATE webhook_replays SET event_id = ?2 WHERE signature = ?1",
                             "remembering a signature", err);
     if (rc)
         return rc;
@@ -408,8 +412,8 @@ static int connection_known(struct sq_txn *t, const char *key, bool *known, stru
 {
     sqlite3_stmt *st = NULL;
     int64_t n = 0;
-    int rc = hs_sqlite_prep(t, &st, "SELECT COUNT(*) FROM connections WHERE key = ?1",
-                            "reading connection", err);
+    int rc = hs_sqlite_prep_kept(t, &st, "SELECT COUNT(*) FROM connections WHERE key = ?1",
+                                 "reading connection", err);
     if (rc)
         return rc;
     hs_sqlite_bind_text(st, 1, key);
@@ -439,6 +443,10 @@ struct hs_sqlite_accept {
     int rc;
     struct hs_error err;
     bool done;
+    /* Its caller waits here (under gc_lock, `waiting` set) to be told its request is done, or to
+     * take a role. */
+    pthread_cond_t wake;
+    bool waiting;
     struct hs_sqlite_accept *next;
 };
 
@@ -446,7 +454,7 @@ static int event_insert(struct sq_txn *t, const struct hs_event_row *e, int64_t 
                         struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(
+    int rc = hs_sqlite_prep_kept(
         t, &st,
         "INSERT INTO webhook_events (webhook_id, connection_key, event, job_id, model_id, "
         "state, body, headers, status, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
@@ -512,12 +520,13 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
     return hs_sqlite_leave(&t, rc, err);
 }
 
-/* The leader's work: one transaction for the whole batch, committed (fsynced) once. */
+/* The leader's work: one transaction for the whole batch, committed once; its fsync is the
+ * syncer's (batches_sync), while the writer is free for the next batch. */
 static void accept_batch(struct sqlite_store *s, struct hs_sqlite_accept *batch)
 {
     struct sq_txn t;
     struct hs_error err = {0};
-    int rc = hs_sqlite_enter(s, &t, SQ_WRITE_ALONE, "event_accept", &err);
+    int rc = hs_sqlite_enter(s, &t, SQ_WRITE_UNSYNCED, "event_accept", &err);
     if (!rc) {
         for (struct hs_sqlite_accept *a = batch; a; a = a->next)
             a->rc = accept_one(s, a);
@@ -534,11 +543,91 @@ static void accept_batch(struct sqlite_store *s, struct hs_sqlite_accept *batch)
     }
 }
 
-/* Group commit: every caller queues its request; whoever finds no leader becomes it, takes the
- * whole queue (its own request included) and commits it in one transaction, then wakes the
- * others. While a batch commits, new requests queue up for the next one, so under load one fsync
- * covers many events, and alone a request costs what a plain transaction would. A caller
- * returns only once the transaction holding its row has committed. */
+/* The commits of the batches in `list` made durable: one fdatasync of the log for all of them
+ * (and for whatever committed before). If it fails, every request of the list fails: its row may
+ * be on disk (a retried delivery is then acknowledged as a replay), but nobody was told "stored"
+ * before it was. */
+static void batches_sync(struct sqlite_store *s, struct hs_sqlite_accept *list)
+{
+    bool stored = false;
+    for (struct hs_sqlite_accept *a = list; a; a = a->next)
+        stored = stored || a->rc == HS_OK;
+    struct hs_error err = {0};
+    int rc = stored ? hs_sqlite_wal_sync(s, &err) : HS_OK;
+    for (struct hs_sqlite_accept *a = list; rc && a; a = a->next) {
+        if (!a->rc) {
+            a->rc = rc;
+            a->err = err;
+        }
+        a->id = 0;
+    }
+}
+
+/* A role nobody holds while there is work for it goes to one caller that waits for it: one of
+ * the queue leads, one of the committed ones syncs. Only that caller is woken, not every waiter
+ * (a caller holding a role takes the next one itself when its role ends). */
+static void hand_over(struct sqlite_store *s)
+{
+    struct hs_sqlite_accept *a = NULL;
+    for (a = s->gc_leader ? NULL : s->gc_head; a && !a->waiting; a = a->next)
+        ;
+    if (a)
+        pthread_cond_signal(&a->wake);
+    for (a = s->gc_syncing ? NULL : s->gc_unsynced; a && !a->waiting; a = a->next)
+        ;
+    if (a)
+        pthread_cond_signal(&a->wake);
+}
+
+/* Leader: the queue, committed in one transaction, joins the committed batches waiting for
+ * their sync. Called and returns with gc_lock held. */
+static void gc_lead(struct sqlite_store *s)
+{
+    s->gc_leader = true;
+    struct hs_sqlite_accept *batch = s->gc_head, *last = batch;
+    s->gc_head = s->gc_tail = NULL;
+    hand_over(s);
+    pthread_mutex_unlock(&s->gc_lock);
+    accept_batch(s, batch);
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&s->gc_lock);
+    if (s->gc_unsynced_tail)
+        s->gc_unsynced_tail->next = batch;
+    else
+        s->gc_unsynced = batch;
+    s->gc_unsynced_tail = last;
+    s->gc_leader = false;
+}
+
+/* Syncer: every committed batch so far made durable at once, its callers told. Called and
+ * returns with gc_lock held. */
+static void gc_sync(struct sqlite_store *s)
+{
+    s->gc_syncing = true;
+    struct hs_sqlite_accept *list = s->gc_unsynced;
+    s->gc_unsynced = s->gc_unsynced_tail = NULL;
+    hand_over(s);
+    pthread_mutex_unlock(&s->gc_lock);
+    batches_sync(s, list);
+    pthread_mutex_lock(&s->gc_lock);
+    for (struct hs_sqlite_accept *a = list, *next; a; a = next) {
+        next = a->next; /* a may return (and its stack go) once done is set */
+        a->done = true;
+        pthread_cond_signal(&a->wake);
+    }
+    s->gc_syncing = false;
+}
+
+/* Group commit, in two stages any waiting caller may run. Every caller queues its request; the
+ * leader (one at a time) takes the whole queue and commits it in one transaction without waiting
+ * for the disk; the syncer (one at a time) makes every batch committed so far durable with one
+ * fdatasync and wakes their callers. So while one fsync runs, the next batch is written, and the
+ * next fsync covers every batch committed meanwhile: under load one fsync covers many events;
+ * alone a request costs what a plain transaction would. A caller returns only once the
+ * transaction holding its row has committed and is on disk. A caller done with a role takes the
+ * next one its request still waits for, or hands it to one waiting caller (hand_over): each
+ * waiter is woken when its request is done or a role is its to take, never by everyone's. */
 static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, bool schedule,
                            int64_t delay_ms, int64_t now_ms, int64_t *event_id,
                            struct hs_error *err)
@@ -552,6 +641,7 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
         return hs_fail(err, HS_ERR_INTERNAL, "event_accept called inside a store transaction");
     struct hs_sqlite_accept me = {
         .e = e, .schedule = schedule, .now_ms = now_ms, .rerun_ms = delay_ms};
+    pthread_cond_init(&me.wake, NULL);
     pthread_mutex_lock(&s->gc_lock);
     if (s->gc_tail)
         s->gc_tail->next = &me;
@@ -559,24 +649,19 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
         s->gc_head = &me;
     s->gc_tail = &me;
     while (!me.done) {
-        if (s->gc_leader) {
-            pthread_cond_wait(&s->gc_done, &s->gc_lock);
-            continue;
+        if (!s->gc_syncing && s->gc_unsynced)
+            gc_sync(s);
+        else if (!s->gc_leader && s->gc_head)
+            gc_lead(s);
+        else {
+            me.waiting = true;
+            pthread_cond_wait(&me.wake, &s->gc_lock);
+            me.waiting = false;
         }
-        s->gc_leader = true;
-        struct hs_sqlite_accept *batch = s->gc_head;
-        s->gc_head = s->gc_tail = NULL;
-        pthread_mutex_unlock(&s->gc_lock);
-        accept_batch(s, batch);
-        pthread_mutex_lock(&s->gc_lock);
-        for (struct hs_sqlite_accept *a = batch, *next; a; a = next) {
-            next = a->next; /* a may return (and its stack go) once done is set */
-            a->done = true;
-        }
-        s->gc_leader = false;
-        pthread_cond_broadcast(&s->gc_done);
     }
+    hand_over(s); /* the roles this caller leaves */
     pthread_mutex_unlock(&s->gc_lock);
+    pthread_cond_destroy(&me.wake);
     if (me.rc) {
         if (err)
             *err = me.err;

@@ -55,7 +55,7 @@ int hs_sqlite_work_bump(struct sq_txn *t, const struct hs_work_trigger *tr, stru
     sqlite3_stmt *st = NULL;
     /* The payload is the newest trigger's: a later trigger without one means the job may have
      * changed since it was listed. */
-    int rc = hs_sqlite_prep(
+    int rc = hs_sqlite_prep_kept(
         t, &st,
         "INSERT INTO work_items (connection_key, job_id, reason, priority, generation, attempts, "
         "not_before_ms, trigger_ms, payload, payload_ms, created_at) VALUES (?1, ?2, ?3, ?4, 1, "

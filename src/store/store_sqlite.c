@@ -6,6 +6,8 @@
  * operation of every concern enters its transaction through hs_sqlite_enter and leaves it
  * through hs_sqlite_leave, and reads its rows through the helpers below; the concerns' SQL is
  * in the sqlite_*.c files. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -55,6 +57,85 @@ int hs_sqlite_exec(sqlite3 *db, const char *sql, struct hs_error *err)
     return HS_OK;
 }
 
+/* ---- statements kept prepared (sqlite_internal.h) ---- */
+
+/* The kept set of the connection db of s (the writer or one of its readers). */
+static struct sqlite_kept *kept_of(struct sqlite_store *s, sqlite3 *db)
+{
+    if (db == s->db)
+        return &s->kept;
+    if (db == s->point.db)
+        return &s->point.kept;
+    for (int i = 0; i < HS_SQLITE_READERS; i++)
+        if (s->readers[i].db == db)
+            return &s->readers[i].kept;
+    return NULL;
+}
+
+/* sql's statement, prepared once and then reset for each use; a nested use of a busy one, or
+ * one past the set's size, gets a statement of its own (finalized when it ends). */
+static int kept_take(struct sqlite_kept *k, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    for (int i = 0; k && i < k->n; i++) {
+        if (k->v[i].sql != sql || k->v[i].busy)
+            continue;
+        k->v[i].busy = true;
+        *st = k->v[i].st;
+        return SQLITE_OK;
+    }
+    bool keep = k && k->n < HS_SQLITE_KEPT;
+    for (int i = 0; keep && i < k->n; i++)
+        keep = k->v[i].sql != sql; /* busy: this use's copy is not kept */
+    int rc = sqlite3_prepare_v3(db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL);
+    if (rc == SQLITE_OK && keep && *st) {
+        k->v[k->n].sql = sql;
+        k->v[k->n].st = *st;
+        k->v[k->n].busy = true;
+        k->n++;
+    }
+    return rc;
+}
+
+/* Ends a statement: a kept one is reset for its next use, any other finalized. */
+static void stmt_end(struct sq_txn *t, sqlite3_stmt *st)
+{
+    struct sqlite_kept *k = st ? kept_of(t->s, t->db) : NULL;
+    for (int i = 0; k && i < k->n; i++) {
+        if (k->v[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            k->v[i].busy = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+static void kept_clear(struct sqlite_kept *k)
+{
+    for (int i = 0; i < k->n; i++)
+        sqlite3_finalize(k->v[i].st);
+    k->n = 0;
+}
+
+/* hs_sqlite_exec of a statement of the transactions' own (BEGIN, COMMIT, SAVEPOINT ...), kept
+ * prepared: every operation runs two or three of them. */
+static int kept_exec(struct sqlite_store *s, sqlite3 *db, const char *sql, struct hs_error *err)
+{
+    struct sqlite_kept *k = kept_of(s, db);
+    sqlite3_stmt *st = NULL;
+    int rc = kept_take(k, db, sql, &st);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+            rc = SQLITE_OK;
+    }
+    int ret = rc == SQLITE_OK ? HS_OK : hs_fail(err, code_of(rc), "%s", sqlite3_errmsg(db));
+    struct sq_txn t = {.s = s, .db = db};
+    stmt_end(&t, st);
+    return ret;
+}
+
 /* ---- the writer's lock ---- */
 
 /* The address of a thread-local object: unique among live threads, never 0. */
@@ -89,7 +170,8 @@ bool hs_sqlite_held_by_me(struct sqlite_store *s)
 static _Thread_local struct sqlite_reader *my_reader;
 static _Thread_local const struct sqlite_store *my_reader_store;
 
-static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, struct hs_error *err)
+static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, bool map,
+                       struct hs_error *err)
 {
     int rc = sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -103,9 +185,9 @@ static int reader_open(struct sqlite_store *s, struct sqlite_reader *r, struct h
      * file rather than copy its pages through read() into a cache each of their own: several
      * readers of one file then share the kernel's page cache (bench/README.md, search_http). */
     rc = hs_sqlite_exec(r->db,
-                        s->unmapped_reads
-                            ? "PRAGMA query_only=1"
-                            : "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES,
+                        map && !s->unmapped_reads
+                            ? "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP_BYTES
+                            : "PRAGMA query_only=1",
                         err);
     if (rc) {
         sqlite3_close_v2(r->db);
@@ -127,7 +209,7 @@ static int pool_take(struct sqlite_store *s, struct sqlite_reader **out, struct 
         s->free_readers = r->next;
     } else {
         r = &s->readers[s->n_readers];
-        rc = reader_open(s, r, err);
+        rc = reader_open(s, r, true, err);
         if (!rc)
             s->n_readers++;
     }
@@ -139,6 +221,10 @@ static int pool_take(struct sqlite_store *s, struct sqlite_reader **out, struct 
 
 static void pool_give(struct sqlite_store *s, struct sqlite_reader *r)
 {
+    if (r == &s->point) {
+        pthread_mutex_unlock(&s->point_lock);
+        return;
+    }
     pthread_mutex_lock(&s->pool_lock);
     r->next = s->free_readers;
     s->free_readers = r;
@@ -146,19 +232,35 @@ static void pool_give(struct sqlite_store *s, struct sqlite_reader *r)
     pthread_mutex_unlock(&s->pool_lock);
 }
 
+/* The point reader (SQ_READ_POINT), opened when first needed; one holder at a time. Held by
+ * another thread, a reader of the pool serves instead: no queue forms behind a holder that the
+ * scheduler has put aside. */
+static int point_take(struct sqlite_store *s, struct sqlite_reader **out, struct hs_error *err)
+{
+    if (pthread_mutex_trylock(&s->point_lock) != 0)
+        return pool_take(s, out, err);
+    int rc = s->point.db ? HS_OK : reader_open(s, &s->point, false, err);
+    if (rc) {
+        pthread_mutex_unlock(&s->point_lock);
+        return rc;
+    }
+    *out = &s->point;
+    return HS_OK;
+}
+
 /* ---- the one way into a transaction ---- */
 
-static int enter_read(struct sqlite_store *s, struct sq_txn *t, struct hs_error *err)
+static int enter_read(struct sqlite_store *s, struct sq_txn *t, bool point, struct hs_error *err)
 {
     if (my_reader && my_reader_store == s) { /* inside this thread's read: join it */
         t->db = my_reader->db;
         return HS_OK;
     }
     pthread_rwlock_rdlock(&s->key_lock);
-    int rc = pool_take(s, &t->reader, err);
+    int rc = point ? point_take(s, &t->reader, err) : pool_take(s, &t->reader, err);
     if (!rc) {
         t->db = t->reader->db;
-        rc = hs_sqlite_exec(t->db, "BEGIN", err); /* one snapshot for every statement */
+        rc = kept_exec(s, t->db, "BEGIN", err); /* one snapshot for every statement */
         if (rc)
             pool_give(s, t->reader);
     }
@@ -178,23 +280,30 @@ int hs_sqlite_enter(struct sqlite_store *s, struct sq_txn *t, enum sq_mode mode,
 {
     memset(t, 0, sizeof *t);
     t->s = s;
-    t->write = mode != SQ_READ;
+    t->write = mode != SQ_READ && mode != SQ_READ_POINT;
     if (hs_sqlite_held_by_me(s)) {
-        if (mode == SQ_WRITE_ALONE)
+        if (mode == SQ_WRITE_ALONE || mode == SQ_WRITE_UNSYNCED)
             return hs_fail(err, HS_ERR_INTERNAL, "%s called inside a store transaction", what);
         t->db = s->db;
-        if (mode == SQ_READ)
+        if (!t->write)
             return HS_OK; /* sees the transaction's own writes */
         t->seq_before = s->txn_seq;
-        return hs_sqlite_exec(s->db, "SAVEPOINT hs_op", err);
+        return kept_exec(s, s->db, "SAVEPOINT hs_op", err);
     }
-    if (mode == SQ_READ && s->max_readers > 0)
-        return enter_read(s, t, err);
+    if (!t->write && s->max_readers > 0)
+        return enter_read(s, t, mode == SQ_READ_POINT, err);
     writer_lock(s);
+    /* The commit's fsync is the caller's (hs_sqlite_wal_sync); the setting is the connection's
+     * and cannot change inside a transaction, so it is set here and put back in leave. */
+    t->unsynced = mode == SQ_WRITE_UNSYNCED;
+    int rc = t->unsynced ? hs_sqlite_exec(s->db, "PRAGMA synchronous=NORMAL", err) : HS_OK;
     /* A write takes the database's write lock at once (a writer in another process waits for
      * it instead of failing half-way with SQLITE_BUSY); a read on the writer only a snapshot. */
-    int rc = hs_sqlite_exec(s->db, t->write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+    if (!rc)
+        rc = kept_exec(s, s->db, t->write ? "BEGIN IMMEDIATE" : "BEGIN", err);
     if (rc) {
+        if (t->unsynced)
+            hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL);
         writer_unlock(s);
         return rc;
     }
@@ -212,16 +321,16 @@ int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err)
         if (!t->write)
             return rc;
         if (rc) {
-            hs_sqlite_exec(t->db, "ROLLBACK TO hs_op", NULL);
+            kept_exec(s, t->db, "ROLLBACK TO hs_op", NULL);
             /* The counter update, if this op made it, was undone with the rest. */
             s->txn_seq = t->seq_before;
         }
-        int r2 = hs_sqlite_exec(t->db, "RELEASE hs_op", rc ? NULL : err);
+        int r2 = kept_exec(s, t->db, "RELEASE hs_op", rc ? NULL : err);
         return rc ? rc : r2;
     }
     if (t->reader) {
         /* A read keeps nothing: ending its snapshot cannot lose anything. */
-        if (hs_sqlite_exec(t->db, "COMMIT", NULL))
+        if (kept_exec(s, t->db, "COMMIT", NULL))
             hs_sqlite_exec(t->db, "ROLLBACK", NULL);
         my_reader = NULL;
         my_reader_store = NULL;
@@ -231,12 +340,35 @@ int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err)
         return rc;
     }
     if (!rc)
-        rc = hs_sqlite_exec(t->db, "COMMIT", err);
+        rc = kept_exec(s, t->db, "COMMIT", err);
     if (rc)
         hs_sqlite_exec(t->db, "ROLLBACK", NULL);
+    /* Every other commit of the writer waits for the disk. */
+    if (t->unsynced && hs_sqlite_exec(t->db, "PRAGMA synchronous=FULL", rc ? NULL : err) != HS_OK)
+        rc = rc ? rc : HS_ERR_DB;
     s->txn = SQ_TXN_NONE;
     s->txn_seq = 0;
     writer_unlock(s);
+    return rc;
+}
+
+int hs_sqlite_wal_sync(struct sqlite_store *s, struct hs_error *err)
+{
+    const char *db = sqlite3_db_filename(s->db, "main");
+    if (!db || !*db)
+        return HS_OK; /* in memory: nothing to make durable */
+    /* fdatasync works on any descriptor of the file; one of our own keeps this off the writer's
+     * connection, which the next transaction is using meanwhile. */
+    const char *wal = sqlite3_filename_wal(db);
+    int fd = open(wal, O_RDONLY | O_CLOEXEC);
+    int rc = fd >= 0 && fdatasync(fd) == 0 ? HS_OK : errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        char buf[128];
+        /* GNU strerror_r (_GNU_SOURCE is set project-wide): returns the message, maybe not buf. */
+        rc = hs_fail(err, HS_ERR_IO, "syncing %s: %s", wal, strerror_r(rc, buf, sizeof buf));
+    }
     return rc;
 }
 
@@ -328,40 +460,18 @@ int hs_sqlite_prep(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const c
 int hs_sqlite_prep_kept(struct sq_txn *t, sqlite3_stmt **st, const char *sql, const char *what,
                         struct hs_error *err)
 {
-    struct sqlite_reader *r = t->reader;
-    for (size_t i = 0; r && i < HS_SQLITE_KEPT; i++) {
-        if (r->kept_sql[i] == sql && r->kept[i]) {
-            *st = r->kept[i];
-            r->kept[i] = NULL; /* in use: a second use meanwhile prepares its own */
-            return HS_OK;
-        }
+    int rc = kept_take(kept_of(t->s, t->db), t->db, sql, st);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return hs_sqlite_fail(t->db, rc, err, what);
     }
-    return hs_sqlite_prep(t, st, sql, what, err);
+    return HS_OK;
 }
 
-void hs_sqlite_unprep(struct sq_txn *t, const char *sql, sqlite3_stmt *st)
+void hs_sqlite_unprep(struct sq_txn *t, sqlite3_stmt *st)
 {
-    struct sqlite_reader *r = t->reader;
-    size_t slot = HS_SQLITE_KEPT;
-    for (size_t i = 0; r && st && i < HS_SQLITE_KEPT && slot == HS_SQLITE_KEPT; i++)
-        if ((r->kept_sql[i] == sql && !r->kept[i]) || !r->kept_sql[i])
-            slot = i;
-    if (slot == HS_SQLITE_KEPT) {
-        sqlite3_finalize(st);
-        return;
-    }
-    /* Reset: a statement left stepping would hold the reader's snapshot open. */
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    r->kept_sql[slot] = sql;
-    r->kept[slot] = st;
-}
-
-static void reader_close(struct sqlite_reader *r)
-{
-    for (size_t i = 0; i < HS_SQLITE_KEPT; i++)
-        sqlite3_finalize(r->kept[i]);
-    sqlite3_close_v2(r->db);
+    stmt_end(t, st);
 }
 
 int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *what,
@@ -371,7 +481,7 @@ int hs_sqlite_run(struct sq_txn *t, sqlite3_stmt *st, int *changes, const char *
     int ret = rc == SQLITE_DONE ? HS_OK : hs_sqlite_fail(t->db, rc, err, what);
     if (changes)
         *changes = ret ? 0 : sqlite3_changes(t->db);
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     return ret;
 }
 
@@ -399,7 +509,7 @@ int hs_sqlite_one(struct sq_txn *t, sqlite3_stmt *st, hs_sqlite_fill_fn fill, vo
         rc = HS_ERR_NOT_FOUND;
     else
         rc = hs_sqlite_fail(t->db, src, err, what);
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     return rc;
 }
 
@@ -427,7 +537,7 @@ int hs_sqlite_rows(struct sq_txn *t, sqlite3_stmt *st, size_t elem, hs_sqlite_fi
         if ((rc = fill(t, st, row, err)))
             break;
     }
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     if (rc) {
         for (size_t i = 0; clear && i < len; i++)
             clear(v + i * elem);
@@ -450,7 +560,7 @@ int hs_sqlite_int(struct sq_txn *t, sqlite3_stmt *st, int64_t *out, const char *
         *out = 0;
     else
         rc = hs_sqlite_fail(t->db, src, err, what);
-    sqlite3_finalize(st);
+    stmt_end(t, st);
     return rc;
 }
 
@@ -646,17 +756,22 @@ static int migrate(sqlite3 *db, struct hs_error *err)
 static void sq_close(struct hs_store *base)
 {
     struct sqlite_store *s = hs_sqlite_of(base);
-    for (int i = 0; i < s->n_readers; i++)
-        reader_close(&s->readers[i]);
+    for (int i = 0; i < s->n_readers; i++) {
+        kept_clear(&s->readers[i].kept);
+        sqlite3_close_v2(s->readers[i].db);
+    }
+    kept_clear(&s->point.kept);
+    sqlite3_close_v2(s->point.db);
     hs_secret_key_clear(s->key);
     free(s->key);
+    kept_clear(&s->kept);
     sqlite3_close_v2(s->db);
     free(s->path);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->gc_lock);
-    pthread_cond_destroy(&s->gc_done);
+    pthread_mutex_destroy(&s->point_lock);
     pthread_rwlock_destroy(&s->key_lock);
     free(s);
 }
@@ -705,7 +820,7 @@ static struct sqlite_store *store_new(const char *path)
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->gc_lock, NULL);
-    pthread_cond_init(&s->gc_done, NULL);
+    pthread_mutex_init(&s->point_lock, NULL);
     pthread_rwlock_init(&s->key_lock, NULL);
     atomic_init(&s->holder, 0);
     return s;

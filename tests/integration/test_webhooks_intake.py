@@ -11,6 +11,8 @@ hover-sandbox delivers to the real `hoversync serve` (POST /webhooks/hover).
   each HMAC digest, any access id) are accepted; each is refused when forged, stale or modified
   after signing, and unsigned or malformed ones too, with 401/400/413, leaving no row;
 - a delivery sent again is answered 200 and stored once;
+- deliveries acknowledged by a serve killed with SIGKILL right after an acknowledgement, others
+  in flight, are every one stored with their work items;
 - a flood of unsigned verification codes under ever new access ids keeps at most 1,000 rows,
   and the refusals' warn lines are rate-limited with a count of those suppressed;
 - `hoversync status` and GET /api/status show the webhook's health and the queues.
@@ -25,7 +27,9 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import unittest
 
@@ -313,6 +317,58 @@ class Intake(unittest.TestCase):
                                     % (harness.JOB_ALL_COMPLETE + 40)), 1)
         self.assertEqual(self.count("SELECT generation FROM work_items WHERE job_id = %d"
                                     % (harness.JOB_ALL_COMPLETE + 40)), 1)
+
+    # ---- durable before acknowledged ----
+
+    def test_acknowledged_deliveries_survive_kill_9(self):
+        """16 connections deliver to a second serve on the same store, whose group commit writes
+        batches while earlier ones are synced; it is killed (SIGKILL) right after the 150th
+        acknowledgement, with deliveries still in flight. Every delivery acknowledged as
+        accepted is a row with its job's work item; none is stored twice."""
+        other = harness.Service(self.sandbox, None, args=["--no-workers"], db_dir=self.service.dir)
+        secret, base = self.secret(), harness.JOB_ALL_COMPLETE + 1000
+        acked, lock, killed = [], threading.Lock(), threading.Event()
+
+        def deliver(k):
+            for i in range(40):
+                if killed.is_set():
+                    return
+                body = json.dumps({"event": "model-state-changed", "webhook_id": self.webhook_id,
+                                   "job_id": base + k, "model_id": 1000 * k + i,
+                                   "state": "complete"}).encode()
+                try:
+                    r = harness.http_request(other.port, "POST", "/webhooks/hover", body,
+                                             signed(secret, self.webhook_id, body), timeout=30)
+                except OSError:
+                    return  # the kill: this one was never acknowledged
+                if r.status != 200:
+                    continue
+                with lock:
+                    acked.append((base + k, r.json["event_id"]))
+                    if len(acked) == 150 and not killed.is_set():
+                        other.proc.send_signal(signal.SIGKILL)
+                        killed.set()
+
+        threads = [threading.Thread(target=deliver, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        other.proc.wait()
+        other.stop()
+        other.cli.cleanup()
+        self.assertTrue(killed.is_set(), "fewer than 150 deliveries were acknowledged")
+        ids = sorted(e for _, e in acked)
+        self.assertEqual(len(set(ids)), len(ids))
+        stored = {row[0] for row in self.cli.sql(
+            "SELECT id FROM webhook_events WHERE job_id >= %d AND job_id < %d AND status = "
+            "'accepted'" % (base, base + 16))}
+        self.assertEqual([e for e in ids if e not in stored], [],
+                         "acknowledged deliveries lost by kill -9")
+        jobs = {row[0] for row in self.cli.sql(
+            "SELECT job_id FROM work_items WHERE job_id >= %d AND job_id < %d"
+            % (base, base + 16))}
+        self.assertEqual({j for j, _ in acked} - jobs, set())
 
     # ---- status ----
 

@@ -368,6 +368,20 @@ static void test_jobs_search_longer_prefixes_for_stores_of_before(void **state)
     store_check_integrity(f);
 }
 
+/* The first column of sql's first row, run on the writer connection (inside a transaction of its
+ * own). */
+static int64_t writer_int(struct fixture *f, const char *sql)
+{
+    struct sq_txn t;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -999;
+    assert_int_equal(hs_sqlite_enter(hs_sqlite_of(f->store), &t, SQ_WRITE, "test", NULL), HS_OK);
+    assert_int_equal(hs_sqlite_prep(&t, &st, sql, "test", NULL), HS_OK);
+    assert_int_equal(hs_sqlite_int(&t, st, &v, "test", NULL), HS_OK);
+    assert_int_equal(hs_sqlite_leave(&t, HS_OK, NULL), HS_OK);
+    return v;
+}
+
 /* Concurrent event_accept calls share transactions (group commit): every accepted event is
  * stored with its work item, and one that fails inside a batch fails alone. */
 struct accept_worker {
@@ -423,6 +437,9 @@ static void test_event_accept_group_commit(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events WHERE job_id = 13"), 0);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 8);
     assert_int_equal(sql_int(f, "SELECT SUM(generation) FROM work_items"), ok);
+    /* The batches commit with synchronous=NORMAL and sync the log themselves; every other
+     * commit of the writer still waits for the disk. */
+    assert_int_equal(writer_int(f, "PRAGMA synchronous"), 2 /* FULL */);
 }
 
 /* ---- the transaction helper (store_sqlite.c) ---- */
@@ -488,6 +505,36 @@ static void test_failed_op_gives_its_sequence_back(void **state)
     json_decref(d);
 }
 
+/* A kept statement is prepared once and reset for its next use; a nested use of the same SQL
+ * while it is handed out gets a statement of its own, and neither disturbs the other. */
+static void test_kept_statements_nest(void **state)
+{
+    struct fixture *f = *state;
+    static const char sql[] = "SELECT ?1";
+    struct sqlite_store *s = hs_sqlite_of(f->store);
+    struct sq_txn t;
+    sqlite3_stmt *a = NULL, *b = NULL, *c = NULL;
+    int64_t v = 0;
+    assert_int_equal(hs_sqlite_enter(s, &t, SQ_WRITE, "test", NULL), HS_OK);
+    int kept = s->kept.n;
+    assert_int_equal(hs_sqlite_prep_kept(&t, &a, sql, "test", NULL), HS_OK);
+    sqlite3_bind_int64(a, 1, 7);
+    assert_int_equal(hs_sqlite_prep_kept(&t, &b, sql, "test", NULL), HS_OK);
+    assert_ptr_not_equal(a, b);
+    sqlite3_bind_int64(b, 1, 8);
+    assert_int_equal(hs_sqlite_int(&t, b, &v, "test", NULL), HS_OK);
+    assert_int_equal(v, 8);
+    assert_int_equal(hs_sqlite_int(&t, a, &v, "test", NULL), HS_OK);
+    assert_int_equal(v, 7);
+    /* The next use gets the kept one back, its binding cleared. */
+    assert_int_equal(hs_sqlite_prep_kept(&t, &c, sql, "test", NULL), HS_OK);
+    assert_ptr_equal(c, a);
+    assert_int_equal(hs_sqlite_int(&t, c, &v, "test", NULL), HS_OK);
+    assert_int_equal(v, 0);
+    assert_int_equal(s->kept.n, kept + 1);
+    assert_int_equal(hs_sqlite_leave(&t, HS_OK, NULL), HS_OK);
+}
+
 /* ---- the read pool ---- */
 
 /* A thread holding a write transaction open (a sync between begin and commit). */
@@ -534,6 +581,11 @@ static void test_reads_run_beside_an_open_write(void **state)
     struct test_job j;
     make_job(&j);
     upsert(f, &j.job, true);
+    struct hs_webhook_row w = {.id = 230293,
+                               .connection_key = (char *)"default",
+                               .url = (char *)"https://hs.example/webhooks/hover",
+                               .hmac_secret = (char *)"c2VjcmV0"};
+    assert_int_equal(f->store->webhooks->webhook_put(f->store, &w, NULL), HS_OK);
     struct holder h = {.store = f->store};
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
@@ -552,6 +604,11 @@ static void test_reads_run_beside_an_open_write(void **state)
     assert_int_equal(f->store->records->model_get(f->store, 990, &m, NULL), HS_ERR_NOT_FOUND);
     assert_int_equal(f->store->records->model_get(f->store, 17338410, &m, NULL), HS_OK);
     hs_model_row_clear(&m);
+    /* The webhook look-up of every delivery, on the point reader. */
+    struct hs_webhook_row got = {0};
+    assert_int_equal(f->store->webhooks->webhook_get(f->store, 230293, &got, NULL), HS_OK);
+    assert_string_equal(got.hmac_secret, "c2VjcmV0");
+    hs_webhook_row_clear(&got);
 
     pthread_mutex_lock(&h.lock);
     bool released = h.released; /* still open while every read above ran */
@@ -643,6 +700,7 @@ int main(void)
         STORE_TEST(test_jobs_search_longer_prefixes_for_stores_of_before),
         STORE_TEST(test_event_accept_group_commit),
         STORE_TEST(test_failed_op_gives_its_sequence_back),
+        STORE_TEST(test_kept_statements_nest),
         STORE_TEST(test_reads_run_beside_an_open_write),
         STORE_TEST(test_more_readers_than_the_pool),
         STORE_TEST(test_a_table_with_a_hole_is_refused),
