@@ -212,9 +212,10 @@ class Metrics(unittest.TestCase):
 
         # Six requests a minute, one background start every ten seconds: syncing three jobs
         # (a Show Job and the downloads of each complete model) takes more than a minute allows.
-        # One worker thread and no periodic pass: one background request at most waits at a time.
+        # One worker thread downloading on one slot, and no periodic pass: one background request
+        # at most waits at a time.
         worker = harness.Service(self.sb, self.tokens, db_dir=front.dir,
-                                 args=["--rate-limit", 6, "--event-workers", 1,
+                                 args=["--rate-limit", 6, "--event-workers", 1, "--download-slots", 1,
                                        "--reconcile-interval", 0, "--pending-interval", 0,
                                        "--drain-timeout", 1])
         self.others.append(worker)
