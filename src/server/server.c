@@ -50,7 +50,7 @@
 #include "hover/multi.h"
 
 #define DEFAULT_THREADS       4
-#define DEFAULT_WORKERS       8
+#define DEFAULT_WORKERS       16
 #define DEFAULT_HOVER_WORKERS 32
 #define DEFAULT_HOVER_WAIT_MS 20000
 #define DEFAULT_HEADER_MS     10000

@@ -629,6 +629,7 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     struct hs_sqlite_accept me = {
         .e = e, .schedule = schedule, .now_ms = now_ms, .rerun_ms = delay_ms};
     pthread_cond_init(&me.wake, NULL);
+    bool synced = false;
     pthread_mutex_lock(&s->gc_lock);
     if (s->gc_tail)
         s->gc_tail->next = &me;
@@ -636,9 +637,10 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
         s->gc_head = &me;
     s->gc_tail = &me;
     while (!me.done) {
-        if (!s->gc_syncing && s->gc_unsynced)
+        if (!s->gc_syncing && s->gc_unsynced) {
             gc_sync(s);
-        else if (!s->gc_leader && s->gc_head)
+            synced = true;
+        } else if (!s->gc_leader && s->gc_head)
             gc_lead(s);
         else {
             me.waiting = true;
@@ -649,6 +651,9 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     hand_over(s); /* the roles this caller leaves */
     pthread_mutex_unlock(&s->gc_lock);
     pthread_cond_destroy(&me.wake);
+    /* The batches' checkpoint, off the writer and after their callers were told. */
+    if (synced)
+        hs_sqlite_checkpoint(s);
     if (me.rc) {
         if (err)
             *err = me.err;
