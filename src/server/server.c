@@ -49,7 +49,9 @@
 #include "core/str.h"
 #include "hover/multi.h"
 
-#define DEFAULT_THREADS       4
+#define DEFAULT_THREADS 4
+/* Store workers: the webhook intake's deliveries in flight share group commits (one per
+ * worker), so more of them make bigger batches, fewer log writes and fsyncs per delivery. */
 #define DEFAULT_WORKERS       16
 #define DEFAULT_HOVER_WORKERS 32
 #define DEFAULT_HOVER_WAIT_MS 20000
