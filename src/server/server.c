@@ -49,9 +49,10 @@
 #include "core/str.h"
 #include "hover/multi.h"
 
-#define DEFAULT_THREADS 4
-/* Store workers: the webhook intake's deliveries in flight share group commits (one per
- * worker), so more of them make bigger batches, fewer log writes and fsyncs per delivery. */
+/* DEFAULT_WORKERS, the store workers: the webhook intake's deliveries in flight (one per
+ * worker) share group commits, so more of them make bigger batches: fewer log writes and fsyncs
+ * per delivery. */
+#define DEFAULT_THREADS       4
 #define DEFAULT_WORKERS       16
 #define DEFAULT_HOVER_WORKERS 32
 #define DEFAULT_HOVER_WAIT_MS 20000
