@@ -15,6 +15,7 @@
 #include "server/metrics.h"
 #include "server/server.h"
 #include "store/blobs.h"
+#include "webhook/receiver.h"
 #include "webhook/registration.h"
 
 /* Route flags. */
@@ -135,6 +136,8 @@ struct hs_server {
     struct blob_hub *blobhub;    /* object storage only */
     struct hs_quota *quota;      /* NULL: no per-caller limit */
     struct health_cache *health; /* Hover's word on the webhooks, for GET /api/status */
+    /* The webhooks read for deliveries (receiver.h). */
+    struct hs_webhook_cache *webhook_cache;
     int hover_workers;
     int64_t hover_wait_ms, header_timeout_ms;
     unsigned max_connections;

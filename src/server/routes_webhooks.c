@@ -52,6 +52,7 @@ void hs_route_webhook_hover(struct hs_req *q, struct hs_resp *r)
         .delay_ms = s->webhook_delay_ms,
         .wake = s->events ? wake_workers : NULL,
         .wake_ctx = s->events,
+        .cache = s->webhook_cache,
     };
     struct hs_receiver_result res;
     hs_receiver_handle(&cfg, &rq, &res);

@@ -49,8 +49,11 @@
 #include "core/str.h"
 #include "hover/multi.h"
 
+/* DEFAULT_WORKERS, the store workers: the webhook intake's deliveries in flight (one per
+ * worker) share group commits, so more of them make bigger batches: fewer log writes and fsyncs
+ * per delivery. */
 #define DEFAULT_THREADS       4
-#define DEFAULT_WORKERS       8
+#define DEFAULT_WORKERS       16
 #define DEFAULT_HOVER_WORKERS 32
 #define DEFAULT_HOVER_WAIT_MS 20000
 #define DEFAULT_HEADER_MS     10000
@@ -1087,6 +1090,7 @@ int hs_server_new(const struct hs_server_config *cfg, const struct hs_server_dep
     s->provider = hs_client_pool_provider(deps->pool);
     s->webhook_delay_ms = cfg->webhook_delay_ms > 0 ? cfg->webhook_delay_ms : 25;
     s->register_webhooks = cfg->register_webhooks;
+    s->webhook_cache = hs_webhook_cache_new();
     pthread_mutex_init(&s->cache_lock, NULL);
     atomic_init(&s->oauth_requests, 0);
 
@@ -1296,6 +1300,7 @@ void hs_server_free(struct hs_server *s)
     hs_metrics_free(s->metrics);
     hs_quota_free(s->quota);
     hs_health_cache_free(s);
+    hs_webhook_cache_free(s->webhook_cache);
     for (size_t i = 0; i < JOB_CACHE_N; i++) {
         free(s->jobs[i].connection);
         json_decref(s->jobs[i].doc);

@@ -190,23 +190,24 @@ static int pg_webhook_access_put(struct hs_store *base, const char *access_id, i
 
 /* ---- replays, kept deliveries, verifications (inside a transaction) ---- */
 
-static int replay_remember(struct pg_txn *t, const char *key, int64_t until_ms, int64_t now_ms,
-                           bool *replay, struct hs_error *err)
+/* Remembers key until until_ms with the event stored for it, in one statement: a key still
+ * remembered (a replay) is left alone, *replay set; an expired one is taken over (the retention
+ * duty deletes expired keys, not every delivery). */
+static int replay_remember(struct pg_txn *t, const char *key, int64_t until_ms, int64_t event_id,
+                           int64_t now_ms, bool *replay, struct hs_error *err)
 {
     struct pg_args a = {0};
+    hs_pg_text(&a, key);
+    hs_pg_int(&a, until_ms);
+    hs_pg_int(&a, event_id);
     hs_pg_int(&a, now_ms);
-    int rc = hs_pg_run(t, "DELETE FROM webhook_replays WHERE expires_ms < $1", &a, NULL,
-                       "forgetting old signatures", err);
     int64_t changes = 0;
-    if (!rc) {
-        struct pg_args b = {0};
-        hs_pg_text(&b, key);
-        hs_pg_int(&b, until_ms);
-        rc = hs_pg_run(t,
-                       "INSERT INTO webhook_replays (signature, expires_ms) VALUES ($1, $2) "
-                       "ON CONFLICT (signature) DO NOTHING",
-                       &b, &changes, "remembering a signature", err);
-    }
+    int rc = hs_pg_run(t,
+                       "INSERT INTO webhook_replays (signature, expires_ms, event_id) "
+                       "VALUES ($1, $2, $3) ON CONFLICT (signature) DO UPDATE SET "
+                       "expires_ms = excluded.expires_ms, event_id = excluded.event_id "
+                       "WHERE webhook_replays.expires_ms < $4",
+                       &a, &changes, "remembering a signature", err);
     if (!rc)
         *replay = changes == 0;
     return rc;
@@ -390,17 +391,18 @@ static int event_insert(struct pg_txn *t, const struct hs_event_row *e, int64_t 
                       &a, id, "storing event", err);
 }
 
-/* The delivery's rows in t (event_accept's contract, store/webhooks.h). */
+/* The delivery's rows in t (event_accept's contract, store/webhooks.h). The event row goes
+ * first so that its replay key is written once, with its id: a replay (rare) answers
+ * HS_ERR_CONFLICT, the caller rolls back and reports nothing stored. */
 static int accept_rows(struct pg_txn *t, const struct hs_event_row *e, bool schedule,
                        int64_t rerun_ms, int64_t now_ms, int64_t *id, struct hs_error *err)
 {
     bool replay = false;
-    int rc = HS_OK;
-    if (e->replay_key)
-        rc = replay_remember(t, e->replay_key, e->replay_until_ms, now_ms, &replay, err);
-    if (rc || replay) /* a replay: nothing stored, id 0 */
-        return rc;
-    rc = event_insert(t, e, id, err);
+    int rc = event_insert(t, e, id, err);
+    if (!rc && e->replay_key)
+        rc = replay_remember(t, e->replay_key, e->replay_until_ms, *id, now_ms, &replay, err);
+    if (!rc && replay)
+        return HS_ERR_CONFLICT;
     if (!rc && schedule && e->job_id > 0 && e->connection_key) {
         struct pg_args a = {0};
         hs_pg_text(&a, e->connection_key);
@@ -417,13 +419,6 @@ static int accept_rows(struct pg_txn *t, const struct hs_event_row *e, bool sche
                                                            .due_ms = now_ms,
                                                            .rerun_ms = rerun_ms},
                                  err);
-    }
-    if (!rc && e->replay_key) {
-        struct pg_args a = {0};
-        hs_pg_text(&a, e->replay_key);
-        hs_pg_int(&a, *id);
-        rc = hs_pg_run(t, "UPDATE webhook_replays SET event_id = $2 WHERE signature = $1", &a, NULL,
-                       "remembering a signature", err);
     }
     if (!rc && e->verify_code)
         rc = verification_insert(t, e->webhook_id, e->verify_code, *id, now_ms, err);
@@ -444,7 +439,14 @@ static int pg_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     if (rc)
         return rc;
     int64_t id = 0;
-    rc = hs_pg_leave(&t, accept_rows(&t, e, schedule, delay_ms, now_ms, &id, err), err);
+    rc = accept_rows(&t, e, schedule, delay_ms, now_ms, &id, err);
+    if (rc == HS_ERR_CONFLICT) { /* a replay: rolled back, nothing stored, id 0 */
+        (void)hs_pg_leave(&t, rc, NULL);
+        id = 0;
+        rc = HS_OK;
+    } else {
+        rc = hs_pg_leave(&t, rc, err);
+    }
     if (!rc && event_id)
         *event_id = id;
     return rc;

@@ -102,6 +102,13 @@ struct sqlite_store {
     /* Committed batches waiting for the fdatasync that makes them durable (one at a time). */
     struct hs_sqlite_accept *gc_unsynced, *gc_unsynced_tail;
     bool gc_syncing;
+    /* The log's frames at the writer's last commit (its wal hook, store_sqlite.c). A batch's
+     * commit (SQ_WRITE_UNSYNCED) leaves the checkpoint to a syncer (hs_sqlite_checkpoint), on
+     * a connection of its own, so that the writer is not held while pages are copied. */
+    _Atomic int wal_frames;
+    bool wal_deferred; /* under the writer lock: this transaction's commit does not checkpoint */
+    pthread_mutex_t ckpt_lock;
+    sqlite3 *ckpt_db;
 
     /* The key that seals secrets at rest (secrets.h); NULL: they are stored in clear. Readers
      * hold key_lock (shared) for their whole read transaction, so that rotate-key swaps the key
@@ -153,6 +160,11 @@ int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err);
 /* Makes every commit so far durable, those of SQ_WRITE_UNSYNCED included: an fdatasync of the
  * write-ahead log, outside the writer's lock (several may run at once). */
 int hs_sqlite_wal_sync(struct sqlite_store *s, struct hs_error *err);
+
+/* A passive checkpoint when the log has grown past SQLite's usual threshold (1,000 frames),
+ * on the checkpoint connection; skipped when another thread runs one. Called by the group
+ * commit's syncer once its callers are answered. Failures only leave the log longer. */
+void hs_sqlite_checkpoint(struct sqlite_store *s);
 
 /* The store interface's begin/commit/rollback (store.h). */
 int hs_sqlite_begin(struct hs_store *base, struct hs_error *err);

@@ -208,45 +208,30 @@ static int sq_webhook_access_put(struct hs_store *base, const char *access_id, i
 
 /* ---- replays, kept deliveries, verifications (helpers inside a transaction) ---- */
 
-/* Remembers key until until_ms (forgetting the expired ones); *replay when it was remembered. */
-static int replay_remember(struct sq_txn *t, const char *key, int64_t until_ms, int64_t now_ms,
-                           bool *replay, struct hs_error *err)
+/* Remembers key until until_ms with the event stored for it, in one statement: a key still
+ * remembered (a replay) is left alone, *replay set; an expired one is taken over (the retention
+ * duty deletes expired keys, not every delivery). */
+static int replay_remember(struct sq_txn *t, const char *key, int64_t until_ms, int64_t event_id,
+                           int64_t now_ms, bool *replay, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep_kept(t, &st, "DELETE FROM webhook_replays WHERE expires_ms < ?1",
-                                 "forgetting old signatures", err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, now_ms);
-        rc = hs_sqlite_run(t, st, NULL, "forgetting old signatures", err);
-    }
     int changes = 0;
-    if (!rc)
-        rc = hs_sqlite_prep_kept(
-            t, &st,
-            "INSERT INTO webhook_replays (signature, expires_ms) VALUES (?1, ?2) "
-            "ON CONFLICT(signature) DO NOTHING",
-            "remembering a signature", err);
+    int rc = hs_sqlite_prep_kept(
+        t, &st,
+        "INSERT INTO webhook_replays (signature, expires_ms, event_id) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT(signature) DO UPDATE SET expires_ms = excluded.expires_ms, "
+        "event_id = excluded.event_id WHERE webhook_replays.expires_ms < ?4",
+        "remembering a signature", err);
     if (!rc) {
         hs_sqlite_bind_text(st, 1, key);
         sqlite3_bind_int64(st, 2, until_ms);
+        hs_sqlite_bind_id(st, 3, event_id);
+        sqlite3_bind_int64(st, 4, now_ms);
         rc = hs_sqlite_run(t, st, &changes, "remembering a signature", err);
     }
     if (!rc)
         *replay = changes == 0;
     return rc;
-}
-
-static int replay_link(struct sq_txn *t, const char *key, int64_t event_id, struct hs_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc =
-        hs_sqlite_prep_kept(t, &st, "UPDATE webhook_replays SET event_id = ?2 WHERE signature = ?1",
-                            "remembering a signature", err);
-    if (rc)
-        return rc;
-    hs_sqlite_bind_text(st, 1, key);
-    sqlite3_bind_int64(st, 2, event_id);
-    return hs_sqlite_run(t, st, NULL, "remembering a signature", err);
 }
 
 /* Kept deliveries past their age or past the count, oldest first. */
@@ -479,8 +464,9 @@ static int event_insert(struct sq_txn *t, const struct hs_event_row *e, int64_t 
     return rc;
 }
 
-/* The event row and its work item, under a savepoint of the batch's transaction (a nested
- * hs_sqlite_enter): a failed one leaves nothing and does not fail the others. */
+/* The event row, its replay key and its work item, under a savepoint of the batch's transaction
+ * (a nested hs_sqlite_enter): a failed one leaves nothing and does not fail the others. The row
+ * goes first so that its key is written once, with its id; a replay (rare) rolls it back. */
 static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
 {
     const struct hs_event_row *e = a->e;
@@ -490,11 +476,14 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
     if (rc)
         return rc;
     bool replay = false;
-    if (e->replay_key)
-        rc = replay_remember(&t, e->replay_key, e->replay_until_ms, a->now_ms, &replay, err);
-    if (rc || replay) /* a replay: nothing stored, id 0 */
-        return hs_sqlite_leave(&t, rc, err);
     rc = event_insert(&t, e, &a->id, err);
+    if (!rc && e->replay_key)
+        rc = replay_remember(&t, e->replay_key, e->replay_until_ms, a->id, a->now_ms, &replay, err);
+    if (!rc && replay) { /* nothing stored, id 0 */
+        a->id = 0;
+        (void)hs_sqlite_leave(&t, HS_ERR_CONFLICT, NULL);
+        return HS_OK;
+    }
     if (!rc && a->schedule && e->job_id > 0 && e->connection_key) {
         bool known = false;
         rc = connection_known(&t, e->connection_key, &known, err);
@@ -509,8 +498,6 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
                                                                .rerun_ms = a->rerun_ms},
                                      err);
     }
-    if (!rc && e->replay_key)
-        rc = replay_link(&t, e->replay_key, a->id, err);
     if (!rc && e->verify_code)
         rc = verification_insert(&t, e->webhook_id, e->verify_code, a->id, a->now_ms, err);
     if (!rc && strcmp(e->status, "unverified") == 0)
@@ -642,6 +629,7 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     struct hs_sqlite_accept me = {
         .e = e, .schedule = schedule, .now_ms = now_ms, .rerun_ms = delay_ms};
     pthread_cond_init(&me.wake, NULL);
+    bool synced = false;
     pthread_mutex_lock(&s->gc_lock);
     if (s->gc_tail)
         s->gc_tail->next = &me;
@@ -649,9 +637,10 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
         s->gc_head = &me;
     s->gc_tail = &me;
     while (!me.done) {
-        if (!s->gc_syncing && s->gc_unsynced)
+        if (!s->gc_syncing && s->gc_unsynced) {
             gc_sync(s);
-        else if (!s->gc_leader && s->gc_head)
+            synced = true;
+        } else if (!s->gc_leader && s->gc_head)
             gc_lead(s);
         else {
             me.waiting = true;
@@ -662,6 +651,9 @@ static int sq_event_accept(struct hs_store *base, const struct hs_event_row *e, 
     hand_over(s); /* the roles this caller leaves */
     pthread_mutex_unlock(&s->gc_lock);
     pthread_cond_destroy(&me.wake);
+    /* The batches' checkpoint, off the writer and after their callers were told. */
+    if (synced)
+        hs_sqlite_checkpoint(s);
     if (me.rc) {
         if (err)
             *err = me.err;

@@ -296,6 +296,7 @@ int hs_sqlite_enter(struct sqlite_store *s, struct sq_txn *t, enum sq_mode mode,
     /* The commit's fsync is the caller's (hs_sqlite_wal_sync); the setting is the connection's
      * and cannot change inside a transaction, so it is set here and put back in leave. */
     t->unsynced = mode == SQ_WRITE_UNSYNCED;
+    s->wal_deferred = t->unsynced;
     int rc = t->unsynced ? hs_sqlite_exec(s->db, "PRAGMA synchronous=NORMAL", err) : HS_OK;
     /* A write takes the database's write lock at once (a writer in another process waits for
      * it instead of failing half-way with SQLITE_BUSY); a read on the writer only a snapshot. */
@@ -304,6 +305,7 @@ int hs_sqlite_enter(struct sqlite_store *s, struct sq_txn *t, enum sq_mode mode,
     if (rc) {
         if (t->unsynced)
             hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL);
+        s->wal_deferred = false;
         writer_unlock(s);
         return rc;
     }
@@ -348,8 +350,46 @@ int hs_sqlite_leave(struct sq_txn *t, int rc, struct hs_error *err)
         rc = rc ? rc : HS_ERR_DB;
     s->txn = SQ_TXN_NONE;
     s->txn_seq = 0;
+    s->wal_deferred = false;
     writer_unlock(s);
     return rc;
+}
+
+/* The writer's log hook, in place of SQLite's automatic checkpoint (the same threshold): a
+ * group commit's batch checkpoints only past WAL_BACKSTOP_FRAMES (its syncer normally has by
+ * then), so that the writer goes on with the next batch. */
+#define WAL_CHECKPOINT_FRAMES 1000
+#define WAL_BACKSTOP_FRAMES   4000
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct sqlite_store *s = arg;
+    atomic_store(&s->wal_frames, frames);
+    if (frames >= (s->wal_deferred ? WAL_BACKSTOP_FRAMES : WAL_CHECKPOINT_FRAMES))
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+void hs_sqlite_checkpoint(struct sqlite_store *s)
+{
+    if (s->max_readers == 0 || atomic_load(&s->wal_frames) < WAL_CHECKPOINT_FRAMES ||
+        pthread_mutex_trylock(&s->ckpt_lock) != 0)
+        return;
+    if (!s->ckpt_db &&
+        sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+        hs_warn("store checkpoint connection not opened msg=\"%s\"",
+                s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : "out of memory");
+        sqlite3_close_v2(s->ckpt_db);
+        s->ckpt_db = NULL;
+    }
+    int log = -1, copied = -1;
+    if (s->ckpt_db &&
+        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
+            SQLITE_OK &&
+        log == copied)
+        atomic_store(&s->wal_frames, 0); /* all copied: the next commit starts the log over */
+    pthread_mutex_unlock(&s->ckpt_lock);
 }
 
 int hs_sqlite_wal_sync(struct sqlite_store *s, struct hs_error *err)
@@ -764,6 +804,7 @@ static void sq_close(struct hs_store *base)
     sqlite3_close_v2(s->point.db);
     hs_secret_key_clear(s->key);
     free(s->key);
+    sqlite3_close_v2(s->ckpt_db);
     kept_clear(&s->kept);
     sqlite3_close_v2(s->db);
     free(s->path);
@@ -771,6 +812,7 @@ static void sq_close(struct hs_store *base)
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->gc_lock);
+    pthread_mutex_destroy(&s->ckpt_lock);
     pthread_mutex_destroy(&s->point_lock);
     pthread_rwlock_destroy(&s->key_lock);
     free(s);
@@ -820,6 +862,7 @@ static struct sqlite_store *store_new(const char *path)
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->gc_lock, NULL);
+    pthread_mutex_init(&s->ckpt_lock, NULL);
     pthread_mutex_init(&s->point_lock, NULL);
     pthread_rwlock_init(&s->key_lock, NULL);
     atomic_init(&s->holder, 0);
@@ -862,6 +905,7 @@ int hs_store_open_sqlite(const char *path, const struct hs_store_options *o, str
              s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
              err)))
         goto fail;
+    sqlite3_wal_hook(s->db, wal_hook, s);
     if ((rc = migrate(s->db, err)))
         goto fail;
     if ((rc = hs_sqlite_key_check(s, key, err)))

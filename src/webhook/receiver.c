@@ -1,6 +1,7 @@
 /* receiver.c: a webhook delivery from signature to durable row (receiver.h). */
 #include "webhook/receiver.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "store/secrets.h"
 #include "store/webhooks.h"
 #include "webhook/signature.h"
 
@@ -219,12 +221,116 @@ static bool signed_by(const struct hs_webhook_delivery *d, const struct hs_apiau
     return hs_webhook_signature_matches(d, a, w->hmac_secret, signed_uri);
 }
 
-/* The stored webhook `id`, if its secret verifies: HS_OK (*out filled), HS_ERR_NOT_FOUND. */
-static int try_id(struct hs_store *store, int64_t id, const struct hs_webhook_delivery *d,
-                  const struct hs_apiauth *a, struct hs_webhook_row *out, struct hs_error *err)
+/* ---- the webhooks kept for deliveries (receiver.h) ---- */
+
+#define CACHE_N 16
+
+struct cache_entry {
+    int64_t id; /* 0: free */
+    char *connection_key, *secret;
+    char uri[URI_MAX]; /* the registered URL's path and query; "" to use the request's */
+    int64_t at_ms;     /* read from the store then (monotonic) */
+};
+
+struct hs_webhook_cache {
+    pthread_rwlock_t lock;
+    struct cache_entry e[CACHE_N];
+    size_t next;
+};
+
+struct hs_webhook_cache *hs_webhook_cache_new(void)
 {
+    struct hs_webhook_cache *c = hs_calloc(1, sizeof *c);
+    pthread_rwlock_init(&c->lock, NULL);
+    return c;
+}
+
+static void entry_clear(struct cache_entry *e)
+{
+    free(e->connection_key);
+    hs_secret_free(e->secret);
+    memset(e, 0, sizeof *e);
+}
+
+void hs_webhook_cache_free(struct hs_webhook_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < CACHE_N; i++)
+        entry_clear(&c->e[i]);
+    pthread_rwlock_destroy(&c->lock);
+    free(c);
+}
+
+static int64_t cache_now(const struct hs_receiver_config *cfg)
+{
+    const struct hs_clock *clock = cfg->clock ? cfg->clock : hs_clock_system();
+    return clock->mono_ms(clock);
+}
+
+/* Webhook `id` as kept, if read less than the TTL ago and its secret verifies the delivery:
+ * true with out's id and connection filled. */
+static bool cache_verifies(const struct hs_receiver_config *cfg, int64_t id,
+                           const struct hs_webhook_delivery *d, const struct hs_apiauth *a,
+                           struct hs_webhook_row *out)
+{
+    struct hs_webhook_cache *c = cfg->cache;
+    int64_t now = cache_now(cfg);
+    bool ok = false;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < CACHE_N; i++) {
+        const struct cache_entry *e = &c->e[i];
+        if (e->id != id)
+            continue;
+        if (now - e->at_ms < HS_WEBHOOK_CACHE_TTL_MS &&
+            hs_webhook_signature_matches(d, a, e->secret, e->uri[0] ? e->uri : d->request_uri)) {
+            out->id = id;
+            out->connection_key = e->connection_key ? hs_strdup(e->connection_key) : NULL;
+            ok = true;
+        }
+        break;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return ok;
+}
+
+/* w as just read from the store, kept (replacing what was kept of it). */
+static void cache_put(const struct hs_receiver_config *cfg, const struct hs_webhook_row *w)
+{
+    struct hs_webhook_cache *c = cfg->cache;
+    if (!w->hmac_secret)
+        return;
+    int64_t now = cache_now(cfg);
+    pthread_rwlock_wrlock(&c->lock);
+    struct cache_entry *e = NULL;
+    for (size_t i = 0; i < CACHE_N && !e; i++)
+        if (c->e[i].id == w->id)
+            e = &c->e[i];
+    if (!e)
+        e = &c->e[c->next++ % CACHE_N];
+    entry_clear(e);
+    e->id = w->id;
+    e->connection_key = w->connection_key ? hs_strdup(w->connection_key) : NULL;
+    e->secret = hs_strdup(w->hmac_secret);
+    if (!w->url || hs_webhook_uri_of_url(w->url, e->uri, sizeof e->uri) != HS_OK)
+        e->uri[0] = '\0';
+    e->at_ms = now;
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* The stored webhook `id`, if its secret verifies: HS_OK (*out filled), HS_ERR_NOT_FOUND. A
+ * kept copy is tried first; when it does not verify, the store is read. */
+static int try_id(const struct hs_receiver_config *cfg, int64_t id,
+                  const struct hs_webhook_delivery *d, const struct hs_apiauth *a,
+                  struct hs_webhook_row *out, struct hs_error *err)
+{
+    if (cfg->cache && cache_verifies(cfg, id, d, a, out))
+        return HS_OK;
+    struct hs_store *store = cfg->store;
     struct hs_webhook_row w = {0};
     int rc = store->webhooks->webhook_get(store, id, &w, err);
+    if (rc == HS_OK && cfg->cache)
+        cache_put(cfg, &w);
     if (rc == HS_OK && !signed_by(d, a, &w))
         rc = HS_ERR_NOT_FOUND;
     if (rc == HS_OK)
@@ -278,21 +384,22 @@ static int try_all(struct hs_store *store, const int64_t skip[2],
 
 /* The webhook whose secret verifies the delivery (receiver.h, 3): HS_OK with *out, or
  * HS_ERR_NOT_FOUND; another code when the store failed. */
-static int find_webhook(struct hs_store *store, const struct hs_webhook_delivery *d,
+static int find_webhook(const struct hs_receiver_config *cfg, const struct hs_webhook_delivery *d,
                         const struct hs_apiauth *a, struct hs_webhook_row *out,
                         struct hs_error *err)
 {
+    struct hs_store *store = cfg->store;
     int64_t skip[2] = {0, 0};
     int rc = HS_ERR_NOT_FOUND;
     if (hs_parse_i64_range(a->access_id, 1, INT64_MAX, &skip[0]) == HS_OK)
-        rc = try_id(store, skip[0], d, a, out, err);
+        rc = try_id(cfg, skip[0], d, a, out, err);
     else
         skip[0] = 0;
     if (rc != HS_ERR_NOT_FOUND)
         return rc;
     rc = store->webhooks->webhook_access_get(store, a->access_id, &skip[1], err);
     if (rc == HS_OK)
-        rc = skip[1] != skip[0] ? try_id(store, skip[1], d, a, out, err) : HS_ERR_NOT_FOUND;
+        rc = skip[1] != skip[0] ? try_id(cfg, skip[1], d, a, out, err) : HS_ERR_NOT_FOUND;
     if (rc != HS_ERR_NOT_FOUND)
         return rc;
     rc = try_all(store, skip, d, a, out, err);
@@ -356,7 +463,7 @@ static void keep_unverified(const struct hs_receiver_config *cfg,
      * the kept deliveries before it: then nobody would settle this one. Looking again after the
      * insert closes that window (queueing twice is harmless: a code is queued once). */
     struct hs_webhook_row w = {0};
-    if (find_webhook(cfg->store, d, a, &w, &err) == HS_OK &&
+    if (find_webhook(cfg, d, a, &w, &err) == HS_OK &&
         queue_kept(cfg, &w, out->event_id, p.code, now_ms, &err) == HS_OK) {
         out->webhook_id = w.id;
         answer(out, 202, "verifying", NULL);
@@ -461,7 +568,7 @@ void hs_receiver_handle(const struct hs_receiver_config *cfg, const struct hs_we
         return;
     }
     struct hs_webhook_row w = {0};
-    rc = find_webhook(cfg->store, &d, &a, &w, &err);
+    rc = find_webhook(cfg, &d, &a, &w, &err);
     if (rc == HS_ERR_NOT_FOUND) {
         keep_unverified(cfg, rq, &d, &a, now_ms, out);
         return;

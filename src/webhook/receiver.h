@@ -55,7 +55,19 @@ struct hs_receiver_config {
      * that a worker starts it at once); NULL: none. */
     void (*wake)(void *ctx);
     void *wake_ctx;
+    /* Webhooks read for earlier deliveries (hs_webhook_cache_new); NULL: each delivery reads its
+     * webhook from the store. */
+    struct hs_webhook_cache *cache;
 };
+
+/* A process's webhooks as read for deliveries, each kept HS_WEBHOOK_CACHE_TTL_MS (monotonic)
+ * so that a delivery verifies without a read of the store. A delivery that a kept secret does
+ * not verify reads the store again (a rotated secret works at once); a webhook deleted, or a
+ * secret changed, by any process stops verifying within the TTL. Thread-safe. */
+#define HS_WEBHOOK_CACHE_TTL_MS 1000
+struct hs_webhook_cache;
+struct hs_webhook_cache *hs_webhook_cache_new(void);
+void hs_webhook_cache_free(struct hs_webhook_cache *c);
 
 /* A delivery as received; header values NULL when absent. */
 struct hs_webhook_request {

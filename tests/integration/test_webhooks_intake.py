@@ -318,6 +318,36 @@ class Intake(unittest.TestCase):
         self.assertEqual(self.count("SELECT generation FROM work_items WHERE job_id = %d"
                                     % (harness.JOB_ALL_COMPLETE + 40)), 1)
 
+    def test_secret_rotated_or_webhook_deleted_by_another_process(self):
+        """serve keeps the webhooks it verified deliveries with for a second: a secret changed in
+        the store by another process verifies at once, and a webhook deleted there is refused
+        once that second has passed."""
+        wid, job = 990001, harness.JOB_ALL_COMPLETE + 41
+        key = "org-%d" % harness.MAIN_ORG
+        self.cli.sql("INSERT INTO webhooks (id, connection_key, url, hmac_secret, verified_at, "
+                     "created_at, updated_at) VALUES (?, ?, ?, 'c2VjcmV0LW9uZQ', "
+                     "'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', "
+                     "'2026-01-01T00:00:00.000Z')",
+                     (wid, key, "http://127.0.0.1:%d/webhooks/hover" % self.service.port))
+
+        def deliver(secret, n):
+            body = json.dumps({"event": "model-state-changed", "webhook_id": wid, "job_id": job,
+                               "model_id": n, "state": "complete"}).encode()
+            return self.post(body, signed(secret, wid, body))
+
+        self.assertEqual(deliver("c2VjcmV0LW9uZQ", 1).status, 200)
+        self.assertEqual(deliver("c2VjcmV0LW9uZQ", 2).status, 200)  # the kept webhook
+        self.cli.sql("UPDATE webhooks SET hmac_secret = 'c2VjcmV0LXR3bw' WHERE id = ?", (wid,))
+        r = deliver("c2VjcmV0LXR3bw", 3)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json["status"], "accepted")
+        self.cli.sql("DELETE FROM webhooks WHERE id = ?", (wid,))
+        time.sleep(1.1)  # past the kept webhook's second (receiver.h)
+        r = deliver("c2VjcmV0LXR3bw", 4)
+        self.assertEqual(r.status, 401, r.body)
+        self.assertEqual(self.count("SELECT COUNT(*) FROM webhook_events WHERE job_id = %d"
+                                    % job), 3)
+
     # ---- durable before acknowledged ----
 
     def test_acknowledged_deliveries_survive_kill_9(self):

@@ -442,6 +442,31 @@ static void test_event_accept_group_commit(void **state)
     assert_int_equal(writer_int(f, "PRAGMA synchronous"), 2 /* FULL */);
 }
 
+/* The intake's batches leave the checkpoint to their syncer, on a connection of its own, once
+ * the log passes SQLite's usual 1,000 frames: the log is copied and starts over. */
+static void test_intake_log_checkpointed_off_the_writer(void **state)
+{
+    struct fixture *f = *state;
+    struct sqlite_store *s = hs_sqlite_of(f->store);
+    static char body[16384];
+    memset(body, 'x', sizeof body);
+    int n = 0;
+    while (!s->ckpt_db && n < 1000) {
+        struct hs_event_row e = {.webhook_id = 230293,
+                                 .event = (char *)"model-state-changed",
+                                 .body = body,
+                                 .body_len = sizeof body,
+                                 .status = (char *)"ignored"};
+        assert_int_equal(f->store->webhooks->event_accept(f->store, &e, false, 0, 1000, NULL, NULL),
+                         HS_OK);
+        n++;
+    }
+    assert_non_null(s->ckpt_db);
+    assert_true(n > 50); /* not before the log had grown */
+    assert_int_equal(atomic_load(&s->wal_frames), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events"), n);
+}
+
 /* ---- the transaction helper (store_sqlite.c) ---- */
 
 static int64_t writer_synchronous(struct sqlite_store *s)
@@ -699,6 +724,7 @@ int main(void)
         STORE_TEST(test_jobs_search_index_rebuilt_for_stores_of_before),
         STORE_TEST(test_jobs_search_longer_prefixes_for_stores_of_before),
         STORE_TEST(test_event_accept_group_commit),
+        STORE_TEST(test_intake_log_checkpointed_off_the_writer),
         STORE_TEST(test_failed_op_gives_its_sequence_back),
         STORE_TEST(test_kept_statements_nest),
         STORE_TEST(test_reads_run_beside_an_open_write),

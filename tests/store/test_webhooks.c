@@ -142,6 +142,56 @@ static void test_events_unverified_and_status(void **state)
     free(v);
 }
 
+/* A signature is remembered with the event stored for it: a second delivery of it while it is
+ * remembered stores nothing (id 0), not even its job's work; once expired it is a new delivery
+ * (expired signatures are deleted by retention, not by each delivery). */
+static int64_t accept_signed(struct fixture *f, const char *key, int64_t until_ms, int64_t now_ms)
+{
+    struct hs_event_row e = {.webhook_id = 230293,
+                             .connection_key = (char *)"default",
+                             .event = (char *)"job-state-changed-v2",
+                             .job_id = 7,
+                             .body = (char *)"{}",
+                             .body_len = 2,
+                             .status = (char *)"accepted",
+                             .replay_key = key,
+                             .replay_until_ms = until_ms};
+    int64_t id = -1;
+    assert_int_equal(f->store->webhooks->event_accept(f->store, &e, true, 0, now_ms, &id, NULL),
+                     HS_OK);
+    return id;
+}
+
+static void test_event_replays(void **state)
+{
+    struct fixture *f = *state;
+    connect_key(f, "default");
+    int64_t first = accept_signed(f, "230293:sig-a", 20000, 10000);
+    assert_true(first > 0);
+    assert_int_equal(sql_int(f, "SELECT event_id FROM webhook_replays WHERE signature = "
+                                "'230293:sig-a'"),
+                     first);
+    assert_int_equal(accept_signed(f, "230293:sig-a", 20000, 15000), 0);
+    assert_int_equal(accept_signed(f, "230293:sig-a", 20000, 19999), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events"), 1);
+    assert_int_equal(sql_int(f, "SELECT generation FROM work_items"), 1);
+    int64_t other = accept_signed(f, "230293:sig-b", 20000, 15000);
+    assert_true(other > first);
+    /* Expired, still in the table: taken over by the new delivery. */
+    int64_t again = accept_signed(f, "230293:sig-a", 40000, 20001);
+    assert_true(again > other);
+    assert_int_equal(sql_int(f, "SELECT event_id FROM webhook_replays WHERE signature = "
+                                "'230293:sig-a'"),
+                     again);
+    assert_int_equal(sql_int(f, "SELECT expires_ms FROM webhook_replays WHERE signature = "
+                                "'230293:sig-a'"),
+                     40000);
+    assert_int_equal(accept_signed(f, "230293:sig-a", 40000, 30000), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_events"), 3);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_replays"), 2);
+    assert_int_equal(sql_int(f, "SELECT generation FROM work_items"), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +199,7 @@ int main(void)
         STORE_TEST(test_events_coalesce_into_one_work_item),
         STORE_TEST(test_event_accept_refused_inside_transaction),
         STORE_TEST(test_events_unverified_and_status),
+        STORE_TEST(test_event_replays),
     };
     return STORE_TESTS("store webhooks", tests);
 }

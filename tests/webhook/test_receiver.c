@@ -515,13 +515,46 @@ static void test_replay_is_acknowledged_and_stored_once(void **state)
     assert_int_equal(hs_verifier_new(&vc, f->store, &f->clock.clock, &f->verifier, NULL), HS_OK);
     assert_non_null(strstr(handle(f, &d.rq).body, "\"duplicate\""));
     assert_int_equal(events(f), 4);
-    /* Past the window: stale, and a later delivery forgets the expired signatures. */
+    /* Past the window: stale. The expired signatures stay until the retention duty deletes
+     * them (a delivery does not). */
     hs_fake_clock_advance(&f->clock, 16 * 60 * 1000);
     assert_int_equal(handle(f, &d.rq).status, 401);
     struct delivery later;
     sign(&later, SECRET, WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000 + 16 * 60);
     assert_int_equal(handle(f, &later.rq).status, 200);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_replays"), 1);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_replays"), 5);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM webhook_replays WHERE expires_ms > "
+                                "(SELECT MIN(expires_ms) FROM webhook_replays) + 15 * 60 * 1000"),
+                     1);
+}
+
+/* With the webhooks kept (a serve's receiver): a secret changed in the store verifies the next
+ * delivery at once; a deleted webhook verifies no delivery once HS_WEBHOOK_CACHE_TTL_MS passed. */
+static void test_kept_webhook_follows_the_store(void **state)
+{
+    struct fixture *f = *state;
+    f->cfg.cache = hs_webhook_cache_new();
+    store_webhook(f, SECRET);
+    struct delivery d;
+    sign(&d, SECRET, WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000);
+    assert_int_equal(handle(f, &d.rq).status, 200);
+    sign(&d, SECRET, WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000 - 1);
+    assert_int_equal(handle(f, &d.rq).status, 200);
+    store_webhook(f, "cm90YXRlZC1zZWNyZXQ");
+    sign(&d, "cm90YXRlZC1zZWNyZXQ", WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000 - 2);
+    assert_int_equal(handle(f, &d.rq).status, 200);
+    /* The old secret was forgotten when the new one was read. */
+    sign(&d, SECRET, WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000 - 3);
+    assert_int_equal(handle(f, &d.rq).status, 401);
+    assert_int_equal(f->store->webhooks->webhook_delete(f->store, WEBHOOK_ID, NULL), HS_OK);
+    sign(&d, "cm90YXRlZC1zZWNyZXQ", WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000 - 4);
+    assert_int_equal(handle(f, &d.rq).status, 200); /* kept: read less than the TTL ago */
+    hs_fake_clock_advance(&f->clock, HS_WEBHOOK_CACHE_TTL_MS);
+    sign(&d, "cm90YXRlZC1zZWNyZXQ", WEBHOOK_ID, JOB_BODY, strlen(JOB_BODY), NOW_MS / 1000 - 5);
+    assert_int_equal(handle(f, &d.rq).status, 401);
+    assert_int_equal(events(f), 4);
+    hs_webhook_cache_free(f->cfg.cache);
+    f->cfg.cache = NULL;
 }
 
 /* Two orgs: the org of a delivery is the one whose secret verified it, whatever the access id
@@ -777,6 +810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_event_is_stored_as_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_is_acknowledged_and_stored_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_kept_webhook_follows_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_org_is_the_one_whose_secret_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trial_of_secrets_is_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verification_before_registration_completes, setup,
