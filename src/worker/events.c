@@ -286,6 +286,7 @@ static int sync_plan(struct run *r, struct hs_client *client, const struct hs_jo
                                    .blobs = w->cfg.blobs,
                                    .connection_key = it->connection_key,
                                    .download_slots = w->cfg.download_slots,
+                                   .run_end_lazy = true, /* finish() commits durably next */
                                    .on_progress = on_progress,
                                    .progress_ctx = r,
                                    .in_txn = in_txn,
