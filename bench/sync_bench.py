@@ -13,12 +13,14 @@ jobs, at each injected latency (a sandbox fault delaying every request, storage 
 Then, at 0 ms: the fsync/fdatasync/syncfs calls per synced model of `backfill --sync` (strace -f -c -w;
 skipped, saying so, without strace) and the peak RSS of `backfill --sync` over --rss-jobs jobs.
 
-With --before DIR (another build, e.g. of main), backfill, strace and rss also run that build's
-hoversync against the same sandbox, each right before this build's: before and after in one run.
+With --before DIR (another build, e.g. of main), backfill, queue, strace and rss also run that
+build's hoversync against the same sandbox, each right before this build's: before and after in
+one run.
 
 Run on demand: bench/sync_bench.py [--jobs N] [--latency 0,50] [--rss-jobs N] [--build DIR]
 [--before DIR]."""
 import argparse
+import atexit
 import hashlib
 import http.client
 import json
@@ -36,6 +38,21 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
 
 PARTS = ("baseline", "backfill", "queue", "strace", "rss")
+
+# The runs' folders, removed at the end: on ext4 a file or folder created soon after many were
+# deleted costs more (the allocator steps over inodes freed in the last minute or more), so a
+# run's cleanup would slow the next run's file creation and favour whichever runs first.
+LATER = []
+
+
+def remove_later(fn, *args):
+    LATER.append(lambda: fn(*args))
+
+
+@atexit.register
+def remove_now():
+    while LATER:
+        LATER.pop(0)()
 
 
 class World:
@@ -205,7 +222,7 @@ def run_baseline(world):
         return {"models": b.models, "elapsed": elapsed, "requests": b.requests,
                 "files": b.files, "plan": b.plan}
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_later(shutil.rmtree, folder, True)
 
 
 # ---- hoversync ---------------------------------------------------------------------------------
@@ -262,18 +279,22 @@ def run_backfill(world, prefix=(), binary=None):
                 "jobs": cli.sql("SELECT COUNT(*) FROM jobs")[0][0], "artifacts": art[0],
                 "bytes": art[1]}
     finally:
-        cli.cleanup()
+        remove_later(cli.cleanup)
 
 
-def run_queue(world, plan):
-    """serve's workers: a POST /api/syncs per job, timed until every model is synced."""
+def run_queue(world, plan, binary=None):
+    """serve's workers: a POST /api/syncs per job, timed until every model is synced; binary:
+    another build's hoversync (--before)."""
     h = world.harness
+    this_bin = h.HOVERSYNC_BIN
+    h.HOVERSYNC_BIN = binary or this_bin
     svc = h.Service(world.sb, world.sb.tokens(),
                     args=["--caller-rate-limit", 0, "--reconcile-interval", 0,
                           "--pending-interval", 0],
                     HOVERSYNC_RATE_LIMIT=0, HOVERSYNC_ARTIFACTS="all")
     try:
         want = sum(len(v) for v in plan.values())
+        seq = world.sb.last_seq()
         t0 = time.monotonic()
         for job_id, models in plan.items():
             r = svc.request("POST", "/api/syncs", {"job_id": job_id, "model_ids": models})
@@ -289,10 +310,13 @@ def run_queue(world, plan):
         elapsed = time.monotonic() - t0
         if done < want:
             print("  queue: %d of %d models synced, no progress for 120 s" % (done, want))
-        return {"models": done, "elapsed": elapsed, "posted": posted}
+        shows = sum(1 for e in world.sb.requests(seq) if e.get("listener", "api") == "api" and
+                    e["method"] == "GET" and e["path"].startswith("/api/v3/jobs/"))
+        return {"models": done, "elapsed": elapsed, "posted": posted, "show_jobs": shows}
     finally:
         svc.stop()
-        svc.cleanup()
+        remove_later(svc.cleanup)
+        h.HOVERSYNC_BIN = this_bin
 
 
 def fsyncs_per_model(world, binary=None):
@@ -363,12 +387,12 @@ def side_by_side(harness, args, latency, only):
                   "(%d artifacts, %.1f MB; peak RSS %.1f MiB)" %
                   (label, rate(r), r["models"], r["elapsed"], rate(r) / rate(base),
                    r["artifacts"], r["bytes"] / 1e6, r["rss_kib"] / 1024))
-        if "queue" in only:
-            r = run_queue(world, base["plan"])
-            print("  queue     %6.1f models/s  %d models in %.2f s  %.2fx baseline  "
-                  "(%d POST /api/syncs answered in %.2f s)" %
-                  (rate(r), r["models"], r["elapsed"], rate(r) / rate(base), len(base["plan"]),
-                   r["posted"]))
+        for label, binary in builds(args) if "queue" in only else ():
+            r = run_queue(world, base["plan"], binary)
+            print("  queue%-12s %6.1f models/s  %d models in %.2f s  %.2fx baseline  "
+                  "(%d POST /api/syncs answered in %.2f s; %d Show Job)" %
+                  (label, rate(r), r["models"], r["elapsed"], rate(r) / rate(base),
+                   len(base["plan"]), r["posted"], r["show_jobs"]))
         for label, binary in builds(args) if "strace" in only and latency == 0 else ():
             print_fsyncs(world, label, binary)
     finally:

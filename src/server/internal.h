@@ -47,7 +47,8 @@ struct route {
 #define SESSION_TTL_S       (12 * 3600)
 #define JOB_CACHE_MS        5000
 #define JOB_CACHE_N         256
-#define OAUTH_STATES_N      256 /* pending connect flows (in the store), whoever started them */
+#define SYNC_JOB_FRESH_MS   5000 /* a Show Job this recent goes with a queued sync to its pass */
+#define OAUTH_STATES_N      256  /* pending connect flows (in the store), whoever started them */
 #define OAUTH_STATE_MS      (10 * 60 * 1000)
 #define FLOWS_PER_BROWSER   4  /* a browser's fifth flow replaces its oldest */
 #define FLOWS_PER_ADDRESS   32 /* past this, /connect from that address is refused */
@@ -63,6 +64,7 @@ struct job_entry {
     int64_t id;
     char *connection;
     json_t *doc; /* the job as Hover showed it (without the store's per-model status) */
+    char *raw;   /* the same as Hover sent it (JSON): a sync queued now hands it to its pass */
     int64_t at_ms;
 };
 
@@ -219,6 +221,10 @@ bool hs_connection_needs_reconnect(struct hs_server *s, const char *key);
 int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection,
                  const struct hs_scope *scope, int64_t max_age_ms, json_t **doc, char **conn,
                  struct hs_error *err);
+/* The job as Hover sent it (JSON, caller frees) when the cache holds a Show Job of it through
+ * connection at most max_age_ms old; else NULL. */
+char *hs_job_recent_raw(struct hs_server *s, int64_t job_id, const char *connection,
+                        int64_t max_age_ms);
 
 /* ---- conns.c: connections and the header deadline ---- */
 /* idle_ms: libmicrohttpd's keep-alive idle timeout; limit: the connection limit. */

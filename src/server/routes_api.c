@@ -598,8 +598,11 @@ void hs_route_syncs_create(struct hs_req *q, struct hs_resp *r)
     }
     char id[40] = "";
     struct hs_error err = {0};
-    int rc =
-        hs_syncq_submit(s->syncq, conn, a.job_id, a.ids, a.n_ids, a.ready, a.n_ready, id, &err);
+    /* The job just checked goes with the sync: its pass then costs no second Show Job. */
+    char *raw = hs_job_recent_raw(s, a.job_id, conn, SYNC_JOB_FRESH_MS);
+    int rc = hs_syncq_submit(s->syncq, conn, a.job_id, a.ids, a.n_ids, a.ready, a.n_ready, raw, id,
+                             &err);
+    free(raw);
     if (rc) {
         hs_resp_fail(r, rc, &err, "queueing the sync");
         goto out;

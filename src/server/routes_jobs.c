@@ -132,8 +132,9 @@ static void remember_images(struct hs_server *s, const struct hs_job *j, const c
     free(v);
 }
 
-/* Stores a fresh Show Job answer in the cache (under cache_lock); doc is taken. */
-static void cache_put(struct hs_server *s, int64_t id, const char *connection, json_t *doc)
+/* Stores a fresh Show Job answer in the cache (under cache_lock); doc is taken, raw copied. */
+static void cache_put(struct hs_server *s, int64_t id, const char *connection, json_t *doc,
+                      const char *raw)
 {
     struct job_entry *e = NULL;
     for (size_t i = 0; i < JOB_CACHE_N && !e; i++)
@@ -142,10 +143,12 @@ static void cache_put(struct hs_server *s, int64_t id, const char *connection, j
     if (!e)
         e = &s->jobs[s->jobs_next++ % JOB_CACHE_N];
     free(e->connection);
+    free(e->raw);
     json_decref(e->doc);
     e->id = id;
     e->connection = hs_strdup(connection);
     e->doc = doc;
+    e->raw = raw ? hs_strdup(raw) : NULL;
     e->at_ms = hs_server_mono_ms(s);
 }
 
@@ -172,11 +175,29 @@ static int show_through(struct hs_server *s, const char *key, int64_t job_id, js
     json_t *d = job_json(job, key);
     remember_images(s, job, key);
     pthread_mutex_lock(&s->cache_lock);
-    cache_put(s, job_id, key, json_incref(d));
+    cache_put(s, job_id, key, json_incref(d), job->raw_json);
     pthread_mutex_unlock(&s->cache_lock);
     hs_job_free(job);
     *doc = d;
     return HS_OK;
+}
+
+char *hs_job_recent_raw(struct hs_server *s, int64_t job_id, const char *connection,
+                        int64_t max_age_ms)
+{
+    char *raw = NULL;
+    pthread_mutex_lock(&s->cache_lock);
+    for (size_t i = 0; i < JOB_CACHE_N; i++) {
+        const struct job_entry *e = &s->jobs[i];
+        if (e->id != job_id || !e->raw)
+            continue;
+        if (connection && hs_streq(connection, e->connection) &&
+            hs_server_mono_ms(s) - e->at_ms <= max_age_ms)
+            raw = hs_strdup(e->raw);
+        break;
+    }
+    pthread_mutex_unlock(&s->cache_lock);
+    return raw;
 }
 
 int hs_job_fetch(struct hs_server *s, int64_t job_id, const char *connection,

@@ -1303,6 +1303,7 @@ void hs_server_free(struct hs_server *s)
     hs_webhook_cache_free(s->webhook_cache);
     for (size_t i = 0; i < JOB_CACHE_N; i++) {
         free(s->jobs[i].connection);
+        free(s->jobs[i].raw);
         json_decref(s->jobs[i].doc);
     }
     for (size_t i = 0; i < CONN_FLAGS_N; i++)

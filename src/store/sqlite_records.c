@@ -53,10 +53,10 @@ int hs_sqlite_seq_peek(struct sq_txn *t, int64_t *out, struct hs_error *err)
     }
     sqlite3_stmt *st = NULL;
     int64_t v = -1;
-    int rc = hs_sqlite_prep(t, &st,
-                            "SELECT COALESCE(MAX(value), -1) FROM counters "
-                            "WHERE name = 'change_seq'",
-                            "reading change_seq", err);
+    int rc = hs_sqlite_prep_kept(t, &st,
+                                 "SELECT COALESCE(MAX(value), -1) FROM counters "
+                                 "WHERE name = 'change_seq'",
+                                 "reading change_seq", err);
     if (!rc)
         rc = hs_sqlite_int(t, st, &v, "reading change_seq", err);
     if (!rc && v < 0)
@@ -71,8 +71,8 @@ int hs_sqlite_seq_take(struct sq_txn *t, int64_t seq, struct hs_error *err)
     if (t->s->txn_seq == seq)
         return HS_OK;
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(t, &st, "UPDATE counters SET value = ?1 WHERE name = 'change_seq'",
-                            "advancing change_seq", err);
+    int rc = hs_sqlite_prep_kept(t, &st, "UPDATE counters SET value = ?1 WHERE name = 'change_seq'",
+                                 "advancing change_seq", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, seq);
@@ -218,10 +218,10 @@ static int job_connected(struct sq_txn *t, int64_t id, int64_t seq, bool *change
                          struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(t, &st,
-                            "UPDATE jobs SET disconnected_at = NULL, change_seq = ?2 "
-                            "WHERE id = ?1 AND disconnected_at IS NOT NULL",
-                            "storing job", err);
+    int rc = hs_sqlite_prep_kept(t, &st,
+                                 "UPDATE jobs SET disconnected_at = NULL, change_seq = ?2 "
+                                 "WHERE id = ?1 AND disconnected_at IS NOT NULL",
+                                 "storing job", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -298,7 +298,7 @@ static int sq_model_get(struct hs_store *base, int64_t model_id, struct hs_model
         return rc;
     struct hs_model_row m = {0};
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(
+    rc = hs_sqlite_prep_kept(
         &t, &st,
         "SELECT id, job_id, name, state, deliverable, hover_updated_at, synced_updated_at, "
         "change_seq, (SELECT connection_key FROM jobs WHERE jobs.id = models.job_id) "
@@ -346,10 +346,11 @@ static int sq_model_mark_synced(struct hs_store *base, int64_t model_id, const c
     sqlite3_stmt *st = NULL;
     rc = hs_sqlite_seq_peek(&t, &seq, err);
     if (!rc)
-        rc = hs_sqlite_prep(&t, &st,
-                            "UPDATE models SET synced_updated_at = ?2, updated_at = " HS_SQL_NOW
-                            ", change_seq = ?3 WHERE id = ?1 AND synced_updated_at IS NOT ?2",
-                            "marking model synced", err);
+        rc =
+            hs_sqlite_prep_kept(&t, &st,
+                                "UPDATE models SET synced_updated_at = ?2, updated_at = " HS_SQL_NOW
+                                ", change_seq = ?3 WHERE id = ?1 AND synced_updated_at IS NOT ?2",
+                                "marking model synced", err);
     if (!rc) {
         sqlite3_bind_int64(st, 1, model_id);
         hs_sqlite_bind_text(st, 2, updated_at);
@@ -428,7 +429,7 @@ static int artifact_write(struct sq_txn *t, const struct hs_artifact_row *a, boo
     sqlite3_stmt *st = NULL;
     int rc = hs_sqlite_seq_peek(t, &seq, err);
     if (!rc)
-        rc = hs_sqlite_prep(
+        rc = hs_sqlite_prep_kept(
             t, &st,
             "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
             "?8, COALESCE(?9, " HS_SQL_NOW "), ?10, ?11, 1) "
@@ -459,10 +460,10 @@ static int artifact_write(struct sq_txn *t, const struct hs_artifact_row *a, boo
         return hs_sqlite_seq_take(t, seq, err);
     }
     *changed = false;
-    rc = hs_sqlite_prep(t, &st,
-                        "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW
-                        "), source_url = ?5 WHERE model_id = ?1 AND kind = ?2",
-                        "storing artifact", err);
+    rc = hs_sqlite_prep_kept(t, &st,
+                             "UPDATE artifacts SET etag = ?3, fetched_at = COALESCE(?4, " HS_SQL_NOW
+                             "), source_url = ?5 WHERE model_id = ?1 AND kind = ?2",
+                             "storing artifact", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, a->model_id);
@@ -483,11 +484,12 @@ static int artifact_record(struct sq_txn *t, const struct hs_artifact_row *a, bo
     sqlite3_stmt *st = NULL;
     int rc = hs_sqlite_seq_peek(t, &seq, err);
     if (!rc)
-        rc = hs_sqlite_prep(t, &st,
-                            "INSERT INTO artifacts (" ARTIFACT_COLS ") VALUES (?1, ?2, ?3, '', 0, "
-                            "NULL, '', NULL, NULL, ?4, ?5, 0) "
-                            "ON CONFLICT(model_id, kind) DO NOTHING",
-                            "recording artifact", err);
+        rc = hs_sqlite_prep_kept(t, &st,
+                                 "INSERT INTO artifacts (" ARTIFACT_COLS
+                                 ") VALUES (?1, ?2, ?3, '', 0, "
+                                 "NULL, '', NULL, NULL, ?4, ?5, 0) "
+                                 "ON CONFLICT(model_id, kind) DO NOTHING",
+                                 "recording artifact", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, a->model_id);
@@ -500,10 +502,11 @@ static int artifact_record(struct sq_txn *t, const struct hs_artifact_row *a, bo
     *changed = changes > 0;
     if (changes > 0)
         return hs_sqlite_seq_take(t, seq, err);
-    rc = hs_sqlite_prep(t, &st,
-                        "UPDATE artifacts SET source_url = ?3 WHERE model_id = ?1 AND kind = ?2 "
-                        "AND fetched = 0",
-                        "recording artifact", err);
+    rc = hs_sqlite_prep_kept(
+        t, &st,
+        "UPDATE artifacts SET source_url = ?3 WHERE model_id = ?1 AND kind = ?2 "
+        "AND fetched = 0",
+        "recording artifact", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, a->model_id);
@@ -668,7 +671,7 @@ static int sq_job_models_status(struct hs_store *base, int64_t job_id, struct hs
     size_t len = 0;
     sqlite3_stmt *st = NULL;
     /* Stored models with their selection, then selections of models not stored yet. */
-    rc = hs_sqlite_prep(
+    rc = hs_sqlite_prep_kept(
         &t, &st,
         "SELECT m.id, m.synced_updated_at, sel.status, sel.reason FROM models m "
         "LEFT JOIN selections sel ON sel.job_id = m.job_id AND sel.model_id = m.id "
@@ -793,7 +796,7 @@ static int sq_selection_put(struct hs_store *base, const struct hs_selection *se
     sqlite3_stmt *st = NULL;
     /* created_at stays the first selection's: it orders the work queue. A NULL connection_key
      * keeps the one already recorded. */
-    rc = hs_sqlite_prep(
+    rc = hs_sqlite_prep_kept(
         &t, &st,
         "INSERT INTO selections (job_id, model_id, connection_key, status, reason, "
         "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, " HS_SQL_NOW ", " HS_SQL_NOW
@@ -873,10 +876,10 @@ static int sq_run_begin(struct hs_store *base, int64_t job_id, const char *trigg
         return rc;
     sqlite3_stmt *st = NULL;
     int64_t id = 0;
-    rc = hs_sqlite_prep(&t, &st,
-                        "INSERT INTO sync_runs (job_id, trigger, status, started_at) "
-                        "VALUES (?1, ?2, 'running', " HS_SQL_NOW ")",
-                        "starting sync run", err);
+    rc = hs_sqlite_prep_kept(&t, &st,
+                             "INSERT INTO sync_runs (job_id, trigger, status, started_at) "
+                             "VALUES (?1, ?2, 'running', " HS_SQL_NOW ")",
+                             "starting sync run", err);
     if (!rc) {
         hs_sqlite_bind_id(st, 1, job_id);
         hs_sqlite_bind_text(st, 2, trigger);
@@ -900,7 +903,7 @@ static int sq_run_model_result(struct hs_store *base, int64_t run_id, int64_t mo
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    rc = hs_sqlite_prep(
+    rc = hs_sqlite_prep_kept(
         &t, &st,
         "INSERT INTO sync_results (run_id, model_id, result, message, artifacts_fetched, "
         "artifacts_unchanged, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, " HS_SQL_NOW ")",
@@ -928,7 +931,7 @@ static int sq_run_end(struct hs_store *base, int64_t run_id, const char *status,
         return rc;
     sqlite3_stmt *st = NULL;
     int changes = 0;
-    rc = hs_sqlite_prep(
+    rc = hs_sqlite_prep_kept(
         &t, &st,
         "UPDATE sync_runs SET status = ?2, hover_requests = ?3, finished_at = " HS_SQL_NOW
         " WHERE id = ?1",

@@ -105,7 +105,7 @@ static int claim_row(struct sq_txn *t, const char *worker, const char *only, int
                      int64_t lease_ms, struct hs_work_item *w, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(
+    int rc = hs_sqlite_prep_kept(
         t, &st,
         "UPDATE work_items SET claimed_by = ?2, lease_until_ms = ?1 + ?3, claims = claims + 1 "
         "WHERE id = (SELECT i.id FROM work_items i LEFT JOIN work_turns t "
@@ -131,11 +131,11 @@ static int next_due(struct sq_txn *t, const char *only, int64_t now_ms, int64_t 
                     struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(t, &st,
-                            "SELECT MIN(MAX(not_before_ms, COALESCE(lease_until_ms, 0))) FROM "
-                            "work_items WHERE NOT (" WORK_DUE ") AND (?2 IS NULL OR "
-                            "connection_key = ?2)",
-                            "reading the next due work", err);
+    int rc = hs_sqlite_prep_kept(t, &st,
+                                 "SELECT MIN(MAX(not_before_ms, COALESCE(lease_until_ms, 0))) FROM "
+                                 "work_items WHERE NOT (" WORK_DUE ") AND (?2 IS NULL OR "
+                                 "connection_key = ?2)",
+                                 "reading the next due work", err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, now_ms);
@@ -147,21 +147,21 @@ static int next_due(struct sq_txn *t, const char *only, int64_t now_ms, int64_t 
 static int claim_after(struct sq_txn *t, const struct hs_work_item *w, struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc =
-        hs_sqlite_prep(t, &st,
-                       "INSERT INTO work_turns (connection_key, last_claim) VALUES (?1, "
-                       "(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM work_turns)) "
-                       "ON CONFLICT(connection_key) DO UPDATE SET last_claim = excluded.last_claim",
-                       "claiming work", err);
+    int rc = hs_sqlite_prep_kept(
+        t, &st,
+        "INSERT INTO work_turns (connection_key, last_claim) VALUES (?1, "
+        "(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM work_turns)) "
+        "ON CONFLICT(connection_key) DO UPDATE SET last_claim = excluded.last_claim",
+        "claiming work", err);
     if (!rc) {
         hs_sqlite_bind_text(st, 1, w->connection_key);
         rc = hs_sqlite_run(t, st, NULL, "claiming work", err);
     }
     if (!rc)
-        rc = hs_sqlite_prep(t, &st,
-                            "UPDATE syncs SET status = 'running', version = version + 1 WHERE "
-                            "connection_key = ?1 AND job_id = ?2 AND status = 'queued'",
-                            "starting syncs", err);
+        rc = hs_sqlite_prep_kept(t, &st,
+                                 "UPDATE syncs SET status = 'running', version = version + 1 WHERE "
+                                 "connection_key = ?1 AND job_id = ?2 AND status = 'queued'",
+                                 "starting syncs", err);
     if (!rc) {
         hs_sqlite_bind_text(st, 1, w->connection_key);
         sqlite3_bind_int64(st, 2, w->job_id);
@@ -205,7 +205,8 @@ static int fence_check(struct sq_txn *t, const struct hs_work_item *w, int64_t n
                        struct hs_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hs_sqlite_prep(t, &st,
+    int rc =
+        hs_sqlite_prep_kept(t, &st,
                             "SELECT COUNT(*) FROM work_items WHERE id = ?1 AND claims = ?2 AND "
                             "claimed_by IS NOT NULL AND lease_until_ms > ?3",
                             "checking the work item's claim", err);

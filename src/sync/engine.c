@@ -1025,6 +1025,22 @@ static void record_model(struct hs_sync_engine *e, int64_t job_id, int64_t run_i
     }
 }
 
+/* The run's status and request count; lazily when the caller commits durably next. */
+static int end_run(struct hs_sync_engine *e, const struct hs_sync_report *r, struct hs_error *err)
+{
+    struct hs_store *st = e->store;
+    if (!e->run_end_lazy)
+        return st->records->run_end(st, r->run_id, r->status, r->hover_requests, err);
+    int rc = st->ops->begin_lazy(st, err);
+    if (rc)
+        return rc;
+    if ((rc = st->records->run_end(st, r->run_id, r->status, r->hover_requests, err))) {
+        st->ops->rollback(st);
+        return rc;
+    }
+    return st->ops->commit(st, err);
+}
+
 /* The run's artifact profile: the connection's, else the installation's. A list that does not
  * parse (checked when it was set, so only an older binary's) falls back to everything: nothing
  * a CRM reads goes missing. */
@@ -1092,7 +1108,7 @@ int hs_sync_job(struct hs_sync_engine *e, const struct hs_sync_request *rq,
     r->status = e->stopped ? "interrupted" : overall_status(r);
     hs_run_lease_drop(e->store, r->run_id);
     struct hs_error eerr = {0};
-    if (e->store->records->run_end(e->store, r->run_id, r->status, r->hover_requests, &eerr))
+    if (end_run(e, r, &eerr))
         hs_warn("sync=run_end job=%lld run=%lld error=\"%s\"", (long long)job->id,
                 (long long)r->run_id, eerr.msg);
     hs_info("sync=done job=%lld status=%s models=%zu requests=%lld", (long long)job->id, r->status,

@@ -112,6 +112,10 @@ struct hs_sync_engine {
      * more of the run commits (the work queue's fence: a worker whose claim lapsed). */
     int (*in_txn)(void *ctx, const struct hs_sync_progress *p, struct hs_error *err);
     void *in_txn_ctx;
+    /* true: the run's end (its status in sync_runs) commits lazily (store.h, begin_lazy): the
+     * caller commits durably right after it (the work queue settling its item), which makes it
+     * durable too; a power cut before that leaves the run to read interrupted, as a crash does. */
+    bool run_end_lazy;
     /* Downloads of a model at once, each on its own thread with a clone of client (their
      * requests booked by its limiter like any other); 0 or 1: one at a time, in the calling
      * thread. */

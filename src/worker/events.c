@@ -36,6 +36,9 @@
 
 #define THREADS_MAX 64
 #define HELD_MAX    (THREADS_MAX + 16)
+/* How long after the request that queued a person's sync its pass uses the job that request
+ * read (server: SYNC_JOB_FRESH_MS old at most, so the job is at most 10 s old). */
+#define API_PAYLOAD_MS 5000
 
 struct hs_events {
     struct hs_events_config cfg;
@@ -223,13 +226,16 @@ static int plan_outcome(struct run *r, const struct hs_job *job, const struct hs
 
 /* ---- one item ---- */
 
-/* The job: the item's payload (the job as a list page gave it) while it is young, else a Show
+/* The job: the item's payload while it is young (the job as a list page gave it; or as the
+ * Show Job of the request that queued a person's sync answered it, read at most a few seconds
+ * before: API_PAYLOAD_MS after that request, a person's sync reads the job afresh), else a Show
  * Job, stored whatever the run syncs (states that moved on, models that failed). */
 static int read_job(struct run *r, struct hs_client *client, struct hs_job **job,
                     struct hs_error *err)
 {
     const struct hs_work_item *it = r->it;
-    if (it->payload && now_ms(r->w) - it->payload_ms <= r->w->cfg.payload_max_age_ms) {
+    int64_t max_age = hs_streq(it->reason, "api") ? API_PAYLOAD_MS : r->w->cfg.payload_max_age_ms;
+    if (it->payload && now_ms(r->w) - it->payload_ms <= max_age) {
         struct hs_error perr = {0};
         if (hs_job_from_json(it->payload, strlen(it->payload), job, &perr) == HS_OK &&
             (*job)->id == it->job_id)
@@ -280,6 +286,7 @@ static int sync_plan(struct run *r, struct hs_client *client, const struct hs_jo
                                    .blobs = w->cfg.blobs,
                                    .connection_key = it->connection_key,
                                    .download_slots = w->cfg.download_slots,
+                                   .run_end_lazy = true, /* finish() commits durably next */
                                    .on_progress = on_progress,
                                    .progress_ctx = r,
                                    .in_txn = in_txn,

@@ -77,8 +77,8 @@ static void new_id(struct hs_syncq *q, char out[40])
 
 /* The selection (model_ids selected, when_ready pending), the sync and the job's work item, in
  * the open transaction. */
-static int store_sync(struct hs_syncq *q, const struct hs_sync_row *row, int64_t now,
-                      struct hs_error *err)
+static int store_sync(struct hs_syncq *q, const struct hs_sync_row *row, const char *job_json,
+                      int64_t now, struct hs_error *err)
 {
     struct hs_store *st = q->store;
     int rc = HS_OK;
@@ -100,7 +100,8 @@ static int store_sync(struct hs_syncq *q, const struct hs_sync_row *row, int64_t
                                     .priority = HS_WORK_PRIO_INTERACTIVE,
                                     .now_ms = now,
                                     .due_ms = now,
-                                    .now = true};
+                                    .now = true,
+                                    .payload = job_json};
         rc = st->work->work_schedule(st, &t, err);
     }
     return rc;
@@ -108,7 +109,8 @@ static int store_sync(struct hs_syncq *q, const struct hs_sync_row *row, int64_t
 
 int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_id,
                     const int64_t *model_ids, size_t n_models, const int64_t *when_ready,
-                    size_t n_when_ready, char id_out[40], struct hs_error *err)
+                    size_t n_when_ready, const char *job_json, char id_out[40],
+                    struct hs_error *err)
 {
     if (job_id <= 0)
         return hs_fail(err, HS_ERR_INVALID, "job_id must be a Hover job id");
@@ -145,7 +147,7 @@ int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_
     struct hs_store *st = q->store;
     int rc = st->ops->begin(st, err);
     if (rc == HS_OK) {
-        rc = store_sync(q, &row, now, err);
+        rc = store_sync(q, &row, job_json, now, err);
         if (rc)
             st->ops->rollback(st);
         else

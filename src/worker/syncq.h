@@ -31,11 +31,14 @@ void hs_syncq_free(struct hs_syncq *q);
 
 /* Stores a sync of model_ids (complete now) and when_ready (kept pending until complete) of the
  * job: the selections, the sync (queued) and the job's work item at interactive priority, in
- * one transaction, durably, before this returns; id_out gets the sync id. The caller then wakes
+ * one transaction, durably, before this returns; id_out gets the sync id. job_json (may be
+ * NULL): the job as a Show Job just answered it, stored as the item's payload, which its pass
+ * uses instead of asking Hover again while it is young (worker/events.h). The caller then wakes
  * the local workers (hs_events_wake). */
 int hs_syncq_submit(struct hs_syncq *q, const char *connection_key, int64_t job_id,
                     const int64_t *model_ids, size_t n_models, const int64_t *when_ready,
-                    size_t n_when_ready, char id_out[40], struct hs_error *err);
+                    size_t n_when_ready, const char *job_json, char id_out[40],
+                    struct hs_error *err);
 
 /* The sync's state as docs/API.md shows it (a new reference), with its version: a counter that
  * grows with every change. HS_ERR_NOT_FOUND for an unknown id (or one finished more than

@@ -9,6 +9,7 @@ and `hoversync serve` processes sharing one SQLite file and data directory.
 - "sync when ready" without a webhook: the pending pass polls the job (at --pending-interval
   here); with a healthy webhook: no polling Show Job at all, the model-state-changed event
   brings the model in;
+- one sync, one Show Job: the pass uses the job that POST /api/syncs read to check it;
 - `backfill --sync` through the queue: the listed jobs synced without a Show Job each (their
   listing is the items' payload), a `serve` on the same store taking some of the items.
 
@@ -155,6 +156,25 @@ class Queue(unittest.TestCase):
         self.assertEqual(st["models"][1]["result"], "pending", st)
         return sync_id
 
+    def test_a_sync_asks_hover_for_the_job_once(self):
+        svc = self.serve()
+        # POST /api/syncs reads the job to check the selection; the pass syncs from that reading.
+        seq = self.sb.last_seq()
+        sync_id = self.sync(svc, {"job_id": JOB_ALL_COMPLETE, "model_ids": [HOUSE, GARAGE]})
+        st = self.finished(svc, sync_id)
+        self.assertEqual((st["status"], st["result"]), ("done", "synced"), st)
+        self.assertEqual([m["result"] for m in st["models"]], ["synced", "synced"])
+        self.assertEqual(len(self.show_jobs(JOB_ALL_COMPLETE, seq)), 1)
+        # A job read earlier (a view of it, seconds before the sync) is checked from that
+        # reading and not handed to the pass, which reads the job afresh: again one Show Job.
+        self.assertEqual(svc.get("/api/jobs/%d" % JOB_PROCESSING).status, 200)
+        time.sleep(6)
+        seq = self.sb.last_seq()
+        sync_id = self.sync(svc, {"job_id": JOB_PROCESSING, "model_ids": [HARBOR_HOUSE]})
+        st = self.finished(svc, sync_id)
+        self.assertEqual((st["status"], st["result"]), ("done", "synced"), st)
+        self.assertEqual(len(self.show_jobs(JOB_PROCESSING, seq)), 1)
+
     def test_sync_when_ready_without_a_webhook_is_polled(self):
         svc = self.serve("--pending-interval", 1)
         seq = self.sb.last_seq()
@@ -182,8 +202,8 @@ class Queue(unittest.TestCase):
         after_sync = self.sb.last_seq()
         time.sleep(4)
         self.assertEqual(self.show_jobs(JOB_PROCESSING, after_sync), [])
-        # The modal's own: the check of POST /api/syncs, and its pass.
-        self.assertEqual(len(self.show_jobs(JOB_PROCESSING, seq)), 2)
+        # The modal's own: the check of POST /api/syncs, whose reading its pass uses.
+        self.assertEqual(len(self.show_jobs(JOB_PROCESSING, seq)), 1)
         # Hover finishes the garage and says so: the event brings it in.
         self.sb.admin("POST", "models/%d" % HARBOR_GARAGE, {"state": "complete"})
         self.sb.admin("POST", "jobs/%d/events" % JOB_PROCESSING,

@@ -200,7 +200,7 @@ static void submit(struct fixture *f, int64_t job, const int64_t *now, size_t n_
                    const int64_t *later, size_t n_later, char id[40])
 {
     struct hs_error err = {0};
-    int rc = hs_syncq_submit(f->q, "org-1", job, now, n_now, later, n_later, id, &err);
+    int rc = hs_syncq_submit(f->q, "org-1", job, now, n_now, later, n_later, NULL, id, &err);
     if (rc)
         fail_msg("submit: %s", err.msg);
 }
@@ -478,10 +478,12 @@ static void test_failures_are_reported_and_retried(void **state)
     struct hs_error err = {0};
     char id3[40];
     const int64_t zero[] = {0};
-    assert_int_equal(hs_syncq_submit(f->q, "org-1", 0, now, 1, NULL, 0, id3, &err), HS_ERR_INVALID);
-    assert_int_equal(hs_syncq_submit(f->q, "org-1", 5, NULL, 0, NULL, 0, id3, &err),
+    assert_int_equal(hs_syncq_submit(f->q, "org-1", 0, now, 1, NULL, 0, NULL, id3, &err),
                      HS_ERR_INVALID);
-    assert_int_equal(hs_syncq_submit(f->q, "org-1", 5, now, 1, zero, 1, id3, &err), HS_ERR_INVALID);
+    assert_int_equal(hs_syncq_submit(f->q, "org-1", 5, NULL, 0, NULL, 0, NULL, id3, &err),
+                     HS_ERR_INVALID);
+    assert_int_equal(hs_syncq_submit(f->q, "org-1", 5, now, 1, zero, 1, NULL, id3, &err),
+                     HS_ERR_INVALID);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM syncs"), 2);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM work_items"), 0);
 }
