@@ -77,7 +77,7 @@ struct sqlite_store {
      * other threads read it without the lock. */
     _Atomic uintptr_t holder;
     enum sqlite_txn txn;
-    bool txn_lazy; /* begun by begin_lazy: its commit is not synced (hs_sqlite_commit) */
+    bool txn_lazy; /* begun by begin_lazy: synchronous=NORMAL until it ends */
     /* The change sequence taken by the open transaction, 0 until a row really changes. */
     int64_t txn_seq;
 

@@ -414,44 +414,47 @@ int hs_sqlite_wal_sync(struct sqlite_store *s, struct hs_error *err)
 
 /* ---- the store interface's transactions ---- */
 
-/* A transaction of the store interface runs with synchronous=NORMAL: its COMMIT writes the log
- * without waiting for the disk, and hs_sqlite_commit makes it durable with an fdatasync of the
- * log once the writer is free (group commit: the next transaction is written meanwhile, and
- * commits of several threads share a sync). begin_lazy's commit skips that sync. The setting is
- * the connection's: set before BEGIN and put back after the transaction, under the writer lock,
- * so no other transaction commits under it. */
-static int begin_user(struct sqlite_store *s, bool lazy, struct hs_error *err)
+int hs_sqlite_begin(struct hs_store *base, struct hs_error *err)
 {
+    struct sqlite_store *s = hs_sqlite_of(base);
     if (hs_sqlite_held_by_me(s))
         return hs_fail(err, HS_ERR_INTERNAL, "begin: this thread already has a transaction open");
     writer_lock(s);
-    int rc = kept_exec(s, s->db, "PRAGMA synchronous=NORMAL", err);
-    if (rc == HS_OK && (rc = kept_exec(s, s->db, "BEGIN IMMEDIATE", err)) != HS_OK)
-        kept_exec(s, s->db, "PRAGMA synchronous=FULL", NULL);
+    int rc = hs_sqlite_exec(s->db, "BEGIN IMMEDIATE", err);
     if (rc) {
         writer_unlock(s);
         return rc;
     }
     s->txn = SQ_TXN_USER;
     s->txn_seq = 0;
-    s->txn_lazy = lazy;
     return HS_OK;
 }
 
-int hs_sqlite_begin(struct hs_store *base, struct hs_error *err)
-{
-    return begin_user(hs_sqlite_of(base), false, err);
-}
-
+/* The setting is the connection's: NORMAL from before BEGIN until after the transaction ends,
+ * under the writer lock, so no other transaction commits under it. */
 int hs_sqlite_begin_lazy(struct hs_store *base, struct hs_error *err)
 {
-    return begin_user(hs_sqlite_of(base), true, err);
+    struct sqlite_store *s = hs_sqlite_of(base);
+    if (hs_sqlite_held_by_me(s))
+        return hs_fail(err, HS_ERR_INTERNAL, "begin: this thread already has a transaction open");
+    writer_lock(s);
+    int rc = hs_sqlite_exec(s->db, "PRAGMA synchronous=NORMAL", err);
+    if (rc == HS_OK && (rc = hs_sqlite_exec(s->db, "BEGIN IMMEDIATE", err)) != HS_OK)
+        hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL);
+    if (rc) {
+        writer_unlock(s);
+        return rc;
+    }
+    s->txn = SQ_TXN_USER;
+    s->txn_seq = 0;
+    s->txn_lazy = true;
+    return HS_OK;
 }
 
 static void end_user_txn(struct sqlite_store *s)
 {
-    if (kept_exec(s, s->db, "PRAGMA synchronous=FULL", NULL) != HS_OK)
-        abort(); /* every later commit of an operation would be lazy */
+    if (s->txn_lazy && hs_sqlite_exec(s->db, "PRAGMA synchronous=FULL", NULL) != HS_OK)
+        abort(); /* every later commit would be lazy */
     s->txn_lazy = false;
     s->txn = SQ_TXN_NONE;
     s->txn_seq = 0;
@@ -464,15 +467,10 @@ int hs_sqlite_commit(struct hs_store *base, struct hs_error *err)
     struct sqlite_store *s = hs_sqlite_of(base);
     if (!hs_sqlite_held_by_me(s) || s->txn != SQ_TXN_USER)
         return hs_fail(err, HS_ERR_INTERNAL, "commit without begin");
-    bool lazy = s->txn_lazy;
-    int rc = kept_exec(s, s->db, "COMMIT", err);
+    int rc = hs_sqlite_exec(s->db, "COMMIT", err);
     if (rc)
         hs_sqlite_exec(s->db, "ROLLBACK", NULL);
     end_user_txn(s);
-    /* Durable before the caller hears of it; a failed sync is a failed commit to the caller
-     * (its rows may be there: every write of the store is an upsert or fenced). */
-    if (rc == HS_OK && !lazy)
-        rc = hs_sqlite_wal_sync(s, err);
     return rc;
 }
 
