@@ -12,12 +12,15 @@
  * Two classes, across processes:
  *  - interactive (a person waits): books the earliest free start at once, possibly in the
  *    future, and sleeps until it;
- *  - background: books only a start free now, at most one every window/limit across the
- *    installation (a backlog never takes the window in one burst), and only when it is the
- *    turn of its connection: among the connections with a background request waiting anywhere,
- *    the one served longest ago (round robin between orgs). Since an interactive booking holds
- *    the next free start as soon as it is made, a background request never takes a slot that
- *    an interactive one waits for.
+ *  - background: books only a start free now, and only when it is the turn of its connection:
+ *    among the connections with a background request waiting anywhere, the one served longest
+ *    ago (round robin between orgs). While another connection waits, or once the window holds
+ *    limit - reserve starts (hs_budget_background_spaced), background starts are spread, at most
+ *    one every window/limit across the installation; otherwise a lone connection takes the free
+ *    starts at once (a lone webhook sync does not wait for a budget nobody else uses), never the
+ *    reserve, which a person arriving next finds free. Since an interactive booking holds the
+ *    next free start as soon as it is made, a background request never takes a slot that an
+ *    interactive one waits for.
  * Hover's 429 with Retry-After holds every booking of the budget until then (budget_hold). */
 #ifndef HS_STORE_BUDGET_H
 #define HS_STORE_BUDGET_H
@@ -25,6 +28,20 @@
 #include <stdbool.h>
 
 #include "store/store.h"
+
+/* Whether a background start keeps the spacing (at most one every window/limit) or may take a
+ * start free now at once: spaced while another connection's background request waits (the
+ * connections then share the window slot by slot, in turn, as before), or once the window holds
+ * limit - reserve starts (future interactive bookings included): the reserve, a tenth of the
+ * limit and at least one, is left to the people arriving next, so an interactive request after
+ * a lone backlog's burst still starts at once. The one rule of the store's budget and of a
+ * process's own limiter (hover/limiter.c). */
+static inline bool hs_budget_background_spaced(int limit, int64_t starts_in_window,
+                                               bool others_wait)
+{
+    int reserve = limit / 10 > 1 ? limit / 10 : 1;
+    return others_wait || starts_in_window >= limit - reserve;
+}
 
 /* How long a background waiter's place in the turn lasts without being renewed: a waiter asks
  * again at least this often (a dead process's place lapses). */
@@ -35,8 +52,10 @@ struct hs_budget_request {
     int limit;         /* starts per window, > 0 */
     int64_t window_ms; /* > 0 */
     bool background;
-    const char *key; /* background: the connection the request is for (NULL: "") */
-    int64_t now_ms;  /* unix ms */
+    const char *key;  /* background: the connection the request is for (NULL: "") */
+    bool others_wait; /* background: another connection's request waits in the caller's process
+                         (it is among the store's waiters only once its turn there comes) */
+    int64_t now_ms;   /* unix ms */
 };
 
 struct hs_budget_booking {

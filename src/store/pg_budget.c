@@ -134,7 +134,7 @@ static int background_turn(struct pg_txn *t, const struct hs_budget_request *rq,
     return rc;
 }
 
-/* A background start booked at now: the next one no sooner than window/limit, and rq's
+/* A background start booked at now: the next spaced one no sooner than window/limit, and rq's
  * connection goes to the back of the turn. */
 static int background_served(struct pg_txn *t, const struct hs_budget_request *rq,
                              struct hs_error *err)
@@ -158,6 +158,31 @@ static int background_served(struct pg_txn *t, const struct hs_budget_request *r
     return rc;
 }
 
+/* Whether rq's background start keeps the spacing (hs_budget_background_spaced): another
+ * connection waits (here or in rq's process), or the window holds the starts a burst may take.
+ * Read after free_start forgot the starts older than a window. */
+static int background_spaced(struct pg_txn *t, const struct hs_budget_request *rq, bool *spaced,
+                             struct hs_error *err)
+{
+    int64_t others = 0, starts = 0;
+    struct pg_args a = {0};
+    hs_pg_text(&a, name_of(rq->name));
+    hs_pg_int(&a, rq->now_ms);
+    hs_pg_text(&a, key_of(rq->key));
+    int rc = hs_pg_int1(t,
+                        "SELECT COUNT(*) FROM budget_waiters WHERE budget = $1 "
+                        "AND waiting_until_ms > $2 AND connection_key <> $3",
+                        &a, &others, "booking a request", err);
+    struct pg_args b = {0};
+    hs_pg_text(&b, name_of(rq->name));
+    if (!rc)
+        rc = hs_pg_int1(t, "SELECT COUNT(*) FROM budget_bookings WHERE budget = $1", &b, &starts,
+                        "booking a request", err);
+    if (!rc)
+        *spaced = hs_budget_background_spaced(rq->limit, starts, rq->others_wait || others > 0);
+    return rc;
+}
+
 static int book_in(struct pg_txn *t, const struct hs_budget_request *rq,
                    struct hs_budget_booking *out, struct hs_error *err)
 {
@@ -173,10 +198,13 @@ static int book_in(struct pg_txn *t, const struct hs_budget_request *rq,
         out->start_ms = start;
         return insert_booking(t, rq, start, err);
     }
-    start = later(start, b.next_bg);
-    bool mine = false;
+    bool mine = false, spaced = true; /* not rq's turn: another connection waits */
     if ((rc = background_turn(t, rq, &mine, err)))
         return rc;
+    if (mine && (rc = background_spaced(t, rq, &spaced, err)))
+        return rc;
+    if (spaced)
+        start = later(start, b.next_bg);
     if (mine && start <= rq->now_ms) {
         out->booked = true;
         out->start_ms = rq->now_ms;

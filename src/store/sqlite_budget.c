@@ -150,7 +150,7 @@ static int background_turn(struct sq_txn *t, const struct hs_budget_request *rq,
     return rc;
 }
 
-/* A background start booked at now: the next one no sooner than window/limit, and rq's
+/* A background start booked at now: the next spaced one no sooner than window/limit, and rq's
  * connection goes to the back of the turn. */
 static int background_served(struct sq_txn *t, const struct hs_budget_request *rq,
                              struct hs_error *err)
@@ -179,6 +179,36 @@ static int background_served(struct sq_txn *t, const struct hs_budget_request *r
     return rc;
 }
 
+/* Whether rq's background start keeps the spacing (hs_budget_background_spaced): another
+ * connection waits (here or in rq's process), or the window holds the starts a burst may take.
+ * Read after free_start forgot the starts older than a window. */
+static int background_spaced(struct sq_txn *t, const struct hs_budget_request *rq, bool *spaced,
+                             struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t others = 0, starts = 0;
+    int rc = hs_sqlite_prep(t, &st,
+                            "SELECT COUNT(*) FROM budget_waiters WHERE budget = ?1 "
+                            "AND waiting_until_ms > ?2 AND connection_key <> ?3",
+                            "booking a request", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, name_of(rq->name));
+        sqlite3_bind_int64(st, 2, rq->now_ms);
+        hs_sqlite_bind_text(st, 3, rq->key ? rq->key : "");
+        rc = hs_sqlite_int(t, st, &others, "booking a request", err);
+    }
+    if (!rc)
+        rc = hs_sqlite_prep(t, &st, "SELECT COUNT(*) FROM budget_bookings WHERE budget = ?1",
+                            "booking a request", err);
+    if (!rc) {
+        hs_sqlite_bind_text(st, 1, name_of(rq->name));
+        rc = hs_sqlite_int(t, st, &starts, "booking a request", err);
+    }
+    if (!rc)
+        *spaced = hs_budget_background_spaced(rq->limit, starts, rq->others_wait || others > 0);
+    return rc;
+}
+
 static int book_in(struct sq_txn *t, const struct hs_budget_request *rq,
                    struct hs_budget_booking *out, struct hs_error *err)
 {
@@ -194,10 +224,13 @@ static int book_in(struct sq_txn *t, const struct hs_budget_request *rq,
         out->start_ms = start;
         return insert_booking(t, rq, start, err);
     }
-    start = later(start, b.next_bg);
-    bool mine = false;
+    bool mine = false, spaced = true; /* not rq's turn: another connection waits */
     if ((rc = background_turn(t, rq, &mine, err)))
         return rc;
+    if (mine && (rc = background_spaced(t, rq, &spaced, err)))
+        return rc;
+    if (spaced)
+        start = later(start, b.next_bg);
     if (mine && start <= rq->now_ms) {
         out->booked = true;
         out->start_ms = rq->now_ms;

@@ -1,6 +1,7 @@
 /* test_budget.c: the two classes of the request budget (src/hover/limiter.c, "two classes of work
  * share the one budget"): interactive requests go first when both wait, background requests take
- * what is left, round-robin between connections, and no window ever holds more than the limit.
+ * what is left, round-robin between connections, at once while one connection alone waits (up
+ * to the reserve) and spaced otherwise, and no window ever holds more than the limit.
  * Time is a manual clock that the test moves: a sleeping thread blocks until the test advances
  * the clock past its wake-up time; nothing really sleeps. */
 #include <pthread.h>
@@ -285,31 +286,75 @@ static void test_never_more_than_limit_in_a_window(void **state)
         assert_true(t[i] >= t[i - 1]);
     for (int i = 0; i + LIMIT < N; i++)
         assert_true(t[i + LIMIT] - t[i] >= WINDOW);
-    /* 1200 requests at 120 per window: within 10 windows (background does not burst into the
-     * first one, so a little over 9). */
+    /* 1200 requests at 120 per window: within 10 windows. */
     assert_true(t[N - 1] - t0 <= 10 * WINDOW);
     free(t);
     hs_limiter_free(l);
 }
 
-/* A background backlog uses the whole budget, spread evenly; an interactive request arriving
- * behind it waits at most one spacing (window / limit), not a window. */
-static void test_backlog_leaves_interactive_a_slot_soon(void **state)
+/* One connection's background backlog, nothing else waiting: its first limit - reserve starts
+ * go at once (108 of 120), an interactive request after them still starts at once, and the
+ * backlog goes on one start every window / limit while the window has room. */
+static void test_lone_backlog_bursts_and_leaves_the_reserve(void **state)
 {
     (void)state;
     struct hs_fake_clock fc;
     hs_fake_clock_init(&fc, 0);
-    enum { LIMIT = 120, WINDOW = 61000 };
+    enum { LIMIT = 120, WINDOW = 61000, BURST = LIMIT - LIMIT / 10 };
     struct hs_limiter *l = hs_limiter_new(LIMIT, WINDOW, &fc.clock);
     int64_t t0 = fc.mono;
-    for (int i = 0; i < 3 * LIMIT; i++)
-        assert_true(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1") >= 0);
-    /* 360 background requests: three windows' worth at full use, evenly spread. */
-    int64_t span = fc.mono - t0;
-    assert_true(span >= 3 * WINDOW - 2 * (WINDOW / LIMIT) && span <= 3 * WINDOW);
-    int64_t waited = hs_limiter_acquire_as(l, HS_PRIO_INTERACTIVE, NULL);
-    assert_true(waited > 0 && waited <= 2 * (WINDOW / LIMIT));
+    for (int i = 0; i < BURST; i++)
+        assert_int_equal(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1"), 0);
+    assert_int_equal(fc.mono, t0);
+    assert_int_equal(hs_limiter_acquire_as(l, HS_PRIO_INTERACTIVE, NULL), 0);
+    /* Spaced from the burst's last start; the window fills, then waits for its first starts. */
+    for (int i = 1; i <= LIMIT - BURST - 1; i++) {
+        assert_true(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1") > 0);
+        assert_int_equal(fc.mono, t0 + i * (WINDOW / LIMIT));
+    }
+    assert_true(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1") > 0);
+    assert_int_equal(fc.mono, t0 + WINDOW);
+    struct hs_limiter_stats st;
+    hs_limiter_get_stats(l, &st);
+    assert_int_equal(st.background_acquired, LIMIT);
     hs_limiter_free(l);
+}
+
+/* While another connection's background request waits, background starts are spaced from the
+ * first: a1 at once, b1 one spacing later (a2 waits meanwhile), then a2, alone, at once. */
+static void test_background_spaced_while_another_connection_waits(void **state)
+{
+    (void)state;
+    struct manual_clock mc;
+    m_init(&mc, 1000);
+    struct log g;
+    log_init(&g);
+    struct hs_limiter *l = hs_limiter_new(10, 1000, &mc.clock); /* spacing: 100 ms */
+    hs_limiter_hold(l, 50);                                     /* all three wait until 1050 */
+    struct req r[3] = {
+        {l, &mc, &g, HS_PRIO_BACKGROUND, "org-a", "a1", 0},
+        {l, &mc, &g, HS_PRIO_BACKGROUND, "org-a", "a2", 0},
+        {l, &mc, &g, HS_PRIO_BACKGROUND, "org-b", "b1", 0},
+    };
+    for (int i = 0; i < 3; i++) {
+        start(&r[i]);
+        wait_background_waiting(l, i + 1);
+    }
+    m_wait_sleepers(&mc, 1);
+    m_advance_to(&mc, 1050);
+    log_wait(&g, 1);
+    assert_string_equal(g.who[0], "a1");
+    assert_int_equal(g.at[0], 1050);
+    m_wait_sleepers(&mc, 1); /* b1's turn: a2 waits, so b1 waits for the spacing */
+    m_advance_to(&mc, 1150);
+    log_wait(&g, 3); /* both at 1150, logged in either order */
+    assert_int_equal(g.at[1], 1150);
+    assert_int_equal(g.at[2], 1150);
+    assert_true(strcmp(g.who[1], "b1") == 0 || strcmp(g.who[2], "b1") == 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(r[i].th, NULL);
+    hs_limiter_free(l);
+    m_destroy(&mc);
 }
 
 /* The thread's class: interactive by default, per thread. */
@@ -461,7 +506,8 @@ int main(void)
         cmocka_unit_test(test_background_round_robin_between_orgs),
         cmocka_unit_test(test_shutdown_releases_background),
         cmocka_unit_test(test_never_more_than_limit_in_a_window),
-        cmocka_unit_test(test_backlog_leaves_interactive_a_slot_soon),
+        cmocka_unit_test(test_lone_backlog_bursts_and_leaves_the_reserve),
+        cmocka_unit_test(test_background_spaced_while_another_connection_waits),
         cmocka_unit_test(test_thread_priority),
         cmocka_unit_test(test_shared_limiters_keep_one_budget),
         cmocka_unit_test(test_hold_in_one_process_holds_the_other),
