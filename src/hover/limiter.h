@@ -48,8 +48,10 @@ int64_t hs_limiter_acquire(struct hs_limiter *l);
  * limit and at least one, stays free for a person arriving next: 108 of 120 a minute); past that,
  * or while another connection's background request waits, background starts are spread evenly, at
  * most one every window/limit (0.5 s for 120 a minute), so slots keep freeing and an interactive
- * request arriving behind a full backlog waits about that long, not a whole window
- * (hs_budget_background_spaced in store/budget.h, the one rule of both).
+ * request arriving behind a spread backlog waits about that long, not a whole window
+ * (hs_budget_background_spaced in store/budget.h, the one rule of both). A lone backlog longer
+ * than its burst fills the rest of the window spread (about 6 s at 120 a minute); a person
+ * arriving after that waits for the burst's starts to leave the window.
  *
  * Fairness between connections (orgs) for background work: background waiters queue per
  * connection key, and the slot that frees goes to the connections in turn (round-robin over the

@@ -17,10 +17,10 @@
  *    ago (round robin between orgs). While another connection waits, or once the window holds
  *    limit - reserve starts (hs_budget_background_spaced), background starts are spread, at most
  *    one every window/limit across the installation; otherwise a lone connection takes the free
- *    starts at once (a lone webhook sync does not wait for a budget nobody else uses), never the
- *    reserve, which a person arriving next finds free. Since an interactive booking holds the
- *    next free start as soon as it is made, a background request never takes a slot that an
- *    interactive one waits for.
+ *    starts at once (a lone webhook sync does not wait for a budget nobody else uses), but not
+ *    the reserve, which a person arriving right after the burst finds free. Since an
+ *    interactive booking holds the next free start as soon as it is made, a background request
+ *    never takes a slot that an interactive one waits for.
  * Hover's 429 with Retry-After holds every booking of the budget until then (budget_hold). */
 #ifndef HS_STORE_BUDGET_H
 #define HS_STORE_BUDGET_H
