@@ -283,9 +283,12 @@ static int64_t background_look(struct hs_limiter *l, struct bg_key *k, int64_t n
     }
     if (l->store && !w->local)
         return w->ask_at - now > 0 ? w->ask_at - now : 1;
+    /* A shared limiter counts here only while the store fails: it knows neither the
+     * installation's starts nor its waiters then, so it never bursts. */
     int64_t start = next_free(l, now);
     if (start < l->bg_next &&
-        hs_budget_background_spaced(l->limit, starts_in_window(l, now), others_wait(l, k)))
+        (l->store ||
+         hs_budget_background_spaced(l->limit, starts_in_window(l, now), others_wait(l, k))))
         start = l->bg_next;
     if (start <= now) {
         reserve(l, now);
