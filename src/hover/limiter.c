@@ -284,12 +284,20 @@ static int64_t background_look(struct hs_limiter *l, struct bg_key *k, int64_t n
     if (l->store && !w->local)
         return w->ask_at - now > 0 ? w->ask_at - now : 1;
     /* A shared limiter counts here only while the store fails: it knows neither the
-     * installation's starts nor its waiters then, so it never bursts. */
+     * installation's starts nor its waiters then, so it keeps to the spacing. */
+    enum hs_budget_background rule =
+        l->store || !l->limit
+            ? (l->limit ? HS_BUDGET_BG_SPACED : HS_BUDGET_BG_NOW)
+            : hs_budget_background_rule(l->limit, starts_in_window(l, now), others_wait(l, k));
     int64_t start = next_free(l, now);
-    if (start < l->bg_next &&
-        (l->store ||
-         hs_budget_background_spaced(l->limit, starts_in_window(l, now), others_wait(l, k))))
+    if (rule == HS_BUDGET_BG_SPACED && start < l->bg_next)
         start = l->bg_next;
+    if (rule == HS_BUDGET_BG_FULL) { /* the window holds room = limit - reserve starts or more */
+        int room = l->limit - hs_budget_reserve(l->limit);
+        int64_t room_at = l->starts[(l->head + l->limit - room) % l->limit] + l->window_ms;
+        if (start < room_at)
+            start = room_at;
+    }
     if (start <= now) {
         reserve(l, now);
         /* When spaced, spread evenly: the window then frees a slot every window/limit, and an

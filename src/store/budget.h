@@ -14,13 +14,10 @@
  *    future, and sleeps until it;
  *  - background: books only a start free now, and only when it is the turn of its connection:
  *    among the connections with a background request waiting anywhere, the one served longest
- *    ago (round robin between orgs). While another connection waits, or once the window holds
- *    limit - reserve starts (hs_budget_background_spaced), background starts are spread, at most
- *    one every window/limit across the installation; otherwise a lone connection takes the free
- *    starts at once (a lone webhook sync does not wait for a budget nobody else uses), but not
- *    the reserve, which a person arriving right after the burst finds free. Since an
- *    interactive booking holds the next free start as soon as it is made, a background request
- *    never takes a slot that an interactive one waits for.
+ *    ago (round robin between orgs); at once while its connection is alone, up to a reserve,
+ *    spread while others wait (hs_budget_background_rule). Since an interactive booking holds
+ *    the next free start as soon as it is made, a background request never takes a slot that
+ *    an interactive one waits for.
  * Hover's 429 with Retry-After holds every booking of the budget until then (budget_hold). */
 #ifndef HS_STORE_BUDGET_H
 #define HS_STORE_BUDGET_H
@@ -29,18 +26,36 @@
 
 #include "store/store.h"
 
-/* Whether a background start keeps the spacing (at most one every window/limit) or may take a
- * start free now at once: spaced while another connection's background request waits (the
- * connections then share the window slot by slot, in turn, as before), or once the window holds
- * limit - reserve starts (future interactive bookings included): the reserve, a tenth of the
- * limit and at least one, is left to the people arriving next, so an interactive request after
- * a lone backlog's burst still starts at once. The one rule of the store's budget and of a
- * process's own limiter (hover/limiter.c). */
-static inline bool hs_budget_background_spaced(int limit, int64_t starts_in_window,
-                                               bool others_wait)
+/* The starts of a window that a lone connection's background work leaves to people: a tenth of
+ * the limit (none below ten, where a reserve would take too much of a small budget). */
+static inline int hs_budget_reserve(int limit)
 {
-    int reserve = limit / 10 > 1 ? limit / 10 : 1;
-    return others_wait || starts_in_window >= limit - reserve;
+    return limit / 10;
+}
+
+/* How a background start may be taken, the one rule of the store's budget and of a process's own
+ * limiter (hover/limiter.c):
+ *  - while another connection's background request waits: spaced, at most one every
+ *    window/limit, as long as the window has room (the connections share it slot by slot, in
+ *    turn, and slots keep freeing for people);
+ *  - else, while the window holds fewer than limit - reserve starts (future interactive bookings
+ *    included): at once, so a lone sync waits only on Hover;
+ *  - else not before the window holds fewer again: a lone backlog never takes the reserve, so a
+ *    person arriving behind it still starts at once (and Hover's count has room for a request
+ *    the budget does not know of). A lone backlog runs at limit - reserve a window. */
+enum hs_budget_background {
+    HS_BUDGET_BG_NOW,
+    HS_BUDGET_BG_SPACED,
+    HS_BUDGET_BG_FULL,
+};
+
+static inline enum hs_budget_background
+hs_budget_background_rule(int limit, int64_t starts_in_window, bool others_wait)
+{
+    if (others_wait)
+        return HS_BUDGET_BG_SPACED;
+    return starts_in_window < limit - hs_budget_reserve(limit) ? HS_BUDGET_BG_NOW
+                                                               : HS_BUDGET_BG_FULL;
 }
 
 /* How long a background waiter's place in the turn lasts without being renewed: a waiter asks

@@ -1,7 +1,7 @@
 /* test_budget.c: the two classes of the request budget (src/hover/limiter.c, "two classes of work
  * share the one budget"): interactive requests go first when both wait, background requests take
- * what is left, round-robin between connections, at once while one connection alone waits (up
- * to the reserve) and spaced otherwise, and no window ever holds more than the limit.
+ * what is left, round-robin between connections, at once while one connection alone waits (but
+ * never the reserve) and spaced otherwise, and no window ever holds more than the limit.
  * Time is a manual clock that the test moves: a sleeping thread blocks until the test advances
  * the clock past its wake-up time; nothing really sleeps. */
 #include <pthread.h>
@@ -286,37 +286,36 @@ static void test_never_more_than_limit_in_a_window(void **state)
         assert_true(t[i] >= t[i - 1]);
     for (int i = 0; i + LIMIT < N; i++)
         assert_true(t[i + LIMIT] - t[i] >= WINDOW);
-    /* 1200 requests at 120 per window: within 10 windows. */
-    assert_true(t[N - 1] - t0 <= 10 * WINDOW);
+    /* 1200 requests at 120 per window, background alone never past 108 (this one thread
+     * waits for each request in turn, so the reserve is rarely used): within 12 windows. */
+    assert_true(t[N - 1] - t0 <= 12 * WINDOW);
     free(t);
     hs_limiter_free(l);
 }
 
 /* One connection's background backlog, nothing else waiting: its first limit - reserve starts
- * go at once (108 of 120), an interactive request after them still starts at once, and the
- * backlog goes on one start every window / limit while the window has room. */
-static void test_lone_backlog_bursts_and_leaves_the_reserve(void **state)
+ * go at once (108 of 120), then it waits until they leave the window: the reserve stays free, so
+ * an interactive request behind the backlog starts at once, however long the backlog. */
+static void test_lone_backlog_leaves_the_reserve(void **state)
 {
     (void)state;
     struct hs_fake_clock fc;
     hs_fake_clock_init(&fc, 0);
-    enum { LIMIT = 120, WINDOW = 61000, BURST = LIMIT - LIMIT / 10 };
+    enum { LIMIT = 120, WINDOW = 61000, ROOM = LIMIT - LIMIT / 10 };
     struct hs_limiter *l = hs_limiter_new(LIMIT, WINDOW, &fc.clock);
     int64_t t0 = fc.mono;
-    for (int i = 0; i < BURST; i++)
+    for (int i = 0; i < ROOM; i++)
         assert_int_equal(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1"), 0);
     assert_int_equal(fc.mono, t0);
     assert_int_equal(hs_limiter_acquire_as(l, HS_PRIO_INTERACTIVE, NULL), 0);
-    /* Spaced from the burst's last start; the window fills, then waits for its first starts. */
-    for (int i = 1; i <= LIMIT - BURST - 1; i++) {
-        assert_true(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1") > 0);
-        assert_int_equal(fc.mono, t0 + i * (WINDOW / LIMIT));
-    }
     assert_true(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1") > 0);
     assert_int_equal(fc.mono, t0 + WINDOW);
-    struct hs_limiter_stats st;
-    hs_limiter_get_stats(l, &st);
-    assert_int_equal(st.background_acquired, LIMIT);
+    for (int i = 0; i < 3 * LIMIT; i++) {
+        assert_true(hs_limiter_acquire_as(l, HS_PRIO_BACKGROUND, "org-1") >= 0);
+        int64_t at = fc.mono;
+        assert_int_equal(hs_limiter_acquire_as(l, HS_PRIO_INTERACTIVE, NULL), 0);
+        assert_int_equal(fc.mono, at);
+    }
     hs_limiter_free(l);
 }
 
@@ -443,8 +442,8 @@ static void test_shared_limiters_keep_one_budget(void **state)
         assert_true(t[i] >= t[i - 1]);
     for (int i = 0; i + LIMIT < N; i++)
         assert_true(t[i + LIMIT] - t[i] >= WINDOW);
-    /* 200 requests at 20 a window: within 10 windows and a spacing or two. */
-    assert_true(t[N - 1] - t0 <= 10 * WINDOW + 2 * (WINDOW / LIMIT));
+    /* 200 requests at 20 a window, background alone never past 18: within 12 windows. */
+    assert_true(t[N - 1] - t0 <= 12 * WINDOW);
     /* Each process counts its own requests: the budget's, not its share's. */
     struct hs_limiter_stats sa, sb;
     hs_limiter_get_stats(l[0], &sa);
@@ -506,7 +505,7 @@ int main(void)
         cmocka_unit_test(test_background_round_robin_between_orgs),
         cmocka_unit_test(test_shutdown_releases_background),
         cmocka_unit_test(test_never_more_than_limit_in_a_window),
-        cmocka_unit_test(test_lone_backlog_bursts_and_leaves_the_reserve),
+        cmocka_unit_test(test_lone_backlog_leaves_the_reserve),
         cmocka_unit_test(test_background_spaced_while_another_connection_waits),
         cmocka_unit_test(test_thread_priority),
         cmocka_unit_test(test_shared_limiters_keep_one_budget),

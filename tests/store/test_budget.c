@@ -46,13 +46,6 @@ static struct hs_budget_booking book_others_waiting(struct hs_store *s, int limi
     return b;
 }
 
-/* Fills the window with n interactive starts at `at`. */
-static void fill_window(struct hs_store *s, int limit, int n, int64_t at)
-{
-    for (int i = 0; i < n; i++)
-        assert_int_equal(book(s, limit, false, NULL, at).start_ms, at);
-}
-
 /* The budget's use as status shows it: the starts booked after a moment, by class, of this
  * budget only; and what the last finished runs cost a job. */
 static void test_budget_usage(void **state)
@@ -141,14 +134,13 @@ static void test_budget_interactive_goes_before_background(void **state)
 }
 
 /* One connection alone with background work, in two processes: it takes limit - reserve starts
- * at once (18 of 20), then one every window/limit while the window has room; an interactive
- * request after the burst still starts at once. */
-static void test_budget_lone_background_bursts_then_spaced(void **state)
+ * at once (18 of 20), then waits until the window holds fewer again; the reserve stays free, so
+ * an interactive request behind the backlog starts at once. */
+static void test_budget_lone_background_takes_all_but_the_reserve(void **state)
 {
     struct fixture *f = *state;
     struct hs_store *other = NULL;
     assert_int_equal(open_store(f, &other), HS_OK);
-    const int64_t gap = WINDOW / 20;
     for (int i = 0; i < 18; i++) {
         struct hs_budget_booking b = book(i % 2 ? other : f->store, 20, true, "org-a", T0 + i);
         assert_true(b.booked);
@@ -156,19 +148,15 @@ static void test_budget_lone_background_bursts_then_spaced(void **state)
     }
     struct hs_budget_booking b = book(other, 20, true, "org-a", T0 + 18);
     assert_false(b.booked);
-    assert_int_equal(b.start_ms, T0 + 17 + gap);
-    /* The reserve: a person arriving now starts at once. */
+    assert_int_equal(b.start_ms, T0 + WINDOW); /* the first start leaves the window */
     b = book(f->store, 20, false, NULL, T0 + 19);
     assert_true(b.booked);
     assert_int_equal(b.start_ms, T0 + 19);
-    /* The backlog goes on spaced, and only as long as the window has room. */
-    assert_true(book(other, 20, true, "org-a", T0 + 17 + gap).booked);
-    b = book(other, 20, true, "org-a", T0 + 18 + gap);
+    /* The interactive start counts: two must leave before the backlog goes on. */
+    b = book(other, 20, true, "org-a", T0 + WINDOW);
     assert_false(b.booked);
-    assert_int_equal(b.start_ms, T0 + WINDOW); /* 20 in the window: the first start leaves */
-    /* A window later the backlog bursts again. */
-    assert_true(book(f->store, 20, true, "org-a", T0 + 17 + WINDOW).booked);
-    assert_true(book(f->store, 20, true, "org-a", T0 + 17 + WINDOW).booked);
+    assert_int_equal(b.start_ms, T0 + 1 + WINDOW);
+    assert_true(book(other, 20, true, "org-a", T0 + 1 + WINDOW).booked);
     hs_store_close(other);
 }
 
@@ -200,14 +188,17 @@ static void test_budget_background_spaced_while_another_waits(void **state)
 }
 
 /* Background requests of two orgs waiting in two processes: the slots go to the orgs in turn,
- * even when one org asks far more often (the window holds limit - reserve starts: spaced). */
+ * spaced, even when one org asks far more often. */
 static void test_budget_background_round_robin_between_orgs(void **state)
 {
     struct fixture *f = *state;
     struct hs_store *other = NULL;
     assert_int_equal(open_store(f, &other), HS_OK);
     const int64_t gap = WINDOW / 100;
-    fill_window(f->store, 100, 90, T0 - 10);
+    /* Both wait behind a hold (Hover's 429) when the slots start. */
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", T0, NULL), HS_OK);
+    assert_false(book(f->store, 100, true, "org-a", T0 - 2).booked);
+    assert_false(book(other, 100, true, "org-b", T0 - 1).booked);
     int64_t now = T0;
     char served[16] = "";
     for (int slot = 0; slot < 6; slot++, now += gap) {
@@ -220,6 +211,8 @@ static void test_budget_background_round_robin_between_orgs(void **state)
         served[slot] = a.booked ? 'a' : 'b';
         if (a.booked) { /* the loser asks again after the spacing */
             assert_true(b.start_ms >= now + gap);
+        } else { /* org-b's backlog goes on: it waits again */
+            assert_false(book(other, 100, true, "org-b", now).booked);
         }
     }
     assert_string_equal(served, "ababab");
@@ -232,19 +225,21 @@ static void test_budget_waiter_place_lapses(void **state)
 {
     struct fixture *f = *state;
     const int64_t gap = WINDOW / 100;
-    fill_window(f->store, 100, 90, T0 - 10); /* spaced from here */
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", T0, NULL), HS_OK);
+    assert_false(book(f->store, 100, true, "org-a", T0 - 2).booked);
+    assert_false(book(f->store, 100, true, "org-b", T0 - 1).booked); /* b waits */
     assert_true(book(f->store, 100, true, "org-a", T0).booked);
-    assert_false(book(f->store, 100, true, "org-b", T0 + 1).booked); /* spacing; b waits */
     /* b's process dies. a waits: b, served never, has the turn until its place lapses. */
     assert_false(book(f->store, 100, true, "org-a", T0 + gap).booked);
-    assert_false(book(f->store, 100, true, "org-a", T0 + HS_BUDGET_WAITER_MS).booked);
-    assert_true(book(f->store, 100, true, "org-a", T0 + 1 + HS_BUDGET_WAITER_MS).booked);
+    assert_false(book(f->store, 100, true, "org-a", T0 - 2 + HS_BUDGET_WAITER_MS).booked);
+    assert_true(book(f->store, 100, true, "org-a", T0 - 1 + HS_BUDGET_WAITER_MS).booked);
     /* b waits again, then leaves (its process stops): a is not held up. */
-    int64_t now = T0 + 1 + HS_BUDGET_WAITER_MS + gap;
+    int64_t now = T0 + HS_BUDGET_WAITER_MS + gap;
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", now + 5, NULL), HS_OK);
     assert_false(book(f->store, 100, true, "org-b", now - 1).booked);
     assert_false(book(f->store, 100, true, "org-a", now).booked);
     assert_int_equal(f->store->budget->budget_leave(f->store, "client-1", "org-b", NULL), HS_OK);
-    assert_true(book(f->store, 100, true, "org-a", now + 1).booked);
+    assert_true(book(f->store, 100, true, "org-a", now + 5).booked);
 }
 
 /* Hover's 429 with Retry-After: every booking of the budget, from any process, waits until the
@@ -360,7 +355,7 @@ int main(void)
         STORE_TEST(test_budget_two_processes_never_exceed_the_limit),
         STORE_TEST(test_budget_usage),
         STORE_TEST(test_budget_interactive_goes_before_background),
-        STORE_TEST(test_budget_lone_background_bursts_then_spaced),
+        STORE_TEST(test_budget_lone_background_takes_all_but_the_reserve),
         STORE_TEST(test_budget_background_spaced_while_another_waits),
         STORE_TEST(test_budget_background_round_robin_between_orgs),
         STORE_TEST(test_budget_waiter_place_lapses),
