@@ -17,12 +17,11 @@
    API requests while work was queued, over 120 (the utilisation), the mean rate, and the number
    of 429 answers (must be 0: pacing alone never trips Hover's limit).
 
-With --latency-ms N the sandbox delays every request by N ms; with --hover-limit its limit (120
-requests a minute) is on and the service's budget at its defaults; --interval S spaces the test
-jobs (so that nothing else is queued when each starts).
+With --limit-on (and --latency-ms N, --interval S), the latency run has Hover's limit on and the
+service's budget at its defaults, jobs far enough apart that nothing else is queued: a lone sync
+takes the free budget at once, so event to synced is bounded by Hover's latency alone.
 
-Run on demand: bench/event_to_synced.py [--jobs N] [--budget-jobs N] [--build DIR]
-  [--latency-ms N] [--hover-limit] [--interval S]."""
+Run on demand: bench/event_to_synced.py [--jobs N] [--budget-jobs N] [--build DIR]."""
 import argparse
 import os
 import statistics
@@ -123,16 +122,17 @@ class Run:
         self.svc.cleanup()
 
 
-def latency(harness, n, apart=False, latency_ms=0, hover_limit=False, interval=0.25):
-    fault = ["--fault", "path=/*,latency_ms=%d" % latency_ms] if latency_ms else []
-    sb = harness.Sandbox(*fault, jobs=50, seed=7)
+def latency(harness, n, apart=False, limit_on=False, latency_ms=0, interval=0.25):
+    sb = harness.Sandbox(jobs=50, seed=7)
     try:
         sb.admin("POST", "config", {"rate_limit": 0, "reconstruction_seconds": 1})
-        # With Hover's limit on, the service's budget at its defaults (as in budget() below).
-        run = Run(harness, sb, [] if hover_limit else ["--rate-limit", 0], apart=apart)
+        # With Hover's limit on, the service's budget is at its defaults (120 a minute).
+        run = Run(harness, sb, [] if limit_on else ["--rate-limit", 0], apart=apart)
         try:
-            if hover_limit:
+            if limit_on:
                 sb.admin("POST", "config", {"rate_limit": 120, "rate_window_ms": 60000})
+            if latency_ms:
+                sb.fault(path="/*", latency_ms=latency_ms)
             seq0 = sb.last_seq()
             jobs = []
             for _ in range(n):
@@ -161,10 +161,12 @@ def latency(harness, n, apart=False, latency_ms=0, hover_limit=False, interval=0
                 to_show.append(min(later) - d["ts_ms"])
         if j in done and model_ev:
             from_model.append(done[j] - max(model_ev))
-    print("== event to synced (%s), %d test jobs of 3 models, one every %g s%s%s ==" %
-          ("Hover's limit on" if hover_limit else "rate limits lifted", n, interval,
-           ", %d ms injected per request" % latency_ms if latency_ms else "",
-           ", work queue in a separate worker process" if apart else ""))
+    print("== event to synced (%s, %d ms per request), %d test jobs of 3 models, one every "
+          "%.2f s%s ==" % ("Hover's limit on" if limit_on else "rate limits lifted", latency_ms,
+                           n, interval, ", work queue in a separate worker process" if apart
+                           else ""))
+    if limit_on:
+        print("the service's API GETs:      %d (%.1f per job)" % (len(shows), len(shows) / n))
     print("jobs synced:                 %d of %d" % (len(done), n))
     if from_job:
         print("from job-state-changed-v2:   p50 %.0f ms, p95 %.0f ms, max %.0f ms"
@@ -233,19 +235,19 @@ def main():
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--apart", action="store_true",
                     help="latency with the work queue in a `hoversync worker` process")
+    ap.add_argument("--limit-on", action="store_true",
+                    help="latency with Hover's limit on (120 a minute) and the service's budget "
+                    "at its defaults")
     ap.add_argument("--latency-ms", type=int, default=0,
-                    help="latency run: a sandbox fault delaying every request (storage too) [0]")
-    ap.add_argument("--hover-limit", action="store_true",
-                    help="latency run: Hover's limit on (120 a minute), the service's budget at "
-                         "its defaults")
+                    help="latency injected into every Hover request of the latency run [0]")
     ap.add_argument("--interval", type=float, default=0.25,
-                    help="latency run: seconds between test jobs [0.25]")
+                    help="seconds between the latency run's test jobs [0.25]")
     args = ap.parse_args()
     os.environ.setdefault("HOVER_SANDBOX_BIN", os.path.join(args.build, "sandbox", "hover-sandbox"))
     os.environ.setdefault("HOVERSYNC_BIN", os.path.join(args.build, "src", "cli", "hoversync"))
     import harness
     if not args.skip_latency:
-        latency(harness, args.jobs, args.apart, args.latency_ms, args.hover_limit, args.interval)
+        latency(harness, args.jobs, args.apart, args.limit_on, args.latency_ms, args.interval)
     if not args.skip_budget:
         budget(harness, args.budget_jobs)
 

@@ -141,7 +141,7 @@ static void reserve(struct hs_limiter *l, int64_t start)
 /* Books one start of the shared budget in the store: HS_OK with *b booked, or when to ask
  * again; b->start_ms is made relative to now (a wait in ms). A failure is logged (at most a line
  * a second) and the caller counts in this process's ring instead. */
-static int shared_book(struct hs_limiter *l, bool background, const char *key,
+static int shared_book(struct hs_limiter *l, bool background, const char *key, bool others_wait,
                        struct hs_budget_booking *b)
 {
     struct hs_budget_request rq = {.name = l->budget,
@@ -149,6 +149,7 @@ static int shared_book(struct hs_limiter *l, bool background, const char *key,
                                    .window_ms = l->window_ms,
                                    .background = background,
                                    .key = key ? key : "",
+                                   .others_wait = others_wait,
                                    .now_ms = l->clock->wall_ms(l->clock)};
     struct hs_error err = {0};
     int rc = l->store->budget->budget_book(l->store, &rq, b, &err);
@@ -177,7 +178,7 @@ static void shared_wait_hold(struct hs_limiter *l)
 static int64_t acquire_interactive(struct hs_limiter *l, hs_limiter_notify_fn notify, void *ctx)
 {
     struct hs_budget_booking b = {0};
-    bool shared = l->store && shared_book(l, false, NULL, &b) == HS_OK;
+    bool shared = l->store && shared_book(l, false, NULL, false, &b) == HS_OK;
     pthread_mutex_lock(&l->lock);
     int64_t now = l->clock->mono_ms(l->clock);
     int64_t start = shared ? now + b.start_ms : next_free(l, now);
@@ -228,6 +229,28 @@ static struct bg_key *turn_key(struct hs_limiter *l)
     return NULL;
 }
 
+/* Another connection than k has a background request waiting. */
+static bool others_wait(const struct hs_limiter *l, const struct bg_key *k)
+{
+    for (const struct bg_key *o = l->keys; o; o = o->next)
+        if (o != k && has_waiter(o))
+            return true;
+    return false;
+}
+
+/* The starts in the ring within the window before now (reserved future ones included). The ring
+ * is in order: counted from the latest back. */
+static int64_t starts_in_window(const struct hs_limiter *l, int64_t now)
+{
+    int64_t n = 0;
+    for (int i = 1; i <= l->used; i++) {
+        if (l->starts[(l->head + l->limit - i) % l->limit] <= now - l->window_ms)
+            break;
+        n++;
+    }
+    return n;
+}
+
 /* The waiter holding the turn, between two looks at the budget. */
 struct bg_wait {
     int64_t ask_at; /* shared: when to ask the store again (monotonic ms) */
@@ -244,8 +267,9 @@ static int64_t background_look(struct hs_limiter *l, struct bg_key *k, int64_t n
 {
     if (l->store && !w->local && now >= w->ask_at) {
         struct hs_budget_booking b = {0};
+        bool others = others_wait(l, k);
         pthread_mutex_unlock(&l->lock);
-        int rc = shared_book(l, true, k->key, &b);
+        int rc = shared_book(l, true, k->key, others, &b);
         pthread_mutex_lock(&l->lock);
         w->local = rc != HS_OK;
         if (!rc && b.booked)
@@ -259,13 +283,25 @@ static int64_t background_look(struct hs_limiter *l, struct bg_key *k, int64_t n
     }
     if (l->store && !w->local)
         return w->ask_at - now > 0 ? w->ask_at - now : 1;
+    /* A shared limiter counts here only while the store fails: it knows neither the
+     * installation's starts nor its waiters then, so it keeps to the spacing. */
+    enum hs_budget_background rule =
+        l->store || !l->limit
+            ? (l->limit ? HS_BUDGET_BG_SPACED : HS_BUDGET_BG_NOW)
+            : hs_budget_background_rule(l->limit, starts_in_window(l, now), others_wait(l, k));
     int64_t start = next_free(l, now);
-    if (start < l->bg_next)
+    if (rule == HS_BUDGET_BG_SPACED && start < l->bg_next)
         start = l->bg_next;
+    if (rule == HS_BUDGET_BG_FULL) { /* the window holds room = limit - reserve starts or more */
+        int room = l->limit - hs_budget_reserve(l->limit);
+        int64_t room_at = l->starts[(l->head + l->limit - room) % l->limit] + l->window_ms;
+        if (start < room_at)
+            start = room_at;
+    }
     if (start <= now) {
         reserve(l, now);
-        /* Spread evenly, never in a burst: the window then frees a slot every window/limit, and
-         * an interactive request never waits long behind a backlog. */
+        /* When spaced, spread evenly: the window then frees a slot every window/limit, and an
+         * interactive request never waits long behind a backlog. */
         l->bg_next = now + (l->limit ? l->window_ms / l->limit : 0);
         return 0;
     }

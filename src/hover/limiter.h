@@ -43,10 +43,14 @@ int64_t hs_limiter_acquire(struct hs_limiter *l);
  * moment when the window has room *now* and no interactive request holds a reservation at or
  * after that moment. So when both wait, interactive goes first (it books the slot that frees
  * next, the background waiter finds it taken and waits for the one after), and background gets
- * whatever interactive work leaves. Background starts are also spread evenly, at most one every
- * window/limit (0.5 s for 120 a minute): a backlog never takes the window in one burst, so slots
- * keep freeing and an interactive request arriving behind a full backlog waits about that long,
- * not a whole window.
+ * whatever interactive work leaves. While one connection alone has background work waiting, it
+ * takes the free starts at once, up to limit - reserve in the window (the reserve, a tenth of the
+ * limit, stays free for people: 108 of 120 a minute), then waits for the window to hold fewer, so
+ * a person behind a lone backlog starts at once. While another connection's background request
+ * waits, background starts are spread evenly instead, at most one every window/limit (0.5 s for
+ * 120 a minute) up to the whole limit, so slots keep freeing and an interactive request arriving
+ * behind them waits about that long, not a whole window (hs_budget_background_rule in
+ * store/budget.h, the one rule of both).
  *
  * Fairness between connections (orgs) for background work: background waiters queue per
  * connection key, and the slot that frees goes to the connections in turn (round-robin over the
@@ -55,7 +59,8 @@ int64_t hs_limiter_acquire(struct hs_limiter *l);
  * connections (store.h), one org's backlog cannot starve another's.
  *
  * A shared limiter (hs_limiter_new_shared) keeps these rules across processes: the turn between
- * connections goes through the store too, and the spreading is the installation's. */
+ * connections goes through the store too, and the reserve and the spacing are the installation's.
+ */
 enum hs_prio {
     HS_PRIO_INTERACTIVE = 0,
     HS_PRIO_BACKGROUND = 1,

@@ -12,10 +12,10 @@
  * Two classes, across processes:
  *  - interactive (a person waits): books the earliest free start at once, possibly in the
  *    future, and sleeps until it;
- *  - background: books only a start free now, at most one every window/limit across the
- *    installation (a backlog never takes the window in one burst), and only when it is the
- *    turn of its connection: among the connections with a background request waiting anywhere,
- *    the one served longest ago (round robin between orgs). Since an interactive booking holds
+ *  - background: books only a start free now, and only when it is the turn of its connection:
+ *    among the connections with a background request waiting anywhere, the one served longest
+ *    ago (round robin between orgs); at once while its connection is alone, up to a reserve,
+ *    spread while others wait (hs_budget_background_rule). Since an interactive booking holds
  *    the next free start as soon as it is made, a background request never takes a slot that
  *    an interactive one waits for.
  * Hover's 429 with Retry-After holds every booking of the budget until then (budget_hold). */
@@ -26,6 +26,38 @@
 
 #include "store/store.h"
 
+/* The starts of a window that a lone connection's background work leaves to people: a tenth of
+ * the limit (none below ten, where a reserve would take too much of a small budget). */
+static inline int hs_budget_reserve(int limit)
+{
+    return limit / 10;
+}
+
+/* How a background start may be taken, the one rule of the store's budget and of a process's own
+ * limiter (hover/limiter.c):
+ *  - while another connection's background request waits: spaced, at most one every
+ *    window/limit, as long as the window has room (the connections share it slot by slot, in
+ *    turn, and slots keep freeing for people);
+ *  - else, while the window holds fewer than limit - reserve starts (future interactive bookings
+ *    included): at once, so a lone sync waits only on Hover;
+ *  - else not before the window holds fewer again: a lone backlog never takes the reserve, so a
+ *    person arriving behind it still starts at once (and Hover's count has room for a request
+ *    the budget does not know of). A lone backlog runs at limit - reserve a window. */
+enum hs_budget_background {
+    HS_BUDGET_BG_NOW,
+    HS_BUDGET_BG_SPACED,
+    HS_BUDGET_BG_FULL,
+};
+
+static inline enum hs_budget_background
+hs_budget_background_rule(int limit, int64_t starts_in_window, bool others_wait)
+{
+    if (others_wait)
+        return HS_BUDGET_BG_SPACED;
+    return starts_in_window < limit - hs_budget_reserve(limit) ? HS_BUDGET_BG_NOW
+                                                               : HS_BUDGET_BG_FULL;
+}
+
 /* How long a background waiter's place in the turn lasts without being renewed: a waiter asks
  * again at least this often (a dead process's place lapses). */
 #define HS_BUDGET_WAITER_MS 3000
@@ -35,8 +67,10 @@ struct hs_budget_request {
     int limit;         /* starts per window, > 0 */
     int64_t window_ms; /* > 0 */
     bool background;
-    const char *key; /* background: the connection the request is for (NULL: "") */
-    int64_t now_ms;  /* unix ms */
+    const char *key;  /* background: the connection the request is for (NULL: "") */
+    bool others_wait; /* background: another connection's request waits in the caller's process
+                         (it is among the store's waiters only once its turn there comes) */
+    int64_t now_ms;   /* unix ms */
 };
 
 struct hs_budget_booking {

@@ -134,7 +134,7 @@ static int background_turn(struct pg_txn *t, const struct hs_budget_request *rq,
     return rc;
 }
 
-/* A background start booked at now: the next one no sooner than window/limit, and rq's
+/* A background start booked at now: the next spaced one no sooner than window/limit, and rq's
  * connection goes to the back of the turn. */
 static int background_served(struct pg_txn *t, const struct hs_budget_request *rq,
                              struct hs_error *err)
@@ -158,6 +158,39 @@ static int background_served(struct pg_txn *t, const struct hs_budget_request *r
     return rc;
 }
 
+/* How rq's background start may be taken (hs_budget_background_rule): another connection
+ * waits (here, or in rq's process as it says), or how many starts the window holds; for
+ * HS_BUDGET_BG_FULL, *room_at: when it holds fewer than a lone connection may take. Read after
+ * free_start forgot the starts older than a window. */
+static int background_rule(struct pg_txn *t, const struct hs_budget_request *rq,
+                           enum hs_budget_background *rule, int64_t *room_at, struct hs_error *err)
+{
+    int64_t others = 0, starts = 0;
+    struct pg_args a = {0};
+    hs_pg_text(&a, name_of(rq->name));
+    hs_pg_int(&a, rq->now_ms);
+    hs_pg_text(&a, key_of(rq->key));
+    int rc = hs_pg_int1(t,
+                        "SELECT COUNT(*) FROM budget_waiters WHERE budget = $1 "
+                        "AND waiting_until_ms > $2 AND connection_key <> $3",
+                        &a, &others, "booking a request", err);
+    struct pg_args b = {0};
+    hs_pg_text(&b, name_of(rq->name));
+    if (!rc)
+        rc = hs_pg_int1(t, "SELECT COUNT(*) FROM budget_bookings WHERE budget = $1", &b, &starts,
+                        "booking a request", err);
+    if (!rc)
+        *rule = hs_budget_background_rule(rq->limit, starts, rq->others_wait || others > 0);
+    hs_pg_int(&b, rq->limit - hs_budget_reserve(rq->limit) - 1);
+    hs_pg_int(&b, rq->window_ms);
+    if (!rc && *rule == HS_BUDGET_BG_FULL)
+        rc = hs_pg_int1(t,
+                        "SELECT (SELECT start_ms FROM budget_bookings WHERE budget = $1 "
+                        "ORDER BY start_ms DESC LIMIT 1 OFFSET $2) + $3",
+                        &b, room_at, "booking a request", err);
+    return rc;
+}
+
 static int book_in(struct pg_txn *t, const struct hs_budget_request *rq,
                    struct hs_budget_booking *out, struct hs_error *err)
 {
@@ -173,10 +206,18 @@ static int book_in(struct pg_txn *t, const struct hs_budget_request *rq,
         out->start_ms = start;
         return insert_booking(t, rq, start, err);
     }
-    start = later(start, b.next_bg);
     bool mine = false;
+    /* not rq's turn: another connection waits */
+    enum hs_budget_background rule = HS_BUDGET_BG_SPACED;
+    int64_t room_at = 0;
     if ((rc = background_turn(t, rq, &mine, err)))
         return rc;
+    if (mine && (rc = background_rule(t, rq, &rule, &room_at, err)))
+        return rc;
+    if (rule == HS_BUDGET_BG_SPACED)
+        start = later(start, b.next_bg);
+    else if (rule == HS_BUDGET_BG_FULL)
+        start = later(start, room_at);
     if (mine && start <= rq->now_ms) {
         out->booked = true;
         out->start_ms = rq->now_ms;

@@ -31,6 +31,21 @@ static struct hs_budget_booking book(struct hs_store *s, int limit, bool backgro
     return b;
 }
 
+static struct hs_budget_booking book_others_waiting(struct hs_store *s, int limit, const char *key,
+                                                    int64_t now)
+{
+    struct hs_budget_request rq = {.name = "client-1",
+                                   .limit = limit,
+                                   .window_ms = WINDOW,
+                                   .background = true,
+                                   .key = key,
+                                   .others_wait = true,
+                                   .now_ms = now};
+    struct hs_budget_booking b = {0};
+    assert_int_equal(s->budget->budget_book(s, &rq, &b, NULL), HS_OK);
+    return b;
+}
+
 /* The budget's use as status shows it: the starts booked after a moment, by class, of this
  * budget only; and what the last finished runs cost a job. */
 static void test_budget_usage(void **state)
@@ -41,7 +56,6 @@ static void test_budget_usage(void **state)
     assert_int_equal(u.interactive + u.background + u.requests_per_job_milli, 0);
     for (int i = 0; i < 3; i++)
         book(f->store, 100, false, NULL, T0 + i);
-    /* Background starts are spread: one at a time. */
     assert_true(book(f->store, 100, true, "org-1", T0 + 10).booked);
     assert_true(book(f->store, 100, true, "org-1", T0 + 20000).booked);
     assert_int_equal(f->store->budget->budget_usage(f->store, "client-1", T0 - 1, &u, NULL), HS_OK);
@@ -119,33 +133,72 @@ static void test_budget_interactive_goes_before_background(void **state)
     hs_store_close(other);
 }
 
-/* A backlog of background work is spread over the window, one start every window/limit, across
- * processes: never the whole window in one burst. */
-static void test_budget_background_starts_are_spread(void **state)
+/* One connection alone with background work, in two processes: it takes limit - reserve starts
+ * at once (18 of 20), then waits until the window holds fewer again; the reserve stays free, so
+ * an interactive request behind the backlog starts at once. */
+static void test_budget_lone_background_takes_all_but_the_reserve(void **state)
 {
     struct fixture *f = *state;
     struct hs_store *other = NULL;
     assert_int_equal(open_store(f, &other), HS_OK);
-    const int64_t gap = WINDOW / 4;
-    assert_true(book(f->store, 4, true, "org-a", T0).booked);
-    struct hs_budget_booking b = book(other, 4, true, "org-a", T0 + 1);
+    for (int i = 0; i < 18; i++) {
+        struct hs_budget_booking b = book(i % 2 ? other : f->store, 20, true, "org-a", T0 + i);
+        assert_true(b.booked);
+        assert_int_equal(b.start_ms, T0 + i);
+    }
+    struct hs_budget_booking b = book(other, 20, true, "org-a", T0 + 18);
     assert_false(b.booked);
+    assert_int_equal(b.start_ms, T0 + WINDOW); /* the first start leaves the window */
+    b = book(f->store, 20, false, NULL, T0 + 19);
+    assert_true(b.booked);
+    assert_int_equal(b.start_ms, T0 + 19);
+    /* The interactive start counts: two must leave before the backlog goes on. */
+    b = book(other, 20, true, "org-a", T0 + WINDOW);
+    assert_false(b.booked);
+    assert_int_equal(b.start_ms, T0 + 1 + WINDOW);
+    assert_true(book(other, 20, true, "org-a", T0 + 1 + WINDOW).booked);
+    hs_store_close(other);
+}
+
+/* While another connection's background request waits, starts are spread from the first one:
+ * whether that connection waits in the store or, as its process tells, in the caller's process. */
+static void test_budget_background_spaced_while_another_waits(void **state)
+{
+    struct fixture *f = *state;
+    struct hs_store *other = NULL;
+    assert_int_equal(open_store(f, &other), HS_OK);
+    const int64_t gap = WINDOW / 20;
+    /* Both wait behind a hold (Hover's 429), org-a first. */
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", T0, NULL), HS_OK);
+    assert_false(book(f->store, 20, true, "org-a", T0 - 2).booked);
+    assert_false(book(other, 20, true, "org-b", T0 - 1).booked);
+    assert_true(book(f->store, 20, true, "org-a", T0).booked);
+    assert_false(book(f->store, 20, true, "org-a", T0 + 1).booked); /* org-b's turn */
+    struct hs_budget_booking b = book(other, 20, true, "org-b", T0 + 1);
+    assert_false(b.booked); /* org-a waits too: spaced */
     assert_int_equal(b.start_ms, T0 + gap);
-    assert_true(book(other, 4, true, "org-a", T0 + gap).booked);
-    /* Interactive requests are not spread: the window's room is theirs at once. */
-    assert_true(book(f->store, 4, false, NULL, T0 + gap + 1).booked);
-    assert_int_equal(book(f->store, 4, false, NULL, T0 + gap + 2).start_ms, T0 + gap + 2);
+    assert_true(book(other, 20, true, "org-b", T0 + gap).booked);
+    /* Nobody else waits: org-a's next start is at once, unless its process says another
+     * connection waits there. */
+    b = book_others_waiting(f->store, 20, "org-a", T0 + gap + 1);
+    assert_false(b.booked);
+    assert_int_equal(b.start_ms, T0 + 2 * gap);
+    assert_true(book(f->store, 20, true, "org-a", T0 + gap + 2).booked);
     hs_store_close(other);
 }
 
 /* Background requests of two orgs waiting in two processes: the slots go to the orgs in turn,
- * even when one org asks far more often. */
+ * spaced, even when one org asks far more often. */
 static void test_budget_background_round_robin_between_orgs(void **state)
 {
     struct fixture *f = *state;
     struct hs_store *other = NULL;
     assert_int_equal(open_store(f, &other), HS_OK);
     const int64_t gap = WINDOW / 100;
+    /* Both wait behind a hold (Hover's 429) when the slots start. */
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", T0, NULL), HS_OK);
+    assert_false(book(f->store, 100, true, "org-a", T0 - 2).booked);
+    assert_false(book(other, 100, true, "org-b", T0 - 1).booked);
     int64_t now = T0;
     char served[16] = "";
     for (int slot = 0; slot < 6; slot++, now += gap) {
@@ -158,6 +211,8 @@ static void test_budget_background_round_robin_between_orgs(void **state)
         served[slot] = a.booked ? 'a' : 'b';
         if (a.booked) { /* the loser asks again after the spacing */
             assert_true(b.start_ms >= now + gap);
+        } else { /* org-b's backlog goes on: it waits again */
+            assert_false(book(other, 100, true, "org-b", now).booked);
         }
     }
     assert_string_equal(served, "ababab");
@@ -170,18 +225,21 @@ static void test_budget_waiter_place_lapses(void **state)
 {
     struct fixture *f = *state;
     const int64_t gap = WINDOW / 100;
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", T0, NULL), HS_OK);
+    assert_false(book(f->store, 100, true, "org-a", T0 - 2).booked);
+    assert_false(book(f->store, 100, true, "org-b", T0 - 1).booked); /* b waits */
     assert_true(book(f->store, 100, true, "org-a", T0).booked);
-    assert_false(book(f->store, 100, true, "org-b", T0 + 1).booked); /* spacing; b waits */
     /* b's process dies. a waits: b, served never, has the turn until its place lapses. */
     assert_false(book(f->store, 100, true, "org-a", T0 + gap).booked);
-    assert_false(book(f->store, 100, true, "org-a", T0 + HS_BUDGET_WAITER_MS).booked);
-    assert_true(book(f->store, 100, true, "org-a", T0 + 1 + HS_BUDGET_WAITER_MS).booked);
+    assert_false(book(f->store, 100, true, "org-a", T0 - 2 + HS_BUDGET_WAITER_MS).booked);
+    assert_true(book(f->store, 100, true, "org-a", T0 - 1 + HS_BUDGET_WAITER_MS).booked);
     /* b waits again, then leaves (its process stops): a is not held up. */
-    int64_t now = T0 + 1 + HS_BUDGET_WAITER_MS + gap;
+    int64_t now = T0 + HS_BUDGET_WAITER_MS + gap;
+    assert_int_equal(f->store->budget->budget_hold(f->store, "client-1", now + 5, NULL), HS_OK);
     assert_false(book(f->store, 100, true, "org-b", now - 1).booked);
     assert_false(book(f->store, 100, true, "org-a", now).booked);
     assert_int_equal(f->store->budget->budget_leave(f->store, "client-1", "org-b", NULL), HS_OK);
-    assert_true(book(f->store, 100, true, "org-a", now + 1).booked);
+    assert_true(book(f->store, 100, true, "org-a", now + 5).booked);
 }
 
 /* Hover's 429 with Retry-After: every booking of the budget, from any process, waits until the
@@ -251,7 +309,7 @@ static int cmp_i64(const void *a, const void *b)
 
 /* Four processes book at the same instant, at once: every interactive request gets a start and
  * no window holds more than the limit, however their bookings interleave; of their background
- * requests for one connection at that instant, exactly one is booked. */
+ * requests for one connection at that instant, exactly limit - reserve are booked. */
 static void test_budget_concurrent_bookings_never_exceed_the_limit(void **state)
 {
     struct fixture *f = *state;
@@ -263,7 +321,7 @@ static void test_budget_concurrent_bookings_never_exceed_the_limit(void **state)
         for (int i = 0; i < P; i++) {
             assert_int_equal(open_store(f, &r[i].store), HS_OK);
             r[i].background = bg;
-            r[i].n = bg ? 1 : EACH;
+            r[i].n = bg ? 5 : EACH;
         }
         for (int i = 0; i < P; i++)
             assert_int_equal(pthread_create(&th[i], NULL, race_main, &r[i]), 0);
@@ -276,8 +334,10 @@ static void test_budget_concurrent_bookings_never_exceed_the_limit(void **state)
                 all[n++] = r[i].starts[k];
             hs_store_close(r[i].store);
         }
-        if (bg) {
-            assert_int_equal(n, 1);
+        if (bg) { /* a burst: limit - reserve, at once */
+            assert_int_equal(n, LIMIT - 1);
+            for (int i = 0; i < n; i++)
+                assert_int_equal(all[i], T0);
             break;
         }
         assert_int_equal(n, P * EACH);
@@ -295,7 +355,8 @@ int main(void)
         STORE_TEST(test_budget_two_processes_never_exceed_the_limit),
         STORE_TEST(test_budget_usage),
         STORE_TEST(test_budget_interactive_goes_before_background),
-        STORE_TEST(test_budget_background_starts_are_spread),
+        STORE_TEST(test_budget_lone_background_takes_all_but_the_reserve),
+        STORE_TEST(test_budget_background_spaced_while_another_waits),
         STORE_TEST(test_budget_background_round_robin_between_orgs),
         STORE_TEST(test_budget_waiter_place_lapses),
         STORE_TEST(test_budget_hold_stops_every_booking),
