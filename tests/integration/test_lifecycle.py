@@ -210,8 +210,9 @@ class Metrics(unittest.TestCase):
             self.assertEqual(self.deliver(body, signed(secret, wid, body), front).status, 200)
         self.assertEqual(series(self.page(front), "hoversync_work_items_due"), len(jobs))
 
-        # Six requests a minute, one background start every ten seconds: syncing three jobs
-        # (a Show Job and the downloads of each complete model) takes more than a minute allows.
+        # Six requests a minute (no reserve for people below ten): a lone backlog takes them at
+        # once, then waits for the window; syncing three jobs (a Show Job and the downloads of
+        # each complete model) takes more than a minute allows.
         # One worker thread downloading on one slot, and no periodic pass: one background request
         # at most waits at a time.
         worker = harness.Service(self.sb, self.tokens, db_dir=front.dir,
