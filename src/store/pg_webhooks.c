@@ -398,7 +398,18 @@ static int accept_rows(struct pg_txn *t, const struct hs_event_row *e, bool sche
                        int64_t rerun_ms, int64_t now_ms, int64_t *id, struct hs_error *err)
 {
     bool replay = false;
-    int rc = event_insert(t, e, id, err);
+    int rc = HS_OK;
+    if (e->webhook_must_exist) {
+        struct pg_args w = {0};
+        hs_pg_int(&w, e->webhook_id);
+        int64_t present = 0;
+        rc = hs_pg_int1(t, "SELECT COUNT(*) FROM webhooks WHERE id = $1", &w, &present,
+                        "reading webhook", err);
+        if (!rc && !present)
+            rc = hs_fail(err, HS_ERR_NOT_FOUND, "webhook %lld is gone", (long long)e->webhook_id);
+    }
+    if (!rc)
+        rc = event_insert(t, e, id, err);
     if (!rc && e->replay_key)
         rc = replay_remember(t, e->replay_key, e->replay_until_ms, *id, now_ms, &replay, err);
     if (!rc && replay)

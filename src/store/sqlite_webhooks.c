@@ -408,6 +408,22 @@ static int connection_known(struct sq_txn *t, const char *key, bool *known, stru
     return rc;
 }
 
+/* HS_ERR_NOT_FOUND when webhook id is gone (event_accept of a known webhook's delivery). */
+static int webhook_present(struct sq_txn *t, int64_t id, struct hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    int rc = hs_sqlite_prep_kept(t, &st, "SELECT COUNT(*) FROM webhooks WHERE id = ?1",
+                                 "reading webhook", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    rc = hs_sqlite_int(t, st, &n, "reading webhook", err);
+    if (!rc && n == 0)
+        rc = hs_fail(err, HS_ERR_NOT_FOUND, "webhook %lld is gone", (long long)id);
+    return rc;
+}
+
 static bool event_status_valid(const char *status)
 {
     static const char *const names[] = {"accepted", "unverified", "processed", "ignored",
@@ -476,7 +492,10 @@ static int accept_one(struct sqlite_store *s, struct hs_sqlite_accept *a)
     if (rc)
         return rc;
     bool replay = false;
-    rc = event_insert(&t, e, &a->id, err);
+    if (e->webhook_must_exist)
+        rc = webhook_present(&t, e->webhook_id, err);
+    if (!rc)
+        rc = event_insert(&t, e, &a->id, err);
     if (!rc && e->replay_key)
         rc = replay_remember(&t, e->replay_key, e->replay_until_ms, a->id, a->now_ms, &replay, err);
     if (!rc && replay) { /* nothing stored, id 0 */

@@ -45,6 +45,7 @@ struct hs_event_row {
                                 nothing is stored (see event_accept) */
     int64_t replay_until_ms; /* unix ms */
     const char *verify_code; /* queued for webhook_id in the same transaction (once per code) */
+    bool webhook_must_exist; /* refused (HS_ERR_NOT_FOUND) if webhook_id's row is gone */
 };
 void hs_event_row_clear(struct hs_event_row *e);
 /* Frees an array of rows (events_unverified); NULL is fine. */
@@ -104,7 +105,10 @@ struct hs_webhook_ops {
      * e->replay_key is remembered (expired keys are forgotten), and when it was remembered already
      * nothing at all is stored and *event_id is 0 (a replay: acknowledged, acted on once);
      * e->verify_code is queued (verification_add); a row kept "unverified" drops the kept rows past
-     * HS_STORE_UNVERIFIED_MAX / _TTL_MS at now_ms. Refused inside a transaction (store.h). */
+     * HS_STORE_UNVERIFIED_MAX / _TTL_MS at now_ms. With e->webhook_must_exist, a
+     * delivery whose webhook row is gone, deleted meanwhile by any process, is refused with
+     * HS_ERR_NOT_FOUND and nothing is stored (the receiver verifies with a kept copy of the
+     * webhook). Refused inside a transaction (store.h). */
     int (*event_accept)(struct hs_store *s, const struct hs_event_row *e, bool schedule,
                         int64_t delay_ms, int64_t now_ms, int64_t *event_id, struct hs_error *err);
     /* Deliveries stored as "unverified" for a webhook id, or all of them with webhook_id 0

@@ -199,6 +199,8 @@ static int store_event(const struct hs_receiver_config *cfg, const struct hs_web
         .replay_key = x->replay_key,
         .replay_until_ms = x->replay_until_ms,
         .verify_code = x->verify_code,
+        /* verified with a webhook as kept: it must still be there when the event commits */
+        .webhook_must_exist = connection_key != NULL && webhook_id > 0,
     };
     int rc = cfg->store->webhooks->event_accept(cfg->store, &e, x->schedule, cfg->delay_ms, now_ms,
                                                 event_id, err);
@@ -315,6 +317,19 @@ static void cache_put(const struct hs_receiver_config *cfg, const struct hs_webh
     if (!w->url || hs_webhook_uri_of_url(w->url, e->uri, sizeof e->uri) != HS_OK)
         e->uri[0] = '\0';
     e->at_ms = now;
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* Forgets what was kept of webhook id (the store says it is gone). */
+static void cache_drop(const struct hs_receiver_config *cfg, int64_t id)
+{
+    struct hs_webhook_cache *c = cfg->cache;
+    if (!c)
+        return;
+    pthread_rwlock_wrlock(&c->lock);
+    for (size_t i = 0; i < CACHE_N; i++)
+        if (c->e[i].id == id)
+            entry_clear(&c->e[i]);
     pthread_rwlock_unlock(&c->lock);
 }
 
@@ -504,7 +519,10 @@ static void accept_verified(const struct hs_receiver_config *cfg,
         x.schedule = job;
     }
     rc = store_event(cfg, rq, w->id, w->connection_key, &p, &x, now_ms, &out->event_id, &err);
-    if (rc) {
+    if (rc == HS_ERR_NOT_FOUND) { /* deleted by another process since this one kept it */
+        cache_drop(cfg, w->id);
+        refuse(out, 401, "unauthorized", "signature check failed", err.msg);
+    } else if (rc) {
         unavailable(out, rc, &err);
     } else if (out->event_id == 0) {
         hs_info("webhook replay acknowledged webhook_id=%lld msg=\"signature already accepted\"",

@@ -62,8 +62,9 @@ struct hs_receiver_config {
 
 /* A process's webhooks as read for deliveries, each kept HS_WEBHOOK_CACHE_TTL_MS (monotonic)
  * so that a delivery verifies without a read of the store. A delivery that a kept secret does
- * not verify reads the store again (a rotated secret works at once); a webhook deleted, or a
- * secret changed, by any process stops verifying within the TTL. Thread-safe. */
+ * not verify reads the store again (a rotated secret works at once); an old secret replaced by
+ * any process verifies for the TTL at most; a deleted webhook is refused at once, as the event's
+ * commit checks that its row is still there (webhook_must_exist). Thread-safe. */
 #define HS_WEBHOOK_CACHE_TTL_MS 1000
 struct hs_webhook_cache;
 struct hs_webhook_cache *hs_webhook_cache_new(void);
