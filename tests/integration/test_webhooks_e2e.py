@@ -417,9 +417,14 @@ class WebhooksEndToEnd(unittest.TestCase):
             for m in self.job_models(job):
                 self.assertGreaterEqual(self.sql("SELECT COUNT(*) FROM artifacts WHERE "
                                                  "model_id = ?", (m,))[0][0], MIN_ARTIFACTS)
-            keys = [k for k, _ in self.crm.acked(job)]
-            self.assertEqual(len(keys), len(set(keys)))
-            self.assertGreaterEqual(len(keys), 1)
+            # A message the CRM acknowledged just before the kill may come again after the
+            # restart (docs/WEBHOOKS.md: drop repeats by key); a repeat is the same message, never
+            # a second one for the same change.
+            acked = self.crm.acked(job)
+            self.assertGreaterEqual(len(acked), 1)
+            first = {}
+            for k, p in acked:
+                self.assertEqual(p, first.setdefault(k, p), "two messages with one key")
 
     def test_6_crm_down_then_up_every_notification_once_in_order(self):
         before = len(self.crm.posts)
